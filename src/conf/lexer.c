@@ -1,0 +1,177 @@
+/*
+ * Configuration tokenizer. Input is a whole file in memory: configuration files
+ * are small, and holding the text lets `rampart -T` print exactly what was read.
+ */
+#include "conf/lexer.h"
+#include "core/arena.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void rp_lexer_init(rp_lexer_t *lx, const char *name, const char *text, size_t len)
+{
+    memset(lx, 0, sizeof(*lx));
+    lx->name = name;
+    lx->text = text;
+    lx->len = len;
+    lx->line = 1;
+    lx->buf_cap = 64;
+    lx->buf = rp_xmalloc(lx->buf_cap);
+}
+
+void rp_lexer_free(rp_lexer_t *lx)
+{
+    free(lx->buf);
+    lx->buf = NULL;
+}
+
+static void put(rp_lexer_t *lx, char c)
+{
+    if (lx->buf_len + 2 > lx->buf_cap) {
+        lx->buf_cap *= 2;
+        lx->buf = rp_xrealloc(lx->buf, lx->buf_cap);
+    }
+    lx->buf[lx->buf_len++] = c;
+    lx->buf[lx->buf_len] = '\0';
+}
+
+static rp_tok_type_t fail(rp_lexer_t *lx, const char *fmt, int c)
+{
+    snprintf(lx->errbuf, sizeof(lx->errbuf), fmt, c);
+    lx->error = lx->errbuf;
+    return RP_TOK_ERROR;
+}
+
+static int is_space(int c)
+{
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\f' || c == '\v';
+}
+
+static int ends_word(int c)
+{
+    return is_space(c) || c == ';' || c == '{' || c == '}';
+}
+
+/* Copies the escape that starts at the backslash at lx->pos - 1. */
+static void escape(rp_lexer_t *lx)
+{
+    if (lx->pos >= lx->len) {
+        put(lx, '\\');
+        return;
+    }
+    char c = lx->text[lx->pos++];
+    switch (c) {
+    case '"':
+    case '\'':
+    case '\\':
+        put(lx, c);
+        break;
+    case 'n':
+        put(lx, '\n');
+        break;
+    case 'r':
+        put(lx, '\r');
+        break;
+    case 't':
+        put(lx, '\t');
+        break;
+    case '\n':
+        lx->line++;
+        put(lx, '\\');
+        put(lx, c);
+        break;
+    default:
+        put(lx, '\\');
+        put(lx, c);
+    }
+}
+
+rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
+{
+    lx->buf_len = 0;
+    lx->buf[0] = '\0';
+    lx->tok_quoted = 0;
+    lx->error = NULL;
+
+    for (;;) {
+        if (lx->pos >= lx->len) {
+            lx->tok_line = lx->line;
+            return RP_TOK_EOF;
+        }
+        char c = lx->text[lx->pos];
+        if (c == '\n') {
+            lx->line++;
+            lx->pos++;
+        } else if (is_space(c)) {
+            lx->pos++;
+        } else if (c == '#') {
+            while (lx->pos < lx->len && lx->text[lx->pos] != '\n')
+                lx->pos++;
+        } else {
+            break;
+        }
+    }
+
+    lx->tok_line = lx->line;
+    char c = lx->text[lx->pos];
+    if (c == ';' || c == '{' || c == '}') {
+        lx->pos++;
+        return c == ';' ? RP_TOK_SEMI : c == '{' ? RP_TOK_LBRACE : RP_TOK_RBRACE;
+    }
+    if (c == '\0')
+        return fail(lx, "unexpected NUL byte", 0);
+
+    if (c == '"' || c == '\'') {
+        char quote = c;
+        lx->pos++;
+        lx->tok_quoted = 1;
+        for (;;) {
+            if (lx->pos >= lx->len)
+                return fail(lx, "unterminated quoted string", 0);
+            char d = lx->text[lx->pos++];
+            if (d == quote)
+                break;
+            if (d == '\\') {
+                escape(lx);
+                continue;
+            }
+            if (d == '\0')
+                return fail(lx, "unexpected NUL byte", 0);
+            if (d == '\n')
+                lx->line++;
+            put(lx, d);
+        }
+        if (lx->pos < lx->len && !ends_word(lx->text[lx->pos])) {
+            return fail(lx, "unexpected \"%c\" after a quoted string", lx->text[lx->pos]);
+        }
+        return RP_TOK_WORD;
+    }
+
+    while (lx->pos < lx->len) {
+        char d = lx->text[lx->pos];
+        if (ends_word(d))
+            break;
+        lx->pos++;
+        if (d == '\\') {
+            escape(lx);
+        } else if (d == '$' && lx->pos < lx->len && lx->text[lx->pos] == '{') {
+            /* "${name}" may sit inside a word; its braces are not block braces. */
+            put(lx, '$');
+            while (lx->pos < lx->len && lx->text[lx->pos] != '}') {
+                char e = lx->text[lx->pos++];
+                if (e == '\n' || e == ';' || e == ' ')
+                    return fail(lx, "unterminated \"${\" in a variable name", 0);
+                put(lx, e);
+            }
+            if (lx->pos >= lx->len)
+                return fail(lx, "unterminated \"${\" in a variable name", 0);
+            put(lx, lx->text[lx->pos++]);
+        } else if (d == '\0') {
+            return fail(lx, "unexpected NUL byte", 0);
+        } else {
+            put(lx, d);
+        }
+    }
+    return RP_TOK_WORD;
+}

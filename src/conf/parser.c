@@ -1,0 +1,461 @@
+/*
+ * Configuration parser: turns tokens into directives, checks each against the
+ * module tables (context, block or not, number of arguments), and calls its
+ * setter. Block directives parse their own bodies through rp_conf_parse_block,
+ * so the parser never needs to know what a `server` or an `upstream` is.
+ *
+ * Every error carries the file and line of the directive it is about. Nothing
+ * read from a file, however broken, can crash the parser: words are bounded only
+ * by memory, nesting and includes are bounded by RP_MAX_DEPTH.
+ */
+#include "conf/conf.h"
+#include "core/cycle.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <glob.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RP_MAX_DEPTH 64
+#define RP_MAX_CONF_FILE (64u << 20)
+
+struct rp_include_s {
+    rp_include_t *prev;
+    const char *path;     /* as written, for messages */
+    const char *realpath; /* for cycle detection */
+};
+
+typedef struct {
+    const char *file; /* where the enclosing block opened, for "missing }" */
+    unsigned line;
+    const char *name;
+} block_t;
+
+const char *rp_conf_error(rp_conf_t *cf, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(cf->error, sizeof(cf->error), "%s:%u: \"%s\": %s", cf->file, cf->line,
+             cf->argv ? cf->argv[0] : "", msg);
+    return RP_CONF_ERROR;
+}
+
+static int place_error(rp_conf_t *cf, const char *file, unsigned line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int place_error(rp_conf_t *cf, const char *file, unsigned line, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(cf->error, sizeof(cf->error), "%s:%u: %s", file, line, msg);
+    return -1;
+}
+
+void rp_conf_warn(rp_conf_t *cf, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    rp_log_error(RP_LOG_WARN, 0, "%s:%u: \"%s\": %s", cf->file, cf->line,
+                 cf->argv ? cf->argv[0] : "", msg);
+}
+
+char *rp_conf_full_path(rp_conf_t *cf, const char *path)
+{
+    if (path[0] == '/' || cf->cycle->prefix == NULL || cf->cycle->prefix[0] == '\0')
+        return rp_arena_strdup(cf->arena, path);
+    return rp_arena_sprintf(cf->arena, "%s/%s", cf->cycle->prefix, path);
+}
+
+static const char *context_name(unsigned ctx)
+{
+    switch (ctx) {
+    case RP_CTX_MAIN:
+        return "main";
+    case RP_CTX_EVENTS:
+        return "events";
+    case RP_CTX_HTTP:
+        return "http";
+    case RP_CTX_SERVER:
+        return "server";
+    case RP_CTX_LOCATION:
+        return "location";
+    case RP_CTX_UPSTREAM:
+        return "upstream";
+    }
+    return "unknown";
+}
+
+static void *conf_for(rp_conf_t *cf, const rp_command_t *cmd, size_t index)
+{
+    switch (cmd->conf) {
+    case RP_CONF_MAIN:
+        return cf->cycle->main_conf[index];
+    case RP_CONF_HTTP_MAIN:
+        return cf->http_ctx ? cf->http_ctx->main_conf[index] : NULL;
+    case RP_CONF_SRV:
+        return cf->http_ctx ? cf->http_ctx->srv_conf[index] : NULL;
+    case RP_CONF_LOC:
+        return cf->http_ctx ? cf->http_ctx->loc_conf[index] : NULL;
+    case RP_CONF_UPS:
+        return cf->ups_conf ? cf->ups_conf[index] : NULL;
+    }
+    return NULL;
+}
+
+static const char *arity_text(const rp_command_t *cmd, char *buf, size_t len)
+{
+    if (cmd->max_args == RP_ARGS_ANY)
+        snprintf(buf, len, "%u or more arguments", cmd->min_args);
+    else if (cmd->min_args == cmd->max_args)
+        snprintf(buf, len, "%u argument%s", cmd->min_args, cmd->min_args == 1 ? "" : "s");
+    else
+        snprintf(buf, len, "%u to %u arguments", cmd->min_args, cmd->max_args);
+    return buf;
+}
+
+static int dispatch(rp_conf_t *cf, int opens_block)
+{
+    const char *name = cf->argv[0];
+    int known = 0;
+
+    for (size_t m = 0; m < rp_nmodules; m++) {
+        const rp_module_t *mod = rp_modules[m];
+        if (mod->commands == NULL)
+            continue;
+        for (const rp_command_t *cmd = mod->commands; cmd->name; cmd++) {
+            if (strcmp(cmd->name, name) != 0)
+                continue;
+            known = 1;
+            if (!(cmd->ctx & cf->ctx))
+                continue;
+
+            if ((cmd->flags & RP_CMD_BLOCK) && !opens_block) {
+                rp_conf_error(cf, "missing \"{\": this directive takes a block");
+                return -1;
+            }
+            if (!(cmd->flags & RP_CMD_BLOCK) && opens_block) {
+                rp_conf_error(cf, "unexpected \"{\": this directive takes no block (missing \";\"?)");
+                return -1;
+            }
+            size_t nargs = cf->argc - 1;
+            if (nargs < cmd->min_args || (cmd->max_args != RP_ARGS_ANY && nargs > cmd->max_args)) {
+                char buf[64];
+                rp_conf_error(cf, "takes %s, got %zu", arity_text(cmd, buf, sizeof(buf)), nargs);
+                return -1;
+            }
+            void *conf = conf_for(cf, cmd, mod->index);
+            const char *rv = cmd->set(cf, cmd, conf);
+            if (rv == RP_CONF_OK)
+                return 0;
+            if (rv != RP_CONF_ERROR)
+                rp_conf_error(cf, "%s", rv);
+            return -1;
+        }
+    }
+    if (known) {
+        place_error(cf, cf->file, cf->line, "\"%s\": not allowed in the %s context", name,
+                    context_name(cf->ctx));
+    } else {
+        place_error(cf, cf->file, cf->line, "unknown directive \"%s\"", name);
+    }
+    return -1;
+}
+
+/* Parses directives until EOF (block == NULL) or the "}" closing block. */
+static int parse(rp_conf_t *cf, const block_t *block)
+{
+    rp_lexer_t *lx = cf->lexer;
+    rp_array_t args;
+
+    for (;;) {
+        rp_tok_type_t t = rp_lexer_next(lx);
+        switch (t) {
+        case RP_TOK_EOF:
+            if (block) {
+                return place_error(cf, lx->name, lx->tok_line,
+                                   "unexpected end of file: missing \"}\" for \"%s\" opened at "
+                                   "%s:%u",
+                                   block->name, block->file, block->line);
+            }
+            return 0;
+        case RP_TOK_RBRACE:
+            if (block)
+                return 0;
+            return place_error(cf, lx->name, lx->tok_line, "unexpected \"}\"");
+        case RP_TOK_SEMI:
+            return place_error(cf, lx->name, lx->tok_line, "unexpected \";\"");
+        case RP_TOK_LBRACE:
+            return place_error(cf, lx->name, lx->tok_line, "unexpected \"{\"");
+        case RP_TOK_ERROR:
+            return place_error(cf, lx->name, lx->tok_line, "%s", lx->error);
+        case RP_TOK_WORD:
+            break;
+        }
+
+        unsigned line = lx->tok_line;
+        rp_array_init(&args, cf->arena, 8, sizeof(char *));
+        *(char **)rp_array_push(&args) = rp_arena_strndup(cf->arena, lx->buf, lx->buf_len);
+
+        int opens_block = -1;
+        while (opens_block < 0) {
+            t = rp_lexer_next(lx);
+            switch (t) {
+            case RP_TOK_WORD:
+                *(char **)rp_array_push(&args) = rp_arena_strndup(cf->arena, lx->buf, lx->buf_len);
+                break;
+            case RP_TOK_SEMI:
+                opens_block = 0;
+                break;
+            case RP_TOK_LBRACE:
+                opens_block = 1;
+                break;
+            case RP_TOK_RBRACE:
+                return place_error(cf, lx->name, line, "\"%s\": missing \";\" before \"}\"",
+                                   RP_ARRAY_AT(&args, char *, 0));
+            case RP_TOK_EOF:
+                return place_error(cf, lx->name, line,
+                                   "\"%s\": unexpected end of file: missing \";\"",
+                                   RP_ARRAY_AT(&args, char *, 0));
+            case RP_TOK_ERROR:
+                return place_error(cf, lx->name, lx->tok_line, "%s", lx->error);
+            }
+        }
+
+        cf->argv = args.elts;
+        cf->argc = args.nelts;
+        cf->file = lx->name;
+        cf->line = line;
+        if (dispatch(cf, opens_block) != 0)
+            return -1;
+    }
+}
+
+const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)
+{
+    if (cf->depth >= RP_MAX_DEPTH)
+        return rp_conf_error(cf, "blocks nested too deep (limit %d)", RP_MAX_DEPTH);
+
+    block_t block = {cf->file, cf->line, cf->argv[0]};
+    char **argv = cf->argv;
+    size_t argc = cf->argc;
+    unsigned saved_ctx = cf->ctx;
+
+    cf->ctx = ctx;
+    cf->depth++;
+    int rc = parse(cf, &block);
+    cf->depth--;
+    cf->ctx = saved_ctx;
+
+    /* Setters may look at their own arguments again after the body. */
+    cf->argv = argv;
+    cf->argc = argc;
+    cf->file = block.file;
+    cf->line = block.line;
+    return rc == 0 ? RP_CONF_OK : RP_CONF_ERROR;
+}
+
+static char *read_file(const char *path, size_t *len, int *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *err = errno;
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        *err = errno;
+        close(fd);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode) || st.st_size > (off_t)RP_MAX_CONF_FILE) {
+        *err = S_ISDIR(st.st_mode) ? EISDIR : S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        close(fd);
+        return NULL;
+    }
+    size_t cap = (size_t)st.st_size + 1, n = 0;
+    char *buf = rp_xmalloc(cap);
+    for (;;) {
+        if (n + 1 >= cap) {
+            cap *= 2;
+            buf = rp_xrealloc(buf, cap);
+        }
+        ssize_t r = read(fd, buf + n, cap - n - 1);
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            *err = errno;
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+        if (r == 0)
+            break;
+        n += (size_t)r;
+        if (n > RP_MAX_CONF_FILE) {
+            *err = EFBIG;
+            free(buf);
+            close(fd);
+            return NULL;
+        }
+    }
+    close(fd);
+    buf[n] = '\0';
+    *len = n;
+    return buf;
+}
+
+static void free_text(void *p)
+{
+    free(p);
+}
+
+/* Reads and parses one file in the current context; the caller reports errors. */
+static int parse_one(rp_conf_t *cf, const char *path, int *open_err)
+{
+    char real[PATH_MAX];
+    if (realpath(path, real) == NULL) {
+        *open_err = errno;
+        return -1;
+    }
+    for (rp_include_t *inc = cf->include; inc; inc = inc->prev) {
+        if (strcmp(inc->realpath, real) == 0) {
+            char chain[1024];
+            size_t n = 0;
+            chain[0] = '\0';
+            /* Oldest first, so the message reads in include order. */
+            const char *names[RP_MAX_DEPTH + 1];
+            size_t k = 0;
+            for (rp_include_t *i = cf->include; i && k < RP_MAX_DEPTH; i = i->prev)
+                names[k++] = i->path;
+            while (k > 0 && n < sizeof(chain) - 1)
+                n += (size_t)snprintf(chain + n, sizeof(chain) - n, "%s -> ", names[--k]);
+            if (n < sizeof(chain) - 1)
+                snprintf(chain + n, sizeof(chain) - n, "%s", path);
+            rp_conf_error(cf, "include cycle: %s", chain);
+            return -1;
+        }
+    }
+    if (cf->depth >= RP_MAX_DEPTH) {
+        rp_conf_error(cf, "includes nested too deep (limit %d)", RP_MAX_DEPTH);
+        return -1;
+    }
+
+    size_t len = 0;
+    char *text = read_file(path, &len, open_err);
+    if (text == NULL)
+        return -1;
+    rp_arena_cleanup(cf->arena, free_text, text);
+
+    rp_conf_file_t *f = rp_array_push(&cf->cycle->files);
+    f->path = rp_arena_strdup(cf->arena, path);
+    f->text = text;
+    f->len = len;
+
+    rp_include_t inc = {cf->include, f->path, real};
+    rp_lexer_t lx, *saved_lx = cf->lexer;
+    rp_lexer_init(&lx, f->path, text, len);
+
+    char **argv = cf->argv;
+    size_t argc = cf->argc;
+    const char *file = cf->file;
+    unsigned line = cf->line;
+
+    cf->include = &inc;
+    cf->lexer = &lx;
+    cf->depth++;
+    int rc = parse(cf, NULL);
+    cf->depth--;
+    cf->lexer = saved_lx;
+    cf->include = inc.prev;
+    rp_lexer_free(&lx);
+
+    cf->argv = argv;
+    cf->argc = argc;
+    cf->file = file;
+    cf->line = line;
+    return rc;
+}
+
+int rp_conf_parse_file(rp_conf_t *cf, const char *path, unsigned ctx)
+{
+    int err = 0;
+    cf->ctx = ctx;
+    if (parse_one(cf, path, &err) == 0)
+        return 0;
+    if (err) {
+        snprintf(cf->error, sizeof(cf->error), "cannot open configuration file \"%s\": %s", path,
+                 strerror(err));
+    }
+    return -1;
+}
+
+static int has_glob(const char *s)
+{
+    return strpbrk(s, "*?[") != NULL;
+}
+
+/* include PATTERN: relative patterns are resolved against the including file's folder. */
+const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+
+const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    const char *pattern = cf->argv[1];
+    char *full;
+    if (pattern[0] == '/') {
+        full = rp_arena_strdup(cf->arena, pattern);
+    } else {
+        const char *slash = strrchr(cf->file, '/');
+        if (slash)
+            full = rp_arena_sprintf(cf->arena, "%.*s/%s", (int)(slash - cf->file), cf->file, pattern);
+        else
+            full = rp_arena_strdup(cf->arena, pattern);
+    }
+
+    if (!has_glob(full)) {
+        int err = 0;
+        if (parse_one(cf, full, &err) == 0)
+            return RP_CONF_OK;
+        if (err)
+            return rp_conf_error(cf, "cannot open \"%s\": %s", full, strerror(err));
+        return RP_CONF_ERROR;
+    }
+
+    glob_t g;
+    int rc = glob(full, GLOB_ERR, NULL, &g);
+    if (rc == GLOB_NOMATCH)
+        return RP_CONF_OK; /* like nginx: a pattern that matches nothing is not an error */
+    if (rc != 0) {
+        globfree(&g);
+        return rp_conf_error(cf, "cannot read \"%s\"", full);
+    }
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        struct stat st;
+        if (stat(g.gl_pathv[i], &st) == 0 && S_ISDIR(st.st_mode))
+            continue;
+        int err = 0;
+        if (parse_one(cf, g.gl_pathv[i], &err) != 0) {
+            if (err)
+                rp_conf_error(cf, "cannot open \"%s\": %s", g.gl_pathv[i], strerror(err));
+            globfree(&g);
+            return RP_CONF_ERROR;
+        }
+    }
+    globfree(&g);
+    return RP_CONF_OK;
+}

@@ -1,0 +1,56 @@
+/*
+ * A cycle is one generation of configuration: everything parsed from the files,
+ * the listening addresses it asks for, and the arena all of it lives in. The
+ * master keeps the current cycle and, during a reload, the previous one until its
+ * workers have drained; a worker only ever sees the cycle it was forked with.
+ */
+#ifndef RP_CYCLE_H
+#define RP_CYCLE_H
+
+#include "conf/conf.h"
+#include "core/arena.h"
+
+#include <stdint.h>
+
+struct rp_cycle_s {
+    rp_arena_t *arena;
+    const char *prefix;    /* relative paths in the configuration start here */
+    const char *conf_file; /* as resolved against the prefix */
+    void **main_conf;      /* per module, by index */
+    rp_array_t files;      /* rp_conf_file_t: every file read, for -T */
+    rp_array_t listening;  /* rp_listening_t *: addresses to listen on */
+    unsigned generation;
+};
+
+/* The core module's configuration: process model and logging. */
+typedef struct {
+    int worker_processes; /* resolved: "auto" becomes the number of online CPUs */
+    int daemon;
+    char *pid;
+    char *error_log; /* NULL for stderr */
+    int error_log_level;
+    int64_t worker_shutdown_timeout;
+    int worker_connections;
+    int worker_rlimit_nofile;
+    int master_process; /* off: one process serves (debugging) */
+} rp_core_conf_t;
+
+/*
+ * Parses conf_file (relative to prefix when not absolute) into a new cycle.
+ * Returns NULL with a message in err ("FILE:LINE: ...") when the configuration is
+ * invalid; nothing is started or bound by loading.
+ */
+rp_cycle_t *rp_cycle_load(const char *prefix, const char *conf_file, char *err, size_t errlen);
+
+/* Frees the cycle and everything its arena owns. */
+void rp_cycle_destroy(rp_cycle_t *cycle);
+
+/* The core module's configuration of a cycle. */
+rp_core_conf_t *rp_core_conf(const rp_cycle_t *cycle);
+
+/* Writes every configuration file read, nginx -T style, to fd. */
+void rp_cycle_dump(const rp_cycle_t *cycle, int fd);
+
+extern rp_module_t rp_core_module;
+
+#endif

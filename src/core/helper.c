@@ -1,0 +1,45 @@
+/*
+ * The helper process: work that must happen once per node rather than once per
+ * worker (active health probes, DNS re-resolution, global rate-limit sync) runs
+ * here and publishes into shared memory. It serves no traffic. Until those
+ * features land it only keeps its loop, so the master's supervision of it (start,
+ * restart, reload, stop) is already in place and tested.
+ */
+#include "core/log.h"
+#include "core/process.h"
+
+#include <event2/event.h>
+#include <signal.h>
+#include <stdlib.h>
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct event_base *base = arg;
+    if (sig == SIGUSR1) {
+        rp_log_reopen();
+        return;
+    }
+    if (sig == SIGHUP)
+        return;
+    event_base_loopbreak(base);
+}
+
+void rp_helper_run(rp_cycle_t *cycle, pid_t master)
+{
+    rp_log_set_ident(-1);
+    struct event_base *base = event_base_new();
+    if (base == NULL)
+        exit(2);
+    int sigs[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        event_add(evsignal_new(base, sigs[i], on_signal, base), NULL);
+
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    rp_child_init(master);
+
+    /* Keep the loop alive with no events registered yet. */
+    event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+    exit(0);
+}

@@ -1,0 +1,112 @@
+/*
+ * Error log implementation. The descriptor is inherited across fork, and each
+ * process reopens on USR1 itself, so rotation never leaves one process writing
+ * into a deleted file.
+ */
+#include "core/log.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static int log_fd = 2;
+static int log_level = RP_LOG_ERR;
+static char log_path[4096];
+static int log_ident;
+
+static const char *const level_names[] = {"emerg", "alert", "crit", "error",
+                                          "warn",  "notice", "info", "debug"};
+
+int rp_log_level_parse(const char *name, int *level)
+{
+    for (int i = 0; i <= RP_LOG_DEBUG; i++) {
+        if (strcmp(name, level_names[i]) == 0) {
+            *level = i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+static int open_path(const char *path)
+{
+    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+int rp_log_open(const char *path, int level)
+{
+    int fd = 2;
+    if (path && strcmp(path, "stderr") != 0) {
+        fd = open_path(path);
+        if (fd < 0)
+            return -1;
+        snprintf(log_path, sizeof(log_path), "%s", path);
+    } else {
+        log_path[0] = '\0';
+    }
+    if (log_fd > 2)
+        close(log_fd);
+    log_fd = fd;
+    log_level = level;
+    return 0;
+}
+
+int rp_log_reopen(void)
+{
+    if (log_path[0] == '\0')
+        return 0;
+    int fd = open_path(log_path);
+    if (fd < 0) {
+        int err = errno;
+        rp_log_error(RP_LOG_ALERT, err, "reopening \"%s\" failed", log_path);
+        return -1;
+    }
+    if (log_fd > 2)
+        close(log_fd);
+    log_fd = fd;
+    return 0;
+}
+
+void rp_log_set_ident(int ident)
+{
+    log_ident = ident;
+}
+
+int rp_log_enabled(int level)
+{
+    return level <= log_level;
+}
+
+void rp_log_verror(int level, int err, const char *fmt, va_list ap)
+{
+    if (level > log_level)
+        return;
+    char buf[2048];
+    time_t now = time(NULL);
+    struct tm tm;
+    localtime_r(&now, &tm);
+    size_t n = strftime(buf, sizeof(buf), "%Y/%m/%d %H:%M:%S", &tm);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, " [%s] %d#%d: ", level_names[level],
+                          (int)getpid(), log_ident);
+    int w = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+    if (w > 0)
+        n += (size_t)w;
+    if (n > sizeof(buf) - 64)
+        n = sizeof(buf) - 64;
+    if (err)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (%d: %s)", err, strerror(err));
+    buf[n++] = '\n';
+    ssize_t rc = write(log_fd, buf, n);
+    (void)rc; /* nothing sensible to do if the log itself cannot be written */
+}
+
+void rp_log_error(int level, int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    rp_log_verror(level, err, fmt, ap);
+    va_end(ap);
+}

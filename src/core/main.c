@@ -1,0 +1,227 @@
+/*
+ * Command line and startup: find the prefix and configuration, test or print
+ * it (-t, -T), signal a running master (-s), or start serving.
+ */
+#include "config.h"
+#include "core/cycle.h"
+#include "core/log.h"
+#include "core/process.h"
+#include "http/conn.h"
+#include "net/listen.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <nghttp2/nghttp2ver.h>
+#include <openssl/opensslv.h>
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: rampart [-hvVtTq] [-s signal] [-p prefix] [-c filename]\n"
+            "\n"
+            "Options:\n"
+            "  -h            this help\n"
+            "  -v            show version and exit\n"
+            "  -V            show version and build details and exit\n"
+            "  -t            test the configuration and exit\n"
+            "  -T            test the configuration, print it and exit\n"
+            "  -q            quiet: only errors while testing the configuration\n"
+            "  -s signal     send a signal to the master: stop, quit, reload, reopen\n"
+            "  -p prefix     set the prefix path (default: the current directory)\n"
+            "  -c filename   set the configuration file (default: %s)\n",
+            RP_DEFAULT_CONF);
+}
+
+static int send_signal(rp_cycle_t *cycle, const char *name)
+{
+    int sig;
+    if (strcmp(name, "stop") == 0)
+        sig = SIGTERM;
+    else if (strcmp(name, "quit") == 0)
+        sig = SIGQUIT;
+    else if (strcmp(name, "reload") == 0)
+        sig = SIGHUP;
+    else if (strcmp(name, "reopen") == 0)
+        sig = SIGUSR1;
+    else {
+        fprintf(stderr, "rampart: invalid signal \"%s\": use stop, quit, reload or reopen\n", name);
+        return 1;
+    }
+    const char *path = rp_core_conf(cycle)->pid;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        fprintf(stderr, "rampart: cannot open pid file \"%s\": %s (is rampart running?)\n", path,
+                strerror(errno));
+        return 1;
+    }
+    long pid = 0;
+    int ok = fscanf(f, "%ld", &pid) == 1 && pid > 1;
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "rampart: invalid pid in \"%s\"\n", path);
+        return 1;
+    }
+    if (kill((pid_t)pid, sig) != 0) {
+        fprintf(stderr, "rampart: kill(%ld, %s) failed: %s\n", pid, name, strerror(errno));
+        return 1;
+    }
+    return 0;
+}
+
+static int daemonize(void)
+{
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid > 0)
+        _exit(0);
+    if (setsid() < 0)
+        return -1;
+    int fd = open("/dev/null", O_RDWR);
+    if (fd < 0)
+        return -1;
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    if (fd > 2)
+        close(fd);
+    return 0;
+}
+
+static void ensure_parent_dir(const char *path)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        mkdir(dir, 0755); /* one level, like a fresh checkout's "logs/" */
+    }
+}
+
+/* master_process off: the single process serves, for debugging under gdb or valgrind. */
+static int run_single(rp_cycle_t *cycle)
+{
+    rp_worker_run(cycle, 0, getppid());
+}
+
+int main(int argc, char **argv)
+{
+    const char *prefix = NULL, *conf = RP_DEFAULT_CONF, *sig = NULL;
+    int test = 0, dump = 0, quiet = 0;
+    int opt;
+
+    while ((opt = getopt(argc, argv, "hvVtTqs:p:c:g:")) != -1) {
+        switch (opt) {
+        case 'h':
+            usage(stdout);
+            return 0;
+        case 'v':
+            printf("rampart version: rampart/%s\n", PACKAGE_VERSION);
+            return 0;
+        case 'V':
+            printf("rampart version: rampart/%s\n", PACKAGE_VERSION);
+            printf("built with libevent %s, nghttp2 %s, %s\n", event_get_version(),
+                   NGHTTP2_VERSION, OPENSSL_VERSION_TEXT);
+            printf("default configuration: %s (relative to the prefix)\n", RP_DEFAULT_CONF);
+            return 0;
+        case 't':
+            test = 1;
+            break;
+        case 'T':
+            test = dump = 1;
+            break;
+        case 'q':
+            quiet = 1;
+            break;
+        case 's':
+            sig = optarg;
+            break;
+        case 'p':
+            prefix = optarg;
+            break;
+        case 'c':
+            conf = optarg;
+            break;
+        default:
+            usage(stderr);
+            return 1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "rampart: unexpected argument \"%s\"\n", argv[optind]);
+        usage(stderr);
+        return 1;
+    }
+
+    char cwd[PATH_MAX];
+    if (prefix == NULL) {
+        if (getcwd(cwd, sizeof(cwd)) == NULL) {
+            fprintf(stderr, "rampart: getcwd() failed: %s\n", strerror(errno));
+            return 1;
+        }
+        prefix = cwd;
+    }
+    /* -c is relative to the directory rampart was started in when no -p was given. */
+    char err[2048];
+    rp_cycle_t *cycle = rp_cycle_load(prefix, conf, err, sizeof(err));
+    if (cycle == NULL) {
+        fprintf(stderr, "rampart: %s\n", err);
+        if (test)
+            fprintf(stderr, "rampart: configuration file %s test failed\n", conf);
+        return 1;
+    }
+    if (test) {
+        if (!quiet) {
+            fprintf(stderr, "rampart: the configuration file %s syntax is ok\n",
+                    cycle->conf_file);
+            fprintf(stderr, "rampart: configuration file %s test is successful\n",
+                    cycle->conf_file);
+        }
+        if (dump)
+            rp_cycle_dump(cycle, 1);
+        return 0;
+    }
+    if (sig)
+        return send_signal(cycle, sig);
+
+    rp_core_conf_t *ccf = rp_core_conf(cycle);
+    if (ccf->error_log)
+        ensure_parent_dir(ccf->error_log);
+    if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0) {
+        fprintf(stderr, "rampart: cannot open error log \"%s\": %s\n", ccf->error_log,
+                strerror(errno));
+        return 1;
+    }
+    if (ccf->worker_rlimit_nofile > 0) {
+        struct rlimit rl = {(rlim_t)ccf->worker_rlimit_nofile, (rlim_t)ccf->worker_rlimit_nofile};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rp_log_error(RP_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE, %d) failed",
+                         ccf->worker_rlimit_nofile);
+    }
+    int nworkers = ccf->master_process ? ccf->worker_processes : 1;
+    if (rp_listen_open(cycle, NULL, nworkers, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        if (ccf->error_log)
+            fprintf(stderr, "rampart: %s\n", err);
+        return 1;
+    }
+    if (ccf->daemon && daemonize() != 0) {
+        rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
+        return 1;
+    }
+    ensure_parent_dir(ccf->pid);
+    if (!ccf->master_process)
+        return run_single(cycle);
+    return rp_master_run(cycle, prefix, conf);
+}

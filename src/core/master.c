@@ -1,0 +1,354 @@
+/*
+ * The master process: it serves no traffic, so a bug in request handling can
+ * never take it down. It owns the listening sockets and the configuration
+ * generations, forks the workers and the helper, restarts a child that dies,
+ * and turns signals into reloads and stops.
+ *
+ * Signals are blocked and taken synchronously with sigtimedwait, so every
+ * handler runs in the main flow and may allocate, log and fork freely.
+ */
+#include "core/log.h"
+#include "core/process.h"
+#include "net/listen.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { KIND_WORKER, KIND_HELPER };
+
+typedef struct {
+    pid_t pid; /* 0: free slot */
+    int kind;
+    int index;
+    rp_cycle_t *cycle; /* its generation */
+    int exiting;       /* told to stop: do not respawn */
+    struct timespec started;
+    int respawn_pending;
+    struct timespec respawn_at;
+    double kill_at; /* after a QUIT: when a child that has not exited gets SIGKILL */
+} proc_t;
+
+#define MAX_PROCS 4096
+
+static proc_t procs[MAX_PROCS];
+static rp_cycle_t *current;
+static rp_cycle_t *old_cycles[64];
+static size_t nold;
+static const char *conf_prefix, *conf_path;
+static pid_t master_pid;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static double ts_s(struct timespec ts)
+{
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static const char *kind_name(int kind)
+{
+    return kind == KIND_WORKER ? "worker" : "helper";
+}
+
+static proc_t *slot_free(void)
+{
+    for (int i = 0; i < MAX_PROCS; i++)
+        if (procs[i].pid == 0 && !procs[i].respawn_pending)
+            return &procs[i];
+    return NULL;
+}
+
+static int spawn(proc_t *p)
+{
+    pid_t pid = fork();
+    if (pid < 0) {
+        rp_log_error(RP_LOG_ALERT, errno, "fork() failed while spawning a %s", kind_name(p->kind));
+        return -1;
+    }
+    if (pid == 0) {
+        if (p->kind == KIND_WORKER)
+            rp_worker_run(p->cycle, p->index, master_pid);
+        rp_listen_close(p->cycle);
+        rp_helper_run(p->cycle, master_pid);
+    }
+    p->pid = pid;
+    p->exiting = 0;
+    p->respawn_pending = 0;
+    clock_gettime(CLOCK_MONOTONIC, &p->started);
+    return 0;
+}
+
+static void start_generation(rp_cycle_t *cycle)
+{
+    int n = rp_core_conf(cycle)->worker_processes;
+    for (int i = 0; i <= n; i++) {
+        proc_t *p = slot_free();
+        if (p == NULL) {
+            rp_log_error(RP_LOG_ALERT, 0, "too many processes");
+            return;
+        }
+        memset(p, 0, sizeof(*p));
+        p->kind = i < n ? KIND_WORKER : KIND_HELPER;
+        p->index = i < n ? i : -1;
+        p->cycle = cycle;
+        spawn(p);
+    }
+    rp_log_error(RP_LOG_NOTICE, 0, "started %d worker processes and a helper (generation %u)", n,
+                 cycle->generation);
+}
+
+static void signal_generation(rp_cycle_t *cycle, int sig, int mark_exiting)
+{
+    for (int i = 0; i < MAX_PROCS; i++) {
+        proc_t *p = &procs[i];
+        if ((cycle == NULL || p->cycle == cycle) && (p->pid || p->respawn_pending)) {
+            if (mark_exiting) {
+                p->exiting = 1;
+                p->respawn_pending = 0;
+                if (sig == SIGQUIT)
+                    p->kill_at = now_s() +
+                                 (double)rp_core_conf(p->cycle)->worker_shutdown_timeout / 1000 + 5;
+            }
+            if (p->pid)
+                kill(p->pid, sig);
+        }
+    }
+}
+
+static int live_count(rp_cycle_t *cycle)
+{
+    int n = 0;
+    for (int i = 0; i < MAX_PROCS; i++)
+        if ((procs[i].pid || procs[i].respawn_pending) && (cycle == NULL || procs[i].cycle == cycle))
+            n++;
+    return n;
+}
+
+static void free_finished_generations(void)
+{
+    for (size_t i = 0; i < nold;) {
+        if (live_count(old_cycles[i]) == 0) {
+            rp_log_error(RP_LOG_INFO, 0, "generation %u has drained", old_cycles[i]->generation);
+            rp_listen_close(old_cycles[i]);
+            rp_cycle_destroy(old_cycles[i]);
+            old_cycles[i] = old_cycles[--nold];
+        } else {
+            i++;
+        }
+    }
+}
+
+static void reap(int stopping)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        proc_t *p = NULL;
+        for (int i = 0; i < MAX_PROCS; i++)
+            if (procs[i].pid == pid)
+                p = &procs[i];
+        if (p == NULL)
+            continue;
+
+        char why[64];
+        int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (WIFSIGNALED(status))
+            snprintf(why, sizeof(why), "on signal %d%s", WTERMSIG(status),
+                     WCOREDUMP(status) ? " (core dumped)" : "");
+        else
+            snprintf(why, sizeof(why), "with code %d", WEXITSTATUS(status));
+
+        p->pid = 0;
+        if (p->exiting || stopping || p->cycle != current) {
+            rp_log_error(clean ? RP_LOG_INFO : RP_LOG_WARN, 0, "%s process %d exited %s",
+                         kind_name(p->kind), (int)pid, why);
+            memset(p, 0, sizeof(*p));
+            continue;
+        }
+        rp_log_error(RP_LOG_ALERT, 0, "%s process %d exited %s; starting a new one",
+                     kind_name(p->kind), (int)pid, why);
+        /* A child that dies right after starting is throttled so a crash loop cannot spin. */
+        if (now_s() - ts_s(p->started) < 1.0) {
+            p->respawn_pending = 1;
+            clock_gettime(CLOCK_MONOTONIC, &p->respawn_at);
+            p->respawn_at.tv_sec += 1;
+        } else {
+            spawn(p);
+        }
+    }
+}
+
+static void run_pending_respawns(void)
+{
+    double now = now_s();
+    for (int i = 0; i < MAX_PROCS; i++) {
+        proc_t *p = &procs[i];
+        if (p->respawn_pending && !p->exiting && now >= ts_s(p->respawn_at))
+            spawn(p);
+    }
+}
+
+static void write_pid(const char *path)
+{
+    char tmp[4200];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (f == NULL) {
+        rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
+        return;
+    }
+    fprintf(f, "%d\n", (int)getpid());
+    fclose(f);
+    if (rename(tmp, path) != 0)
+        rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
+}
+
+static void reload(void)
+{
+    char err[2048];
+    rp_log_error(RP_LOG_NOTICE, 0, "reloading configuration from %s", conf_path);
+    rp_cycle_t *fresh = rp_cycle_load(conf_prefix, conf_path, err, sizeof(err));
+    if (fresh == NULL) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        return;
+    }
+    if (nold == sizeof(old_cycles) / sizeof(old_cycles[0])) {
+        rp_log_error(RP_LOG_ERR, 0, "reload refused: too many generations still draining");
+        rp_cycle_destroy(fresh);
+        return;
+    }
+    rp_core_conf_t *ccf = rp_core_conf(fresh);
+    if (rp_listen_open(fresh, current, ccf->worker_processes, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        rp_cycle_destroy(fresh);
+        return;
+    }
+    rp_core_conf_t *old = rp_core_conf(current);
+    if ((ccf->error_log == NULL) != (old->error_log == NULL) ||
+        (ccf->error_log && strcmp(ccf->error_log, old->error_log) != 0) ||
+        ccf->error_log_level != old->error_log_level) {
+        if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0)
+            rp_log_error(RP_LOG_ALERT, errno, "cannot open error log \"%s\"", ccf->error_log);
+    }
+    if (strcmp(ccf->pid, old->pid) != 0) {
+        write_pid(ccf->pid);
+        unlink(old->pid);
+    }
+
+    fresh->generation = current->generation + 1;
+    rp_cycle_t *prev = current;
+    current = fresh;
+    start_generation(fresh);
+
+    /* The old generation drains; sockets it alone still holds close with it. */
+    signal_generation(prev, SIGQUIT, 1);
+    rp_listen_close(prev);
+    old_cycles[nold++] = prev;
+    rp_log_error(RP_LOG_NOTICE, 0, "configuration reloaded (generation %u)", fresh->generation);
+}
+
+int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
+{
+    master_pid = getpid();
+    current = cycle;
+    conf_prefix = prefix;
+    conf_path = conf_file;
+
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = {SIGHUP, SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGCHLD, SIGWINCH, SIGUSR2};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    write_pid(rp_core_conf(cycle)->pid);
+    start_generation(cycle);
+
+    int stopping = 0; /* SIGQUIT or SIGTERM: children told, waiting for them */
+    double deadline = 0;
+
+    for (;;) {
+        struct timespec tick = {0, 200 * 1000 * 1000};
+        siginfo_t info;
+        int sig = sigtimedwait(&set, &info, &tick);
+
+        switch (sig) {
+        case SIGCHLD:
+            break; /* reaped below */
+        case SIGHUP:
+            if (!stopping)
+                reload();
+            break;
+        case SIGQUIT:
+            if (!stopping) {
+                rp_log_error(RP_LOG_NOTICE, 0, "graceful shutdown requested");
+                stopping = SIGQUIT;
+                signal_generation(NULL, SIGQUIT, 1);
+                deadline = now_s() + (double)rp_core_conf(current)->worker_shutdown_timeout / 1000 +
+                           5;
+            }
+            break;
+        case SIGTERM:
+        case SIGINT:
+            if (stopping != SIGTERM) {
+                rp_log_error(RP_LOG_NOTICE, 0, "fast shutdown requested");
+                stopping = SIGTERM;
+                signal_generation(NULL, SIGTERM, 1);
+                deadline = now_s() + 5;
+            }
+            break;
+        case SIGUSR1:
+            rp_log_reopen();
+            signal_generation(NULL, SIGUSR1, 0);
+            break;
+        default:
+            break;
+        }
+
+        reap(stopping);
+        if (!stopping)
+            run_pending_respawns();
+        free_finished_generations();
+
+        /* Workers enforce worker_shutdown_timeout themselves; one that is stuck is killed. */
+        double now = now_s();
+        for (int i = 0; i < MAX_PROCS; i++) {
+            if (procs[i].pid && procs[i].exiting && procs[i].kill_at > 0 && now > procs[i].kill_at) {
+                rp_log_error(RP_LOG_ALERT, 0, "%s process %d did not drain in time: killing it",
+                             kind_name(procs[i].kind), (int)procs[i].pid);
+                kill(procs[i].pid, SIGKILL);
+                procs[i].kill_at = 0;
+            }
+        }
+
+        if (stopping) {
+            if (live_count(NULL) == 0)
+                break;
+            if (now_s() > deadline) {
+                rp_log_error(RP_LOG_ALERT, 0, "children did not exit in time: killing them");
+                signal_generation(NULL, SIGKILL, 1);
+                deadline = now_s() + 5;
+            }
+        }
+    }
+
+    rp_listen_close(current);
+    unlink(rp_core_conf(current)->pid);
+    rp_log_error(RP_LOG_NOTICE, 0, "exiting");
+    return 0;
+}

@@ -1,0 +1,185 @@
+/*
+ * A worker: one libevent loop that accepts on its own SO_REUSEPORT socket of
+ * every address and serves HTTP. QUIT drains (stop accepting, finish what is in
+ * flight, exit, at the latest after worker_shutdown_timeout); TERM and INT exit
+ * at once; USR1 reopens the error log.
+ */
+#include "core/log.h"
+#include "core/process.h"
+#include "http/conn.h"
+#include "net/listen.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+typedef struct {
+    struct event ev;
+    rp_listening_t *ls;
+    int fd;
+} acceptor_t;
+
+static acceptor_t *acceptors;
+static size_t nacceptors;
+static int accepting;
+static int draining;
+static int max_conns;
+static struct event resume_timer;
+
+static void accept_enable(int on)
+{
+    if (draining)
+        on = 0;
+    if (on == accepting)
+        return;
+    for (size_t i = 0; i < nacceptors; i++) {
+        if (on)
+            event_add(&acceptors[i].ev, NULL);
+        else
+            event_del(&acceptors[i].ev);
+    }
+    accepting = on;
+}
+
+static void conn_count_changed(void)
+{
+    unsigned n = rp_conn_count();
+    if (draining) {
+        if (n == 0)
+            event_base_loopexit(rp_event_base, NULL);
+        return;
+    }
+    if (n >= (unsigned)max_conns)
+        accept_enable(0);
+    else if (!accepting && !evtimer_pending(&resume_timer, NULL))
+        accept_enable(1);
+}
+
+static void on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    conn_count_changed();
+}
+
+static void on_accept(evutil_socket_t fd, short what, void *arg)
+{
+    acceptor_t *a = arg;
+    /* A bounded batch per wakeup keeps one busy address from starving the others. */
+    for (int i = 0; i < 64 && accepting; i++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        int c = accept4(fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
+                errno == ECONNABORTED)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment rather than spin. */
+                rp_log_error(RP_LOG_CRIT, errno, "accept() on %s failed", a->ls->text);
+                accept_enable(0);
+                struct timeval tv = {0, 500000};
+                evtimer_add(&resume_timer, &tv);
+                return;
+            }
+            rp_log_error(RP_LOG_ERR, errno, "accept() on %s failed", a->ls->text);
+            return;
+        }
+        rp_conn_accept(c, (struct sockaddr *)&ss, len, a->ls->http);
+    }
+}
+
+static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    rp_log_error(RP_LOG_NOTICE, 0, "worker_shutdown_timeout reached with %u connections open",
+                 rp_conn_count());
+    rp_conn_close_all();
+    event_base_loopexit(rp_event_base, NULL);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    rp_cycle_t *cycle = arg;
+    switch (sig) {
+    case SIGQUIT:
+        if (draining)
+            return;
+        draining = 1;
+        accept_enable(0);
+        for (size_t i = 0; i < nacceptors; i++) {
+            close(acceptors[i].fd); /* the master and the next generation keep the socket */
+            acceptors[i].fd = -1;
+        }
+        rp_log_error(RP_LOG_NOTICE, 0, "gracefully shutting down");
+        rp_conn_drain_all();
+        if (rp_conn_count() == 0) {
+            event_base_loopexit(rp_event_base, NULL);
+        } else {
+            int64_t ms = rp_core_conf(cycle)->worker_shutdown_timeout;
+            struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+            event_add(evtimer_new(rp_event_base, on_shutdown_timeout, NULL), &tv);
+        }
+        break;
+    case SIGTERM:
+    case SIGINT:
+        rp_conn_close_all();
+        event_base_loopbreak(rp_event_base);
+        break;
+    case SIGUSR1:
+        rp_log_reopen();
+        break;
+    }
+}
+
+void rp_child_init(pid_t master)
+{
+    signal(SIGPIPE, SIG_IGN);
+    /* If the master dies, drain and exit rather than serve on unsupervised. */
+    prctl(PR_SET_PDEATHSIG, SIGQUIT);
+    if (getppid() != master)
+        raise(SIGQUIT);
+}
+
+static void add_signals(struct event_base *base, rp_cycle_t *cycle)
+{
+    int sigs[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
+    for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
+        struct event *ev = evsignal_new(base, sigs[i], on_signal, cycle);
+        event_add(ev, NULL);
+    }
+}
+
+void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
+{
+    rp_log_set_ident(index);
+    struct event_base *base = event_base_new();
+    if (base == NULL) {
+        rp_log_error(RP_LOG_EMERG, 0, "event_base_new() failed");
+        exit(2);
+    }
+    rp_event_base = base;
+    rp_conn_count_changed = conn_count_changed;
+    max_conns = rp_core_conf(cycle)->worker_connections;
+    add_signals(base, cycle);
+
+    rp_listen_keep_only(cycle, index);
+    nacceptors = cycle->listening.nelts;
+    acceptors = rp_xcalloc(nacceptors ? nacceptors : 1, sizeof(acceptor_t));
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < nacceptors; i++) {
+        acceptors[i].ls = ls[i];
+        acceptors[i].fd = ls[i]->fds[index];
+        event_assign(&acceptors[i].ev, base, acceptors[i].fd, EV_READ | EV_PERSIST, on_accept,
+                     &acceptors[i]);
+    }
+    evtimer_assign(&resume_timer, base, on_resume, NULL);
+    accept_enable(1);
+
+    sigset_t all;
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    rp_child_init(master);
+
+    event_base_dispatch(base);
+    exit(0);
+}

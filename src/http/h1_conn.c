@@ -1,0 +1,684 @@
+/*
+ * HTTP/1.x downstream connections: read a head, turn it into a request, run the
+ * phases, write the response, discard whatever request body nobody consumed,
+ * then either wait for the next request (keep-alive, pipelining in order) or
+ * close. One state at a time per connection; one timer whose meaning follows the
+ * state (header deadline, body, send, keep-alive, lingering close).
+ */
+#include "http/conn.h"
+#include "core/log.h"
+#include "route/route.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+enum {
+    ST_HEAD,   /* reading a request head */
+    ST_BUSY,   /* a request is being answered (and its body discarded) */
+    ST_IDLE,   /* keep-alive: waiting for the next request */
+    ST_LINGER, /* response sent, reading and dropping input before the close */
+};
+
+#define IN_INITIAL 4096
+#define LINGER_MS 2000
+
+struct event_base *rp_event_base;
+void (*rp_conn_count_changed)(void);
+
+static rp_conn_t *conns;
+static unsigned nconns;
+static rp_conn_t *freelist;
+static uint64_t conn_number;
+static int draining;
+
+static void on_read(evutil_socket_t fd, short what, void *arg);
+static void on_write(evutil_socket_t fd, short what, void *arg);
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void process_head(rp_conn_t *c);
+static void try_finish(rp_conn_t *c);
+
+unsigned rp_conn_count(void)
+{
+    return nconns;
+}
+
+static rp_http_core_srv_conf_t *default_srv(rp_conn_t *c)
+{
+    return c->addr->default_server;
+}
+
+static rp_http_core_loc_conf_t *srv_loc(rp_http_core_srv_conf_t *srv)
+{
+    return srv->ctx->loc_conf[rp_http_core_module.index];
+}
+
+static void set_timer(rp_conn_t *c, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(&c->timer, &tv);
+}
+
+static void conn_free(rp_conn_t *c)
+{
+    event_del(&c->io);
+    event_del(&c->wio);
+    event_del(&c->timer);
+    if (c->fd >= 0)
+        close(c->fd);
+    c->fd = -1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    nconns--;
+    rp_arena_reset(c->req_arena);
+    evbuffer_drain(c->out, evbuffer_get_length(c->out));
+    /* Keep the object, its arena and its buffers for the next connection. */
+    c->next = freelist;
+    freelist = c;
+    if (rp_conn_count_changed)
+        rp_conn_count_changed();
+}
+
+/* Half-closes and reads what the client still sends, so our last response is not lost to an RST. */
+static void linger(rp_conn_t *c)
+{
+    if (shutdown(c->fd, SHUT_WR) != 0) {
+        conn_free(c);
+        return;
+    }
+    c->state = ST_LINGER;
+    event_del(&c->wio);
+    event_add(&c->io, NULL);
+    set_timer(c, LINGER_MS);
+}
+
+void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *addr)
+{
+    rp_conn_t *c = freelist;
+    if (c) {
+        freelist = c->next;
+    } else {
+        c = rp_xcalloc(1, sizeof(*c));
+        c->req_arena = rp_arena_create(8192);
+        c->out = evbuffer_new();
+        c->in_cap = IN_INITIAL;
+        c->in = rp_xmalloc(c->in_cap);
+    }
+    c->fd = fd;
+    c->state = ST_HEAD;
+    c->addr = addr;
+    memcpy(&c->peer, sa, len);
+    c->peerlen = len;
+    c->locallen = 0;
+    c->in_len = c->in_pos = 0;
+    c->r = NULL;
+    c->requests = 0;
+    c->number = ++conn_number;
+    c->body_left = 0;
+    c->body_chunked = 0;
+    c->close_after = 0;
+    c->draining = 0;
+    c->response_queued = 0;
+    c->continue_sent = 0;
+    c->limit_rate = 0;
+    c->prev = NULL;
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    nconns++;
+
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    rp_http_core_srv_conf_t *srv = default_srv(c);
+    if (c->in_cap < srv->client_header_buffer_size &&
+        srv->client_header_buffer_size <= srv->large_client_header_buffers) {
+        c->in_cap = (uint32_t)srv->client_header_buffer_size;
+        c->in = rp_xrealloc(c->in, c->in_cap);
+    }
+    rp_h1_parser_init(&c->parser, (uint32_t)srv->large_header_line,
+                      (uint32_t)srv->large_client_header_buffers);
+    event_assign(&c->io, rp_event_base, fd, EV_READ | EV_PERSIST, on_read, c);
+    event_assign(&c->wio, rp_event_base, fd, EV_WRITE | EV_PERSIST, on_write, c);
+    evtimer_assign(&c->timer, rp_event_base, on_timer, c);
+    event_add(&c->io, NULL);
+    set_timer(c, srv->client_header_timeout);
+    if (rp_conn_count_changed)
+        rp_conn_count_changed();
+}
+
+/* Answers a request that failed before (or while) it was understood, then closes. */
+static void head_error(rp_conn_t *c, int status, const char *reason)
+{
+    rp_request_t *r = c->r;
+    if (r == NULL) {
+        r = rp_arena_calloc(c->req_arena, sizeof(*r));
+        r->conn = c;
+        r->arena = c->req_arena;
+        r->version = 11;
+        c->r = r;
+    }
+    r->srv = r->srv ? r->srv : default_srv(c);
+    r->clcf = r->clcf ? r->clcf : srv_loc(r->srv);
+    r->loc_conf = r->clcf->loc_conf;
+    r->keepalive = 0;
+    c->close_after = 1;
+    c->state = ST_BUSY;
+    event_del(&c->io);
+    rp_log_error(RP_LOG_INFO, 0, "client sent a bad request (%d: %s), client: fd %d", status,
+                 reason, c->fd);
+    rp_http_send_error(r, status);
+}
+
+static int token_list_has(rp_str_t v, const char *token)
+{
+    size_t n = strlen(token);
+    const char *p = v.data, *end = v.data + v.len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == n && strncasecmp(s, token, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Checks the head's framing and routing headers; returns 0 or an HTTP status. */
+static int setup_request(rp_conn_t *c, rp_request_t *r, const char **why)
+{
+    rp_h1_parser_t *p = &c->parser;
+    const char *b = c->in;
+    int hosts = 0, cls = 0, tes = 0;
+    rp_str_t host = RP_NULL_STR, te = RP_NULL_STR;
+
+    r->method = (rp_str_t){b + p->method.off, p->method.len};
+    r->request_uri = (rp_str_t){b + p->target.off, p->target.len};
+    r->version = p->version;
+    r->scheme = RP_STR("http");
+    r->content_length = -1;
+    r->head = rp_str_eq(r->method, "HEAD");
+    r->nheaders = p->nheaders;
+    r->headers = rp_arena_alloc(r->arena, sizeof(rp_header_t) * (p->nheaders + 1));
+    r->keepalive = r->version == 11;
+
+    for (unsigned i = 0; i < p->nheaders; i++) {
+        rp_header_t *h = &r->headers[i];
+        h->name = (rp_str_t){b + p->headers[i].name.off, p->headers[i].name.len};
+        h->value = (rp_str_t){b + p->headers[i].value.off, p->headers[i].value.len};
+        if (rp_str_ieq(h->name, "host")) {
+            hosts++;
+            host = h->value;
+        } else if (rp_str_ieq(h->name, "content-length")) {
+            if (cls++) {
+                *why = "several Content-Length headers";
+                return 400;
+            }
+            int64_t v = 0;
+            if (h->value.len == 0 || h->value.len > 18) {
+                *why = "invalid Content-Length";
+                return 400;
+            }
+            for (size_t k = 0; k < h->value.len; k++) {
+                char d = h->value.data[k];
+                if (d < '0' || d > '9') {
+                    *why = "invalid Content-Length";
+                    return 400;
+                }
+                v = v * 10 + (d - '0');
+            }
+            r->content_length = v;
+        } else if (rp_str_ieq(h->name, "transfer-encoding")) {
+            tes++;
+            te = h->value;
+        } else if (rp_str_ieq(h->name, "connection")) {
+            if (token_list_has(h->value, "close"))
+                r->keepalive = 0;
+            else if (token_list_has(h->value, "keep-alive") && r->version == 10)
+                r->keepalive = 1;
+        } else if (rp_str_ieq(h->name, "expect")) {
+            if (!rp_str_ieq(h->value, "100-continue")) {
+                *why = "unsupported Expect";
+                return 417;
+            }
+            r->expect_continue = 1;
+        }
+    }
+
+    if (tes) {
+        if (r->version == 10) {
+            *why = "Transfer-Encoding in an HTTP/1.0 request";
+            return 400;
+        }
+        if (cls) {
+            *why = "both Content-Length and Transfer-Encoding";
+            return 400;
+        }
+        if (tes > 1 || !rp_str_ieq(te, "chunked")) {
+            /* chunked must be the one and final coding; anything else we cannot decode */
+            *why = "unsupported Transfer-Encoding";
+            return token_list_has(te, "chunked") ? 400 : 501;
+        }
+        r->chunked = 1;
+    }
+
+    if (hosts > 1) {
+        *why = "several Host headers";
+        return 400;
+    }
+    if (hosts == 0 && r->version == 11) {
+        *why = "HTTP/1.1 request without Host";
+        return 400;
+    }
+
+    /* Target: origin-form "/path?query", absolute-form "http://host/path", or "*". */
+    rp_str_t target = r->request_uri;
+    if (target.len >= 7 && (strncasecmp(target.data, "http://", 7) == 0 ||
+                            (target.len >= 8 && strncasecmp(target.data, "https://", 8) == 0))) {
+        size_t skip = target.data[4] == ':' ? 7 : 8;
+        const char *auth = target.data + skip, *end = target.data + target.len;
+        const char *slash = memchr(auth, '/', (size_t)(end - auth));
+        const char *q = memchr(auth, '?', (size_t)(end - auth));
+        if (q && (!slash || q < slash))
+            slash = q;
+        host = (rp_str_t){auth, (size_t)((slash ? slash : end) - auth)};
+        if (memchr(host.data, '@', host.len)) {
+            *why = "userinfo in request target";
+            return 400;
+        }
+        target = slash ? (rp_str_t){slash, (size_t)(end - slash)} : RP_STR("/");
+        if (target.data[0] == '?') {
+            char *t = rp_arena_alloc(r->arena, target.len + 2);
+            t[0] = '/';
+            memcpy(t + 1, target.data, target.len);
+            target = (rp_str_t){t, target.len + 1};
+        }
+    } else if (rp_str_eq(target, "*")) {
+        if (!rp_str_eq(r->method, "OPTIONS")) {
+            *why = "asterisk target outside OPTIONS";
+            return 400;
+        }
+        target = RP_STR("/");
+    } else if (target.data[0] != '/') {
+        *why = rp_str_eq(r->method, "CONNECT") ? "CONNECT is not supported" : "invalid request target";
+        return rp_str_eq(r->method, "CONNECT") ? 405 : 400;
+    }
+
+    const char *qm = memchr(target.data, '?', target.len);
+    size_t plen = qm ? (size_t)(qm - target.data) : target.len;
+    if (qm)
+        r->args = (rp_str_t){qm + 1, target.len - plen - 1};
+    char *norm = rp_arena_alloc(r->arena, plen + 2);
+    size_t nlen;
+    rp_http_core_srv_conf_t *dsrv = default_srv(c);
+    if (rp_uri_normalize(target.data, plen, norm, &nlen, dsrv->merge_slashes) != 0) {
+        *why = "invalid path";
+        return 400;
+    }
+    r->uri = (rp_str_t){norm, nlen};
+
+    if (host.len) {
+        char *h = rp_arena_alloc(r->arena, host.len + 1);
+        size_t hlen;
+        if (rp_host_normalize(host.data, host.len, h, &hlen) != 0) {
+            *why = "invalid host";
+            return 400;
+        }
+        r->host = (rp_str_t){h, hlen};
+    } else {
+        r->host = RP_STR("");
+    }
+    return 0;
+}
+
+static void start_request(rp_conn_t *c)
+{
+    rp_request_t *r = rp_arena_calloc(c->req_arena, sizeof(*r));
+    r->conn = c;
+    r->arena = c->req_arena;
+    c->r = r;
+    c->requests++;
+    event_base_gettimeofday_cached(rp_event_base, &r->start);
+
+    const char *why = NULL;
+    int status = setup_request(c, r, &why);
+    if (status) {
+        head_error(c, status, why);
+        return;
+    }
+
+    r->srv = rp_route_server(c->addr, r->host.data, r->host.len);
+    r->clcf = srv_loc(r->srv);
+    r->loc_conf = r->clcf->loc_conf;
+    if (r->clcf->keepalive_requests > 0 && c->requests >= (unsigned)r->clcf->keepalive_requests)
+        c->close_after = 1;
+
+    /* Body framing: whatever the phases do not consume is discarded before the next request. */
+    c->body_left = r->chunked ? 0 : (r->content_length > 0 ? r->content_length : 0);
+    c->body_chunked = r->chunked;
+    if (c->body_chunked)
+        rp_chunked_init(&c->chunked);
+    if (r->expect_continue && (c->body_left || c->body_chunked)) {
+        /* We answer without reading the body; the client may never send it, so do not wait. */
+        c->close_after = 1;
+    }
+
+    c->state = ST_BUSY;
+    c->response_queued = 0;
+    set_timer(c, r->clcf->client_body_timeout);
+    rp_http_run_phases(r);
+}
+
+static int body_pending(const rp_conn_t *c)
+{
+    return c->body_left > 0 || c->body_chunked;
+}
+
+/* Drops up to len body bytes from buf (decoding chunked framing in place); returns the
+ * number used, or (size_t)-1 for bad chunked framing. */
+static size_t discard_bytes(rp_conn_t *c, char *buf, size_t len)
+{
+    if (c->body_chunked) {
+        size_t out = len, consumed = 0;
+        int rc = rp_chunked_decode(&c->chunked, buf, &out, &consumed);
+        if (rc < 0)
+            return (size_t)-1;
+        if (rc == 1)
+            c->body_chunked = 0;
+        return consumed;
+    }
+    size_t used = c->body_left < (int64_t)len ? (size_t)c->body_left : len;
+    c->body_left -= (int64_t)used;
+    return used;
+}
+
+/* Consumes body bytes sitting in the input buffer after the head. Returns -1 on bad framing. */
+static int discard_buffered(rp_conn_t *c)
+{
+    uint32_t avail = c->in_len - c->in_pos;
+    if (avail == 0 || !body_pending(c))
+        return 0;
+    size_t used = discard_bytes(c, c->in + c->in_pos, avail);
+    if (used == (size_t)-1)
+        return -1;
+    if (used) {
+        memmove(c->in + c->in_pos, c->in + c->in_pos + used, avail - used);
+        c->in_len -= (uint32_t)used;
+    }
+    return 0;
+}
+
+static void next_request(rp_conn_t *c)
+{
+    rp_http_core_loc_conf_t *clcf = c->r ? c->r->clcf : srv_loc(default_srv(c));
+    int64_t ka = clcf->keepalive_timeout;
+
+    uint32_t rest = c->in_len - c->in_pos;
+    memmove(c->in, c->in + c->in_pos, rest);
+    c->in_len = rest;
+    c->in_pos = 0;
+    c->r = NULL;
+    rp_arena_reset(c->req_arena);
+    rp_http_core_srv_conf_t *srv = default_srv(c);
+    rp_h1_parser_init(&c->parser, (uint32_t)srv->large_header_line,
+                      (uint32_t)srv->large_client_header_buffers);
+
+    if (rest) {
+        c->state = ST_HEAD;
+        event_add(&c->io, NULL);
+        set_timer(c, srv->client_header_timeout);
+        process_head(c);
+        return;
+    }
+    if (ka <= 0 || draining) {
+        conn_free(c);
+        return;
+    }
+    c->state = ST_IDLE;
+    event_add(&c->io, NULL);
+    set_timer(c, ka);
+}
+
+/* Called whenever output drained or body bytes were consumed: moves on when both are done. */
+static void try_finish(rp_conn_t *c)
+{
+    if (c->state != ST_BUSY || !c->response_queued || evbuffer_get_length(c->out) > 0)
+        return;
+    if (c->close_after) {
+        if (body_pending(c) || c->in_len > c->in_pos)
+            linger(c);
+        else
+            conn_free(c);
+        return;
+    }
+    if (body_pending(c)) {
+        event_add(&c->io, NULL);
+        set_timer(c, c->r->clcf->client_body_timeout);
+        return;
+    }
+    next_request(c);
+}
+
+static void write_out(rp_conn_t *c)
+{
+    for (;;) {
+        size_t pending = evbuffer_get_length(c->out);
+        if (pending == 0)
+            break;
+        ev_ssize_t allowed = -1;
+        if (c->limit_rate) {
+            struct timeval now;
+            event_base_gettimeofday_cached(rp_event_base, &now);
+            int64_t ms = (int64_t)(now.tv_sec - c->resp_start.tv_sec) * 1000 +
+                         (now.tv_usec - c->resp_start.tv_usec) / 1000;
+            int64_t may = (int64_t)c->limit_rate * (ms + 1000) / 1000 - (int64_t)c->resp_sent;
+            if (may <= 0) {
+                event_del(&c->wio);
+                int64_t wait = ((int64_t)c->resp_sent - (int64_t)c->limit_rate * (ms + 1000) / 1000) *
+                                   1000 / (int64_t)c->limit_rate + 1;
+                set_timer(c, wait < 1 ? 1 : wait);
+                return;
+            }
+            allowed = (ev_ssize_t)may;
+        }
+        int n = evbuffer_write_atmost(c->out, c->fd, allowed);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                event_add(&c->wio, NULL);
+                set_timer(c, c->send_timeout);
+                return;
+            }
+            conn_free(c);
+            return;
+        }
+        c->resp_sent += (size_t)n;
+        if (c->limit_rate)
+            continue; /* re-check the budget */
+    }
+    event_del(&c->wio);
+    try_finish(c);
+}
+
+void rp_conn_send(rp_conn_t *c)
+{
+    rp_request_t *r = c->r;
+    c->response_queued = 1;
+    c->limit_rate = r && r->clcf ? r->clcf->limit_rate : 0;
+    c->send_timeout = r && r->clcf ? r->clcf->send_timeout : 60000;
+    c->resp_sent = 0;
+    event_base_gettimeofday_cached(rp_event_base, &c->resp_start);
+    if (c->state == ST_BUSY && body_pending(c) && !c->close_after) {
+        if (discard_buffered(c) != 0)
+            c->close_after = 1;
+    }
+    write_out(c);
+}
+
+static void process_head(rp_conn_t *c)
+{
+    rp_h1_result_t rc = rp_h1_parse_request(&c->parser, c->in, c->in_len);
+    if (rc == RP_H1_AGAIN) {
+        if (c->parser.pos < c->in_len)
+            return;
+        return;
+    }
+    if (rc == RP_H1_ERROR) {
+        head_error(c, c->parser.status, c->parser.reason);
+        return;
+    }
+    c->in_pos = c->parser.pos;
+    event_del(&c->io);
+    start_request(c);
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+    rp_conn_t *c = arg;
+
+    if (c->state == ST_LINGER) {
+        char sink[4096];
+        ssize_t n = read(fd, sink, sizeof(sink));
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            conn_free(c);
+        return;
+    }
+
+    if (c->in_len == c->in_cap) {
+        rp_http_core_srv_conf_t *srv = default_srv(c);
+        uint32_t max = (uint32_t)srv->large_client_header_buffers + 1024;
+        if (c->state != ST_BUSY && c->in_cap < max) {
+            c->in_cap = c->in_cap * 2 > max ? max : c->in_cap * 2;
+            c->in = rp_xrealloc(c->in, c->in_cap);
+        } else if (c->state == ST_BUSY && body_pending(c)) {
+            /* The head fills the buffer: drop body bytes through a scratch buffer. */
+            char sink[16384];
+            ssize_t k = read(fd, sink, sizeof(sink));
+            if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+                conn_free(c);
+                return;
+            }
+            if (k > 0 && discard_bytes(c, sink, (size_t)k) != (size_t)k) {
+                /* body ended inside the scratch bytes: what follows is a pipelined request
+                 * we cannot keep, so this connection ends after the response */
+                c->close_after = 1;
+            }
+            if (!body_pending(c))
+                event_del(&c->io);
+            try_finish(c);
+            return;
+        } else if (c->state == ST_BUSY) {
+            event_del(&c->io); /* pipelined bytes wait for the current response */
+            return;
+        }
+    }
+    ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return;
+        conn_free(c);
+        return;
+    }
+    if (n == 0) {
+        if (c->state == ST_BUSY && c->response_queued && evbuffer_get_length(c->out) > 0 &&
+            !body_pending(c)) {
+            /* The client half-closed after its request: finish writing, then close. */
+            c->close_after = 1;
+            event_del(&c->io);
+            return;
+        }
+        conn_free(c);
+        return;
+    }
+    c->in_len += (uint32_t)n;
+
+    switch (c->state) {
+    case ST_IDLE:
+        c->state = ST_HEAD;
+        set_timer(c, default_srv(c)->client_header_timeout);
+        /* fall through */
+    case ST_HEAD:
+        process_head(c);
+        break;
+    case ST_BUSY:
+        if (discard_buffered(c) != 0) {
+            c->close_after = 1;
+            c->body_chunked = 0;
+            c->body_left = 0;
+            c->in_len = c->in_pos;
+            event_del(&c->io);
+            try_finish(c);
+            return;
+        }
+        if (!body_pending(c))
+            event_del(&c->io);
+        try_finish(c);
+        break;
+    }
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    write_out(arg);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    rp_conn_t *c = arg;
+    switch (c->state) {
+    case ST_HEAD:
+        if (c->in_len > 0)
+            rp_log_error(RP_LOG_INFO, 0, "client timed out sending the request head");
+        conn_free(c);
+        return;
+    case ST_IDLE:
+    case ST_LINGER:
+        conn_free(c);
+        return;
+    case ST_BUSY:
+        if (c->limit_rate && c->response_queued && evbuffer_get_length(c->out) > 0 &&
+            !event_pending(&c->wio, EV_WRITE, NULL)) {
+            write_out(c); /* the rate limit's pause is over */
+            return;
+        }
+        rp_log_error(RP_LOG_INFO, 0, "client timed out (%s)",
+                     evbuffer_get_length(c->out) ? "send_timeout" : "client_body_timeout");
+        conn_free(c);
+        return;
+    }
+}
+
+void rp_conn_drain_all(void)
+{
+    draining = 1;
+    rp_conn_t *c = conns;
+    while (c) {
+        rp_conn_t *next = c->next;
+        c->draining = 1;
+        c->close_after = 1;
+        /* A connection that already served requests and waits idle may go: clients retry
+         * those (RFC 9112 9.3.1). One that never sent a request yet is a request in
+         * flight on the wire; it gets its answer with "Connection: close". */
+        if (c->state == ST_IDLE || (c->state == ST_HEAD && c->requests > 0 && c->in_len == 0))
+            conn_free(c);
+        c = next;
+    }
+}
+
+void rp_conn_close_all(void)
+{
+    while (conns)
+        conn_free(conns);
+}

@@ -1,0 +1,369 @@
+/*
+ * HTTP/1.x request-head parser and chunked decoder. See h1_parser.h for the
+ * contract. The state machine works a byte at a time but keeps its place, so a
+ * head that arrives one byte per read costs the same total work as one that
+ * arrives whole.
+ */
+#include "http/h1_parser.h"
+
+#include <string.h>
+
+enum {
+    S_START,   /* before the method; leading empty lines are skipped (RFC 9112 2.2) */
+    S_METHOD,
+    S_TARGET,
+    S_VERSION,
+    S_RL_LF,   /* after CR of the request line */
+    S_HDR,     /* at the start of a header line */
+    S_NAME,
+    S_OWS,     /* after the colon, before the value */
+    S_VALUE,
+    S_HDR_LF,  /* after CR of a header line */
+    S_END_LF,  /* after CR of the empty line */
+};
+
+/* RFC 9110 tchar */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1, ['~'] = 1,
+    ['0'] = 1, ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1, ['7'] = 1,
+    ['8'] = 1, ['9'] = 1,
+    ['A'] = 1, ['B'] = 1, ['C'] = 1, ['D'] = 1, ['E'] = 1, ['F'] = 1, ['G'] = 1, ['H'] = 1,
+    ['I'] = 1, ['J'] = 1, ['K'] = 1, ['L'] = 1, ['M'] = 1, ['N'] = 1, ['O'] = 1, ['P'] = 1,
+    ['Q'] = 1, ['R'] = 1, ['S'] = 1, ['T'] = 1, ['U'] = 1, ['V'] = 1, ['W'] = 1, ['X'] = 1,
+    ['Y'] = 1, ['Z'] = 1,
+    ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1, ['f'] = 1, ['g'] = 1, ['h'] = 1,
+    ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1, ['n'] = 1, ['o'] = 1, ['p'] = 1,
+    ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1, ['v'] = 1, ['w'] = 1, ['x'] = 1,
+    ['y'] = 1, ['z'] = 1,
+};
+
+void rp_h1_parser_init(rp_h1_parser_t *p, uint32_t max_line, uint32_t max_head)
+{
+    memset(p, 0, sizeof(*p));
+    p->max_line = max_line;
+    p->max_header = max_line;
+    p->max_head = max_head;
+    p->state = S_START;
+}
+
+static rp_h1_result_t fail(rp_h1_parser_t *p, int status, const char *reason)
+{
+    p->status = status;
+    p->reason = reason;
+    return RP_H1_ERROR;
+}
+
+static int parse_version(rp_h1_parser_t *p, const char *v, size_t n)
+{
+    if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+        v[7] < '0' || v[7] > '9')
+        return fail(p, 400, "malformed HTTP version"), -1;
+    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
+        return fail(p, 505, "unsupported HTTP version"), -1;
+    p->version = 10 + (v[7] - '0');
+    return 0;
+}
+
+static rp_h1_result_t end_value(rp_h1_parser_t *p)
+{
+    rp_h1_header_t *h = &p->headers[p->nheaders - 1];
+    h->value.len = p->value_end > h->value.off ? p->value_end - h->value.off : 0;
+    return RP_H1_AGAIN;
+}
+
+rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t len)
+{
+    if (len > p->max_head + 4u)
+        len = p->max_head + 4u; /* never look beyond the limit; the check below fires */
+
+    while (p->pos < len) {
+        unsigned char c = (unsigned char)buf[p->pos];
+        uint32_t i = p->pos++;
+
+        if (p->pos > p->max_head)
+            return fail(p, p->state <= S_RL_LF ? 414 : 431, "request head too large");
+
+        switch (p->state) {
+        case S_START:
+            if (c == '\r' || c == '\n')
+                break; /* RFC 9112 2.2: ignore empty lines before the request line */
+            if (!tchar[c])
+                return fail(p, 400, "invalid character in method");
+            p->line_start = i;
+            p->method.off = i;
+            p->state = S_METHOD;
+            break;
+
+        case S_METHOD:
+            if (c == ' ') {
+                p->method.len = i - p->method.off;
+                p->target.off = i + 1;
+                p->state = S_TARGET;
+            } else if (!tchar[c]) {
+                return fail(p, 400, "invalid character in method");
+            }
+            break;
+
+        case S_TARGET:
+            if (c == ' ') {
+                p->target.len = i - p->target.off;
+                if (p->target.len == 0)
+                    return fail(p, 400, "empty request target");
+                p->state = S_VERSION;
+                p->value_end = i + 1; /* start of the version */
+            } else if (c <= 0x20 || c == 0x7f) {
+                if (c == '\r' || c == '\n')
+                    return fail(p, 400, "request line without HTTP version");
+                return fail(p, 400, "invalid character in request target");
+            }
+            break;
+
+        case S_VERSION:
+            if (c == '\r' || c == '\n') {
+                if (parse_version(p, buf + p->value_end, i - p->value_end) != 0)
+                    return RP_H1_ERROR;
+                p->state = c == '\r' ? S_RL_LF : S_HDR;
+                p->line_start = i + 1;
+            } else if (c == ' ' || i - p->value_end >= 8) {
+                return fail(p, 400, "malformed HTTP version");
+            }
+            break;
+
+        case S_RL_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR in request line");
+            p->state = S_HDR;
+            p->line_start = i + 1;
+            break;
+
+        case S_HDR:
+            if (c == '\r') {
+                p->state = S_END_LF;
+            } else if (c == '\n') {
+                return RP_H1_DONE;
+            } else if (c == ' ' || c == '\t') {
+                return fail(p, 400, p->nheaders ? "obsolete line folding"
+                                                : "whitespace before the first header");
+            } else if (!tchar[c]) {
+                return fail(p, 400, "invalid character in header name");
+            } else {
+                if (p->nheaders == RP_H1_MAX_HEADERS)
+                    return fail(p, 431, "too many headers");
+                rp_h1_header_t *h = &p->headers[p->nheaders++];
+                h->name.off = i;
+                h->name.len = 0;
+                p->line_start = i;
+                p->state = S_NAME;
+            }
+            break;
+
+        case S_NAME:
+            if (c == ':') {
+                rp_h1_header_t *h = &p->headers[p->nheaders - 1];
+                h->name.len = i - h->name.off;
+                h->value.off = i + 1;
+                p->value_end = i + 1;
+                p->state = S_OWS;
+            } else if (c == ' ' || c == '\t') {
+                return fail(p, 400, "whitespace before colon in header");
+            } else if (!tchar[c]) {
+                return fail(p, 400, "invalid character in header name");
+            }
+            break;
+
+        case S_OWS:
+            if (c == ' ' || c == '\t') {
+                p->headers[p->nheaders - 1].value.off = i + 1;
+                p->value_end = i + 1;
+                break;
+            }
+            p->state = S_VALUE;
+            /* fall through */
+        case S_VALUE:
+            if (c == '\r') {
+                end_value(p);
+                p->state = S_HDR_LF;
+            } else if (c == '\n') {
+                end_value(p);
+                p->state = S_HDR;
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                return fail(p, 400, "invalid character in header value");
+            } else {
+                if (c != ' ' && c != '\t')
+                    p->value_end = i + 1;
+                if (i - p->line_start >= p->max_header)
+                    return fail(p, 431, "header line too long");
+            }
+            break;
+
+        case S_HDR_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR in header");
+            p->state = S_HDR;
+            break;
+
+        case S_END_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR at end of head");
+            return RP_H1_DONE;
+        }
+
+        if (p->state <= S_VERSION && p->state != S_START && i - p->line_start >= p->max_line)
+            return fail(p, 414, "request line too long");
+        if (p->state == S_NAME && i - p->line_start >= p->max_header)
+            return fail(p, 431, "header line too long");
+    }
+    return RP_H1_AGAIN;
+}
+
+int rp_span_ieq(const char *buf, rp_span_t s, const char *lower)
+{
+    size_t n = strlen(lower);
+    if (s.len != n)
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = buf[s.off + i];
+        if (c >= 'A' && c <= 'Z')
+            c = (char)(c + 32);
+        if (c != lower[i])
+            return 0;
+    }
+    return 1;
+}
+
+enum {
+    C_SIZE,      /* hex digits */
+    C_EXT,       /* chunk extension, ignored up to the line end */
+    C_SIZE_LF,
+    C_DATA,
+    C_DATA_CR,
+    C_DATA_LF,
+    C_TRAILER,   /* at the start of a trailer line */
+    C_TRAILER_LINE,
+    C_TRAILER_LF,
+    C_END_LF,
+    C_DONE,
+};
+
+#define CHUNK_LINE_MAX 4096
+
+void rp_chunked_init(rp_chunked_t *c)
+{
+    memset(c, 0, sizeof(*c));
+}
+
+static int hexval(unsigned char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 0x20;
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    return -1;
+}
+
+int rp_chunked_decode(rp_chunked_t *c, char *buf, size_t *len, size_t *consumed)
+{
+    size_t in = 0, out = 0, n = *len;
+
+#define CFAIL(why)                                                                             \
+    do {                                                                                       \
+        c->reason = (why);                                                                     \
+        *len = out;                                                                            \
+        *consumed = in;                                                                        \
+        return -1;                                                                             \
+    } while (0)
+
+    while (in < n && c->state != C_DONE) {
+        if (c->state == C_DATA) {
+            size_t take = n - in;
+            if (take > c->remaining)
+                take = (size_t)c->remaining;
+            memmove(buf + out, buf + in, take);
+            out += take;
+            in += take;
+            c->remaining -= take;
+            if (c->remaining == 0)
+                c->state = C_DATA_CR;
+            continue;
+        }
+        unsigned char ch = (unsigned char)buf[in++];
+        if (++c->line_len > CHUNK_LINE_MAX)
+            CFAIL("chunk line too long");
+        switch (c->state) {
+        case C_SIZE: {
+            int v = hexval(ch);
+            if (v >= 0) {
+                if (c->remaining > (UINT64_MAX >> 4) || c->remaining > (1ULL << 59))
+                    CFAIL("chunk size overflow");
+                c->remaining = (c->remaining << 4) | (uint64_t)v;
+                c->seen_digit = 1;
+            } else if (!c->seen_digit) {
+                CFAIL("invalid chunk size");
+            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+                c->state = C_EXT;
+            } else if (ch == '\r') {
+                c->state = C_SIZE_LF;
+            } else {
+                CFAIL("invalid chunk size");
+            }
+            break;
+        }
+        case C_EXT:
+            if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (ch == '\n' || ch == 0 || ch == 0x7f)
+                CFAIL("invalid chunk extension");
+            break;
+        case C_SIZE_LF:
+            if (ch != '\n')
+                CFAIL("bare CR in chunk size line");
+            c->line_len = 0;
+            c->seen_digit = 0;
+            c->state = c->remaining ? C_DATA : C_TRAILER;
+            break;
+        case C_DATA_CR:
+            if (ch != '\r')
+                CFAIL("chunk data not followed by CRLF");
+            c->state = C_DATA_LF;
+            break;
+        case C_DATA_LF:
+            if (ch != '\n')
+                CFAIL("chunk data not followed by CRLF");
+            c->line_len = 0;
+            c->state = C_SIZE;
+            break;
+        case C_TRAILER:
+            if (ch == '\r') {
+                c->state = C_END_LF;
+            } else if (ch == '\n' || ch == ' ' || ch == '\t' || !(ch > 0x20 && ch < 0x7f)) {
+                CFAIL("invalid trailer");
+            } else {
+                c->state = C_TRAILER_LINE;
+            }
+            break;
+        case C_TRAILER_LINE:
+            if (ch == '\r')
+                c->state = C_TRAILER_LF;
+            else if (ch == '\n' || ch == 0)
+                CFAIL("invalid trailer");
+            break;
+        case C_TRAILER_LF:
+            if (ch != '\n')
+                CFAIL("bare CR in trailer");
+            c->line_len = 0;
+            c->state = C_TRAILER;
+            break;
+        case C_END_LF:
+            if (ch != '\n')
+                CFAIL("bare CR after last chunk");
+            c->state = C_DONE;
+            break;
+        }
+    }
+#undef CFAIL
+    *len = out;
+    *consumed = in;
+    return c->state == C_DONE ? 1 : 0;
+}

@@ -1,0 +1,150 @@
+/*
+ * Shared HTTP types: the phase codes, the http core module's configuration at
+ * its three levels, and the phase list. Protocol-specific code (HTTP/1 now,
+ * HTTP/2 later) produces an rp_request_t and hands it to the phase runner; the
+ * phases never know which protocol carried the request.
+ */
+#ifndef RP_HTTP_H
+#define RP_HTTP_H
+
+#include "conf/conf.h"
+#include "core/str.h"
+
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+typedef struct rp_request_s rp_request_t;
+typedef struct rp_conn_s rp_conn_t;
+
+/* What a phase handler returns. */
+enum {
+    RP_OK = 0,        /* this phase is done: go to the next phase */
+    RP_ERROR = -1,    /* fail the request with 500 */
+    RP_AGAIN = -2,    /* suspended: an event will resume the runner */
+    RP_DONE = -4,     /* a response was produced: stop running phases */
+    RP_DECLINED = -5, /* not mine: try the next handler of this phase */
+};
+
+typedef enum {
+    RP_PHASE_SERVER_REWRITE, /* before a location is chosen: server-level `return` */
+    RP_PHASE_ROUTE,          /* choose the location */
+    RP_PHASE_REWRITE,        /* location-level `return` */
+    RP_PHASE_ACCESS,
+    RP_PHASE_CONTENT, /* produce the response (proxy, ...) */
+    RP_NPHASES,
+} rp_phase_t;
+
+typedef int (*rp_phase_handler_pt)(rp_request_t *r);
+
+/* Location kinds, as nginx spells them. */
+enum {
+    RP_LOC_SERVER,         /* the implicit location of a server block */
+    RP_LOC_PREFIX,         /* location /path */
+    RP_LOC_PREFIX_NOREGEX, /* location ^~ /path */
+    RP_LOC_EXACT,          /* location = /path */
+    RP_LOC_REGEX,          /* location ~ re */
+    RP_LOC_REGEX_CASELESS, /* location ~* re */
+};
+
+/* server_name kinds */
+enum {
+    RP_NAME_EXACT,
+    RP_NAME_WILD_HEAD, /* *.example.com */
+    RP_NAME_WILD_TAIL, /* www.example.* */
+    RP_NAME_REGEX,     /* ~^(www\.)?example\.com$ */
+};
+
+typedef struct rp_http_core_srv_conf_s rp_http_core_srv_conf_t;
+typedef struct rp_http_core_loc_conf_s rp_http_core_loc_conf_t;
+
+typedef struct {
+    char *name; /* lowercase; for wildcards, without the "*." or ".*" */
+    size_t len;
+    int kind;
+    pcre2_code *re;
+    rp_http_core_srv_conf_t *server;
+} rp_server_name_t;
+
+/* One `listen` of one server. */
+typedef struct {
+    struct sockaddr_storage sa;
+    socklen_t socklen;
+    char *text; /* "127.0.0.1:8080", "[::1]:8080" */
+    int default_server;
+    int backlog;
+    int ipv6only;
+    int rcvbuf, sndbuf;
+    const char *file;
+    unsigned line;
+} rp_listen_opt_t;
+
+/* The servers reachable through one listening address, for name-based selection. */
+typedef struct {
+    struct rp_listening_s *listening;
+    rp_http_core_srv_conf_t *default_server;
+    int explicit_default; /* set by a `listen ... default_server` */
+    rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
+} rp_http_addr_t;
+
+typedef struct {
+    rp_array_t servers; /* rp_http_core_srv_conf_t * */
+    rp_array_t addrs;   /* rp_http_addr_t * */
+    rp_array_t phases[RP_NPHASES]; /* rp_phase_handler_pt */
+} rp_http_core_main_conf_t;
+
+struct rp_http_core_srv_conf_s {
+    rp_http_conf_ctx_t *ctx;
+    rp_array_t names;   /* rp_server_name_t */
+    rp_array_t listens; /* rp_listen_opt_t */
+    const char *file;
+    unsigned line;
+    int has_listen;
+
+    size_t client_header_buffer_size;   /* initial head buffer */
+    size_t large_header_line;           /* longest request line or header line */
+    size_t large_client_header_buffers; /* whole request head */
+    int64_t client_header_timeout;
+    int merge_slashes;
+};
+
+struct rp_http_core_loc_conf_s {
+    char *name;
+    size_t name_len;
+    int kind;
+    pcre2_code *re;
+    void **loc_conf; /* every module's configuration for this location */
+    rp_http_core_loc_conf_t *parent;
+    const char *file;
+    unsigned line;
+
+    /* Children, split by kind for matching; prefixes sorted longest first. */
+    rp_array_t exact, prefix, regex; /* rp_http_core_loc_conf_t * */
+
+    int64_t keepalive_timeout;
+    int keepalive_requests;
+    int64_t send_timeout;
+    int64_t client_body_timeout;
+    char *default_type;
+    size_t limit_rate;
+    int server_tokens;
+};
+
+extern rp_module_t rp_http_module;
+extern rp_module_t rp_http_core_module;
+extern rp_module_t rp_http_return_module;
+extern rp_module_t rp_upstream_module;
+
+/* The http block's core configuration of a cycle, or NULL when there is no http block. */
+rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);
+
+/* Registers a handler for a phase; call from a module's postconfiguration. */
+void rp_http_add_phase_handler(rp_conf_t *cf, rp_phase_t phase, rp_phase_handler_pt h);
+
+/* Per-module configuration of a request's location / server. */
+#define rp_http_loc_conf(r, module) ((r)->loc_conf[(module).index])
+#define rp_http_srv_conf(r, module) ((r)->srv->ctx->srv_conf[(module).index])
+
+#endif

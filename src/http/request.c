@@ -1,0 +1,186 @@
+/*
+ * The phase runner and the response builder. Responses are serialized here
+ * into an evbuffer and handed to the connection; the protocol layer decides
+ * framing (HTTP/1 now: Content-Length and Connection).
+ */
+#include "http/request.h"
+#include "http/conn.h"
+#include "core/log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name)
+{
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (rp_str_ieq(r->headers[i].name, lower_name))
+            return r->headers[i].value;
+    }
+    return RP_NULL_STR;
+}
+
+void rp_http_run_phases(rp_request_t *r)
+{
+    rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
+
+    while (r->phase < RP_NPHASES) {
+        rp_array_t *handlers = &cmcf->phases[r->phase];
+        if (r->handler >= handlers->nelts) {
+            r->phase++;
+            r->handler = 0;
+            continue;
+        }
+        rp_phase_handler_pt h = RP_ARRAY_AT(handlers, rp_phase_handler_pt, r->handler);
+        int rc = h(r);
+        switch (rc) {
+        case RP_DECLINED:
+            r->handler++;
+            break;
+        case RP_OK:
+            r->phase++;
+            r->handler = 0;
+            break;
+        case RP_AGAIN:
+            return;
+        case RP_DONE:
+            return;
+        default:
+            rp_http_send_error(r, 500);
+            return;
+        }
+    }
+    /* No content handler took the request: nothing is configured to answer it. */
+    rp_http_send_error(r, 404);
+}
+
+void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value)
+{
+    if (r->nout_headers < RP_MAX_OUT_HEADERS) {
+        r->out_headers[r->nout_headers].name = name;
+        r->out_headers[r->nout_headers].value = value;
+        r->nout_headers++;
+    }
+}
+
+const char *rp_http_reason(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 421: return "Misdirected Request";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    }
+    return "";
+}
+
+/* "Sat, 21 Nov 2026 14:55:00 GMT", recomputed at most once a second. */
+static const char *http_date(void)
+{
+    static char buf[40];
+    static time_t last;
+    struct timeval tv;
+    if (rp_event_base)
+        event_base_gettimeofday_cached(rp_event_base, &tv);
+    else
+        gettimeofday(&tv, NULL);
+    if (tv.tv_sec != last) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = tv.tv_sec;
+    }
+    return buf;
+}
+
+static int status_has_body(int status)
+{
+    return !(status < 200 || status == 204 || status == 304);
+}
+
+int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body)
+{
+    rp_conn_t *c = r->conn;
+    struct evbuffer *out = c->out;
+    r->status = status;
+    r->response_started = 1;
+
+    int keep = r->keepalive && !c->close_after && !c->draining;
+    rp_http_core_loc_conf_t *clcf = r->clcf;
+    int tokens = clcf ? clcf->server_tokens : 1;
+
+    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: %s\r\nDate: %s\r\n",
+                        r->version == 10 ? 0 : 1, status, rp_http_reason(status),
+                        tokens ? "rampart/" PACKAGE_VERSION : "rampart", http_date());
+    if (content_type.len && status_has_body(status))
+        evbuffer_add_printf(out, "Content-Type: %.*s\r\n", (int)content_type.len,
+                            content_type.data);
+    if (status_has_body(status))
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", body.len);
+    for (unsigned i = 0; i < r->nout_headers; i++) {
+        const rp_header_t *h = &r->out_headers[i];
+        evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->name.len, h->name.data,
+                            (int)h->value.len, h->value.data);
+    }
+    if (!keep) {
+        evbuffer_add(out, "Connection: close\r\n", 19);
+        c->close_after = 1;
+    } else if (r->version == 10) {
+        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+    }
+    evbuffer_add(out, "\r\n", 2);
+    if (!r->head && status_has_body(status) && body.len) {
+        evbuffer_add(out, body.data, body.len);
+        r->body_bytes_sent = (int64_t)body.len;
+    }
+    rp_conn_send(c);
+    return RP_DONE;
+}
+
+int rp_http_send_error(rp_request_t *r, int status)
+{
+    char page[512];
+    const char *reason = rp_http_reason(status);
+    int n = snprintf(page, sizeof(page),
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>rampart</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, reason, status, reason);
+    if (status >= 400 && status != 404 && status != 405 && status != 410 && status != 429 &&
+        status != 421)
+        r->conn->close_after = r->conn->close_after || status == 400 || status >= 500 ||
+                               status == 408 || status == 413 || status == 414 ||
+                               status == 431;
+    return rp_http_send_response(r, status, RP_STR("text/html"), (rp_str_t){page, (size_t)n});
+}

@@ -1,0 +1,79 @@
+/*
+ * The protocol-neutral request: what HTTP/1 (and later HTTP/2) hand to the
+ * phases, and the response the phases hand back. A request lives in its own
+ * arena, reset between requests on a connection so a warm keep-alive
+ * connection allocates nothing.
+ */
+#ifndef RP_REQUEST_H
+#define RP_REQUEST_H
+
+#include "core/arena.h"
+#include "core/str.h"
+#include "http/http.h"
+
+#include <stdint.h>
+#include <sys/time.h>
+
+typedef struct {
+    rp_str_t name, value;
+} rp_header_t;
+
+#define RP_MAX_OUT_HEADERS 32
+
+struct rp_request_s {
+    rp_conn_t *conn;
+    rp_arena_t *arena;
+
+    rp_str_t method;
+    rp_str_t request_uri; /* the target as sent */
+    rp_str_t uri;         /* decoded, normalized path */
+    rp_str_t args;        /* after "?", raw */
+    rp_str_t host;        /* normalized: lowercase, no port */
+    rp_str_t scheme;
+    int version; /* 10, 11, 20 */
+    rp_header_t *headers;
+    unsigned nheaders;
+
+    int64_t content_length; /* -1 when absent */
+    unsigned chunked : 1;
+    unsigned keepalive : 1;
+    unsigned expect_continue : 1;
+    unsigned head : 1; /* HEAD: no body in the response */
+
+    rp_http_core_srv_conf_t *srv;
+    rp_http_core_loc_conf_t *clcf;
+    void **loc_conf;
+    int phase;
+    size_t handler;
+
+    /* response */
+    int status;
+    rp_header_t out_headers[RP_MAX_OUT_HEADERS];
+    unsigned nout_headers;
+    int64_t body_bytes_sent;
+    unsigned response_started : 1;
+    struct timeval start;
+};
+
+/* Looks up a request header (case-insensitive); returns its value or a NULL string. */
+rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name);
+
+/* Runs the phases from where the request stopped; call again to resume after RP_AGAIN. */
+void rp_http_run_phases(rp_request_t *r);
+
+/* Adds a response header; name and value must live as long as the request. */
+void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value);
+
+/*
+ * Sends a complete response with the given body (copied). content_type may be a
+ * NULL string for none. Returns RP_DONE for a phase handler to pass on.
+ */
+int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body);
+
+/* Sends rampart's own page for an error status (or a redirect's bare page). */
+int rp_http_send_error(rp_request_t *r, int status);
+
+/* The reason phrase of a status, "" for unknown ones. */
+const char *rp_http_reason(int status);
+
+#endif

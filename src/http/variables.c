@@ -1,0 +1,415 @@
+/*
+ * The variable table and the compiled-value evaluator.
+ */
+#include "http/variables.h"
+#include "http/conn.h"
+#include "core/cycle.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static rp_str_t dup_str(rp_request_t *r, const char *s)
+{
+    size_t n = strlen(s);
+    return (rp_str_t){rp_arena_strndup(r->arena, s, n), n};
+}
+
+static int get_host(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->host;
+    return 0;
+}
+
+static int get_uri(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->uri;
+    return 0;
+}
+
+static int get_request_uri(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->request_uri;
+    return 0;
+}
+
+static int get_args(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->args;
+    return 0;
+}
+
+static int get_is_args(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->args.len ? RP_STR("?") : RP_STR("");
+    return 0;
+}
+
+static int get_method(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->method;
+    return 0;
+}
+
+static int get_scheme(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->scheme;
+    return 0;
+}
+
+static int get_protocol(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->version == 10 ? RP_STR("HTTP/1.0") : r->version == 20 ? RP_STR("HTTP/2.0")
+                                                                     : RP_STR("HTTP/1.1");
+    return 0;
+}
+
+static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, int *port)
+{
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
+        *port = ntohs(s6->sin6_port);
+    } else if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
+        *port = ntohs(s4->sin_port);
+    } else {
+        snprintf(buf, len, "unix:");
+        *port = 0;
+    }
+}
+
+static int get_remote_addr(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[64];
+    int port;
+    addr_text(&r->conn->peer, buf, sizeof(buf), &port);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_remote_port(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[64];
+    int port;
+    addr_text(&r->conn->peer, buf, sizeof(buf), &port);
+    snprintf(buf, sizeof(buf), "%d", port);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static void local_addr(rp_conn_t *c)
+{
+    if (c->locallen == 0) {
+        c->locallen = sizeof(c->local);
+        if (getsockname(c->fd, (struct sockaddr *)&c->local, &c->locallen) != 0)
+            c->locallen = 0;
+    }
+}
+
+static int get_server_addr(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[64];
+    int port;
+    local_addr(r->conn);
+    addr_text(&r->conn->local, buf, sizeof(buf), &port);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_server_port(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[64];
+    int port;
+    local_addr(r->conn);
+    addr_text(&r->conn->local, buf, sizeof(buf), &port);
+    snprintf(buf, sizeof(buf), "%d", port);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_server_name(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    if (r->srv && r->srv->names.nelts) {
+        const rp_server_name_t *n = r->srv->names.elts;
+        *out = (rp_str_t){n[0].name, n[0].len};
+    } else {
+        *out = RP_STR("");
+    }
+    return 0;
+}
+
+static int get_status(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%03d", r->status);
+    *out = r->status ? dup_str(r, buf) : RP_STR("000");
+    return 0;
+}
+
+static int get_connection(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%llu", (unsigned long long)r->conn->number);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_connection_requests(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%u", r->conn->requests);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_pid(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%d", (int)getpid());
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_msec(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(rp_event_base, &tv);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld.%03d", (long long)tv.tv_sec, (int)(tv.tv_usec / 1000));
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_version(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR(PACKAGE_VERSION);
+    return 0;
+}
+
+static int get_http(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    /* arg is the header name with "_" for "-", lowercase */
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const rp_header_t *h = &r->headers[i];
+        if (h->name.len != arg.len)
+            continue;
+        size_t k = 0;
+        for (; k < arg.len; k++) {
+            char c = h->name.data[k];
+            if (c >= 'A' && c <= 'Z')
+                c = (char)(c + 32);
+            if (c == '-')
+                c = '_';
+            if (c != arg.data[k])
+                break;
+        }
+        if (k == arg.len) {
+            *out = h->value;
+            return 0;
+        }
+    }
+    *out = RP_STR("");
+    return 0;
+}
+
+/* Finds name=value in a list separated by sep (args: '&', cookies: ';'). */
+static rp_str_t find_pair(rp_str_t list, rp_str_t name, char sep, int trim)
+{
+    const char *p = list.data, *end = list.data + list.len;
+    while (p < end) {
+        const char *item_end = memchr(p, sep, (size_t)(end - p));
+        if (item_end == NULL)
+            item_end = end;
+        while (trim && p < item_end && *p == ' ')
+            p++;
+        const char *eq = memchr(p, '=', (size_t)(item_end - p));
+        size_t nlen = eq ? (size_t)(eq - p) : (size_t)(item_end - p);
+        if (nlen == name.len && strncasecmp(p, name.data, nlen) == 0)
+            return eq ? (rp_str_t){eq + 1, (size_t)(item_end - eq - 1)} : RP_STR("");
+        p = item_end + 1;
+    }
+    return RP_STR("");
+}
+
+static int get_arg(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = find_pair(r->args, arg, '&', 0);
+    return 0;
+}
+
+static int get_cookie(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR("");
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (rp_str_ieq(r->headers[i].name, "cookie")) {
+            rp_str_t v = find_pair(r->headers[i].value, arg, ';', 1);
+            if (v.len) {
+                *out = v;
+                return 0;
+            }
+        }
+    }
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    rp_var_get_pt get;
+    int prefix;
+} var_t;
+
+static const var_t vars[] = {
+    {"host", get_host, 0},
+    {"uri", get_uri, 0},
+    {"document_uri", get_uri, 0},
+    {"request_uri", get_request_uri, 0},
+    {"args", get_args, 0},
+    {"query_string", get_args, 0},
+    {"is_args", get_is_args, 0},
+    {"request_method", get_method, 0},
+    {"scheme", get_scheme, 0},
+    {"server_protocol", get_protocol, 0},
+    {"remote_addr", get_remote_addr, 0},
+    {"remote_port", get_remote_port, 0},
+    {"server_addr", get_server_addr, 0},
+    {"server_port", get_server_port, 0},
+    {"server_name", get_server_name, 0},
+    {"status", get_status, 0},
+    {"connection", get_connection, 0},
+    {"connection_requests", get_connection_requests, 0},
+    {"pid", get_pid, 0},
+    {"msec", get_msec, 0},
+    {"rampart_version", get_version, 0},
+    {"http_", get_http, 1},
+    {"arg_", get_arg, 1},
+    {"cookie_", get_cookie, 1},
+    {NULL, NULL, 0},
+};
+
+rp_var_get_pt rp_var_lookup(const char *name, size_t len, rp_str_t *arg)
+{
+    for (const var_t *v = vars; v->name; v++) {
+        size_t n = strlen(v->name);
+        if (v->prefix) {
+            if (len > n && strncmp(name, v->name, n) == 0) {
+                *arg = (rp_str_t){name + n, len - n};
+                return v->get;
+            }
+        } else if (len == n && strncmp(name, v->name, n) == 0) {
+            *arg = RP_NULL_STR;
+            return v->get;
+        }
+    }
+    return NULL;
+}
+
+static int name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+}
+
+const char *rp_cv_compile(rp_conf_t *cf, const char *src, rp_cv_t *cv)
+{
+    rp_array_t parts;
+    rp_array_init(&parts, cf->arena, 4, sizeof(rp_cv_part_t));
+    char *lit = rp_arena_alloc(cf->arena, strlen(src) + 1);
+    size_t litlen = 0;
+    const char *p = src;
+    cv->has_vars = 0;
+
+    while (*p) {
+        if (p[0] == '\\' && p[1] == '$') {
+            lit[litlen++] = '$';
+            p += 2;
+            continue;
+        }
+        if (*p != '$') {
+            lit[litlen++] = *p++;
+            continue;
+        }
+        const char *name;
+        size_t nlen;
+        if (p[1] == '{') {
+            name = p + 2;
+            const char *close = strchr(name, '}');
+            if (close == NULL)
+                return rp_arena_sprintf(cf->arena, "missing \"}\" in variable reference in \"%s\"",
+                                        src);
+            nlen = (size_t)(close - name);
+            p = close + 1;
+        } else {
+            name = p + 1;
+            nlen = 0;
+            while (name_char(name[nlen]))
+                nlen++;
+            p = name + nlen;
+        }
+        if (nlen == 0)
+            return rp_arena_sprintf(cf->arena, "invalid variable name in \"%s\"", src);
+        if (litlen) {
+            rp_cv_part_t *lp = rp_array_push(&parts);
+            lp->literal = (rp_str_t){lit, litlen};
+            lit += litlen + 1;
+            litlen = 0;
+        }
+        rp_cv_part_t *vp = rp_array_push(&parts);
+        rp_str_t arg;
+        vp->get = rp_var_lookup(name, nlen, &arg);
+        if (vp->get == NULL)
+            return rp_arena_sprintf(cf->arena, "unknown variable \"$%.*s\"", (int)nlen, name);
+        if (arg.data) {
+            /* $http_X_Y matches header "x-y": normalize the argument once here. */
+            char *a = rp_arena_strndup(cf->arena, arg.data, arg.len);
+            if (vp->get == get_http) {
+                for (size_t k = 0; k < arg.len; k++) {
+                    if (a[k] >= 'A' && a[k] <= 'Z')
+                        a[k] = (char)(a[k] + 32);
+                    if (a[k] == '-')
+                        a[k] = '_';
+                }
+            }
+            vp->arg = (rp_str_t){a, arg.len};
+        }
+        cv->has_vars = 1;
+    }
+    if (litlen || parts.nelts == 0) {
+        rp_cv_part_t *lp = rp_array_push(&parts);
+        lp->literal = (rp_str_t){lit, litlen};
+    }
+    cv->parts = parts.elts;
+    cv->nparts = parts.nelts;
+    if (!cv->has_vars)
+        cv->value = cv->parts[0].literal;
+    return NULL;
+}
+
+rp_str_t rp_cv_eval(rp_request_t *r, const rp_cv_t *cv)
+{
+    if (!cv->has_vars)
+        return cv->value;
+    rp_str_t vals[64];
+    size_t total = 0, n = cv->nparts < 64 ? cv->nparts : 64;
+    for (size_t i = 0; i < n; i++) {
+        const rp_cv_part_t *part = &cv->parts[i];
+        if (part->get) {
+            if (part->get(r, part->arg, &vals[i]) != 0)
+                vals[i] = RP_STR("");
+        } else {
+            vals[i] = part->literal;
+        }
+        total += vals[i].len;
+    }
+    char *buf = rp_arena_alloc(r->arena, total + 1);
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (vals[i].len)
+            memcpy(buf + off, vals[i].data, vals[i].len);
+        off += vals[i].len;
+    }
+    buf[off] = '\0';
+    return (rp_str_t){buf, off};
+}

@@ -1,0 +1,232 @@
+/*
+ * Listening socket creation, reuse across reloads, and address parsing.
+ */
+#include "net/listen.h"
+#include "core/log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void rp_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN];
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%d", host, ntohs(s6->sin6_port));
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+        snprintf(buf, len, "%s:%d", host, ntohs(s4->sin_port));
+    }
+}
+
+const char *rp_listen_parse_addr(rp_arena_t *arena, const char *text, struct sockaddr_storage *sa,
+                                 socklen_t *len, char **canonical)
+{
+    char host[256] = "";
+    const char *port;
+    memset(sa, 0, sizeof(*sa));
+
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || (size_t)(close - text - 1) >= sizeof(host))
+            return rp_arena_sprintf(arena, "invalid address \"%s\"", text);
+        memcpy(host, text + 1, (size_t)(close - text - 1));
+        host[close - text - 1] = '\0';
+        if (close[1] != ':')
+            return rp_arena_sprintf(arena, "no port in \"%s\"", text);
+        port = close + 2;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (colon) {
+            if ((size_t)(colon - text) >= sizeof(host))
+                return rp_arena_sprintf(arena, "invalid address \"%s\"", text);
+            memcpy(host, text, (size_t)(colon - text));
+            host[colon - text] = '\0';
+            port = colon + 1;
+        } else {
+            int all_digits = text[0] != '\0';
+            for (const char *p = text; *p; p++)
+                if (*p < '0' || *p > '9')
+                    all_digits = 0;
+            if (!all_digits)
+                return rp_arena_sprintf(arena, "no port in \"%s\"", text);
+            port = text;
+        }
+    }
+
+    long p = 0;
+    if (rp_parse_int(port, 65535, &p) != 0 || p < 1)
+        return rp_arena_sprintf(arena, "invalid port in \"%s\"", text);
+
+    if (host[0] == '\0' || strcmp(host, "*") == 0) {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+        s4->sin_family = AF_INET;
+        s4->sin_addr.s_addr = htonl(INADDR_ANY);
+        s4->sin_port = htons((uint16_t)p);
+        *len = sizeof(*s4);
+    } else {
+        struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+        if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+            s4->sin_family = AF_INET;
+            s4->sin_port = htons((uint16_t)p);
+            *len = sizeof(*s4);
+        } else if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+            s6->sin6_family = AF_INET6;
+            s6->sin6_port = htons((uint16_t)p);
+            *len = sizeof(*s6);
+        } else {
+            struct addrinfo hints = {0}, *res = NULL;
+            hints.ai_family = AF_UNSPEC;
+            hints.ai_socktype = SOCK_STREAM;
+            int rc = getaddrinfo(host, NULL, &hints, &res);
+            if (rc != 0 || res == NULL)
+                return rp_arena_sprintf(arena, "host not found in \"%s\"", text);
+            memcpy(sa, res->ai_addr, res->ai_addrlen);
+            *len = res->ai_addrlen;
+            freeaddrinfo(res);
+            if (sa->ss_family == AF_INET)
+                ((struct sockaddr_in *)sa)->sin_port = htons((uint16_t)p);
+            else
+                ((struct sockaddr_in6 *)sa)->sin6_port = htons((uint16_t)p);
+        }
+    }
+    char buf[128];
+    rp_sockaddr_text((struct sockaddr *)sa, buf, sizeof(buf));
+    *canonical = rp_arena_strdup(arena, buf);
+    return NULL;
+}
+
+static int open_one(rp_listening_t *ls, char *err, size_t errlen)
+{
+    int fd = socket(ls->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket() for %s failed: %s", ls->text, strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        snprintf(err, errlen, "setsockopt(SO_REUSEPORT) for %s failed: %s", ls->text,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (ls->sa.ss_family == AF_INET6) {
+        int v6only = ls->ipv6only;
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
+    }
+    if (ls->rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ls->rcvbuf, sizeof(ls->rcvbuf));
+    if (ls->sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ls->sndbuf, sizeof(ls->sndbuf));
+    if (bind(fd, (struct sockaddr *)&ls->sa, ls->socklen) != 0) {
+        snprintf(err, errlen, "bind() to %s failed: %s", ls->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (listen(fd, ls->backlog) != 0) {
+        snprintf(err, errlen, "listen() on %s failed: %s", ls->text, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static int same_addr(const rp_listening_t *a, const rp_listening_t *b)
+{
+    return a->socklen == b->socklen && memcmp(&a->sa, &b->sa, a->socklen) == 0;
+}
+
+int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, size_t errlen)
+{
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        ls[i]->nfds = nworkers;
+        ls[i]->fds = rp_arena_alloc(cycle->arena, sizeof(int) * (size_t)nworkers);
+        for (int k = 0; k < nworkers; k++)
+            ls[i]->fds[k] = -1;
+    }
+
+    /* First pass: everything that cannot be inherited must open, or nothing changes. */
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        rp_listening_t *oldls = NULL;
+        if (old) {
+            rp_listening_t **ols = old->listening.elts;
+            for (size_t j = 0; j < old->listening.nelts; j++)
+                if (same_addr(ls[i], ols[j]))
+                    oldls = ols[j];
+        }
+        for (int k = 0; k < nworkers; k++) {
+            if (oldls && k < oldls->nfds && oldls->fds[k] >= 0) {
+                /* Backlog changes apply to the inherited socket too. */
+                listen(oldls->fds[k], ls[i]->backlog);
+                continue;
+            }
+            int fd = open_one(ls[i], err, errlen);
+            if (fd < 0)
+                goto fail;
+            ls[i]->fds[k] = fd;
+        }
+    }
+
+    /* Second pass: take over the inherited sockets. */
+    for (size_t i = 0; old && i < cycle->listening.nelts; i++) {
+        rp_listening_t **ols = old->listening.elts;
+        for (size_t j = 0; j < old->listening.nelts; j++) {
+            if (!same_addr(ls[i], ols[j]))
+                continue;
+            for (int k = 0; k < nworkers && k < ols[j]->nfds; k++) {
+                if (ols[j]->fds[k] >= 0 && ls[i]->fds[k] < 0) {
+                    ls[i]->fds[k] = ols[j]->fds[k];
+                    ols[j]->fds[k] = -1;
+                }
+            }
+        }
+    }
+    return 0;
+
+fail:
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        for (int k = 0; k < ls[i]->nfds; k++) {
+            if (ls[i]->fds[k] >= 0)
+                close(ls[i]->fds[k]);
+            ls[i]->fds[k] = -1;
+        }
+    }
+    return -1;
+}
+
+void rp_listen_close(rp_cycle_t *cycle)
+{
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        for (int k = 0; k < ls[i]->nfds; k++) {
+            if (ls[i]->fds[k] >= 0)
+                close(ls[i]->fds[k]);
+            ls[i]->fds[k] = -1;
+        }
+    }
+}
+
+void rp_listen_keep_only(rp_cycle_t *cycle, int index)
+{
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        for (int k = 0; k < ls[i]->nfds; k++) {
+            if (k != index && ls[i]->fds[k] >= 0) {
+                close(ls[i]->fds[k]);
+                ls[i]->fds[k] = -1;
+            }
+        }
+    }
+}

@@ -1,0 +1,52 @@
+/*
+ * Listening sockets. The master creates them, one per worker per address with
+ * SO_REUSEPORT, so the kernel spreads connections across workers without a
+ * shared accept lock. Socket i of an address is handed to worker i of every
+ * generation: across a reload the backlog of socket i is never closed, so no
+ * queued connection is lost.
+ */
+#ifndef RP_LISTEN_H
+#define RP_LISTEN_H
+
+#include "core/cycle.h"
+#include "http/http.h"
+
+#include <sys/socket.h>
+
+typedef struct rp_listening_s {
+    struct sockaddr_storage sa;
+    socklen_t socklen;
+    char *text;
+    int backlog;
+    int ipv6only;
+    int rcvbuf, sndbuf;
+    int *fds; /* one per worker, -1 until opened */
+    int nfds;
+    rp_http_addr_t *http; /* the servers behind this address */
+} rp_listening_t;
+
+/*
+ * Parses a listen address: "8080", "127.0.0.1:8080", "[::1]:8080", "*:8080",
+ * "localhost:8080". Returns NULL or an error message (arena-allocated).
+ */
+const char *rp_listen_parse_addr(rp_arena_t *arena, const char *text, struct sockaddr_storage *sa,
+                                 socklen_t *len, char **canonical);
+
+/* Formats an address as "1.2.3.4:80" or "[::1]:80" into buf. */
+void rp_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
+
+/*
+ * Opens every socket the cycle needs for nworkers workers, taking over sockets
+ * of the same address and index from old (may be NULL), which are then marked
+ * as moved. Returns 0, or -1 with a message in err (nothing of the new cycle is
+ * left open then, and old is untouched).
+ */
+int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, size_t errlen);
+
+/* Closes the sockets a cycle still owns. */
+void rp_listen_close(rp_cycle_t *cycle);
+
+/* In worker i: closes every socket that belongs to other workers. */
+void rp_listen_keep_only(rp_cycle_t *cycle, int index);
+
+#endif

@@ -1,0 +1,123 @@
+/*
+ * The `upstream` block and its `server` lines. Server parameters follow nginx:
+ * weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down.
+ */
+#include "upstream/upstream.h"
+#include "http/http.h"
+#include "net/listen.h"
+
+#include <limits.h>
+#include <string.h>
+
+static void *create_http_main(rp_conf_t *cf)
+{
+    rp_upstream_main_conf_t *m = rp_arena_calloc(cf->arena, sizeof(*m));
+    rp_array_init(&m->upstreams, cf->arena, 4, sizeof(void *));
+    return m;
+}
+
+static void *create_ups(rp_conf_t *cf)
+{
+    rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
+    rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
+    return u;
+}
+
+rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name)
+{
+    if (cf->http_ctx == NULL)
+        return NULL;
+    rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
+    rp_upstream_conf_t **v = m->upstreams.elts;
+    for (size_t i = 0; i < m->upstreams.nelts; i++)
+        if (strcmp(v[i]->name, name) == 0)
+            return v[i];
+    return NULL;
+}
+
+static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_main_conf_t *m = conf;
+    rp_upstream_conf_t *dup = rp_upstream_find(cf, cf->argv[1]);
+    if (dup)
+        return rp_conf_error(cf, "duplicate upstream \"%s\", first defined at %s:%u", cf->argv[1],
+                             dup->file, dup->line);
+
+    void **ups = rp_arena_calloc(cf->arena, rp_nmodules * sizeof(void *));
+    for (size_t i = 0; i < rp_nmodules; i++)
+        if (rp_modules[i]->create_ups)
+            ups[i] = rp_modules[i]->create_ups(cf);
+    rp_upstream_conf_t *u = ups[rp_upstream_module.index];
+    u->name = cf->argv[1];
+    u->file = cf->file;
+    u->line = cf->line;
+    *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
+
+    void **saved = cf->ups_conf;
+    cf->ups_conf = ups;
+    const char *rv = rp_conf_parse_block(cf, RP_CTX_UPSTREAM);
+    cf->ups_conf = saved;
+    if (rv != RP_CONF_OK)
+        return rv;
+    if (u->servers.nelts == 0)
+        return rp_conf_error(cf, "no servers in upstream \"%s\"", u->name);
+    return RP_CONF_OK;
+}
+
+static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    rp_upstream_server_t *s = rp_array_push(&u->servers);
+    s->name = cf->argv[1];
+    s->weight = 1;
+    s->max_fails = 1;
+    s->fail_timeout = 10000;
+    s->file = cf->file;
+    s->line = cf->line;
+    const char *err = rp_listen_parse_addr(cf->arena, cf->argv[1], &s->sa, &s->socklen, &s->name);
+    if (err)
+        return err;
+
+    for (size_t i = 2; i < cf->argc; i++) {
+        const char *a = cf->argv[i];
+        long v;
+        if (strncmp(a, "weight=", 7) == 0) {
+            if (rp_parse_int(a + 7, 1000000, &v) != 0 || v < 1)
+                return rp_conf_error(cf, "invalid weight \"%s\"", a + 7);
+            s->weight = (int)v;
+        } else if (strncmp(a, "max_conns=", 10) == 0) {
+            if (rp_parse_int(a + 10, INT_MAX, &v) != 0)
+                return rp_conf_error(cf, "invalid max_conns \"%s\"", a + 10);
+            s->max_conns = (int)v;
+        } else if (strncmp(a, "max_fails=", 10) == 0) {
+            if (rp_parse_int(a + 10, INT_MAX, &v) != 0)
+                return rp_conf_error(cf, "invalid max_fails \"%s\"", a + 10);
+            s->max_fails = (int)v;
+        } else if (strncmp(a, "fail_timeout=", 13) == 0) {
+            if (rp_parse_msec(a + 13, &s->fail_timeout) != 0)
+                return rp_conf_error(cf, "invalid fail_timeout \"%s\"", a + 13);
+        } else if (strcmp(a, "backup") == 0) {
+            s->backup = 1;
+        } else if (strcmp(a, "down") == 0) {
+            s->down = 1;
+        } else {
+            return rp_conf_error(cf, "invalid parameter \"%s\"", a);
+        }
+    }
+    if (s->backup && s->down)
+        return rp_conf_error(cf, "a server cannot be both \"backup\" and \"down\"");
+    return RP_CONF_OK;
+}
+
+static const rp_command_t commands[] = {
+    {"upstream", RP_CTX_HTTP, RP_CMD_BLOCK, 1, 1, set_upstream, RP_CONF_HTTP_MAIN, 0, NULL},
+    {"server", RP_CTX_UPSTREAM, 0, 1, RP_ARGS_ANY, set_server, RP_CONF_UPS, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_upstream_module = {
+    .name = "upstream",
+    .commands = commands,
+    .create_http_main = create_http_main,
+    .create_ups = create_ups,
+};
