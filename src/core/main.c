@@ -112,7 +112,12 @@ static void ensure_parent_dir(const char *path)
 /* master_process off: the single process serves, for debugging under gdb or valgrind. */
 static int run_single(rp_cycle_t *cycle)
 {
-    rp_worker_run(cycle, 0, getppid());
+    FILE *f = fopen(rp_core_conf(cycle)->pid, "w");
+    if (f) {
+        fprintf(f, "%d\n", (int)getpid());
+        fclose(f);
+    }
+    rp_worker_run(cycle, 0, 0);
 }
 
 int main(int argc, char **argv)
@@ -190,10 +195,14 @@ int main(int argc, char **argv)
         }
         if (dump)
             rp_cycle_dump(cycle, 1);
+        rp_cycle_destroy(cycle);
         return 0;
     }
-    if (sig)
-        return send_signal(cycle, sig);
+    if (sig) {
+        int rc = send_signal(cycle, sig);
+        rp_cycle_destroy(cycle);
+        return rc;
+    }
 
     rp_core_conf_t *ccf = rp_core_conf(cycle);
     if (ccf->error_log)

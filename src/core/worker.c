@@ -134,6 +134,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 void rp_child_init(pid_t master)
 {
     signal(SIGPIPE, SIG_IGN);
+    if (master == 0)
+        return; /* master_process off: there is no master to outlive */
     /* If the master dies, drain and exit rather than serve on unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
     if (getppid() != master)

@@ -49,6 +49,7 @@ struct rp_conn_s {
     unsigned draining : 1;    /* the worker is shutting down */
     unsigned response_queued : 1;
     unsigned continue_sent : 1;
+    unsigned reparse : 1; /* pipelined bytes wait to be parsed */
 
     struct timeval resp_start;
     size_t resp_sent;

@@ -127,6 +127,7 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     c->draining = 0;
     c->response_queued = 0;
     c->continue_sent = 0;
+    c->reparse = 0;
     c->limit_rate = 0;
     c->prev = NULL;
     c->next = conns;
@@ -437,10 +438,13 @@ static void next_request(rp_conn_t *c)
                       (uint32_t)srv->large_client_header_buffers);
 
     if (rest) {
+        /* Pipelined bytes: parse them from the loop, not from here, so a long pipeline
+         * neither deepens the stack nor starves other connections. */
         c->state = ST_HEAD;
+        c->reparse = 1;
         event_add(&c->io, NULL);
+        event_active(&c->io, EV_READ, 1);
         set_timer(c, srv->client_header_timeout);
-        process_head(c);
         return;
     }
     if (ka <= 0 || draining) {
@@ -554,6 +558,14 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             conn_free(c);
         return;
+    }
+
+    if (c->reparse) {
+        c->reparse = 0;
+        if (c->state == ST_HEAD) {
+            process_head(c);
+            return;
+        }
     }
 
     if (c->in_len == c->in_cap) {
