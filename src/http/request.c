@@ -177,10 +177,17 @@ int rp_http_send_error(rp_request_t *r, int status)
                      "<center><h1>%d %s</h1></center>\r\n<hr><center>rampart</center>\r\n"
                      "</body>\r\n</html>\r\n",
                      status, reason, status, reason);
-    if (status >= 400 && status != 404 && status != 405 && status != 410 && status != 429 &&
-        status != 421)
-        r->conn->close_after = r->conn->close_after || status == 400 || status >= 500 ||
-                               status == 408 || status == 413 || status == 414 ||
-                               status == 431;
+    switch (status) {
+    case 400: /* nginx's set: after these the connection's state is not trusted */
+    case 408:
+    case 413:
+    case 414:
+    case 431:
+    case 500:
+    case 501:
+    case 505:
+        r->conn->close_after = 1;
+        break;
+    }
     return rp_http_send_response(r, status, RP_STR("text/html"), (rp_str_t){page, (size_t)n});
 }
