@@ -437,7 +437,7 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     }
 
     glob_t g;
-    int rc = glob(full, GLOB_ERR, NULL, &g);
+    int rc = glob(full, 0, NULL, &g);
     if (rc == GLOB_NOMATCH)
         return RP_CONF_OK; /* like nginx: a pattern that matches nothing is not an error */
     if (rc != 0) {

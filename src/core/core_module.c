@@ -37,8 +37,12 @@ static const char *init_main(rp_conf_t *cf, void *conf)
         c->master_process = 1;
     if (c->pid == NULL)
         c->pid = rp_conf_full_path(cf, "logs/rampart.pid");
-    if (c->error_log_level == RP_CONF_UNSET)
+    if (c->error_log_level == RP_CONF_UNSET) {
+        /* stderr in the foreground; a daemon has no stderr, so it logs to a file. */
         c->error_log_level = RP_LOG_ERR;
+        if (c->daemon)
+            c->error_log = rp_conf_full_path(cf, "logs/error.log");
+    }
     if (c->worker_shutdown_timeout == RP_CONF_UNSET_MSEC)
         c->worker_shutdown_timeout = 30000;
     if (c->worker_connections == RP_CONF_UNSET)
@@ -88,6 +92,14 @@ static const char *set_events(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     return rp_conf_parse_block(cf, RP_CTX_EVENTS);
 }
 
+static const char *set_worker_connections(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    const char *rv = rp_conf_set_num(cf, cmd, conf);
+    if (rv == RP_CONF_OK && ((rp_core_conf_t *)conf)->worker_connections < 1)
+        return "it must be at least 1";
+    return rv;
+}
+
 static const char *set_rlimit(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     return rp_conf_set_num(cf, cmd, conf);
@@ -108,7 +120,7 @@ static const rp_command_t commands[] = {
     {"worker_rlimit_nofile", RP_CTX_MAIN, 0, 1, 1, set_rlimit, RP_CONF_MAIN,
      offsetof(rp_core_conf_t, worker_rlimit_nofile), NULL},
     {"events", RP_CTX_MAIN, RP_CMD_BLOCK, 0, 0, set_events, RP_CONF_MAIN, 0, NULL},
-    {"worker_connections", RP_CTX_EVENTS, 0, 1, 1, rp_conf_set_num, RP_CONF_MAIN,
+    {"worker_connections", RP_CTX_EVENTS, 0, 1, 1, set_worker_connections, RP_CONF_MAIN,
      offsetof(rp_core_conf_t, worker_connections), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };

@@ -8,6 +8,8 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <errno.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 rp_cycle_t *rp_cycle_load(const char *prefix, const char *conf_file, char *err, size_t errlen)
@@ -106,4 +108,21 @@ void rp_cycle_dump(const rp_cycle_t *cycle, int fd)
             write_all(fd, "\n", 1);
         write_all(fd, "\n", 1);
     }
+}
+
+void rp_cycle_apply_limits(const rp_cycle_t *cycle)
+{
+    const rp_core_conf_t *ccf = rp_core_conf(cycle);
+    if (ccf->worker_rlimit_nofile <= 0)
+        return;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rl.rlim_cur = (rlim_t)ccf->worker_rlimit_nofile;
+    /* Raise the hard limit only when needed (root): lowering it could never be undone. */
+    if (rl.rlim_max != RLIM_INFINITY && rl.rlim_cur > rl.rlim_max)
+        rl.rlim_max = rl.rlim_cur;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        rp_log_error(RP_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE, %d) failed",
+                     ccf->worker_rlimit_nofile);
 }

@@ -49,6 +49,9 @@ void rp_cycle_destroy(rp_cycle_t *cycle);
 /* The core module's configuration of a cycle. */
 rp_core_conf_t *rp_core_conf(const rp_cycle_t *cycle);
 
+/* Applies process limits (worker_rlimit_nofile) in the master, before forking workers. */
+void rp_cycle_apply_limits(const rp_cycle_t *cycle);
+
 /* Writes every configuration file read, nginx -T style, to fd. */
 void rp_cycle_dump(const rp_cycle_t *cycle, int fd);
 

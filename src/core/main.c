@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     int test = 0, dump = 0, quiet = 0;
     int opt;
 
-    while ((opt = getopt(argc, argv, "hvVtTqs:p:c:g:")) != -1) {
+    while ((opt = getopt(argc, argv, "hvVtTqs:p:c:")) != -1) {
         switch (opt) {
         case 'h':
             usage(stdout);
@@ -183,7 +183,8 @@ int main(int argc, char **argv)
     if (cycle == NULL) {
         fprintf(stderr, "rampart: %s\n", err);
         if (test)
-            fprintf(stderr, "rampart: configuration file %s test failed\n", conf);
+            fprintf(stderr, "rampart: configuration file %s%s%s test failed\n",
+                    conf[0] == '/' ? "" : prefix, conf[0] == '/' ? "" : "/", conf);
         return 1;
     }
     if (test) {
@@ -212,12 +213,7 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    if (ccf->worker_rlimit_nofile > 0) {
-        struct rlimit rl = {(rlim_t)ccf->worker_rlimit_nofile, (rlim_t)ccf->worker_rlimit_nofile};
-        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-            rp_log_error(RP_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE, %d) failed",
-                         ccf->worker_rlimit_nofile);
-    }
+    rp_cycle_apply_limits(cycle);
     int nworkers = ccf->master_process ? ccf->worker_processes : 1;
     if (rp_listen_open(cycle, NULL, nworkers, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
@@ -225,6 +221,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "rampart: %s\n", err);
         return 1;
     }
+    rp_listen_steer(cycle, nworkers);
     if (ccf->daemon && daemonize() != 0) {
         rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
         return 1;

@@ -222,6 +222,19 @@ static void write_pid(const char *path)
         rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
 }
 
+/* Whether the kernel moves pending connections of a closing reuseport socket to its peers. */
+static int migrate_req_on(void)
+{
+    FILE *f = fopen("/proc/sys/net/ipv4/tcp_migrate_req", "r");
+    int v = 0;
+    if (f) {
+        if (fscanf(f, "%d", &v) != 1)
+            v = 0;
+        fclose(f);
+    }
+    return v == 1;
+}
+
 static void reload(void)
 {
     char err[2048];
@@ -244,6 +257,12 @@ static void reload(void)
         rp_cycle_destroy(fresh);
         return;
     }
+    rp_listen_steer(fresh, ccf->worker_processes);
+    if (ccf->worker_processes < rp_core_conf(current)->worker_processes && !migrate_req_on())
+        rp_log_error(RP_LOG_NOTICE, 0,
+                     "fewer workers: handshakes still in progress on the sockets being removed "
+                     "may be reset; set net.ipv4.tcp_migrate_req=1 to have the kernel move them");
+    rp_cycle_apply_limits(fresh);
     rp_core_conf_t *old = rp_core_conf(current);
     if ((ccf->error_log == NULL) != (old->error_log == NULL) ||
         (ccf->error_log && strcmp(ccf->error_log, old->error_log) != 0) ||

@@ -104,6 +104,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     case SIGQUIT:
         if (draining)
             return;
+        /* Take what is already queued on our sockets before letting go of them: a socket
+         * this generation has no successor for (fewer workers) closes with us, and a
+         * connection left in its backlog would be reset. New connections are already
+         * steered elsewhere (rp_listen_steer). */
+        for (int round = 0; round < 8; round++) /* up to 512 per socket */
+            for (size_t i = 0; i < nacceptors; i++)
+                on_accept(acceptors[i].fd, EV_READ, &acceptors[i]);
         draining = 1;
         accept_enable(0);
         for (size_t i = 0; i < nacceptors; i++) {

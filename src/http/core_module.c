@@ -226,6 +226,7 @@ static const char *set_listen(rp_conf_t *cf, const rp_command_t *cmd, void *conf
             if (rp_parse_int(a + 8, INT_MAX, &v) != 0 || v < 1)
                 return rp_conf_error(cf, "invalid backlog \"%s\"", a + 8);
             lo.backlog = (int)v;
+            lo.has_opts = 1;
         } else if (strncmp(a, "rcvbuf=", 7) == 0 || strncmp(a, "sndbuf=", 7) == 0) {
             size_t sz;
             if (rp_parse_size(a + 7, &sz) != 0 || sz > INT_MAX)
@@ -234,11 +235,13 @@ static const char *set_listen(rp_conf_t *cf, const rp_command_t *cmd, void *conf
                 lo.rcvbuf = (int)sz;
             else
                 lo.sndbuf = (int)sz;
+            lo.has_opts = 1;
         } else if (strncmp(a, "ipv6only=", 9) == 0) {
             int flag;
             if (rp_parse_flag(a + 9, &flag) != 0)
                 return rp_conf_error(cf, "invalid value in \"%s\", it must be on or off", a);
             lo.ipv6only = flag;
+            lo.has_opts = 1;
         } else if (strcmp(a, "ssl") == 0 || strcmp(a, "http2") == 0) {
             return rp_conf_error(cf, "the \"%s\" parameter is not supported yet", a);
         } else {
@@ -261,16 +264,19 @@ static const char *set_server_name(rp_conf_t *cf, const rp_command_t *cmd, void 
     rp_http_core_srv_conf_t *srv = conf;
     for (size_t i = 1; i < cf->argc; i++) {
         const char *a = cf->argv[i];
-        rp_server_name_t *n = rp_array_push(&srv->names);
-        n->server = srv;
+        rp_server_name_t n;
+        memset(&n, 0, sizeof(n));
+        n.server = srv;
+        n.text = a;
         if (a[0] == '~') {
             char err[512];
-            n->kind = RP_NAME_REGEX;
-            n->name = rp_arena_strdup(cf->arena, a + 1);
-            n->len = strlen(n->name);
-            n->re = rp_regex_compile(cf->arena, a + 1, 1, err, sizeof(err));
-            if (n->re == NULL)
+            n.kind = RP_NAME_REGEX;
+            n.name = rp_arena_strdup(cf->arena, a + 1);
+            n.len = strlen(n.name);
+            n.re = rp_regex_compile(cf->arena, a + 1, 1, err, sizeof(err));
+            if (n.re == NULL)
                 return rp_conf_error(cf, "%s", err);
+            *(rp_server_name_t *)rp_array_push(&srv->names) = n;
             continue;
         }
         size_t len = strlen(a);
@@ -279,30 +285,32 @@ static const char *set_server_name(rp_conf_t *cf, const rp_command_t *cmd, void 
             if (*p >= 'A' && *p <= 'Z')
                 *p = (char)(*p + 32);
         if (len >= 2 && low[0] == '*' && low[1] == '.') {
-            n->kind = RP_NAME_WILD_HEAD;
-            n->name = low + 1; /* ".example.com" */
+            n.kind = RP_NAME_WILD_HEAD;
+            n.name = low + 1; /* ".example.com" */
         } else if (len >= 2 && low[0] == '.') {
-            /* ".example.com" means the name and all its subdomains, as in nginx */
-            n->kind = RP_NAME_WILD_HEAD;
-            n->name = low;
-            rp_server_name_t *exact = rp_array_push(&srv->names);
-            exact->server = srv;
-            exact->kind = RP_NAME_EXACT;
-            exact->name = low + 1;
-            exact->len = len - 1;
+            /* ".example.com" means the name itself and all its subdomains, as in nginx */
+            rp_server_name_t exact = n;
+            exact.kind = RP_NAME_EXACT;
+            exact.name = low + 1;
+            exact.len = len - 1;
+            *(rp_server_name_t *)rp_array_push(&srv->names) = exact;
+            n.kind = RP_NAME_WILD_HEAD;
+            n.name = low;
         } else if (len >= 2 && low[len - 1] == '*' && low[len - 2] == '.') {
-            n->kind = RP_NAME_WILD_TAIL;
+            n.kind = RP_NAME_WILD_TAIL;
             low[len - 1] = '\0';
-            n->name = low; /* "www.example." */
+            n.name = low; /* "www.example." */
         } else if (strchr(low, '*')) {
             return rp_conf_error(cf, "invalid server name \"%s\": a wildcard must be \"*.\" at "
                                      "the start or \".*\" at the end",
                                  a);
         } else {
-            n->kind = RP_NAME_EXACT;
-            n->name = low;
+            n.kind = RP_NAME_EXACT;
+            n.name = low;
         }
-        n->len = strlen(n->name);
+        n.len = strlen(n.name);
+        /* Pushed last: a push may move the array, so no pointer into it is kept. */
+        *(rp_server_name_t *)rp_array_push(&srv->names) = n;
     }
     return RP_CONF_OK;
 }

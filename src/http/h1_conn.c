@@ -23,7 +23,6 @@ enum {
     ST_LINGER, /* response sent, reading and dropping input before the close */
 };
 
-#define IN_INITIAL 4096
 #define LINGER_MS 2000
 
 struct event_base *rp_event_base;
@@ -108,8 +107,6 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
         c = rp_xcalloc(1, sizeof(*c));
         c->req_arena = rp_arena_create(8192);
         c->out = evbuffer_new();
-        c->in_cap = IN_INITIAL;
-        c->in = rp_xmalloc(c->in_cap);
     }
     c->fd = fd;
     c->state = ST_HEAD;
@@ -140,9 +137,10 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 
     rp_http_core_srv_conf_t *srv = default_srv(c);
-    if (c->in_cap < srv->client_header_buffer_size &&
-        srv->client_header_buffer_size <= srv->large_client_header_buffers) {
-        c->in_cap = (uint32_t)srv->client_header_buffer_size;
+    if (c->in_cap < srv->client_header_buffer_size || c->in_cap < 256) {
+        /* A reused connection keeps a larger buffer; a new one starts at this size. */
+        c->in_cap = srv->client_header_buffer_size < 256 ? 256
+                                                          : (uint32_t)srv->client_header_buffer_size;
         c->in = rp_xrealloc(c->in, c->in_cap);
     }
     rp_h1_parser_init(&c->parser, (uint32_t)srv->large_header_line,
@@ -364,8 +362,6 @@ static void start_request(rp_conn_t *c)
     r->srv = rp_route_server(c->addr, r->host.data, r->host.len);
     r->clcf = srv_loc(r->srv);
     r->loc_conf = r->clcf->loc_conf;
-    if (r->clcf->keepalive_requests > 0 && c->requests >= (unsigned)r->clcf->keepalive_requests)
-        c->close_after = 1;
 
     /* Body framing: whatever the phases do not consume is discarded before the next request. */
     c->body_left = r->chunked ? 0 : (r->content_length > 0 ? r->content_length : 0);

@@ -61,7 +61,8 @@ typedef struct rp_http_core_srv_conf_s rp_http_core_srv_conf_t;
 typedef struct rp_http_core_loc_conf_s rp_http_core_loc_conf_t;
 
 typedef struct {
-    char *name; /* lowercase; for wildcards, without the "*." or ".*" */
+    const char *text; /* as written, for $server_name */
+    char *name;       /* lowercase; for wildcards, without the "*." or ".*" */
     size_t len;
     int kind;
     pcre2_code *re;
@@ -77,6 +78,7 @@ typedef struct {
     int backlog;
     int ipv6only;
     int rcvbuf, sndbuf;
+    int has_opts; /* backlog=, rcvbuf=, sndbuf= or ipv6only= was given */
     const char *file;
     unsigned line;
 } rp_listen_opt_t;

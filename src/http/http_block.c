@@ -106,11 +106,28 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 ls->ipv6only = lo->ipv6only;
                 ls->rcvbuf = lo->rcvbuf;
                 ls->sndbuf = lo->sndbuf;
+                ls->opts_from = lo->has_opts ? lo : NULL;
                 ls->http = rp_arena_calloc(cf->arena, sizeof(rp_http_addr_t));
                 ls->http->listening = ls;
                 rp_array_init(&ls->http->names, cf->arena, 4, sizeof(rp_server_name_t));
                 *(rp_listening_t **)rp_array_push(&cycle->listening) = ls;
                 *(rp_http_addr_t **)rp_array_push(&cmcf->addrs) = ls->http;
+            }
+            if (lo->has_opts && ls->opts_from != lo) {
+                /* Socket options belong to the address, so only one listen may set them. */
+                if (ls->opts_from) {
+                    snprintf(cf->error, sizeof(cf->error),
+                             "%s:%u: \"listen\": duplicate listen options for %s, already set at "
+                             "%s:%u",
+                             lo->file, lo->line, lo->text, ls->opts_from->file,
+                             ls->opts_from->line);
+                    return RP_CONF_ERROR;
+                }
+                ls->opts_from = lo;
+                ls->backlog = lo->backlog;
+                ls->ipv6only = lo->ipv6only;
+                ls->rcvbuf = lo->rcvbuf;
+                ls->sndbuf = lo->sndbuf;
             }
             rp_http_addr_t *addr = ls->http;
             if (lo->default_server) {

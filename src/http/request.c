@@ -136,8 +136,12 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
     r->status = status;
     r->response_started = 1;
 
-    int keep = r->keepalive && !c->close_after && !c->draining;
     rp_http_core_loc_conf_t *clcf = r->clcf;
+    /* As in nginx: keepalive_timeout 0 disables keep-alive, and the request that reaches
+     * keepalive_requests is the connection's last. */
+    int keep = r->keepalive && !c->close_after && !c->draining &&
+               (clcf == NULL || (clcf->keepalive_timeout > 0 &&
+                                 c->requests < (unsigned)clcf->keepalive_requests));
     int tokens = clcf ? clcf->server_tokens : 1;
 
     evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: %s\r\nDate: %s\r\n",

@@ -17,10 +17,16 @@ static rp_str_t dup_str(rp_request_t *r, const char *s)
     return (rp_str_t){rp_arena_strndup(r->arena, s, n), n};
 }
 
+static int get_server_name(rp_request_t *r, rp_str_t arg, rp_str_t *out);
+
+/* nginx's order: the request line's host, the Host header, else the server's name. */
 static int get_host(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
-    *out = r->host;
-    return 0;
+    if (r->host.len) {
+        *out = r->host;
+        return 0;
+    }
+    return get_server_name(r, arg, out);
 }
 
 static int get_uri(rp_request_t *r, rp_str_t arg, rp_str_t *out)
@@ -135,7 +141,7 @@ static int get_server_name(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
     if (r->srv && r->srv->names.nelts) {
         const rp_server_name_t *n = r->srv->names.elts;
-        *out = (rp_str_t){n[0].name, n[0].len};
+        *out = (rp_str_t){n[0].text, strlen(n[0].text)};
     } else {
         *out = RP_STR("");
     }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/filter.h>
 #include <unistd.h>
 
 void rp_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len)
@@ -142,9 +143,47 @@ static int open_one(rp_listening_t *ls, char *err, size_t errlen)
     return fd;
 }
 
+/* Two listenings can share sockets when the address and what a bound socket cannot
+ * change (ipv6only) are the same. */
 static int same_addr(const rp_listening_t *a, const rp_listening_t *b)
 {
-    return a->socklen == b->socklen && memcmp(&a->sa, &b->sa, a->socklen) == 0;
+    return a->socklen == b->socklen && memcmp(&a->sa, &b->sa, a->socklen) == 0 &&
+           (a->sa.ss_family != AF_INET6 || a->ipv6only == b->ipv6only);
+}
+
+/* Options that a bound, listening socket still accepts. */
+static void apply_live_opts(int fd, const rp_listening_t *ls)
+{
+    listen(fd, ls->backlog);
+    if (ls->rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ls->rcvbuf, sizeof(ls->rcvbuf));
+    if (ls->sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ls->sndbuf, sizeof(ls->sndbuf));
+}
+
+int rp_listen_steer(rp_cycle_t *cycle, int nworkers)
+{
+    /* A = random; A %= n; return A. The index is the socket's place in the group, which
+     * is the order of binding: socket k of every generation keeps place k because sockets
+     * are only ever added at the end and removed from the end. */
+    struct sock_filter code[] = {
+        {BPF_LD | BPF_W | BPF_ABS, 0, 0, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)},
+        {BPF_ALU | BPF_MOD | BPF_K, 0, 0, (uint32_t)nworkers},
+        {BPF_RET | BPF_A, 0, 0, 0},
+    };
+    struct sock_fprog prog = {sizeof(code) / sizeof(code[0]), code};
+    int rc = 0;
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        if (ls[i]->nfds == 0 || ls[i]->fds[0] < 0)
+            continue;
+        if (setsockopt(ls[i]->fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &prog,
+                       sizeof(prog)) != 0) {
+            rp_log_error(RP_LOG_WARN, errno, "cannot steer connections on %s", ls[i]->text);
+            rc = -1;
+        }
+    }
+    return rc;
 }
 
 int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, size_t errlen)
@@ -168,8 +207,7 @@ int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, 
         }
         for (int k = 0; k < nworkers; k++) {
             if (oldls && k < oldls->nfds && oldls->fds[k] >= 0) {
-                /* Backlog changes apply to the inherited socket too. */
-                listen(oldls->fds[k], ls[i]->backlog);
+                apply_live_opts(oldls->fds[k], ls[i]);
                 continue;
             }
             int fd = open_one(ls[i], err, errlen);

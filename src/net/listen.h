@@ -20,6 +20,7 @@ typedef struct rp_listening_s {
     int backlog;
     int ipv6only;
     int rcvbuf, sndbuf;
+    const rp_listen_opt_t *opts_from; /* the listen that set the socket options */
     int *fds; /* one per worker, -1 until opened */
     int nfds;
     rp_http_addr_t *http; /* the servers behind this address */
@@ -42,6 +43,14 @@ void rp_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
  * left open then, and old is untouched).
  */
 int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, size_t errlen);
+
+/*
+ * Steers new connections of every address to sockets 0..n-1 of its reuseport
+ * group, so that after a reload to fewer workers nothing lands on a socket that
+ * is about to close. Returns 0, or -1 when the kernel refuses the program (then
+ * the default hash applies, which is still correct while the count is unchanged).
+ */
+int rp_listen_steer(rp_cycle_t *cycle, int nworkers);
 
 /* Closes the sockets a cycle still owns. */
 void rp_listen_close(rp_cycle_t *cycle);
