@@ -13,7 +13,8 @@
 #include <unistd.h>
 
 static int log_fd = 2;
-static int log_level = RP_LOG_ERR;
+/* Until error_log is opened, warnings about the configuration reach stderr (as with nginx -t). */
+static int log_level = RP_LOG_WARN;
 static char log_path[4096];
 static int log_ident;
 
