@@ -248,7 +248,8 @@ static int parse(rp_conf_t *cf, const block_t *block)
 
 const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)
 {
-    if (cf->depth >= RP_MAX_DEPTH)
+    /* depth counts the file being read too: the 64th nested block opens at depth 64 */
+    if (cf->depth > RP_MAX_DEPTH)
         return rp_conf_error(cf, "blocks nested too deep (limit %d)", RP_MAX_DEPTH);
 
     block_t block = {cf->file, cf->line, cf->argv[0]};
