@@ -47,8 +47,11 @@ static void append_word(char **out, size_t *n, size_t *cap, const char *w, size_
     }
 }
 
+/* The rendering stays valid until the next call. */
 static char *lex_n(const char *text, size_t len)
 {
+    static char *last;
+    free(last);
     rp_lexer_t lx;
     size_t n = 0, cap = 64;
     char *out = malloc(cap);
@@ -85,7 +88,7 @@ static char *lex_n(const char *text, size_t len)
         break;
     }
     rp_lexer_free(&lx);
-    return out;
+    return last = out;
 }
 
 static char *lex(const char *text)
