@@ -271,9 +271,18 @@ const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)
     return rc == 0 ? RP_CONF_OK : RP_CONF_ERROR;
 }
 
+/* read_file's error for a file that is neither regular nor a folder (a FIFO, a device) */
+#define NOT_REGULAR (-1)
+
+static const char *open_error(int err)
+{
+    return err == NOT_REGULAR ? "not a regular file" : strerror(err);
+}
+
 static char *read_file(const char *path, size_t *len, int *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         *err = errno;
         return NULL;
@@ -285,7 +294,7 @@ static char *read_file(const char *path, size_t *len, int *err)
         return NULL;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > (off_t)RP_MAX_CONF_FILE) {
-        *err = S_ISDIR(st.st_mode) ? EISDIR : S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        *err = S_ISDIR(st.st_mode) ? EISDIR : S_ISREG(st.st_mode) ? EFBIG : NOT_REGULAR;
         close(fd);
         return NULL;
     }
@@ -401,7 +410,7 @@ int rp_conf_parse_file(rp_conf_t *cf, const char *path, unsigned ctx)
         return 0;
     if (err) {
         snprintf(cf->error, sizeof(cf->error), "cannot open configuration file \"%s\": %s", path,
-                 strerror(err));
+                 open_error(err));
     }
     return -1;
 }
@@ -448,7 +457,7 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         if (parse_one(cf, full, &err) == 0)
             return RP_CONF_OK;
         if (err)
-            return rp_conf_error(cf, "cannot open \"%s\": %s", full, strerror(err));
+            return rp_conf_error(cf, "cannot open \"%s\": %s", full, open_error(err));
         return RP_CONF_ERROR;
     }
 
@@ -470,7 +479,7 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         int err = 0;
         if (parse_one(cf, g.gl_pathv[i], &err) != 0) {
             if (err)
-                rp_conf_error(cf, "cannot open \"%s\": %s", g.gl_pathv[i], strerror(err));
+                rp_conf_error(cf, "cannot open \"%s\": %s", g.gl_pathv[i], open_error(err));
             globfree(&g);
             return RP_CONF_ERROR;
         }
