@@ -740,6 +740,16 @@ START_TEST(test_including_a_directory_is_refused)
 }
 END_TEST
 
+START_TEST(test_including_a_fifo_is_refused_without_waiting_for_a_writer)
+{
+    /* opening a FIFO for reading blocks until someone writes: a reload would hang */
+    ck_assert_int_eq(mkfifo(ut_path("pipe.conf"), 0644), 0);
+    ut_expect_error(
+        "include pipe.conf;\n",
+        "@/rampart.conf:1: \"include\": cannot open \"@/pipe.conf\": not a regular file");
+}
+END_TEST
+
 START_TEST(test_include_cycle_names_the_chain)
 {
     ut_write("a.conf", "daemon off;\n"
@@ -1259,6 +1269,7 @@ static Suite *parser_suite(void)
     tcase_add_checked_fixture(tc, ut_setup_dir, ut_teardown_dir);
     tcase_add_test(tc, test_missing_include_is_refused_with_the_including_line);
     tcase_add_test(tc, test_including_a_directory_is_refused);
+    tcase_add_test(tc, test_including_a_fifo_is_refused_without_waiting_for_a_writer);
     tcase_add_test(tc, test_include_cycle_names_the_chain);
     tcase_add_test(tc, test_file_including_itself_is_a_cycle);
     tcase_add_test(tc, test_same_file_included_twice_in_sequence_is_not_a_cycle);
