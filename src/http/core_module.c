@@ -283,11 +283,14 @@ static const char *set_server_name(rp_conf_t *cf, const rp_command_t *cmd, void 
             /* ".example.com" means the name and all its subdomains, as in nginx */
             n->kind = RP_NAME_WILD_HEAD;
             n->name = low;
+            n->len = len;
+            /* the push may move the array: n is not to be used after it */
             rp_server_name_t *exact = rp_array_push(&srv->names);
             exact->server = srv;
             exact->kind = RP_NAME_EXACT;
             exact->name = low + 1;
             exact->len = len - 1;
+            continue;
         } else if (len >= 2 && low[len - 1] == '*' && low[len - 2] == '.') {
             n->kind = RP_NAME_WILD_TAIL;
             low[len - 1] = '\0';
