@@ -541,6 +541,27 @@ START_TEST(test_dot_name_matches_the_domain_and_its_subdomains)
 }
 END_TEST
 
+START_TEST(test_dot_name_matches_only_its_domain_wherever_it_is_written)
+{
+    /* ".example.com" after other names: the list it lands in grows while it is added */
+    rp_cycle_t *c = ut_load_ok("http {\n"
+                               "    server {\n"
+                               "        listen 127.0.0.1:8080;\n"
+                               "        server_name first.test;\n"
+                               "    }\n"
+                               "    server {\n"
+                               "        listen 127.0.0.1:8080;\n"
+                               "        server_name foo.test .example.com;\n"
+                               "    }\n"
+                               "}\n");
+    ck_assert_int_eq(server_for(c, A, "example.com"), 1);
+    ck_assert_int_eq(server_for(c, A, "a.example.com"), 1);
+    ck_assert_int_eq(server_for(c, A, "unknown.test"), 0);
+    ck_assert_int_eq(server_for(c, A, "example.org"), 0);
+    rp_cycle_destroy(c);
+}
+END_TEST
+
 START_TEST(test_regex_server_names_are_tried_in_order_after_wildcards)
 {
     ck_assert_int_eq(server_for(cycle, A, "bob.users.test"), 4);
@@ -677,6 +698,7 @@ static Suite *route_suite(void)
     tcase_add_test(tc, test_trailing_wildcard_matches_any_ending_longest_first);
     tcase_add_test(tc, test_leading_wildcard_beats_trailing_wildcard);
     tcase_add_test(tc, test_dot_name_matches_the_domain_and_its_subdomains);
+    tcase_add_test(tc, test_dot_name_matches_only_its_domain_wherever_it_is_written);
     tcase_add_test(tc, test_regex_server_names_are_tried_in_order_after_wildcards);
     tcase_add_test(tc, test_first_server_of_an_address_is_its_default);
     tcase_add_test(tc, test_default_server_flag_beats_the_first_server);
