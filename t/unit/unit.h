@@ -25,34 +25,51 @@
 
 #define UT_UNUSED __attribute__((unused))
 
+static char ut_base[64] UT_UNUSED;      /* the run's folder, holding every test's folder */
 static char ut_dir[PATH_MAX] UT_UNUSED; /* the running test's scratch folder */
 static char ut_err[4096] UT_UNUSED;     /* the last load error */
-
-/* Runs s and returns the exit status for main(). */
-static inline int ut_run(Suite *s)
-{
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
-}
-
-/* A checked fixture: a fresh scratch folder for every test. */
-static inline void ut_setup_dir(void)
-{
-    snprintf(ut_dir, sizeof(ut_dir), "/tmp/rampart-unit-XXXXXX");
-    ck_assert_ptr_nonnull(mkdtemp(ut_dir));
-}
 
 static inline int ut_rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     return remove(path);
 }
 
+static inline void ut_rm_tree(const char *path)
+{
+    if (path[0])
+        nftw(path, ut_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/*
+ * Runs s and returns the exit status for main(). Scratch folders live under one
+ * folder of the run, removed here by the parent: a failed assertion ends a
+ * test's process at once, before its teardown could clean up.
+ */
+static inline int ut_run(Suite *s)
+{
+    snprintf(ut_base, sizeof(ut_base), "/tmp/rampart-unit-XXXXXX");
+    if (mkdtemp(ut_base) == NULL) {
+        perror("mkdtemp");
+        return EXIT_FAILURE;
+    }
+    SRunner *sr = srunner_create(s);
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    ut_rm_tree(ut_base);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+/* A checked fixture: a fresh scratch folder for every test. */
+static inline void ut_setup_dir(void)
+{
+    snprintf(ut_dir, sizeof(ut_dir), "%s/t-XXXXXX", ut_base[0] ? ut_base : "/tmp");
+    ck_assert_ptr_nonnull(mkdtemp(ut_dir));
+}
+
 static inline void ut_teardown_dir(void)
 {
-    nftw(ut_dir, ut_rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    ut_rm_tree(ut_dir);
 }
 
 /* A scratch-folder path; the result stays valid for the next 7 calls. */
