@@ -53,15 +53,20 @@ static int ends_word(int c)
     return is_space(c) || c == ';' || c == '{' || c == '}';
 }
 
-/* Copies the escape that starts at the backslash at lx->pos - 1. */
-static void escape(rp_lexer_t *lx)
+/*
+ * Copies the escape that starts at the backslash at lx->pos - 1. Returns -1 for
+ * a NUL byte, which no escape may smuggle into a word.
+ */
+static int escape(rp_lexer_t *lx)
 {
     if (lx->pos >= lx->len) {
         put(lx, '\\');
-        return;
+        return 0;
     }
     char c = lx->text[lx->pos++];
     switch (c) {
+    case '\0':
+        return -1;
     case '"':
     case '\'':
     case '\\':
@@ -85,6 +90,7 @@ static void escape(rp_lexer_t *lx)
         put(lx, '\\');
         put(lx, c);
     }
+    return 0;
 }
 
 rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
@@ -133,7 +139,8 @@ rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
             if (d == quote)
                 break;
             if (d == '\\') {
-                escape(lx);
+                if (escape(lx) != 0)
+                    return fail(lx, "unexpected NUL byte", 0);
                 continue;
             }
             if (d == '\0')
@@ -154,7 +161,8 @@ rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
             break;
         lx->pos++;
         if (d == '\\') {
-            escape(lx);
+            if (escape(lx) != 0)
+                return fail(lx, "unexpected NUL byte", 0);
         } else if (d == '$' && lx->pos < lx->len && lx->text[lx->pos] == '{') {
             /* "${name}" may sit inside a word; its braces are not block braces. */
             put(lx, '$');
@@ -162,6 +170,8 @@ rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
                 char e = lx->text[lx->pos++];
                 if (e == '\n' || e == ';' || e == ' ')
                     return fail(lx, "unterminated \"${\" in a variable name", 0);
+                if (e == '\0')
+                    return fail(lx, "unexpected NUL byte", 0);
                 put(lx, e);
             }
             if (lx->pos >= lx->len)

@@ -248,7 +248,8 @@ static int parse(rp_conf_t *cf, const block_t *block)
 
 const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)
 {
-    if (cf->depth >= RP_MAX_DEPTH)
+    /* depth counts the file being read too: the 64th nested block opens at depth 64 */
+    if (cf->depth > RP_MAX_DEPTH)
         return rp_conf_error(cf, "blocks nested too deep (limit %d)", RP_MAX_DEPTH);
 
     block_t block = {cf->file, cf->line, cf->argv[0]};
@@ -270,9 +271,18 @@ const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)
     return rc == 0 ? RP_CONF_OK : RP_CONF_ERROR;
 }
 
+/* read_file's error for a file that is neither regular nor a folder (a FIFO, a device) */
+#define NOT_REGULAR (-1)
+
+static const char *open_error(int err)
+{
+    return err == NOT_REGULAR ? "not a regular file" : strerror(err);
+}
+
 static char *read_file(const char *path, size_t *len, int *err)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         *err = errno;
         return NULL;
@@ -284,7 +294,7 @@ static char *read_file(const char *path, size_t *len, int *err)
         return NULL;
     }
     if (!S_ISREG(st.st_mode) || st.st_size > (off_t)RP_MAX_CONF_FILE) {
-        *err = S_ISDIR(st.st_mode) ? EISDIR : S_ISREG(st.st_mode) ? EFBIG : EINVAL;
+        *err = S_ISDIR(st.st_mode) ? EISDIR : S_ISREG(st.st_mode) ? EFBIG : NOT_REGULAR;
         close(fd);
         return NULL;
     }
@@ -400,7 +410,7 @@ int rp_conf_parse_file(rp_conf_t *cf, const char *path, unsigned ctx)
         return 0;
     if (err) {
         snprintf(cf->error, sizeof(cf->error), "cannot open configuration file \"%s\": %s", path,
-                 strerror(err));
+                 open_error(err));
     }
     return -1;
 }
@@ -408,6 +418,21 @@ int rp_conf_parse_file(rp_conf_t *cf, const char *path, unsigned ctx)
 static int has_glob(const char *s)
 {
     return strpbrk(s, "*?[") != NULL;
+}
+
+static int glob_errno;
+
+/*
+ * A folder of the pattern that does not exist matches nothing, as in nginx (a
+ * glob under conf.d before conf.d is created); a folder that cannot be read
+ * is an error, or files would be left out silently.
+ */
+static int glob_error(const char *path, int err)
+{
+    if (err == ENOENT || err == ENOTDIR)
+        return 0;
+    glob_errno = err;
+    return 1;
 }
 
 /* include PATTERN: relative patterns are resolved against the including file's folder. */
@@ -432,16 +457,19 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         if (parse_one(cf, full, &err) == 0)
             return RP_CONF_OK;
         if (err)
-            return rp_conf_error(cf, "cannot open \"%s\": %s", full, strerror(err));
+            return rp_conf_error(cf, "cannot open \"%s\": %s", full, open_error(err));
         return RP_CONF_ERROR;
     }
 
     glob_t g;
-    int rc = glob(full, 0, NULL, &g);
+    glob_errno = 0;
+    int rc = glob(full, 0, glob_error, &g);
     if (rc == GLOB_NOMATCH)
         return RP_CONF_OK; /* like nginx: a pattern that matches nothing is not an error */
     if (rc != 0) {
         globfree(&g);
+        if (glob_errno)
+            return rp_conf_error(cf, "cannot read \"%s\": %s", full, strerror(glob_errno));
         return rp_conf_error(cf, "cannot read \"%s\"", full);
     }
     for (size_t i = 0; i < g.gl_pathc; i++) {
@@ -451,7 +479,7 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         int err = 0;
         if (parse_one(cf, g.gl_pathv[i], &err) != 0) {
             if (err)
-                rp_conf_error(cf, "cannot open \"%s\": %s", g.gl_pathv[i], strerror(err));
+                rp_conf_error(cf, "cannot open \"%s\": %s", g.gl_pathv[i], open_error(err));
             globfree(&g);
             return RP_CONF_ERROR;
         }

@@ -20,7 +20,7 @@ int rp_parse_int(const char *s, long max, long *out)
         if (!isdigit((unsigned char)*s))
             return -1;
         int d = *s - '0';
-        if (v > (max - d) / 10)
+        if (v > max / 10 || (v == max / 10 && d > max % 10))
             return -1;
         v = v * 10 + d;
     }

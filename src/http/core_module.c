@@ -46,8 +46,6 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->large_header_line, p->large_header_line, RP_CONF_UNSET_SIZE, 8192);
     RP_CONF_MERGE(c->client_header_timeout, p->client_header_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->merge_slashes, p->merge_slashes, RP_CONF_UNSET, 1);
-    if (c->large_client_header_buffers > (64u << 20))
-        return "\"large_client_header_buffers\" must not exceed 64m";
 
     if (c->listens.nelts == 0) {
         /* nginx's default: port 80 as root, 8000 otherwise. */
@@ -326,6 +324,9 @@ static const char *set_large_buffers(rp_conf_t *cf, const rp_command_t *cmd, voi
         return rp_conf_error(cf, "invalid number of buffers \"%s\"", cf->argv[1]);
     if (rp_parse_size(cf->argv[2], &size) != 0 || size < 64 || size > (16u << 20))
         return rp_conf_error(cf, "invalid buffer size \"%s\"", cf->argv[2]);
+    if ((size_t)n * size > (64u << 20))
+        return rp_conf_error(cf, "%s buffers of %s exceed the limit of 64m", cf->argv[1],
+                             cf->argv[2]);
     /* nginx's "N SIZE": a line must fit in SIZE, the head in N * SIZE. */
     srv->large_client_header_buffers = (size_t)n * size;
     srv->large_header_line = size;

@@ -211,7 +211,7 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         if (p->state <= S_VERSION && p->state != S_START && i - p->line_start >= p->max_line)
             return fail(p, 414, "request line too long");
-        if (p->state == S_NAME && i - p->line_start >= p->max_header)
+        if ((p->state == S_NAME || p->state == S_OWS) && i - p->line_start >= p->max_header)
             return fail(p, 431, "header line too long");
     }
     return RP_H1_AGAIN;

@@ -397,8 +397,9 @@ rp_str_t rp_cv_eval(rp_request_t *r, const rp_cv_t *cv)
 {
     if (!cv->has_vars)
         return cv->value;
-    rp_str_t vals[64];
-    size_t total = 0, n = cv->nparts < 64 ? cv->nparts : 64;
+    rp_str_t stack[64];
+    size_t total = 0, n = cv->nparts;
+    rp_str_t *vals = n <= 64 ? stack : rp_arena_alloc(r->arena, n * sizeof(rp_str_t));
     for (size_t i = 0; i < n; i++) {
         const rp_cv_part_t *part = &cv->parts[i];
         if (part->get) {
