@@ -10,6 +10,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 int rp_parse_int(const char *s, long max, long *out)
 {
@@ -60,6 +61,9 @@ int rp_parse_msec(const char *s, int64_t *out)
     int64_t total = 0;
     int last_rank = 7; /* units must appear from largest to smallest, once each */
     while (*s) {
+        /* "1m 30s" (quoted) reads like "1m30s": one space may separate the parts. */
+        if (*s == ' ' && last_rank < 7 && isdigit((unsigned char)s[1]))
+            s++;
         if (!isdigit((unsigned char)*s))
             return -1;
         int64_t v = 0;
@@ -100,11 +104,12 @@ int rp_parse_msec(const char *s, int64_t *out)
 
 int rp_parse_flag(const char *s, int *out)
 {
-    if (strcmp(s, "on") == 0) {
+    /* nginx compares without case, so "OFF" from an nginx file means off here too. */
+    if (strcasecmp(s, "on") == 0) {
         *out = 1;
         return 0;
     }
-    if (strcmp(s, "off") == 0) {
+    if (strcasecmp(s, "off") == 0) {
         *out = 0;
         return 0;
     }

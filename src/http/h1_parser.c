@@ -59,9 +59,10 @@ static int parse_version(rp_h1_parser_t *p, const char *v, size_t n)
     if (n != 8 || memcmp(v, "HTTP/", 5) != 0 || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
         v[7] < '0' || v[7] > '9')
         return fail(p, 400, "malformed HTTP version"), -1;
-    if (v[5] != '1' || (v[7] != '0' && v[7] != '1'))
+    if (v[5] != '1')
         return fail(p, 505, "unsupported HTTP version"), -1;
-    p->version = 10 + (v[7] - '0');
+    /* RFC 9110 2.5: a higher minor version of a major we speak is handled as our highest. */
+    p->version = v[7] == '0' ? 10 : 11;
     return 0;
 }
 

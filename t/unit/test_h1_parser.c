@@ -529,6 +529,17 @@ START_TEST(test_malformed_version_is_400)
 }
 END_TEST
 
+START_TEST(test_higher_minor_version_is_handled_as_1_1)
+{
+    /* RFC 9110 2.5: HTTP/1.2 is answered as HTTP/1.1, not refused */
+    rp_h1_parser_t p;
+    ck_assert_int_eq(parse("GET / HTTP/1.2\r\nHost: a\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.version, 11);
+    ck_assert_int_eq(parse("GET / HTTP/1.9\r\nHost: a\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.version, 11);
+}
+END_TEST
+
 START_TEST(test_other_major_versions_are_505)
 {
     expect_refused("GET / HTTP/2.0\r\n\r\n", 505, "unsupported HTTP version");
@@ -814,6 +825,7 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_missing_version_is_400);
     tcase_add_test(tc, test_malformed_version_is_400);
     tcase_add_test(tc, test_other_major_versions_are_505);
+    tcase_add_test(tc, test_higher_minor_version_is_handled_as_1_1);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("chunked");

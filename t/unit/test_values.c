@@ -185,7 +185,8 @@ START_TEST(test_time_without_digits_or_with_unknown_unit_is_refused)
     ck_assert(msec_refused("1M"));
     ck_assert(msec_refused("1.5s"));
     ck_assert(msec_refused("-1s"));
-    ck_assert(msec_refused("1m 30s"));
+    ck_assert(msec_refused("1m  30s"));
+    ck_assert(msec_refused(" 1m"));
     ck_assert(msec_refused("1m30s "));
 }
 END_TEST
@@ -258,6 +259,23 @@ START_TEST(test_flag_is_on_or_off)
 }
 END_TEST
 
+START_TEST(test_flag_ignores_case_like_nginx)
+{
+    int v = 7;
+    ck_assert_int_eq(rp_parse_flag("OFF", &v), 0);
+    ck_assert_int_eq(v, 0);
+    ck_assert_int_eq(rp_parse_flag("On", &v), 0);
+    ck_assert_int_eq(v, 1);
+}
+END_TEST
+
+START_TEST(test_time_parts_may_be_separated_by_one_space)
+{
+    ck_assert_int_eq(msec_of("1m 30s"), 90000);
+    ck_assert_int_eq(msec_of("1h 1m 1s"), 3661000);
+}
+END_TEST
+
 START_TEST(test_flag_other_words_are_refused)
 {
     const char *bad[] = {"", "yes", "no", "1", "0", "true", "onn", "of", "on "};
@@ -300,6 +318,8 @@ static Suite *values_suite(void)
     tcase_add_test(tc, test_int_that_is_not_plain_digits_is_refused);
     tcase_add_test(tc, test_flag_is_on_or_off);
     tcase_add_test(tc, test_flag_other_words_are_refused);
+    tcase_add_test(tc, test_flag_ignores_case_like_nginx);
+    tcase_add_test(tc, test_time_parts_may_be_separated_by_one_space);
     suite_add_tcase(s, tc);
     return s;
 }
