@@ -177,8 +177,11 @@ int main(int argc, char **argv)
     rp_cycle_t *cycle = rp_cycle_load(prefix, conf, err, sizeof(err));
     if (cycle == NULL) {
         fprintf(stderr, "rampart: %s\n", err);
-        if (test)
+        /* The same full path the success message names, whatever -p and -c were. */
+        if (test && (conf[0] == '/' || prefix[0] == '\0'))
             fprintf(stderr, "rampart: configuration file %s test failed\n", conf);
+        else if (test)
+            fprintf(stderr, "rampart: configuration file %s/%s test failed\n", prefix, conf);
         return 1;
     }
     if (test) {
