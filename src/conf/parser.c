@@ -410,6 +410,18 @@ static int has_glob(const char *s)
     return strpbrk(s, "*?[") != NULL;
 }
 
+static int glob_errno;
+
+/* A folder named in the pattern that does not exist yet (a "sites-enabled" nobody made)
+ * matches nothing, as in nginx; a folder we cannot read is an error. */
+static int glob_error(const char *path, int err)
+{
+    if (err == ENOENT || err == ENOTDIR)
+        return 0;
+    glob_errno = err;
+    return 1;
+}
+
 /* include PATTERN: relative patterns are resolved against the including file's folder. */
 const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 
@@ -437,11 +449,14 @@ const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     }
 
     glob_t g;
-    int rc = glob(full, GLOB_ERR, NULL, &g);
+    glob_errno = 0;
+    int rc = glob(full, 0, glob_error, &g);
     if (rc == GLOB_NOMATCH)
         return RP_CONF_OK; /* like nginx: a pattern that matches nothing is not an error */
     if (rc != 0) {
         globfree(&g);
+        if (glob_errno)
+            return rp_conf_error(cf, "cannot read \"%s\": %s", full, strerror(glob_errno));
         return rp_conf_error(cf, "cannot read \"%s\"", full);
     }
     for (size_t i = 0; i < g.gl_pathc; i++) {
