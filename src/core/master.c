@@ -252,11 +252,15 @@ static void reload(void)
     fresh->generation = current->generation + 1;
     rp_cycle_t *prev = current;
     current = fresh;
+    /* Close the sockets the new generation did not take over before forking it: a new child
+     * would otherwise inherit them, keep them in the SO_REUSEPORT group after the old workers
+     * exit, and the kernel would queue connections on them that nobody accepts. The old
+     * workers hold their own copies until they drain. */
+    rp_listen_close(prev);
     start_generation(fresh);
 
     /* The old generation drains; sockets it alone still holds close with it. */
     signal_generation(prev, SIGQUIT, 1);
-    rp_listen_close(prev);
     old_cycles[nold++] = prev;
     rp_log_error(RP_LOG_NOTICE, 0, "configuration reloaded (generation %u)", fresh->generation);
 }
