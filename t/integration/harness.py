@@ -81,23 +81,6 @@ def children_of(ppid):
     return sorted(out)
 
 
-def _listen_inodes(ports):
-    """Socket inodes of the TCP listeners on any of ports (IPv4 and IPv6)."""
-    inodes = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                lines = f.readlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            port = int(fields[1].rsplit(":", 1)[1], 16)
-            if fields[3] == "0A" and port in ports:
-                inodes.add(fields[9])
-    return inodes
-
-
 def _socket_inodes(pid):
     found = set()
     try:
@@ -324,10 +307,11 @@ class Rampart:
     def roles(self):
         """(workers, others): children holding a listening socket of ours, and the rest.
 
-        Workers keep their SO_REUSEPORT listener; the helper closes every listener
-        right after fork, and a draining worker closes its listener on QUIT.
+        The master's only sockets are the listeners of the current generation. A worker
+        keeps its own SO_REUSEPORT listener; the helper closes every listener right after
+        fork, and a draining worker closes its listener on QUIT.
         """
-        listeners = _listen_inodes(set(self.ports))
+        listeners = _socket_inodes(self.proc.pid)
         workers, others = [], []
         for pid in self.children():
             (workers if _socket_inodes(pid) & listeners else others).append(pid)

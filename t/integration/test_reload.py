@@ -27,7 +27,9 @@ class Hammer(threading.Thread):
         while not self.halt.is_set() and time.monotonic() < deadline and \
                 len(self.answers) + len(self.failures) < self.limit:
             try:
-                r = get(self.port, "/", timeout=5)
+                # The server closes first, so TIME_WAIT stays on its side and thousands of
+                # requests do not use up the client's ephemeral ports.
+                r = get(self.port, "/", timeout=5, headers={"Connection": "close"})
                 self.answers.append(r.text if r.status == 200 else f"status {r.status}")
             except Exception as e:  # noqa: BLE001 - every failure counts
                 self.failures.append(repr(e))
@@ -41,29 +43,57 @@ class Hammer(threading.Thread):
 
 
 def test_hup_switches_answer_without_failed_requests(rampart, port):
-    rampart.configure(answer_conf(port, "old"))
+    rampart.configure(answer_conf(port, "old"), workers=2)
     rampart.start()
-    (old_worker,), _ = rampart.wait_processes(1)
-    hammer = Hammer(port)
-    hammer.start()
+    old_workers, _ = rampart.wait_processes(2)
+    hammers = [Hammer(port), Hammer(port)]
+    for h in hammers:
+        h.start()
     try:
-        wait_for(lambda: hammer.count("old") >= 50, what="50 old answers")
-        rampart.configure(answer_conf(port, "new"))
+        # About a second of load on the old generation, then the reload, then about a second
+        # of load once the old generation has gone.
+        started = time.monotonic()
+        wait_for(lambda: time.monotonic() - started > 1.0 and
+                 all(h.count("old") >= 50 for h in hammers), what="old answers")
+        rampart.configure(answer_conf(port, "new"), workers=2)
         mark = rampart.log_size()
         rampart.reload()
         rampart.wait_log(r"generation 0 has drained", since=mark)
-        assert not _alive(old_worker)
-        drained_at = len(hammer.answers)
-        wait_for(lambda: hammer.count("new") >= 50 and len(hammer.answers) > drained_at + 50,
-                 what="50 answers after the old generation drained")
+        assert not any(_alive(pid) for pid in old_workers)
+        drained_at = [len(h.answers) for h in hammers]
+        drained = time.monotonic()
+        wait_for(lambda: time.monotonic() - drained > 1.0 and
+                 all(len(h.answers) > n + 50 for h, n in zip(hammers, drained_at)),
+                 what="answers after the old generation drained")
+    finally:
+        for h in hammers:
+            h.stop()
+    for h, n in zip(hammers, drained_at):
+        assert h.failures == []
+        assert set(h.answers) == {"old", "new"}
+        # One answer may have been in the thread's hands when the old workers exited; after
+        # that only the new generation answers.
+        assert set(h.answers[n + 1:]) == {"new"}
+    assert [get(port).text for _ in range(20)] == ["new"] * 20
+
+
+def test_back_to_back_reloads_under_load_fail_no_request(rampart, port):
+    rampart.configure(answer_conf(port, "gen 0"), workers=2)
+    rampart.start()
+    hammer = Hammer(port)
+    hammer.start()
+    try:
+        for gen in range(1, 6):
+            wait_for(lambda: len(hammer.answers) > 20 * gen, what="some answers")
+            rampart.configure(answer_conf(port, f"gen {gen}"), workers=2)
+            rampart.reload()
+        wait_for(lambda: hammer.count("gen 5") >= 50, what="answers from the last generation")
     finally:
         hammer.stop()
     assert hammer.failures == []
-    assert set(hammer.answers) == {"old", "new"}
-    # One answer may have been in the thread's hands when the old worker exited; after that,
-    # only the new generation answers.
-    assert set(hammer.answers[drained_at + 1:]) == {"new"}
-    assert [get(port).text for _ in range(20)] == ["new"] * 20
+    assert hammer.answers[-1] == "gen 5"
+    rampart.wait_log(r"generation 4 has drained")
+    rampart.wait_processes(2)
 
 
 def test_hup_with_broken_file_keeps_old_answer_and_logs_file_line(rampart, port):
