@@ -303,6 +303,9 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "graceful shutdown requested");
                 stopping = SIGQUIT;
                 signal_generation(NULL, SIGQUIT, 1);
+                /* Refuse new connections now: the master's copies would keep the sockets
+                 * open, and the kernel would queue clients nobody will ever accept. */
+                rp_listen_close(current);
                 deadline = now_s() + (double)rp_core_conf(current)->worker_shutdown_timeout / 1000 +
                            5;
             }
@@ -313,6 +316,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "fast shutdown requested");
                 stopping = SIGTERM;
                 signal_generation(NULL, SIGTERM, 1);
+                rp_listen_close(current);
                 deadline = now_s() + 5;
             }
             break;
