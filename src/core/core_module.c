@@ -82,6 +82,10 @@ static const char *set_error_log(rp_conf_t *cf, const rp_command_t *cmd, void *c
 
 static const char *set_events(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
+    rp_core_conf_t *c = conf;
+    if (c->events_seen)
+        return "duplicate directive";
+    c->events_seen = 1;
     return rp_conf_parse_block(cf, RP_CTX_EVENTS);
 }
 
