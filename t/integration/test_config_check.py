@@ -200,6 +200,14 @@ def test_include_cycle_is_reported_with_the_chain(conf_dir):
               f'{conf_dir}/b.conf -> {conf_dir}/a.conf')
 
 
+def test_second_events_block_is_rejected(conf_dir):
+    p = check(conf_dir, "events {\n    worker_connections 512;\n}\n"
+                        "events {\n    worker_connections 1024;\n}\n")
+    path = conf_dir / "rampart.conf"
+    assert p.returncode == 1
+    assert p.stderr == failed(path, f'{path}:4: "events": duplicate directive')
+
+
 def test_duplicate_default_server_is_rejected(conf_dir):
     p = check(conf_dir, "http {\n"
                         "    server { listen 127.0.0.1:8080 default_server; }\n"
