@@ -207,7 +207,7 @@ class Rampart:
                     f"--- stderr ---\n{self.stderr_text()}\n--- error log ---\n{self.log_text()}")
             if self._pid_file_is_ours():
                 pending = [a for a in pending if not _connects(a)]
-                if not pending and len(self.children()) >= self.expected_workers() + 1:
+                if not pending and len(self.children()) >= self.expected_children():
                     return
             if time.monotonic() > deadline:
                 raise RampartError(
@@ -220,6 +220,12 @@ class Rampart:
             return int(self.pid_file.read_text().strip()) == self.proc.pid
         except (OSError, ValueError):
             return False
+
+    def expected_children(self):
+        """Workers plus the helper; none when one process serves (master_process off)."""
+        if re.search(r"^\s*master_process\s+off;", self.conf_text, re.M):
+            return 0
+        return self.expected_workers() + 1
 
     def expected_workers(self):
         m = re.search(r"^\s*worker_processes\s+(\S+);", self.conf_text, re.M)
