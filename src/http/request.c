@@ -136,8 +136,10 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
     r->status = status;
     r->response_started = 1;
 
-    int keep = r->keepalive && !c->close_after && !c->draining;
     rp_http_core_loc_conf_t *clcf = r->clcf;
+    /* keepalive_timeout 0 closes after each response: say so, or clients reuse a dead socket. */
+    int keep = r->keepalive && !c->close_after && !c->draining &&
+               (clcf == NULL || clcf->keepalive_timeout > 0);
     int tokens = clcf ? clcf->server_tokens : 1;
 
     evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: %s\r\nDate: %s\r\n",
