@@ -133,3 +133,31 @@ def test_requests_during_worker_kill_all_succeed(rampart, port):
     # At most the one request the killed worker held can fail.
     assert len(errors) <= 1, errors
     assert set(results[n:]) <= set(new_workers)
+
+
+def test_worker_connections_limit_holds_extra_clients_until_a_slot_frees(rampart, port):
+    import socket
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "ok"; }}',
+                      main="events {\n    worker_connections 2;\n}")
+    rampart.start()
+    (worker,), _ = rampart.wait_processes(1)
+    listeners = harness._socket_inodes(rampart.pid)
+    first = socket.create_connection(("127.0.0.1", port), timeout=5)
+    second = socket.create_connection(("127.0.0.1", port), timeout=5)
+    third = socket.create_connection(("127.0.0.1", port), timeout=5)
+    try:
+        wait_for(lambda: len(harness._socket_inodes(worker) - listeners) >= 2,
+                 what="the worker to hold two connections")
+        third.sendall(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        third.settimeout(0.3)
+        try:
+            early = third.recv(4096)
+        except socket.timeout:
+            early = None
+        assert early is None, "a third connection was served past worker_connections 2"
+        first.close()
+        third.settimeout(5)
+        assert third.recv(4096).startswith(b"HTTP/1.1 200 OK\r\n")
+    finally:
+        for s in (first, second, third):
+            s.close()
