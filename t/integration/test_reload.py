@@ -164,6 +164,22 @@ def test_master_pid_and_pid_file_survive_reloads(rampart, port):
     assert len(seen_workers) == 3
 
 
+def test_reload_moves_the_pid_file(rampart, port):
+    rampart.configure(answer_conf(port, "ok"))
+    rampart.start()
+    (rampart.prefix / "run").mkdir()
+    rampart.configure(text=rampart.conf_text.replace("pid logs/rampart.pid;", "pid run/new.pid;"))
+    old_pid_file = rampart.pid_file
+    rampart.reload()
+    rampart.pid_file = rampart.prefix / "run" / "new.pid"
+    assert rampart.pid_file.read_text() == f"{rampart.pid}\n"
+    assert not old_pid_file.exists()
+    p = run("-p", rampart.prefix, "-c", "rampart.conf", "-s", "quit")
+    assert (p.returncode, p.stderr) == (0, "")
+    assert rampart.wait_exit(timeout=5) == 0
+    assert not rampart.pid_file.exists()
+
+
 def test_reload_moves_listener_to_new_port(rampart, port, free_port):
     new_port = free_port()
     rampart.configure(answer_conf(port, "here"))
