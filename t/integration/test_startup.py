@@ -4,6 +4,8 @@ serve and can be signalled through the pid file."""
 import signal
 import socket
 
+import pytest
+
 import harness
 from harness import get, wait_for
 
@@ -91,3 +93,15 @@ def _read_pid(path):
         return int(path.read_text())
     except (OSError, ValueError):
         return None
+
+
+@pytest.mark.xfail(strict=True, reason="master_process off has no reload path: the single process "
+                   "ignores HUP without a word, where nginx reloads in single-process mode")
+def test_hup_in_single_process_mode_reloads(rampart, port):
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "one"; }}',
+                      main="master_process off;")
+    rampart.start()
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "two"; }}',
+                      main="master_process off;")
+    rampart.signal(signal.SIGHUP)
+    wait_for(lambda: get(port).text == "two", timeout=1, what="the new answer")
