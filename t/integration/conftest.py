@@ -66,6 +66,9 @@ def rampart_factory(request, tmp_path):
     yield make
     for r in reversed(made):
         r.stop()
+    problems = [f"rampart {r.proc.pid}: {p}" for r in made if r.proc for p in r.problems()]
+    if problems:
+        pytest.fail("unexpected trouble in rampart:\n" + "\n".join(problems), pytrace=False)
 
 
 @pytest.fixture

@@ -112,6 +112,9 @@ def fd_targets(pid):
     return out
 
 
+_SANITIZER_RE = re.compile(r"ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:")
+_DIED_RE = re.compile(r"(worker|helper) process (\d+) exited on signal \d+[^\n]*")
+
 _LISTEN_RE = re.compile(r"^\s*listen\s+([^\s;]+)", re.M)
 
 
@@ -146,6 +149,7 @@ class Rampart:
         self.stderr_path = self.prefix / "stderr.txt"
         self.proc = None
         self.seen_pids = set()
+        self.killed = set()  # children the test itself killed: their deaths are expected
         self.conf_text = ""
 
     # -- configuration -------------------------------------------------
@@ -299,7 +303,23 @@ class Rampart:
             return False
         return str(BIN).encode() in argv and str(self.prefix).encode() in argv
 
+    def problems(self):
+        """What went wrong that no test asked for: sanitizer reports on stderr, and children
+        that died on a signal nobody sent them (a crash the master quietly replaced)."""
+        found = [line for line in self.stderr_text().splitlines()
+                 if _SANITIZER_RE.search(line)]
+        for m in _DIED_RE.finditer(self.log_text()):
+            if int(m.group(2)) not in self.killed:
+                found.append(m.group(0))
+        return found
+
     # -- processes -----------------------------------------------------
+
+    def kill(self, pid, sig=None):
+        """Sends sig (default SIGKILL) to one of our children, and expects its death."""
+        assert pid in self.children(), f"{pid} is not a child of rampart {self.proc.pid}"
+        self.killed.add(pid)
+        os.kill(pid, signal.SIGKILL if sig is None else sig)
 
     def children(self):
         kids = children_of(self.proc.pid)

@@ -78,7 +78,7 @@ def test_workers_started_after_reopen_write_to_the_new_file(rampart, port):
     rampart.signal(signal.SIGUSR1)
     wait_for(lambda: all_reopened(rampart, rotated), what="every process to reopen the log")
     (worker,), _ = rampart.wait_processes(1)
-    os.kill(worker, signal.SIGKILL)
+    rampart.kill(worker)
     (fresh,), _ = rampart.wait_processes(1, exclude=[worker])
     assert writes_to(fresh, rampart.error_log)
     assert not writes_to(fresh, rotated)

@@ -41,7 +41,7 @@ def test_killed_worker_is_replaced_and_requests_keep_succeeding(rampart, port):
     workers, (helper,) = rampart.wait_processes(2)
     victim = workers[0]
     mark = rampart.log_size()
-    os.kill(victim, signal.SIGKILL)
+    rampart.kill(victim)
     # Connections the kernel queues on the dead worker's socket wait for its replacement.
     answers = [int(get(port, timeout=5).text) for _ in range(20)]
     new_workers, helpers = rampart.wait_processes(2, exclude=[victim])
@@ -58,7 +58,7 @@ def test_killed_helper_is_replaced(rampart, port):
     rampart.start()
     workers, (helper,) = rampart.wait_processes(1)
     mark = rampart.log_size()
-    os.kill(helper, signal.SIGKILL)
+    rampart.kill(helper)
     new_workers, (new_helper,) = rampart.wait_processes(1, exclude=[helper])
     assert new_workers == workers
     rampart.wait_log(rf"helper process {helper} exited on signal 9; starting a new one",
@@ -72,11 +72,11 @@ def test_worker_dying_young_is_respawned_after_a_pause(rampart, port):
     (first,), _ = rampart.wait_processes(1)
     # Let the first worker get older than a second, so it is replaced at once.
     wait_for(lambda: _age(first) > 1.05, timeout=3, what="the worker to be a second old")
-    os.kill(first, signal.SIGKILL)
+    rampart.kill(first)
     (second,), _ = rampart.wait_processes(1, exclude=[first], timeout=1)
     # The replacement dies young: its own replacement waits about a second.
     killed_at = time.monotonic()
-    os.kill(second, signal.SIGKILL)
+    rampart.kill(second)
     (third,), _ = rampart.wait_processes(1, exclude=[first, second], timeout=3)
     waited = time.monotonic() - killed_at
     assert 0.8 < waited < 2.0
@@ -123,7 +123,7 @@ def test_requests_during_worker_kill_all_succeed(rampart, port):
     t.start()
     try:
         wait_for(lambda: len(results) > 50, what="some answers")
-        os.kill(workers[0], signal.SIGKILL)
+        rampart.kill(workers[0])
         new_workers, _ = rampart.wait_processes(2, exclude=[workers[0]])
         n = len(results)
         wait_for(lambda: len(results) > n + 100, what="answers after the respawn")
