@@ -83,3 +83,24 @@ def test_workers_started_after_reopen_write_to_the_new_file(rampart, port):
     assert writes_to(fresh, rampart.error_log)
     assert not writes_to(fresh, rotated)
     rampart.wait_log(rf"worker process {worker} exited on signal 9")
+
+
+def test_reload_moves_error_log_to_the_new_path(rampart, port):
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "ok"; }}')
+    rampart.start()
+    old_log = rampart.error_log
+    new_log = rampart.prefix / "logs" / "new.log"
+    rampart.configure(text=rampart.conf_text.replace("logs/error.log", "logs/new.log"))
+    rampart.reload(wait=False)
+    rampart.error_log = new_log
+    wait_for(new_log.exists, what=f"{new_log} to appear")
+    rampart.wait_log(r"configuration reloaded \(generation 1\)")
+    rampart.wait_log(r"generation 0 has drained")
+    assert "reloading configuration" in old_log.read_text()
+    wait_for(lambda: all(writes_to(p, new_log) and not writes_to(p, old_log)
+                         for p in [rampart.pid] + rampart.children()),
+             what="every process of the new generation to write to the new log")
+    size = old_log.stat().st_size
+    bad_request(port)
+    rampart.wait_log(r"client sent a bad request")
+    assert old_log.stat().st_size == size
