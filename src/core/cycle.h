@@ -33,7 +33,7 @@ typedef struct {
     int worker_connections;
     int worker_rlimit_nofile;
     int master_process; /* off: one process serves (debugging) */
-    int events_seen;
+    int events_seen;    /* the events block was parsed: a second one is an error */
 } rp_core_conf_t;
 
 /*

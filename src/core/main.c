@@ -109,13 +109,29 @@ static void ensure_parent_dir(const char *path)
     }
 }
 
-/* master_process off: the single process serves, for debugging under gdb or valgrind. */
+static const char *single_pid_path;
+static pid_t single_pid;
+
+static void remove_single_pid(void)
+{
+    if (getpid() == single_pid)
+        unlink(single_pid_path);
+}
+
+/* master_process off: the single process serves, for debugging under gdb or valgrind. It
+ * still writes the pid file, so rampart -s finds it. */
 static int run_single(rp_cycle_t *cycle)
 {
-    FILE *f = fopen(rp_core_conf(cycle)->pid, "w");
-    if (f) {
+    const char *path = rp_core_conf(cycle)->pid;
+    FILE *f = fopen(path, "w");
+    if (f == NULL) {
+        rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
+    } else {
         fprintf(f, "%d\n", (int)getpid());
         fclose(f);
+        single_pid_path = path;
+        single_pid = getpid();
+        atexit(remove_single_pid);
     }
     rp_worker_run(cycle, 0, 0);
 }

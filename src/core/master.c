@@ -278,11 +278,15 @@ static void reload(void)
     fresh->generation = current->generation + 1;
     rp_cycle_t *prev = current;
     current = fresh;
+    /* Close the sockets the new generation did not take over before forking it: a new child
+     * would otherwise inherit them, keep them in the SO_REUSEPORT group after the old workers
+     * exit, and the kernel would queue connections on them that nobody accepts. The old
+     * workers hold their own copies until they drain. */
+    rp_listen_close(prev);
     start_generation(fresh);
 
     /* The old generation drains; sockets it alone still holds close with it. */
     signal_generation(prev, SIGQUIT, 1);
-    rp_listen_close(prev);
     old_cycles[nold++] = prev;
     rp_log_error(RP_LOG_NOTICE, 0, "configuration reloaded (generation %u)", fresh->generation);
 }
@@ -325,6 +329,9 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "graceful shutdown requested");
                 stopping = SIGQUIT;
                 signal_generation(NULL, SIGQUIT, 1);
+                /* Refuse new connections now: the master's copies would keep the sockets
+                 * open, and the kernel would queue clients nobody will ever accept. */
+                rp_listen_close(current);
                 deadline = now_s() + (double)rp_core_conf(current)->worker_shutdown_timeout / 1000 +
                            5;
             }
@@ -335,6 +342,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "fast shutdown requested");
                 stopping = SIGTERM;
                 signal_generation(NULL, SIGTERM, 1);
+                rp_listen_close(current);
                 deadline = now_s() + 5;
             }
             break;

@@ -1,0 +1,99 @@
+"""Fixtures for rampart's integration tests.
+
+Each test gets its own temporary prefix (tmp_path) holding rampart.conf, the
+error log and the pid file. `rampart` is a not-yet-started harness.Rampart for
+that prefix; `rampart_factory` makes more when a test needs several. When a
+test fails, the error log and stderr of every rampart it started are attached
+to the report.
+
+Run with RAMPART_BIN=/abs/path/to/rampart (the Makefile's check-local does).
+"""
+
+import os
+import signal
+
+import pytest
+
+import harness
+
+# Whole-test ceiling: a hung test fails on its own instead of stalling the suite.
+TEST_CEILING_S = 30
+
+
+def pytest_configure(config):
+    if not os.access(harness.BIN, os.X_OK):
+        raise pytest.UsageError(
+            f"rampart binary not found at {harness.BIN}: build it, or set RAMPART_BIN")
+
+
+class TestCeilingExceeded(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _ceiling():
+    def expired(signum, frame):
+        raise TestCeilingExceeded(f"test ran longer than {TEST_CEILING_S}s")
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(TEST_CEILING_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture
+def free_port():
+    """A function returning a free TCP port on 127.0.0.1 (or on the host passed)."""
+    return harness.free_port
+
+
+@pytest.fixture
+def port():
+    """One free port on 127.0.0.1."""
+    return harness.free_port()
+
+
+@pytest.fixture
+def rampart_factory(request, tmp_path):
+    """Makes Rampart instances, each in its own folder under tmp_path; stops them after."""
+    made = []
+    request.node._rampart_instances = made
+
+    def make(name="rampart"):
+        r = harness.Rampart(tmp_path / name)
+        made.append(r)
+        return r
+    yield make
+    for r in reversed(made):
+        r.stop()
+    problems = [f"rampart {r.proc.pid}: {p}" for r in made if r.proc for p in r.problems()]
+    if problems:
+        pytest.fail("unexpected trouble in rampart:\n" + "\n".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def rampart(rampart_factory):
+    """A Rampart for this test's prefix; configure() then start() it."""
+    return rampart_factory()
+
+
+@pytest.fixture
+def conf_dir(tmp_path):
+    """A folder for configuration files that only `rampart -t` will read."""
+    d = tmp_path / "conf"
+    d.mkdir()
+    return d
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.failed:
+        return
+    for r in getattr(item, "_rampart_instances", []):
+        if r.proc is None:
+            continue
+        report.sections.append((f"rampart {r.proc.pid} error log ({r.error_log})",
+                                r.log_text() or "(empty)"))
+        report.sections.append((f"rampart {r.proc.pid} stderr", r.stderr_text() or "(empty)"))
