@@ -126,3 +126,15 @@ void rp_cycle_apply_limits(const rp_cycle_t *cycle)
         rp_log_error(RP_LOG_ALERT, errno, "setrlimit(RLIMIT_NOFILE, %d) failed",
                      ccf->worker_rlimit_nofile);
 }
+
+void rp_cycle_apply_log(const rp_cycle_t *old, const rp_cycle_t *fresh)
+{
+    const rp_core_conf_t *o = rp_core_conf(old), *n = rp_core_conf(fresh);
+    int same_file = (n->error_log == NULL) == (o->error_log == NULL) &&
+                    (n->error_log == NULL || strcmp(n->error_log, o->error_log) == 0);
+    if (same_file && n->error_log_level == o->error_log_level)
+        return;
+    if (rp_log_open(n->error_log, n->error_log_level) != 0)
+        rp_log_error(RP_LOG_ALERT, errno, "cannot open error log \"%s\": keeping the old one",
+                     n->error_log);
+}

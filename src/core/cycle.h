@@ -52,6 +52,9 @@ rp_core_conf_t *rp_core_conf(const rp_cycle_t *cycle);
 /* Applies process limits (worker_rlimit_nofile) in the master, before forking workers. */
 void rp_cycle_apply_limits(const rp_cycle_t *cycle);
 
+/* Follows a reload's error_log change; keeps the old log if the new one cannot be opened. */
+void rp_cycle_apply_log(const rp_cycle_t *old, const rp_cycle_t *fresh);
+
 /* Writes every configuration file read, nginx -T style, to fd. */
 void rp_cycle_dump(const rp_cycle_t *cycle, int fd);
 

@@ -243,7 +243,9 @@ int main(int argc, char **argv)
         return 1;
     }
     ensure_parent_dir(ccf->pid);
-    if (!ccf->master_process)
+    if (!ccf->master_process) {
+        rp_worker_enable_reload(prefix, conf);
         return run_single(cycle);
+    }
     return rp_master_run(cycle, prefix, conf);
 }

@@ -264,12 +264,7 @@ static void reload(void)
                      "may be reset; set net.ipv4.tcp_migrate_req=1 to have the kernel move them");
     rp_cycle_apply_limits(fresh);
     rp_core_conf_t *old = rp_core_conf(current);
-    if ((ccf->error_log == NULL) != (old->error_log == NULL) ||
-        (ccf->error_log && strcmp(ccf->error_log, old->error_log) != 0) ||
-        ccf->error_log_level != old->error_log_level) {
-        if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0)
-            rp_log_error(RP_LOG_ALERT, errno, "cannot open error log \"%s\"", ccf->error_log);
-    }
+    rp_cycle_apply_log(current, fresh);
     if (strcmp(ccf->pid, old->pid) != 0) {
         write_pid(ccf->pid);
         unlink(old->pid);

@@ -12,6 +12,12 @@
 /* Serves traffic on socket `index` of every address until told to stop; never returns. */
 void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master) __attribute__((noreturn));
 
+/*
+ * master_process off: lets the single process reload itself on HUP, re-reading
+ * conf_file under prefix.
+ */
+void rp_worker_enable_reload(const char *prefix, const char *conf_file);
+
 /* Runs the helper's event loop until told to stop; never returns. */
 void rp_helper_run(rp_cycle_t *cycle, pid_t master) __attribute__((noreturn));
 

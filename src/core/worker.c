@@ -27,6 +27,15 @@ static int accepting;
 static int draining;
 static int max_conns;
 static struct event resume_timer;
+static rp_cycle_t *cur_cycle;
+
+/* master_process off: the process reloads itself, keeping old generations until their
+ * last connection ends. */
+static const char *reload_prefix, *reload_conf;
+static rp_cycle_t *retired[64];
+static size_t nretired;
+
+static void retire_drained(void);
 
 static void accept_enable(int on)
 {
@@ -46,6 +55,8 @@ static void accept_enable(int on)
 static void conn_count_changed(void)
 {
     unsigned n = rp_conn_count();
+    if (nretired)
+        retire_drained();
     if (draining) {
         if (n == 0)
             event_base_loopexit(rp_event_base, NULL);
@@ -97,9 +108,12 @@ static void on_shutdown_timeout(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(rp_event_base, NULL);
 }
 
+static void setup_acceptors(rp_cycle_t *cycle, int index);
+static void reload_in_place(void);
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
-    rp_cycle_t *cycle = arg;
+    rp_cycle_t *cycle = cur_cycle;
     switch (sig) {
     case SIGQUIT:
         if (draining)
@@ -135,7 +149,65 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     case SIGUSR1:
         rp_log_reopen();
         break;
+    case SIGHUP:
+        if (reload_conf && !draining)
+            reload_in_place();
+        break;
     }
+}
+
+void rp_worker_enable_reload(const char *prefix, const char *conf_file)
+{
+    reload_prefix = prefix;
+    reload_conf = conf_file;
+}
+
+static void retire_drained(void)
+{
+    for (size_t i = 0; i < nretired;) {
+        if (rp_conn_count_of(retired[i]) == 0) {
+            rp_cycle_destroy(retired[i]);
+            retired[i] = retired[--nretired];
+        } else {
+            i++;
+        }
+    }
+}
+
+/* The single-process reload: the same steps as the master's, within one loop. */
+static void reload_in_place(void)
+{
+    char err[2048];
+    rp_log_error(RP_LOG_NOTICE, 0, "reloading configuration from %s", reload_conf);
+    rp_cycle_t *fresh = rp_cycle_load(reload_prefix, reload_conf, err, sizeof(err));
+    if (fresh == NULL) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        return;
+    }
+    if (nretired == sizeof(retired) / sizeof(retired[0]) ||
+        rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", nretired ? "too many generations still draining" : err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        rp_cycle_destroy(fresh);
+        return;
+    }
+    rp_cycle_apply_log(cur_cycle, fresh);
+    rp_cycle_apply_limits(fresh);
+    fresh->generation = cur_cycle->generation + 1;
+
+    accept_enable(0);
+    for (size_t i = 0; i < nacceptors; i++)
+        event_del(&acceptors[i].ev);
+    free(acceptors);
+    rp_listen_close(cur_cycle); /* sockets the new configuration no longer listens on */
+    retired[nretired++] = cur_cycle;
+    cur_cycle = fresh;
+    setup_acceptors(fresh, 0);
+    max_conns = rp_core_conf(fresh)->worker_connections;
+    accept_enable(1);
+    retire_drained();
+    rp_log_error(RP_LOG_NOTICE, 0, "configuration reloaded (generation %u)", fresh->generation);
 }
 
 void rp_child_init(pid_t master)
@@ -158,6 +230,21 @@ static void add_signals(struct event_base *base, rp_cycle_t *cycle)
     }
 }
 
+static void setup_acceptors(rp_cycle_t *cycle, int index)
+{
+    rp_listen_keep_only(cycle, index);
+    nacceptors = cycle->listening.nelts;
+    acceptors = rp_xcalloc(nacceptors ? nacceptors : 1, sizeof(acceptor_t));
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < nacceptors; i++) {
+        acceptors[i].ls = ls[i];
+        acceptors[i].fd = ls[i]->fds[index];
+        event_assign(&acceptors[i].ev, rp_event_base, acceptors[i].fd, EV_READ | EV_PERSIST,
+                     on_accept, &acceptors[i]);
+    }
+    accepting = 0;
+}
+
 void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
 {
     rp_log_set_ident(index);
@@ -171,16 +258,8 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     max_conns = rp_core_conf(cycle)->worker_connections;
     add_signals(base, cycle);
 
-    rp_listen_keep_only(cycle, index);
-    nacceptors = cycle->listening.nelts;
-    acceptors = rp_xcalloc(nacceptors ? nacceptors : 1, sizeof(acceptor_t));
-    rp_listening_t **ls = cycle->listening.elts;
-    for (size_t i = 0; i < nacceptors; i++) {
-        acceptors[i].ls = ls[i];
-        acceptors[i].fd = ls[i]->fds[index];
-        event_assign(&acceptors[i].ev, base, acceptors[i].fd, EV_READ | EV_PERSIST, on_accept,
-                     &acceptors[i]);
-    }
+    cur_cycle = cycle;
+    setup_acceptors(cycle, index);
     evtimer_assign(&resume_timer, base, on_resume, NULL);
     accept_enable(1);
 

@@ -74,6 +74,9 @@ void rp_conn_close_all(void);
 /* Number of open connections in this worker. */
 unsigned rp_conn_count(void);
 
+/* Number of open connections that arrived through a listening table of cycle. */
+unsigned rp_conn_count_of(const rp_cycle_t *cycle);
+
 /* The worker's event base, set once by the worker before accepting. */
 extern struct event_base *rp_event_base;
 

@@ -45,6 +45,15 @@ unsigned rp_conn_count(void)
     return nconns;
 }
 
+unsigned rp_conn_count_of(const rp_cycle_t *cycle)
+{
+    unsigned n = 0;
+    for (const rp_conn_t *c = conns; c; c = c->next)
+        if (c->addr->cycle == cycle)
+            n++;
+    return n;
+}
+
 static rp_http_core_srv_conf_t *default_srv(rp_conn_t *c)
 {
     return c->addr->default_server;

@@ -85,6 +85,7 @@ typedef struct {
 
 /* The servers reachable through one listening address, for name-based selection. */
 typedef struct {
+    rp_cycle_t *cycle; /* the generation this table belongs to */
     struct rp_listening_s *listening;
     rp_http_core_srv_conf_t *default_server;
     int explicit_default; /* set by a `listen ... default_server` */

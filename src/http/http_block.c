@@ -109,6 +109,7 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 ls->opts_from = lo->has_opts ? lo : NULL;
                 ls->http = rp_arena_calloc(cf->arena, sizeof(rp_http_addr_t));
                 ls->http->listening = ls;
+                ls->http->cycle = cycle;
                 rp_array_init(&ls->http->names, cf->arena, 4, sizeof(rp_server_name_t));
                 *(rp_listening_t **)rp_array_push(&cycle->listening) = ls;
                 *(rp_http_addr_t **)rp_array_push(&cmcf->addrs) = ls->http;

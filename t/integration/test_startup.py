@@ -95,8 +95,6 @@ def _read_pid(path):
         return None
 
 
-@pytest.mark.xfail(strict=True, reason="master_process off has no reload path: the single process "
-                   "ignores HUP without a word, where nginx reloads in single-process mode")
 def test_hup_in_single_process_mode_reloads(rampart, port):
     rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "one"; }}',
                       main="master_process off;")
@@ -105,3 +103,34 @@ def test_hup_in_single_process_mode_reloads(rampart, port):
                       main="master_process off;")
     rampart.signal(signal.SIGHUP)
     wait_for(lambda: get(port).text == "two", timeout=1, what="the new answer")
+
+
+def test_hup_in_single_process_mode_with_broken_file_keeps_serving(rampart, port):
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "one"; }}',
+                      main="master_process off;")
+    rampart.start()
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; retrun 200 "two"; }}',
+                      main="master_process off;")
+    rampart.signal(signal.SIGHUP)
+    rampart.wait_log("reload failed: the previous configuration keeps serving")
+    assert 'unknown directive "retrun"' in rampart.log_text()
+    assert get(port).text == "one"
+
+
+def test_single_process_reload_lets_a_keepalive_connection_of_the_old_configuration_finish(
+        rampart, port):
+    import http.client
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "one"; }}',
+                      main="master_process off;")
+    rampart.start()
+    old = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    old.request("GET", "/")
+    assert old.getresponse().read() == b"one"
+    rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "two"; }}',
+                      main="master_process off;")
+    rampart.signal(signal.SIGHUP)
+    wait_for(lambda: get(port).text == "two", timeout=2, what="the new answer")
+    # the connection accepted under the old configuration is still served by it
+    old.request("GET", "/")
+    assert old.getresponse().read() == b"one"
+    old.close()
