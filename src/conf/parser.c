@@ -118,7 +118,7 @@ static void *conf_for(rp_conf_t *cf, const rp_command_t *cmd, size_t index)
     return NULL;
 }
 
-static const char *arity_text(const rp_command_t *cmd, char *buf, size_t len)
+const char *rp_conf_arity_text(const rp_command_t *cmd, char *buf, size_t len)
 {
     if (cmd->max_args == RP_ARGS_ANY)
         snprintf(buf, len, "%u or more arguments", cmd->min_args);
@@ -156,7 +156,7 @@ static int dispatch(rp_conf_t *cf, int opens_block)
             size_t nargs = cf->argc - 1;
             if (nargs < cmd->min_args || (cmd->max_args != RP_ARGS_ANY && nargs > cmd->max_args)) {
                 char buf[64];
-                rp_conf_error(cf, "takes %s, got %zu", arity_text(cmd, buf, sizeof(buf)), nargs);
+                rp_conf_error(cf, "takes %s, got %zu", rp_conf_arity_text(cmd, buf, sizeof(buf)), nargs);
                 return -1;
             }
             void *conf = conf_for(cf, cmd, mod->index);

@@ -74,17 +74,6 @@ static const char *args_of(unsigned n)
     return buf;
 }
 
-/* How the parser words a command's argument range. */
-static const char *arity(const rp_command_t *cmd, char *buf, size_t len)
-{
-    if (cmd->max_args == RP_ARGS_ANY)
-        snprintf(buf, len, "%u or more arguments", cmd->min_args);
-    else if (cmd->min_args == cmd->max_args)
-        snprintf(buf, len, "%u argument%s", cmd->min_args, cmd->min_args == 1 ? "" : "s");
-    else
-        snprintf(buf, len, "%u to %u arguments", cmd->min_args, cmd->max_args);
-    return buf;
-}
 
 START_TEST(test_modules_are_named_and_indexed_in_registry_order)
 {
@@ -214,7 +203,7 @@ START_TEST(test_every_directive_refuses_an_argument_too_many)
         ck_assert_ptr_null(load_in(c, cmd, args_of(cmd->max_args + 1u)));
         char want[256], buf[64];
         snprintf(want, sizeof(want), "@/rampart.conf:%u: \"%s\": takes %s, got %u", c->line,
-                 cmd->name, arity(cmd, buf, sizeof(buf)), cmd->max_args + 1u);
+                 cmd->name, rp_conf_arity_text(cmd, buf, sizeof(buf)), cmd->max_args + 1u);
         ck_assert_str_eq(ut_err, ut_expand(want));
     }
 }
@@ -230,7 +219,7 @@ START_TEST(test_every_directive_refuses_an_argument_too_few)
         ck_assert_ptr_null(load_in(c, cmd, args_of(cmd->min_args - 1u)));
         char want[256], buf[64];
         snprintf(want, sizeof(want), "@/rampart.conf:%u: \"%s\": takes %s, got %u", c->line,
-                 cmd->name, arity(cmd, buf, sizeof(buf)), cmd->min_args - 1u);
+                 cmd->name, rp_conf_arity_text(cmd, buf, sizeof(buf)), cmd->min_args - 1u);
         ck_assert_str_eq(ut_err, ut_expand(want));
     }
 }
