@@ -98,17 +98,6 @@ static int daemonize(void)
     return 0;
 }
 
-static void ensure_parent_dir(const char *path)
-{
-    char dir[PATH_MAX];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash && slash != dir) {
-        *slash = '\0';
-        mkdir(dir, 0755); /* one level, like a fresh checkout's "logs/" */
-    }
-}
-
 static const char *single_pid_path;
 static pid_t single_pid;
 
@@ -123,12 +112,7 @@ static void remove_single_pid(void)
 static int run_single(rp_cycle_t *cycle)
 {
     const char *path = rp_core_conf(cycle)->pid;
-    FILE *f = fopen(path, "w");
-    if (f == NULL) {
-        rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
-    } else {
-        fprintf(f, "%d\n", (int)getpid());
-        fclose(f);
+    if (rp_pid_write(path) == 0) {
         single_pid_path = path;
         single_pid = getpid();
         atexit(remove_single_pid);
@@ -223,7 +207,7 @@ int main(int argc, char **argv)
 
     rp_core_conf_t *ccf = rp_core_conf(cycle);
     if (ccf->error_log)
-        ensure_parent_dir(ccf->error_log);
+        rp_mkdir_parent(ccf->error_log);
     if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0) {
         fprintf(stderr, "rampart: cannot open error log \"%s\": %s\n", ccf->error_log,
                 strerror(errno));
@@ -242,7 +226,6 @@ int main(int argc, char **argv)
         rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
         return 1;
     }
-    ensure_parent_dir(ccf->pid);
     if (!ccf->master_process) {
         rp_worker_enable_reload(prefix, conf);
         return run_single(cycle);

@@ -201,25 +201,34 @@ static void run_pending_respawns(void)
     }
 }
 
-static void write_pid(const char *path)
+void rp_mkdir_parent(const char *path)
+{
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+        *slash = '\0';
+        mkdir(dir, 0755); /* one level, like a fresh checkout's "logs/" */
+    }
+}
+
+int rp_pid_write(const char *path)
 {
     char tmp[4200];
-    snprintf(tmp, sizeof(tmp), "%s", path);
-    char *slash = strrchr(tmp, '/');
-    if (slash && slash != tmp) {
-        *slash = '\0';
-        mkdir(tmp, 0755); /* one level, like a fresh checkout's "logs/" */
-    }
+    rp_mkdir_parent(path);
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     if (f == NULL) {
         rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
-        return;
+        return -1;
     }
     fprintf(f, "%d\n", (int)getpid());
     fclose(f);
-    if (rename(tmp, path) != 0)
+    if (rename(tmp, path) != 0) {
         rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
+        return -1;
+    }
+    return 0;
 }
 
 /* Whether the kernel moves pending connections of a closing reuseport socket to its peers. */
@@ -266,7 +275,7 @@ static void reload(void)
     rp_core_conf_t *old = rp_core_conf(current);
     rp_cycle_apply_log(current, fresh);
     if (strcmp(ccf->pid, old->pid) != 0) {
-        write_pid(ccf->pid);
+        rp_pid_write(ccf->pid);
         unlink(old->pid);
     }
 
@@ -301,7 +310,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    write_pid(rp_core_conf(cycle)->pid);
+    rp_pid_write(rp_core_conf(cycle)->pid);
     start_generation(cycle);
 
     int stopping = 0; /* SIGQUIT or SIGTERM: children told, waiting for them */

@@ -27,6 +27,12 @@ void rp_helper_run(rp_cycle_t *cycle, pid_t master) __attribute__((noreturn));
  */
 int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file);
 
+/* Writes this process's pid to path (atomically, creating one missing folder level). */
+int rp_pid_write(const char *path);
+
+/* Creates the folder that path is in, one level deep, if it is missing. */
+void rp_mkdir_parent(const char *path);
+
 /* Common start of a child process: unblocks signals, ties its life to the master's. */
 void rp_child_init(pid_t master);
 

@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
 #include <unistd.h>
@@ -185,9 +186,12 @@ static void reload_in_place(void)
         rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
         return;
     }
-    if (nretired == sizeof(retired) / sizeof(retired[0]) ||
-        rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) != 0) {
-        rp_log_error(RP_LOG_EMERG, 0, "%s", nretired ? "too many generations still draining" : err);
+    if (nretired == sizeof(retired) / sizeof(retired[0]))
+        snprintf(err, sizeof(err), "too many generations still draining");
+    else if (rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) == 0)
+        err[0] = '\0';
+    if (err[0]) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
         rp_cycle_destroy(fresh);
         return;

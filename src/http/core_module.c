@@ -265,7 +265,7 @@ static const char *set_server_name(rp_conf_t *cf, const rp_command_t *cmd, void 
         rp_server_name_t n;
         memset(&n, 0, sizeof(n));
         n.server = srv;
-        n.text = a;
+        n.text = (rp_str_t){a, strlen(a)};
         if (a[0] == '~') {
             char err[512];
             n.kind = RP_NAME_REGEX;

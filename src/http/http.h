@@ -61,7 +61,7 @@ typedef struct rp_http_core_srv_conf_s rp_http_core_srv_conf_t;
 typedef struct rp_http_core_loc_conf_s rp_http_core_loc_conf_t;
 
 typedef struct {
-    const char *text; /* as written, for $server_name */
+    rp_str_t text; /* as written, for $server_name */
     char *name;       /* lowercase; for wildcards, without the "*." or ".*" */
     size_t len;
     int kind;

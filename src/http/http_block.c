@@ -106,7 +106,6 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 ls->ipv6only = lo->ipv6only;
                 ls->rcvbuf = lo->rcvbuf;
                 ls->sndbuf = lo->sndbuf;
-                ls->opts_from = lo->has_opts ? lo : NULL;
                 ls->http = rp_arena_calloc(cf->arena, sizeof(rp_http_addr_t));
                 ls->http->listening = ls;
                 ls->http->cycle = cycle;
@@ -114,7 +113,7 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 *(rp_listening_t **)rp_array_push(&cycle->listening) = ls;
                 *(rp_http_addr_t **)rp_array_push(&cmcf->addrs) = ls->http;
             }
-            if (lo->has_opts && ls->opts_from != lo) {
+            if (lo->has_opts) {
                 /* Socket options belong to the address, so only one listen may set them. */
                 if (ls->opts_from) {
                     snprintf(cf->error, sizeof(cf->error),

@@ -141,7 +141,7 @@ static int get_server_name(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
     if (r->srv && r->srv->names.nelts) {
         const rp_server_name_t *n = r->srv->names.elts;
-        *out = (rp_str_t){n[0].text, strlen(n[0].text)};
+        *out = n[0].text;
     } else {
         *out = RP_STR("");
     }

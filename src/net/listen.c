@@ -107,6 +107,14 @@ const char *rp_listen_parse_addr(rp_arena_t *arena, const char *text, struct soc
     return NULL;
 }
 
+static void set_buffers(int fd, const rp_listening_t *ls)
+{
+    if (ls->rcvbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ls->rcvbuf, sizeof(ls->rcvbuf));
+    if (ls->sndbuf > 0)
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ls->sndbuf, sizeof(ls->sndbuf));
+}
+
 static int open_one(rp_listening_t *ls, char *err, size_t errlen)
 {
     int fd = socket(ls->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -126,10 +134,7 @@ static int open_one(rp_listening_t *ls, char *err, size_t errlen)
         int v6only = ls->ipv6only;
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &v6only, sizeof(v6only));
     }
-    if (ls->rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ls->rcvbuf, sizeof(ls->rcvbuf));
-    if (ls->sndbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ls->sndbuf, sizeof(ls->sndbuf));
+    set_buffers(fd, ls);
     if (bind(fd, (struct sockaddr *)&ls->sa, ls->socklen) != 0) {
         snprintf(err, errlen, "bind() to %s failed: %s", ls->text, strerror(errno));
         close(fd);
@@ -155,10 +160,7 @@ static int same_addr(const rp_listening_t *a, const rp_listening_t *b)
 static void apply_live_opts(int fd, const rp_listening_t *ls)
 {
     listen(fd, ls->backlog);
-    if (ls->rcvbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &ls->rcvbuf, sizeof(ls->rcvbuf));
-    if (ls->sndbuf > 0)
-        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &ls->sndbuf, sizeof(ls->sndbuf));
+    set_buffers(fd, ls);
 }
 
 int rp_listen_steer(rp_cycle_t *cycle, int nworkers)
