@@ -35,6 +35,10 @@ def test_client_header_timeout_is_a_deadline_for_the_whole_head_not_per_read(ram
                     break
             except socket.timeout:
                 pass
+            except ConnectionResetError:
+                # closed with our unread bytes in its buffer: the kernel answers with a reset
+                closed_at = time.monotonic()
+                break
         assert closed_at is not None, "a trickling client kept its connection past the deadline"
         assert 0.8 < closed_at - started < 2.0
 
