@@ -85,6 +85,9 @@ static void conn_free(rp_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     nconns--;
+    if (c->r)
+        rp_http_log_request(c->r);
+    c->r = NULL;
     rp_arena_reset(c->req_arena);
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     /* Keep the object, its arena and its buffers for the next connection. */
@@ -186,111 +189,34 @@ static void head_error(rp_conn_t *c, int status, const char *reason)
     rp_http_send_error(r, status);
 }
 
-static int token_list_has(rp_str_t v, const char *token)
-{
-    size_t n = strlen(token);
-    const char *p = v.data, *end = v.data + v.len;
-    while (p < end) {
-        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
-            p++;
-        const char *s = p;
-        while (p < end && *p != ',')
-            p++;
-        const char *e = p;
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-            e--;
-        if ((size_t)(e - s) == n && strncasecmp(s, token, n) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 /* Checks the head's framing and routing headers; returns 0 or an HTTP status. */
 static int setup_request(rp_conn_t *c, rp_request_t *r, const char **why)
 {
     rp_h1_parser_t *p = &c->parser;
     const char *b = c->in;
-    int hosts = 0, cls = 0, tes = 0;
-    rp_str_t host = RP_NULL_STR, te = RP_NULL_STR;
+    rp_h1_framing_t f;
 
     r->method = (rp_str_t){b + p->method.off, p->method.len};
     r->request_uri = (rp_str_t){b + p->target.off, p->target.len};
     r->version = p->version;
     r->scheme = RP_STR("http");
-    r->content_length = -1;
     r->head = rp_str_eq(r->method, "HEAD");
     r->nheaders = p->nheaders;
     r->headers = rp_arena_alloc(r->arena, sizeof(rp_header_t) * (p->nheaders + 1));
-    r->keepalive = r->version == 11;
-
     for (unsigned i = 0; i < p->nheaders; i++) {
         rp_header_t *h = &r->headers[i];
         h->name = (rp_str_t){b + p->headers[i].name.off, p->headers[i].name.len};
         h->value = (rp_str_t){b + p->headers[i].value.off, p->headers[i].value.len};
-        if (rp_str_ieq(h->name, "host")) {
-            hosts++;
-            host = h->value;
-        } else if (rp_str_ieq(h->name, "content-length")) {
-            if (cls++) {
-                *why = "several Content-Length headers";
-                return 400;
-            }
-            int64_t v = 0;
-            if (h->value.len == 0 || h->value.len > 18) {
-                *why = "invalid Content-Length";
-                return 400;
-            }
-            for (size_t k = 0; k < h->value.len; k++) {
-                char d = h->value.data[k];
-                if (d < '0' || d > '9') {
-                    *why = "invalid Content-Length";
-                    return 400;
-                }
-                v = v * 10 + (d - '0');
-            }
-            r->content_length = v;
-        } else if (rp_str_ieq(h->name, "transfer-encoding")) {
-            tes++;
-            te = h->value;
-        } else if (rp_str_ieq(h->name, "connection")) {
-            if (token_list_has(h->value, "close"))
-                r->keepalive = 0;
-            else if (token_list_has(h->value, "keep-alive") && r->version == 10)
-                r->keepalive = 1;
-        } else if (rp_str_ieq(h->name, "expect")) {
-            if (!rp_str_ieq(h->value, "100-continue")) {
-                *why = "unsupported Expect";
-                return 417;
-            }
-            r->expect_continue = 1;
-        }
     }
 
-    if (tes) {
-        if (r->version == 10) {
-            *why = "Transfer-Encoding in an HTTP/1.0 request";
-            return 400;
-        }
-        if (cls) {
-            *why = "both Content-Length and Transfer-Encoding";
-            return 400;
-        }
-        if (tes > 1 || !rp_str_ieq(te, "chunked")) {
-            /* chunked must be the one and final coding; anything else we cannot decode */
-            *why = "unsupported Transfer-Encoding";
-            return token_list_has(te, "chunked") ? 400 : 501;
-        }
-        r->chunked = 1;
-    }
-
-    if (hosts > 1) {
-        *why = "several Host headers";
-        return 400;
-    }
-    if (hosts == 0 && r->version == 11) {
-        *why = "HTTP/1.1 request without Host";
-        return 400;
-    }
+    int status = rp_h1_framing(p, b, &f, why);
+    if (status)
+        return status;
+    r->content_length = f.content_length;
+    r->chunked = f.chunked;
+    r->expect_continue = f.expect_continue;
+    r->keepalive = f.conn_close ? 0 : r->version == 11 ? 1 : f.conn_keepalive;
+    rp_str_t host = f.host >= 0 ? r->headers[f.host].value : RP_STR("");
 
     /* Target: origin-form "/path?query", absolute-form "http://host/path", or "*". */
     rp_str_t target = r->request_uri;
@@ -436,6 +362,8 @@ static void next_request(rp_conn_t *c)
     memmove(c->in, c->in + c->in_pos, rest);
     c->in_len = rest;
     c->in_pos = 0;
+    if (c->r)
+        rp_http_log_request(c->r);
     c->r = NULL;
     rp_arena_reset(c->req_arena);
     rp_http_core_srv_conf_t *srv = default_srv(c);

@@ -7,6 +7,7 @@
 #include "http/h1_parser.h"
 
 #include <string.h>
+#include <strings.h>
 
 enum {
     S_START,   /* before the method; leading empty lines are skipped (RFC 9112 2.2) */
@@ -20,6 +21,9 @@ enum {
     S_VALUE,
     S_HDR_LF,  /* after CR of a header line */
     S_END_LF,  /* after CR of the empty line */
+    S_RVERSION, /* response: "HTTP/1.1" */
+    S_RCODE,    /* response: three digits */
+    S_RREASON,  /* response: reason phrase, ignored */
 };
 
 /* RFC 9110 tchar */
@@ -45,6 +49,13 @@ void rp_h1_parser_init(rp_h1_parser_t *p, uint32_t max_line, uint32_t max_head)
     p->max_header = max_line;
     p->max_head = max_head;
     p->state = S_START;
+}
+
+void rp_h1_response_parser_init(rp_h1_parser_t *p, uint32_t max_head)
+{
+    rp_h1_parser_init(p, max_head, max_head);
+    p->state = S_RVERSION;
+    p->response = 1;
 }
 
 static rp_h1_result_t fail(rp_h1_parser_t *p, int status, const char *reason)
@@ -83,7 +94,8 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
         uint32_t i = p->pos++;
 
         if (p->pos > p->max_head)
-            return fail(p, p->state <= S_RL_LF ? 414 : 431, "request head too large");
+            return fail(p, p->response ? 502 : p->state <= S_RL_LF ? 414 : 431,
+                        p->response ? "response head too large" : "request head too large");
 
         switch (p->state) {
         case S_START:
@@ -136,6 +148,48 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
                 return fail(p, 400, "bare CR in request line");
             p->state = S_HDR;
             p->line_start = i + 1;
+            break;
+
+        case S_RVERSION:
+            /* "HTTP/1.x " exactly; a backend speaking anything else is not trusted */
+            if (i - p->line_start < 8) {
+                if (c != "HTTP/1.x"[i - p->line_start] && i - p->line_start != 7)
+                    return fail(p, 502, "invalid status line");
+                if (i - p->line_start == 7) {
+                    if (c < '0' || c > '9')
+                        return fail(p, 502, "invalid status line");
+                    p->version = c == '0' ? 10 : 11;
+                }
+            } else if (c != ' ') {
+                return fail(p, 502, "invalid status line");
+            } else {
+                p->state = S_RCODE;
+                p->code = 0;
+            }
+            break;
+
+        case S_RCODE:
+            if (c >= '0' && c <= '9' && p->code < 100) {
+                p->code = p->code * 10 + (c - '0');
+            } else if (p->code >= 100 && (c == ' ' || c == '\r' || c == '\n')) {
+                if (c == ' ') {
+                    p->state = S_RREASON;
+                } else {
+                    p->state = c == '\r' ? S_RL_LF : S_HDR;
+                    p->line_start = i + 1;
+                }
+            } else {
+                return fail(p, 502, "invalid status code");
+            }
+            break;
+
+        case S_RREASON:
+            if (c == '\r' || c == '\n') {
+                p->state = c == '\r' ? S_RL_LF : S_HDR;
+                p->line_start = i + 1;
+            } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
+                return fail(p, 502, "invalid character in reason phrase");
+            }
             break;
 
         case S_HDR:
@@ -212,10 +266,123 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         if (p->state <= S_VERSION && p->state != S_START && i - p->line_start >= p->max_line)
             return fail(p, 414, "request line too long");
+        if (p->state >= S_RVERSION && i - p->line_start >= p->max_line)
+            return fail(p, 502, "status line too long");
         if ((p->state == S_NAME || p->state == S_OWS) && i - p->line_start >= p->max_header)
             return fail(p, 431, "header line too long");
     }
     return RP_H1_AGAIN;
+}
+
+int rp_h1_token_list_has(const char *v, size_t len, const char *token)
+{
+    size_t n = strlen(token);
+    const char *p = v, *end = v + len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == '\t' || *p == ','))
+            p++;
+        const char *s = p;
+        while (p < end && *p != ',')
+            p++;
+        const char *e = p;
+        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+            e--;
+        if ((size_t)(e - s) == n && strncasecmp(s, token, n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, const char **why)
+{
+    int bad = p->response ? 502 : 400;
+    unsigned cls = 0, tes = 0;
+    rp_span_t te = {0, 0};
+
+    memset(f, 0, sizeof(*f));
+    f->content_length = -1;
+    f->host = -1;
+
+#define FAIL(code, text)                                                                       \
+    do {                                                                                       \
+        *why = (text);                                                                         \
+        return (code);                                                                         \
+    } while (0)
+
+    for (unsigned i = 0; i < p->nheaders; i++) {
+        rp_span_t name = p->headers[i].name, value = p->headers[i].value;
+        const char *v = buf + value.off;
+        switch (name.len) {
+        case 4:
+            if (!p->response && rp_span_ieq(buf, name, "host")) {
+                f->hosts++;
+                f->host = (int)i;
+            }
+            break;
+        case 6:
+            if (!p->response && rp_span_ieq(buf, name, "expect")) {
+                if (value.len != 12 || strncasecmp(v, "100-continue", 12) != 0)
+                    FAIL(417, "unsupported Expect");
+                f->expect_continue = 1;
+            }
+            break;
+        case 10:
+            if (rp_span_ieq(buf, name, "connection")) {
+                if (rp_h1_token_list_has(v, value.len, "close"))
+                    f->conn_close = 1;
+                if (rp_h1_token_list_has(v, value.len, "keep-alive"))
+                    f->conn_keepalive = 1;
+                if (rp_h1_token_list_has(v, value.len, "upgrade"))
+                    f->conn_upgrade = 1;
+            }
+            break;
+        case 14:
+            if (rp_span_ieq(buf, name, "content-length")) {
+                if (cls++)
+                    FAIL(bad, "several Content-Length headers");
+                /* digits only: no sign, no hex, no list, at most 18 so it cannot overflow */
+                if (value.len == 0 || value.len > 18)
+                    FAIL(bad, "invalid Content-Length");
+                int64_t n = 0;
+                for (uint32_t k = 0; k < value.len; k++) {
+                    if (v[k] < '0' || v[k] > '9')
+                        FAIL(bad, "invalid Content-Length");
+                    n = n * 10 + (v[k] - '0');
+                }
+                f->content_length = n;
+            }
+            break;
+        case 17:
+            if (rp_span_ieq(buf, name, "transfer-encoding")) {
+                tes++;
+                te = value;
+            }
+            break;
+        }
+    }
+
+    if (tes) {
+        f->te = 1;
+        if (p->version == 10)
+            FAIL(bad, "Transfer-Encoding in an HTTP/1.0 message");
+        if (cls)
+            FAIL(bad, "both Content-Length and Transfer-Encoding");
+        if (tes > 1 || te.len != 7 || strncasecmp(buf + te.off, "chunked", 7) != 0) {
+            /* chunked must be the one and final coding; anything else we cannot frame */
+            if (p->response || rp_h1_token_list_has(buf + te.off, te.len, "chunked"))
+                FAIL(bad, "unsupported Transfer-Encoding");
+            FAIL(501, "unsupported Transfer-Encoding");
+        }
+        f->chunked = 1;
+    }
+    if (!p->response) {
+        if (f->hosts > 1)
+            FAIL(400, "several Host headers");
+        if (f->hosts == 0 && p->version == 11)
+            FAIL(400, "HTTP/1.1 request without Host");
+    }
+#undef FAIL
+    return 0;
 }
 
 int rp_span_ieq(const char *buf, rp_span_t s, const char *lower)

@@ -42,7 +42,9 @@ typedef struct {
     int version; /* 10, 11 */
     rp_h1_header_t headers[RP_H1_MAX_HEADERS];
     unsigned nheaders;
-    int status;         /* with RP_H1_ERROR: 400, 414, 431, 505 */
+    int code;           /* response parser: the status code */
+    unsigned response;  /* parsing a response head */
+    int status;         /* with RP_H1_ERROR: 400, 414, 431, 505 (502 for a response) */
     const char *reason; /* with RP_H1_ERROR: what was wrong, for the log */
 
     /* state */
@@ -55,12 +57,44 @@ typedef struct {
 /* Prepares p for a new request head with the given limits. */
 void rp_h1_parser_init(rp_h1_parser_t *p, uint32_t max_line, uint32_t max_head);
 
+/* Prepares p for an upstream response head ("HTTP/1.x NNN reason"). */
+void rp_h1_response_parser_init(rp_h1_parser_t *p, uint32_t max_head);
+
 /*
  * Parses buf[0..len) (the whole head received so far; earlier bytes unchanged).
  * Returns RP_H1_DONE when the head ends (p->pos is the offset of the first body
  * byte), RP_H1_AGAIN, or RP_H1_ERROR with p->status and p->reason.
  */
 rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t len);
+
+/* A response head uses the same call; p->code and p->version describe it. */
+#define rp_h1_parse_response rp_h1_parse_request
+
+/* What a parsed head says about its message framing and connection. */
+typedef struct {
+    int64_t content_length; /* -1 when absent */
+    unsigned chunked : 1;
+    unsigned te : 1;         /* a Transfer-Encoding header was present */
+    unsigned conn_close : 1; /* Connection: close */
+    unsigned conn_keepalive : 1;
+    unsigned conn_upgrade : 1;
+    unsigned expect_continue : 1;
+    unsigned hosts;          /* number of Host headers */
+    int host;                /* index of the Host header, -1 for none */
+} rp_h1_framing_t;
+
+/*
+ * Reads the framing headers of a parsed head (Content-Length, Transfer-Encoding,
+ * Connection, Host, Expect) and refuses every ambiguity a peer could read
+ * differently: several or malformed Content-Length, Content-Length with
+ * Transfer-Encoding, a coding other than one final "chunked", Transfer-Encoding in
+ * HTTP/1.0, and for requests a missing or repeated Host. Returns 0, or the status
+ * to answer (400, 417, 501; 502 for responses) with *why set.
+ */
+int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, const char **why);
+
+/* Whether a comma-separated header value lists token (case-insensitive). */
+int rp_h1_token_list_has(const char *v, size_t len, const char *token);
 
 /* Incremental chunked transfer-coding decoder (RFC 9112 section 7.1). */
 typedef struct {

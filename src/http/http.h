@@ -34,6 +34,7 @@ typedef enum {
     RP_PHASE_REWRITE,        /* location-level `return` */
     RP_PHASE_ACCESS,
     RP_PHASE_CONTENT, /* produce the response (proxy, ...) */
+    RP_PHASE_LOG,     /* after the response, once: access log; return codes are ignored */
     RP_NPHASES,
 } rp_phase_t;
 

@@ -24,7 +24,7 @@ void rp_http_run_phases(rp_request_t *r)
 {
     rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
 
-    while (r->phase < RP_NPHASES) {
+    while (r->phase < RP_PHASE_LOG) {
         rp_array_t *handlers = &cmcf->phases[r->phase];
         if (r->handler >= handlers->nelts) {
             r->phase++;
@@ -52,6 +52,17 @@ void rp_http_run_phases(rp_request_t *r)
     }
     /* No content handler took the request: nothing is configured to answer it. */
     rp_http_send_error(r, 404);
+}
+
+void rp_http_log_request(rp_request_t *r)
+{
+    if (r->logged || r->srv == NULL)
+        return;
+    r->logged = 1;
+    rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
+    rp_array_t *handlers = &cmcf->phases[RP_PHASE_LOG];
+    for (size_t i = 0; i < handlers->nelts; i++)
+        RP_ARRAY_AT(handlers, rp_phase_handler_pt, i)(r);
 }
 
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value)

@@ -52,11 +52,21 @@ struct rp_request_s {
     unsigned nout_headers;
     int64_t body_bytes_sent;
     unsigned response_started : 1;
+    unsigned logged : 1;
     struct timeval start;
+    char request_id[33]; /* made on first use of $request_id */
+
+    /* The proxy's record, one entry per upstream attempt joined by ", " as nginx does:
+     * $upstream_addr, $upstream_status, $upstream_connect_time, $upstream_response_time. */
+    rp_str_t upstream_addr, upstream_status, upstream_connect_time, upstream_response_time;
+    void *upstream; /* the proxy's per-request state */
 };
 
 /* Looks up a request header (case-insensitive); returns its value or a NULL string. */
 rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name);
+
+/* Runs the log phase's handlers once, when the request's exchange is over. */
+void rp_http_log_request(rp_request_t *r);
 
 /* Runs the phases from where the request stopped; call again to resume after RP_AGAIN. */
 void rp_http_run_phases(rp_request_t *r);

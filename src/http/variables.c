@@ -9,6 +9,8 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static rp_str_t dup_str(rp_request_t *r, const char *s)
@@ -262,6 +264,160 @@ static int get_cookie(rp_request_t *r, rp_str_t arg, rp_str_t *out)
     return 0;
 }
 
+static int get_body_bytes_sent(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%lld", (long long)r->body_bytes_sent);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+/* Seconds with millisecond resolution since the first byte of the request was read. */
+static int get_request_time(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(rp_event_base, &now);
+    int64_t ms = (int64_t)(now.tv_sec - r->start.tv_sec) * 1000 +
+                 (now.tv_usec - r->start.tv_usec) / 1000;
+    if (ms < 0)
+        ms = 0;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+/* xoshiro256** seeded from the kernel once per process: request ids need to be unique,
+ * not secret, and this costs no syscall per request. */
+static uint64_t rng_s[4];
+static pid_t rng_pid;
+
+static uint64_t rotl(uint64_t x, int k)
+{
+    return (x << k) | (x >> (64 - k));
+}
+
+static uint64_t rng_next(void)
+{
+    if (rng_pid != getpid()) {
+        /* a forked worker must not repeat its parent's sequence */
+        if (getentropy(rng_s, sizeof(rng_s)) != 0) {
+            struct timeval tv;
+            gettimeofday(&tv, NULL);
+            rng_s[0] = (uint64_t)tv.tv_sec * 1000003u ^ (uint64_t)tv.tv_usec;
+            rng_s[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
+            rng_s[2] = rng_s[0] ^ 0xda942042e4dd58b5ull;
+            rng_s[3] = rng_s[1] ^ 0x2545f4914f6cdd1dull;
+        }
+        rng_pid = getpid();
+    }
+    uint64_t result = rotl(rng_s[1] * 5, 7) * 9, t = rng_s[1] << 17;
+    rng_s[2] ^= rng_s[0];
+    rng_s[3] ^= rng_s[1];
+    rng_s[1] ^= rng_s[2];
+    rng_s[0] ^= rng_s[3];
+    rng_s[2] ^= t;
+    rng_s[3] = rotl(rng_s[3], 45);
+    return result;
+}
+
+rp_str_t rp_request_id(rp_request_t *r)
+{
+    if (r->request_id[0] == '\0') {
+        uint64_t a = rng_next(), b = rng_next();
+        snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx", (unsigned long long)a,
+                 (unsigned long long)b);
+    }
+    return (rp_str_t){r->request_id, 32};
+}
+
+static int get_request_id(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = rp_request_id(r);
+    return 0;
+}
+
+/* "$request_method $request_uri $server_protocol", as the request line was sent */
+static int get_request_line(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    rp_str_t proto;
+    get_protocol(r, arg, &proto);
+    if (r->method.len == 0) {
+        *out = RP_STR("");
+        return 0;
+    }
+    size_t n = r->method.len + 1 + r->request_uri.len + 1 + proto.len;
+    char *b = rp_arena_alloc(r->arena, n + 1);
+    snprintf(b, n + 1, "%.*s %.*s %.*s", (int)r->method.len, r->method.data,
+             (int)r->request_uri.len, r->request_uri.data, (int)proto.len, proto.data);
+    *out = (rp_str_t){b, n};
+    return 0;
+}
+
+/* No authentication exists yet; combined-format logs print "-" as nginx does. */
+static int get_remote_user(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR("");
+    return 0;
+}
+
+static int get_time(rp_request_t *r, rp_str_t arg, rp_str_t *out, int iso)
+{
+    static char cache[2][40];
+    static time_t last[2];
+    struct timeval tv;
+    event_base_gettimeofday_cached(rp_event_base, &tv);
+    if (tv.tv_sec != last[iso] || cache[iso][0] == '\0') {
+        struct tm tm;
+        localtime_r(&tv.tv_sec, &tm);
+        strftime(cache[iso], sizeof(cache[iso]), iso ? "%Y-%m-%dT%H:%M:%S%z" : "%d/%b/%Y:%H:%M:%S %z",
+                 &tm);
+        if (iso) {
+            /* ISO 8601 wants the offset as +00:00 */
+            size_t n = strlen(cache[iso]);
+            memmove(cache[iso] + n - 1, cache[iso] + n - 2, 3);
+            cache[iso][n - 2] = ':';
+        }
+        last[iso] = tv.tv_sec;
+    }
+    *out = dup_str(r, cache[iso]);
+    return 0;
+}
+
+static int get_time_local(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    return get_time(r, arg, out, 0);
+}
+
+static int get_time_iso8601(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    return get_time(r, arg, out, 1);
+}
+
+static int get_upstream_addr(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->upstream_addr;
+    return 0;
+}
+
+static int get_upstream_status(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->upstream_status;
+    return 0;
+}
+
+static int get_upstream_connect_time(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->upstream_connect_time;
+    return 0;
+}
+
+static int get_upstream_response_time(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->upstream_response_time;
+    return 0;
+}
+
 typedef struct {
     const char *name;
     rp_var_get_pt get;
@@ -290,6 +446,17 @@ static const var_t vars[] = {
     {"pid", get_pid, 0},
     {"msec", get_msec, 0},
     {"rampart_version", get_version, 0},
+    {"body_bytes_sent", get_body_bytes_sent, 0},
+    {"request_time", get_request_time, 0},
+    {"request_id", get_request_id, 0},
+    {"request", get_request_line, 0},
+    {"remote_user", get_remote_user, 0},
+    {"time_local", get_time_local, 0},
+    {"time_iso8601", get_time_iso8601, 0},
+    {"upstream_addr", get_upstream_addr, 0},
+    {"upstream_status", get_upstream_status, 0},
+    {"upstream_connect_time", get_upstream_connect_time, 0},
+    {"upstream_response_time", get_upstream_response_time, 0},
     {"http_", get_http, 1},
     {"arg_", get_arg, 1},
     {"cookie_", get_cookie, 1},

@@ -39,4 +39,7 @@ rp_str_t rp_cv_eval(rp_request_t *r, const rp_cv_t *cv);
 /* Finds a variable getter by name (without "$"); NULL when unknown. */
 rp_var_get_pt rp_var_lookup(const char *name, size_t len, rp_str_t *arg);
 
+/* The request's id (32 hex digits, 128 random bits), made on first use. */
+rp_str_t rp_request_id(rp_request_t *r);
+
 #endif
