@@ -16,6 +16,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 struct rp_listening_s;
 
@@ -51,6 +52,17 @@ struct rp_conn_s {
     unsigned continue_sent : 1;
     unsigned reparse : 1; /* pipelined bytes wait to be parsed */
 
+    unsigned write_failed : 1; /* the client connection failed while streaming */
+    unsigned abort_rst : 1;    /* the response was cut short: reset, do not end cleanly */
+    unsigned body_error : 1;   /* the body could not be read (see body_status) */
+    int body_status;           /* with body_error: 400, 413, or 0 for a client gone */
+    int64_t body_received;     /* decoded body bytes handed to the content handler */
+
+    /* Set by a content handler that waits: for body bytes from the client, or for the
+     * output buffer to drain (back-pressure). Each is cleared before it is called. */
+    void (*on_body)(rp_request_t *r);
+    void (*on_drain)(rp_request_t *r);
+
     struct timeval resp_start;
     size_t resp_sent;
     size_t limit_rate;
@@ -64,6 +76,32 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
 
 /* Starts sending what the response builder queued on c->out. */
 void rp_conn_send(rp_conn_t *c);
+
+/*
+ * Response streaming for content handlers that produce a body over time (the
+ * proxy). begin() once before the head, write() for each piece (0, or -1 when the
+ * client is gone), end() when the response is complete, abort() when it can never
+ * be: the client sees a reset or a short body, never a truncated body framed as
+ * complete. After end() or abort() the request may already be freed.
+ */
+void rp_conn_response_begin(rp_conn_t *c);
+int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt);
+void rp_conn_response_end(rp_conn_t *c);
+void rp_conn_abort(rp_conn_t *c);
+
+/* Bytes queued for the client and not yet accepted by the kernel. */
+size_t rp_conn_pending(const rp_conn_t *c);
+
+/*
+ * Reads decoded request-body bytes into buf[0..cap). Returns 1 when the body is
+ * complete, 0 when more will come (*n may be 0: then c->on_body is called when
+ * the client sends more), -1 when it cannot be read (c->body_status says why).
+ * The first call answers "Expect: 100-continue".
+ */
+int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n);
+
+/* Whether the request still has body bytes the client has not sent or we have not read. */
+int rp_conn_body_pending(const rp_conn_t *c);
 
 /* Begins a graceful drain: idle connections close now, busy ones after their response. */
 void rp_conn_drain_all(void);

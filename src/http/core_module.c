@@ -72,6 +72,7 @@ static void *create_loc(rp_conf_t *cf)
     c->send_timeout = RP_CONF_UNSET_MSEC;
     c->client_body_timeout = RP_CONF_UNSET_MSEC;
     c->limit_rate = RP_CONF_UNSET_SIZE;
+    c->client_max_body_size = RP_CONF_UNSET_SIZE;
     c->server_tokens = RP_CONF_UNSET;
     return c;
 }
@@ -84,6 +85,8 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->send_timeout, p->send_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->client_body_timeout, p->client_body_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->limit_rate, p->limit_rate, RP_CONF_UNSET_SIZE, 0);
+    RP_CONF_MERGE(c->client_max_body_size, p->client_max_body_size, RP_CONF_UNSET_SIZE,
+                  1024 * 1024);
     RP_CONF_MERGE(c->server_tokens, p->server_tokens, RP_CONF_UNSET, 1);
     if (c->default_type == NULL)
         c->default_type = p->default_type ? p->default_type : "text/plain";
@@ -344,6 +347,14 @@ static int route_handler(rp_request_t *r)
     rp_http_core_loc_conf_t *root = r->srv->ctx->loc_conf[rp_http_core_module.index];
     r->clcf = rp_route_location(root, r->uri.data, r->uri.len);
     r->loc_conf = r->clcf->loc_conf;
+    /* As nginx: a declared length over the limit is refused before anything reads it.
+     * Chunked bodies are counted as they are read. */
+    if (r->clcf->client_max_body_size && r->content_length > 0 &&
+        (uint64_t)r->content_length > r->clcf->client_max_body_size) {
+        rp_log_error(RP_LOG_ERR, 0, "client intended to send too large body: %lld bytes",
+                     (long long)r->content_length);
+        return rp_http_send_error(r, 413);
+    }
     return RP_OK;
 }
 
@@ -381,6 +392,8 @@ static const rp_command_t commands[] = {
      LOC(client_body_timeout), NULL},
     {"default_type", ANYWHERE, 0, 1, 1, set_default_type, RP_CONF_LOC, LOC(default_type), NULL},
     {"limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(limit_rate), NULL},
+    {"client_max_body_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
+     LOC(client_max_body_size), NULL},
     {"server_tokens", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(server_tokens), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };

@@ -70,13 +70,36 @@ static void set_timer(rp_conn_t *c, int64_t ms)
     evtimer_add(&c->timer, &tv);
 }
 
+/* The request's exchange is over: release what it holds outside its arena, log it. */
+static void end_request(rp_conn_t *c)
+{
+    rp_request_t *r = c->r;
+    if (r == NULL)
+        return;
+    c->on_body = NULL;
+    c->on_drain = NULL;
+    if (r->cleanup) {
+        void (*fn)(rp_request_t *) = r->cleanup;
+        r->cleanup = NULL;
+        fn(r);
+    }
+    rp_http_log_request(r);
+    c->r = NULL;
+}
+
 static void conn_free(rp_conn_t *c)
 {
     event_del(&c->io);
     event_del(&c->wio);
     event_del(&c->timer);
-    if (c->fd >= 0)
+    if (c->fd >= 0) {
+        if (c->abort_rst) {
+            /* A close-delimited body cut short must not look complete: reset instead. */
+            struct linger l = {1, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
         close(c->fd);
+    }
     c->fd = -1;
     if (c->prev)
         c->prev->next = c->next;
@@ -85,9 +108,7 @@ static void conn_free(rp_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     nconns--;
-    if (c->r)
-        rp_http_log_request(c->r);
-    c->r = NULL;
+    end_request(c);
     rp_arena_reset(c->req_arena);
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     /* Keep the object, its arena and its buffers for the next connection. */
@@ -137,6 +158,11 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     c->response_queued = 0;
     c->continue_sent = 0;
     c->reparse = 0;
+    c->abort_rst = 0;
+    c->write_failed = 0;
+    c->body_error = 0;
+    c->on_body = NULL;
+    c->on_drain = NULL;
     c->limit_rate = 0;
     c->prev = NULL;
     c->next = conns;
@@ -301,22 +327,32 @@ static void start_request(rp_conn_t *c)
     /* Body framing: whatever the phases do not consume is discarded before the next request. */
     c->body_left = r->chunked ? 0 : (r->content_length > 0 ? r->content_length : 0);
     c->body_chunked = r->chunked;
+    c->body_received = 0;
+    c->body_error = 0;
+    c->continue_sent = 0;
     if (c->body_chunked)
         rp_chunked_init(&c->chunked);
-    if (r->expect_continue && (c->body_left || c->body_chunked)) {
-        /* We answer without reading the body; the client may never send it, so do not wait. */
-        c->close_after = 1;
-    }
 
     c->state = ST_BUSY;
     c->response_queued = 0;
-    set_timer(c, r->clcf->client_body_timeout);
+    /* No timer while the phases work: each wait (body, output) arms its own. */
+    event_del(&c->timer);
     rp_http_run_phases(r);
 }
 
 static int body_pending(const rp_conn_t *c)
 {
     return c->body_left > 0 || c->body_chunked;
+}
+
+int rp_conn_body_pending(const rp_conn_t *c)
+{
+    return body_pending(c);
+}
+
+size_t rp_conn_pending(const rp_conn_t *c)
+{
+    return evbuffer_get_length(c->out);
 }
 
 /* Drops up to len body bytes from buf (decoding chunked framing in place); returns the
@@ -362,9 +398,7 @@ static void next_request(rp_conn_t *c)
     memmove(c->in, c->in + c->in_pos, rest);
     c->in_len = rest;
     c->in_pos = 0;
-    if (c->r)
-        rp_http_log_request(c->r);
-    c->r = NULL;
+    end_request(c);
     rp_arena_reset(c->req_arena);
     rp_http_core_srv_conf_t *srv = default_srv(c);
     rp_h1_parser_init(&c->parser, (uint32_t)srv->large_header_line,
@@ -446,22 +480,209 @@ static void write_out(rp_conn_t *c)
             continue; /* re-check the budget */
     }
     event_del(&c->wio);
+    if (c->on_drain && !c->response_queued) {
+        void (*fn)(rp_request_t *) = c->on_drain;
+        c->on_drain = NULL;
+        if (!c->on_body)
+            event_del(&c->timer);
+        fn(c->r);
+        return;
+    }
     try_finish(c);
 }
 
-void rp_conn_send(rp_conn_t *c)
+void rp_conn_response_begin(rp_conn_t *c)
 {
     rp_request_t *r = c->r;
-    c->response_queued = 1;
     c->limit_rate = r && r->clcf ? r->clcf->limit_rate : 0;
     c->send_timeout = r && r->clcf ? r->clcf->send_timeout : 60000;
     c->resp_sent = 0;
     event_base_gettimeofday_cached(rp_event_base, &c->resp_start);
+    if (r && r->expect_continue && body_pending(c) && !c->continue_sent) {
+        /* We answer without having asked for the body; the client may never send it. */
+        c->close_after = 1;
+    }
+}
+
+int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    size_t skip = 0;
+    if (c->write_failed)
+        return -1;
+    if (evbuffer_get_length(c->out) == 0 && !c->limit_rate) {
+        /* Nothing queued: hand the bytes to the kernel now, without a copy. */
+        ssize_t n = writev(c->fd, iov, iovcnt);
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+                c->write_failed = 1;
+                return -1;
+            }
+            n = 0;
+        }
+        c->resp_sent += (size_t)n;
+        skip = (size_t)n;
+    }
+    int queued = 0;
+    for (int i = 0; i < iovcnt; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        evbuffer_add(c->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+        skip = 0;
+        queued = 1;
+    }
+    if (queued) {
+        event_add(&c->wio, NULL);
+        set_timer(c, c->send_timeout);
+    }
+    return 0;
+}
+
+void rp_conn_response_end(rp_conn_t *c)
+{
+    c->response_queued = 1;
+    c->on_body = NULL;
+    c->on_drain = NULL;
+    if (c->write_failed) {
+        conn_free(c);
+        return;
+    }
     if (c->state == ST_BUSY && body_pending(c) && !c->close_after) {
         if (discard_buffered(c) != 0)
             c->close_after = 1;
     }
     write_out(c);
+}
+
+void rp_conn_abort(rp_conn_t *c)
+{
+    c->close_after = 1;
+    c->on_body = NULL;
+    c->on_drain = NULL;
+    c->response_queued = 1;
+    if (c->abort_rst || c->write_failed) {
+        conn_free(c);
+        return;
+    }
+    /* Flush what is queued, then close: the short body tells the client it was cut. */
+    c->body_left = 0;
+    c->body_chunked = 0;
+    c->in_len = c->in_pos;
+    write_out(c);
+}
+
+void rp_conn_send(rp_conn_t *c)
+{
+    rp_conn_response_begin(c);
+    rp_conn_response_end(c);
+}
+
+int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
+{
+    rp_request_t *r = c->r;
+    *n = 0;
+    if (c->body_error)
+        return -1;
+    if (!body_pending(c))
+        return 1;
+
+    int64_t max = (int64_t)r->clcf->client_max_body_size;
+    size_t got = 0;
+    uint32_t avail = c->in_len - c->in_pos;
+    if (avail == 0 && r->expect_continue && !c->continue_sent && !c->response_queued) {
+        /* RFC 9110 10.1.1: the client waits for this before it sends the body. It goes
+         * ahead of any response bytes, so the output buffer is empty here. */
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        c->continue_sent = 1;
+        struct iovec iov = {(void *)cont, sizeof(cont) - 1};
+        if (rp_conn_write(c, &iov, 1) != 0) {
+            c->body_error = 1;
+            c->body_status = 0;
+            return -1;
+        }
+    }
+
+    if (avail) {
+        /* Bytes that arrived with the head. */
+        size_t take = avail < cap ? avail : cap;
+        if (!c->body_chunked && (int64_t)take > c->body_left)
+            take = (size_t)c->body_left;
+        memcpy(buf, c->in + c->in_pos, take);
+        got = take;
+        size_t used = take;
+        if (c->body_chunked) {
+            size_t consumed = 0;
+            int rc = rp_chunked_decode(&c->chunked, buf, &got, &consumed);
+            if (rc < 0)
+                goto bad;
+            used = consumed;
+            if (rc == 1)
+                c->body_chunked = 0;
+        } else {
+            c->body_left -= (int64_t)take;
+        }
+        memmove(c->in + c->in_pos, c->in + c->in_pos + used, avail - used);
+        c->in_len -= (uint32_t)used;
+    } else {
+        size_t want = cap;
+        if (!c->body_chunked && (int64_t)want > c->body_left)
+            want = (size_t)c->body_left;
+        ssize_t k = read(c->fd, buf, want);
+        if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
+            event_add(&c->io, NULL);
+            set_timer(c, r->clcf->client_body_timeout);
+            return 0;
+        }
+        if (k <= 0) {
+            c->body_error = 1;
+            c->body_status = 0;
+            c->close_after = 1;
+            return -1;
+        }
+        got = (size_t)k;
+        if (c->body_chunked) {
+            size_t consumed = 0;
+            int rc = rp_chunked_decode(&c->chunked, buf, &got, &consumed);
+            if (rc < 0)
+                goto bad;
+            if (rc == 1) {
+                c->body_chunked = 0;
+                size_t rest = (size_t)k - consumed;
+                if (rest) {
+                    /* A pipelined request followed the body: keep it if it fits. */
+                    if (c->in_cap - c->in_len >= rest) {
+                        memcpy(c->in + c->in_len, buf + consumed, rest);
+                        c->in_len += (uint32_t)rest;
+                    } else {
+                        c->close_after = 1;
+                    }
+                }
+            }
+        } else {
+            c->body_left -= k;
+        }
+    }
+    c->body_received += (int64_t)got;
+    if (max && c->body_received > max) {
+        c->body_error = 1;
+        c->body_status = 413;
+        c->close_after = 1;
+        return -1;
+    }
+    *n = got;
+    if (!body_pending(c)) {
+        event_del(&c->timer);
+        return 1;
+    }
+    return 0;
+
+bad:
+    c->body_error = 1;
+    c->body_status = 400;
+    c->close_after = 1;
+    c->body_chunked = 0;
+    return -1;
 }
 
 static void process_head(rp_conn_t *c)
@@ -490,6 +711,18 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         ssize_t n = read(fd, sink, sizeof(sink));
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
             conn_free(c);
+        return;
+    }
+
+    if (c->state == ST_BUSY && !c->response_queued) {
+        /* Only a content handler that asked for body bytes reads now; otherwise the
+         * bytes wait in the kernel (back-pressure on the client). */
+        event_del(&c->io);
+        if (c->on_body) {
+            void (*fn)(rp_request_t *) = c->on_body;
+            c->on_body = NULL;
+            fn(c->r);
+        }
         return;
     }
 

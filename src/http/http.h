@@ -133,6 +133,7 @@ struct rp_http_core_loc_conf_s {
     int64_t client_body_timeout;
     char *default_type;
     size_t limit_rate;
+    size_t client_max_body_size; /* 0: unlimited */
     int server_tokens;
 };
 

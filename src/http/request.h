@@ -60,6 +60,9 @@ struct rp_request_s {
      * $upstream_addr, $upstream_status, $upstream_connect_time, $upstream_response_time. */
     rp_str_t upstream_addr, upstream_status, upstream_connect_time, upstream_response_time;
     void *upstream; /* the proxy's per-request state */
+    /* Called once when the request ends for any reason (completed, client gone, worker
+     * stopping), before the log phase: releases what lives outside the request arena. */
+    void (*cleanup)(rp_request_t *r);
 };
 
 /* Looks up a request header (case-insensitive); returns its value or a NULL string. */
