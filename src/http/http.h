@@ -141,6 +141,8 @@ extern rp_module_t rp_http_module;
 extern rp_module_t rp_http_core_module;
 extern rp_module_t rp_http_return_module;
 extern rp_module_t rp_upstream_module;
+extern rp_module_t rp_proxy_module;
+extern rp_module_t rp_http_headers_module;
 
 /* The http block's core configuration of a cycle, or NULL when there is no http block. */
 rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);

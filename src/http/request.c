@@ -67,11 +67,17 @@ void rp_http_log_request(rp_request_t *r)
 
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value)
 {
-    if (r->nout_headers < RP_MAX_OUT_HEADERS) {
-        r->out_headers[r->nout_headers].name = name;
-        r->out_headers[r->nout_headers].value = value;
-        r->nout_headers++;
+    if (r->nout_headers == r->out_cap) {
+        unsigned cap = r->out_cap ? r->out_cap * 2 : 16;
+        rp_header_t *h = rp_arena_alloc(r->arena, cap * sizeof(*h));
+        if (r->nout_headers)
+            memcpy(h, r->out_headers, r->nout_headers * sizeof(*h));
+        r->out_headers = h;
+        r->out_cap = cap;
     }
+    r->out_headers[r->nout_headers].name = name;
+    r->out_headers[r->nout_headers].value = value;
+    r->nout_headers++;
 }
 
 const char *rp_http_reason(int status)
@@ -140,46 +146,133 @@ static int status_has_body(int status)
     return !(status < 200 || status == 204 || status == 304);
 }
 
-int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body)
+char rp_http_head_buf[RP_HEAD_MAX];
+rp_header_filter_pt rp_http_header_filters[4];
+
+int rp_http_keepalive(rp_request_t *r)
 {
     rp_conn_t *c = r->conn;
-    struct evbuffer *out = c->out;
-    r->status = status;
-    r->response_started = 1;
-
     rp_http_core_loc_conf_t *clcf = r->clcf;
     /* As in nginx: keepalive_timeout 0 disables keep-alive, and the request that reaches
      * keepalive_requests is the connection's last. */
-    int keep = r->keepalive && !c->close_after && !c->draining &&
-               (clcf == NULL || (clcf->keepalive_timeout > 0 &&
-                                 c->requests < (unsigned)clcf->keepalive_requests));
-    int tokens = clcf ? clcf->server_tokens : 1;
+    return r->keepalive && !c->close_after && !c->draining &&
+           (clcf == NULL || (clcf->keepalive_timeout > 0 &&
+                             c->requests < (unsigned)clcf->keepalive_requests));
+}
 
-    evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: %s\r\nDate: %s\r\n",
-                        r->version == 10 ? 0 : 1, status, rp_http_reason(status),
-                        tokens ? "rampart/" PACKAGE_VERSION : "rampart", http_date());
-    if (content_type.len && status_has_body(status))
-        evbuffer_add_printf(out, "Content-Type: %.*s\r\n", (int)content_type.len,
-                            content_type.data);
-    if (status_has_body(status))
-        evbuffer_add_printf(out, "Content-Length: %zu\r\n", body.len);
+typedef struct {
+    char *p, *end;
+} out_t;
+
+static void put(out_t *o, const char *s, size_t n)
+{
+    if (o->p == NULL || (size_t)(o->end - o->p) < n) {
+        o->p = NULL;
+        return;
+    }
+    memcpy(o->p, s, n);
+    o->p += n;
+}
+
+#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
+
+static void put_str(out_t *o, rp_str_t s)
+{
+    put(o, s.data, s.len);
+}
+
+static void put_uint(out_t *o, uint64_t v)
+{
+    char tmp[24];
+    int i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    put(o, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t content_length,
+                          int chunked)
+{
+    rp_conn_t *c = r->conn;
+    out_t o = {buf, buf + cap};
+    int status = r->status;
+
+    for (size_t i = 0; i < sizeof(rp_http_header_filters) / sizeof(rp_http_header_filters[0]); i++)
+        if (rp_http_header_filters[i])
+            rp_http_header_filters[i](r);
+
+    int keep = rp_http_keepalive(r);
+    if (content_length < 0 && !chunked && status_has_body(status) && !r->head)
+        keep = 0; /* the body ends when the connection does */
+
+    PUT_LIT(&o, "HTTP/1.");
+    put(&o, r->version == 10 ? "0 " : "1 ", 2);
+    put_uint(&o, (uint64_t)status);
+    put(&o, " ", 1);
+    const char *reason = rp_http_reason(status);
+    put(&o, reason, strlen(reason));
+    if (r->clcf == NULL || r->clcf->server_tokens)
+        PUT_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
+    else
+        PUT_LIT(&o, "\r\nServer: rampart\r\nDate: ");
+    put(&o, http_date(), 29);
+    PUT_LIT(&o, "\r\n");
     for (unsigned i = 0; i < r->nout_headers; i++) {
         const rp_header_t *h = &r->out_headers[i];
-        evbuffer_add_printf(out, "%.*s: %.*s\r\n", (int)h->name.len, h->name.data,
-                            (int)h->value.len, h->value.data);
+        if (h->name.len == 0)
+            continue; /* removed by a filter */
+        put_str(&o, h->name);
+        PUT_LIT(&o, ": ");
+        put_str(&o, h->value);
+        PUT_LIT(&o, "\r\n");
+    }
+    if (content_length >= 0 && (status_has_body(status) || r->head)) {
+        PUT_LIT(&o, "Content-Length: ");
+        put_uint(&o, (uint64_t)content_length);
+        PUT_LIT(&o, "\r\n");
+    } else if (chunked && status_has_body(status)) {
+        PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (!keep) {
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        PUT_LIT(&o, "Connection: close\r\n");
         c->close_after = 1;
     } else if (r->version == 10) {
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+        PUT_LIT(&o, "Connection: keep-alive\r\n");
     }
-    evbuffer_add(out, "\r\n", 2);
+    PUT_LIT(&o, "\r\n");
+    return o.p ? (size_t)(o.p - buf) : 0;
+}
+
+int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body)
+{
+    rp_conn_t *c = r->conn;
+    r->status = status;
+    r->response_started = 1;
+
+    if (content_type.len && status_has_body(status)) {
+        /* Content-Type goes first, as nginx writes it. */
+        rp_header_t *old = r->out_headers;
+        unsigned n = r->nout_headers;
+        r->out_headers = NULL;
+        r->nout_headers = r->out_cap = 0;
+        rp_http_add_header(r, RP_STR("Content-Type"), content_type);
+        for (unsigned i = 0; i < n; i++)
+            rp_http_add_header(r, old[i].name, old[i].value);
+    }
+    size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf),
+                                     status_has_body(status) ? (int64_t)body.len : -1, 0);
+    rp_conn_response_begin(c);
+    struct iovec iov[2] = {{rp_http_head_buf, hlen}, {(void *)body.data, 0}};
+    int n = 1;
     if (!r->head && status_has_body(status) && body.len) {
-        evbuffer_add(out, body.data, body.len);
+        iov[1].iov_len = body.len;
+        n = 2;
         r->body_bytes_sent = (int64_t)body.len;
     }
-    rp_conn_send(c);
+    rp_conn_write(c, iov, n);
+    rp_conn_response_end(c);
     return RP_DONE;
 }
 

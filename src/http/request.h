@@ -18,7 +18,6 @@ typedef struct {
     rp_str_t name, value;
 } rp_header_t;
 
-#define RP_MAX_OUT_HEADERS 32
 
 struct rp_request_s {
     rp_conn_t *conn;
@@ -48,8 +47,8 @@ struct rp_request_s {
 
     /* response */
     int status;
-    rp_header_t out_headers[RP_MAX_OUT_HEADERS];
-    unsigned nout_headers;
+    rp_header_t *out_headers; /* in the request arena, grown as needed */
+    unsigned nout_headers, out_cap;
     int64_t body_bytes_sent;
     unsigned response_started : 1;
     unsigned logged : 1;
@@ -59,7 +58,8 @@ struct rp_request_s {
     /* The proxy's record, one entry per upstream attempt joined by ", " as nginx does:
      * $upstream_addr, $upstream_status, $upstream_connect_time, $upstream_response_time. */
     rp_str_t upstream_addr, upstream_status, upstream_connect_time, upstream_response_time;
-    void *upstream; /* the proxy's per-request state */
+    void *upstream;       /* the proxy's per-request state */
+    rp_str_t proxy_host;  /* $proxy_host */
     /* Called once when the request ends for any reason (completed, client gone, worker
      * stopping), before the log phase: releases what lives outside the request arena. */
     void (*cleanup)(rp_request_t *r);
@@ -74,8 +74,28 @@ void rp_http_log_request(rp_request_t *r);
 /* Runs the phases from where the request stopped; call again to resume after RP_AGAIN. */
 void rp_http_run_phases(rp_request_t *r);
 
-/* Adds a response header; name and value must live as long as the request. */
+/* Adds a response header; name and value must live until the head is built. */
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value);
+
+/*
+ * Serializes r's response head (status line, Server, Date, r->out_headers after
+ * the header filters, framing, Connection) into buf[0..cap) and decides whether
+ * the connection stays open. content_length < 0 with chunked 0 means a
+ * close-delimited body. Returns the length, or 0 when it does not fit.
+ */
+size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t content_length,
+                          int chunked);
+
+/* Whether the connection may carry another request after r's response. */
+int rp_http_keepalive(rp_request_t *r);
+
+/* A worker-wide scratch buffer for response heads; valid until the next call. */
+#define RP_HEAD_MAX 65536
+extern char rp_http_head_buf[RP_HEAD_MAX];
+
+/* Response header filters, run once per response before its head is built. */
+typedef void (*rp_header_filter_pt)(rp_request_t *r);
+extern rp_header_filter_pt rp_http_header_filters[4];
 
 /*
  * Sends a complete response with the given body (copied). content_type may be a

@@ -418,6 +418,46 @@ static int get_upstream_response_time(rp_request_t *r, rp_str_t arg, rp_str_t *o
     return 0;
 }
 
+static int get_proxy_host(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->proxy_host;
+    return 0;
+}
+
+/* The client's X-Forwarded-For with $remote_addr appended, or $remote_addr alone. */
+static int get_proxy_add_xff(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    rp_str_t addr, prev = RP_NULL_STR;
+    get_remote_addr(r, arg, &addr);
+    unsigned n = 0;
+    size_t total = 0;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (rp_str_ieq(r->headers[i].name, "x-forwarded-for")) {
+            prev = r->headers[i].value;
+            total += prev.len + 2;
+            n++;
+        }
+    }
+    if (n == 0) {
+        *out = addr;
+        return 0;
+    }
+    /* several X-Forwarded-For lines are one list (RFC 9110 5.3) */
+    char *b = rp_arena_alloc(r->arena, total + addr.len + 1), *o = b;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (rp_str_ieq(r->headers[i].name, "x-forwarded-for")) {
+            memcpy(o, r->headers[i].value.data, r->headers[i].value.len);
+            o += r->headers[i].value.len;
+            memcpy(o, ", ", 2);
+            o += 2;
+        }
+    }
+    memcpy(o, addr.data, addr.len);
+    o += addr.len;
+    *out = (rp_str_t){b, (size_t)(o - b)};
+    return 0;
+}
+
 typedef struct {
     const char *name;
     rp_var_get_pt get;
@@ -454,6 +494,8 @@ static const var_t vars[] = {
     {"time_local", get_time_local, 0},
     {"time_iso8601", get_time_iso8601, 0},
     {"upstream_addr", get_upstream_addr, 0},
+    {"proxy_host", get_proxy_host, 0},
+    {"proxy_add_x_forwarded_for", get_proxy_add_xff, 0},
     {"upstream_status", get_upstream_status, 0},
     {"upstream_connect_time", get_upstream_connect_time, 0},
     {"upstream_response_time", get_upstream_response_time, 0},

@@ -1,18 +1,26 @@
 /*
- * Upstream pools as configured: `upstream NAME { server ...; }`. This issue's
- * scope is the configuration model (parsing, validation, lookup by name); the
- * balancer, keep-alive pool and health state build on these structures.
+ * Upstream pools: `upstream NAME { server ...; keepalive N; }`, the implicit
+ * one-server pool behind `proxy_pass http://host:port`, the balancer that picks a
+ * server, and the per-worker keep-alive cache of idle connections.
+ *
+ * Every worker has its own copy of the configuration (it forked after loading
+ * it), so the per-worker state (connection counts, failures, the balancer's
+ * weights, the idle list) lives in these structures directly and needs no lock.
  */
 #ifndef RP_UPSTREAM_H
 #define RP_UPSTREAM_H
 
 #include "conf/conf.h"
 
+#include <event2/event.h>
+#include <event2/event_struct.h>
 #include <stdint.h>
 #include <sys/socket.h>
 
+typedef struct rp_uconn_s rp_uconn_t;
+
 typedef struct {
-    char *name; /* as written: "10.0.0.1:8080", "backend.local:80" */
+    char *name; /* "10.0.0.1:8080", as resolved */
     struct sockaddr_storage sa;
     socklen_t socklen;
     int weight;
@@ -23,6 +31,12 @@ typedef struct {
     unsigned down : 1;
     const char *file;
     unsigned line;
+
+    /* per-worker state */
+    int conns;            /* connections in use by requests */
+    int fails;            /* failures counted since fail_timeout last expired */
+    int64_t checked;      /* ms: when the current failure window began */
+    int current_weight;   /* smooth weighted round robin, as nginx */
 } rp_upstream_server_t;
 
 typedef struct {
@@ -30,13 +44,61 @@ typedef struct {
     const char *file;
     unsigned line;
     rp_array_t servers; /* rp_upstream_server_t */
+    unsigned implicit : 1; /* made by proxy_pass http://host:port */
+    int keepalive;              /* idle connections cached per worker; 0: none */
+    int64_t keepalive_timeout;  /* an idle connection closes after this */
+    int keepalive_requests;     /* a connection closes after this many requests */
+    rp_cycle_t *cycle;
+
+    /* per-worker state */
+    rp_uconn_t *idle;  /* most recently used first */
+    int nidle;
+    unsigned nprimary, nbackup;
 } rp_upstream_conf_t;
 
 typedef struct {
     rp_array_t upstreams; /* rp_upstream_conf_t * */
 } rp_upstream_main_conf_t;
 
+/* A connection to an upstream server; kept in the idle list between requests. */
+struct rp_uconn_s {
+    int fd;
+    rp_upstream_conf_t *ups;
+    rp_upstream_server_t *peer;
+    struct event rev, wev, timer;
+    unsigned requests; /* requests sent on this connection */
+    struct evbuffer *out; /* request bytes the server has not taken yet */
+    char *buf;         /* response bytes read and not yet handled */
+    uint32_t cap, len, pos;
+    rp_uconn_t *prev, *next;
+};
+
 /* Finds an upstream block by name in the http block being configured; NULL if none. */
 rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name);
+
+/* The one-server upstream for "host:port" (shared by every proxy_pass naming it). */
+const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstream_conf_t **out);
+
+/* Chooses a server by weight among those usable now, skipping tried[] (one flag per
+ * server). Returns NULL when none is left. */
+rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned char *tried);
+
+/* Records how a request went on a server: failures count toward max_fails. */
+void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed);
+
+/* Takes an idle connection to s from the keep-alive cache, or NULL. */
+rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s);
+
+/* A new, unconnected connection object (fd -1) with its read buffer of at least cap. */
+rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap);
+
+/* Returns a connection after a request: cached when reusable and wanted, closed otherwise. */
+void rp_upstream_release(rp_uconn_t *uc, int reusable);
+
+/* The configuration whose pools may keep connections; others close theirs on release. */
+void rp_upstream_set_live(rp_cycle_t *cycle);
+
+/* Closes every idle connection (worker stopping or reloading). */
+void rp_upstream_pool_close_all(void);
 
 #endif

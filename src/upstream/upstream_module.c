@@ -1,6 +1,8 @@
 /*
- * The `upstream` block and its `server` lines. Server parameters follow nginx:
- * weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down.
+ * The `upstream` block and its directives: `server` lines with nginx's
+ * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down)
+ * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
+ * `keepalive_requests`). Also the implicit pools behind proxy_pass host:port.
  */
 #include "upstream/upstream.h"
 #include "http/http.h"
@@ -20,7 +22,60 @@ static void *create_ups(rp_conf_t *cf)
 {
     rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
     rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
+    u->keepalive_timeout = 60000;
+    u->keepalive_requests = 1000;
+    u->cycle = cf->cycle;
     return u;
+}
+
+/* Counts primary and backup servers once the block is complete. */
+static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    rp_upstream_server_t *s = u->servers.elts;
+    unsigned primary_up = 0;
+    for (size_t i = 0; i < u->servers.nelts; i++) {
+        if (s[i].backup)
+            u->nbackup++;
+        else
+            u->nprimary++;
+        if (!s[i].backup && !s[i].down)
+            primary_up++;
+    }
+    if (u->nprimary == 0)
+        return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
+    (void)primary_up;
+    return RP_CONF_OK;
+}
+
+const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstream_conf_t **out)
+{
+    rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
+    rp_upstream_conf_t **v = m->upstreams.elts;
+    for (size_t i = 0; i < m->upstreams.nelts; i++) {
+        if (v[i]->implicit && strcmp(v[i]->name, hostport) == 0) {
+            *out = v[i];
+            return NULL;
+        }
+    }
+    rp_upstream_conf_t *u = create_ups(cf);
+    u->name = rp_arena_strdup(cf->arena, hostport);
+    u->implicit = 1;
+    u->file = cf->file;
+    u->line = cf->line;
+    rp_upstream_server_t *s = rp_array_push(&u->servers);
+    memset(s, 0, sizeof(*s));
+    s->weight = 1;
+    s->max_fails = 1;
+    s->fail_timeout = 10000;
+    s->file = cf->file;
+    s->line = cf->line;
+    const char *err = rp_listen_parse_addr(cf->arena, hostport, &s->sa, &s->socklen, &s->name);
+    if (err)
+        return err;
+    u->nprimary = 1;
+    *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
+    *out = u;
+    return NULL;
 }
 
 rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name)
@@ -61,20 +116,29 @@ static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *co
         return rv;
     if (u->servers.nelts == 0)
         return rp_conf_error(cf, "no servers in upstream \"%s\"", u->name);
-    return RP_CONF_OK;
+    return finish_ups(cf, u);
 }
 
 static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_upstream_conf_t *u = conf;
     rp_upstream_server_t *s = rp_array_push(&u->servers);
+    memset(s, 0, sizeof(*s));
     s->name = cf->argv[1];
     s->weight = 1;
     s->max_fails = 1;
     s->fail_timeout = 10000;
     s->file = cf->file;
     s->line = cf->line;
-    const char *err = rp_listen_parse_addr(cf->arena, cf->argv[1], &s->sa, &s->socklen, &s->name);
+    const char *addr = cf->argv[1];
+    if (strncmp(addr, "unix:", 5) == 0)
+        return rp_conf_error(cf, "unix sockets are not supported in \"%s\"", addr);
+    if (strchr(addr, '/'))
+        return rp_conf_error(cf, "invalid server address \"%s\" (expected HOST:PORT)", addr);
+    /* nginx's default port for an upstream server is 80 */
+    if (addr[0] == '[' ? strstr(addr, "]:") == NULL : strchr(addr, ':') == NULL)
+        addr = rp_arena_sprintf(cf->arena, "%s:80", addr);
+    const char *err = rp_listen_parse_addr(cf->arena, addr, &s->sa, &s->socklen, &s->name);
     if (err)
         return err;
 
@@ -109,9 +173,42 @@ static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     return RP_CONF_OK;
 }
 
+static const char *set_keepalive(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    long v;
+    if (u->keepalive)
+        return "is duplicate";
+    if (rp_parse_int(cf->argv[1], INT_MAX, &v) != 0 || v < 1)
+        return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
+    u->keepalive = (int)v;
+    return RP_CONF_OK;
+}
+
+static const char *set_ka_timeout(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    if (rp_parse_msec(cf->argv[1], &u->keepalive_timeout) != 0)
+        return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
+    return RP_CONF_OK;
+}
+
+static const char *set_ka_requests(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    long v;
+    if (rp_parse_int(cf->argv[1], INT_MAX, &v) != 0)
+        return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
+    u->keepalive_requests = (int)v;
+    return RP_CONF_OK;
+}
+
 static const rp_command_t commands[] = {
     {"upstream", RP_CTX_HTTP, RP_CMD_BLOCK, 1, 1, set_upstream, RP_CONF_HTTP_MAIN, 0, NULL},
     {"server", RP_CTX_UPSTREAM, 0, 1, RP_ARGS_ANY, set_server, RP_CONF_UPS, 0, NULL},
+    {"keepalive", RP_CTX_UPSTREAM, 0, 1, 1, set_keepalive, RP_CONF_UPS, 0, NULL},
+    {"keepalive_timeout", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_timeout, RP_CONF_UPS, 0, NULL},
+    {"keepalive_requests", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_requests, RP_CONF_UPS, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

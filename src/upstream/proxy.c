@@ -1,0 +1,980 @@
+/*
+ * One proxied request: pick a server, take a cached connection or connect,
+ * send the request head and stream the body, read and check the response head,
+ * stream the response body to the client, then return the connection to the
+ * keep-alive cache when both sides ended cleanly.
+ *
+ * Back-pressure both ways: client body bytes are read only while the upstream
+ * accepts them, and upstream response bytes only while the client accepts them,
+ * so memory per request is one read buffer plus what one write could not place.
+ *
+ * Failures before the request could be sent (refused, unreachable, connect
+ * timeout, no usable server) move on to the next server, as nginx's default
+ * proxy_next_upstream does; once the request was sent it is not repeated, except
+ * on a cached connection the server closed before answering (a race every
+ * keep-alive client must absorb), and only for requests without a body.
+ */
+#include "upstream/proxy.h"
+#include "core/log.h"
+#include "http/conn.h"
+#include "http/h1_parser.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum { P_CONNECT, P_SEND, P_HEAD, P_BODY };
+enum { B_NONE, B_LENGTH, B_CHUNKED, B_CLOSE };
+
+#define MAX_STALE_RETRIES 4
+
+typedef struct {
+    rp_request_t *r;
+    rp_proxy_loc_conf_t *plcf;
+    rp_upstream_conf_t *ups;
+    rp_uconn_t *uc;
+    int state;
+    unsigned char *tried;
+    unsigned tries, stale_retries;
+    unsigned reused : 1;        /* uc came from the keep-alive cache */
+    unsigned body_sent : 1;     /* the whole request body went upstream */
+    unsigned req_chunked : 1;   /* the request body goes upstream chunked */
+    unsigned got_bytes : 1;     /* some response byte arrived */
+    unsigned down_chunked : 1;  /* the response goes to the client chunked */
+    unsigned keep : 1;          /* the upstream connection may be reused */
+    unsigned finished : 1;
+    unsigned last_timeout : 1;  /* the last failed attempt timed out */
+    rp_h1_parser_t parser;
+    rp_chunked_t chunked;
+    int mode;
+    int64_t left;               /* B_LENGTH: bytes still to come */
+    struct timeval t_start, t_connect;
+} proxy_t;
+
+/* A worker-wide scratch for the request head and client body bytes on their way. */
+static char scratch[65536];
+
+static void on_upstream_read(evutil_socket_t fd, short what, void *arg);
+static void on_upstream_write(evutil_socket_t fd, short what, void *arg);
+static void on_upstream_timer(evutil_socket_t fd, short what, void *arg);
+static void connect_next(proxy_t *p);
+static void pump_body(proxy_t *p);
+
+static int64_t ms_since(const struct timeval *t)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(rp_event_base, &now);
+    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_usec - t->tv_usec) / 1000;
+}
+
+static void set_utimer(proxy_t *p, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(&p->uc->timer, &tv);
+}
+
+/* Appends to one of the request's ", "-joined $upstream_* records. */
+static void record(rp_request_t *r, rp_str_t *field, const char *text)
+{
+    size_t n = strlen(text);
+    if (field->len == 0) {
+        *field = (rp_str_t){rp_arena_strndup(r->arena, text, n), n};
+        return;
+    }
+    char *b = rp_arena_alloc(r->arena, field->len + 2 + n + 1);
+    memcpy(b, field->data, field->len);
+    memcpy(b + field->len, ", ", 2);
+    memcpy(b + field->len + 2, text, n + 1);
+    *field = (rp_str_t){b, field->len + 2 + n};
+}
+
+static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
+{
+    char buf[32];
+    if (ms < 0)
+        snprintf(buf, sizeof(buf), "-");
+    else
+        snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
+    record(r, field, buf);
+}
+
+/* nginx's error-log context: who asked for what, and where it was going. */
+static void log_upstream(proxy_t *p, int level, const char *what, int err)
+{
+    rp_request_t *r = p->r;
+    char client[64] = "", errtext[160] = "";
+    rp_str_t addr;
+    rp_str_t arg;
+    rp_var_get_pt get = rp_var_lookup("remote_addr", 11, &arg);
+    if (get && get(r, arg, &addr) == 0)
+        snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
+    if (err)
+        snprintf(errtext, sizeof(errtext), " (%d: %s)", err, strerror(err));
+    const char *server = r->srv && r->srv->names.nelts
+                             ? ((rp_server_name_t *)r->srv->names.elts)[0].text.data
+                             : "";
+    rp_log_error(level, 0,
+                 "%s%s, client: %s, server: %s, request: \"%.*s %.*s HTTP/1.%d\", upstream: "
+                 "\"http://%s%.*s\", host: \"%.*s\"",
+                 what, errtext, client, server ? server : "", (int)r->method.len, r->method.data,
+                 (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
+                 p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name,
+                 (int)r->request_uri.len, r->request_uri.data, (int)r->host.len, r->host.data);
+}
+
+/* Lets go of the upstream connection: to the cache when reusable, else closed. */
+static void drop_uc(proxy_t *p, int reusable)
+{
+    rp_uconn_t *uc = p->uc;
+    if (uc == NULL)
+        return;
+    p->uc = NULL;
+    uc->peer->conns--;
+    evbuffer_drain(uc->out, evbuffer_get_length(uc->out));
+    rp_upstream_release(uc, reusable);
+}
+
+static void cleanup(rp_request_t *r)
+{
+    proxy_t *p = r->upstream;
+    if (p == NULL)
+        return;
+    if (p->uc && p->state >= P_SEND && !p->finished)
+        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    drop_uc(p, 0);
+    r->upstream = NULL;
+}
+
+/* Ends the request with rampart's own error page; only before the response began. */
+static void fail(proxy_t *p, int status)
+{
+    rp_request_t *r = p->r;
+    drop_uc(p, 0);
+    p->finished = 1;
+    r->conn->on_body = NULL;
+    r->conn->on_drain = NULL;
+    rp_http_send_error(r, status);
+}
+
+/* The response began but cannot be completed: the client must see it cut. */
+static void abort_response(proxy_t *p, const char *why, int err)
+{
+    rp_request_t *r = p->r;
+    log_upstream(p, RP_LOG_ERR, why, err);
+    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    p->finished = 1;
+    drop_uc(p, 0);
+    if (!p->down_chunked && p->mode != B_LENGTH)
+        r->conn->abort_rst = 1; /* close-delimited: only a reset says "incomplete" */
+    rp_conn_abort(r->conn);
+}
+
+static void finish(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    p->finished = 1;
+    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    drop_uc(p, p->keep && p->body_sent);
+    if (p->down_chunked) {
+        struct iovec iov = {(void *)"0\r\n\r\n", 5};
+        rp_conn_write(r->conn, &iov, 1);
+    }
+    rp_conn_response_end(r->conn);
+}
+
+/* ---- sending the request ---- */
+
+static int hop_by_hop(rp_str_t n)
+{
+    switch (n.len) {
+    case 2:
+        return rp_str_ieq(n, "te");
+    case 7:
+        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
+    case 10:
+        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
+    case 17:
+        return rp_str_ieq(n, "transfer-encoding");
+    }
+    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
+}
+
+/* Whether the Connection header(s) of the message name this header. */
+static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
+{
+    char tok[64];
+    if (name.len >= sizeof(tok))
+        return 0;
+    memcpy(tok, name.data, name.len);
+    tok[name.len] = '\0';
+    for (unsigned i = 0; i < n; i++)
+        if (rp_str_ieq(h[i].name, "connection") &&
+            rp_h1_token_list_has(h[i].value.data, h[i].value.len, tok))
+            return 1;
+    return 0;
+}
+
+typedef struct {
+    char *p, *end;
+} wbuf_t;
+
+static void wput(wbuf_t *w, const char *s, size_t n)
+{
+    if (w->p == NULL || (size_t)(w->end - w->p) < n) {
+        w->p = NULL;
+        return;
+    }
+    memcpy(w->p, s, n);
+    w->p += n;
+}
+
+#define WLIT(w, lit) wput((w), (lit), sizeof(lit) - 1)
+
+static size_t build_request(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_proxy_loc_conf_t *plcf = p->plcf;
+    wbuf_t w = {scratch, scratch + sizeof(scratch)};
+    int has_conn_hdr = 0, client_request_id = 0;
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
+            has_conn_hdr = 1;
+        else if (r->headers[i].name.len == 12 && rp_str_ieq(r->headers[i].name, "x-request-id"))
+            client_request_id = 1;
+    }
+
+    rp_str_t target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len,
+                                   r->request_uri, r->uri, r->args);
+    wput(&w, r->method.data, r->method.len);
+    WLIT(&w, " ");
+    wput(&w, target.data, target.len);
+    WLIT(&w, " HTTP/1.1\r\n");
+
+    for (size_t i = 0; i < plcf->nheaders; i++) {
+        const rp_proxy_header_t *h = &plcf->headers[i];
+        if (h->request_id && client_request_id)
+            continue; /* the client's own id goes through with its other headers */
+        rp_str_t v = rp_cv_eval(r, &h->value);
+        if (v.len == 0)
+            continue; /* an empty value removes the header, as in nginx */
+        if (memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len))
+            continue;
+        wput(&w, h->name.data, h->name.len);
+        WLIT(&w, ": ");
+        wput(&w, v.data, v.len);
+        WLIT(&w, "\r\n");
+    }
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        rp_str_t n = r->headers[i].name;
+        if (hop_by_hop(n) || rp_str_ieq(n, "host") || rp_str_ieq(n, "content-length") ||
+            rp_str_ieq(n, "expect"))
+            continue;
+        int set = 0;
+        for (size_t k = 0; k < plcf->nheaders && !set; k++)
+            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == n.len &&
+                  strncasecmp(plcf->headers[k].name.data, n.data, n.len) == 0;
+        if (set || (has_conn_hdr && named_by_connection(r->headers, r->nheaders, n)))
+            continue;
+        wput(&w, n.data, n.len);
+        WLIT(&w, ": ");
+        wput(&w, r->headers[i].value.data, r->headers[i].value.len);
+        WLIT(&w, "\r\n");
+    }
+
+    if (p->ups->keepalive == 0)
+        WLIT(&w, "Connection: close\r\n");
+    if (r->chunked) {
+        p->req_chunked = 1;
+        WLIT(&w, "Transfer-Encoding: chunked\r\n");
+    } else if (r->content_length >= 0 &&
+               (r->content_length > 0 || rp_str_eq(r->method, "POST") ||
+                rp_str_eq(r->method, "PUT") || rp_str_eq(r->method, "PATCH"))) {
+        char cl[40];
+        int k = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
+        wput(&w, cl, (size_t)k);
+    }
+    WLIT(&w, "\r\n");
+    return w.p ? (size_t)(w.p - scratch) : 0;
+}
+
+/* Writes what is queued for the upstream. Returns 0 when all went, 1 when it must wait,
+ * -1 on error (errno set). */
+static int flush_uout(proxy_t *p)
+{
+    while (evbuffer_get_length(p->uc->out)) {
+        int n = evbuffer_write(p->uc->out, p->uc->fd);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                event_add(&p->uc->wev, NULL);
+                set_utimer(p, p->plcf->send_timeout);
+                return 1;
+            }
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Writes bytes to the upstream now, queueing what the socket does not take. */
+static int send_bytes(proxy_t *p, const struct iovec *iov, int n)
+{
+    size_t skip = 0;
+    if (evbuffer_get_length(p->uc->out) == 0) {
+        ssize_t k = writev(p->uc->fd, iov, n);
+        if (k < 0) {
+            if (errno != EAGAIN && errno != EINTR)
+                return -1;
+            k = 0;
+        }
+        skip = (size_t)k;
+    }
+    for (int i = 0; i < n; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        evbuffer_add(p->uc->out, (const char *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+        skip = 0;
+    }
+    return 0;
+}
+
+static void upstream_send_error(proxy_t *p, int err);
+
+/* A client body event: more bytes arrived. */
+static void on_client_body(rp_request_t *r)
+{
+    proxy_t *p = r->upstream;
+    if (p && p->uc)
+        pump_body(p);
+}
+
+/* Moves request body bytes from the client to the upstream while both sides allow. */
+static void pump_body(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_conn_t *c = r->conn;
+    while (!p->body_sent) {
+        int w = flush_uout(p);
+        if (w < 0) {
+            upstream_send_error(p, errno);
+            return;
+        }
+        if (w > 0)
+            return; /* on_upstream_write resumes */
+        size_t n = 0;
+        char *data = scratch + 16;
+        int rc = rp_conn_read_body(c, data, sizeof(scratch) - 32, &n);
+        if (rc < 0) {
+            int status = c->body_status;
+            if (status == 0) {
+                log_upstream(p, RP_LOG_INFO, "client closed the connection while sending the "
+                                             "request body to upstream", 0);
+                p->finished = 1;
+                drop_uc(p, 0);
+                rp_conn_abort(c);
+                return;
+            }
+            p->finished = 1;
+            drop_uc(p, 0);
+            if (r->response_started) {
+                rp_conn_abort(c);
+                return;
+            }
+            rp_http_send_error(r, status);
+            return;
+        }
+        if (n) {
+            struct iovec iov[3];
+            int k = 0;
+            char hdr[24];
+            if (p->req_chunked) {
+                int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+                iov[k++] = (struct iovec){hdr, (size_t)hl};
+            }
+            iov[k++] = (struct iovec){data, n};
+            if (p->req_chunked)
+                iov[k++] = (struct iovec){(void *)"\r\n", 2};
+            if (send_bytes(p, iov, k) != 0) {
+                upstream_send_error(p, errno);
+                return;
+            }
+        }
+        if (rc == 1) {
+            if (p->req_chunked) {
+                struct iovec end = {(void *)"0\r\n\r\n", 5};
+                if (send_bytes(p, &end, 1) != 0) {
+                    upstream_send_error(p, errno);
+                    return;
+                }
+            }
+            p->body_sent = 1;
+            break;
+        }
+        if (n == 0) {
+            /* the client has sent nothing more yet; its client_body_timeout runs */
+            c->on_body = on_client_body;
+            if (p->state == P_SEND)
+                event_del(&p->uc->timer);
+            return;
+        }
+    }
+    int w = flush_uout(p);
+    if (w < 0) {
+        upstream_send_error(p, errno);
+        return;
+    }
+    if (w == 0 && p->state == P_SEND) {
+        p->state = P_HEAD;
+        event_del(&p->uc->wev);
+        set_utimer(p, p->plcf->read_timeout);
+    }
+}
+
+static void start_exchange(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_uconn_t *uc = p->uc;
+    uc->requests++;
+    p->state = P_SEND;
+    p->got_bytes = 0;
+    p->body_sent = !(r->chunked || r->content_length > 0);
+    rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
+    uc->len = uc->pos = 0;
+    event_assign(&uc->rev, rp_event_base, uc->fd, EV_READ | EV_PERSIST, on_upstream_read, p);
+    event_assign(&uc->wev, rp_event_base, uc->fd, EV_WRITE | EV_PERSIST, on_upstream_write, p);
+    evtimer_assign(&uc->timer, rp_event_base, on_upstream_timer, p);
+    event_add(&uc->rev, NULL);
+
+    size_t hlen = build_request(p);
+    if (hlen == 0) {
+        log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0);
+        fail(p, 500);
+        return;
+    }
+    struct iovec iov = {scratch, hlen};
+    if (send_bytes(p, &iov, 1) != 0) {
+        upstream_send_error(p, errno);
+        return;
+    }
+    set_utimer(p, p->plcf->read_timeout);
+    pump_body(p);
+}
+
+/* ---- connecting ---- */
+
+static void connected(proxy_t *p)
+{
+    record_ms(p->r, &p->r->upstream_connect_time, ms_since(&p->t_connect));
+    event_del(&p->uc->wev);
+    event_del(&p->uc->timer);
+    start_exchange(p);
+}
+
+/* A connect failed or timed out: count it against the server and try the next one. */
+static void connect_failed(proxy_t *p, int err, int timed_out)
+{
+    rp_request_t *r = p->r;
+    if (timed_out)
+        log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out) while "
+                                    "connecting to upstream", 0);
+    else
+        log_upstream(p, RP_LOG_ERR, "connect() failed while connecting to upstream", err);
+    record(r, &r->upstream_status, timed_out ? "504" : "502");
+    record_ms(r, &r->upstream_connect_time, -1);
+    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_upstream_report(p->ups, p->uc->peer, 1);
+    drop_uc(p, 0);
+    p->last_timeout = timed_out;
+    connect_next(p);
+}
+
+static void on_connect_event(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_t *p = arg;
+    if (what & EV_TIMEOUT) {
+        connect_failed(p, ETIMEDOUT, 1);
+        return;
+    }
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    if (err) {
+        connect_failed(p, err, 0);
+        return;
+    }
+    connected(p);
+}
+
+/* Picks the next server and starts on a cached connection or a new one. */
+static void connect_next(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_upstream_conf_t *u = p->ups;
+    rp_upstream_server_t *s = rp_upstream_pick(u, p->tried);
+    if (s == NULL) {
+        if (p->tries == 0)
+            log_upstream(p, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0);
+        fail(p, p->tries && p->last_timeout ? 504 : 502);
+        return;
+    }
+    p->tried[s - (rp_upstream_server_t *)u->servers.elts] = 1;
+    p->tries++;
+    s->conns++;
+    event_base_gettimeofday_cached(rp_event_base, &p->t_start);
+    record(r, &r->upstream_addr, s->name);
+
+    rp_uconn_t *uc = rp_upstream_pool_get(u, s);
+    if (uc) {
+        p->uc = uc;
+        p->reused = 1;
+        record(r, &r->upstream_connect_time, "0.000");
+        start_exchange(p);
+        return;
+    }
+    p->reused = 0;
+    uint32_t cap = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size;
+    uc = rp_uconn_new(u, s, cap);
+    p->uc = uc;
+    p->t_connect = p->t_start;
+    int fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        int err = errno;
+        log_upstream(p, RP_LOG_ALERT, "socket() failed", err);
+        drop_uc(p, 0);
+        fail(p, 502);
+        return;
+    }
+    uc->fd = fd;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    event_assign(&uc->wev, rp_event_base, fd, EV_WRITE, on_connect_event, p);
+    evtimer_assign(&uc->timer, rp_event_base, on_connect_event, p);
+    if (connect(fd, (struct sockaddr *)&s->sa, s->socklen) == 0) {
+        connected(p);
+        return;
+    }
+    if (errno != EINPROGRESS) {
+        connect_failed(p, errno, 0);
+        return;
+    }
+    p->state = P_CONNECT;
+    event_add(&uc->wev, NULL);
+    struct timeval tv = {(time_t)(p->plcf->connect_timeout / 1000),
+                         (suseconds_t)((p->plcf->connect_timeout % 1000) * 1000)};
+    event_add(&uc->timer, &tv);
+}
+
+/* A cached connection failed before any answer: the server closed it meanwhile. */
+static int retry_stale(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    if (!p->reused || p->got_bytes || r->chunked || r->content_length > 0 ||
+        p->stale_retries >= MAX_STALE_RETRIES)
+        return 0;
+    p->stale_retries++;
+    rp_upstream_server_t *s = p->uc->peer;
+    drop_uc(p, 0);
+    /* same server again: it did not fail, the cached connection did */
+    p->tried[s - (rp_upstream_server_t *)p->ups->servers.elts] = 0;
+    p->tries--;
+    connect_next(p);
+    return 1;
+}
+
+static void upstream_send_error(proxy_t *p, int err)
+{
+    if (retry_stale(p))
+        return;
+    log_upstream(p, RP_LOG_ERR, "writev() failed while sending request to upstream", err);
+    record(p->r, &p->r->upstream_status, "502");
+    record_ms(p->r, &p->r->upstream_response_time, ms_since(&p->t_start));
+    rp_upstream_report(p->ups, p->uc->peer, 1);
+    fail(p, 502);
+}
+
+/* ---- the response ---- */
+
+static void on_client_drained(rp_request_t *r);
+
+/* Sends data bytes to the client, framed as the client's response needs. */
+static int to_client(proxy_t *p, char *data, size_t n)
+{
+    rp_request_t *r = p->r;
+    if (n == 0)
+        return 0;
+    r->body_bytes_sent += (int64_t)n;
+    if (r->head)
+        return 0;
+    struct iovec iov[3];
+    int k = 0;
+    char hdr[24];
+    if (p->down_chunked) {
+        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+        iov[k++] = (struct iovec){hdr, (size_t)hl};
+    }
+    iov[k++] = (struct iovec){data, n};
+    if (p->down_chunked)
+        iov[k++] = (struct iovec){(void *)"\r\n", 2};
+    return rp_conn_write(r->conn, iov, k);
+}
+
+static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
+{
+    rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
+    if (hop_by_hop(n) || rp_str_ieq(n, "content-length") || rp_str_ieq(n, "date") ||
+        rp_str_ieq(n, "server"))
+        return 0;
+    rp_array_t *hide = p->plcf->hide_headers;
+    if (hide) {
+        rp_str_t *hs = hide->elts;
+        for (size_t k = 0; k < hide->nelts; k++)
+            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
+                return 0;
+    }
+    for (unsigned k = 0; k < ps->nheaders; k++) {
+        if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
+            char tok[64];
+            if (n.len < sizeof(tok)) {
+                memcpy(tok, n.data, n.len);
+                tok[n.len] = '\0';
+                if (rp_h1_token_list_has(b + ps->headers[k].value.off, ps->headers[k].value.len,
+                                         tok))
+                    return 0;
+            }
+        }
+    }
+    return 1;
+}
+
+/* Handles a complete response head at uc->buf[0..parser.pos). Returns 0 to go on with the
+ * body, 1 when a 1xx head was skipped, -1 when the request has ended. */
+static int handle_head(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_uconn_t *uc = p->uc;
+    rp_h1_parser_t *ps = &p->parser;
+    const char *b = uc->buf;
+    int code = ps->code;
+
+    if (code < 200) {
+        if (code == 101) {
+            log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
+                                        "upgrade request", 0);
+            record(r, &r->upstream_status, "502");
+            rp_upstream_report(p->ups, uc->peer, 1);
+            fail(p, 502);
+            return -1;
+        }
+        /* interim responses are not forwarded over HTTP/1 (as nginx) */
+        uc->pos = ps->pos;
+        memmove(uc->buf, uc->buf + uc->pos, uc->len - uc->pos);
+        uc->len -= uc->pos;
+        uc->pos = 0;
+        rp_h1_response_parser_init(ps, (uint32_t)p->plcf->buffer_size);
+        return 1;
+    }
+
+    rp_h1_framing_t f;
+    const char *why = NULL;
+    char code_text[16];
+    snprintf(code_text, sizeof(code_text), "%d", code);
+    record(r, &r->upstream_status, code_text);
+    if (rp_h1_framing(ps, b, &f, &why) != 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
+        log_upstream(p, RP_LOG_ERR, msg, 0);
+        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+        p->finished = 1;
+        fail(p, 502);
+        return -1;
+    }
+
+    int no_body = r->head || code == 204 || code == 304;
+    if (no_body)
+        p->mode = B_NONE;
+    else if (f.chunked)
+        p->mode = B_CHUNKED;
+    else if (f.content_length >= 0)
+        p->mode = B_LENGTH;
+    else
+        p->mode = B_CLOSE;
+    p->left = f.content_length;
+    if (p->mode == B_CHUNKED)
+        rp_chunked_init(&p->chunked);
+    p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive);
+
+    r->status = code;
+    r->response_started = 1;
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        if (response_header_passes(p, ps, b, i))
+            rp_http_add_header(r, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
+                               (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len});
+
+    int64_t cl = -1;
+    int chunked = 0;
+    if (p->mode == B_LENGTH)
+        cl = p->left;
+    else if (p->mode == B_NONE && code != 204 && code != 304 && f.content_length >= 0)
+        cl = f.content_length; /* HEAD: the length the GET would have */
+    else if ((p->mode == B_CHUNKED || p->mode == B_CLOSE) && r->version == 11)
+        chunked = 1;
+    else if (p->mode == B_NONE && code != 204 && code != 304 && r->head)
+        chunked = r->version == 11; /* HEAD of a body of unknown length */
+    p->down_chunked = chunked && !r->head;
+
+    size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf), cl, chunked);
+    if (hlen == 0) {
+        log_upstream(p, RP_LOG_ERR, "response head too large", 0);
+        p->finished = 1;
+        r->response_started = 0;
+        r->nout_headers = 0;
+        fail(p, 502);
+        return -1;
+    }
+    rp_conn_response_begin(r->conn);
+    uc->pos = ps->pos;
+    p->state = P_BODY;
+    struct iovec iov = {rp_http_head_buf, hlen};
+    if (rp_conn_write(r->conn, &iov, 1) != 0) {
+        p->finished = 1;
+        drop_uc(p, 0);
+        rp_conn_abort(r->conn);
+        return -1;
+    }
+    return 0;
+}
+
+/* Forwards the body bytes in uc->buf[pos..len). Returns 1 when the body is complete, 0 to
+ * read on, -1 when the request has ended. */
+static int handle_body(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    char *data = uc->buf + uc->pos;
+    size_t avail = uc->len - uc->pos;
+    int done = 0;
+    uc->pos = uc->len = 0;
+
+    switch (p->mode) {
+    case B_NONE:
+        if (avail)
+            p->keep = 0; /* bytes where none belong: do not reuse */
+        done = 1;
+        break;
+    case B_LENGTH: {
+        size_t take = (int64_t)avail > p->left ? (size_t)p->left : avail;
+        if (take < avail)
+            p->keep = 0;
+        p->left -= (int64_t)take;
+        if (to_client(p, data, take) != 0)
+            goto client_gone;
+        done = p->left == 0;
+        break;
+    }
+    case B_CHUNKED: {
+        size_t n = avail, consumed = 0;
+        int rc = rp_chunked_decode(&p->chunked, data, &n, &consumed);
+        if (rc < 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "upstream sent invalid chunked response (%s)",
+                     p->chunked.reason);
+            abort_response(p, msg, 0);
+            return -1;
+        }
+        if (to_client(p, data, n) != 0)
+            goto client_gone;
+        if (rc == 1) {
+            if (consumed < avail)
+                p->keep = 0;
+            done = 1;
+        }
+        break;
+    }
+    case B_CLOSE:
+        if (to_client(p, data, avail) != 0)
+            goto client_gone;
+        break;
+    }
+    return done;
+
+client_gone:
+    p->finished = 1;
+    drop_uc(p, 0);
+    rp_conn_abort(p->r->conn);
+    return -1;
+}
+
+/* Reads and handles what the upstream sent; stops when the client must catch up. */
+static void read_upstream(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    rp_request_t *r = p->r;
+
+    for (;;) {
+        if (uc->len == uc->cap) {
+            /* only a response head can fill the buffer: its limit is below the size */
+            log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
+                                        "header from upstream", 0);
+            record(r, &r->upstream_status, "502");
+            p->finished = 1;
+            fail(p, 502);
+            return;
+        }
+        ssize_t n = read(uc->fd, uc->buf + uc->len, uc->cap - uc->len);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            set_utimer(p, p->plcf->read_timeout);
+            return;
+        }
+        if (n <= 0) {
+            int err = n < 0 ? errno : 0;
+            if (p->state == P_BODY) {
+                if (p->mode == B_CLOSE) {
+                    finish(p);
+                    return;
+                }
+                abort_response(p, err ? "recv() failed while reading upstream"
+                                      : "upstream prematurely closed connection while reading "
+                                        "upstream",
+                               err);
+                return;
+            }
+            if (retry_stale(p))
+                return;
+            log_upstream(p, RP_LOG_ERR,
+                         err ? "recv() failed while reading response header from upstream"
+                             : "upstream prematurely closed connection while reading response "
+                               "header from upstream",
+                         err);
+            record(r, &r->upstream_status, "502");
+            record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+            rp_upstream_report(p->ups, uc->peer, 1);
+            p->finished = 1;
+            fail(p, 502);
+            return;
+        }
+        uc->len += (uint32_t)n;
+        p->got_bytes = 1;
+
+        if (p->state != P_BODY) {
+            rp_h1_result_t rc;
+            for (;;) {
+                rc = rp_h1_parse_response(&p->parser, uc->buf, uc->len);
+                if (rc != RP_H1_DONE)
+                    break;
+                int h = handle_head(p);
+                if (h < 0)
+                    return;
+                if (h == 0)
+                    break;
+            }
+            if (rc == RP_H1_AGAIN)
+                continue;
+            if (rc == RP_H1_ERROR) {
+                char msg[160];
+                snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)",
+                         p->parser.reason);
+                log_upstream(p, RP_LOG_ERR, msg, 0);
+                record(r, &r->upstream_status, "502");
+                record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+                p->finished = 1;
+                fail(p, 502);
+                return;
+            }
+        }
+
+        int done = handle_body(p);
+        if (done < 0)
+            return;
+        if (done) {
+            if (!p->body_sent) {
+                /* answered before the whole body came: the connection cannot be reused */
+                p->keep = 0;
+                p->r->conn->on_body = NULL;
+            }
+            finish(p);
+            return;
+        }
+        if (rp_conn_pending(r->conn)) {
+            /* the client is slower: wait for it before reading more */
+            event_del(&uc->rev);
+            event_del(&uc->timer);
+            r->conn->on_drain = on_client_drained;
+            return;
+        }
+    }
+}
+
+static void on_client_drained(rp_request_t *r)
+{
+    proxy_t *p = r->upstream;
+    if (p == NULL || p->uc == NULL)
+        return;
+    event_add(&p->uc->rev, NULL);
+    set_utimer(p, p->plcf->read_timeout);
+}
+
+static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
+{
+    read_upstream(arg);
+}
+
+static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_t *p = arg;
+    int w = flush_uout(p);
+    if (w < 0) {
+        upstream_send_error(p, errno);
+        return;
+    }
+    if (w > 0)
+        return;
+    event_del(&p->uc->wev);
+    pump_body(p);
+}
+
+static void on_upstream_timer(evutil_socket_t fd, short what, void *arg)
+{
+    proxy_t *p = arg;
+    rp_request_t *r = p->r;
+    int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
+    if (p->state == P_BODY) {
+        abort_response(p, "upstream timed out (110: Connection timed out) while reading upstream",
+                       0);
+        return;
+    }
+    log_upstream(p, RP_LOG_ERR,
+                 sending ? "upstream timed out (110: Connection timed out) while sending request "
+                           "to upstream"
+                         : "upstream timed out (110: Connection timed out) while reading response "
+                           "header from upstream",
+                 0);
+    record(r, &r->upstream_status, "504");
+    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_upstream_report(p->ups, p->uc->peer, 1);
+    p->finished = 1;
+    fail(p, 504);
+}
+
+int rp_proxy_handler(rp_request_t *r)
+{
+    rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
+    if (plcf == NULL || plcf->upstream == NULL)
+        return RP_DECLINED;
+    proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
+    p->r = r;
+    p->plcf = plcf;
+    p->ups = plcf->upstream;
+    p->tried = rp_arena_calloc(r->arena, p->ups->servers.nelts);
+    r->upstream = p;
+    r->cleanup = cleanup;
+    r->proxy_host = plcf->host;
+    connect_next(p);
+    return RP_DONE;
+}

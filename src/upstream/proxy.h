@@ -1,0 +1,50 @@
+/*
+ * The HTTP/1.1 reverse proxy: `proxy_pass` and its directives (configuration in
+ * proxy_module.c), and the per-request exchange with an upstream server
+ * (proxy.c).
+ */
+#ifndef RP_PROXY_H
+#define RP_PROXY_H
+
+#include "http/request.h"
+#include "http/variables.h"
+#include "upstream/upstream.h"
+
+typedef struct {
+    rp_str_t name; /* as written */
+    rp_cv_t value;
+    unsigned request_id : 1; /* the default X-Request-Id: only when the client sent none */
+} rp_proxy_header_t;
+
+typedef struct {
+    rp_upstream_conf_t *upstream; /* NULL: no proxy_pass in this location */
+    rp_str_t host;                /* $proxy_host: the upstream name or host:port */
+    rp_str_t uri;                 /* the URI part of proxy_pass */
+    unsigned has_uri : 1;
+    size_t match_len; /* length of the location prefix the URI part replaces */
+
+    rp_array_t *set_headers;  /* rp_proxy_header_t as configured here; NULL: inherit */
+    rp_array_t *hide_headers; /* rp_str_t; NULL: inherit */
+    rp_proxy_header_t *headers; /* set_headers plus the defaults they do not name */
+    size_t nheaders;
+
+    int64_t connect_timeout, send_timeout, read_timeout;
+    size_t buffer_size; /* largest response head */
+} rp_proxy_loc_conf_t;
+
+extern rp_module_t rp_proxy_module;
+
+/* The content handler: runs the exchange for a location with proxy_pass. */
+int rp_proxy_handler(rp_request_t *r);
+
+/*
+ * The request target sent upstream, by nginx's rules: without a URI part in
+ * proxy_pass the client's target goes as sent (an absolute-form target reduced
+ * to its path and query); with one, the part of the normalized path the location
+ * matched (match_len bytes) is replaced by it, the rest is escaped again, and the
+ * query string follows.
+ */
+rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
+                      rp_str_t raw_target, rp_str_t uri, rp_str_t args);
+
+#endif

@@ -1,0 +1,257 @@
+/*
+ * proxy_pass and the directives that shape the upstream request: which headers
+ * are set or hidden, the timeouts, the largest response head. Also the target
+ * rewriting rules, kept pure so unit tests can cover them.
+ */
+#include "upstream/proxy.h"
+#include "http/http.h"
+
+#include <string.h>
+#include <strings.h>
+
+static void *create_loc(rp_conf_t *cf)
+{
+    rp_proxy_loc_conf_t *p = rp_arena_calloc(cf->arena, sizeof(*p));
+    p->connect_timeout = RP_CONF_UNSET_MSEC;
+    p->send_timeout = RP_CONF_UNSET_MSEC;
+    p->read_timeout = RP_CONF_UNSET_MSEC;
+    p->buffer_size = RP_CONF_UNSET_SIZE;
+    return p;
+}
+
+/* What every proxied request carries unless proxy_set_header names the header. */
+static const struct {
+    const char *name, *value;
+} defaults[] = {
+    {"Host", "$proxy_host"},
+    {"X-Forwarded-For", "$proxy_add_x_forwarded_for"},
+    {"X-Forwarded-Proto", "$scheme"},
+    {"X-Forwarded-Host", "$host"},
+    {"X-Request-Id", "$request_id"},
+};
+
+static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
+{
+    rp_proxy_loc_conf_t *p = parent, *c = child;
+    RP_CONF_MERGE(c->connect_timeout, p->connect_timeout, RP_CONF_UNSET_MSEC, 60000);
+    RP_CONF_MERGE(c->send_timeout, p->send_timeout, RP_CONF_UNSET_MSEC, 60000);
+    RP_CONF_MERGE(c->read_timeout, p->read_timeout, RP_CONF_UNSET_MSEC, 60000);
+    RP_CONF_MERGE(c->buffer_size, p->buffer_size, RP_CONF_UNSET_SIZE, 8192);
+    /* As nginx: a level with its own proxy_set_header (or proxy_hide_header) lines
+     * replaces the inherited ones. */
+    if (c->set_headers == NULL)
+        c->set_headers = p->set_headers;
+    if (c->hide_headers == NULL)
+        c->hide_headers = p->hide_headers;
+
+    size_t nset = c->set_headers ? c->set_headers->nelts : 0;
+    size_t ndef = sizeof(defaults) / sizeof(defaults[0]);
+    c->headers = rp_arena_calloc(cf->arena, (nset + ndef) * sizeof(rp_proxy_header_t));
+    c->nheaders = 0;
+    for (size_t i = 0; i < nset; i++)
+        c->headers[c->nheaders++] = ((rp_proxy_header_t *)c->set_headers->elts)[i];
+    for (size_t d = 0; d < ndef; d++) {
+        int named = 0;
+        for (size_t i = 0; i < nset; i++)
+            named |= strcasecmp(c->headers[i].name.data, defaults[d].name) == 0;
+        if (named)
+            continue;
+        rp_proxy_header_t *h = &c->headers[c->nheaders++];
+        h->name = (rp_str_t){defaults[d].name, strlen(defaults[d].name)};
+        const char *err = rp_cv_compile(cf, defaults[d].value, &h->value);
+        if (err)
+            return err;
+        h->request_id = strcmp(defaults[d].name, "X-Request-Id") == 0;
+    }
+    return RP_CONF_OK;
+}
+
+static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *p = conf;
+    if (p->upstream)
+        return "is duplicate";
+    const char *url = cf->argv[1];
+    if (strncasecmp(url, "https://", 8) == 0)
+        return rp_conf_error(cf, "https upstreams are not supported yet in \"%s\"", url);
+    if (strncasecmp(url, "http://", 7) != 0)
+        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected http://)", url);
+    if (strchr(url, '$'))
+        return rp_conf_error(cf, "variables in proxy_pass are not supported in \"%s\"", url);
+    const char *host = url + 7;
+    const char *slash = strchr(host, '/');
+    size_t hlen = slash ? (size_t)(slash - host) : strlen(host);
+    if (hlen == 0)
+        return rp_conf_error(cf, "no host in \"%s\"", url);
+    if (memchr(host, '?', hlen) || memchr(host, '#', hlen) || memchr(host, '@', hlen))
+        return rp_conf_error(cf, "invalid host in \"%s\"", url);
+    char *name = rp_arena_strndup(cf->arena, host, hlen);
+    p->host = (rp_str_t){name, hlen};
+
+    /* An upstream block of that name first (nginx's rule); otherwise host:port. */
+    p->upstream = rp_upstream_find(cf, name);
+    if (p->upstream == NULL) {
+        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
+        const char *err = rp_upstream_implicit(cf, hp, &p->upstream);
+        if (err)
+            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+    }
+
+    rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
+    if (slash) {
+        p->has_uri = 1;
+        p->uri = (rp_str_t){rp_arena_strdup(cf->arena, slash), strlen(slash)};
+        if (clcf->kind == RP_LOC_REGEX || clcf->kind == RP_LOC_REGEX_CASELESS)
+            return rp_conf_error(cf, "\"proxy_pass\" cannot have URI part in location given by "
+                                     "regular expression");
+        p->match_len = clcf->name_len;
+    }
+    return RP_CONF_OK;
+}
+
+static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *p = conf;
+    if (p->set_headers == NULL) {
+        p->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(p->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
+    }
+    const char *name = cf->argv[1];
+    if (*name == '\0')
+        return "empty header name";
+    for (const char *s = name; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
+            return rp_conf_error(cf, "invalid header name \"%s\"", name);
+    }
+    if (strchr(cf->argv[2], '\r') || strchr(cf->argv[2], '\n'))
+        return rp_conf_error(cf, "header value of \"%s\" contains a line break", name);
+    rp_proxy_header_t *h = rp_array_push(p->set_headers);
+    memset(h, 0, sizeof(*h));
+    h->name = (rp_str_t){name, strlen(name)};
+    return rp_cv_compile(cf, cf->argv[2], &h->value);
+}
+
+static const char *set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *p = conf;
+    if (p->hide_headers == NULL) {
+        p->hide_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(p->hide_headers, cf->arena, 4, sizeof(rp_str_t));
+    }
+    rp_str_t *s = rp_array_push(p->hide_headers);
+    *s = (rp_str_t){cf->argv[1], strlen(cf->argv[1])};
+    return RP_CONF_OK;
+}
+
+static const char *set_buffer_size(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *p = conf;
+    const char *err = rp_conf_set_size(cf, cmd, conf);
+    if (err != RP_CONF_OK)
+        return err;
+    if (p->buffer_size < 1024 || p->buffer_size > 1024 * 1024)
+        return rp_conf_error(cf, "proxy_buffer_size must be between 1k and 1m");
+    return RP_CONF_OK;
+}
+
+static const char *postconfiguration(rp_conf_t *cf)
+{
+    if (rp_http_core_main_conf(cf->cycle))
+        rp_http_add_phase_handler(cf, RP_PHASE_CONTENT, rp_proxy_handler);
+    return RP_CONF_OK;
+}
+
+/* Characters a path segment cannot carry raw (RFC 3986 plus what nginx escapes). */
+static int must_escape(unsigned char ch)
+{
+    return ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '#' || ch == '%' || ch == '?' ||
+           ch == '<' || ch == '>' || ch == '\\' || ch == '^' || ch == '`' || ch == '{' ||
+           ch == '|' || ch == '}';
+}
+
+rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
+                      rp_str_t raw_target, rp_str_t uri, rp_str_t args)
+{
+    if (!has_uri) {
+        rp_str_t t = raw_target;
+        size_t skip = 0;
+        if (t.len >= 7 && strncasecmp(t.data, "http://", 7) == 0)
+            skip = 7;
+        else if (t.len >= 8 && strncasecmp(t.data, "https://", 8) == 0)
+            skip = 8;
+        if (skip) {
+            /* absolute-form: the authority went into Host; send origin-form */
+            size_t i = skip;
+            while (i < t.len && t.data[i] != '/' && t.data[i] != '?')
+                i++;
+            if (i == t.len)
+                return RP_STR("/");
+            if (t.data[i] == '?') {
+                char *b = rp_arena_alloc(a, t.len - i + 2);
+                b[0] = '/';
+                memcpy(b + 1, t.data + i, t.len - i);
+                return (rp_str_t){b, t.len - i + 1};
+            }
+            return (rp_str_t){t.data + i, t.len - i};
+        }
+        if (rp_str_eq(t, "*"))
+            return RP_STR("*");
+        return t;
+    }
+
+    size_t keep = match_len <= uri.len ? match_len : uri.len;
+    const char *tail = uri.data + keep;
+    size_t tlen = uri.len - keep, esc = 0;
+    for (size_t i = 0; i < tlen; i++)
+        esc += must_escape((unsigned char)tail[i]) ? 2 : 0;
+    size_t n = pass_uri.len + tlen + esc + (args.len ? args.len + 1 : 0);
+    char *b = rp_arena_alloc(a, n + 1), *o = b;
+    memcpy(o, pass_uri.data, pass_uri.len);
+    o += pass_uri.len;
+    static const char hex[] = "0123456789ABCDEF";
+    for (size_t i = 0; i < tlen; i++) {
+        unsigned char ch = (unsigned char)tail[i];
+        if (must_escape(ch)) {
+            *o++ = '%';
+            *o++ = hex[ch >> 4];
+            *o++ = hex[ch & 15];
+        } else {
+            *o++ = (char)ch;
+        }
+    }
+    if (args.len) {
+        *o++ = '?';
+        memcpy(o, args.data, args.len);
+        o += args.len;
+    }
+    *o = '\0';
+    return (rp_str_t){b, (size_t)(o - b)};
+}
+
+#define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+#define LOC(f) offsetof(rp_proxy_loc_conf_t, f)
+
+static const rp_command_t commands[] = {
+    {"proxy_pass", RP_CTX_LOCATION, 0, 1, 1, set_proxy_pass, RP_CONF_LOC, 0, NULL},
+    {"proxy_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
+    {"proxy_hide_header", ANYWHERE, 0, 1, 1, set_hide, RP_CONF_LOC, 0, NULL},
+    {"proxy_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
+     LOC(connect_timeout), NULL},
+    {"proxy_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),
+     NULL},
+    {"proxy_read_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(read_timeout),
+     NULL},
+    {"proxy_buffer_size", ANYWHERE, 0, 1, 1, set_buffer_size, RP_CONF_LOC, LOC(buffer_size),
+     NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_proxy_module = {
+    .name = "proxy",
+    .commands = commands,
+    .create_loc = create_loc,
+    .merge_loc = merge_loc,
+    .postconfiguration = postconfiguration,
+};

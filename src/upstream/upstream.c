@@ -1,0 +1,226 @@
+/*
+ * The balancer and the keep-alive cache, per worker.
+ *
+ * Balancing is nginx's smooth weighted round robin: every pick adds each usable
+ * server's weight to its current weight, takes the largest, and subtracts the
+ * total from the winner, so weights 5:1:1 give a a b a c a a rather than bursts.
+ * A server is usable unless it is `down`, at max_conns, or has failed max_fails
+ * times within fail_timeout (then it rests for fail_timeout). Backups are tried
+ * only when no primary is usable. As in nginx, a pool of one server never rests
+ * it: refusing every request would not help anyone.
+ *
+ * The cache keeps up to `keepalive` idle connections per pool, most recently
+ * used first, so the busy set stays warm and the cold tail times out. An idle
+ * connection that becomes readable was closed (or spoke out of turn) and is
+ * dropped.
+ */
+#include "upstream/upstream.h"
+#include "core/log.h"
+#include "http/conn.h"
+
+#include <event2/buffer.h>
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static rp_cycle_t *live_cycle;
+static rp_upstream_conf_t **pooled; /* pools that have cached a connection */
+static size_t npooled, pooled_cap;
+static rp_uconn_t *spare; /* closed connection objects kept for reuse */
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(rp_event_base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
+{
+    if (s->down)
+        return 0;
+    if (s->max_conns && s->conns >= s->max_conns)
+        return 0;
+    if (u->servers.nelts > 1 && s->max_fails && s->fails >= s->max_fails) {
+        if (now - s->checked < s->fail_timeout)
+            return 0;
+        /* fail_timeout is over: give it one more chance; a failure counts anew */
+        s->fails = s->max_fails - 1;
+        s->checked = now;
+    }
+    return 1;
+}
+
+rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned char *tried)
+{
+    rp_upstream_server_t *srv = u->servers.elts;
+    int64_t now = now_ms();
+    for (int backup = 0; backup <= 1; backup++) {
+        rp_upstream_server_t *best = NULL;
+        int total = 0;
+        for (size_t i = 0; i < u->servers.nelts; i++) {
+            rp_upstream_server_t *s = &srv[i];
+            if (s->backup != (unsigned)backup || (tried && tried[i]) || !usable(u, s, now))
+                continue;
+            s->current_weight += s->weight;
+            total += s->weight;
+            if (best == NULL || s->current_weight > best->current_weight)
+                best = s;
+        }
+        if (best) {
+            best->current_weight -= total;
+            return best;
+        }
+    }
+    return NULL;
+}
+
+void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
+{
+    if (!failed || s->max_fails == 0)
+        return;
+    int64_t now = now_ms();
+    if (s->fails == 0 || now - s->checked >= s->fail_timeout)
+        s->checked = now;
+    s->fails++;
+    if (s->fails == s->max_fails && u->servers.nelts > 1)
+        rp_log_error(RP_LOG_WARN, 0, "upstream server temporarily disabled while connecting to "
+                                     "upstream \"%s\", server %s",
+                     u->name, s->name);
+}
+
+void rp_upstream_set_live(rp_cycle_t *cycle)
+{
+    live_cycle = cycle;
+}
+
+static void unlink_idle(rp_uconn_t *uc)
+{
+    rp_upstream_conf_t *u = uc->ups;
+    if (uc->prev)
+        uc->prev->next = uc->next;
+    else
+        u->idle = uc->next;
+    if (uc->next)
+        uc->next->prev = uc->prev;
+    uc->prev = uc->next = NULL;
+    u->nidle--;
+}
+
+static void uconn_close(rp_uconn_t *uc)
+{
+    event_del(&uc->rev);
+    event_del(&uc->wev);
+    event_del(&uc->timer);
+    if (uc->fd >= 0)
+        close(uc->fd);
+    uc->fd = -1;
+    uc->next = spare;
+    spare = uc;
+}
+
+static void on_idle_event(evutil_socket_t fd, short what, void *arg)
+{
+    rp_uconn_t *uc = arg;
+    /* Readable while idle: the server closed it (or sent what nobody asked for);
+     * timed out: keepalive_timeout. Either way it cannot carry a request. */
+    unlink_idle(uc);
+    uconn_close(uc);
+}
+
+rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap)
+{
+    rp_uconn_t *uc = spare;
+    if (uc) {
+        spare = uc->next;
+    } else {
+        uc = rp_xcalloc(1, sizeof(*uc));
+    }
+    if (uc->cap < cap) {
+        free(uc->buf);
+        uc->buf = rp_xmalloc(cap);
+        uc->cap = cap;
+    }
+    if (uc->out == NULL)
+        uc->out = evbuffer_new();
+    uc->fd = -1;
+    uc->ups = u;
+    uc->peer = s;
+    uc->requests = 0;
+    uc->len = uc->pos = 0;
+    uc->prev = uc->next = NULL;
+    return uc;
+}
+
+rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
+{
+    for (rp_uconn_t *uc = u->idle; uc; uc = uc->next) {
+        if (uc->peer != s)
+            continue;
+        unlink_idle(uc);
+        event_del(&uc->rev);
+        event_del(&uc->timer);
+        return uc;
+    }
+    return NULL;
+}
+
+void rp_upstream_release(rp_uconn_t *uc, int reusable)
+{
+    rp_upstream_conf_t *u = uc->ups;
+    event_del(&uc->rev);
+    event_del(&uc->wev);
+    event_del(&uc->timer);
+    if (!reusable || u->keepalive == 0 || u->cycle != live_cycle || uc->fd < 0 ||
+        (u->keepalive_requests && uc->requests >= (unsigned)u->keepalive_requests)) {
+        uconn_close(uc);
+        return;
+    }
+    if (u->nidle >= u->keepalive) {
+        /* full: the least recently used one goes */
+        rp_uconn_t *last = u->idle;
+        while (last->next)
+            last = last->next;
+        unlink_idle(last);
+        uconn_close(last);
+    }
+    if (u->idle == NULL && u->nidle == 0) {
+        int known = 0;
+        for (size_t i = 0; i < npooled; i++)
+            known |= pooled[i] == u;
+        if (!known) {
+            if (npooled == pooled_cap) {
+                pooled_cap = pooled_cap ? pooled_cap * 2 : 8;
+                pooled = rp_xrealloc(pooled, pooled_cap * sizeof(*pooled));
+            }
+            pooled[npooled++] = u;
+        }
+    }
+    uc->len = uc->pos = 0;
+    uc->prev = NULL;
+    uc->next = u->idle;
+    if (u->idle)
+        u->idle->prev = uc;
+    u->idle = uc;
+    u->nidle++;
+    event_assign(&uc->rev, rp_event_base, uc->fd, EV_READ, on_idle_event, uc);
+    evtimer_assign(&uc->timer, rp_event_base, on_idle_event, uc);
+    event_add(&uc->rev, NULL);
+    struct timeval tv = {(time_t)(u->keepalive_timeout / 1000),
+                         (suseconds_t)((u->keepalive_timeout % 1000) * 1000)};
+    event_add(&uc->timer, &tv);
+}
+
+void rp_upstream_pool_close_all(void)
+{
+    for (size_t i = 0; i < npooled; i++) {
+        rp_upstream_conf_t *u = pooled[i];
+        while (u->idle) {
+            rp_uconn_t *uc = u->idle;
+            unlink_idle(uc);
+            uconn_close(uc);
+        }
+    }
+    npooled = 0;
+}
