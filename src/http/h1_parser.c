@@ -11,6 +11,7 @@
 
 enum {
     S_START,   /* before the method; leading empty lines are skipped (RFC 9112 2.2) */
+    S_START_LF, /* after CR of a leading empty line */
     S_METHOD,
     S_TARGET,
     S_VERSION,
@@ -99,13 +100,22 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         switch (p->state) {
         case S_START:
+            /* RFC 9112 2.2: ignore empty lines (CRLF or LF) before the request line */
+            if (c == '\r')
+                p->state = S_START_LF;
             if (c == '\r' || c == '\n')
-                break; /* RFC 9112 2.2: ignore empty lines before the request line */
+                break;
             if (!tchar[c])
                 return fail(p, 400, "invalid character in method");
             p->line_start = i;
             p->method.off = i;
             p->state = S_METHOD;
+            break;
+
+        case S_START_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR before the request line");
+            p->state = S_START;
             break;
 
         case S_METHOD:
@@ -264,7 +274,7 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
             return RP_H1_DONE;
         }
 
-        if (p->state <= S_VERSION && p->state != S_START && i - p->line_start >= p->max_line)
+        if (p->state >= S_METHOD && p->state <= S_VERSION && i - p->line_start >= p->max_line)
             return fail(p, 414, "request line too long");
         if (p->state >= S_RVERSION && i - p->line_start >= p->max_line)
             return fail(p, 502, "status line too long");

@@ -677,6 +677,17 @@ START_TEST(test_space_inside_a_header_name_is_400)
 }
 END_TEST
 
+START_TEST(test_bare_cr_before_the_request_line_is_400)
+{
+    /* only CRLF or LF make the empty lines RFC 9112 2.2 lets a server skip */
+    expect_refused("\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400, "bare CR before the request line");
+    expect_refused("\r\n\rGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+                   "bare CR before the request line");
+    expect_refused("\r\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", 400,
+                   "bare CR before the request line");
+}
+END_TEST
+
 /* Inserts byte at every position of base in turn; each result must be refused with status. */
 static void refused_wherever_inserted(int kind, const char *base, char byte, int status)
 {
@@ -696,6 +707,12 @@ static void refused_wherever_inserted(int kind, const char *base, char byte, int
 }
 
 static const char good_request[] = "GET /a?b HTTP/1.1\r\nHost: h\r\nX-A: b c\r\nE:\r\n\r\n";
+
+START_TEST(test_bare_cr_anywhere_in_the_head_is_400)
+{
+    refused_wherever_inserted(REQUEST, good_request, '\r', 400);
+}
+END_TEST
 
 START_TEST(test_nul_anywhere_in_the_head_is_400)
 {
@@ -1560,6 +1577,8 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_other_major_versions_are_505);
     tcase_add_test(tc, test_higher_minor_version_is_handled_as_1_1);
     tcase_add_test(tc, test_space_inside_a_header_name_is_400);
+    tcase_add_test(tc, test_bare_cr_before_the_request_line_is_400);
+    tcase_add_test(tc, test_bare_cr_anywhere_in_the_head_is_400);
     tcase_add_test(tc, test_nul_anywhere_in_the_head_is_400);
     tcase_add_test(tc, test_space_inside_the_target_is_400);
     tcase_add_test(tc, test_empty_method_is_400);
