@@ -61,7 +61,8 @@ void rp_h1_response_parser_init(rp_h1_parser_t *p, uint32_t max_head)
 
 static rp_h1_result_t fail(rp_h1_parser_t *p, int status, const char *reason)
 {
-    p->status = status;
+    /* whatever is wrong with a response head, the client is answered 502 */
+    p->status = p->response ? 502 : status;
     p->reason = reason;
     return RP_H1_ERROR;
 }
@@ -155,7 +156,8 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         case S_RL_LF:
             if (c != '\n')
-                return fail(p, 400, "bare CR in request line");
+                return fail(p, 400,
+                            p->response ? "bare CR in status line" : "bare CR in request line");
             p->state = S_HDR;
             p->line_start = i + 1;
             break;

@@ -1203,6 +1203,44 @@ START_TEST(test_response_of_another_protocol_is_502)
 }
 END_TEST
 
+START_TEST(test_response_control_bytes_in_reason_phrase_are_502)
+{
+    expect_response_refused("HTTP/1.1 200 O\x01K\r\n\r\n", "invalid character in reason phrase");
+    expect_response_refused("HTTP/1.1 200 OK\x7f\r\n\r\n", "invalid character in reason phrase");
+    expect_response_refused("HTTP/1.1 200 OK\rX: y\r\n\r\n", "bare CR in status line");
+}
+END_TEST
+
+START_TEST(test_response_header_errors_are_502)
+{
+    expect_response_refused("HTTP/1.1 200 OK\r\nA: b\r\n c\r\n\r\n", "obsolete line folding");
+    expect_response_refused("HTTP/1.1 200 OK\r\nA: b\rc\r\n\r\n", "bare CR in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\nA: b\r\n\rX", "bare CR at end of head");
+    expect_response_refused_n("HTTP/1.1 200 OK\r\nA: b\0c\r\n\r\n", 27,
+                              "invalid character in header value");
+    expect_response_refused("HTTP/1.1 200 OK\r\nContent-Length : 3\r\n\r\n",
+                            "whitespace before colon in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\n A: b\r\n\r\n",
+                            "whitespace before the first header");
+    expect_response_refused("HTTP/1.1 200 OK\r\nA@: b\r\n\r\n", "invalid character in header name");
+    expect_response_refused("HTTP/1.1 200 OK\r\n: b\r\n\r\n", "invalid character in header name");
+}
+END_TEST
+
+static const char good_response[] = "HTTP/1.1 200 OK\r\nX-A: b c\r\nE:\r\n\r\n";
+
+START_TEST(test_bare_cr_anywhere_in_a_response_head_is_502)
+{
+    refused_wherever_inserted(RESPONSE, good_response, '\r', 502);
+}
+END_TEST
+
+START_TEST(test_nul_anywhere_in_a_response_head_is_502)
+{
+    refused_wherever_inserted(RESPONSE, good_response, '\0', 502);
+}
+END_TEST
+
 START_TEST(test_response_head_too_large_is_502)
 {
     const char *resp = "HTTP/1.1 200 OK\r\nA: b\r\nC: d\r\n\r\n";
@@ -1215,6 +1253,18 @@ START_TEST(test_response_head_too_large_is_502)
     ck_assert_int_eq(parse_as(RESPONSE, resp, len, 10, 10, &p), RP_H1_ERROR);
     ck_assert_int_eq(p.status, 502);
     ck_assert_str_eq(p.reason, "response head too large");
+}
+END_TEST
+
+START_TEST(test_response_with_too_many_headers_is_502)
+{
+    char *resp = malloc(32 + (RP_H1_MAX_HEADERS + 1) * 16);
+    size_t len = (size_t)sprintf(resp, "HTTP/1.1 200 OK\r\n");
+    for (unsigned i = 0; i <= RP_H1_MAX_HEADERS; i++)
+        len += (size_t)sprintf(resp + len, "H%u: v\r\n", i);
+    strcpy(resp + len, "\r\n");
+    expect_response_refused(resp, "too many headers");
+    free(resp);
 }
 END_TEST
 
@@ -1629,7 +1679,12 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_informational_response_is_a_complete_head);
     tcase_add_test(tc, test_response_status_code_below_100_is_502);
     tcase_add_test(tc, test_response_of_another_protocol_is_502);
+    tcase_add_test(tc, test_response_control_bytes_in_reason_phrase_are_502);
+    tcase_add_test(tc, test_response_header_errors_are_502);
+    tcase_add_test(tc, test_bare_cr_anywhere_in_a_response_head_is_502);
+    tcase_add_test(tc, test_nul_anywhere_in_a_response_head_is_502);
     tcase_add_test(tc, test_response_head_too_large_is_502);
+    tcase_add_test(tc, test_response_with_too_many_headers_is_502);
     tcase_add_test(tc, test_response_framing_is_read);
     tcase_add_test(tc, test_response_with_content_length_and_transfer_encoding_is_502);
     tcase_add_test(tc, test_response_with_several_content_length_is_502);
