@@ -177,21 +177,23 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
             } else {
                 p->state = S_RCODE;
                 p->code = 0;
+                p->value_end = i + 1; /* start of the status code */
             }
             break;
 
         case S_RCODE:
-            if (c >= '0' && c <= '9' && p->code < 100) {
+            /* exactly three digits, 100 or more, then SP or the line end */
+            if (i - p->value_end < 3) {
+                if (c < '0' || c > '9')
+                    return fail(p, 502, "invalid status code");
                 p->code = p->code * 10 + (c - '0');
-            } else if (p->code >= 100 && (c == ' ' || c == '\r' || c == '\n')) {
-                if (c == ' ') {
-                    p->state = S_RREASON;
-                } else {
-                    p->state = c == '\r' ? S_RL_LF : S_HDR;
-                    p->line_start = i + 1;
-                }
-            } else {
+            } else if (p->code < 100 || (c != ' ' && c != '\r' && c != '\n')) {
                 return fail(p, 502, "invalid status code");
+            } else if (c == ' ') {
+                p->state = S_RREASON;
+            } else {
+                p->state = c == '\r' ? S_RL_LF : S_HDR;
+                p->line_start = i + 1;
             }
             break;
 

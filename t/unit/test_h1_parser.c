@@ -1183,6 +1183,18 @@ START_TEST(test_informational_response_is_a_complete_head)
 }
 END_TEST
 
+START_TEST(test_response_status_code_not_three_digits_is_502)
+{
+    const char *bad[] = {
+        "HTTP/1.1 20 OK\r\n\r\n",    "HTTP/1.1 20\r\n\r\n",      "HTTP/1.1 2000 OK\r\n\r\n",
+        "HTTP/1.1 abc OK\r\n\r\n",   "HTTP/1.1 2x0 OK\r\n\r\n",  "HTTP/1.1 0200 OK\r\n\r\n",
+        "HTTP/1.1 00200 OK\r\n\r\n", "HTTP/1.1 00100\r\n\r\n",   "HTTP/1.1  200 OK\r\n\r\n",
+        "HTTP/1.1 \r\n\r\n",         "HTTP/1.1 200\tOK\r\n\r\n", "HTTP/1.1 -200 OK\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        expect_response_refused(bad[i], "invalid status code");
+}
+END_TEST
+
 START_TEST(test_response_status_code_below_100_is_502)
 {
     expect_response_refused("HTTP/1.1 099 X\r\n\r\n", "invalid status code");
@@ -1677,6 +1689,7 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_response_without_reason_phrase_is_accepted);
     tcase_add_test(tc, test_response_higher_minor_version_is_handled_as_1_1);
     tcase_add_test(tc, test_informational_response_is_a_complete_head);
+    tcase_add_test(tc, test_response_status_code_not_three_digits_is_502);
     tcase_add_test(tc, test_response_status_code_below_100_is_502);
     tcase_add_test(tc, test_response_of_another_protocol_is_502);
     tcase_add_test(tc, test_response_control_bytes_in_reason_phrase_are_502);
