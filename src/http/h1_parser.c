@@ -416,6 +416,7 @@ int rp_span_ieq(const char *buf, rp_span_t s, const char *lower)
 
 enum {
     C_SIZE,      /* hex digits */
+    C_SIZE_WS,   /* whitespace after them: only ";" or the line end may follow */
     C_EXT,       /* chunk extension, ignored up to the line end */
     C_SIZE_LF,
     C_DATA,
@@ -483,7 +484,9 @@ int rp_chunked_decode(rp_chunked_t *c, char *buf, size_t *len, size_t *consumed)
                 c->seen_digit = 1;
             } else if (!c->seen_digit) {
                 CFAIL("invalid chunk size");
-            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = C_SIZE_WS;
+            } else if (ch == ';') {
                 c->state = C_EXT;
             } else if (ch == '\r') {
                 c->state = C_SIZE_LF;
@@ -492,6 +495,14 @@ int rp_chunked_decode(rp_chunked_t *c, char *buf, size_t *len, size_t *consumed)
             }
             break;
         }
+        case C_SIZE_WS:
+            if (ch == ';')
+                c->state = C_EXT;
+            else if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (ch != ' ' && ch != '\t')
+                CFAIL("invalid chunk size");
+            break;
         case C_EXT:
             if (ch == '\r')
                 c->state = C_SIZE_LF;

@@ -1587,6 +1587,24 @@ START_TEST(test_chunked_sixteen_hex_digit_size_below_the_limit_is_accepted)
 }
 END_TEST
 
+START_TEST(test_chunked_garbage_after_the_size_is_refused)
+{
+    expect_chunked_refused("5 x\r\nhello\r\n0\r\n\r\n", "invalid chunk size");
+    expect_chunked_refused("5\tx\r\nhello\r\n0\r\n\r\n", "invalid chunk size");
+    expect_chunked_refused("5 5\r\nhello\r\n0\r\n\r\n", "invalid chunk size");
+    expect_chunked_refused("0 x\r\n\r\n", "invalid chunk size");
+    expect_chunked_refused("5 \nhello\r\n0\r\n\r\n", "invalid chunk size");
+}
+END_TEST
+
+START_TEST(test_chunked_whitespace_after_the_size_is_accepted)
+{
+    /* BWS before an extension (RFC 9112 7.1.1), and before the line end as others accept */
+    expect_decoded("5 ;a\r\nhello\r\n0\t;b=c\r\n\r\n", "hello");
+    expect_decoded("5 \r\nhello\r\n0\t \r\n\r\n", "hello");
+}
+END_TEST
+
 static Suite *h1_suite(void)
 {
     Suite *s = suite_create("h1_parser");
@@ -1723,6 +1741,8 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_chunked_control_bytes_in_extensions_and_trailers_are_refused);
     tcase_add_test(tc, test_chunked_line_too_long_is_refused);
     tcase_add_test(tc, test_chunked_sixteen_hex_digit_size_below_the_limit_is_accepted);
+    tcase_add_test(tc, test_chunked_garbage_after_the_size_is_refused);
+    tcase_add_test(tc, test_chunked_whitespace_after_the_size_is_accepted);
     suite_add_tcase(s, tc);
     return s;
 }
