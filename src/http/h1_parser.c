@@ -11,6 +11,7 @@
 
 enum {
     S_START,   /* before the method; leading empty lines are skipped (RFC 9112 2.2) */
+    S_START_LF, /* after CR of a leading empty line */
     S_METHOD,
     S_TARGET,
     S_VERSION,
@@ -60,7 +61,8 @@ void rp_h1_response_parser_init(rp_h1_parser_t *p, uint32_t max_head)
 
 static rp_h1_result_t fail(rp_h1_parser_t *p, int status, const char *reason)
 {
-    p->status = status;
+    /* whatever is wrong with a response head, the client is answered 502 */
+    p->status = p->response ? 502 : status;
     p->reason = reason;
     return RP_H1_ERROR;
 }
@@ -99,13 +101,22 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         switch (p->state) {
         case S_START:
+            /* RFC 9112 2.2: ignore empty lines (CRLF or LF) before the request line */
+            if (c == '\r')
+                p->state = S_START_LF;
             if (c == '\r' || c == '\n')
-                break; /* RFC 9112 2.2: ignore empty lines before the request line */
+                break;
             if (!tchar[c])
                 return fail(p, 400, "invalid character in method");
             p->line_start = i;
             p->method.off = i;
             p->state = S_METHOD;
+            break;
+
+        case S_START_LF:
+            if (c != '\n')
+                return fail(p, 400, "bare CR before the request line");
+            p->state = S_START;
             break;
 
         case S_METHOD:
@@ -145,7 +156,8 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         case S_RL_LF:
             if (c != '\n')
-                return fail(p, 400, "bare CR in request line");
+                return fail(p, 400,
+                            p->response ? "bare CR in status line" : "bare CR in request line");
             p->state = S_HDR;
             p->line_start = i + 1;
             break;
@@ -165,21 +177,23 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
             } else {
                 p->state = S_RCODE;
                 p->code = 0;
+                p->value_end = i + 1; /* start of the status code */
             }
             break;
 
         case S_RCODE:
-            if (c >= '0' && c <= '9' && p->code < 100) {
+            /* exactly three digits, 100 or more, then SP or the line end */
+            if (i - p->value_end < 3) {
+                if (c < '0' || c > '9')
+                    return fail(p, 502, "invalid status code");
                 p->code = p->code * 10 + (c - '0');
-            } else if (p->code >= 100 && (c == ' ' || c == '\r' || c == '\n')) {
-                if (c == ' ') {
-                    p->state = S_RREASON;
-                } else {
-                    p->state = c == '\r' ? S_RL_LF : S_HDR;
-                    p->line_start = i + 1;
-                }
-            } else {
+            } else if (p->code < 100 || (c != ' ' && c != '\r' && c != '\n')) {
                 return fail(p, 502, "invalid status code");
+            } else if (c == ' ') {
+                p->state = S_RREASON;
+            } else {
+                p->state = c == '\r' ? S_RL_LF : S_HDR;
+                p->line_start = i + 1;
             }
             break;
 
@@ -264,7 +278,7 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
             return RP_H1_DONE;
         }
 
-        if (p->state <= S_VERSION && p->state != S_START && i - p->line_start >= p->max_line)
+        if (p->state >= S_METHOD && p->state <= S_VERSION && i - p->line_start >= p->max_line)
             return fail(p, 414, "request line too long");
         if (p->state >= S_RVERSION && i - p->line_start >= p->max_line)
             return fail(p, 502, "status line too long");
@@ -402,6 +416,7 @@ int rp_span_ieq(const char *buf, rp_span_t s, const char *lower)
 
 enum {
     C_SIZE,      /* hex digits */
+    C_SIZE_WS,   /* whitespace after them: only ";" or the line end may follow */
     C_EXT,       /* chunk extension, ignored up to the line end */
     C_SIZE_LF,
     C_DATA,
@@ -469,7 +484,9 @@ int rp_chunked_decode(rp_chunked_t *c, char *buf, size_t *len, size_t *consumed)
                 c->seen_digit = 1;
             } else if (!c->seen_digit) {
                 CFAIL("invalid chunk size");
-            } else if (ch == ';' || ch == ' ' || ch == '\t') {
+            } else if (ch == ' ' || ch == '\t') {
+                c->state = C_SIZE_WS;
+            } else if (ch == ';') {
                 c->state = C_EXT;
             } else if (ch == '\r') {
                 c->state = C_SIZE_LF;
@@ -478,6 +495,14 @@ int rp_chunked_decode(rp_chunked_t *c, char *buf, size_t *len, size_t *consumed)
             }
             break;
         }
+        case C_SIZE_WS:
+            if (ch == ';')
+                c->state = C_EXT;
+            else if (ch == '\r')
+                c->state = C_SIZE_LF;
+            else if (ch != ' ' && ch != '\t')
+                CFAIL("invalid chunk size");
+            break;
         case C_EXT:
             if (ch == '\r')
                 c->state = C_SIZE_LF;
