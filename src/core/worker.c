@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "http/conn.h"
+#include "upstream/upstream.h"
 #include "net/listen.h"
 
 #include <errno.h>
@@ -133,6 +134,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             acceptors[i].fd = -1;
         }
         rp_log_error(RP_LOG_NOTICE, 0, "gracefully shutting down");
+        rp_upstream_set_live(NULL); /* upstream connections close after their request */
+        rp_upstream_pool_close_all();
         rp_conn_drain_all();
         if (rp_conn_count() == 0) {
             event_base_loopexit(rp_event_base, NULL);
@@ -206,6 +209,8 @@ static void reload_in_place(void)
     free(acceptors);
     rp_listen_close(cur_cycle); /* sockets the new configuration no longer listens on */
     retired[nretired++] = cur_cycle;
+    rp_upstream_pool_close_all(); /* idle upstream connections belong to the old pools */
+    rp_upstream_set_live(fresh);
     cur_cycle = fresh;
     setup_acceptors(fresh, 0);
     max_conns = rp_core_conf(fresh)->worker_connections;
@@ -252,7 +257,13 @@ static void setup_acceptors(rp_cycle_t *cycle, int index)
 void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
 {
     rp_log_set_ident(index);
-    struct event_base *base = event_base_new();
+    /* The changelist folds an event_del and event_add of the same fd within one loop
+     * iteration into nothing: a keep-alive request that parks and re-arms its sockets
+     * then costs no epoll_ctl calls. */
+    struct event_config *ecfg = event_config_new();
+    event_config_set_flag(ecfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+    struct event_base *base = event_base_new_with_config(ecfg);
+    event_config_free(ecfg);
     if (base == NULL) {
         rp_log_error(RP_LOG_EMERG, 0, "event_base_new() failed");
         exit(2);
@@ -263,6 +274,7 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     add_signals(base, cycle);
 
     cur_cycle = cycle;
+    rp_upstream_set_live(cycle);
     setup_acceptors(cycle, index);
     evtimer_assign(&resume_timer, base, on_resume, NULL);
     accept_enable(1);

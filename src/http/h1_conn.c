@@ -688,17 +688,16 @@ bad:
 static void process_head(rp_conn_t *c)
 {
     rp_h1_result_t rc = rp_h1_parse_request(&c->parser, c->in, c->in_len);
-    if (rc == RP_H1_AGAIN) {
-        if (c->parser.pos < c->in_len)
-            return;
+    if (rc == RP_H1_AGAIN)
         return;
-    }
     if (rc == RP_H1_ERROR) {
         head_error(c, c->parser.status, c->parser.reason);
         return;
     }
     c->in_pos = c->parser.pos;
-    event_del(&c->io);
+    /* The read event stays armed: most clients send nothing until they have the answer,
+     * and disarming it now would cost two epoll_ctl calls per request. If bytes do come,
+     * on_read disarms it then. */
     start_request(c);
 }
 

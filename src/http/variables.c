@@ -6,6 +6,7 @@
 #include "core/cycle.h"
 
 #include <arpa/inet.h>
+#include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
@@ -290,7 +291,12 @@ static int get_request_time(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 /* xoshiro256** seeded from the kernel once per process: request ids need to be unique,
  * not secret, and this costs no syscall per request. */
 static uint64_t rng_s[4];
-static pid_t rng_pid;
+static int rng_seeded;
+
+static void rng_forked(void)
+{
+    rng_seeded = 0;
+}
 
 static uint64_t rotl(uint64_t x, int k)
 {
@@ -299,8 +305,11 @@ static uint64_t rotl(uint64_t x, int k)
 
 static uint64_t rng_next(void)
 {
-    if (rng_pid != getpid()) {
+    if (!rng_seeded) {
         /* a forked worker must not repeat its parent's sequence */
+        static int hooked;
+        if (!hooked && pthread_atfork(NULL, NULL, rng_forked) == 0)
+            hooked = 1;
         if (getentropy(rng_s, sizeof(rng_s)) != 0) {
             struct timeval tv;
             gettimeofday(&tv, NULL);
@@ -309,7 +318,7 @@ static uint64_t rng_next(void)
             rng_s[2] = rng_s[0] ^ 0xda942042e4dd58b5ull;
             rng_s[3] = rng_s[1] ^ 0x2545f4914f6cdd1dull;
         }
-        rng_pid = getpid();
+        rng_seeded = hooked;
     }
     uint64_t result = rotl(rng_s[1] * 5, 7) * 9, t = rng_s[1] << 17;
     rng_s[2] ^= rng_s[0];

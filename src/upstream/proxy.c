@@ -48,6 +48,7 @@ typedef struct {
     unsigned keep : 1;          /* the upstream connection may be reused */
     unsigned finished : 1;
     unsigned last_timeout : 1;  /* the last failed attempt timed out */
+    size_t head_len;            /* a built response head waits in rp_http_head_buf */
     rp_h1_parser_t parser;
     rp_chunked_t chunked;
     int mode;
@@ -103,7 +104,7 @@ static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
 }
 
 /* nginx's error-log context: who asked for what, and where it was going. */
-static void log_upstream(proxy_t *p, int level, const char *what, int err)
+static void log_upstream(proxy_t *p, int level, const char *what, int err, const char *where)
 {
     rp_request_t *r = p->r;
     char client[64] = "", errtext[160] = "";
@@ -118,9 +119,9 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err)
                              ? ((rp_server_name_t *)r->srv->names.elts)[0].text.data
                              : "";
     rp_log_error(level, 0,
-                 "%s%s, client: %s, server: %s, request: \"%.*s %.*s HTTP/1.%d\", upstream: "
+                 "%s%s%s%s, client: %s, server: %s, request: \"%.*s %.*s HTTP/1.%d\", upstream: "
                  "\"http://%s%.*s\", host: \"%.*s\"",
-                 what, errtext, client, server ? server : "", (int)r->method.len, r->method.data,
+                 what, errtext, where ? " " : "", where ? where : "", client, server ? server : "", (int)r->method.len, r->method.data,
                  (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
                  p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name,
                  (int)r->request_uri.len, r->request_uri.data, (int)r->host.len, r->host.data);
@@ -164,7 +165,7 @@ static void fail(proxy_t *p, int status)
 static void abort_response(proxy_t *p, const char *why, int err)
 {
     rp_request_t *r = p->r;
-    log_upstream(p, RP_LOG_ERR, why, err);
+    log_upstream(p, RP_LOG_ERR, why, err, NULL);
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
     p->finished = 1;
     drop_uc(p, 0);
@@ -375,7 +376,7 @@ static void pump_body(proxy_t *p)
             int status = c->body_status;
             if (status == 0) {
                 log_upstream(p, RP_LOG_INFO, "client closed the connection while sending the "
-                                             "request body to upstream", 0);
+                                             "request body to upstream", 0, NULL);
                 p->finished = 1;
                 drop_uc(p, 0);
                 rp_conn_abort(c);
@@ -454,7 +455,7 @@ static void start_exchange(proxy_t *p)
 
     size_t hlen = build_request(p);
     if (hlen == 0) {
-        log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0);
+        log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0, NULL);
         fail(p, 500);
         return;
     }
@@ -483,9 +484,9 @@ static void connect_failed(proxy_t *p, int err, int timed_out)
     rp_request_t *r = p->r;
     if (timed_out)
         log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out) while "
-                                    "connecting to upstream", 0);
+                                    "connecting to upstream", 0, NULL);
     else
-        log_upstream(p, RP_LOG_ERR, "connect() failed while connecting to upstream", err);
+        log_upstream(p, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
     record(r, &r->upstream_status, timed_out ? "504" : "502");
     record_ms(r, &r->upstream_connect_time, -1);
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
@@ -521,7 +522,7 @@ static void connect_next(proxy_t *p)
     rp_upstream_server_t *s = rp_upstream_pick(u, p->tried);
     if (s == NULL) {
         if (p->tries == 0)
-            log_upstream(p, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0);
+            log_upstream(p, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0, NULL);
         fail(p, p->tries && p->last_timeout ? 504 : 502);
         return;
     }
@@ -547,7 +548,7 @@ static void connect_next(proxy_t *p)
     int fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = errno;
-        log_upstream(p, RP_LOG_ALERT, "socket() failed", err);
+        log_upstream(p, RP_LOG_ALERT, "socket() failed", err, "while connecting to upstream");
         drop_uc(p, 0);
         fail(p, 502);
         return;
@@ -593,7 +594,7 @@ static void upstream_send_error(proxy_t *p, int err)
 {
     if (retry_stale(p))
         return;
-    log_upstream(p, RP_LOG_ERR, "writev() failed while sending request to upstream", err);
+    log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
     record(p->r, &p->r->upstream_status, "502");
     record_ms(p->r, &p->r->upstream_response_time, ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
@@ -608,14 +609,17 @@ static void on_client_drained(rp_request_t *r);
 static int to_client(proxy_t *p, char *data, size_t n)
 {
     rp_request_t *r = p->r;
-    if (n == 0)
+    if (n == 0 || r->head)
         return 0;
     r->body_bytes_sent += (int64_t)n;
-    if (r->head)
-        return 0;
-    struct iovec iov[3];
+    struct iovec iov[4];
     int k = 0;
     char hdr[24];
+    if (p->head_len) {
+        /* the head goes out with the first body bytes: one write for small responses */
+        iov[k++] = (struct iovec){rp_http_head_buf, p->head_len};
+        p->head_len = 0;
+    }
     if (p->down_chunked) {
         int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
         iov[k++] = (struct iovec){hdr, (size_t)hl};
@@ -667,7 +671,7 @@ static int handle_head(proxy_t *p)
     if (code < 200) {
         if (code == 101) {
             log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
-                                        "upgrade request", 0);
+                                        "upgrade request", 0, NULL);
             record(r, &r->upstream_status, "502");
             rp_upstream_report(p->ups, uc->peer, 1);
             fail(p, 502);
@@ -690,7 +694,7 @@ static int handle_head(proxy_t *p)
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
-        log_upstream(p, RP_LOG_ERR, msg, 0);
+        log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
         record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
         p->finished = 1;
         fail(p, 502);
@@ -732,7 +736,7 @@ static int handle_head(proxy_t *p)
 
     size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf), cl, chunked);
     if (hlen == 0) {
-        log_upstream(p, RP_LOG_ERR, "response head too large", 0);
+        log_upstream(p, RP_LOG_ERR, "response head too large", 0, NULL);
         p->finished = 1;
         r->response_started = 0;
         r->nout_headers = 0;
@@ -742,14 +746,18 @@ static int handle_head(proxy_t *p)
     rp_conn_response_begin(r->conn);
     uc->pos = ps->pos;
     p->state = P_BODY;
-    struct iovec iov = {rp_http_head_buf, hlen};
-    if (rp_conn_write(r->conn, &iov, 1) != 0) {
-        p->finished = 1;
-        drop_uc(p, 0);
-        rp_conn_abort(r->conn);
-        return -1;
-    }
+    p->head_len = hlen;
     return 0;
+}
+
+/* Writes a head that no body bytes carried out. */
+static int flush_head(proxy_t *p)
+{
+    if (p->head_len == 0)
+        return 0;
+    struct iovec iov = {rp_http_head_buf, p->head_len};
+    p->head_len = 0;
+    return rp_conn_write(p->r->conn, &iov, 1);
 }
 
 /* Forwards the body bytes in uc->buf[pos..len). Returns 1 when the body is complete, 0 to
@@ -821,7 +829,7 @@ static void read_upstream(proxy_t *p)
         if (uc->len == uc->cap) {
             /* only a response head can fill the buffer: its limit is below the size */
             log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
-                                        "header from upstream", 0);
+                                        "header from upstream", 0, NULL);
             record(r, &r->upstream_status, "502");
             p->finished = 1;
             fail(p, 502);
@@ -842,16 +850,14 @@ static void read_upstream(proxy_t *p)
                 abort_response(p, err ? "recv() failed while reading upstream"
                                       : "upstream prematurely closed connection while reading "
                                         "upstream",
-                               err);
+                               0);
                 return;
             }
             if (retry_stale(p))
                 return;
             log_upstream(p, RP_LOG_ERR,
-                         err ? "recv() failed while reading response header from upstream"
-                             : "upstream prematurely closed connection while reading response "
-                               "header from upstream",
-                         err);
+                         err ? "recv() failed" : "upstream prematurely closed connection", err,
+                         "while reading response header from upstream");
             record(r, &r->upstream_status, "502");
             record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
             rp_upstream_report(p->ups, uc->peer, 1);
@@ -880,7 +886,7 @@ static void read_upstream(proxy_t *p)
                 char msg[160];
                 snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)",
                          p->parser.reason);
-                log_upstream(p, RP_LOG_ERR, msg, 0);
+                log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
                 record(r, &r->upstream_status, "502");
                 record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
                 p->finished = 1;
@@ -892,6 +898,12 @@ static void read_upstream(proxy_t *p)
         int done = handle_body(p);
         if (done < 0)
             return;
+        if (flush_head(p) != 0) {
+            p->finished = 1;
+            drop_uc(p, 0);
+            rp_conn_abort(r->conn);
+            return;
+        }
         if (done) {
             if (!p->body_sent) {
                 /* answered before the whole body came: the connection cannot be reused */
@@ -954,7 +966,7 @@ static void on_upstream_timer(evutil_socket_t fd, short what, void *arg)
                            "to upstream"
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
-                 0);
+                 0, NULL);
     record(r, &r->upstream_status, "504");
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
