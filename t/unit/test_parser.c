@@ -556,10 +556,10 @@ START_TEST(test_upstream_server_with_a_bad_parameter_is_refused)
                     "@/rampart.conf:3: \"server\": invalid parameter \"slow_start=10s\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
-                    "        server 127.0.0.1;\n"
+                    "        server 127.0.0.1:0;\n"
                     "    }\n"
                     "}\n",
-                    "@/rampart.conf:3: \"server\": no port in \"127.0.0.1\"");
+                    "@/rampart.conf:3: \"server\": invalid port in \"127.0.0.1:0\"");
 }
 END_TEST
 
