@@ -60,7 +60,8 @@ void rp_h1_response_parser_init(rp_h1_parser_t *p, uint32_t max_head)
 
 static rp_h1_result_t fail(rp_h1_parser_t *p, int status, const char *reason)
 {
-    p->status = status;
+    /* Whatever is wrong with a response head, the upstream sent it: the client gets 502. */
+    p->status = p->response ? 502 : status;
     p->reason = reason;
     return RP_H1_ERROR;
 }
@@ -86,8 +87,10 @@ static rp_h1_result_t end_value(rp_h1_parser_t *p)
 
 rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t len)
 {
-    if (len > p->max_head + 4u)
-        len = p->max_head + 4u; /* never look beyond the limit; the check below fires */
+    /* Never look beyond the limit; the check below fires. In 64 bits: a limit near
+     * UINT32_MAX must not wrap to a handful of bytes. */
+    if ((uint64_t)len > (uint64_t)p->max_head + 4)
+        len = (size_t)((uint64_t)p->max_head + 4);
 
     while (p->pos < len) {
         unsigned char c = (unsigned char)buf[p->pos];
@@ -145,7 +148,8 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         case S_RL_LF:
             if (c != '\n')
-                return fail(p, 400, "bare CR in request line");
+                return fail(p, 400,
+                            p->response ? "bare CR in status line" : "bare CR in request line");
             p->state = S_HDR;
             p->line_start = i + 1;
             break;
@@ -169,7 +173,9 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
             break;
 
         case S_RCODE:
-            if (c >= '0' && c <= '9' && p->code < 100) {
+            /* exactly three digits, at offsets 9 to 11: counting the value instead let
+             * leading zeros through ("0200") */
+            if (c >= '0' && c <= '9' && i - p->line_start <= 11) {
                 p->code = p->code * 10 + (c - '0');
             } else if (p->code >= 100 && (c == ' ' || c == '\r' || c == '\n')) {
                 if (c == ' ') {

@@ -775,6 +775,95 @@ START_TEST(test_chunked_line_too_long_is_refused)
 }
 END_TEST
 
+/* found by fuzzing (fuzz/): each of these once failed */
+
+START_TEST(test_head_limit_near_uint32_max_does_not_hide_the_input)
+{
+    /* max_head + 4 wrapped to 0..3, so the parser looked at no more than 3 bytes, ever */
+    const char *req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    rp_h1_parser_t p;
+    for (uint32_t k = 0; k < 8; k++) {
+        rp_h1_parser_init(&p, UINT32_MAX - k, UINT32_MAX - k);
+        ck_assert_int_eq(rp_h1_parse_request(&p, req, strlen(req)), RP_H1_DONE);
+        ck_assert_uint_eq(p.pos, strlen(req));
+    }
+}
+END_TEST
+
+/* Parses a response head whole, split at every byte and byte by byte; all must agree. */
+static rp_h1_result_t parse_response(const char *text, rp_h1_parser_t *p)
+{
+    size_t len = strlen(text);
+    cur = text;
+    rp_h1_response_parser_init(p, MAX_HEAD);
+    rp_h1_result_t whole = rp_h1_parse_response(p, text, len);
+    rp_h1_parser_t q;
+    char how[64];
+    for (size_t n = 0; n <= len; n++) {
+        rp_h1_response_parser_init(&q, MAX_HEAD);
+        snprintf(how, sizeof(how), "split at %zu", n);
+        assert_same(p, whole, &q, feed_split(&q, text, len, n), how);
+    }
+    rp_h1_response_parser_init(&q, MAX_HEAD);
+    assert_same(p, whole, &q, feed_bytewise(&q, text, len), "byte by byte");
+    return whole;
+}
+
+#define expect_response_refused(text, want_reason)                                                 \
+    do {                                                                                           \
+        rp_h1_parser_t p_;                                                                         \
+        ck_assert_int_eq(parse_response((text), &p_), RP_H1_ERROR);                                \
+        ck_assert_int_eq(p_.status, 502);                                                          \
+        ck_assert_str_eq(p_.reason, (want_reason));                                                \
+    } while (0)
+
+START_TEST(test_every_malformed_response_head_is_502)
+{
+    /* a broken upstream head is the upstream's fault: 502, never a client-error status */
+    expect_response_refused("HTTP/1.1 200 OK\rX: y\r\n\r\n", "bare CR in status line");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "obsolete line folding");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\rY: b\r\n\r\n", "bare CR in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\n\rX", "bare CR at end of head");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+                            "whitespace before colon in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n",
+                            "invalid character in header value");
+    expect_response_refused("HTTP/1.1 200 OK\r\n(: a\r\n\r\n", "invalid character in header name");
+}
+END_TEST
+
+START_TEST(test_response_with_too_many_headers_is_502)
+{
+    char head[4096];
+    size_t n = (size_t)sprintf(head, "HTTP/1.1 200 OK\r\n");
+    for (int i = 0; i <= RP_H1_MAX_HEADERS; i++)
+        n += (size_t)sprintf(head + n, "X-%d: %d\r\n", i, i);
+    strcpy(head + n, "\r\n");
+    rp_h1_parser_t p;
+    rp_h1_response_parser_init(&p, MAX_HEAD);
+    ck_assert_int_eq(rp_h1_parse_response(&p, head, strlen(head)), RP_H1_ERROR);
+    ck_assert_int_eq(p.status, 502);
+    ck_assert_str_eq(p.reason, "too many headers");
+}
+END_TEST
+
+START_TEST(test_status_code_is_exactly_three_digits)
+{
+    /* leading zeros kept the code under 100, so more digits were taken: "0200" read as 200 */
+    expect_response_refused("HTTP/1.1 0200 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 000000000100 Continue\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 2000 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 20 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 099 OK\r\n\r\n", "invalid status code");
+    rp_h1_parser_t p;
+    ck_assert_int_eq(parse_response("HTTP/1.1 200 OK\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.code, 200);
+    ck_assert_int_eq(parse_response("HTTP/1.0 599\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.code, 599);
+    ck_assert_int_eq(p.version, 10);
+}
+END_TEST
+
 static Suite *h1_suite(void)
 {
     Suite *s = suite_create("h1_parser");
@@ -844,6 +933,13 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_chunked_bare_cr_is_refused);
     tcase_add_test(tc, test_chunked_control_bytes_in_extensions_and_trailers_are_refused);
     tcase_add_test(tc, test_chunked_line_too_long_is_refused);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fuzz findings");
+    tcase_add_test(tc, test_head_limit_near_uint32_max_does_not_hide_the_input);
+    tcase_add_test(tc, test_every_malformed_response_head_is_502);
+    tcase_add_test(tc, test_response_with_too_many_headers_is_502);
+    tcase_add_test(tc, test_status_code_is_exactly_three_digits);
     suite_add_tcase(s, tc);
     return s;
 }
