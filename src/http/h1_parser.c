@@ -88,8 +88,10 @@ static rp_h1_result_t end_value(rp_h1_parser_t *p)
 
 rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t len)
 {
-    if (len > p->max_head + 4u)
-        len = p->max_head + 4u; /* never look beyond the limit; the check below fires */
+    /* Never look beyond the limit; the check below fires. In 64 bits: a limit near
+     * UINT32_MAX must not wrap to a handful of bytes. */
+    if ((uint64_t)len > (uint64_t)p->max_head + 4)
+        len = (size_t)((uint64_t)p->max_head + 4);
 
     while (p->pos < len) {
         unsigned char c = (unsigned char)buf[p->pos];

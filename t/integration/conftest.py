@@ -6,6 +6,10 @@ that prefix; `rampart_factory` makes more when a test needs several. When a
 test fails, the error log and stderr of every rampart it started are attached
 to the report.
 
+`backend` is a started test backend (backend.py: a real HTTP/1.1 server that
+misbehaves on demand); `backend_factory` starts more. They are stopped by pid
+after the test, and an internal error a backend reported fails the test.
+
 Run with RAMPART_BIN=/abs/path/to/rampart (the Makefile's check-local does).
 """
 
@@ -14,6 +18,7 @@ import signal
 
 import pytest
 
+import backend as backend_mod
 import harness
 
 # Whole-test ceiling: a hung test fails on its own instead of stalling the suite.
@@ -78,6 +83,32 @@ def rampart(rampart_factory):
 
 
 @pytest.fixture
+def backend_factory(request, tmp_path):
+    """Starts test backends: backend_factory(name="a", max_requests=0, rcvbuf=0, port=0).
+    Each is a separate process on a loopback port, stopped (by pid) after the test."""
+    made = []
+    request.node._backend_instances = made
+
+    def make(name="", **options):
+        b = backend_mod.Backend(name=name, log_dir=tmp_path / "backends", **options)
+        made.append(b)
+        return b.start()
+    yield make
+    for b in reversed(made):
+        b.stop()
+    problems = [f"backend {b.name}: {p}" for b in made for p in b.problems()]
+    if problems:
+        pytest.fail("the test backend reported internal errors:\n" + "\n".join(problems),
+                    pytrace=False)
+
+
+@pytest.fixture
+def backend(backend_factory):
+    """One started backend: .port, .url, .addr, .stats(), .reset(), .log()."""
+    return backend_factory()
+
+
+@pytest.fixture
 def conf_dir(tmp_path):
     """A folder for configuration files that only `rampart -t` will read."""
     d = tmp_path / "conf"
@@ -97,3 +128,6 @@ def pytest_runtest_makereport(item, call):
         report.sections.append((f"rampart {r.proc.pid} error log ({r.error_log})",
                                 r.log_text() or "(empty)"))
         report.sections.append((f"rampart {r.proc.pid} stderr", r.stderr_text() or "(empty)"))
+    for b in getattr(item, "_backend_instances", []):
+        if b.proc is not None:
+            report.sections.append((f"backend {b.name} stderr", b.stderr_text() or "(empty)"))

@@ -1605,6 +1605,61 @@ START_TEST(test_chunked_whitespace_after_the_size_is_accepted)
 }
 END_TEST
 
+/* found by fuzzing (fuzz/): each of these once failed */
+
+START_TEST(test_head_limit_near_uint32_max_does_not_hide_the_input)
+{
+    /* max_head + 4 wrapped to 0..3, so the parser looked at no more than 3 bytes, ever */
+    const char *req = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    rp_h1_parser_t p;
+    for (uint32_t k = 0; k < 8; k++) {
+        rp_h1_parser_init(&p, UINT32_MAX - k, UINT32_MAX - k);
+        ck_assert_int_eq(rp_h1_parse_request(&p, req, strlen(req)), RP_H1_DONE);
+        ck_assert_uint_eq(p.pos, strlen(req));
+    }
+}
+END_TEST
+
+#define expect_response_refused(text, want_reason)                                                 \
+    do {                                                                                           \
+        rp_h1_parser_t p_;                                                                         \
+        ck_assert_int_eq(parse_response((text), &p_), RP_H1_ERROR);                                \
+        ck_assert_int_eq(p_.status, 502);                                                          \
+        ck_assert_str_eq(p_.reason, (want_reason));                                                \
+    } while (0)
+
+START_TEST(test_every_malformed_response_head_is_502)
+{
+    /* a broken upstream head is the upstream's fault: 502, never a client-error status */
+    expect_response_refused("HTTP/1.1 200 OK\rX: y\r\n\r\n", "bare CR in status line");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", "obsolete line folding");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\rY: b\r\n\r\n", "bare CR in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\n\rX", "bare CR at end of head");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX : a\r\n\r\n",
+                            "whitespace before colon in header");
+    expect_response_refused("HTTP/1.1 200 OK\r\nX: a\x01\r\n\r\n",
+                            "invalid character in header value");
+    expect_response_refused("HTTP/1.1 200 OK\r\n(: a\r\n\r\n", "invalid character in header name");
+}
+END_TEST
+
+START_TEST(test_status_code_is_exactly_three_digits)
+{
+    /* leading zeros kept the code under 100, so more digits were taken: "0200" read as 200 */
+    expect_response_refused("HTTP/1.1 0200 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 000000000100 Continue\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 2000 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 20 OK\r\n\r\n", "invalid status code");
+    expect_response_refused("HTTP/1.1 099 OK\r\n\r\n", "invalid status code");
+    rp_h1_parser_t p;
+    ck_assert_int_eq(parse_response("HTTP/1.1 200 OK\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.code, 200);
+    ck_assert_int_eq(parse_response("HTTP/1.0 599\r\n\r\n", &p), RP_H1_DONE);
+    ck_assert_int_eq(p.code, 599);
+    ck_assert_int_eq(p.version, 10);
+}
+END_TEST
+
 static Suite *h1_suite(void)
 {
     Suite *s = suite_create("h1_parser");
@@ -1743,6 +1798,12 @@ static Suite *h1_suite(void)
     tcase_add_test(tc, test_chunked_sixteen_hex_digit_size_below_the_limit_is_accepted);
     tcase_add_test(tc, test_chunked_garbage_after_the_size_is_refused);
     tcase_add_test(tc, test_chunked_whitespace_after_the_size_is_accepted);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fuzz findings");
+    tcase_add_test(tc, test_head_limit_near_uint32_max_does_not_hide_the_input);
+    tcase_add_test(tc, test_every_malformed_response_head_is_502);
+    tcase_add_test(tc, test_status_code_is_exactly_three_digits);
     suite_add_tcase(s, tc);
     return s;
 }
