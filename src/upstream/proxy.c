@@ -59,9 +59,9 @@ typedef struct {
 /* A worker-wide scratch for the request head and client body bytes on their way. */
 static char scratch[65536];
 
-static void on_upstream_read(evutil_socket_t fd, short what, void *arg);
-static void on_upstream_write(evutil_socket_t fd, short what, void *arg);
-static void on_upstream_timer(evutil_socket_t fd, short what, void *arg);
+static void on_upstream_read(void *arg);
+static void on_upstream_write(void *arg);
+static void on_upstream_timer(void *arg);
 static void connect_next(proxy_t *p);
 static void pump_body(proxy_t *p);
 
@@ -448,9 +448,10 @@ static void start_exchange(proxy_t *p)
     p->body_sent = !(r->chunked || r->content_length > 0);
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
     uc->len = uc->pos = 0;
-    event_assign(&uc->rev, rp_event_base, uc->fd, EV_READ | EV_PERSIST, on_upstream_read, p);
-    event_assign(&uc->wev, rp_event_base, uc->fd, EV_WRITE | EV_PERSIST, on_upstream_write, p);
-    evtimer_assign(&uc->timer, rp_event_base, on_upstream_timer, p);
+    uc->owner = p;
+    uc->on_read = on_upstream_read;
+    uc->on_write = on_upstream_write;
+    uc->on_timeout = on_upstream_timer;
     event_add(&uc->rev, NULL);
 
     size_t hlen = build_request(p);
@@ -496,16 +497,17 @@ static void connect_failed(proxy_t *p, int err, int timed_out)
     connect_next(p);
 }
 
-static void on_connect_event(evutil_socket_t fd, short what, void *arg)
+static void on_connect_timeout(void *arg)
+{
+    connect_failed(arg, ETIMEDOUT, 1);
+}
+
+static void on_connect_event(void *arg)
 {
     proxy_t *p = arg;
-    if (what & EV_TIMEOUT) {
-        connect_failed(p, ETIMEDOUT, 1);
-        return;
-    }
     int err = 0;
     socklen_t len = sizeof(err);
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+    if (getsockopt(p->uc->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err) {
         connect_failed(p, err, 0);
@@ -553,11 +555,12 @@ static void connect_next(proxy_t *p)
         fail(p, 502);
         return;
     }
-    uc->fd = fd;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    event_assign(&uc->wev, rp_event_base, fd, EV_WRITE, on_connect_event, p);
-    evtimer_assign(&uc->timer, rp_event_base, on_connect_event, p);
+    rp_uconn_attach(uc, fd);
+    uc->owner = p;
+    uc->on_write = on_connect_event;
+    uc->on_timeout = on_connect_timeout;
     if (connect(fd, (struct sockaddr *)&s->sa, s->socklen) == 0) {
         connected(p);
         return;
@@ -932,12 +935,12 @@ static void on_client_drained(rp_request_t *r)
     set_utimer(p, p->plcf->read_timeout);
 }
 
-static void on_upstream_read(evutil_socket_t fd, short what, void *arg)
+static void on_upstream_read(void *arg)
 {
     read_upstream(arg);
 }
 
-static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
+static void on_upstream_write(void *arg)
 {
     proxy_t *p = arg;
     int w = flush_uout(p);
@@ -951,7 +954,7 @@ static void on_upstream_write(evutil_socket_t fd, short what, void *arg)
     pump_body(p);
 }
 
-static void on_upstream_timer(evutil_socket_t fd, short what, void *arg)
+static void on_upstream_timer(void *arg)
 {
     proxy_t *p = arg;
     rp_request_t *r = p->r;

@@ -120,13 +120,47 @@ static void uconn_close(rp_uconn_t *uc)
     spare = uc;
 }
 
-static void on_idle_event(evutil_socket_t fd, short what, void *arg)
+/* Readable while idle: the server closed it (or sent what nobody asked for); timed
+ * out while idle: keepalive_timeout. Either way it cannot carry a request. */
+static void idle_end(rp_uconn_t *uc)
 {
-    rp_uconn_t *uc = arg;
-    /* Readable while idle: the server closed it (or sent what nobody asked for);
-     * timed out: keepalive_timeout. Either way it cannot carry a request. */
     unlink_idle(uc);
     uconn_close(uc);
+}
+
+static void on_read_event(evutil_socket_t fd, short what, void *arg)
+{
+    rp_uconn_t *uc = arg;
+    if (uc->owner)
+        uc->on_read(uc->owner);
+    else
+        idle_end(uc);
+}
+
+static void on_write_event(evutil_socket_t fd, short what, void *arg)
+{
+    rp_uconn_t *uc = arg;
+    if (uc->owner)
+        uc->on_write(uc->owner);
+    else
+        event_del(&uc->wev);
+}
+
+static void on_timer_event(evutil_socket_t fd, short what, void *arg)
+{
+    rp_uconn_t *uc = arg;
+    if (uc->owner)
+        uc->on_timeout(uc->owner);
+    else
+        idle_end(uc);
+}
+
+void rp_uconn_attach(rp_uconn_t *uc, int fd)
+{
+    uc->fd = fd;
+    event_assign(&uc->rev, rp_event_base, fd, EV_READ | EV_PERSIST, on_read_event, uc);
+    event_assign(&uc->wev, rp_event_base, fd, EV_WRITE | EV_PERSIST, on_write_event, uc);
+    evtimer_assign(&uc->timer, rp_event_base, on_timer_event, uc);
 }
 
 rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap)
@@ -145,6 +179,7 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     if (uc->out == NULL)
         uc->out = evbuffer_new();
     uc->fd = -1;
+    uc->owner = NULL;
     uc->ups = u;
     uc->peer = s;
     uc->requests = 0;
@@ -159,7 +194,6 @@ rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
         if (uc->peer != s)
             continue;
         unlink_idle(uc);
-        event_del(&uc->rev);
         event_del(&uc->timer);
         return uc;
     }
@@ -169,7 +203,7 @@ rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
 void rp_upstream_release(rp_uconn_t *uc, int reusable)
 {
     rp_upstream_conf_t *u = uc->ups;
-    event_del(&uc->rev);
+    uc->owner = NULL;
     event_del(&uc->wev);
     event_del(&uc->timer);
     if (!reusable || u->keepalive == 0 || u->cycle != live_cycle || uc->fd < 0 ||
@@ -204,9 +238,7 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
         u->idle->prev = uc;
     u->idle = uc;
     u->nidle++;
-    event_assign(&uc->rev, rp_event_base, uc->fd, EV_READ, on_idle_event, uc);
-    evtimer_assign(&uc->timer, rp_event_base, on_idle_event, uc);
-    event_add(&uc->rev, NULL);
+    event_add(&uc->rev, NULL); /* normally still armed: then this changes nothing */
     struct timeval tv = {(time_t)(u->keepalive_timeout / 1000),
                          (suseconds_t)((u->keepalive_timeout % 1000) * 1000)};
     event_add(&uc->timer, &tv);

@@ -68,6 +68,14 @@ struct rp_uconn_s {
     struct event rev, wev, timer;
     unsigned requests; /* requests sent on this connection */
     struct evbuffer *out; /* request bytes the server has not taken yet */
+    /* The request using the connection and its handlers; owner is NULL while the
+     * connection is idle in the cache. The events stay assigned for the connection's
+     * life and dispatch through these, so moving between idle and busy costs no
+     * epoll_ctl. */
+    void *owner;
+    void (*on_read)(void *owner);
+    void (*on_write)(void *owner);
+    void (*on_timeout)(void *owner);
     char *buf;         /* response bytes read and not yet handled */
     uint32_t cap, len, pos;
     rp_uconn_t *prev, *next;
@@ -91,6 +99,9 @@ rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
 
 /* A new, unconnected connection object (fd -1) with its read buffer of at least cap. */
 rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap);
+
+/* Gives a new connection's socket its events (read armed at once, dispatching to the owner). */
+void rp_uconn_attach(rp_uconn_t *uc, int fd);
 
 /* Returns a connection after a request: cached when reusable and wanted, closed otherwise. */
 void rp_upstream_release(rp_uconn_t *uc, int reusable);
