@@ -115,13 +115,14 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
         snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
     if (err)
         snprintf(errtext, sizeof(errtext), " (%d: %s)", err, strerror(err));
-    const char *server = r->srv && r->srv->names.nelts
-                             ? ((rp_server_name_t *)r->srv->names.elts)[0].text.data
-                             : "";
+    rp_str_t server = r->srv && r->srv->names.nelts
+                          ? ((rp_server_name_t *)r->srv->names.elts)[0].text
+                          : RP_STR("");
     rp_log_error(level, 0,
-                 "%s%s%s%s, client: %s, server: %s, request: \"%.*s %.*s HTTP/1.%d\", upstream: "
-                 "\"http://%s%.*s\", host: \"%.*s\"",
-                 what, errtext, where ? " " : "", where ? where : "", client, server ? server : "", (int)r->method.len, r->method.data,
+                 "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/1.%d\", "
+                 "upstream: \"http://%s%.*s\", host: \"%.*s\"",
+                 what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
+                 server.data ? server.data : "", (int)r->method.len, r->method.data,
                  (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
                  p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name,
                  (int)r->request_uri.len, r->request_uri.data, (int)r->host.len, r->host.data);
