@@ -8,7 +8,7 @@
 #include "observe/access_log.h"
 
 rp_module_t *const rp_modules[] = {
-    &rp_core_module,       &rp_http_module,     &rp_http_core_module,
+    &rp_core_module,        &rp_http_module,     &rp_http_core_module,
     &rp_http_return_module, &rp_upstream_module, &rp_access_log_module,
 };
 

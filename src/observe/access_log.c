@@ -62,7 +62,7 @@ typedef struct al_file_s al_file_t;
 struct al_file_s {
     const char *path; /* with the prefix */
     rp_cycle_t *cycle;
-    int fd; /* -1 until the master opens it */
+    int fd;           /* -1 until the master opens it */
     size_t size;      /* buffer=; 0 writes every line at once */
     int64_t flush_ms; /* flush=; 0 for none */
     char *buf;
@@ -70,7 +70,7 @@ struct al_file_s {
     struct event timer;
     unsigned timer_ready : 1;
     unsigned linked : 1;
-    time_t last_error; /* when a failed write was last reported */
+    time_t last_error;      /* when a failed write was last reported */
     al_file_t *prev, *next; /* this process's open files */
 };
 
@@ -155,13 +155,27 @@ size_t rp_access_log_escape(int mode, const char *src, size_t len, char *dst)
         /* json */
         char short_esc = 0;
         switch (c) {
-        case '"': short_esc = '"'; break;
-        case '\\': short_esc = '\\'; break;
-        case '\n': short_esc = 'n'; break;
-        case '\r': short_esc = 'r'; break;
-        case '\t': short_esc = 't'; break;
-        case '\b': short_esc = 'b'; break;
-        case '\f': short_esc = 'f'; break;
+        case '"':
+            short_esc = '"';
+            break;
+        case '\\':
+            short_esc = '\\';
+            break;
+        case '\n':
+            short_esc = 'n';
+            break;
+        case '\r':
+            short_esc = 'r';
+            break;
+        case '\t':
+            short_esc = 't';
+            break;
+        case '\b':
+            short_esc = 'b';
+            break;
+        case '\f':
+            short_esc = 'f';
+            break;
         }
         if (short_esc) {
             if (dst) {
@@ -267,7 +281,8 @@ static void log_line(rp_request_t *r, const al_log_t *log)
     const log_fmt_t *fmt = log->fmt;
     const rp_cv_t *cv = &fmt->cv;
     rp_str_t stack[64];
-    rp_str_t *vals = cv->nparts <= 64 ? stack : rp_arena_alloc(r->arena, cv->nparts * sizeof(*vals));
+    rp_str_t *vals =
+        cv->nparts <= 64 ? stack : rp_arena_alloc(r->arena, cv->nparts * sizeof(*vals));
 
     size_t len = 1; /* the newline */
     for (size_t i = 0; i < cv->nparts; i++) {
@@ -507,8 +522,9 @@ static const char *set_log_format(rp_conf_t *cf, const rp_command_t *cmd, void *
         else if (strcmp(mode, "none") == 0)
             fmt->escape = RP_LOG_ESCAPE_NONE;
         else
-            return rp_conf_error(cf, "unknown log format escaping \"%s\", it must be default, "
-                                     "json or none",
+            return rp_conf_error(cf,
+                                 "unknown log format escaping \"%s\", it must be default, "
+                                 "json or none",
                                  mode);
         first = 3;
         if (cf->argc == 3)
@@ -587,8 +603,9 @@ static const char *set_access_log(rp_conf_t *cf, const rp_command_t *cmd, void *
     if (size) {
         /* The buffer belongs to the file: every access_log of it that sets one must agree. */
         if (f->size && (f->size != size || f->flush_ms != flush))
-            return rp_conf_error(cf, "access_log \"%s\" already defined with conflicting "
-                                     "parameters",
+            return rp_conf_error(cf,
+                                 "access_log \"%s\" already defined with conflicting "
+                                 "parameters",
                                  path);
         if (f->size == 0) {
             f->size = size;
