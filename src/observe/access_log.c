@@ -315,7 +315,8 @@ static void log_line(rp_request_t *r, const al_log_t *log)
     char *p = line;
     for (size_t i = 0; i < cv->nparts; i++) {
         if (cv->parts[i].get == NULL) {
-            memcpy(p, vals[i].data, vals[i].len);
+            if (vals[i].len)
+                memcpy(p, vals[i].data, vals[i].len);
             p += vals[i].len;
         } else if (vals[i].len == 0) {
             if (fmt->escape == RP_LOG_ESCAPE_DEFAULT)
