@@ -7,6 +7,7 @@
  */
 #include "core/log.h"
 #include "core/process.h"
+#include "observe/access_log.h"
 
 #include <event2/event.h>
 #include <signal.h>
@@ -27,6 +28,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 void rp_helper_run(rp_cycle_t *cycle, pid_t master)
 {
     rp_log_set_ident(-1);
+    rp_access_log_keep_only(NULL); /* it logs no requests: rotated files must not stay open here */
     struct event_base *base = event_base_new();
     if (base == NULL)
         exit(2);

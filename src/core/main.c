@@ -8,6 +8,7 @@
 #include "core/process.h"
 #include "http/conn.h"
 #include "net/listen.h"
+#include "observe/access_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -211,6 +212,12 @@ int main(int argc, char **argv)
     if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0) {
         fprintf(stderr, "rampart: cannot open error log \"%s\": %s\n", ccf->error_log,
                 strerror(errno));
+        return 1;
+    }
+    if (rp_access_log_open(cycle, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        if (ccf->error_log)
+            fprintf(stderr, "rampart: %s\n", err);
         return 1;
     }
     rp_cycle_apply_limits(cycle);

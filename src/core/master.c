@@ -10,6 +10,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "net/listen.h"
+#include "observe/access_log.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -259,6 +260,12 @@ static void reload(void)
         rp_cycle_destroy(fresh);
         return;
     }
+    if (rp_access_log_open(fresh, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        rp_cycle_destroy(fresh);
+        return;
+    }
     rp_core_conf_t *ccf = rp_core_conf(fresh);
     if (rp_listen_open(fresh, current, ccf->worker_processes, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
@@ -352,6 +359,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
             break;
         case SIGUSR1:
             rp_log_reopen();
+            rp_access_log_reopen();
             signal_generation(NULL, SIGUSR1, 0);
             break;
         default:

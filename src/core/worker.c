@@ -9,6 +9,7 @@
 #include "http/conn.h"
 #include "upstream/upstream.h"
 #include "net/listen.h"
+#include "observe/access_log.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -152,6 +153,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         rp_log_reopen();
+        rp_access_log_reopen();
         break;
     case SIGHUP:
         if (reload_conf && !draining)
@@ -191,7 +193,8 @@ static void reload_in_place(void)
     }
     if (nretired == sizeof(retired) / sizeof(retired[0]))
         snprintf(err, sizeof(err), "too many generations still draining");
-    else if (rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) == 0)
+    else if (rp_access_log_open(fresh, err, sizeof(err)) == 0 &&
+             rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) == 0)
         err[0] = '\0';
     if (err[0]) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
@@ -275,6 +278,7 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
 
     cur_cycle = cycle;
     rp_upstream_set_live(cycle);
+    rp_access_log_keep_only(cycle);
     setup_acceptors(cycle, index);
     evtimer_assign(&resume_timer, base, on_resume, NULL);
     accept_enable(1);
@@ -285,5 +289,6 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     rp_child_init(master);
 
     event_base_dispatch(base);
+    rp_access_log_flush_all(); /* every stop, graceful or fast, ends here */
     exit(0);
 }

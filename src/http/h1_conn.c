@@ -201,6 +201,8 @@ static void head_error(rp_conn_t *c, int status, const char *reason)
         r->conn = c;
         r->arena = c->req_arena;
         r->version = 11;
+        /* $request_time counts from here for a head that never parsed */
+        event_base_gettimeofday_cached(rp_event_base, &r->start);
         c->r = r;
     }
     r->srv = r->srv ? r->srv : default_srv(c);
