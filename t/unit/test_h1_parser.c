@@ -1620,14 +1620,6 @@ START_TEST(test_head_limit_near_uint32_max_does_not_hide_the_input)
 }
 END_TEST
 
-#define expect_response_refused(text, want_reason)                                                 \
-    do {                                                                                           \
-        rp_h1_parser_t p_;                                                                         \
-        ck_assert_int_eq(parse_response((text), &p_), RP_H1_ERROR);                                \
-        ck_assert_int_eq(p_.status, 502);                                                          \
-        ck_assert_str_eq(p_.reason, (want_reason));                                                \
-    } while (0)
-
 START_TEST(test_every_malformed_response_head_is_502)
 {
     /* a broken upstream head is the upstream's fault: 502, never a client-error status */
