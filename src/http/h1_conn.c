@@ -723,6 +723,18 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             void (*fn)(rp_request_t *) = c->on_body;
             c->on_body = NULL;
             fn(c->r);
+            return;
+        }
+        /* Readable while we work on its answer: pipelined bytes, or the client gave up.
+         * A client that is gone must not keep an upstream busy (nginx logs these 499). */
+        char b;
+        ssize_t k = recv(fd, &b, 1, MSG_PEEK);
+        if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
+            rp_log_error(RP_LOG_INFO, 0, "client prematurely closed connection while waiting "
+                                         "for the response");
+            if (c->r && !c->r->response_started)
+                c->r->status = 499;
+            conn_free(c);
         }
         return;
     }
@@ -830,6 +842,22 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         if (c->limit_rate && c->response_queued && evbuffer_get_length(c->out) > 0 &&
             !event_pending(&c->wio, EV_WRITE, NULL)) {
             write_out(c); /* the rate limit's pause is over */
+            return;
+        }
+        if (c->on_body && c->r && !c->r->response_started) {
+            /* The handler waits for body bytes that do not come: answer 408 as nginx does,
+             * after letting the handler release what it holds (its upstream). */
+            rp_request_t *r = c->r;
+            rp_log_error(RP_LOG_INFO, 0, "client timed out (client_body_timeout)");
+            c->on_body = NULL;
+            if (r->cleanup) {
+                void (*fn)(rp_request_t *) = r->cleanup;
+                r->cleanup = NULL;
+                fn(r);
+            }
+            c->body_left = 0;
+            c->body_chunked = 0;
+            rp_http_send_error(r, 408);
             return;
         }
         rp_log_error(RP_LOG_INFO, 0, "client timed out (%s)",

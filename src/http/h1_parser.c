@@ -312,7 +312,7 @@ int rp_h1_token_list_has(const char *v, size_t len, const char *token)
 int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, const char **why)
 {
     int bad = p->response ? 502 : 400;
-    unsigned cls = 0, tes = 0;
+    unsigned cls = 0, tes = 0, te_lists_chunked = 0;
     rp_span_t te = {0, 0};
 
     memset(f, 0, sizeof(*f));
@@ -372,6 +372,7 @@ int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, 
             if (rp_span_ieq(buf, name, "transfer-encoding")) {
                 tes++;
                 te = value;
+                te_lists_chunked |= rp_h1_token_list_has(v, value.len, "chunked");
             }
             break;
         }
@@ -385,7 +386,9 @@ int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, 
             FAIL(bad, "both Content-Length and Transfer-Encoding");
         if (tes > 1 || te.len != 7 || strncasecmp(buf + te.off, "chunked", 7) != 0) {
             /* chunked must be the one and final coding; anything else we cannot frame */
-            if (p->response || rp_h1_token_list_has(buf + te.off, te.len, "chunked"))
+            /* RFC 9112 6.3: chunked present but not alone and final is a 400; a coding we
+             * do not know, without chunked, is a 501 */
+            if (p->response || te_lists_chunked)
                 FAIL(bad, "unsupported Transfer-Encoding");
             FAIL(501, "unsupported Transfer-Encoding");
         }

@@ -147,6 +147,9 @@ extern rp_module_t rp_http_headers_module;
 /* The http block's core configuration of a cycle, or NULL when there is no http block. */
 rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);
 
+/* A module's http-level main configuration in a cycle, or NULL without an http block. */
+void *rp_http_main_conf(const rp_cycle_t *cycle, const rp_module_t *module);
+
 /* Registers a handler for a phase; call from a module's postconfiguration. */
 void rp_http_add_phase_handler(rp_conf_t *cf, rp_phase_t phase, rp_phase_handler_pt h);
 

@@ -90,7 +90,7 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
 int rp_http_keepalive(rp_request_t *r);
 
 /* A worker-wide scratch buffer for response heads; valid until the next call. */
-#define RP_HEAD_MAX 65536
+#define RP_HEAD_MAX (256 * 1024)
 extern char rp_http_head_buf[RP_HEAD_MAX];
 
 /* Response header filters, run once per response before its head is built. */

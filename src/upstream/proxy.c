@@ -163,11 +163,20 @@ static void fail(proxy_t *p, int status)
 }
 
 /* The response began but cannot be completed: the client must see it cut. */
-static void abort_response(proxy_t *p, const char *why, int err)
+static void abort_response(proxy_t *p, const char *why, int err, const char *where)
 {
     rp_request_t *r = p->r;
-    log_upstream(p, RP_LOG_ERR, why, err, NULL);
+    log_upstream(p, RP_LOG_ERR, why, err, where);
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_upstream_report(p->ups, p->uc->peer, 1);
+    if (p->head_len) {
+        /* nothing reached the client yet: it can still get a proper 502 */
+        p->head_len = 0;
+        r->nout_headers = 0;
+        r->response_started = 0;
+        fail(p, 502);
+        return;
+    }
     p->finished = 1;
     drop_uc(p, 0);
     if (!p->down_chunked && p->mode != B_LENGTH)
@@ -180,6 +189,9 @@ static void finish(proxy_t *p)
     rp_request_t *r = p->r;
     p->finished = 1;
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_upstream_report(p->ups, p->uc->peer, 0);
+    if (p->uc && p->mode == B_NONE)
+        p->uc->suspect = 1; /* a body where none belongs may still be on its way */
     drop_uc(p, p->keep && p->body_sent);
     if (p->down_chunked) {
         struct iovec iov = {(void *)"0\r\n\r\n", 5};
@@ -276,6 +288,10 @@ static size_t build_request(proxy_t *p)
         rp_str_t n = r->headers[i].name;
         if (hop_by_hop(n) || rp_str_ieq(n, "host") || rp_str_ieq(n, "content-length") ||
             rp_str_ieq(n, "expect"))
+            continue;
+        /* As nginx (underscores_in_headers off): a backend that maps "_" to "-" (CGI,
+         * WSGI, PHP-FPM) would read Transfer_Encoding as Transfer-Encoding. */
+        if (memchr(n.data, '_', n.len))
             continue;
         int set = 0;
         for (size_t k = 0; k < plcf->nheaders && !set; k++)
@@ -699,6 +715,7 @@ static int handle_head(proxy_t *p)
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
+        rp_upstream_report(p->ups, uc->peer, 1);
         record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
         p->finished = 1;
         fail(p, 502);
@@ -797,7 +814,7 @@ static int handle_body(proxy_t *p)
             char msg[160];
             snprintf(msg, sizeof(msg), "upstream sent invalid chunked response (%s)",
                      p->chunked.reason);
-            abort_response(p, msg, 0);
+            abort_response(p, msg, 0, NULL);
             return -1;
         }
         if (to_client(p, data, n) != 0)
@@ -847,14 +864,12 @@ static void read_upstream(proxy_t *p)
         if (n <= 0) {
             int err = n < 0 ? errno : 0;
             if (p->state == P_BODY) {
-                if (p->mode == B_CLOSE) {
-                    finish(p);
+                if (p->mode == B_CLOSE && n == 0) {
+                    finish(p); /* a clean close ends a close-delimited body; an error does not */
                     return;
                 }
-                abort_response(p, err ? "recv() failed while reading upstream"
-                                      : "upstream prematurely closed connection while reading "
-                                        "upstream",
-                               0);
+                abort_response(p, err ? "recv() failed" : "upstream prematurely closed connection",
+                               err, "while reading upstream");
                 return;
             }
             if (retry_stale(p))
@@ -891,6 +906,7 @@ static void read_upstream(proxy_t *p)
                 snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)",
                          p->parser.reason);
                 log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
+                rp_upstream_report(p->ups, uc->peer, 1);
                 record(r, &r->upstream_status, "502");
                 record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
                 p->finished = 1;
@@ -962,7 +978,7 @@ static void on_upstream_timer(void *arg)
     int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
     if (p->state == P_BODY) {
         abort_response(p, "upstream timed out (110: Connection timed out) while reading upstream",
-                       0);
+                       0, NULL);
         return;
     }
     log_upstream(p, RP_LOG_ERR,

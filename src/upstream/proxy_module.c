@@ -9,6 +9,27 @@
 #include <string.h>
 #include <strings.h>
 
+/* proxy_pass lines whose host is resolved once the whole file is read: an upstream
+ * block may come after the proxy_pass that names it, as in nginx. */
+typedef struct {
+    rp_proxy_loc_conf_t *plcf;
+    rp_http_conf_ctx_t *ctx;
+    char *url;
+    const char *file;
+    unsigned line;
+} pending_t;
+
+typedef struct {
+    rp_array_t pending; /* pending_t */
+} proxy_main_conf_t;
+
+static void *create_main(rp_conf_t *cf)
+{
+    proxy_main_conf_t *m = rp_arena_calloc(cf->arena, sizeof(*m));
+    rp_array_init(&m->pending, cf->arena, 8, sizeof(pending_t));
+    return m;
+}
+
 static void *create_loc(rp_conf_t *cf)
 {
     rp_proxy_loc_conf_t *p = rp_arena_calloc(cf->arena, sizeof(*p));
@@ -69,7 +90,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
 static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *p = conf;
-    if (p->upstream)
+    if (p->host.data)
         return "is duplicate";
     const char *url = cf->argv[1];
     if (strncasecmp(url, "https://", 8) == 0)
@@ -88,15 +109,13 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
     char *name = rp_arena_strndup(cf->arena, host, hlen);
     p->host = (rp_str_t){name, hlen};
 
-    /* An upstream block of that name first (nginx's rule); otherwise host:port. */
-    p->upstream = rp_upstream_find(cf, name);
-    if (p->upstream == NULL) {
-        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
-        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
-        const char *err = rp_upstream_implicit(cf, hp, &p->upstream);
-        if (err)
-            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
-    }
+    proxy_main_conf_t *m = cf->http_ctx->main_conf[rp_proxy_module.index];
+    pending_t *pd = rp_array_push(&m->pending);
+    pd->plcf = p;
+    pd->ctx = cf->http_ctx;
+    pd->url = cf->argv[1];
+    pd->file = cf->file;
+    pd->line = cf->line;
 
     rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
     if (slash) {
@@ -113,6 +132,12 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
 static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *p = conf;
+    const char *hname = cf->argv[1];
+    /* The body's framing and the connection are rampart's to state (use keepalive in
+     * the upstream block); only an empty Connection, nginx's keep-alive idiom, passes. */
+    if (strcasecmp(hname, "content-length") == 0 || strcasecmp(hname, "transfer-encoding") == 0 ||
+        (strcasecmp(hname, "connection") == 0 && cf->argv[2][0] != '\0'))
+        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself", hname);
     if (p->set_headers == NULL) {
         p->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
         rp_array_init(p->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
@@ -151,15 +176,40 @@ static const char *set_buffer_size(rp_conf_t *cf, const rp_command_t *cmd, void 
     const char *err = rp_conf_set_size(cf, cmd, conf);
     if (err != RP_CONF_OK)
         return err;
-    if (p->buffer_size < 1024 || p->buffer_size > 1024 * 1024)
-        return rp_conf_error(cf, "proxy_buffer_size must be between 1k and 1m");
+    if (p->buffer_size < 1024 || p->buffer_size > 128 * 1024)
+        return rp_conf_error(cf, "proxy_buffer_size must be between 1k and 128k");
     return RP_CONF_OK;
 }
 
 static const char *postconfiguration(rp_conf_t *cf)
 {
-    if (rp_http_core_main_conf(cf->cycle))
-        rp_http_add_phase_handler(cf, RP_PHASE_CONTENT, rp_proxy_handler);
+    if (rp_http_core_main_conf(cf->cycle) == NULL)
+        return RP_CONF_OK;
+    rp_http_add_phase_handler(cf, RP_PHASE_CONTENT, rp_proxy_handler);
+
+    /* An upstream block of the proxy_pass host's name first (nginx's rule), wherever it
+     * is in the file; otherwise the host:port itself. */
+    proxy_main_conf_t *m = rp_http_main_conf(cf->cycle, &rp_proxy_module);
+    pending_t *pd = m->pending.elts;
+    for (size_t i = 0; i < m->pending.nelts; i++) {
+        rp_proxy_loc_conf_t *p = pd[i].plcf;
+        char *argv[] = {"proxy_pass", pd[i].url, NULL};
+        cf->file = pd[i].file;
+        cf->line = pd[i].line;
+        cf->argv = argv;
+        cf->http_ctx = pd[i].ctx;
+        const char *name = p->host.data;
+        p->upstream = rp_upstream_find(cf, name);
+        if (p->upstream)
+            continue;
+        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
+        const char *err = rp_upstream_implicit(cf, hp, &p->upstream);
+        if (err)
+            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+    }
+    cf->argv = NULL;
+    cf->http_ctx = NULL;
     return RP_CONF_OK;
 }
 
@@ -251,6 +301,7 @@ static const rp_command_t commands[] = {
 rp_module_t rp_proxy_module = {
     .name = "proxy",
     .commands = commands,
+    .create_http_main = create_main,
     .create_loc = create_loc,
     .merge_loc = merge_loc,
     .postconfiguration = postconfiguration,

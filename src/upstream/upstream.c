@@ -20,7 +20,9 @@
 
 #include <event2/buffer.h>
 
+#include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,7 +44,9 @@ static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
         return 0;
     if (s->max_conns && s->conns >= s->max_conns)
         return 0;
-    if (u->servers.nelts > 1 && s->max_fails && s->fails >= s->max_fails) {
+    /* as nginx, the only server of its tier (primary or backup) never rests */
+    int single = s->backup ? u->nbackup == 1 : u->nprimary == 1;
+    if (!single && s->max_fails && s->fails >= s->max_fails) {
         if (now - s->checked < s->fail_timeout)
             return 0;
         /* fail_timeout is over: give it one more chance; a failure counts anew */
@@ -78,16 +82,22 @@ rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned cha
 
 void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
 {
-    if (!failed || s->max_fails == 0)
+    if (!failed) {
+        s->fails = 0; /* as nginx: a success ends the failure window */
+        return;
+    }
+    if (s->max_fails == 0)
         return;
     int64_t now = now_ms();
-    if (s->fails == 0 || now - s->checked >= s->fail_timeout)
+    if (s->fails == 0 || now - s->checked >= s->fail_timeout) {
+        s->fails = 0; /* failures count within one fail_timeout window */
         s->checked = now;
+    }
     s->fails++;
-    if (s->fails == s->max_fails && u->servers.nelts > 1)
-        rp_log_error(RP_LOG_WARN, 0, "upstream server temporarily disabled while connecting to "
-                                     "upstream \"%s\", server %s",
-                     u->name, s->name);
+    if (s->fails == s->max_fails && (s->backup ? u->nbackup : u->nprimary) > 1)
+        rp_log_error(RP_LOG_WARN, 0, "upstream server temporarily disabled: upstream \"%s\", "
+                                     "server %s, %d failures within %lldms",
+                     u->name, s->name, s->fails, (long long)s->fail_timeout);
 }
 
 void rp_upstream_set_live(rp_cycle_t *cycle)
@@ -110,11 +120,12 @@ static void unlink_idle(rp_uconn_t *uc)
 
 static void uconn_close(rp_uconn_t *uc)
 {
-    event_del(&uc->rev);
-    event_del(&uc->wev);
-    event_del(&uc->timer);
-    if (uc->fd >= 0)
+    if (uc->fd >= 0) {
+        event_del(&uc->rev);
+        event_del(&uc->wev);
+        event_del(&uc->timer);
         close(uc->fd);
+    }
     uc->fd = -1;
     uc->next = spare;
     spare = uc;
@@ -180,6 +191,7 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
         uc->out = evbuffer_new();
     uc->fd = -1;
     uc->owner = NULL;
+    uc->suspect = 0;
     uc->ups = u;
     uc->peer = s;
     uc->requests = 0;
@@ -190,10 +202,23 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
 
 rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
 {
-    for (rp_uconn_t *uc = u->idle; uc; uc = uc->next) {
+    for (rp_uconn_t *uc = u->idle, *next; uc; uc = next) {
+        next = uc->next;
         if (uc->peer != s)
             continue;
         unlink_idle(uc);
+        if (uc->suspect) {
+            /* After a 204, 304 or HEAD a broken server may still send the body it should
+             * not have; those bytes must not become the next client's response. Only
+             * these connections pay for the check. */
+            char b;
+            ssize_t k = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+            if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+                uconn_close(uc);
+                continue;
+            }
+            uc->suspect = 0;
+        }
         event_del(&uc->timer);
         return uc;
     }
@@ -204,10 +229,14 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
 {
     rp_upstream_conf_t *u = uc->ups;
     uc->owner = NULL;
+    if (uc->fd < 0) {
+        uconn_close(uc);
+        return;
+    }
     event_del(&uc->wev);
     event_del(&uc->timer);
-    if (!reusable || u->keepalive == 0 || u->cycle != live_cycle || uc->fd < 0 ||
-        (u->keepalive_requests && uc->requests >= (unsigned)u->keepalive_requests)) {
+    if (!reusable || u->keepalive == 0 || u->cycle != live_cycle ||
+        uc->requests >= (unsigned)u->keepalive_requests) {
         uconn_close(uc);
         return;
     }

@@ -22,15 +22,19 @@ static void *create_ups(rp_conf_t *cf)
 {
     rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
     rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
-    u->keepalive_timeout = 60000;
-    u->keepalive_requests = 1000;
+    u->keepalive_timeout = RP_CONF_UNSET_MSEC;
+    u->keepalive_requests = RP_CONF_UNSET;
     u->cycle = cf->cycle;
     return u;
 }
 
-/* Counts primary and backup servers once the block is complete. */
+/* Counts primary and backup servers once the block is complete, and sets defaults. */
 static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
 {
+    if (u->keepalive_timeout == RP_CONF_UNSET_MSEC)
+        u->keepalive_timeout = 60000;
+    if (u->keepalive_requests == RP_CONF_UNSET)
+        u->keepalive_requests = 1000;
     rp_upstream_server_t *s = u->servers.elts;
     unsigned primary_up = 0;
     for (size_t i = 0; i < u->servers.nelts; i++) {
@@ -58,6 +62,8 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstrea
         }
     }
     rp_upstream_conf_t *u = create_ups(cf);
+    u->keepalive_timeout = 60000;
+    u->keepalive_requests = 1000;
     u->name = rp_arena_strdup(cf->arena, hostport);
     u->implicit = 1;
     u->file = cf->file;
@@ -188,6 +194,8 @@ static const char *set_keepalive(rp_conf_t *cf, const rp_command_t *cmd, void *c
 static const char *set_ka_timeout(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_upstream_conf_t *u = conf;
+    if (u->keepalive_timeout != RP_CONF_UNSET_MSEC)
+        return "is duplicate";
     if (rp_parse_msec(cf->argv[1], &u->keepalive_timeout) != 0)
         return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
     return RP_CONF_OK;
@@ -197,6 +205,8 @@ static const char *set_ka_requests(rp_conf_t *cf, const rp_command_t *cmd, void 
 {
     rp_upstream_conf_t *u = conf;
     long v;
+    if (u->keepalive_requests != RP_CONF_UNSET)
+        return "is duplicate";
     if (rp_parse_int(cf->argv[1], INT_MAX, &v) != 0)
         return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
     u->keepalive_requests = (int)v;
