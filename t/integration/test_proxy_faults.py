@@ -10,6 +10,8 @@ Timeouts in these configurations are 1s so each test stays short.
 """
 
 import contextlib
+import hashlib
+import json
 import re
 import socket
 import threading
@@ -159,13 +161,14 @@ def _dechunk(raw):
 
 
 def ask(port, target="/", version="1.1", extra="Connection: close\r\n", timeout=5.0,
-        method="GET"):
+        method="GET", body=b""):
     """Sends one request on a fresh connection and reads the reply. It asks for the close
     unless told otherwise (extra=""): a test that checks rampart closes a cut response
     asks for keep-alive."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     with s:
-        s.sendall(f"{method} {target} HTTP/{version}\r\nHost: front\r\n{extra}\r\n".encode())
+        s.sendall(f"{method} {target} HTTP/{version}\r\nHost: front\r\n{extra}\r\n".encode()
+                  + body)
         return read_reply(s, head_request=method == "HEAD")
 
 
@@ -258,6 +261,16 @@ def test_refused_server_is_passed_over_for_the_next_one(rampart, port, refused_a
                      re.escape(refused_addr))
 
 
+def test_request_body_goes_whole_to_the_server_after_a_refused_one(rampart, port,
+                                                                   refused_addr, backend):
+    front(rampart, port, [refused_addr, backend.addr])
+    body = bytes(range(256)) * 400
+    reply = harness.request(port, "/?echo=1", method="POST", body=body, host="front")
+    seen = json.loads(reply.body)
+    assert (reply.status, seen["body_length"]) == (200, len(body))
+    assert seen["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_failed_server_rests_for_fail_timeout_after_max_fails(rampart, port, refused_addr,
                                                               backend):
     front(rampart, port, [f"{refused_addr} max_fails=1 fail_timeout=1s", backend.addr])
@@ -318,6 +331,12 @@ def test_connect_timeout_moves_on_to_the_next_server(rampart, port, blackhole_ad
     assert time.monotonic() - started > 0.8  # it waited for the first one
     rampart.wait_log(r"while connecting to upstream.*upstream: \"http://" +
                      re.escape(blackhole_addr))
+    # max_fails=1 (the default): the silent server now rests, the next request goes
+    # straight to the live one
+    started = time.monotonic()
+    assert served_by(ask(port, "/")) == backend.name
+    assert time.monotonic() - started < 0.5
+    assert log_count(rampart, r"timed out \(110: Connection timed out\) while connecting") == 1
 
 
 # -- timeouts while exchanging -------------------------------------------------
@@ -417,6 +436,18 @@ def test_upstream_closing_inside_a_chunked_body_leaves_out_the_last_chunk(rampar
     assert reply.headers["transfer-encoding"] == "chunked"
     assert not reply.complete and reply.ended in ("eof", "reset")
     assert reply.body == pattern(70000)
+    rampart.wait_log(PREMATURE)
+
+
+def test_upstream_closing_inside_a_chunked_body_resets_an_http10_client(rampart, port,
+                                                                         backend):
+    # HTTP/1.0 gets the body close-delimited: only a reset can tell it the body is cut
+    front(rampart, port, [backend.addr])
+    reply = ask(port, "/?size=200000&chunked=1&chunk_size=10000&abort=70000", version="1.0",
+                extra="", timeout=3)
+    assert reply.status == "HTTP/1.0 200 OK"
+    assert "content-length" not in reply.headers and "transfer-encoding" not in reply.headers
+    assert reply.ended == "reset"
     rampart.wait_log(PREMATURE)
 
 
@@ -634,6 +665,23 @@ def test_cached_connection_closed_without_an_answer_is_retried_on_a_new_one(ramp
         assert (up.connections, up.requests) == (2, 3)
     finally:
         up.close()
+
+
+def test_cached_connection_closed_without_an_answer_is_not_retried_with_a_body(rampart,
+                                                                               port):
+    # As nginx for a non-idempotent request: the body went out once and is not repeated.
+    up = ClosesAfterFirstAnswer()
+    try:
+        front(rampart, port, [up.addr], upstream="keepalive 4;")
+        assert ask(port, "/one").body == b"conn 1\n"
+        reply = ask(port, "/two", method="POST",
+                    extra="Content-Length: 5\r\nConnection: close\r\n", body=b"hello")
+        assert reply.status == "HTTP/1.1 502 Bad Gateway"
+        assert (up.connections, up.requests) == (1, 2)
+    finally:
+        up.close()
+    rampart.wait_log(r"upstream prematurely closed connection while reading response header "
+                     r"from upstream.*request: \"POST /two HTTP/1\.1\"")
 
 
 # -- client-side timeouts on a proxied location --------------------------------

@@ -77,6 +77,8 @@ REFUSED = [
      400),
     ("two-content-lengths-different", POST + "Content-Length: 3\r\nContent-Length: 4\r\n\r\n"
      "abcd", 400),
+    ("two-content-lengths-other-case", POST + "Content-Length: 3\r\ncontent-length: 4\r\n"
+     "\r\nabcd", 400),
     ("content-length-plus-sign", POST + "Content-Length: +3\r\n\r\nabc", 400),
     ("content-length-hex", POST + "Content-Length: 0x3\r\n\r\nabc", 400),
     ("content-length-list", POST + "Content-Length: 3,3\r\n\r\nabc", 400),
@@ -101,6 +103,7 @@ REFUSED = [
     ("bare-cr-in-value", "GET / HTTP/1.1\r\nHost: front\r\nX-A: 1\rX-B: 2\r\n\r\n", 400),
     ("bare-cr-line-end", "GET / HTTP/1.1\r\nHost: front\rX-A: 1\r\n\r\n", 400),
     ("nul-in-value", "GET / HTTP/1.1\r\nHost: front\r\nX-A: a\x00b\r\n\r\n", 400),
+    ("del-in-value", "GET / HTTP/1.1\r\nHost: front\r\nX-A: a\x7fb\r\n\r\n", 400),
     ("space-before-colon", POST + "Content-Length : 5\r\n\r\nhello", 400),
     ("tab-before-colon", POST + "Content-Length\t: 5\r\n\r\nhello", 400),
     ("whitespace-before-first-header", "GET / HTTP/1.1\r\n Host: front\r\n\r\n", 400),
@@ -112,6 +115,8 @@ REFUSED = [
     ("http20-request-line", "GET / HTTP/2.0\r\nHost: front\r\n\r\n", 505),
     ("http30-request-line", "GET / HTTP/3.0\r\nHost: front\r\n\r\n", 505),
     ("http09-request-line", "GET /\r\n\r\n", 400),
+    ("double-space-in-request-line", "GET  / HTTP/1.1\r\nHost: front\r\n\r\n", 400),
+    ("lowercase-http-version", "GET / http/1.1\r\nHost: front\r\n\r\n", 400),
     ("space-in-target", "GET /a b HTTP/1.1\r\nHost: front\r\n\r\n", 400),
     ("request-line-too-long", "GET /" + "a" * 10000 + " HTTP/1.1\r\nHost: front\r\n\r\n", 414),
     ("header-too-large", "GET / HTTP/1.1\r\nHost: front\r\nX-Big: " + "b" * 9000 + "\r\n\r\n",
