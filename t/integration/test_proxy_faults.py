@@ -273,20 +273,20 @@ def test_request_body_goes_whole_to_the_server_after_a_refused_one(rampart, port
 
 def test_failed_server_rests_for_fail_timeout_after_max_fails(rampart, port, refused_addr,
                                                               backend):
-    front(rampart, port, [f"{refused_addr} max_fails=1 fail_timeout=1s", backend.addr])
+    front(rampart, port, [f"{refused_addr} max_fails=1 fail_timeout=2s", backend.addr])
     refused = r"connect\(\) failed \(111: Connection refused\)"
     started = time.monotonic()
     for _ in range(6):
         reply = ask(port, "/")
         assert (reply.status, served_by(reply)) == ("HTTP/1.1 200 OK", backend.name)
-    assert time.monotonic() - started < 0.8, "too slow to finish inside fail_timeout"
+    assert time.monotonic() - started < 1.5, "too slow to finish inside fail_timeout"
     # tried once, then left alone: one refusal for six requests
     assert log_count(rampart, refused) == 1
     rampart.wait_log(r"\[warn\] .*upstream server temporarily disabled while connecting to "
                      r"upstream \"pool\", server " + re.escape(refused_addr))
     assert backend.stats()["requests"] == 6
 
-    time.sleep(1.2)  # fail_timeout is over: the server gets one more chance (one try,
+    time.sleep(2.2)  # fail_timeout is over: the server gets one more chance (one try,
     # when its turn in the round robin comes, within the next two requests)
     for _ in range(2):
         assert ask(port, "/").status == "HTTP/1.1 200 OK"
@@ -335,7 +335,7 @@ def test_connect_timeout_moves_on_to_the_next_server(rampart, port, blackhole_ad
     # straight to the live one
     started = time.monotonic()
     assert served_by(ask(port, "/")) == backend.name
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # less than the connect timeout
     assert log_count(rampart, r"timed out \(110: Connection timed out\) while connecting") == 1
 
 
