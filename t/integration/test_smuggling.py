@@ -150,12 +150,6 @@ def test_ambiguous_head_is_refused_and_nothing_reaches_the_backend(proxied, head
     assert backend_saw_only_the_fence(port, backend) == ["/fence"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: 'Transfer-Encoding: chunked' followed by a second "
-                   "'Transfer-Encoding: gzip' header (chunked not the final coding, the same "
-                   "field value as 'chunked, gzip') is answered 501 instead of 400: "
-                   "rp_h1_framing() only looks at the last Transfer-Encoding header; RFC 9112 "
-                   "6.3 says 400 and close when chunked is not final ('chunked, gzip' in one "
-                   "header does get 400)")
 def test_chunked_then_gzip_in_two_headers_is_a_bad_request(proxied):
     port, backend = proxied
     data, ended = exchange(port, H(POST + "Transfer-Encoding: chunked\r\n"
