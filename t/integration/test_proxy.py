@@ -617,10 +617,12 @@ def test_add_header_in_location_replaces_server_level_ones(rampart, port, backen
 # -- 6. response framing ----------------------------------------------------------------
 
 
-def test_chunked_upstream_response_reaches_client_chunked_and_intact(rampart, port, backend):
+@pytest.mark.parametrize("chunk_size", [7000, 100_000])  # smaller and larger than a read
+def test_chunked_upstream_response_reaches_client_chunked_and_intact(
+        rampart, port, backend, chunk_size):
     serve(rampart, port, backend)
     with Client(port) as c:
-        r = c.request("/?" + q(size=200_000, chunked=1, chunk_size=7000))
+        r = c.request("/?" + q(size=200_000, chunked=1, chunk_size=chunk_size))
         assert r.framing == "chunked"
         assert r.body == pattern(200_000)
         assert c.request("/?body=next").body == b"next"
@@ -848,6 +850,13 @@ def test_upstream_dying_mid_body_cuts_the_client_response(rampart, port, backend
     rampart.wait_log(r"upstream prematurely closed connection while reading upstream")
 
 
+def test_unrequested_101_switching_protocols_gives_502(rampart, port, backend):
+    serve(rampart, port, backend)
+    r = request(port, "/?raw=" + b64(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n"))
+    assert r.status == 502
+    rampart.wait_log(r"upstream sent 101 Switching Protocols without an upgrade request")
+
+
 def test_response_head_over_proxy_buffer_size_gives_502(rampart, port, backend):
     serve(rampart, port, backend, server="large_client_header_buffers 4 64k;")
     r = request(port, "/", headers={"X-Backend-Header": "X-Big: " + "b" * 20_000})
@@ -913,6 +922,79 @@ def test_proxy_read_timeout_gives_504(rampart, port, backend):
     assert r.headers["X-U"] == "504"
     rampart.wait_log(r"upstream timed out \(110: Connection timed out\) while reading "
                      r"response header from upstream")
+
+
+def test_proxy_send_timeout_gives_504_when_the_upstream_stops_reading(
+        rampart, port, backend_factory):
+    backend = backend_factory(rcvbuf=4096)
+    serve(rampart, port, backend, server="client_max_body_size 0;",
+          location="proxy_pass http://be; proxy_send_timeout 500ms;")
+    body = os.urandom(4 * MB)
+    with Client(port, timeout=10) as c:
+        def push():
+            try:
+                c.send(b"POST /?read_rate=1 HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%s"
+                       % (len(body), body))
+            except OSError:
+                pass
+        threading.Thread(target=push, daemon=True).start()
+        started = time.monotonic()
+        assert c.response().status == 504
+        assert time.monotonic() - started < 2.5
+    rampart.wait_log(r"upstream timed out \(110: Connection timed out\) while sending request "
+                     r"to upstream")
+
+
+def test_proxy_connect_timeout_moves_on_to_the_next_server(rampart, port, backend):
+    # A listener whose accept queue is full: Linux drops further SYNs, so connect() hangs.
+    stuck = socket.socket()
+    fillers = []
+    try:
+        stuck.bind(("127.0.0.1", 0))
+        stuck.listen(0)
+        for _ in range(3):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(stuck.getsockname())
+            fillers.append(f)
+        dead = "127.0.0.1:%d" % stuck.getsockname()[1]
+        rampart.configure(
+            f"upstream be {{ server {dead}; server {backend.addr}; }}\n"
+            f"server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be;"
+            f" proxy_connect_timeout 300ms;"
+            f' add_header X-U "$upstream_addr|$upstream_status|$upstream_connect_time"; }} }}')
+        rampart.start()
+        started = time.monotonic()
+        r = request(port, "/")
+        took = time.monotonic() - started
+    finally:
+        for f in fillers:
+            f.close()
+        stuck.close()
+    assert r.status == 200
+    assert 0.25 < took < 2.0
+    addrs, statuses, connect_times = r.headers["X-U"].split("|")
+    assert (addrs, statuses) == (f"{dead}, {backend.addr}", "504, 200")
+    assert re.fullmatch(r"-, \d+\.\d{3}", connect_times), connect_times
+    rampart.wait_log(r"upstream timed out \(110: Connection timed out\) while connecting to "
+                     rf'upstream.*upstream: "http://{dead}/"')
+
+
+def test_max_conns_refuses_requests_beyond_the_limit(rampart, port, backend):
+    rampart.configure(f"upstream be {{ server {backend.addr} max_conns=1; }}\n"
+                      f"server {{ listen 127.0.0.1:{port};"
+                      f" location / {{ proxy_pass http://be; }} }}")
+    rampart.start()
+    statuses = []
+    threads = [threading.Thread(target=lambda: statuses.append(request(port, "/?delay=0.3").status))
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.05)  # the first one holds the only connection
+    for t in threads:
+        t.join()
+    assert sorted(statuses) == [200, 502]
+    rampart.wait_log(r"no live upstreams while connecting to upstream")
 
 
 def test_refused_upstream_gives_502(rampart, port, free_port):
