@@ -300,8 +300,21 @@ def test_upstream_connection_close_is_not_reused(rampart, port, backend):
     first = request(port, "/?close=1")
     second = request(port, "/")
     assert (first.status, second.status) == (200, 200)
+    assert first.headers.get("Connection") is None  # the client's connection stays open
     assert first.headers["X-Backend-Connection"] != second.headers["X-Backend-Connection"]
     assert backend.stats()["connections_accepted"] == 2
+
+
+def test_client_connection_close_does_not_close_the_upstream_connection(
+        rampart, port, backend):
+    serve(rampart, port, backend, upstream="keepalive 4;")
+    for _ in range(3):
+        with Client(port) as c:
+            r = c.request("/", headers=[("Connection", "close")])
+            assert r.status == 200
+            assert r.header("Connection") == "close"
+            assert c.at_eof()
+    assert backend.stats()["connections_accepted"] == 1
 
 
 def test_head_204_and_304_leave_the_upstream_connection_reusable(rampart, port, backend):
@@ -346,6 +359,23 @@ def test_keepalive_caps_the_idle_connections_kept(rampart, port, backend):
     assert len({r.headers["X-Backend-Connection"] for r in results}) == 3
     wait_for(lambda: backend.stats()["open_connections"] == 1, timeout=3,
              what="only one idle upstream connection to stay open")
+
+
+def test_reload_sends_new_requests_to_the_new_upstream(rampart, port, backend_factory):
+    a, b = backend_factory("a"), backend_factory("b")
+
+    def conf(be):
+        return (f"upstream be {{ server {be.addr}; keepalive 4; }}\n"
+                f"server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be; }} }}")
+    rampart.configure(conf(a))
+    rampart.start()
+    assert request(port, "/").headers["X-Backend-Name"] == "a"
+    rampart.configure(conf(b))
+    assert "configuration reloaded" in rampart.reload().group(0)
+    assert [request(port, "/").headers["X-Backend-Name"] for _ in range(3)] == ["b"] * 3
+    # the old generation's pooled connection does not linger
+    wait_for(lambda: a.stats()["open_connections"] == 0, timeout=5,
+             what="the old pool's connection to close")
 
 
 # -- 3. client pipelining --------------------------------------------------------
@@ -476,8 +506,8 @@ def test_host_is_the_upstream_name_by_default(rampart, port, backend):
 
 def test_proxy_set_header_host_passes_the_clients_host(rampart, port, backend):
     serve(rampart, port, backend, location="proxy_pass http://be; proxy_set_header Host $host;")
-    e = get_echo(port, host="app.example.org")
-    assert sent(e, "Host") == ["app.example.org"]
+    e = get_echo(port, host="App.Example.ORG:8080")
+    assert sent(e, "Host") == ["app.example.org"]  # $host: lower case, without the port
 
 
 def test_proxy_set_header_sets_a_value_with_variables(rampart, port, backend):
@@ -1063,6 +1093,20 @@ def post_early(port, size, delay=0.0):
         outcome = repr(e)
     sender.join(10)
     return c, outcome
+
+
+def test_client_leaving_mid_upload_closes_the_upstream_connection(rampart, port, backend):
+    serve(rampart, port, backend)
+    with Client(port) as c:
+        c.send(b"POST /?echo=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 500000\r\n\r\n"
+               + b"x" * 100_000)
+        wait_for(lambda: backend.stats()["open_connections"] == 1, timeout=3,
+                 what="the upload to reach the backend")
+    wait_for(lambda: backend.stats()["open_connections"] == 0, timeout=3,
+             what="the upstream connection of the abandoned upload to close")
+    assert backend.stats()["requests"] == 0  # the backend never saw a whole request
+    rampart.wait_log(r"client closed the connection while sending the request body to upstream")
+    assert request(port, "/").status == 200
 
 
 def test_upstream_answering_before_reading_the_body_keeps_the_client_connection(
