@@ -245,6 +245,15 @@ def test_post_body_arrives_intact(rampart, port, backend):
     assert sent(e, "Content-Length") == [str(len(body))]
 
 
+def test_empty_response_body_keeps_content_length_zero(rampart, port, backend):
+    serve(rampart, port, backend)
+    with Client(port) as c:
+        r = c.request("/?body=")
+        assert (r.status, r.framing, r.body) == (200, "length", b"")
+        assert r.header("Content-Length") == "0"
+        assert c.request("/?body=next").body == b"next"
+
+
 def test_empty_post_sends_content_length_zero(rampart, port, backend):
     serve(rampart, port, backend)
     e = echo_of(request(port, "/?echo=1", method="POST", body=b""))
@@ -697,6 +706,26 @@ def test_unknown_status_code_passes_through(rampart, port, backend):
     serve(rampart, port, backend)
     r = request(port, "/?status=299")
     assert (r.status, r.body) == (299, f"{backend.name}\n".encode())
+
+
+@pytest.mark.parametrize("framing", ["length", "chunked", "close"])
+def test_response_body_streams_to_the_client_as_it_arrives(rampart, port, backend, framing):
+    serve(rampart, port, backend)
+    extra = {"length": "", "chunked": "&chunked=1", "close": "&no_length=1"}[framing]
+    with Client(port) as c:
+        started = time.monotonic()
+        c.send_request(f"/?size=30&chunk_size=10&body_delay=0.3{extra}")
+        c.head()
+        while not c.buf:
+            c._more()
+        first = time.monotonic() - started
+        piece = 10 if framing == "length" else 15  # "a\r\n" + 10 bytes + "\r\n" when chunked
+        got = len(c.buf)
+        while got < 2 * piece:
+            got += len(c.sock.recv(100))
+        second = time.monotonic() - started
+    assert first < 0.25, f"the first piece came after {first:.2f}s"
+    assert second >= 0.25
 
 
 def test_close_delimited_upstream_response_is_chunked_for_http11_clients(rampart, port, backend):
