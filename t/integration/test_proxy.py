@@ -1,8 +1,11 @@
 """The HTTP/1.1 reverse proxy, end to end: proxy_pass to an upstream block or to
 host:port, keep-alive to the upstream, nginx's URI rules, the headers added,
 removed and rewritten both ways, response framing, strict parsing of upstream
-responses, request bodies (Expect, chunked, size limits), bounded memory on big
-transfers, and the $upstream_* variables.
+responses, timeouts and failover, request bodies (Expect, chunked, size limits),
+bounded memory on big transfers, balancing, and the $upstream_* variables.
+
+Tests marked xfail(strict=True) show bugs in rampart: each reason says what goes
+wrong; the test starts passing (and the xfail must go) when the bug is fixed.
 
 The backend is backend.py (the `backend` fixture): each request says how it
 wants to be answered with query parameters or X-Backend-* headers, and
