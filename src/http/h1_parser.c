@@ -193,6 +193,7 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
                 return fail(p, 502, "invalid status code");
             } else if (c == ' ') {
                 p->state = S_RREASON;
+                p->phrase.off = i + 1;
             } else {
                 p->state = c == '\r' ? S_RL_LF : S_HDR;
                 p->line_start = i + 1;
@@ -201,6 +202,7 @@ rp_h1_result_t rp_h1_parse_request(rp_h1_parser_t *p, const char *buf, size_t le
 
         case S_RREASON:
             if (c == '\r' || c == '\n') {
+                p->phrase.len = i - p->phrase.off;
                 p->state = c == '\r' ? S_RL_LF : S_HDR;
                 p->line_start = i + 1;
             } else if ((c < 0x20 && c != '\t') || c == 0x7f) {
@@ -336,7 +338,9 @@ int rp_h1_framing(const rp_h1_parser_t *p, const char *buf, rp_h1_framing_t *f, 
             }
             break;
         case 6:
-            if (!p->response && rp_span_ieq(buf, name, "expect")) {
+            /* RFC 9110 10.1.1: an expectation in HTTP/1.0 is ignored (and a 1xx must never
+             * go to an HTTP/1.0 client) */
+            if (!p->response && p->version == 11 && rp_span_ieq(buf, name, "expect")) {
                 if (value.len != 12 || strncasecmp(v, "100-continue", 12) != 0)
                     FAIL(417, "unsupported Expect");
                 f->expect_continue = 1;

@@ -43,6 +43,7 @@ typedef struct {
     rp_h1_header_t headers[RP_H1_MAX_HEADERS];
     unsigned nheaders;
     int code;           /* response parser: the status code */
+    rp_span_t phrase;   /* response parser: the reason phrase */
     unsigned response;  /* parsing a response head */
     int status;         /* with RP_H1_ERROR: 400, 414, 431, 505 (502 for a response) */
     const char *reason; /* with RP_H1_ERROR: what was wrong, for the log */

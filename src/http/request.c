@@ -211,8 +211,12 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
     put(&o, r->version == 10 ? "0 " : "1 ", 2);
     put_uint(&o, (uint64_t)status);
     put(&o, " ", 1);
-    const char *reason = rp_http_reason(status);
-    put(&o, reason, strlen(reason));
+    if (r->reason.len) {
+        put_str(&o, r->reason);
+    } else {
+        const char *reason = rp_http_reason(status);
+        put(&o, reason, strlen(reason));
+    }
     if (r->clcf == NULL || r->clcf->server_tokens)
         PUT_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
     else
@@ -249,6 +253,7 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
 {
     rp_conn_t *c = r->conn;
     r->status = status;
+    r->reason = RP_NULL_STR; /* rampart's own response: its own reason phrase */
     r->response_started = 1;
 
     if (content_type.len && status_has_body(status)) {

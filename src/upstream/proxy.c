@@ -49,6 +49,9 @@ typedef struct {
     unsigned finished : 1;
     unsigned last_timeout : 1;  /* the last failed attempt timed out */
     size_t head_len;            /* a built response head waits in rp_http_head_buf */
+    unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
+    int send_errno;
+    rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
     rp_chunked_t chunked;
     int mode;
@@ -124,8 +127,8 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
                  what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
                  server.data ? server.data : "", (int)r->method.len, r->method.data,
                  (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
-                 p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name,
-                 (int)r->request_uri.len, r->request_uri.data, (int)r->host.len, r->host.data);
+                 p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, (int)p->target.len,
+                 p->target.data, (int)r->host.len, r->host.data);
 }
 
 /* Lets go of the upstream connection: to the cache when reusable, else closed. */
@@ -248,11 +251,11 @@ static void wput(wbuf_t *w, const char *s, size_t n)
 
 #define WLIT(w, lit) wput((w), (lit), sizeof(lit) - 1)
 
-static size_t build_request(proxy_t *p)
+static size_t build_request(proxy_t *p, char *buf, size_t cap)
 {
     rp_request_t *r = p->r;
     rp_proxy_loc_conf_t *plcf = p->plcf;
-    wbuf_t w = {scratch, scratch + sizeof(scratch)};
+    wbuf_t w = {buf, buf + cap};
     int has_conn_hdr = 0, client_request_id = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
@@ -262,11 +265,9 @@ static size_t build_request(proxy_t *p)
             client_request_id = 1;
     }
 
-    rp_str_t target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len,
-                                   r->request_uri, r->uri, r->args);
     wput(&w, r->method.data, r->method.len);
     WLIT(&w, " ");
-    wput(&w, target.data, target.len);
+    wput(&w, p->target.data, p->target.len);
     WLIT(&w, " HTTP/1.1\r\n");
 
     for (size_t i = 0; i < plcf->nheaders; i++) {
@@ -318,7 +319,7 @@ static size_t build_request(proxy_t *p)
         wput(&w, cl, (size_t)k);
     }
     WLIT(&w, "\r\n");
-    return w.p ? (size_t)(w.p - scratch) : 0;
+    return w.p ? (size_t)(w.p - buf) : 0;
 }
 
 /* Writes what is queued for the upstream. Returns 0 when all went, 1 when it must wait,
@@ -378,6 +379,8 @@ static void pump_body(proxy_t *p)
 {
     rp_request_t *r = p->r;
     rp_conn_t *c = r->conn;
+    if (p->send_failed)
+        return;
     while (!p->body_sent) {
         int w = flush_uout(p);
         if (w < 0) {
@@ -464,6 +467,13 @@ static void start_exchange(proxy_t *p)
     p->got_bytes = 0;
     p->body_sent = !(r->chunked || r->content_length > 0);
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
+    uint32_t need = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
+    if (uc->cap < need) {
+        /* a cached connection opened for a location with a smaller proxy_buffer_size */
+        free(uc->buf);
+        uc->buf = rp_xmalloc(need);
+        uc->cap = need;
+    }
     uc->len = uc->pos = 0;
     uc->owner = p;
     uc->on_read = on_upstream_read;
@@ -471,13 +481,20 @@ static void start_exchange(proxy_t *p)
     uc->on_timeout = on_upstream_timer;
     event_add(&uc->rev, NULL);
 
-    size_t hlen = build_request(p);
-    if (hlen == 0) {
-        log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0, NULL);
-        fail(p, 500);
-        return;
+    /* The worker's scratch fits nearly every head; a client allowed a larger one
+     * (large_client_header_buffers) gets a request-sized buffer from its arena. */
+    char *buf = scratch;
+    size_t cap = sizeof(scratch), hlen;
+    while ((hlen = build_request(p, buf, cap)) == 0) {
+        if (cap >= 16 * 1024 * 1024) {
+            log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0, NULL);
+            fail(p, 500);
+            return;
+        }
+        cap *= 4;
+        buf = rp_arena_alloc(r->arena, cap);
     }
-    struct iovec iov = {scratch, hlen};
+    struct iovec iov = {buf, hlen};
     if (send_bytes(p, &iov, 1) != 0) {
         upstream_send_error(p, errno);
         return;
@@ -560,7 +577,7 @@ static void connect_next(proxy_t *p)
         return;
     }
     p->reused = 0;
-    uint32_t cap = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size;
+    uint32_t cap = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     uc = rp_uconn_new(u, s, cap);
     p->uc = uc;
     p->t_connect = p->t_start;
@@ -610,10 +627,27 @@ static int retry_stale(proxy_t *p)
     return 1;
 }
 
+static void read_upstream(proxy_t *p);
+
 static void upstream_send_error(proxy_t *p, int err)
 {
     if (retry_stale(p))
         return;
+    if (!p->send_failed) {
+        /* A server may answer before it has read the whole body (a 413, a 403) and
+         * close: its answer can be waiting in our socket. Stop sending and read it
+         * (RFC 9112 9.5); only without an answer is this a failure. */
+        p->send_failed = 1;
+        p->send_errno = err;
+        p->keep = 0;
+        p->r->conn->on_body = NULL;
+        event_del(&p->uc->wev);
+        evbuffer_drain(p->uc->out, evbuffer_get_length(p->uc->out));
+        if (p->state == P_SEND)
+            p->state = P_HEAD;
+        read_upstream(p);
+        return;
+    }
     log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
     record(p->r, &p->r->upstream_status, "502");
     record_ms(p->r, &p->r->upstream_response_time, ms_since(&p->t_start));
@@ -710,8 +744,8 @@ static int handle_head(proxy_t *p)
     const char *why = NULL;
     char code_text[16];
     snprintf(code_text, sizeof(code_text), "%d", code);
-    record(r, &r->upstream_status, code_text);
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
+        record(r, &r->upstream_status, "502"); /* as nginx: what the client got */
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
@@ -722,6 +756,7 @@ static int handle_head(proxy_t *p)
         return -1;
     }
 
+    record(r, &r->upstream_status, code_text);
     int no_body = r->head || code == 204 || code == 304;
     if (no_body)
         p->mode = B_NONE;
@@ -737,6 +772,8 @@ static int handle_head(proxy_t *p)
     p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive);
 
     r->status = code;
+    if (ps->phrase.len && *rp_http_reason(code) == '\0')
+        r->reason = (rp_str_t){b + ps->phrase.off, ps->phrase.len}; /* a code we do not name */
     r->response_started = 1;
     for (unsigned i = 0; i < ps->nheaders; i++)
         if (response_header_passes(p, ps, b, i))
@@ -874,9 +911,13 @@ static void read_upstream(proxy_t *p)
             }
             if (retry_stale(p))
                 return;
-            log_upstream(p, RP_LOG_ERR,
-                         err ? "recv() failed" : "upstream prematurely closed connection", err,
-                         "while reading response header from upstream");
+            if (p->send_failed)
+                log_upstream(p, RP_LOG_ERR, "writev() failed", p->send_errno,
+                             "while sending request to upstream");
+            else
+                log_upstream(p, RP_LOG_ERR,
+                             err ? "recv() failed" : "upstream prematurely closed connection", err,
+                             "while reading response header from upstream");
             record(r, &r->upstream_status, "502");
             record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
             rp_upstream_report(p->ups, uc->peer, 1);
@@ -1004,6 +1045,8 @@ int rp_proxy_handler(rp_request_t *r)
     p->plcf = plcf;
     p->ups = plcf->upstream;
     p->tried = rp_arena_calloc(r->arena, p->ups->servers.nelts);
+    p->target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri,
+                             r->uri, r->args);
     r->upstream = p;
     r->cleanup = cleanup;
     r->proxy_host = plcf->host;

