@@ -22,7 +22,7 @@
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz: contract violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);  \
+            fprintf(stderr, "fuzz: contract violated: %s (%s:%d)\n", #cond, __FILE__, __LINE__);   \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -72,8 +72,8 @@ typedef enum {
  * cut points of one kind and returns how many. The pieces are data[0..cuts[0]),
  * data[cuts[0]..cuts[1]), ..., data[cuts[n-1]..len).
  */
-static inline size_t fuzz_cuts(fuzz_cut_kind_t kind, const uint8_t *data, size_t len,
-                               uint64_t seed, size_t *cuts)
+static inline size_t fuzz_cuts(fuzz_cut_kind_t kind, const uint8_t *data, size_t len, uint64_t seed,
+                               size_t *cuts)
 {
     size_t n = 0;
     if (len < 2)

@@ -13,7 +13,8 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define LINE_MAX_BYTES 4096 /* CHUNK_LINE_MAX in h1_parser.c: a size or trailer line, CRLF included */
+/* CHUNK_LINE_MAX in h1_parser.c: the longest size or trailer line, CRLF included */
+#define LINE_MAX_BYTES 4096
 
 typedef struct {
     int rc;
@@ -24,8 +25,7 @@ typedef struct {
 } decoded_t;
 
 /* Decodes data[0..size) cut at cuts[], appending the decoded bytes to d->data. */
-static void decode(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts,
-                   decoded_t *d)
+static void decode(const uint8_t *data, size_t size, const size_t *cuts, size_t ncuts, decoded_t *d)
 {
     rp_chunked_t c;
     rp_chunked_init(&c);

@@ -28,11 +28,15 @@ typedef struct {
 static void head_limits(uint64_t h, head_mode_t *m)
 {
     switch (h % 8) {
-    case 0: case 1: case 2: case 3:
+    case 0:
+    case 1:
+    case 2:
+    case 3:
         m->max_line = 8192;
         m->max_head = 32768;
         break;
-    case 4: case 5:
+    case 4:
+    case 5:
         m->max_line = 1 + (uint32_t)((h >> 8) % 128);
         m->max_head = 1 + (uint32_t)((h >> 24) % 1024);
         break;
