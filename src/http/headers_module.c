@@ -43,17 +43,11 @@ static const char *set_add_header(rp_conf_t *cf, const rp_command_t *cmd, void *
         hc->headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
         rp_array_init(hc->headers, cf->arena, 4, sizeof(add_header_t));
     }
-    add_header_t *h = rp_array_push(hc->headers);
     const char *name = cf->argv[1];
-    for (const char *p = name; *p; p++) {
-        unsigned char ch = (unsigned char)*p;
-        if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
-            return rp_conf_error(cf, "invalid header name \"%s\"", name);
-    }
-    if (*name == '\0')
-        return "empty header name";
-    if (strchr(cf->argv[2], '\r') || strchr(cf->argv[2], '\n'))
-        return rp_conf_error(cf, "header value of \"%s\" contains a line break", name);
+    const char *bad = rp_conf_check_header(cf, name, cf->argv[2]);
+    if (bad)
+        return bad;
+    add_header_t *h = rp_array_push(hc->headers);
     h->name = (rp_str_t){name, strlen(name)};
     const char *err = rp_cv_compile(cf, cf->argv[2], &h->value);
     if (err)

@@ -4,6 +4,7 @@
  * framing (HTTP/1 now: Content-Length and Connection).
  */
 #include "http/request.h"
+#include "core/wbuf.h"
 #include "http/conn.h"
 #include "core/log.h"
 
@@ -160,28 +161,12 @@ int rp_http_keepalive(rp_request_t *r)
                              c->requests < (unsigned)clcf->keepalive_requests));
 }
 
-typedef struct {
-    char *p, *end;
-} out_t;
-
-static void put(out_t *o, const char *s, size_t n)
+static void put_str(rp_wbuf_t *o, rp_str_t s)
 {
-    if (o->p == NULL || (size_t)(o->end - o->p) < n) {
-        o->p = NULL;
-        return;
-    }
-    memcpy(o->p, s, n);
-    o->p += n;
+    rp_wbuf_put(o, s.data, s.len);
 }
 
-#define PUT_LIT(o, lit) put((o), (lit), sizeof(lit) - 1)
-
-static void put_str(out_t *o, rp_str_t s)
-{
-    put(o, s.data, s.len);
-}
-
-static void put_uint(out_t *o, uint64_t v)
+static void put_uint(rp_wbuf_t *o, uint64_t v)
 {
     char tmp[24];
     int i = sizeof(tmp);
@@ -189,14 +174,14 @@ static void put_uint(out_t *o, uint64_t v)
         tmp[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    put(o, tmp + i, sizeof(tmp) - (size_t)i);
+    rp_wbuf_put(o, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t content_length,
                           int chunked)
 {
     rp_conn_t *c = r->conn;
-    out_t o = {buf, buf + cap};
+    rp_wbuf_t o = {buf, buf + cap};
     int status = r->status;
 
     for (size_t i = 0; i < sizeof(rp_http_header_filters) / sizeof(rp_http_header_filters[0]); i++)
@@ -207,45 +192,45 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
     if (content_length < 0 && !chunked && status_has_body(status) && !r->head)
         keep = 0; /* the body ends when the connection does */
 
-    PUT_LIT(&o, "HTTP/1.");
-    put(&o, r->version == 10 ? "0 " : "1 ", 2);
+    RP_WBUF_LIT(&o, "HTTP/1.");
+    rp_wbuf_put(&o, r->version == 10 ? "0 " : "1 ", 2);
     put_uint(&o, (uint64_t)status);
-    put(&o, " ", 1);
+    rp_wbuf_put(&o, " ", 1);
     if (r->reason.len) {
         put_str(&o, r->reason);
     } else {
         const char *reason = rp_http_reason(status);
-        put(&o, reason, strlen(reason));
+        rp_wbuf_put(&o, reason, strlen(reason));
     }
     if (r->clcf == NULL || r->clcf->server_tokens)
-        PUT_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
+        RP_WBUF_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
     else
-        PUT_LIT(&o, "\r\nServer: rampart\r\nDate: ");
-    put(&o, http_date(), 29);
-    PUT_LIT(&o, "\r\n");
+        RP_WBUF_LIT(&o, "\r\nServer: rampart\r\nDate: ");
+    rp_wbuf_put(&o, http_date(), 29);
+    RP_WBUF_LIT(&o, "\r\n");
     for (unsigned i = 0; i < r->nout_headers; i++) {
         const rp_header_t *h = &r->out_headers[i];
         if (h->name.len == 0)
             continue; /* removed by a filter */
         put_str(&o, h->name);
-        PUT_LIT(&o, ": ");
+        RP_WBUF_LIT(&o, ": ");
         put_str(&o, h->value);
-        PUT_LIT(&o, "\r\n");
+        RP_WBUF_LIT(&o, "\r\n");
     }
     if (content_length >= 0 && (status_has_body(status) || r->head)) {
-        PUT_LIT(&o, "Content-Length: ");
+        RP_WBUF_LIT(&o, "Content-Length: ");
         put_uint(&o, (uint64_t)content_length);
-        PUT_LIT(&o, "\r\n");
+        RP_WBUF_LIT(&o, "\r\n");
     } else if (chunked && status_has_body(status)) {
-        PUT_LIT(&o, "Transfer-Encoding: chunked\r\n");
+        RP_WBUF_LIT(&o, "Transfer-Encoding: chunked\r\n");
     }
     if (!keep) {
-        PUT_LIT(&o, "Connection: close\r\n");
+        RP_WBUF_LIT(&o, "Connection: close\r\n");
         c->close_after = 1;
     } else if (r->version == 10) {
-        PUT_LIT(&o, "Connection: keep-alive\r\n");
+        RP_WBUF_LIT(&o, "Connection: keep-alive\r\n");
     }
-    PUT_LIT(&o, "\r\n");
+    RP_WBUF_LIT(&o, "\r\n");
     return o.p ? (size_t)(o.p - buf) : 0;
 }
 
@@ -279,6 +264,20 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
     rp_conn_write(c, iov, n);
     rp_conn_response_end(c);
     return RP_DONE;
+}
+
+const char *rp_conf_check_header(rp_conf_t *cf, const char *name, const char *value)
+{
+    if (*name == '\0')
+        return "empty header name";
+    for (const char *p = name; *p; p++) {
+        unsigned char ch = (unsigned char)*p;
+        if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
+            return rp_conf_error(cf, "invalid header name \"%s\"", name);
+    }
+    if (strchr(value, '\r') || strchr(value, '\n'))
+        return rp_conf_error(cf, "header value of \"%s\" contains a line break", name);
+    return NULL;
 }
 
 int rp_http_send_error(rp_request_t *r, int status)

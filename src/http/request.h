@@ -107,6 +107,10 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
 /* Sends rampart's own page for an error status (or a redirect's bare page). */
 int rp_http_send_error(rp_request_t *r, int status);
 
+/* For directives that add header fields: NULL when name is a valid field name and the
+ * value holds no line break, else the error to return. */
+const char *rp_conf_check_header(rp_conf_t *cf, const char *name, const char *value);
+
 /* The reason phrase of a status, "" for unknown ones. */
 const char *rp_http_reason(int status);
 

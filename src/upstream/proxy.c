@@ -16,6 +16,7 @@
  */
 #include "upstream/proxy.h"
 #include "core/log.h"
+#include "core/wbuf.h"
 #include "http/conn.h"
 #include "http/h1_parser.h"
 
@@ -235,27 +236,13 @@ static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
     return 0;
 }
 
-typedef struct {
-    char *p, *end;
-} wbuf_t;
 
-static void wput(wbuf_t *w, const char *s, size_t n)
-{
-    if (w->p == NULL || (size_t)(w->end - w->p) < n) {
-        w->p = NULL;
-        return;
-    }
-    memcpy(w->p, s, n);
-    w->p += n;
-}
-
-#define WLIT(w, lit) wput((w), (lit), sizeof(lit) - 1)
 
 static size_t build_request(proxy_t *p, char *buf, size_t cap)
 {
     rp_request_t *r = p->r;
     rp_proxy_loc_conf_t *plcf = p->plcf;
-    wbuf_t w = {buf, buf + cap};
+    rp_wbuf_t w = {buf, buf + cap};
     int has_conn_hdr = 0, client_request_id = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
@@ -265,10 +252,10 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
             client_request_id = 1;
     }
 
-    wput(&w, r->method.data, r->method.len);
-    WLIT(&w, " ");
-    wput(&w, p->target.data, p->target.len);
-    WLIT(&w, " HTTP/1.1\r\n");
+    rp_wbuf_put(&w, r->method.data, r->method.len);
+    RP_WBUF_LIT(&w, " ");
+    rp_wbuf_put(&w, p->target.data, p->target.len);
+    RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
 
     for (size_t i = 0; i < plcf->nheaders; i++) {
         const rp_proxy_header_t *h = &plcf->headers[i];
@@ -279,10 +266,10 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
             continue; /* an empty value removes the header, as in nginx */
         if (memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len))
             continue;
-        wput(&w, h->name.data, h->name.len);
-        WLIT(&w, ": ");
-        wput(&w, v.data, v.len);
-        WLIT(&w, "\r\n");
+        rp_wbuf_put(&w, h->name.data, h->name.len);
+        RP_WBUF_LIT(&w, ": ");
+        rp_wbuf_put(&w, v.data, v.len);
+        RP_WBUF_LIT(&w, "\r\n");
     }
 
     for (unsigned i = 0; i < r->nheaders; i++) {
@@ -300,25 +287,25 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
                   strncasecmp(plcf->headers[k].name.data, n.data, n.len) == 0;
         if (set || (has_conn_hdr && named_by_connection(r->headers, r->nheaders, n)))
             continue;
-        wput(&w, n.data, n.len);
-        WLIT(&w, ": ");
-        wput(&w, r->headers[i].value.data, r->headers[i].value.len);
-        WLIT(&w, "\r\n");
+        rp_wbuf_put(&w, n.data, n.len);
+        RP_WBUF_LIT(&w, ": ");
+        rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
+        RP_WBUF_LIT(&w, "\r\n");
     }
 
     if (p->ups->keepalive == 0)
-        WLIT(&w, "Connection: close\r\n");
+        RP_WBUF_LIT(&w, "Connection: close\r\n");
     if (r->chunked) {
         p->req_chunked = 1;
-        WLIT(&w, "Transfer-Encoding: chunked\r\n");
+        RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (r->content_length >= 0 &&
                (r->content_length > 0 || rp_str_eq(r->method, "POST") ||
                 rp_str_eq(r->method, "PUT") || rp_str_eq(r->method, "PATCH"))) {
         char cl[40];
         int k = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        wput(&w, cl, (size_t)k);
+        rp_wbuf_put(&w, cl, (size_t)k);
     }
-    WLIT(&w, "\r\n");
+    RP_WBUF_LIT(&w, "\r\n");
     return w.p ? (size_t)(w.p - buf) : 0;
 }
 

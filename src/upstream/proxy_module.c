@@ -143,15 +143,9 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
         rp_array_init(p->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
     }
     const char *name = cf->argv[1];
-    if (*name == '\0')
-        return "empty header name";
-    for (const char *s = name; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch <= 0x20 || ch >= 0x7f || strchr("()<>@,;:\\\"/[]?={}", ch))
-            return rp_conf_error(cf, "invalid header name \"%s\"", name);
-    }
-    if (strchr(cf->argv[2], '\r') || strchr(cf->argv[2], '\n'))
-        return rp_conf_error(cf, "header value of \"%s\" contains a line break", name);
+    const char *bad = rp_conf_check_header(cf, name, cf->argv[2]);
+    if (bad)
+        return bad;
     rp_proxy_header_t *h = rp_array_push(p->set_headers);
     memset(h, 0, sizeof(*h));
     h->name = (rp_str_t){name, strlen(name)};
