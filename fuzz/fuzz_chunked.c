@@ -103,7 +103,13 @@ static int ref_decode(const uint8_t *d, size_t len, char *out, size_t *outlen, s
             }
             if (!digits)
                 BAD();
-            if (c == ';' || c == ' ' || c == '\t') {
+            /* whitespace after the digits may only lead to ";" or the line end */
+            while (c == ' ' || c == '\t') {
+                GET();
+                if (c != ' ' && c != '\t' && c != ';' && c != '\r')
+                    BAD();
+            }
+            if (c == ';') {
                 for (;;) {
                     GET();
                     if (c == '\r')
