@@ -100,7 +100,6 @@ class Flappy:
         self.sock = self._bound(0)
         self.port = self.sock.getsockname()[1]
         self.addr = f"127.0.0.1:{self.port}"
-        self.served = 0
         self.thread = None
 
     @staticmethod
@@ -149,7 +148,6 @@ class Flappy:
                     body = b"flappy\n"
                     c.sendall(b"HTTP/1.1 200 OK\r\nX-Backend-Name: flappy\r\nConnection: close"
                               b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-                    self.served += 1
                 except OSError:
                     pass
 
