@@ -44,8 +44,10 @@ static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
         return 0;
     if (s->max_conns && s->conns >= s->max_conns)
         return 0;
-    /* as nginx, the only server of its tier (primary or backup) never rests */
-    int single = s->backup ? u->nbackup == 1 : u->nprimary == 1;
+    /* As nginx: only the server of a one-server group never rests (there is nowhere
+     * else to go); a lone primary beside backups rests, so the backups take over
+     * without every request first waiting on it. */
+    int single = u->servers.nelts == 1;
     if (!single && s->max_fails && s->fails >= s->max_fails) {
         if (now - s->checked < s->fail_timeout)
             return 0;
@@ -94,7 +96,7 @@ void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int fail
         s->checked = now;
     }
     s->fails++;
-    if (s->fails == s->max_fails && (s->backup ? u->nbackup : u->nprimary) > 1)
+    if (s->fails == s->max_fails && u->servers.nelts > 1)
         rp_log_error(RP_LOG_WARN, 0, "upstream server temporarily disabled: upstream \"%s\", "
                                      "server %s, %d failures within %lldms",
                      u->name, s->name, s->fails, (long long)s->fail_timeout);

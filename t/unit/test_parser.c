@@ -8,6 +8,7 @@
 #include "conf/conf.h"
 #include "core/cycle.h"
 #include "core/log.h"
+#include "upstream/proxy.h"
 #include "upstream/upstream.h"
 #include "unit.h"
 
@@ -1190,6 +1191,163 @@ START_TEST(test_upstream_servers_keep_their_parameters)
 }
 END_TEST
 
+/* proxy and upstream directives */
+
+/* A location proxying to upstream u, with `line` on line 9 of the file. */
+static const char *proxy_conf(const char *line)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "http {\n"
+             "    upstream u {\n"
+             "        server 127.0.0.1:8081;\n"
+             "    }\n"
+             "    server {\n"
+             "        listen 127.0.0.1:8080;\n"
+             "        location / {\n"
+             "            proxy_pass http://u;\n"
+             "            %s\n"
+             "        }\n"
+             "    }\n"
+             "}\n",
+             line);
+    return buf;
+}
+
+/* An upstream block u holding `lines` on lines 4 and on. */
+static const char *upstream_conf(const char *lines)
+{
+    static char buf[1024];
+    snprintf(buf, sizeof(buf),
+             "http {\n"
+             "    upstream u {\n"
+             "        server 127.0.0.1:8081;\n"
+             "%s"
+             "    }\n"
+             "}\n",
+             lines);
+    return buf;
+}
+
+START_TEST(test_proxy_set_header_content_length_is_refused)
+{
+    ut_expect_error(proxy_conf("proxy_set_header Content-Length 10;"),
+                    "@/rampart.conf:9: \"proxy_set_header\": \"Content-Length\" cannot be set: "
+                    "rampart writes it itself");
+}
+END_TEST
+
+START_TEST(test_proxy_set_header_transfer_encoding_is_refused)
+{
+    ut_expect_error(proxy_conf("proxy_set_header transfer-encoding chunked;"),
+                    "@/rampart.conf:9: \"proxy_set_header\": \"transfer-encoding\" cannot be set: "
+                    "rampart writes it itself");
+}
+END_TEST
+
+START_TEST(test_proxy_set_header_connection_with_a_value_is_refused)
+{
+    ut_expect_error(proxy_conf("proxy_set_header Connection close;"),
+                    "@/rampart.conf:9: \"proxy_set_header\": \"Connection\" cannot be set: "
+                    "rampart writes it itself");
+}
+END_TEST
+
+START_TEST(test_proxy_set_header_empty_connection_is_accepted)
+{
+    rp_cycle_destroy(ut_load_ok(proxy_conf("proxy_set_header Connection \"\";")));
+}
+END_TEST
+
+START_TEST(test_proxy_buffer_size_above_128k_is_refused)
+{
+    ut_expect_error(proxy_conf("proxy_buffer_size 129k;"),
+                    "@/rampart.conf:9: \"proxy_buffer_size\": proxy_buffer_size must be between "
+                    "1k and 128k");
+}
+END_TEST
+
+START_TEST(test_proxy_buffer_size_below_1k_is_refused)
+{
+    ut_expect_error(proxy_conf("proxy_buffer_size 1023;"),
+                    "@/rampart.conf:9: \"proxy_buffer_size\": proxy_buffer_size must be between "
+                    "1k and 128k");
+}
+END_TEST
+
+START_TEST(test_proxy_buffer_size_of_1k_and_of_128k_are_accepted)
+{
+    const char *sizes[] = {"1k", "128k"};
+    size_t want[] = {1024, 128 * 1024};
+    for (size_t i = 0; i < 2; i++) {
+        char line[64];
+        snprintf(line, sizeof(line), "proxy_buffer_size %s;", sizes[i]);
+        rp_cycle_t *cycle = ut_load_ok(proxy_conf(line));
+        rp_http_core_loc_conf_t *loc = ut_loc(ut_srv_loc(ut_server(cycle, 0)), "/");
+        rp_proxy_loc_conf_t *p = loc->loc_conf[rp_proxy_module.index];
+        ck_assert_uint_eq(p->buffer_size, want[i]);
+        rp_cycle_destroy(cycle);
+    }
+}
+END_TEST
+
+START_TEST(test_upstream_keepalive_timeout_twice_is_a_duplicate)
+{
+    ut_expect_error(upstream_conf("        keepalive_timeout 10s;\n"
+                                  "        keepalive_timeout 20s;\n"),
+                    "@/rampart.conf:5: \"keepalive_timeout\": is duplicate");
+}
+END_TEST
+
+START_TEST(test_upstream_keepalive_requests_twice_is_a_duplicate)
+{
+    ut_expect_error(upstream_conf("        keepalive_requests 100;\n"
+                                  "        keepalive_requests 200;\n"),
+                    "@/rampart.conf:5: \"keepalive_requests\": is duplicate");
+}
+END_TEST
+
+START_TEST(test_upstream_defined_after_the_proxy_pass_naming_it_is_used)
+{
+    rp_cycle_t *cycle = ut_load_ok("http {\n"
+                                   "    server {\n"
+                                   "        listen 127.0.0.1:8080;\n"
+                                   "        location / {\n"
+                                   "            proxy_pass http://later;\n"
+                                   "        }\n"
+                                   "    }\n"
+                                   "    upstream later {\n"
+                                   "        server 127.0.0.1:8081;\n"
+                                   "    }\n"
+                                   "}\n");
+    rp_http_core_loc_conf_t *loc = ut_loc(ut_srv_loc(ut_server(cycle, 0)), "/");
+    rp_proxy_loc_conf_t *p = loc->loc_conf[rp_proxy_module.index];
+    ck_assert_ptr_nonnull(p->upstream);
+    ck_assert_str_eq(p->upstream->name, "later");
+    ck_assert_int_eq(p->upstream->implicit, 0);
+    ck_assert_uint_eq(p->upstream->line, 8);
+    rp_cycle_destroy(cycle);
+}
+END_TEST
+
+START_TEST(test_proxy_pass_checked_after_the_whole_file_is_refused_at_its_own_line)
+{
+    ut_expect_error("http {\n"
+                    "    server {\n"
+                    "        listen 127.0.0.1:8080;\n"
+                    "        location / {\n"
+                    "            proxy_pass http://127.0.0.1:0;\n"
+                    "        }\n"
+                    "    }\n"
+                    "    upstream later {\n"
+                    "        server 127.0.0.1:8081;\n"
+                    "    }\n"
+                    "}\n",
+                    "@/rampart.conf:5: \"proxy_pass\": invalid port in \"127.0.0.1:0\" (no "
+                    "upstream block \"127.0.0.1:0\" either)");
+}
+END_TEST
+
 static Suite *parser_suite(void)
 {
     Suite *s = suite_create("parser");
@@ -1248,6 +1406,21 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_core_defaults_apply_when_nothing_is_set);
     tcase_add_test(tc, test_worker_processes_auto_is_the_number_of_cpus);
     tcase_add_test(tc, test_upstream_servers_keep_their_parameters);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("proxy and upstream");
+    tcase_add_checked_fixture(tc, ut_setup_dir, ut_teardown_dir);
+    tcase_add_test(tc, test_proxy_set_header_content_length_is_refused);
+    tcase_add_test(tc, test_proxy_set_header_transfer_encoding_is_refused);
+    tcase_add_test(tc, test_proxy_set_header_connection_with_a_value_is_refused);
+    tcase_add_test(tc, test_proxy_set_header_empty_connection_is_accepted);
+    tcase_add_test(tc, test_proxy_buffer_size_above_128k_is_refused);
+    tcase_add_test(tc, test_proxy_buffer_size_below_1k_is_refused);
+    tcase_add_test(tc, test_proxy_buffer_size_of_1k_and_of_128k_are_accepted);
+    tcase_add_test(tc, test_upstream_keepalive_timeout_twice_is_a_duplicate);
+    tcase_add_test(tc, test_upstream_keepalive_requests_twice_is_a_duplicate);
+    tcase_add_test(tc, test_upstream_defined_after_the_proxy_pass_naming_it_is_used);
+    tcase_add_test(tc, test_proxy_pass_checked_after_the_whole_file_is_refused_at_its_own_line);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("duplicates");
