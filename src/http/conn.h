@@ -15,6 +15,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 
@@ -31,6 +32,8 @@ struct rp_conn_s {
     struct sockaddr_storage local;
     socklen_t locallen;
     rp_http_addr_t *addr;
+    char peer_text[INET6_ADDRSTRLEN + 8]; /* $remote_addr, made on first use */
+    unsigned peer_text_len;
 
     char *in; /* head and pipelined bytes; the head of the current request starts at 0 */
     uint32_t in_len, in_cap;

@@ -146,6 +146,7 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     c->addr = addr;
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
+    c->peer_text_len = 0;
     c->locallen = 0;
     c->in_len = c->in_pos = 0;
     c->r = NULL;

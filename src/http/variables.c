@@ -91,12 +91,16 @@ static void addr_text(const struct sockaddr_storage *ss, char *buf, size_t len, 
     }
 }
 
+/* Formatted once per connection: every proxied request sends it (X-Forwarded-For). */
 static int get_remote_addr(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
-    char buf[64];
-    int port;
-    addr_text(&r->conn->peer, buf, sizeof(buf), &port);
-    *out = dup_str(r, buf);
+    rp_conn_t *c = r->conn;
+    if (c->peer_text_len == 0) {
+        int port;
+        addr_text(&c->peer, c->peer_text, sizeof(c->peer_text), &port);
+        c->peer_text_len = (unsigned)strlen(c->peer_text);
+    }
+    *out = (rp_str_t){c->peer_text, c->peer_text_len};
     return 0;
 }
 
@@ -333,9 +337,11 @@ static uint64_t rng_next(void)
 rp_str_t rp_request_id(rp_request_t *r)
 {
     if (r->request_id[0] == '\0') {
-        uint64_t a = rng_next(), b = rng_next();
-        snprintf(r->request_id, sizeof(r->request_id), "%016llx%016llx", (unsigned long long)a,
-                 (unsigned long long)b);
+        static const char hex[] = "0123456789abcdef";
+        uint64_t v[2] = {rng_next(), rng_next()};
+        for (int k = 0; k < 32; k++)
+            r->request_id[k] = hex[(v[k / 16] >> (60 - 4 * (k % 16))) & 15];
+        r->request_id[32] = '\0';
     }
     return (rp_str_t){r->request_id, 32};
 }

@@ -97,14 +97,23 @@ static void record(rp_request_t *r, rp_str_t *field, const char *text)
     *field = (rp_str_t){b, field->len + 2 + n};
 }
 
+/* Seconds with milliseconds ("0.004"), or "-" for a negative (unknown) time. */
 static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
 {
-    char buf[32];
-    if (ms < 0)
-        snprintf(buf, sizeof(buf), "-");
-    else
-        snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
-    record(r, field, buf);
+    char buf[32], *p = buf + sizeof(buf);
+    *--p = '\0';
+    if (ms < 0) {
+        *--p = '-';
+    } else {
+        for (int k = 0; k < 3; k++, ms /= 10)
+            *--p = (char)('0' + ms % 10);
+        *--p = '.';
+        do {
+            *--p = (char)('0' + ms % 10);
+            ms /= 10;
+        } while (ms);
+    }
+    record(r, field, p);
 }
 
 /* nginx's error-log context: who asked for what, and where it was going. */
@@ -729,8 +738,8 @@ static int handle_head(proxy_t *p)
 
     rp_h1_framing_t f;
     const char *why = NULL;
-    char code_text[16];
-    snprintf(code_text, sizeof(code_text), "%d", code);
+    char code_text[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
+                         (char)('0' + code % 10), '\0'}; /* the parser allows 100..999 */
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
         record(r, &r->upstream_status, "502"); /* as nginx: what the client got */
         char msg[160];
