@@ -13,6 +13,7 @@
 #include "http/request.h"
 
 #include <event2/buffer.h>
+#include <openssl/ssl.h>
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <netinet/in.h>
@@ -24,6 +25,8 @@ struct rp_listening_s;
 struct rp_conn_s {
     int fd;
     int state;
+    SSL *ssl;      /* NULL on a cleartext connection */
+    char sni[256]; /* the TLS server name the client asked for, normalized; "" for none */
     struct event io;  /* readable */
     struct event wio; /* writable, added only while output is blocked */
     struct event timer;

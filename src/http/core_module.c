@@ -243,7 +243,9 @@ static const char *set_listen(rp_conf_t *cf, const rp_command_t *cmd, void *conf
                 return rp_conf_error(cf, "invalid value in \"%s\", it must be on or off", a);
             lo.ipv6only = flag;
             lo.has_opts = 1;
-        } else if (strcmp(a, "ssl") == 0 || strcmp(a, "http2") == 0) {
+        } else if (strcmp(a, "ssl") == 0) {
+            lo.ssl = 1;
+        } else if (strcmp(a, "http2") == 0) {
             return rp_conf_error(cf, "the \"%s\" parameter is not supported yet", a);
         } else {
             return rp_conf_error(cf, "invalid parameter \"%s\"", a);

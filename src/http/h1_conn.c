@@ -7,9 +7,12 @@
  */
 #include "http/conn.h"
 #include "core/log.h"
+#include "http/ssl.h"
 #include "route/route.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 #include <unistd.h>
 
 enum {
+    ST_HANDSHAKE, /* TLS: the handshake is under way */
     ST_HEAD,   /* reading a request head */
     ST_BUSY,   /* a request is being answered (and its body discarded) */
     ST_IDLE,   /* keep-alive: waiting for the next request */
@@ -87,11 +91,119 @@ static void end_request(rp_conn_t *c)
     c->r = NULL;
 }
 
+/* Reads from the connection, through TLS when it has it. Like read(2): bytes, 0 at
+ * the end, or -1 with errno (EAGAIN when it must wait). */
+static ssize_t conn_read(rp_conn_t *c, void *buf, size_t n)
+{
+    if (c->ssl == NULL)
+        return read(c->fd, buf, n);
+    ERR_clear_error();
+    int k = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    if (k > 0)
+        return k;
+    switch (SSL_get_error(c->ssl, k)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        return 0;
+    case SSL_ERROR_SYSCALL:
+        if (errno == 0)
+            return 0; /* the peer closed without close_notify */
+        return -1;
+    default:
+        errno = EPROTO;
+        return -1;
+    }
+}
+
+/* One TLS record's worth: a write is never split into records smaller than needed, and a
+ * retried SSL_write (after WANT_WRITE) is never longer than the queue behind it. */
+#define TLS_CHUNK 16384
+
+static ssize_t tls_write(rp_conn_t *c, const void *buf, size_t n)
+{
+    ERR_clear_error();
+    int k = SSL_write(c->ssl, buf, (int)n);
+    if (k > 0)
+        return k;
+    switch (SSL_get_error(c->ssl, k)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    default:
+        if (errno == 0 || errno == EAGAIN)
+            errno = EPIPE;
+        return -1;
+    }
+}
+
+/* Like writev(2), through TLS when the connection has it. */
+static ssize_t conn_writev(rp_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    if (c->ssl == NULL)
+        return writev(c->fd, iov, iovcnt);
+    size_t total = 0, sum = 0;
+    for (int i = 0; i < iovcnt; i++)
+        sum += iov[i].iov_len;
+    if (iovcnt > 1 && sum <= TLS_CHUNK) {
+        /* a head and a small body go out as one record */
+        char tmp[TLS_CHUNK];
+        size_t off = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(tmp + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        return tls_write(c, tmp, off);
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        size_t off = 0;
+        while (off < iov[i].iov_len) {
+            size_t chunk = iov[i].iov_len - off;
+            if (chunk > TLS_CHUNK)
+                chunk = TLS_CHUNK;
+            ssize_t k = tls_write(c, (const char *)iov[i].iov_base + off, chunk);
+            if (k < 0)
+                return total ? (ssize_t)total : -1;
+            off += (size_t)k;
+            total += (size_t)k;
+            if ((size_t)k < chunk)
+                return (ssize_t)total;
+        }
+    }
+    return (ssize_t)total;
+}
+
+/* Writes up to max bytes (-1: all) of the output queue. */
+static int out_write(rp_conn_t *c, ev_ssize_t max)
+{
+    if (c->ssl == NULL)
+        return evbuffer_write_atmost(c->out, c->fd, max);
+    size_t n = evbuffer_get_length(c->out);
+    if (max >= 0 && (size_t)max < n)
+        n = (size_t)max;
+    if (n > TLS_CHUNK)
+        n = TLS_CHUNK;
+    struct iovec iov = {evbuffer_pullup(c->out, (ev_ssize_t)n), n};
+    ssize_t k = conn_writev(c, &iov, 1);
+    if (k > 0)
+        evbuffer_drain(c->out, (size_t)k);
+    return (int)k;
+}
+
 static void conn_free(rp_conn_t *c)
 {
     event_del(&c->io);
     event_del(&c->wio);
     event_del(&c->timer);
+    if (c->ssl) {
+        if (c->state != ST_HANDSHAKE && !c->abort_rst && !c->write_failed)
+            SSL_shutdown(c->ssl); /* close_notify, best effort: never waits */
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         if (c->abort_rst) {
             /* A close-delimited body cut short must not look complete: reset instead. */
@@ -121,6 +233,8 @@ static void conn_free(rp_conn_t *c)
 /* Half-closes and reads what the client still sends, so our last response is not lost to an RST. */
 static void linger(rp_conn_t *c)
 {
+    if (c->ssl)
+        SSL_shutdown(c->ssl);
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_free(c);
         return;
@@ -188,9 +302,70 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     event_assign(&c->wio, rp_event_base, fd, EV_WRITE | EV_PERSIST, on_write, c);
     evtimer_assign(&c->timer, rp_event_base, on_timer, c);
     event_add(&c->io, NULL);
-    set_timer(c, srv->client_header_timeout);
+    c->sni[0] = '\0';
+    if (addr->ssl) {
+        SSL_CTX *ctx = rp_ssl_default_ctx(addr);
+        c->ssl = ctx ? SSL_new(ctx) : NULL;
+        if (c->ssl == NULL) {
+            rp_log_error(RP_LOG_ALERT, 0, "cannot start TLS: no certificate for this address");
+            conn_free(c);
+            return;
+        }
+        SSL_set_fd(c->ssl, fd);
+        SSL_set_app_data(c->ssl, c);
+        SSL_set_accept_state(c->ssl);
+        c->state = ST_HANDSHAKE;
+        set_timer(c, rp_ssl_handshake_timeout(addr));
+    } else {
+        set_timer(c, srv->client_header_timeout);
+    }
     if (rp_conn_count_changed)
         rp_conn_count_changed();
+}
+
+/* Moves the TLS handshake on; once done the connection reads its first request. */
+static void handshake(rp_conn_t *c)
+{
+    ERR_clear_error();
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc == 1) {
+        event_del(&c->wio);
+        c->state = ST_HEAD;
+        set_timer(c, default_srv(c)->client_header_timeout);
+        event_active(&c->io, EV_READ, 1); /* the request may have come with the handshake */
+        return;
+    }
+    int err = SSL_get_error(c->ssl, rc);
+    if (err == SSL_ERROR_WANT_READ) {
+        event_del(&c->wio);
+        return;
+    }
+    if (err == SSL_ERROR_WANT_WRITE) {
+        event_add(&c->wio, NULL);
+        return;
+    }
+    unsigned long e = ERR_peek_error();
+    char why[160] = "connection closed";
+    if (e)
+        ERR_error_string_n(e, why, sizeof(why));
+    ERR_clear_error();
+    rp_log_error(RP_LOG_INFO, 0, "TLS handshake failed (%s), client: fd %d", why, c->fd);
+    if (e && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST) {
+        /* As nginx: a plain HTTP request on a TLS port gets a plain answer saying so. */
+        static const char page[] =
+            "HTTP/1.1 400 Bad Request\r\nServer: rampart\r\nContent-Type: text/html\r\n"
+            "Content-Length: 156\r\nConnection: close\r\n\r\n"
+            "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title>"
+            "</head>\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n</body>\r\n"
+            "</html>\r\n";
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+        if (write(c->fd, page, sizeof(page) - 1) > 0) {
+            linger(c);
+            return;
+        }
+    }
+    conn_free(c);
 }
 
 /* Answers a request that failed before (or while) it was understood, then closes. */
@@ -228,7 +403,7 @@ static int setup_request(rp_conn_t *c, rp_request_t *r, const char **why)
     r->method = (rp_str_t){b + p->method.off, p->method.len};
     r->request_uri = (rp_str_t){b + p->target.off, p->target.len};
     r->version = p->version;
-    r->scheme = RP_STR("http");
+    r->scheme = c->ssl ? RP_STR("https") : RP_STR("http");
     r->head = rp_str_eq(r->method, "HEAD");
     r->nheaders = p->nheaders;
     r->headers = rp_arena_alloc(r->arena, sizeof(rp_header_t) * (p->nheaders + 1));
@@ -423,6 +598,8 @@ static void next_request(rp_conn_t *c)
     }
     c->state = ST_IDLE;
     event_add(&c->io, NULL);
+    if (c->ssl && SSL_pending(c->ssl))
+        event_active(&c->io, EV_READ, 1); /* a pipelined request already decrypted */
     set_timer(c, ka);
 }
 
@@ -468,7 +645,7 @@ static void write_out(rp_conn_t *c)
             }
             allowed = (ev_ssize_t)may;
         }
-        int n = evbuffer_write_atmost(c->out, c->fd, allowed);
+        int n = out_write(c, allowed);
         if (n < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
                 event_add(&c->wio, NULL);
@@ -514,7 +691,7 @@ int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt)
         return -1;
     if (evbuffer_get_length(c->out) == 0 && !c->limit_rate) {
         /* Nothing queued: hand the bytes to the kernel now, without a copy. */
-        ssize_t n = writev(c->fd, iov, iovcnt);
+        ssize_t n = conn_writev(c, iov, iovcnt);
         if (n < 0) {
             if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
                 c->write_failed = 1;
@@ -631,7 +808,7 @@ int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
         size_t want = cap;
         if (!c->body_chunked && (int64_t)want > c->body_left)
             want = (size_t)c->body_left;
-        ssize_t k = read(c->fd, buf, want);
+        ssize_t k = conn_read(c, buf, want);
         if (k < 0 && (errno == EAGAIN || errno == EINTR)) {
             event_add(&c->io, NULL);
             set_timer(c, r->clcf->client_body_timeout);
@@ -716,6 +893,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
 
+    if (c->state == ST_HANDSHAKE) {
+        handshake(c);
+        return;
+    }
+
     if (c->state == ST_BUSY && !c->response_queued) {
         /* Only a content handler that asked for body bytes reads now; otherwise the
          * bytes wait in the kernel (back-pressure on the client). */
@@ -757,7 +939,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         } else if (c->state == ST_BUSY && body_pending(c)) {
             /* The head fills the buffer: drop body bytes through a scratch buffer. */
             char sink[16384];
-            ssize_t k = read(fd, sink, sizeof(sink));
+            ssize_t k = conn_read(c, sink, sizeof(sink));
             if (k == 0 || (k < 0 && errno != EAGAIN && errno != EINTR)) {
                 conn_free(c);
                 return;
@@ -776,7 +958,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             return;
         }
     }
-    ssize_t n = read(fd, c->in + c->in_len, c->in_cap - c->in_len);
+    ssize_t n = conn_read(c, c->in + c->in_len, c->in_cap - c->in_len);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR)
             return;
@@ -803,6 +985,9 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         /* fall through */
     case ST_HEAD:
         process_head(c);
+        /* TLS may hold decrypted bytes the socket will not signal again */
+        if (c->ssl && c->state == ST_HEAD && SSL_pending(c->ssl))
+            event_active(&c->io, EV_READ, 1);
         break;
     case ST_BUSY:
         if (discard_buffered(c) != 0) {
@@ -823,7 +1008,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 static void on_write(evutil_socket_t fd, short what, void *arg)
 {
-    write_out(arg);
+    rp_conn_t *c = arg;
+    if (c->state == ST_HANDSHAKE) {
+        handshake(c);
+        return;
+    }
+    write_out(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)

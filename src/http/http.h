@@ -80,6 +80,7 @@ typedef struct {
     int ipv6only;
     int rcvbuf, sndbuf;
     int has_opts; /* backlog=, rcvbuf=, sndbuf= or ipv6only= was given */
+    int ssl;      /* connections on this address speak TLS first */
     const char *file;
     unsigned line;
 } rp_listen_opt_t;
@@ -90,6 +91,7 @@ typedef struct {
     struct rp_listening_s *listening;
     rp_http_core_srv_conf_t *default_server;
     int explicit_default; /* set by a `listen ... default_server` */
+    int ssl;              /* some listen of this address said ssl: all of it is TLS */
     rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
 } rp_http_addr_t;
 
@@ -142,6 +144,7 @@ extern rp_module_t rp_http_core_module;
 extern rp_module_t rp_http_return_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_proxy_module;
+extern rp_module_t rp_ssl_module;
 extern rp_module_t rp_http_headers_module;
 
 /* The http block's core configuration of a cycle, or NULL when there is no http block. */

@@ -7,6 +7,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "http/http.h"
+#include "http/ssl.h"
 #include "net/listen.h"
 #include "route/route.h"
 
@@ -130,6 +131,8 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 ls->sndbuf = lo->sndbuf;
             }
             rp_http_addr_t *addr = ls->http;
+            if (lo->ssl)
+                addr->ssl = 1;
             if (lo->default_server) {
                 if (addr->explicit_default && addr->default_server != srv) {
                     cf->file = lo->file;
@@ -245,6 +248,12 @@ rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle)
     if (hm == NULL || hm->ctx == NULL)
         return NULL;
     return hm->ctx->main_conf[rp_http_core_module.index];
+}
+
+int rp_http_listen_is_ssl(const rp_cycle_t *cycle, const rp_listen_opt_t *lo)
+{
+    rp_listening_t *ls = find_listening((rp_cycle_t *)cycle, lo);
+    return ls && ls->http && ls->http->ssl;
 }
 
 void *rp_http_main_conf(const rp_cycle_t *cycle, const rp_module_t *module)

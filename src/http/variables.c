@@ -433,6 +433,48 @@ static int get_upstream_response_time(rp_request_t *r, rp_str_t arg, rp_str_t *o
     return 0;
 }
 
+/* TLS variables: empty on a cleartext connection. */
+static int get_https(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = r->conn->ssl ? RP_STR("on") : RP_STR("");
+    return 0;
+}
+
+static int get_ssl_protocol(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR("");
+    if (r->conn->ssl) {
+        const char *v = SSL_get_version(r->conn->ssl);
+        *out = (rp_str_t){v, strlen(v)};
+    }
+    return 0;
+}
+
+static int get_ssl_cipher(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR("");
+    if (r->conn->ssl) {
+        const char *v = SSL_CIPHER_get_name(SSL_get_current_cipher(r->conn->ssl));
+        if (v)
+            *out = (rp_str_t){v, strlen(v)};
+    }
+    return 0;
+}
+
+static int get_ssl_server_name(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = (rp_str_t){r->conn->sni, r->conn->ssl ? strlen(r->conn->sni) : 0};
+    return 0;
+}
+
+static int get_ssl_session_reused(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    *out = RP_STR("");
+    if (r->conn->ssl)
+        *out = SSL_session_reused(r->conn->ssl) ? RP_STR("r") : RP_STR(".");
+    return 0;
+}
+
 static int get_proxy_host(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
     *out = r->proxy_host;
@@ -510,6 +552,11 @@ static const var_t vars[] = {
     {"time_iso8601", get_time_iso8601, 0},
     {"upstream_addr", get_upstream_addr, 0},
     {"proxy_host", get_proxy_host, 0},
+    {"https", get_https, 0},
+    {"ssl_protocol", get_ssl_protocol, 0},
+    {"ssl_cipher", get_ssl_cipher, 0},
+    {"ssl_server_name", get_ssl_server_name, 0},
+    {"ssl_session_reused", get_ssl_session_reused, 0},
     {"proxy_add_x_forwarded_for", get_proxy_add_xff, 0},
     {"upstream_status", get_upstream_status, 0},
     {"upstream_connect_time", get_upstream_connect_time, 0},

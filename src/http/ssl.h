@@ -1,0 +1,35 @@
+/*
+ * TLS termination: the ssl module's per-server configuration and what the
+ * connection layer needs from it.
+ */
+#ifndef RP_SSL_H
+#define RP_SSL_H
+
+#include "http/http.h"
+
+#include <openssl/ssl.h>
+
+typedef struct {
+    rp_array_t certs, keys; /* char *: paths, paired in order */
+    const char *cert_file;  /* where the first ssl_certificate was, for messages */
+    unsigned cert_line;
+    int protocols; /* bit set */
+    char *ciphers;
+    int prefer_server_ciphers;
+    int reject_handshake;
+    int64_t handshake_timeout;
+    SSL_CTX *ctx; /* NULL: no certificate */
+} rp_ssl_srv_conf_t;
+
+extern rp_module_t rp_ssl_module;
+
+/* The context a new TLS connection on addr starts its handshake with (NULL: none). */
+SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr);
+
+/* How long a TLS handshake on addr may take. */
+int64_t rp_ssl_handshake_timeout(const rp_http_addr_t *addr);
+
+/* Whether the address of a listen line accepts TLS (any listen on it said ssl). */
+int rp_http_listen_is_ssl(const rp_cycle_t *cycle, const rp_listen_opt_t *lo);
+
+#endif

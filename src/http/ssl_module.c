@@ -1,0 +1,337 @@
+/*
+ * TLS termination, as nginx configures it: `listen ... ssl`, ssl_certificate and
+ * ssl_certificate_key (several pairs: an ECDSA and an RSA certificate, OpenSSL
+ * picks by what the client supports), ssl_protocols, ssl_ciphers,
+ * ssl_prefer_server_ciphers, ssl_handshake_timeout and ssl_reject_handshake.
+ *
+ * Each server with certificates gets its own SSL_CTX, built when the
+ * configuration loads, so a bad file is a configuration error with file:line
+ * and a reload with it keeps the old one serving. The ClientHello callback reads
+ * the SNI name, picks the server the way Host would, and moves the handshake to
+ * that server's context before any certificate is chosen.
+ */
+#include "http/ssl.h"
+#include "core/log.h"
+#include "http/conn.h"
+#include "route/route.h"
+
+#include <openssl/err.h>
+#include <string.h>
+#include <strings.h>
+
+enum {
+    P_TLS10 = 1,
+    P_TLS11 = 2,
+    P_TLS12 = 4,
+    P_TLS13 = 8,
+};
+
+static void *create_srv(rp_conf_t *cf)
+{
+    rp_ssl_srv_conf_t *s = rp_arena_calloc(cf->arena, sizeof(*s));
+    s->protocols = RP_CONF_UNSET;
+    s->prefer_server_ciphers = RP_CONF_UNSET;
+    s->reject_handshake = RP_CONF_UNSET;
+    s->handshake_timeout = RP_CONF_UNSET_MSEC;
+    return s;
+}
+
+static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
+{
+    rp_ssl_srv_conf_t *p = parent, *c = child;
+    if (c->certs.nelts == 0 && c->keys.nelts == 0) {
+        c->certs = p->certs;
+        c->keys = p->keys;
+        c->cert_file = p->cert_file;
+        c->cert_line = p->cert_line;
+    }
+    RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, P_TLS12 | P_TLS13);
+    RP_CONF_MERGE(c->prefer_server_ciphers, p->prefer_server_ciphers, RP_CONF_UNSET, 0);
+    RP_CONF_MERGE(c->reject_handshake, p->reject_handshake, RP_CONF_UNSET, 0);
+    RP_CONF_MERGE(c->handshake_timeout, p->handshake_timeout, RP_CONF_UNSET_MSEC, 60000);
+    if (c->ciphers == NULL)
+        c->ciphers = p->ciphers ? p->ciphers : "HIGH:!aNULL:!MD5";
+    return RP_CONF_OK;
+}
+
+static const char *add_path(rp_conf_t *cf, rp_array_t *a)
+{
+    if (a->elts == NULL)
+        rp_array_init(a, cf->arena, 2, sizeof(char *));
+    *(char **)rp_array_push(a) = rp_conf_full_path(cf, cf->argv[1]);
+    return RP_CONF_OK;
+}
+
+static const char *set_certificate(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->certs.nelts == 0) {
+        s->cert_file = cf->file;
+        s->cert_line = cf->line;
+    }
+    return add_path(cf, &s->certs);
+}
+
+static const char *set_key(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    return add_path(cf, &((rp_ssl_srv_conf_t *)conf)->keys);
+}
+
+static const char *set_protocols(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->protocols != RP_CONF_UNSET)
+        return "is duplicate";
+    s->protocols = 0;
+    for (size_t i = 1; i < cf->argc; i++) {
+        const char *a = cf->argv[i];
+        if (strcmp(a, "TLSv1") == 0)
+            s->protocols |= P_TLS10;
+        else if (strcmp(a, "TLSv1.1") == 0)
+            s->protocols |= P_TLS11;
+        else if (strcmp(a, "TLSv1.2") == 0)
+            s->protocols |= P_TLS12;
+        else if (strcmp(a, "TLSv1.3") == 0)
+            s->protocols |= P_TLS13;
+        else
+            return rp_conf_error(cf, "invalid value \"%s\" (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", a);
+    }
+    return RP_CONF_OK;
+}
+
+static const char *set_ciphers(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->ciphers)
+        return "is duplicate";
+    s->ciphers = cf->argv[1];
+    return RP_CONF_OK;
+}
+
+/* The first OpenSSL error in its queue, for a configuration message. */
+static const char *ssl_error_text(rp_conf_t *cf)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "unknown error";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return rp_arena_strdup(cf->arena, buf);
+}
+
+/* ---- runtime callbacks ---- */
+
+static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                       const unsigned char *in, unsigned int inlen, void *arg)
+{
+    /* only HTTP/1.1 for now; h2 joins when the HTTP/2 server does */
+    static const unsigned char ours[] = "\x08http/1.1";
+    unsigned char *sel;
+    if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL; /* RFC 7301 3.2: no_application_protocol */
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Reads the host_name from a ClientHello's server_name extension (RFC 6066 3). */
+static int client_hello_sni(SSL *ssl, const char **name, size_t *len)
+{
+    const unsigned char *p;
+    size_t n;
+    if (!SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &n) || n < 5)
+        return 0;
+    size_t list = ((size_t)p[0] << 8) | p[1];
+    if (list + 2 != n || p[2] != TLSEXT_NAMETYPE_host_name)
+        return 0;
+    size_t hl = ((size_t)p[3] << 8) | p[4];
+    if (hl == 0 || hl + 5 > n)
+        return 0;
+    *name = (const char *)p + 5;
+    *len = hl;
+    return 1;
+}
+
+static int client_hello(SSL *ssl, int *alert, void *arg)
+{
+    rp_conn_t *c = SSL_get_app_data(ssl);
+    rp_http_core_srv_conf_t *srv = c->addr->default_server;
+    const char *name;
+    size_t len;
+    if (client_hello_sni(ssl, &name, &len)) {
+        char host[256];
+        size_t hlen;
+        if (len < sizeof(host) && rp_host_normalize(name, len, host, &hlen) == 0) {
+            srv = rp_route_server(c->addr, host, hlen);
+            memcpy(c->sni, host, hlen);
+            c->sni[hlen] = '\0';
+        }
+    }
+    rp_ssl_srv_conf_t *sc = srv->ctx->srv_conf[rp_ssl_module.index];
+    if (sc->reject_handshake || sc->ctx == NULL) {
+        *alert = SSL_AD_UNRECOGNIZED_NAME;
+        return SSL_CLIENT_HELLO_ERROR;
+    }
+    if (SSL_get_SSL_CTX(ssl) != sc->ctx) {
+        SSL_set_SSL_CTX(ssl, sc->ctx);
+        /* SSL_set_SSL_CTX moves certificates, not options: take the server's too */
+        SSL_clear_options(ssl, SSL_get_options(ssl) ^ SSL_CTX_get_options(sc->ctx));
+        SSL_set_options(ssl, SSL_CTX_get_options(sc->ctx));
+        SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(sc->ctx));
+        SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(sc->ctx));
+        SSL_set_cipher_list(ssl, sc->ciphers);
+    }
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+static void free_ctx(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+static int proto_version(int bit)
+{
+    switch (bit) {
+    case P_TLS10: return TLS1_VERSION;
+    case P_TLS11: return TLS1_1_VERSION;
+    case P_TLS12: return TLS1_2_VERSION;
+    default: return TLS1_3_VERSION;
+    }
+}
+
+/* Builds a server's SSL_CTX from its directives; NULL or an error message. */
+static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl_srv_conf_t *sc)
+{
+    if (sc->certs.nelts != sc->keys.nelts)
+        return rp_arena_sprintf(cf->arena,
+                                "%s:%u: \"ssl_certificate\": %zu certificates but %zu keys "
+                                "(each ssl_certificate needs its ssl_certificate_key)",
+                                sc->cert_file, sc->cert_line, sc->certs.nelts, sc->keys.nelts);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return ssl_error_text(cf);
+    rp_arena_cleanup(cf->arena, free_ctx, ctx);
+    sc->ctx = ctx;
+
+    int lo = 0, hi = 0;
+    for (int bit = P_TLS10; bit <= P_TLS13; bit <<= 1) {
+        if (sc->protocols & bit) {
+            if (!lo)
+                lo = bit;
+            hi = bit;
+        }
+    }
+    SSL_CTX_set_min_proto_version(ctx, proto_version(lo));
+    SSL_CTX_set_max_proto_version(ctx, proto_version(hi));
+    long opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    if (sc->prefer_server_ciphers)
+        opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+    SSL_CTX_set_options(ctx, opts);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(ctx, sc->ciphers) != 1)
+        return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_ciphers\": no usable cipher in \"%s\"",
+                                srv->file, srv->line, sc->ciphers);
+
+    char **certs = sc->certs.elts, **keys = sc->keys.elts;
+    for (size_t i = 0; i < sc->certs.nelts; i++) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, certs[i]) != 1)
+            return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_certificate\": cannot load \"%s\": %s",
+                                    sc->cert_file, sc->cert_line, certs[i], ssl_error_text(cf));
+        if (SSL_CTX_use_PrivateKey_file(ctx, keys[i], SSL_FILETYPE_PEM) != 1)
+            return rp_arena_sprintf(cf->arena,
+                                    "%s:%u: \"ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
+                                    sc->cert_file, sc->cert_line, keys[i], certs[i],
+                                    ssl_error_text(cf));
+        if (SSL_CTX_check_private_key(ctx) != 1)
+            return rp_arena_sprintf(cf->arena,
+                                    "%s:%u: \"ssl_certificate_key\": \"%s\" does not match \"%s\"",
+                                    sc->cert_file, sc->cert_line, keys[i], certs[i]);
+    }
+    SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    return NULL;
+}
+
+static const char *postconfiguration(rp_conf_t *cf)
+{
+    rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cf->cycle);
+    if (cmcf == NULL)
+        return RP_CONF_OK;
+    rp_http_core_srv_conf_t **servers = cmcf->servers.elts;
+    for (size_t i = 0; i < cmcf->servers.nelts; i++) {
+        rp_http_core_srv_conf_t *srv = servers[i];
+        rp_ssl_srv_conf_t *sc = srv->ctx->srv_conf[rp_ssl_module.index];
+        if (sc->certs.nelts || sc->keys.nelts) {
+            const char *err = build_ctx(cf, srv, sc);
+            if (err) {
+                snprintf(cf->error, sizeof(cf->error), "%s", err);
+                return RP_CONF_ERROR;
+            }
+        }
+    }
+    /* Every server reachable on a TLS address needs a certificate, unless it refuses
+     * handshakes (nginx's ssl_reject_handshake idiom for a catch-all default). */
+    for (size_t i = 0; i < cmcf->servers.nelts; i++) {
+        rp_http_core_srv_conf_t *srv = servers[i];
+        rp_ssl_srv_conf_t *sc = srv->ctx->srv_conf[rp_ssl_module.index];
+        rp_listen_opt_t *lo = srv->listens.elts;
+        for (size_t l = 0; l < srv->listens.nelts; l++) {
+            if (!rp_http_listen_is_ssl(cf->cycle, &lo[l]) || sc->ctx || sc->reject_handshake)
+                continue;
+            snprintf(cf->error, sizeof(cf->error),
+                     "%s:%u: \"listen\": no \"ssl_certificate\" is defined for the listen ... ssl "
+                     "directive in %s:%u",
+                     lo[l].file, lo[l].line, lo[l].file, lo[l].line);
+            return RP_CONF_ERROR;
+        }
+    }
+    return RP_CONF_OK;
+}
+
+SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr)
+{
+    /* The handshake starts on the default server's context (or any server's, when the
+     * default refuses handshakes); the ClientHello callback moves it. */
+    rp_ssl_srv_conf_t *sc = addr->default_server->ctx->srv_conf[rp_ssl_module.index];
+    if (sc->ctx)
+        return sc->ctx;
+    rp_server_name_t *names = addr->names.elts;
+    for (size_t i = 0; i < addr->names.nelts; i++) {
+        rp_ssl_srv_conf_t *o = names[i].server->ctx->srv_conf[rp_ssl_module.index];
+        if (o->ctx)
+            return o->ctx;
+    }
+    return NULL;
+}
+
+int64_t rp_ssl_handshake_timeout(const rp_http_addr_t *addr)
+{
+    rp_ssl_srv_conf_t *sc = addr->default_server->ctx->srv_conf[rp_ssl_module.index];
+    return sc->handshake_timeout;
+}
+
+#define SRV (RP_CTX_HTTP | RP_CTX_SERVER)
+#define S(f) offsetof(rp_ssl_srv_conf_t, f)
+
+static const rp_command_t commands[] = {
+    {"ssl_certificate", SRV, 0, 1, 1, set_certificate, RP_CONF_SRV, 0, NULL},
+    {"ssl_certificate_key", SRV, 0, 1, 1, set_key, RP_CONF_SRV, 0, NULL},
+    {"ssl_protocols", SRV, 0, 1, 4, set_protocols, RP_CONF_SRV, 0, NULL},
+    {"ssl_ciphers", SRV, 0, 1, 1, set_ciphers, RP_CONF_SRV, 0, NULL},
+    {"ssl_prefer_server_ciphers", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV,
+     S(prefer_server_ciphers), NULL},
+    {"ssl_reject_handshake", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(reject_handshake),
+     NULL},
+    {"ssl_handshake_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(handshake_timeout),
+     NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_ssl_module = {
+    .name = "ssl",
+    .commands = commands,
+    .create_srv = create_srv,
+    .merge_srv = merge_srv,
+    .postconfiguration = postconfiguration,
+};
