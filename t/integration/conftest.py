@@ -6,6 +6,9 @@ that prefix; `rampart_factory` makes more when a test needs several. When a
 test fails, the error log and stderr of every rampart it started are attached
 to the report.
 
+`certs` (session-wide) is a private CA with ECDSA and RSA certificates for
+a.test and b.test, made once with the openssl command (certs.py).
+
 `backend` is a started test backend (backend.py: a real HTTP/1.1 server that
 misbehaves on demand); `backend_factory` starts more. They are stopped by pid
 after the test, and an internal error a backend reported fails the test.
@@ -19,6 +22,7 @@ import signal
 import pytest
 
 import backend as backend_mod
+import certs as certs_mod
 import harness
 
 # Whole-test ceiling: a hung test fails on its own instead of stalling the suite.
@@ -106,6 +110,14 @@ def backend_factory(request, tmp_path):
 def backend(backend_factory):
     """One started backend: .port, .url, .addr, .stats(), .reset(), .log()."""
     return backend_factory()
+
+
+@pytest.fixture(scope="session")
+def certs(tmp_path_factory):
+    """A certs.Certs: a private CA (.ca), .cert(name, kind) and .key(name, kind) for name
+    a.test or b.test and kind "ecdsa" (P-256) or "rsa" (2048), .mismatched_key,
+    .not_pem, .missing; made once per session with the openssl command."""
+    return certs_mod.make_certs(tmp_path_factory.mktemp("certs"))
 
 
 @pytest.fixture
