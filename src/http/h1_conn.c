@@ -1020,6 +1020,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_conn_t *c = arg;
     switch (c->state) {
+    case ST_HANDSHAKE:
+        rp_log_error(RP_LOG_INFO, 0, "TLS handshake timed out, client: fd %d", c->fd);
+        conn_free(c);
+        return;
     case ST_HEAD:
         if (c->in_len > 0)
             rp_log_error(RP_LOG_INFO, 0, "client timed out sending the request head");

@@ -10,9 +10,13 @@
 #include <openssl/ssl.h>
 
 typedef struct {
-    rp_array_t certs, keys; /* char *: paths, paired in order */
-    const char *cert_file;  /* where the first ssl_certificate was, for messages */
-    unsigned cert_line;
+    char *path;
+    const char *file; /* where the directive was, for messages */
+    unsigned line;
+} rp_ssl_file_t;
+
+typedef struct {
+    rp_array_t certs, keys; /* rp_ssl_file_t, paired in order */
     int protocols; /* bit set */
     char *ciphers;
     int prefer_server_ciphers;

@@ -42,8 +42,6 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     if (c->certs.nelts == 0 && c->keys.nelts == 0) {
         c->certs = p->certs;
         c->keys = p->keys;
-        c->cert_file = p->cert_file;
-        c->cert_line = p->cert_line;
     }
     RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, P_TLS12 | P_TLS13);
     RP_CONF_MERGE(c->prefer_server_ciphers, p->prefer_server_ciphers, RP_CONF_UNSET, 0);
@@ -57,19 +55,17 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
 static const char *add_path(rp_conf_t *cf, rp_array_t *a)
 {
     if (a->elts == NULL)
-        rp_array_init(a, cf->arena, 2, sizeof(char *));
-    *(char **)rp_array_push(a) = rp_conf_full_path(cf, cf->argv[1]);
+        rp_array_init(a, cf->arena, 2, sizeof(rp_ssl_file_t));
+    rp_ssl_file_t *f = rp_array_push(a);
+    f->path = rp_conf_full_path(cf, cf->argv[1]);
+    f->file = cf->file;
+    f->line = cf->line;
     return RP_CONF_OK;
 }
 
 static const char *set_certificate(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
-    rp_ssl_srv_conf_t *s = conf;
-    if (s->certs.nelts == 0) {
-        s->cert_file = cf->file;
-        s->cert_line = cf->line;
-    }
-    return add_path(cf, &s->certs);
+    return add_path(cf, &((rp_ssl_srv_conf_t *)conf)->certs);
 }
 
 static const char *set_key(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -202,11 +198,21 @@ static int proto_version(int bit)
 /* Builds a server's SSL_CTX from its directives; NULL or an error message. */
 static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl_srv_conf_t *sc)
 {
-    if (sc->certs.nelts != sc->keys.nelts)
+    rp_ssl_file_t *certs = sc->certs.elts, *keys = sc->keys.elts;
+    if (sc->certs.nelts > sc->keys.nelts) {
+        rp_ssl_file_t *c = &certs[sc->keys.nelts];
         return rp_arena_sprintf(cf->arena,
-                                "%s:%u: \"ssl_certificate\": %zu certificates but %zu keys "
-                                "(each ssl_certificate needs its ssl_certificate_key)",
-                                sc->cert_file, sc->cert_line, sc->certs.nelts, sc->keys.nelts);
+                                "%s:%u: \"ssl_certificate\": no \"ssl_certificate_key\" is defined "
+                                "for certificate \"%s\"",
+                                c->file, c->line, c->path);
+    }
+    if (sc->keys.nelts > sc->certs.nelts) {
+        rp_ssl_file_t *k = &keys[sc->certs.nelts];
+        return rp_arena_sprintf(cf->arena,
+                                "%s:%u: \"ssl_certificate_key\": no \"ssl_certificate\" is defined "
+                                "for key \"%s\"",
+                                k->file, k->line, k->path);
+    }
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     if (ctx == NULL)
         return ssl_error_text(cf);
@@ -233,20 +239,22 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
         return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_ciphers\": no usable cipher in \"%s\"",
                                 srv->file, srv->line, sc->ciphers);
 
-    char **certs = sc->certs.elts, **keys = sc->keys.elts;
     for (size_t i = 0; i < sc->certs.nelts; i++) {
-        if (SSL_CTX_use_certificate_chain_file(ctx, certs[i]) != 1)
+        if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].path) != 1)
             return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_certificate\": cannot load \"%s\": %s",
-                                    sc->cert_file, sc->cert_line, certs[i], ssl_error_text(cf));
-        if (SSL_CTX_use_PrivateKey_file(ctx, keys[i], SSL_FILETYPE_PEM) != 1)
+                                    certs[i].file, certs[i].line, certs[i].path,
+                                    ssl_error_text(cf));
+        if (SSL_CTX_use_PrivateKey_file(ctx, keys[i].path, SSL_FILETYPE_PEM) != 1)
             return rp_arena_sprintf(cf->arena,
                                     "%s:%u: \"ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
-                                    sc->cert_file, sc->cert_line, keys[i], certs[i],
+                                    keys[i].file, keys[i].line, keys[i].path, certs[i].path,
                                     ssl_error_text(cf));
-        if (SSL_CTX_check_private_key(ctx) != 1)
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
             return rp_arena_sprintf(cf->arena,
                                     "%s:%u: \"ssl_certificate_key\": \"%s\" does not match \"%s\"",
-                                    sc->cert_file, sc->cert_line, keys[i], certs[i]);
+                                    keys[i].file, keys[i].line, keys[i].path, certs[i].path);
+        }
     }
     SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
