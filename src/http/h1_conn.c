@@ -91,31 +91,38 @@ static void end_request(rp_conn_t *c)
     c->r = NULL;
 }
 
-/* Reads from the connection, through TLS when it has it. Like read(2): bytes, 0 at
- * the end, or -1 with errno (EAGAIN when it must wait). */
-static ssize_t conn_read(rp_conn_t *c, void *buf, size_t n)
+/* Maps a failed SSL_read/SSL_write (k <= 0) to read(2)/write(2) conventions: 0 for
+ * the end of a read, or -1 with errno (EAGAIN when it must wait). */
+static ssize_t tls_failed(rp_conn_t *c, int k, int reading)
 {
-    if (c->ssl == NULL)
-        return read(c->fd, buf, n);
-    ERR_clear_error();
-    int k = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    if (k > 0)
-        return k;
     switch (SSL_get_error(c->ssl, k)) {
     case SSL_ERROR_WANT_READ:
     case SSL_ERROR_WANT_WRITE:
         errno = EAGAIN;
         return -1;
     case SSL_ERROR_ZERO_RETURN:
-        return 0;
+        if (reading)
+            return 0;
+        break;
     case SSL_ERROR_SYSCALL:
-        if (errno == 0)
+        if (reading && errno == 0)
             return 0; /* the peer closed without close_notify */
-        return -1;
-    default:
-        errno = EPROTO;
-        return -1;
+        if (errno != 0 && errno != EAGAIN)
+            return -1;
+        break;
     }
+    errno = reading ? EPROTO : EPIPE;
+    return -1;
+}
+
+/* Reads from the connection, through TLS when it has it. Like read(2). */
+static ssize_t conn_read(rp_conn_t *c, void *buf, size_t n)
+{
+    if (c->ssl == NULL)
+        return read(c->fd, buf, n);
+    ERR_clear_error();
+    int k = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    return k > 0 ? k : tls_failed(c, k, 1);
 }
 
 /* One TLS record's worth: a write is never split into records smaller than needed, and a
@@ -126,18 +133,7 @@ static ssize_t tls_write(rp_conn_t *c, const void *buf, size_t n)
 {
     ERR_clear_error();
     int k = SSL_write(c->ssl, buf, (int)n);
-    if (k > 0)
-        return k;
-    switch (SSL_get_error(c->ssl, k)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    default:
-        if (errno == 0 || errno == EAGAIN)
-            errno = EPIPE;
-        return -1;
-    }
+    return k > 0 ? k : tls_failed(c, k, 0);
 }
 
 /* Like writev(2), through TLS when the connection has it. */
