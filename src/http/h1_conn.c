@@ -489,6 +489,8 @@ static void start_request(rp_conn_t *c)
 
     const char *why = NULL;
     int status = setup_request(c, r, &why);
+    if (status == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl)) != NULL)
+        status = 400; /* ssl_verify_client on: nginx's answer, readable by the client */
     if (status) {
         head_error(c, status, why);
         return;

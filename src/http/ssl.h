@@ -22,10 +22,23 @@ typedef struct {
     int prefer_server_ciphers;
     int reject_handshake;
     int64_t handshake_timeout;
+    int verify_client; /* RP_SSL_VERIFY_* */
+    int verify_depth;
+    char *client_certificate; /* CA bundle client certificates must chain to */
+    const char *verify_file;  /* where ssl_verify_client was, for messages */
+    unsigned verify_line;
     SSL_CTX *ctx; /* NULL: no certificate */
 } rp_ssl_srv_conf_t;
 
+enum { RP_SSL_VERIFY_OFF, RP_SSL_VERIFY_ON, RP_SSL_VERIFY_OPTIONAL };
+
 extern rp_module_t rp_ssl_module;
+
+/* The ssl configuration of the server a TLS connection's handshake chose. */
+rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl);
+
+/* For ssl_verify_client on: 0 when the request may go on, else why not (for the log). */
+const char *rp_ssl_client_refused(SSL *ssl);
 
 /* The context a new TLS connection on addr starts its handshake with (NULL: none). */
 SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr);

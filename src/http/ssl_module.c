@@ -33,6 +33,8 @@ static void *create_srv(rp_conf_t *cf)
     s->prefer_server_ciphers = RP_CONF_UNSET;
     s->reject_handshake = RP_CONF_UNSET;
     s->handshake_timeout = RP_CONF_UNSET_MSEC;
+    s->verify_client = RP_CONF_UNSET;
+    s->verify_depth = RP_CONF_UNSET;
     return s;
 }
 
@@ -49,6 +51,15 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->handshake_timeout, p->handshake_timeout, RP_CONF_UNSET_MSEC, 60000);
     if (c->ciphers == NULL)
         c->ciphers = p->ciphers ? p->ciphers : "HIGH:!aNULL:!MD5";
+    if (c->verify_client == RP_CONF_UNSET) {
+        c->verify_client = p->verify_client == RP_CONF_UNSET ? RP_SSL_VERIFY_OFF
+                                                              : p->verify_client;
+        c->verify_file = p->verify_file;
+        c->verify_line = p->verify_line;
+    }
+    RP_CONF_MERGE(c->verify_depth, p->verify_depth, RP_CONF_UNSET, 1);
+    if (c->client_certificate == NULL)
+        c->client_certificate = p->client_certificate;
     return RP_CONF_OK;
 }
 
@@ -93,6 +104,42 @@ static const char *set_protocols(rp_conf_t *cf, const rp_command_t *cmd, void *c
             return rp_conf_error(cf, "invalid value \"%s\" (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", a);
     }
     return RP_CONF_OK;
+}
+
+static const char *set_verify_client(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->verify_client != RP_CONF_UNSET)
+        return "is duplicate";
+    const char *a = cf->argv[1];
+    if (strcmp(a, "on") == 0)
+        s->verify_client = RP_SSL_VERIFY_ON;
+    else if (strcmp(a, "optional") == 0)
+        s->verify_client = RP_SSL_VERIFY_OPTIONAL;
+    else if (strcmp(a, "off") == 0)
+        s->verify_client = RP_SSL_VERIFY_OFF;
+    else
+        return rp_conf_error(cf, "invalid value \"%s\" (on, optional or off)", a);
+    s->verify_file = cf->file;
+    s->verify_line = cf->line;
+    return RP_CONF_OK;
+}
+
+static const char *set_client_certificate(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->client_certificate)
+        return "is duplicate";
+    s->client_certificate = rp_conf_full_path(cf, cf->argv[1]);
+    return RP_CONF_OK;
+}
+
+/* Accepts any client certificate during the handshake: whether it verified is kept
+ * for $ssl_client_verify, and `ssl_verify_client on` refuses the request at the HTTP
+ * level with a 400, as nginx does, so the client gets an answer it can read. */
+static int verify_keep_going(int ok, X509_STORE_CTX *store)
+{
+    return 1;
 }
 
 static const char *set_ciphers(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -170,6 +217,9 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
     }
     if (SSL_get_SSL_CTX(ssl) != sc->ctx) {
         SSL_set_SSL_CTX(ssl, sc->ctx);
+        /* nor the verification mode: each server asks for client certificates or not */
+        SSL_set_verify(ssl, SSL_CTX_get_verify_mode(sc->ctx), SSL_CTX_get_verify_callback(sc->ctx));
+        SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(sc->ctx));
         /* SSL_set_SSL_CTX moves certificates, not options: take the server's too */
         SSL_clear_options(ssl, SSL_get_options(ssl) ^ SSL_CTX_get_options(sc->ctx));
         SSL_set_options(ssl, SSL_CTX_get_options(sc->ctx));
@@ -256,6 +306,26 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
                                     keys[i].file, keys[i].line, keys[i].path, certs[i].path);
         }
     }
+    if (sc->verify_client != RP_SSL_VERIFY_OFF) {
+        if (sc->client_certificate == NULL)
+            return rp_arena_sprintf(cf->arena,
+                                    "%s:%u: \"ssl_verify_client\": no \"ssl_client_certificate\" "
+                                    "is defined for it",
+                                    sc->verify_file, sc->verify_line);
+        if (SSL_CTX_load_verify_locations(ctx, sc->client_certificate, NULL) != 1)
+            return rp_arena_sprintf(cf->arena,
+                                    "%s:%u: \"ssl_verify_client\": cannot load the client CA "
+                                    "\"%s\": %s",
+                                    sc->verify_file, sc->verify_line, sc->client_certificate,
+                                    ssl_error_text(cf));
+        STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(sc->client_certificate);
+        if (names)
+            SSL_CTX_set_client_CA_list(ctx, names); /* what the CertificateRequest names */
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_keep_going);
+        SSL_CTX_set_verify_depth(ctx, sc->verify_depth);
+        static const unsigned char sid[] = "rampart";
+        SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
+    }
     SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return NULL;
@@ -297,6 +367,28 @@ static const char *postconfiguration(rp_conf_t *cf)
     return RP_CONF_OK;
 }
 
+rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl)
+{
+    rp_conn_t *c = SSL_get_app_data(ssl);
+    rp_http_core_srv_conf_t *srv = c->addr->default_server;
+    if (c->sni[0])
+        srv = rp_route_server(c->addr, c->sni, strlen(c->sni));
+    return srv->ctx->srv_conf[rp_ssl_module.index];
+}
+
+const char *rp_ssl_client_refused(SSL *ssl)
+{
+    rp_ssl_srv_conf_t *sc = rp_ssl_conn_conf(ssl);
+    if (sc->verify_client != RP_SSL_VERIFY_ON)
+        return NULL;
+    X509 *cert = SSL_get0_peer_certificate(ssl);
+    if (cert == NULL)
+        return "client sent no required SSL certificate";
+    if (SSL_get_verify_result(ssl) != X509_V_OK)
+        return "client SSL certificate verify error";
+    return NULL;
+}
+
 SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr)
 {
     /* The handshake starts on the default server's context (or any server's, when the
@@ -331,6 +423,9 @@ static const rp_command_t commands[] = {
      S(prefer_server_ciphers), NULL},
     {"ssl_reject_handshake", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(reject_handshake),
      NULL},
+    {"ssl_verify_client", SRV, 0, 1, 1, set_verify_client, RP_CONF_SRV, 0, NULL},
+    {"ssl_client_certificate", SRV, 0, 1, 1, set_client_certificate, RP_CONF_SRV, 0, NULL},
+    {"ssl_verify_depth", SRV, 0, 1, 1, rp_conf_set_num, RP_CONF_SRV, S(verify_depth), NULL},
     {"ssl_handshake_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(handshake_timeout),
      NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},

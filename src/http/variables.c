@@ -6,6 +6,8 @@
 #include "core/cycle.h"
 
 #include <arpa/inet.h>
+#include <openssl/bio.h>
+#include <openssl/x509.h>
 #include <pthread.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -475,6 +477,58 @@ static int get_ssl_session_reused(rp_request_t *r, rp_str_t arg, rp_str_t *out)
     return 0;
 }
 
+static int get_ssl_client_verify(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    SSL *ssl = r->conn->ssl;
+    *out = RP_STR("");
+    if (ssl == NULL)
+        return 0;
+    if (SSL_get0_peer_certificate(ssl) == NULL) {
+        *out = RP_STR("NONE");
+        return 0;
+    }
+    long res = SSL_get_verify_result(ssl);
+    if (res == X509_V_OK) {
+        *out = RP_STR("SUCCESS");
+        return 0;
+    }
+    const char *why = X509_verify_cert_error_string(res);
+    char *b = rp_arena_alloc(r->arena, strlen(why) + 8);
+    size_t n = (size_t)sprintf(b, "FAILED:%s", why);
+    *out = (rp_str_t){b, n};
+    return 0;
+}
+
+/* A DN of the client certificate in RFC 2253 form ("CN=client,O=Example"). */
+static int client_dn(rp_request_t *r, rp_str_t *out, int issuer)
+{
+    *out = RP_STR("");
+    X509 *cert = r->conn->ssl ? SSL_get0_peer_certificate(r->conn->ssl) : NULL;
+    if (cert == NULL)
+        return 0;
+    BIO *bio = BIO_new(BIO_s_mem());
+    if (bio == NULL)
+        return 0;
+    X509_NAME_print_ex(bio, issuer ? X509_get_issuer_name(cert) : X509_get_subject_name(cert), 0,
+                       XN_FLAG_RFC2253);
+    char *data;
+    long n = BIO_get_mem_data(bio, &data);
+    if (n > 0)
+        *out = (rp_str_t){rp_arena_strndup(r->arena, data, (size_t)n), (size_t)n};
+    BIO_free(bio);
+    return 0;
+}
+
+static int get_ssl_client_s_dn(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    return client_dn(r, out, 0);
+}
+
+static int get_ssl_client_i_dn(rp_request_t *r, rp_str_t arg, rp_str_t *out)
+{
+    return client_dn(r, out, 1);
+}
+
 static int get_proxy_host(rp_request_t *r, rp_str_t arg, rp_str_t *out)
 {
     *out = r->proxy_host;
@@ -557,6 +611,9 @@ static const var_t vars[] = {
     {"ssl_cipher", get_ssl_cipher, 0},
     {"ssl_server_name", get_ssl_server_name, 0},
     {"ssl_session_reused", get_ssl_session_reused, 0},
+    {"ssl_client_verify", get_ssl_client_verify, 0},
+    {"ssl_client_s_dn", get_ssl_client_s_dn, 0},
+    {"ssl_client_i_dn", get_ssl_client_i_dn, 0},
     {"proxy_add_x_forwarded_for", get_proxy_add_xff, 0},
     {"upstream_status", get_upstream_status, 0},
     {"upstream_connect_time", get_upstream_connect_time, 0},
