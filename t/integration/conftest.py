@@ -116,7 +116,9 @@ def backend(backend_factory):
 def certs(tmp_path_factory):
     """A certs.Certs: a private CA (.ca), .cert(name, kind) and .key(name, kind) for name
     a.test or b.test and kind "ecdsa" (P-256) or "rsa" (2048), .mismatched_key,
-    .not_pem, .missing; made once per session with the openssl command."""
+    .not_pem, .missing, and client certificates (.client(which) for "trusted",
+    "untrusted", "chained", "deep"; see certs.py); made once per session with the
+    openssl command."""
     return certs_mod.make_certs(tmp_path_factory.mktemp("certs"))
 
 
