@@ -194,6 +194,7 @@ static void conn_free(rp_conn_t *c)
     event_del(&c->io);
     event_del(&c->wio);
     event_del(&c->timer);
+    end_request(c); /* first: its log may read the TLS state */
     if (c->ssl) {
         if (c->state != ST_HANDSHAKE && !c->abort_rst && !c->write_failed)
             SSL_shutdown(c->ssl); /* close_notify, best effort: never waits */
@@ -216,7 +217,6 @@ static void conn_free(rp_conn_t *c)
     if (c->next)
         c->next->prev = c->prev;
     nconns--;
-    end_request(c);
     rp_arena_reset(c->req_arena);
     evbuffer_drain(c->out, evbuffer_get_length(c->out));
     /* Keep the object, its arena and its buffers for the next connection. */
@@ -489,8 +489,8 @@ static void start_request(rp_conn_t *c)
 
     const char *why = NULL;
     int status = setup_request(c, r, &why);
-    if (status == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl)) != NULL)
-        status = 400; /* ssl_verify_client on: nginx's answer, readable by the client */
+    if (status == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl, &r->error_title)) != NULL)
+        status = 400; /* ssl_verify_client: nginx's answer, readable by the client */
     if (status) {
         head_error(c, status, why);
         return;

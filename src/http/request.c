@@ -284,11 +284,14 @@ int rp_http_send_error(rp_request_t *r, int status)
 {
     char page[512];
     const char *reason = rp_http_reason(status);
+    /* nginx's pages say more for some errors ("400 No required SSL certificate was sent")
+     * while the status line keeps the standard reason */
+    const char *title = r->error_title ? r->error_title : reason;
     int n = snprintf(page, sizeof(page),
                      "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
                      "<center><h1>%d %s</h1></center>\r\n<hr><center>rampart</center>\r\n"
                      "</body>\r\n</html>\r\n",
-                     status, reason, status, reason);
+                     status, title, status, reason);
     switch (status) {
     case 400: /* nginx's set: after these the connection's state is not trusted */
     case 408:

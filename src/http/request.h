@@ -48,6 +48,7 @@ struct rp_request_s {
     /* response */
     int status;
     rp_str_t reason; /* the reason phrase, when not rampart's own for status */
+    const char *error_title; /* the title of rampart's error page, when not the reason */
     rp_header_t *out_headers; /* in the request arena, grown as needed */
     unsigned nout_headers, out_cap;
     int64_t body_bytes_sent;

@@ -27,6 +27,8 @@ typedef struct {
     char *client_certificate; /* CA bundle client certificates must chain to */
     const char *verify_file;  /* where ssl_verify_client was, for messages */
     unsigned verify_line;
+    const char *ca_file; /* where ssl_client_certificate was */
+    unsigned ca_line;
     SSL_CTX *ctx; /* NULL: no certificate */
 } rp_ssl_srv_conf_t;
 
@@ -37,8 +39,9 @@ extern rp_module_t rp_ssl_module;
 /* The ssl configuration of the server a TLS connection's handshake chose. */
 rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl);
 
-/* For ssl_verify_client on: 0 when the request may go on, else why not (for the log). */
-const char *rp_ssl_client_refused(SSL *ssl);
+/* For ssl_verify_client on|optional: NULL when the request may go on, else why not (for
+ * the log), with *title set to the error page's title, as nginx words it. */
+const char *rp_ssl_client_refused(SSL *ssl, const char **title);
 
 /* The context a new TLS connection on addr starts its handshake with (NULL: none). */
 SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr);

@@ -58,8 +58,11 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
         c->verify_line = p->verify_line;
     }
     RP_CONF_MERGE(c->verify_depth, p->verify_depth, RP_CONF_UNSET, 1);
-    if (c->client_certificate == NULL)
+    if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
+        c->ca_file = p->ca_file;
+        c->ca_line = p->ca_line;
+    }
     return RP_CONF_OK;
 }
 
@@ -131,6 +134,8 @@ static const char *set_client_certificate(rp_conf_t *cf, const rp_command_t *cmd
     if (s->client_certificate)
         return "is duplicate";
     s->client_certificate = rp_conf_full_path(cf, cf->argv[1]);
+    s->ca_file = cf->file;
+    s->ca_line = cf->line;
     return RP_CONF_OK;
 }
 
@@ -314,9 +319,8 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
                                     sc->verify_file, sc->verify_line);
         if (SSL_CTX_load_verify_locations(ctx, sc->client_certificate, NULL) != 1)
             return rp_arena_sprintf(cf->arena,
-                                    "%s:%u: \"ssl_verify_client\": cannot load the client CA "
-                                    "\"%s\": %s",
-                                    sc->verify_file, sc->verify_line, sc->client_certificate,
+                                    "%s:%u: \"ssl_client_certificate\": cannot load \"%s\": %s",
+                                    sc->ca_file, sc->ca_line, sc->client_certificate,
                                     ssl_error_text(cf));
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(sc->client_certificate);
         if (names)
@@ -376,16 +380,23 @@ rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl)
     return srv->ctx->srv_conf[rp_ssl_module.index];
 }
 
-const char *rp_ssl_client_refused(SSL *ssl)
+const char *rp_ssl_client_refused(SSL *ssl, const char **title)
 {
     rp_ssl_srv_conf_t *sc = rp_ssl_conn_conf(ssl);
-    if (sc->verify_client != RP_SSL_VERIFY_ON)
+    if (sc->verify_client == RP_SSL_VERIFY_OFF)
         return NULL;
     X509 *cert = SSL_get0_peer_certificate(ssl);
-    if (cert == NULL)
+    if (cert == NULL) {
+        if (sc->verify_client == RP_SSL_VERIFY_OPTIONAL)
+            return NULL;
+        *title = "No required SSL certificate was sent";
         return "client sent no required SSL certificate";
-    if (SSL_get_verify_result(ssl) != X509_V_OK)
+    }
+    /* as nginx, `optional` still refuses a certificate that does not verify */
+    if (SSL_get_verify_result(ssl) != X509_V_OK) {
+        *title = "The SSL certificate error";
         return "client SSL certificate verify error";
+    }
     return NULL;
 }
 

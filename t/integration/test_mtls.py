@@ -64,7 +64,7 @@ def mtls_server(certs, port, verify=None, ca=True, depth=None, extra="", body=CL
             f"}}\n")
 
 
-ACCESS_LOG = ("log_format mtls '$status $ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn';\n"
+ACCESS_LOG = ("log_format mtls escape=none '$status $ssl_client_verify|$ssl_client_s_dn|$ssl_client_i_dn';\n"
               "access_log logs/mtls.log mtls;\n")
 
 
