@@ -9,6 +9,11 @@
 
 #include <openssl/ssl.h>
 
+/* A session ticket key: 16 bytes of name, then AES-256 and HMAC-SHA256 keys. */
+typedef struct {
+    unsigned char name[16], aes[32], hmac[32];
+} rp_ssl_ticket_key_t;
+
 typedef struct {
     char *path;
     const char *file; /* where the directive was, for messages */
@@ -29,6 +34,9 @@ typedef struct {
     unsigned verify_line;
     const char *ca_file; /* where ssl_client_certificate was */
     unsigned ca_line;
+    int session_tickets;
+    int64_t session_timeout;
+    rp_array_t ticket_keys; /* rp_ssl_ticket_key_t from ssl_session_ticket_key files */
     SSL_CTX *ctx; /* NULL: no certificate */
 } rp_ssl_srv_conf_t;
 

@@ -15,7 +15,13 @@
 #include "http/conn.h"
 #include "route/route.h"
 
+#include <errno.h>
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
+#include <stdio.h>
+#include <time.h>
 #include <string.h>
 #include <strings.h>
 
@@ -35,6 +41,8 @@ static void *create_srv(rp_conf_t *cf)
     s->handshake_timeout = RP_CONF_UNSET_MSEC;
     s->verify_client = RP_CONF_UNSET;
     s->verify_depth = RP_CONF_UNSET;
+    s->session_tickets = RP_CONF_UNSET;
+    s->session_timeout = RP_CONF_UNSET_MSEC;
     return s;
 }
 
@@ -58,6 +66,10 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
         c->verify_line = p->verify_line;
     }
     RP_CONF_MERGE(c->verify_depth, p->verify_depth, RP_CONF_UNSET, 1);
+    RP_CONF_MERGE(c->session_tickets, p->session_tickets, RP_CONF_UNSET, 1);
+    RP_CONF_MERGE(c->session_timeout, p->session_timeout, RP_CONF_UNSET_MSEC, 300000);
+    if (c->ticket_keys.nelts == 0)
+        c->ticket_keys = p->ticket_keys;
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
         c->ca_file = p->ca_file;
@@ -137,6 +149,107 @@ static const char *set_client_certificate(rp_conf_t *cf, const rp_command_t *cmd
     s->ca_file = cf->file;
     s->ca_line = cf->line;
     return RP_CONF_OK;
+}
+
+/*
+ * ssl_session_ticket_key FILE: 80 bytes (name, AES-256 key, HMAC key) or 48 (nginx's
+ * AES-128 format, not accepted here: say so). The first key issues tickets; later
+ * ones only open tickets issued before a rotation.
+ */
+static const char *set_ticket_key(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    char *path = rp_conf_full_path(cf, cf->argv[1]);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return rp_conf_error(cf, "cannot open \"%s\": %s", path, strerror(errno));
+    unsigned char buf[81];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    if (n != 80)
+        return rp_conf_error(cf, "\"%s\" must hold exactly 80 bytes (16 of name, 32 of AES "
+                                 "key, 32 of HMAC key), it holds %zu",
+                             path, n);
+    if (s->ticket_keys.elts == NULL)
+        rp_array_init(&s->ticket_keys, cf->arena, 2, sizeof(rp_ssl_ticket_key_t));
+    rp_ssl_ticket_key_t *k = rp_array_push(&s->ticket_keys);
+    memcpy(k->name, buf, 16);
+    memcpy(k->aes, buf + 16, 32);
+    memcpy(k->hmac, buf + 48, 32);
+    return RP_CONF_OK;
+}
+
+/*
+ * Without key files, ticket keys are derived from a secret drawn when the
+ * configuration loads, in the master, so every worker holds the same keys and a
+ * ticket issued by one is opened by any other. The key in use changes every
+ * ssl_session_timeout (the epoch is the time divided by it), and the previous
+ * epoch's key still opens tickets, so a ticket lives one to two timeouts and no
+ * key outlives two: rotation without any communication between workers.
+ */
+static unsigned char ticket_secret[32];
+static int ticket_secret_set;
+
+static void derive_key(int64_t epoch, rp_ssl_ticket_key_t *k)
+{
+    unsigned char in[9], out[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    for (int i = 0; i < 8; i++)
+        in[i] = (unsigned char)(epoch >> (56 - 8 * i));
+    in[8] = 1;
+    HMAC(EVP_sha512(), ticket_secret, sizeof(ticket_secret), in, sizeof(in), out, &len);
+    memcpy(k->name, out, 16);
+    memcpy(k->aes, out + 16, 32);
+    in[8] = 2;
+    HMAC(EVP_sha512(), ticket_secret, sizeof(ticket_secret), in, sizeof(in), out, &len);
+    memcpy(k->hmac, out, 32);
+}
+
+static int ticket_cb(SSL *ssl, unsigned char name[16], unsigned char *iv, EVP_CIPHER_CTX *ectx,
+                     EVP_MAC_CTX *hctx, int enc)
+{
+    rp_ssl_srv_conf_t *sc = rp_ssl_conn_conf(ssl);
+    rp_ssl_ticket_key_t derived[2];
+    const rp_ssl_ticket_key_t *keys;
+    size_t nkeys;
+    if (sc->ticket_keys.nelts) {
+        keys = sc->ticket_keys.elts;
+        nkeys = sc->ticket_keys.nelts;
+    } else {
+        int64_t epoch = (int64_t)time(NULL) * 1000 / (sc->session_timeout > 0 ? sc->session_timeout
+                                                                              : 300000);
+        derive_key(epoch, &derived[0]);
+        derive_key(epoch - 1, &derived[1]);
+        keys = derived;
+        nkeys = 2;
+    }
+    const rp_ssl_ticket_key_t *k = NULL;
+    int renew = 0;
+    if (enc) {
+        k = &keys[0];
+        memcpy(name, k->name, 16);
+        if (RAND_bytes(iv, 16) != 1)
+            return -1;
+    } else {
+        for (size_t i = 0; i < nkeys && !k; i++)
+            if (memcmp(name, keys[i].name, 16) == 0) {
+                k = &keys[i];
+                renew = i > 0; /* issued under an older key: hand out a fresh ticket */
+            }
+        if (k == NULL)
+            return 0; /* unknown key: a full handshake */
+    }
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string("key", (void *)k->hmac, 32),
+        OSSL_PARAM_construct_utf8_string("digest", "SHA256", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (EVP_MAC_CTX_set_params(hctx, params) != 1)
+        return -1;
+    if ((enc ? EVP_EncryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k->aes, iv)
+             : EVP_DecryptInit_ex(ectx, EVP_aes_256_cbc(), NULL, k->aes, iv)) != 1)
+        return -1;
+    return renew ? 2 : 1;
 }
 
 /* Accepts any client certificate during the handshake: whether it verified is kept
@@ -330,6 +443,21 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
         static const unsigned char sid[] = "rampart";
         SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     }
+    /* Sessions resume by ticket only: a per-worker cache would resume or not depending
+     * on which worker a connection lands on. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_timeout(ctx, sc->session_timeout / 1000 > 0 ? sc->session_timeout / 1000 : 1);
+    if (sc->session_tickets) {
+        if (!ticket_secret_set) {
+            if (RAND_bytes(ticket_secret, sizeof(ticket_secret)) != 1)
+                return ssl_error_text(cf);
+            ticket_secret_set = 1;
+        }
+        SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    } else {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    }
     SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return NULL;
@@ -437,6 +565,9 @@ static const rp_command_t commands[] = {
     {"ssl_verify_client", SRV, 0, 1, 1, set_verify_client, RP_CONF_SRV, 0, NULL},
     {"ssl_client_certificate", SRV, 0, 1, 1, set_client_certificate, RP_CONF_SRV, 0, NULL},
     {"ssl_verify_depth", SRV, 0, 1, 1, rp_conf_set_num, RP_CONF_SRV, S(verify_depth), NULL},
+    {"ssl_session_tickets", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(session_tickets), NULL},
+    {"ssl_session_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(session_timeout), NULL},
+    {"ssl_session_ticket_key", SRV, 0, 1, 1, set_ticket_key, RP_CONF_SRV, 0, NULL},
     {"ssl_handshake_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(handshake_timeout),
      NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
