@@ -37,6 +37,8 @@ typedef struct {
     int session_tickets;
     int64_t session_timeout;
     rp_array_t ticket_keys; /* rp_ssl_ticket_key_t from ssl_session_ticket_key files */
+    unsigned char *ocsp; /* ssl_stapling_file: a DER OCSP response to staple */
+    size_t ocsp_len;
     SSL_CTX *ctx; /* NULL: no certificate */
 } rp_ssl_srv_conf_t;
 

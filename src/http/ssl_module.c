@@ -19,6 +19,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/ocsp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
 #include <time.h>
@@ -70,6 +71,10 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->session_timeout, p->session_timeout, RP_CONF_UNSET_MSEC, 300000);
     if (c->ticket_keys.nelts == 0)
         c->ticket_keys = p->ticket_keys;
+    if (c->ocsp == NULL) {
+        c->ocsp = p->ocsp;
+        c->ocsp_len = p->ocsp_len;
+    }
     if (c->client_certificate == NULL) {
         c->client_certificate = p->client_certificate;
         c->ca_file = p->ca_file;
@@ -177,6 +182,51 @@ static const char *set_ticket_key(rp_conf_t *cf, const rp_command_t *cmd, void *
     memcpy(k->aes, buf + 16, 32);
     memcpy(k->hmac, buf + 48, 32);
     return RP_CONF_OK;
+}
+
+/*
+ * ssl_stapling_file FILE: an OCSP response (DER, as `openssl ocsp -respout` writes
+ * it) stapled to every handshake that asks for the certificate status. It is read
+ * at load time and checked to be an OCSP response; refreshing it is a reload.
+ */
+static const char *set_stapling_file(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->ocsp)
+        return "is duplicate";
+    char *path = rp_conf_full_path(cf, cf->argv[1]);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return rp_conf_error(cf, "cannot open \"%s\": %s", path, strerror(errno));
+    unsigned char buf[65536];
+    size_t n = fread(buf, 1, sizeof(buf), f);
+    int more = fgetc(f) != EOF;
+    fclose(f);
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *resp = n && !more ? d2i_OCSP_RESPONSE(NULL, &p, (long)n) : NULL;
+    if (resp == NULL) {
+        ERR_clear_error();
+        return rp_conf_error(cf, "\"%s\" is not a DER OCSP response (64k at most)", path);
+    }
+    OCSP_RESPONSE_free(resp);
+    s->ocsp = rp_arena_alloc(cf->arena, n);
+    memcpy(s->ocsp, buf, n);
+    s->ocsp_len = n;
+    return RP_CONF_OK;
+}
+
+static int staple(SSL *ssl, void *arg)
+{
+    rp_ssl_srv_conf_t *sc = rp_ssl_conn_conf(ssl);
+    if (sc->ocsp == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    /* OpenSSL frees what it is given: hand it a copy */
+    unsigned char *copy = OPENSSL_malloc(sc->ocsp_len);
+    if (copy == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
+    memcpy(copy, sc->ocsp, sc->ocsp_len);
+    SSL_set_tlsext_status_ocsp_resp(ssl, copy, (long)sc->ocsp_len);
+    return SSL_TLSEXT_ERR_OK;
 }
 
 /*
@@ -458,6 +508,8 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
     }
+    /* on every context: the handshake may move to another server's after SNI */
+    SSL_CTX_set_tlsext_status_cb(ctx, staple);
     SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
     return NULL;
@@ -568,6 +620,7 @@ static const rp_command_t commands[] = {
     {"ssl_session_tickets", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(session_tickets), NULL},
     {"ssl_session_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(session_timeout), NULL},
     {"ssl_session_ticket_key", SRV, 0, 1, 1, set_ticket_key, RP_CONF_SRV, 0, NULL},
+    {"ssl_stapling_file", SRV, 0, 1, 1, set_stapling_file, RP_CONF_SRV, 0, NULL},
     {"ssl_handshake_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(handshake_timeout),
      NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
