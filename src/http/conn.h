@@ -27,6 +27,7 @@ struct rp_conn_s {
     int state;
     SSL *ssl;      /* NULL on a cleartext connection */
     char sni[256]; /* the TLS server name the client asked for, normalized; "" for none */
+    size_t tls_retry; /* length of an SSL_write that must be retried at least as long */
     struct event io;  /* readable */
     struct event wio; /* writable, added only while output is blocked */
     struct event timer;

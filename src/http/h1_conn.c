@@ -133,7 +133,14 @@ static ssize_t tls_write(rp_conn_t *c, const void *buf, size_t n)
 {
     ERR_clear_error();
     int k = SSL_write(c->ssl, buf, (int)n);
-    return k > 0 ? k : tls_failed(c, k, 0);
+    if (k > 0) {
+        c->tls_retry = 0;
+        return k;
+    }
+    ssize_t rc = tls_failed(c, k, 0);
+    if (errno == EAGAIN)
+        c->tls_retry = n; /* OpenSSL wants the retry no shorter than this */
+    return rc;
 }
 
 /* Like writev(2), through TLS when the connection has it. */
@@ -177,11 +184,13 @@ static int out_write(rp_conn_t *c, ev_ssize_t max)
 {
     if (c->ssl == NULL)
         return evbuffer_write_atmost(c->out, c->fd, max);
-    size_t n = evbuffer_get_length(c->out);
+    size_t pending = evbuffer_get_length(c->out), n = pending;
     if (max >= 0 && (size_t)max < n)
         n = (size_t)max;
     if (n > TLS_CHUNK)
         n = TLS_CHUNK;
+    if (n < c->tls_retry)
+        n = c->tls_retry < pending ? c->tls_retry : pending; /* limit_rate yields to TLS */
     struct iovec iov = {evbuffer_pullup(c->out, (ev_ssize_t)n), n};
     ssize_t k = conn_writev(c, &iov, 1);
     if (k > 0)
@@ -257,6 +266,7 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->peer_text_len = 0;
+    c->tls_retry = 0;
     c->locallen = 0;
     c->in_len = c->in_pos = 0;
     c->r = NULL;
@@ -1032,9 +1042,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     case ST_BUSY:
-        if (c->limit_rate && c->response_queued && evbuffer_get_length(c->out) > 0 &&
+        if (c->limit_rate && evbuffer_get_length(c->out) > 0 &&
             !event_pending(&c->wio, EV_WRITE, NULL)) {
-            write_out(c); /* the rate limit's pause is over */
+            /* the rate limit's pause is over (also while a proxied body still streams) */
+            write_out(c);
             return;
         }
         if (c->on_body && c->r && !c->r->response_started) {

@@ -434,3 +434,19 @@ def test_invalid_chunked_body_right_after_the_head_gets_the_client_a_502(rampart
     assert reply.status == "HTTP/1.1 502 Bad Gateway"
     assert reply.complete
     rampart.wait_log(r"\[error\] .*upstream sent invalid chunked response")
+
+
+# -- limit_rate on a streamed (proxied) body ------------------------------------
+
+
+def test_limit_rate_paces_a_proxied_body_without_cutting_it(rampart, port, backend):
+    # The rate limit's pause used to be taken for a send timeout while the proxied body
+    # was still streaming: the client got a cut body after the first second's burst.
+    front(rampart, port, [backend.addr], location="limit_rate 1m;")
+    started = time.monotonic()
+    reply = ask(port, f"/?size={3 * 1024 * 1024}", timeout=15)
+    elapsed = time.monotonic() - started
+    assert reply.status == "HTTP/1.1 200 OK"
+    assert reply.complete and len(reply.body) == 3 * 1024 * 1024
+    # a second's worth goes at once, then 1 MB a second: about two seconds in all
+    assert 1.5 < elapsed < 6, elapsed
