@@ -2,15 +2,19 @@
 """Benchmark rampart, nginx, HAProxy and h2o side by side as HTTP/1.1 reverse proxies.
 
 Every contender runs with one worker (or one thread) and upstream keep-alive, in
-front of the same nginx backend on loopback. wrk loads each in turn, over several
-rounds whose order rotates, so that drift of a shared machine hits all alike. The
-report gives the median requests/s and p99 latency of each, and rampart's ratio to
-each peer. See bench/README.md.
+front of the same nginx backend on loopback. Two scenarios: "plain" (keep-alive
+HTTP/1.1 over TCP) and "tls" (a new TLS connection for every request, the same
+ECDSA P-256 certificate for all, no session resumption). wrk loads each contender
+in turn, over several rounds whose order rotates, so that drift of a shared machine
+hits all alike. The report gives, per scenario, the median requests/s and p99
+latency of each, and rampart's ratio to each peer. See bench/README.md.
 
 Environment:
-  BENCH_ROUNDS       rounds, each loading every contender once (default 5)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls (default both)
+  BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
-  BENCH_CONNECTIONS  wrk connections (default 64)
+  BENCH_CONNECTIONS  wrk connections, plain scenario (default 64)
+  BENCH_TLS_CONNECTIONS  wrk connections, tls scenario (default 16)
   BENCH_WARMUP       seconds of unmeasured load per contender before round 1 (default 1)
   BENCH_RESULTS      report file (default bench/results/latest.txt)
   RAMPART_BIN        the rampart binary (default ./rampart beside bench/)
@@ -22,6 +26,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import statistics
 import subprocess
 import sys
@@ -48,11 +53,31 @@ def env_int(name, default, minimum=1):
 ROUNDS = env_int("BENCH_ROUNDS", 5)
 DURATION = env_int("BENCH_DURATION", 5)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 64)
+TLS_CONNECTIONS = env_int("BENCH_TLS_CONNECTIONS", 16)
 WARMUP = env_int("BENCH_WARMUP", 1, minimum=0)
 RESULTS = os.environ.get("BENCH_RESULTS") or os.path.join(HERE, "results", "latest.txt")
 RAMPART = os.environ.get("RAMPART_BIN") or os.path.join(HERE, "..", "rampart")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 NOISY = 0.20  # req/s spread across rounds above which the report warns
+OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+
+
+def scenarios_from_env():
+    raw = os.environ.get("BENCH_SCENARIOS", "").strip()
+    if raw == "":
+        return ["plain", "tls"]
+    names = [s.strip() for s in raw.split(",") if s.strip()]
+    bad = [s for s in names if s not in ("plain", "tls")]
+    if bad or not names:
+        sys.exit(f"bench: BENCH_SCENARIOS={raw!r}: use plain, tls or plain,tls")
+    return [s for s in ("plain", "tls") if s in names]
+
+
+SCENARIOS = scenarios_from_env()
+TITLES = {
+    "plain": "plain: HTTP/1.1 keep-alive",
+    "tls": "tls: new TLS connection per request (one request each, Connection: close)",
+}
 
 
 def log(msg=""):
@@ -73,9 +98,19 @@ def free_ports(n):
             s.close()
 
 
-def render(template, out_path, values):
+def render(template, out_path, values, tls):
+    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the TLS listener and
+    its settings) are kept, unmarked, when tls is true and dropped otherwise."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
+    kept = []
+    for line in text.splitlines(keepends=True):
+        if "@TLS@" in line:
+            if not tls:
+                continue
+            line = line.replace("@TLS@", "")
+        kept.append(line)
+    text = "".join(kept)
     for key, value in values.items():
         text = text.replace(f"@{key}@", str(value))
     left = re.findall(r"@[A-Z_]+@", text)
@@ -166,14 +201,90 @@ def fetch(port):
         conn.close()
 
 
+def client_context():
+    """A client context that accepts the self-signed bench certificate."""
+    ctx = ssl._create_unverified_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class ResumingHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPSConnection that offers a saved TLS session in its handshake."""
+
+    def __init__(self, *args, session=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offer = session
+
+    def connect(self):
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._context.wrap_socket(self.sock, server_hostname="bench.test",
+                                              session=self.offer)
+
+
+def fetch_tls(port, ctx, session=None):
+    """Status, body, TLS version, cipher, whether the session was resumed, and the
+    session to offer next time, of one HTTPS GET / (Connection: close) through port."""
+    conn = ResumingHTTPSConnection("127.0.0.1", port, timeout=5, context=ctx, session=session)
+    try:
+        conn.connect()
+        sock = conn.sock  # http.client lets go of it once a closing response arrives
+        conn.request("GET", "/", headers={"Host": "bench.test", "Connection": "close"})
+        resp = conn.getresponse()
+        # TLS 1.3 tickets come before the response, so the session is complete here;
+        # read it before the body, whose end closes the socket.
+        tls = (sock.version(), sock.cipher()[0], sock.session_reused, sock.session)
+        body = resp.read().decode(errors="replace")
+        return (resp.status, body, *tls)
+    finally:
+        conn.close()
+
+
+def check_tls(port):
+    """None and a description of the TLS answer, or why it is wrong.
+
+    A second connection offers the first one's session: a contender that resumes it
+    would skip the full handshake the others pay, so that counts as a failure."""
+    ctx = client_context()
+    status, body, version, cipher, _, session = fetch_tls(port, ctx)
+    if status != 200 or body != BODY:
+        return f"proxied wrong answer over TLS: {status} {body[:120]!r}", None
+    status, body, _, _, reused, _ = fetch_tls(port, ctx, session)
+    if status != 200 or body != BODY:
+        return f"proxied wrong answer over TLS: {status} {body[:120]!r}", None
+    if reused:
+        return "resumed a TLS session; resumption must be off for every contender", None
+    return None, f"{version} {cipher}, no resumption"
+
+
+def passive_opens():
+    """TCP connections accepted so far on this machine (network namespace)."""
+    try:
+        with open("/proc/net/snmp") as f:
+            rows = [line.split() for line in f if line.startswith("Tcp:")]
+        return int(rows[1][rows[0].index("PassiveOpens")])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
 
-def run_wrk(port, seconds):
-    """One wrk run; a dict of rps, p99_ms, requests, errors (and text on failure)."""
-    argv = [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+def wrk_argv(scenario, port, seconds):
+    if scenario == "tls":
+        return [WRK, "-t1", f"-c{TLS_CONNECTIONS}", f"-d{seconds}s", "--latency",
+                "-H", "Connection: close", f"https://127.0.0.1:{port}/"]
+    return [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
             f"http://127.0.0.1:{port}/"]
+
+
+def run_wrk(scenario, port, seconds):
+    """One wrk run; a dict of rps, p99_ms, requests, errors, conns (TCP connections
+    accepted on the machine meanwhile, None if unknown)."""
+    argv = wrk_argv(scenario, port, seconds)
+    opens = passive_opens()
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
+    after = passive_opens()
     out = r.stdout
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
@@ -191,22 +302,17 @@ def run_wrk(port, seconds):
     if non2xx and int(non2xx.group(1)):
         errors["non-2xx"] = int(non2xx.group(1))
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
-            "requests": int(total.group(1)), "errors": errors}
+            "requests": int(total.group(1)), "errors": errors,
+            "conns": after - opens if opens is not None and after is not None else None}
 
 
-class Contender:
-    def __init__(self, name, binary, version_argv, config, argv, error_log=None):
-        self.name = name
-        self.binary = binary
-        self.version_argv = version_argv
-        self.config = config      # template in bench/conf/, rendered into the temp dir
-        self.argv = argv          # command line; {conf} is the rendered file
-        self.error_log = error_log
-        self.version = ""
-        self.port = None
-        self.server = None
-        self.status = "ok"        # or "skipped: ...", "failed to start: ..."
+class Track:
+    """One contender in one scenario: whether it runs, and its rounds."""
+
+    def __init__(self):
+        self.status = "ok"        # or "skipped: ...", "failed to start: ...", ...
         self.runs = []
+        self.detail = ""          # e.g. the negotiated TLS version and cipher
 
     def rps(self):
         return statistics.median(r["rps"] for r in self.runs)
@@ -225,6 +331,33 @@ class Contender:
             for kind, n in run["errors"].items():
                 total[kind] = total.get(kind, 0) + n
         return total
+
+    def conns_per_request(self):
+        """Connections accepted on the machine per request wrk completed, all rounds."""
+        if not self.runs or any(r["conns"] is None for r in self.runs):
+            return None
+        requests = sum(r["requests"] for r in self.runs)
+        return sum(r["conns"] for r in self.runs) / requests if requests else None
+
+
+class Contender:
+    def __init__(self, name, binary, version_argv, config, argv, error_log=None):
+        self.name = name
+        self.binary = binary
+        self.version_argv = version_argv
+        self.config = config      # template in bench/conf/, rendered into the temp dir
+        self.argv = argv          # command line; {conf} is the rendered file
+        self.error_log = error_log
+        self.version = ""
+        self.ports = {}           # scenario -> port
+        self.server = None
+        self.tracks = {s: Track() for s in SCENARIOS}
+
+    def set_status(self, status):
+        """Mark every scenario that still runs (a failed one keeps its reason)."""
+        for track in self.tracks.values():
+            if track.status == "ok":
+                track.status = status
 
 
 def as_current_user():
@@ -265,7 +398,8 @@ def contenders(tmp):
 def start_backend(tmp, port):
     os.makedirs(os.path.join(tmp, "backend-tmp"), exist_ok=True)
     conf = render("backend.conf", os.path.join(tmp, "backend.conf"),
-                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n")})
+                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n")},
+                  tls=False)
     error_log = os.path.join(tmp, "backend.error.log")
     server = Server("backend", ["/usr/sbin/nginx", "-p", tmp, "-e", error_log, "-c", conf,
                                 *NGINX_USER], tmp)
@@ -284,102 +418,200 @@ def start_backend(tmp, port):
     return server
 
 
-def start_contender(c, tmp, backend_port):
-    """Start c and check that one request through it returns the backend's body."""
+def make_certificate(tmp):
+    """The one ECDSA P-256 certificate every contender serves: cert, key, cert+key."""
+    cert, key, pem = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "cert+key.pem"))
+    argv = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=bench.test"]
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise RuntimeError(f"openssl failed: {e} (BENCH_SCENARIOS=plain runs without it)")
+    if r.returncode != 0:
+        raise RuntimeError(f"openssl failed (status {r.returncode}): {r.stderr.strip()[:300]}")
+    with open(pem, "w") as out:
+        for path in (cert, key):   # HAProxy wants both in one file
+            with open(path) as f:
+                out.write(f.read())
+    return {"CERT": cert, "KEY": key, "PEM": pem}
+
+
+def launch(c, tmp, backend_port, tls_files, tls):
+    """Render c's config (with its TLS listener if tls) and start it; None once its
+    plain port listens, or why it does not."""
+    values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
+              "H2O_USER": H2O_USER}
+    if tls:
+        values.update(tls_files, TLS_PORT=c.ports["tls"])
+    conf = render(c.config, os.path.join(tmp, c.config), values, tls)
+    c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
+    c.server.start()
+    return c.server.wait_listening(c.ports["plain"])
+
+
+def failed_start(c, why):
+    logs = [c.error_log] if c.error_log else []
+    detail = " | ".join(c.server.tail(logs, lines=4))
+    return f"failed to start: {why}" + (f": {detail}" if detail else "")
+
+
+def start_contender(c, tmp, backend_port, tls_files):
+    """Start c and check that one request through it, per scenario, returns the
+    backend's body; a scenario that fails is marked, the other may still run."""
     if not (os.path.isfile(c.binary) and os.access(c.binary, os.X_OK)):
-        c.status = f"skipped: {c.binary} not found"
+        c.set_status(f"skipped: {c.binary} not found")
         return
     c.version = version_of(c.version_argv)
     os.makedirs(os.path.join(tmp, f"{c.name}-tmp"), exist_ok=True)
-    conf = render(c.config, os.path.join(tmp, c.config),
-                  {"TMP": tmp, "PORT": c.port, "BACKEND_PORT": backend_port,
-                   "H2O_USER": H2O_USER})
-    c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
-    c.server.start()
-    why = c.server.wait_listening(c.port)
-    if why is None:
+    tls = "tls" in SCENARIOS
+    why = launch(c, tmp, backend_port, tls_files, tls)
+    if why and tls and "plain" in SCENARIOS:
+        # Perhaps only its TLS settings keep it from starting: the plain row still runs.
+        c.tracks["tls"].status = failed_start(c, why + " (with its TLS listener)")
+        c.server.stop()
+        tls = False
+        why = launch(c, tmp, backend_port, tls_files, tls)
+    if why:
+        for track in c.tracks.values():
+            if track.status == "ok":
+                track.status = failed_start(c, why)
+        return
+    if "plain" in SCENARIOS:
         try:
-            status, body = fetch(c.port)
+            status, body = fetch(c.ports["plain"])
             if status != 200 or body != BODY:
                 why = f"proxied wrong answer: {status} {body[:120]!r}"
         except (OSError, http.client.HTTPException) as e:
             why = f"request through it failed: {e}"
-    if why is None and not c.server.alive():
-        why = f"exited with status {c.server.proc.returncode}"
-    if why:
-        logs = [c.error_log] if c.error_log else []
-        detail = " | ".join(c.server.tail(logs, lines=4))
-        c.status = f"failed to start: {why}" + (f": {detail}" if detail else "")
+        if why is None and not c.server.alive():
+            why = f"exited with status {c.server.proc.returncode}"
+        if why:
+            c.tracks["plain"].status = failed_start(c, why)
+    if tls:
+        why = c.server.wait_listening(c.ports["tls"])
+        detail = None
+        if why is None:
+            try:
+                why, detail = check_tls(c.ports["tls"])
+            except (OSError, http.client.HTTPException) as e:
+                why = f"TLS request through it failed: {e}"
+        if why is None and not c.server.alive():
+            why = f"exited with status {c.server.proc.returncode}"
+        if why:
+            c.tracks["tls"].status = failed_start(c, why)
+        else:
+            c.tracks["tls"].detail = detail
 
 
 def fmt_ratio(x):
     return f"{x:.2f}x"
 
 
+def load_line(scenario):
+    if scenario == "tls":
+        return (f"load: wrk -t1 -c{TLS_CONNECTIONS} -d{DURATION}s --latency"
+                f" -H 'Connection: close' https://...: one request per new TLS connection,"
+                f" so req/s = full TLS handshakes/s; ECDSA P-256 certificate, each server's"
+                f" default TLS settings, no session resumption")
+    return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
+            f" HTTP/1.1 keep-alive")
+
+
+def section(cs, scenario):
+    """The table, ratios and rounds of one scenario."""
+    lines = []
+    add = lines.append
+    tracks = [(c, c.tracks[scenario]) for c in cs]
+    ok = [(c, t) for c, t in tracks if t.status == "ok" and t.runs]
+    add(f"== {TITLES[scenario]}")
+    add(load_line(scenario))
+    add("")
+    head = (f"{'contender':10} {'req/s':>10} {'spread':>7} {'p99':>9} {'conn/req':>8}"
+            f"  {'errors':<24}")
+    add(head.rstrip())
+    add("-" * len(head))
+    for c, t in tracks:
+        if t.status != "ok" or not t.runs:
+            add(f"{c.name:10} {t.status if t.status != 'ok' else 'no rounds ran'}")
+            continue
+        errs = t.errors()
+        err_text = "none" if not errs else \
+            "!! " + ", ".join(f"{k} {n}" for k, n in sorted(errs.items()))
+        cpr = t.conns_per_request()
+        cpr_text = "?" if cpr is None else f"{cpr:.2f}"
+        add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}% {t.p99():>7.2f}ms"
+            f" {cpr_text:>8}  {err_text}")
+    add("")
+    add("req/s and p99 are medians over the rounds; spread is (max-min)/median of req/s;")
+    add("conn/req = TCP connections the machine accepted during load / requests wrk completed")
+    add("(/proc/net/snmp PassiveOpens; the backend's new upstream connections count too).")
+    if scenario == "tls":
+        negotiated = [f"{c.name} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
+        if negotiated:
+            add("TLS checked before load (second connection offered the first's session):")
+            for text in negotiated:
+                add(f"  {text}")
+        bad = [c.name for c, t in ok
+               if t.conns_per_request() is not None and t.conns_per_request() < 0.95]
+        if bad:
+            add(f"!! fewer than one new connection per request for: {', '.join(bad)}"
+                " — wrk reused connections; the TLS figures are not handshakes/s.")
+
+    ramp = next((t for c, t in ok if c.name == "rampart"), None)
+    peers = [(c, t) for c, t in ok if c.name != "rampart"]
+    add("")
+    if ramp is None:
+        why = next((t.status.split(":")[0] for c, t in tracks if c.name == "rampart"), "not run")
+        add(f"rampart ratios: n/a (rampart {why})")
+    elif not peers:
+        add("rampart ratios: n/a (no peer ran)")
+    else:
+        add(f"{'rampart vs':14} {'req/s ratio':>12} {'p99 ratio':>10}")
+        for c, t in peers:
+            suspect = "  !! errors, not comparable" if ramp.errors() or t.errors() else ""
+            add(f"  {c.name:12} {fmt_ratio(ramp.rps() / t.rps()):>12}"
+                f" {fmt_ratio(ramp.p99() / t.p99()):>10}{suspect}")
+        add("req/s ratio = rampart/peer, above 1 means rampart serves more;")
+        add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower.")
+    noisy = [c.name for c, t in ok if t.spread() > NOISY]
+    if noisy:
+        add("")
+        add(f"!! req/s spread above {NOISY:.0%} for: {', '.join(noisy)} — the machine was busy;"
+            " rerun with more rounds before trusting a ratio near 1.")
+    flagged = [c.name for c, t in ok if t.errors()]
+    if flagged:
+        add("")
+        add(f"!! errors during load from: {', '.join(flagged)} — their numbers are not"
+            " comparable until that is fixed.")
+    add("")
+    add("per round (req/s, p99):")
+    for c, t in ok:
+        runs = "  ".join(f"{r['rps']:.0f}/{r['p99_ms']:.2f}ms" for r in t.runs)
+        add(f"  {c.name:8} {runs}")
+    return lines
+
+
 def report(cs, started_at, load_at_start):
-    ok = [c for c in cs if c.status == "ok" and c.runs]
     lines = []
     add = lines.append
     add("rampart bench — HTTP/1.1 reverse proxy, one worker each, upstream keep-alive")
     add(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(started_at))}"
         f"   host: {os.uname().nodename} ({os.uname().sysname} {os.uname().release}),"
         f" {os.cpu_count()} cpus, load avg at start {load_at_start:.2f}")
-    add(f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency, {ROUNDS} round(s) in rotating"
-        f" order, {WARMUP}s warm-up each; backend: nginx, 1 worker, return 200"
-        f" ({len(BODY)}-byte body)")
+    add(f"scenarios: {', '.join(SCENARIOS)}; {ROUNDS} round(s) in rotating order, each"
+        f" running every scenario for every contender; {WARMUP}s warm-up per contender and"
+        f" scenario; backend: nginx, 1 worker, return 200 ({len(BODY)}-byte body)")
     add("")
     for c in cs:
         add(f"  {c.name:8} {c.version or '-'}")
-    add("")
-    head = f"{'contender':10} {'req/s':>10} {'spread':>7} {'p99':>9}  {'errors':<24}"
-    add(head.rstrip())
-    add("-" * len(head))
-    for c in cs:
-        if c.status != "ok" or not c.runs:
-            add(f"{c.name:10} {c.status}")
-            continue
-        errs = c.errors()
-        err_text = "none" if not errs else \
-            "!! " + ", ".join(f"{k} {n}" for k, n in sorted(errs.items()))
-        add(f"{c.name:10} {c.rps():>10.0f} {c.spread() * 100:>6.1f}% {c.p99():>7.2f}ms"
-            f"  {err_text}")
-    add("")
-    add("req/s and p99 are medians over the rounds; spread is (max-min)/median of req/s.")
-
-    ramp = next((c for c in ok if c.name == "rampart"), None)
-    peers = [c for c in ok if c.name != "rampart"]
-    add("")
-    if ramp is None:
-        why = next((c.status.split(":")[0] for c in cs if c.name == "rampart"), "not run")
-        add(f"rampart ratios: n/a (rampart {why})")
-    elif not peers:
-        add("rampart ratios: n/a (no peer ran)")
-    else:
-        add(f"{'rampart vs':14} {'req/s ratio':>12} {'p99 ratio':>10}")
-        for p in peers:
-            suspect = "  !! errors, not comparable" if ramp.errors() or p.errors() else ""
-            add(f"  {p.name:12} {fmt_ratio(ramp.rps() / p.rps()):>12}"
-                f" {fmt_ratio(ramp.p99() / p.p99()):>10}{suspect}")
-        add("req/s ratio = rampart/peer, above 1 means rampart serves more;")
-        add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower.")
-    noisy = [c.name for c in ok if c.spread() > NOISY]
-    if noisy:
+    if "tls" in SCENARIOS:
+        add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (wrk's and the certificate's)")
+    for scenario in SCENARIOS:
         add("")
-        add(f"!! req/s spread above {NOISY:.0%} for: {', '.join(noisy)} — the machine was busy;"
-            " rerun with more rounds before trusting a ratio near 1.")
-    flagged = [c.name for c in ok if c.errors()]
-    if flagged:
-        add("")
-        add(f"!! errors during load from: {', '.join(flagged)} — their numbers are not"
-            " comparable until that is fixed.")
+        lines += section(cs, scenario)
     add("")
     add("Read the ratios, not the absolute numbers: wrk, the proxy and the backend share this")
     add("machine's cores, so only figures from one run, measured side by side, compare.")
-    add("")
-    add("per round (req/s, p99):")
-    for c in ok:
-        runs = "  ".join(f"{r['rps']:.0f}/{r['p99_ms']:.2f}ms" for r in c.runs)
-        add(f"  {c.name:8} {runs}")
     return "\n".join(lines) + "\n"
 
 
@@ -394,46 +626,61 @@ def main():
     servers = []
     cs = contenders(tmp)
     try:
-        ports = free_ports(len(cs) + 1)
-        backend_port = ports[0]
-        for c, port in zip(cs, ports[1:]):
-            c.port = port
-        log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port}")
+        tls = "tls" in SCENARIOS
+        ports = free_ports(1 + len(cs) * (2 if tls else 1))
+        backend_port = ports.pop(0)
+        for c in cs:
+            c.ports["plain"] = ports.pop(0)
+            if tls:
+                c.ports["tls"] = ports.pop(0)
+        log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port};"
+            f" scenarios {', '.join(SCENARIOS)}")
+        tls_files = make_certificate(tmp) if tls else {}
         servers.append(start_backend(tmp, backend_port))
         for c in cs:
-            start_contender(c, tmp, backend_port)
+            start_contender(c, tmp, backend_port, tls_files)
             if c.server:
                 servers.append(c.server)
-            shown = f"127.0.0.1:{c.port}" if c.status == "ok" else c.status
-            log(f"bench: {c.name:8} {shown}")
-        live = [c for c in cs if c.status == "ok"]
+            for s, t in c.tracks.items():
+                shown = f"127.0.0.1:{c.ports[s]}" if t.status == "ok" else t.status
+                log(f"bench: {c.name:8} {s:5} {shown}")
+        live = [c for c in cs if any(t.status == "ok" for t in c.tracks.values())]
         if not live:
             raise RuntimeError("no contender started")
+
+        def load(c, s, seconds, what):
+            """One wrk run of c in scenario s; None if it did not run."""
+            t = c.tracks[s]
+            if t.status != "ok":
+                return None
+            if not c.server.alive():
+                c.set_status(f"failed: exited with status {c.server.proc.returncode}"
+                             " under load")
+                return None
+            try:
+                return run_wrk(s, c.ports[s], seconds)
+            except (RuntimeError, subprocess.TimeoutExpired) as e:
+                t.status = f"failed under load: {e}"
+                log(f"bench: {what} {c.name:8} {s:5} {t.status}")
+                return None
+
         if WARMUP:
             for c in live:
-                try:
-                    run_wrk(c.port, WARMUP)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    c.status = f"failed under load: {e}"
-                    log(f"bench: warm-up  {c.name:8} {c.status}")
+                for s in SCENARIOS:
+                    load(c, s, WARMUP, "warm-up")
         for rnd in range(ROUNDS):
             k = rnd % len(live)
             for c in live[k:] + live[:k]:
-                if c.status != "ok":
-                    continue
-                if not c.server.alive():
-                    c.status = f"failed: exited with status {c.server.proc.returncode} under load"
-                    continue
-                try:
-                    run = run_wrk(c.port, DURATION)
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    c.status = f"failed under load: {e}"
-                    log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {c.status}")
-                    continue
-                c.runs.append(run)
-                errs = " ERRORS " + str(run["errors"]) if run["errors"] else ""
-                log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {run['rps']:>9.0f} req/s"
-                    f"  p99 {run['p99_ms']:.2f}ms{errs}")
+                for s in SCENARIOS:
+                    run = load(c, s, DURATION, f"round {rnd + 1}/{ROUNDS}")
+                    if run is None:
+                        continue
+                    c.tracks[s].runs.append(run)
+                    errs = " ERRORS " + str(run["errors"]) if run["errors"] else ""
+                    cpr = (f"  {run['conns'] / run['requests']:.2f} conn/req"
+                           if run["conns"] is not None and run["requests"] else "")
+                    log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {s:5}"
+                        f" {run['rps']:>9.0f} req/s  p99 {run['p99_ms']:.2f}ms{cpr}{errs}")
         text = report(cs, started_at, load_at_start)
         log("")
         log(text.rstrip())
