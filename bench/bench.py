@@ -546,7 +546,7 @@ def section(cs, scenario):
     add("conn/req = TCP connections the machine accepted during load / requests wrk completed")
     add("(/proc/net/snmp PassiveOpens; the backend's new upstream connections count too).")
     if scenario == "tls":
-        negotiated = [f"{c.name} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
+        negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
         if negotiated:
             add("TLS checked before load (second connection offered the first's session):")
             for text in negotiated:
@@ -605,7 +605,7 @@ def report(cs, started_at, load_at_start):
     for c in cs:
         add(f"  {c.name:8} {c.version or '-'}")
     if "tls" in SCENARIOS:
-        add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (wrk's and the certificate's)")
+        add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (the system's; wrk uses it)")
     for scenario in SCENARIOS:
         add("")
         lines += section(cs, scenario)
