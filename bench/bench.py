@@ -270,6 +270,22 @@ def passive_opens():
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
 
+def group_cpu(pgid):
+    """CPU seconds (user + system) used so far by the processes of group pgid."""
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid:          # pgrp
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def wrk_argv(scenario, port, seconds):
     if scenario == "tls":
         return [WRK, "-t1", f"-c{TLS_CONNECTIONS}", f"-d{seconds}s", "--latency",
@@ -278,13 +294,14 @@ def wrk_argv(scenario, port, seconds):
             f"http://127.0.0.1:{port}/"]
 
 
-def run_wrk(scenario, port, seconds):
+def run_wrk(scenario, port, seconds, pgid):
     """One wrk run; a dict of rps, p99_ms, requests, errors, conns (TCP connections
-    accepted on the machine meanwhile, None if unknown)."""
+    accepted on the machine meanwhile, None if unknown), cpu_s (CPU seconds the
+    server's process group pgid used meanwhile)."""
     argv = wrk_argv(scenario, port, seconds)
-    opens = passive_opens()
+    opens, cpu = passive_opens(), group_cpu(pgid)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    after = passive_opens()
+    after, cpu = passive_opens(), group_cpu(pgid) - cpu
     out = r.stdout
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
@@ -303,7 +320,8 @@ def run_wrk(scenario, port, seconds):
         errors["non-2xx"] = int(non2xx.group(1))
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
             "requests": int(total.group(1)), "errors": errors,
-            "conns": after - opens if opens is not None and after is not None else None}
+            "conns": after - opens if opens is not None and after is not None else None,
+            "cpu_s": cpu}
 
 
 class Track:
@@ -331,6 +349,11 @@ class Track:
             for kind, n in run["errors"].items():
                 total[kind] = total.get(kind, 0) + n
         return total
+
+    def cpu_per_request(self):
+        """The server's CPU microseconds per request wrk completed, all rounds."""
+        requests = sum(r["requests"] for r in self.runs)
+        return sum(r["cpu_s"] for r in self.runs) * 1e6 / requests if requests else None
 
     def conns_per_request(self):
         """Connections accepted on the machine per request wrk completed, all rounds."""
@@ -526,8 +549,8 @@ def section(cs, scenario):
     add(f"== {TITLES[scenario]}")
     add(load_line(scenario))
     add("")
-    head = (f"{'contender':10} {'req/s':>10} {'spread':>7} {'p99':>9} {'conn/req':>8}"
-            f"  {'errors':<24}")
+    head = (f"{'contender':10} {'req/s':>10} {'spread':>7} {'p99':>9} {'cpu/req':>8}"
+            f" {'conn/req':>8}  {'errors':<24}")
     add(head.rstrip())
     add("-" * len(head))
     for c, t in tracks:
@@ -539,10 +562,13 @@ def section(cs, scenario):
             "!! " + ", ".join(f"{k} {n}" for k, n in sorted(errs.items()))
         cpr = t.conns_per_request()
         cpr_text = "?" if cpr is None else f"{cpr:.2f}"
+        cpu = t.cpu_per_request()
+        cpu_text = "?" if cpu is None else f"{cpu:.0f}us"
         add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}% {t.p99():>7.2f}ms"
-            f" {cpr_text:>8}  {err_text}")
+            f" {cpu_text:>8} {cpr_text:>8}  {err_text}")
     add("")
     add("req/s and p99 are medians over the rounds; spread is (max-min)/median of req/s;")
+    add("cpu/req = CPU time (user+system) of the proxy's processes during load / requests;")
     add("conn/req = TCP connections the machine accepted during load / requests wrk completed")
     add("(/proc/net/snmp PassiveOpens; the backend's new upstream connections count too).")
     if scenario == "tls":
@@ -556,6 +582,9 @@ def section(cs, scenario):
         if bad:
             add(f"!! fewer than one new connection per request for: {', '.join(bad)}"
                 " — wrk reused connections; the TLS figures are not handshakes/s.")
+        add("wrk (one thread) does the client half of every handshake, which costs more than")
+        add("the server half: on a small machine wrk saturates before the proxy, so req/s here")
+        add("may be wrk's limit; cpu/req, the proxy's own cost per handshake, compares regardless.")
 
     ramp = next((t for c, t in ok if c.name == "rampart"), None)
     peers = [(c, t) for c, t in ok if c.name != "rampart"]
@@ -566,13 +595,16 @@ def section(cs, scenario):
     elif not peers:
         add("rampart ratios: n/a (no peer ran)")
     else:
-        add(f"{'rampart vs':14} {'req/s ratio':>12} {'p99 ratio':>10}")
+        add(f"{'rampart vs':14} {'req/s ratio':>12} {'p99 ratio':>10} {'cpu/req ratio':>14}")
         for c, t in peers:
             suspect = "  !! errors, not comparable" if ramp.errors() or t.errors() else ""
+            mine, theirs = ramp.cpu_per_request(), t.cpu_per_request()
+            cpu_ratio = fmt_ratio(mine / theirs) if mine and theirs else "?"
             add(f"  {c.name:12} {fmt_ratio(ramp.rps() / t.rps()):>12}"
-                f" {fmt_ratio(ramp.p99() / t.p99()):>10}{suspect}")
+                f" {fmt_ratio(ramp.p99() / t.p99()):>10} {cpu_ratio:>14}{suspect}")
         add("req/s ratio = rampart/peer, above 1 means rampart serves more;")
-        add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower.")
+        add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower;")
+        add("cpu/req ratio = rampart/peer, below 1 means rampart spends less CPU per request.")
     noisy = [c.name for c, t in ok if t.spread() > NOISY]
     if noisy:
         add("")
@@ -584,9 +616,10 @@ def section(cs, scenario):
         add(f"!! errors during load from: {', '.join(flagged)} — their numbers are not"
             " comparable until that is fixed.")
     add("")
-    add("per round (req/s, p99):")
+    add("per round (req/s / p99 / the proxy's CPU use, % of one core):")
     for c, t in ok:
-        runs = "  ".join(f"{r['rps']:.0f}/{r['p99_ms']:.2f}ms" for r in t.runs)
+        runs = "  ".join(f"{r['rps']:.0f}/{r['p99_ms']:.2f}ms/{r['cpu_s'] * 100 / DURATION:.0f}%"
+                         for r in t.runs)
         add(f"  {c.name:8} {runs}")
     return lines
 
@@ -658,7 +691,7 @@ def main():
                              " under load")
                 return None
             try:
-                return run_wrk(s, c.ports[s], seconds)
+                return run_wrk(s, c.ports[s], seconds, c.server.proc.pid)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 t.status = f"failed under load: {e}"
                 log(f"bench: {what} {c.name:8} {s:5} {t.status}")
@@ -680,7 +713,8 @@ def main():
                     cpr = (f"  {run['conns'] / run['requests']:.2f} conn/req"
                            if run["conns"] is not None and run["requests"] else "")
                     log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {s:5}"
-                        f" {run['rps']:>9.0f} req/s  p99 {run['p99_ms']:.2f}ms{cpr}{errs}")
+                        f" {run['rps']:>9.0f} req/s  p99 {run['p99_ms']:.2f}ms"
+                        f"  cpu {run['cpu_s'] * 100 / DURATION:.0f}%{cpr}{errs}")
         text = report(cs, started_at, load_at_start)
         log("")
         log(text.rstrip())
