@@ -36,19 +36,28 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
     if (u->keepalive_requests == RP_CONF_UNSET)
         u->keepalive_requests = 1000;
     rp_upstream_server_t *s = u->servers.elts;
-    unsigned primary_up = 0;
     for (size_t i = 0; i < u->servers.nelts; i++) {
         if (s[i].backup)
             u->nbackup++;
         else
             u->nprimary++;
-        if (!s[i].backup && !s[i].down)
-            primary_up++;
     }
     if (u->nprimary == 0)
         return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
-    (void)primary_up;
     return RP_CONF_OK;
+}
+
+/* A new server line of u with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
+static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    rp_upstream_server_t *s = rp_array_push(&u->servers);
+    memset(s, 0, sizeof(*s));
+    s->weight = 1;
+    s->max_fails = 1;
+    s->fail_timeout = 10000;
+    s->file = cf->file;
+    s->line = cf->line;
+    return s;
 }
 
 const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstream_conf_t **out)
@@ -62,23 +71,14 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstrea
         }
     }
     rp_upstream_conf_t *u = create_ups(cf);
-    u->keepalive_timeout = 60000;
-    u->keepalive_requests = 1000;
     u->name = rp_arena_strdup(cf->arena, hostport);
     u->implicit = 1;
     u->file = cf->file;
     u->line = cf->line;
-    rp_upstream_server_t *s = rp_array_push(&u->servers);
-    memset(s, 0, sizeof(*s));
-    s->weight = 1;
-    s->max_fails = 1;
-    s->fail_timeout = 10000;
-    s->file = cf->file;
-    s->line = cf->line;
+    rp_upstream_server_t *s = add_server(cf, u);
     const char *err = rp_listen_parse_addr(cf->arena, hostport, &s->sa, &s->socklen, &s->name);
-    if (err)
+    if (err || (err = finish_ups(cf, u)) != RP_CONF_OK)
         return err;
-    u->nprimary = 1;
     *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
     *out = u;
     return NULL;
@@ -128,14 +128,8 @@ static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *co
 static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_upstream_conf_t *u = conf;
-    rp_upstream_server_t *s = rp_array_push(&u->servers);
-    memset(s, 0, sizeof(*s));
+    rp_upstream_server_t *s = add_server(cf, u);
     s->name = cf->argv[1];
-    s->weight = 1;
-    s->max_fails = 1;
-    s->fail_timeout = 10000;
-    s->file = cf->file;
-    s->line = cf->line;
     const char *addr = cf->argv[1];
     if (strncmp(addr, "unix:", 5) == 0)
         return rp_conf_error(cf, "unix sockets are not supported in \"%s\"", addr);
