@@ -62,13 +62,15 @@ struct rp_conn_s {
     unsigned write_failed : 1; /* the client connection failed while streaming */
     unsigned abort_rst : 1;    /* the response was cut short: reset, do not end cleanly */
     unsigned body_error : 1;   /* the body could not be read (see body_status) */
-    int body_status;           /* with body_error: 400, 413, or 0 for a client gone */
     int64_t body_received;     /* decoded body bytes handed to the content handler */
 
-    /* Set by a content handler that waits: for body bytes from the client, or for the
-     * output buffer to drain (back-pressure). Each is cleared before it is called. */
-    void (*on_body)(rp_request_t *r);
-    void (*on_drain)(rp_request_t *r);
+    /* the HTTP/1 response under way */
+    size_t head_len;               /* a head built in rp_http_head_buf, not yet written */
+    unsigned resp_chunked : 1;     /* the body goes out chunked */
+    unsigned resp_close_end : 1;   /* the body ends when the connection does */
+
+    struct rp_h2_conn_s *h2; /* set once the connection speaks HTTP/2 */
+    struct event flush_ev;   /* HTTP/2: output to produce once the current callback returns */
 
     struct timeval resp_start;
     size_t resp_sent;
@@ -84,31 +86,25 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
 /* Starts sending what the response builder queued on c->out. */
 void rp_conn_send(rp_conn_t *c);
 
-/*
- * Response streaming for content handlers that produce a body over time (the
- * proxy). begin() once before the head, write() for each piece (0, or -1 when the
- * client is gone), end() when the response is complete, abort() when it can never
- * be: the client sees a reset or a short body, never a truncated body framed as
- * complete. After end() or abort() the request may already be freed.
- */
-void rp_conn_response_begin(rp_conn_t *c);
-int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt);
-void rp_conn_response_end(rp_conn_t *c);
-void rp_conn_abort(rp_conn_t *c);
-
-/* Bytes queued for the client and not yet accepted by the kernel. */
-size_t rp_conn_pending(const rp_conn_t *c);
+/* The HTTP/1 side of the request API in request.h. */
+int rp_h1_response_begin(rp_request_t *r, int64_t content_length);
+int rp_h1_flush_head(rp_request_t *r);
+int rp_h1_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
+void rp_h1_response_end(rp_request_t *r);
+void rp_h1_abort(rp_request_t *r);
+size_t rp_h1_pending(const rp_request_t *r);
+int rp_h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
+void rp_h1_close_now(rp_request_t *r);
 
 /*
- * Reads decoded request-body bytes into buf[0..cap). Returns 1 when the body is
- * complete, 0 when more will come (*n may be 0: then c->on_body is called when
- * the client sends more), -1 when it cannot be read (c->body_status says why).
- * The first call answers "Expect: 100-continue".
+ * For the HTTP/2 code, which shares the connection object (socket, TLS, output
+ * queue, timer) and hands the connection back to rp_conn_free when it ends.
  */
-int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n);
-
-/* Whether the request still has body bytes the client has not sent or we have not read. */
-int rp_conn_body_pending(const rp_conn_t *c);
+ssize_t rp_conn_io_read(rp_conn_t *c, void *buf, size_t n); /* like read(2), through TLS */
+int rp_conn_out_write(rp_conn_t *c);                        /* writes c->out; like writev(2) */
+void rp_conn_set_timer(rp_conn_t *c, int64_t ms);
+void rp_conn_free(rp_conn_t *c);
+void rp_conn_linger(rp_conn_t *c); /* half-close, drop what still comes, then free */
 
 /* Begins a graceful drain: idle connections close now, busy ones after their response. */
 void rp_conn_drain_all(void);

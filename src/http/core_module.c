@@ -246,7 +246,7 @@ static const char *set_listen(rp_conf_t *cf, const rp_command_t *cmd, void *conf
         } else if (strcmp(a, "ssl") == 0) {
             lo.ssl = 1;
         } else if (strcmp(a, "http2") == 0) {
-            return rp_conf_error(cf, "the \"%s\" parameter is not supported yet", a);
+            lo.http2 = 1;
         } else {
             return rp_conf_error(cf, "invalid parameter \"%s\"", a);
         }

@@ -7,6 +7,7 @@
  */
 #include "http/conn.h"
 #include "core/log.h"
+#include "http/h2.h"
 #include "http/ssl.h"
 #include "route/route.h"
 
@@ -25,6 +26,7 @@ enum {
     ST_BUSY,   /* a request is being answered (and its body discarded) */
     ST_IDLE,   /* keep-alive: waiting for the next request */
     ST_LINGER, /* response sent, reading and dropping input before the close */
+    ST_H2,     /* HTTP/2: h2_conn.c drives the connection */
 };
 
 #define LINGER_MS 2000
@@ -80,8 +82,8 @@ static void end_request(rp_conn_t *c)
     rp_request_t *r = c->r;
     if (r == NULL)
         return;
-    c->on_body = NULL;
-    c->on_drain = NULL;
+    r->on_body = NULL;
+    r->on_drain = NULL;
     if (r->cleanup) {
         void (*fn)(rp_request_t *) = r->cleanup;
         r->cleanup = NULL;
@@ -198,11 +200,34 @@ static int out_write(rp_conn_t *c, ev_ssize_t max)
     return (int)k;
 }
 
+static void conn_free(rp_conn_t *c);
+
+ssize_t rp_conn_io_read(rp_conn_t *c, void *buf, size_t n)
+{
+    return conn_read(c, buf, n);
+}
+
+int rp_conn_out_write(rp_conn_t *c)
+{
+    return out_write(c, -1);
+}
+
+void rp_conn_set_timer(rp_conn_t *c, int64_t ms)
+{
+    set_timer(c, ms);
+}
+
+void rp_conn_free(rp_conn_t *c)
+{
+    conn_free(c);
+}
+
 static void conn_free(rp_conn_t *c)
 {
     event_del(&c->io);
     event_del(&c->wio);
     event_del(&c->timer);
+    rp_h2_conn_free(c); /* its streams' logs may read the TLS state too */
     end_request(c); /* first: its log may read the TLS state */
     if (c->ssl) {
         if (c->state != ST_HANDSHAKE && !c->abort_rst && !c->write_failed)
@@ -236,6 +261,13 @@ static void conn_free(rp_conn_t *c)
 }
 
 /* Half-closes and reads what the client still sends, so our last response is not lost to an RST. */
+static void linger(rp_conn_t *c);
+
+void rp_conn_linger(rp_conn_t *c)
+{
+    linger(c);
+}
+
 static void linger(rp_conn_t *c)
 {
     if (c->ssl)
@@ -282,8 +314,10 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, rp_http_addr_t *
     c->abort_rst = 0;
     c->write_failed = 0;
     c->body_error = 0;
-    c->on_body = NULL;
-    c->on_drain = NULL;
+    c->head_len = 0;
+    c->resp_chunked = 0;
+    c->resp_close_end = 0;
+    c->h2 = NULL;
     c->limit_rate = 0;
     c->prev = NULL;
     c->next = conns;
@@ -336,6 +370,15 @@ static void handshake(rp_conn_t *c)
     int rc = SSL_do_handshake(c->ssl);
     if (rc == 1) {
         event_del(&c->wio);
+        const unsigned char *proto;
+        unsigned plen;
+        SSL_get0_alpn_selected(c->ssl, &proto, &plen);
+        if (plen == 2 && memcmp(proto, "h2", 2) == 0) {
+            c->state = ST_H2;
+            event_active(&c->io, EV_READ, 1);
+            rp_h2_start(c, NULL, 0);
+            return;
+        }
         c->state = ST_HEAD;
         set_timer(c, default_srv(c)->client_header_timeout);
         event_active(&c->io, EV_READ, 1); /* the request may have come with the handshake */
@@ -531,14 +574,9 @@ static int body_pending(const rp_conn_t *c)
     return c->body_left > 0 || c->body_chunked;
 }
 
-int rp_conn_body_pending(const rp_conn_t *c)
+size_t rp_h1_pending(const rp_request_t *r)
 {
-    return body_pending(c);
-}
-
-size_t rp_conn_pending(const rp_conn_t *c)
-{
-    return evbuffer_get_length(c->out);
+    return evbuffer_get_length(r->conn->out);
 }
 
 /* Drops up to len body bytes from buf (decoding chunked framing in place); returns the
@@ -668,10 +706,10 @@ static void write_out(rp_conn_t *c)
             continue; /* re-check the budget */
     }
     event_del(&c->wio);
-    if (c->on_drain && !c->response_queued) {
-        void (*fn)(rp_request_t *) = c->on_drain;
-        c->on_drain = NULL;
-        if (!c->on_body)
+    if (c->r && c->r->on_drain && !c->response_queued) {
+        void (*fn)(rp_request_t *) = c->r->on_drain;
+        c->r->on_drain = NULL;
+        if (!c->r->on_body)
             event_del(&c->timer);
         fn(c->r);
         return;
@@ -679,7 +717,7 @@ static void write_out(rp_conn_t *c)
     try_finish(c);
 }
 
-void rp_conn_response_begin(rp_conn_t *c)
+static void response_begin(rp_conn_t *c)
 {
     rp_request_t *r = c->r;
     c->limit_rate = r && r->clcf ? r->clcf->limit_rate : 0;
@@ -692,7 +730,8 @@ void rp_conn_response_begin(rp_conn_t *c)
     }
 }
 
-int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt)
+/* Queues bytes as they are (head, framing, body) for the client. */
+static int write_raw(rp_conn_t *c, const struct iovec *iov, int iovcnt)
 {
     size_t skip = 0;
     if (c->write_failed)
@@ -727,11 +766,81 @@ int rp_conn_write(rp_conn_t *c, const struct iovec *iov, int iovcnt)
     return 0;
 }
 
-void rp_conn_response_end(rp_conn_t *c)
+int rp_h1_response_begin(rp_request_t *r, int64_t content_length)
 {
+    rp_conn_t *c = r->conn;
+    int body = rp_http_status_has_body(r->status);
+    /* HTTP/1.1 chunks a body of unknown length (a HEAD says what the GET would do);
+     * HTTP/1.0 ends it with the connection */
+    int chunked = content_length < 0 && body && r->version == 11;
+    size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf), content_length,
+                                     chunked);
+    if (hlen == 0)
+        return -1;
+    c->head_len = hlen;
+    c->resp_chunked = chunked && !r->head;
+    c->resp_close_end = content_length < 0 && !chunked && body && !r->head;
+    response_begin(c);
+    return 0;
+}
+
+int rp_h1_flush_head(rp_request_t *r)
+{
+    rp_conn_t *c = r->conn;
+    if (c->head_len == 0)
+        return 0;
+    struct iovec iov = {rp_http_head_buf, c->head_len};
+    c->head_len = 0;
+    return write_raw(c, &iov, 1);
+}
+
+int rp_h1_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
+{
+    rp_conn_t *c = r->conn;
+    struct iovec v[16];
+    char hdr[24];
+    int k = 0;
+    size_t n = 0;
+    for (int i = 0; i < iovcnt; i++)
+        n += iov[i].iov_len;
+    if (n == 0 || r->head)
+        return rp_h1_flush_head(r);
+    if (iovcnt > 12)
+        return -1; /* a caller's bug: no handler writes that many pieces at once */
+    if (c->head_len) {
+        /* the head goes out with the first body bytes: one write for small responses */
+        v[k++] = (struct iovec){rp_http_head_buf, c->head_len};
+        c->head_len = 0;
+    }
+    if (c->resp_chunked) {
+        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
+        v[k++] = (struct iovec){hdr, (size_t)hl};
+    }
+    for (int i = 0; i < iovcnt; i++)
+        v[k++] = iov[i];
+    if (c->resp_chunked)
+        v[k++] = (struct iovec){(void *)"\r\n", 2};
+    return write_raw(c, v, k);
+}
+
+void rp_h1_response_end(rp_request_t *r)
+{
+    rp_conn_t *c = r->conn;
+    if (c->resp_chunked) {
+        struct iovec iov[2];
+        int k = 0;
+        if (c->head_len)
+            iov[k++] = (struct iovec){rp_http_head_buf, c->head_len};
+        iov[k++] = (struct iovec){(void *)"0\r\n\r\n", 5};
+        c->head_len = 0;
+        c->resp_chunked = 0;
+        write_raw(c, iov, k);
+    } else {
+        rp_h1_flush_head(r);
+    }
     c->response_queued = 1;
-    c->on_body = NULL;
-    c->on_drain = NULL;
+    r->on_body = NULL;
+    r->on_drain = NULL;
     if (c->write_failed) {
         conn_free(c);
         return;
@@ -743,12 +852,16 @@ void rp_conn_response_end(rp_conn_t *c)
     write_out(c);
 }
 
-void rp_conn_abort(rp_conn_t *c)
+void rp_h1_abort(rp_request_t *r)
 {
+    rp_conn_t *c = r->conn;
     c->close_after = 1;
-    c->on_body = NULL;
-    c->on_drain = NULL;
+    r->on_body = NULL;
+    r->on_drain = NULL;
     c->response_queued = 1;
+    if (c->head_len == 0 && c->resp_close_end)
+        c->abort_rst = 1; /* a close-delimited body: only a reset says "incomplete" */
+    c->head_len = 0;
     if (c->abort_rst || c->write_failed) {
         conn_free(c);
         return;
@@ -760,15 +873,19 @@ void rp_conn_abort(rp_conn_t *c)
     write_out(c);
 }
 
-void rp_conn_send(rp_conn_t *c)
+void rp_h1_close_now(rp_request_t *r)
 {
-    rp_conn_response_begin(c);
-    rp_conn_response_end(c);
+    rp_conn_t *c = r->conn;
+    c->close_after = 1;
+    shutdown(c->fd, SHUT_RDWR);
+    c->response_queued = 1;
+    response_begin(c);
+    rp_h1_response_end(r);
 }
 
-int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
+int rp_h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
 {
-    rp_request_t *r = c->r;
+    rp_conn_t *c = r->conn;
     *n = 0;
     if (c->body_error)
         return -1;
@@ -784,9 +901,9 @@ int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
         static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         c->continue_sent = 1;
         struct iovec iov = {(void *)cont, sizeof(cont) - 1};
-        if (rp_conn_write(c, &iov, 1) != 0) {
+        if (write_raw(c, &iov, 1) != 0) {
             c->body_error = 1;
-            c->body_status = 0;
+            r->body_status = 0;
             return -1;
         }
     }
@@ -824,7 +941,7 @@ int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
         }
         if (k <= 0) {
             c->body_error = 1;
-            c->body_status = 0;
+            r->body_status = 0;
             c->close_after = 1;
             return -1;
         }
@@ -854,7 +971,7 @@ int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
     c->body_received += (int64_t)got;
     if (max && c->body_received > max) {
         c->body_error = 1;
-        c->body_status = 413;
+        r->body_status = 413;
         c->close_after = 1;
         return -1;
     }
@@ -867,7 +984,7 @@ int rp_conn_read_body(rp_conn_t *c, char *buf, size_t cap, size_t *n)
 
 bad:
     c->body_error = 1;
-    c->body_status = 400;
+    r->body_status = 400;
     c->close_after = 1;
     c->body_chunked = 0;
     return -1;
@@ -906,13 +1023,18 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         return;
     }
 
+    if (c->h2) {
+        rp_h2_on_read(c);
+        return;
+    }
+
     if (c->state == ST_BUSY && !c->response_queued) {
         /* Only a content handler that asked for body bytes reads now; otherwise the
          * bytes wait in the kernel (back-pressure on the client). */
         event_del(&c->io);
-        if (c->on_body) {
-            void (*fn)(rp_request_t *) = c->on_body;
-            c->on_body = NULL;
+        if (c->r && c->r->on_body) {
+            void (*fn)(rp_request_t *) = c->r->on_body;
+            c->r->on_body = NULL;
             fn(c->r);
             return;
         }
@@ -992,6 +1114,19 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         set_timer(c, default_srv(c)->client_header_timeout);
         /* fall through */
     case ST_HEAD:
+        if (c->addr->http2 && c->requests == 0 && c->ssl == NULL) {
+            /* a cleartext http2 port: the client preface means prior knowledge */
+            size_t k = c->in_len < RP_H2_PREFACE_LEN ? c->in_len : RP_H2_PREFACE_LEN;
+            if (memcmp(c->in, RP_H2_PREFACE, k) == 0) {
+                if (k < RP_H2_PREFACE_LEN)
+                    break;
+                uint32_t len = c->in_len;
+                c->in_len = 0;
+                c->state = ST_H2;
+                rp_h2_start(c, c->in, len);
+                return;
+            }
+        }
         process_head(c);
         /* TLS may hold decrypted bytes the socket will not signal again */
         if (c->ssl && c->state == ST_HEAD && SSL_pending(c->ssl))
@@ -1021,12 +1156,20 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         handshake(c);
         return;
     }
+    if (c->h2 && c->state != ST_LINGER) {
+        rp_h2_on_write(c);
+        return;
+    }
     write_out(c);
 }
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_conn_t *c = arg;
+    if (c->h2 && c->state != ST_LINGER) {
+        rp_h2_on_timer(c);
+        return;
+    }
     switch (c->state) {
     case ST_HANDSHAKE:
         rp_log_error(RP_LOG_INFO, 0, "TLS handshake timed out, client: fd %d", c->fd);
@@ -1048,12 +1191,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
             write_out(c);
             return;
         }
-        if (c->on_body && c->r && !c->r->response_started) {
+        if (c->r && c->r->on_body && !c->r->response_started) {
             /* The handler waits for body bytes that do not come: answer 408 as nginx does,
              * after letting the handler release what it holds (its upstream). */
             rp_request_t *r = c->r;
             rp_log_error(RP_LOG_INFO, 0, "client timed out (client_body_timeout)");
-            c->on_body = NULL;
+            r->on_body = NULL;
             if (r->cleanup) {
                 void (*fn)(rp_request_t *) = r->cleanup;
                 r->cleanup = NULL;
@@ -1078,6 +1221,12 @@ void rp_conn_drain_all(void)
     while (c) {
         rp_conn_t *next = c->next;
         c->draining = 1;
+        if (c->h2) {
+            if (c->state != ST_LINGER)
+                rp_h2_drain(c);
+            c = next;
+            continue;
+        }
         c->close_after = 1;
         /* A connection that already served requests and waits idle may go: clients retry
          * those (RFC 9112 9.3.1). One that never sent a request yet is a request in

@@ -81,6 +81,7 @@ typedef struct {
     int rcvbuf, sndbuf;
     int has_opts; /* backlog=, rcvbuf=, sndbuf= or ipv6only= was given */
     int ssl;      /* connections on this address speak TLS first */
+    int http2;    /* HTTP/2: by ALPN with ssl, else by prior knowledge beside HTTP/1 */
     const char *file;
     unsigned line;
 } rp_listen_opt_t;
@@ -92,6 +93,7 @@ typedef struct {
     rp_http_core_srv_conf_t *default_server;
     int explicit_default; /* set by a `listen ... default_server` */
     int ssl;              /* some listen of this address said ssl: all of it is TLS */
+    int http2;            /* some listen of this address said http2 */
     rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
 } rp_http_addr_t;
 
@@ -146,6 +148,7 @@ extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_proxy_module;
 extern rp_module_t rp_ssl_module;
 extern rp_module_t rp_http_headers_module;
+extern rp_module_t rp_http2_module;
 
 /* The http block's core configuration of a cycle, or NULL when there is no http block. */
 rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);

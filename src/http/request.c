@@ -6,6 +6,7 @@
 #include "http/request.h"
 #include "core/wbuf.h"
 #include "http/conn.h"
+#include "http/h2.h"
 #include "core/log.h"
 
 #include <stdio.h>
@@ -124,7 +125,7 @@ const char *rp_http_reason(int status)
 }
 
 /* "Sat, 21 Nov 2026 14:55:00 GMT", recomputed at most once a second. */
-static const char *http_date(void)
+const char *rp_http_date(void)
 {
     static char buf[40];
     static time_t last;
@@ -142,13 +143,79 @@ static const char *http_date(void)
     return buf;
 }
 
-static int status_has_body(int status)
+int rp_http_status_has_body(int status)
 {
     return !(status < 200 || status == 204 || status == 304);
 }
 
+#define status_has_body rp_http_status_has_body
+
+/* ---- the request API: each call goes to the protocol carrying the request ---- */
+
+int rp_http_response_begin(rp_request_t *r, int64_t content_length)
+{
+    return r->stream ? rp_h2_response_begin(r, content_length)
+                     : rp_h1_response_begin(r, content_length);
+}
+
+int rp_http_head_sent(const rp_request_t *r)
+{
+    return r->stream ? rp_h2_head_sent(r) : r->conn->head_len == 0;
+}
+
+int rp_http_flush_head(rp_request_t *r)
+{
+    return r->stream ? 0 : rp_h1_flush_head(r);
+}
+
+int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
+{
+    return r->stream ? rp_h2_write(r, iov, iovcnt) : rp_h1_write(r, iov, iovcnt);
+}
+
+void rp_http_response_end(rp_request_t *r)
+{
+    if (r->stream)
+        rp_h2_response_end(r);
+    else
+        rp_h1_response_end(r);
+}
+
+void rp_http_abort(rp_request_t *r)
+{
+    if (r->stream)
+        rp_h2_abort(r);
+    else
+        rp_h1_abort(r);
+}
+
+size_t rp_http_pending(const rp_request_t *r)
+{
+    return r->stream ? rp_h2_pending(r) : rp_h1_pending(r);
+}
+
+int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
+{
+    return r->stream ? rp_h2_read_body(r, buf, cap, n) : rp_h1_read_body(r, buf, cap, n);
+}
+
+void rp_http_close_now(rp_request_t *r)
+{
+    if (r->stream)
+        rp_h2_abort(r);
+    else
+        rp_h1_close_now(r);
+}
+
 char rp_http_head_buf[RP_HEAD_MAX];
 rp_header_filter_pt rp_http_header_filters[4];
+
+void rp_http_run_header_filters(rp_request_t *r)
+{
+    for (size_t i = 0; i < sizeof(rp_http_header_filters) / sizeof(rp_http_header_filters[0]); i++)
+        if (rp_http_header_filters[i])
+            rp_http_header_filters[i](r);
+}
 
 int rp_http_keepalive(rp_request_t *r)
 {
@@ -184,9 +251,7 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
     rp_wbuf_t o = {buf, buf + cap};
     int status = r->status;
 
-    for (size_t i = 0; i < sizeof(rp_http_header_filters) / sizeof(rp_http_header_filters[0]); i++)
-        if (rp_http_header_filters[i])
-            rp_http_header_filters[i](r);
+    rp_http_run_header_filters(r);
 
     int keep = rp_http_keepalive(r);
     if (content_length < 0 && !chunked && status_has_body(status) && !r->head)
@@ -206,7 +271,7 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
         RP_WBUF_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
     else
         RP_WBUF_LIT(&o, "\r\nServer: rampart\r\nDate: ");
-    rp_wbuf_put(&o, http_date(), 29);
+    rp_wbuf_put(&o, rp_http_date(), 29);
     RP_WBUF_LIT(&o, "\r\n");
     for (unsigned i = 0; i < r->nout_headers; i++) {
         const rp_header_t *h = &r->out_headers[i];
@@ -236,7 +301,6 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
 
 int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body)
 {
-    rp_conn_t *c = r->conn;
     r->status = status;
     r->reason = RP_NULL_STR; /* rampart's own response: its own reason phrase */
     r->response_started = 1;
@@ -251,18 +315,16 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
         for (unsigned i = 0; i < n; i++)
             rp_http_add_header(r, old[i].name, old[i].value);
     }
-    size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf),
-                                     status_has_body(status) ? (int64_t)body.len : -1, 0);
-    rp_conn_response_begin(c);
-    struct iovec iov[2] = {{rp_http_head_buf, hlen}, {(void *)body.data, 0}};
-    int n = 1;
-    if (!r->head && status_has_body(status) && body.len) {
-        iov[1].iov_len = body.len;
-        n = 2;
-        r->body_bytes_sent = (int64_t)body.len;
+    if (rp_http_response_begin(r, status_has_body(status) ? (int64_t)body.len : -1) != 0) {
+        rp_http_abort(r); /* add_header made a head that cannot fit */
+        return RP_DONE;
     }
-    rp_conn_write(c, iov, n);
-    rp_conn_response_end(c);
+    if (!r->head && status_has_body(status) && body.len) {
+        struct iovec iov = {(void *)body.data, body.len};
+        r->body_bytes_sent = (int64_t)body.len;
+        rp_http_write(r, &iov, 1);
+    }
+    rp_http_response_end(r);
     return RP_DONE;
 }
 
@@ -301,7 +363,8 @@ int rp_http_send_error(rp_request_t *r, int status)
     case 500:
     case 501:
     case 505:
-        r->conn->close_after = 1;
+        if (r->stream == NULL)
+            r->conn->close_after = 1;
         break;
     }
     return rp_http_send_response(r, status, RP_STR("text/html"), (rp_str_t){page, (size_t)n});

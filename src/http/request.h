@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 
 typedef struct {
     rp_str_t name, value;
@@ -57,6 +58,15 @@ struct rp_request_s {
     struct timeval start;
     char request_id[33]; /* made on first use of $request_id */
 
+    /* HTTP/2: the stream carrying this request; NULL on HTTP/1. */
+    struct rp_h2_stream_s *stream;
+
+    /* Set by a content handler that waits: for body bytes from the client, or for the
+     * response to drain (back-pressure). Each is cleared before it is called. */
+    void (*on_body)(rp_request_t *r);
+    void (*on_drain)(rp_request_t *r);
+    int body_status; /* after rp_http_read_body failed: 400, 413, or 0 for a client gone */
+
     /* The proxy's record, one entry per upstream attempt joined by ", " as nginx does:
      * $upstream_addr, $upstream_status, $upstream_connect_time, $upstream_response_time. */
     rp_str_t upstream_addr, upstream_status, upstream_connect_time, upstream_response_time;
@@ -98,6 +108,63 @@ extern char rp_http_head_buf[RP_HEAD_MAX];
 /* Response header filters, run once per response before its head is built. */
 typedef void (*rp_header_filter_pt)(rp_request_t *r);
 extern rp_header_filter_pt rp_http_header_filters[4];
+
+/* Runs the header filters; once per response, by the code that serializes its head. */
+void rp_http_run_header_filters(rp_request_t *r);
+
+/* The current time as an HTTP date, for the Date field (29 characters). */
+const char *rp_http_date(void);
+
+/*
+ * Producing a response and reading the request body, whatever the protocol.
+ *
+ * A content handler that streams sets r->status and the headers, calls begin()
+ * once with the body's length (-1: not known), write() for each piece of the
+ * body, then end(); or abort() when the response can never be completed: the
+ * client then sees it cut (a reset stream, a short or reset connection), never a
+ * truncated body framed as complete. After end() or abort() the request may
+ * already be freed. The protocol frames the body: HTTP/1.1 chunks a body of
+ * unknown length, HTTP/1.0 ends it with the connection, HTTP/2 ends the stream.
+ *
+ * HTTP/1 serializes the head into rp_http_head_buf and sends it with the first
+ * body bytes: the first write(), flush_head() or end() must come before the
+ * handler returns to the event loop.
+ */
+
+/* Returns 0, or -1 when the head does not fit (nothing was sent: answer 502). */
+int rp_http_response_begin(rp_request_t *r, int64_t content_length);
+
+/* Whether the response head has left for the client; until then the handler may still
+ * replace the response with rp_http_send_error(). */
+int rp_http_head_sent(const rp_request_t *r);
+
+/* Sends a head that no body bytes carried out yet. 0, or -1 when the client is gone. */
+int rp_http_flush_head(rp_request_t *r);
+
+/* Sends body bytes. 0, or -1 when the client is gone (then abort()). */
+int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
+
+void rp_http_response_end(rp_request_t *r);
+void rp_http_abort(rp_request_t *r);
+
+/* Non-zero while the handler should stop producing and wait for r->on_drain. */
+size_t rp_http_pending(const rp_request_t *r);
+
+/*
+ * Reads decoded request-body bytes into buf[0..cap). Returns 1 when the body is
+ * complete, 0 when more will come (*n may be 0: then r->on_body is called when
+ * the client sends more), -1 when it cannot be read (r->body_status says why).
+ * Over HTTP/1 the first call answers "Expect: 100-continue"; over HTTP/2 the
+ * stream's flow-control window reopens only as the body is read.
+ */
+int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
+
+/* Ends the request without a response (return 444): the connection closes, or the
+ * stream is reset. */
+void rp_http_close_now(rp_request_t *r);
+
+/* Whether a response with this status carries a body. */
+int rp_http_status_has_body(int status);
 
 /*
  * Sends a complete response with the given body (copied). content_type may be a

@@ -65,11 +65,8 @@ static int run_return(rp_request_t *r, const return_conf_t *rc)
     if (rc->code == 0)
         return RP_DECLINED;
     if (rc->code == 444) {
-        r->conn->close_after = 1;
         r->status = 444;
-        shutdown(r->conn->fd, SHUT_RDWR);
-        r->conn->response_queued = 1;
-        rp_conn_send(r->conn);
+        rp_http_close_now(r);
         return RP_DONE;
     }
     if (is_redirect(rc->code)) {

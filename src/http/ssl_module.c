@@ -335,10 +335,14 @@ static const char *ssl_error_text(rp_conf_t *cf)
 static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                        const unsigned char *in, unsigned int inlen, void *arg)
 {
-    /* only HTTP/1.1 for now; h2 joins when the HTTP/2 server does */
-    static const unsigned char ours[] = "\x08http/1.1";
+    /* h2 first where the listen said http2: SSL_select_next_proto goes by our order */
+    static const unsigned char h1[] = "\x08http/1.1", both[] = "\x02h2\x08http/1.1";
+    rp_conn_t *c = SSL_get_app_data(ssl);
+    int h2 = c && c->addr->http2;
+    const unsigned char *ours = h2 ? both : h1;
+    unsigned ours_len = h2 ? sizeof(both) - 1 : sizeof(h1) - 1;
     unsigned char *sel;
-    if (SSL_select_next_proto(&sel, outlen, ours, sizeof(ours) - 1, in, inlen) !=
+    if (SSL_select_next_proto(&sel, outlen, ours, ours_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL; /* RFC 7301 3.2: no_application_protocol */
     *out = sel;

@@ -45,11 +45,9 @@ typedef struct {
     unsigned body_sent : 1;     /* the whole request body went upstream */
     unsigned req_chunked : 1;   /* the request body goes upstream chunked */
     unsigned got_bytes : 1;     /* some response byte arrived */
-    unsigned down_chunked : 1;  /* the response goes to the client chunked */
     unsigned keep : 1;          /* the upstream connection may be reused */
     unsigned finished : 1;
     unsigned last_timeout : 1;  /* the last failed attempt timed out */
-    size_t head_len;            /* a built response head waits in rp_http_head_buf */
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     int send_errno;
     rp_str_t target;            /* the request target sent upstream */
@@ -170,8 +168,8 @@ static void fail(proxy_t *p, int status)
     rp_request_t *r = p->r;
     drop_uc(p, 0);
     p->finished = 1;
-    r->conn->on_body = NULL;
-    r->conn->on_drain = NULL;
+    r->on_body = NULL;
+    r->on_drain = NULL;
     rp_http_send_error(r, status);
 }
 
@@ -182,9 +180,8 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
     log_upstream(p, RP_LOG_ERR, why, err, where);
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
-    if (p->head_len) {
+    if (!rp_http_head_sent(r)) {
         /* nothing reached the client yet: it can still get a proper 502 */
-        p->head_len = 0;
         r->nout_headers = 0;
         r->response_started = 0;
         fail(p, 502);
@@ -192,9 +189,7 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
     }
     p->finished = 1;
     drop_uc(p, 0);
-    if (!p->down_chunked && p->mode != B_LENGTH)
-        r->conn->abort_rst = 1; /* close-delimited: only a reset says "incomplete" */
-    rp_conn_abort(r->conn);
+    rp_http_abort(r);
 }
 
 static void finish(proxy_t *p)
@@ -206,11 +201,7 @@ static void finish(proxy_t *p)
     if (p->uc && p->mode == B_NONE)
         p->uc->suspect = 1; /* a body where none belongs may still be on its way */
     drop_uc(p, p->keep && p->body_sent);
-    if (p->down_chunked) {
-        struct iovec iov = {(void *)"0\r\n\r\n", 5};
-        rp_conn_write(r->conn, &iov, 1);
-    }
-    rp_conn_response_end(r->conn);
+    rp_http_response_end(r);
 }
 
 /* ---- sending the request ---- */
@@ -374,7 +365,6 @@ static void on_client_body(rp_request_t *r)
 static void pump_body(proxy_t *p)
 {
     rp_request_t *r = p->r;
-    rp_conn_t *c = r->conn;
     if (p->send_failed)
         return;
     while (!p->body_sent) {
@@ -387,21 +377,21 @@ static void pump_body(proxy_t *p)
             return; /* on_upstream_write resumes */
         size_t n = 0;
         char *data = scratch + 16;
-        int rc = rp_conn_read_body(c, data, sizeof(scratch) - 32, &n);
+        int rc = rp_http_read_body(r, data, sizeof(scratch) - 32, &n);
         if (rc < 0) {
-            int status = c->body_status;
+            int status = r->body_status;
             if (status == 0) {
                 log_upstream(p, RP_LOG_INFO, "client closed the connection while sending the "
                                              "request body to upstream", 0, NULL);
                 p->finished = 1;
                 drop_uc(p, 0);
-                rp_conn_abort(c);
+                rp_http_abort(r);
                 return;
             }
             p->finished = 1;
             drop_uc(p, 0);
             if (r->response_started) {
-                rp_conn_abort(c);
+                rp_http_abort(r);
                 return;
             }
             rp_http_send_error(r, status);
@@ -436,7 +426,7 @@ static void pump_body(proxy_t *p)
         }
         if (n == 0) {
             /* the client has sent nothing more yet; its client_body_timeout runs */
-            c->on_body = on_client_body;
+            r->on_body = on_client_body;
             if (p->state == P_SEND)
                 event_del(&p->uc->timer);
             return;
@@ -636,7 +626,7 @@ static void upstream_send_error(proxy_t *p, int err)
         p->send_failed = 1;
         p->send_errno = err;
         p->keep = 0;
-        p->r->conn->on_body = NULL;
+        p->r->on_body = NULL;
         event_del(&p->uc->wev);
         evbuffer_drain(p->uc->out, evbuffer_get_length(p->uc->out));
         if (p->state == P_SEND)
@@ -656,28 +646,14 @@ static void upstream_send_error(proxy_t *p, int err)
 static void on_client_drained(rp_request_t *r);
 
 /* Sends data bytes to the client, framed as the client's response needs. */
-static int to_client(proxy_t *p, char *data, size_t n)
+static int to_client(proxy_t *p, const char *data, size_t n)
 {
     rp_request_t *r = p->r;
     if (n == 0 || r->head)
         return 0;
     r->body_bytes_sent += (int64_t)n;
-    struct iovec iov[4];
-    int k = 0;
-    char hdr[24];
-    if (p->head_len) {
-        /* the head goes out with the first body bytes: one write for small responses */
-        iov[k++] = (struct iovec){rp_http_head_buf, p->head_len};
-        p->head_len = 0;
-    }
-    if (p->down_chunked) {
-        int hl = snprintf(hdr, sizeof(hdr), "%zx\r\n", n);
-        iov[k++] = (struct iovec){hdr, (size_t)hl};
-    }
-    iov[k++] = (struct iovec){data, n};
-    if (p->down_chunked)
-        iov[k++] = (struct iovec){(void *)"\r\n", 2};
-    return rp_conn_write(r->conn, iov, k);
+    struct iovec iov = {(void *)data, n};
+    return rp_http_write(r, &iov, 1);
 }
 
 static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
@@ -777,19 +753,12 @@ static int handle_head(proxy_t *p)
                                (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len});
 
     int64_t cl = -1;
-    int chunked = 0;
     if (p->mode == B_LENGTH)
         cl = p->left;
     else if (p->mode == B_NONE && code != 204 && code != 304 && f.content_length >= 0)
         cl = f.content_length; /* HEAD: the length the GET would have */
-    else if ((p->mode == B_CHUNKED || p->mode == B_CLOSE) && r->version == 11)
-        chunked = 1;
-    else if (p->mode == B_NONE && code != 204 && code != 304 && r->head)
-        chunked = r->version == 11; /* HEAD of a body of unknown length */
-    p->down_chunked = chunked && !r->head;
 
-    size_t hlen = rp_http_build_head(r, rp_http_head_buf, sizeof(rp_http_head_buf), cl, chunked);
-    if (hlen == 0) {
+    if (rp_http_response_begin(r, cl) != 0) {
         log_upstream(p, RP_LOG_ERR, "response head too large", 0, NULL);
         p->finished = 1;
         r->response_started = 0;
@@ -797,21 +766,9 @@ static int handle_head(proxy_t *p)
         fail(p, 502);
         return -1;
     }
-    rp_conn_response_begin(r->conn);
     uc->pos = ps->pos;
     p->state = P_BODY;
-    p->head_len = hlen;
     return 0;
-}
-
-/* Writes a head that no body bytes carried out. */
-static int flush_head(proxy_t *p)
-{
-    if (p->head_len == 0)
-        return 0;
-    struct iovec iov = {rp_http_head_buf, p->head_len};
-    p->head_len = 0;
-    return rp_conn_write(p->r->conn, &iov, 1);
 }
 
 /* Forwards the body bytes in uc->buf[pos..len). Returns 1 when the body is complete, 0 to
@@ -869,7 +826,7 @@ static int handle_body(proxy_t *p)
 client_gone:
     p->finished = 1;
     drop_uc(p, 0);
-    rp_conn_abort(p->r->conn);
+    rp_http_abort(p->r);
     return -1;
 }
 
@@ -955,26 +912,26 @@ static void read_upstream(proxy_t *p)
         int done = handle_body(p);
         if (done < 0)
             return;
-        if (flush_head(p) != 0) {
+        if (rp_http_flush_head(r) != 0) {
             p->finished = 1;
             drop_uc(p, 0);
-            rp_conn_abort(r->conn);
+            rp_http_abort(r);
             return;
         }
         if (done) {
             if (!p->body_sent) {
                 /* answered before the whole body came: the connection cannot be reused */
                 p->keep = 0;
-                p->r->conn->on_body = NULL;
+                p->r->on_body = NULL;
             }
             finish(p);
             return;
         }
-        if (rp_conn_pending(r->conn)) {
+        if (rp_http_pending(r)) {
             /* the client is slower: wait for it before reading more */
             event_del(&uc->rev);
             event_del(&uc->timer);
-            r->conn->on_drain = on_client_drained;
+            r->on_drain = on_client_drained;
             return;
         }
     }

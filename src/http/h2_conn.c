@@ -1,0 +1,1027 @@
+/*
+ * HTTP/2 connections on nghttp2. The connection object (socket, TLS, output
+ * queue, timer) is the HTTP/1 one; this file owns the session on top of it and
+ * its streams, each an ordinary request for the phases.
+ *
+ * Three rules keep it simple and safe:
+ * - nghttp2 is driven only from this file's event handlers (read, write, a
+ *   deferred "flush" event). The request API (rp_h2_write, _abort, ...) only
+ *   queues and schedules, so a stream is never freed under a handler that is
+ *   still running.
+ * - Streams start after the bytes that opened them are processed, from a ready
+ *   list. A stream reset in the same read never starts (Rapid Reset costs no
+ *   upstream work), and nothing runs inside nghttp2's callbacks but
+ *   bookkeeping.
+ * - Flow control follows the consumer: automatic WINDOW_UPDATEs are off, and a
+ *   stream's window reopens only as its handler reads the body. Output is
+ *   pulled from a stream's buffer as the peer's window allows; the producer
+ *   waits while that buffer is full.
+ *
+ * Defences (each ends the connection with GOAWAY(ENHANCE_YOUR_CALM)): a token
+ * bucket for resets of streams by either side (Rapid Reset, CVE-2023-44487, and
+ * resets the client provokes, CVE-2025-8671); one for frames that carry no work
+ * (SETTINGS, PING, PRIORITY, empty DATA and CONTINUATION); a cap on
+ * CONTINUATION frames per header block; the decoded header list limit (HPACK
+ * bombs); nghttp2's own limit on queued ACKs for a peer that does not read; and
+ * send_timeout for a response that makes no progress (a zero window).
+ */
+#include "http/h2.h"
+#include "core/log.h"
+#include "http/ssl.h"
+#include "route/route.h"
+
+#include <errno.h>
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define READ_CHUNK 16384
+#define OUT_HIGH (64 * 1024)        /* connection output above this: produce no more frames */
+#define STREAM_OUT_HIGH (64 * 1024) /* a stream's unsent body above this: its producer waits */
+#define STREAM_OUT_LOW (16 * 1024)  /* ... until it is back below this */
+#define CONN_WINDOW (1024 * 1024)   /* received body bytes all streams together may hold */
+
+/* Budgets: a burst, refilled at a rate per second. */
+#define RESET_BURST 1000
+#define RESET_RATE 33
+#define IDLE_FRAME_BURST 1000
+#define IDLE_FRAME_RATE 100
+#define MAX_CONTINUATIONS 16
+
+typedef struct rp_h2_stream_s stream_t;
+
+struct rp_h2_stream_s {
+    int32_t id;
+    rp_conn_t *c;
+    rp_arena_t *arena;
+    rp_request_t *r;
+    rp_h2_req_t q;
+    struct evbuffer *in;  /* body bytes received, not yet read by the handler */
+    struct evbuffer *out; /* response body bytes not yet framed */
+    int64_t received;
+    unsigned malformed : 1;
+    unsigned headers_done : 1;
+    unsigned in_eof : 1;
+    unsigned out_eof : 1;
+    unsigned head_sent : 1;
+    unsigned deferred : 1; /* nghttp2 waits for resume_data */
+    unsigned reset : 1;    /* reset or closing: writes fail */
+    unsigned start : 1;    /* on the ready list to start its request */
+    unsigned notify_body : 1;
+    unsigned notify_drain : 1;
+    unsigned ready : 1;
+    stream_t *prev, *next;       /* the connection's streams */
+    stream_t *rprev, *rnext;     /* the ready list */
+};
+
+enum { T_PREFACE, T_IDLE, T_SEND, T_BODY, T_NONE, T_CLOSING };
+
+typedef struct rp_h2_conn_s {
+    nghttp2_session *s;
+    rp_h2_srv_conf_t *conf;
+    stream_t *streams;
+    unsigned nstreams;
+    stream_t *ready, *ready_tail;
+    unsigned requests;
+    double reset_tokens, idle_tokens;
+    int64_t refilled; /* ms */
+    unsigned continuations;
+    size_t block_size; /* the decoded size of the header block being received */
+    uint32_t fatal; /* the GOAWAY code a defence asked for */
+    const char *fatal_why;
+    int timer_mode;
+    unsigned goaway : 1;
+    unsigned closing : 1;
+    unsigned got_frame : 1;
+    unsigned progress : 1;      /* response bytes went out since the timer was set */
+    unsigned body_progress : 1; /* request bytes came in since the timer was set */
+    unsigned read_paused : 1;
+} h2_t;
+
+static nghttp2_session_callbacks *callbacks;
+static nghttp2_option *options;
+static stream_t *stream_free;
+static unsigned nstream_free;
+
+static void run(rp_conn_t *c);
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(rp_event_base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static void schedule(rp_conn_t *c)
+{
+    event_active(&c->flush_ev, EV_WRITE, 1);
+}
+
+static rp_http_core_loc_conf_t *default_loc(rp_conn_t *c)
+{
+    rp_http_core_srv_conf_t *srv = c->addr->default_server;
+    return srv->ctx->loc_conf[rp_http_core_module.index];
+}
+
+/* ---- budgets ---- */
+
+static void refill(h2_t *h2)
+{
+    int64_t now = now_ms();
+    double dt = (double)(now - h2->refilled) / 1000.0;
+    if (dt <= 0)
+        return;
+    h2->refilled = now;
+    h2->reset_tokens += dt * RESET_RATE;
+    if (h2->reset_tokens > RESET_BURST)
+        h2->reset_tokens = RESET_BURST;
+    h2->idle_tokens += dt * IDLE_FRAME_RATE;
+    if (h2->idle_tokens > IDLE_FRAME_BURST)
+        h2->idle_tokens = IDLE_FRAME_BURST;
+}
+
+static void trip(h2_t *h2, const char *why)
+{
+    if (h2->fatal == 0) {
+        h2->fatal = NGHTTP2_ENHANCE_YOUR_CALM;
+        h2->fatal_why = why;
+    }
+}
+
+static int spend(h2_t *h2, double *tokens, const char *why)
+{
+    refill(h2);
+    if (*tokens < 1) {
+        trip(h2, why);
+        return -1;
+    }
+    *tokens -= 1;
+    return 0;
+}
+
+/* ---- streams ---- */
+
+static void ready_add(h2_t *h2, stream_t *st)
+{
+    if (st->ready)
+        return;
+    st->ready = 1;
+    st->rnext = NULL;
+    st->rprev = h2->ready_tail;
+    if (h2->ready_tail)
+        h2->ready_tail->rnext = st;
+    else
+        h2->ready = st;
+    h2->ready_tail = st;
+}
+
+static void ready_remove(h2_t *h2, stream_t *st)
+{
+    if (!st->ready)
+        return;
+    st->ready = 0;
+    if (st->rprev)
+        st->rprev->rnext = st->rnext;
+    else
+        h2->ready = st->rnext;
+    if (st->rnext)
+        st->rnext->rprev = st->rprev;
+    else
+        h2->ready_tail = st->rprev;
+}
+
+static stream_t *stream_new(rp_conn_t *c, int32_t id)
+{
+    stream_t *st = stream_free;
+    if (st) {
+        stream_free = st->next;
+        nstream_free--;
+    } else {
+        st = rp_xcalloc(1, sizeof(*st));
+        st->arena = rp_arena_create(8192);
+        st->in = evbuffer_new();
+        st->out = evbuffer_new();
+    }
+    rp_arena_t *a = st->arena;
+    struct evbuffer *in = st->in, *out = st->out;
+    memset(st, 0, sizeof(*st));
+    st->arena = a;
+    st->in = in;
+    st->out = out;
+    st->id = id;
+    st->c = c;
+    rp_h2_req_init(&st->q);
+    h2_t *h2 = c->h2;
+    st->next = h2->streams;
+    if (h2->streams)
+        h2->streams->prev = st;
+    h2->streams = st;
+    h2->nstreams++;
+    return st;
+}
+
+/* Ends the stream's request (release, log) and frees the stream. */
+static void stream_close(rp_conn_t *c, stream_t *st)
+{
+    h2_t *h2 = c->h2;
+    rp_request_t *r = st->r;
+    ready_remove(h2, st);
+    if (h2->s)
+        nghttp2_session_set_stream_user_data(h2->s, st->id, NULL);
+    size_t unread = evbuffer_get_length(st->in);
+    if (unread && h2->s)
+        nghttp2_session_consume_connection(h2->s, unread); /* window the handler never used */
+    if (r) {
+        r->on_body = NULL;
+        r->on_drain = NULL;
+        if (!r->response_started)
+            r->status = 499; /* the client reset the stream before its answer, as nginx logs */
+        if (r->cleanup) {
+            void (*fn)(rp_request_t *) = r->cleanup;
+            r->cleanup = NULL;
+            fn(r);
+        }
+        rp_http_log_request(r);
+    }
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        h2->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    h2->nstreams--;
+    evbuffer_drain(st->in, evbuffer_get_length(st->in));
+    evbuffer_drain(st->out, evbuffer_get_length(st->out));
+    rp_arena_reset(st->arena);
+    if (nstream_free < 256) {
+        st->next = stream_free;
+        stream_free = st;
+        nstream_free++;
+    } else {
+        evbuffer_free(st->in);
+        evbuffer_free(st->out);
+        rp_arena_destroy(st->arena);
+        free(st);
+    }
+}
+
+static stream_t *get_stream(h2_t *h2, int32_t id)
+{
+    return nghttp2_session_get_stream_user_data(h2->s, id);
+}
+
+/* ---- nghttp2 callbacks: bookkeeping only ---- */
+
+static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    int idle = 0;
+    switch (hd->type) {
+    case NGHTTP2_DATA:
+        idle = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+        break;
+    case NGHTTP2_HEADERS:
+        h2->continuations = 0;
+        h2->block_size = 0;
+        idle = hd->length == 0;
+        break;
+    case NGHTTP2_CONTINUATION:
+        if (++h2->continuations > MAX_CONTINUATIONS) {
+            trip(h2, "too many CONTINUATION frames");
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        }
+        idle = hd->length == 0;
+        break;
+    case NGHTTP2_PRIORITY:
+        idle = 1;
+        break;
+    case NGHTTP2_SETTINGS:
+    case NGHTTP2_PING:
+        idle = !(hd->flags & NGHTTP2_FLAG_ACK);
+        break;
+    case NGHTTP2_RST_STREAM:
+        if (spend(h2, &h2->reset_tokens, "too many stream resets") != 0)
+            return NGHTTP2_ERR_CALLBACK_FAILURE;
+        break;
+    }
+    if (idle && spend(h2, &h2->idle_tokens, "flood of frames without work") != 0)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    if (h2->goaway || h2->closing || h2->requests >= (unsigned)h2->conf->max_requests) {
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    h2->requests++;
+    stream_t *st = stream_new(c, frame->hd.stream_id);
+    nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+    if (h2->requests == (unsigned)h2->conf->max_requests) {
+        /* the last one: the client learns now and opens a new connection for more */
+        nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR, NULL, 0);
+        h2->goaway = 1;
+    }
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    /* counted per block, whether or not the stream was accepted */
+    h2->block_size += namelen + valuelen + 32;
+    if (h2->block_size > h2->conf->max_header_list_size) {
+        /* nginx's answer to an oversized header list; it also stops HPACK bombs */
+        trip(h2, "client exceeded http2_max_header_list_size");
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    stream_t *st = get_stream(h2, frame->hd.stream_id);
+    if (st == NULL)
+        return 0;
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST || st->malformed)
+        return 0; /* trailers of a request are not forwarded */
+    if (rp_h2_req_field(&st->q, st->arena, name, namelen, value, valuelen) != 0)
+        st->malformed = 1;
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    h2->got_frame = 1;
+    stream_t *st;
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        st = get_stream(h2, frame->hd.stream_id);
+        if (st == NULL)
+            return 0;
+        if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            st->in_eof = 1;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !st->headers_done) {
+            st->headers_done = 1;
+            st->start = 1;
+            ready_add(h2, st);
+        } else if (st->in_eof && st->r && st->r->on_body) {
+            st->notify_body = 1;
+            ready_add(h2, st);
+        }
+        break;
+    case NGHTTP2_DATA:
+        st = get_stream(h2, frame->hd.stream_id);
+        if (st && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            st->in_eof = 1;
+            h2->body_progress = 1;
+            if (st->r && st->r->on_body) {
+                st->notify_body = 1;
+                ready_add(h2, st);
+            }
+        }
+        break;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    stream_t *st = get_stream(h2, id);
+    if (st == NULL || st->reset) {
+        nghttp2_session_consume(s, id, len); /* nobody reads it: give the window back */
+        return 0;
+    }
+    evbuffer_add(st->in, data, len);
+    st->received += (int64_t)len;
+    h2->body_progress = 1;
+    if (st->r && st->r->on_body) {
+        st->notify_body = 1;
+        ready_add(h2, st);
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
+{
+    rp_conn_t *c = user;
+    stream_t *st = get_stream(c->h2, id);
+    if (st)
+        stream_close(c, st);
+    return 0;
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    switch (frame->hd.type) {
+    case NGHTTP2_RST_STREAM:
+        /* resets we were made to send count like the client's own (CVE-2025-8671) */
+        if (frame->rst_stream.error_code != NGHTTP2_NO_ERROR)
+            spend(h2, &h2->reset_tokens, "too many stream resets");
+        break;
+    case NGHTTP2_GOAWAY:
+        h2->goaway = 1;
+        break;
+    case NGHTTP2_HEADERS:
+    case NGHTTP2_DATA:
+        if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+            !nghttp2_session_get_stream_remote_close(s, frame->hd.stream_id)) {
+            /* answered before the request body ended: tell the client to stop sending
+             * (RFC 9113 8.1) */
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                      NGHTTP2_NO_ERROR);
+        }
+        break;
+    }
+    return 0;
+}
+
+static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *source, void *user)
+{
+    rp_conn_t *c = user;
+    h2_t *h2 = c->h2;
+    stream_t *st = get_stream(h2, id);
+    if (st == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    size_t avail = evbuffer_get_length(st->out);
+    if (avail == 0) {
+        if (st->out_eof) {
+            *flags |= NGHTTP2_DATA_FLAG_EOF;
+            return 0;
+        }
+        st->deferred = 1;
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    int n = evbuffer_remove(st->out, buf, length < avail ? length : avail);
+    if (n < 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    h2->progress = 1;
+    avail -= (size_t)n;
+    if (avail == 0 && st->out_eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (avail <= STREAM_OUT_LOW && st->r && st->r->on_drain) {
+        st->notify_drain = 1;
+        ready_add(h2, st);
+    }
+    return n;
+}
+
+static void init_library(void)
+{
+    if (callbacks)
+        return;
+    nghttp2_session_callbacks_new(&callbacks);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks, on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
+    nghttp2_option_new(&options);
+    nghttp2_option_set_no_auto_window_update(options, 1);
+    /* our budgets trip first and answer ENHANCE_YOUR_CALM; nghttp2's stay as a backstop */
+    nghttp2_option_set_stream_reset_rate_limit(options, RESET_BURST * 4, RESET_RATE * 4);
+    nghttp2_option_set_max_continuations(options, MAX_CONTINUATIONS * 4);
+}
+
+/* ---- requests ---- */
+
+static void start_stream(rp_conn_t *c, stream_t *st)
+{
+    h2_t *h2 = c->h2;
+    rp_request_t *r = rp_arena_calloc(st->arena, sizeof(*r));
+    r->conn = c;
+    r->arena = st->arena;
+    r->stream = st;
+    r->version = 20;
+    st->r = r;
+    c->requests++;
+    event_base_gettimeofday_cached(rp_event_base, &r->start);
+
+    rp_http_core_srv_conf_t *dsrv = c->addr->default_server;
+    int rc = -1;
+    if (!st->malformed)
+        rc = rp_h2_req_finish(&st->q, r, st->in_eof && st->received == 0, dsrv->merge_slashes);
+    if (rc < 0) {
+        rp_log_error(RP_LOG_INFO, 0, "client sent a malformed HTTP/2 request (%s), stream %d",
+                     st->q.why ? st->q.why : "invalid header field", st->id);
+        st->reset = 1;
+        st->r = NULL; /* never routed: nothing to log */
+        nghttp2_submit_rst_stream(h2->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+        return;
+    }
+    r->srv = rp_route_server(c->addr, r->host.data, r->host.len);
+    r->clcf = r->srv->ctx->loc_conf[rp_http_core_module.index];
+    r->loc_conf = r->clcf->loc_conf;
+    const char *why = NULL;
+    if (rc == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl, &r->error_title)) != NULL)
+        rc = 400;
+    if (rc > 0) {
+        rp_log_error(RP_LOG_INFO, 0, "client sent a bad request (%d: %s), stream %d", rc,
+                     why ? why : st->q.why, st->id);
+        rp_http_send_error(r, rc);
+        return;
+    }
+    rp_http_run_phases(r);
+}
+
+/* Starts streams and wakes handlers whose stream got body bytes or room to write. */
+static void dispatch(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    stream_t *st;
+    while ((st = h2->ready) != NULL) {
+        ready_remove(h2, st);
+        if (st->start) {
+            st->start = 0;
+            start_stream(c, st);
+            continue;
+        }
+        rp_request_t *r = st->r;
+        if (r == NULL)
+            continue;
+        if (st->notify_body) {
+            st->notify_body = 0;
+            if (r->on_body) {
+                void (*fn)(rp_request_t *) = r->on_body;
+                r->on_body = NULL;
+                fn(r);
+            }
+        }
+        if (st->notify_drain && st->r == r) {
+            st->notify_drain = 0;
+            if (r->on_drain && evbuffer_get_length(st->out) <= STREAM_OUT_LOW) {
+                void (*fn)(rp_request_t *) = r->on_drain;
+                r->on_drain = NULL;
+                fn(r);
+            }
+        }
+    }
+}
+
+/* ---- the connection ---- */
+
+static void set_mode(rp_conn_t *c, int mode, int64_t ms, int restart)
+{
+    h2_t *h2 = c->h2;
+    if (h2->timer_mode != mode || restart) {
+        h2->timer_mode = mode;
+        if (ms > 0)
+            rp_conn_set_timer(c, ms);
+        else
+            event_del(&c->timer);
+    }
+}
+
+static void rearm(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    if (h2->closing || !h2->got_frame)
+        return;
+    rp_http_core_loc_conf_t *clcf = default_loc(c);
+    int sending = evbuffer_get_length(c->out) > 0, body_wait = 0;
+    for (stream_t *st = h2->streams; st && !sending; st = st->next) {
+        if (evbuffer_get_length(st->out) > 0)
+            sending = 1;
+        else if (st->r && st->r->on_body)
+            body_wait = 1;
+    }
+    if (sending)
+        set_mode(c, T_SEND, clcf->send_timeout, h2->progress);
+    else if (h2->nstreams == 0)
+        set_mode(c, T_IDLE, clcf->keepalive_timeout > 0 ? clcf->keepalive_timeout : 1, 0);
+    else if (body_wait)
+        set_mode(c, T_BODY, clcf->client_body_timeout, h2->body_progress);
+    else
+        set_mode(c, T_NONE, 0, 0);
+    h2->progress = 0;
+    h2->body_progress = 0;
+}
+
+/* A defence tripped or the peer broke the protocol: GOAWAY, then close once it is out. */
+static void fail(rp_conn_t *c, int lib_error)
+{
+    h2_t *h2 = c->h2;
+    if (h2->closing) {
+        rp_conn_free(c);
+        return;
+    }
+    uint32_t code = h2->fatal;
+    if (code == 0)
+        code = lib_error == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
+    if (h2->fatal)
+        rp_log_error(RP_LOG_INFO, 0, "http2 connection closed: %s, client: fd %d",
+                     h2->fatal_why ? h2->fatal_why : "", c->fd);
+    else
+        rp_log_error(RP_LOG_INFO, 0, "http2 connection closed: %s, client: fd %d",
+                     nghttp2_strerror(lib_error), c->fd);
+    h2->fatal = code;
+    h2->closing = 1;
+    /* the streams end now: a flood must not keep upstream work alive */
+    while (h2->streams)
+        stream_close(c, h2->streams);
+    if (lib_error == NGHTTP2_ERR_BAD_CLIENT_MAGIC) {
+        rp_conn_free(c);
+        return;
+    }
+    nghttp2_session_terminate_session(h2->s, code);
+    event_del(&c->io);
+    h2->timer_mode = T_CLOSING;
+    rp_conn_set_timer(c, 3000);
+    schedule(c);
+}
+
+/* Moves frames from nghttp2 to the socket. Returns -1 when the connection is gone. */
+static int flush(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    for (;;) {
+        while (evbuffer_get_length(c->out) < OUT_HIGH) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(h2->s, &data);
+            if (n < 0) {
+                if (h2->closing) {
+                    rp_conn_free(c);
+                    return -1;
+                }
+                fail(c, (int)n);
+                return 0;
+            }
+            if (n == 0)
+                break;
+            evbuffer_add(c->out, data, (size_t)n);
+        }
+        if (evbuffer_get_length(c->out) == 0)
+            break;
+        int k = rp_conn_out_write(c);
+        if (k < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+                event_add(&c->wio, NULL);
+                return 0;
+            }
+            rp_conn_free(c);
+            return -1;
+        }
+    }
+    event_del(&c->wio);
+    if (h2->read_paused && !h2->closing) {
+        h2->read_paused = 0;
+        event_add(&c->io, NULL);
+        event_active(&c->io, EV_READ, 1);
+    }
+    return 0;
+}
+
+/* After any event: start and wake streams, send, and close when the session is over. */
+static void run(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    for (int round = 0; round < 8; round++) {
+        if (!h2->closing)
+            dispatch(c);
+        if (h2->fatal && !h2->closing) {
+            fail(c, 0);
+        }
+        if (flush(c) != 0)
+            return;
+        if (h2->fatal && !h2->closing) {
+            fail(c, 0);
+            continue;
+        }
+        if (h2->ready == NULL)
+            break;
+    }
+    if (h2->ready)
+        schedule(c); /* more to do: after other connections had their turn */
+    if (evbuffer_get_length(c->out) == 0 && !nghttp2_session_want_write(h2->s) &&
+        (!nghttp2_session_want_read(h2->s) || h2->closing ||
+         (h2->goaway && h2->nstreams == 0))) {
+        rp_conn_linger(c);
+        return;
+    }
+    rearm(c);
+}
+
+static void on_flush(evutil_socket_t fd, short what, void *arg)
+{
+    rp_conn_t *c = arg;
+    if (c->h2)
+        run(c);
+}
+
+void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
+{
+    init_library();
+    h2_t *h2 = rp_xcalloc(1, sizeof(*h2));
+    c->h2 = h2;
+    rp_http_core_srv_conf_t *dsrv = c->addr->default_server;
+    h2->conf = dsrv->ctx->srv_conf[rp_http2_module.index];
+    h2->reset_tokens = RESET_BURST;
+    h2->idle_tokens = IDLE_FRAME_BURST;
+    h2->refilled = now_ms();
+    event_assign(&c->flush_ev, rp_event_base, -1, 0, on_flush, c);
+    if (nghttp2_session_server_new2(&h2->s, callbacks, c, options) != 0) {
+        rp_conn_free(c);
+        return;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)h2->conf->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)h2->conf->body_preread_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)h2->conf->max_header_list_size},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+    };
+    nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    size_t window = CONN_WINDOW + h2->conf->body_preread_size;
+    nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, (int32_t)window);
+    h2->timer_mode = T_PREFACE;
+    rp_conn_set_timer(c, dsrv->client_header_timeout);
+    if (len) {
+        ssize_t rv = nghttp2_session_mem_recv(h2->s, (const uint8_t *)data, len);
+        if (rv < 0 || h2->fatal) {
+            fail(c, (int)rv);
+            return;
+        }
+    }
+    run(c);
+}
+
+void rp_h2_on_read(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    char buf[READ_CHUNK];
+    for (int i = 0; i < 8; i++) {
+        ssize_t n = rp_conn_io_read(c, buf, sizeof(buf));
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            break;
+        if (n <= 0) {
+            rp_conn_free(c);
+            return;
+        }
+        ssize_t rv = nghttp2_session_mem_recv(h2->s, (const uint8_t *)buf, (size_t)n);
+        if (rv < 0 || h2->fatal) {
+            fail(c, (int)rv);
+            return;
+        }
+        if (evbuffer_get_length(c->out) > 4 * OUT_HIGH) {
+            /* the peer is not reading what we send: stop reading what it sends */
+            h2->read_paused = 1;
+            event_del(&c->io);
+            break;
+        }
+        if (h2->ready)
+            break; /* start what arrived before reading more */
+    }
+    if (c->ssl && !h2->read_paused && SSL_pending(c->ssl))
+        event_active(&c->io, EV_READ, 1);
+    run(c);
+}
+
+void rp_h2_on_write(rp_conn_t *c)
+{
+    run(c);
+}
+
+void rp_h2_on_timer(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    switch (h2->timer_mode) {
+    case T_PREFACE:
+    case T_CLOSING:
+        rp_conn_free(c);
+        return;
+    case T_IDLE:
+        h2->closing = 1; /* keepalive_timeout: a polite goodbye */
+        nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE,
+                              nghttp2_session_get_last_proc_stream_id(h2->s), NGHTTP2_NO_ERROR,
+                              NULL, 0);
+        h2->timer_mode = T_CLOSING;
+        rp_conn_set_timer(c, 3000);
+        run(c);
+        return;
+    case T_SEND:
+        trip(h2, "client timed out (send_timeout)");
+        fail(c, 0);
+        return;
+    case T_BODY:
+        for (stream_t *st = h2->streams; st; st = st->next) {
+            rp_request_t *r = st->r;
+            if (r == NULL || r->on_body == NULL)
+                continue;
+            rp_log_error(RP_LOG_INFO, 0, "client timed out (client_body_timeout), stream %d",
+                         st->id);
+            r->on_body = NULL;
+            if (r->response_started) {
+                rp_h2_abort(r);
+                continue;
+            }
+            if (r->cleanup) {
+                void (*fn)(rp_request_t *) = r->cleanup;
+                r->cleanup = NULL;
+                fn(r);
+            }
+            rp_http_send_error(r, 408);
+        }
+        h2->timer_mode = T_NONE;
+        run(c);
+        return;
+    }
+}
+
+void rp_h2_drain(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    if (h2->goaway || h2->closing)
+        return;
+    nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->s),
+                          NGHTTP2_NO_ERROR, NULL, 0);
+    h2->goaway = 1;
+    schedule(c);
+}
+
+void rp_h2_conn_free(rp_conn_t *c)
+{
+    h2_t *h2 = c->h2;
+    if (h2 == NULL)
+        return;
+    event_del(&c->flush_ev);
+    while (h2->streams)
+        stream_close(c, h2->streams);
+    nghttp2_session_del(h2->s);
+    h2->s = NULL;
+    free(h2);
+    c->h2 = NULL;
+}
+
+/* ---- the request API ---- */
+
+/* Connection-specific fields (RFC 9113 8.2.2) never go out over HTTP/2. */
+static int connection_specific(rp_str_t n)
+{
+    return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive") ||
+           rp_str_ieq(n, "proxy-connection") || rp_str_ieq(n, "transfer-encoding") ||
+           rp_str_ieq(n, "upgrade") || rp_str_ieq(n, "content-length") ||
+           rp_str_ieq(n, "server") || rp_str_ieq(n, "date");
+}
+
+static nghttp2_nv nv(rp_str_t name, rp_str_t value)
+{
+    return (nghttp2_nv){(uint8_t *)name.data, (uint8_t *)value.data, name.len, value.len,
+                        NGHTTP2_NV_FLAG_NONE};
+}
+
+static rp_str_t lower(rp_arena_t *a, rp_str_t n)
+{
+    size_t i = 0;
+    while (i < n.len && !(n.data[i] >= 'A' && n.data[i] <= 'Z'))
+        i++;
+    if (i == n.len)
+        return n;
+    char *d = rp_arena_alloc(a, n.len);
+    for (i = 0; i < n.len; i++) {
+        char ch = n.data[i];
+        d[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    return (rp_str_t){d, n.len};
+}
+
+int rp_h2_response_begin(rp_request_t *r, int64_t content_length)
+{
+    stream_t *st = r->stream;
+    rp_conn_t *c = st->c;
+    if (st->reset || st->head_sent)
+        return 0; /* writes will fail and the handler will learn it then */
+    rp_http_run_header_filters(r);
+    int body = rp_http_status_has_body(r->status);
+    unsigned max = r->nout_headers + 4;
+    nghttp2_nv *nva = rp_arena_alloc(r->arena, sizeof(*nva) * max);
+    unsigned n = 0;
+    char *status = rp_arena_alloc(r->arena, 4);
+    int code = r->status < 100 || r->status > 999 ? 500 : r->status;
+    status[0] = (char)('0' + code / 100);
+    status[1] = (char)('0' + code / 10 % 10);
+    status[2] = (char)('0' + code % 10);
+    nva[n++] = nv(RP_STR(":status"), (rp_str_t){status, 3});
+    nva[n++] = nv(RP_STR("server"), r->clcf == NULL || r->clcf->server_tokens
+                                         ? RP_STR("rampart/" PACKAGE_VERSION)
+                                         : RP_STR("rampart"));
+    nva[n++] = nv(RP_STR("date"), (rp_str_t){rp_http_date(), 29});
+    for (unsigned i = 0; i < r->nout_headers; i++) {
+        const rp_header_t *h = &r->out_headers[i];
+        if (h->name.len == 0 || connection_specific(h->name))
+            continue;
+        nva[n++] = nv(lower(r->arena, h->name), h->value);
+    }
+    if (content_length >= 0 && (body || r->head)) {
+        char *cl = rp_arena_alloc(r->arena, 24);
+        int k = snprintf(cl, 24, "%lld", (long long)content_length);
+        nva[n++] = nv(RP_STR("content-length"), (rp_str_t){cl, (size_t)k});
+    }
+    nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_body};
+    int rv = nghttp2_submit_response(c->h2->s, st->id, nva, n, body && !r->head ? &prd : NULL);
+    if (rv != 0) {
+        st->reset = 1;
+        return 0;
+    }
+    st->head_sent = 1;
+    schedule(c);
+    return 0;
+}
+
+int rp_h2_head_sent(const rp_request_t *r)
+{
+    return r->stream->head_sent;
+}
+
+int rp_h2_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
+{
+    stream_t *st = r->stream;
+    if (st->reset)
+        return -1;
+    for (int i = 0; i < iovcnt; i++)
+        evbuffer_add(st->out, iov[i].iov_base, iov[i].iov_len);
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->c->h2->s, st->id);
+    }
+    schedule(st->c);
+    return 0;
+}
+
+void rp_h2_response_end(rp_request_t *r)
+{
+    stream_t *st = r->stream;
+    r->on_body = NULL;
+    r->on_drain = NULL;
+    st->out_eof = 1;
+    if (st->deferred) {
+        st->deferred = 0;
+        nghttp2_session_resume_data(st->c->h2->s, st->id);
+    }
+    schedule(st->c);
+}
+
+void rp_h2_abort(rp_request_t *r)
+{
+    stream_t *st = r->stream;
+    r->on_body = NULL;
+    r->on_drain = NULL;
+    if (st->reset)
+        return;
+    st->reset = 1;
+    nghttp2_submit_rst_stream(st->c->h2->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    schedule(st->c);
+}
+
+size_t rp_h2_pending(const rp_request_t *r)
+{
+    stream_t *st = r->stream;
+    size_t n = evbuffer_get_length(st->out);
+    return st->reset || n < STREAM_OUT_HIGH ? 0 : n;
+}
+
+int rp_h2_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
+{
+    stream_t *st = r->stream;
+    h2_t *h2 = st->c->h2;
+    int64_t max = (int64_t)r->clcf->client_max_body_size;
+    *n = 0;
+    if (st->reset) {
+        r->body_status = 0;
+        return -1;
+    }
+    if (max && (r->content_length > max || st->received > max)) {
+        r->body_status = 413;
+        return -1;
+    }
+    size_t avail = evbuffer_get_length(st->in);
+    if (avail) {
+        int k = evbuffer_remove(st->in, buf, cap < avail ? cap : avail);
+        if (k > 0) {
+            *n = (size_t)k;
+            nghttp2_session_consume(h2->s, st->id, (size_t)k);
+            schedule(st->c); /* the WINDOW_UPDATE */
+        }
+    }
+    if (st->in_eof && evbuffer_get_length(st->in) == 0) {
+        if (r->content_length >= 0 && st->received != r->content_length) {
+            r->body_status = 400; /* nghttp2 resets such streams; this is the backstop */
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
