@@ -86,6 +86,10 @@ typedef struct rp_h2_conn_s {
     double reset_tokens, idle_tokens;
     int64_t refilled; /* ms */
     unsigned continuations;
+    unsigned preface_left;          /* client preface bytes the scanner still skips */
+    uint8_t scan_hd[9];             /* a frame header being received */
+    unsigned scan_len;
+    uint32_t scan_skip;             /* payload bytes of the current frame still to come */
     size_t block_size; /* the decoded size of the header block being received */
     uint32_t fatal; /* the GOAWAY code a defence asked for */
     const char *fatal_why;
@@ -272,48 +276,96 @@ static stream_t *get_stream(h2_t *h2, int32_t id)
 
 /* ---- nghttp2 callbacks: bookkeeping only ---- */
 
-static int on_begin_frame(nghttp2_session *s, const nghttp2_frame_hd *hd, void *user)
+/*
+ * Frame accounting, done on the raw byte stream before nghttp2 sees it: nghttp2
+ * silently drops some frames (DATA on a closed stream, for one) without telling
+ * its callbacks, and a flood of those costs as much as any other.
+ */
+static int account(h2_t *h2, const uint8_t *hd)
 {
-    rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    uint32_t length = (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2];
+    uint8_t type = hd[3], flags = hd[4];
     int idle = 0;
-    switch (hd->type) {
+    switch (type) {
     case NGHTTP2_DATA:
-        idle = hd->length == 0 && !(hd->flags & NGHTTP2_FLAG_END_STREAM);
+        idle = length == 0 && !(flags & NGHTTP2_FLAG_END_STREAM);
         break;
     case NGHTTP2_HEADERS:
         h2->continuations = 0;
-        h2->block_size = 0;
-        idle = hd->length == 0;
+        idle = length == 0;
         break;
     case NGHTTP2_CONTINUATION:
         if (++h2->continuations > MAX_CONTINUATIONS) {
             trip(h2, "too many CONTINUATION frames");
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
+            return -1;
         }
-        idle = hd->length == 0;
+        idle = length == 0;
         break;
     case NGHTTP2_PRIORITY:
         idle = 1;
         break;
     case NGHTTP2_SETTINGS:
     case NGHTTP2_PING:
-        idle = !(hd->flags & NGHTTP2_FLAG_ACK);
+        idle = !(flags & NGHTTP2_FLAG_ACK);
         break;
     case NGHTTP2_RST_STREAM:
-        if (spend(h2, &h2->reset_tokens, "too many stream resets") != 0)
-            return NGHTTP2_ERR_CALLBACK_FAILURE;
-        break;
+        return spend(h2, &h2->reset_tokens, "too many stream resets");
     }
-    if (idle && spend(h2, &h2->idle_tokens, "flood of frames without work") != 0)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    if (idle)
+        return spend(h2, &h2->idle_tokens, "flood of frames without work");
     return 0;
+}
+
+/* Feeds received bytes to the accounting, frame header by frame header. */
+static int scan(h2_t *h2, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (h2->scan_skip) {
+            size_t k = n < h2->scan_skip ? n : h2->scan_skip;
+            h2->scan_skip -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        size_t k = 9 - h2->scan_len;
+        if (k > n)
+            k = n;
+        memcpy(h2->scan_hd + h2->scan_len, p, k);
+        h2->scan_len += (unsigned)k;
+        p += k;
+        n -= k;
+        if (h2->scan_len < 9)
+            break;
+        h2->scan_len = 0;
+        h2->scan_skip = (uint32_t)h2->scan_hd[0] << 16 | (uint32_t)h2->scan_hd[1] << 8 |
+                        h2->scan_hd[2];
+        if (account(h2, h2->scan_hd) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Accounting first, then nghttp2. Returns -1 when the connection must end. */
+static int receive(h2_t *h2, const uint8_t *p, size_t n, ssize_t *rv)
+{
+    *rv = 0;
+    if (h2->preface_left) {
+        size_t k = n < h2->preface_left ? n : h2->preface_left;
+        h2->preface_left -= (unsigned)k;
+        if (scan(h2, p + k, n - k) != 0)
+            return -1;
+    } else if (scan(h2, p, n) != 0) {
+        return -1;
+    }
+    *rv = nghttp2_session_mem_recv(h2->s, p, n);
+    return *rv < 0 || h2->fatal ? -1 : 0;
 }
 
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     rp_conn_t *c = user;
     h2_t *h2 = c->h2;
+    h2->block_size = 0;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     if (h2->goaway || h2->closing || h2->requests >= (unsigned)h2->conf->max_requests) {
@@ -484,7 +536,6 @@ static void init_library(void)
     if (callbacks)
         return;
     nghttp2_session_callbacks_new(&callbacks);
-    nghttp2_session_callbacks_set_on_begin_frame_callback(callbacks, on_begin_frame);
     nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(callbacks, on_header);
     nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks, on_frame_recv);
@@ -749,9 +800,10 @@ void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
     nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, (int32_t)window);
     h2->timer_mode = T_PREFACE;
     rp_conn_set_timer(c, dsrv->client_header_timeout);
+    h2->preface_left = RP_H2_PREFACE_LEN;
     if (len) {
-        ssize_t rv = nghttp2_session_mem_recv(h2->s, (const uint8_t *)data, len);
-        if (rv < 0 || h2->fatal) {
+        ssize_t rv;
+        if (receive(h2, (const uint8_t *)data, len, &rv) != 0) {
             fail(c, (int)rv);
             return;
         }
@@ -771,8 +823,8 @@ void rp_h2_on_read(rp_conn_t *c)
             rp_conn_free(c);
             return;
         }
-        ssize_t rv = nghttp2_session_mem_recv(h2->s, (const uint8_t *)buf, (size_t)n);
-        if (rv < 0 || h2->fatal) {
+        ssize_t rv;
+        if (receive(h2, (const uint8_t *)buf, (size_t)n, &rv) != 0) {
             fail(c, (int)rv);
             return;
         }
