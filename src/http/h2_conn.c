@@ -87,7 +87,7 @@ typedef struct rp_h2_conn_s {
     int64_t refilled; /* ms */
     unsigned continuations;
     unsigned preface_left;          /* client preface bytes the scanner still skips */
-    uint8_t scan_hd[9];             /* a frame header being received */
+    uint8_t scan_hd[9];             /* the start of a frame header split across reads */
     unsigned scan_len;
     uint32_t scan_skip;             /* payload bytes of the current frame still to come */
     size_t block_size; /* the decoded size of the header block being received */
@@ -316,48 +316,68 @@ static int account(h2_t *h2, const uint8_t *hd)
     return 0;
 }
 
-/* Feeds received bytes to the accounting, frame header by frame header. */
-static int scan(h2_t *h2, const uint8_t *p, size_t n)
-{
-    while (n) {
-        if (h2->scan_skip) {
-            size_t k = n < h2->scan_skip ? n : h2->scan_skip;
-            h2->scan_skip -= k;
-            p += k;
-            n -= k;
-            continue;
-        }
-        size_t k = 9 - h2->scan_len;
-        if (k > n)
-            k = n;
-        memcpy(h2->scan_hd + h2->scan_len, p, k);
-        h2->scan_len += (unsigned)k;
-        p += k;
-        n -= k;
-        if (h2->scan_len < 9)
-            break;
-        h2->scan_len = 0;
-        h2->scan_skip = (uint32_t)h2->scan_hd[0] << 16 | (uint32_t)h2->scan_hd[1] << 8 |
-                        h2->scan_hd[2];
-        if (account(h2, h2->scan_hd) != 0)
-            return -1;
-    }
-    return 0;
-}
+/*
+ * Runs the accounting over received bytes and passes them to nghttp2, holding back
+ * a frame header split across reads, and leaving out the client's SETTINGS
+ * acknowledgements. Why the latter: nghttp2 1.52 answers a client that opens
+ * more streams than an acknowledged SETTINGS_MAX_CONCURRENT_STREAMS with a
+ * connection error, where RFC 9113 5.1.2 wants the stream refused; with the
+ * limit never acknowledged as far as nghttp2 knows, it refuses the stream
+ * (REFUSED_STREAM) and the connection goes on. Nothing else in our SETTINGS needs
+ * the acknowledgement: the initial window stays at the protocol's default, and
+ * streams get a larger one by WINDOW_UPDATE.
+ * buf has RP_H2_HOLD bytes of room before p. Returns -1 when the connection must end.
+ */
+#define RP_H2_HOLD 9
 
-/* Accounting first, then nghttp2. Returns -1 when the connection must end. */
-static int receive(h2_t *h2, const uint8_t *p, size_t n, ssize_t *rv)
+static int receive(h2_t *h2, uint8_t *p, size_t n, ssize_t *rv)
 {
     *rv = 0;
     if (h2->preface_left) {
         size_t k = n < h2->preface_left ? n : h2->preface_left;
         h2->preface_left -= (unsigned)k;
-        if (scan(h2, p + k, n - k) != 0)
-            return -1;
-    } else if (scan(h2, p, n) != 0) {
-        return -1;
+        if (k) {
+            *rv = nghttp2_session_mem_recv(h2->s, p, k);
+            if (*rv < 0)
+                return -1;
+        }
+        p += k;
+        n -= k;
     }
-    *rv = nghttp2_session_mem_recv(h2->s, p, n);
+    if (h2->scan_len) {
+        p -= h2->scan_len; /* the held-back start of a frame header goes first */
+        memcpy(p, h2->scan_hd, h2->scan_len);
+        n += h2->scan_len;
+        h2->scan_len = 0;
+    }
+    size_t pos = 0;
+    while (pos < n) {
+        if (h2->scan_skip) {
+            size_t k = n - pos < h2->scan_skip ? n - pos : h2->scan_skip;
+            h2->scan_skip -= (uint32_t)k;
+            pos += k;
+            continue;
+        }
+        if (n - pos < 9) {
+            h2->scan_len = (unsigned)(n - pos);
+            memcpy(h2->scan_hd, p + pos, h2->scan_len);
+            n = pos;
+            break;
+        }
+        const uint8_t *hd = p + pos;
+        uint32_t length = (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2];
+        if (account(h2, hd) != 0)
+            return -1;
+        if (hd[3] == NGHTTP2_SETTINGS && (hd[4] & NGHTTP2_FLAG_ACK) && length == 0) {
+            memmove(p + pos, p + pos + 9, n - pos - 9);
+            n -= 9;
+            continue;
+        }
+        h2->scan_skip = length;
+        pos += 9;
+    }
+    if (n)
+        *rv = nghttp2_session_mem_recv(h2->s, p, n);
     return *rv < 0 || h2->fatal ? -1 : 0;
 }
 
@@ -376,6 +396,9 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void
     h2->requests++;
     stream_t *st = stream_new(c, frame->hd.stream_id);
     nghttp2_session_set_stream_user_data(s, frame->hd.stream_id, st);
+    if (h2->conf->body_preread_size > NGHTTP2_INITIAL_WINDOW_SIZE)
+        nghttp2_session_set_local_window_size(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
+                                              (int32_t)h2->conf->body_preread_size);
     if (h2->requests == (unsigned)h2->conf->max_requests) {
         /* the last one: the client learns now and opens a new connection for more */
         nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR, NULL, 0);
@@ -791,19 +814,27 @@ void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
     }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, (uint32_t)h2->conf->max_concurrent_streams},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)h2->conf->body_preread_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, (uint32_t)h2->conf->max_header_list_size},
-        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, (uint32_t)h2->conf->body_preread_size},
     };
-    nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
+    /* a smaller window is announced (nghttp2 keeps the default as its bound, see
+     * receive()); a larger one is given to each stream as it opens */
+    size_t niv = h2->conf->body_preread_size < NGHTTP2_INITIAL_WINDOW_SIZE ? 3 : 2;
+    nghttp2_submit_settings(h2->s, NGHTTP2_FLAG_NONE, iv, niv);
     size_t window = CONN_WINDOW + h2->conf->body_preread_size;
     nghttp2_session_set_local_window_size(h2->s, NGHTTP2_FLAG_NONE, 0, (int32_t)window);
     h2->timer_mode = T_PREFACE;
     rp_conn_set_timer(c, dsrv->client_header_timeout);
     h2->preface_left = RP_H2_PREFACE_LEN;
-    if (len) {
+    while (len) {
+        /* bytes that came before we knew it was HTTP/2: the same path as a read */
+        uint8_t buf[RP_H2_HOLD + READ_CHUNK];
+        size_t k = len < READ_CHUNK ? len : READ_CHUNK;
+        memcpy(buf + RP_H2_HOLD, data, k);
+        data += k;
+        len -= k;
         ssize_t rv;
-        if (receive(h2, (const uint8_t *)data, len, &rv) != 0) {
+        if (receive(h2, buf + RP_H2_HOLD, k, &rv) != 0) {
             fail(c, (int)rv);
             return;
         }
@@ -814,9 +845,9 @@ void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
 void rp_h2_on_read(rp_conn_t *c)
 {
     h2_t *h2 = c->h2;
-    char buf[READ_CHUNK];
+    uint8_t buf[RP_H2_HOLD + READ_CHUNK];
     for (int i = 0; i < 8; i++) {
-        ssize_t n = rp_conn_io_read(c, buf, sizeof(buf));
+        ssize_t n = rp_conn_io_read(c, buf + RP_H2_HOLD, READ_CHUNK);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -824,7 +855,7 @@ void rp_h2_on_read(rp_conn_t *c)
             return;
         }
         ssize_t rv;
-        if (receive(h2, (const uint8_t *)buf, (size_t)n, &rv) != 0) {
+        if (receive(h2, buf + RP_H2_HOLD, (size_t)n, &rv) != 0) {
             fail(c, (int)rv);
             return;
         }

@@ -24,7 +24,7 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->max_requests, p->max_requests, RP_CONF_UNSET, 1000);
     RP_CONF_MERGE(c->max_header_list_size, p->max_header_list_size, RP_CONF_UNSET_SIZE,
                   32 * 1024);
-    RP_CONF_MERGE(c->body_preread_size, p->body_preread_size, RP_CONF_UNSET_SIZE, 64 * 1024);
+    RP_CONF_MERGE(c->body_preread_size, p->body_preread_size, RP_CONF_UNSET_SIZE, 65535);
     if (c->max_concurrent_streams < 1)
         return rp_conf_error(cf, "http2_max_concurrent_streams must be at least 1");
     if (c->max_requests < 1)

@@ -20,7 +20,8 @@ import time
 
 from hyperframe.frame import PingFrame, PriorityFrame
 
-from h2raw import (CANCEL, ENABLE_PUSH, ENHANCE_YOUR_CALM, HEADER_TABLE_SIZE,
+from h2raw import (CANCEL, ENABLE_PUSH, ENHANCE_YOUR_CALM, HEADER_TABLE_SIZE, PROTOCOL_ERROR,
+                   STREAM_CLOSED,
                    INITIAL_WINDOW_SIZE, Flood, H2Conn, batches, continuation_frame, data_frame,
                    encode, header_frames, headers_frame, indexed, list_size, literal,
                    request_fields, rst_stream_frame, settings_frame, window_update_frame)
@@ -86,12 +87,13 @@ def attack(rampart, port, chunks, settings=None, prepare=None):
     return Outcome(port, ending, rss.growth_mb, during, innocent, flood)
 
 
-def assert_calmed(outcome):
-    """What every attack must come to: GOAWAY(ENHANCE_YOUR_CALM) and the close, memory
-    bounded, and everyone else served: the innocent connection during the attack and
-    after it, and new h2 and HTTP/1.1 connections."""
+def assert_calmed(outcome, code=None):
+    """What every attack must come to: GOAWAY(ENHANCE_YOUR_CALM, unless the attack is a
+    protocol error of its own) and the close, memory bounded, and everyone else served:
+    the innocent connection during the attack and after it, and new h2 and HTTP/1.1
+    connections."""
     ending = outcome.ending
-    assert ending.code == ENHANCE_YOUR_CALM, outcome
+    assert ending.code == (ENHANCE_YOUR_CALM if code is None else code), outcome
     assert ending.closed, outcome
     assert outcome.growth_mb < RSS_LIMIT_MB, outcome
     assert outcome.during.status == 200, outcome
@@ -142,12 +144,12 @@ def test_rapid_reset_gets_goaway_enhance_your_calm_and_spares_the_backend(
     assert settled_requests(backend) < 1500
 
 
-def test_made_you_reset_by_zero_window_updates_gets_goaway_enhance_your_calm(
-        rampart, port, backend):
+def test_made_you_reset_by_zero_window_updates_is_ended_at_the_first(rampart, port, backend):
     serve(rampart, port, backend)
     # With an initial window of 0 the answer to each request cannot be sent, so its
-    # stream stays open (half-closed remote) when its WINDOW_UPDATE of 0 arrives: a
-    # stream error (PROTOCOL_ERROR, RFC 9113 6.9) that makes the server reset it.
+    # stream stays open (half-closed remote) when its WINDOW_UPDATE of 0 arrives. nghttp2
+    # treats that as a connection error: the first provoked reset is the last, which
+    # is stricter than the reset budget and leaves the attack nothing to repeat.
 
     def frames():
         for i in range(5000):
@@ -155,15 +157,14 @@ def test_made_you_reset_by_zero_window_updates_gets_goaway_enhance_your_calm(
             yield headers_frame(sid, request_fields(path="/ok"))
             yield window_update_frame(sid, 0)
     outcome = attack(rampart, port, serialized(frames()), settings={INITIAL_WINDOW_SIZE: 0})
-    assert_calmed(outcome)
+    assert_calmed(outcome, code=PROTOCOL_ERROR)
+    assert settled_requests(backend) < 10
 
 
-def test_made_you_reset_by_data_after_end_stream_gets_goaway_enhance_your_calm(
-        rampart, port, backend):
+def test_made_you_reset_by_data_after_end_stream_is_ended_at_the_first(rampart, port, backend):
     serve(rampart, port, backend)
     # As above, the answers wait for a window that never opens; a DATA frame on a
-    # stream half-closed by END_STREAM is a stream error (STREAM_CLOSED, RFC 9113 5.1).
-    # One byte each: 5000 in all, within the connection's 65535.
+    # stream half-closed by END_STREAM ends the connection with STREAM_CLOSED at once.
 
     def frames():
         for i in range(5000):
@@ -171,7 +172,24 @@ def test_made_you_reset_by_data_after_end_stream_gets_goaway_enhance_your_calm(
             yield headers_frame(sid, request_fields(path="/ok"))
             yield data_frame(sid, b"x")
     outcome = attack(rampart, port, serialized(frames()), settings={INITIAL_WINDOW_SIZE: 0})
+    assert_calmed(outcome, code=STREAM_CLOSED)
+    assert settled_requests(backend) < 10
+
+
+def test_made_you_reset_by_malformed_requests_gets_goaway_enhance_your_calm(
+        rampart, port, backend):
+    serve(rampart, port, backend)
+    # Each request has an uppercase field name: a malformed request that the server
+    # must reset (RFC 9113 8.1.1) without a connection error. Those resets count
+    # against the same budget as the client's own (CVE-2025-8671).
+
+    def frames():
+        for i in range(5000):
+            sid = 2 * i + 1
+            yield headers_frame(sid, request_fields(path="/ok") + [("X-Upper", "1")])
+    outcome = attack(rampart, port, serialized(frames()))
     assert_calmed(outcome)
+    assert settled_requests(backend) == 0
 
 
 # -- header blocks ------------------------------------------------------------------------------
