@@ -27,6 +27,7 @@ rp_cycle_t *rp_cycle_load(const char *prefix, const char *conf_file, char *err, 
     cycle->main_conf = rp_arena_calloc(arena, rp_nmodules * sizeof(void *));
     rp_array_init(&cycle->files, arena, 4, sizeof(rp_conf_file_t));
     rp_array_init(&cycle->listening, arena, 4, sizeof(void *));
+    rp_array_init(&cycle->shm_zones, arena, 4, sizeof(void *));
 
     rp_conf_t *cf = rp_arena_calloc(arena, sizeof(*cf));
     cf->cycle = cycle;

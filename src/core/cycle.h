@@ -19,6 +19,7 @@ struct rp_cycle_s {
     void **main_conf;      /* per module, by index */
     rp_array_t files;      /* rp_conf_file_t: every file read, for -T */
     rp_array_t listening;  /* rp_listening_t *: addresses to listen on */
+    rp_array_t shm_zones;  /* rp_shm_zone_t *: shared memory zones it declares (core/shm.h) */
     unsigned generation;
 };
 

@@ -7,6 +7,7 @@
  */
 #include "core/log.h"
 #include "core/process.h"
+#include "core/shm.h"
 #include "observe/access_log.h"
 
 #include <event2/event.h>
@@ -29,6 +30,7 @@ void rp_helper_run(rp_cycle_t *cycle, pid_t master)
 {
     rp_log_set_ident(-1);
     rp_access_log_keep_only(NULL); /* it logs no requests: rotated files must not stay open here */
+    rp_shm_keep_only(cycle);       /* what it finds out goes into its generation's zones */
     struct event_base *base = event_base_new();
     if (base == NULL)
         exit(2);

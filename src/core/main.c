@@ -6,6 +6,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "core/shm.h"
 #include "http/conn.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
@@ -215,6 +216,12 @@ int main(int argc, char **argv)
         return 1;
     }
     if (rp_access_log_open(cycle, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        if (ccf->error_log)
+            fprintf(stderr, "rampart: %s\n", err);
+        return 1;
+    }
+    if (rp_shm_open(cycle, NULL, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);

@@ -9,6 +9,7 @@
  */
 #include "core/log.h"
 #include "core/process.h"
+#include "core/shm.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 
@@ -261,6 +262,13 @@ static void reload(void)
         return;
     }
     if (rp_access_log_open(fresh, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        rp_cycle_destroy(fresh);
+        return;
+    }
+    /* Zones whose name and size are unchanged are shared with the old generation. */
+    if (rp_shm_open(fresh, current, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
         rp_cycle_destroy(fresh);

@@ -6,6 +6,7 @@
  */
 #include "core/log.h"
 #include "core/process.h"
+#include "core/shm.h"
 #include "http/conn.h"
 #include "upstream/upstream.h"
 #include "net/listen.h"
@@ -194,6 +195,7 @@ static void reload_in_place(void)
     if (nretired == sizeof(retired) / sizeof(retired[0]))
         snprintf(err, sizeof(err), "too many generations still draining");
     else if (rp_access_log_open(fresh, err, sizeof(err)) == 0 &&
+             rp_shm_open(fresh, cur_cycle, err, sizeof(err)) == 0 &&
              rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) == 0)
         err[0] = '\0';
     if (err[0]) {
@@ -279,6 +281,8 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     cur_cycle = cycle;
     rp_upstream_set_live(cycle);
     rp_access_log_keep_only(cycle);
+    if (master)
+        rp_shm_keep_only(cycle); /* alone (master_process off), it maps only its own anyway */
     setup_acceptors(cycle, index);
     evtimer_assign(&resume_timer, base, on_resume, NULL);
     accept_enable(1);

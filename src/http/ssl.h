@@ -1,10 +1,11 @@
 /*
- * TLS termination: the ssl module's per-server configuration and what the
- * connection layer needs from it.
+ * TLS termination: the ssl module's configuration and what the connection layer
+ * needs from it; the session cache's side (ssl_session.c) is declared at the end.
  */
 #ifndef RP_SSL_H
 #define RP_SSL_H
 
+#include "core/shm.h"
 #include "http/http.h"
 
 #include <openssl/ssl.h>
@@ -36,6 +37,10 @@ typedef struct {
     unsigned ca_line;
     int session_tickets;
     int64_t session_timeout;
+    int session_cache;         /* RP_SSL_CACHE_* */
+    rp_shm_zone_t *cache_zone; /* shared: the zone its sessions go to */
+    /* the session ID context: no session resumes on another server */
+    unsigned char sid_ctx[SSL_MAX_SID_CTX_LENGTH];
     rp_array_t ticket_keys; /* rp_ssl_ticket_key_t from ssl_session_ticket_key files */
     unsigned char *ocsp; /* ssl_stapling_file: a DER OCSP response to staple */
     size_t ocsp_len;
@@ -43,6 +48,16 @@ typedef struct {
 } rp_ssl_srv_conf_t;
 
 enum { RP_SSL_VERIFY_OFF, RP_SSL_VERIFY_ON, RP_SSL_VERIFY_OPTIONAL };
+
+/* ssl_session_cache: off (no reuse, and the client is told so), none (the client is
+ * told sessions may be reused, none is kept), shared (kept in a zone all workers see). */
+enum { RP_SSL_CACHE_OFF, RP_SSL_CACHE_NONE, RP_SSL_CACHE_SHARED };
+
+/* The http level's share: the context every handshake starts on. */
+typedef struct {
+    SSL_CTX *front;    /* NULL: no server has a certificate */
+    rp_array_t cached; /* rp_ssl_srv_conf_t *: the servers with a shared session cache */
+} rp_ssl_main_conf_t;
 
 extern rp_module_t rp_ssl_module;
 
@@ -61,5 +76,22 @@ int64_t rp_ssl_handshake_timeout(const rp_http_addr_t *addr);
 
 /* Whether the address of a listen line accepts TLS (any listen on it said ssl). */
 int rp_http_listen_is_ssl(const rp_cycle_t *cycle, const rp_listen_opt_t *lo);
+
+/* ---- sessions (ssl_session.c) ---- */
+
+/* The ssl_session_cache directive's setter. */
+const char *rp_ssl_set_session_cache(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+
+/*
+ * Session settings of a server's new context (its certificates loaded): its session
+ * ID context, whether ServerHello offers reuse, the cache callbacks. Returns NULL or
+ * an error message.
+ */
+const char *rp_ssl_sessions_setup(rp_conf_t *cf, rp_http_core_srv_conf_t *srv,
+                                  rp_ssl_srv_conf_t *sc);
+
+/* Session settings of the context handshakes start on, which OpenSSL consults for
+ * every session of the handshake whatever server SNI chooses. */
+void rp_ssl_sessions_front(rp_ssl_main_conf_t *mc);
 
 #endif

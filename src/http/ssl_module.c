@@ -2,13 +2,18 @@
  * TLS termination, as nginx configures it: `listen ... ssl`, ssl_certificate and
  * ssl_certificate_key (several pairs: an ECDSA and an RSA certificate, OpenSSL
  * picks by what the client supports), ssl_protocols, ssl_ciphers,
- * ssl_prefer_server_ciphers, ssl_handshake_timeout and ssl_reject_handshake.
+ * ssl_prefer_server_ciphers, ssl_handshake_timeout and ssl_reject_handshake,
+ * client certificates, session tickets and OCSP stapling. The session cache is in
+ * ssl_session.c.
  *
  * Each server with certificates gets its own SSL_CTX, built when the
  * configuration loads, so a bad file is a configuration error with file:line
- * and a reload with it keeps the old one serving. The ClientHello callback reads
- * the SNI name, picks the server the way Host would, and moves the handshake to
- * that server's context before any certificate is chosen.
+ * and a reload with it keeps the old one serving. Every handshake starts on one
+ * front context with no certificate; the ClientHello callback reads the SNI name,
+ * picks the server the way Host would, and moves the handshake to that server's
+ * context before any certificate is chosen. OpenSSL keeps asking the context a
+ * handshake started on about sessions and ticket keys, so the front one carries
+ * those callbacks, and they act for the server the ClientHello chose.
  */
 #include "http/ssl.h"
 #include "core/log.h"
@@ -44,7 +49,15 @@ static void *create_srv(rp_conf_t *cf)
     s->verify_depth = RP_CONF_UNSET;
     s->session_tickets = RP_CONF_UNSET;
     s->session_timeout = RP_CONF_UNSET_MSEC;
+    s->session_cache = RP_CONF_UNSET;
     return s;
+}
+
+static void *create_main(rp_conf_t *cf)
+{
+    rp_ssl_main_conf_t *mc = rp_arena_calloc(cf->arena, sizeof(*mc));
+    rp_array_init(&mc->cached, cf->arena, 4, sizeof(rp_ssl_srv_conf_t *));
+    return mc;
 }
 
 static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
@@ -69,6 +82,10 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->verify_depth, p->verify_depth, RP_CONF_UNSET, 1);
     RP_CONF_MERGE(c->session_tickets, p->session_tickets, RP_CONF_UNSET, 1);
     RP_CONF_MERGE(c->session_timeout, p->session_timeout, RP_CONF_UNSET_MSEC, 300000);
+    if (c->session_cache == RP_CONF_UNSET) {
+        c->session_cache = p->session_cache == RP_CONF_UNSET ? RP_SSL_CACHE_NONE : p->session_cache;
+        c->cache_zone = p->cache_zone;
+    }
     if (c->ticket_keys.nelts == 0)
         c->ticket_keys = p->ticket_keys;
     if (c->ocsp == NULL) {
@@ -389,6 +406,9 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
     }
     if (SSL_get_SSL_CTX(ssl) != sc->ctx) {
         SSL_set_SSL_CTX(ssl, sc->ctx);
+        /* nor how many TLS 1.3 tickets to send: none when the server has neither
+         * tickets nor a cache for them to point into */
+        SSL_set_num_tickets(ssl, SSL_CTX_get_num_tickets(sc->ctx));
         /* nor the verification mode: each server asks for client certificates or not */
         SSL_set_verify(ssl, SSL_CTX_get_verify_mode(sc->ctx), SSL_CTX_get_verify_callback(sc->ctx));
         SSL_set_verify_depth(ssl, SSL_CTX_get_verify_depth(sc->ctx));
@@ -415,6 +435,14 @@ static int proto_version(int bit)
     case P_TLS12: return TLS1_2_VERSION;
     default: return TLS1_3_VERSION;
     }
+}
+
+/* What every context shares, the front one included: a client connection's mode. */
+static void common_settings(SSL_CTX *ctx)
+{
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
 }
 
 /* Builds a server's SSL_CTX from its directives; NULL or an error message. */
@@ -451,12 +479,9 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
     }
     SSL_CTX_set_min_proto_version(ctx, proto_version(lo));
     SSL_CTX_set_max_proto_version(ctx, proto_version(hi));
-    long opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+    common_settings(ctx);
     if (sc->prefer_server_ciphers)
-        opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
-    SSL_CTX_set_options(ctx, opts);
-    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
-                              SSL_MODE_RELEASE_BUFFERS);
+        SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
     if (SSL_CTX_set_cipher_list(ctx, sc->ciphers) != 1)
         return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_ciphers\": no usable cipher in \"%s\"",
                                 srv->file, srv->line, sc->ciphers);
@@ -494,23 +519,17 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
             SSL_CTX_set_client_CA_list(ctx, names); /* what the CertificateRequest names */
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, verify_keep_going);
         SSL_CTX_set_verify_depth(ctx, sc->verify_depth);
-        static const unsigned char sid[] = "rampart";
-        SSL_CTX_set_session_id_context(ctx, sid, sizeof(sid) - 1);
     }
-    /* Sessions resume by ticket only: a per-worker cache would resume or not depending
-     * on which worker a connection lands on. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_timeout(ctx, sc->session_timeout / 1000 > 0 ? sc->session_timeout / 1000 : 1);
+    const char *err = rp_ssl_sessions_setup(cf, srv, sc);
+    if (err)
+        return rp_arena_sprintf(cf->arena, "%s:%u: %s", srv->file, srv->line, err);
     if (sc->session_tickets) {
-        if (!ticket_secret_set) {
-            if (RAND_bytes(ticket_secret, sizeof(ticket_secret)) != 1)
-                return ssl_error_text(cf);
-            ticket_secret_set = 1;
-        }
         SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
     } else {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
-        SSL_CTX_set_num_tickets(ctx, 0);
+        /* A TLS 1.3 server without tickets may still send "stateful" ones, mere keys into
+         * its session cache: only worth it when there is a cache all workers share. */
+        SSL_CTX_set_num_tickets(ctx, sc->session_cache == RP_SSL_CACHE_SHARED ? 2 : 0);
     }
     /* on every context: the handshake may move to another server's after SNI */
     SSL_CTX_set_tlsext_status_cb(ctx, staple);
@@ -519,17 +538,45 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
     return NULL;
 }
 
+/* The context every handshake starts on: no certificate, only what OpenSSL reads from
+ * the starting context whatever server SNI picks (session and ticket callbacks). */
+static const char *build_front(rp_conf_t *cf, rp_ssl_main_conf_t *mc)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    if (ctx == NULL)
+        return ssl_error_text(cf);
+    rp_arena_cleanup(cf->arena, free_ctx, ctx);
+    mc->front = ctx;
+    common_settings(ctx);
+    if (!ticket_secret_set) {
+        if (RAND_bytes(ticket_secret, sizeof(ticket_secret)) != 1)
+            return ssl_error_text(cf);
+        ticket_secret_set = 1;
+    }
+    /* Called only for a server with tickets on: the others' connections get
+     * SSL_OP_NO_TICKET from their context in the ClientHello callback. */
+    SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+    SSL_CTX_set_tlsext_status_cb(ctx, staple);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello, NULL);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select, NULL);
+    rp_ssl_sessions_front(mc);
+    return NULL;
+}
+
 static const char *postconfiguration(rp_conf_t *cf)
 {
     rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cf->cycle);
     if (cmcf == NULL)
         return RP_CONF_OK;
+    rp_ssl_main_conf_t *mc = rp_http_main_conf(cf->cycle, &rp_ssl_module);
     rp_http_core_srv_conf_t **servers = cmcf->servers.elts;
     for (size_t i = 0; i < cmcf->servers.nelts; i++) {
         rp_http_core_srv_conf_t *srv = servers[i];
         rp_ssl_srv_conf_t *sc = srv->ctx->srv_conf[rp_ssl_module.index];
         if (sc->certs.nelts || sc->keys.nelts) {
             const char *err = build_ctx(cf, srv, sc);
+            if (err == NULL && mc->front == NULL)
+                err = build_front(cf, mc);
             if (err) {
                 snprintf(cf->error, sizeof(cf->error), "%s", err);
                 return RP_CONF_ERROR;
@@ -586,16 +633,17 @@ const char *rp_ssl_client_refused(SSL *ssl, const char **title)
 
 SSL_CTX *rp_ssl_default_ctx(const rp_http_addr_t *addr)
 {
-    /* The handshake starts on the default server's context (or any server's, when the
-     * default refuses handshakes); the ClientHello callback moves it. */
+    /* The handshake starts on the front context, if some server of the address can
+     * answer it; the ClientHello callback moves it to the chosen server's. */
+    rp_ssl_main_conf_t *mc = rp_http_main_conf(addr->cycle, &rp_ssl_module);
     rp_ssl_srv_conf_t *sc = addr->default_server->ctx->srv_conf[rp_ssl_module.index];
     if (sc->ctx)
-        return sc->ctx;
+        return mc->front;
     rp_server_name_t *names = addr->names.elts;
     for (size_t i = 0; i < addr->names.nelts; i++) {
         rp_ssl_srv_conf_t *o = names[i].server->ctx->srv_conf[rp_ssl_module.index];
         if (o->ctx)
-            return o->ctx;
+            return mc->front;
     }
     return NULL;
 }
@@ -624,6 +672,7 @@ static const rp_command_t commands[] = {
     {"ssl_session_tickets", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(session_tickets), NULL},
     {"ssl_session_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(session_timeout), NULL},
     {"ssl_session_ticket_key", SRV, 0, 1, 1, set_ticket_key, RP_CONF_SRV, 0, NULL},
+    {"ssl_session_cache", SRV, 0, 1, RP_ARGS_ANY, rp_ssl_set_session_cache, RP_CONF_SRV, 0, NULL},
     {"ssl_stapling_file", SRV, 0, 1, 1, set_stapling_file, RP_CONF_SRV, 0, NULL},
     {"ssl_handshake_timeout", SRV, 0, 1, 1, rp_conf_set_msec, RP_CONF_SRV, S(handshake_timeout),
      NULL},
@@ -633,6 +682,7 @@ static const rp_command_t commands[] = {
 rp_module_t rp_ssl_module = {
     .name = "ssl",
     .commands = commands,
+    .create_http_main = create_main,
     .create_srv = create_srv,
     .merge_srv = merge_srv,
     .postconfiguration = postconfiguration,

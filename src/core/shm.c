@@ -1,0 +1,222 @@
+/*
+ * Shared memory zones: the registry a configuration fills while it is parsed, the
+ * mappings the master makes before forking, and the lock inside every zone.
+ *
+ * A mapping (a segment) is anonymous and shared, so it needs no file and no name
+ * in the system, and only the master's children ever see it. Segments are counted:
+ * each generation that uses one holds a reference, released when the generation's
+ * arena is destroyed, so a zone kept by a reload stays mapped until both the old
+ * and the new generation are gone, and one that a reload dropped goes with the
+ * last old worker.
+ *
+ * The lock is a robust, process-shared mutex at the start of the segment: a worker
+ * that dies holding it (a crash, a SIGKILL) leaves it to the next taker with a
+ * warning instead of leaving every other worker blocked for ever.
+ */
+#include "core/shm.h"
+#include "core/cycle.h"
+#include "core/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+/* What a segment starts with; the user's bytes follow, cache-line aligned. */
+typedef struct {
+    pthread_mutex_t lock;
+} seg_head_t;
+
+#define HEAD_SIZE ((sizeof(seg_head_t) + 63) & ~(size_t)63)
+
+struct rp_shm_seg_s {
+    char *name;
+    size_t size;
+    const char *tag; /* a string constant of the user's module */
+    void *base;
+    unsigned refs;
+    rp_shm_seg_t *next;
+};
+
+/* Every segment this process has mapped, for reuse across reloads and for cleanup. */
+static rp_shm_seg_t *segs;
+
+const char *rp_shm_size_text(size_t size, char *buf, size_t len)
+{
+    if (size && size % (1024 * 1024 * 1024) == 0)
+        snprintf(buf, len, "%zug", size / (1024 * 1024 * 1024));
+    else if (size && size % (1024 * 1024) == 0)
+        snprintf(buf, len, "%zum", size / (1024 * 1024));
+    else if (size && size % 1024 == 0)
+        snprintf(buf, len, "%zuk", size / 1024);
+    else
+        snprintf(buf, len, "%zu", size);
+    return buf;
+}
+
+rp_shm_zone_t *rp_shm_zone_add(rp_conf_t *cf, const char *name, size_t size, const char *tag,
+                               rp_shm_init_pt init)
+{
+    rp_array_t *zones = &cf->cycle->shm_zones;
+    for (size_t i = 0; i < zones->nelts; i++) {
+        rp_shm_zone_t *z = RP_ARRAY_AT(zones, rp_shm_zone_t *, i);
+        if (strcmp(z->name, name) != 0)
+            continue;
+        if (strcmp(z->tag, tag) != 0) {
+            rp_conf_error(cf, "zone \"%s\" is already used by \"%s\" in %s:%u", name, z->tag,
+                          z->file, z->line);
+            return NULL;
+        }
+        if (z->size != size) {
+            char a[32], b[32];
+            rp_conf_error(cf, "zone \"%s\" of size %s is already declared with size %s in %s:%u",
+                          name, rp_shm_size_text(size, a, sizeof(a)),
+                          rp_shm_size_text(z->size, b, sizeof(b)), z->file, z->line);
+            return NULL;
+        }
+        return z;
+    }
+    rp_shm_zone_t *z = rp_arena_calloc(cf->arena, sizeof(*z));
+    z->name = rp_arena_strdup(cf->arena, name);
+    z->size = size;
+    z->tag = tag;
+    z->file = cf->file;
+    z->line = cf->line;
+    z->init = init;
+    *(rp_shm_zone_t **)rp_array_push(zones) = z;
+    return z;
+}
+
+static void seg_unmap(rp_shm_seg_t *s)
+{
+    for (rp_shm_seg_t **pp = &segs; *pp; pp = &(*pp)->next) {
+        if (*pp == s) {
+            *pp = s->next;
+            break;
+        }
+    }
+    munmap(s->base, s->size);
+    free(s->name);
+    free(s);
+}
+
+/* The arena cleanup of a generation that used the segment. */
+static void seg_release(void *data)
+{
+    rp_shm_seg_t *s = data;
+    if (--s->refs == 0)
+        seg_unmap(s);
+}
+
+static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen)
+{
+    void *base = mmap(NULL, z->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) {
+        snprintf(err, errlen, "%s:%u: cannot map zone \"%s\" of %zu bytes: %s", z->file, z->line,
+                 z->name, z->size, strerror(errno));
+        return NULL;
+    }
+    seg_head_t *h = base;
+    pthread_mutexattr_t attr;
+    int rc = pthread_mutexattr_init(&attr);
+    if (rc == 0) {
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        rc = pthread_mutex_init(&h->lock, &attr);
+        pthread_mutexattr_destroy(&attr);
+    }
+    if (rc != 0) {
+        snprintf(err, errlen, "%s:%u: cannot create the lock of zone \"%s\": %s", z->file, z->line,
+                 z->name, strerror(rc));
+        munmap(base, z->size);
+        return NULL;
+    }
+    rp_shm_seg_t *s = rp_xcalloc(1, sizeof(*s));
+    s->name = rp_xstrdup(z->name);
+    s->size = z->size;
+    s->tag = z->tag;
+    s->base = base;
+    s->next = segs;
+    segs = s;
+    return s;
+}
+
+/* The segment prev maps for a zone like z, if any. */
+static rp_shm_seg_t *seg_of_prev(const rp_cycle_t *prev, const rp_shm_zone_t *z)
+{
+    if (prev == NULL)
+        return NULL;
+    for (size_t i = 0; i < prev->shm_zones.nelts; i++) {
+        const rp_shm_zone_t *o = RP_ARRAY_AT(&prev->shm_zones, rp_shm_zone_t *, i);
+        if (o->seg && o->size == z->size && strcmp(o->name, z->name) == 0 &&
+            strcmp(o->tag, z->tag) == 0)
+            return o->seg;
+    }
+    return NULL;
+}
+
+int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t errlen)
+{
+    for (size_t i = 0; i < cycle->shm_zones.nelts; i++) {
+        rp_shm_zone_t *z = RP_ARRAY_AT(&cycle->shm_zones, rp_shm_zone_t *, i);
+        if (z->seg)
+            continue;
+        rp_shm_seg_t *s = seg_of_prev(prev, z);
+        int reused = s != NULL;
+        if (s == NULL && (s = seg_create(z, err, errlen)) == NULL)
+            return -1;
+        s->refs++;
+        rp_arena_cleanup(cycle->arena, seg_release, s);
+        z->seg = s;
+        z->addr = (char *)s->base + HEAD_SIZE;
+        z->avail = z->size > HEAD_SIZE ? z->size - HEAD_SIZE : 0;
+        if (z->init && z->init(z, reused, err, errlen) != 0)
+            return -1;
+        if (reused)
+            rp_log_error(RP_LOG_INFO, 0, "zone \"%s\" is kept from the previous configuration",
+                         z->name);
+    }
+    return 0;
+}
+
+void rp_shm_keep_only(const rp_cycle_t *cycle)
+{
+    rp_shm_seg_t *s = segs;
+    while (s) {
+        rp_shm_seg_t *next = s->next;
+        int used = 0;
+        for (size_t i = 0; cycle && i < cycle->shm_zones.nelts && !used; i++)
+            used = RP_ARRAY_AT(&cycle->shm_zones, rp_shm_zone_t *, i)->seg == s;
+        if (!used)
+            seg_unmap(s);
+        s = next;
+    }
+}
+
+int rp_shm_lock(rp_shm_zone_t *zone)
+{
+    seg_head_t *h = zone->seg->base;
+    int rc = pthread_mutex_lock(&h->lock);
+    if (rc == 0)
+        return 0;
+    if (rc == EOWNERDEAD) {
+        pthread_mutex_consistent(&h->lock);
+        zone->owner_died = 1; /* said once the lock is released: logging is a system call */
+        return 1;
+    }
+    /* Only a broken mapping gets here: going on unlocked would corrupt every worker. */
+    rp_log_error(RP_LOG_EMERG, rc, "cannot lock zone \"%s\"", zone->name);
+    abort();
+}
+
+void rp_shm_unlock(rp_shm_zone_t *zone)
+{
+    seg_head_t *h = zone->seg->base;
+    pthread_mutex_unlock(&h->lock);
+    if (zone->owner_died) {
+        zone->owner_died = 0;
+        rp_log_error(RP_LOG_ALERT, 0, "a process died holding the lock of zone \"%s\"", zone->name);
+    }
+}

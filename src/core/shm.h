@@ -1,0 +1,76 @@
+/*
+ * Shared memory zones: named, fixed-size blocks of memory that every worker of a
+ * generation sees at the same address. A directive registers a zone while the
+ * configuration is parsed (nothing is mapped then, so `rampart -t` maps nothing);
+ * the master maps the zones of a generation before forking its workers. A reload
+ * keeps a zone whose name, size and user are unchanged, so what it holds (TLS
+ * sessions, counters) survives; a zone is unmapped when the last generation using
+ * it has ended. Each zone carries a process-shared lock for short operations.
+ */
+#ifndef RP_SHM_H
+#define RP_SHM_H
+
+#include "conf/conf.h"
+
+#include <stddef.h>
+
+typedef struct rp_shm_zone_s rp_shm_zone_t;
+typedef struct rp_shm_seg_s rp_shm_seg_t;
+
+/*
+ * Lays out the memory of a zone: a new one (reused 0, zero-filled) or one kept from
+ * the previous generation (reused 1), which the callback may check and keep or lay
+ * out afresh. Returns 0, or -1 with a message in err.
+ */
+typedef int (*rp_shm_init_pt)(rp_shm_zone_t *zone, int reused, char *err, size_t errlen);
+
+struct rp_shm_zone_s {
+    const char *name;
+    size_t size;      /* as configured: the whole mapping, the zone's lock included */
+    const char *tag;  /* its user ("ssl_session_cache"): users never share a zone's memory */
+    const char *file; /* where it was first declared, for messages */
+    unsigned line;
+    rp_shm_init_pt init;
+    void *data; /* the user's */
+
+    /* Set once the zone is mapped (rp_shm_open): the bytes the user may lay out. */
+    void *addr;
+    size_t avail;
+    rp_shm_seg_t *seg;
+    int owner_died; /* this process found the lock abandoned: logged at unlock */
+};
+
+/*
+ * Declares (or finds) zone name for the directive being parsed. The same name may be
+ * declared again with the same size by the same user, and then is the same zone.
+ * Returns NULL after formatting an error into cf->error (RP_CONF_ERROR style) when
+ * the name is taken by another user or declared with another size.
+ */
+rp_shm_zone_t *rp_shm_zone_add(rp_conf_t *cf, const char *name, size_t size, const char *tag,
+                               rp_shm_init_pt init);
+
+/*
+ * Maps every zone of cycle, in the process that will fork its workers. A zone that
+ * prev (the generation being replaced, or NULL) has with the same name, size and
+ * user is shared, not copied. Returns 0, or -1 with a message in err; what was mapped
+ * is released when the cycle is destroyed either way.
+ */
+int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t errlen);
+
+/* In a child after fork: unmaps the zones inherited from other generations than cycle. */
+void rp_shm_keep_only(const rp_cycle_t *cycle);
+
+/*
+ * Takes the zone's lock. Returns 0, or 1 when the process that held it died holding
+ * it: the zone may then be half-updated, and the caller must repair or reset it
+ * before unlocking. Hold it for a few memory operations only, never across a system
+ * call or an allocation.
+ */
+int rp_shm_lock(rp_shm_zone_t *zone);
+
+void rp_shm_unlock(rp_shm_zone_t *zone);
+
+/* Writes a size as a configuration would ("16k", "1m", "2g", "1000"). */
+const char *rp_shm_size_text(size_t size, char *buf, size_t len);
+
+#endif
