@@ -9,16 +9,19 @@
  * so memory per request is one read buffer plus what one write could not place.
  *
  * Failures before the request could be sent (refused, unreachable, connect
- * timeout, no usable server) move on to the next server, as nginx's default
- * proxy_next_upstream does; once the request was sent it is not repeated, except
- * on a cached connection the server closed before answering (a race every
- * keep-alive client must absorb), and only for requests without a body.
+ * timeout, a failed TLS handshake, no usable server) move on to the next
+ * server, as nginx's default proxy_next_upstream does; once the request was
+ * sent it is not repeated, except on a cached connection the server closed
+ * before answering (a race every keep-alive client must absorb), and only for
+ * requests without a body. The socket I/O goes through rp_uconn_read/_writev/
+ * _flush, which add TLS for proxy_pass https:// (upstream_ssl.c).
  */
 #include "upstream/proxy.h"
 #include "core/log.h"
 #include "core/wbuf.h"
 #include "http/conn.h"
 #include "http/h1_parser.h"
+#include "upstream/upstream_ssl.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +31,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { P_CONNECT, P_SEND, P_HEAD, P_BODY };
+enum { P_CONNECT, P_HANDSHAKE, P_SEND, P_HEAD, P_BODY };
 enum { B_NONE, B_LENGTH, B_CHUNKED, B_CLOSE };
 
 #define MAX_STALE_RETRIES 4
@@ -131,10 +134,11 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
                           : RP_STR("");
     rp_log_error(level, 0,
                  "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/1.%d\", "
-                 "upstream: \"http://%s%.*s\", host: \"%.*s\"",
+                 "upstream: \"%s://%s%.*s\", host: \"%.*s\"",
                  what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
                  server.data ? server.data : "", (int)r->method.len, r->method.data,
                  (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
+                 p->plcf->https ? "https" : "http",
                  p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, (int)p->target.len,
                  p->target.data, (int)r->host.len, r->host.data);
 }
@@ -314,7 +318,7 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
 static int flush_uout(proxy_t *p)
 {
     while (evbuffer_get_length(p->uc->out)) {
-        int n = evbuffer_write(p->uc->out, p->uc->fd);
+        int n = rp_uconn_flush(p->uc);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 event_add(&p->uc->wev, NULL);
@@ -332,7 +336,7 @@ static int send_bytes(proxy_t *p, const struct iovec *iov, int n)
 {
     size_t skip = 0;
     if (evbuffer_get_length(p->uc->out) == 0) {
-        ssize_t k = writev(p->uc->fd, iov, n);
+        ssize_t k = rp_uconn_writev(p->uc, iov, n);
         if (k < 0) {
             if (errno != EAGAIN && errno != EINTR)
                 return -1;
@@ -491,7 +495,8 @@ static void start_exchange(proxy_t *p)
 
 /* ---- connecting ---- */
 
-static void connected(proxy_t *p)
+/* The connection is ready for the request: connected, and through TLS when it has it. */
+static void established(proxy_t *p)
 {
     record_ms(p->r, &p->r->upstream_connect_time, ms_since(&p->t_connect));
     event_del(&p->uc->wev);
@@ -499,15 +504,17 @@ static void connected(proxy_t *p)
     start_exchange(p);
 }
 
-/* A connect failed or timed out: count it against the server and try the next one. */
-static void connect_failed(proxy_t *p, int err, int timed_out)
+/* A connect or TLS handshake failed or timed out: count it against the server and try
+ * the next one. */
+static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
 {
     rp_request_t *r = p->r;
+    const char *where = p->state == P_HANDSHAKE ? "while SSL handshaking to upstream"
+                                                : "while connecting to upstream";
     if (timed_out)
-        log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out) while "
-                                    "connecting to upstream", 0, NULL);
+        log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out)", 0, where);
     else
-        log_upstream(p, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
+        log_upstream(p, RP_LOG_ERR, what, err, where);
     record(r, &r->upstream_status, timed_out ? "504" : "502");
     record_ms(r, &r->upstream_connect_time, -1);
     record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
@@ -519,7 +526,42 @@ static void connect_failed(proxy_t *p, int err, int timed_out)
 
 static void on_connect_timeout(void *arg)
 {
-    connect_failed(arg, ETIMEDOUT, 1);
+    connect_failed(arg, NULL, ETIMEDOUT, 1);
+}
+
+/* Moves the TLS handshake on; proxy_connect_timeout, already running, bounds it. */
+static void on_handshake_event(void *arg)
+{
+    proxy_t *p = arg;
+    char why[320];
+    int err = 0;
+    int rc = rp_uconn_handshake(p->uc, why, sizeof(why), &err);
+    if (rc == 0)
+        established(p);
+    else if (rc < 0)
+        connect_failed(p, why, err, 0);
+}
+
+static void connected(proxy_t *p)
+{
+    if (p->plcf->tls == NULL) {
+        established(p);
+        return;
+    }
+    rp_uconn_t *uc = p->uc;
+    if (rp_uconn_tls_start(uc, p->plcf->tls) != 0) {
+        connect_failed(p, "cannot start TLS", 0, 0);
+        return;
+    }
+    p->state = P_HANDSHAKE;
+    uc->on_read = on_handshake_event;
+    uc->on_write = on_handshake_event;
+    if (!evtimer_pending(&uc->timer, NULL)) {
+        struct timeval tv = {(time_t)(p->plcf->connect_timeout / 1000),
+                             (suseconds_t)((p->plcf->connect_timeout % 1000) * 1000)};
+        evtimer_add(&uc->timer, &tv); /* the connect was immediate */
+    }
+    on_handshake_event(p);
 }
 
 static void on_connect_event(void *arg)
@@ -530,7 +572,7 @@ static void on_connect_event(void *arg)
     if (getsockopt(p->uc->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
         err = errno;
     if (err) {
-        connect_failed(p, err, 0);
+        connect_failed(p, "connect() failed", err, 0);
         return;
     }
     connected(p);
@@ -554,7 +596,7 @@ static void connect_next(proxy_t *p)
     event_base_gettimeofday_cached(rp_event_base, &p->t_start);
     record(r, &r->upstream_addr, s->name);
 
-    rp_uconn_t *uc = rp_upstream_pool_get(u, s);
+    rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
@@ -567,6 +609,7 @@ static void connect_next(proxy_t *p)
     uc = rp_uconn_new(u, s, cap);
     p->uc = uc;
     p->t_connect = p->t_start;
+    p->state = P_CONNECT; /* a failure now is a connect's, not the last try's handshake */
     int fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
         int err = errno;
@@ -586,7 +629,7 @@ static void connect_next(proxy_t *p)
         return;
     }
     if (errno != EINPROGRESS) {
-        connect_failed(p, errno, 0);
+        connect_failed(p, "connect() failed", errno, 0);
         return;
     }
     p->state = P_CONNECT;
@@ -846,7 +889,7 @@ static void read_upstream(proxy_t *p)
             fail(p, 502);
             return;
         }
-        ssize_t n = read(uc->fd, uc->buf + uc->len, uc->cap - uc->len);
+        ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, uc->cap - uc->len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, p->plcf->read_timeout);
             return;
@@ -942,7 +985,7 @@ static void on_client_drained(rp_request_t *r)
     proxy_t *p = r->upstream;
     if (p == NULL || p->uc == NULL)
         return;
-    event_add(&p->uc->rev, NULL);
+    rp_uconn_resume_read(p->uc);
     set_utimer(p, p->plcf->read_timeout);
 }
 

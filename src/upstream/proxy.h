@@ -18,6 +18,8 @@ typedef struct {
 
 typedef struct {
     rp_upstream_conf_t *upstream; /* NULL: no proxy_pass in this location */
+    rp_upstream_tls_t *tls;       /* proxy_pass https://: how to talk TLS; NULL: plain */
+    unsigned https : 1;
     rp_str_t host;                /* $proxy_host: the upstream name or host:port */
     rp_str_t uri;                 /* the URI part of proxy_pass */
     unsigned has_uri : 1;

@@ -1,10 +1,12 @@
 /*
  * proxy_pass and the directives that shape the upstream request: which headers
  * are set or hidden, the timeouts, the largest response head. Also the target
- * rewriting rules, kept pure so unit tests can cover them.
+ * rewriting rules, kept pure so unit tests can cover them. The proxy_ssl_*
+ * directives of an https proxy_pass are in proxy_ssl_module.c.
  */
 #include "upstream/proxy.h"
 #include "http/http.h"
+#include "upstream/upstream_ssl.h"
 
 #include <string.h>
 #include <strings.h>
@@ -94,12 +96,13 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
         return "is duplicate";
     const char *url = cf->argv[1];
     if (strncasecmp(url, "https://", 8) == 0)
-        return rp_conf_error(cf, "https upstreams are not supported yet in \"%s\"", url);
-    if (strncasecmp(url, "http://", 7) != 0)
-        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected http://)", url);
+        p->https = 1;
+    else if (strncasecmp(url, "http://", 7) != 0)
+        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected http:// or https://)",
+                             url);
     if (strchr(url, '$'))
         return rp_conf_error(cf, "variables in proxy_pass are not supported in \"%s\"", url);
-    const char *host = url + 7;
+    const char *host = url + (p->https ? 8 : 7);
     const char *slash = strchr(host, '/');
     size_t hlen = slash ? (size_t)(slash - host) : strlen(host);
     if (hlen == 0)
@@ -194,13 +197,21 @@ static const char *postconfiguration(rp_conf_t *cf)
         cf->http_ctx = pd[i].ctx;
         const char *name = p->host.data;
         p->upstream = rp_upstream_find(cf, name);
-        if (p->upstream)
-            continue;
-        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
-        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
-        const char *err = rp_upstream_implicit(cf, hp, &p->upstream);
-        if (err)
-            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+        if (p->upstream == NULL) {
+            int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+            const char *hp =
+                has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, p->https ? 443 : 80);
+            const char *err = rp_upstream_implicit(cf, hp, p->https, &p->upstream);
+            if (err)
+                return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+        }
+        if (p->https) {
+            /* the location's proxy_ssl_* settings, merged by now */
+            rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_proxy_ssl_module.index];
+            const char *err = rp_upstream_tls_get(cf, sc, p->upstream, name, &p->tls);
+            if (err != RP_CONF_OK)
+                return err;
+        }
     }
     cf->argv = NULL;
     cf->http_ctx = NULL;

@@ -12,9 +12,12 @@
  * The cache keeps up to `keepalive` idle connections per pool, most recently
  * used first, so the busy set stays warm and the cold tail times out. An idle
  * connection that becomes readable was closed (or spoke out of turn) and is
- * dropped.
+ * dropped; a TLS one is first asked whether it only received a session ticket.
+ * A connection is handed only to a request with the same TLS settings as the one
+ * that opened it (none, for plain HTTP).
  */
 #include "upstream/upstream.h"
+#include "upstream/upstream_ssl.h"
 #include "core/log.h"
 #include "http/conn.h"
 
@@ -122,6 +125,8 @@ static void unlink_idle(rp_uconn_t *uc)
 
 static void uconn_close(rp_uconn_t *uc)
 {
+    if (uc->ssl)
+        rp_uconn_tls_close(uc);
     if (uc->fd >= 0) {
         event_del(&uc->rev);
         event_del(&uc->wev);
@@ -146,7 +151,7 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
     rp_uconn_t *uc = arg;
     if (uc->owner)
         uc->on_read(uc->owner);
-    else
+    else if (uc->ssl == NULL || !rp_uconn_tls_idle_ok(uc))
         idle_end(uc);
 }
 
@@ -194,6 +199,10 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     uc->fd = -1;
     uc->owner = NULL;
     uc->suspect = 0;
+    uc->ssl = NULL;
+    uc->tls = NULL;
+    uc->tls_retry = 0;
+    uc->tls_sound = 0;
     uc->ups = u;
     uc->peer = s;
     uc->requests = 0;
@@ -202,11 +211,12 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     return uc;
 }
 
-rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
+rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                                 rp_upstream_tls_t *tls)
 {
     for (rp_uconn_t *uc = u->idle, *next; uc; uc = next) {
         next = uc->next;
-        if (uc->peer != s)
+        if (uc->peer != s || uc->tls != tls)
             continue;
         unlink_idle(uc);
         if (uc->suspect) {
@@ -214,8 +224,14 @@ rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s)
              * not have; those bytes must not become the next client's response. Only
              * these connections pay for the check. */
             char b;
-            ssize_t k = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
-            if (k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+            int stray;
+            if (uc->ssl) {
+                stray = !rp_uconn_tls_idle_ok(uc);
+            } else {
+                ssize_t k = recv(uc->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+                stray = k >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK);
+            }
+            if (stray) {
                 uconn_close(uc);
                 continue;
             }
@@ -237,6 +253,8 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
     }
     event_del(&uc->wev);
     event_del(&uc->timer);
+    if (uc->ssl && rp_uconn_tls_pending(uc))
+        reusable = 0; /* decrypted bytes beyond the response: they belong to nobody */
     if (!reusable || u->keepalive == 0 || u->cycle != live_cycle ||
         uc->requests >= (unsigned)u->keepalive_requests) {
         uconn_close(uc);
@@ -286,4 +304,16 @@ void rp_upstream_pool_close_all(void)
         }
     }
     npooled = 0;
+}
+
+int rp_uconn_flush(rp_uconn_t *uc)
+{
+    return uc->ssl ? rp_uconn_tls_flush(uc) : evbuffer_write(uc->out, uc->fd);
+}
+
+void rp_uconn_resume_read(rp_uconn_t *uc)
+{
+    event_add(&uc->rev, NULL);
+    if (uc->ssl && rp_uconn_tls_pending(uc))
+        event_active(&uc->rev, EV_READ, 1);
 }

@@ -1,7 +1,8 @@
 /*
  * Upstream pools: `upstream NAME { server ...; keepalive N; }`, the implicit
- * one-server pool behind `proxy_pass http://host:port`, the balancer that picks a
- * server, and the per-worker keep-alive cache of idle connections.
+ * one-server pool behind `proxy_pass http://host:port` (or https://), the balancer
+ * that picks a server, the per-worker keep-alive cache of idle connections, and
+ * the I/O calls on an upstream connection, which go through TLS when it has it.
  *
  * Every worker has its own copy of the configuration (it forked after loading
  * it), so the per-worker state (connection counts, failures, the balancer's
@@ -16,8 +17,12 @@
 #include <event2/event_struct.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 typedef struct rp_uconn_s rp_uconn_t;
+typedef struct rp_upstream_tls_s rp_upstream_tls_t; /* upstream_ssl.h */
+struct ssl_st;
 
 typedef struct {
     char *name; /* "10.0.0.1:8080", as resolved */
@@ -45,6 +50,7 @@ typedef struct {
     unsigned line;
     rp_array_t servers; /* rp_upstream_server_t */
     unsigned implicit : 1; /* made by proxy_pass http://host:port */
+    unsigned implicit_tls : 1; /* ... by proxy_pass https://host:port: a pool of its own */
     int keepalive;              /* idle connections cached per worker; 0: none */
     int64_t keepalive_timeout;  /* an idle connection closes after this */
     int keepalive_requests;     /* a connection closes after this many requests */
@@ -58,6 +64,9 @@ typedef struct {
 
 typedef struct {
     rp_array_t upstreams; /* rp_upstream_conf_t * */
+    /* upstream_ssl.c's: the client contexts built so far and the TLS objects using them,
+     * so locations with the same settings share them */
+    rp_array_t tls_ctxs, tls;
 } rp_upstream_main_conf_t;
 
 /* A connection to an upstream server; kept in the idle list between requests. */
@@ -80,13 +89,23 @@ struct rp_uconn_s {
     char *buf;         /* response bytes read and not yet handled */
     uint32_t cap, len, pos;
     rp_uconn_t *prev, *next;
+    /* TLS (NULL for a plain connection): the session, the settings it was made with
+     * (the keep-alive cache matches on them), and the length of an SSL_write that must
+     * be repeated at least that long. */
+    struct ssl_st *ssl;
+    rp_upstream_tls_t *tls;
+    uint32_t tls_retry;
+    unsigned tls_sound : 1; /* handshake done and no fatal error: close_notify is due */
 };
 
-/* Finds an upstream block by name in the http block being configured; NULL if none. */
+/* Finds an upstream block by name in the http block being configured; NULL if none.
+ * The implicit pools of proxy_pass addresses are not blocks and are not found. */
 rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name);
 
-/* The one-server upstream for "host:port" (shared by every proxy_pass naming it). */
-const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstream_conf_t **out);
+/* The one-server upstream for "host:port" (shared by every proxy_pass naming it with the
+ * same scheme: tls says https, whose connections never mix with plain ones). */
+const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
+                                 rp_upstream_conf_t **out);
 
 /* Chooses a server by weight among those usable now, skipping tried[] (one flag per
  * server). Returns NULL when none is left. */
@@ -95,8 +114,10 @@ rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned cha
 /* Records how a request went on a server: failures count toward max_fails. */
 void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed);
 
-/* Takes an idle connection to s from the keep-alive cache, or NULL. */
-rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s);
+/* Takes an idle connection to s from the keep-alive cache, or NULL: only one made with
+ * the same TLS settings (tls NULL: a plain connection). */
+rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                                 rp_upstream_tls_t *tls);
 
 /* A new, unconnected connection object (fd -1) with its read buffer of at least cap. */
 rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap);
@@ -112,5 +133,33 @@ void rp_upstream_set_live(rp_cycle_t *cycle);
 
 /* Closes every idle connection (worker stopping or reloading). */
 void rp_upstream_pool_close_all(void);
+
+ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n);
+ssize_t rp_uconn_tls_writev(rp_uconn_t *uc, const struct iovec *iov, int iovcnt);
+int rp_uconn_tls_flush(rp_uconn_t *uc);
+int rp_uconn_tls_pending(rp_uconn_t *uc);
+
+/* Reads response bytes, like read(2): -1 with EAGAIN when it must wait for the read
+ * event. A plain connection costs one branch over read(2). */
+static inline ssize_t rp_uconn_read(rp_uconn_t *uc, void *buf, size_t n)
+{
+    return uc->ssl ? rp_uconn_tls_read(uc, buf, n) : read(uc->fd, buf, n);
+}
+
+/* Writes request bytes now, like writev(2). After -1/EAGAIN on a TLS connection the
+ * bytes not taken must be queued in uc->out and sent by rp_uconn_flush, never
+ * rewritten by another call with fewer bytes. */
+static inline ssize_t rp_uconn_writev(rp_uconn_t *uc, const struct iovec *iov, int iovcnt)
+{
+    return uc->ssl ? rp_uconn_tls_writev(uc, iov, iovcnt) : writev(uc->fd, iov, iovcnt);
+}
+
+/* Writes from uc->out, like evbuffer_write(3): bytes written, or -1 (EAGAIN: wait for the
+ * write event). */
+int rp_uconn_flush(rp_uconn_t *uc);
+
+/* Arms the read event again after the reader paused (a slow client); with TLS, bytes
+ * already decrypted are handed over at once, since the socket will not signal them. */
+void rp_uconn_resume_read(rp_uconn_t *uc);
 
 #endif

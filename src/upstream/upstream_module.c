@@ -2,7 +2,8 @@
  * The `upstream` block and its directives: `server` lines with nginx's
  * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down)
  * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
- * `keepalive_requests`). Also the implicit pools behind proxy_pass host:port.
+ * `keepalive_requests`). Also the implicit pools behind proxy_pass host:port, one
+ * per scheme, so an https one and a plain one to the same address stay apart.
  */
 #include "upstream/upstream.h"
 #include "http/http.h"
@@ -15,6 +16,8 @@ static void *create_http_main(rp_conf_t *cf)
 {
     rp_upstream_main_conf_t *m = rp_arena_calloc(cf->arena, sizeof(*m));
     rp_array_init(&m->upstreams, cf->arena, 4, sizeof(void *));
+    rp_array_init(&m->tls_ctxs, cf->arena, 2, sizeof(void *));
+    rp_array_init(&m->tls, cf->arena, 2, sizeof(void *));
     return m;
 }
 
@@ -60,12 +63,14 @@ static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
     return s;
 }
 
-const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstream_conf_t **out)
+const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
+                                 rp_upstream_conf_t **out)
 {
     rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
     rp_upstream_conf_t **v = m->upstreams.elts;
     for (size_t i = 0; i < m->upstreams.nelts; i++) {
-        if (v[i]->implicit && strcmp(v[i]->name, hostport) == 0) {
+        if (v[i]->implicit && v[i]->implicit_tls == (unsigned)!!tls &&
+            strcmp(v[i]->name, hostport) == 0) {
             *out = v[i];
             return NULL;
         }
@@ -73,6 +78,7 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, rp_upstrea
     rp_upstream_conf_t *u = create_ups(cf);
     u->name = rp_arena_strdup(cf->arena, hostport);
     u->implicit = 1;
+    u->implicit_tls = !!tls;
     u->file = cf->file;
     u->line = cf->line;
     rp_upstream_server_t *s = add_server(cf, u);
@@ -91,7 +97,7 @@ rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name)
     rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
     rp_upstream_conf_t **v = m->upstreams.elts;
     for (size_t i = 0; i < m->upstreams.nelts; i++)
-        if (strcmp(v[i]->name, name) == 0)
+        if (!v[i]->implicit && strcmp(v[i]->name, name) == 0)
             return v[i];
     return NULL;
 }

@@ -9,9 +9,21 @@ late, die mid-body, read a body slowly, send heads a strict proxy must refuse.
 
     backend.py [--host 127.0.0.1] [--port 0] [--name NAME] [--max-requests N]
                [--rcvbuf BYTES] [--idle-timeout SECONDS]
+               [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]
 
 It prints "PORT <n>" as its first line on stdout once it listens (with --port 0
 the kernel picks the port), and stops on SIGTERM or SIGINT.
+
+With --tls-cert and --tls-key it speaks HTTPS instead: each accepted connection
+is wrapped with Python's ssl module (TLS 1.2 and 1.3, session resumption by
+tickets and by session id), and with --tls-client-ca it requires a client
+certificate signed by that CA (a handshake without one fails). Every response
+on a TLS connection then also carries X-Backend-TLS-Resumed (1 when the client
+resumed a session), X-Backend-TLS-SNI (the server name the client sent, "-" for
+none) and X-Backend-TLS-Client (the subject CN of the client certificate, "-"
+for none); echo=1 and /__log show the same as "tls". A plain backend answers a
+connection whose first byte cannot start a request line (a TLS ClientHello) with
+a 400 at once, as nginx does, instead of waiting for a line that never comes.
 
 Each request says how to answer it with query-string parameters; the same
 parameters may instead be sent as request headers named X-Backend-<Name>
@@ -70,6 +82,7 @@ import select
 import selectors
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -133,6 +146,9 @@ BAD_RESPONSES = {
 
 FLAG_TRUE = {"1", "true", "yes", "on"}
 _EMPTY_LINE = re.compile(rb"\r?\n\r?\n")
+# bytes a request line may start with (a method is a token), and the line ends before it
+_TCHAR = frozenset(b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                   b"abcdefghijklmnopqrstuvwxyz\r\n")
 
 
 class ClientGone(Exception):
@@ -249,6 +265,7 @@ class Conn:
         self.served_real = False
         self.served_control = False
         self.rst = False  # end with a reset, not a FIN
+        self.tls = None  # on a TLS connection: {"resumed", "sni", "client", "version"}
 
     # -- reading -----------------------------------------------------------
 
@@ -281,6 +298,8 @@ class Conn:
                 return head
             if len(self.buf) > MAX_HEAD:
                 raise BadRequest("request head too large")
+            if self.buf and self.buf[0] not in _TCHAR:
+                raise BadRequest("not an HTTP request")  # no method starts so: a ClientHello
             try:
                 data = self.sock.recv(BLOCK)
             except OSError:
@@ -381,8 +400,30 @@ class Conn:
 
     # -- serving -----------------------------------------------------------
 
+    def start_tls(self, ctx):
+        """Runs the server side of the handshake; False when it failed (not an error of
+        the backend: the tests make clients fail on purpose)."""
+        try:
+            self.sock = ctx.wrap_socket(self.sock, server_side=True)
+        except (ssl.SSLError, OSError) as e:
+            sys.stderr.write(f"backend: TLS handshake failed on connection {self.id}: {e}\n")
+            sys.stderr.flush()
+            return False
+        cert = self.sock.getpeercert()
+        cn = "-"
+        for rdn in (cert or {}).get("subject", ()):
+            for key, value in rdn:
+                if key == "commonName":
+                    cn = value
+        self.tls = {"resumed": self.sock.session_reused,
+                    "sni": getattr(self.sock, "backend_sni", None),
+                    "client": cn, "version": self.sock.version()}
+        return True
+
     def serve(self):
         try:
+            if self.server.tls_ctx is not None and not self.start_tls(self.server.tls_ctx):
+                return
             while True:
                 head = self.read_head()
                 if head is None:
@@ -459,7 +500,7 @@ class Conn:
         self.server.stats.request(self, {
             "method": req.method, "target": req.target, "version": req.version,
             "headers": req.headers, "body_length": req.body_length,
-            "connection": self.id, "request_on_connection": self.requests,
+            "connection": self.id, "request_on_connection": self.requests, "tls": self.tls,
         })
 
         delay = num("delay", 0.0, float)
@@ -508,7 +549,7 @@ class Conn:
                 "query": req.query, "version": req.version, "headers": req.headers,
                 "body_length": req.body_length, "body_sha256": req.body_sha.hexdigest(),
                 "connection": self.id, "request_on_connection": self.requests,
-                "backend": self.server.name,
+                "backend": self.server.name, "tls": self.tls,
             }).encode() + b"\n"
         elif val("size") is None:
             body = (val("body") if val("body") is not None else self.server.name + "\n")
@@ -533,6 +574,10 @@ class Conn:
         lines.append(f"X-Backend-Name: {self.server.name}")
         lines.append(f"X-Backend-Connection: {self.id}")
         lines.append(f"X-Backend-Request: {self.requests}")
+        if self.tls is not None:
+            lines.append(f"X-Backend-TLS-Resumed: {int(self.tls['resumed'])}")
+            lines.append(f"X-Backend-TLS-SNI: {self.tls['sni'] or '-'}")
+            lines.append(f"X-Backend-TLS-Client: {self.tls['client']}")
         for h in p.get("header", []):
             name, sep, value = h.partition(":")
             if sep:
@@ -654,8 +699,23 @@ def parse_head(head):
     return Request(parts[0], parts[1], parts[2], headers)
 
 
+def server_tls_context(cert, key, client_ca=None):
+    """The backend's TLS context: its certificate, and a client certificate required
+    when client_ca is given. The SNI the client sent is kept on the connection."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+
+    def sni(sock, name, _ctx):
+        sock.backend_sni = name
+    ctx.sni_callback = sni
+    return ctx
+
+
 class Server:
-    def __init__(self, host, port, name, max_requests, rcvbuf, idle_timeout):
+    def __init__(self, host, port, name, max_requests, rcvbuf, idle_timeout, tls_ctx=None):
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -669,6 +729,7 @@ class Server:
         self.max_requests = max_requests
         self.idle_timeout = idle_timeout
         self.stats = Stats()
+        self.tls_ctx = tls_ctx
 
     def serve_forever(self):
         while True:
@@ -694,7 +755,12 @@ def main(argv=None):
     ap.add_argument("--rcvbuf", type=int, default=0, help="SO_RCVBUF of accepted sockets")
     ap.add_argument("--idle-timeout", type=float, default=60.0,
                     help="close a connection idle this many seconds")
+    ap.add_argument("--tls-cert", help="speak HTTPS with this certificate (PEM)")
+    ap.add_argument("--tls-key", help="the key of --tls-cert")
+    ap.add_argument("--tls-client-ca", help="require a client certificate signed by this CA")
     args = ap.parse_args(argv)
+    tls_ctx = (server_tls_context(args.tls_cert, args.tls_key, args.tls_client_ca)
+               if args.tls_cert else None)
 
     def stop(signum, frame):
         sys.exit(0)
@@ -702,7 +768,7 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
 
     server = Server(args.host, args.port, args.name, args.max_requests, args.rcvbuf,
-                    args.idle_timeout)
+                    args.idle_timeout, tls_ctx)
     sys.stdout.write(f"PORT {server.port}\n")
     sys.stdout.flush()
     server.serve_forever()
@@ -721,7 +787,11 @@ class Backend:
     """One backend process: start() it, talk to it on .port / .url, stop() it by pid."""
 
     def __init__(self, name="", host="127.0.0.1", port=0, max_requests=0, rcvbuf=0,
-                 idle_timeout=60.0, log_dir=None):
+                 idle_timeout=60.0, log_dir=None, tls_cert=None, tls_key=None,
+                 tls_client_ca=None, control_cert=None):
+        """tls_cert/tls_key make it an HTTPS backend (tls_client_ca: requiring client
+        certificates, and then control_cert, a (cert, key) pair, is what .stats() and
+        the other control requests present)."""
         self.name = name
         self.host = host
         self.requested_port = port
@@ -729,6 +799,12 @@ class Backend:
                      "--rcvbuf", str(rcvbuf), "--idle-timeout", str(idle_timeout)]
         if name:
             self.args += ["--name", name]
+        self.tls = tls_cert is not None
+        if self.tls:
+            self.args += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key)]
+            if tls_client_ca:
+                self.args += ["--tls-client-ca", str(tls_client_ca)]
+        self.control_cert = control_cert
         self.log_dir = Path(log_dir) if log_dir else Path(tempfile.mkdtemp(prefix="backend-"))
         self.stderr_path = None
         self.proc = None
@@ -780,7 +856,7 @@ class Backend:
     @property
     def url(self):
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def addr(self):
@@ -793,7 +869,15 @@ class Backend:
 
     def _control(self, method, path):
         import http.client
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
+        if self.tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            if self.control_cert:
+                ctx.load_cert_chain(*map(str, self.control_cert))
+            conn = http.client.HTTPSConnection(self.host, self.port, timeout=5, context=ctx)
+        else:
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=5)
         try:
             conn.request(method, path, headers={"Connection": "close"})
             r = conn.getresponse()

@@ -1,0 +1,511 @@
+/*
+ * TLS on connections to upstream servers: the client contexts (built in the
+ * master when the configuration loads, one per distinct set of proxy_ssl_*
+ * settings, freed with the configuration), and per connection the handshake,
+ * the reads and writes, session resumption and the close.
+ *
+ * The handshake runs inside the proxy's connect phase and reports a failure in
+ * nginx's words, so the proxy can count it against the server and move on as
+ * it does for a refused connect. Verification is OpenSSL's own (SSL_VERIFY_PEER
+ * with the host or address set on the connection), so a certificate that does
+ * not verify ends the handshake with an alert instead of carrying a request.
+ *
+ * Sessions: each worker keeps, per TLS object and server, the last session the
+ * server gave (TLS 1.3 tickets arrive after the handshake, with the first
+ * response bytes, hence the new-session callback rather than asking after the
+ * handshake) and offers it on the next new connection. Sessions are kept per TLS
+ * object and not per server alone: one made under verification must never let
+ * a location that verifies differently skip its own check by resuming it.
+ */
+#include "upstream/upstream_ssl.h"
+#include "core/log.h"
+#include "http/http.h"
+
+#include <event2/buffer.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <string.h>
+
+/* A context with the settings that went into it, to share it between locations. */
+typedef struct {
+    SSL_CTX *ctx;
+    int protocols, verify, verify_depth;
+    const char *ciphers, *trusted, *certificate, *certificate_key;
+} built_ctx_t;
+
+static int same(const char *a, const char *b)
+{
+    return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+static void free_ctx(void *ctx)
+{
+    SSL_CTX_free(ctx);
+}
+
+/* The first OpenSSL error queued, for a message; clears the queue. */
+static const char *ssl_error_text(rp_conf_t *cf)
+{
+    unsigned long e = ERR_get_error();
+    char buf[256] = "unknown error";
+    if (e)
+        ERR_error_string_n(e, buf, sizeof(buf));
+    ERR_clear_error();
+    return rp_arena_strdup(cf->arena, buf);
+}
+
+static int proto_version(int bit)
+{
+    switch (bit) {
+    case RP_UPSTREAM_TLS10:
+        return TLS1_VERSION;
+    case RP_UPSTREAM_TLS11:
+        return TLS1_1_VERSION;
+    case RP_UPSTREAM_TLS12:
+        return TLS1_2_VERSION;
+    default:
+        return TLS1_3_VERSION;
+    }
+}
+
+static int new_session(SSL *ssl, SSL_SESSION *sess);
+
+/* Formats a configuration error at a directive's own place; returns RP_CONF_ERROR. */
+static const char *at(rp_conf_t *cf, const rp_upstream_ssl_val_t *v, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static const char *at(rp_conf_t *cf, const rp_upstream_ssl_val_t *v, const char *fmt, ...)
+{
+    char msg[1536];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(cf->error, sizeof(cf->error), "%s:%u: %s", v->file, v->line, msg);
+    return RP_CONF_ERROR;
+}
+
+/* Builds the client context for sc's settings, or finds the one already built. */
+static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **out)
+{
+    rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
+    built_ctx_t **v = m->tls_ctxs.elts;
+    for (size_t i = 0; i < m->tls_ctxs.nelts; i++) {
+        built_ctx_t *b = v[i];
+        if (b->protocols == sc->protocols && b->verify == sc->verify &&
+            b->verify_depth == sc->verify_depth && same(b->ciphers, sc->ciphers.value) &&
+            same(b->trusted, sc->trusted.value) && same(b->certificate, sc->certificate.value) &&
+            same(b->certificate_key, sc->certificate_key.value)) {
+            *out = b->ctx;
+            return RP_CONF_OK;
+        }
+    }
+
+    /* the checks that need no OpenSSL first: they name the directive at fault */
+    if (sc->verify && sc->trusted.value == NULL)
+        return at(cf, &sc->verify_at,
+                  "\"proxy_ssl_verify\": no \"proxy_ssl_trusted_certificate\" "
+                  "is defined for it");
+    if (sc->certificate.value && sc->certificate_key.value == NULL)
+        return at(cf, &sc->certificate,
+                  "\"proxy_ssl_certificate\": no "
+                  "\"proxy_ssl_certificate_key\" is defined for "
+                  "certificate \"%s\"",
+                  sc->certificate.value);
+    if (sc->certificate_key.value && sc->certificate.value == NULL)
+        return at(cf, &sc->certificate_key,
+                  "\"proxy_ssl_certificate_key\": no "
+                  "\"proxy_ssl_certificate\" is defined for key \"%s\"",
+                  sc->certificate_key.value);
+
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL)
+        return rp_conf_error(cf, "cannot create a TLS context: %s", ssl_error_text(cf));
+    rp_arena_cleanup(cf->arena, free_ctx, ctx);
+
+    int lo = 0, hi = 0;
+    for (int bit = RP_UPSTREAM_TLS10; bit <= RP_UPSTREAM_TLS13; bit <<= 1) {
+        if (sc->protocols & bit) {
+            if (!lo)
+                lo = bit;
+            hi = bit;
+        }
+    }
+    SSL_CTX_set_min_proto_version(ctx, proto_version(lo));
+    SSL_CTX_set_max_proto_version(ctx, proto_version(hi));
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    /* the proxy queues what a write did not take and retries from its queue, whose
+     * storage may move; a partial write lets a large body go record by record */
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                              SSL_MODE_RELEASE_BUFFERS);
+    if (sc->ciphers.value && SSL_CTX_set_cipher_list(ctx, sc->ciphers.value) != 1) {
+        ERR_clear_error();
+        return at(cf, &sc->ciphers, "\"proxy_ssl_ciphers\": no usable cipher in \"%s\"",
+                  sc->ciphers.value);
+    }
+
+    if (sc->trusted.value && SSL_CTX_load_verify_locations(ctx, sc->trusted.value, NULL) != 1)
+        return at(cf, &sc->trusted, "\"proxy_ssl_trusted_certificate\": cannot load \"%s\": %s",
+                  sc->trusted.value, ssl_error_text(cf));
+    if (sc->verify) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        SSL_CTX_set_verify_depth(ctx, sc->verify_depth);
+    } else {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    }
+
+    if (sc->certificate.value) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, sc->certificate.value) != 1)
+            return at(cf, &sc->certificate, "\"proxy_ssl_certificate\": cannot load \"%s\": %s",
+                      sc->certificate.value, ssl_error_text(cf));
+        int loaded =
+            SSL_CTX_use_PrivateKey_file(ctx, sc->certificate_key.value, SSL_FILETYPE_PEM) == 1;
+        unsigned long e = ERR_peek_error();
+        int mismatch = !loaded && ERR_GET_LIB(e) == ERR_LIB_X509 &&
+                       (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                        ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
+        if (!loaded && !mismatch)
+            return at(cf, &sc->certificate_key,
+                      "\"proxy_ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
+                      sc->certificate_key.value, sc->certificate.value, ssl_error_text(cf));
+        if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
+            ERR_clear_error();
+            return at(cf, &sc->certificate_key,
+                      "\"proxy_ssl_certificate_key\": \"%s\" does not match \"%s\"",
+                      sc->certificate_key.value, sc->certificate.value);
+        }
+    }
+
+    /* No internal store: the sessions live with the TLS objects, per server. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, new_session);
+
+    built_ctx_t *b = rp_arena_calloc(cf->arena, sizeof(*b));
+    b->ctx = ctx;
+    b->protocols = sc->protocols;
+    b->verify = sc->verify;
+    b->verify_depth = sc->verify_depth;
+    b->ciphers = sc->ciphers.value;
+    b->trusted = sc->trusted.value;
+    b->certificate = sc->certificate.value;
+    b->certificate_key = sc->certificate_key.value;
+    *(built_ctx_t **)rp_array_push(&m->tls_ctxs) = b;
+    *out = ctx;
+    return RP_CONF_OK;
+}
+
+static void free_sessions(void *arg)
+{
+    rp_upstream_tls_t *t = arg;
+    for (size_t i = 0; i < t->ups->servers.nelts; i++) {
+        if (t->sessions[i])
+            SSL_SESSION_free(t->sessions[i]);
+        t->sessions[i] = NULL;
+    }
+}
+
+/* The name a proxy_pass host stands for: without its port, and an IPv6 address without
+ * its brackets. */
+static char *host_name(rp_conf_t *cf, const char *host)
+{
+    if (host[0] == '[') {
+        const char *end = strchr(host, ']');
+        size_t n = end ? (size_t)(end - host - 1) : strlen(host + 1);
+        return rp_arena_strndup(cf->arena, host + 1, n);
+    }
+    const char *colon = strrchr(host, ':');
+    return rp_arena_strndup(cf->arena, host, colon ? (size_t)(colon - host) : strlen(host));
+}
+
+const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_upstream_conf_t *u,
+                                const char *host, rp_upstream_tls_t **out)
+{
+    SSL_CTX *ctx = NULL;
+    const char *err = get_ctx(cf, sc, &ctx);
+    if (err != RP_CONF_OK)
+        return err;
+    char *name = sc->name ? sc->name : host_name(cf, host);
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, name, addr) == 1 || inet_pton(AF_INET6, name, addr) == 1;
+    /* RFC 6066 3: an address is not a server name, so it is never sent as SNI */
+    int sni = sc->server_name && !is_ip;
+
+    rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
+    rp_upstream_tls_t **v = m->tls.elts;
+    for (size_t i = 0; i < m->tls.nelts; i++) {
+        rp_upstream_tls_t *t = v[i];
+        if (t->ctx == ctx && t->ups == u && strcmp(t->name, name) == 0 && t->sni == (unsigned)sni &&
+            t->verify == (unsigned)!!sc->verify && t->reuse == (unsigned)!!sc->session_reuse) {
+            *out = t;
+            return RP_CONF_OK;
+        }
+    }
+    rp_upstream_tls_t *t = rp_arena_calloc(cf->arena, sizeof(*t));
+    t->ctx = ctx;
+    t->ups = u;
+    t->name = name;
+    t->sni = sni;
+    t->verify = !!sc->verify;
+    t->reuse = !!sc->session_reuse;
+    t->name_is_ip = is_ip;
+    t->sessions = rp_arena_calloc(cf->arena, u->servers.nelts * sizeof(SSL_SESSION *));
+    rp_arena_cleanup(cf->arena, free_sessions, t);
+    *(rp_upstream_tls_t **)rp_array_push(&m->tls) = t;
+    *out = t;
+    return RP_CONF_OK;
+}
+
+/* ---- per connection ---- */
+
+static size_t server_index(rp_uconn_t *uc)
+{
+    return (size_t)(uc->peer - (rp_upstream_server_t *)uc->ups->servers.elts);
+}
+
+/* A session (TLS 1.2: from the handshake; TLS 1.3: a ticket, after it) to offer next
+ * time. Returning 1 keeps OpenSSL's reference for us. */
+static int new_session(SSL *ssl, SSL_SESSION *sess)
+{
+    rp_uconn_t *uc = SSL_get_app_data(ssl);
+    if (uc == NULL || uc->tls == NULL || !uc->tls->reuse)
+        return 0;
+    SSL_SESSION **slot = &uc->tls->sessions[server_index(uc)];
+    if (*slot)
+        SSL_SESSION_free(*slot);
+    *slot = sess;
+    return 1;
+}
+
+int rp_uconn_tls_start(rp_uconn_t *uc, rp_upstream_tls_t *tls)
+{
+    SSL *ssl = SSL_new(tls->ctx);
+    if (ssl == NULL || SSL_set_fd(ssl, uc->fd) != 1)
+        goto fail;
+    SSL_set_app_data(ssl, uc);
+    SSL_set_connect_state(ssl);
+    if (tls->sni && SSL_set_tlsext_host_name(ssl, tls->name) != 1)
+        goto fail;
+    if (tls->verify) {
+        X509_VERIFY_PARAM *param = SSL_get0_param(ssl);
+        int ok = tls->name_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(param, tls->name)
+                                 : SSL_set1_host(ssl, tls->name);
+        if (ok != 1)
+            goto fail;
+        SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    }
+    SSL_SESSION *sess = tls->reuse ? tls->sessions[server_index(uc)] : NULL;
+    if (sess)
+        SSL_set_session(ssl, sess);
+    uc->ssl = ssl;
+    uc->tls = tls;
+    uc->tls_retry = 0;
+    uc->tls_sound = 0;
+    return 0;
+
+fail:
+    ERR_clear_error();
+    SSL_free(ssl);
+    return -1;
+}
+
+int rp_uconn_handshake(rp_uconn_t *uc, char *why, size_t whylen, int *err)
+{
+    SSL *ssl = uc->ssl;
+    ERR_clear_error();
+    errno = 0;
+    int rc = SSL_do_handshake(ssl);
+    if (rc == 1) {
+        uc->tls_sound = 1;
+        event_del(&uc->wev);
+        return 0;
+    }
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ) {
+        event_del(&uc->wev);
+        event_add(&uc->rev, NULL);
+        return 1;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        event_add(&uc->wev, NULL);
+        return 1;
+    }
+    int saved = errno;
+    *err = 0;
+    long vr = SSL_get_verify_result(ssl);
+    unsigned long first = ERR_peek_error();
+    if (uc->tls->verify && vr != X509_V_OK) {
+        snprintf(why, whylen, "upstream SSL certificate verify error: (%ld:%s)", vr,
+                 X509_verify_cert_error_string(vr));
+    } else if ((e == SSL_ERROR_SYSCALL || e == SSL_ERROR_ZERO_RETURN) && first == 0) {
+        *err = e == SSL_ERROR_SYSCALL ? saved : 0;
+        snprintf(why, whylen, "peer closed connection in SSL handshake");
+    } else {
+        char text[256] = "unknown error";
+        if (first)
+            ERR_error_string_n(first, text, sizeof(text));
+        snprintf(why, whylen, "SSL_do_handshake() failed (SSL: %s)", text);
+    }
+    ERR_clear_error();
+    /* a session that led here is not worth offering again */
+    SSL_SESSION **slot = &uc->tls->sessions[server_index(uc)];
+    if (*slot) {
+        SSL_SESSION_free(*slot);
+        *slot = NULL;
+    }
+    return -1;
+}
+
+/* Maps a failed SSL_read/SSL_write (k <= 0) to read(2)/write(2) conventions: 0 for the
+ * end of a read, else -1 with errno, EAGAIN when TLS must wait. */
+static ssize_t tls_failed(rp_uconn_t *uc, int k, int reading)
+{
+    int saved = errno;
+    switch (SSL_get_error(uc->ssl, k)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        if (reading)
+            return 0; /* close_notify: the session ended soundly */
+        break;
+    case SSL_ERROR_SYSCALL:
+        /* OpenSSL forbids a close_notify after these */
+        uc->tls_sound = 0;
+        ERR_clear_error();
+        if (reading && saved == 0)
+            return 0; /* closed without close_notify */
+        if (saved != 0 && saved != EAGAIN) {
+            errno = saved;
+            return -1;
+        }
+        break;
+    }
+    uc->tls_sound = 0;
+    ERR_clear_error();
+    errno = reading ? EPROTO : EPIPE;
+    return -1;
+}
+
+ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n)
+{
+    ERR_clear_error();
+    errno = 0;
+    int k = SSL_read(uc->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    return k > 0 ? k : tls_failed(uc, k, 1);
+}
+
+/* One TLS record's worth of plaintext: writes are cut to it, so a retried write is
+ * never longer than the queue the proxy retries from. */
+#define TLS_RECORD 16384
+
+static ssize_t tls_write(rp_uconn_t *uc, const void *buf, size_t n)
+{
+    ERR_clear_error();
+    errno = 0;
+    int k = SSL_write(uc->ssl, buf, (int)n);
+    if (k > 0) {
+        uc->tls_retry = 0;
+        return k;
+    }
+    ssize_t rc = tls_failed(uc, k, 0);
+    if (errno == EAGAIN)
+        uc->tls_retry = (uint32_t)n; /* OpenSSL wants the retry at least this long */
+    return rc;
+}
+
+/* Where a request head and a small body meet to go out as one record. Per worker. */
+static char coalesce[TLS_RECORD];
+
+ssize_t rp_uconn_tls_writev(rp_uconn_t *uc, const struct iovec *iov, int iovcnt)
+{
+    size_t sum = 0, total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        sum += iov[i].iov_len;
+    if (iovcnt > 1 && sum <= TLS_RECORD) {
+        size_t off = 0;
+        for (int i = 0; i < iovcnt; i++) {
+            memcpy(coalesce + off, iov[i].iov_base, iov[i].iov_len);
+            off += iov[i].iov_len;
+        }
+        return tls_write(uc, coalesce, off);
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        size_t off = 0;
+        while (off < iov[i].iov_len) {
+            size_t chunk = iov[i].iov_len - off;
+            if (chunk > TLS_RECORD)
+                chunk = TLS_RECORD;
+            ssize_t k = tls_write(uc, (const char *)iov[i].iov_base + off, chunk);
+            if (k < 0)
+                return total ? (ssize_t)total : -1; /* the caller queues from total on */
+            off += (size_t)k;
+            total += (size_t)k;
+            if ((size_t)k < chunk)
+                return (ssize_t)total;
+        }
+    }
+    return (ssize_t)total;
+}
+
+int rp_uconn_tls_flush(rp_uconn_t *uc)
+{
+    size_t len = evbuffer_get_length(uc->out);
+    if (len == 0)
+        return 0;
+    size_t n = len < TLS_RECORD ? len : TLS_RECORD;
+    /* n >= tls_retry: what failed was at most a record and is all queued */
+    struct evbuffer_iovec first;
+    const void *data;
+    if (evbuffer_peek(uc->out, -1, NULL, &first, 1) >= 1 && first.iov_len >= n)
+        data = first.iov_base;
+    else
+        data = evbuffer_pullup(uc->out, (ev_ssize_t)n);
+    ssize_t k = tls_write(uc, data, n);
+    if (k > 0)
+        evbuffer_drain(uc->out, (size_t)k);
+    return (int)k;
+}
+
+int rp_uconn_tls_pending(rp_uconn_t *uc)
+{
+    return SSL_pending(uc->ssl) > 0;
+}
+
+int rp_uconn_tls_idle_ok(rp_uconn_t *uc)
+{
+    char b;
+    ERR_clear_error();
+    int k = SSL_read(uc->ssl, &b, 1);
+    if (k > 0)
+        return 0; /* the server spoke out of turn */
+    int e = SSL_get_error(uc->ssl, k);
+    if (e == SSL_ERROR_WANT_READ)
+        return 1; /* a session ticket, a key update: nothing for a request */
+    if (e != SSL_ERROR_ZERO_RETURN)
+        uc->tls_sound = 0;
+    ERR_clear_error();
+    return 0;
+}
+
+void rp_uconn_tls_close(rp_uconn_t *uc)
+{
+    if (uc->tls_sound) {
+        /* close_notify, sent if the socket takes it; the answer is not awaited. It also
+         * keeps the session resumable: OpenSSL spoils one ended without it. */
+        ERR_clear_error();
+        SSL_shutdown(uc->ssl);
+    }
+    ERR_clear_error();
+    SSL_free(uc->ssl);
+    uc->ssl = NULL;
+    uc->tls = NULL;
+    uc->tls_sound = 0;
+    uc->tls_retry = 0;
+}
