@@ -1252,7 +1252,8 @@ START_TEST(test_proxy_set_header_connection_with_a_value_is_refused)
 {
     ut_expect_error(proxy_conf("proxy_set_header Connection close;"),
                     "@/rampart.conf:9: \"proxy_set_header\": \"Connection\" cannot be set: "
-                    "rampart writes it itself");
+                    "rampart writes it itself (and asks for the client's upgrade, such as "
+                    "WebSocket, on its own)");
 }
 END_TEST
 
