@@ -517,6 +517,27 @@ def test_upstream_half_close_reaches_the_client_who_may_still_send(rampart, port
     s.close()
 
 
+def test_bytes_sent_behind_the_upgrade_request_reach_the_upstream_after_the_101(rampart, port):
+    def script(conn):
+        return read_to_eof(conn)
+
+    up = RawUpstream(script)
+    serve(rampart, port, up.addr)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    # a client that does not wait for the 101 before it speaks the new protocol
+    s.sendall(b"GET /t HTTP/1.1\r\nHost: a\r\nUpgrade: x-test\r\nConnection: upgrade\r\n\r\n"
+              b"spoken early")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(4096)
+    assert head.startswith(b"HTTP/1.1 101 ")
+    s.sendall(b", and later")
+    s.shutdown(socket.SHUT_WR)
+    assert up.join() == b"spoken early, and later"
+    assert b"spoken early" not in up.request_head
+    s.close()
+
+
 def test_slow_reader_keeps_worker_memory_bounded(rampart, port, ws):
     serve(rampart, port, ws.addr)
     run(_echo_once(port))  # warm: the worker's buffers exist before measuring
