@@ -72,6 +72,10 @@ struct rp_conn_s {
     struct rp_h2_conn_s *h2; /* set once the connection speaks HTTP/2 */
     struct event flush_ev;   /* HTTP/2: output to produce once the current callback returns */
 
+    /* ST_TUNNEL: after a 101 the connection carries bytes for this owner (tunnel.c) */
+    void (*tunnel)(void *arg, short what);
+    void *tunnel_arg;
+
     struct timeval resp_start;
     size_t resp_sent;
     size_t limit_rate;
@@ -95,6 +99,35 @@ void rp_h1_abort(rp_request_t *r);
 size_t rp_h1_pending(const rp_request_t *r);
 int rp_h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
 void rp_h1_close_now(rp_request_t *r);
+
+/*
+ * The byte tunnel after a 101 Switching Protocols (the proxy's tunnel.c drives it).
+ * tunnel_start sends the 101 head that rp_http_response_begin() built and stops
+ * parsing HTTP: from then on fn(arg, EV_READ) is called when the client sent bytes
+ * (or TLS holds some already decrypted) while reading is enabled, and fn(arg,
+ * EV_WRITE) when the output queue has drained. The connection frees itself (and
+ * with it the request, whose cleanup ends the tunnel) only when a queued write
+ * fails or send_timeout expires with output queued; otherwise the owner ends it
+ * with rp_conn_free(). Returns 0, or -1 when the client is already gone.
+ */
+int rp_conn_tunnel_start(rp_conn_t *c, void (*fn)(void *arg, short what), void *arg);
+
+/* Like read(2), through TLS; bytes the client sent behind its request head come first. */
+ssize_t rp_conn_tunnel_read(rp_conn_t *c, void *buf, size_t n);
+
+/* Sends bytes, queueing what the socket does not take (then fn gets EV_WRITE once it
+ * drained). 0, or -1 when the client is gone. */
+int rp_conn_tunnel_write(rp_conn_t *c, const void *buf, size_t n);
+
+/* Bytes queued for the client that the socket has not taken yet. */
+size_t rp_conn_tunnel_pending(const rp_conn_t *c);
+
+/* Starts or stops the EV_READ calls (stopped: the client's bytes wait in the kernel). */
+void rp_conn_tunnel_read_enable(rp_conn_t *c, int on);
+
+/* Ends the client's direction after the last queued byte: TLS close_notify, then a
+ * TCP half-close. 0, or -1 when the connection failed. */
+int rp_conn_tunnel_shutdown(rp_conn_t *c);
 
 /*
  * For the HTTP/2 code, which shares the connection object (socket, TLS, output

@@ -3,7 +3,9 @@
  * phases, write the response, discard whatever request body nobody consumed,
  * then either wait for the next request (keep-alive, pipelining in order) or
  * close. One state at a time per connection; one timer whose meaning follows the
- * state (header deadline, body, send, keep-alive, lingering close).
+ * state (header deadline, body, send, keep-alive, lingering close). After a 101
+ * the connection becomes one end of a byte tunnel whose owner reads and writes
+ * through the small rp_conn_tunnel_* API, so TLS stays this file's business.
  */
 #include "http/conn.h"
 #include "core/log.h"
@@ -27,6 +29,7 @@ enum {
     ST_IDLE,   /* keep-alive: waiting for the next request */
     ST_LINGER, /* response sent, reading and dropping input before the close */
     ST_H2,     /* HTTP/2: h2_conn.c drives the connection */
+    ST_TUNNEL, /* after a 101: bytes both ways for the tunnel's owner (upstream/tunnel.c) */
 };
 
 #define LINGER_MS 2000
@@ -706,6 +709,11 @@ static void write_out(rp_conn_t *c)
             continue; /* re-check the budget */
     }
     event_del(&c->wio);
+    if (c->state == ST_TUNNEL) {
+        event_del(&c->timer); /* send_timeout ran only while output waited */
+        c->tunnel(c->tunnel_arg, EV_WRITE);
+        return;
+    }
     if (c->r && c->r->on_drain && !c->response_queued) {
         void (*fn)(rp_request_t *) = c->r->on_drain;
         c->r->on_drain = NULL;
@@ -1010,6 +1018,11 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     rp_conn_t *c = arg;
 
+    if (c->state == ST_TUNNEL) {
+        c->tunnel(c->tunnel_arg, EV_READ);
+        return;
+    }
+
     if (c->state == ST_LINGER) {
         char sink[4096];
         ssize_t n = read(fd, sink, sizeof(sink));
@@ -1184,6 +1197,12 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     case ST_LINGER:
         conn_free(c);
         return;
+    case ST_TUNNEL:
+        /* only armed while output waits for the client (the tunnel times its idleness) */
+        rp_log_error(RP_LOG_INFO, 0, "client timed out (send_timeout) while proxying upgraded "
+                                     "connection");
+        conn_free(c);
+        return;
     case ST_BUSY:
         if (c->limit_rate && evbuffer_get_length(c->out) > 0 &&
             !event_pending(&c->wio, EV_WRITE, NULL)) {
@@ -1212,6 +1231,73 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
         conn_free(c);
         return;
     }
+}
+
+/* ---- the tunnel after a 101 ---- */
+
+int rp_conn_tunnel_start(rp_conn_t *c, void (*fn)(void *arg, short what), void *arg)
+{
+    c->state = ST_TUNNEL;
+    c->tunnel = fn;
+    c->tunnel_arg = arg;
+    c->close_after = 1;
+    /* limit_rate paces HTTP responses; under a budget write_raw would queue everything,
+     * and the tunnel's back-pressure needs each write to go out (or wait) at once */
+    c->limit_rate = 0;
+    c->response_queued = 1;
+    c->body_left = 0;
+    c->body_chunked = 0;
+    event_del(&c->io); /* the owner enables reading when it wants bytes */
+    event_del(&c->timer);
+    if (c->r) {
+        c->r->on_body = NULL;
+        c->r->on_drain = NULL;
+    }
+    return c->r ? rp_h1_flush_head(c->r) : 0;
+}
+
+ssize_t rp_conn_tunnel_read(rp_conn_t *c, void *buf, size_t n)
+{
+    uint32_t avail = c->in_len - c->in_pos;
+    if (avail) {
+        size_t k = avail < n ? avail : n;
+        memcpy(buf, c->in + c->in_pos, k);
+        c->in_pos += (uint32_t)k;
+        return (ssize_t)k;
+    }
+    return conn_read(c, buf, n);
+}
+
+int rp_conn_tunnel_write(rp_conn_t *c, const void *buf, size_t n)
+{
+    struct iovec iov = {(void *)buf, n};
+    return write_raw(c, &iov, 1);
+}
+
+size_t rp_conn_tunnel_pending(const rp_conn_t *c)
+{
+    return evbuffer_get_length(c->out);
+}
+
+void rp_conn_tunnel_read_enable(rp_conn_t *c, int on)
+{
+    if (!on) {
+        event_del(&c->io);
+        return;
+    }
+    event_add(&c->io, NULL);
+    /* bytes behind the request head, or decrypted by TLS, will not make the socket readable */
+    if (c->in_len > c->in_pos || (c->ssl && SSL_pending(c->ssl)))
+        event_active(&c->io, EV_READ, 1);
+}
+
+int rp_conn_tunnel_shutdown(rp_conn_t *c)
+{
+    if (c->ssl) {
+        ERR_clear_error();
+        SSL_shutdown(c->ssl); /* close_notify; reading goes on until the client's own */
+    }
+    return shutdown(c->fd, SHUT_WR);
 }
 
 void rp_conn_drain_all(void)

@@ -289,7 +289,11 @@ size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t conten
     } else if (chunked && status_has_body(status)) {
         RP_WBUF_LIT(&o, "Transfer-Encoding: chunked\r\n");
     }
-    if (!keep) {
+    if (status == 101) {
+        /* the connection becomes a tunnel: its Connection field ("upgrade") is among the
+         * response's fields, and HTTP never resumes on it */
+        c->close_after = 1;
+    } else if (!keep) {
         RP_WBUF_LIT(&o, "Connection: close\r\n");
         c->close_after = 1;
     } else if (r->version == 10) {

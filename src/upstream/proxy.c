@@ -15,6 +15,12 @@
  * before answering (a race every keep-alive client must absorb), and only for
  * requests without a body. The socket I/O goes through rp_uconn_read/_writev/
  * _flush, which add TLS for proxy_pass https:// (upstream_ssl.c).
+ *
+ * An HTTP/1.1 request that asks to switch protocols (Upgrade, "Connection:
+ * upgrade", no body) is forwarded with its Upgrade field and "Connection:
+ * upgrade", so WebSocket works without nginx's proxy_set_header boilerplate. A
+ * 101 answer to it goes to the client and hands both connections to tunnel.c;
+ * any other answer is relayed as usual.
  */
 #include "upstream/proxy.h"
 #include "core/log.h"
@@ -31,7 +37,7 @@
 #include <string.h>
 #include <unistd.h>
 
-enum { P_CONNECT, P_HANDSHAKE, P_SEND, P_HEAD, P_BODY };
+enum { P_CONNECT, P_HANDSHAKE, P_SEND, P_HEAD, P_BODY, P_TUNNEL };
 enum { B_NONE, B_LENGTH, B_CHUNKED, B_CLOSE };
 
 #define MAX_STALE_RETRIES 4
@@ -52,6 +58,7 @@ typedef struct {
     unsigned finished : 1;
     unsigned last_timeout : 1;  /* the last failed attempt timed out */
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
+    unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     int send_errno;
     rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
@@ -141,6 +148,11 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
                  p->plcf->https ? "https" : "http",
                  p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, (int)p->target.len,
                  p->target.data, (int)r->host.len, r->host.data);
+}
+
+void rp_proxy_log(rp_request_t *r, int level, const char *what, int err, const char *where)
+{
+    log_upstream(r->upstream, level, what, err, where);
 }
 
 /* Lets go of the upstream connection: to the cache when reusable, else closed. */
@@ -242,19 +254,46 @@ static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
 
 
 
+/*
+ * Whether the client asks to switch protocols and rampart passes that on: over
+ * HTTP/1.1 (an HTTP/1.0 client cannot take a 101, and an HTTP/2 stream is not a
+ * connection to hand over), with "Connection: upgrade", and without a body (the
+ * body's end would be the tunnel's start, which nobody could frame). h2c is never
+ * passed: a backend speaking HTTP/2 behind the tunnel would take requests that
+ * rampart's locations never saw ("h2c smuggling").
+ */
+static int wants_upgrade(const rp_request_t *r)
+{
+    int listed = 0, h2c = 0;
+    if (r->stream || r->version != 11 || r->chunked || r->content_length > 0)
+        return 0;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const rp_header_t *h = &r->headers[i];
+        if (h->name.len == 10 && rp_str_ieq(h->name, "connection"))
+            listed |= rp_h1_token_list_has(h->value.data, h->value.len, "upgrade");
+        else if (h->name.len == 7 && rp_str_ieq(h->name, "upgrade"))
+            h2c |= rp_h1_token_list_has(h->value.data, h->value.len, "h2c");
+    }
+    return listed && !h2c;
+}
+
 static size_t build_request(proxy_t *p, char *buf, size_t cap)
 {
     rp_request_t *r = p->r;
     rp_proxy_loc_conf_t *plcf = p->plcf;
     rp_wbuf_t w = {buf, buf + cap};
-    int has_conn_hdr = 0, client_request_id = 0;
+    int has_conn_hdr = 0, client_request_id = 0, has_upgrade = 0, upgrade_set = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
         if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
             has_conn_hdr = 1;
         else if (r->headers[i].name.len == 12 && rp_str_ieq(r->headers[i].name, "x-request-id"))
             client_request_id = 1;
+        else if (r->headers[i].name.len == 7 && rp_str_ieq(r->headers[i].name, "upgrade"))
+            has_upgrade = 1;
     }
+    /* only a request that has both fields pays for the closer look */
+    p->upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
 
     rp_wbuf_put(&w, r->method.data, r->method.len);
     RP_WBUF_LIT(&w, " ");
@@ -265,7 +304,17 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
         const rp_proxy_header_t *h = &plcf->headers[i];
         if (h->request_id && client_request_id)
             continue; /* the client's own id goes through with its other headers */
+        if (h->upgrade && !p->upgrade)
+            continue; /* Upgrade means nothing without the "Connection: upgrade" we write */
         rp_str_t v = rp_cv_eval(r, &h->value);
+        if (h->upgrade) {
+            /* an empty value is how a location refuses upgrades */
+            if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len)) {
+                p->upgrade = 0;
+                continue;
+            }
+            upgrade_set = 1;
+        }
         if (v.len == 0)
             continue; /* an empty value removes the header, as in nginx */
         if (memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len))
@@ -297,8 +346,20 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
         RP_WBUF_LIT(&w, "\r\n");
     }
 
-    if (p->ups->keepalive == 0)
+    if (p->upgrade) {
+        for (unsigned i = 0; i < r->nheaders && !upgrade_set; i++) {
+            if (r->headers[i].name.len != 7 || !rp_str_ieq(r->headers[i].name, "upgrade"))
+                continue;
+            RP_WBUF_LIT(&w, "Upgrade: ");
+            rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
+            RP_WBUF_LIT(&w, "\r\n");
+        }
+        /* not "close" even without keepalive: a server may refuse to upgrade a connection
+         * it is told to close; a refusal's connection is closed (or cached) as usual */
+        RP_WBUF_LIT(&w, "Connection: upgrade\r\n");
+    } else if (p->ups->keepalive == 0) {
         RP_WBUF_LIT(&w, "Connection: close\r\n");
+    }
     if (r->chunked) {
         p->req_chunked = 1;
         RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
@@ -727,6 +788,61 @@ static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const ch
     return 1;
 }
 
+/*
+ * The upstream agreed to the client's upgrade: the 101 goes to the client with the
+ * server's fields (Sec-WebSocket-Accept and the like) and its Upgrade, the
+ * connection fields are rampart's, and both connections become the tunnel.
+ * Returns -1: the exchange is no longer the proxy's.
+ */
+static int switch_protocols(proxy_t *p)
+{
+    rp_request_t *r = p->r;
+    rp_uconn_t *uc = p->uc;
+    rp_h1_parser_t *ps = &p->parser;
+    const char *b = uc->buf;
+    unsigned upgrades = 0;
+
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        upgrades += rp_span_ieq(b, ps->headers[i].name, "upgrade");
+    if (upgrades == 0) {
+        /* RFC 9110 7.8: without it nobody knows what the connection now speaks */
+        log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
+                                    "Upgrade field", 0, NULL);
+        record(r, &r->upstream_status, "502");
+        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+        rp_upstream_report(p->ups, uc->peer, 1);
+        p->finished = 1;
+        fail(p, 502);
+        return -1;
+    }
+    record(r, &r->upstream_status, "101");
+    rp_upstream_report(p->ups, uc->peer, 0);
+    r->status = 101;
+    r->response_started = 1;
+    for (unsigned i = 0; i < ps->nheaders; i++) {
+        rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
+        rp_str_t v = {b + ps->headers[i].value.off, ps->headers[i].value.len};
+        if (rp_str_ieq(n, "upgrade"))
+            rp_http_add_header(r, RP_STR("Upgrade"), v);
+        else if (response_header_passes(p, ps, b, i))
+            rp_http_add_header(r, n, v);
+    }
+    rp_http_add_header(r, RP_STR("Connection"), RP_STR("upgrade"));
+    if (rp_http_response_begin(r, -1) != 0) {
+        log_upstream(p, RP_LOG_ERR, "response head too large", 0, NULL);
+        p->finished = 1;
+        r->response_started = 0;
+        r->nout_headers = 0;
+        fail(p, 502);
+        return -1;
+    }
+    p->state = P_TUNNEL;
+    p->keep = 0;
+    event_del(&uc->wev);
+    rp_tunnel_start(r, uc, p->plcf, uc->buf + ps->pos, uc->len - ps->pos);
+    return -1;
+}
+
 /* Handles a complete response head at uc->buf[0..parser.pos). Returns 0 to go on with the
  * body, 1 when a 1xx head was skipped, -1 when the request has ended. */
 static int handle_head(proxy_t *p)
@@ -738,6 +854,8 @@ static int handle_head(proxy_t *p)
     int code = ps->code;
 
     if (code < 200) {
+        if (code == 101 && p->upgrade)
+            return switch_protocols(p);
         if (code == 101) {
             log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                         "upgrade request", 0, NULL);

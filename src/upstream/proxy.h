@@ -1,7 +1,7 @@
 /*
  * The HTTP/1.1 reverse proxy: `proxy_pass` and its directives (configuration in
- * proxy_module.c), and the per-request exchange with an upstream server
- * (proxy.c).
+ * proxy_module.c), the per-request exchange with an upstream server (proxy.c),
+ * and the byte tunnel after an upgrade such as WebSocket (tunnel.c).
  */
 #ifndef RP_PROXY_H
 #define RP_PROXY_H
@@ -14,6 +14,7 @@ typedef struct {
     rp_str_t name; /* as written */
     rp_cv_t value;
     unsigned request_id : 1; /* the default X-Request-Id: only when the client sent none */
+    unsigned upgrade : 1;    /* names Upgrade: replaces the client's token, "" refuses */
 } rp_proxy_header_t;
 
 typedef struct {
@@ -48,5 +49,18 @@ int rp_proxy_handler(rp_request_t *r);
  */
 rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
                       rp_str_t raw_target, rp_str_t uri, rp_str_t args);
+
+/*
+ * Turns an upgraded exchange into a byte tunnel: r's 101 head was built by
+ * rp_http_response_begin() and not sent yet; uc is the upstream connection that
+ * answered 101, early[0..n) the bytes it sent behind that head. From here the
+ * tunnel owns both connections until it ends them; the request is logged then,
+ * through the cleanup that closes uc. The connection never returns to the pool.
+ */
+void rp_tunnel_start(rp_request_t *r, rp_uconn_t *uc, const rp_proxy_loc_conf_t *plcf,
+                     const char *early, size_t n);
+
+/* Writes an error-log line in the proxy's words (client, request, upstream) for r. */
+void rp_proxy_log(rp_request_t *r, int level, const char *what, int err, const char *where);
 
 #endif

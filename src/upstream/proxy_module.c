@@ -140,7 +140,11 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
      * the upstream block); only an empty Connection, nginx's keep-alive idiom, passes. */
     if (strcasecmp(hname, "content-length") == 0 || strcasecmp(hname, "transfer-encoding") == 0 ||
         (strcasecmp(hname, "connection") == 0 && cf->argv[2][0] != '\0'))
-        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself", hname);
+        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself%s", hname,
+                             strcasecmp(hname, "connection") == 0
+                                 ? " (and asks for the client's upgrade, such as WebSocket, "
+                                   "on its own)"
+                                 : "");
     if (p->set_headers == NULL) {
         p->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
         rp_array_init(p->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
@@ -152,6 +156,7 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     rp_proxy_header_t *h = rp_array_push(p->set_headers);
     memset(h, 0, sizeof(*h));
     h->name = (rp_str_t){name, strlen(name)};
+    h->upgrade = strcasecmp(name, "upgrade") == 0;
     return rp_cv_compile(cf, cf->argv[2], &h->value);
 }
 

@@ -310,8 +310,6 @@ START_TEST(test_listen_with_an_unknown_parameter_is_refused)
                     "@/rampart.conf:3: \"listen\": invalid parameter \"fast\"");
     ut_expect_error(listen_conf("127.0.0.1:8080 backlog=0"),
                     "@/rampart.conf:3: \"listen\": invalid backlog \"0\"");
-    ut_expect_error(listen_conf("127.0.0.1:8080 http2"),
-                    "@/rampart.conf:3: \"listen\": the \"http2\" parameter is not supported yet");
     ut_expect_error(listen_conf("127.0.0.1:8080 ssl"),
                     "@/rampart.conf:3: \"listen\": no \"ssl_certificate\" is defined for the "
                     "listen ... ssl directive in @/rampart.conf:3");
@@ -1252,7 +1250,8 @@ START_TEST(test_proxy_set_header_connection_with_a_value_is_refused)
 {
     ut_expect_error(proxy_conf("proxy_set_header Connection close;"),
                     "@/rampart.conf:9: \"proxy_set_header\": \"Connection\" cannot be set: "
-                    "rampart writes it itself");
+                    "rampart writes it itself (and asks for the client's upgrade, such as "
+                    "WebSocket, on its own)");
 }
 END_TEST
 
