@@ -1037,8 +1037,9 @@ def main():
                            if run["conns"] is not None and run["requests"] else "")
                     mean = f"  mean {run['mean_ms']:.2f}ms" if "mean_ms" in run else ""
                     invalid = "  INVALID ROUND" if not run.get("valid", True) else ""
+                    p99 = None if math.isnan(run["p99_ms"]) else run["p99_ms"]
                     log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {s:5}"
-                        f" {run['rps']:>9.0f} req/s{mean}  p99 {run['p99_ms']:.2f}ms"
+                        f" {run['rps']:>9.0f} req/s{mean}  p99 {fmt_ms(p99)}"
                         f"  cpu {run['cpu_s'] * 100 / DURATION:.0f}%"
                         f" backend {run['backend_cpu'] * 100:.0f}%"
                         f" client {run['client_cpu'] * 100:.0f}%{cpr}{errs}{invalid}")
