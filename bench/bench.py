@@ -1,28 +1,34 @@
 #!/usr/bin/python3
-"""Benchmark rampart, nginx, HAProxy and h2o side by side as HTTP/1.1 reverse proxies.
+"""Benchmark rampart, nginx, HAProxy and h2o side by side as reverse proxies.
 
-Every contender runs with one worker (or one thread) and upstream keep-alive, in
-front of the same nginx backend on loopback. Two scenarios: "plain" (keep-alive
-HTTP/1.1 over TCP) and "tls" (a new TLS connection for every request, the same
-ECDSA P-256 certificate for all, no session resumption). wrk loads each contender
-in turn, over several rounds whose order rotates, so that drift of a shared machine
-hits all alike. The report gives, per scenario, the median requests/s and p99
-latency of each, and rampart's ratio to each peer. See bench/README.md.
+Every contender runs with one worker (or one thread) and upstream keep-alive
+(HTTP/1.1), in front of the same nginx backend on loopback. Three scenarios:
+"plain" (keep-alive HTTP/1.1 over TCP), "tls" (a new TLS connection for every
+request, the same ECDSA P-256 certificate for all, no session resumption) and "h2"
+(HTTP/2 over TLS, negotiated by ALPN, a few long-lived connections with several
+streams each). wrk (plain, tls) or h2load (h2) loads each contender in turn, over
+several rounds whose order rotates, so that drift of a shared machine hits all
+alike. The report gives, per scenario, the median requests/s and latency of each,
+and rampart's ratio to each peer. See bench/README.md.
 
 Environment:
-  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls (default both)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2 (default all)
   BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
   BENCH_CONNECTIONS  wrk connections, plain scenario (default 64)
   BENCH_TLS_CONNECTIONS  wrk connections, tls scenario (default 16)
+  BENCH_H2_CONNECTIONS   h2load connections, h2 scenario (default 16)
+  BENCH_H2_STREAMS   h2load concurrent streams per connection, h2 scenario (default 10)
   BENCH_WARMUP       seconds of unmeasured load per contender before round 1 (default 1)
   BENCH_RESULTS      report file (default bench/results/latest.txt)
   RAMPART_BIN        the rampart binary (default ./rampart beside bench/)
 """
 import http.client
+import math
 import os
 import pwd
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -31,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -54,29 +61,38 @@ ROUNDS = env_int("BENCH_ROUNDS", 5)
 DURATION = env_int("BENCH_DURATION", 5)
 CONNECTIONS = env_int("BENCH_CONNECTIONS", 64)
 TLS_CONNECTIONS = env_int("BENCH_TLS_CONNECTIONS", 16)
+H2_CONNECTIONS = env_int("BENCH_H2_CONNECTIONS", 16)
+H2_STREAMS = env_int("BENCH_H2_STREAMS", 10)
+H2_WARMUP = 1  # seconds h2load runs unmeasured at the start of every h2 round
 WARMUP = env_int("BENCH_WARMUP", 1, minimum=0)
 RESULTS = os.environ.get("BENCH_RESULTS") or os.path.join(HERE, "results", "latest.txt")
 RAMPART = os.environ.get("RAMPART_BIN") or os.path.join(HERE, "..", "rampart")
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 NOISY = 0.20  # req/s spread across rounds above which the report warns
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
+H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
+NGHTTP = shutil.which("nghttp") or "/usr/bin/nghttp"
+ALL_SCENARIOS = ("plain", "tls", "h2")
+SSL_SCENARIOS = ("tls", "h2")  # scenarios with a TLS listener of their own
 
 
 def scenarios_from_env():
     raw = os.environ.get("BENCH_SCENARIOS", "").strip()
     if raw == "":
-        return ["plain", "tls"]
+        return list(ALL_SCENARIOS)
     names = [s.strip() for s in raw.split(",") if s.strip()]
-    bad = [s for s in names if s not in ("plain", "tls")]
+    bad = [s for s in names if s not in ALL_SCENARIOS]
     if bad or not names:
-        sys.exit(f"bench: BENCH_SCENARIOS={raw!r}: use plain, tls or plain,tls")
-    return [s for s in ("plain", "tls") if s in names]
+        sys.exit(f"bench: BENCH_SCENARIOS={raw!r}: use a comma-separated list of"
+                 f" {', '.join(ALL_SCENARIOS)}")
+    return [s for s in ALL_SCENARIOS if s in names]
 
 
 SCENARIOS = scenarios_from_env()
 TITLES = {
     "plain": "plain: HTTP/1.1 keep-alive",
     "tls": "tls: new TLS connection per request (one request each, Connection: close)",
+    "h2": "h2: HTTP/2 over TLS (ALPN h2), long-lived connections, several streams each",
 }
 
 
@@ -98,17 +114,23 @@ def free_ports(n):
             s.close()
 
 
-def render(template, out_path, values, tls):
-    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the TLS listener and
-    its settings) are kept, unmarked, when tls is true and dropped otherwise."""
+def render(template, out_path, values, listeners):
+    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls scenario's
+    listener) or @H2@ (the h2 scenario's) are kept, unmarked, when "tls" or "h2" is
+    in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
+    settings both share) are kept when either is."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
+    wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
+              "@SSL@": bool(set(listeners) & set(SSL_SCENARIOS))}
     kept = []
     for line in text.splitlines(keepends=True):
-        if "@TLS@" in line:
-            if not tls:
+        marks = [m for m in wanted if m in line]
+        if marks:
+            if not all(wanted[m] for m in marks):
                 continue
-            line = line.replace("@TLS@", "")
+            for m in marks:
+                line = line.replace(m, "")
         kept.append(line)
     text = "".join(kept)
     for key, value in values.items():
@@ -257,6 +279,30 @@ def check_tls(port):
     return None, f"{version} {cipher}, no resumption"
 
 
+def check_h2(port):
+    """None and a description of the HTTP/2 answer, or why it is wrong.
+
+    ALPN must select h2 when the client offers h2 and http/1.1 (as h2load does), and
+    one HTTP/2 GET / through port (nghttp, which refuses anything but h2) must return
+    the backend's body."""
+    ctx = client_context()
+    ctx.set_alpn_protocols(["h2", "http/1.1"])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname="bench.test") as sock:
+            alpn, version, cipher = sock.selected_alpn_protocol(), sock.version(), sock.cipher()[0]
+    if alpn != "h2":
+        return (f"!! did not negotiate h2: ALPN selected {alpn or 'nothing'}"
+                " when offered h2,http/1.1"), None
+    if not os.access(NGHTTP, os.X_OK):
+        return None, f"{version} {cipher}, ALPN h2 (body not checked: no nghttp)"
+    r = subprocess.run([NGHTTP, f"https://127.0.0.1:{port}/"], stdin=subprocess.DEVNULL,
+                       capture_output=True, text=True, timeout=15)
+    if r.returncode != 0 or r.stdout != BODY:
+        why = (r.stdout + r.stderr).strip().replace("\n", " | ")
+        return f"HTTP/2 GET through it failed (nghttp status {r.returncode}): {why[:200]}", None
+    return None, f"{version} {cipher}, ALPN h2"
+
+
 def passive_opens():
     """TCP connections accepted so far on this machine (network namespace)."""
     try:
@@ -270,9 +316,17 @@ def passive_opens():
 UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0, "h": 3600000.0}
 
 
-def group_cpu(pgid):
-    """CPU seconds (user + system) used so far by the processes of group pgid."""
-    total = 0
+def children_cpu():
+    """CPU seconds used so far by this script's children that have been waited for:
+    between two calls around one load generator's run, that run's own CPU."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def group_cpu(*pgids):
+    """CPU seconds (user + system) used so far by the processes of each group in
+    pgids, one figure per group."""
+    total = dict.fromkeys(pgids, 0)
     for pid in os.listdir("/proc"):
         if not pid.isdigit():
             continue
@@ -281,9 +335,19 @@ def group_cpu(pgid):
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[2]) == pgid:          # pgrp
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+        if int(fields[2]) in total:          # pgrp
+            total[int(fields[2])] += int(fields[11]) + int(fields[12])  # utime, stime
+    return [total[g] / os.sysconf("SC_CLK_TCK") for g in pgids]
+
+
+BACKEND_PGID = None  # the backend's process group, once it runs
+
+
+def snapshot(pgid):
+    """Connections accepted so far, and CPU seconds of the proxy (group pgid) and
+    of the backend."""
+    proxy, backend = group_cpu(pgid, BACKEND_PGID)
+    return passive_opens(), proxy, backend
 
 
 def wrk_argv(scenario, port, seconds):
@@ -299,9 +363,12 @@ def run_wrk(scenario, port, seconds, pgid):
     accepted on the machine meanwhile, None if unknown), cpu_s (CPU seconds the
     server's process group pgid used meanwhile)."""
     argv = wrk_argv(scenario, port, seconds)
-    opens, cpu = passive_opens(), group_cpu(pgid)
+    client = children_cpu()
+    opens, cpu, backend = snapshot(pgid)
     r = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60)
-    after, cpu = passive_opens(), group_cpu(pgid) - cpu
+    after, cpu_after, backend_after = snapshot(pgid)
+    cpu, backend = cpu_after - cpu, backend_after - backend
+    client = children_cpu() - client
     out = r.stdout
     rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s|m|h)\s*$", out, re.M)
@@ -321,27 +388,172 @@ def run_wrk(scenario, port, seconds, pgid):
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
             "requests": int(total.group(1)), "errors": errors,
             "conns": after - opens if opens is not None and after is not None else None,
-            "cpu_s": cpu}
+            "cpu_s": cpu, "client_cpu": client / seconds, "backend_cpu": backend / seconds}
+
+
+def h2load_argv(port, seconds, warm_up, log_file):
+    argv = [H2LOAD, f"-c{H2_CONNECTIONS}", f"-m{H2_STREAMS}", "-t1", f"--duration={seconds}"]
+    if warm_up:
+        argv.append(f"--warm-up-time={warm_up}")
+    if log_file:
+        argv.append(f"--log-file={log_file}")
+    return argv + [f"https://127.0.0.1:{port}/"]
+
+
+H2_TIME = r"([\d.]+)(us|ms|s)"
+
+
+def h2load_ms(value, unit):
+    return float(value) * UNITS_MS[unit]
+
+
+def percentile_ms(log_file, fraction):
+    """The fraction-quantile (nearest rank) of the request times, in ms, in an h2load
+    --log-file (start us, status, duration us per line; status -1: failed stream)."""
+    times = []
+    try:
+        with open(log_file) as f:
+            for line in f:
+                fields = line.split("\t")
+                if len(fields) >= 3 and fields[1] != "-1":
+                    times.append(int(fields[2]))
+    except (OSError, ValueError):
+        return None
+    if not times:
+        return None
+    times.sort()
+    return times[max(0, math.ceil(len(times) * fraction) - 1)] / 1000.0
+
+
+def run_h2load(port, seconds, pgid, tmp, warm_up=H2_WARMUP):
+    """One h2load run; a dict like run_wrk's plus mean_ms and valid (no request
+    failed). With warm_up, h2load first loads for warm_up seconds unmeasured; the
+    proxy's CPU and the accepted connections are read when h2load announces the
+    start and the end of its measured period, so they cover the same requests as
+    its figures. Raises RuntimeError unless every connection negotiated h2."""
+    log_file = os.path.join(tmp, "h2load.requests.tsv") if warm_up else None
+    argv = h2load_argv(port, seconds, warm_up, log_file)
+    err_path = os.path.join(tmp, "h2load.stderr")
+    marks = {}
+    out = []
+    client = children_cpu()
+    with open(err_path, "w") as err:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=err, text=True)
+    killed = threading.Event()
+
+    def overdue():
+        killed.set()
+        proc.kill()
+    watchdog = threading.Timer(seconds + warm_up + 60, overdue)
+    watchdog.start()
+    try:
+        for line in proc.stdout:  # h2load flushes each line; read them as they come
+            if line.startswith("Main benchmark duration is started"):
+                marks["start"] = snapshot(pgid)
+            elif line.startswith("Main benchmark duration is over"):
+                marks["end"] = snapshot(pgid)
+            if not line.startswith("progress:"):
+                out.append(line)
+        proc.wait()
+    finally:
+        watchdog.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    client = children_cpu() - client
+    text = "".join(out)
+    with open(err_path, errors="replace") as f:
+        stderr = f.read().strip()
+
+    def failure(why):
+        detail = " | ".join(line.strip() for line in (stderr or text).splitlines()
+                            if line.strip())
+        return RuntimeError(f"{why}: {detail[-400:]}")
+
+    if killed.is_set():
+        raise failure(f"h2load still running {seconds + warm_up + 60}s after it started;"
+                      " killed")
+    protocol = re.search(r"^Application protocol: (\S+)", text, re.M)
+    if not protocol:
+        raise failure("h2load negotiated no protocol (no connection succeeded?)")
+    if protocol.group(1) != "h2":
+        raise failure(f"!! h2load negotiated {protocol.group(1)}, not h2")
+    rps = re.search(r"^finished in \S+, ([\d.]+) req/s", text, re.M)
+    counts = re.search(r"^requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded,"
+                       r" (\d+) failed, (\d+) errored, (\d+) timeout", text, re.M)
+    codes = re.search(r"^status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", text, re.M)
+    times = re.search(rf"^time for request:\s+{H2_TIME}\s+{H2_TIME}\s+{H2_TIME}", text, re.M)
+    if proc.returncode != 0 or not (rps and counts and codes and times):
+        raise failure(f"h2load failed (status {proc.returncode})")
+    if warm_up and not ("start" in marks and "end" in marks):
+        raise failure("h2load did not announce its measured period")
+    total, started, done, succeeded, failed, errored, timeout = map(int, counts.groups())
+    c2xx, c3xx, c4xx, c5xx = map(int, codes.groups())
+    errors = {}
+    for kind, n in (("failed", failed), ("errored", errored), ("timeout", timeout),
+                    ("non-2xx", c3xx + c4xx + c5xx), ("unfinished", started - done)):
+        if n:
+            errors[kind] = n
+    if done == 0:
+        errors["no requests"] = 1
+    if warm_up:
+        (opens0, cpu0, backend0), (opens1, cpu1, backend1) = marks["start"], marks["end"]
+    else:
+        opens0 = opens1 = cpu0 = cpu1 = backend0 = backend1 = None
+    p99 = percentile_ms(log_file, 0.99) if log_file else None
+    if log_file:
+        try:
+            os.unlink(log_file)
+        except OSError:
+            pass
+    return {"output": " ".join(argv) + "\n" + text + stderr,
+            "rps": float(rps.group(1)), "mean_ms": h2load_ms(*times.groups()[4:6]),
+            "p99_ms": p99 if p99 is not None else float("nan"),
+            "requests": succeeded, "errors": errors, "valid": not errors,
+            "conns": opens1 - opens0 if opens0 is not None and opens1 is not None else None,
+            "cpu_s": cpu1 - cpu0 if cpu0 is not None else 0.0,
+            "backend_cpu": (backend1 - backend0) / seconds if backend0 is not None else 0.0,
+            "client_cpu": client / (seconds + warm_up)}
 
 
 class Track:
-    """One contender in one scenario: whether it runs, and its rounds."""
+    """One contender in one scenario: whether it runs, and its rounds.
+
+    A round of the h2 scenario in which any request failed is invalid: it is shown
+    and its errors counted, but it is left out of the medians and per-request
+    figures. (wrk rounds are always valid; their errors flag the contender.)"""
 
     def __init__(self):
         self.status = "ok"        # or "skipped: ...", "failed to start: ...", ...
         self.runs = []
         self.detail = ""          # e.g. the negotiated TLS version and cipher
 
+    def valid(self):
+        return [r for r in self.runs if r.get("valid", True)]
+
+    def invalid(self):
+        return len(self.runs) - len(self.valid())
+
+    def median(self, key):
+        """Median of key over the valid rounds that have it, or None."""
+        values = [r[key] for r in self.valid() if key in r and not math.isnan(r[key])]
+        return statistics.median(values) if values else None
+
     def rps(self):
-        return statistics.median(r["rps"] for r in self.runs)
+        return self.median("rps")
 
     def p99(self):
-        return statistics.median(r["p99_ms"] for r in self.runs)
+        return self.median("p99_ms")
+
+    def mean(self):
+        return self.median("mean_ms")
 
     def spread(self):
-        """(max - min) / median of requests/s over the rounds: how noisy the rounds were."""
-        rates = [r["rps"] for r in self.runs]
-        return (max(rates) - min(rates)) / self.rps() if self.rps() else 0.0
+        """(max - min) / median of requests/s over the valid rounds: how noisy they were."""
+        rates = [r["rps"] for r in self.valid()]
+        return (max(rates) - min(rates)) / self.rps() if rates and self.rps() else 0.0
 
     def errors(self):
         total = {}
@@ -351,16 +563,18 @@ class Track:
         return total
 
     def cpu_per_request(self):
-        """The server's CPU microseconds per request wrk completed, all rounds."""
-        requests = sum(r["requests"] for r in self.runs)
-        return sum(r["cpu_s"] for r in self.runs) * 1e6 / requests if requests else None
+        """The server's CPU microseconds per request the client completed, valid rounds."""
+        runs = self.valid()
+        requests = sum(r["requests"] for r in runs)
+        return sum(r["cpu_s"] for r in runs) * 1e6 / requests if requests else None
 
     def conns_per_request(self):
-        """Connections accepted on the machine per request wrk completed, all rounds."""
-        if not self.runs or any(r["conns"] is None for r in self.runs):
+        """Connections accepted on the machine per request the client completed."""
+        runs = self.valid()
+        if not runs or any(r["conns"] is None for r in runs):
             return None
-        requests = sum(r["requests"] for r in self.runs)
-        return sum(r["conns"] for r in self.runs) / requests if requests else None
+        requests = sum(r["requests"] for r in runs)
+        return sum(r["conns"] for r in runs) / requests if requests else None
 
 
 class Contender:
@@ -422,7 +636,7 @@ def start_backend(tmp, port):
     os.makedirs(os.path.join(tmp, "backend-tmp"), exist_ok=True)
     conf = render("backend.conf", os.path.join(tmp, "backend.conf"),
                   {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n")},
-                  tls=False)
+                  listeners=())
     error_log = os.path.join(tmp, "backend.error.log")
     server = Server("backend", ["/usr/sbin/nginx", "-p", tmp, "-e", error_log, "-c", conf,
                                 *NGINX_USER], tmp)
@@ -459,14 +673,18 @@ def make_certificate(tmp):
     return {"CERT": cert, "KEY": key, "PEM": pem}
 
 
-def launch(c, tmp, backend_port, tls_files, tls):
-    """Render c's config (with its TLS listener if tls) and start it; None once its
-    plain port listens, or why it does not."""
+def launch(c, tmp, backend_port, tls_files, listeners):
+    """Render c's config (with the TLS listeners of the scenarios in listeners: tls,
+    h2) and start it; None once its plain port listens, or why it does not."""
     values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
               "H2O_USER": H2O_USER}
-    if tls:
-        values.update(tls_files, TLS_PORT=c.ports["tls"])
-    conf = render(c.config, os.path.join(tmp, c.config), values, tls)
+    if listeners:
+        values.update(tls_files)
+    if "tls" in listeners:
+        values["TLS_PORT"] = c.ports["tls"]
+    if "h2" in listeners:
+        values["H2_PORT"] = c.ports["h2"]
+    conf = render(c.config, os.path.join(tmp, c.config), values, listeners)
     c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
     c.server.start()
     return c.server.wait_listening(c.ports["plain"])
@@ -480,20 +698,21 @@ def failed_start(c, why):
 
 def start_contender(c, tmp, backend_port, tls_files):
     """Start c and check that one request through it, per scenario, returns the
-    backend's body; a scenario that fails is marked, the other may still run."""
+    backend's body; a scenario that fails is marked, the others may still run."""
     if not (os.path.isfile(c.binary) and os.access(c.binary, os.X_OK)):
         c.set_status(f"skipped: {c.binary} not found")
         return
     c.version = version_of(c.version_argv)
     os.makedirs(os.path.join(tmp, f"{c.name}-tmp"), exist_ok=True)
-    tls = "tls" in SCENARIOS
-    why = launch(c, tmp, backend_port, tls_files, tls)
-    if why and tls and "plain" in SCENARIOS:
-        # Perhaps only its TLS settings keep it from starting: the plain row still runs.
-        c.tracks["tls"].status = failed_start(c, why + " (with its TLS listener)")
+    listeners = [s for s in SSL_SCENARIOS if s in SCENARIOS]
+    why = launch(c, tmp, backend_port, tls_files, listeners)
+    # Perhaps only the settings of a TLS listener keep it from starting: drop them,
+    # the h2 one first, while another scenario is left to run.
+    while why and listeners and (len(listeners) > 1 or "plain" in SCENARIOS):
+        dropped = listeners.pop()
+        c.tracks[dropped].status = failed_start(c, why + f" (with its {dropped} listener)")
         c.server.stop()
-        tls = False
-        why = launch(c, tmp, backend_port, tls_files, tls)
+        why = launch(c, tmp, backend_port, tls_files, listeners)
     if why:
         for track in c.tracks.values():
             if track.status == "ok":
@@ -510,24 +729,32 @@ def start_contender(c, tmp, backend_port, tls_files):
             why = f"exited with status {c.server.proc.returncode}"
         if why:
             c.tracks["plain"].status = failed_start(c, why)
-    if tls:
-        why = c.server.wait_listening(c.ports["tls"])
+    for s in listeners:
+        why = c.server.wait_listening(c.ports[s])
         detail = None
         if why is None:
             try:
-                why, detail = check_tls(c.ports["tls"])
-            except (OSError, http.client.HTTPException) as e:
-                why = f"TLS request through it failed: {e}"
+                why, detail = (check_tls if s == "tls" else check_h2)(c.ports[s])
+            except (OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+                why = f"{s} request through it failed: {e}"
         if why is None and not c.server.alive():
             why = f"exited with status {c.server.proc.returncode}"
         if why:
-            c.tracks["tls"].status = failed_start(c, why)
+            c.tracks[s].status = failed_start(c, why)
         else:
-            c.tracks["tls"].detail = detail
+            c.tracks[s].detail = detail
 
 
 def fmt_ratio(x):
     return f"{x:.2f}x"
+
+
+def ratio(mine, theirs):
+    return fmt_ratio(mine / theirs) if mine and theirs else "?"
+
+
+def fmt_ms(x):
+    return "?" if x is None else f"{x:.2f}ms"
 
 
 def load_line(scenario):
@@ -536,6 +763,11 @@ def load_line(scenario):
                 f" -H 'Connection: close' https://...: one request per new TLS connection,"
                 f" so req/s = full TLS handshakes/s; ECDSA P-256 certificate, each server's"
                 f" default TLS settings, no session resumption")
+    if scenario == "h2":
+        return (f"load: h2load -c{H2_CONNECTIONS} -m{H2_STREAMS} -t1 --warm-up-time={H2_WARMUP}"
+                f" --duration={DURATION} https://...: HTTP/2 by ALPN, {H2_CONNECTIONS}"
+                f" connections kept open, {H2_STREAMS} streams in flight on each; the tls"
+                f" scenario's certificate and TLS settings")
     return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
             f" HTTP/1.1 keep-alive")
 
@@ -544,35 +776,56 @@ def section(cs, scenario):
     """The table, ratios and rounds of one scenario."""
     lines = []
     add = lines.append
+    h2 = scenario == "h2"
+    client = "h2load" if h2 else "wrk"
     tracks = [(c, c.tracks[scenario]) for c in cs]
-    ok = [(c, t) for c, t in tracks if t.status == "ok" and t.runs]
+    ok = [(c, t) for c, t in tracks if t.status == "ok" and t.valid()]
     add(f"== {TITLES[scenario]}")
     add(load_line(scenario))
     add("")
-    head = (f"{'contender':10} {'req/s':>10} {'spread':>7} {'p99':>9} {'cpu/req':>8}"
-            f" {'conn/req':>8}  {'errors':<24}")
+    head = (f"{'contender':10} {'req/s':>10} {'spread':>7}" + (f" {'mean':>9}" if h2 else "")
+            + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}  {'errors':<24}")
     add(head.rstrip())
     add("-" * len(head))
     for c, t in tracks:
-        if t.status != "ok" or not t.runs:
-            add(f"{c.name:10} {t.status if t.status != 'ok' else 'no rounds ran'}")
+        if t.status != "ok" or not t.valid():
+            if t.status != "ok":
+                add(f"{c.name:10} {t.status}")
+            elif t.runs:
+                add(f"{c.name:10} !! no valid round: requests failed in all {len(t.runs)}"
+                    f" ({', '.join(f'{k} {n}' for k, n in sorted(t.errors().items()))})")
+            else:
+                add(f"{c.name:10} no rounds ran")
             continue
         errs = t.errors()
         err_text = "none" if not errs else \
             "!! " + ", ".join(f"{k} {n}" for k, n in sorted(errs.items()))
+        if t.invalid():
+            err_text += f"; {t.invalid()}/{len(t.runs)} round(s) invalid, left out"
         cpr = t.conns_per_request()
         cpr_text = "?" if cpr is None else f"{cpr:.2f}"
         cpu = t.cpu_per_request()
         cpu_text = "?" if cpu is None else f"{cpu:.0f}us"
-        add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}% {t.p99():>7.2f}ms"
-            f" {cpu_text:>8} {cpr_text:>8}  {err_text}")
+        mean_text = f" {fmt_ms(t.mean()):>9}" if h2 else ""
+        add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}%{mean_text}"
+            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}  {err_text}")
     add("")
-    add("req/s and p99 are medians over the rounds; spread is (max-min)/median of req/s;")
+    if h2:
+        add("req/s, mean and p99 are medians over the valid rounds; mean is h2load's mean")
+        add("time for request; p99 is the 99th percentile of the request times h2load logs")
+        add("(--log-file); spread is (max-min)/median of req/s;")
+        add("a round in which any request failed (failed, errored, timeout, non-2xx) is invalid")
+        add("and left out of every figure but errors;")
+    else:
+        add("req/s and p99 are medians over the rounds; spread is (max-min)/median of req/s;")
     add("cpu/req = CPU time (user+system) of the proxy's processes during load / requests;")
-    add("conn/req = TCP connections the machine accepted during load / requests wrk completed")
+    add(f"conn/req = TCP connections the machine accepted during load / requests {client} completed")
     add("(/proc/net/snmp PassiveOpens; the backend's new upstream connections count too).")
+    if h2:
+        add(f"cpu/req and conn/req cover h2load's measured {DURATION}s only, read when h2load")
+        add("announces its start and end; the warm-up and the TLS handshakes are outside it.")
+    negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
     if scenario == "tls":
-        negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
         if negotiated:
             add("TLS checked before load (second connection offered the first's session):")
             for text in negotiated:
@@ -585,24 +838,40 @@ def section(cs, scenario):
         add("wrk (one thread) does the client half of every handshake, which costs more than")
         add("the server half: on a small machine wrk saturates before the proxy, so req/s here")
         add("may be wrk's limit; cpu/req, the proxy's own cost per handshake, compares regardless.")
+    if h2:
+        if negotiated:
+            add("HTTP/2 checked before load (ALPN offered h2,http/1.1; one GET with nghttp), and")
+            add("every h2load run must report 'Application protocol: h2':")
+            for text in negotiated:
+                add(f"  {text}")
+        not_h2 = [c.name for c, t in tracks if "not h2" in t.status or "not negotiate h2" in t.status]
+        if not_h2:
+            add(f"!! did NOT negotiate h2: {', '.join(not_h2)} — no HTTP/2 figures for them.")
+        add("h2load, the proxy and the backend share this machine's cores: on 2 cores the")
+        add("per-round CPU figures below show who took how much.")
 
     ramp = next((t for c, t in ok if c.name == "rampart"), None)
     peers = [(c, t) for c, t in ok if c.name != "rampart"]
     add("")
     if ramp is None:
-        why = next((t.status.split(":")[0] for c, t in tracks if c.name == "rampart"), "not run")
+        why = next((t.status.split(":")[0] if t.status != "ok" else "had no valid round"
+                    for c, t in tracks if c.name == "rampart"), "not run")
         add(f"rampart ratios: n/a (rampart {why})")
     elif not peers:
         add("rampart ratios: n/a (no peer ran)")
     else:
-        add(f"{'rampart vs':14} {'req/s ratio':>12} {'p99 ratio':>10} {'cpu/req ratio':>14}")
+        add(f"{'rampart vs':14} {'req/s ratio':>12}" + (f" {'mean ratio':>11}" if h2 else "")
+            + f" {'p99 ratio':>10} {'cpu/req ratio':>14}")
         for c, t in peers:
             suspect = "  !! errors, not comparable" if ramp.errors() or t.errors() else ""
-            mine, theirs = ramp.cpu_per_request(), t.cpu_per_request()
-            cpu_ratio = fmt_ratio(mine / theirs) if mine and theirs else "?"
-            add(f"  {c.name:12} {fmt_ratio(ramp.rps() / t.rps()):>12}"
-                f" {fmt_ratio(ramp.p99() / t.p99()):>10} {cpu_ratio:>14}{suspect}")
+            mean_text = f" {ratio(ramp.mean(), t.mean()):>11}" if h2 else ""
+            add(f"  {c.name:12} {ratio(ramp.rps(), t.rps()):>12}{mean_text}"
+                f" {ratio(ramp.p99(), t.p99()):>10}"
+                f" {ratio(ramp.cpu_per_request(), t.cpu_per_request()):>14}{suspect}")
         add("req/s ratio = rampart/peer, above 1 means rampart serves more;")
+        if h2:
+            add("mean ratio = rampart/peer, below 1 means rampart's mean latency is lower (with a")
+            add(f"fixed {H2_CONNECTIONS * H2_STREAMS} requests in flight it mirrors the req/s ratio);")
         add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower;")
         add("cpu/req ratio = rampart/peer, below 1 means rampart spends less CPU per request.")
     noisy = [c.name for c, t in ok if t.spread() > NOISY]
@@ -610,24 +879,34 @@ def section(cs, scenario):
         add("")
         add(f"!! req/s spread above {NOISY:.0%} for: {', '.join(noisy)} — the machine was busy;"
             " rerun with more rounds before trusting a ratio near 1.")
-    flagged = [c.name for c, t in ok if t.errors()]
+    flagged = [c.name for c, t in tracks if t.status == "ok" and t.errors()]
     if flagged:
         add("")
         add(f"!! errors during load from: {', '.join(flagged)} — their numbers are not"
             " comparable until that is fixed.")
     add("")
-    add("per round (req/s / p99 / the proxy's CPU use, % of one core):")
-    for c, t in ok:
-        runs = "  ".join(f"{r['rps']:.0f}/{r['p99_ms']:.2f}ms/{r['cpu_s'] * 100 / DURATION:.0f}%"
-                         for r in t.runs)
-        add(f"  {c.name:8} {runs}")
+    add(f"per round (req/s / {'mean / ' if h2 else ''}p99 / CPU use in % of one core: the"
+        f" proxy's, the backend's, {client}'s):")
+    for c, t in tracks:
+        if not t.runs:
+            continue
+        shown = []
+        for r in t.runs:
+            mean_text = f"{fmt_ms(r.get('mean_ms'))}/" if h2 else ""
+            p99 = None if math.isnan(r["p99_ms"]) else r["p99_ms"]
+            text = (f"{r['rps']:.0f}/{mean_text}{fmt_ms(p99)}/{r['cpu_s'] * 100 / DURATION:.0f}%"
+                    f"/{r['backend_cpu'] * 100:.0f}%/{r['client_cpu'] * 100:.0f}%")
+            if not r.get("valid", True):
+                text += "[INVALID: " + ", ".join(f"{k} {n}" for k, n in sorted(r["errors"].items())) + "]"
+            shown.append(text)
+        add(f"  {c.name:8} {'  '.join(shown)}")
     return lines
 
 
 def report(cs, started_at, load_at_start):
     lines = []
     add = lines.append
-    add("rampart bench — HTTP/1.1 reverse proxy, one worker each, upstream keep-alive")
+    add("rampart bench — reverse proxy, one worker each, HTTP/1.1 upstream keep-alive")
     add(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(started_at))}"
         f"   host: {os.uname().nodename} ({os.uname().sysname} {os.uname().release}),"
         f" {os.cpu_count()} cpus, load avg at start {load_at_start:.2f}")
@@ -637,39 +916,79 @@ def report(cs, started_at, load_at_start):
     add("")
     for c in cs:
         add(f"  {c.name:8} {c.version or '-'}")
-    if "tls" in SCENARIOS:
+    if "tls" in SCENARIOS or "h2" in SCENARIOS:
         add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (the system's; wrk uses it)")
+    if "h2" in SCENARIOS:
+        add(f"  {'h2load':8} {version_of([H2LOAD, '--version'])}")
     for scenario in SCENARIOS:
         add("")
         lines += section(cs, scenario)
     add("")
-    add("Read the ratios, not the absolute numbers: wrk, the proxy and the backend share this")
-    add("machine's cores, so only figures from one run, measured side by side, compare.")
+    add("Read the ratios, not the absolute numbers: the load generator, the proxy and the")
+    add("backend share this machine's cores, so only figures from one run, measured side by")
+    add("side, compare.")
     return "\n".join(lines) + "\n"
 
 
+LOGS = os.path.join(os.path.dirname(os.path.abspath(RESULTS)), "logs")
+
+
+def keep(name, text):
+    """Save text as LOGS/name: evidence of a failed round outlives the temp dir."""
+    os.makedirs(LOGS, exist_ok=True)
+    with open(os.path.join(LOGS, name), "w") as f:
+        f.write(text)
+
+
+def clear_logs():
+    """Remove the previous run's files from LOGS."""
+    try:
+        for old in os.listdir(LOGS):
+            if old.endswith((".error.log", ".out", ".txt")):
+                os.unlink(os.path.join(LOGS, old))
+    except OSError:
+        pass
+
+
+def keep_logs(tmp):
+    """Copy the servers' error logs and output of this run into LOGS, so what a
+    server said under load can be read after the temp dir is gone."""
+    try:
+        names = [n for n in os.listdir(tmp) if n.endswith((".error.log", ".out"))]
+        os.makedirs(LOGS, exist_ok=True)
+        for n in names:
+            shutil.copy(os.path.join(tmp, n), os.path.join(LOGS, n))
+    except OSError as e:
+        log(f"bench: could not keep the logs in {LOGS}: {e}")
+
+
 def main():
+    global BACKEND_PGID
     if not os.access(WRK, os.X_OK):
         sys.exit(f"bench: wrk not found ({WRK}); install the Debian package wrk")
     if not os.access("/usr/sbin/nginx", os.X_OK):
         sys.exit("bench: /usr/sbin/nginx not found; it is the backend for every contender")
+    if "h2" in SCENARIOS and not os.access(H2LOAD, os.X_OK):
+        sys.exit(f"bench: h2load not found ({H2LOAD}); install the Debian package"
+                 " nghttp2-client, or leave h2 out of BENCH_SCENARIOS")
     started_at = time.time()
     load_at_start = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="rampart-bench-")
     servers = []
+    clear_logs()
     cs = contenders(tmp)
     try:
-        tls = "tls" in SCENARIOS
-        ports = free_ports(1 + len(cs) * (2 if tls else 1))
+        listeners = ["plain"] + [s for s in SSL_SCENARIOS if s in SCENARIOS]
+        ports = free_ports(1 + len(cs) * len(listeners))
         backend_port = ports.pop(0)
         for c in cs:
-            c.ports["plain"] = ports.pop(0)
-            if tls:
-                c.ports["tls"] = ports.pop(0)
+            for s in listeners:
+                c.ports[s] = ports.pop(0)
         log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port};"
             f" scenarios {', '.join(SCENARIOS)}")
-        tls_files = make_certificate(tmp) if tls else {}
+        tls_files = make_certificate(tmp) if len(listeners) > 1 else {}
         servers.append(start_backend(tmp, backend_port))
+        BACKEND_PGID = servers[-1].proc.pid
         for c in cs:
             start_contender(c, tmp, backend_port, tls_files)
             if c.server:
@@ -681,8 +1000,9 @@ def main():
         if not live:
             raise RuntimeError("no contender started")
 
-        def load(c, s, seconds, what):
-            """One wrk run of c in scenario s; None if it did not run."""
+        def load(c, s, seconds, what, warm_up=False):
+            """One wrk or h2load run of c in scenario s; None if it did not run.
+            A warm-up run of h2load has no unmeasured start of its own."""
             t = c.tracks[s]
             if t.status != "ok":
                 return None
@@ -691,6 +1011,9 @@ def main():
                              " under load")
                 return None
             try:
+                if s == "h2":
+                    return run_h2load(c.ports[s], seconds, c.server.proc.pid, tmp,
+                                      warm_up=0 if warm_up else H2_WARMUP)
                 return run_wrk(s, c.ports[s], seconds, c.server.proc.pid)
             except (RuntimeError, subprocess.TimeoutExpired) as e:
                 t.status = f"failed under load: {e}"
@@ -700,7 +1023,7 @@ def main():
         if WARMUP:
             for c in live:
                 for s in SCENARIOS:
-                    load(c, s, WARMUP, "warm-up")
+                    load(c, s, WARMUP, "warm-up", warm_up=True)
         for rnd in range(ROUNDS):
             k = rnd % len(live)
             for c in live[k:] + live[:k]:
@@ -712,9 +1035,16 @@ def main():
                     errs = " ERRORS " + str(run["errors"]) if run["errors"] else ""
                     cpr = (f"  {run['conns'] / run['requests']:.2f} conn/req"
                            if run["conns"] is not None and run["requests"] else "")
+                    mean = f"  mean {run['mean_ms']:.2f}ms" if "mean_ms" in run else ""
+                    invalid = "  INVALID ROUND" if not run.get("valid", True) else ""
+                    p99 = None if math.isnan(run["p99_ms"]) else run["p99_ms"]
                     log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {s:5}"
-                        f" {run['rps']:>9.0f} req/s  p99 {run['p99_ms']:.2f}ms"
-                        f"  cpu {run['cpu_s'] * 100 / DURATION:.0f}%{cpr}{errs}")
+                        f" {run['rps']:>9.0f} req/s{mean}  p99 {fmt_ms(p99)}"
+                        f"  cpu {run['cpu_s'] * 100 / DURATION:.0f}%"
+                        f" backend {run['backend_cpu'] * 100:.0f}%"
+                        f" client {run['client_cpu'] * 100:.0f}%{cpr}{errs}{invalid}")
+                    if run["errors"] and "output" in run:
+                        keep(f"{s}-{c.name}-round{rnd + 1}.txt", run["output"])
         text = report(cs, started_at, load_at_start)
         log("")
         log(text.rstrip())
@@ -726,6 +1056,7 @@ def main():
     finally:
         for server in reversed(servers):
             server.stop()
+        keep_logs(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
