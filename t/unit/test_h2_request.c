@@ -5,7 +5,8 @@
  *   - every malformed request of RFC 9113 8.1.1 and 8.2 is refused (-1, a stream
  *     error), each with its reason: names not lowercase tokens, connection-specific
  *     fields, te other than "trailers", pseudo-header fields unknown, repeated, empty,
- *     missing or after a regular field, NUL, CR or LF in a value, whitespace around a value,
+ *     missing or after a regular field, NUL, CR, LF (and, since every field goes on in
+ *     HTTP/1, any other control byte but HTAB) in a value, whitespace around a value,
  *     content-length invalid, conflicting or promising a body the stream does not carry;
  *   - what the request means in HTTP/1 terms: Cookie crumbs joined with "; ", Host
  *     from :authority, one Host when both agree, the target, path and query, the body
@@ -516,6 +517,36 @@ START_TEST(test_malformed_connect)
 }
 END_TEST
 
+/* ---- found by fuzzing (fuzz/fuzz_h2_request.c): each of these once failed ---- */
+
+START_TEST(test_control_bytes_in_a_value_are_malformed)
+{
+    /* HTTP/2 only forbids NUL, CR and LF, but every value is forwarded in HTTP/1, whose
+     * parsers refuse the other CTLs: the fuzzer's first finding was ":scheme https\f..." */
+    ck_malformed(
+        REQ(1, ":method", "POST", ":scheme", "https\x0c:authority api.example", ":path", "/"),
+        "control character in a field value");
+    ck_malformed(REQ(1, BASE, "x-a", "a\x01"), "control character in a field value");
+    ck_malformed(REQ(1, BASE, "x-a",
+                     "a\x1f"
+                     "b"),
+                 "control character in a field value");
+    ck_malformed(REQ(1, BASE, "x-a", "a\x7f"), "control character in a field value");
+    ck_malformed(REQ(1, BASE, "x-a",
+                     "a\x0b"
+                     "b"),
+                 "control character in a field value");
+    ck_malformed(REQ(1, ":method", "GET", ":scheme", "https", ":authority",
+                     "a\x08"
+                     "b"),
+                 "control character in a field value");
+    ck_malformed(REQ(1, BASE, "cookie", "a=1", "cookie", "b\x1b"),
+                 "control character in a field value");
+    /* HTAB inside a value is fine in both */
+    ck_assert_int_eq(REQ(1, BASE, "x-a", "a\tb"), 0);
+}
+END_TEST
+
 static Suite *h2_request_suite(void)
 {
     Suite *s = suite_create("h2_request");
@@ -567,6 +598,11 @@ static Suite *h2_request_suite(void)
     tcase_add_test(tc, test_connect_is_405);
     tcase_add_test(tc, test_invalid_host_is_400);
     tcase_add_test(tc, test_path_that_does_not_normalize_is_400);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("fuzz findings");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, test_control_bytes_in_a_value_are_malformed);
     suite_add_tcase(s, tc);
     return s;
 }
