@@ -109,6 +109,12 @@ int rp_h2_req_field(rp_h2_req_t *q, rp_arena_t *a, const uint8_t *name, size_t n
     for (size_t i = 0; i < vlen; i++) {
         if (value[i] == '\0' || value[i] == '\r' || value[i] == '\n')
             return bad(q, "NUL, CR or LF in a field value");
+        /* RFC 9110 5.5: no other CTL but HTAB either. HTTP/2 only requires the three
+         * above, but every field goes on in HTTP/1, whose parsers (ours included)
+         * refuse the rest: forwarded, they would reach upstreams that refuse them or read
+         * them differently. */
+        if ((value[i] < 0x20 && value[i] != '\t') || value[i] == 0x7f)
+            return bad(q, "control character in a field value");
     }
     if (vlen && (value[0] == ' ' || value[0] == '\t' || value[vlen - 1] == ' ' ||
                  value[vlen - 1] == '\t'))
