@@ -598,6 +598,9 @@ static void start_stream(rp_conn_t *c, stream_t *st)
         nghttp2_submit_rst_stream(h2->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
         return;
     }
+    /* $scheme is the connection's, as for HTTP/1 and in nginx: :scheme is the client's
+     * word, and X-Forwarded-Proto must not repeat a claim of "https" over cleartext */
+    r->scheme = c->ssl ? RP_STR("https") : RP_STR("http");
     r->srv = rp_route_server(c->addr, r->host.data, r->host.len);
     r->clcf = r->srv->ctx->loc_conf[rp_http_core_module.index];
     r->loc_conf = r->clcf->loc_conf;

@@ -60,6 +60,35 @@ static const char *set_return(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     return RP_CONF_OK;
 }
 
+/*
+ * A redirect's target may hold variables the client controls ($uri is decoded, so
+ * "%0d%0a" in the request becomes CR LF there): control bytes are percent-encoded
+ * back, so they can never split the response head (nginx's well-known pitfall with
+ * `return 301 https://host$uri`).
+ */
+static rp_str_t safe_location(rp_request_t *r, rp_str_t v)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.data[i] < 0x20 || v.data[i] == 0x7f)
+            bad++;
+    if (bad == 0)
+        return v;
+    char *d = rp_arena_alloc(r->arena, v.len + 2 * bad);
+    size_t k = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.data[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            d[k++] = '%';
+            d[k++] = "0123456789ABCDEF"[ch >> 4];
+            d[k++] = "0123456789ABCDEF"[ch & 15];
+        } else {
+            d[k++] = (char)ch;
+        }
+    }
+    return (rp_str_t){d, k};
+}
+
 static int run_return(rp_request_t *r, const return_conf_t *rc)
 {
     if (rc->code == 0)
@@ -71,7 +100,7 @@ static int run_return(rp_request_t *r, const return_conf_t *rc)
     }
     if (is_redirect(rc->code)) {
         if (rc->has_text) {
-            rp_str_t loc = rp_cv_eval(r, &rc->text);
+            rp_str_t loc = safe_location(r, rp_cv_eval(r, &rc->text));
             rp_http_add_header(r, RP_STR("Location"), loc);
         }
         return rp_http_send_error(r, rc->code);

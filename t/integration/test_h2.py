@@ -424,6 +424,14 @@ def test_x_forwarded_proto_is_https_for_h2_over_tls(rampart, certs, port, backen
     assert e["version"] == "HTTP/1.1"
 
 
+def test_cleartext_client_claiming_https_scheme_is_forwarded_as_http(rampart, port, backend):
+    # $scheme and X-Forwarded-Proto come from the connection, not the client's :scheme
+    cleartext(rampart, port, backend)
+    with H2Conn(port) as c:
+        e = echo(c.get("/p?echo=1", scheme="https"))
+    assert sent(e, "X-Forwarded-Proto") == ["http"]
+
+
 def test_te_trailers_is_accepted_and_not_passed_upstream(rampart, port, backend):
     cleartext(rampart, port, backend)
     with H2Conn(port) as c:

@@ -39,6 +39,18 @@ def test_return_301_with_url_sets_location(rampart, port):
     assert b"301 Moved Permanently" in r.body
 
 
+def test_redirect_to_decoded_uri_cannot_split_the_response_head(rampart, port):
+    # $uri is decoded: "%0d%0a" becomes CR LF there, the classic response-splitting
+    # pitfall of `return 301 ...$uri` in nginx. rampart encodes them back.
+    serve(rampart, port, "location / { return 301 https://example.com$uri; }")
+    data = raw_exchange(port, b"GET /a%0d%0aSet-Cookie:%20evil=1 HTTP/1.1\r\n"
+                              b"Host: x\r\nConnection: close\r\n\r\n")
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 301 ")
+    assert b"\r\nLocation: https://example.com/a%0D%0ASet-Cookie: evil=1\r\n" in head
+    assert b"\r\nSet-Cookie" not in head
+
+
 def test_return_with_only_a_url_redirects_with_302(rampart, port):
     serve(rampart, port, "location / { return http://example.com/x; }")
     r = get(port, "/")
