@@ -681,7 +681,9 @@ def test_upload_is_held_by_flow_control_until_the_backend_reads(rampart, port):
         c.send_data(sid, view[sent_bytes:], timeout=10)
         r = c.response(sid, timeout=10)
     growth = (held - rss.base) / 1024
-    assert growth < 5, f"worker RSS grew by {growth:.1f} MB while the upload was held"
+    # a few MB: the stream holds one window (64k); the rest is allocator slack, larger
+    # under the sanitizer build (its quarantine keeps freed chains resident)
+    assert growth < 8, f"worker RSS grew by {growth:.1f} MB while the upload was held"
     assert gated.error is None, gated.error
     assert r.status == 200, r
     got = json.loads(bytes(r.body))
