@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "http/h2.h"
 #include "http/ssl.h"
+#include "net/tls.h"
 #include "route/route.h"
 
 #include <errno.h>
@@ -132,7 +133,7 @@ static ssize_t conn_read(rp_conn_t *c, void *buf, size_t n)
 
 /* One TLS record's worth: a write is never split into records smaller than needed, and a
  * retried SSL_write (after WANT_WRITE) is never longer than the queue behind it. */
-#define TLS_CHUNK 16384
+#define TLS_CHUNK RP_TLS_RECORD
 
 static ssize_t tls_write(rp_conn_t *c, const void *buf, size_t n)
 {
@@ -148,40 +149,17 @@ static ssize_t tls_write(rp_conn_t *c, const void *buf, size_t n)
     return rc;
 }
 
+static ssize_t write_one(void *c, const void *buf, size_t n)
+{
+    return tls_write(c, buf, n);
+}
+
 /* Like writev(2), through TLS when the connection has it. */
 static ssize_t conn_writev(rp_conn_t *c, const struct iovec *iov, int iovcnt)
 {
     if (c->ssl == NULL)
         return writev(c->fd, iov, iovcnt);
-    size_t total = 0, sum = 0;
-    for (int i = 0; i < iovcnt; i++)
-        sum += iov[i].iov_len;
-    if (iovcnt > 1 && sum <= TLS_CHUNK) {
-        /* a head and a small body go out as one record */
-        char tmp[TLS_CHUNK];
-        size_t off = 0;
-        for (int i = 0; i < iovcnt; i++) {
-            memcpy(tmp + off, iov[i].iov_base, iov[i].iov_len);
-            off += iov[i].iov_len;
-        }
-        return tls_write(c, tmp, off);
-    }
-    for (int i = 0; i < iovcnt; i++) {
-        size_t off = 0;
-        while (off < iov[i].iov_len) {
-            size_t chunk = iov[i].iov_len - off;
-            if (chunk > TLS_CHUNK)
-                chunk = TLS_CHUNK;
-            ssize_t k = tls_write(c, (const char *)iov[i].iov_base + off, chunk);
-            if (k < 0)
-                return total ? (ssize_t)total : -1;
-            off += (size_t)k;
-            total += (size_t)k;
-            if ((size_t)k < chunk)
-                return (ssize_t)total;
-        }
-    }
-    return (ssize_t)total;
+    return rp_tls_writev(c, write_one, iov, iovcnt);
 }
 
 /* Writes up to max bytes (-1: all) of the output queue. */

@@ -16,6 +16,7 @@
  * those callbacks, and they act for the server the ClientHello chose.
  */
 #include "http/ssl.h"
+#include "net/tls.h"
 #include "core/log.h"
 #include "http/conn.h"
 #include "route/route.h"
@@ -30,13 +31,6 @@
 #include <time.h>
 #include <string.h>
 #include <strings.h>
-
-enum {
-    P_TLS10 = 1,
-    P_TLS11 = 2,
-    P_TLS12 = 4,
-    P_TLS13 = 8,
-};
 
 static void *create_srv(rp_conf_t *cf)
 {
@@ -67,7 +61,7 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
         c->certs = p->certs;
         c->keys = p->keys;
     }
-    RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, P_TLS12 | P_TLS13);
+    RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, RP_TLS12 | RP_TLS13);
     RP_CONF_MERGE(c->prefer_server_ciphers, p->prefer_server_ciphers, RP_CONF_UNSET, 0);
     RP_CONF_MERGE(c->reject_handshake, p->reject_handshake, RP_CONF_UNSET, 0);
     RP_CONF_MERGE(c->handshake_timeout, p->handshake_timeout, RP_CONF_UNSET_MSEC, 60000);
@@ -123,24 +117,7 @@ static const char *set_key(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 
 static const char *set_protocols(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
-    rp_ssl_srv_conf_t *s = conf;
-    if (s->protocols != RP_CONF_UNSET)
-        return "is duplicate";
-    s->protocols = 0;
-    for (size_t i = 1; i < cf->argc; i++) {
-        const char *a = cf->argv[i];
-        if (strcmp(a, "TLSv1") == 0)
-            s->protocols |= P_TLS10;
-        else if (strcmp(a, "TLSv1.1") == 0)
-            s->protocols |= P_TLS11;
-        else if (strcmp(a, "TLSv1.2") == 0)
-            s->protocols |= P_TLS12;
-        else if (strcmp(a, "TLSv1.3") == 0)
-            s->protocols |= P_TLS13;
-        else
-            return rp_conf_error(cf, "invalid value \"%s\" (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", a);
-    }
-    return RP_CONF_OK;
+    return rp_tls_parse_protocols(cf, &((rp_ssl_srv_conf_t *)conf)->protocols);
 }
 
 static const char *set_verify_client(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -427,16 +404,6 @@ static void free_ctx(void *ctx)
     SSL_CTX_free(ctx);
 }
 
-static int proto_version(int bit)
-{
-    switch (bit) {
-    case P_TLS10: return TLS1_VERSION;
-    case P_TLS11: return TLS1_1_VERSION;
-    case P_TLS12: return TLS1_2_VERSION;
-    default: return TLS1_3_VERSION;
-    }
-}
-
 /* What every context shares, the front one included: a client connection's mode. */
 static void common_settings(SSL_CTX *ctx)
 {
@@ -469,16 +436,7 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
     rp_arena_cleanup(cf->arena, free_ctx, ctx);
     sc->ctx = ctx;
 
-    int lo = 0, hi = 0;
-    for (int bit = P_TLS10; bit <= P_TLS13; bit <<= 1) {
-        if (sc->protocols & bit) {
-            if (!lo)
-                lo = bit;
-            hi = bit;
-        }
-    }
-    SSL_CTX_set_min_proto_version(ctx, proto_version(lo));
-    SSL_CTX_set_max_proto_version(ctx, proto_version(hi));
+    rp_tls_set_protocols(ctx, sc->protocols);
     common_settings(ctx);
     if (sc->prefer_server_ciphers)
         SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);

@@ -9,6 +9,7 @@
  */
 #include "http/http.h"
 #include "upstream/upstream_ssl.h"
+#include "net/tls.h"
 
 #include <string.h>
 
@@ -39,7 +40,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->verify_depth, p->verify_depth, RP_CONF_UNSET, 1);
     RP_CONF_MERGE(c->server_name, p->server_name, RP_CONF_UNSET, 0);
     RP_CONF_MERGE(c->session_reuse, p->session_reuse, RP_CONF_UNSET, 1);
-    RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, RP_UPSTREAM_TLS12 | RP_UPSTREAM_TLS13);
+    RP_CONF_MERGE(c->protocols, p->protocols, RP_CONF_UNSET, RP_TLS12 | RP_TLS13);
     if (c->name == NULL)
         c->name = p->name;
     merge_val(&c->ciphers, &p->ciphers);
@@ -108,24 +109,7 @@ static const char *set_name(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 
 static const char *set_protocols(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
-    rp_upstream_ssl_conf_t *s = conf;
-    if (s->protocols != RP_CONF_UNSET)
-        return "is duplicate";
-    s->protocols = 0;
-    for (size_t i = 1; i < cf->argc; i++) {
-        const char *a = cf->argv[i];
-        if (strcmp(a, "TLSv1") == 0)
-            s->protocols |= RP_UPSTREAM_TLS10;
-        else if (strcmp(a, "TLSv1.1") == 0)
-            s->protocols |= RP_UPSTREAM_TLS11;
-        else if (strcmp(a, "TLSv1.2") == 0)
-            s->protocols |= RP_UPSTREAM_TLS12;
-        else if (strcmp(a, "TLSv1.3") == 0)
-            s->protocols |= RP_UPSTREAM_TLS13;
-        else
-            return rp_conf_error(cf, "invalid value \"%s\" (TLSv1, TLSv1.1, TLSv1.2, TLSv1.3)", a);
-    }
-    return RP_CONF_OK;
+    return rp_tls_parse_protocols(cf, &((rp_upstream_ssl_conf_t *)conf)->protocols);
 }
 
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)

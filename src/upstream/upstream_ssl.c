@@ -18,6 +18,7 @@
  * a location that verifies differently skip its own check by resuming it.
  */
 #include "upstream/upstream_ssl.h"
+#include "net/tls.h"
 #include "core/log.h"
 #include "http/http.h"
 
@@ -58,20 +59,6 @@ static const char *ssl_error_text(rp_conf_t *cf)
         ERR_error_string_n(e, buf, sizeof(buf));
     ERR_clear_error();
     return rp_arena_strdup(cf->arena, buf);
-}
-
-static int proto_version(int bit)
-{
-    switch (bit) {
-    case RP_UPSTREAM_TLS10:
-        return TLS1_VERSION;
-    case RP_UPSTREAM_TLS11:
-        return TLS1_1_VERSION;
-    case RP_UPSTREAM_TLS12:
-        return TLS1_2_VERSION;
-    default:
-        return TLS1_3_VERSION;
-    }
 }
 
 static int new_session(SSL *ssl, SSL_SESSION *sess);
@@ -129,16 +116,7 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
         return rp_conf_error(cf, "cannot create a TLS context: %s", ssl_error_text(cf));
     rp_arena_cleanup(cf->arena, free_ctx, ctx);
 
-    int lo = 0, hi = 0;
-    for (int bit = RP_UPSTREAM_TLS10; bit <= RP_UPSTREAM_TLS13; bit <<= 1) {
-        if (sc->protocols & bit) {
-            if (!lo)
-                lo = bit;
-            hi = bit;
-        }
-    }
-    SSL_CTX_set_min_proto_version(ctx, proto_version(lo));
-    SSL_CTX_set_max_proto_version(ctx, proto_version(hi));
+    rp_tls_set_protocols(ctx, sc->protocols);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     /* the proxy queues what a write did not take and retries from its queue, whose
      * storage may move; a partial write lets a large body go record by record */
@@ -403,7 +381,7 @@ ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n)
 
 /* One TLS record's worth of plaintext: writes are cut to it, so a retried write is
  * never longer than the queue the proxy retries from. */
-#define TLS_RECORD 16384
+#define TLS_RECORD RP_TLS_RECORD
 
 static ssize_t tls_write(rp_uconn_t *uc, const void *buf, size_t n)
 {
@@ -420,38 +398,14 @@ static ssize_t tls_write(rp_uconn_t *uc, const void *buf, size_t n)
     return rc;
 }
 
-/* Where a request head and a small body meet to go out as one record. Per worker. */
-static char coalesce[TLS_RECORD];
+static ssize_t write_one(void *uc, const void *buf, size_t n)
+{
+    return tls_write(uc, buf, n);
+}
 
 ssize_t rp_uconn_tls_writev(rp_uconn_t *uc, const struct iovec *iov, int iovcnt)
 {
-    size_t sum = 0, total = 0;
-    for (int i = 0; i < iovcnt; i++)
-        sum += iov[i].iov_len;
-    if (iovcnt > 1 && sum <= TLS_RECORD) {
-        size_t off = 0;
-        for (int i = 0; i < iovcnt; i++) {
-            memcpy(coalesce + off, iov[i].iov_base, iov[i].iov_len);
-            off += iov[i].iov_len;
-        }
-        return tls_write(uc, coalesce, off);
-    }
-    for (int i = 0; i < iovcnt; i++) {
-        size_t off = 0;
-        while (off < iov[i].iov_len) {
-            size_t chunk = iov[i].iov_len - off;
-            if (chunk > TLS_RECORD)
-                chunk = TLS_RECORD;
-            ssize_t k = tls_write(uc, (const char *)iov[i].iov_base + off, chunk);
-            if (k < 0)
-                return total ? (ssize_t)total : -1; /* the caller queues from total on */
-            off += (size_t)k;
-            total += (size_t)k;
-            if ((size_t)k < chunk)
-                return (ssize_t)total;
-        }
-    }
-    return (ssize_t)total;
+    return rp_tls_writev(uc, write_one, iov, iovcnt);
 }
 
 int rp_uconn_tls_flush(rp_uconn_t *uc)

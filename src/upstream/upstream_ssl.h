@@ -32,18 +32,11 @@ typedef struct {
     int verify_depth; /* proxy_ssl_verify_depth */
     int server_name;  /* proxy_ssl_server_name: send SNI */
     int session_reuse;
-    int protocols; /* RP_UPSTREAM_TLS* bits */
+    int protocols; /* RP_TLS* bits (net/tls.h) */
     char *name;    /* proxy_ssl_name; NULL: the host of proxy_pass */
     rp_upstream_ssl_val_t ciphers, trusted, certificate, certificate_key;
     rp_upstream_ssl_val_t verify_at; /* where proxy_ssl_verify was (value unused) */
 } rp_upstream_ssl_conf_t;
-
-enum {
-    RP_UPSTREAM_TLS10 = 1,
-    RP_UPSTREAM_TLS11 = 2,
-    RP_UPSTREAM_TLS12 = 4,
-    RP_UPSTREAM_TLS13 = 8,
-};
 
 /*
  * How the requests of a location talk TLS to the servers of one upstream group:

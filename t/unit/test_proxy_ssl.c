@@ -8,6 +8,7 @@
  */
 #include "upstream/proxy.h"
 #include "upstream/upstream_ssl.h"
+#include "net/tls.h"
 #include "unit.h"
 
 static rp_cycle_t *cycle;
@@ -61,7 +62,7 @@ START_TEST(test_defaults_apply_where_nothing_sets_them)
     ck_assert_int_eq(s->verify, 0);
     ck_assert_int_eq(s->verify_depth, 1);
     ck_assert_int_eq(s->session_reuse, 1);
-    ck_assert_int_eq(s->protocols, RP_UPSTREAM_TLS12 | RP_UPSTREAM_TLS13);
+    ck_assert_int_eq(s->protocols, RP_TLS12 | RP_TLS13);
     ck_assert_ptr_null(s->name);
     ck_assert_ptr_null(s->trusted.value);
 }
