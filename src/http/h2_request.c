@@ -147,7 +147,10 @@ int rp_h2_req_field(rp_h2_req_t *q, rp_arena_t *a, const uint8_t *name, size_t n
         break;
     case 6:
         if (eq(name, nlen, "cookie")) {
-            /* RFC 9113 8.2.3: crumbs travel apart and join with "; " for HTTP/1 */
+            /* RFC 9113 8.2.3: crumbs travel apart and join with "; " for HTTP/1; an
+             * empty one adds nothing (joined, it would leave a trailing space) */
+            if (vlen == 0)
+                return 0;
             if (q->cookie < 0) {
                 q->cookie = (int)q->nheaders;
                 break;

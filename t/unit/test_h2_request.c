@@ -350,6 +350,16 @@ START_TEST(test_single_cookie_is_kept)
 }
 END_TEST
 
+START_TEST(test_empty_cookie_crumbs_are_dropped)
+{
+    /* fuzz finding: a last empty crumb joined as "...; " left a trailing space */
+    ck_assert_int_eq(REQ(1, BASE, "cookie", "a=1", "cookie", "", "cookie", "b=2", "cookie", ""), 0);
+    ck_str(header("cookie"), "a=1; b=2");
+    ck_assert_int_eq(REQ(1, BASE, "cookie", ""), 0);
+    ck_assert_int_eq(count("cookie"), 0);
+}
+END_TEST
+
 /* ---- host ---- */
 
 START_TEST(test_host_comes_from_authority)
@@ -583,6 +593,7 @@ static Suite *h2_request_suite(void)
     tcase_add_test(tc, test_expect_is_dropped);
     tcase_add_test(tc, test_cookie_crumbs_are_joined);
     tcase_add_test(tc, test_single_cookie_is_kept);
+    tcase_add_test(tc, test_empty_cookie_crumbs_are_dropped);
     tcase_add_test(tc, test_host_comes_from_authority);
     tcase_add_test(tc, test_host_field_without_authority);
     tcase_add_test(tc, test_authority_and_host_that_agree_make_one_host);
