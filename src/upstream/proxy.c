@@ -15,6 +15,7 @@
  * keep-alive client must absorb), and only for requests without a body.
  */
 #include "upstream/proxy.h"
+#include "upstream/proxy_h2.h"
 #include "core/log.h"
 #include "core/wbuf.h"
 #include "http/conn.h"
@@ -993,6 +994,8 @@ int rp_proxy_handler(rp_request_t *r)
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
     if (plcf == NULL || plcf->upstream == NULL)
         return RP_DECLINED;
+    if (plcf->upstream->http2)
+        return rp_proxy_h2_handler(r, plcf, 0);
     proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
     p->r = r;
     p->plcf = plcf;
