@@ -5,10 +5,12 @@
  * Each server of an `http2` group (and of every grpc_pass) has a short list of
  * sessions in each worker. A new request takes a stream on the first session
  * with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS (100 is assumed
- * until its SETTINGS arrive), else opens a connection, up to
- * RP_H2U_MAX_SESSIONS; past that it queues on the least busy session and
- * nghttp2 sends its HEADERS when a stream ends, so the peer's limit is always
- * honoured. A session that has carried keepalive_requests streams, or got a
+ * for a connection still being made), else opens a connection, up to
+ * RP_H2U_MAX_SESSIONS; past that it queues on the least busy session. No
+ * request goes before the peer's first SETTINGS frame, and nghttp2 holds back
+ * the HEADERS of those beyond its limit until a stream ends, so the limit is
+ * always honoured; until that frame the connection counts as being made (the
+ * connect timeout runs, a failure counts against the server once). A session that has carried keepalive_requests streams, or got a
  * GOAWAY, takes no new ones and closes once its streams are done; streams the
  * GOAWAY left unprocessed are closed as refused, and their owners send them
  * again elsewhere. Sessions without a request are kept for keepalive_timeout,
@@ -60,7 +62,8 @@ struct rp_h2u_session_s {
     unsigned nstreams; /* stream objects linked here (owned, or waiting for their close) */
     unsigned nowned;   /* of which an owner still holds */
     unsigned total;    /* streams ever started on it */
-    unsigned got_settings : 1;
+    unsigned got_settings : 1; /* the peer's first SETTINGS came: streams may start */
+    unsigned settled : 1;      /* ... and the waiting ones were submitted */
     unsigned goaway : 1; /* no new streams: the peer's GOAWAY, or keepalive_requests */
     unsigned idle : 1;   /* counted in ups->h2_idle; the idle timer runs */
     unsigned in_run : 1;
@@ -77,6 +80,7 @@ static rp_h2u_stream_t *stream_free;
 static unsigned nstream_free;
 
 static void run(rp_h2u_session_t *ss);
+static void settle(rp_h2u_session_t *ss);
 
 static int64_t ms_since(const struct timeval *t)
 {
@@ -420,7 +424,7 @@ static void init_library(void)
 
 static unsigned stream_limit(rp_h2u_session_t *ss)
 {
-    if (!ss->got_settings)
+    if (!ss->settled)
         return ASSUMED_MAX_STREAMS;
     return nghttp2_session_get_remote_settings(ss->s, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 }
@@ -553,7 +557,7 @@ static int flush(rp_h2u_session_t *ss)
             if (n < 0) {
                 rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s: %s", ss->peer->name,
                              nghttp2_strerror((int)n));
-                fail_streams(ss, 0, 0, EPROTO);
+                fail_streams(ss, !ss->got_settings, 0, EPROTO);
                 return -1;
             }
             if (n == 0)
@@ -568,7 +572,7 @@ static int flush(rp_h2u_session_t *ss)
                 event_add(&ss->wev, NULL);
                 return 0;
             }
-            fail_streams(ss, 0, 0, errno);
+            fail_streams(ss, !ss->got_settings, 0, errno);
             return -1;
         }
     }
@@ -591,6 +595,8 @@ static void dispatch(rp_h2u_session_t *ss)
 static void run(rp_h2u_session_t *ss)
 {
     ss->in_run = 1;
+    if (ss->state == S_OPEN && ss->got_settings && !ss->settled)
+        settle(ss);
     for (int round = 0; round < 16; round++) {
         dispatch(ss);
         if (ss->state != S_OPEN)
@@ -609,7 +615,7 @@ static void run(rp_h2u_session_t *ss)
         session_free(ss);
         return;
     }
-    if (ss->state != S_OPEN || ss->nowned > 0) {
+    if (ss->state != S_OPEN || !ss->settled || ss->nowned > 0) {
         set_idle(ss, 0);
         return;
     }
@@ -644,25 +650,34 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             if (ss->nowned)
                 rp_log_error(RP_LOG_INFO, 0, "http2 upstream %s closed the connection%s%s",
                              ss->peer->name, err ? ": " : "", err ? strerror(err) : "");
-            fail_streams(ss, 0, 0, err);
+            fail_streams(ss, !ss->got_settings, 0, err ? err : ECONNRESET);
             break;
         }
         ssize_t rv = nghttp2_session_mem_recv(ss->s, buf, (size_t)n);
         if (rv < 0) {
             rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s broke the protocol: %s",
                          ss->peer->name, nghttp2_strerror((int)rv));
-            fail_streams(ss, 0, 0, EPROTO);
+            fail_streams(ss, !ss->got_settings, 0, EPROTO);
             break;
         }
     }
     run(ss);
 }
 
+/* TCP is up: our preface goes, and the connect timeout keeps running until the peer's
+ * SETTINGS come (a server that does not speak HTTP/2 fails as a connect). */
 static void connected(rp_h2u_session_t *ss)
 {
     ss->state = S_OPEN;
-    event_del(&ss->timer);
     event_add(&ss->rev, NULL);
+}
+
+/* The peer's SETTINGS came: its MAX_CONCURRENT_STREAMS is known, so the waiting requests
+ * go now (nghttp2 holds back those beyond it), never more than the peer allows. */
+static void settle(rp_h2u_session_t *ss)
+{
+    ss->settled = 1;
+    event_del(&ss->timer);
     int64_t ms = ms_since(&ss->started);
     for (rp_h2u_stream_t *st = ss->streams; st; st = st->next) {
         if (st->closed || st->nva == NULL)
@@ -694,7 +709,7 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_h2u_session_t *ss = arg;
-    if (ss->state == S_CONNECTING) {
+    if (ss->state == S_CONNECTING || !ss->settled) {
         fail_streams(ss, 1, 1, ETIMEDOUT);
         run(ss);
         return;
@@ -799,7 +814,7 @@ rp_h2u_stream_t *rp_h2u_open(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     ss->nstreams++;
     ss->nowned++;
     set_idle(ss, 0);
-    if (ss->state == S_OPEN) {
+    if (ss->settled) {
         submit(ss, st);
         schedule(ss);
     }

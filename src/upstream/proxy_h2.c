@@ -35,8 +35,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_RETRIES 4
+#define MAX_RETRIES 16 /* refused streams sent again: a GOAWAY storm, not a loop */
 #define TAKE_MAX (64 * 1024) /* response bytes handed to the client per write */
+#define REPLAY_MAX (64 * 1024) /* request body kept to send again after a refused stream */
 
 enum { T_NONE, T_SEND, T_READ };
 
@@ -51,8 +52,9 @@ typedef struct {
     int timer_mode;
     unsigned grpc : 1;
     unsigned has_body : 1;
-    unsigned body_read : 1; /* client body bytes were taken: the request cannot go again */
-    unsigned body_done : 1;
+    unsigned body_read : 1; /* client body bytes were taken and not kept: no second attempt */
+    unsigned client_done : 1; /* the client's body was read whole */
+    unsigned body_done : 1;   /* ... and went to the current stream */
     unsigned head_out : 1;  /* the response began towards the client */
     unsigned finished : 1;
     unsigned connect_recorded : 1;
@@ -62,6 +64,8 @@ typedef struct {
     unsigned step_again : 1;
     int64_t deadline; /* ms since the epoch */
     rp_str_t target;
+    struct evbuffer *replay; /* the body read so far, while it is small */
+    size_t replay_off;       /* how much of it the current stream got */
     struct event timer, deadline_ev;
     struct timeval t_start;
 } xchg_t;
@@ -162,6 +166,10 @@ static void done(xchg_t *x)
     release(x);
     event_del(&x->timer);
     event_del(&x->deadline_ev);
+    if (x->replay) {
+        evbuffer_free(x->replay);
+        x->replay = NULL;
+    }
     r->on_body = NULL;
     r->on_drain = NULL;
 }
@@ -195,6 +203,11 @@ static void fail(xchg_t *x, int status, int grpc_code, const char *message)
 static void cut(xchg_t *x, int grpc_code, const char *message)
 {
     rp_request_t *r = x->r;
+    if (!rp_http_head_sent(r)) {
+        /* nothing reached the client yet (HTTP/1 sends the head with the body) */
+        fail(x, 502, grpc_code, message);
+        return;
+    }
     done(x);
     if (x->grpc) {
         rp_header_t t[2];
@@ -418,9 +431,12 @@ static void failed_before_head(xchg_t *x)
         return;
     }
     if (st->refused && !x->body_read && x->retries < MAX_RETRIES) {
-        /* not processed: the same server may take it on another connection */
+        /* not processed: the same server may take it on another connection, with the
+         * body bytes kept so far */
         rp_upstream_server_t *s = x->peer;
         x->retries++;
+        x->body_done = !x->has_body;
+        x->replay_off = 0;
         release(x);
         x->tried[s - (rp_upstream_server_t *)x->ups->servers.elts] = 0;
         x->tries--;
@@ -588,8 +604,24 @@ static int pump_body(xchg_t *x)
         size_t room = rp_h2u_body_room(x->st);
         if (room == 0)
             return 0; /* a notify comes with more room */
+        if (room > sizeof(scratch))
+            room = sizeof(scratch);
+        size_t kept = x->replay ? evbuffer_get_length(x->replay) : 0;
+        if (x->replay_off < kept || x->client_done) {
+            /* a second attempt: first what the first one took */
+            size_t n = kept - x->replay_off < room ? kept - x->replay_off : room;
+            struct evbuffer_ptr at;
+            evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
+            if (n)
+                evbuffer_copyout_from(x->replay, &at, scratch, n);
+            x->replay_off += n;
+            int last = x->client_done && x->replay_off == kept;
+            rp_h2u_send_body(x->st, scratch, n, last);
+            x->body_done = (unsigned)last;
+            continue;
+        }
         size_t n = 0;
-        int rc = rp_http_read_body(r, scratch, room < sizeof(scratch) ? room : sizeof(scratch), &n);
+        int rc = rp_http_read_body(r, scratch, room, &n);
         if (rc < 0) {
             int status = r->body_status;
             if (status == 0) {
@@ -606,11 +638,24 @@ static int pump_body(xchg_t *x)
             fail(x, status, rp_grpc_status_of_http(status), rp_http_reason(status));
             return -1;
         }
-        if (n)
-            x->body_read = 1;
+        if (n && !x->body_read) {
+            if (x->replay == NULL && x->retries == 0)
+                x->replay = evbuffer_new();
+            if (x->replay && kept + n <= REPLAY_MAX) {
+                evbuffer_add(x->replay, scratch, n);
+                x->replay_off += n;
+            } else {
+                x->body_read = 1; /* too large to keep: this attempt is the only one */
+                if (x->replay) {
+                    evbuffer_free(x->replay);
+                    x->replay = NULL;
+                }
+            }
+        }
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
         if (rc == 1) {
+            x->client_done = 1;
             x->body_done = 1;
             break;
         }
@@ -672,6 +717,12 @@ static void step(xchg_t *x)
                 return;
             if (rc == 0 && st->eof && evbuffer_get_length(st->in) == 0) {
                 finish(x);
+                return;
+            }
+            if (rp_http_flush_head(r) != 0) {
+                /* HTTP/1: a head without body bytes goes out now; the client is gone */
+                done(x);
+                rp_http_abort(r);
                 return;
             }
             if (rc == 0 && st->closed && !st->eof) {

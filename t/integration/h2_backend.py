@@ -24,12 +24,15 @@ A request says how to answer with query parameters:
                 ([name, value] pairs), body_length, body_sha256
   trailers=1    end with trailer fields x-trailer: done
   reset=K       reset the stream (INTERNAL_ERROR) after K body bytes
-  grpc=1        answer like a gRPC server: the request's messages echoed back,
-                content-type application/grpc, trailers grpc-status 0
+  grpc=1        answer like a gRPC server (also without it, for a request whose
+                content-type is application/grpc, unless echo=1): the request's
+                messages echoed back, content-type application/grpc, trailers
+                grpc-status 0
+  hold=S        with grpc: wait S seconds between the head and the rest
 
-GET /__stats returns {"connections", "requests", "max_concurrent",
+GET /__stats returns {"connections", "requests", "max_concurrent", "resets",
 "open_connections"} (max_concurrent: the most streams open at once on one
-connection) and GET /__reset zeroes the counters; those requests are not counted,
+connection; resets: streams the client reset) and GET /__reset zeroes the counters; those requests are not counted,
 nor is a connection that carried only them.
 """
 
@@ -70,11 +73,12 @@ class Stats:
         self.connections = 0
         self.requests = 0
         self.max_concurrent = 0
+        self.resets = 0
 
     def snapshot(self):
         with self.lock:
             return {"connections": self.connections, "requests": self.requests,
-                    "max_concurrent": self.max_concurrent,
+                    "max_concurrent": self.max_concurrent, "resets": self.resets,
                     "open_connections": self.open_connections}
 
 
@@ -185,6 +189,9 @@ class Conn:
             st = self.streams.get(ev.stream_id)
             if st is not None and not st["reset"]:
                 st["reset"] = True
+                if not st["control"]:
+                    with self.stats.lock:
+                        self.stats.resets += 1
                 if not st["control"] and not st.get("ignored") and not st.get("done"):
                     st["done"] = True
                     self.open -= 1
@@ -197,6 +204,14 @@ class Conn:
         self.answering += 1
         threading.Thread(target=self.answer, args=(sid,), daemon=True).start()
 
+    def ended(self, sid):
+        """Counts the stream as no longer open, under the lock, as its END_STREAM goes:
+        the client may open the next one the moment it reads it."""
+        st = self.streams[sid]
+        if not st["control"] and not st.get("done"):
+            st["done"] = True
+            self.open -= 1
+
     def send_body(self, sid, data, end):
         """Sends data on sid as the flow-control windows allow; False if the stream is gone."""
         view = memoryview(data)
@@ -208,6 +223,7 @@ class Conn:
                 if not view:
                     if end:
                         self.h2.end_stream(sid)
+                        self.ended(sid)
                         self.flush()
                     return True
                 try:
@@ -219,6 +235,8 @@ class Conn:
                     self.cv.wait(1.0)
                     continue
                 self.h2.send_data(sid, view[:n].tobytes(), end_stream=end and n == len(view))
+                if end and n == len(view):
+                    self.ended(sid)
                 self.flush()
                 view = view[n:]
                 if not view:
@@ -231,10 +249,7 @@ class Conn:
             pass
         finally:
             with self.cv:
-                st = self.streams[sid]
-                if not st["control"] and not st.get("done"):
-                    st["done"] = True
-                    self.open -= 1
+                self.ended(sid)
                 self.answering -= 1
                 if self.goaway_id is not None and self.answering == 0 and all(
                         s.get("done") or s.get("ignored") for s in self.streams.values()):
@@ -259,9 +274,11 @@ class Conn:
         delay = float(q.get("delay", 0))
         if delay:
             time.sleep(delay)
-        if q.get("grpc") == "1" or hdrs.get("content-type", "").startswith("application/grpc"):
+        grpc = hdrs.get("content-type", "").startswith("application/grpc")
+        if (q.get("grpc") == "1" or grpc) and q.get("echo") != "1":
             return self.reply(sid, 200, [("content-type", "application/grpc")],
-                              bytes(st["grpc_in"]), trailers=[("grpc-status", "0")])
+                              bytes(st["grpc_in"]), trailers=[("grpc-status", "0")],
+                              hold=float(q.get("hold", 0)))
         status = int(q.get("status", 200))
         extra = [("x-backend-stream", str(sid))]
         if q.get("echo") == "1":
@@ -275,25 +292,35 @@ class Conn:
             body = pattern(int(q["size"]))
         else:
             body = b"ok\n"
+        if status in (204, 304):
+            return self.reply(sid, status, extra, b"")
+        if hdrs.get(":method") == "HEAD":
+            return self.reply(sid, status, extra + [("content-length", str(len(body)))], b"")
         trailers = [("x-trailer", "done")] if q.get("trailers") == "1" else None
         reset = int(q["reset"]) if "reset" in q else None
         self.reply(sid, status, extra + [("content-length", str(len(body)))]
                    if trailers is None and reset is None else extra, body, trailers,
                    body_delay=float(q.get("body_delay", 0)), reset=reset)
 
-    def reply(self, sid, status, headers, body, trailers=None, body_delay=0.0, reset=None):
+    def reply(self, sid, status, headers, body, trailers=None, body_delay=0.0, reset=None,
+              hold=0.0):
         with self.cv:
             if self.streams[sid]["reset"]:
                 return
             end = not body and not trailers and reset is None
             self.h2.send_headers(sid, [(":status", str(status))] + headers, end_stream=end)
+            if end:
+                self.ended(sid)
             self.flush()
         if end:
             return
+        if hold:
+            time.sleep(hold)
         if reset is not None:
             self.send_body(sid, body[:reset], False)
             with self.cv:
                 self.h2.reset_stream(sid, 2)
+                self.ended(sid)
                 self.flush()
             return
         if body_delay:
@@ -308,6 +335,7 @@ class Conn:
             with self.cv:
                 if not self.streams[sid]["reset"]:
                     self.h2.send_headers(sid, trailers, end_stream=True)
+                    self.ended(sid)
                     self.flush()
 
 
