@@ -67,6 +67,7 @@ struct rp_h2u_session_s {
     unsigned goaway : 1; /* no new streams: the peer's GOAWAY, or keepalive_requests */
     unsigned idle : 1;   /* counted in ups->h2_idle; the idle timer runs */
     unsigned in_run : 1;
+    unsigned zombie : 1; /* closed while run() was on the stack: run() frees the memory */
     rp_h2u_stream_t *streams;
     rp_h2u_stream_t *ready, *ready_tail;
     rp_h2u_session_t *prev, *next;   /* the server's sessions */
@@ -466,7 +467,9 @@ static void submit(rp_h2u_session_t *ss, rp_h2u_stream_t *st)
         ss->goaway = 1; /* retire it once its streams are done */
 }
 
-/* Frees the session: its streams must have no owner left (see fail_streams). */
+/* Ends the session: its streams must have no owner left (see fail_streams). Its memory
+ * goes too, unless run() is on the stack: then run() frees it, without touching what the
+ * session pointed to (a retired configuration may be gone by then). */
 static void session_free(rp_h2u_session_t *ss)
 {
     set_idle(ss, 0);
@@ -506,7 +509,15 @@ static void session_free(rp_h2u_session_t *ss)
         close(ss->fd);
     if (ss->s)
         nghttp2_session_del(ss->s);
+    ss->s = NULL;
+    ss->fd = -1;
     evbuffer_free(ss->out);
+    ss->out = NULL;
+    ss->ready = ss->ready_tail = NULL;
+    if (ss->in_run) {
+        ss->zombie = 1;
+        return;
+    }
     free(ss);
 }
 
@@ -584,7 +595,7 @@ static int flush(rp_h2u_session_t *ss)
 static void dispatch(rp_h2u_session_t *ss)
 {
     rp_h2u_stream_t *st;
-    while ((st = ss->ready) != NULL) {
+    while (!ss->zombie && (st = ss->ready) != NULL) {
         ready_remove(ss, st);
         if (st->owner && st->notify)
             st->notify(st->owner);
@@ -599,7 +610,7 @@ static void run(rp_h2u_session_t *ss)
         settle(ss);
     for (int round = 0; round < 16; round++) {
         dispatch(ss);
-        if (ss->state != S_OPEN)
+        if (ss->zombie || ss->state != S_OPEN)
             break;
         if (flush(ss) != 0)
             continue; /* failed: owners hear it in the next round */
@@ -607,6 +618,10 @@ static void run(rp_h2u_session_t *ss)
             break;
     }
     ss->in_run = 0;
+    if (ss->zombie) {
+        free(ss);
+        return;
+    }
     if (ss->ready) {
         schedule(ss); /* more to do: after other events had their turn */
         return;
@@ -861,6 +876,15 @@ void rp_h2u_consume(rp_h2u_stream_t *st, size_t n)
     schedule(ss); /* the WINDOW_UPDATE */
 }
 
+/* A session of a configuration that no longer serves closes with its last request, at
+ * once: a single-process reload frees that configuration as soon as its last client
+ * connection ends, which may be within this very call chain. */
+static void retire_if_unused(rp_h2u_session_t *ss)
+{
+    if (ss->nowned == 0 && !ss->zombie && !rp_upstream_is_live(ss->ups))
+        session_close(ss);
+}
+
 void rp_h2u_close(rp_h2u_stream_t *st)
 {
     rp_h2u_session_t *ss = st->sess;
@@ -868,6 +892,8 @@ void rp_h2u_close(rp_h2u_stream_t *st)
         ready_remove(ss, st);
     if (ss == NULL || st->closed || st->id <= 0 || ss->state != S_OPEN) {
         stream_release(st); /* over, never sent, or its connection is gone */
+        if (ss)
+            retire_if_unused(ss);
         return;
     }
     /* still open: the server should stop working on it */
@@ -884,13 +910,14 @@ void rp_h2u_close(rp_h2u_stream_t *st)
         nghttp2_submit_rst_stream(ss->s, NGHTTP2_FLAG_NONE, st->id,
                                   st->eof ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
     schedule(ss);
+    retire_if_unused(ss);
 }
 
 void rp_h2u_close_idle(void)
 {
     for (rp_h2u_session_t *ss = all, *next; ss; ss = next) {
         next = ss->anext;
-        if (ss->nowned == 0 && !ss->in_run)
+        if (ss->nowned == 0 && !ss->zombie)
             session_close(ss);
     }
 }
