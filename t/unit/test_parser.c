@@ -310,8 +310,6 @@ START_TEST(test_listen_with_an_unknown_parameter_is_refused)
                     "@/rampart.conf:3: \"listen\": invalid parameter \"fast\"");
     ut_expect_error(listen_conf("127.0.0.1:8080 backlog=0"),
                     "@/rampart.conf:3: \"listen\": invalid backlog \"0\"");
-    ut_expect_error(listen_conf("127.0.0.1:8080 http2"),
-                    "@/rampart.conf:3: \"listen\": the \"http2\" parameter is not supported yet");
     ut_expect_error(listen_conf("127.0.0.1:8080 ssl"),
                     "@/rampart.conf:3: \"listen\": no \"ssl_certificate\" is defined for the "
                     "listen ... ssl directive in @/rampart.conf:3");
