@@ -10,12 +10,14 @@ it saw open at once on one connection."""
 
 import hashlib
 import json
+import socket
 import threading
+import time
 
 import pytest
 
 import harness
-from backend import pattern_sha256
+from backend import pattern, pattern_sha256
 from h2_backend import H2Backend
 from h2client import H2Client, h2_request
 from harness import request
@@ -155,26 +157,33 @@ def test_large_download_streams_to_http2_client(rampart, port, h2be):
 
 
 def test_slow_client_holds_the_upstream_stream_back(rampart, port, h2be):
-    """The stream's window opens only as the client takes bytes: a client that reads
-    nothing leaves the backend blocked, not rampart's memory growing."""
+    """The stream's window opens only as the client takes bytes: a client that stops
+    reading leaves the backend blocked, not rampart's memory growing; it resumes where
+    it stopped."""
     serve(rampart, port, h2be.addr)
-    import socket
-    s = socket.create_connection(("127.0.0.1", port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.sendall(b"GET /?size=104857600 HTTP/1.1\r\nHost: x\r\n\r\n")
-    pid = rampart.roles()[0][0]
+    assert request(port, "/?size=100000").status == 200  # warm up
+    total = 200 * MB
+    pid = rampart.wait_processes(1)[0][0]
 
-    def rss():
+    def rss_kb():
         with open(f"/proc/{pid}/status") as f:
             for line in f:
                 if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
-    import time
-    time.sleep(1.0)
-    first = rss()
-    time.sleep(1.0)
-    assert rss() - first < 4 * MB
+                    return int(line.split()[1])
+    base = rss_kb()
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(f"GET /?size={total} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    got = b""
+    while len(got) < MB:
+        got += s.recv(65536)
+    body_start = got.index(b"\r\n\r\n") + 4
+    received = len(got) - body_start
+    time.sleep(2.0)  # the backend could send all 200 MB meanwhile
+    growth_mb = (rss_kb() - base) / 1024
+    data = s.recv(65536)
     s.close()
+    assert data and data == pattern(len(data), received)
+    assert growth_mb < 32, f"worker RSS grew by {growth_mb:.1f} MB"
 
 
 def test_head_and_no_body_statuses(rampart, port, h2be):
@@ -309,3 +318,48 @@ def test_client_reset_cancels_the_upstream_stream(rampart, port, h2be):
         c.h2.reset_stream(sid, 8)
         c.flush()
         harness.wait_for(lambda: stats(h2be)["resets"] == 1, what="upstream stream reset")
+
+
+# -- reloads and stops ----------------------------------------------------------------
+
+
+def slow_request_in_background(port, path):
+    out = {}
+
+    def run():
+        try:
+            # Connection: close: the client connection ends within the response's last step
+            out["r"] = request(port, path, headers={"Connection": "close"}, timeout=10)
+        except Exception as e:  # noqa: BLE001 - reported by the test
+            out["e"] = e
+    t = threading.Thread(target=run)
+    t.start()
+    return t, out
+
+
+def test_reload_in_one_process_finishes_streams_of_the_old_configuration(rampart, port, h2be):
+    rampart.configure(f"upstream be {{ server {h2be.addr}; http2; }}\n"
+                      f"server {{ listen 127.0.0.1:{port}; location / {{ proxy_pass http://be; }} }}",
+                      main="master_process off;")
+    rampart.start()
+    assert request(port, "/").status == 200  # an idle session of the old configuration
+    t, out = slow_request_in_background(port, "/?delay=1&size=1000")
+    harness.wait_for(lambda: stats(h2be)["requests"] == 2, what="the slow request upstream")
+    rampart.reload()
+    assert request(port, "/").status == 200  # the new configuration's own session
+    t.join()
+    assert out["r"].status == 200 and len(out["r"].body) == 1000
+    # the old configuration's sessions closed with their last request: what stays open is
+    # the new one's and the connection asking for the stats
+    harness.wait_for(lambda: stats(h2be)["open_connections"] == 2,
+                     what="old sessions to close")
+
+
+def test_graceful_stop_finishes_streams_under_way(rampart, port, h2be):
+    serve(rampart, port, h2be.addr)
+    t, out = slow_request_in_background(port, "/?delay=1&size=5000")
+    harness.wait_for(lambda: stats(h2be)["requests"] == 1, what="the request upstream")
+    rampart.signal(harness.signal.SIGQUIT)
+    t.join()
+    assert out["r"].status == 200 and len(out["r"].body) == 5000
+    assert rampart.wait_exit() == 0
