@@ -113,7 +113,7 @@ size_t rp_grpc_timeout_format(int64_t ms, char *buf)
     else if (ms / 1000 <= 99999999)
         k = snprintf(buf, 16, "%lldS", (long long)((ms + 999) / 1000));
     else
-        k = snprintf(buf, 16, "%lldH", (long long)(ms / 3600000 > 99999999 ? 99999999
-                                                                              : ms / 3600000));
+        k = snprintf(buf, 16, "%lldH",
+                     (long long)(ms / 3600000 > 99999999 ? 99999999 : ms / 3600000));
     return (size_t)k;
 }

@@ -170,14 +170,14 @@ static const char *postconfiguration(rp_conf_t *cf)
 }
 
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
-#define LOC(f) offsetof(rp_proxy_loc_conf_t, f)
+#define LOC(f)   offsetof(rp_proxy_loc_conf_t, f)
 
 static const rp_command_t commands[] = {
     {"grpc_pass", RP_CTX_LOCATION, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
     {"grpc_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
     {"grpc_hide_header", ANYWHERE, 0, 1, 1, set_hide, RP_CONF_LOC, 0, NULL},
-    {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
-     LOC(connect_timeout), NULL},
+    {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(connect_timeout),
+     NULL},
     {"grpc_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),
      NULL},
     {"grpc_read_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(read_timeout),

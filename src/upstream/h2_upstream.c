@@ -10,18 +10,21 @@
  * request goes before the peer's first SETTINGS frame, and nghttp2 holds back
  * the HEADERS of those beyond its limit until a stream ends, so the limit is
  * always honoured; until that frame the connection counts as being made (the
- * connect timeout runs, a failure counts against the server once). A session that has carried keepalive_requests streams, or got a
- * GOAWAY, takes no new ones and closes once its streams are done; streams the
- * GOAWAY left unprocessed are closed as refused, and their owners send them
- * again elsewhere. Sessions without a request are kept for keepalive_timeout,
- * at most `keepalive` per group (one per server without it).
+ * connect timeout runs, a failure counts against the server once).
+ *
+ * A session that has carried keepalive_requests streams, or got a GOAWAY, takes
+ * no new ones and closes once its streams are done; streams the GOAWAY left
+ * unprocessed are closed as refused, and their owners send them again
+ * elsewhere. Sessions without a request are kept for keepalive_timeout, at most
+ * `keepalive` per group (one per server without it); those of a configuration
+ * that no longer serves close with their last request.
  *
  * The rules of the downstream side (h2_conn.c) hold here too: nghttp2 is driven
  * only from a session's event handlers (read, write, timer, a deferred "run"),
  * its callbacks only record what happened and put the stream on the session's
  * ready list, and owners are notified from that list afterwards. The API calls
- * owners make queue and schedule; a session is freed only at the end of its own
- * event handler, never under an owner's feet.
+ * owners make queue and schedule; a session's memory is never freed while one
+ * of its handlers is on the stack.
  *
  * Flow control follows the consumers: automatic WINDOW_UPDATEs are off and a
  * stream's receive window reopens only as its owner hands the bytes to the
@@ -41,12 +44,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define READ_CHUNK 16384
-#define OUT_HIGH (64 * 1024)              /* framed bytes queued before nghttp2 is asked for more */
-#define STREAM_WINDOW (256 * 1024)        /* response bytes one stream may have in flight */
-#define CONN_WINDOW (64 * 1024 * 1024)    /* all streams together: the per-stream one binds */
-#define BODY_BUFFER (64 * 1024)           /* request body bytes a stream holds unframed */
-#define ASSUMED_MAX_STREAMS 100           /* the peer's limit until its SETTINGS say */
+#define READ_CHUNK          16384
+#define OUT_HIGH            (64 * 1024)  /* framed bytes queued before nghttp2 is asked for more */
+#define STREAM_WINDOW       (256 * 1024) /* response bytes one stream may have in flight */
+#define CONN_WINDOW         (64 * 1024 * 1024) /* all streams together: the per-stream one binds */
+#define BODY_BUFFER         (64 * 1024)        /* request body bytes a stream holds unframed */
+#define ASSUMED_MAX_STREAMS 100                /* the peer's limit until its SETTINGS say */
 
 enum { S_CONNECTING, S_OPEN, S_DEAD };
 
@@ -59,13 +62,13 @@ struct rp_h2u_session_s {
     struct event rev, wev, timer, run_ev;
     struct evbuffer *out;
     struct timeval started;
-    unsigned nstreams; /* stream objects linked here (owned, or waiting for their close) */
-    unsigned nowned;   /* of which an owner still holds */
-    unsigned total;    /* streams ever started on it */
+    unsigned nstreams;         /* stream objects linked here (owned, or waiting for their close) */
+    unsigned nowned;           /* of which an owner still holds */
+    unsigned total;            /* streams ever started on it */
     unsigned got_settings : 1; /* the peer's first SETTINGS came: streams may start */
     unsigned settled : 1;      /* ... and the waiting ones were submitted */
-    unsigned goaway : 1; /* no new streams: the peer's GOAWAY, or keepalive_requests */
-    unsigned idle : 1;   /* counted in ups->h2_idle; the idle timer runs */
+    unsigned goaway : 1;       /* no new streams: the peer's GOAWAY, or keepalive_requests */
+    unsigned idle : 1;         /* counted in ups->h2_idle; the idle timer runs */
     unsigned in_run : 1;
     unsigned zombie : 1; /* closed while run() was on the stack: run() frees the memory */
     rp_h2u_stream_t *streams;
@@ -450,8 +453,8 @@ static void set_idle(rp_h2u_session_t *ss, int idle)
 static void submit(rp_h2u_session_t *ss, rp_h2u_stream_t *st)
 {
     nghttp2_data_provider prd = {.source = {.ptr = NULL}, .read_callback = read_body};
-    int32_t id = nghttp2_submit_request(ss->s, NULL, st->nva, st->nnv,
-                                        st->has_body ? &prd : NULL, st);
+    int32_t id =
+        nghttp2_submit_request(ss->s, NULL, st->nva, st->nnv, st->has_body ? &prd : NULL, st);
     st->nva = NULL;
     st->connected = 1;
     if (id < 0) {
@@ -670,8 +673,8 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         ssize_t rv = nghttp2_session_mem_recv(ss->s, buf, (size_t)n);
         if (rv < 0) {
-            rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s broke the protocol: %s",
-                         ss->peer->name, nghttp2_strerror((int)rv));
+            rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s broke the protocol: %s", ss->peer->name,
+                         nghttp2_strerror((int)rv));
             fail_streams(ss, !ss->got_settings, 0, EPROTO);
             break;
         }

@@ -31,23 +31,23 @@ typedef struct rp_h2u_stream_s rp_h2u_stream_t;
 
 struct rp_h2u_stream_s {
     /* ---- read by the owner ---- */
-    int status;               /* the final response status, once head is set */
-    rp_header_t *headers;     /* the response head's regular fields, in the owner's arena */
+    int status;           /* the final response status, once head is set */
+    rp_header_t *headers; /* the response head's regular fields, in the owner's arena */
     unsigned nheaders;
-    rp_header_t *trailers;    /* trailer fields, once eof is set */
+    rp_header_t *trailers; /* trailer fields, once eof is set */
     unsigned ntrailers;
-    struct evbuffer *in;      /* response body bytes not yet taken (see rp_h2u_consume) */
-    int64_t connect_ms;       /* how long the connection took; 0 when it was open already */
-    int sys_errno;            /* with conn_error: what the socket said */
-    uint32_t error_code;      /* with closed: the RST_STREAM or GOAWAY code */
-    unsigned connected : 1;   /* the connection is up: the request is on its way */
-    unsigned head : 1;        /* the final response head is complete */
-    unsigned eof : 1;         /* the response ended (END_STREAM) */
-    unsigned closed : 1;      /* the stream is over; without eof it failed, and: */
-    unsigned refused : 1;     /* ... the server did not process it: it may be sent again */
-    unsigned conn_error : 1;  /* ... its connection failed */
-    unsigned connecting : 1;  /* ... while being established */
-    unsigned timed_out : 1;   /* ... by the connect timeout */
+    struct evbuffer *in;       /* response body bytes not yet taken (see rp_h2u_consume) */
+    int64_t connect_ms;        /* how long the connection took; 0 when it was open already */
+    int sys_errno;             /* with conn_error: what the socket said */
+    uint32_t error_code;       /* with closed: the RST_STREAM or GOAWAY code */
+    unsigned connected : 1;    /* the connection is up: the request is on its way */
+    unsigned head : 1;         /* the final response head is complete */
+    unsigned eof : 1;          /* the response ended (END_STREAM) */
+    unsigned closed : 1;       /* the stream is over; without eof it failed, and: */
+    unsigned refused : 1;      /* ... the server did not process it: it may be sent again */
+    unsigned conn_error : 1;   /* ... its connection failed */
+    unsigned connecting : 1;   /* ... while being established */
+    unsigned timed_out : 1;    /* ... by the connect timeout */
     unsigned sent_headers : 1; /* the request head went out */
 
     /* ---- private to h2_upstream.c ---- */
@@ -73,9 +73,9 @@ struct rp_h2u_stream_s {
 typedef struct {
     const nghttp2_nv *nva; /* lowercase names, pseudo-header fields first; kept until sent */
     size_t nnv;
-    int has_body;          /* request body bytes follow (rp_h2u_send_body) */
+    int has_body; /* request body bytes follow (rp_h2u_send_body) */
     int64_t connect_timeout;
-    rp_arena_t *arena;     /* where the response's fields are copied */
+    rp_arena_t *arena; /* where the response's fields are copied */
     void (*notify)(void *owner);
     void *owner;
 } rp_h2u_request_t;

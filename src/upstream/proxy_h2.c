@@ -35,9 +35,9 @@
 #include <stdio.h>
 #include <string.h>
 
-#define MAX_RETRIES 16 /* refused streams sent again: a GOAWAY storm, not a loop */
-#define TAKE_MAX (64 * 1024) /* response bytes handed to the client per write */
-#define REPLAY_MAX (64 * 1024) /* request body kept to send again after a refused stream */
+#define MAX_RETRIES 16          /* refused streams sent again: a GOAWAY storm, not a loop */
+#define TAKE_MAX    (64 * 1024) /* response bytes handed to the client per write */
+#define REPLAY_MAX  (64 * 1024) /* request body kept to send again after a refused stream */
 
 enum { T_NONE, T_SEND, T_READ };
 
@@ -52,10 +52,10 @@ typedef struct {
     int timer_mode;
     unsigned grpc : 1;
     unsigned has_body : 1;
-    unsigned body_read : 1; /* client body bytes were taken and not kept: no second attempt */
+    unsigned body_read : 1;   /* client body bytes were taken and not kept: no second attempt */
     unsigned client_done : 1; /* the client's body was read whole */
     unsigned body_done : 1;   /* ... and went to the current stream */
-    unsigned head_out : 1;  /* the response began towards the client */
+    unsigned head_out : 1;    /* the response began towards the client */
     unsigned finished : 1;
     unsigned connect_recorded : 1;
     unsigned last_timeout : 1;
@@ -140,7 +140,9 @@ static void log_upstream(xchg_t *x, int level, const char *what, int err, const 
                  what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
                  server.data ? server.data : "", (int)r->method.len, r->method.data,
                  (int)r->request_uri.len, r->request_uri.data,
-                 r->version == 20 ? "2.0" : r->version == 10 ? "1.0" : "1.1",
+                 r->version == 20   ? "2.0"
+                 : r->version == 10 ? "1.0"
+                                    : "1.1",
                  x->r->grpc ? "grpc" : "http", x->peer ? x->peer->name : x->ups->name,
                  (int)x->target.len, x->target.data, (int)r->host.len, r->host.data);
 }
@@ -417,8 +419,10 @@ static void failed_before_head(xchg_t *x)
     rp_h2u_stream_t *st = x->st;
     if (st->conn_error && st->connecting) {
         if (st->timed_out)
-            log_upstream(x, RP_LOG_ERR, "upstream timed out (110: Connection timed out) while "
-                                        "connecting to upstream", 0, NULL);
+            log_upstream(x, RP_LOG_ERR,
+                         "upstream timed out (110: Connection timed out) while "
+                         "connecting to upstream",
+                         0, NULL);
         else
             log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
                          "while connecting to upstream");
@@ -508,8 +512,8 @@ static int send_head(xchg_t *x)
     if (r->status == 204 || r->status == 304)
         cl = -1;
     x->head_out = 1;
-    if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 &&
-        !r->head && rp_http_status_has_body(r->status)) {
+    if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 && !r->head &&
+        rp_http_status_has_body(r->status)) {
         /* trailers-only: grpc-status is in this head, and it must end the stream */
         record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 0);
@@ -625,8 +629,10 @@ static int pump_body(xchg_t *x)
         if (rc < 0) {
             int status = r->body_status;
             if (status == 0) {
-                log_upstream(x, RP_LOG_INFO, "client closed the connection while sending the "
-                                             "request body to upstream", 0, NULL);
+                log_upstream(x, RP_LOG_INFO,
+                             "client closed the connection while sending the "
+                             "request body to upstream",
+                             0, NULL);
                 done(x);
                 rp_http_abort(r);
                 return -1;
@@ -747,8 +753,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (x->finished)
         return;
     if (x->head_out) {
-        log_upstream(x, RP_LOG_ERR, "upstream timed out (110: Connection timed out) while "
-                                    "reading upstream", 0, NULL);
+        log_upstream(x, RP_LOG_ERR,
+                     "upstream timed out (110: Connection timed out) while "
+                     "reading upstream",
+                     0, NULL);
         record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 1);
         cut(x, RP_GRPC_UNAVAILABLE, "upstream timed out");
