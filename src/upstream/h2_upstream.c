@@ -233,6 +233,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
     rp_h2u_stream_t *st = nghttp2_session_get_stream_user_data(s, frame->hd.stream_id);
     if (st == NULL || st->owner == NULL || frame->hd.type != NGHTTP2_HEADERS)
         return 0;
+    st->field_bytes += namelen + valuelen + 32; /* counted as HPACK does */
+    if (st->field_bytes > RP_H2U_FIELDS_MAX) {
+        st->too_large = 1;
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* the stream is reset */
+    }
     if (st->head) {
         add_field(st, &st->trailers, &st->ntrailers, &st->tcap, name, namelen, value, valuelen);
         return 0;
@@ -422,6 +427,9 @@ static void init_library(void)
     nghttp2_option_new(&options);
     nghttp2_option_set_no_auto_window_update(options, 1);
     nghttp2_option_set_peer_max_concurrent_streams(options, ASSUMED_MAX_STREAMS);
+    /* a head of up to RP_H2U_FIELDS_MAX in 16k frames: that cap, which resets only the
+     * stream, applies before nghttp2's, which ends the connection */
+    nghttp2_option_set_max_continuations(options, 2 * RP_H2U_FIELDS_MAX / 16384);
 }
 
 /* ---- sessions ---- */

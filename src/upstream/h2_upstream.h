@@ -26,6 +26,10 @@
  * go), so a worker never opens more than this many connections to one server. */
 #define RP_H2U_MAX_SESSIONS 8
 
+/* The most bytes of response fields (head and trailers, decoded) one stream may bring: the
+ * HTTP/1 response head buffer's size. A server that sends more gets its stream reset. */
+#define RP_H2U_FIELDS_MAX (256 * 1024)
+
 typedef struct rp_h2u_session_s rp_h2u_session_t;
 typedef struct rp_h2u_stream_s rp_h2u_stream_t;
 
@@ -49,6 +53,7 @@ struct rp_h2u_stream_s {
     unsigned connecting : 1;   /* ... while being established */
     unsigned timed_out : 1;    /* ... by the connect timeout */
     unsigned sent_headers : 1; /* the request head went out */
+    unsigned too_large : 1;    /* reset by us: its fields passed RP_H2U_FIELDS_MAX */
 
     /* ---- private to h2_upstream.c ---- */
     rp_h2u_session_t *sess;
@@ -59,6 +64,7 @@ struct rp_h2u_stream_s {
     const nghttp2_nv *nva; /* the request head until it is submitted */
     size_t nnv;
     unsigned hcap, tcap;
+    size_t field_bytes;   /* of the response head and trailers, against RP_H2U_FIELDS_MAX */
     struct evbuffer *out; /* request body bytes not yet framed */
     unsigned has_body : 1;
     unsigned out_eof : 1;

@@ -455,6 +455,11 @@ static void failed_before_head(xchg_t *x)
                      st->sys_errno, "while reading response header from upstream");
         why = "upstream connection lost";
         code = RP_GRPC_UNAVAILABLE;
+    } else if (st->too_large) {
+        log_upstream(x, RP_LOG_ERR, "upstream sent too big header", 0,
+                     "while reading response header from upstream");
+        why = "upstream sent too big header";
+        code = RP_GRPC_INTERNAL;
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream reset the stream (%s)",
@@ -732,8 +737,9 @@ static void step(xchg_t *x)
                 return;
             }
             if (rc == 0 && st->closed && !st->eof) {
-                const char *why = st->conn_error ? "upstream prematurely closed connection"
-                                                 : "upstream reset the stream";
+                const char *why = st->conn_error  ? "upstream prematurely closed connection"
+                                  : st->too_large ? "upstream sent too big trailers"
+                                                  : "upstream reset the stream";
                 log_upstream(x, RP_LOG_ERR, why, st->sys_errno, "while reading upstream");
                 record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
                 rp_upstream_report(x->ups, x->peer, 1);

@@ -29,6 +29,7 @@ A request says how to answer with query parameters:
                 messages echoed back, content-type application/grpc, trailers
                 grpc-status 0
   hold=S        with grpc: wait S seconds between the head and the rest
+  big_header=N  N more header fields of 30000 bytes each
 
 GET /__stats returns {"connections", "requests", "max_concurrent", "resets",
 "open_connections"} (max_concurrent: the most streams open at once on one
@@ -281,6 +282,7 @@ class Conn:
                               hold=float(q.get("hold", 0)))
         status = int(q.get("status", 200))
         extra = [("x-backend-stream", str(sid))]
+        extra += [(f"x-big-{i}", "b" * 30000) for i in range(int(q.get("big_header", 0)))]
         if q.get("echo") == "1":
             body = json.dumps({
                 "method": hdrs.get(":method"), "path": path,

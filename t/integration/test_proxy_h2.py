@@ -206,6 +206,14 @@ def test_upstream_trailers_reach_http2_client(rampart, port, h2be):
     assert r.status == 200 and len(r.body) == 1000
 
 
+def test_response_fields_past_256k_give_502(rampart, port, h2be):
+    serve(rampart, port, h2be.addr)
+    assert request(port, "/?big_header=5").status == 200  # 150k: passes
+    assert request(port, "/?big_header=9").status == 502
+    rampart.wait_log(r"upstream sent too big header while reading response header")
+    assert request(port, "/").status == 200  # the connection is still good
+
+
 # -- connections ----------------------------------------------------------------
 
 
