@@ -619,10 +619,11 @@ static int pump_body(xchg_t *x)
         if (x->replay_off < kept || x->client_done) {
             /* a second attempt: first what the first one took */
             size_t n = kept - x->replay_off < room ? kept - x->replay_off : room;
-            struct evbuffer_ptr at;
-            evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
-            if (n)
+            if (n) {
+                struct evbuffer_ptr at;
+                evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
                 evbuffer_copyout_from(x->replay, &at, scratch, n);
+            }
             x->replay_off += n;
             int last = x->client_done && x->replay_off == kept;
             rp_h2u_send_body(x->st, scratch, n, last);
@@ -650,7 +651,7 @@ static int pump_body(xchg_t *x)
             return -1;
         }
         if (n && !x->body_read) {
-            if (x->replay == NULL && x->retries == 0)
+            if (x->replay == NULL)
                 x->replay = evbuffer_new();
             if (x->replay && kept + n <= REPLAY_MAX) {
                 evbuffer_add(x->replay, scratch, n);
