@@ -30,6 +30,8 @@ A request says how to answer with query parameters:
                 grpc-status 0
   hold=S        with grpc: wait S seconds between the head and the rest
   big_header=N  N more header fields of 30000 bytes each
+  refuse_once=K the first request with this K (after its body) is reset with
+                REFUSED_STREAM, as not processed
 
 GET /__stats returns {"connections", "requests", "max_concurrent", "resets",
 "open_connections"} (max_concurrent: the most streams open at once on one
@@ -67,6 +69,7 @@ BLOCK = 16384
 class Stats:
     def __init__(self):
         self.lock = threading.Lock()
+        self.refused = set()
         self.reset()
         self.open_connections = 0
 
@@ -272,6 +275,17 @@ class Conn:
             with self.stats.lock:
                 self.stats.reset()
             return self.reply(sid, 200, [], b"{}")
+        key = q.get("refuse_once")
+        if key is not None:
+            with self.stats.lock:
+                first = key not in self.stats.refused
+                self.stats.refused.add(key)
+            if first:
+                with self.cv:
+                    self.h2.reset_stream(sid, 7)  # REFUSED_STREAM: not processed
+                    self.ended(sid)
+                    self.flush()
+                return
         delay = float(q.get("delay", 0))
         if delay:
             time.sleep(delay)

@@ -268,6 +268,21 @@ def test_upstream_goaway_mid_traffic_requests_still_succeed(rampart, port, h2_ba
     assert stats(be)["connections"] >= 3
 
 
+def test_refused_stream_is_sent_again_with_its_body(rampart, port, h2be):
+    serve(rampart, port, h2be.addr)
+    body = bytes(range(256)) * 40  # 10k: kept for a second attempt
+    r = request(port, "/?echo=1&refuse_once=a", method="POST", body=body)
+    assert r.status == 200
+    e = json.loads(r.body)
+    assert e["body_length"] == len(body)
+    assert e["body_sha256"] == hashlib.sha256(body).hexdigest()
+    assert stats(h2be)["requests"] == 2
+    # a body past 64k was not kept: that request cannot be sent again
+    r = request(port, "/?echo=1&refuse_once=b", method="POST", body=b"z" * (200 * 1024))
+    assert r.status == 502
+    rampart.wait_log(r"upstream reset the stream \(REFUSED_STREAM\)")
+
+
 # -- failures ---------------------------------------------------------------------
 
 
