@@ -7,10 +7,11 @@
  * with room under the peer's SETTINGS_MAX_CONCURRENT_STREAMS (100 is assumed
  * for a connection still being made), else opens a connection, up to
  * RP_H2U_MAX_SESSIONS; past that it queues on the least busy session. No
- * request goes before the peer's first SETTINGS frame, and nghttp2 holds back
- * the HEADERS of those beyond its limit until a stream ends, so the limit is
- * always honoured; until that frame the connection counts as being made (the
- * connect timeout runs, a failure counts against the server once).
+ * request goes before the peer's first SETTINGS frame; then those beyond its
+ * limit spill to other connections while the cap allows, and nghttp2 holds back
+ * the HEADERS of the rest until a stream ends, so the limit is always honoured.
+ * Until that frame the connection counts as being made (the connect timeout
+ * runs, a failure counts against the server once).
  *
  * A session that has carried keepalive_requests streams, or got a GOAWAY, takes
  * no new ones and closes once its streams are done; streams the GOAWAY left
@@ -62,6 +63,7 @@ struct rp_h2u_session_s {
     struct event rev, wev, timer, run_ev;
     struct evbuffer *out;
     struct timeval started;
+    int64_t connect_timeout;   /* the opener's, for the connections it spills over to */
     unsigned nstreams;         /* stream objects linked here (owned, or waiting for their close) */
     unsigned nowned;           /* of which an owner still holds */
     unsigned total;            /* streams ever started on it */
@@ -85,6 +87,8 @@ static unsigned nstream_free;
 
 static void run(rp_h2u_session_t *ss);
 static void settle(rp_h2u_session_t *ss);
+static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t *p,
+                                     int64_t connect_timeout);
 
 static int64_t ms_since(const struct timeval *t)
 {
@@ -700,17 +704,66 @@ static void connected(rp_h2u_session_t *ss)
 
 /* The peer's SETTINGS came: its MAX_CONCURRENT_STREAMS is known, so the waiting requests
  * go now (nghttp2 holds back those beyond it), never more than the peer allows. */
+/* Moves a stream that was never submitted to another session of its server with room
+ * (opening one if the cap allows). Returns 0, or -1 when it stays. */
+static int spill(rp_h2u_session_t *ss, rp_h2u_stream_t *st)
+{
+    rp_h2u_session_t *t;
+    for (t = ss->peer->h2; t; t = t->next)
+        if (t != ss && t->state != S_DEAD && !t->goaway && !t->zombie &&
+            t->nowned < stream_limit(t))
+            break;
+    if (t == NULL && ss->peer->h2_sessions < RP_H2U_MAX_SESSIONS)
+        t = session_new(ss->ups, ss->peer, ss->connect_timeout);
+    if (t == NULL)
+        return -1;
+    ready_remove(ss, st);
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        ss->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    ss->nstreams--;
+    ss->nowned--;
+    st->sess = t;
+    st->prev = NULL;
+    st->next = t->streams;
+    if (t->streams)
+        t->streams->prev = st;
+    t->streams = st;
+    t->nstreams++;
+    t->nowned++;
+    set_idle(t, 0);
+    if (t->settled) {
+        st->connect_ms = 0;
+        submit(t, st);
+        ready_add(t, st);
+    }
+    return 0;
+}
+
 static void settle(rp_h2u_session_t *ss)
 {
     ss->settled = 1;
     event_del(&ss->timer);
     int64_t ms = ms_since(&ss->started);
-    for (rp_h2u_stream_t *st = ss->streams; st; st = st->next) {
+    /* oldest first; those past the peer's limit go to other connections while the cap on
+     * connections allows, the rest wait here in nghttp2's queue */
+    rp_h2u_stream_t *st = ss->streams;
+    while (st && st->next)
+        st = st->next;
+    unsigned limit = stream_limit(ss), started = 0;
+    for (rp_h2u_stream_t *prev; st; st = prev) {
+        prev = st->prev;
         if (st->closed || st->nva == NULL)
+            continue;
+        if (started >= limit && spill(ss, st) == 0)
             continue;
         st->connect_ms = ms;
         submit(ss, st);
         ready_add(ss, st);
+        started++;
     }
 }
 
@@ -767,6 +820,7 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->ups = u;
     ss->peer = p;
     ss->state = S_CONNECTING;
+    ss->connect_timeout = connect_timeout;
     ss->out = evbuffer_new();
     event_base_gettimeofday_cached(rp_event_base, &ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {

@@ -254,6 +254,26 @@ def test_peer_max_concurrent_streams_is_honoured(rampart, port, h2_backend_facto
     assert 1 <= s["connections"] <= 8  # RP_H2U_MAX_SESSIONS per worker and server
 
 
+def test_keepalive_bounds_the_idle_connections_kept(rampart, port, h2_backend_factory):
+    be = h2_backend_factory(max_streams=1)
+    serve(rampart, port, be.addr, upstream="keepalive 2;")
+    with H2Client(port, timeout=20) as c:
+        rs = c.exchange([("GET", "/?delay=0.3", [], b"")] * 6)
+    assert [r.status for r in rs] == [200] * 6
+    assert stats(be)["connections"] >= 3  # one stream each: more connections were opened
+    # two stay for the next requests (the third open one is the stats request's own)
+    harness.wait_for(lambda: stats(be)["open_connections"] == 3, what="idle sessions closed")
+
+
+def test_idle_connection_closes_after_keepalive_timeout(rampart, port, h2be):
+    serve(rampart, port, h2be.addr, upstream="keepalive_timeout 300ms;")
+    assert request(port, "/").status == 200
+    assert stats(h2be)["open_connections"] == 2
+    harness.wait_for(lambda: stats(h2be)["open_connections"] == 1, timeout=3,
+                     what="the idle session to close")
+    assert request(port, "/").status == 200  # and a new one opens
+
+
 def test_upstream_goaway_mid_traffic_requests_still_succeed(rampart, port, h2_backend_factory):
     be = h2_backend_factory(goaway_after=3)
     serve(rampart, port, be.addr)
