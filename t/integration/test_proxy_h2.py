@@ -266,11 +266,13 @@ def test_keepalive_bounds_the_idle_connections_kept(rampart, port, h2_backend_fa
 
 
 def test_idle_connection_closes_after_keepalive_timeout(rampart, port, h2be):
-    serve(rampart, port, h2be.addr, upstream="keepalive_timeout 300ms;")
+    serve(rampart, port, h2be.addr, upstream="keepalive_timeout 1s;")
     assert request(port, "/").status == 200
+    start = time.monotonic()
     assert stats(h2be)["open_connections"] == 2
-    harness.wait_for(lambda: stats(h2be)["open_connections"] == 1, timeout=3,
+    harness.wait_for(lambda: stats(h2be)["open_connections"] == 1, timeout=5,
                      what="the idle session to close")
+    assert time.monotonic() - start > 0.5
     assert request(port, "/").status == 200  # and a new one opens
 
 
