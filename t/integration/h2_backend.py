@@ -30,6 +30,7 @@ A request says how to answer with query parameters:
                 grpc-status 0
   hold=S        with grpc: wait S seconds between the head and the rest
   big_header=N  N more header fields of 30000 bytes each
+  stall_body=1  never open the stream's window: the request body stalls
   refuse_once=K the first request with this K (after its body) is reset with
                 REFUSED_STREAM, as not processed
 
@@ -178,7 +179,8 @@ class Conn:
                 self.start(ev.stream_id)
         elif isinstance(ev, h2.events.DataReceived):
             st = self.streams.get(ev.stream_id)
-            if ev.flow_controlled_length:
+            stall = st is not None and "stall_body=1" in dict(st["headers"]).get(":path", "")
+            if ev.flow_controlled_length and not stall:
                 self.h2.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
             if st is not None:
                 st["sha"].update(ev.data)

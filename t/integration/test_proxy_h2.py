@@ -338,6 +338,14 @@ def test_read_timeout_gives_504(rampart, port, h2be):
     assert h2_request(port, "GET", "/?delay=3").status == 504
 
 
+def test_send_timeout_gives_504_when_the_upstream_window_stays_shut(rampart, port, h2be):
+    serve(rampart, port, h2be.addr, location="proxy_send_timeout 500ms;")
+    r = request(port, "/?stall_body=1", method="POST", body=b"s" * (256 * 1024))
+    assert r.status == 504
+    rampart.wait_log(r"upstream timed out \(110: Connection timed out\) while sending request "
+                     r"to upstream")
+
+
 def test_read_timeout_after_the_head_cuts_the_response(rampart, port, h2be):
     serve(rampart, port, h2be.addr, location="proxy_read_timeout 500ms;")
     r = h2_request(port, "GET", "/?size=100000&body_delay=2")
