@@ -714,7 +714,9 @@ static void step(xchg_t *x)
             x->connect_recorded = 1;
             record_ms(r, &r->upstream_connect_time, st->connect_ms);
         }
-        if (!st->head && st->closed && !st->eof) {
+        if (!x->head_out && st->closed && !st->eof) {
+            /* failed before anything went to the client (even with its head read): a
+             * proper answer is still possible */
             x->in_step = 0;
             failed_before_head(x);
             return;

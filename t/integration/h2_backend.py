@@ -336,6 +336,7 @@ class Conn:
             time.sleep(hold)
         if reset is not None:
             self.send_body(sid, body[:reset], False)
+            time.sleep(0.2)  # the head and those bytes reach the client first
             with self.cv:
                 self.h2.reset_stream(sid, 2)
                 self.ended(sid)
