@@ -43,6 +43,8 @@ void rp_h2_conn_free(rp_conn_t *c);
 /* The HTTP/2 side of the request API in request.h. */
 int rp_h2_response_begin(rp_request_t *r, int64_t content_length);
 int rp_h2_head_sent(const rp_request_t *r);
+int rp_h2_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n);
+int rp_h2_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n);
 int rp_h2_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
 void rp_h2_response_end(rp_request_t *r);
 void rp_h2_abort(rp_request_t *r);

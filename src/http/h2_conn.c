@@ -70,6 +70,9 @@ struct rp_h2_stream_s {
     unsigned notify_body : 1;
     unsigned notify_drain : 1;
     unsigned ready : 1;
+    unsigned no_body : 1; /* trailers-only: the head ends the stream */
+    nghttp2_nv *trailers; /* sent after the body (rp_h2_response_trailers) */
+    size_t ntrailers;
     stream_t *prev, *next;       /* the connection's streams */
     stream_t *rprev, *rnext;     /* the ready list */
 };
@@ -523,6 +526,16 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
     return 0;
 }
 
+/* At the body's end: trailer fields, when the handler gave some, end the stream instead. */
+static void end_with_trailers(nghttp2_session *s, stream_t *st, uint32_t *flags)
+{
+    if (st->trailers == NULL)
+        return;
+    *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    if (nghttp2_submit_trailer(s, st->id, st->trailers, st->ntrailers) != 0)
+        *flags &= ~(uint32_t)NGHTTP2_DATA_FLAG_NO_END_STREAM;
+}
+
 static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *source, void *user)
 {
@@ -535,6 +548,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
     if (avail == 0) {
         if (st->out_eof) {
             *flags |= NGHTTP2_DATA_FLAG_EOF;
+            end_with_trailers(s, st, flags);
             return 0;
         }
         st->deferred = 1;
@@ -545,8 +559,10 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     h2->progress = 1;
     avail -= (size_t)n;
-    if (avail == 0 && st->out_eof)
+    if (avail == 0 && st->out_eof) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        end_with_trailers(s, st, flags);
+    }
     if (avail <= STREAM_OUT_LOW && st->r && st->r->on_drain) {
         st->notify_drain = 1;
         ready_add(h2, st);
@@ -1017,13 +1033,44 @@ int rp_h2_response_begin(rp_request_t *r, int64_t content_length)
         nva[n++] = nv(RP_STR("content-length"), (rp_str_t){cl, (size_t)k});
     }
     nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_body};
-    int rv = nghttp2_submit_response(c->h2->s, st->id, nva, n, body && !r->head ? &prd : NULL);
+    int rv = nghttp2_submit_response(c->h2->s, st->id, nva, n,
+                                     body && !r->head && !st->no_body ? &prd : NULL);
     if (rv != 0) {
         st->reset = 1;
         return 0;
     }
     st->head_sent = 1;
     schedule(c);
+    return 0;
+}
+
+int rp_h2_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    stream_t *st = r->stream;
+    /* without a data provider the stream ended with its head: nowhere to put them */
+    if (st->reset || !st->head_sent || st->no_body || st->out_eof || r->head ||
+        !rp_http_status_has_body(r->status) || n == 0)
+        return -1;
+    nghttp2_nv *nva = rp_arena_alloc(r->arena, sizeof(*nva) * n);
+    size_t k = 0;
+    for (unsigned i = 0; i < n; i++) {
+        if (h[i].name.len == 0 || connection_specific(h[i].name))
+            continue;
+        nva[k++] = nv(lower(r->arena, h[i].name), h[i].value);
+    }
+    st->trailers = nva;
+    st->ntrailers = k;
+    return 0;
+}
+
+int rp_h2_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    stream_t *st = r->stream;
+    for (unsigned i = 0; i < n; i++)
+        rp_http_add_header(r, h[i].name, h[i].value);
+    st->no_body = 1;
+    rp_h2_response_begin(r, -1);
+    rp_h2_response_end(r);
     return 0;
 }
 

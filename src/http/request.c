@@ -6,6 +6,7 @@
 #include "http/request.h"
 #include "core/wbuf.h"
 #include "http/conn.h"
+#include "http/grpc.h"
 #include "http/h2.h"
 #include "core/log.h"
 
@@ -187,6 +188,26 @@ void rp_http_abort(rp_request_t *r)
         rp_h2_abort(r);
     else
         rp_h1_abort(r);
+}
+
+int rp_http_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    return r->stream ? rp_h2_response_trailers(r, h, n) : -1;
+}
+
+void rp_http_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    if (r->stream) {
+        rp_h2_response_trailers_only(r, h, n);
+        return;
+    }
+    for (unsigned i = 0; i < n; i++)
+        rp_http_add_header(r, h[i].name, h[i].value);
+    if (rp_http_response_begin(r, 0) != 0) {
+        rp_http_abort(r);
+        return;
+    }
+    rp_http_response_end(r);
 }
 
 size_t rp_http_pending(const rp_request_t *r)
@@ -371,5 +392,7 @@ int rp_http_send_error(rp_request_t *r, int status)
             r->conn->close_after = 1;
         break;
     }
+    if (rp_grpc_is_request(r)) /* a gRPC client understands no page, only a status */
+        return rp_grpc_send_error(r, rp_grpc_status_of_http(status), rp_http_reason(status));
     return rp_http_send_response(r, status, RP_STR("text/html"), (rp_str_t){page, (size_t)n});
 }

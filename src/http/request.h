@@ -39,6 +39,7 @@ struct rp_request_s {
     unsigned keepalive : 1;
     unsigned expect_continue : 1;
     unsigned head : 1; /* HEAD: no body in the response */
+    unsigned grpc : 1; /* a grpc_pass request: rampart's own errors are gRPC statuses */
 
     rp_http_core_srv_conf_t *srv;
     rp_http_core_loc_conf_t *clcf;
@@ -146,6 +147,21 @@ int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
 
 void rp_http_response_end(rp_request_t *r);
 void rp_http_abort(rp_request_t *r);
+
+/*
+ * Trailer fields after the body (gRPC's grpc-status): call after the last write() and
+ * before end(). The strings must live as long as the request. Returns 0, or -1 when
+ * they cannot be carried (HTTP/1, a response without body): they are dropped.
+ */
+int rp_http_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n);
+
+/*
+ * A complete response without body whose head also carries h: over HTTP/2 a single
+ * HEADERS frame that ends the stream (gRPC's "trailers-only"), over HTTP/1 the fields
+ * in a head with Content-Length: 0. Replaces begin() and end(): the request may be
+ * freed after it.
+ */
+void rp_http_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n);
 
 /* Non-zero while the handler should stop producing and wait for r->on_drain. */
 size_t rp_http_pending(const rp_request_t *r);

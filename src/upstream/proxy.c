@@ -23,6 +23,7 @@
  * any other answer is relayed as usual.
  */
 #include "upstream/proxy.h"
+#include "upstream/proxy_h2.h"
 #include "core/log.h"
 #include "core/wbuf.h"
 #include "http/conn.h"
@@ -1154,6 +1155,8 @@ int rp_proxy_handler(rp_request_t *r)
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
     if (plcf == NULL || plcf->upstream == NULL)
         return RP_DECLINED;
+    if (plcf->upstream->http2)
+        return rp_proxy_h2_handler(r, plcf, 0);
     proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
     p->r = r;
     p->plcf = plcf;

@@ -20,6 +20,7 @@
 #include "upstream/upstream_ssl.h"
 #include "core/log.h"
 #include "http/conn.h"
+#include "upstream/h2_upstream.h"
 
 #include <event2/buffer.h>
 
@@ -108,6 +109,11 @@ void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int fail
 void rp_upstream_set_live(rp_cycle_t *cycle)
 {
     live_cycle = cycle;
+}
+
+int rp_upstream_is_live(const rp_upstream_conf_t *u)
+{
+    return u->cycle == live_cycle;
 }
 
 static void unlink_idle(rp_uconn_t *uc)
@@ -304,6 +310,7 @@ void rp_upstream_pool_close_all(void)
         }
     }
     npooled = 0;
+    rp_h2u_close_idle();
 }
 
 int rp_uconn_flush(rp_uconn_t *uc)

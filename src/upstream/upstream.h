@@ -42,6 +42,8 @@ typedef struct {
     int fails;            /* failures counted since fail_timeout last expired */
     int64_t checked;      /* ms: when the current failure window began */
     int current_weight;   /* smooth weighted round robin, as nginx */
+    struct rp_h2u_session_s *h2; /* HTTP/2 sessions to this server (h2_upstream.c) */
+    unsigned h2_sessions;
 } rp_upstream_server_t;
 
 typedef struct {
@@ -51,6 +53,7 @@ typedef struct {
     rp_array_t servers; /* rp_upstream_server_t */
     unsigned implicit : 1; /* made by proxy_pass http://host:port */
     unsigned implicit_tls : 1; /* ... by proxy_pass https://host:port: a pool of its own */
+    unsigned http2 : 1;    /* `http2`: requests go over HTTP/2 (h2_upstream.c) */
     int keepalive;              /* idle connections cached per worker; 0: none */
     int64_t keepalive_timeout;  /* an idle connection closes after this */
     int keepalive_requests;     /* a connection closes after this many requests */
@@ -59,6 +62,7 @@ typedef struct {
     /* per-worker state */
     rp_uconn_t *idle;  /* most recently used first */
     int nidle;
+    int h2_idle; /* HTTP/2 sessions without a request */
     unsigned nprimary, nbackup;
 } rp_upstream_conf_t;
 
@@ -131,7 +135,11 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable);
 /* The configuration whose pools may keep connections; others close theirs on release. */
 void rp_upstream_set_live(rp_cycle_t *cycle);
 
-/* Closes every idle connection (worker stopping or reloading). */
+/* Whether u belongs to the configuration that serves now: connections of older pools
+ * close once their requests are done. */
+int rp_upstream_is_live(const rp_upstream_conf_t *u);
+
+/* Closes every idle connection (worker stopping or reloading), HTTP/2 sessions too. */
 void rp_upstream_pool_close_all(void);
 
 ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n);

@@ -2,8 +2,9 @@
  * The `upstream` block and its directives: `server` lines with nginx's
  * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down)
  * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
- * `keepalive_requests`). Also the implicit pools behind proxy_pass host:port, one
- * per scheme, so an https one and a plain one to the same address stay apart.
+ * `keepalive_requests`), and `http2` (the group speaks HTTP/2, h2_upstream.c).
+ * Also the implicit pools behind proxy_pass host:port, one per scheme, so an
+ * https one and a plain one to the same address stay apart.
  */
 #include "upstream/upstream.h"
 #include "http/http.h"
@@ -213,12 +214,22 @@ static const char *set_ka_requests(rp_conf_t *cf, const rp_command_t *cmd, void 
     return RP_CONF_OK;
 }
 
+static const char *set_http2(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    if (u->http2)
+        return "is duplicate";
+    u->http2 = 1;
+    return RP_CONF_OK;
+}
+
 static const rp_command_t commands[] = {
     {"upstream", RP_CTX_HTTP, RP_CMD_BLOCK, 1, 1, set_upstream, RP_CONF_HTTP_MAIN, 0, NULL},
     {"server", RP_CTX_UPSTREAM, 0, 1, RP_ARGS_ANY, set_server, RP_CONF_UPS, 0, NULL},
     {"keepalive", RP_CTX_UPSTREAM, 0, 1, 1, set_keepalive, RP_CONF_UPS, 0, NULL},
     {"keepalive_timeout", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_timeout, RP_CONF_UPS, 0, NULL},
     {"keepalive_requests", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_requests, RP_CONF_UPS, 0, NULL},
+    {"http2", RP_CTX_UPSTREAM, 0, 0, 0, set_http2, RP_CONF_UPS, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

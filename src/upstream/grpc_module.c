@@ -1,0 +1,195 @@
+/*
+ * grpc_pass and its directives (grpc_connect_timeout, grpc_send_timeout,
+ * grpc_read_timeout, grpc_set_header, grpc_hide_header), with nginx's syntax.
+ * A grpc_pass location always speaks HTTP/2 to its upstream, whether or not the
+ * group says `http2`; the exchange is proxy_h2.c's, in its gRPC-aware mode. The
+ * location configuration has the proxy's shape (rp_proxy_loc_conf_t), so that
+ * exchange reads one kind of configuration.
+ */
+#include "http/http.h"
+#include "upstream/proxy_h2.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* grpc_pass lines resolved once the whole file is read (an upstream block may come
+ * later in the file), as proxy_pass does. */
+typedef struct {
+    rp_proxy_loc_conf_t *glcf;
+    rp_http_conf_ctx_t *ctx;
+    char *url;
+    const char *file;
+    unsigned line;
+} pending_t;
+
+typedef struct {
+    rp_array_t pending; /* pending_t */
+} grpc_main_conf_t;
+
+rp_module_t rp_grpc_module;
+
+static void *create_main(rp_conf_t *cf)
+{
+    grpc_main_conf_t *m = rp_arena_calloc(cf->arena, sizeof(*m));
+    rp_array_init(&m->pending, cf->arena, 4, sizeof(pending_t));
+    return m;
+}
+
+static void *create_loc(rp_conf_t *cf)
+{
+    rp_proxy_loc_conf_t *g = rp_arena_calloc(cf->arena, sizeof(*g));
+    g->connect_timeout = RP_CONF_UNSET_MSEC;
+    g->send_timeout = RP_CONF_UNSET_MSEC;
+    g->read_timeout = RP_CONF_UNSET_MSEC;
+    return g;
+}
+
+static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
+{
+    rp_proxy_loc_conf_t *p = parent, *c = child;
+    RP_CONF_MERGE(c->connect_timeout, p->connect_timeout, RP_CONF_UNSET_MSEC, 60000);
+    RP_CONF_MERGE(c->send_timeout, p->send_timeout, RP_CONF_UNSET_MSEC, 60000);
+    RP_CONF_MERGE(c->read_timeout, p->read_timeout, RP_CONF_UNSET_MSEC, 60000);
+    /* as proxy_set_header: a level with its own lines replaces the inherited ones; there
+     * are no default fields (the client's authority goes as :authority) */
+    if (c->set_headers == NULL)
+        c->set_headers = p->set_headers;
+    if (c->hide_headers == NULL)
+        c->hide_headers = p->hide_headers;
+    c->headers = c->set_headers ? c->set_headers->elts : NULL;
+    c->nheaders = c->set_headers ? c->set_headers->nelts : 0;
+    return RP_CONF_OK;
+}
+
+static const char *set_grpc_pass(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *g = conf;
+    if (g->host.data)
+        return "is duplicate";
+    const char *url = cf->argv[1];
+    if (strncasecmp(url, "grpcs://", 8) == 0)
+        return rp_conf_error(cf, "grpcs:// (TLS to the upstream) is not supported yet in \"%s\"",
+                             url);
+    const char *host = url;
+    if (strncasecmp(url, "grpc://", 7) == 0)
+        host = url + 7;
+    else if (strstr(url, "://"))
+        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected grpc://)", url);
+    if (strchr(url, '$'))
+        return rp_conf_error(cf, "variables in grpc_pass are not supported in \"%s\"", url);
+    size_t hlen = strlen(host);
+    if (hlen == 0)
+        return rp_conf_error(cf, "no host in \"%s\"", url);
+    if (strchr(host, '/'))
+        return rp_conf_error(cf, "\"grpc_pass\" cannot have a URI part in \"%s\"", url);
+    if (strpbrk(host, "?#@"))
+        return rp_conf_error(cf, "invalid host in \"%s\"", url);
+    g->host = (rp_str_t){rp_arena_strndup(cf->arena, host, hlen), hlen};
+
+    grpc_main_conf_t *m = cf->http_ctx->main_conf[rp_grpc_module.index];
+    pending_t *pd = rp_array_push(&m->pending);
+    pd->glcf = g;
+    pd->ctx = cf->http_ctx;
+    pd->url = cf->argv[1];
+    pd->file = cf->file;
+    pd->line = cf->line;
+    return RP_CONF_OK;
+}
+
+static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *g = conf;
+    const char *name = cf->argv[1];
+    if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
+        strcasecmp(name, "connection") == 0 || strcasecmp(name, "te") == 0)
+        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself", name);
+    const char *bad = rp_conf_check_header(cf, name, cf->argv[2]);
+    if (bad)
+        return bad;
+    if (g->set_headers == NULL) {
+        g->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(g->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
+    }
+    rp_proxy_header_t *h = rp_array_push(g->set_headers);
+    memset(h, 0, sizeof(*h));
+    h->name = (rp_str_t){name, strlen(name)};
+    return rp_cv_compile(cf, cf->argv[2], &h->value);
+}
+
+static const char *set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *g = conf;
+    if (g->hide_headers == NULL) {
+        g->hide_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(g->hide_headers, cf->arena, 4, sizeof(rp_str_t));
+    }
+    rp_str_t *s = rp_array_push(g->hide_headers);
+    *s = (rp_str_t){cf->argv[1], strlen(cf->argv[1])};
+    return RP_CONF_OK;
+}
+
+static int grpc_handler(rp_request_t *r)
+{
+    rp_proxy_loc_conf_t *g = r->loc_conf[rp_grpc_module.index];
+    if (g == NULL || g->upstream == NULL)
+        return RP_DECLINED;
+    return rp_proxy_h2_handler(r, g, 1);
+}
+
+static const char *postconfiguration(rp_conf_t *cf)
+{
+    if (rp_http_core_main_conf(cf->cycle) == NULL)
+        return RP_CONF_OK;
+    rp_http_add_phase_handler(cf, RP_PHASE_CONTENT, grpc_handler);
+
+    grpc_main_conf_t *m = rp_http_main_conf(cf->cycle, &rp_grpc_module);
+    pending_t *pd = m->pending.elts;
+    for (size_t i = 0; i < m->pending.nelts; i++) {
+        rp_proxy_loc_conf_t *g = pd[i].glcf;
+        char *argv[] = {"grpc_pass", pd[i].url, NULL};
+        cf->file = pd[i].file;
+        cf->line = pd[i].line;
+        cf->argv = argv;
+        cf->http_ctx = pd[i].ctx;
+        rp_proxy_loc_conf_t *p = pd[i].ctx->loc_conf[rp_proxy_module.index];
+        if (p && p->host.data)
+            return rp_conf_error(cf, "\"grpc_pass\" and \"proxy_pass\" in the same location");
+        const char *name = g->host.data;
+        g->upstream = rp_upstream_find(cf, name);
+        if (g->upstream)
+            continue;
+        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
+        const char *err = rp_upstream_implicit(cf, hp, &g->upstream);
+        if (err)
+            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+    }
+    cf->argv = NULL;
+    cf->http_ctx = NULL;
+    return RP_CONF_OK;
+}
+
+#define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+#define LOC(f)   offsetof(rp_proxy_loc_conf_t, f)
+
+static const rp_command_t commands[] = {
+    {"grpc_pass", RP_CTX_LOCATION, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
+    {"grpc_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
+    {"grpc_hide_header", ANYWHERE, 0, 1, 1, set_hide, RP_CONF_LOC, 0, NULL},
+    {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(connect_timeout),
+     NULL},
+    {"grpc_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),
+     NULL},
+    {"grpc_read_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(read_timeout),
+     NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_grpc_module = {
+    .name = "grpc",
+    .commands = commands,
+    .create_http_main = create_main,
+    .create_loc = create_loc,
+    .merge_loc = merge_loc,
+    .postconfiguration = postconfiguration,
+};

@@ -1,0 +1,837 @@
+/*
+ * One request proxied over HTTP/2 (proxy_pass to an `http2` group, and
+ * grpc_pass): pick a server, take a stream from the session pool
+ * (h2_upstream.c), send the request head built from the request and the
+ * location's header rules, stream the body both ways, and pass the response
+ * head, body and trailers to the client.
+ *
+ * Retries follow the HTTP/1 proxy's: a connection that cannot be established
+ * counts against its server and the request moves to the next one; a stream the
+ * server refused without processing it (REFUSED_STREAM, or above the last
+ * stream id of a GOAWAY), and a request whose connection died before its head
+ * went out, are sent again on another connection without counting a failure,
+ * provided no body byte was taken from the client yet. Everything else before
+ * the response head is a 502 (504 for a timeout), and after it the client sees
+ * the response cut.
+ *
+ * Back-pressure both ways: the client body is read only as the server's
+ * flow-control windows allow, and the stream's receive window reopens only as
+ * the client takes the response.
+ *
+ * For a gRPC call the exchange also keeps the client's grpc-timeout (sent on
+ * reduced by the time already spent; when it runs out the upstream stream is
+ * cancelled and the client gets DEADLINE_EXCEEDED), passes trailers, and turns
+ * its own failures into gRPC statuses: UNAVAILABLE when no server could be
+ * reached, INTERNAL for the rest; after the head these go as trailers.
+ */
+#include "upstream/proxy_h2.h"
+#include "core/log.h"
+#include "http/conn.h"
+#include "http/grpc.h"
+#include "http/h1_parser.h"
+#include "upstream/h2_upstream.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#define MAX_RETRIES 16          /* refused streams sent again: a GOAWAY storm, not a loop */
+#define TAKE_MAX    (64 * 1024) /* response bytes handed to the client per write */
+#define REPLAY_MAX  (64 * 1024) /* request body kept to send again after a refused stream */
+
+enum { T_NONE, T_SEND, T_READ };
+
+typedef struct {
+    rp_request_t *r;
+    rp_proxy_loc_conf_t *plcf;
+    rp_upstream_conf_t *ups;
+    rp_upstream_server_t *peer; /* the server of the current attempt */
+    rp_h2u_stream_t *st;
+    unsigned char *tried;
+    unsigned tries, retries;
+    int timer_mode;
+    unsigned grpc : 1;
+    unsigned has_body : 1;
+    unsigned body_read : 1;   /* client body bytes were taken and not kept: no second attempt */
+    unsigned client_done : 1; /* the client's body was read whole */
+    unsigned body_done : 1;   /* ... and went to the current stream */
+    unsigned head_out : 1;    /* the response began towards the client */
+    unsigned finished : 1;
+    unsigned connect_recorded : 1;
+    unsigned last_timeout : 1;
+    unsigned has_deadline : 1;
+    unsigned in_step : 1;
+    unsigned step_again : 1;
+    int64_t deadline; /* ms since the epoch */
+    rp_str_t target;
+    struct evbuffer *replay; /* the body read so far, while it is small */
+    size_t replay_off;       /* how much of it the current stream got */
+    struct event timer, deadline_ev;
+    struct timeval t_start;
+} xchg_t;
+
+/* A worker-wide scratch for client body bytes on their way. */
+static char scratch[65536];
+
+static void step(xchg_t *x);
+
+static int64_t now_ms(void)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(rp_event_base, &tv);
+    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int64_t ms_since(const struct timeval *t)
+{
+    struct timeval now;
+    event_base_gettimeofday_cached(rp_event_base, &now);
+    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_usec - t->tv_usec) / 1000;
+}
+
+static void add_timer(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
+    evtimer_add(ev, &tv);
+}
+
+/* Appends to one of the request's ", "-joined $upstream_* records (as proxy.c does). */
+static void record(rp_request_t *r, rp_str_t *field, const char *text)
+{
+    size_t n = strlen(text);
+    if (field->len == 0) {
+        *field = (rp_str_t){rp_arena_strndup(r->arena, text, n), n};
+        return;
+    }
+    char *b = rp_arena_alloc(r->arena, field->len + 2 + n + 1);
+    memcpy(b, field->data, field->len);
+    memcpy(b + field->len, ", ", 2);
+    memcpy(b + field->len + 2, text, n + 1);
+    *field = (rp_str_t){b, field->len + 2 + n};
+}
+
+static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
+{
+    char buf[32];
+    if (ms < 0)
+        snprintf(buf, sizeof(buf), "-");
+    else
+        snprintf(buf, sizeof(buf), "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+    record(r, field, buf);
+}
+
+/* nginx's error-log context: who asked for what, and where it was going. */
+static void log_upstream(xchg_t *x, int level, const char *what, int err, const char *where)
+{
+    rp_request_t *r = x->r;
+    char client[64] = "", errtext[160] = "";
+    rp_str_t addr, arg;
+    rp_var_get_pt get = rp_var_lookup("remote_addr", 11, &arg);
+    if (get && get(r, arg, &addr) == 0)
+        snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
+    if (err)
+        snprintf(errtext, sizeof(errtext), " (%d: %s)", err, strerror(err));
+    rp_str_t server = r->srv && r->srv->names.nelts
+                          ? ((rp_server_name_t *)r->srv->names.elts)[0].text
+                          : RP_STR("");
+    rp_log_error(level, 0,
+                 "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/%s\", "
+                 "upstream: \"%s://%s%.*s\", host: \"%.*s\"",
+                 what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
+                 server.data ? server.data : "", (int)r->method.len, r->method.data,
+                 (int)r->request_uri.len, r->request_uri.data,
+                 r->version == 20   ? "2.0"
+                 : r->version == 10 ? "1.0"
+                                    : "1.1",
+                 x->r->grpc ? "grpc" : "http", x->peer ? x->peer->name : x->ups->name,
+                 (int)x->target.len, x->target.data, (int)r->host.len, r->host.data);
+}
+
+/* Lets go of the current attempt's stream and server. */
+static void release(xchg_t *x)
+{
+    if (x->st) {
+        rp_h2u_close(x->st);
+        x->st = NULL;
+    }
+    if (x->peer) {
+        x->peer->conns--;
+        x->peer = NULL;
+    }
+}
+
+/* The exchange is over for rampart; what remains is the client's side. */
+static void done(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    x->finished = 1;
+    release(x);
+    event_del(&x->timer);
+    event_del(&x->deadline_ev);
+    if (x->replay) {
+        evbuffer_free(x->replay);
+        x->replay = NULL;
+    }
+    r->on_body = NULL;
+    r->on_drain = NULL;
+}
+
+static void cleanup(rp_request_t *r)
+{
+    xchg_t *x = r->upstream;
+    if (x == NULL)
+        return;
+    if (!x->finished && x->st && x->st->connected)
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    done(x);
+    r->upstream = NULL;
+}
+
+/* Before the response began: rampart's own answer (a gRPC status for a gRPC call). */
+static void fail(xchg_t *x, int status, int grpc_code, const char *message)
+{
+    rp_request_t *r = x->r;
+    done(x);
+    r->nout_headers = 0;
+    r->response_started = 0;
+    if (x->grpc)
+        rp_grpc_send_error(r, grpc_code, message);
+    else
+        rp_http_send_error(r, status);
+}
+
+/* After the response began: a gRPC client gets the status as trailers where the
+ * protocol carries them; anyone else sees the response cut. */
+static void cut(xchg_t *x, int grpc_code, const char *message)
+{
+    rp_request_t *r = x->r;
+    if (!rp_http_head_sent(r)) {
+        /* nothing reached the client yet (HTTP/1 sends the head with the body) */
+        fail(x, 502, grpc_code, message);
+        return;
+    }
+    done(x);
+    if (x->grpc) {
+        rp_header_t t[2];
+        rp_grpc_status_fields(r, grpc_code, message, t);
+        if (rp_http_response_trailers(r, t, 2) == 0) {
+            rp_http_response_end(r);
+            return;
+        }
+    }
+    rp_http_abort(r);
+}
+
+/* ---- the request head ---- */
+
+/* Fields that describe the connection, not the message: never sent over HTTP/2
+ * (RFC 9113 8.2.2), and the ones rampart writes itself. */
+static int not_forwarded(rp_str_t n)
+{
+    switch (n.len) {
+    case 2:
+        return rp_str_ieq(n, "te");
+    case 4:
+        return rp_str_ieq(n, "host");
+    case 6:
+        return rp_str_ieq(n, "expect");
+    case 7:
+        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
+    case 10:
+        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
+    case 14:
+        return rp_str_ieq(n, "content-length") || rp_str_ieq(n, "http2-settings");
+    case 17:
+        return rp_str_ieq(n, "transfer-encoding");
+    }
+    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
+}
+
+static int named_by_connection(const rp_request_t *r, rp_str_t name)
+{
+    char tok[64];
+    if (name.len >= sizeof(tok))
+        return 0;
+    memcpy(tok, name.data, name.len);
+    tok[name.len] = '\0';
+    for (unsigned i = 0; i < r->nheaders; i++)
+        if (rp_str_ieq(r->headers[i].name, "connection") &&
+            rp_h1_token_list_has(r->headers[i].value.data, r->headers[i].value.len, tok))
+            return 1;
+    return 0;
+}
+
+static rp_str_t lower(rp_arena_t *a, rp_str_t n)
+{
+    size_t i = 0;
+    while (i < n.len && !(n.data[i] >= 'A' && n.data[i] <= 'Z'))
+        i++;
+    if (i == n.len)
+        return n;
+    char *d = rp_arena_alloc(a, n.len);
+    for (i = 0; i < n.len; i++) {
+        char ch = n.data[i];
+        d[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    return (rp_str_t){d, n.len};
+}
+
+static nghttp2_nv nv(rp_str_t name, rp_str_t value)
+{
+    return (nghttp2_nv){(uint8_t *)name.data, (uint8_t *)value.data, name.len, value.len,
+                        NGHTTP2_NV_FLAG_NONE};
+}
+
+/* The request head: pseudo-header fields, the location's fields, then the client's. */
+static nghttp2_nv *build_head(xchg_t *x, size_t *count)
+{
+    rp_request_t *r = x->r;
+    rp_proxy_loc_conf_t *plcf = x->plcf;
+    rp_arena_t *a = r->arena;
+    nghttp2_nv *nva = rp_arena_alloc(a, sizeof(*nva) * (8 + plcf->nheaders + r->nheaders));
+    size_t n = 4;
+    int client_request_id = 0, connection = 0, te = 0;
+    rp_str_t authority = RP_NULL_STR;
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (rp_str_ieq(r->headers[i].name, "x-request-id"))
+            client_request_id = 1;
+        else if (rp_str_ieq(r->headers[i].name, "connection"))
+            connection = 1;
+    }
+    for (size_t i = 0; i < plcf->nheaders; i++) {
+        const rp_proxy_header_t *h = &plcf->headers[i];
+        if (h->request_id && client_request_id)
+            continue;
+        rp_str_t v = rp_cv_eval(r, &h->value);
+        if (rp_str_ieq(h->name, "host")) {
+            authority = v; /* HTTP/2 carries the Host as :authority */
+            continue;
+        }
+        if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len) ||
+            not_forwarded(h->name))
+            continue;
+        nva[n++] = nv(lower(a, h->name), v);
+    }
+    if (authority.len == 0)
+        authority = rp_request_header(r, "host");
+    if (authority.len == 0)
+        authority = plcf->host;
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        rp_str_t name = r->headers[i].name, value = r->headers[i].value;
+        if (name.len == 2 && rp_str_ieq(name, "te")) {
+            /* the one TE HTTP/2 allows, which gRPC servers expect */
+            if (!te && rp_h1_token_list_has(value.data, value.len, "trailers")) {
+                nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
+                te = 1;
+            }
+            continue;
+        }
+        if (not_forwarded(name) || memchr(name.data, '_', name.len))
+            continue;
+        if (x->has_deadline && rp_str_ieq(name, "grpc-timeout"))
+            continue; /* sent below, reduced by the time spent here */
+        int set = 0;
+        for (size_t k = 0; k < plcf->nheaders && !set; k++)
+            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == name.len &&
+                  strncasecmp(plcf->headers[k].name.data, name.data, name.len) == 0;
+        if (set || (connection && named_by_connection(r, name)))
+            continue;
+        nva[n++] = nv(lower(a, name), value);
+    }
+    if (x->grpc && !te)
+        nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
+    if (r->content_length >= 0 && !r->chunked) {
+        char *cl = rp_arena_alloc(a, 24);
+        int k = snprintf(cl, 24, "%lld", (long long)r->content_length);
+        nva[n++] = nv(RP_STR("content-length"), (rp_str_t){cl, (size_t)k});
+    }
+    if (x->has_deadline) {
+        char *t = rp_arena_alloc(a, 16);
+        size_t k = rp_grpc_timeout_format(x->deadline - now_ms(), t);
+        nva[n++] = nv(RP_STR("grpc-timeout"), (rp_str_t){t, k});
+    }
+    nva[0] = nv(RP_STR(":method"), r->method);
+    nva[1] = nv(RP_STR(":scheme"), RP_STR("http"));
+    nva[2] = nv(RP_STR(":authority"), authority);
+    nva[3] = nv(RP_STR(":path"), x->target);
+    *count = n;
+    return nva;
+}
+
+/* ---- attempts ---- */
+
+static void on_notify(void *owner)
+{
+    step(owner);
+}
+
+static void connect_next(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    rp_upstream_conf_t *u = x->ups;
+    for (;;) {
+        rp_upstream_server_t *s = rp_upstream_pick(u, x->tried);
+        if (s == NULL) {
+            if (x->tries == 0)
+                log_upstream(x, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0,
+                             NULL);
+            int status = x->tries && x->last_timeout ? 504 : 502;
+            fail(x, status, RP_GRPC_UNAVAILABLE,
+                 x->tries ? "upstream unavailable" : "no live upstreams");
+            return;
+        }
+        x->tried[s - (rp_upstream_server_t *)u->servers.elts] = 1;
+        x->tries++;
+        s->conns++;
+        x->peer = s;
+        x->connect_recorded = 0;
+        event_base_gettimeofday_cached(rp_event_base, &x->t_start);
+        record(r, &r->upstream_addr, s->name);
+
+        rp_h2u_request_t q = {.has_body = x->has_body,
+                              .connect_timeout = x->plcf->connect_timeout,
+                              .arena = r->arena,
+                              .notify = on_notify,
+                              .owner = x};
+        q.nva = build_head(x, &q.nnv);
+        x->st = rp_h2u_open(u, s, &q);
+        if (x->st) {
+            step(x);
+            return;
+        }
+        /* the connection could not even start (counted against the server already) */
+        int err = errno;
+        log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
+        record(r, &r->upstream_status, "502");
+        record_ms(r, &r->upstream_connect_time, -1);
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        release(x);
+        x->last_timeout = 0;
+    }
+}
+
+/* The stream failed before any response head: try elsewhere or give up. */
+static void failed_before_head(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    rp_h2u_stream_t *st = x->st;
+    if (st->conn_error && st->connecting) {
+        if (st->timed_out)
+            log_upstream(x, RP_LOG_ERR,
+                         "upstream timed out (110: Connection timed out) while "
+                         "connecting to upstream",
+                         0, NULL);
+        else
+            log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
+                         "while connecting to upstream");
+        record(r, &r->upstream_status, st->timed_out ? "504" : "502");
+        record_ms(r, &r->upstream_connect_time, -1);
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        x->last_timeout = st->timed_out;
+        release(x);
+        connect_next(x);
+        return;
+    }
+    if (st->refused && !x->body_read && x->retries < MAX_RETRIES) {
+        /* not processed: the same server may take it on another connection, with the
+         * body bytes kept so far */
+        rp_upstream_server_t *s = x->peer;
+        x->retries++;
+        x->body_done = !x->has_body;
+        x->replay_off = 0;
+        release(x);
+        x->tried[s - (rp_upstream_server_t *)x->ups->servers.elts] = 0;
+        x->tries--;
+        connect_next(x);
+        return;
+    }
+    const char *why;
+    int code;
+    if (st->conn_error) {
+        log_upstream(x, RP_LOG_ERR,
+                     st->sys_errno ? "recv() failed" : "upstream prematurely closed connection",
+                     st->sys_errno, "while reading response header from upstream");
+        why = "upstream connection lost";
+        code = RP_GRPC_UNAVAILABLE;
+    } else if (st->too_large) {
+        log_upstream(x, RP_LOG_ERR, "upstream sent too big header", 0,
+                     "while reading response header from upstream");
+        why = "upstream sent too big header";
+        code = RP_GRPC_INTERNAL;
+    } else {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "upstream reset the stream (%s)",
+                 nghttp2_http2_strerror(st->error_code));
+        log_upstream(x, RP_LOG_ERR, msg, 0, "while reading response header from upstream");
+        why = st->refused ? "upstream refused the stream" : "upstream reset the stream";
+        code = st->refused ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL;
+    }
+    record(r, &r->upstream_status, "502");
+    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_upstream_report(x->ups, x->peer, 1);
+    fail(x, 502, code, why);
+}
+
+/* ---- the response ---- */
+
+static int response_field_passes(xchg_t *x, rp_str_t n)
+{
+    if (not_forwarded(n) || rp_str_ieq(n, "date") || rp_str_ieq(n, "server"))
+        return 0;
+    rp_array_t *hide = x->plcf->hide_headers;
+    if (hide) {
+        rp_str_t *hs = hide->elts;
+        for (size_t k = 0; k < hide->nelts; k++)
+            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
+                return 0;
+    }
+    return 1;
+}
+
+/* Passes the response head to the client. Returns -1 when the request has ended. */
+static int send_head(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    rp_h2u_stream_t *st = x->st;
+    char code[16];
+    snprintf(code, sizeof(code), "%d", st->status);
+    record(r, &r->upstream_status, code);
+    r->status = st->status;
+    r->reason = RP_NULL_STR;
+    r->response_started = 1;
+    int64_t cl = -1;
+    for (unsigned i = 0; i < st->nheaders; i++) {
+        rp_header_t *h = &st->headers[i];
+        if (rp_str_eq(h->name, "content-length")) {
+            int64_t v = 0;
+            for (size_t k = 0; k < h->value.len; k++)
+                v = v * 10 + (h->value.data[k] - '0'); /* nghttp2 checked it */
+            cl = v;
+            continue;
+        }
+        if (response_field_passes(x, h->name))
+            rp_http_add_header(r, h->name, h->value);
+    }
+    if (r->status == 204 || r->status == 304)
+        cl = -1;
+    x->head_out = 1;
+    if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 && !r->head &&
+        rp_http_status_has_body(r->status)) {
+        /* trailers-only: grpc-status is in this head, and it must end the stream */
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_upstream_report(x->ups, x->peer, 0);
+        done(x);
+        rp_http_response_trailers_only(r, NULL, 0);
+        return -1;
+    }
+    if (rp_http_response_begin(r, cl) != 0) {
+        log_upstream(x, RP_LOG_ERR, "response head too large", 0, NULL);
+        x->head_out = 0;
+        fail(x, 502, RP_GRPC_INTERNAL, "response head too large");
+        return -1;
+    }
+    return 0;
+}
+
+static void finish(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    rp_h2u_stream_t *st = x->st;
+    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_upstream_report(x->ups, x->peer, 0);
+    if (st->ntrailers)
+        rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
+    done(x);
+    rp_http_response_end(r);
+}
+
+static void on_client_drained(rp_request_t *r)
+{
+    xchg_t *x = r->upstream;
+    if (x && !x->finished)
+        step(x);
+}
+
+static void on_client_body(rp_request_t *r)
+{
+    xchg_t *x = r->upstream;
+    if (x && !x->finished)
+        step(x);
+}
+
+/* Moves response body bytes to the client while it keeps up. Returns -1 when the request
+ * has ended, 1 when it waits for the client. */
+static int pump_response(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    rp_h2u_stream_t *st = x->st;
+    for (;;) {
+        size_t avail = evbuffer_get_length(st->in);
+        if (avail == 0)
+            break;
+        if (rp_http_pending(r)) {
+            r->on_drain = on_client_drained;
+            return 1;
+        }
+        struct evbuffer_iovec v[8];
+        int k = evbuffer_peek(st->in, avail < TAKE_MAX ? (ev_ssize_t)avail : TAKE_MAX, NULL, v, 8);
+        if (k > 8)
+            k = 8;
+        struct iovec iov[8];
+        size_t n = 0;
+        for (int i = 0; i < k; i++) {
+            iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+            n += v[i].iov_len;
+        }
+        if (n > TAKE_MAX) {
+            /* the last extent may reach past what was asked for */
+            iov[k - 1].iov_len -= n - TAKE_MAX;
+            n = TAKE_MAX;
+        }
+        if (!r->head) {
+            r->body_bytes_sent += (int64_t)n;
+            if (rp_http_write(r, iov, k) != 0) {
+                done(x);
+                rp_http_abort(r);
+                return -1;
+            }
+        }
+        evbuffer_drain(st->in, n);
+        rp_h2u_consume(st, n);
+    }
+    return 0;
+}
+
+/* Moves request body bytes to the upstream as its windows allow. Returns -1 when the
+ * request has ended. */
+static int pump_body(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    while (!x->body_done) {
+        size_t room = rp_h2u_body_room(x->st);
+        if (room == 0)
+            return 0; /* a notify comes with more room */
+        if (room > sizeof(scratch))
+            room = sizeof(scratch);
+        size_t kept = x->replay ? evbuffer_get_length(x->replay) : 0;
+        if (x->replay_off < kept || x->client_done) {
+            /* a second attempt: first what the first one took */
+            size_t n = kept - x->replay_off < room ? kept - x->replay_off : room;
+            if (n) {
+                struct evbuffer_ptr at;
+                evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
+                evbuffer_copyout_from(x->replay, &at, scratch, n);
+            }
+            x->replay_off += n;
+            int last = x->client_done && x->replay_off == kept;
+            rp_h2u_send_body(x->st, scratch, n, last);
+            x->body_done = (unsigned)last;
+            continue;
+        }
+        size_t n = 0;
+        int rc = rp_http_read_body(r, scratch, room, &n);
+        if (rc < 0) {
+            int status = r->body_status;
+            if (status == 0) {
+                log_upstream(x, RP_LOG_INFO,
+                             "client closed the connection while sending the "
+                             "request body to upstream",
+                             0, NULL);
+                done(x);
+                rp_http_abort(r);
+                return -1;
+            }
+            if (x->head_out) {
+                cut(x, RP_GRPC_INTERNAL, "request body error");
+                return -1;
+            }
+            fail(x, status, rp_grpc_status_of_http(status), rp_http_reason(status));
+            return -1;
+        }
+        if (n && !x->body_read) {
+            if (x->replay == NULL)
+                x->replay = evbuffer_new();
+            if (x->replay && kept + n <= REPLAY_MAX) {
+                evbuffer_add(x->replay, scratch, n);
+                x->replay_off += n;
+            } else {
+                x->body_read = 1; /* too large to keep: this attempt is the only one */
+                if (x->replay) {
+                    evbuffer_free(x->replay);
+                    x->replay = NULL;
+                }
+            }
+        }
+        if (n || rc == 1)
+            rp_h2u_send_body(x->st, scratch, n, rc == 1);
+        if (rc == 1) {
+            x->client_done = 1;
+            x->body_done = 1;
+            break;
+        }
+        if (n == 0) {
+            r->on_body = on_client_body; /* client_body_timeout runs meanwhile */
+            return 0;
+        }
+    }
+    return 0;
+}
+
+static void rearm(xchg_t *x)
+{
+    rp_request_t *r = x->r;
+    int mode = T_NONE;
+    if (!x->st->connected || r->on_drain || r->on_body)
+        mode = T_NONE; /* the connect timeout, send_timeout or client_body_timeout rules */
+    else if (!x->body_done)
+        mode = T_SEND;
+    else
+        mode = T_READ;
+    x->timer_mode = mode;
+    if (mode == T_NONE)
+        event_del(&x->timer);
+    else
+        add_timer(&x->timer, mode == T_SEND ? x->plcf->send_timeout : x->plcf->read_timeout);
+}
+
+/* Does whatever the stream and the client allow now; called for every event. */
+static void step(xchg_t *x)
+{
+    if (x->in_step) {
+        x->step_again = 1; /* an event arrived from inside this very step */
+        return;
+    }
+    x->in_step = 1;
+    do {
+        x->step_again = 0;
+        rp_request_t *r = x->r;
+        rp_h2u_stream_t *st = x->st;
+        if (x->finished || st == NULL)
+            return; /* x may be gone already: in_step does not matter any more */
+        if (st->connected && !x->connect_recorded) {
+            x->connect_recorded = 1;
+            record_ms(r, &r->upstream_connect_time, st->connect_ms);
+        }
+        if (!x->head_out && st->closed && !st->eof) {
+            /* failed before anything went to the client (even with its head read): a
+             * proper answer is still possible */
+            x->in_step = 0;
+            failed_before_head(x);
+            return;
+        }
+        if (x->has_body && !x->body_done && pump_body(x) < 0)
+            return;
+        if (st->head && !x->head_out && send_head(x) < 0)
+            return;
+        if (x->head_out) {
+            int rc = pump_response(x);
+            if (rc < 0)
+                return;
+            if (rc == 0 && st->eof && evbuffer_get_length(st->in) == 0) {
+                finish(x);
+                return;
+            }
+            if (rp_http_flush_head(r) != 0) {
+                /* HTTP/1: a head without body bytes goes out now; the client is gone */
+                done(x);
+                rp_http_abort(r);
+                return;
+            }
+            if (rc == 0 && st->closed && !st->eof) {
+                const char *why = st->conn_error  ? "upstream prematurely closed connection"
+                                  : st->too_large ? "upstream sent too big trailers"
+                                                  : "upstream reset the stream";
+                log_upstream(x, RP_LOG_ERR, why, st->sys_errno, "while reading upstream");
+                record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+                rp_upstream_report(x->ups, x->peer, 1);
+                cut(x, st->conn_error ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL, why);
+                return;
+            }
+        }
+        rearm(x);
+    } while (x->step_again);
+    x->in_step = 0;
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    xchg_t *x = arg;
+    rp_request_t *r = x->r;
+    if (x->finished)
+        return;
+    if (x->head_out) {
+        log_upstream(x, RP_LOG_ERR,
+                     "upstream timed out (110: Connection timed out) while "
+                     "reading upstream",
+                     0, NULL);
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_upstream_report(x->ups, x->peer, 1);
+        cut(x, RP_GRPC_UNAVAILABLE, "upstream timed out");
+        return;
+    }
+    log_upstream(x, RP_LOG_ERR,
+                 x->timer_mode == T_SEND
+                     ? "upstream timed out (110: Connection timed out) while sending request to "
+                       "upstream"
+                     : "upstream timed out (110: Connection timed out) while reading response "
+                       "header from upstream",
+                 0, NULL);
+    record(r, &r->upstream_status, "504");
+    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_upstream_report(x->ups, x->peer, 1);
+    fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    xchg_t *x = arg;
+    rp_request_t *r = x->r;
+    if (x->finished)
+        return;
+    rp_log_error(RP_LOG_INFO, 0, "grpc-timeout of \"%.*s %.*s\" expired, upstream: %s",
+                 (int)r->method.len, r->method.data, (int)r->request_uri.len, r->request_uri.data,
+                 x->peer ? x->peer->name : x->ups->name);
+    if (x->st && x->st->connected)
+        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    /* release() resets the upstream stream with CANCEL: the server stops working on it */
+    if (x->head_out)
+        cut(x, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
+    else
+        fail(x, 504, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
+}
+
+int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
+{
+    xchg_t *x = rp_arena_calloc(r->arena, sizeof(*x));
+    x->r = r;
+    x->plcf = plcf;
+    x->ups = plcf->upstream;
+    x->tried = rp_arena_calloc(r->arena, x->ups->servers.nelts);
+    if (grpc)
+        r->grpc = 1;
+    x->grpc = rp_grpc_is_request(r);
+    x->has_body = r->chunked || r->content_length > 0;
+    x->body_done = !x->has_body;
+    x->target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri,
+                             r->uri, r->args);
+    evtimer_assign(&x->timer, rp_event_base, on_timer, x);
+    evtimer_assign(&x->deadline_ev, rp_event_base, on_deadline, x);
+    r->upstream = x;
+    r->cleanup = cleanup;
+    r->proxy_host = plcf->host;
+    if (x->grpc) {
+        rp_str_t t = rp_request_header(r, "grpc-timeout");
+        int64_t ms = t.len ? rp_grpc_timeout_parse(t) : -1;
+        if (ms >= 0) {
+            int64_t start = (int64_t)r->start.tv_sec * 1000 + r->start.tv_usec / 1000;
+            x->deadline = start + ms;
+            x->has_deadline = 1;
+            int64_t left = x->deadline - now_ms();
+            add_timer(&x->deadline_ev, left > 0 ? left : 0);
+        }
+    }
+    connect_next(x);
+    return RP_DONE;
+}
