@@ -160,7 +160,7 @@ static const char *postconfiguration(rp_conf_t *cf)
             continue;
         int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
         const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
-        const char *err = rp_upstream_implicit(cf, hp, &g->upstream);
+        const char *err = rp_upstream_implicit(cf, hp, 0, &g->upstream);
         if (err)
             return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
     }
