@@ -90,7 +90,8 @@ typedef struct rp_h2_conn_s {
     int64_t refilled; /* ms */
     unsigned continuations;
     unsigned preface_left;          /* client preface bytes the scanner still skips */
-    uint8_t scan_hd[9];             /* the start of a frame header split across reads */
+    uint8_t scan_hd[13];            /* the start of a frame split across reads */
+    uint32_t max_client_sid;        /* the highest stream the client opened with HEADERS */
     unsigned scan_len;
     uint32_t scan_skip;             /* payload bytes of the current frame still to come */
     size_t block_size; /* the decoded size of the header block being received */
@@ -331,7 +332,7 @@ static int account(h2_t *h2, const uint8_t *hd)
  * streams get a larger one by WINDOW_UPDATE.
  * buf has RP_H2_HOLD bytes of room before p. Returns -1 when the connection must end.
  */
-#define RP_H2_HOLD 9
+#define RP_H2_HOLD 13
 
 static int receive(h2_t *h2, uint8_t *p, size_t n, ssize_t *rv)
 {
@@ -361,19 +362,34 @@ static int receive(h2_t *h2, uint8_t *p, size_t n, ssize_t *rv)
             pos += k;
             continue;
         }
-        if (n - pos < 9) {
+        const uint8_t *hd = p + pos;
+        uint32_t length = n - pos >= 3 ? (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2] : 0;
+        int rst = n - pos >= 4 && hd[3] == NGHTTP2_RST_STREAM && length == 4;
+        if (n - pos < 9 || (rst && n - pos < 13)) {
+            /* hold the start back: a whole header (and a whole RST_STREAM) is judged at once */
             h2->scan_len = (unsigned)(n - pos);
             memcpy(h2->scan_hd, p + pos, h2->scan_len);
             n = pos;
             break;
         }
-        const uint8_t *hd = p + pos;
-        uint32_t length = (uint32_t)hd[0] << 16 | (uint32_t)hd[1] << 8 | hd[2];
+        uint32_t sid = (uint32_t)(hd[5] & 0x7f) << 24 | (uint32_t)hd[6] << 16 |
+                       (uint32_t)hd[7] << 8 | hd[8];
         if (account(h2, hd) != 0)
             return -1;
-        if (hd[3] == NGHTTP2_SETTINGS && (hd[4] & NGHTTP2_FLAG_ACK) && length == 0) {
-            memmove(p + pos, p + pos + 9, n - pos - 9);
-            n -= 9;
+        if (hd[3] == NGHTTP2_HEADERS && (sid & 1) && sid > h2->max_client_sid)
+            h2->max_client_sid = sid;
+        size_t drop = 0;
+        if (hd[3] == NGHTTP2_SETTINGS && (hd[4] & NGHTTP2_FLAG_ACK) && length == 0)
+            drop = 9;
+        else if (rst && (sid & 1) && sid > h2->max_client_sid)
+            /* a reset of a stream the client never opened: RFC 9113 5.1 makes it a
+             * connection error, but gRPC clients send it when a call is cancelled
+             * before its HEADERS left, and ending every other call for it helps no
+             * one. Ignored, as nginx does (it still counts against the budget). */
+            drop = 13;
+        if (drop) {
+            memmove(p + pos, p + pos + drop, n - pos - drop);
+            n -= drop;
             continue;
         }
         h2->scan_skip = length;
