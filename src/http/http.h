@@ -147,6 +147,7 @@ extern rp_module_t rp_http_return_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_proxy_module;
 extern rp_module_t rp_proxy_ssl_module;
+extern rp_module_t rp_grpc_ssl_module;
 extern rp_module_t rp_grpc_module;
 extern rp_module_t rp_ssl_module;
 extern rp_module_t rp_http_headers_module;

@@ -5,9 +5,14 @@
  * group says `http2`; the exchange is proxy_h2.c's, in its gRPC-aware mode. The
  * location configuration has the proxy's shape (rp_proxy_loc_conf_t), so that
  * exchange reads one kind of configuration.
+ *
+ * grpc_pass grpcs://... speaks TLS (ALPN "h2") by the grpc_ssl_* directives
+ * (proxy_ssl_module.c); its implicit groups default to port 443 and are pools
+ * of their own, apart from the cleartext ones of grpc://.
  */
 #include "http/http.h"
 #include "upstream/proxy_h2.h"
+#include "upstream/upstream_ssl.h"
 
 #include <string.h>
 #include <strings.h>
@@ -67,14 +72,16 @@ static const char *set_grpc_pass(rp_conf_t *cf, const rp_command_t *cmd, void *c
     if (g->host.data)
         return "is duplicate";
     const char *url = cf->argv[1];
-    if (strncasecmp(url, "grpcs://", 8) == 0)
-        return rp_conf_error(cf, "grpcs:// (TLS to the upstream) is not supported yet in \"%s\"",
-                             url);
     const char *host = url;
-    if (strncasecmp(url, "grpc://", 7) == 0)
+    if (strncasecmp(url, "grpcs://", 8) == 0) {
+        host = url + 8;
+        g->https = 1;
+    } else if (strncasecmp(url, "grpc://", 7) == 0) {
         host = url + 7;
-    else if (strstr(url, "://"))
-        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected grpc://)", url);
+    } else if (strstr(url, "://")) {
+        return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected grpc:// or grpcs://)",
+                             url);
+    }
     if (strchr(url, '$'))
         return rp_conf_error(cf, "variables in grpc_pass are not supported in \"%s\"", url);
     size_t hlen = strlen(host);
@@ -156,13 +163,22 @@ static const char *postconfiguration(rp_conf_t *cf)
             return rp_conf_error(cf, "\"grpc_pass\" and \"proxy_pass\" in the same location");
         const char *name = g->host.data;
         g->upstream = rp_upstream_find(cf, name);
-        if (g->upstream)
-            continue;
-        int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
-        const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:80", name);
-        const char *err = rp_upstream_implicit(cf, hp, 0, &g->upstream);
-        if (err)
-            return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+        if (g->upstream == NULL) {
+            int has_port =
+                name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+            const char *hp =
+                has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, g->https ? 443 : 80);
+            const char *err = rp_upstream_implicit(cf, hp, g->https, &g->upstream);
+            if (err)
+                return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+        }
+        if (g->https) {
+            /* the location's grpc_ssl_* settings, merged by now; gRPC is always HTTP/2 */
+            rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_grpc_ssl_module.index];
+            const char *err = rp_upstream_tls_get(cf, sc, g->upstream, name, 1, &g->tls);
+            if (err != RP_CONF_OK)
+                return err;
+        }
     }
     cf->argv = NULL;
     cf->http_ctx = NULL;

@@ -27,6 +27,16 @@
  * owners make queue and schedule; a session's memory is never freed while one
  * of its handlers is on the stack.
  *
+ * TLS (proxy_pass https:// to an `http2` group, grpc_pass grpcs://): the
+ * handshake follows the TCP connect inside the connect phase (same timer, and a
+ * failure counts against the server as a refused connect does), the server must
+ * select "h2" in ALPN, and every read and write then goes through
+ * upstream_ssl.c's helpers on the session's embedded rp_uconn_t, which only
+ * lends them its socket, its events and its TLS state. A session carries the
+ * TLS object (rp_upstream_tls_t) it was made with, and requests only join
+ * sessions with theirs, so a connection verified under one location's rules
+ * never carries another's request, nor a cleartext one a TLS request.
+ *
  * Flow control follows the consumers: automatic WINDOW_UPDATEs are off and a
  * stream's receive window reopens only as its owner hands the bytes to the
  * client (rp_h2u_consume); the owner reads the client's body only as the
@@ -34,8 +44,11 @@
  * it has nothing, to be resumed when body bytes come.
  */
 #include "upstream/h2_upstream.h"
+#include "upstream/upstream_ssl.h"
 #include "core/log.h"
 #include "http/conn.h"
+
+#include <openssl/ssl.h>
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -52,7 +65,7 @@
 #define BODY_BUFFER         (64 * 1024)        /* request body bytes a stream holds unframed */
 #define ASSUMED_MAX_STREAMS 100                /* the peer's limit until its SETTINGS say */
 
-enum { S_CONNECTING, S_OPEN, S_DEAD };
+enum { S_CONNECTING, S_HANDSHAKE, S_OPEN, S_DEAD };
 
 struct rp_h2u_session_s {
     int fd;
@@ -60,7 +73,11 @@ struct rp_h2u_session_s {
     rp_upstream_conf_t *ups;
     rp_upstream_server_t *peer;
     nghttp2_session *s;
-    struct event rev, wev, timer, run_ev;
+    /* the socket's read and write events (uc.rev, uc.wev) and, for TLS, its state:
+     * upstream_ssl.c's helpers work on an rp_uconn_t */
+    rp_uconn_t uc;
+    rp_upstream_tls_t *tls; /* NULL: cleartext */
+    struct event timer, run_ev;
     struct evbuffer *out;
     struct timeval started;
     int64_t connect_timeout;   /* the opener's, for the connections it spills over to */
@@ -87,8 +104,9 @@ static unsigned nstream_free;
 
 static void run(rp_h2u_session_t *ss);
 static void settle(rp_h2u_session_t *ss);
+static void handshake(rp_h2u_session_t *ss);
 static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t *p,
-                                     int64_t connect_timeout);
+                                     int64_t connect_timeout, rp_upstream_tls_t *tls);
 
 static int64_t ms_since(const struct timeval *t)
 {
@@ -516,10 +534,12 @@ static void session_free(rp_h2u_session_t *ss)
         ss->streams = st->next;
         stream_release(st);
     }
-    event_del(&ss->rev);
-    event_del(&ss->wev);
+    event_del(&ss->uc.rev);
+    event_del(&ss->uc.wev);
     event_del(&ss->timer);
     event_del(&ss->run_ev);
+    if (ss->uc.ssl)
+        rp_uconn_tls_close(&ss->uc);
     if (ss->fd >= 0)
         close(ss->fd);
     if (ss->s)
@@ -536,12 +556,15 @@ static void session_free(rp_h2u_session_t *ss)
     free(ss);
 }
 
-/* The connection failed: every stream still open fails with it, and owners hear. */
-static void fail_streams(rp_h2u_session_t *ss, int connecting, int timed_out, int err)
+/* The connection failed: every stream still open fails with it, and owners hear. why:
+ * a TLS failure in nginx's words (NULL: err says it). */
+static void fail_streams(rp_h2u_session_t *ss, int connecting, int timed_out, int err,
+                         const char *why)
 {
+    int handshaking = ss->state == S_HANDSHAKE;
     ss->state = S_DEAD;
-    event_del(&ss->rev);
-    event_del(&ss->wev);
+    event_del(&ss->uc.rev);
+    event_del(&ss->uc.wev);
     event_del(&ss->timer);
     if (connecting)
         rp_upstream_report(ss->ups, ss->peer, 1); /* once, whatever number of requests waited */
@@ -553,6 +576,9 @@ static void fail_streams(rp_h2u_session_t *ss, int connecting, int timed_out, in
         st->connecting = (unsigned)connecting;
         st->timed_out = (unsigned)timed_out;
         st->sys_errno = err;
+        st->handshaking = (unsigned)(connecting && handshaking);
+        if (why && st->owner && st->arena)
+            st->tls_error = rp_arena_strdup(st->arena, why);
         st->refused = !st->sent_headers; /* a request that never left may go elsewhere */
         ready_add(ss, st);
     }
@@ -567,9 +593,13 @@ static void session_close(rp_h2u_session_t *ss)
         ssize_t n;
         while ((n = nghttp2_session_mem_send(ss->s, &data)) > 0)
             evbuffer_add(ss->out, data, (size_t)n);
-        evbuffer_write(ss->out, ss->fd); /* best effort: the server copes with a bare close */
+        /* best effort: the server copes with a bare close */
+        if (ss->uc.ssl)
+            rp_uconn_tls_flush(&ss->uc);
+        else
+            evbuffer_write(ss->out, ss->fd);
     }
-    fail_streams(ss, 0, 0, 0);
+    fail_streams(ss, 0, 0, 0, NULL);
     session_free(ss);
 }
 
@@ -583,7 +613,7 @@ static int flush(rp_h2u_session_t *ss)
             if (n < 0) {
                 rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s: %s", ss->peer->name,
                              nghttp2_strerror((int)n));
-                fail_streams(ss, !ss->got_settings, 0, EPROTO);
+                fail_streams(ss, !ss->got_settings, 0, EPROTO, NULL);
                 return -1;
             }
             if (n == 0)
@@ -592,17 +622,19 @@ static int flush(rp_h2u_session_t *ss)
         }
         if (evbuffer_get_length(ss->out) == 0)
             break;
-        int k = evbuffer_write(ss->out, ss->fd);
+        /* TLS: a record at a time from ss->out (uc.out), which only grows between a
+         * WANT_WRITE and its retry, as SSL_write needs */
+        int k = ss->uc.ssl ? rp_uconn_tls_flush(&ss->uc) : evbuffer_write(ss->out, ss->fd);
         if (k < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                event_add(&ss->wev, NULL);
+                event_add(&ss->uc.wev, NULL);
                 return 0;
             }
-            fail_streams(ss, !ss->got_settings, 0, errno);
+            fail_streams(ss, !ss->got_settings, 0, errno, NULL);
             return -1;
         }
     }
-    event_del(&ss->wev);
+    event_del(&ss->uc.wev);
     return 0;
 }
 
@@ -670,9 +702,14 @@ static void on_run(evutil_socket_t fd, short what, void *arg)
 static void on_read(evutil_socket_t fd, short what, void *arg)
 {
     rp_h2u_session_t *ss = arg;
+    if (ss->state == S_HANDSHAKE) {
+        handshake(ss);
+        return;
+    }
     uint8_t buf[READ_CHUNK];
     for (int i = 0; i < 8 && ss->state == S_OPEN; i++) {
-        ssize_t n = read(ss->fd, buf, sizeof(buf));
+        ssize_t n = ss->uc.ssl ? rp_uconn_tls_read(&ss->uc, buf, sizeof(buf))
+                               : read(ss->fd, buf, sizeof(buf));
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -680,17 +717,52 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
             if (ss->nowned)
                 rp_log_error(RP_LOG_INFO, 0, "http2 upstream %s closed the connection%s%s",
                              ss->peer->name, err ? ": " : "", err ? strerror(err) : "");
-            fail_streams(ss, !ss->got_settings, 0, err ? err : ECONNRESET);
+            fail_streams(ss, !ss->got_settings, 0, err ? err : ECONNRESET, NULL);
             break;
         }
         ssize_t rv = nghttp2_session_mem_recv(ss->s, buf, (size_t)n);
         if (rv < 0) {
             rp_log_error(RP_LOG_ERR, 0, "http2 upstream %s broke the protocol: %s", ss->peer->name,
                          nghttp2_strerror((int)rv));
-            fail_streams(ss, !ss->got_settings, 0, EPROTO);
+            fail_streams(ss, !ss->got_settings, 0, EPROTO, NULL);
             break;
         }
     }
+    /* bytes TLS already decrypted make the socket no more readable: come back for them */
+    if (ss->uc.ssl && ss->state == S_OPEN && rp_uconn_tls_pending(&ss->uc))
+        event_active(&ss->uc.rev, EV_READ, 1);
+    run(ss);
+}
+
+static void connected(rp_h2u_session_t *ss);
+
+/* Moves the TLS handshake on (the connect timer still runs); once done, the server must
+ * have chosen "h2" in ALPN, or the connection fails as a handshake does. */
+static void handshake(rp_h2u_session_t *ss)
+{
+    char why[320];
+    int err = 0;
+    int rc = rp_uconn_handshake(&ss->uc, why, sizeof(why), &err);
+    if (rc == 1)
+        return;
+    if (rc == 0) {
+        const unsigned char *proto = NULL;
+        unsigned len = 0;
+        SSL_get0_alpn_selected(ss->uc.ssl, &proto, &len);
+        if (len == 2 && memcmp(proto, "h2", 2) == 0) {
+            connected(ss);
+            run(ss);
+            return;
+        }
+        if (len)
+            snprintf(why, sizeof(why),
+                     "upstream SSL: the server selected \"%.*s\" in ALPN, not \"h2\"", (int)len,
+                     (const char *)proto);
+        else
+            snprintf(why, sizeof(why), "upstream SSL: the server did not select \"h2\" in ALPN");
+        rc = -1;
+    }
+    fail_streams(ss, 1, 0, err, why);
     run(ss);
 }
 
@@ -699,7 +771,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 static void connected(rp_h2u_session_t *ss)
 {
     ss->state = S_OPEN;
-    event_add(&ss->rev, NULL);
+    event_add(&ss->uc.rev, NULL);
 }
 
 /* The peer's SETTINGS came: its MAX_CONCURRENT_STREAMS is known, so the waiting requests
@@ -709,12 +781,17 @@ static void connected(rp_h2u_session_t *ss)
 static int spill(rp_h2u_session_t *ss, rp_h2u_stream_t *st)
 {
     rp_h2u_session_t *t;
-    for (t = ss->peer->h2; t; t = t->next)
+    unsigned same = 0; /* sessions with ss's TLS settings: the cap counts those */
+    for (t = ss->peer->h2; t; t = t->next) {
+        if (t->tls != ss->tls)
+            continue;
+        same++;
         if (t != ss && t->state != S_DEAD && !t->goaway && !t->zombie &&
             t->nowned < stream_limit(t))
             break;
-    if (t == NULL && ss->peer->h2_sessions < RP_H2U_MAX_SESSIONS)
-        t = session_new(ss->ups, ss->peer, ss->connect_timeout);
+    }
+    if (t == NULL && same < RP_H2U_MAX_SESSIONS)
+        t = session_new(ss->ups, ss->peer, ss->connect_timeout, ss->tls);
     if (t == NULL)
         return -1;
     ready_remove(ss, st);
@@ -776,11 +853,24 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
         if (getsockopt(ss->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
             err = errno;
         if (err) {
-            fail_streams(ss, 1, 0, err);
+            fail_streams(ss, 1, 0, err, NULL);
             run(ss);
             return;
         }
+        if (ss->tls) {
+            if (rp_uconn_tls_start(&ss->uc, ss->tls) != 0) {
+                fail_streams(ss, 1, 0, ENOMEM, NULL);
+                run(ss);
+                return;
+            }
+            ss->state = S_HANDSHAKE;
+            handshake(ss);
+            return;
+        }
         connected(ss);
+    } else if (ss->state == S_HANDSHAKE) {
+        handshake(ss);
+        return;
     }
     run(ss);
 }
@@ -788,8 +878,8 @@ static void on_write(evutil_socket_t fd, short what, void *arg)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_h2u_session_t *ss = arg;
-    if (ss->state == S_CONNECTING || !ss->settled) {
-        fail_streams(ss, 1, 1, ETIMEDOUT);
+    if (ss->state == S_CONNECTING || ss->state == S_HANDSHAKE || !ss->settled) {
+        fail_streams(ss, 1, 1, ETIMEDOUT, NULL);
         run(ss);
         return;
     }
@@ -800,7 +890,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t *p,
-                                     int64_t connect_timeout)
+                                     int64_t connect_timeout, rp_upstream_tls_t *tls)
 {
     init_library();
     int fd = socket(p->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -822,6 +912,11 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->state = S_CONNECTING;
     ss->connect_timeout = connect_timeout;
     ss->out = evbuffer_new();
+    ss->tls = tls;
+    ss->uc.fd = fd;
+    ss->uc.ups = u;
+    ss->uc.peer = p;
+    ss->uc.out = ss->out;
     event_base_gettimeofday_cached(rp_event_base, &ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {
         close(fd);
@@ -836,11 +931,11 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     };
     nghttp2_submit_settings(ss->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0]));
     nghttp2_session_set_local_window_size(ss->s, NGHTTP2_FLAG_NONE, 0, CONN_WINDOW);
-    event_assign(&ss->rev, rp_event_base, fd, EV_READ | EV_PERSIST, on_read, ss);
-    event_assign(&ss->wev, rp_event_base, fd, EV_WRITE | EV_PERSIST, on_write, ss);
+    event_assign(&ss->uc.rev, rp_event_base, fd, EV_READ | EV_PERSIST, on_read, ss);
+    event_assign(&ss->uc.wev, rp_event_base, fd, EV_WRITE | EV_PERSIST, on_write, ss);
     evtimer_assign(&ss->timer, rp_event_base, on_timer, ss);
     event_assign(&ss->run_ev, rp_event_base, -1, 0, on_run, ss);
-    event_add(&ss->wev, NULL); /* writable: the connect finished, one way or the other */
+    event_add(&ss->uc.wev, NULL); /* writable: the connect finished, one way or the other */
     set_timer(&ss->timer, connect_timeout);
 
     ss->next = p->h2;
@@ -861,7 +956,11 @@ rp_h2u_stream_t *rp_h2u_open(rp_upstream_conf_t *u, rp_upstream_server_t *s,
                              const rp_h2u_request_t *q)
 {
     rp_h2u_session_t *ss = NULL, *least = NULL;
+    unsigned same = 0; /* sessions with the request's TLS settings: the cap counts those */
     for (rp_h2u_session_t *t = s->h2; t; t = t->next) {
+        if (t->tls != q->tls)
+            continue; /* made under other TLS rules, or cleartext: never shared */
+        same++;
         if (t->state == S_DEAD || t->goaway)
             continue;
         if (t->nowned < stream_limit(t)) {
@@ -871,8 +970,8 @@ rp_h2u_stream_t *rp_h2u_open(rp_upstream_conf_t *u, rp_upstream_server_t *s,
         if (least == NULL || t->nowned < least->nowned)
             least = t;
     }
-    if (ss == NULL && (least == NULL || s->h2_sessions < RP_H2U_MAX_SESSIONS)) {
-        ss = session_new(u, s, q->connect_timeout);
+    if (ss == NULL && (least == NULL || same < RP_H2U_MAX_SESSIONS)) {
+        ss = session_new(u, s, q->connect_timeout, q->tls);
         if (ss == NULL)
             return NULL;
     }

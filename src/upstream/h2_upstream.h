@@ -1,5 +1,6 @@
 /*
- * HTTP/2 to upstream servers (cleartext, prior knowledge): the per-worker pool
+ * HTTP/2 to upstream servers (cleartext with prior knowledge, or TLS with ALPN
+ * "h2"): the per-worker pool
  * of client sessions and the streams requests run on. h2_upstream.c owns the
  * connections, their nghttp2 sessions and the stream objects; the exchange that
  * turns a request into a stream and relays the answer is proxy_h2.c.
@@ -54,6 +55,9 @@ struct rp_h2u_stream_s {
     unsigned timed_out : 1;    /* ... by the connect timeout */
     unsigned sent_headers : 1; /* the request head went out */
     unsigned too_large : 1;    /* reset by us: its fields passed RP_H2U_FIELDS_MAX */
+    unsigned handshaking : 1;  /* ... with connecting: in the TLS handshake (or ALPN) */
+    const char *tls_error;     /* ... and why, in nginx's words (the owner's arena); NULL:
+                                * see sys_errno */
 
     /* ---- private to h2_upstream.c ---- */
     rp_h2u_session_t *sess;
@@ -80,7 +84,9 @@ typedef struct {
     const nghttp2_nv *nva; /* lowercase names, pseudo-header fields first; kept until sent */
     size_t nnv;
     int has_body; /* request body bytes follow (rp_h2u_send_body) */
-    int64_t connect_timeout;
+    int64_t connect_timeout; /* bounds the TCP connect and the TLS handshake together */
+    rp_upstream_tls_t *tls;  /* NULL: cleartext. Sessions are only shared by requests with
+                              * the same one (same TLS settings, same checks) */
     rp_arena_t *arena; /* where the response's fields are copied */
     void (*notify)(void *owner);
     void *owner;

@@ -143,7 +143,8 @@ static void log_upstream(xchg_t *x, int level, const char *what, int err, const 
                  r->version == 20   ? "2.0"
                  : r->version == 10 ? "1.0"
                                     : "1.1",
-                 x->r->grpc ? "grpc" : "http", x->peer ? x->peer->name : x->ups->name,
+                 x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http"),
+                 x->peer ? x->peer->name : x->ups->name,
                  (int)x->target.len, x->target.data, (int)r->host.len, r->host.data);
 }
 
@@ -353,7 +354,8 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
         nva[n++] = nv(RP_STR("grpc-timeout"), (rp_str_t){t, k});
     }
     nva[0] = nv(RP_STR(":method"), r->method);
-    nva[1] = nv(RP_STR(":scheme"), RP_STR("http"));
+    /* as nginx: the scheme of the connection to the server */
+    nva[1] = nv(RP_STR(":scheme"), plcf->tls ? RP_STR("https") : RP_STR("http"));
     nva[2] = nv(RP_STR(":authority"), authority);
     nva[3] = nv(RP_STR(":path"), x->target);
     *count = n;
@@ -392,6 +394,7 @@ static void connect_next(xchg_t *x)
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
+                              .tls = x->plcf->tls,
                               .arena = r->arena,
                               .notify = on_notify,
                               .owner = x};
@@ -420,9 +423,14 @@ static void failed_before_head(xchg_t *x)
     if (st->conn_error && st->connecting) {
         if (st->timed_out)
             log_upstream(x, RP_LOG_ERR,
-                         "upstream timed out (110: Connection timed out) while "
-                         "connecting to upstream",
+                         st->handshaking ? "upstream timed out (110: Connection timed out) "
+                                           "while SSL handshaking to upstream"
+                                         : "upstream timed out (110: Connection timed out) while "
+                                           "connecting to upstream",
                          0, NULL);
+        else if (st->handshaking)
+            log_upstream(x, RP_LOG_ERR, st->tls_error ? st->tls_error : "SSL handshake failed",
+                         st->sys_errno, "while SSL handshaking to upstream");
         else
             log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
                          "while connecting to upstream");

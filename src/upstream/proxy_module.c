@@ -210,13 +210,10 @@ static const char *postconfiguration(rp_conf_t *cf)
             if (err)
                 return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
         }
-        if (p->https && p->upstream->http2)
-            return rp_conf_error(cf, "HTTP/2 over TLS to upstream servers is not supported yet "
-                                     "(upstream \"%s\" says http2)", name);
         if (p->https) {
             /* the location's proxy_ssl_* settings, merged by now */
             rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_proxy_ssl_module.index];
-            const char *err = rp_upstream_tls_get(cf, sc, p->upstream, name, &p->tls);
+            const char *err = rp_upstream_tls_get(cf, sc, p->upstream, name, p->upstream->http2, &p->tls);
             if (err != RP_CONF_OK)
                 return err;
         }

@@ -6,6 +6,10 @@
  * configuration is complete (rp_upstream_tls_get, called by the proxy module's
  * postconfiguration), so a bad file is a configuration error with the place of
  * the directive that named it.
+ *
+ * The grpc_ssl_* directives are the same settings under nginx's other names,
+ * for `grpc_pass grpcs://...`: a second module sharing the struct and the
+ * handlers, whose prefix makes the messages name the directive that was used.
  */
 #include "http/http.h"
 #include "upstream/upstream_ssl.h"
@@ -13,15 +17,26 @@
 
 #include <string.h>
 
-static void *create_loc(rp_conf_t *cf)
+static void *create_loc_as(rp_conf_t *cf, const char *prefix)
 {
     rp_upstream_ssl_conf_t *s = rp_arena_calloc(cf->arena, sizeof(*s));
+    s->prefix = prefix;
     s->verify = RP_CONF_UNSET;
     s->verify_depth = RP_CONF_UNSET;
     s->server_name = RP_CONF_UNSET;
     s->session_reuse = RP_CONF_UNSET;
     s->protocols = RP_CONF_UNSET;
     return s;
+}
+
+static void *create_loc(rp_conf_t *cf)
+{
+    return create_loc_as(cf, "proxy");
+}
+
+static void *create_grpc_loc(rp_conf_t *cf)
+{
+    return create_loc_as(cf, "grpc");
 }
 
 static void merge_val(rp_upstream_ssl_val_t *c, const rp_upstream_ssl_val_t *p)
@@ -132,9 +147,33 @@ static const rp_command_t commands[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
+static const rp_command_t grpc_commands[] = {
+    {"grpc_ssl_verify", ANYWHERE, 0, 1, 1, set_verify, RP_CONF_LOC, LOC(verify), NULL},
+    {"grpc_ssl_trusted_certificate", ANYWHERE, 0, 1, 1, set_trusted, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_verify_depth", ANYWHERE, 0, 1, 1, rp_conf_set_num, RP_CONF_LOC, LOC(verify_depth),
+     NULL},
+    {"grpc_ssl_server_name", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(server_name),
+     NULL},
+    {"grpc_ssl_name", ANYWHERE, 0, 1, 1, set_name, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_certificate", ANYWHERE, 0, 1, 1, set_certificate, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_certificate_key", ANYWHERE, 0, 1, 1, set_key, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_protocols", ANYWHERE, 0, 1, 4, set_protocols, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_ciphers", ANYWHERE, 0, 1, 1, set_ciphers, RP_CONF_LOC, 0, NULL},
+    {"grpc_ssl_session_reuse", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
+     LOC(session_reuse), NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
 rp_module_t rp_proxy_ssl_module = {
     .name = "proxy_ssl",
     .commands = commands,
     .create_loc = create_loc,
+    .merge_loc = merge_loc,
+};
+
+rp_module_t rp_grpc_ssl_module = {
+    .name = "grpc_ssl",
+    .commands = grpc_commands,
+    .create_loc = create_grpc_loc,
     .merge_loc = merge_loc,
 };

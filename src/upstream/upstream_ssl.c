@@ -37,6 +37,7 @@
 typedef struct {
     SSL_CTX *ctx;
     int protocols, verify, verify_depth;
+    int h2; /* offers ALPN "h2": the context of `http2` groups and grpc_pass */
     const char *ciphers, *trusted, *certificate, *certificate_key;
 } built_ctx_t;
 
@@ -79,13 +80,14 @@ static const char *at(rp_conf_t *cf, const rp_upstream_ssl_val_t *v, const char 
 }
 
 /* Builds the client context for sc's settings, or finds the one already built. */
-static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **out)
+static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2, SSL_CTX **out)
 {
+    const char *pre = sc->prefix ? sc->prefix : "proxy";
     rp_upstream_main_conf_t *m = cf->http_ctx->main_conf[rp_upstream_module.index];
     built_ctx_t **v = m->tls_ctxs.elts;
     for (size_t i = 0; i < m->tls_ctxs.nelts; i++) {
         built_ctx_t *b = v[i];
-        if (b->protocols == sc->protocols && b->verify == sc->verify &&
+        if (b->protocols == sc->protocols && b->h2 == h2 && b->verify == sc->verify &&
             b->verify_depth == sc->verify_depth && same(b->ciphers, sc->ciphers.value) &&
             same(b->trusted, sc->trusted.value) && same(b->certificate, sc->certificate.value) &&
             same(b->certificate_key, sc->certificate_key.value)) {
@@ -97,19 +99,20 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
     /* the checks that need no OpenSSL first: they name the directive at fault */
     if (sc->verify && sc->trusted.value == NULL)
         return at(cf, &sc->verify_at,
-                  "\"proxy_ssl_verify\": no \"proxy_ssl_trusted_certificate\" "
-                  "is defined for it");
+                  "\"%s_ssl_verify\": no \"%s_ssl_trusted_certificate\" "
+                  "is defined for it",
+                  pre, pre);
     if (sc->certificate.value && sc->certificate_key.value == NULL)
         return at(cf, &sc->certificate,
-                  "\"proxy_ssl_certificate\": no "
-                  "\"proxy_ssl_certificate_key\" is defined for "
+                  "\"%s_ssl_certificate\": no "
+                  "\"%s_ssl_certificate_key\" is defined for "
                   "certificate \"%s\"",
-                  sc->certificate.value);
+                  pre, pre, sc->certificate.value);
     if (sc->certificate_key.value && sc->certificate.value == NULL)
         return at(cf, &sc->certificate_key,
-                  "\"proxy_ssl_certificate_key\": no "
-                  "\"proxy_ssl_certificate\" is defined for key \"%s\"",
-                  sc->certificate_key.value);
+                  "\"%s_ssl_certificate_key\": no "
+                  "\"%s_ssl_certificate\" is defined for key \"%s\"",
+                  pre, pre, sc->certificate_key.value);
 
     SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
     if (ctx == NULL)
@@ -124,13 +127,13 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
                               SSL_MODE_RELEASE_BUFFERS);
     if (sc->ciphers.value && SSL_CTX_set_cipher_list(ctx, sc->ciphers.value) != 1) {
         ERR_clear_error();
-        return at(cf, &sc->ciphers, "\"proxy_ssl_ciphers\": no usable cipher in \"%s\"",
-                  sc->ciphers.value);
+        return at(cf, &sc->ciphers, "\"%s_ssl_ciphers\": no usable cipher in \"%s\"",
+                  pre, sc->ciphers.value);
     }
 
     if (sc->trusted.value && SSL_CTX_load_verify_locations(ctx, sc->trusted.value, NULL) != 1)
-        return at(cf, &sc->trusted, "\"proxy_ssl_trusted_certificate\": cannot load \"%s\": %s",
-                  sc->trusted.value, ssl_error_text(cf));
+        return at(cf, &sc->trusted, "\"%s_ssl_trusted_certificate\": cannot load \"%s\": %s",
+                  pre, sc->trusted.value, ssl_error_text(cf));
     if (sc->verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_verify_depth(ctx, sc->verify_depth);
@@ -140,8 +143,8 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
 
     if (sc->certificate.value) {
         if (SSL_CTX_use_certificate_chain_file(ctx, sc->certificate.value) != 1)
-            return at(cf, &sc->certificate, "\"proxy_ssl_certificate\": cannot load \"%s\": %s",
-                      sc->certificate.value, ssl_error_text(cf));
+            return at(cf, &sc->certificate, "\"%s_ssl_certificate\": cannot load \"%s\": %s",
+                      pre, sc->certificate.value, ssl_error_text(cf));
         int loaded =
             SSL_CTX_use_PrivateKey_file(ctx, sc->certificate_key.value, SSL_FILETYPE_PEM) == 1;
         unsigned long e = ERR_peek_error();
@@ -150,15 +153,21 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
                         ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
         if (!loaded && !mismatch)
             return at(cf, &sc->certificate_key,
-                      "\"proxy_ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
-                      sc->certificate_key.value, sc->certificate.value, ssl_error_text(cf));
+                      "\"%s_ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
+                      pre, sc->certificate_key.value, sc->certificate.value, ssl_error_text(cf));
         if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
             ERR_clear_error();
             return at(cf, &sc->certificate_key,
-                      "\"proxy_ssl_certificate_key\": \"%s\" does not match \"%s\"",
-                      sc->certificate_key.value, sc->certificate.value);
+                      "\"%s_ssl_certificate_key\": \"%s\" does not match \"%s\"",
+                      pre, sc->certificate_key.value, sc->certificate.value);
         }
     }
+
+    /* HTTP/2 needs the server to agree to it in ALPN (RFC 9113 3.2); h2_upstream.c
+     * checks the answer after the handshake */
+    static const unsigned char alpn_h2[] = {2, 'h', '2'};
+    if (h2 && SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2)) != 0)
+        return rp_conf_error(cf, "cannot set ALPN on a TLS context: %s", ssl_error_text(cf));
 
     /* No internal store: the sessions live with the TLS objects, per server. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
@@ -167,6 +176,7 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, SSL_CTX **
     built_ctx_t *b = rp_arena_calloc(cf->arena, sizeof(*b));
     b->ctx = ctx;
     b->protocols = sc->protocols;
+    b->h2 = h2;
     b->verify = sc->verify;
     b->verify_depth = sc->verify_depth;
     b->ciphers = sc->ciphers.value;
@@ -202,10 +212,10 @@ static char *host_name(rp_conf_t *cf, const char *host)
 }
 
 const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_upstream_conf_t *u,
-                                const char *host, rp_upstream_tls_t **out)
+                                const char *host, int h2, rp_upstream_tls_t **out)
 {
     SSL_CTX *ctx = NULL;
-    const char *err = get_ctx(cf, sc, &ctx);
+    const char *err = get_ctx(cf, sc, h2, &ctx);
     if (err != RP_CONF_OK)
         return err;
     char *name = sc->name ? sc->name : host_name(cf, host);

@@ -17,6 +17,7 @@
 #include <openssl/ssl.h>
 
 extern rp_module_t rp_proxy_ssl_module; /* the proxy_ssl_* directives (proxy_ssl_module.c) */
+extern rp_module_t rp_grpc_ssl_module;  /* the grpc_ssl_* ones, the same settings for grpcs:// */
 
 /* A directive's argument (a file, a cipher list), with where the directive was, for
  * messages that point at it. */
@@ -28,6 +29,7 @@ typedef struct {
 
 /* The proxy_ssl_* directives of one level (http, server, location), inherited by merging. */
 typedef struct {
+    const char *prefix; /* "proxy" or "grpc": which directives these are, for messages */
     int verify;       /* proxy_ssl_verify */
     int verify_depth; /* proxy_ssl_verify_depth */
     int server_name;  /* proxy_ssl_server_name: send SNI */
@@ -63,11 +65,13 @@ struct rp_upstream_tls_s {
 /*
  * The TLS object for a location whose proxy_pass is https: builds (or finds)
  * the context for sc's settings, in the master, at load time; host is the host
- * of proxy_pass, the default name. Returns RP_CONF_OK, or RP_CONF_ERROR with a
+ * of proxy_pass, the default name; h2: the connections speak HTTP/2 (an `http2`
+ * group, grpc_pass), so the context offers ALPN "h2" and is not shared with
+ * HTTP/1 ones. Returns RP_CONF_OK, or RP_CONF_ERROR with a
  * "file:line: ..." message in cf->error naming the directive at fault.
  */
 const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_upstream_conf_t *u,
-                                const char *host, rp_upstream_tls_t **out);
+                                const char *host, int h2, rp_upstream_tls_t **out);
 
 /* Begins TLS on a connected uc (client side, name, session to offer). 0, or -1 when
  * OpenSSL could not even make the connection object. */

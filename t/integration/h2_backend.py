@@ -4,7 +4,12 @@ on python3-h2: one thread per connection, one more per request being answered,
 so streams of a connection are served concurrently.
 
     h2_backend.py [--host 127.0.0.1] [--port 0] [--max-streams N] [--goaway-after N]
-                  [--window BYTES]
+                  [--window BYTES] [--tls-cert FILE --tls-key FILE [--alpn h2,...]]
+
+With --tls-cert/--tls-key it speaks TLS and offers ALPN --alpn (default "h2"; a
+list without h2 makes a server that only does HTTP/1.1 in ALPN, whose
+connections still answer HTTP/2 if a client goes on regardless). GET /__stats
+then also counts "tls_connections" whose handshake completed.
 
 It prints "PORT <n>" once it listens and stops on SIGTERM. Imported, `H2Backend`
 starts and stops it as a separate process, by pid.
@@ -46,6 +51,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -79,10 +85,12 @@ class Stats:
         self.requests = 0
         self.max_concurrent = 0
         self.resets = 0
+        self.tls_connections = 0
 
     def snapshot(self):
         with self.lock:
             return {"connections": self.connections, "requests": self.requests,
+                    "tls_connections": self.tls_connections,
                     "max_concurrent": self.max_concurrent, "resets": self.resets,
                     "open_connections": self.open_connections}
 
@@ -358,8 +366,85 @@ class Conn:
                     self.flush()
 
 
+class TLSSock:
+    """The server side of TLS on a connected socket, with the socket's recv/sendall/
+    shutdown/close: OpenSSL runs on memory BIOs under one lock, so the connection's
+    reader thread and its answering threads never drive the SSL object at once."""
+
+    def __init__(self, raw, ctx):
+        self.raw = raw
+        self.inc = ssl.MemoryBIO()
+        self.out = ssl.MemoryBIO()
+        self.obj = ctx.wrap_bio(self.inc, self.out, server_side=True)
+        self.lock = threading.Lock()
+
+    def _push(self):
+        data = self.out.read()
+        if data:
+            self.raw.sendall(data)
+
+    def handshake(self):
+        while True:
+            try:
+                self.obj.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._push()
+                data = self.raw.recv(65536)
+                if not data:
+                    raise OSError("closed during the handshake")
+                self.inc.write(data)
+        self._push()
+
+    def recv(self, n):
+        while True:
+            with self.lock:
+                try:
+                    return self.obj.read(n)
+                except ssl.SSLWantReadError:
+                    pass
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                    return b""
+                self._push()
+            data = self.raw.recv(65536)
+            if not data:
+                return b""
+            with self.lock:
+                self.inc.write(data)
+
+    def sendall(self, data):
+        with self.lock:
+            self.obj.write(data)
+            self._push()
+
+    def shutdown(self, how):
+        self.raw.shutdown(how)
+
+    def close(self):
+        self.raw.close()
+
+
+def tls_then_run(raw, opts, stats, ctx):
+    sock = TLSSock(raw, ctx)
+    try:
+        sock.handshake()
+    except (OSError, ssl.SSLError):
+        with stats.lock:
+            stats.open_connections -= 1
+        raw.close()
+        return
+    with stats.lock:
+        stats.tls_connections += 1
+    Conn(sock, opts, stats).run()
+
+
 def serve(opts):
     stats = Stats()
+    ctx = None
+    if opts.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(opts.tls_cert, opts.tls_key)
+        ctx.set_alpn_protocols(opts.alpn.split(","))
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     srv.bind((opts.host, opts.port))
@@ -371,15 +456,23 @@ def serve(opts):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with stats.lock:
             stats.open_connections += 1
+        if ctx is not None:
+            threading.Thread(target=tls_then_run, args=(sock, opts, stats, ctx),
+                             daemon=True).start()
+            continue
         threading.Thread(target=Conn(sock, opts, stats).run, daemon=True).start()
 
 
 class H2Backend:
     """One h2_backend.py process: start() it, use .port / .addr, stop() it by pid."""
 
-    def __init__(self, max_streams=0, goaway_after=0, window=65535, log_dir=None):
+    def __init__(self, max_streams=0, goaway_after=0, window=65535, log_dir=None,
+                 tls_cert=None, tls_key=None, alpn="h2"):
         self.args = ["--max-streams", str(max_streams), "--goaway-after", str(goaway_after),
                      "--window", str(window)]
+        if tls_cert:
+            self.args += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key),
+                          "--alpn", alpn]
         self.log_dir = Path(log_dir) if log_dir else None
         self.proc = None
         self.port = None
@@ -419,6 +512,9 @@ def main():
     ap.add_argument("--max-streams", type=int, default=0)
     ap.add_argument("--goaway-after", type=int, default=0)
     ap.add_argument("--window", type=int, default=65535)
+    ap.add_argument("--tls-cert")
+    ap.add_argument("--tls-key")
+    ap.add_argument("--alpn", default="h2")
     serve(ap.parse_args())
 
 
