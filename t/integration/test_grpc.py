@@ -32,7 +32,7 @@ BIG_OPTS = [("grpc.max_receive_message_length", 16 * MB),
 class Server:
     """A gRPC server on 127.0.0.1 in this process, with what the handlers saw."""
 
-    def __init__(self):
+    def __init__(self, certs=None):
         self.metadata = []      # invocation metadata of each Unary call
         self.peers = set()      # ctx.peer() of each call: one per upstream connection
         self.cancelled = threading.Event()
@@ -52,7 +52,13 @@ class Server:
                                   options=BIG_OPTS)
         self.server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SVC, handlers),))
-        self.port = self.server.add_insecure_port("127.0.0.1:0")
+        if certs is None:
+            self.port = self.server.add_insecure_port("127.0.0.1:0")
+        else:
+            # TLS with the a.test leaf of the `certs` fixture (grpc-core selects h2 in ALPN)
+            creds = grpc.ssl_server_credentials(
+                [(certs.key("a.test").read_bytes(), certs.cert("a.test").read_bytes())])
+            self.port = self.server.add_secure_port("127.0.0.1:0", creds)
         self.server.start()
 
     def stop(self):
@@ -106,6 +112,13 @@ class Server:
 @pytest.fixture
 def gserver():
     s = Server()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def tls_gserver(certs):
+    s = Server(certs)
     yield s
     s.stop()
 
@@ -330,12 +343,74 @@ def test_http1_request_to_grpc_location_gets_status_in_the_head(rampart, port):
     assert r.headers["Content-Type"] == "application/grpc"
 
 
-def test_grpcs_upstream_is_refused_at_configuration(conf_dir):
+def test_grpc_ssl_verify_without_a_ca_is_refused_at_its_line(conf_dir):
     (conf_dir / "rampart.conf").write_text(
-        "http { server { listen 127.0.0.1:1; location / { grpc_pass grpcs://127.0.0.1:2; } } }\n")
+        "http { server { listen 127.0.0.1:1; location / { grpc_pass grpcs://127.0.0.1:2;\n"
+        "grpc_ssl_verify on; } } }\n")
     p = harness.run("-t", "-p", conf_dir, "-c", "rampart.conf")
     assert p.returncode != 0
-    assert "rampart.conf:1" in p.stderr and "not supported yet" in p.stderr
+    assert ('rampart.conf:2: "grpc_ssl_verify": no "grpc_ssl_trusted_certificate" is defined'
+            in p.stderr), p.stderr
+
+
+# -- grpcs:// ------------------------------------------------------------------------
+
+
+def serve_tls(rampart, port, target, certs, location=""):
+    rampart.configure(f"client_max_body_size 0;\n"
+                      f"server {{\n listen 127.0.0.1:{port} http2;\n"
+                      f" location / {{ grpc_pass grpcs://{target};\n"
+                      f"  grpc_ssl_verify on; grpc_ssl_trusted_certificate {certs.ca};\n"
+                      f"  grpc_ssl_name a.test; grpc_ssl_server_name on; {location} }}\n}}")
+    rampart.start()
+    return rampart
+
+
+def test_grpcs_unary_and_streaming_calls(rampart, port, tls_gserver, certs):
+    serve_tls(rampart, port, f"127.0.0.1:{tls_gserver.port}", certs)
+    with channel(port) as ch:
+        assert method(ch, "Unary")(b"hello", timeout=5) == b"echo:hello"
+        got = list(method(ch, "ServerStream", "unary_stream")(b"x", timeout=5))
+        assert got == [b"msg-%d" % i for i in range(100)]
+        got = list(method(ch, "Bidi", "stream_stream")(iter([b"one", b"two"] * 20), timeout=5))
+        assert got == [b"ONE", b"TWO"] * 20
+        payload = bytes(range(256)) * (4 * MB // 256)
+        assert method(ch, "Big")(payload, timeout=20) == bytes(reversed(payload))
+    assert "[error]" not in rampart.log_text()
+
+
+def test_grpcs_to_an_upstream_block_shares_one_connection(rampart, port, tls_gserver, certs):
+    rampart.configure(f"upstream g {{ server 127.0.0.1:{tls_gserver.port}; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port} http2;\n"
+                      f" location / {{ grpc_pass grpcs://g; grpc_ssl_verify on;\n"
+                      f"  grpc_ssl_trusted_certificate {certs.ca}; grpc_ssl_name a.test; }}\n}}")
+    rampart.start()
+    with channel(port) as ch:
+        m = method(ch, "Peer")
+        futs = [m.future(b"x", timeout=10) for _ in range(30)]
+        assert [f.result() for f in futs] == [b"ok"] * 30
+    assert len(tls_gserver.peers) == 1
+
+
+def test_grpcs_with_a_wrong_ca_is_unavailable_and_logged(rampart, port, tls_gserver, certs):
+    rampart.configure(f"server {{\n listen 127.0.0.1:{port} http2;\n"
+                      f" location / {{ grpc_pass grpcs://127.0.0.1:{tls_gserver.port};\n"
+                      f"  grpc_ssl_verify on; grpc_ssl_trusted_certificate {certs.intermediate};"
+                      f" grpc_ssl_name a.test; }}\n}}")
+    rampart.start()
+    with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
+        method(ch, "Unary")(b"x", timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    rampart.wait_log(r"upstream SSL certificate verify error: \(20:.*while SSL handshaking to "
+                     r"upstream.*upstream: \"grpcs://127\.0\.0\.1:%d" % tls_gserver.port)
+
+
+def test_grpcs_unreachable_is_unavailable(rampart, port, certs):
+    dead = harness.free_port()
+    serve_tls(rampart, port, f"127.0.0.1:{dead}", certs)
+    with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
+        method(ch, "Unary")(b"x", timeout=5)
+    assert e.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 # -- connections -----------------------------------------------------------------------

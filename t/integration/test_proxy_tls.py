@@ -668,14 +668,12 @@ def test_reload_keeps_https_upstreams_working(rampart, port, backend_factory, ce
              what="the new generation to verify b.test")
 
 
-def test_https_to_an_http2_group_is_refused_at_its_line(conf_dir, port):
-    # HTTP/2 to upstreams runs over cleartext only for now: say so, do not fall back
+def test_https_to_an_http2_group_is_accepted(conf_dir, port):
+    # HTTP/2 over TLS (ALPN h2) to an http2 group: test_proxy_h2_tls.py runs it
     path, text, p = check(conf_dir, f"""
     upstream h2grp {{ server 127.0.0.1:9; http2; }}
     server {{
         listen 127.0.0.1:{port};
         location / {{ proxy_pass https://h2grp; }}
     }}""")
-    assert p.returncode == 1
-    assert (f"{path}:{line_of(text, 'proxy_pass https://h2grp')}: \"proxy_pass\": HTTP/2 over "
-            f"TLS to upstream servers is not supported yet") in p.stderr
+    assert p.returncode == 0, p.stderr

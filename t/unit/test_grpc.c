@@ -122,6 +122,10 @@ START_TEST(test_grpc_pass_accepts_a_group_or_an_address)
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpc://g;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpc://127.0.0.1:50051;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass 127.0.0.1:50051;")));
+    rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpcs://g;")));
+    rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpcs://127.0.0.1:50051; "
+                                          "grpc_ssl_server_name on; grpc_ssl_name a.test; "
+                                          "grpc_ssl_protocols TLSv1.3; grpc_ssl_session_reuse off;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpc://g; grpc_read_timeout 5m; "
                                           "grpc_send_timeout 1s; grpc_connect_timeout 2s; "
                                           "grpc_set_header x-a b; grpc_hide_header x-c;")));
@@ -132,15 +136,16 @@ END_TEST
 START_TEST(test_grpc_pass_refusals_name_the_cause)
 {
     ut_setup_dir();
-    ut_expect_error(grpc_conf("grpc_pass grpcs://g;"),
-                    "@/rampart.conf:5: \"grpc_pass\": grpcs:// (TLS to the upstream) is not "
-                    "supported yet in \"grpcs://g\"");
+    /* the grpc_ssl_* settings' own errors name the grpc_ssl_* directive */
+    ut_expect_error(grpc_conf("grpc_pass grpcs://g; grpc_ssl_verify on;"),
+                    "@/rampart.conf:5: \"grpc_ssl_verify\": no \"grpc_ssl_trusted_certificate\" "
+                    "is defined for it");
     ut_expect_error(grpc_conf("grpc_pass grpc://g/x;"),
                     "@/rampart.conf:5: \"grpc_pass\": \"grpc_pass\" cannot have a URI part in "
                     "\"grpc://g/x\"");
     ut_expect_error(grpc_conf("grpc_pass http://g;"),
                     "@/rampart.conf:5: \"grpc_pass\": invalid URL prefix in \"http://g\" "
-                    "(expected grpc://)");
+                    "(expected grpc:// or grpcs://)");
     ut_expect_error(grpc_conf("grpc_pass grpc://g; proxy_pass http://g;"),
                     "@/rampart.conf:5: \"grpc_pass\": \"grpc_pass\" and \"proxy_pass\" in the "
                     "same location");
