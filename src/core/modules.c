@@ -10,8 +10,8 @@
 rp_module_t *const rp_modules[] = {
     &rp_core_module,        &rp_http_module,     &rp_http_core_module,
     &rp_http_return_module, &rp_upstream_module, &rp_proxy_module,
-    &rp_proxy_ssl_module,   &rp_grpc_ssl_module, &rp_grpc_module,     &rp_http_headers_module,
-    &rp_access_log_module,  &rp_ssl_module,
+    &rp_proxy_ssl_module,   &rp_grpc_ssl_module, &rp_grpc_module,
+    &rp_http_headers_module, &rp_access_log_module,  &rp_ssl_module,
     &rp_http2_module,
 };
 

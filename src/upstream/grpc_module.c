@@ -164,8 +164,7 @@ static const char *postconfiguration(rp_conf_t *cf)
         const char *name = g->host.data;
         g->upstream = rp_upstream_find(cf, name);
         if (g->upstream == NULL) {
-            int has_port =
-                name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+            int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
             const char *hp =
                 has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, g->https ? 443 : 80);
             const char *err = rp_upstream_implicit(cf, hp, g->https, &g->upstream);

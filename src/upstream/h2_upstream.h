@@ -83,11 +83,11 @@ struct rp_h2u_stream_s {
 typedef struct {
     const nghttp2_nv *nva; /* lowercase names, pseudo-header fields first; kept until sent */
     size_t nnv;
-    int has_body; /* request body bytes follow (rp_h2u_send_body) */
+    int has_body;            /* request body bytes follow (rp_h2u_send_body) */
     int64_t connect_timeout; /* bounds the TCP connect and the TLS handshake together */
     rp_upstream_tls_t *tls;  /* NULL: cleartext. Sessions are only shared by requests with
                               * the same one (same TLS settings, same checks) */
-    rp_arena_t *arena; /* where the response's fields are copied */
+    rp_arena_t *arena;       /* where the response's fields are copied */
     void (*notify)(void *owner);
     void *owner;
 } rp_h2u_request_t;

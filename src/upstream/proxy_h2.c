@@ -144,8 +144,8 @@ static void log_upstream(xchg_t *x, int level, const char *what, int err, const 
                  : r->version == 10 ? "1.0"
                                     : "1.1",
                  x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http"),
-                 x->peer ? x->peer->name : x->ups->name,
-                 (int)x->target.len, x->target.data, (int)r->host.len, r->host.data);
+                 x->peer ? x->peer->name : x->ups->name, (int)x->target.len, x->target.data,
+                 (int)r->host.len, r->host.data);
 }
 
 /* Lets go of the current attempt's stream and server. */

@@ -213,7 +213,8 @@ static const char *postconfiguration(rp_conf_t *cf)
         if (p->https) {
             /* the location's proxy_ssl_* settings, merged by now */
             rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_proxy_ssl_module.index];
-            const char *err = rp_upstream_tls_get(cf, sc, p->upstream, name, p->upstream->http2, &p->tls);
+            const char *err =
+                rp_upstream_tls_get(cf, sc, p->upstream, name, p->upstream->http2, &p->tls);
             if (err != RP_CONF_OK)
                 return err;
         }

@@ -159,8 +159,8 @@ static const rp_command_t grpc_commands[] = {
     {"grpc_ssl_certificate_key", ANYWHERE, 0, 1, 1, set_key, RP_CONF_LOC, 0, NULL},
     {"grpc_ssl_protocols", ANYWHERE, 0, 1, 4, set_protocols, RP_CONF_LOC, 0, NULL},
     {"grpc_ssl_ciphers", ANYWHERE, 0, 1, 1, set_ciphers, RP_CONF_LOC, 0, NULL},
-    {"grpc_ssl_session_reuse", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
-     LOC(session_reuse), NULL},
+    {"grpc_ssl_session_reuse", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(session_reuse),
+     NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

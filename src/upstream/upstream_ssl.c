@@ -127,13 +127,13 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2, SS
                               SSL_MODE_RELEASE_BUFFERS);
     if (sc->ciphers.value && SSL_CTX_set_cipher_list(ctx, sc->ciphers.value) != 1) {
         ERR_clear_error();
-        return at(cf, &sc->ciphers, "\"%s_ssl_ciphers\": no usable cipher in \"%s\"",
-                  pre, sc->ciphers.value);
+        return at(cf, &sc->ciphers, "\"%s_ssl_ciphers\": no usable cipher in \"%s\"", pre,
+                  sc->ciphers.value);
     }
 
     if (sc->trusted.value && SSL_CTX_load_verify_locations(ctx, sc->trusted.value, NULL) != 1)
-        return at(cf, &sc->trusted, "\"%s_ssl_trusted_certificate\": cannot load \"%s\": %s",
-                  pre, sc->trusted.value, ssl_error_text(cf));
+        return at(cf, &sc->trusted, "\"%s_ssl_trusted_certificate\": cannot load \"%s\": %s", pre,
+                  sc->trusted.value, ssl_error_text(cf));
     if (sc->verify) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
         SSL_CTX_set_verify_depth(ctx, sc->verify_depth);
@@ -143,8 +143,8 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2, SS
 
     if (sc->certificate.value) {
         if (SSL_CTX_use_certificate_chain_file(ctx, sc->certificate.value) != 1)
-            return at(cf, &sc->certificate, "\"%s_ssl_certificate\": cannot load \"%s\": %s",
-                      pre, sc->certificate.value, ssl_error_text(cf));
+            return at(cf, &sc->certificate, "\"%s_ssl_certificate\": cannot load \"%s\": %s", pre,
+                      sc->certificate.value, ssl_error_text(cf));
         int loaded =
             SSL_CTX_use_PrivateKey_file(ctx, sc->certificate_key.value, SSL_FILETYPE_PEM) == 1;
         unsigned long e = ERR_peek_error();
@@ -153,13 +153,13 @@ static const char *get_ctx(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2, SS
                         ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH);
         if (!loaded && !mismatch)
             return at(cf, &sc->certificate_key,
-                      "\"%s_ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s",
-                      pre, sc->certificate_key.value, sc->certificate.value, ssl_error_text(cf));
+                      "\"%s_ssl_certificate_key\": cannot load \"%s\" for \"%s\": %s", pre,
+                      sc->certificate_key.value, sc->certificate.value, ssl_error_text(cf));
         if (mismatch || SSL_CTX_check_private_key(ctx) != 1) {
             ERR_clear_error();
             return at(cf, &sc->certificate_key,
-                      "\"%s_ssl_certificate_key\": \"%s\" does not match \"%s\"",
-                      pre, sc->certificate_key.value, sc->certificate.value);
+                      "\"%s_ssl_certificate_key\": \"%s\" does not match \"%s\"", pre,
+                      sc->certificate_key.value, sc->certificate.value);
         }
     }
 

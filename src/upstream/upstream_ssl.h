@@ -30,9 +30,9 @@ typedef struct {
 /* The proxy_ssl_* directives of one level (http, server, location), inherited by merging. */
 typedef struct {
     const char *prefix; /* "proxy" or "grpc": which directives these are, for messages */
-    int verify;       /* proxy_ssl_verify */
-    int verify_depth; /* proxy_ssl_verify_depth */
-    int server_name;  /* proxy_ssl_server_name: send SNI */
+    int verify;         /* proxy_ssl_verify */
+    int verify_depth;   /* proxy_ssl_verify_depth */
+    int server_name;    /* proxy_ssl_server_name: send SNI */
     int session_reuse;
     int protocols; /* RP_TLS* bits (net/tls.h) */
     char *name;    /* proxy_ssl_name; NULL: the host of proxy_pass */

@@ -123,9 +123,10 @@ START_TEST(test_grpc_pass_accepts_a_group_or_an_address)
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpc://127.0.0.1:50051;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass 127.0.0.1:50051;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpcs://g;")));
-    rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpcs://127.0.0.1:50051; "
-                                          "grpc_ssl_server_name on; grpc_ssl_name a.test; "
-                                          "grpc_ssl_protocols TLSv1.3; grpc_ssl_session_reuse off;")));
+    rp_cycle_destroy(
+        ut_load_ok(grpc_conf("grpc_pass grpcs://127.0.0.1:50051; "
+                             "grpc_ssl_server_name on; grpc_ssl_name a.test; "
+                             "grpc_ssl_protocols TLSv1.3; grpc_ssl_session_reuse off;")));
     rp_cycle_destroy(ut_load_ok(grpc_conf("grpc_pass grpc://g; grpc_read_timeout 5m; "
                                           "grpc_send_timeout 1s; grpc_connect_timeout 2s; "
                                           "grpc_set_header x-a b; grpc_hide_header x-c;")));
