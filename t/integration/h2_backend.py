@@ -9,7 +9,8 @@ so streams of a connection are served concurrently.
 With --tls-cert/--tls-key it speaks TLS and offers ALPN --alpn (default "h2"; a
 list without h2 makes a server that only does HTTP/1.1 in ALPN, whose
 connections still answer HTTP/2 if a client goes on regardless). GET /__stats
-then also counts "tls_connections" whose handshake completed.
+then also counts "tls_connections" whose handshake completed, and of those
+"tls_resumed" that resumed a session.
 
 It prints "PORT <n>" once it listens and stops on SIGTERM. Imported, `H2Backend`
 starts and stops it as a separate process, by pid.
@@ -86,11 +87,13 @@ class Stats:
         self.max_concurrent = 0
         self.resets = 0
         self.tls_connections = 0
+        self.tls_resumed = 0
 
     def snapshot(self):
         with self.lock:
             return {"connections": self.connections, "requests": self.requests,
                     "tls_connections": self.tls_connections,
+                    "tls_resumed": self.tls_resumed,
                     "max_concurrent": self.max_concurrent, "resets": self.resets,
                     "open_connections": self.open_connections}
 
@@ -435,6 +438,7 @@ def tls_then_run(raw, opts, stats, ctx):
         return
     with stats.lock:
         stats.tls_connections += 1
+        stats.tls_resumed += sock.obj.session_reused
     Conn(sock, opts, stats).run()
 
 

@@ -10,7 +10,9 @@ session-wide `certs` fixture); its /__stats is fetched through rampart."""
 import hashlib
 import json
 import re
+import socket
 import threading
+import time
 
 import pytest
 
@@ -196,3 +198,36 @@ def test_client_certificate_and_protocols(rampart, port, tls_h2, certs):
           f" proxy_ssl_certificate {cert}; proxy_ssl_certificate_key {key};"
           " proxy_ssl_protocols TLSv1.2;")
     assert request(port, "/").status == 200
+
+
+def test_handshake_timeout_gets_504_after_proxy_connect_timeout(rampart, port, certs):
+    # a listener that never accepts: the TCP connect succeeds, no ServerHello ever comes
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)
+    try:
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        serve(rampart, port, [addr], location="proxy_connect_timeout 500ms;")
+        t0 = time.monotonic()
+        assert request(port, "/", timeout=10).status == 504
+        assert time.monotonic() - t0 < 5
+        rampart.wait_log(r"upstream timed out \(110: Connection timed out\) while SSL "
+                         r"handshaking to upstream")
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("reuse", ["on", "off"])
+def test_session_reuse_resumes_on_the_next_connection(rampart, port, tls_h2, certs, reuse):
+    be = tls_h2()
+    # one request per connection: each request makes a new one, offering the last session
+    serve(rampart, port, [be], upstream="keepalive_requests 1;",
+          location=trust(certs) + f" proxy_ssl_session_reuse {reuse};")
+    for _ in range(3):
+        assert request(port, "/").status == 200
+    s = stats(port)
+    assert s["tls_connections"] >= 3
+    if reuse == "on":
+        assert s["tls_resumed"] >= 2
+    else:
+        assert s["tls_resumed"] == 0
