@@ -20,6 +20,7 @@ import grpc
 import pytest
 
 import harness
+from test_proxy_tls import intermediate_leaf
 from h2_backend import H2Backend
 from h2client import H2Client
 
@@ -32,7 +33,7 @@ BIG_OPTS = [("grpc.max_receive_message_length", 16 * MB),
 class Server:
     """A gRPC server on 127.0.0.1 in this process, with what the handlers saw."""
 
-    def __init__(self, certs=None):
+    def __init__(self, certs=None, client_ca=None, pair=None):
         self.metadata = []      # invocation metadata of each Unary call
         self.peers = set()      # ctx.peer() of each call: one per upstream connection
         self.cancelled = threading.Event()
@@ -56,8 +57,12 @@ class Server:
             self.port = self.server.add_insecure_port("127.0.0.1:0")
         else:
             # TLS with the a.test leaf of the `certs` fixture (grpc-core selects h2 in ALPN)
+            # (pair: another key and chain; client_ca: the CA client certificates need)
+            key, chain = pair or (certs.key("a.test"), certs.cert("a.test"))
             creds = grpc.ssl_server_credentials(
-                [(certs.key("a.test").read_bytes(), certs.cert("a.test").read_bytes())])
+                [(key.read_bytes(), chain.read_bytes())],
+                root_certificates=client_ca.read_bytes() if client_ca else None,
+                require_client_auth=client_ca is not None)
             self.port = self.server.add_secure_port("127.0.0.1:0", creds)
         self.server.start()
 
@@ -403,6 +408,52 @@ def test_grpcs_with_a_wrong_ca_is_unavailable_and_logged(rampart, port, tls_gser
     assert e.value.code() == grpc.StatusCode.UNAVAILABLE
     rampart.wait_log(r"upstream SSL certificate verify error: \(20:.*while SSL handshaking to "
                      r"upstream.*upstream: \"grpcs://127\.0\.0\.1:%d" % tls_gserver.port)
+
+
+def test_grpcs_presents_grpc_ssl_certificate_to_a_server_requiring_one(rampart, port, certs):
+    s = Server(certs, client_ca=certs.ca)
+    try:
+        serve_tls(rampart, port, f"127.0.0.1:{s.port}", certs,
+                  f"grpc_ssl_certificate {certs.client_cert};"
+                  f" grpc_ssl_certificate_key {certs.client_key};")
+        with channel(port) as ch:
+            assert method(ch, "Unary")(b"mtls", timeout=5) == b"echo:mtls"
+    finally:
+        s.stop()
+
+
+def test_grpcs_without_a_client_certificate_is_unavailable(rampart, port, certs):
+    s = Server(certs, client_ca=certs.ca)
+    try:
+        serve_tls(rampart, port, f"127.0.0.1:{s.port}", certs)
+        with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
+            method(ch, "Unary")(b"x", timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        s.stop()
+
+
+def test_grpc_ssl_verify_depth_0_refuses_a_chain_through_an_intermediate(
+        rampart, port, certs, tmp_path):
+    chain, key = intermediate_leaf(certs, tmp_path, name="a.test")
+    s = Server(certs, pair=(key, chain))
+    try:
+        serve_tls(rampart, port, f"127.0.0.1:{s.port}", certs, "grpc_ssl_verify_depth 0;")
+        with channel(port) as ch, pytest.raises(grpc.RpcError) as e:
+            method(ch, "Unary")(b"x", timeout=5)
+        assert e.value.code() == grpc.StatusCode.UNAVAILABLE
+        rampart.wait_log(r"upstream SSL certificate verify error: \(22:certificate chain too long\)")
+    finally:
+        s.stop()
+
+
+def test_grpc_ssl_ciphers_with_no_usable_cipher_is_refused_at_its_line(conf_dir):
+    (conf_dir / "rampart.conf").write_text(
+        "http { server { listen 127.0.0.1:1; location / { grpc_pass grpcs://127.0.0.1:2;\n"
+        "grpc_ssl_ciphers NO-SUCH-CIPHER; } } }\n")
+    p = harness.run("-t", "-p", conf_dir, "-c", "rampart.conf")
+    assert p.returncode != 0
+    assert 'rampart.conf:2: "grpc_ssl_ciphers"' in p.stderr, p.stderr
 
 
 def test_grpcs_unreachable_is_unavailable(rampart, port, certs):

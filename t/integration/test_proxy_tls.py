@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import subprocess
 import socket
 import time
 
@@ -252,6 +253,42 @@ def test_verify_with_a_wrong_ca_gets_502_and_logs_the_verify_error(
     rampart.wait_log(re.escape(VERIFY_ERROR_20) +
                      rf', client: 127\.0\.0\.1, .*upstream: "https://{re.escape(be.addr)}/v"')
     assert be.stats()["requests"] == 0
+
+
+def intermediate_leaf(certs, tmp_path, name="depth.test"):
+    """A server leaf for name signed by the test intermediate CA; (chain file, key):
+    the chain is the leaf then the intermediate: one untrusted CA, depth 1."""
+    key, crt, chain = tmp_path / "leaf.key", tmp_path / "leaf.crt", tmp_path / "chain.pem"
+    subprocess.run(["openssl", "req", "-x509", "-days", "2", "-CA", str(certs.intermediate),
+                    "-CAkey", str(certs.intermediate_key), "-newkey", "ec",
+                    "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", str(key),
+                    "-out", str(crt), "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}",
+                    "-addext", "basicConstraints=critical,CA:FALSE",
+                    "-addext", "extendedKeyUsage=serverAuth"],
+                   check=True, capture_output=True, timeout=30)
+    chain.write_bytes(crt.read_bytes() + certs.intermediate.read_bytes())
+    return chain, key
+
+
+def test_verify_depth_0_refuses_a_chain_through_an_intermediate(
+        rampart, port, backend_factory, certs, tmp_path):
+    chain, key = intermediate_leaf(certs, tmp_path)
+    be = backend_factory(tls_cert=chain, tls_key=key)
+    serve(rampart, port, "proxy_pass https://depth.test;", block("depth.test", be),
+          server=trust(certs, "proxy_ssl_verify_depth 0;"))
+    assert request(port, "/").status == 502
+    rampart.wait_log(r"upstream SSL certificate verify error: \(22:certificate chain too long\)")
+    assert be.stats()["requests"] == 0
+
+
+def test_default_verify_depth_accepts_a_chain_through_an_intermediate(
+        rampart, port, backend_factory, certs, tmp_path):
+    chain, key = intermediate_leaf(certs, tmp_path)
+    be = backend_factory(tls_cert=chain, tls_key=key)
+    serve(rampart, port, "proxy_pass https://depth.test;", block("depth.test", be),
+          server=trust(certs))  # proxy_ssl_verify_depth 1
+    assert request(port, "/").status == 200
 
 
 def test_verify_off_accepts_an_untrusted_certificate(rampart, port, backend_factory, certs):
