@@ -110,29 +110,7 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     if (strcasecmp(name, "content-length") == 0 || strcasecmp(name, "transfer-encoding") == 0 ||
         strcasecmp(name, "connection") == 0 || strcasecmp(name, "te") == 0)
         return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself", name);
-    const char *bad = rp_conf_check_header(cf, name, cf->argv[2]);
-    if (bad)
-        return bad;
-    if (g->set_headers == NULL) {
-        g->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
-        rp_array_init(g->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
-    }
-    rp_proxy_header_t *h = rp_array_push(g->set_headers);
-    memset(h, 0, sizeof(*h));
-    h->name = (rp_str_t){name, strlen(name)};
-    return rp_cv_compile(cf, cf->argv[2], &h->value);
-}
-
-static const char *set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    rp_proxy_loc_conf_t *g = conf;
-    if (g->hide_headers == NULL) {
-        g->hide_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
-        rp_array_init(g->hide_headers, cf->arena, 4, sizeof(rp_str_t));
-    }
-    rp_str_t *s = rp_array_push(g->hide_headers);
-    *s = (rp_str_t){cf->argv[1], strlen(cf->argv[1])};
-    return RP_CONF_OK;
+    return rp_proxy_add_header(cf, g, name, cf->argv[2]);
 }
 
 static int grpc_handler(rp_request_t *r)
@@ -190,7 +168,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 static const rp_command_t commands[] = {
     {"grpc_pass", RP_CTX_LOCATION, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
     {"grpc_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
-    {"grpc_hide_header", ANYWHERE, 0, 1, 1, set_hide, RP_CONF_LOC, 0, NULL},
+    {"grpc_hide_header", ANYWHERE, 0, 1, 1, rp_proxy_set_hide, RP_CONF_LOC, 0, NULL},
     {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(connect_timeout),
      NULL},
     {"grpc_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),

@@ -78,7 +78,7 @@ static void on_upstream_timer(void *arg);
 static void connect_next(proxy_t *p);
 static void pump_body(proxy_t *p);
 
-static int64_t ms_since(const struct timeval *t)
+int64_t rp_proxy_ms_since(const struct timeval *t)
 {
     struct timeval now;
     event_base_gettimeofday_cached(rp_event_base, &now);
@@ -91,8 +91,7 @@ static void set_utimer(proxy_t *p, int64_t ms)
     evtimer_add(&p->uc->timer, &tv);
 }
 
-/* Appends to one of the request's ", "-joined $upstream_* records. */
-static void record(rp_request_t *r, rp_str_t *field, const char *text)
+void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text)
 {
     size_t n = strlen(text);
     if (field->len == 0) {
@@ -106,8 +105,7 @@ static void record(rp_request_t *r, rp_str_t *field, const char *text)
     *field = (rp_str_t){b, field->len + 2 + n};
 }
 
-/* Seconds with milliseconds ("0.004"), or "-" for a negative (unknown) time. */
-static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
+void rp_proxy_record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
 {
     char buf[32], *p = buf + sizeof(buf);
     *--p = '\0';
@@ -122,16 +120,14 @@ static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
             ms /= 10;
         } while (ms);
     }
-    record(r, field, p);
+    rp_proxy_record(r, field, p);
 }
 
-/* nginx's error-log context: who asked for what, and where it was going. */
-static void log_upstream(proxy_t *p, int level, const char *what, int err, const char *where)
+void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, const char *where,
+                        const char *scheme, const char *peer, rp_str_t target)
 {
-    rp_request_t *r = p->r;
     char client[64] = "", errtext[160] = "";
-    rp_str_t addr;
-    rp_str_t arg;
+    rp_str_t addr, arg;
     rp_var_get_pt get = rp_var_lookup("remote_addr", 11, &arg);
     if (get && get(r, arg, &addr) == 0)
         snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
@@ -140,15 +136,21 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
     rp_str_t server = r->srv && r->srv->names.nelts
                           ? ((rp_server_name_t *)r->srv->names.elts)[0].text
                           : RP_STR("");
+    const char *version = r->version == 20 ? "2.0" : r->version == 10 ? "1.0" : "1.1";
     rp_log_error(level, 0,
-                 "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/1.%d\", "
+                 "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/%s\", "
                  "upstream: \"%s://%s%.*s\", host: \"%.*s\"",
                  what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
                  server.data ? server.data : "", (int)r->method.len, r->method.data,
-                 (int)r->request_uri.len, r->request_uri.data, r->version == 10 ? 0 : 1,
-                 p->plcf->https ? "https" : "http",
-                 p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, (int)p->target.len,
-                 p->target.data, (int)r->host.len, r->host.data);
+                 (int)r->request_uri.len, r->request_uri.data, version, scheme, peer,
+                 (int)target.len, target.data, (int)r->host.len, r->host.data);
+}
+
+/* nginx's error-log context: who asked for what, and where it was going. */
+static void log_upstream(proxy_t *p, int level, const char *what, int err, const char *where)
+{
+    rp_proxy_log_error(p->r, level, what, err, where, p->plcf->https ? "https" : "http",
+                       p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, p->target);
 }
 
 void rp_proxy_log(rp_request_t *r, int level, const char *what, int err, const char *where)
@@ -174,7 +176,7 @@ static void cleanup(rp_request_t *r)
     if (p == NULL)
         return;
     if (p->uc && p->state >= P_SEND && !p->finished)
-        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     drop_uc(p, 0);
     r->upstream = NULL;
 }
@@ -195,7 +197,7 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
 {
     rp_request_t *r = p->r;
     log_upstream(p, RP_LOG_ERR, why, err, where);
-    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     if (!rp_http_head_sent(r)) {
         /* nothing reached the client yet: it can still get a proper 502 */
@@ -213,7 +215,7 @@ static void finish(proxy_t *p)
 {
     rp_request_t *r = p->r;
     p->finished = 1;
-    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 0);
     if (p->uc && p->mode == B_NONE)
         p->uc->suspect = 1; /* a body where none belongs may still be on its way */
@@ -560,7 +562,7 @@ static void start_exchange(proxy_t *p)
 /* The connection is ready for the request: connected, and through TLS when it has it. */
 static void established(proxy_t *p)
 {
-    record_ms(p->r, &p->r->upstream_connect_time, ms_since(&p->t_connect));
+    rp_proxy_record_ms(p->r, &p->r->upstream_connect_time, rp_proxy_ms_since(&p->t_connect));
     event_del(&p->uc->wev);
     event_del(&p->uc->timer);
     start_exchange(p);
@@ -577,9 +579,9 @@ static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
         log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out)", 0, where);
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
-    record(r, &r->upstream_status, timed_out ? "504" : "502");
-    record_ms(r, &r->upstream_connect_time, -1);
-    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_proxy_record(r, &r->upstream_status, timed_out ? "504" : "502");
+    rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     drop_uc(p, 0);
     p->last_timeout = timed_out;
@@ -656,13 +658,13 @@ static void connect_next(proxy_t *p)
     p->tries++;
     s->conns++;
     event_base_gettimeofday_cached(rp_event_base, &p->t_start);
-    record(r, &r->upstream_addr, s->name);
+    rp_proxy_record(r, &r->upstream_addr, s->name);
 
     rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
-        record(r, &r->upstream_connect_time, "0.000");
+        rp_proxy_record(r, &r->upstream_connect_time, "0.000");
         start_exchange(p);
         return;
     }
@@ -740,8 +742,8 @@ static void upstream_send_error(proxy_t *p, int err)
         return;
     }
     log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
-    record(p->r, &p->r->upstream_status, "502");
-    record_ms(p->r, &p->r->upstream_response_time, ms_since(&p->t_start));
+    rp_proxy_record(p->r, &p->r->upstream_status, "502");
+    rp_proxy_record_ms(p->r, &p->r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     fail(p, 502);
 }
@@ -809,14 +811,14 @@ static int switch_protocols(proxy_t *p)
         /* RFC 9110 7.8: without it nobody knows what the connection now speaks */
         log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                     "Upgrade field", 0, NULL);
-        record(r, &r->upstream_status, "502");
-        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+        rp_proxy_record(r, &r->upstream_status, "502");
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
         rp_upstream_report(p->ups, uc->peer, 1);
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
-    record(r, &r->upstream_status, "101");
+    rp_proxy_record(r, &r->upstream_status, "101");
     rp_upstream_report(p->ups, uc->peer, 0);
     r->status = 101;
     r->response_started = 1;
@@ -860,7 +862,7 @@ static int handle_head(proxy_t *p)
         if (code == 101) {
             log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                         "upgrade request", 0, NULL);
-            record(r, &r->upstream_status, "502");
+            rp_proxy_record(r, &r->upstream_status, "502");
             rp_upstream_report(p->ups, uc->peer, 1);
             fail(p, 502);
             return -1;
@@ -879,18 +881,18 @@ static int handle_head(proxy_t *p)
     char code_text[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
                          (char)('0' + code % 10), '\0'}; /* the parser allows 100..999 */
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
-        record(r, &r->upstream_status, "502"); /* as nginx: what the client got */
+        rp_proxy_record(r, &r->upstream_status, "502"); /* as nginx: what the client got */
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
         rp_upstream_report(p->ups, uc->peer, 1);
-        record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
 
-    record(r, &r->upstream_status, code_text);
+    rp_proxy_record(r, &r->upstream_status, code_text);
     int no_body = r->head || code == 204 || code == 304;
     if (no_body)
         p->mode = B_NONE;
@@ -1003,7 +1005,7 @@ static void read_upstream(proxy_t *p)
             /* only a response head can fill the buffer: its limit is below the size */
             log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
                                         "header from upstream", 0, NULL);
-            record(r, &r->upstream_status, "502");
+            rp_proxy_record(r, &r->upstream_status, "502");
             p->finished = 1;
             fail(p, 502);
             return;
@@ -1033,8 +1035,8 @@ static void read_upstream(proxy_t *p)
                 log_upstream(p, RP_LOG_ERR,
                              err ? "recv() failed" : "upstream prematurely closed connection", err,
                              "while reading response header from upstream");
-            record(r, &r->upstream_status, "502");
-            record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+            rp_proxy_record(r, &r->upstream_status, "502");
+            rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
             rp_upstream_report(p->ups, uc->peer, 1);
             p->finished = 1;
             fail(p, 502);
@@ -1063,8 +1065,8 @@ static void read_upstream(proxy_t *p)
                          p->parser.reason);
                 log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
                 rp_upstream_report(p->ups, uc->peer, 1);
-                record(r, &r->upstream_status, "502");
-                record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+                rp_proxy_record(r, &r->upstream_status, "502");
+                rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
                 p->finished = 1;
                 fail(p, 502);
                 return;
@@ -1143,8 +1145,8 @@ static void on_upstream_timer(void *arg)
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
                  0, NULL);
-    record(r, &r->upstream_status, "504");
-    record_ms(r, &r->upstream_response_time, ms_since(&p->t_start));
+    rp_proxy_record(r, &r->upstream_status, "504");
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     p->finished = 1;
     fail(p, 504);

@@ -37,6 +37,23 @@ typedef struct {
 
 extern rp_module_t rp_proxy_module;
 
+/* The proxy's bookkeeping, shared by the HTTP/1 (proxy.c) and HTTP/2 (proxy_h2.c)
+ * exchanges: milliseconds since t by the loop's clock; an entry appended to one of
+ * the ", "-joined $upstream_* records (a time as "0.004", or "-" when negative); an
+ * error-log line in nginx's form, naming the client, request and upstream URL. */
+int64_t rp_proxy_ms_since(const struct timeval *t);
+void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text);
+void rp_proxy_record_ms(rp_request_t *r, rp_str_t *field, int64_t ms);
+void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, const char *where,
+                        const char *scheme, const char *peer, rp_str_t target);
+
+/* For proxy_set_header and grpc_set_header, once the directive's own refusals passed:
+ * checks and adds the field to p's list. proxy_hide_header's and grpc_hide_header's
+ * setter. */
+const char *rp_proxy_add_header(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const char *name,
+                                const char *value);
+const char *rp_proxy_set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+
 /* The content handler: runs the exchange for a location with proxy_pass. */
 int rp_proxy_handler(rp_request_t *r);
 

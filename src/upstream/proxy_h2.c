@@ -82,70 +82,19 @@ static int64_t now_ms(void)
     return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
 }
 
-static int64_t ms_since(const struct timeval *t)
-{
-    struct timeval now;
-    event_base_gettimeofday_cached(rp_event_base, &now);
-    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_usec - t->tv_usec) / 1000;
-}
-
 static void add_timer(struct event *ev, int64_t ms)
 {
     struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
     evtimer_add(ev, &tv);
 }
 
-/* Appends to one of the request's ", "-joined $upstream_* records (as proxy.c does). */
-static void record(rp_request_t *r, rp_str_t *field, const char *text)
-{
-    size_t n = strlen(text);
-    if (field->len == 0) {
-        *field = (rp_str_t){rp_arena_strndup(r->arena, text, n), n};
-        return;
-    }
-    char *b = rp_arena_alloc(r->arena, field->len + 2 + n + 1);
-    memcpy(b, field->data, field->len);
-    memcpy(b + field->len, ", ", 2);
-    memcpy(b + field->len + 2, text, n + 1);
-    *field = (rp_str_t){b, field->len + 2 + n};
-}
-
-static void record_ms(rp_request_t *r, rp_str_t *field, int64_t ms)
-{
-    char buf[32];
-    if (ms < 0)
-        snprintf(buf, sizeof(buf), "-");
-    else
-        snprintf(buf, sizeof(buf), "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
-    record(r, field, buf);
-}
-
 /* nginx's error-log context: who asked for what, and where it was going. */
 static void log_upstream(xchg_t *x, int level, const char *what, int err, const char *where)
 {
-    rp_request_t *r = x->r;
-    char client[64] = "", errtext[160] = "";
-    rp_str_t addr, arg;
-    rp_var_get_pt get = rp_var_lookup("remote_addr", 11, &arg);
-    if (get && get(r, arg, &addr) == 0)
-        snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
-    if (err)
-        snprintf(errtext, sizeof(errtext), " (%d: %s)", err, strerror(err));
-    rp_str_t server = r->srv && r->srv->names.nelts
-                          ? ((rp_server_name_t *)r->srv->names.elts)[0].text
-                          : RP_STR("");
-    rp_log_error(level, 0,
-                 "%s%s%s%s, client: %s, server: %.*s, request: \"%.*s %.*s HTTP/%s\", "
-                 "upstream: \"%s://%s%.*s\", host: \"%.*s\"",
-                 what, errtext, where ? " " : "", where ? where : "", client, (int)server.len,
-                 server.data ? server.data : "", (int)r->method.len, r->method.data,
-                 (int)r->request_uri.len, r->request_uri.data,
-                 r->version == 20   ? "2.0"
-                 : r->version == 10 ? "1.0"
-                                    : "1.1",
-                 x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http"),
-                 x->peer ? x->peer->name : x->ups->name, (int)x->target.len, x->target.data,
-                 (int)r->host.len, r->host.data);
+    const char *scheme =
+        x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
+    rp_proxy_log_error(x->r, level, what, err, where, scheme,
+                       x->peer ? x->peer->name : x->ups->name, x->target);
 }
 
 /* Lets go of the current attempt's stream and server. */
@@ -183,7 +132,7 @@ static void cleanup(rp_request_t *r)
     if (x == NULL)
         return;
     if (!x->finished && x->st && x->st->connected)
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
     done(x);
     r->upstream = NULL;
 }
@@ -390,7 +339,7 @@ static void connect_next(xchg_t *x)
         x->peer = s;
         x->connect_recorded = 0;
         event_base_gettimeofday_cached(rp_event_base, &x->t_start);
-        record(r, &r->upstream_addr, s->name);
+        rp_proxy_record(r, &r->upstream_addr, s->name);
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
@@ -407,9 +356,9 @@ static void connect_next(xchg_t *x)
         /* the connection could not even start (counted against the server already) */
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
-        record(r, &r->upstream_status, "502");
-        record_ms(r, &r->upstream_connect_time, -1);
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record(r, &r->upstream_status, "502");
+        rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
         release(x);
         x->last_timeout = 0;
     }
@@ -434,9 +383,9 @@ static void failed_before_head(xchg_t *x)
         else
             log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
                          "while connecting to upstream");
-        record(r, &r->upstream_status, st->timed_out ? "504" : "502");
-        record_ms(r, &r->upstream_connect_time, -1);
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record(r, &r->upstream_status, st->timed_out ? "504" : "502");
+        rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
         x->last_timeout = st->timed_out;
         release(x);
         connect_next(x);
@@ -476,8 +425,8 @@ static void failed_before_head(xchg_t *x)
         why = st->refused ? "upstream refused the stream" : "upstream reset the stream";
         code = st->refused ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL;
     }
-    record(r, &r->upstream_status, "502");
-    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_proxy_record(r, &r->upstream_status, "502");
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 1);
     fail(x, 502, code, why);
 }
@@ -505,7 +454,7 @@ static int send_head(xchg_t *x)
     rp_h2u_stream_t *st = x->st;
     char code[16];
     snprintf(code, sizeof(code), "%d", st->status);
-    record(r, &r->upstream_status, code);
+    rp_proxy_record(r, &r->upstream_status, code);
     r->status = st->status;
     r->reason = RP_NULL_STR;
     r->response_started = 1;
@@ -528,7 +477,7 @@ static int send_head(xchg_t *x)
     if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 && !r->head &&
         rp_http_status_has_body(r->status)) {
         /* trailers-only: grpc-status is in this head, and it must end the stream */
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 0);
         done(x);
         rp_http_response_trailers_only(r, NULL, 0);
@@ -547,7 +496,7 @@ static void finish(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
-    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 0);
     if (st->ntrailers)
         rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
@@ -720,7 +669,7 @@ static void step(xchg_t *x)
             return; /* x may be gone already: in_step does not matter any more */
         if (st->connected && !x->connect_recorded) {
             x->connect_recorded = 1;
-            record_ms(r, &r->upstream_connect_time, st->connect_ms);
+            rp_proxy_record_ms(r, &r->upstream_connect_time, st->connect_ms);
         }
         if (!x->head_out && st->closed && !st->eof) {
             /* failed before anything went to the client (even with its head read): a
@@ -752,7 +701,7 @@ static void step(xchg_t *x)
                                   : st->too_large ? "upstream sent too big trailers"
                                                   : "upstream reset the stream";
                 log_upstream(x, RP_LOG_ERR, why, st->sys_errno, "while reading upstream");
-                record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+                rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
                 rp_upstream_report(x->ups, x->peer, 1);
                 cut(x, st->conn_error ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL, why);
                 return;
@@ -774,7 +723,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      "upstream timed out (110: Connection timed out) while "
                      "reading upstream",
                      0, NULL);
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 1);
         cut(x, RP_GRPC_UNAVAILABLE, "upstream timed out");
         return;
@@ -786,8 +735,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      : "upstream timed out (110: Connection timed out) while reading response "
                        "header from upstream",
                  0, NULL);
-    record(r, &r->upstream_status, "504");
-    record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+    rp_proxy_record(r, &r->upstream_status, "504");
+    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 1);
     fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
 }
@@ -802,7 +751,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                  (int)r->method.len, r->method.data, (int)r->request_uri.len, r->request_uri.data,
                  x->peer ? x->peer->name : x->ups->name);
     if (x->st && x->st->connected)
-        record_ms(r, &r->upstream_response_time, ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
     /* release() resets the upstream stream with CANCEL: the server stops working on it */
     if (x->head_out)
         cut(x, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");

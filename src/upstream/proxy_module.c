@@ -145,22 +145,27 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
                                  ? " (and asks for the client's upgrade, such as WebSocket, "
                                    "on its own)"
                                  : "");
+    return rp_proxy_add_header(cf, p, hname, cf->argv[2]);
+}
+
+const char *rp_proxy_add_header(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const char *name,
+                                const char *value)
+{
+    const char *bad = rp_conf_check_header(cf, name, value);
+    if (bad)
+        return bad;
     if (p->set_headers == NULL) {
         p->set_headers = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
         rp_array_init(p->set_headers, cf->arena, 4, sizeof(rp_proxy_header_t));
     }
-    const char *name = cf->argv[1];
-    const char *bad = rp_conf_check_header(cf, name, cf->argv[2]);
-    if (bad)
-        return bad;
     rp_proxy_header_t *h = rp_array_push(p->set_headers);
     memset(h, 0, sizeof(*h));
     h->name = (rp_str_t){name, strlen(name)};
     h->upgrade = strcasecmp(name, "upgrade") == 0;
-    return rp_cv_compile(cf, cf->argv[2], &h->value);
+    return rp_cv_compile(cf, value, &h->value);
 }
 
-static const char *set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+const char *rp_proxy_set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *p = conf;
     if (p->hide_headers == NULL) {
@@ -297,7 +302,7 @@ rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t matc
 static const rp_command_t commands[] = {
     {"proxy_pass", RP_CTX_LOCATION, 0, 1, 1, set_proxy_pass, RP_CONF_LOC, 0, NULL},
     {"proxy_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
-    {"proxy_hide_header", ANYWHERE, 0, 1, 1, set_hide, RP_CONF_LOC, 0, NULL},
+    {"proxy_hide_header", ANYWHERE, 0, 1, 1, rp_proxy_set_hide, RP_CONF_LOC, 0, NULL},
     {"proxy_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
      LOC(connect_timeout), NULL},
     {"proxy_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),
