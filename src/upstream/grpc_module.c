@@ -140,15 +140,9 @@ static const char *postconfiguration(rp_conf_t *cf)
         if (p && p->host.data)
             return rp_conf_error(cf, "\"grpc_pass\" and \"proxy_pass\" in the same location");
         const char *name = g->host.data;
-        g->upstream = rp_upstream_find(cf, name);
-        if (g->upstream == NULL) {
-            int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
-            const char *hp =
-                has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, g->https ? 443 : 80);
-            const char *err = rp_upstream_implicit(cf, hp, g->https, &g->upstream);
-            if (err)
-                return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
-        }
+        const char *rerr = rp_upstream_resolve(cf, name, g->https, &g->upstream);
+        if (rerr != RP_CONF_OK)
+            return rerr;
         if (g->https) {
             /* the location's grpc_ssl_* settings, merged by now; gRPC is always HTTP/2 */
             rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_grpc_ssl_module.index];

@@ -206,15 +206,9 @@ static const char *postconfiguration(rp_conf_t *cf)
         cf->argv = argv;
         cf->http_ctx = pd[i].ctx;
         const char *name = p->host.data;
-        p->upstream = rp_upstream_find(cf, name);
-        if (p->upstream == NULL) {
-            int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
-            const char *hp =
-                has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, p->https ? 443 : 80);
-            const char *err = rp_upstream_implicit(cf, hp, p->https, &p->upstream);
-            if (err)
-                return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
-        }
+        const char *rerr = rp_upstream_resolve(cf, name, p->https, &p->upstream);
+        if (rerr != RP_CONF_OK)
+            return rerr;
         if (p->https) {
             /* the location's proxy_ssl_* settings, merged by now */
             rp_upstream_ssl_conf_t *sc = pd[i].ctx->loc_conf[rp_proxy_ssl_module.index];

@@ -111,6 +111,11 @@ rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name);
 const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
                                  rp_upstream_conf_t **out);
 
+/* What a proxy_pass or grpc_pass names: an upstream block, else the implicit group for
+ * host[:port] (port 443 with tls, else 80). For postconfiguration, with cf at the line. */
+const char *rp_upstream_resolve(rp_conf_t *cf, const char *name, int tls,
+                                rp_upstream_conf_t **out);
+
 /* Chooses a server by weight among those usable now, skipping tried[] (one flag per
  * server). Returns NULL when none is left. */
 rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned char *tried);

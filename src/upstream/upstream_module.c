@@ -64,6 +64,20 @@ static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
     return s;
 }
 
+const char *rp_upstream_resolve(rp_conf_t *cf, const char *name, int tls,
+                                rp_upstream_conf_t **out)
+{
+    *out = rp_upstream_find(cf, name);
+    if (*out)
+        return RP_CONF_OK;
+    int has_port = name[0] == '[' ? strstr(name, "]:") != NULL : strchr(name, ':') != NULL;
+    const char *hp = has_port ? name : rp_arena_sprintf(cf->arena, "%s:%d", name, tls ? 443 : 80);
+    const char *err = rp_upstream_implicit(cf, hp, tls, out);
+    if (err)
+        return rp_conf_error(cf, "%s (no upstream block \"%s\" either)", err, name);
+    return RP_CONF_OK;
+}
+
 const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
                                  rp_upstream_conf_t **out)
 {
