@@ -72,9 +72,16 @@ struct rp_command_s {
     const void *post; /* setter-specific: an enum table, bounds, ... */
 };
 
+/* Flags of the master's init hook. */
+#define RP_INIT_TEST   0x01u /* rampart -t: open and check what a start would, bind and map nothing */
+#define RP_INIT_SINGLE 0x02u /* master_process off: this process will serve itself */
+
 typedef struct rp_module_s {
     const char *name;
     const rp_command_t *commands; /* terminated by an entry with name NULL */
+
+    /* Before the configuration files are read: register variables. */
+    const char *(*preconfiguration)(rp_conf_t *cf);
 
     void *(*create_main)(rp_conf_t *cf);
     const char *(*init_main)(rp_conf_t *cf, void *conf);
@@ -87,8 +94,31 @@ typedef struct rp_module_s {
     const char *(*merge_loc)(rp_conf_t *cf, void *parent, void *child);
     void *(*create_ups)(rp_conf_t *cf);
 
-    /* After the whole file is parsed and merged: cross-references, derived tables. */
+    /* After the whole file is parsed and merged: cross-references, derived tables, phase
+     * handlers, filters. */
     const char *(*postconfiguration)(rp_conf_t *cf);
+
+    /*
+     * Process hooks (core/modules.c runs them in module order; the exit hooks in
+     * reverse). init_master: in the process that loaded the configuration, before it
+     * forks the generation's workers (at start and at each reload; prev is the
+     * generation being replaced, or NULL): open files, map memory, bind sockets.
+     * Returns 0, or -1 with a message in err (file:line where it applies); the
+     * configuration is then refused and a reload keeps the old one.
+     */
+    int (*init_master)(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                       size_t errlen);
+    /* USR1: reopen log files (in the master and in each child). */
+    void (*reopen)(rp_cycle_t *cycle);
+    /* A worker starts serving cycle (also a single process after an in-place reload). */
+    int (*init_worker)(rp_cycle_t *cycle);
+    /* The worker stops taking new work for cycle (graceful stop, or it was replaced). */
+    void (*stop_worker)(rp_cycle_t *cycle);
+    /* The worker exits. */
+    void (*exit_worker)(rp_cycle_t *cycle);
+    /* The helper process starts and exits. */
+    int (*init_helper)(rp_cycle_t *cycle);
+    void (*exit_helper)(rp_cycle_t *cycle);
 
     size_t index; /* set by rp_modules_init */
 } rp_module_t;
@@ -136,6 +166,19 @@ extern const size_t rp_nmodules;
 
 /* Assigns module indexes; idempotent. */
 void rp_modules_init(void);
+
+/* Runs every module's init_master hook; the first failure stops and returns -1 with err. */
+int rp_modules_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                           size_t errlen);
+
+/* Runs every module's reopen hook. */
+void rp_modules_reopen(rp_cycle_t *cycle);
+
+/* The hooks of a child process, by its kind (rp_process): init_worker/init_helper,
+ * stop_worker, exit_worker/exit_helper. init returns -1 when one failed (logged). */
+int rp_modules_init_process(rp_cycle_t *cycle);
+void rp_modules_stop_process(rp_cycle_t *cycle);
+void rp_modules_exit_process(rp_cycle_t *cycle);
 
 /*
  * Parses path (and what it includes) into cf->cycle. Returns 0, or -1 with the

@@ -7,7 +7,12 @@
 #include "core/cycle.h"
 #include "core/log.h"
 
+#include "core/process.h"
+
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -77,6 +82,8 @@ static const char *set_error_log(rp_conf_t *cf, const rp_command_t *cmd, void *c
     const char *path = cf->argv[1];
     c->error_log = strcmp(path, "stderr") == 0 ? NULL : rp_conf_full_path(cf, path);
     c->error_log_level = RP_LOG_ERR;
+    c->error_log_file = cf->file;
+    c->error_log_line = cf->line;
     if (cf->argc > 2 && rp_log_level_parse(cf->argv[2], &c->error_log_level) != 0)
         return rp_conf_error(cf, "invalid log level \"%s\", it must be one of debug, info, notice, "
                                  "warn, error, crit, alert, emerg",
@@ -125,9 +132,33 @@ static const rp_command_t commands[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
+/* rampart -t: the error log must open as it will at the start (which opens it itself,
+ * before anything else, to have somewhere to report). */
+static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                       size_t errlen)
+{
+    rp_core_conf_t *c = rp_core_conf(cycle);
+    if (!(flags & RP_INIT_TEST) || c->error_log == NULL)
+        return 0;
+    rp_mkdir_parent(c->error_log);
+    int fd = open(c->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        if (c->error_log_file)
+            snprintf(err, errlen, "%s:%u: \"error_log\": cannot open \"%s\": %s",
+                     c->error_log_file, c->error_log_line, c->error_log, strerror(errno));
+        else
+            snprintf(err, errlen, "cannot open error log \"%s\": %s", c->error_log,
+                     strerror(errno));
+        return -1;
+    }
+    close(fd);
+    return 0;
+}
+
 rp_module_t rp_core_module = {
     .name = "core",
     .commands = commands,
     .create_main = create_main,
     .init_main = init_main,
+    .init_master = init_master,
 };

@@ -1,7 +1,8 @@
 /*
- * Loading a configuration generation: create every module's main conf, parse
- * the files, let each module finish its configuration, then run the
- * cross-module postconfiguration hooks (routing tables, listening sockets).
+ * Loading a configuration generation: let every module register what the
+ * files may refer to (variables), create every module's main conf, parse the
+ * files, let each module finish its configuration, then run the cross-module
+ * postconfiguration hooks (routing tables, phase handlers, filters).
  */
 #include "core/cycle.h"
 #include "core/log.h"
@@ -28,12 +29,24 @@ rp_cycle_t *rp_cycle_load(const char *prefix, const char *conf_file, char *err, 
     rp_array_init(&cycle->files, arena, 4, sizeof(rp_conf_file_t));
     rp_array_init(&cycle->listening, arena, 4, sizeof(void *));
     rp_array_init(&cycle->shm_zones, arena, 4, sizeof(void *));
+    rp_array_init(&cycle->vars, arena, 64, sizeof(void *));
 
     rp_conf_t *cf = rp_arena_calloc(arena, sizeof(*cf));
     cf->cycle = cycle;
     cf->arena = arena;
     cf->file = cycle->conf_file;
 
+    for (size_t i = 0; i < rp_nmodules; i++) {
+        const rp_module_t *m = rp_modules[i];
+        if (m->preconfiguration) {
+            const char *rv = m->preconfiguration(cf);
+            if (rv != RP_CONF_OK) {
+                if (rv != RP_CONF_ERROR)
+                    snprintf(cf->error, sizeof(cf->error), "%s: %s", cycle->conf_file, rv);
+                goto fail;
+            }
+        }
+    }
     for (size_t i = 0; i < rp_nmodules; i++) {
         if (rp_modules[i]->create_main)
             cycle->main_conf[i] = rp_modules[i]->create_main(cf);

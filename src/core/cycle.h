@@ -20,6 +20,8 @@ struct rp_cycle_s {
     rp_array_t files;      /* rp_conf_file_t: every file read, for -T */
     rp_array_t listening;  /* rp_listening_t *: addresses to listen on */
     rp_array_t shm_zones;  /* rp_shm_zone_t *: shared memory zones it declares (core/shm.h) */
+    rp_array_t vars;       /* rp_var_t *: the variables it knows (http/variables.h) */
+    unsigned nvar_slots;   /* variables a value refers to: slots in a request */
     unsigned generation;
 };
 
@@ -30,6 +32,8 @@ typedef struct {
     char *pid;
     char *error_log; /* NULL for stderr */
     int error_log_level;
+    const char *error_log_file; /* where error_log was set, for messages */
+    unsigned error_log_line;
     int64_t worker_shutdown_timeout;
     int worker_connections;
     int worker_rlimit_nofile;

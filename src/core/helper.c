@@ -7,18 +7,20 @@
  */
 #include "core/log.h"
 #include "core/process.h"
-#include "core/shm.h"
-#include "observe/access_log.h"
+#include "core/time.h"
 
 #include <event2/event.h>
 #include <signal.h>
 #include <stdlib.h>
+
+static rp_cycle_t *helper_cycle;
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     struct event_base *base = arg;
     if (sig == SIGUSR1) {
         rp_log_reopen();
+        rp_modules_reopen(helper_cycle);
         return;
     }
     if (sig == SIGHUP)
@@ -29,10 +31,16 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 void rp_helper_run(rp_cycle_t *cycle, pid_t master)
 {
     rp_log_set_ident(-1);
-    rp_access_log_keep_only(NULL); /* it logs no requests: rotated files must not stay open here */
-    rp_shm_keep_only(cycle);       /* what it finds out goes into its generation's zones */
+    rp_process.kind = RP_PROCESS_HELPER;
+    rp_process.index = -1;
+    rp_process.master = master;
+    helper_cycle = cycle;
     struct event_base *base = event_base_new();
     if (base == NULL)
+        exit(2);
+    rp_event_base = base;
+    /* what the modules find out goes into their generation's zones */
+    if (rp_modules_init_process(cycle) != 0)
         exit(2);
     int sigs[] = {SIGQUIT, SIGTERM, SIGINT, SIGUSR1, SIGHUP};
     for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
@@ -45,5 +53,6 @@ void rp_helper_run(rp_cycle_t *cycle, pid_t master)
 
     /* Keep the loop alive with no events registered yet. */
     event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY);
+    rp_modules_exit_process(cycle);
     exit(0);
 }

@@ -6,10 +6,6 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
-#include "core/shm.h"
-#include "http/conn.h"
-#include "net/listen.h"
-#include "observe/access_log.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -114,11 +110,11 @@ static void remove_single_pid(void)
 static int run_single(rp_cycle_t *cycle)
 {
     const char *path = rp_core_conf(cycle)->pid;
-    if (rp_pid_write(path) == 0) {
-        single_pid_path = path;
-        single_pid = getpid();
-        atexit(remove_single_pid);
-    }
+    if (rp_pid_write(path) != 0)
+        return 1;
+    single_pid_path = path;
+    single_pid = getpid();
+    atexit(remove_single_pid);
     rp_worker_run(cycle, 0, 0);
 }
 
@@ -190,6 +186,13 @@ int main(int argc, char **argv)
         return 1;
     }
     if (test) {
+        /* open what a start would open (logs), bind and map nothing, as nginx -t */
+        if (rp_modules_init_master(cycle, NULL, RP_INIT_TEST, err, sizeof(err)) != 0) {
+            fprintf(stderr, "rampart: %s\n", err);
+            fprintf(stderr, "rampart: configuration file %s test failed\n", cycle->conf_file);
+            rp_cycle_destroy(cycle);
+            return 1;
+        }
         if (!quiet) {
             fprintf(stderr, "rampart: the configuration file %s syntax is ok\n",
                     cycle->conf_file);
@@ -215,27 +218,22 @@ int main(int argc, char **argv)
                 strerror(errno));
         return 1;
     }
-    if (rp_access_log_open(cycle, err, sizeof(err)) != 0) {
-        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
-        if (ccf->error_log)
-            fprintf(stderr, "rampart: %s\n", err);
-        return 1;
-    }
-    if (rp_shm_open(cycle, NULL, err, sizeof(err)) != 0) {
+    /* Before anything is bound: SO_REUSEPORT would let a second instance bind beside the
+     * first and take half its connections. */
+    if (rp_pid_lock(ccf->pid, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);
         return 1;
     }
     rp_cycle_apply_limits(cycle);
-    int nworkers = ccf->master_process ? ccf->worker_processes : 1;
-    if (rp_listen_open(cycle, NULL, nworkers, err, sizeof(err)) != 0) {
+    if (rp_modules_init_master(cycle, NULL, ccf->master_process ? 0 : RP_INIT_SINGLE, err,
+                               sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);
         return 1;
     }
-    rp_listen_steer(cycle, nworkers);
     if (ccf->daemon && daemonize() != 0) {
         rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
         return 1;

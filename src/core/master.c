@@ -9,12 +9,12 @@
  */
 #include "core/log.h"
 #include "core/process.h"
-#include "core/shm.h"
 #include "net/listen.h"
-#include "observe/access_log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,7 +81,6 @@ static int spawn(proc_t *p)
     if (pid == 0) {
         if (p->kind == KIND_WORKER)
             rp_worker_run(p->cycle, p->index, master_pid);
-        rp_listen_close(p->cycle);
         rp_helper_run(p->cycle, master_pid);
     }
     p->pid = pid;
@@ -214,23 +213,51 @@ void rp_mkdir_parent(const char *path)
     }
 }
 
-int rp_pid_write(const char *path)
+/* The pid file this process holds locked; -1 for none. */
+static int pid_fd = -1;
+
+int rp_pid_lock(const char *path, char *err, size_t errlen)
 {
-    char tmp[4200];
     rp_mkdir_parent(path);
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (f == NULL) {
-        rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot open pid file \"%s\": %s", path, strerror(errno));
         return -1;
     }
-    fprintf(f, "%d\n", (int)getpid());
-    fclose(f);
-    if (rename(tmp, path) != 0) {
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+        long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
+        if (errno == EWOULDBLOCK || errno == EAGAIN)
+            snprintf(err, errlen, "rampart is already running (pid %ld, pid file \"%s\")", pid,
+                     path);
+        else
+            snprintf(err, errlen, "cannot lock pid file \"%s\": %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (pid_fd >= 0)
+        close(pid_fd); /* a reload moved the pid file: the old lock goes */
+    pid_fd = fd;
+    return 0;
+}
+
+int rp_pid_write(const char *path)
+{
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+    if (pid_fd < 0 || ftruncate(pid_fd, 0) != 0 || pwrite(pid_fd, buf, (size_t)n, 0) != n) {
         rp_log_error(RP_LOG_ALERT, errno, "cannot write pid file \"%s\"", path);
         return -1;
     }
     return 0;
+}
+
+void rp_pid_release(void)
+{
+    if (pid_fd >= 0)
+        close(pid_fd);
+    pid_fd = -1;
 }
 
 /* Whether the kernel moves pending connections of a closing reuseport socket to its peers. */
@@ -261,33 +288,28 @@ static void reload(void)
         rp_cycle_destroy(fresh);
         return;
     }
-    if (rp_access_log_open(fresh, err, sizeof(err)) != 0) {
-        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
-        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
-        rp_cycle_destroy(fresh);
-        return;
-    }
-    /* Zones whose name and size are unchanged are shared with the old generation. */
-    if (rp_shm_open(fresh, current, err, sizeof(err)) != 0) {
-        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
-        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
-        rp_cycle_destroy(fresh);
-        return;
-    }
+    /* Files, zones (kept when unchanged) and sockets (taken over) of the new generation. */
     rp_core_conf_t *ccf = rp_core_conf(fresh);
-    if (rp_listen_open(fresh, current, ccf->worker_processes, err, sizeof(err)) != 0) {
+    rp_core_conf_t *old = rp_core_conf(current);
+    if (strcmp(ccf->pid, old->pid) != 0 && rp_pid_lock(ccf->pid, err, sizeof(err)) != 0) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
         rp_cycle_destroy(fresh);
         return;
     }
-    rp_listen_steer(fresh, ccf->worker_processes);
+    if (rp_modules_init_master(fresh, current, 0, err, sizeof(err)) != 0) {
+        rp_log_error(RP_LOG_EMERG, 0, "%s", err);
+        rp_log_error(RP_LOG_ERR, 0, "reload failed: the previous configuration keeps serving");
+        if (strcmp(ccf->pid, old->pid) != 0)
+            rp_pid_lock(old->pid, err, sizeof(err)); /* back to the file still in use */
+        rp_cycle_destroy(fresh);
+        return;
+    }
     if (ccf->worker_processes < rp_core_conf(current)->worker_processes && !migrate_req_on())
         rp_log_error(RP_LOG_NOTICE, 0,
                      "fewer workers: handshakes still in progress on the sockets being removed "
                      "may be reset; set net.ipv4.tcp_migrate_req=1 to have the kernel move them");
     rp_cycle_apply_limits(fresh);
-    rp_core_conf_t *old = rp_core_conf(current);
     rp_cycle_apply_log(current, fresh);
     if (strcmp(ccf->pid, old->pid) != 0) {
         rp_pid_write(ccf->pid);
@@ -325,7 +347,8 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    rp_pid_write(rp_core_conf(cycle)->pid);
+    if (rp_pid_write(rp_core_conf(cycle)->pid) != 0)
+        return 1;
     start_generation(cycle);
 
     int stopping = 0; /* SIGQUIT or SIGTERM: children told, waiting for them */
@@ -367,7 +390,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
             break;
         case SIGUSR1:
             rp_log_reopen();
-            rp_access_log_reopen();
+            rp_modules_reopen(current);
             signal_generation(NULL, SIGUSR1, 0);
             break;
         default:

@@ -1,18 +1,30 @@
 /*
- * The module registry. Order matters twice: directives are looked up in this
- * order, and phase handlers run in the order modules register them.
+ * The module registry and the process hooks. Order matters: directives are
+ * looked up in this order, phase handlers run in the order modules register
+ * them, and the init hooks run in this order (the exit hooks in reverse), so the
+ * modules that open files come before those that map memory and bind sockets.
  */
 #include "conf/conf.h"
 #include "core/cycle.h"
+#include "core/log.h"
+#include "core/process.h"
+#include "core/shm.h"
 #include "http/http.h"
+#include "net/listen.h"
 #include "observe/access_log.h"
 
+#include <stdio.h>
+
+rp_process_t rp_process;
+
 rp_module_t *const rp_modules[] = {
-    &rp_core_module,        &rp_http_module,     &rp_http_core_module,
-    &rp_http_return_module, &rp_upstream_module, &rp_proxy_module,
-    &rp_proxy_ssl_module,   &rp_grpc_ssl_module, &rp_grpc_module,
-    &rp_http_headers_module, &rp_access_log_module,  &rp_ssl_module,
-    &rp_http2_module,
+    &rp_core_module,        &rp_http_module,        &rp_http_core_module,
+    &rp_http_rewrite_module, &rp_upstream_module,
+    &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
+    &rp_grpc_module,        &rp_http_headers_module, &rp_http_limit_rate_module,
+    &rp_access_log_module,
+    &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
+    &rp_listen_module,
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);
@@ -21,4 +33,57 @@ void rp_modules_init(void)
 {
     for (size_t i = 0; i < rp_nmodules; i++)
         rp_modules[i]->index = i;
+}
+
+int rp_modules_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                           size_t errlen)
+{
+    for (size_t i = 0; i < rp_nmodules; i++) {
+        const rp_module_t *m = rp_modules[i];
+        if (m->init_master && m->init_master(cycle, prev, flags, err, errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void rp_modules_reopen(rp_cycle_t *cycle)
+{
+    for (size_t i = 0; i < rp_nmodules; i++)
+        if (rp_modules[i]->reopen)
+            rp_modules[i]->reopen(cycle);
+}
+
+int rp_modules_init_process(rp_cycle_t *cycle)
+{
+    int helper = rp_process.kind == RP_PROCESS_HELPER;
+    for (size_t i = 0; i < rp_nmodules; i++) {
+        const rp_module_t *m = rp_modules[i];
+        int (*init)(rp_cycle_t *) = helper ? m->init_helper : m->init_worker;
+        if (init && init(cycle) != 0) {
+            rp_log_error(RP_LOG_EMERG, 0, "module \"%s\" failed to start in the %s", m->name,
+                         helper ? "helper" : "worker");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void rp_modules_stop_process(rp_cycle_t *cycle)
+{
+    if (rp_process.kind == RP_PROCESS_HELPER)
+        return;
+    for (size_t i = rp_nmodules; i-- > 0;)
+        if (rp_modules[i]->stop_worker)
+            rp_modules[i]->stop_worker(cycle);
+}
+
+void rp_modules_exit_process(rp_cycle_t *cycle)
+{
+    int helper = rp_process.kind == RP_PROCESS_HELPER;
+    for (size_t i = rp_nmodules; i-- > 0;) {
+        const rp_module_t *m = rp_modules[i];
+        void (*fini)(rp_cycle_t *) = helper ? m->exit_helper : m->exit_worker;
+        if (fini)
+            fini(cycle);
+    }
 }

@@ -9,6 +9,17 @@
 
 #include <sys/types.h>
 
+/* What this process is, for the modules' process hooks. */
+enum { RP_PROCESS_MASTER, RP_PROCESS_WORKER, RP_PROCESS_HELPER, RP_PROCESS_SINGLE };
+
+typedef struct {
+    int kind;   /* RP_PROCESS_* */
+    int index;  /* a worker's number: it serves listening socket `index` of each address */
+    pid_t master; /* 0 without a master */
+} rp_process_t;
+
+extern rp_process_t rp_process;
+
 /* Serves traffic on socket `index` of every address until told to stop; never returns. */
 void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master) __attribute__((noreturn));
 
@@ -27,8 +38,18 @@ void rp_helper_run(rp_cycle_t *cycle, pid_t master) __attribute__((noreturn));
  */
 int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file);
 
-/* Writes this process's pid to path (atomically, creating one missing folder level). */
+/*
+ * Opens path (creating one missing folder level) and takes an exclusive lock on it,
+ * held for the life of this process and its daemonized self: a second rampart on the
+ * same pid file is refused, with the running one's pid in err. Returns 0 or -1.
+ */
+int rp_pid_lock(const char *path, char *err, size_t errlen);
+
+/* Writes this process's pid into the locked pid file. Returns 0 or -1 (logged). */
 int rp_pid_write(const char *path);
+
+/* Lets go of the pid file's lock (a child, which must not hold it). */
+void rp_pid_release(void);
 
 /* Creates the folder that path is in, one level deep, if it is missing. */
 void rp_mkdir_parent(const char *path);

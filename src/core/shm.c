@@ -16,6 +16,7 @@
 #include "core/shm.h"
 #include "core/cycle.h"
 #include "core/log.h"
+#include "core/process.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -220,3 +221,28 @@ void rp_shm_unlock(rp_shm_zone_t *zone)
         rp_log_error(RP_LOG_ALERT, 0, "a process died holding the lock of zone \"%s\"", zone->name);
     }
 }
+
+/* ---- the module: the process hooks that map and keep zones ---- */
+
+static int shm_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                           size_t errlen)
+{
+    if (flags & RP_INIT_TEST)
+        return 0; /* rampart -t maps nothing */
+    return rp_shm_open(cycle, prev, err, errlen);
+}
+
+static int shm_init_child(rp_cycle_t *cycle)
+{
+    /* alone (master_process off) it maps only its own generations anyway */
+    if (rp_process.kind != RP_PROCESS_SINGLE)
+        rp_shm_keep_only(cycle);
+    return 0;
+}
+
+rp_module_t rp_shm_module = {
+    .name = "shm",
+    .init_master = shm_init_master,
+    .init_worker = shm_init_child,
+    .init_helper = shm_init_child,
+};

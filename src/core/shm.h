@@ -73,4 +73,8 @@ void rp_shm_unlock(rp_shm_zone_t *zone);
 /* Writes a size as a configuration would ("16k", "1m", "2g", "1000"). */
 const char *rp_shm_size_text(size_t size, char *buf, size_t len);
 
+/* The module that maps a generation's zones (init_master) and, in a child, lets go of
+ * the other generations' (init_worker, init_helper). */
+extern rp_module_t rp_shm_module;
+
 #endif

@@ -6,11 +6,8 @@
  */
 #include "core/log.h"
 #include "core/process.h"
-#include "core/shm.h"
-#include "http/conn.h"
-#include "upstream/upstream.h"
+#include "net/conn.h"
 #include "net/listen.h"
-#include "observe/access_log.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -100,7 +97,7 @@ static void on_accept(evutil_socket_t fd, short what, void *arg)
             rp_log_error(RP_LOG_ERR, errno, "accept() on %s failed", a->ls->text);
             return;
         }
-        rp_conn_accept(c, (struct sockaddr *)&ss, len, a->ls->http);
+        rp_conn_accept(c, (struct sockaddr *)&ss, len, a->ls);
     }
 }
 
@@ -136,8 +133,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
             acceptors[i].fd = -1;
         }
         rp_log_error(RP_LOG_NOTICE, 0, "gracefully shutting down");
-        rp_upstream_set_live(NULL); /* upstream connections close after their request */
-        rp_upstream_pool_close_all();
+        rp_modules_stop_process(cycle);
         rp_conn_drain_all();
         if (rp_conn_count() == 0) {
             event_base_loopexit(rp_event_base, NULL);
@@ -154,7 +150,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         break;
     case SIGUSR1:
         rp_log_reopen();
-        rp_access_log_reopen();
+        rp_modules_reopen(cycle);
         break;
     case SIGHUP:
         if (reload_conf && !draining)
@@ -194,9 +190,7 @@ static void reload_in_place(void)
     }
     if (nretired == sizeof(retired) / sizeof(retired[0]))
         snprintf(err, sizeof(err), "too many generations still draining");
-    else if (rp_access_log_open(fresh, err, sizeof(err)) == 0 &&
-             rp_shm_open(fresh, cur_cycle, err, sizeof(err)) == 0 &&
-             rp_listen_open(fresh, cur_cycle, 1, err, sizeof(err)) == 0)
+    else if (rp_modules_init_master(fresh, cur_cycle, RP_INIT_SINGLE, err, sizeof(err)) == 0)
         err[0] = '\0';
     if (err[0]) {
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
@@ -214,9 +208,9 @@ static void reload_in_place(void)
     free(acceptors);
     rp_listen_close(cur_cycle); /* sockets the new configuration no longer listens on */
     retired[nretired++] = cur_cycle;
-    rp_upstream_pool_close_all(); /* idle upstream connections belong to the old pools */
-    rp_upstream_set_live(fresh);
+    rp_modules_stop_process(cur_cycle); /* idle upstream connections belong to the old pools */
     cur_cycle = fresh;
+    rp_modules_init_process(fresh);
     setup_acceptors(fresh, 0);
     max_conns = rp_core_conf(fresh)->worker_connections;
     accept_enable(1);
@@ -229,6 +223,7 @@ void rp_child_init(pid_t master)
     signal(SIGPIPE, SIG_IGN);
     if (master == 0)
         return; /* master_process off: there is no master to outlive */
+    rp_pid_release(); /* the master's lock stays the master's */
     /* If the master dies, drain and exit rather than serve on unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGQUIT);
     if (getppid() != master)
@@ -279,10 +274,11 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     add_signals(base, cycle);
 
     cur_cycle = cycle;
-    rp_upstream_set_live(cycle);
-    rp_access_log_keep_only(cycle);
-    if (master)
-        rp_shm_keep_only(cycle); /* alone (master_process off), it maps only its own anyway */
+    rp_process.kind = master ? RP_PROCESS_WORKER : RP_PROCESS_SINGLE;
+    rp_process.index = index;
+    rp_process.master = master;
+    if (rp_modules_init_process(cycle) != 0)
+        exit(2);
     setup_acceptors(cycle, index);
     evtimer_assign(&resume_timer, base, on_resume, NULL);
     accept_enable(1);
@@ -293,6 +289,6 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     rp_child_init(master);
 
     event_base_dispatch(base);
-    rp_access_log_flush_all(); /* every stop, graceful or fast, ends here */
+    rp_modules_exit_process(cur_cycle); /* every stop, graceful or fast, ends here */
     exit(0);
 }

@@ -1,10 +1,12 @@
 /*
  * The http core module: `server`, `location`, `listen`, `server_name`, the
- * client-side timeouts and limits, and the route phase that picks a location.
+ * client-side timeouts and limits, and the variables of every request ($host,
+ * $uri, $http_NAME, ...). The phase runner (phases.c) picks the location.
  */
 #include "core/cycle.h"
 #include "core/log.h"
 #include "http/request.h"
+#include "http/variables.h"
 #include "net/listen.h"
 #include "route/route.h"
 
@@ -20,6 +22,8 @@ static void *create_http_main(rp_conf_t *cf)
     rp_array_init(&c->addrs, cf->arena, 4, sizeof(void *));
     for (int i = 0; i < RP_NPHASES; i++)
         rp_array_init(&c->phases[i], cf->arena, 4, sizeof(rp_phase_handler_pt));
+    c->header_filters = &rp_http_header_filter_end;
+    c->body_filters = &rp_http_body_filter_end;
     return c;
 }
 
@@ -71,7 +75,6 @@ static void *create_loc(rp_conf_t *cf)
     c->keepalive_requests = RP_CONF_UNSET;
     c->send_timeout = RP_CONF_UNSET_MSEC;
     c->client_body_timeout = RP_CONF_UNSET_MSEC;
-    c->limit_rate = RP_CONF_UNSET_SIZE;
     c->client_max_body_size = RP_CONF_UNSET_SIZE;
     c->server_tokens = RP_CONF_UNSET;
     return c;
@@ -84,7 +87,6 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->keepalive_requests, p->keepalive_requests, RP_CONF_UNSET, 1000);
     RP_CONF_MERGE(c->send_timeout, p->send_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->client_body_timeout, p->client_body_timeout, RP_CONF_UNSET_MSEC, 60000);
-    RP_CONF_MERGE(c->limit_rate, p->limit_rate, RP_CONF_UNSET_SIZE, 0);
     RP_CONF_MERGE(c->client_max_body_size, p->client_max_body_size, RP_CONF_UNSET_SIZE,
                   1024 * 1024);
     RP_CONF_MERGE(c->server_tokens, p->server_tokens, RP_CONF_UNSET, 1);
@@ -180,7 +182,7 @@ static const char *set_location(rp_conf_t *cf, const rp_command_t *cmd, void *co
 
     if (kind == RP_LOC_REGEX || kind == RP_LOC_REGEX_CASELESS) {
         char err[512];
-        loc->re = rp_regex_compile(cf->arena, name, kind == RP_LOC_REGEX_CASELESS, err, sizeof(err));
+        loc->re = rp_http_regex_compile(cf, name, kind == RP_LOC_REGEX_CASELESS, err, sizeof(err));
         if (loc->re == NULL)
             return rp_conf_error(cf, "%s", err);
     } else if (name[0] != '/') {
@@ -276,7 +278,7 @@ static const char *set_server_name(rp_conf_t *cf, const rp_command_t *cmd, void 
             n.kind = RP_NAME_REGEX;
             n.name = rp_arena_strdup(cf->arena, a + 1);
             n.len = strlen(n.name);
-            n.re = rp_regex_compile(cf->arena, a + 1, 1, err, sizeof(err));
+            n.re = rp_http_regex_compile(cf, a + 1, 1, err, sizeof(err));
             if (n.re == NULL)
                 return rp_conf_error(cf, "%s", err);
             *(rp_server_name_t *)rp_array_push(&srv->names) = n;
@@ -343,29 +345,9 @@ static const char *set_default_type(rp_conf_t *cf, const rp_command_t *cmd, void
     return rp_conf_set_str(cf, cmd, conf);
 }
 
-/* The route phase: choose the location from the normalized path. */
-static int route_handler(rp_request_t *r)
+static const char *preconfiguration(rp_conf_t *cf)
 {
-    rp_http_core_loc_conf_t *root = r->srv->ctx->loc_conf[rp_http_core_module.index];
-    r->clcf = rp_route_location(root, r->uri.data, r->uri.len);
-    r->loc_conf = r->clcf->loc_conf;
-    /* As nginx: a declared length over the limit is refused before anything reads it.
-     * Chunked bodies are counted as they are read. */
-    if (r->clcf->client_max_body_size && r->content_length > 0 &&
-        (uint64_t)r->content_length > r->clcf->client_max_body_size) {
-        rp_log_error(RP_LOG_ERR, 0, "client intended to send too large body: %lld bytes",
-                     (long long)r->content_length);
-        return rp_http_send_error(r, 413);
-    }
-    return RP_OK;
-}
-
-static const char *postconfiguration(rp_conf_t *cf)
-{
-    if (rp_http_core_main_conf(cf->cycle) == NULL)
-        return RP_CONF_OK;
-    rp_http_add_phase_handler(cf, RP_PHASE_ROUTE, route_handler);
-    return RP_CONF_OK;
+    return rp_var_register(cf, rp_http_core_variables);
 }
 
 #define SRV(f) offsetof(rp_http_core_srv_conf_t, f)
@@ -393,7 +375,6 @@ static const rp_command_t commands[] = {
     {"client_body_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
      LOC(client_body_timeout), NULL},
     {"default_type", ANYWHERE, 0, 1, 1, set_default_type, RP_CONF_LOC, LOC(default_type), NULL},
-    {"limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(limit_rate), NULL},
     {"client_max_body_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      LOC(client_max_body_size), NULL},
     {"server_tokens", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(server_tokens), NULL},
@@ -408,5 +389,5 @@ rp_module_t rp_http_core_module = {
     .merge_srv = merge_srv,
     .create_loc = create_loc,
     .merge_loc = merge_loc,
-    .postconfiguration = postconfiguration,
+    .preconfiguration = preconfiguration,
 };

@@ -8,8 +8,8 @@
 #ifndef RP_H2_H
 #define RP_H2_H
 
-#include "http/conn.h"
 #include "http/request.h"
+#include "net/conn.h"
 
 #include <stdint.h>
 
@@ -26,30 +26,9 @@ extern rp_module_t rp_http2_module;
 #define RP_H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define RP_H2_PREFACE_LEN 24
 
-/* Turns c into an HTTP/2 connection; data[0..len) are bytes already read from it. */
+/* Turns c into an HTTP/2 connection; data[0..len) are bytes already read from it (copied
+ * before it returns). The connection may be closed when it returns. */
 void rp_h2_start(rp_conn_t *c, const char *data, size_t len);
-
-/* The connection's events while it speaks HTTP/2. */
-void rp_h2_on_read(rp_conn_t *c);
-void rp_h2_on_write(rp_conn_t *c);
-void rp_h2_on_timer(rp_conn_t *c);
-
-/* A graceful stop: GOAWAY now, close when the streams under way are done. */
-void rp_h2_drain(rp_conn_t *c);
-
-/* Called by rp_conn_free: ends every stream's request and frees the session. */
-void rp_h2_conn_free(rp_conn_t *c);
-
-/* The HTTP/2 side of the request API in request.h. */
-int rp_h2_response_begin(rp_request_t *r, int64_t content_length);
-int rp_h2_head_sent(const rp_request_t *r);
-int rp_h2_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n);
-int rp_h2_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n);
-int rp_h2_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
-void rp_h2_response_end(rp_request_t *r);
-void rp_h2_abort(rp_request_t *r);
-size_t rp_h2_pending(const rp_request_t *r);
-int rp_h2_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
 
 /* ---- a stream's header fields to a request (h2_request.c) ---- */
 

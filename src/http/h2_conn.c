@@ -1,7 +1,7 @@
 /*
- * HTTP/2 connections on nghttp2. The connection object (socket, TLS, output
- * queue, timer) is the HTTP/1 one; this file owns the session on top of it and
- * its streams, each an ordinary request for the phases.
+ * HTTP/2 connections on nghttp2. The connection object (socket, TLS, timer) is
+ * net/'s; this file is the protocol on it: the session with its output queue and
+ * write event, and its streams, each an ordinary request for the phases.
  *
  * Three rules keep it simple and safe:
  * - nghttp2 is driven only from this file's event handlers (read, write, a
@@ -28,6 +28,7 @@
 #include "http/h2.h"
 #include "core/log.h"
 #include "http/ssl.h"
+#include "net/listen.h"
 #include "route/route.h"
 
 #include <errno.h>
@@ -70,7 +71,6 @@ struct rp_h2_stream_s {
     unsigned notify_body : 1;
     unsigned notify_drain : 1;
     unsigned ready : 1;
-    unsigned no_body : 1; /* trailers-only: the head ends the stream */
     nghttp2_nv *trailers; /* sent after the body (rp_h2_response_trailers) */
     size_t ntrailers;
     stream_t *prev, *next;       /* the connection's streams */
@@ -80,7 +80,11 @@ struct rp_h2_stream_s {
 enum { T_PREFACE, T_IDLE, T_SEND, T_BODY, T_NONE, T_CLOSING };
 
 typedef struct rp_h2_conn_s {
+    rp_conn_t *c;
     nghttp2_session *s;
+    struct evbuffer *out; /* frames for the socket */
+    struct event wev;     /* writable, added only while output is blocked */
+    struct event flush_ev; /* output to produce once the current callback returns */
     rp_h2_srv_conf_t *conf;
     stream_t *streams;
     unsigned nstreams;
@@ -106,28 +110,27 @@ typedef struct rp_h2_conn_s {
     unsigned read_paused : 1;
 } h2_t;
 
+#define H2(c) ((h2_t *)(c)->data)
+
+static const rp_conn_proto_t h2_proto;
+static const rp_http_proto_t h2_http;
 static nghttp2_session_callbacks *callbacks;
 static nghttp2_option *options;
 static stream_t *stream_free;
 static unsigned nstream_free;
 
 static void run(rp_conn_t *c);
-
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(rp_event_base, &tv);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
+static void h2_release(rp_conn_t *c);
+static void h2_abort(rp_request_t *r);
 
 static void schedule(rp_conn_t *c)
 {
-    event_active(&c->flush_ev, EV_WRITE, 1);
+    event_active(&H2(c)->flush_ev, EV_WRITE, 1);
 }
 
 static rp_http_core_loc_conf_t *default_loc(rp_conn_t *c)
 {
-    rp_http_core_srv_conf_t *srv = c->addr->default_server;
+    rp_http_core_srv_conf_t *srv = c->ls->http->default_server;
     return srv->ctx->loc_conf[rp_http_core_module.index];
 }
 
@@ -135,7 +138,7 @@ static rp_http_core_loc_conf_t *default_loc(rp_conn_t *c)
 
 static void refill(h2_t *h2)
 {
-    int64_t now = now_ms();
+    int64_t now = rp_time_ms();
     double dt = (double)(now - h2->refilled) / 1000.0;
     if (dt <= 0)
         return;
@@ -219,7 +222,7 @@ static stream_t *stream_new(rp_conn_t *c, int32_t id)
     st->id = id;
     st->c = c;
     rp_h2_req_init(&st->q);
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     st->next = h2->streams;
     if (h2->streams)
         h2->streams->prev = st;
@@ -231,7 +234,7 @@ static stream_t *stream_new(rp_conn_t *c, int32_t id)
 /* Ends the stream's request (release, log) and frees the stream. */
 static void stream_close(rp_conn_t *c, stream_t *st)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     rp_request_t *r = st->r;
     ready_remove(h2, st);
     if (h2->s)
@@ -240,16 +243,9 @@ static void stream_close(rp_conn_t *c, stream_t *st)
     if (unread && h2->s)
         nghttp2_session_consume_connection(h2->s, unread); /* window the handler never used */
     if (r) {
-        r->on_body = NULL;
-        r->on_drain = NULL;
         if (!r->response_started)
             r->status = 499; /* the client reset the stream before its answer, as nginx logs */
-        if (r->cleanup) {
-            void (*fn)(rp_request_t *) = r->cleanup;
-            r->cleanup = NULL;
-            fn(r);
-        }
-        rp_http_log_request(r);
+        rp_http_request_end(r);
     }
     if (st->prev)
         st->prev->next = st->next;
@@ -403,7 +399,7 @@ static int receive(h2_t *h2, uint8_t *p, size_t n, ssize_t *rv)
 static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     h2->block_size = 0;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
@@ -431,7 +427,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
                      void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     /* counted per block, whether or not the stream was accepted */
     h2->block_size += namelen + valuelen + 32;
     if (h2->block_size > h2->conf->max_header_list_size) {
@@ -452,7 +448,7 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *frame, const uint8
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     h2->got_frame = 1;
     stream_t *st;
     switch (frame->hd.type) {
@@ -490,7 +486,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
                          size_t len, void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     stream_t *st = get_stream(h2, id);
     if (st == NULL || st->reset) {
         nghttp2_session_consume(s, id, len); /* nobody reads it: give the window back */
@@ -509,7 +505,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *user)
 {
     rp_conn_t *c = user;
-    stream_t *st = get_stream(c->h2, id);
+    stream_t *st = get_stream(H2(c), id);
     if (st)
         stream_close(c, st);
     return 0;
@@ -518,7 +514,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     switch (frame->hd.type) {
     case NGHTTP2_RST_STREAM:
         /* resets we were made to send count like the client's own (CVE-2025-8671) */
@@ -556,7 +552,7 @@ static ssize_t read_body(nghttp2_session *s, int32_t id, uint8_t *buf, size_t le
                          uint32_t *flags, nghttp2_data_source *source, void *user)
 {
     rp_conn_t *c = user;
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     stream_t *st = get_stream(h2, id);
     if (st == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -608,17 +604,14 @@ static void init_library(void)
 
 static void start_stream(rp_conn_t *c, stream_t *st)
 {
-    h2_t *h2 = c->h2;
-    rp_request_t *r = rp_arena_calloc(st->arena, sizeof(*r));
-    r->conn = c;
-    r->arena = st->arena;
-    r->stream = st;
+    h2_t *h2 = H2(c);
+    rp_request_t *r = rp_http_request_new(c, st->arena, &h2_http);
+    r->pdata = st;
     r->version = 20;
     st->r = r;
     c->requests++;
-    event_base_gettimeofday_cached(rp_event_base, &r->start);
 
-    rp_http_core_srv_conf_t *dsrv = c->addr->default_server;
+    rp_http_core_srv_conf_t *dsrv = c->ls->http->default_server;
     int rc = -1;
     if (!st->malformed)
         rc = rp_h2_req_finish(&st->q, r, st->in_eof && st->received == 0, dsrv->merge_slashes);
@@ -633,25 +626,13 @@ static void start_stream(rp_conn_t *c, stream_t *st)
     /* $scheme is the connection's, as for HTTP/1 and in nginx: :scheme is the client's
      * word, and X-Forwarded-Proto must not repeat a claim of "https" over cleartext */
     r->scheme = c->ssl ? RP_STR("https") : RP_STR("http");
-    r->srv = rp_route_server(c->addr, r->host.data, r->host.len);
-    r->clcf = r->srv->ctx->loc_conf[rp_http_core_module.index];
-    r->loc_conf = r->clcf->loc_conf;
-    const char *why = NULL;
-    if (rc == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl, &r->error_title)) != NULL)
-        rc = 400;
-    if (rc > 0) {
-        rp_log_error(RP_LOG_INFO, 0, "client sent a bad request (%d: %s), stream %d", rc,
-                     why ? why : st->q.why, st->id);
-        rp_http_send_error(r, rc);
-        return;
-    }
-    rp_http_run_phases(r);
+    rp_http_process_request(r, rc, rc ? st->q.why : NULL);
 }
 
 /* Starts streams and wakes handlers whose stream got body bytes or room to write. */
 static void dispatch(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     stream_t *st;
     while ((st = h2->ready) != NULL) {
         ready_remove(h2, st);
@@ -673,11 +654,8 @@ static void dispatch(rp_conn_t *c)
         }
         if (st->notify_drain && st->r == r) {
             st->notify_drain = 0;
-            if (r->on_drain && evbuffer_get_length(st->out) <= STREAM_OUT_LOW) {
-                void (*fn)(rp_request_t *) = r->on_drain;
-                r->on_drain = NULL;
-                fn(r);
-            }
+            if (r->on_drain && evbuffer_get_length(st->out) <= STREAM_OUT_LOW)
+                rp_http_drained(r);
         }
     }
 }
@@ -686,7 +664,7 @@ static void dispatch(rp_conn_t *c)
 
 static void set_mode(rp_conn_t *c, int mode, int64_t ms, int restart)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     if (h2->timer_mode != mode || restart) {
         h2->timer_mode = mode;
         if (ms > 0)
@@ -698,11 +676,11 @@ static void set_mode(rp_conn_t *c, int mode, int64_t ms, int restart)
 
 static void rearm(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     if (h2->closing || !h2->got_frame)
         return;
     rp_http_core_loc_conf_t *clcf = default_loc(c);
-    int sending = evbuffer_get_length(c->out) > 0, body_wait = 0;
+    int sending = evbuffer_get_length(H2(c)->out) > 0, body_wait = 0;
     for (stream_t *st = h2->streams; st && !sending; st = st->next) {
         if (evbuffer_get_length(st->out) > 0)
             sending = 1;
@@ -724,7 +702,7 @@ static void rearm(rp_conn_t *c)
 /* A defence tripped or the peer broke the protocol: GOAWAY, then close once it is out. */
 static void fail(rp_conn_t *c, int lib_error)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     if (h2->closing) {
         rp_conn_free(c);
         return;
@@ -748,7 +726,7 @@ static void fail(rp_conn_t *c, int lib_error)
         return;
     }
     nghttp2_session_terminate_session(h2->s, code);
-    event_del(&c->io);
+    event_del(&c->rev);
     h2->timer_mode = T_CLOSING;
     rp_conn_set_timer(c, 3000);
     schedule(c);
@@ -757,9 +735,9 @@ static void fail(rp_conn_t *c, int lib_error)
 /* Moves frames from nghttp2 to the socket. Returns -1 when the connection is gone. */
 static int flush(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     for (;;) {
-        while (evbuffer_get_length(c->out) < OUT_HIGH) {
+        while (evbuffer_get_length(H2(c)->out) < OUT_HIGH) {
             const uint8_t *data;
             ssize_t n = nghttp2_session_mem_send(h2->s, &data);
             if (n < 0) {
@@ -772,25 +750,25 @@ static int flush(rp_conn_t *c)
             }
             if (n == 0)
                 break;
-            evbuffer_add(c->out, data, (size_t)n);
+            evbuffer_add(H2(c)->out, data, (size_t)n);
         }
-        if (evbuffer_get_length(c->out) == 0)
+        if (evbuffer_get_length(H2(c)->out) == 0)
             break;
-        int k = rp_conn_out_write(c);
+        int k = rp_conn_write_buffer(c, H2(c)->out, -1);
         if (k < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
-                event_add(&c->wio, NULL);
+                event_add(&H2(c)->wev, NULL);
                 return 0;
             }
             rp_conn_free(c);
             return -1;
         }
     }
-    event_del(&c->wio);
+    event_del(&H2(c)->wev);
     if (h2->read_paused && !h2->closing) {
         h2->read_paused = 0;
-        event_add(&c->io, NULL);
-        event_active(&c->io, EV_READ, 1);
+        event_add(&c->rev, NULL);
+        event_active(&c->rev, EV_READ, 1);
     }
     return 0;
 }
@@ -798,7 +776,7 @@ static int flush(rp_conn_t *c)
 /* After any event: start and wake streams, send, and close when the session is over. */
 static void run(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     for (int round = 0; round < 8; round++) {
         if (!h2->closing)
             dispatch(c);
@@ -816,9 +794,10 @@ static void run(rp_conn_t *c)
     }
     if (h2->ready)
         schedule(c); /* more to do: after other connections had their turn */
-    if (evbuffer_get_length(c->out) == 0 && !nghttp2_session_want_write(h2->s) &&
+    if (evbuffer_get_length(H2(c)->out) == 0 && !nghttp2_session_want_write(h2->s) &&
         (!nghttp2_session_want_read(h2->s) || h2->closing ||
          (h2->goaway && h2->nstreams == 0))) {
+        h2_release(c);
         rp_conn_linger(c);
         return;
     }
@@ -828,21 +807,29 @@ static void run(rp_conn_t *c)
 static void on_flush(evutil_socket_t fd, short what, void *arg)
 {
     rp_conn_t *c = arg;
-    if (c->h2)
+    if (c->proto == &h2_proto)
         run(c);
+}
+
+static void on_write(evutil_socket_t fd, short what, void *arg)
+{
+    run(arg);
 }
 
 void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
 {
     init_library();
     h2_t *h2 = rp_xcalloc(1, sizeof(*h2));
-    c->h2 = h2;
-    rp_http_core_srv_conf_t *dsrv = c->addr->default_server;
+    h2->c = c;
+    h2->out = evbuffer_new();
+    rp_conn_set_proto(c, &h2_proto, h2);
+    event_assign(&h2->wev, rp_event_base, c->fd, EV_WRITE | EV_PERSIST, on_write, c);
+    rp_http_core_srv_conf_t *dsrv = c->ls->http->default_server;
     h2->conf = dsrv->ctx->srv_conf[rp_http2_module.index];
     h2->reset_tokens = RESET_BURST;
     h2->idle_tokens = IDLE_FRAME_BURST;
-    h2->refilled = now_ms();
-    event_assign(&c->flush_ev, rp_event_base, -1, 0, on_flush, c);
+    h2->refilled = rp_time_ms();
+    event_assign(&h2->flush_ev, rp_event_base, -1, 0, on_flush, c);
     if (nghttp2_session_server_new2(&h2->s, callbacks, c, options) != 0) {
         rp_conn_free(c);
         return;
@@ -877,12 +864,12 @@ void rp_h2_start(rp_conn_t *c, const char *data, size_t len)
     run(c);
 }
 
-void rp_h2_on_read(rp_conn_t *c)
+static void h2_read(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     uint8_t buf[RP_H2_HOLD + READ_CHUNK];
     for (int i = 0; i < 8; i++) {
-        ssize_t n = rp_conn_io_read(c, buf + RP_H2_HOLD, READ_CHUNK);
+        ssize_t n = rp_conn_read(c, buf + RP_H2_HOLD, READ_CHUNK);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             break;
         if (n <= 0) {
@@ -894,28 +881,23 @@ void rp_h2_on_read(rp_conn_t *c)
             fail(c, (int)rv);
             return;
         }
-        if (evbuffer_get_length(c->out) > 4 * OUT_HIGH) {
+        if (evbuffer_get_length(H2(c)->out) > 4 * OUT_HIGH) {
             /* the peer is not reading what we send: stop reading what it sends */
             h2->read_paused = 1;
-            event_del(&c->io);
+            event_del(&c->rev);
             break;
         }
         if (h2->ready)
             break; /* start what arrived before reading more */
     }
     if (c->ssl && !h2->read_paused && SSL_pending(c->ssl))
-        event_active(&c->io, EV_READ, 1);
+        event_active(&c->rev, EV_READ, 1);
     run(c);
 }
 
-void rp_h2_on_write(rp_conn_t *c)
+static void h2_timeout(rp_conn_t *c)
 {
-    run(c);
-}
-
-void rp_h2_on_timer(rp_conn_t *c)
-{
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     switch (h2->timer_mode) {
     case T_PREFACE:
     case T_CLOSING:
@@ -943,14 +925,10 @@ void rp_h2_on_timer(rp_conn_t *c)
                          st->id);
             r->on_body = NULL;
             if (r->response_started) {
-                rp_h2_abort(r);
+                h2_abort(r);
                 continue;
             }
-            if (r->cleanup) {
-                void (*fn)(rp_request_t *) = r->cleanup;
-                r->cleanup = NULL;
-                fn(r);
-            }
+            rp_http_run_cleanups(r);
             rp_http_send_error(r, 408);
         }
         h2->timer_mode = T_NONE;
@@ -959,9 +937,9 @@ void rp_h2_on_timer(rp_conn_t *c)
     }
 }
 
-void rp_h2_drain(rp_conn_t *c)
+static void h2_drain(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     if (h2->goaway || h2->closing)
         return;
     nghttp2_submit_goaway(h2->s, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(h2->s),
@@ -970,19 +948,30 @@ void rp_h2_drain(rp_conn_t *c)
     schedule(c);
 }
 
-void rp_h2_conn_free(rp_conn_t *c)
+/* Ends every stream's request and frees the session (the connection closes, or lingers). */
+static void h2_release(rp_conn_t *c)
 {
-    h2_t *h2 = c->h2;
+    h2_t *h2 = H2(c);
     if (h2 == NULL)
         return;
-    event_del(&c->flush_ev);
+    event_del(&h2->flush_ev);
+    event_del(&h2->wev);
     while (h2->streams)
         stream_close(c, h2->streams);
     nghttp2_session_del(h2->s);
     h2->s = NULL;
+    evbuffer_free(h2->out);
     free(h2);
-    c->h2 = NULL;
+    c->data = NULL;
 }
+
+static const rp_conn_proto_t h2_proto = {
+    .name = "h2",
+    .read = h2_read,
+    .timeout = h2_timeout,
+    .drain = h2_drain,
+    .release = h2_release,
+};
 
 /* ---- the request API ---- */
 
@@ -1016,13 +1005,13 @@ static rp_str_t lower(rp_arena_t *a, rp_str_t n)
     return (rp_str_t){d, n.len};
 }
 
-int rp_h2_response_begin(rp_request_t *r, int64_t content_length)
+static int h2_send_head(rp_request_t *r)
 {
-    stream_t *st = r->stream;
+    stream_t *st = r->pdata;
     rp_conn_t *c = st->c;
+    int64_t content_length = r->out_length;
     if (st->reset || st->head_sent)
         return 0; /* writes will fail and the handler will learn it then */
-    rp_http_run_header_filters(r);
     int body = rp_http_status_has_body(r->status);
     unsigned max = r->nout_headers + 4;
     nghttp2_nv *nva = rp_arena_alloc(r->arena, sizeof(*nva) * max);
@@ -1049,8 +1038,8 @@ int rp_h2_response_begin(rp_request_t *r, int64_t content_length)
         nva[n++] = nv(RP_STR("content-length"), (rp_str_t){cl, (size_t)k});
     }
     nghttp2_data_provider prd = {.source = {.ptr = st}, .read_callback = read_body};
-    int rv = nghttp2_submit_response(c->h2->s, st->id, nva, n,
-                                     body && !r->head && !st->no_body ? &prd : NULL);
+    int rv = nghttp2_submit_response(H2(c)->s, st->id, nva, n,
+                                     body && !r->head && !r->no_body ? &prd : NULL);
     if (rv != 0) {
         st->reset = 1;
         return 0;
@@ -1060,11 +1049,11 @@ int rp_h2_response_begin(rp_request_t *r, int64_t content_length)
     return 0;
 }
 
-int rp_h2_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
+static int h2_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
 {
-    stream_t *st = r->stream;
+    stream_t *st = ((stream_t *)r->pdata);
     /* without a data provider the stream ended with its head: nowhere to put them */
-    if (st->reset || !st->head_sent || st->no_body || st->out_eof || r->head ||
+    if (st->reset || !st->head_sent || r->no_body || st->out_eof || r->head ||
         !rp_http_status_has_body(r->status) || n == 0)
         return -1;
     nghttp2_nv *nva = rp_arena_alloc(r->arena, sizeof(*nva) * n);
@@ -1079,73 +1068,62 @@ int rp_h2_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
     return 0;
 }
 
-int rp_h2_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n)
+static int h2_head_sent(const rp_request_t *r)
 {
-    stream_t *st = r->stream;
-    for (unsigned i = 0; i < n; i++)
-        rp_http_add_header(r, h[i].name, h[i].value);
-    st->no_body = 1;
-    rp_h2_response_begin(r, -1);
-    rp_h2_response_end(r);
-    return 0;
+    return ((stream_t *)r->pdata)->head_sent;
 }
 
-int rp_h2_head_sent(const rp_request_t *r)
+static int h2_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
 {
-    return r->stream->head_sent;
-}
-
-int rp_h2_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
-{
-    stream_t *st = r->stream;
+    stream_t *st = ((stream_t *)r->pdata);
     if (st->reset)
         return -1;
     for (int i = 0; i < iovcnt; i++)
         evbuffer_add(st->out, iov[i].iov_base, iov[i].iov_len);
     if (st->deferred) {
         st->deferred = 0;
-        nghttp2_session_resume_data(st->c->h2->s, st->id);
+        nghttp2_session_resume_data(H2(st->c)->s, st->id);
     }
     schedule(st->c);
     return 0;
 }
 
-void rp_h2_response_end(rp_request_t *r)
+static void h2_end(rp_request_t *r)
 {
-    stream_t *st = r->stream;
+    stream_t *st = ((stream_t *)r->pdata);
     r->on_body = NULL;
     r->on_drain = NULL;
     st->out_eof = 1;
     if (st->deferred) {
         st->deferred = 0;
-        nghttp2_session_resume_data(st->c->h2->s, st->id);
+        nghttp2_session_resume_data(H2(st->c)->s, st->id);
     }
     schedule(st->c);
 }
 
-void rp_h2_abort(rp_request_t *r)
+static void h2_abort(rp_request_t *r)
 {
-    stream_t *st = r->stream;
+    stream_t *st = ((stream_t *)r->pdata);
     r->on_body = NULL;
     r->on_drain = NULL;
     if (st->reset)
         return;
     st->reset = 1;
-    nghttp2_submit_rst_stream(st->c->h2->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+    nghttp2_submit_rst_stream(H2(st->c)->s, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
     schedule(st->c);
 }
 
-size_t rp_h2_pending(const rp_request_t *r)
+static size_t h2_pending(const rp_request_t *r)
 {
-    stream_t *st = r->stream;
+    stream_t *st = ((stream_t *)r->pdata);
     size_t n = evbuffer_get_length(st->out);
     return st->reset || n < STREAM_OUT_HIGH ? 0 : n;
 }
 
-int rp_h2_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
+static int h2_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
 {
-    stream_t *st = r->stream;
-    h2_t *h2 = st->c->h2;
+    stream_t *st = ((stream_t *)r->pdata);
+    h2_t *h2 = H2(st->c);
     int64_t max = (int64_t)r->clcf->client_max_body_size;
     *n = 0;
     if (st->reset) {
@@ -1174,3 +1152,31 @@ int rp_h2_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
     }
     return 0;
 }
+
+static int h2_send_body(rp_request_t *r, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    int rc = 0;
+    if (iovcnt)
+        rc = h2_write(r, iov, iovcnt);
+    if (flags & RP_BODY_LAST)
+        h2_end(r);
+    return rc;
+}
+
+static int h2_flush_head(rp_request_t *r)
+{
+    return 0; /* the head went to nghttp2 at once */
+}
+
+static const rp_http_proto_t h2_http = {
+    .name = "HTTP/2.0",
+    .send_head = h2_send_head,
+    .send_body = h2_send_body,
+    .flush_head = h2_flush_head,
+    .head_sent = h2_head_sent,
+    .abort = h2_abort,
+    .pending = h2_pending,
+    .read_body = h2_read_body,
+    .close_now = h2_abort,
+    .trailers = h2_trailers,
+};

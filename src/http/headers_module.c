@@ -4,7 +4,8 @@
  * to every response with `always`. The value may hold variables; an empty value
  * adds nothing. A level with its own add_header lines does not inherit its
  * parent's (nginx's rule, which surprises people, but a configuration copied from
- * nginx must mean the same thing here).
+ * nginx must mean the same thing here). It is a header filter: it sees every
+ * response, rampart's own included, once its status is final.
  */
 #include "http/request.h"
 #include "http/variables.h"
@@ -71,13 +72,11 @@ static int status_takes_headers(int status)
     return 0;
 }
 
-static void filter(rp_request_t *r)
+static int filter(rp_request_t *r, const rp_http_header_filter_t *self)
 {
-    if (r->loc_conf == NULL)
-        return;
-    headers_conf_t *hc = r->loc_conf[rp_http_headers_module.index];
+    headers_conf_t *hc = r->loc_conf ? r->loc_conf[rp_http_headers_module.index] : NULL;
     if (hc == NULL || hc->headers == NULL)
-        return;
+        return rp_http_next_header(r, self);
     int ok = status_takes_headers(r->status);
     const add_header_t *h = hc->headers->elts;
     for (size_t i = 0; i < hc->headers->nelts; i++) {
@@ -89,11 +88,12 @@ static void filter(rp_request_t *r)
             continue;
         rp_http_add_header(r, h[i].name, v);
     }
+    return rp_http_next_header(r, self);
 }
 
 static const char *postconfiguration(rp_conf_t *cf)
 {
-    rp_http_header_filters[0] = filter;
+    rp_http_add_header_filter(cf, RP_FILTER_HEADERS, "add_header", filter);
     return RP_CONF_OK;
 }
 

@@ -1,8 +1,8 @@
 /*
  * Shared HTTP types: the phase codes, the http core module's configuration at
- * its three levels, and the phase list. Protocol-specific code (HTTP/1 now,
- * HTTP/2 later) produces an rp_request_t and hands it to the phase runner; the
- * phases never know which protocol carried the request.
+ * its three levels, the phase list and the filter chains. A protocol (HTTP/1,
+ * HTTP/2) produces an rp_request_t and hands it to the phase runner; the phases
+ * and the filters never know which protocol carried the request.
  */
 #ifndef RP_HTTP_H
 #define RP_HTTP_H
@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -28,17 +29,62 @@ enum {
     RP_DECLINED = -5, /* not mine: try the next handler of this phase */
 };
 
+/*
+ * The phases, in nginx's order and with nginx's meaning. Modules add handlers to
+ * every phase but FIND_CONFIG and POST_REWRITE, which the runner does itself.
+ */
 typedef enum {
-    RP_PHASE_SERVER_REWRITE, /* before a location is chosen: server-level `return` */
-    RP_PHASE_ROUTE,          /* choose the location */
-    RP_PHASE_REWRITE,        /* location-level `return` */
-    RP_PHASE_ACCESS,
-    RP_PHASE_CONTENT, /* produce the response (proxy, ...) */
+    RP_PHASE_SERVER_REWRITE, /* before a location is chosen: server-level `return`, `set` */
+    RP_PHASE_FIND_CONFIG,    /* choose the location (built in) */
+    RP_PHASE_REWRITE,        /* location-level `return`, `set` */
+    RP_PHASE_POST_REWRITE,   /* the URI changed: find the location again, at most 10 times */
+    RP_PHASE_PREACCESS,      /* limits */
+    RP_PHASE_ACCESS,         /* authentication, authorization */
+    RP_PHASE_PRECONTENT,     /* after access, before content: fault injection, try_files */
+    RP_PHASE_CONTENT, /* produce the response: the location's handler (proxy, ...) first */
     RP_PHASE_LOG,     /* after the response, once: access log; return codes are ignored */
     RP_NPHASES,
 } rp_phase_t;
 
 typedef int (*rp_phase_handler_pt)(rp_request_t *r);
+
+/*
+ * Filter chains. A response's head passes through the header filters and each
+ * piece of its body through the body filters, in rank order, before the protocol
+ * sends it. A filter does its work and passes on with rp_http_next_header() /
+ * rp_http_next_body(); it may change the status, the fields and the body, and a
+ * body filter may hold data back and pass it on later (it then counts what it
+ * holds in r->held and calls rp_http_filter_drained() once it let go).
+ * Header filters return 0, or -1 when the response cannot be sent; body filters
+ * 0, or -1 when the client is gone.
+ */
+typedef struct rp_http_header_filter_s rp_http_header_filter_t;
+typedef struct rp_http_body_filter_s rp_http_body_filter_t;
+
+struct rp_http_header_filter_s {
+    int (*fn)(rp_request_t *r, const rp_http_header_filter_t *self);
+    const rp_http_header_filter_t *next;
+    int rank;
+    const char *name;
+};
+
+#define RP_BODY_LAST  0x01u /* the body ends here */
+#define RP_BODY_FLUSH 0x02u /* the producer has nothing more for now: send what is held */
+
+struct rp_http_body_filter_s {
+    int (*fn)(rp_request_t *r, const rp_http_body_filter_t *self, const struct iovec *iov,
+              int iovcnt, unsigned flags);
+    const rp_http_body_filter_t *next;
+    int rank;
+    const char *name;
+};
+
+/* Filter ranks: lower runs first. The protocol sends the result last of all. */
+enum {
+    RP_FILTER_HEADERS = 100,    /* add_header */
+    RP_FILTER_GZIP = 500,       /* gzip */
+    RP_FILTER_LIMIT_RATE = 900, /* limit_rate: paces what the others produced */
+};
 
 /* Location kinds, as nginx spells them. */
 enum {
@@ -66,7 +112,7 @@ typedef struct {
     char *name;       /* lowercase; for wildcards, without the "*." or ".*" */
     size_t len;
     int kind;
-    pcre2_code *re;
+    struct rp_http_regex_s *re;
     rp_http_core_srv_conf_t *server;
 } rp_server_name_t;
 
@@ -101,6 +147,8 @@ typedef struct {
     rp_array_t servers; /* rp_http_core_srv_conf_t * */
     rp_array_t addrs;   /* rp_http_addr_t * */
     rp_array_t phases[RP_NPHASES]; /* rp_phase_handler_pt */
+    const rp_http_header_filter_t *header_filters; /* the first of the chain */
+    const rp_http_body_filter_t *body_filters;
 } rp_http_core_main_conf_t;
 
 struct rp_http_core_srv_conf_s {
@@ -122,8 +170,11 @@ struct rp_http_core_loc_conf_s {
     char *name;
     size_t name_len;
     int kind;
-    pcre2_code *re;
+    struct rp_http_regex_s *re;
     void **loc_conf; /* every module's configuration for this location */
+    /* The location's content handler (proxy_pass, grpc_pass, ...): runs first in the
+     * content phase; NULL leaves the phase to its handlers. */
+    rp_phase_handler_pt content;
     rp_http_core_loc_conf_t *parent;
     const char *file;
     unsigned line;
@@ -136,14 +187,17 @@ struct rp_http_core_loc_conf_s {
     int64_t send_timeout;
     int64_t client_body_timeout;
     char *default_type;
-    size_t limit_rate;
     size_t client_max_body_size; /* 0: unlimited */
     int server_tokens;
 };
 
 extern rp_module_t rp_http_module;
 extern rp_module_t rp_http_core_module;
-extern rp_module_t rp_http_return_module;
+extern rp_module_t rp_http_rewrite_module;
+extern rp_module_t rp_http_map_module;
+extern rp_module_t rp_http_gzip_module;
+extern rp_module_t rp_http_limit_rate_module;
+extern rp_module_t rp_http_fault_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_proxy_module;
 extern rp_module_t rp_proxy_ssl_module;
@@ -159,8 +213,33 @@ rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);
 /* A module's http-level main configuration in a cycle, or NULL without an http block. */
 void *rp_http_main_conf(const rp_cycle_t *cycle, const rp_module_t *module);
 
-/* Registers a handler for a phase; call from a module's postconfiguration. */
+/* Registers a handler for a phase; call from a module's postconfiguration. Handlers of
+ * a phase run in the order they were added. FIND_CONFIG and POST_REWRITE take none. */
 void rp_http_add_phase_handler(rp_conf_t *cf, rp_phase_t phase, rp_phase_handler_pt h);
+
+/* Joins the header or body filter chain of the configuration at rank (RP_FILTER_*);
+ * call from a module's postconfiguration. */
+void rp_http_add_header_filter(rp_conf_t *cf, int rank, const char *name,
+                               int (*fn)(rp_request_t *r, const rp_http_header_filter_t *self));
+void rp_http_add_body_filter(rp_conf_t *cf, int rank, const char *name,
+                             int (*fn)(rp_request_t *r, const rp_http_body_filter_t *self,
+                                       const struct iovec *iov, int iovcnt, unsigned flags));
+
+/* The ends of the chains: the protocol (request.c). */
+extern const rp_http_header_filter_t rp_http_header_filter_end;
+extern const rp_http_body_filter_t rp_http_body_filter_end;
+
+/* Passes the response on to the next filter of the chain. */
+static inline int rp_http_next_header(rp_request_t *r, const rp_http_header_filter_t *self)
+{
+    return self->next->fn(r, self->next);
+}
+
+static inline int rp_http_next_body(rp_request_t *r, const rp_http_body_filter_t *self,
+                                    const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    return self->next->fn(r, self->next, iov, iovcnt, flags);
+}
 
 /* Per-module configuration of a request's location / server. */
 #define rp_http_loc_conf(r, module) ((r)->loc_conf[(module).index])

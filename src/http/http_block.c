@@ -6,6 +6,7 @@
  */
 #include "core/cycle.h"
 #include "core/log.h"
+#include "http/h1.h"
 #include "http/http.h"
 #include "http/ssl.h"
 #include "net/listen.h"
@@ -110,6 +111,8 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 ls->http = rp_arena_calloc(cf->arena, sizeof(rp_http_addr_t));
                 ls->http->listening = ls;
                 ls->http->cycle = cycle;
+                ls->cycle = cycle;
+                ls->handler = rp_http_init_connection;
                 rp_array_init(&ls->http->names, cf->arena, 4, sizeof(rp_server_name_t));
                 *(rp_listening_t **)rp_array_push(&cycle->listening) = ls;
                 *(rp_http_addr_t **)rp_array_push(&cmcf->addrs) = ls->http;

@@ -1,14 +1,12 @@
 /*
- * The phase runner and the response builder. Responses are serialized here
- * into an evbuffer and handed to the connection; the protocol layer decides
- * framing (HTTP/1 now: Content-Length and Connection).
+ * The response side of a request: its fields, the filter chains and the request
+ * API that sends through them to the protocol, rampart's own responses and error
+ * pages. The phase runner and the request's life are in phases.c.
  */
 #include "http/request.h"
-#include "core/wbuf.h"
-#include "http/conn.h"
-#include "http/grpc.h"
-#include "http/h2.h"
 #include "core/log.h"
+#include "http/grpc.h"
+#include "http/variables.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -21,51 +19,6 @@ rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name)
             return r->headers[i].value;
     }
     return RP_NULL_STR;
-}
-
-void rp_http_run_phases(rp_request_t *r)
-{
-    rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
-
-    while (r->phase < RP_PHASE_LOG) {
-        rp_array_t *handlers = &cmcf->phases[r->phase];
-        if (r->handler >= handlers->nelts) {
-            r->phase++;
-            r->handler = 0;
-            continue;
-        }
-        rp_phase_handler_pt h = RP_ARRAY_AT(handlers, rp_phase_handler_pt, r->handler);
-        int rc = h(r);
-        switch (rc) {
-        case RP_DECLINED:
-            r->handler++;
-            break;
-        case RP_OK:
-            r->phase++;
-            r->handler = 0;
-            break;
-        case RP_AGAIN:
-            return;
-        case RP_DONE:
-            return;
-        default:
-            rp_http_send_error(r, 500);
-            return;
-        }
-    }
-    /* No content handler took the request: nothing is configured to answer it. */
-    rp_http_send_error(r, 404);
-}
-
-void rp_http_log_request(rp_request_t *r)
-{
-    if (r->logged || r->srv == NULL)
-        return;
-    r->logged = 1;
-    rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
-    rp_array_t *handlers = &cmcf->phases[RP_PHASE_LOG];
-    for (size_t i = 0; i < handlers->nelts; i++)
-        RP_ARRAY_AT(handlers, rp_phase_handler_pt, i)(r);
 }
 
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value)
@@ -81,6 +34,14 @@ void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value)
     r->out_headers[r->nout_headers].name = name;
     r->out_headers[r->nout_headers].value = value;
     r->nout_headers++;
+}
+
+rp_header_t *rp_http_out_header(rp_request_t *r, const char *lower_name)
+{
+    for (unsigned i = 0; i < r->nout_headers; i++)
+        if (r->out_headers[i].name.len && rp_str_ieq(r->out_headers[i].name, lower_name))
+            return &r->out_headers[i];
+    return NULL;
 }
 
 const char *rp_http_reason(int status)
@@ -131,10 +92,7 @@ const char *rp_http_date(void)
     static char buf[40];
     static time_t last;
     struct timeval tv;
-    if (rp_event_base)
-        event_base_gettimeofday_cached(rp_event_base, &tv);
-    else
-        gettimeofday(&tv, NULL);
+    rp_time_now(&tv);
     if (tv.tv_sec != last) {
         struct tm tm;
         gmtime_r(&tv.tv_sec, &tm);
@@ -151,59 +109,123 @@ int rp_http_status_has_body(int status)
 
 #define status_has_body rp_http_status_has_body
 
-/* ---- the request API: each call goes to the protocol carrying the request ---- */
+/* ---- filters ---- */
+
+void rp_http_add_header_filter(rp_conf_t *cf, int rank, const char *name,
+                               int (*fn)(rp_request_t *r, const rp_http_header_filter_t *self))
+{
+    rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cf->cycle);
+    if (cmcf == NULL)
+        return;
+    rp_http_header_filter_t *f = rp_arena_calloc(cf->arena, sizeof(*f));
+    f->fn = fn;
+    f->rank = rank;
+    f->name = name;
+    /* the chain's nodes are this configuration's (but the protocol at the end, which
+     * outranks every filter, so its link is never written) */
+    const rp_http_header_filter_t **pp = &cmcf->header_filters;
+    while ((*pp)->rank <= rank)
+        pp = &((rp_http_header_filter_t *)*pp)->next;
+    f->next = *pp;
+    *pp = f;
+}
+
+void rp_http_add_body_filter(rp_conf_t *cf, int rank, const char *name,
+                             int (*fn)(rp_request_t *r, const rp_http_body_filter_t *self,
+                                       const struct iovec *iov, int iovcnt, unsigned flags))
+{
+    rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cf->cycle);
+    if (cmcf == NULL)
+        return;
+    rp_http_body_filter_t *f = rp_arena_calloc(cf->arena, sizeof(*f));
+    f->fn = fn;
+    f->rank = rank;
+    f->name = name;
+    const rp_http_body_filter_t **pp = &cmcf->body_filters;
+    while ((*pp)->rank <= rank)
+        pp = &((rp_http_body_filter_t *)*pp)->next;
+    f->next = *pp;
+    *pp = f;
+}
+
+/* The ends of the chains: the protocol. */
+static int send_head(rp_request_t *r, const rp_http_header_filter_t *self)
+{
+    return r->proto->send_head(r);
+}
+
+static int send_body(rp_request_t *r, const rp_http_body_filter_t *self, const struct iovec *iov,
+                     int iovcnt, unsigned flags)
+{
+    if (!r->head)
+        for (int i = 0; i < iovcnt; i++)
+            r->body_bytes_sent += (int64_t)iov[i].iov_len;
+    return r->proto->send_body(r, iov, iovcnt, flags);
+}
+
+const rp_http_header_filter_t rp_http_header_filter_end = {send_head, NULL, 1 << 30, "protocol"};
+const rp_http_body_filter_t rp_http_body_filter_end = {send_body, NULL, 1 << 30, "protocol"};
+
+static rp_http_core_main_conf_t *main_conf(const rp_request_t *r)
+{
+    return r->srv->ctx->main_conf[rp_http_core_module.index];
+}
+
+/* ---- the response API ---- */
 
 int rp_http_response_begin(rp_request_t *r, int64_t content_length)
 {
-    return r->stream ? rp_h2_response_begin(r, content_length)
-                     : rp_h1_response_begin(r, content_length);
+    r->out_length = content_length;
+    r->response_started = 1;
+    r->header_sent = 1;
+    const rp_http_header_filter_t *top = main_conf(r)->header_filters;
+    return top->fn(r, top);
 }
 
 int rp_http_head_sent(const rp_request_t *r)
 {
-    return r->stream ? rp_h2_head_sent(r) : r->conn->head_len == 0;
+    return r->proto->head_sent(r);
 }
 
 int rp_http_flush_head(rp_request_t *r)
 {
-    return r->stream ? 0 : rp_h1_flush_head(r);
+    return r->proto->flush_head(r);
 }
 
 int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
 {
-    return r->stream ? rp_h2_write(r, iov, iovcnt) : rp_h1_write(r, iov, iovcnt);
+    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+    return top->fn(r, top, iov, iovcnt, 0);
+}
+
+int rp_http_flush(rp_request_t *r)
+{
+    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+    return top->fn(r, top, NULL, 0, RP_BODY_FLUSH);
 }
 
 void rp_http_response_end(rp_request_t *r)
 {
-    if (r->stream)
-        rp_h2_response_end(r);
-    else
-        rp_h1_response_end(r);
+    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+    top->fn(r, top, NULL, 0, RP_BODY_LAST);
 }
 
 void rp_http_abort(rp_request_t *r)
 {
-    if (r->stream)
-        rp_h2_abort(r);
-    else
-        rp_h1_abort(r);
+    r->proto->abort(r);
 }
 
 int rp_http_response_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
 {
-    return r->stream ? rp_h2_response_trailers(r, h, n) : -1;
+    return r->proto->trailers(r, h, n);
 }
 
 void rp_http_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsigned n)
 {
-    if (r->stream) {
-        rp_h2_response_trailers_only(r, h, n);
-        return;
-    }
     for (unsigned i = 0; i < n; i++)
         rp_http_add_header(r, h[i].name, h[i].value);
-    if (rp_http_response_begin(r, 0) != 0) {
+    r->no_body = 1;
+    if (rp_http_response_begin(r, r->version == 20 ? -1 : 0) != 0) {
         rp_http_abort(r);
         return;
     }
@@ -212,116 +234,35 @@ void rp_http_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsig
 
 size_t rp_http_pending(const rp_request_t *r)
 {
-    return r->stream ? rp_h2_pending(r) : rp_h1_pending(r);
+    return r->held + r->proto->pending(r);
+}
+
+void rp_http_drained(rp_request_t *r)
+{
+    if (r->on_drain == NULL || r->held)
+        return;
+    void (*fn)(rp_request_t *) = r->on_drain;
+    r->on_drain = NULL;
+    fn(r);
+}
+
+void rp_http_filter_drained(rp_request_t *r)
+{
+    if (r->on_drain == NULL || r->held || r->proto->pending(r))
+        return; /* the protocol calls rp_http_drained once its own queue drains */
+    /* From the loop, not from here: the filter may be running inside the producer's
+     * own write. */
+    rp_http_post(r, 0, 1);
 }
 
 int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
 {
-    return r->stream ? rp_h2_read_body(r, buf, cap, n) : rp_h1_read_body(r, buf, cap, n);
+    return r->proto->read_body(r, buf, cap, n);
 }
 
 void rp_http_close_now(rp_request_t *r)
 {
-    if (r->stream)
-        rp_h2_abort(r);
-    else
-        rp_h1_close_now(r);
-}
-
-char rp_http_head_buf[RP_HEAD_MAX];
-rp_header_filter_pt rp_http_header_filters[4];
-
-void rp_http_run_header_filters(rp_request_t *r)
-{
-    for (size_t i = 0; i < sizeof(rp_http_header_filters) / sizeof(rp_http_header_filters[0]); i++)
-        if (rp_http_header_filters[i])
-            rp_http_header_filters[i](r);
-}
-
-int rp_http_keepalive(rp_request_t *r)
-{
-    rp_conn_t *c = r->conn;
-    rp_http_core_loc_conf_t *clcf = r->clcf;
-    /* As in nginx: keepalive_timeout 0 disables keep-alive, and the request that reaches
-     * keepalive_requests is the connection's last. */
-    return r->keepalive && !c->close_after && !c->draining &&
-           (clcf == NULL || (clcf->keepalive_timeout > 0 &&
-                             c->requests < (unsigned)clcf->keepalive_requests));
-}
-
-static void put_str(rp_wbuf_t *o, rp_str_t s)
-{
-    rp_wbuf_put(o, s.data, s.len);
-}
-
-static void put_uint(rp_wbuf_t *o, uint64_t v)
-{
-    char tmp[24];
-    int i = sizeof(tmp);
-    do {
-        tmp[--i] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    rp_wbuf_put(o, tmp + i, sizeof(tmp) - (size_t)i);
-}
-
-size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t content_length,
-                          int chunked)
-{
-    rp_conn_t *c = r->conn;
-    rp_wbuf_t o = {buf, buf + cap};
-    int status = r->status;
-
-    rp_http_run_header_filters(r);
-
-    int keep = rp_http_keepalive(r);
-    if (content_length < 0 && !chunked && status_has_body(status) && !r->head)
-        keep = 0; /* the body ends when the connection does */
-
-    RP_WBUF_LIT(&o, "HTTP/1.");
-    rp_wbuf_put(&o, r->version == 10 ? "0 " : "1 ", 2);
-    put_uint(&o, (uint64_t)status);
-    rp_wbuf_put(&o, " ", 1);
-    if (r->reason.len) {
-        put_str(&o, r->reason);
-    } else {
-        const char *reason = rp_http_reason(status);
-        rp_wbuf_put(&o, reason, strlen(reason));
-    }
-    if (r->clcf == NULL || r->clcf->server_tokens)
-        RP_WBUF_LIT(&o, "\r\nServer: rampart/" PACKAGE_VERSION "\r\nDate: ");
-    else
-        RP_WBUF_LIT(&o, "\r\nServer: rampart\r\nDate: ");
-    rp_wbuf_put(&o, rp_http_date(), 29);
-    RP_WBUF_LIT(&o, "\r\n");
-    for (unsigned i = 0; i < r->nout_headers; i++) {
-        const rp_header_t *h = &r->out_headers[i];
-        if (h->name.len == 0)
-            continue; /* removed by a filter */
-        put_str(&o, h->name);
-        RP_WBUF_LIT(&o, ": ");
-        put_str(&o, h->value);
-        RP_WBUF_LIT(&o, "\r\n");
-    }
-    if (content_length >= 0 && (status_has_body(status) || r->head)) {
-        RP_WBUF_LIT(&o, "Content-Length: ");
-        put_uint(&o, (uint64_t)content_length);
-        RP_WBUF_LIT(&o, "\r\n");
-    } else if (chunked && status_has_body(status)) {
-        RP_WBUF_LIT(&o, "Transfer-Encoding: chunked\r\n");
-    }
-    if (status == 101) {
-        /* the connection becomes a tunnel: its Connection field ("upgrade") is among the
-         * response's fields, and HTTP never resumes on it */
-        c->close_after = 1;
-    } else if (!keep) {
-        RP_WBUF_LIT(&o, "Connection: close\r\n");
-        c->close_after = 1;
-    } else if (r->version == 10) {
-        RP_WBUF_LIT(&o, "Connection: keep-alive\r\n");
-    }
-    RP_WBUF_LIT(&o, "\r\n");
-    return o.p ? (size_t)(o.p - buf) : 0;
+    r->proto->close_now(r);
 }
 
 int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body)
@@ -346,8 +287,7 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
     }
     if (!r->head && status_has_body(status) && body.len) {
         struct iovec iov = {(void *)body.data, body.len};
-        r->body_bytes_sent = (int64_t)body.len;
-        rp_http_write(r, &iov, 1);
+        rp_http_write(r, &iov, 1); /* a client gone is the protocol's to handle at the end */
     }
     rp_http_response_end(r);
     return RP_DONE;
@@ -388,8 +328,7 @@ int rp_http_send_error(rp_request_t *r, int status)
     case 500:
     case 501:
     case 505:
-        if (r->stream == NULL)
-            r->conn->close_after = 1;
+        r->keepalive = 0;
         break;
     }
     if (rp_grpc_is_request(r)) /* a gRPC client understands no page, only a status */

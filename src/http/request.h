@@ -1,8 +1,18 @@
 /*
- * The protocol-neutral request: what HTTP/1 (and later HTTP/2) hand to the
- * phases, and the response the phases hand back. A request lives in its own
- * arena, reset between requests on a connection so a warm keep-alive
- * connection allocates nothing.
+ * The protocol-neutral request: what HTTP/1 and HTTP/2 hand to the phases, and
+ * the response the phases hand back. A request lives in its own arena, reset
+ * between requests on a connection so a warm keep-alive connection allocates
+ * nothing.
+ *
+ * Modules keep their per-request state in r->ctx[module.index] and register
+ * cleanups that run, newest first, on every ending of the request: completion,
+ * the client gone, a timeout, a reset stream, the worker stopping. A handler may
+ * suspend the request (RP_AGAIN) and resume it later with rp_http_resume(), from
+ * a timer (rp_http_timer_*) or any event; its timers are cancelled by the
+ * cleanups if the request ends first.
+ *
+ * The protocol carrying the request is a table of functions (rp_http_proto_t):
+ * the request API below calls through it and never asks which protocol it is.
  */
 #ifndef RP_REQUEST_H
 #define RP_REQUEST_H
@@ -10,6 +20,7 @@
 #include "core/arena.h"
 #include "core/str.h"
 #include "http/http.h"
+#include "net/conn.h"
 
 #include <stdint.h>
 #include <sys/time.h>
@@ -19,10 +30,44 @@ typedef struct {
     rp_str_t name, value;
 } rp_header_t;
 
+/* What the protocol carrying a request does for it. */
+typedef struct {
+    const char *name;
+    /* The end of the header filter chain: send (or prepare) r's head, built from
+     * r->status, r->out_headers and r->out_length. 0, or -1 when it cannot be sent. */
+    int (*send_head)(rp_request_t *r);
+    /* The end of the body filter chain: body bytes (dropped for HEAD), then the end
+     * with RP_BODY_LAST. 0, or -1 when the client is gone. */
+    int (*send_body)(rp_request_t *r, const struct iovec *iov, int iovcnt, unsigned flags);
+    /* Sends a head no body bytes carried out yet (HTTP/1 holds it for the first write). */
+    int (*flush_head)(rp_request_t *r);
+    int (*head_sent)(const rp_request_t *r);
+    void (*abort)(rp_request_t *r);
+    size_t (*pending)(const rp_request_t *r);
+    int (*read_body)(rp_request_t *r, char *buf, size_t cap, size_t *n);
+    void (*close_now)(rp_request_t *r);
+    int (*trailers)(rp_request_t *r, const rp_header_t *h, unsigned n);
+} rp_http_proto_t;
+
+typedef struct rp_http_cleanup_s rp_http_cleanup_t;
+struct rp_http_cleanup_s {
+    void (*fn)(rp_request_t *r, void *data);
+    void *data;
+    rp_http_cleanup_t *next;
+};
+
+/* A variable's value in a request: found or not, and cached or to evaluate again. */
+typedef struct {
+    rp_str_t value;
+    unsigned valid : 1;
+    unsigned not_found : 1;
+} rp_var_value_t;
 
 struct rp_request_s {
     rp_conn_t *conn;
     rp_arena_t *arena;
+    const rp_http_proto_t *proto;
+    void *pdata; /* the protocol's per-request state (an HTTP/2 stream) */
 
     rp_str_t method;
     rp_str_t request_uri; /* the target as sent */
@@ -38,8 +83,16 @@ struct rp_request_s {
     unsigned chunked : 1;
     unsigned keepalive : 1;
     unsigned expect_continue : 1;
-    unsigned head : 1; /* HEAD: no body in the response */
-    unsigned grpc : 1; /* a grpc_pass request: rampart's own errors are gRPC statuses */
+    unsigned head : 1;     /* HEAD: no body in the response */
+    unsigned grpc : 1;     /* a grpc_pass request: rampart's own errors are gRPC statuses */
+    unsigned internal : 1; /* reached its location by an internal redirect */
+    unsigned uri_changed : 1;  /* POST_REWRITE finds the location again */
+    unsigned no_body : 1;      /* the head is the whole response (gRPC trailers-only) */
+    unsigned ended : 1;        /* cleanups and log done */
+    unsigned posted : 1;       /* on the worker's queue of requests to wake */
+    unsigned post_run : 1;     /* ... to run its phases */
+    unsigned post_drain : 1;   /* ... to tell its producer the output drained */
+    uint8_t uri_changes;       /* internal redirects left before a cycle is assumed */
 
     rp_http_core_srv_conf_t *srv;
     rp_http_core_loc_conf_t *clcf;
@@ -47,20 +100,30 @@ struct rp_request_s {
     int phase;
     size_t handler;
 
+    void **ctx; /* per module, by index: rp_http_get_ctx / rp_http_set_ctx */
+    rp_http_cleanup_t *cleanups;
+    rp_var_value_t *vars; /* the variables of the configuration, by index; NULL until used */
+    unsigned nvars;
+
+    /* the captures of the last regex that matched (location, server name): $1..$9 */
+    size_t *captures; /* start and end offsets in captures_subject, pairs */
+    unsigned ncaptures; /* pairs */
+    rp_str_t captures_subject;
+
     /* response */
     int status;
-    rp_str_t reason; /* the reason phrase, when not rampart's own for status */
-    const char *error_title; /* the title of rampart's error page, when not the reason */
+    rp_str_t reason;          /* the reason phrase, when not rampart's own for status */
+    const char *error_title;  /* the title of rampart's error page, when not the reason */
     rp_header_t *out_headers; /* in the request arena, grown as needed */
     unsigned nout_headers, out_cap;
-    int64_t body_bytes_sent;
+    int64_t out_length;      /* the body's length as the head will say; -1 unknown */
+    int64_t body_bytes_sent; /* what reached the protocol, after the filters */
+    size_t held;             /* body bytes filters hold back (rp_http_pending counts them) */
     unsigned response_started : 1;
+    unsigned header_sent : 1; /* the header filters ran */
     unsigned logged : 1;
     struct timeval start;
     char request_id[33]; /* made on first use of $request_id */
-
-    /* HTTP/2: the stream carrying this request; NULL on HTTP/1. */
-    struct rp_h2_stream_s *stream;
 
     /* Set by a content handler that waits: for body bytes from the client, or for the
      * response to drain (back-pressure). Each is cleared before it is called. */
@@ -68,53 +131,90 @@ struct rp_request_s {
     void (*on_drain)(rp_request_t *r);
     int body_status; /* after rp_http_read_body failed: 400, 413, or 0 for a client gone */
 
-    /* The proxy's record, one entry per upstream attempt joined by ", " as nginx does:
-     * $upstream_addr, $upstream_status, $upstream_connect_time, $upstream_response_time. */
-    rp_str_t upstream_addr, upstream_status, upstream_connect_time, upstream_response_time;
-    void *upstream;       /* the proxy's per-request state */
-    rp_str_t proxy_host;  /* $proxy_host */
-    /* Called once when the request ends for any reason (completed, client gone, worker
-     * stopping), before the log phase: releases what lives outside the request arena. */
-    void (*cleanup)(rp_request_t *r);
+    rp_request_t *post_next, *post_prev; /* the resume queue */
 };
 
-/* Looks up a request header (case-insensitive); returns its value or a NULL string. */
-rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name);
+/* ---- the request's life ---- */
 
-/* Runs the log phase's handlers once, when the request's exchange is over. */
-void rp_http_log_request(rp_request_t *r);
+/* A new request on c in arena a, carried by proto. Its clock starts now. */
+rp_request_t *rp_http_request_new(rp_conn_t *c, rp_arena_t *a, const rp_http_proto_t *proto);
+
+/*
+ * Picks r's server by its host (through the connection's address), checks the TLS
+ * client certificate, and runs the phases. The protocol calls it once the head
+ * parsed; status (if not 0) is a refusal found while parsing (400 ...), answered
+ * from the chosen server with reason why logged.
+ */
+void rp_http_process_request(rp_request_t *r, int status, const char *why);
 
 /* Runs the phases from where the request stopped; call again to resume after RP_AGAIN. */
 void rp_http_run_phases(rp_request_t *r);
 
+/* Resumes a suspended request's phases from the event loop, soon (never from within the
+ * caller's stack). A request that ends before then is not resumed. */
+void rp_http_resume(rp_request_t *r);
+
+/* Queues r to be woken from the event loop: its phases (run) and/or its producer's
+ * on_drain (drain, if the output is drained by then). */
+void rp_http_post(rp_request_t *r, int run, int drain);
+
+/*
+ * Restarts r's processing at uri and args (internal redirect): the phases run again
+ * from SERVER_REWRITE, module contexts are cleared, and at most 10 redirects happen
+ * before the request fails with 500. Returns RP_AGAIN for the calling handler to
+ * return: the phases resume from the loop.
+ */
+int rp_http_internal_redirect(rp_request_t *r, rp_str_t uri, rp_str_t args);
+
+/* Registers fn(r, data) to run once when r ends, before its log phase; the most
+ * recently added runs first. The result may be disarmed by setting its fn to NULL. */
+rp_http_cleanup_t *rp_http_cleanup_add(rp_request_t *r, void (*fn)(rp_request_t *r, void *data),
+                                      void *data);
+
+/* Runs (and forgets) r's cleanups now: a handler is about to answer in their place. */
+void rp_http_run_cleanups(rp_request_t *r);
+
+/* The request's exchange is over (complete, client gone, reset, timed out, worker
+ * stopping): runs its cleanups, then its log phase. Idempotent. */
+void rp_http_request_end(rp_request_t *r);
+
+/* Runs the log phase's handlers once, when the request's exchange is over. */
+void rp_http_log_request(rp_request_t *r);
+
+#define rp_http_get_ctx(r, module)      ((r)->ctx[(module).index])
+#define rp_http_set_ctx(r, module, val) ((r)->ctx[(module).index] = (val))
+
+/* ---- timers that belong to a request ---- */
+
+typedef struct rp_http_timer_s rp_http_timer_t;
+
+/* A timer of r calling fn(r, data) when it expires; the request's end cancels it. */
+rp_http_timer_t *rp_http_timer_new(rp_request_t *r, void (*fn)(rp_request_t *r, void *data),
+                                   void *data);
+void rp_http_timer_add(rp_http_timer_t *t, int64_t ms);
+void rp_http_timer_del(rp_http_timer_t *t);
+int rp_http_timer_pending(const rp_http_timer_t *t);
+
+/* Suspends r's phases for ms milliseconds: returns RP_AGAIN for the handler to return;
+ * the handler is called again when the time is up (its context tells it it slept). */
+int rp_http_sleep(rp_request_t *r, int64_t ms);
+
+/* ---- the request's fields ---- */
+
+/* Looks up a request header (case-insensitive); returns its value or a NULL string. */
+rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name);
+
 /* Adds a response header; name and value must live until the head is built. */
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value);
 
-/*
- * Serializes r's response head (status line, Server, Date, r->out_headers after
- * the header filters, framing, Connection) into buf[0..cap) and decides whether
- * the connection stays open. content_length < 0 with chunked 0 means a
- * close-delimited body. Returns the length, or 0 when it does not fit.
- */
-size_t rp_http_build_head(rp_request_t *r, char *buf, size_t cap, int64_t content_length,
-                          int chunked);
-
-/* Whether the connection may carry another request after r's response. */
-int rp_http_keepalive(rp_request_t *r);
-
-/* A worker-wide scratch buffer for response heads; valid until the next call. */
-#define RP_HEAD_MAX (256 * 1024)
-extern char rp_http_head_buf[RP_HEAD_MAX];
-
-/* Response header filters, run once per response before its head is built. */
-typedef void (*rp_header_filter_pt)(rp_request_t *r);
-extern rp_header_filter_pt rp_http_header_filters[4];
-
-/* Runs the header filters; once per response, by the code that serializes its head. */
-void rp_http_run_header_filters(rp_request_t *r);
+/* The response header named (case-insensitive), or NULL. */
+rp_header_t *rp_http_out_header(rp_request_t *r, const char *lower_name);
 
 /* The current time as an HTTP date, for the Date field (29 characters). */
 const char *rp_http_date(void);
+
+/* The client's address as text ($remote_addr). */
+rp_str_t rp_http_remote_addr(rp_request_t *r);
 
 /*
  * Producing a response and reading the request body, whatever the protocol.
@@ -124,15 +224,13 @@ const char *rp_http_date(void);
  * body, then end(); or abort() when the response can never be completed: the
  * client then sees it cut (a reset stream, a short or reset connection), never a
  * truncated body framed as complete. After end() or abort() the request may
- * already be freed. The protocol frames the body: HTTP/1.1 chunks a body of
- * unknown length, HTTP/1.0 ends it with the connection, HTTP/2 ends the stream.
- *
- * HTTP/1 serializes the head into rp_http_head_buf and sends it with the first
- * body bytes: the first write(), flush_head() or end() must come before the
- * handler returns to the event loop.
+ * already be freed. The head and body pass through the filter chains on their
+ * way; the protocol frames the body: HTTP/1.1 chunks a body of unknown length,
+ * HTTP/1.0 ends it with the connection, HTTP/2 ends the stream.
  */
 
-/* Returns 0, or -1 when the head does not fit (nothing was sent: answer 502). */
+/* Runs the header filters and hands the head to the protocol. Returns 0, or -1 when
+ * the head cannot be sent (too large: nothing was sent, answer 502). */
 int rp_http_response_begin(rp_request_t *r, int64_t content_length);
 
 /* Whether the response head has left for the client; until then the handler may still
@@ -142,8 +240,12 @@ int rp_http_head_sent(const rp_request_t *r);
 /* Sends a head that no body bytes carried out yet. 0, or -1 when the client is gone. */
 int rp_http_flush_head(rp_request_t *r);
 
-/* Sends body bytes. 0, or -1 when the client is gone (then abort()). */
+/* Sends body bytes through the body filters. 0, or -1 when the client is gone (then
+ * abort()). */
 int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt);
+
+/* Tells the filters the producer has nothing more for now (a compressor flushes). */
+int rp_http_flush(rp_request_t *r);
 
 void rp_http_response_end(rp_request_t *r);
 void rp_http_abort(rp_request_t *r);
@@ -165,6 +267,16 @@ void rp_http_response_trailers_only(rp_request_t *r, const rp_header_t *h, unsig
 
 /* Non-zero while the handler should stop producing and wait for r->on_drain. */
 size_t rp_http_pending(const rp_request_t *r);
+
+/*
+ * For the protocols and for filters that hold data: the output of r drained. Calls
+ * r->on_drain (cleared first) unless a filter still holds bytes.
+ */
+void rp_http_drained(rp_request_t *r);
+
+/* For a filter that held bytes and let them go: wakes the producer if the output is
+ * drained (from the event loop, not the filter's stack). */
+void rp_http_filter_drained(rp_request_t *r);
 
 /*
  * Reads decoded request-body bytes into buf[0..cap). Returns 1 when the body is

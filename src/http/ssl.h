@@ -61,6 +61,10 @@ typedef struct {
 
 extern rp_module_t rp_ssl_module;
 
+/* The TLS variables ($https, $ssl_*), registered by the ssl module (ssl_variables.c). */
+struct rp_var_def_s;
+extern const struct rp_var_def_s *const rp_ssl_variables;
+
 /* The ssl configuration of the server a TLS connection's handshake chose. */
 rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl);
 

@@ -18,10 +18,13 @@
 #include "http/ssl.h"
 #include "net/tls.h"
 #include "core/log.h"
-#include "http/conn.h"
+#include "http/variables.h"
+#include "net/conn.h"
+#include "net/listen.h"
 #include "route/route.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/hmac.h>
@@ -332,7 +335,7 @@ static int alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outle
     /* h2 first where the listen said http2: SSL_select_next_proto goes by our order */
     static const unsigned char h1[] = "\x08http/1.1", both[] = "\x02h2\x08http/1.1";
     rp_conn_t *c = SSL_get_app_data(ssl);
-    int h2 = c && c->addr->http2;
+    int h2 = c && c->ls->http->http2;
     const unsigned char *ours = h2 ? both : h1;
     unsigned ours_len = h2 ? sizeof(both) - 1 : sizeof(h1) - 1;
     unsigned char *sel;
@@ -364,16 +367,18 @@ static int client_hello_sni(SSL *ssl, const char **name, size_t *len)
 static int client_hello(SSL *ssl, int *alert, void *arg)
 {
     rp_conn_t *c = SSL_get_app_data(ssl);
-    rp_http_core_srv_conf_t *srv = c->addr->default_server;
+    rp_http_addr_t *addr = c->ls->http;
+    rp_http_core_srv_conf_t *srv = addr->default_server;
     const char *name;
     size_t len;
     if (client_hello_sni(ssl, &name, &len)) {
         char host[256];
         size_t hlen;
         if (len < sizeof(host) && rp_host_normalize(name, len, host, &hlen) == 0) {
-            srv = rp_route_server(c->addr, host, hlen);
-            memcpy(c->sni, host, hlen);
-            c->sni[hlen] = '\0';
+            srv = rp_route_server(addr, host, hlen);
+            host[hlen] = '\0';
+            free(c->sni); /* a second ClientHello (HelloRetryRequest) names it again */
+            c->sni = rp_xstrdup(host);
         }
     }
     rp_ssl_srv_conf_t *sc = srv->ctx->srv_conf[rp_ssl_module.index];
@@ -563,9 +568,10 @@ static const char *postconfiguration(rp_conf_t *cf)
 rp_ssl_srv_conf_t *rp_ssl_conn_conf(SSL *ssl)
 {
     rp_conn_t *c = SSL_get_app_data(ssl);
-    rp_http_core_srv_conf_t *srv = c->addr->default_server;
-    if (c->sni[0])
-        srv = rp_route_server(c->addr, c->sni, strlen(c->sni));
+    rp_http_addr_t *addr = c->ls->http;
+    rp_http_core_srv_conf_t *srv = addr->default_server;
+    if (c->sni)
+        srv = rp_route_server(addr, c->sni, strlen(c->sni));
     return srv->ctx->srv_conf[rp_ssl_module.index];
 }
 
@@ -637,9 +643,15 @@ static const rp_command_t commands[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
+static const char *preconfiguration(rp_conf_t *cf)
+{
+    return rp_var_register(cf, rp_ssl_variables);
+}
+
 rp_module_t rp_ssl_module = {
     .name = "ssl",
     .commands = commands,
+    .preconfiguration = preconfiguration,
     .create_http_main = create_main,
     .create_srv = create_srv,
     .merge_srv = merge_srv,

@@ -270,3 +270,32 @@ void rp_listen_keep_only(rp_cycle_t *cycle, int index)
         }
     }
 }
+
+/* ---- the module: sockets opened by the master, kept by each worker ---- */
+
+static int listen_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags,
+                              char *err, size_t errlen)
+{
+    if (flags & RP_INIT_TEST)
+        return 0; /* rampart -t binds nothing, as nginx -t */
+    rp_core_conf_t *ccf = rp_core_conf(cycle);
+    int n = (flags & RP_INIT_SINGLE) || !ccf->master_process ? 1 : ccf->worker_processes;
+    /* sockets of the same address and index are taken over from prev, which then no
+     * longer owns them */
+    if (rp_listen_open(cycle, (rp_cycle_t *)prev, n, err, errlen) != 0)
+        return -1;
+    rp_listen_steer(cycle, n);
+    return 0;
+}
+
+static int listen_init_helper(rp_cycle_t *cycle)
+{
+    rp_listen_close(cycle); /* it serves nothing */
+    return 0;
+}
+
+rp_module_t rp_listen_module = {
+    .name = "listen",
+    .init_master = listen_init_master,
+    .init_helper = listen_init_helper,
+};

@@ -24,6 +24,9 @@ typedef struct rp_listening_s {
     int *fds; /* one per worker, -1 until opened */
     int nfds;
     rp_http_addr_t *http; /* the servers behind this address */
+    rp_cycle_t *cycle;    /* the generation that declared it */
+    /* Starts a protocol on an accepted connection; called again after its TLS handshake. */
+    void (*handler)(struct rp_conn_s *c);
 } rp_listening_t;
 
 /*
@@ -57,5 +60,9 @@ void rp_listen_close(rp_cycle_t *cycle);
 
 /* In worker i: closes every socket that belongs to other workers. */
 void rp_listen_keep_only(rp_cycle_t *cycle, int index);
+
+/* The module that opens and steers a generation's sockets (init_master) and, in a
+ * worker, closes the other workers' (init_worker) and the helper's (init_helper). */
+extern rp_module_t rp_listen_module;
 
 #endif

@@ -37,7 +37,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
-#include "http/conn.h"
+#include "net/conn.h"
 #include "http/request.h"
 #include "http/variables.h"
 
@@ -61,6 +61,8 @@ typedef struct al_file_s al_file_t;
 
 struct al_file_s {
     const char *path; /* with the prefix */
+    const char *file; /* the access_log line that first named it, for messages */
+    unsigned line;
     rp_cycle_t *cycle;
     int fd;           /* -1 until the master opens it */
     size_t size;      /* buffer=; 0 writes every line at once */
@@ -287,12 +289,12 @@ static void log_line(rp_request_t *r, const al_log_t *log)
     size_t len = 1; /* the newline */
     for (size_t i = 0; i < cv->nparts; i++) {
         const rp_cv_part_t *part = &cv->parts[i];
-        if (part->get == NULL) {
+        if (rp_cv_part_literal(part)) {
             vals[i] = part->literal;
             len += part->literal.len;
             continue;
         }
-        if (part->get(r, part->arg, &vals[i]) != 0 || vals[i].data == NULL)
+        if (rp_cv_part_value(r, part, &vals[i]) != 0 || vals[i].data == NULL)
             vals[i] = RP_STR("");
         if (vals[i].len == 0)
             len += fmt->escape == RP_LOG_ESCAPE_DEFAULT; /* "-" */
@@ -314,7 +316,7 @@ static void log_line(rp_request_t *r, const al_log_t *log)
 
     char *p = line;
     for (size_t i = 0; i < cv->nparts; i++) {
-        if (cv->parts[i].get == NULL) {
+        if (rp_cv_part_literal(&cv->parts[i])) {
             if (vals[i].len)
                 memcpy(p, vals[i].data, vals[i].len);
             p += vals[i].len;
@@ -412,7 +414,8 @@ int rp_access_log_open(rp_cycle_t *cycle, char *err, size_t errlen)
         rp_mkdir_parent(f->path);
         f->fd = open_path(f->path);
         if (f->fd < 0) {
-            snprintf(err, errlen, "cannot open access log \"%s\": %s", f->path, strerror(errno));
+            snprintf(err, errlen, "%s:%u: \"access_log\": cannot open \"%s\": %s", f->file, f->line,
+                     f->path, strerror(errno));
             return -1;
         }
         link_file(f);
@@ -496,6 +499,8 @@ static al_file_t *get_file(rp_conf_t *cf, al_main_conf_t *mc, const char *path)
     }
     al_file_t *f = rp_arena_calloc(cf->arena, sizeof(*f));
     f->path = path;
+    f->file = cf->file;
+    f->line = cf->line;
     f->cycle = cf->cycle;
     f->fd = -1;
     rp_arena_cleanup(cf->arena, file_cleanup, f);
@@ -663,9 +668,47 @@ static const rp_command_t commands[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
+/* ---- process hooks ---- */
+
+static int al_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                          size_t errlen)
+{
+    return rp_access_log_open(cycle, err, errlen); /* rampart -t too: a start would */
+}
+
+static void al_reopen(rp_cycle_t *cycle)
+{
+    rp_access_log_reopen();
+}
+
+static int al_init_worker(rp_cycle_t *cycle)
+{
+    /* A worker keeps its generation's files; alone (master_process off) it has no
+     * other generation's to drop, and after a reload in place the old ones still log. */
+    if (rp_process.kind != RP_PROCESS_SINGLE)
+        rp_access_log_keep_only(cycle);
+    return 0;
+}
+
+static void al_exit_worker(rp_cycle_t *cycle)
+{
+    rp_access_log_flush_all(); /* every stop, graceful or fast, ends here */
+}
+
+static int al_init_helper(rp_cycle_t *cycle)
+{
+    rp_access_log_keep_only(NULL); /* it logs no requests: rotated files must not stay open */
+    return 0;
+}
+
 rp_module_t rp_access_log_module = {
     .name = "access_log",
     .commands = commands,
+    .init_master = al_init_master,
+    .reopen = al_reopen,
+    .init_worker = al_init_worker,
+    .exit_worker = al_exit_worker,
+    .init_helper = al_init_helper,
     .create_main = create_main,
     .create_loc = create_loc,
     .merge_loc = merge_loc,

@@ -2,6 +2,7 @@
  * Server and location selection, and the path normalization they rely on.
  */
 #include "route/route.h"
+#include "http/variables.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,9 +113,12 @@ int rp_host_normalize(const char *host, size_t len, char *out, size_t *out_len)
     return 0;
 }
 
-rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char *host, size_t len)
+rp_http_core_srv_conf_t *rp_route_server_match(const rp_http_addr_t *addr, const char *host,
+                                               size_t len, const rp_server_name_t **matched)
 {
     const rp_server_name_t *names = addr->names.elts;
+    if (matched)
+        *matched = NULL;
     const rp_server_name_t *best_head = NULL, *best_tail = NULL;
 
     for (size_t i = 0; i < addr->names.nelts; i++) {
@@ -141,10 +145,18 @@ rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char 
     if (best_tail)
         return best_tail->server;
     for (size_t i = 0; i < addr->names.nelts; i++) {
-        if (names[i].kind == RP_NAME_REGEX && rp_regex_match(names[i].re, host, len))
+        if (names[i].kind == RP_NAME_REGEX && rp_regex_match(names[i].re->re, host, len)) {
+            if (matched)
+                *matched = &names[i];
             return names[i].server;
+        }
     }
     return addr->default_server;
+}
+
+rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char *host, size_t len)
+{
+    return rp_route_server_match(addr, host, len, NULL);
 }
 
 enum { FOUND_NONE, FOUND_PREFIX, FOUND_FINAL };
@@ -176,7 +188,7 @@ static int find(rp_http_core_loc_conf_t *parent, const char *path, size_t len,
     if (!noregex) {
         v = parent->regex.elts;
         for (size_t i = 0; i < parent->regex.nelts; i++) {
-            if (rp_regex_match(v[i]->re, path, len)) {
+            if (rp_regex_match(v[i]->re->re, path, len)) {
                 *out = v[i];
                 find(v[i], path, len, out);
                 return FOUND_FINAL;
@@ -257,10 +269,28 @@ pcre2_code *rp_regex_compile(rp_arena_t *arena, const char *pattern, int caseles
     return re;
 }
 
+#define MAX_PAIRS 32
+
+static pcre2_match_data *md;
+static unsigned last_pairs;
+
 int rp_regex_match(pcre2_code *re, const char *subject, size_t len)
 {
-    static pcre2_match_data *md;
     if (md == NULL)
-        md = pcre2_match_data_create(32, NULL);
-    return pcre2_match(re, (PCRE2_SPTR)subject, len, 0, 0, md, NULL) >= 0;
+        md = pcre2_match_data_create(MAX_PAIRS, NULL);
+    int rc = pcre2_match(re, (PCRE2_SPTR)subject, len, 0, 0, md, NULL);
+    if (rc < 0)
+        return 0;
+    last_pairs = rc == 0 ? MAX_PAIRS : (unsigned)rc; /* 0: more groups than pairs kept */
+    return (int)last_pairs;
+}
+
+const size_t *rp_regex_ovector(void)
+{
+    return md ? pcre2_get_ovector_pointer(md) : NULL;
+}
+
+unsigned rp_regex_pairs(void)
+{
+    return last_pairs;
 }

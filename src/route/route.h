@@ -29,11 +29,17 @@ int rp_host_normalize(const char *host, size_t len, char *out, size_t *out_len);
 rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char *host,
                                          size_t len);
 
+/* The same, and the name that matched (NULL for the default server); after a regex name
+ * matched, rp_regex_ovector() holds its captures. */
+rp_http_core_srv_conf_t *rp_route_server_match(const rp_http_addr_t *addr, const char *host,
+                                               size_t len, const rp_server_name_t **matched);
+
 /*
  * Chooses the location for a normalized path inside a server, with nginx's
  * precedence: "=" exact, then the longest prefix ("^~" stops there), its nested
  * locations, then regexes in order; the longest prefix if no regex matched. Returns
- * the server's own location when nothing matched.
+ * the server's own location when nothing matched. When a regex location is returned,
+ * rp_regex_ovector() holds its captures.
  */
 rp_http_core_loc_conf_t *rp_route_location(rp_http_core_loc_conf_t *server_loc, const char *path,
                                            size_t len);
@@ -51,7 +57,11 @@ void rp_route_sort(rp_http_core_loc_conf_t *parent);
 pcre2_code *rp_regex_compile(rp_arena_t *arena, const char *pattern, int caseless, char *err,
                              size_t errlen);
 
-/* Whether subject matches re (uses a per-process match-data block). */
+/* Whether subject matches re: the number of capture pairs set (> 0), or 0. The match
+ * data is per process: rp_regex_ovector() and rp_regex_pairs() describe the last match
+ * until the next call. */
 int rp_regex_match(pcre2_code *re, const char *subject, size_t len);
+const size_t *rp_regex_ovector(void);
+unsigned rp_regex_pairs(void);
 
 #endif

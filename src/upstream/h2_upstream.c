@@ -46,7 +46,7 @@
 #include "upstream/h2_upstream.h"
 #include "upstream/upstream_ssl.h"
 #include "core/log.h"
-#include "http/conn.h"
+#include "core/time.h"
 
 #include <openssl/ssl.h>
 
@@ -107,13 +107,6 @@ static void settle(rp_h2u_session_t *ss);
 static void handshake(rp_h2u_session_t *ss);
 static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t *p,
                                      int64_t connect_timeout, rp_upstream_tls_t *tls);
-
-static int64_t ms_since(const struct timeval *t)
-{
-    struct timeval now;
-    event_base_gettimeofday_cached(rp_event_base, &now);
-    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_usec - t->tv_usec) / 1000;
-}
 
 static void set_timer(struct event *ev, int64_t ms)
 {
@@ -824,7 +817,7 @@ static void settle(rp_h2u_session_t *ss)
 {
     ss->settled = 1;
     event_del(&ss->timer);
-    int64_t ms = ms_since(&ss->started);
+    int64_t ms = rp_time_ms_since(&ss->started);
     /* oldest first; those past the peer's limit go to other connections while the cap on
      * connections allows, the rest wait here in nghttp2's queue */
     rp_h2u_stream_t *st = ss->streams;
@@ -917,7 +910,7 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->uc.ups = u;
     ss->uc.peer = p;
     ss->uc.out = ss->out;
-    event_base_gettimeofday_cached(rp_event_base, &ss->started);
+    rp_time_now(&ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {
         close(fd);
         evbuffer_free(ss->out);

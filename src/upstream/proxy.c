@@ -26,7 +26,8 @@
 #include "upstream/proxy_h2.h"
 #include "core/log.h"
 #include "core/wbuf.h"
-#include "http/conn.h"
+#include "core/time.h"
+#include "http/variables.h"
 #include "http/h1_parser.h"
 #include "upstream/upstream_ssl.h"
 
@@ -78,17 +79,9 @@ static void on_upstream_timer(void *arg);
 static void connect_next(proxy_t *p);
 static void pump_body(proxy_t *p);
 
-int64_t rp_proxy_ms_since(const struct timeval *t)
-{
-    struct timeval now;
-    event_base_gettimeofday_cached(rp_event_base, &now);
-    return (int64_t)(now.tv_sec - t->tv_sec) * 1000 + (now.tv_usec - t->tv_usec) / 1000;
-}
-
 static void set_utimer(proxy_t *p, int64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(&p->uc->timer, &tv);
+    rp_timer_add(&p->uc->timer, ms);
 }
 
 void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text)
@@ -127,10 +120,8 @@ void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, c
                         const char *scheme, const char *peer, rp_str_t target)
 {
     char client[64] = "", errtext[160] = "";
-    rp_str_t addr, arg;
-    rp_var_get_pt get = rp_var_lookup("remote_addr", 11, &arg);
-    if (get && get(r, arg, &addr) == 0)
-        snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
+    rp_str_t addr = rp_http_remote_addr(r);
+    snprintf(client, sizeof(client), "%.*s", (int)addr.len, addr.data);
     if (err)
         snprintf(errtext, sizeof(errtext), " (%d: %s)", err, strerror(err));
     rp_str_t server = r->srv && r->srv->names.nelts
@@ -155,7 +146,7 @@ static void log_upstream(proxy_t *p, int level, const char *what, int err, const
 
 void rp_proxy_log(rp_request_t *r, int level, const char *what, int err, const char *where)
 {
-    log_upstream(r->upstream, level, what, err, where);
+    log_upstream(rp_proxy_ctx(r)->exchange, level, what, err, where);
 }
 
 /* Lets go of the upstream connection: to the cache when reusable, else closed. */
@@ -170,15 +161,12 @@ static void drop_uc(proxy_t *p, int reusable)
     rp_upstream_release(uc, reusable);
 }
 
-static void cleanup(rp_request_t *r)
+static void cleanup(rp_request_t *r, void *data)
 {
-    proxy_t *p = r->upstream;
-    if (p == NULL)
-        return;
+    proxy_t *p = data;
     if (p->uc && p->state >= P_SEND && !p->finished)
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
     drop_uc(p, 0);
-    r->upstream = NULL;
 }
 
 /* Ends the request with rampart's own error page; only before the response began. */
@@ -197,7 +185,7 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
 {
     rp_request_t *r = p->r;
     log_upstream(p, RP_LOG_ERR, why, err, where);
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     if (!rp_http_head_sent(r)) {
         /* nothing reached the client yet: it can still get a proper 502 */
@@ -215,7 +203,7 @@ static void finish(proxy_t *p)
 {
     rp_request_t *r = p->r;
     p->finished = 1;
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 0);
     if (p->uc && p->mode == B_NONE)
         p->uc->suspect = 1; /* a body where none belongs may still be on its way */
@@ -268,7 +256,7 @@ static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
 static int wants_upgrade(const rp_request_t *r)
 {
     int listed = 0, h2c = 0;
-    if (r->stream || r->version != 11 || r->chunked || r->content_length > 0)
+    if (r->version != 11 || r->chunked || r->content_length > 0)
         return 0;
     for (unsigned i = 0; i < r->nheaders; i++) {
         const rp_header_t *h = &r->headers[i];
@@ -424,7 +412,7 @@ static void upstream_send_error(proxy_t *p, int err);
 /* A client body event: more bytes arrived. */
 static void on_client_body(rp_request_t *r)
 {
-    proxy_t *p = r->upstream;
+    proxy_t *p = rp_proxy_ctx(r)->exchange;
     if (p && p->uc)
         pump_body(p);
 }
@@ -562,7 +550,7 @@ static void start_exchange(proxy_t *p)
 /* The connection is ready for the request: connected, and through TLS when it has it. */
 static void established(proxy_t *p)
 {
-    rp_proxy_record_ms(p->r, &p->r->upstream_connect_time, rp_proxy_ms_since(&p->t_connect));
+    rp_proxy_record_ms(p->r, &rp_proxy_ctx(p->r)->connect_time, rp_time_ms_since(&p->t_connect));
     event_del(&p->uc->wev);
     event_del(&p->uc->timer);
     start_exchange(p);
@@ -579,9 +567,9 @@ static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
         log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out)", 0, where);
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
-    rp_proxy_record(r, &r->upstream_status, timed_out ? "504" : "502");
-    rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, timed_out ? "504" : "502");
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     drop_uc(p, 0);
     p->last_timeout = timed_out;
@@ -657,14 +645,14 @@ static void connect_next(proxy_t *p)
     p->tried[s - (rp_upstream_server_t *)u->servers.elts] = 1;
     p->tries++;
     s->conns++;
-    event_base_gettimeofday_cached(rp_event_base, &p->t_start);
-    rp_proxy_record(r, &r->upstream_addr, s->name);
+    rp_time_now(&p->t_start);
+    rp_proxy_record(r, &rp_proxy_ctx(r)->addr, s->name);
 
     rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
-        rp_proxy_record(r, &r->upstream_connect_time, "0.000");
+        rp_proxy_record(r, &rp_proxy_ctx(r)->connect_time, "0.000");
         start_exchange(p);
         return;
     }
@@ -742,8 +730,8 @@ static void upstream_send_error(proxy_t *p, int err)
         return;
     }
     log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
-    rp_proxy_record(p->r, &p->r->upstream_status, "502");
-    rp_proxy_record_ms(p->r, &p->r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+    rp_proxy_record(p->r, &rp_proxy_ctx(p->r)->status, "502");
+    rp_proxy_record_ms(p->r, &rp_proxy_ctx(p->r)->response_time, rp_time_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     fail(p, 502);
 }
@@ -758,7 +746,6 @@ static int to_client(proxy_t *p, const char *data, size_t n)
     rp_request_t *r = p->r;
     if (n == 0 || r->head)
         return 0;
-    r->body_bytes_sent += (int64_t)n;
     struct iovec iov = {(void *)data, n};
     return rp_http_write(r, &iov, 1);
 }
@@ -811,14 +798,14 @@ static int switch_protocols(proxy_t *p)
         /* RFC 9110 7.8: without it nobody knows what the connection now speaks */
         log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                     "Upgrade field", 0, NULL);
-        rp_proxy_record(r, &r->upstream_status, "502");
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
         rp_upstream_report(p->ups, uc->peer, 1);
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
-    rp_proxy_record(r, &r->upstream_status, "101");
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "101");
     rp_upstream_report(p->ups, uc->peer, 0);
     r->status = 101;
     r->response_started = 1;
@@ -862,7 +849,7 @@ static int handle_head(proxy_t *p)
         if (code == 101) {
             log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                         "upgrade request", 0, NULL);
-            rp_proxy_record(r, &r->upstream_status, "502");
+            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
             rp_upstream_report(p->ups, uc->peer, 1);
             fail(p, 502);
             return -1;
@@ -881,18 +868,18 @@ static int handle_head(proxy_t *p)
     char code_text[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
                          (char)('0' + code % 10), '\0'}; /* the parser allows 100..999 */
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
-        rp_proxy_record(r, &r->upstream_status, "502"); /* as nginx: what the client got */
+        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502"); /* as nginx: what the client got */
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
         rp_upstream_report(p->ups, uc->peer, 1);
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
 
-    rp_proxy_record(r, &r->upstream_status, code_text);
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, code_text);
     int no_body = r->head || code == 204 || code == 304;
     if (no_body)
         p->mode = B_NONE;
@@ -915,6 +902,13 @@ static int handle_head(proxy_t *p)
         if (response_header_passes(p, ps, b, i))
             rp_http_add_header(r, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
                                (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len});
+    if (rp_proxy_keeps_headers(r)) {
+        rp_header_t *all = rp_arena_alloc(r->arena, (ps->nheaders + 1) * sizeof(*all));
+        for (unsigned i = 0; i < ps->nheaders; i++)
+            all[i] = (rp_header_t){{b + ps->headers[i].name.off, ps->headers[i].name.len},
+                                   {b + ps->headers[i].value.off, ps->headers[i].value.len}};
+        rp_proxy_keep_headers(r, all, ps->nheaders);
+    }
 
     int64_t cl = -1;
     if (p->mode == B_LENGTH)
@@ -1005,7 +999,7 @@ static void read_upstream(proxy_t *p)
             /* only a response head can fill the buffer: its limit is below the size */
             log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
                                         "header from upstream", 0, NULL);
-            rp_proxy_record(r, &r->upstream_status, "502");
+            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
             p->finished = 1;
             fail(p, 502);
             return;
@@ -1035,8 +1029,8 @@ static void read_upstream(proxy_t *p)
                 log_upstream(p, RP_LOG_ERR,
                              err ? "recv() failed" : "upstream prematurely closed connection", err,
                              "while reading response header from upstream");
-            rp_proxy_record(r, &r->upstream_status, "502");
-            rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+            rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
             rp_upstream_report(p->ups, uc->peer, 1);
             p->finished = 1;
             fail(p, 502);
@@ -1065,8 +1059,8 @@ static void read_upstream(proxy_t *p)
                          p->parser.reason);
                 log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
                 rp_upstream_report(p->ups, uc->peer, 1);
-                rp_proxy_record(r, &r->upstream_status, "502");
-                rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+                rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+                rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
                 p->finished = 1;
                 fail(p, 502);
                 return;
@@ -1103,7 +1097,7 @@ static void read_upstream(proxy_t *p)
 
 static void on_client_drained(rp_request_t *r)
 {
-    proxy_t *p = r->upstream;
+    proxy_t *p = rp_proxy_ctx(r)->exchange;
     if (p == NULL || p->uc == NULL)
         return;
     rp_uconn_resume_read(p->uc);
@@ -1145,8 +1139,8 @@ static void on_upstream_timer(void *arg)
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
                  0, NULL);
-    rp_proxy_record(r, &r->upstream_status, "504");
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&p->t_start));
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "504");
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
     rp_upstream_report(p->ups, p->uc->peer, 1);
     p->finished = 1;
     fail(p, 504);
@@ -1166,9 +1160,8 @@ int rp_proxy_handler(rp_request_t *r)
     p->tried = rp_arena_calloc(r->arena, p->ups->servers.nelts);
     p->target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri,
                              r->uri, r->args);
-    r->upstream = p;
-    r->cleanup = cleanup;
-    r->proxy_host = plcf->host;
+    rp_proxy_ctx_new(r, plcf, p);
+    rp_http_cleanup_add(r, cleanup, p);
     connect_next(p);
     return RP_DONE;
 }

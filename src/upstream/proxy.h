@@ -37,11 +37,35 @@ typedef struct {
 
 extern rp_module_t rp_proxy_module;
 
-/* The proxy's bookkeeping, shared by the HTTP/1 (proxy.c) and HTTP/2 (proxy_h2.c)
- * exchanges: milliseconds since t by the loop's clock; an entry appended to one of
- * the ", "-joined $upstream_* records (a time as "0.004", or "-" when negative); an
- * error-log line in nginx's form, naming the client, request and upstream URL. */
-int64_t rp_proxy_ms_since(const struct timeval *t);
+/*
+ * The proxy's per-request context (its r->ctx slot), shared by the HTTP/1 (proxy.c)
+ * and HTTP/2 (proxy_h2.c) exchanges: the records behind $upstream_addr,
+ * $upstream_status, $upstream_connect_time and $upstream_response_time (one entry
+ * per attempt, joined by ", " as nginx does), $proxy_host, the last upstream
+ * response's fields for $upstream_http_NAME (kept only when a variable reads them),
+ * and the exchange itself.
+ */
+typedef struct {
+    rp_str_t addr, status, connect_time, response_time;
+    rp_str_t host;
+    rp_header_t *headers;
+    unsigned nheaders;
+    void *exchange;
+} rp_proxy_ctx_t;
+
+/* Makes r's proxy context for an exchange of plcf's location. */
+rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, void *exchange);
+
+#define rp_proxy_ctx(r) ((rp_proxy_ctx_t *)rp_http_get_ctx(r, rp_proxy_module))
+
+/* Keeps a copy of an upstream response's fields for $upstream_http_NAME, when the
+ * configuration reads any (the bytes they point into go back to the connection). */
+void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n);
+int rp_proxy_keeps_headers(const rp_request_t *r);
+
+/* The proxy's bookkeeping: an entry appended to one of the ", "-joined $upstream_*
+ * records (a time as "0.004", or "-" when negative); an error-log line in nginx's
+ * form, naming the client, request and upstream URL. */
 void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text);
 void rp_proxy_record_ms(rp_request_t *r, rp_str_t *field, int64_t ms);
 void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, const char *where,

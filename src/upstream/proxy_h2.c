@@ -26,7 +26,7 @@
  */
 #include "upstream/proxy_h2.h"
 #include "core/log.h"
-#include "http/conn.h"
+#include "core/time.h"
 #include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "upstream/h2_upstream.h"
@@ -75,17 +75,9 @@ static char scratch[65536];
 
 static void step(xchg_t *x);
 
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(rp_event_base, &tv);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
-
 static void add_timer(struct event *ev, int64_t ms)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(ev, &tv);
+    rp_timer_add(ev, ms);
 }
 
 /* nginx's error-log context: who asked for what, and where it was going. */
@@ -126,15 +118,12 @@ static void done(xchg_t *x)
     r->on_drain = NULL;
 }
 
-static void cleanup(rp_request_t *r)
+static void cleanup(rp_request_t *r, void *data)
 {
-    xchg_t *x = r->upstream;
-    if (x == NULL)
-        return;
+    xchg_t *x = data;
     if (!x->finished && x->st && x->st->connected)
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     done(x);
-    r->upstream = NULL;
 }
 
 /* Before the response began: rampart's own answer (a gRPC status for a gRPC call). */
@@ -299,7 +288,7 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     }
     if (x->has_deadline) {
         char *t = rp_arena_alloc(a, 16);
-        size_t k = rp_grpc_timeout_format(x->deadline - now_ms(), t);
+        size_t k = rp_grpc_timeout_format(x->deadline - rp_time_ms(), t);
         nva[n++] = nv(RP_STR("grpc-timeout"), (rp_str_t){t, k});
     }
     nva[0] = nv(RP_STR(":method"), r->method);
@@ -338,8 +327,8 @@ static void connect_next(xchg_t *x)
         s->conns++;
         x->peer = s;
         x->connect_recorded = 0;
-        event_base_gettimeofday_cached(rp_event_base, &x->t_start);
-        rp_proxy_record(r, &r->upstream_addr, s->name);
+        rp_time_now(&x->t_start);
+        rp_proxy_record(r, &rp_proxy_ctx(r)->addr, s->name);
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
@@ -356,9 +345,9 @@ static void connect_next(xchg_t *x)
         /* the connection could not even start (counted against the server already) */
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
-        rp_proxy_record(r, &r->upstream_status, "502");
-        rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
         release(x);
         x->last_timeout = 0;
     }
@@ -383,9 +372,9 @@ static void failed_before_head(xchg_t *x)
         else
             log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
                          "while connecting to upstream");
-        rp_proxy_record(r, &r->upstream_status, st->timed_out ? "504" : "502");
-        rp_proxy_record_ms(r, &r->upstream_connect_time, -1);
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record(r, &rp_proxy_ctx(r)->status, st->timed_out ? "504" : "502");
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
         x->last_timeout = st->timed_out;
         release(x);
         connect_next(x);
@@ -425,8 +414,8 @@ static void failed_before_head(xchg_t *x)
         why = st->refused ? "upstream refused the stream" : "upstream reset the stream";
         code = st->refused ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL;
     }
-    rp_proxy_record(r, &r->upstream_status, "502");
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 1);
     fail(x, 502, code, why);
 }
@@ -454,7 +443,7 @@ static int send_head(xchg_t *x)
     rp_h2u_stream_t *st = x->st;
     char code[16];
     snprintf(code, sizeof(code), "%d", st->status);
-    rp_proxy_record(r, &r->upstream_status, code);
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, code);
     r->status = st->status;
     r->reason = RP_NULL_STR;
     r->response_started = 1;
@@ -471,13 +460,14 @@ static int send_head(xchg_t *x)
         if (response_field_passes(x, h->name))
             rp_http_add_header(r, h->name, h->value);
     }
+    rp_proxy_keep_headers(r, st->headers, st->nheaders);
     if (r->status == 204 || r->status == 304)
         cl = -1;
     x->head_out = 1;
     if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 && !r->head &&
         rp_http_status_has_body(r->status)) {
         /* trailers-only: grpc-status is in this head, and it must end the stream */
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 0);
         done(x);
         rp_http_response_trailers_only(r, NULL, 0);
@@ -496,7 +486,7 @@ static void finish(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 0);
     if (st->ntrailers)
         rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
@@ -506,14 +496,14 @@ static void finish(xchg_t *x)
 
 static void on_client_drained(rp_request_t *r)
 {
-    xchg_t *x = r->upstream;
+    xchg_t *x = rp_proxy_ctx(r)->exchange;
     if (x && !x->finished)
         step(x);
 }
 
 static void on_client_body(rp_request_t *r)
 {
-    xchg_t *x = r->upstream;
+    xchg_t *x = rp_proxy_ctx(r)->exchange;
     if (x && !x->finished)
         step(x);
 }
@@ -548,7 +538,6 @@ static int pump_response(xchg_t *x)
             n = TAKE_MAX;
         }
         if (!r->head) {
-            r->body_bytes_sent += (int64_t)n;
             if (rp_http_write(r, iov, k) != 0) {
                 done(x);
                 rp_http_abort(r);
@@ -669,7 +658,7 @@ static void step(xchg_t *x)
             return; /* x may be gone already: in_step does not matter any more */
         if (st->connected && !x->connect_recorded) {
             x->connect_recorded = 1;
-            rp_proxy_record_ms(r, &r->upstream_connect_time, st->connect_ms);
+            rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, st->connect_ms);
         }
         if (!x->head_out && st->closed && !st->eof) {
             /* failed before anything went to the client (even with its head read): a
@@ -701,7 +690,7 @@ static void step(xchg_t *x)
                                   : st->too_large ? "upstream sent too big trailers"
                                                   : "upstream reset the stream";
                 log_upstream(x, RP_LOG_ERR, why, st->sys_errno, "while reading upstream");
-                rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+                rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
                 rp_upstream_report(x->ups, x->peer, 1);
                 cut(x, st->conn_error ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL, why);
                 return;
@@ -723,7 +712,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      "upstream timed out (110: Connection timed out) while "
                      "reading upstream",
                      0, NULL);
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
         rp_upstream_report(x->ups, x->peer, 1);
         cut(x, RP_GRPC_UNAVAILABLE, "upstream timed out");
         return;
@@ -735,8 +724,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      : "upstream timed out (110: Connection timed out) while reading response "
                        "header from upstream",
                  0, NULL);
-    rp_proxy_record(r, &r->upstream_status, "504");
-    rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "504");
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     rp_upstream_report(x->ups, x->peer, 1);
     fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
 }
@@ -751,7 +740,7 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                  (int)r->method.len, r->method.data, (int)r->request_uri.len, r->request_uri.data,
                  x->peer ? x->peer->name : x->ups->name);
     if (x->st && x->st->connected)
-        rp_proxy_record_ms(r, &r->upstream_response_time, rp_proxy_ms_since(&x->t_start));
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     /* release() resets the upstream stream with CANCEL: the server stops working on it */
     if (x->head_out)
         cut(x, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
@@ -775,9 +764,8 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
                              r->uri, r->args);
     evtimer_assign(&x->timer, rp_event_base, on_timer, x);
     evtimer_assign(&x->deadline_ev, rp_event_base, on_deadline, x);
-    r->upstream = x;
-    r->cleanup = cleanup;
-    r->proxy_host = plcf->host;
+    rp_proxy_ctx_new(r, plcf, x);
+    rp_http_cleanup_add(r, cleanup, x);
     if (x->grpc) {
         rp_str_t t = rp_request_header(r, "grpc-timeout");
         int64_t ms = t.len ? rp_grpc_timeout_parse(t) : -1;
@@ -785,7 +773,7 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
             int64_t start = (int64_t)r->start.tv_sec * 1000 + r->start.tv_usec / 1000;
             x->deadline = start + ms;
             x->has_deadline = 1;
-            int64_t left = x->deadline - now_ms();
+            int64_t left = x->deadline - rp_time_ms();
             add_timer(&x->deadline_ev, left > 0 ? left : 0);
         }
     }

@@ -6,6 +6,7 @@
  */
 #include "upstream/proxy.h"
 #include "http/http.h"
+#include "http/variables.h"
 #include "upstream/upstream_ssl.h"
 
 #include <string.h>
@@ -23,6 +24,7 @@ typedef struct {
 
 typedef struct {
     rp_array_t pending; /* pending_t */
+    int keep_headers;   /* some value reads $upstream_http_NAME */
 } proxy_main_conf_t;
 
 static void *create_main(rp_conf_t *cf)
@@ -219,6 +221,7 @@ static const char *postconfiguration(rp_conf_t *cf)
         }
     }
     cf->argv = NULL;
+    m->keep_headers = rp_var_used(cf->cycle, "upstream_http_");
     cf->http_ctx = NULL;
     return RP_CONF_OK;
 }
@@ -290,6 +293,75 @@ rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t matc
     return (rp_str_t){b, (size_t)(o - b)};
 }
 
+/* ---- the per-request context and its variables ---- */
+
+rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, void *exchange)
+{
+    rp_proxy_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
+    ctx->host = plcf->host;
+    ctx->exchange = exchange;
+    rp_http_set_ctx(r, rp_proxy_module, ctx);
+    return ctx;
+}
+
+int rp_proxy_keeps_headers(const rp_request_t *r)
+{
+    proxy_main_conf_t *m = r->srv->ctx->main_conf[rp_proxy_module.index];
+    return m->keep_headers;
+}
+
+void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (!rp_proxy_keeps_headers(r) || ctx == NULL)
+        return;
+    rp_header_t *copy = rp_arena_alloc(r->arena, (n ? n : 1) * sizeof(*copy));
+    for (unsigned i = 0; i < n; i++) {
+        copy[i].name = (rp_str_t){rp_arena_strndup(r->arena, h[i].name.data, h[i].name.len),
+                                  h[i].name.len};
+        copy[i].value = (rp_str_t){rp_arena_strndup(r->arena, h[i].value.data, h[i].value.len),
+                                   h[i].value.len};
+    }
+    ctx->headers = copy;
+    ctx->nheaders = n;
+}
+
+/* A record of the proxy's context: v->data is its offset. */
+static int get_record(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    *out = *(rp_str_t *)((char *)ctx + v->data);
+    return out->len ? 0 : -1;
+}
+
+static int get_upstream_http(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    return rp_http_find_field(ctx->headers, ctx->nheaders, v->arg, out);
+}
+
+#define REC(f) offsetof(rp_proxy_ctx_t, f)
+#define NC RP_VAR_NOCACHE
+
+static const rp_var_def_t variables[] = {
+    {"upstream_addr", get_record, NULL, NC, REC(addr)},
+    {"upstream_status", get_record, NULL, NC, REC(status)},
+    {"upstream_connect_time", get_record, NULL, NC, REC(connect_time)},
+    {"upstream_response_time", get_record, NULL, NC, REC(response_time)},
+    {"proxy_host", get_record, NULL, 0, REC(host)},
+    {"upstream_http_", get_upstream_http, NULL, RP_VAR_PREFIX | NC, 0},
+    {NULL, NULL, NULL, 0, 0},
+};
+
+static const char *preconfiguration(rp_conf_t *cf)
+{
+    return rp_var_register(cf, variables);
+}
+
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 #define LOC(f) offsetof(rp_proxy_loc_conf_t, f)
 
@@ -311,6 +383,7 @@ static const rp_command_t commands[] = {
 rp_module_t rp_proxy_module = {
     .name = "proxy",
     .commands = commands,
+    .preconfiguration = preconfiguration,
     .create_http_main = create_main,
     .create_loc = create_loc,
     .merge_loc = merge_loc,

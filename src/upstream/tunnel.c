@@ -20,7 +20,7 @@
  * once, with status 101 and the bytes the client was sent.
  */
 #include "core/log.h"
-#include "http/conn.h"
+#include "http/h1.h"
 #include "upstream/proxy.h"
 
 #include <errno.h>
@@ -48,22 +48,14 @@ typedef struct {
 /* One piece of either direction on its way; 64k, as the proxy's request scratch. */
 static char scratch[65536];
 
-static int64_t ms_between(const struct timeval *a, const struct timeval *b)
-{
-    return (int64_t)(b->tv_sec - a->tv_sec) * 1000 + (b->tv_usec - a->tv_usec) / 1000;
-}
-
 static void set_timer(tunnel_t *t, int64_t ms)
 {
-    if (ms < 1)
-        ms = 1;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-    evtimer_add(&t->uc->timer, &tv);
+    rp_timer_add(&t->uc->timer, ms < 1 ? 1 : ms);
 }
 
 static void moved(tunnel_t *t)
 {
-    event_base_gettimeofday_cached(rp_event_base, &t->active);
+    rp_time_now(&t->active);
 }
 
 /* Ends the tunnel; t is gone afterwards. Always returns -1 for the caller to pass on. */
@@ -100,7 +92,7 @@ static int flush_up(tunnel_t *t)
                 return 1;
             return -1;
         }
-        event_base_gettimeofday_cached(rp_event_base, &t->up_moved);
+        rp_time_now(&t->up_moved);
     }
     return 0;
 }
@@ -271,10 +263,8 @@ static void on_up_write(void *arg)
 static void on_up_timer(void *arg)
 {
     tunnel_t *t = arg;
-    struct timeval now;
-    event_base_gettimeofday_cached(rp_event_base, &now);
     if (evbuffer_get_length(t->uc->out)) {
-        int64_t idle = ms_between(&t->up_moved, &now);
+        int64_t idle = rp_time_ms_since(&t->up_moved);
         if (idle < t->send_timeout) {
             set_timer(t, t->send_timeout - idle);
             return;
@@ -287,7 +277,7 @@ static void on_up_timer(void *arg)
         set_timer(t, t->read_timeout);
         return;
     }
-    int64_t idle = ms_between(&t->active, &now);
+    int64_t idle = rp_time_ms_since(&t->active);
     if (idle < t->read_timeout) {
         set_timer(t, t->read_timeout - idle);
         return;

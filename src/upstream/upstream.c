@@ -19,7 +19,7 @@
 #include "upstream/upstream.h"
 #include "upstream/upstream_ssl.h"
 #include "core/log.h"
-#include "http/conn.h"
+#include "core/time.h"
 #include "upstream/h2_upstream.h"
 
 #include <event2/buffer.h>
@@ -34,13 +34,6 @@ static rp_cycle_t *live_cycle;
 static rp_upstream_conf_t **pooled; /* pools that have cached a connection */
 static size_t npooled, pooled_cap;
 static rp_uconn_t *spare; /* closed connection objects kept for reuse */
-
-static int64_t now_ms(void)
-{
-    struct timeval tv;
-    event_base_gettimeofday_cached(rp_event_base, &tv);
-    return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
-}
 
 static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
 {
@@ -62,10 +55,10 @@ static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
     return 1;
 }
 
-rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned char *tried)
+static rp_upstream_server_t *rr_pick(rp_upstream_conf_t *u, const unsigned char *tried)
 {
     rp_upstream_server_t *srv = u->servers.elts;
-    int64_t now = now_ms();
+    int64_t now = rp_time_ms();
     for (int backup = 0; backup <= 1; backup++) {
         rp_upstream_server_t *best = NULL;
         int total = 0;
@@ -86,7 +79,7 @@ rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned cha
     return NULL;
 }
 
-void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
+static void rr_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
 {
     if (!failed) {
         s->fails = 0; /* as nginx: a success ends the failure window */
@@ -94,7 +87,7 @@ void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int fail
     }
     if (s->max_fails == 0)
         return;
-    int64_t now = now_ms();
+    int64_t now = rp_time_ms();
     if (s->fails == 0 || now - s->checked >= s->fail_timeout) {
         s->fails = 0; /* failures count within one fail_timeout window */
         s->checked = now;
@@ -105,6 +98,12 @@ void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int fail
                                      "server %s, %d failures within %lldms",
                      u->name, s->name, s->fails, (long long)s->fail_timeout);
 }
+
+const rp_upstream_balancer_t rp_upstream_round_robin = {
+    .name = "round_robin",
+    .pick = rr_pick,
+    .report = rr_report,
+};
 
 void rp_upstream_set_live(rp_cycle_t *cycle)
 {

@@ -46,10 +46,30 @@ typedef struct {
     unsigned h2_sessions;
 } rp_upstream_server_t;
 
+typedef struct rp_upstream_conf_s rp_upstream_conf_t;
+
+/*
+ * How a pool chooses its server: a table a balancing module provides (round robin
+ * is the default; least_conn, hash and the others of the next releases each bring
+ * theirs and set it from their directive in the upstream block).
+ */
 typedef struct {
+    const char *name;
+    /* Chooses a server among those usable now, skipping tried[] (one flag per server);
+     * NULL when none is left. */
+    rp_upstream_server_t *(*pick)(rp_upstream_conf_t *u, const unsigned char *tried);
+    /* How a request went on s (failures count toward max_fails). */
+    void (*report)(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed);
+} rp_upstream_balancer_t;
+
+/* Smooth weighted round robin, as nginx's. */
+extern const rp_upstream_balancer_t rp_upstream_round_robin;
+
+struct rp_upstream_conf_s {
     char *name;
     const char *file;
     unsigned line;
+    const rp_upstream_balancer_t *balancer;
     rp_array_t servers; /* rp_upstream_server_t */
     unsigned implicit : 1; /* made by proxy_pass http://host:port */
     unsigned implicit_tls : 1; /* ... by proxy_pass https://host:port: a pool of its own */
@@ -64,7 +84,7 @@ typedef struct {
     int nidle;
     int h2_idle; /* HTTP/2 sessions without a request */
     unsigned nprimary, nbackup;
-} rp_upstream_conf_t;
+};
 
 typedef struct {
     rp_array_t upstreams; /* rp_upstream_conf_t * */
@@ -116,12 +136,19 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
 const char *rp_upstream_resolve(rp_conf_t *cf, const char *name, int tls,
                                 rp_upstream_conf_t **out);
 
-/* Chooses a server by weight among those usable now, skipping tried[] (one flag per
- * server). Returns NULL when none is left. */
-rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u, const unsigned char *tried);
+/* Chooses a server through the pool's balancer, skipping tried[] (one flag per server).
+ * Returns NULL when none is left. */
+static inline rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u,
+                                                     const unsigned char *tried)
+{
+    return u->balancer->pick(u, tried);
+}
 
-/* Records how a request went on a server: failures count toward max_fails. */
-void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed);
+/* Records how a request went on a server, for the pool's balancer. */
+static inline void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
+{
+    u->balancer->report(u, s, failed);
+}
 
 /* Takes an idle connection to s from the keep-alive cache, or NULL: only one made with
  * the same TLS settings (tls NULL: a plain connection). */

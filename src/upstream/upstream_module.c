@@ -29,6 +29,7 @@ static void *create_ups(rp_conf_t *cf)
     u->keepalive_timeout = RP_CONF_UNSET_MSEC;
     u->keepalive_requests = RP_CONF_UNSET;
     u->cycle = cf->cycle;
+    u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
     return u;
 }
 
@@ -247,9 +248,26 @@ static const rp_command_t commands[] = {
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
+/* ---- process hooks: the keep-alive pools belong to the generation a worker serves ---- */
+
+static int upstream_init_worker(rp_cycle_t *cycle)
+{
+    rp_upstream_set_live(cycle);
+    return 0;
+}
+
+static void upstream_stop_worker(rp_cycle_t *cycle)
+{
+    /* idle connections close now, busy ones after their request */
+    rp_upstream_set_live(NULL);
+    rp_upstream_pool_close_all();
+}
+
 rp_module_t rp_upstream_module = {
     .name = "upstream",
     .commands = commands,
+    .init_worker = upstream_init_worker,
+    .stop_worker = upstream_stop_worker,
     .create_http_main = create_http_main,
     .create_ups = create_ups,
 };

@@ -598,8 +598,6 @@ START_TEST(test_same_directive_twice_in_one_block_is_a_duplicate)
                     "    }\n"
                     "}\n",
                     "@/rampart.conf:5: \"keepalive_timeout\": duplicate directive");
-    ut_expect_error(return_conf("200; return 404"),
-                    "@/rampart.conf:5: \"return\": duplicate directive");
 }
 END_TEST
 

@@ -1,8 +1,8 @@
 /*
  * Compiled values: a directive argument such as "https://$host$request_uri" is
  * split once when the configuration loads and evaluated per request. These tests
- * compile with a bare configuration arena and evaluate against a hand-built
- * request, so they show both halves without a socket.
+ * compile against the variables a loaded configuration registered and evaluate
+ * against a hand-built request, so they show both halves without a socket.
  */
 #include "http/variables.h"
 #include "unit.h"
@@ -10,15 +10,19 @@
 #include <string.h>
 
 static rp_arena_t *arena;
+static rp_cycle_t *cycle;
 static rp_conf_t cf;
 static rp_request_t r;
 static rp_header_t headers[8];
 
 static void setup(void)
 {
+    ut_setup_dir();
+    cycle = ut_load_ok("http { server { listen 127.0.0.1:8080; } }\n");
     arena = rp_arena_create(4096);
     memset(&cf, 0, sizeof(cf));
-    cf.arena = arena;
+    cf.cycle = cycle;
+    cf.arena = cycle->arena;
     memset(&r, 0, sizeof(r));
     r.arena = arena;
     r.method = RP_STR("GET");
@@ -37,6 +41,8 @@ static void setup(void)
 static void teardown(void)
 {
     rp_arena_destroy(arena);
+    rp_cycle_destroy(cycle);
+    ut_teardown_dir();
 }
 
 /* Compiles src and evaluates it against r; the compile error if there is one. */
