@@ -11,7 +11,9 @@
  *
  * The lock is a robust, process-shared mutex at the start of the segment: a worker
  * that dies holding it (a crash, a SIGKILL) leaves it to the next taker with a
- * warning instead of leaving every other worker blocked for ever.
+ * warning instead of leaving every other worker blocked for ever. Beside it the
+ * segment records what it was made for (its size and the layout version of its
+ * user), which decides whether the next generation may share it.
  */
 #include "core/shm.h"
 #include "core/cycle.h"
@@ -20,14 +22,20 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 
+#define SEG_MAGIC 0x72707a6eu /* "rpzn" */
+
 /* What a segment starts with; the user's bytes follow, cache-line aligned. */
 typedef struct {
     pthread_mutex_t lock;
+    uint32_t magic;
+    uint32_t version; /* of the user's layout */
+    uint64_t size;
 } seg_head_t;
 
 #define HEAD_SIZE ((sizeof(seg_head_t) + 63) & ~(size_t)63)
@@ -60,6 +68,12 @@ const char *rp_shm_size_text(size_t size, char *buf, size_t len)
 rp_shm_zone_t *rp_shm_zone_add(rp_conf_t *cf, const char *name, size_t size, const char *tag,
                                rp_shm_init_pt init)
 {
+    return rp_shm_zone_add_versioned(cf, name, size, tag, 0, init);
+}
+
+rp_shm_zone_t *rp_shm_zone_add_versioned(rp_conf_t *cf, const char *name, size_t size,
+                                         const char *tag, unsigned version, rp_shm_init_pt init)
+{
     rp_array_t *zones = &cf->cycle->shm_zones;
     for (size_t i = 0; i < zones->nelts; i++) {
         rp_shm_zone_t *z = RP_ARRAY_AT(zones, rp_shm_zone_t *, i);
@@ -77,12 +91,18 @@ rp_shm_zone_t *rp_shm_zone_add(rp_conf_t *cf, const char *name, size_t size, con
                           rp_shm_size_text(z->size, b, sizeof(b)), z->file, z->line);
             return NULL;
         }
+        if (z->version != version) {
+            rp_conf_error(cf, "zone \"%s\" is already declared with another layout in %s:%u", name,
+                          z->file, z->line);
+            return NULL;
+        }
         return z;
     }
     rp_shm_zone_t *z = rp_arena_calloc(cf->arena, sizeof(*z));
     z->name = rp_arena_strdup(cf->arena, name);
     z->size = size;
     z->tag = tag;
+    z->version = version;
     z->file = cf->file;
     z->line = cf->line;
     z->init = init;
@@ -134,6 +154,9 @@ static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen
         munmap(base, z->size);
         return NULL;
     }
+    h->magic = SEG_MAGIC;
+    h->version = z->version;
+    h->size = z->size;
     rp_shm_seg_t *s = rp_xcalloc(1, sizeof(*s));
     s->name = rp_xstrdup(z->name);
     s->size = z->size;
@@ -158,6 +181,23 @@ static rp_shm_seg_t *seg_of_prev(const rp_cycle_t *prev, const rp_shm_zone_t *z)
     return NULL;
 }
 
+/*
+ * Whether segment s, kept by the previous generation, is laid out as zone z expects.
+ * One that another version of its user's layout made is not reused: laying it out
+ * afresh in place would pull the memory from under the old workers still reading
+ * it; a new mapping leaves them theirs until they exit.
+ */
+static int seg_fits(const rp_shm_seg_t *s, const rp_shm_zone_t *z)
+{
+    const seg_head_t *h = s->base;
+    if (h->magic == SEG_MAGIC && h->size == z->size && h->version == z->version)
+        return 1;
+    rp_log_error(RP_LOG_NOTICE, 0,
+                 "zone \"%s\" has a new layout (version %u, was %u): it starts empty", z->name,
+                 z->version, h->version);
+    return 0;
+}
+
 int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t errlen)
 {
     for (size_t i = 0; i < cycle->shm_zones.nelts; i++) {
@@ -165,6 +205,8 @@ int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t err
         if (z->seg)
             continue;
         rp_shm_seg_t *s = seg_of_prev(prev, z);
+        if (s && !seg_fits(s, z))
+            s = NULL;
         int reused = s != NULL;
         if (s == NULL && (s = seg_create(z, err, errlen)) == NULL)
             return -1;

@@ -26,9 +26,9 @@
 #include <string.h>
 #include <time.h>
 
-/* Three sessions of the largest size kept, or some fifty typical ones. */
+/* Three sessions of the largest size kept, or some thirty typical ones. */
 #define MIN_ZONE (16 * 1024)
-/* The cache's ring addresses its bytes with 31 bits. */
+/* Some four million sessions: more than any server resumes within a session timeout. */
 #define MAX_ZONE ((size_t)2 * 1024 * 1024 * 1024)
 
 #define ZONE_TAG "ssl_session_cache"
@@ -98,7 +98,7 @@ static rp_shm_zone_t *shared_zone(rp_conf_t *cf, const char *arg)
                       rp_shm_size_text(MAX_ZONE, b, sizeof(b)));
         return NULL;
     }
-    return rp_shm_zone_add(cf, name, size, ZONE_TAG, init_zone);
+    return rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, RP_SSL_CACHE_LAYOUT, init_zone);
 }
 
 const char *rp_ssl_set_session_cache(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -256,7 +256,7 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
     int64_t now = (int64_t)time(NULL);
     rp_shm_zone_t *z = sc->cache_zone;
     lock_cache(z);
-    rp_ssl_cache_put(z->addr, &key, der, (size_t)len, expires, now);
+    rp_ssl_cache_put(z->addr, z->avail, &key, der, (size_t)len, expires, now);
     rp_shm_unlock(z);
     return 0; /* no reference kept: the cache holds a copy */
 }
@@ -274,7 +274,7 @@ static SSL_SESSION *get_session(SSL *ssl, const unsigned char *id, int id_len, i
     int64_t now = (int64_t)time(NULL);
     rp_shm_zone_t *z = sc->cache_zone;
     lock_cache(z);
-    long len = rp_ssl_cache_get(z->addr, &key, der, sizeof(der), now);
+    long len = rp_ssl_cache_get(z->addr, z->avail, &key, der, sizeof(der), now);
     rp_shm_unlock(z);
     if (len <= 0)
         return NULL;
@@ -301,7 +301,7 @@ static void remove_session(SSL_CTX *ctx, SSL_SESSION *sess)
             continue;
         rp_ssl_cache_key_t key = key_of(sc, id, id_len);
         lock_cache(sc->cache_zone);
-        rp_ssl_cache_remove(sc->cache_zone->addr, &key);
+        rp_ssl_cache_remove(sc->cache_zone->addr, sc->cache_zone->avail, &key);
         rp_shm_unlock(sc->cache_zone);
     }
 }

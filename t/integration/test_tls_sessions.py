@@ -292,7 +292,7 @@ def test_a_zone_dropped_by_a_reload_is_unmapped_when_its_workers_are_gone(rampar
 def test_a_tiny_zone_evicts_old_sessions_and_the_newest_resumes(rampart, certs, port, tls12):
     start_cached(rampart, certs, port, "ssl_session_tickets off;\n    ssl_session_cache shared:S:16k;")
     sessions = []
-    for _ in range(150):  # well over what 16k holds (some fifty sessions)
+    for _ in range(150):  # well over what 16k holds (some thirty sessions)
         body, session = connect(port, None, tls12)
         assert body.split()[0] == "."
         sessions.append(session)

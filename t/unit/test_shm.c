@@ -1,9 +1,10 @@
 /*
  * Shared memory zones (src/core/shm.c): loading a configuration maps nothing; the
  * process that forks maps a generation's zones, and a reload shares a zone whose
- * name and size are unchanged and maps a new one otherwise; memory stays while a
- * generation still uses it; the lock excludes other processes and is handed on,
- * with a warning, when its holder dies. ssl_session_cache is the zone's user here.
+ * name, size and layout version are unchanged and maps a new one otherwise (the
+ * old generation keeping its own); memory stays while a generation still uses it;
+ * the lock excludes other processes and is handed on, with a warning, when its
+ * holder dies. ssl_session_cache is the zone's user here.
  */
 #include "core/shm.h"
 #include "http/ssl.h"
@@ -76,6 +77,52 @@ START_TEST(test_a_new_size_or_name_gets_new_memory)
     rp_cycle_destroy(old);
     rp_cycle_destroy(bigger);
     rp_cycle_destroy(renamed);
+}
+END_TEST
+
+START_TEST(test_a_kept_zone_keeps_its_bytes_when_its_layout_version_is_unchanged)
+{
+    rp_cycle_t *old = load_open("shared:T:16k", NULL);
+    rp_shm_zone_t *a = only_zone(old);
+    unsigned char *last = (unsigned char *)a->addr + a->avail - 1;
+    *last = 0x77;
+    rp_cycle_t *fresh = load_open("shared:T:16k", old);
+    ck_assert_ptr_eq(only_zone(fresh)->addr, a->addr);
+    ck_assert_uint_eq(only_zone(fresh)->version, a->version);
+    ck_assert_uint_eq(*last, 0x77);
+    rp_cycle_destroy(old);
+    rp_cycle_destroy(fresh);
+}
+END_TEST
+
+START_TEST(test_a_kept_zone_with_another_layout_version_is_laid_out_fresh)
+{
+    rp_cycle_t *old = load_open("shared:T:16k", NULL);
+    rp_shm_zone_t *a = only_zone(old);
+    unsigned char *last = (unsigned char *)a->addr + a->avail - 1;
+    *last = 0x77;
+    /* the same directive, but its user now lays the zone out differently */
+    rp_cycle_t *fresh = ut_load_ok(conf("shared:T:16k"));
+    rp_shm_zone_t *b = only_zone(fresh);
+    b->version = a->version + 1;
+    char err[512];
+    ck_assert_msg(rp_shm_open(fresh, old, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_ptr_ne(b->addr, a->addr);
+    ck_assert_uint_eq(((unsigned char *)b->addr)[b->avail - 1], 0);
+    /* the old generation keeps its memory and its lock; the new one has its own */
+    ck_assert_uint_eq(*last, 0x77);
+    ck_assert_int_eq(rp_shm_lock(a), 0);
+    ck_assert_int_eq(rp_shm_lock(b), 0);
+    rp_shm_unlock(b);
+    rp_shm_unlock(a);
+    /* and the next reload at the new version keeps the new memory */
+    rp_cycle_t *next = ut_load_ok(conf("shared:T:16k"));
+    only_zone(next)->version = b->version;
+    ck_assert_msg(rp_shm_open(next, fresh, err, sizeof(err)) == 0, "%s", err);
+    ck_assert_ptr_eq(only_zone(next)->addr, b->addr);
+    rp_cycle_destroy(old);
+    rp_cycle_destroy(fresh);
+    rp_cycle_destroy(next);
 }
 END_TEST
 
@@ -168,6 +215,8 @@ int main(void)
     tcase_add_test(tc, test_loading_a_configuration_maps_nothing);
     tcase_add_test(tc, test_a_reload_shares_a_zone_of_the_same_name_and_size);
     tcase_add_test(tc, test_a_new_size_or_name_gets_new_memory);
+    tcase_add_test(tc, test_a_kept_zone_keeps_its_bytes_when_its_layout_version_is_unchanged);
+    tcase_add_test(tc, test_a_kept_zone_with_another_layout_version_is_laid_out_fresh);
     tcase_add_test(tc, test_the_lock_excludes_other_processes);
     tcase_add_test(tc, test_a_lock_its_holder_died_with_is_taken_and_reported);
     tcase_add_test(tc, test_one_name_with_two_sizes_is_an_error);

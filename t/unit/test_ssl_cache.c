@@ -2,8 +2,9 @@
  * The TLS session cache's data structure (src/http/ssl_cache.c) on ordinary
  * memory: what is stored comes back byte for byte under its key and only under
  * it, expired sessions are never returned, a full cache makes room by dropping its
- * oldest sessions (expired ones before live ones), the newest session always
- * survives, and a damaged block is emptied rather than followed.
+ * oldest sessions (expired ones before live ones, and resuming a session does not
+ * make it younger), the newest session always survives, and a damaged block is
+ * emptied rather than followed.
  */
 #include "http/ssl_cache.h"
 #include "unit.h"
@@ -63,7 +64,7 @@ static int put(uint32_t n, size_t len, int64_t expires, int64_t now)
     unsigned char der[RP_SSL_CACHE_MAX_DER];
     test_key_t k;
     fill(der, len, n);
-    return rp_ssl_cache_put(mem, key(&k, n, ctx_a), der, len, expires, now);
+    return rp_ssl_cache_put(mem, mem_size, key(&k, n, ctx_a), der, len, expires, now);
 }
 
 /* Whether session n of length len comes back intact at now. */
@@ -71,7 +72,7 @@ static int has(uint32_t n, size_t len, int64_t now)
 {
     unsigned char out[RP_SSL_CACHE_MAX_DER], want[RP_SSL_CACHE_MAX_DER];
     test_key_t k;
-    long got = rp_ssl_cache_get(mem, key(&k, n, ctx_a), out, sizeof(out), now);
+    long got = rp_ssl_cache_get(mem, mem_size, key(&k, n, ctx_a), out, sizeof(out), now);
     if (got < 0)
         return 0;
     fill(want, len, n);
@@ -83,7 +84,7 @@ static int has(uint32_t n, size_t len, int64_t now)
 static rp_ssl_cache_stats_t stats(void)
 {
     rp_ssl_cache_stats_t st;
-    rp_ssl_cache_stats(mem, &st);
+    rp_ssl_cache_stats(mem, mem_size, &st);
     return st;
 }
 
@@ -92,12 +93,15 @@ START_TEST(test_a_block_below_the_minimum_is_refused)
     size_t min = rp_ssl_cache_min_size();
     unsigned char *small = malloc(min);
     ck_assert_int_eq(rp_ssl_cache_init(small, min - 8), -1);
-    ck_assert_int_eq(rp_ssl_cache_init(small, min), 0);
-    /* three sessions of the largest size fit at the minimum */
-    rp_ssl_cache_stats_t st;
-    rp_ssl_cache_stats(small, &st);
-    ck_assert_uint_ge(st.capacity, 3 * (RP_SSL_CACHE_MAX_DER + 64));
     free(small);
+    /* three sessions of the largest size fit at the minimum, and a 16k zone has it */
+    ck_assert_uint_le(min, 16 * 1024 - 64);
+    block(min);
+    for (uint32_t n = 0; n < 3; n++)
+        ck_assert_int_eq(put(n, RP_SSL_CACHE_MAX_DER, 1000, 0), 0);
+    for (uint32_t n = 0; n < 3; n++)
+        ck_assert(has(n, RP_SSL_CACHE_MAX_DER, 1));
+    ck_assert_uint_eq(stats().evicted, 0);
 }
 END_TEST
 
@@ -119,11 +123,11 @@ START_TEST(test_the_same_id_under_another_context_is_another_session)
     ck_assert_int_eq(put(1, 200, 1000, 0), 0);
     test_key_t k;
     unsigned char out[RP_SSL_CACHE_MAX_DER];
-    ck_assert_int_eq(rp_ssl_cache_get(mem, key(&k, 1, ctx_b), out, sizeof(out), 10), -1);
+    ck_assert_int_eq(rp_ssl_cache_get(mem, mem_size, key(&k, 1, ctx_b), out, sizeof(out), 10), -1);
     /* nor does a shorter ID that is a prefix of a stored one match */
     key(&k, 1, ctx_a);
     k.key.id_len = 16;
-    ck_assert_int_eq(rp_ssl_cache_get(mem, &k.key, out, sizeof(out), 10), -1);
+    ck_assert_int_eq(rp_ssl_cache_get(mem, mem_size, &k.key, out, sizeof(out), 10), -1);
     ck_assert(has(1, 200, 10));
 }
 END_TEST
@@ -134,7 +138,8 @@ START_TEST(test_storing_a_key_again_replaces_its_session)
     unsigned char der[100];
     test_key_t k;
     memset(der, 'x', sizeof(der));
-    ck_assert_int_eq(rp_ssl_cache_put(mem, key(&k, 7, ctx_a), der, sizeof(der), 1000, 0), 0);
+    ck_assert_int_eq(rp_ssl_cache_put(mem, mem_size, key(&k, 7, ctx_a), der, sizeof(der), 1000, 0),
+                     0);
     ck_assert_int_eq(put(7, 250, 1000, 0), 0);
     ck_assert(has(7, 250, 1));
     ck_assert_uint_eq(stats().entries, 1);
@@ -157,8 +162,8 @@ START_TEST(test_a_removed_session_is_gone)
     test_key_t k;
     ck_assert_int_eq(put(1, 200, 1000, 0), 0);
     ck_assert_int_eq(put(2, 200, 1000, 0), 0);
-    ck_assert_int_eq(rp_ssl_cache_remove(mem, key(&k, 1, ctx_a)), 1);
-    ck_assert_int_eq(rp_ssl_cache_remove(mem, key(&k, 1, ctx_a)), 0);
+    ck_assert_int_eq(rp_ssl_cache_remove(mem, mem_size, key(&k, 1, ctx_a)), 1);
+    ck_assert_int_eq(rp_ssl_cache_remove(mem, mem_size, key(&k, 1, ctx_a)), 0);
     ck_assert(!has(1, 200, 1));
     ck_assert(has(2, 200, 1));
 }
@@ -169,14 +174,15 @@ START_TEST(test_sessions_too_large_or_badly_keyed_are_not_stored)
     block(64 * 1024);
     static unsigned char der[RP_SSL_CACHE_MAX_DER + 1];
     test_key_t k;
-    ck_assert_int_eq(rp_ssl_cache_put(mem, key(&k, 1, ctx_a), der, sizeof(der), 1000, 0), -1);
-    ck_assert_int_eq(rp_ssl_cache_put(mem, key(&k, 1, ctx_a), der, 0, 1000, 0), -1);
+    ck_assert_int_eq(rp_ssl_cache_put(mem, mem_size, key(&k, 1, ctx_a), der, sizeof(der), 1000, 0),
+                     -1);
+    ck_assert_int_eq(rp_ssl_cache_put(mem, mem_size, key(&k, 1, ctx_a), der, 0, 1000, 0), -1);
     key(&k, 1, ctx_a)->id_len = 0;
-    ck_assert_int_eq(rp_ssl_cache_put(mem, &k.key, der, 10, 1000, 0), -1);
+    ck_assert_int_eq(rp_ssl_cache_put(mem, mem_size, &k.key, der, 10, 1000, 0), -1);
     key(&k, 1, ctx_a)->id_len = 33;
-    ck_assert_int_eq(rp_ssl_cache_put(mem, &k.key, der, 10, 1000, 0), -1);
-    ck_assert_int_eq(rp_ssl_cache_put(mem, key(&k, 1, ctx_a), der, RP_SSL_CACHE_MAX_DER, 1000, 0),
-                     0);
+    ck_assert_int_eq(rp_ssl_cache_put(mem, mem_size, &k.key, der, 10, 1000, 0), -1);
+    ck_assert_int_eq(
+        rp_ssl_cache_put(mem, mem_size, key(&k, 1, ctx_a), der, RP_SSL_CACHE_MAX_DER, 1000, 0), 0);
     ck_assert_uint_eq(stats().entries, 1);
 }
 END_TEST
@@ -202,15 +208,34 @@ END_TEST
 START_TEST(test_expired_sessions_make_room_before_live_ones_are_evicted)
 {
     block(rp_ssl_cache_min_size());
-    uint32_t n;
-    for (n = 0; stats().used + 2 * 400 < stats().capacity; n++)
-        ck_assert_int_eq(put(n, 300, 50, 0), 0); /* all expire at 50 */
+    /* fill the cache (and more) with sessions that all expire at 50 */
+    for (uint32_t n = 0; stats().evicted < 10; n++)
+        ck_assert_int_eq(put(n, 300, 50, 0), 0);
+    uint64_t evicted = stats().evicted, n = stats().entries;
+    /* later, as many live ones: the expired ones make the room */
     for (uint32_t i = 0; i < n; i++)
         ck_assert_int_eq(put(1000 + i, 300, 500, 100), 0);
-    ck_assert_uint_eq(stats().evicted, 0);
+    ck_assert_uint_eq(stats().evicted, evicted);
     ck_assert_uint_eq(stats().entries, n);
     for (uint32_t i = 0; i < n; i++)
         ck_assert(has(1000 + i, 300, 101));
+}
+END_TEST
+
+START_TEST(test_resuming_a_session_does_not_keep_it_longer)
+{
+    /* the oldest session goes first even when it is the one clients keep resuming:
+     * its lifetime runs from its creation whatever happens */
+    block(rp_ssl_cache_min_size());
+    ck_assert_int_eq(put(0, 300, 1000, 0), 0);
+    uint32_t n;
+    for (n = 1; stats().evicted == 0; n++) {
+        ck_assert(has(0, 300, 1));
+        ck_assert_int_eq(put(n, 300, 1000, 0), 0);
+    }
+    ck_assert(!has(0, 300, 1));
+    ck_assert(has(1, 300, 1));
+    ck_assert(has(n - 1, 300, 1));
 }
 END_TEST
 
@@ -229,7 +254,7 @@ START_TEST(test_the_newest_session_survives_any_mix_of_sizes)
         size_t len = 1 + (seed >> 16) % RP_SSL_CACHE_MAX_DER;
         if (step % 7 == 3) {
             test_key_t k;
-            rp_ssl_cache_remove(mem, key(&k, n, ctx_a));
+            rp_ssl_cache_remove(mem, mem_size, key(&k, n, ctx_a));
             lens[n] = 0;
             ck_assert(!has(n, len, step));
             continue;
@@ -288,6 +313,7 @@ int main(void)
     tcase_add_test(tc, test_sessions_too_large_or_badly_keyed_are_not_stored);
     tcase_add_test(tc, test_a_full_cache_drops_its_oldest_sessions_first);
     tcase_add_test(tc, test_expired_sessions_make_room_before_live_ones_are_evicted);
+    tcase_add_test(tc, test_resuming_a_session_does_not_keep_it_longer);
     tcase_add_test(tc, test_the_newest_session_survives_any_mix_of_sizes);
     tcase_add_test(tc, test_a_kept_block_is_recognized_only_at_its_size);
     tcase_add_test(tc, test_a_damaged_block_is_emptied_not_followed);
