@@ -56,16 +56,21 @@ need_bin() {
     fi
 }
 
-# Every committed input once, each file named in the log before it runs.
+# Every committed input once, each file named in the log before it runs. A target with
+# no input is skipped: run without file arguments, a libFuzzer binary fuzzes forever.
 replay() {
     failed=""
     for t in $FUZZ_TARGETS; do
         need_bin "$t" || return 1
         corpus="$FUZZ_SRC/fuzz/corpus/$t"
-        n=$(find "$corpus" -type f | wc -l)
+        n=$( { [ -d "$corpus" ] && find "$corpus" -type f; } | wc -l)
+        if [ "$n" -eq 0 ]; then
+            say "$t: no inputs in $corpus, nothing to replay"
+            continue
+        fi
         say "$t: replaying $n inputs from $corpus"
         if ! find "$corpus" -type f -print0 | sort -z |
-                xargs -0 "$(bin_of "$t")" -timeout=10 -rss_limit_mb=2048 \
+                xargs -0 -r "$(bin_of "$t")" -timeout=10 -rss_limit_mb=2048 \
                     >"$FUZZ_BUILD/replay-$t.log" 2>&1; then
             cat "$FUZZ_BUILD/replay-$t.log"
             # the input running when the first error was reported
@@ -94,6 +99,10 @@ fuzz() {
         mkdir -p "$scratch" "$artifacts"
         dict=""
         [ -f "$FUZZ_SRC/fuzz/$t.dict" ] && dict="-dict=$FUZZ_SRC/fuzz/$t.dict"
+        # libFuzzer refuses a corpus folder that does not exist: a target without a
+        # committed corpus starts from its scratch folder alone.
+        seeds=""
+        [ -d "$FUZZ_SRC/fuzz/corpus/$t" ] && seeds="$FUZZ_SRC/fuzz/corpus/$t"
         marker="$FUZZ_BUILD/.start-$t"
         : >"$marker"
         say "$t: fuzzing for ${FUZZ_TIME}s (new inputs in $scratch, crashes in $artifacts/)"
@@ -101,7 +110,7 @@ fuzz() {
         # shellcheck disable=SC2086
         "$(bin_of "$t")" -max_total_time="$FUZZ_TIME" -timeout=10 -rss_limit_mb=2048 \
             -max_len="$FUZZ_MAX_LEN" -print_final_stats=1 -artifact_prefix="$artifacts/" \
-            $dict "$scratch" "$FUZZ_SRC/fuzz/corpus/$t" >"$log" 2>&1
+            $dict "$scratch" $seeds >"$log" 2>&1
         rc=$?
         grep -E '^#[0-9]+ +DONE|^stat::(number_of_executed_units|average_exec_per_sec|peak_rss_mb|new_units_added)' \
             "$log" | sed "s/^/fuzz: $t: /"
@@ -125,14 +134,20 @@ fuzz() {
     say "every target ran ${FUZZ_TIME}s without a failure"
 }
 
-# Keeps the committed corpus small: only inputs that add coverage are copied in.
+# Keeps the committed corpus small: only inputs that add coverage are copied in. A target
+# that found nothing is skipped, and a target new to the corpus gets its folder here.
 merge() {
     for t in $FUZZ_TARGETS; do
         need_bin "$t" || return 1
-        [ -d "$FUZZ_BUILD/corpus/$t" ] || continue
-        say "$t: merging $FUZZ_BUILD/corpus/$t into $FUZZ_SRC/fuzz/corpus/$t"
+        found="$FUZZ_BUILD/corpus/$t"
+        if [ -z "$( { [ -d "$found" ] && find "$found" -type f; } | head -n 1)" ]; then
+            say "$t: no new inputs in $found, nothing to merge"
+            continue
+        fi
+        mkdir -p "$FUZZ_SRC/fuzz/corpus/$t"
+        say "$t: merging $found into $FUZZ_SRC/fuzz/corpus/$t"
         "$(bin_of "$t")" -merge=1 -timeout=10 -rss_limit_mb=2048 -max_len="$FUZZ_MAX_LEN" \
-            "$FUZZ_SRC/fuzz/corpus/$t" "$FUZZ_BUILD/corpus/$t" 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files'
+            "$FUZZ_SRC/fuzz/corpus/$t" "$found" 2>&1 | grep -E 'MERGE-OUTER: [0-9]+ new files'
     done
 }
 

@@ -202,8 +202,16 @@ const char *rp_conf_error(rp_conf_t *cf, const char *fmt, ...)
 /* Logs a warning about the current directive ("FILE:LINE: ...") to the error log. */
 void rp_conf_warn(rp_conf_t *cf, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Resolves a path relative to the cycle's prefix (absolute paths are kept). */
+/*
+ * Where a relative path in the configuration leads, by nginx's rule. Files rampart
+ * writes or serves at run time (pid, error_log, access_log) are resolved against the
+ * prefix (-p): rp_conf_full_path. Files that are part of the configuration (include,
+ * certificates, keys, CA lists, ticket keys, OCSP responses) are resolved against the
+ * folder of the main configuration file, whichever file names them:
+ * rp_conf_conf_path. Absolute paths are kept; the result lives in cf's arena.
+ */
 char *rp_conf_full_path(rp_conf_t *cf, const char *path);
+char *rp_conf_conf_path(rp_conf_t *cf, const char *path);
 
 /* Generic setters. Each reports "duplicate" when the field is already set. */
 const char *rp_conf_set_flag(rp_conf_t *cf, const rp_command_t *cmd, void *conf); /* int: on|off */

@@ -75,11 +75,23 @@ void rp_conf_warn(rp_conf_t *cf, const char *fmt, ...)
                  cf->argv ? cf->argv[0] : "", msg);
 }
 
+/* path under folder; an absolute path, or an empty folder (the current one), keeps path. */
+static char *path_under(rp_conf_t *cf, const char *folder, const char *path)
+{
+    if (path[0] == '/' || folder == NULL || folder[0] == '\0')
+        return rp_arena_strdup(cf->arena, path);
+    size_t n = strlen(folder);
+    return rp_arena_sprintf(cf->arena, "%s%s%s", folder, folder[n - 1] == '/' ? "" : "/", path);
+}
+
 char *rp_conf_full_path(rp_conf_t *cf, const char *path)
 {
-    if (path[0] == '/' || cf->cycle->prefix == NULL || cf->cycle->prefix[0] == '\0')
-        return rp_arena_strdup(cf->arena, path);
-    return rp_arena_sprintf(cf->arena, "%s/%s", cf->cycle->prefix, path);
+    return path_under(cf, cf->cycle->prefix, path);
+}
+
+char *rp_conf_conf_path(rp_conf_t *cf, const char *path)
+{
+    return path_under(cf, cf->cycle->conf_prefix, path);
 }
 
 static const char *context_name(unsigned ctx)
@@ -435,22 +447,15 @@ static int glob_error(const char *path, int err)
     return 1;
 }
 
-/* include PATTERN: relative patterns are resolved against the including file's folder. */
+/*
+ * include PATTERN: a relative pattern is resolved against the main configuration
+ * file's folder, as in nginx, so it means the same in every file that includes it.
+ */
 const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 
 const char *rp_conf_include(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
-    const char *pattern = cf->argv[1];
-    char *full;
-    if (pattern[0] == '/') {
-        full = rp_arena_strdup(cf->arena, pattern);
-    } else {
-        const char *slash = strrchr(cf->file, '/');
-        if (slash)
-            full = rp_arena_sprintf(cf->arena, "%.*s/%s", (int)(slash - cf->file), cf->file, pattern);
-        else
-            full = rp_arena_strdup(cf->arena, pattern);
-    }
+    char *full = rp_conf_conf_path(cf, cf->argv[1]);
 
     if (!has_glob(full)) {
         int err = 0;

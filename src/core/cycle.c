@@ -25,6 +25,15 @@ rp_cycle_t *rp_cycle_load(const char *prefix, const char *conf_file, char *err, 
         cycle->conf_file = rp_arena_strdup(arena, conf_file);
     else
         cycle->conf_file = rp_arena_sprintf(arena, "%s/%s", cycle->prefix, conf_file);
+    /* nginx's conf_prefix: the folder of the file, "" (the current one) when it names none */
+    const char *slash = strrchr(cycle->conf_file, '/');
+    if (slash == NULL)
+        cycle->conf_prefix = "";
+    else if (slash == cycle->conf_file)
+        cycle->conf_prefix = "/";
+    else
+        cycle->conf_prefix =
+            rp_arena_sprintf(arena, "%.*s", (int)(slash - cycle->conf_file), cycle->conf_file);
     cycle->main_conf = rp_arena_calloc(arena, rp_nmodules * sizeof(void *));
     rp_array_init(&cycle->files, arena, 4, sizeof(rp_conf_file_t));
     rp_array_init(&cycle->listening, arena, 4, sizeof(void *));

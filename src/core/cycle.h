@@ -14,8 +14,9 @@
 
 struct rp_cycle_s {
     rp_arena_t *arena;
-    const char *prefix;    /* relative paths in the configuration start here */
-    const char *conf_file; /* as resolved against the prefix */
+    const char *prefix;      /* relative paths of run-time files (pid, logs) start here */
+    const char *conf_file;   /* as resolved against the prefix */
+    const char *conf_prefix; /* conf_file's folder: relative configuration files start here */
     void **main_conf;      /* per module, by index */
     rp_array_t files;      /* rp_conf_file_t: every file read, for -T */
     rp_array_t listening;  /* rp_listening_t *: addresses to listen on */

@@ -102,7 +102,7 @@ static const char *add_path(rp_conf_t *cf, rp_array_t *a)
     if (a->elts == NULL)
         rp_array_init(a, cf->arena, 2, sizeof(rp_ssl_file_t));
     rp_ssl_file_t *f = rp_array_push(a);
-    f->path = rp_conf_full_path(cf, cf->argv[1]);
+    f->path = rp_conf_conf_path(cf, cf->argv[1]);
     f->file = cf->file;
     f->line = cf->line;
     return RP_CONF_OK;
@@ -147,7 +147,7 @@ static const char *set_client_certificate(rp_conf_t *cf, const rp_command_t *cmd
     rp_ssl_srv_conf_t *s = conf;
     if (s->client_certificate)
         return "is duplicate";
-    s->client_certificate = rp_conf_full_path(cf, cf->argv[1]);
+    s->client_certificate = rp_conf_conf_path(cf, cf->argv[1]);
     s->ca_file = cf->file;
     s->ca_line = cf->line;
     return RP_CONF_OK;
@@ -161,7 +161,7 @@ static const char *set_client_certificate(rp_conf_t *cf, const rp_command_t *cmd
 static const char *set_ticket_key(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_ssl_srv_conf_t *s = conf;
-    char *path = rp_conf_full_path(cf, cf->argv[1]);
+    char *path = rp_conf_conf_path(cf, cf->argv[1]);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return rp_conf_error(cf, "cannot open \"%s\": %s", path, strerror(errno));
@@ -191,7 +191,7 @@ static const char *set_stapling_file(rp_conf_t *cf, const rp_command_t *cmd, voi
     rp_ssl_srv_conf_t *s = conf;
     if (s->ocsp)
         return "is duplicate";
-    char *path = rp_conf_full_path(cf, cf->argv[1]);
+    char *path = rp_conf_conf_path(cf, cf->argv[1]);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return rp_conf_error(cf, "cannot open \"%s\": %s", path, strerror(errno));

@@ -1,7 +1,9 @@
 /*
- * The HTTP/1.1 reverse proxy: `proxy_pass` and its directives (configuration in
- * proxy_module.c), the per-request exchange with an upstream server (proxy.c),
- * and the byte tunnel after an upgrade such as WebSocket (tunnel.c).
+ * The reverse proxy: `proxy_pass` and its directives (configuration in
+ * proxy_module.c), the per-request exchange with an upstream server over HTTP/1.1
+ * (proxy.c; over HTTP/2, for an `http2` group and grpc_pass, proxy_h2.h), the
+ * bookkeeping both share, and the byte tunnel after an upgrade such as WebSocket
+ * (tunnel.c).
  */
 #ifndef RP_PROXY_H
 #define RP_PROXY_H

@@ -72,7 +72,7 @@ static const char *set_val(rp_conf_t *cf, rp_upstream_ssl_val_t *v, int is_path)
 {
     if (v->value)
         return "is duplicate";
-    v->value = is_path ? rp_conf_full_path(cf, cf->argv[1]) : cf->argv[1];
+    v->value = is_path ? rp_conf_conf_path(cf, cf->argv[1]) : cf->argv[1];
     v->file = cf->file;
     v->line = cf->line;
     return RP_CONF_OK;

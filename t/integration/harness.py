@@ -137,8 +137,9 @@ def listen_addresses(conf_text):
 class Rampart:
     """One rampart master started in the foreground from a temporary prefix.
 
-    The configuration lives in PREFIX/rampart.conf; the error log in
-    PREFIX/logs/error.log; the pid file in PREFIX/logs/rampart.pid.
+    The configuration lives in PREFIX/rampart.conf (a test may point conf_path
+    elsewhere under the prefix: -c names it relative to the prefix); the error log
+    in PREFIX/logs/error.log; the pid file in PREFIX/logs/rampart.pid.
     """
 
     def __init__(self, prefix):
@@ -170,7 +171,7 @@ class Rampart:
         if text is None:
             text = self.render(http, workers=workers, main=main, log_level=log_level)
         self.conf_text = text
-        self.prefix.mkdir(parents=True, exist_ok=True)
+        self.conf_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.conf_path.with_suffix(".tmp")
         tmp.write_text(text)
         os.replace(tmp, self.conf_path)  # a reload never sees a half-written file
@@ -191,8 +192,9 @@ class Rampart:
         assert self.proc is None, "already started"
         (self.prefix / "logs").mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.stderr_path, "wb")
+        conf = self.conf_path.relative_to(self.prefix)
         self.proc = subprocess.Popen(
-            [str(BIN), "-p", str(self.prefix), "-c", self.conf_path.name],
+            [str(BIN), "-p", str(self.prefix), "-c", str(conf)],
             cwd=self.prefix, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr)
         self.seen_pids.add(self.proc.pid)
         if wait:

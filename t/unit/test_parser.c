@@ -789,38 +789,6 @@ START_TEST(test_same_file_included_twice_in_sequence_is_not_a_cycle)
 }
 END_TEST
 
-START_TEST(test_include_glob_is_relative_to_the_including_file)
-{
-    ut_write("conf.d/http.conf", "include servers/*.conf;\n");
-    ut_write("conf.d/servers/20-b.conf", "server {\n"
-                                         "    listen 127.0.0.1:8002;\n"
-                                         "}\n");
-    ut_write("conf.d/servers/10-a.conf", "server {\n"
-                                         "    listen 127.0.0.1:8001;\n"
-                                         "}\n");
-    ut_write("conf.d/servers/README", "not a configuration file\n");
-    /* what the same pattern would find relative to the prefix instead */
-    ut_write("servers/decoy.conf", "bogus;\n");
-
-    rp_cycle_t *cycle = ut_load_ok("http {\n"
-                                   "    include conf.d/http.conf;\n"
-                                   "}\n");
-    ck_assert_uint_eq(cycle->files.nelts, 4);
-    const char *want[] = {"@/rampart.conf", "@/conf.d/http.conf", "@/conf.d/servers/10-a.conf",
-                          "@/conf.d/servers/20-b.conf"};
-    for (size_t i = 0; i < 4; i++)
-        ck_assert_str_eq(RP_ARRAY_AT(&cycle->files, rp_conf_file_t, i).path, ut_expand(want[i]));
-
-    /* glob order is the order of the servers */
-    rp_http_core_srv_conf_t *a = ut_server(cycle, 0), *b = ut_server(cycle, 1);
-    ck_assert_str_eq(RP_ARRAY_AT(&a->listens, rp_listen_opt_t, 0).text, "127.0.0.1:8001");
-    ck_assert_str_eq(RP_ARRAY_AT(&b->listens, rp_listen_opt_t, 0).text, "127.0.0.1:8002");
-    ck_assert_str_eq(a->file, ut_expand("@/conf.d/servers/10-a.conf"));
-    ck_assert_uint_eq(a->line, 1);
-    rp_cycle_destroy(cycle);
-}
-END_TEST
-
 START_TEST(test_include_glob_matching_nothing_is_fine)
 {
     ut_write("conf.d/README", "no configuration here\n");
@@ -1446,7 +1414,6 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_include_cycle_names_the_chain);
     tcase_add_test(tc, test_file_including_itself_is_a_cycle);
     tcase_add_test(tc, test_same_file_included_twice_in_sequence_is_not_a_cycle);
-    tcase_add_test(tc, test_include_glob_is_relative_to_the_including_file);
     tcase_add_test(tc, test_include_glob_matching_nothing_is_fine);
     tcase_add_test(tc, test_include_glob_in_a_missing_folder_is_fine);
     tcase_add_test(tc, test_include_glob_skips_directories);
