@@ -2,20 +2,21 @@
 """Benchmark rampart, nginx, HAProxy and h2o side by side as reverse proxies.
 
 Every contender runs with one worker (or one thread) and upstream keep-alive
-(HTTP/1.1), in front of the same nginx backend on loopback. Three scenarios:
+(HTTP/1.1), in front of the same nginx backend on loopback. Four scenarios:
 "plain" (keep-alive HTTP/1.1 over TCP), "tls" (a new TLS connection for every
-request, the same ECDSA P-256 certificate for all, no session resumption) and "h2"
+request, the same ECDSA P-256 certificate for all, no session resumption), "h2"
 (HTTP/2 over TLS, negotiated by ALPN, a few long-lived connections with several
-streams each). wrk (plain, tls) or h2load (h2) loads each contender in turn, over
-several rounds whose order rotates, so that drift of a shared machine hits all
+streams each) and "gzip" (plain, with a 24 KB JSON body compressed on the fly at
+gzip level 1). wrk (plain, tls, gzip) or h2load (h2) loads each contender in turn,
+over several rounds whose order rotates, so that drift of a shared machine hits all
 alike. The report gives, per scenario, the median requests/s and latency of each,
 and rampart's ratio to each peer. See bench/README.md.
 
 Environment:
-  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2 (default all)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip (default all)
   BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
-  BENCH_CONNECTIONS  wrk connections, plain scenario (default 64)
+  BENCH_CONNECTIONS  wrk connections, plain and gzip scenarios (default 64)
   BENCH_TLS_CONNECTIONS  wrk connections, tls scenario (default 16)
   BENCH_H2_CONNECTIONS   h2load connections, h2 scenario (default 16)
   BENCH_H2_STREAMS   h2load concurrent streams per connection, h2 scenario (default 10)
@@ -23,10 +24,13 @@ Environment:
   BENCH_RESULTS      report file (default bench/results/latest.txt)
   RAMPART_BIN        the rampart binary (default ./rampart beside bench/)
 """
+import gzip
 import http.client
+import json
 import math
 import os
 import pwd
+import random
 import re
 import resource
 import shutil
@@ -72,8 +76,9 @@ NOISY = 0.20  # req/s spread across rounds above which the report warns
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
 NGHTTP = shutil.which("nghttp") or "/usr/bin/nghttp"
-ALL_SCENARIOS = ("plain", "tls", "h2")
-SSL_SCENARIOS = ("tls", "h2")  # scenarios with a TLS listener of their own
+GZIP_PATH = "/bench.json"  # the backend's compressible body
+ALL_SCENARIOS = ("plain", "tls", "h2", "gzip")
+SSL_LISTENERS = ("tls", "h2")  # listeners with TLS; the certificate lines serve both
 
 
 def scenarios_from_env():
@@ -89,10 +94,21 @@ def scenarios_from_env():
 
 
 SCENARIOS = scenarios_from_env()
+
+
+def extra_listeners():
+    """The listeners beside the plain one that the chosen scenarios need, in the order
+    they are added to a contender's config (and dropped from it, last first, when it
+    does not start with them)."""
+    return [name for name in ("tls", "h2", "gzip") if name in SCENARIOS]
+
+
+LISTENERS = extra_listeners()
 TITLES = {
     "plain": "plain: HTTP/1.1 keep-alive",
     "tls": "tls: new TLS connection per request (one request each, Connection: close)",
     "h2": "h2: HTTP/2 over TLS (ALPN h2), long-lived connections, several streams each",
+    "gzip": "gzip: HTTP/1.1 keep-alive, JSON body compressed on the fly (gzip level 1)",
 }
 
 
@@ -115,14 +131,15 @@ def free_ports(n):
 
 
 def render(template, out_path, values, listeners):
-    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls scenario's
-    listener) or @H2@ (the h2 scenario's) are kept, unmarked, when "tls" or "h2" is
-    in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
-    settings both share) are kept when either is."""
+    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls listener),
+    @H2@ (the h2 one) or @GZIP@ (the gzip one) are kept, unmarked, when that listener
+    is in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
+    settings the tls and h2 listeners share) are kept when either is."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
     wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
-              "@SSL@": bool(set(listeners) & set(SSL_SCENARIOS))}
+              "@GZIP@": "gzip" in listeners,
+              "@SSL@": bool(set(listeners) & set(SSL_LISTENERS))}
     kept = []
     for line in text.splitlines(keepends=True):
         marks = [m for m in wanted if m in line]
@@ -303,6 +320,64 @@ def check_h2(port):
     return None, f"{version} {cipher}, ALPN h2"
 
 
+def make_gzip_body():
+    """About 24 KB of JSON shaped like an API's list response (the same bytes every
+    run): what an edge gateway compresses in practice, about 5:1 at level 1."""
+    rng = random.Random(1822)
+    words = ("steel", "walnut", "linen", "copper", "garden", "travel", "classic", "compact",
+             "outdoor", "kitchen", "studio", "ceramic", "bamboo", "wool", "solar", "urban")
+    tags = ("new", "sale", "eco", "bestseller", "limited", "gift", "bundle", "clearance")
+    regions = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+    items = []
+    for i in range(88):
+        items.append({
+            "id": 100000 + i * 7,
+            "sku": f"SKU-{rng.randrange(10 ** 6):06d}",
+            "name": " ".join(rng.choice(words) for _ in range(3)).title(),
+            "price": {"amount": round(rng.uniform(1, 500), 2), "currency": "EUR"},
+            "in_stock": rng.random() < 0.8,
+            "quantity": rng.randrange(0, 1000),
+            "tags": rng.sample(tags, 3),
+            "warehouse": {"id": rng.randrange(1, 40), "region": rng.choice(regions)},
+            "updated_at": f"2024-05-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
+                          f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+        })
+    doc = {"items": items, "page": 1, "per_page": len(items), "total": 4817,
+           "next": "/v1/products?page=2"}
+    return (json.dumps(doc) + "\n").encode()
+
+
+GZIP_BODY = make_gzip_body()
+
+
+def check_gzip(port):
+    """None and a description of the compressed answer, or why it is wrong: GET
+    GZIP_PATH with Accept-Encoding: gzip must come back with Content-Encoding: gzip
+    and a body that decompresses to the backend's bytes."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", GZIP_PATH, headers={"Host": "bench.test",
+                                                "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        encoding = resp.getheader("Content-Encoding", "")
+    finally:
+        conn.close()
+    if resp.status != 200:
+        return f"proxied wrong answer: {resp.status} {raw[:120]!r}", None
+    if encoding.lower() != "gzip":
+        return (f"did not compress: Content-Encoding {encoding or 'absent'},"
+                f" {len(raw)} bytes"), None
+    try:
+        body = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.zlib.error) as e:
+        return f"sent a gzip body that does not decompress: {e}", None
+    if body != GZIP_BODY:
+        return (f"gzip body decompresses to {len(body)} bytes, not the backend's"
+                f" {len(GZIP_BODY)}"), None
+    return None, f"Content-Encoding: gzip, {len(raw)} bytes for {len(GZIP_BODY)}"
+
+
 def passive_opens():
     """TCP connections accepted so far on this machine (network namespace)."""
     try:
@@ -354,8 +429,14 @@ def wrk_argv(scenario, port, seconds):
     if scenario == "tls":
         return [WRK, "-t1", f"-c{TLS_CONNECTIONS}", f"-d{seconds}s", "--latency",
                 "-H", "Connection: close", f"https://127.0.0.1:{port}/"]
+    if scenario == "gzip":
+        return [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+                "-H", "Accept-Encoding: gzip", f"http://127.0.0.1:{port}{GZIP_PATH}"]
     return [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
             f"http://127.0.0.1:{port}/"]
+
+
+UNITS_BYTES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
 
 def run_wrk(scenario, port, seconds, pgid):
@@ -385,7 +466,13 @@ def run_wrk(scenario, port, seconds, pgid):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx and int(non2xx.group(1)):
         errors["non-2xx"] = int(non2xx.group(1))
+    # wrk's bytes read per second (headers included) over its requests per second: in
+    # the gzip scenario, whether the responses stayed compressed under load.
+    transfer = re.search(r"^Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)\s*$", out, re.M)
+    per_response = (float(transfer.group(1)) * UNITS_BYTES[transfer.group(2)]
+                    / float(rps.group(1)) if transfer and float(rps.group(1)) else None)
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
+            "bytes_per_response": per_response,
             "requests": int(total.group(1)), "errors": errors,
             "conns": after - opens if opens is not None and after is not None else None,
             "cpu_s": cpu, "client_cpu": client / seconds, "backend_cpu": backend / seconds}
@@ -538,7 +625,8 @@ class Track:
 
     def median(self, key):
         """Median of key over the valid rounds that have it, or None."""
-        values = [r[key] for r in self.valid() if key in r and not math.isnan(r[key])]
+        values = [r[key] for r in self.valid()
+                  if r.get(key) is not None and not math.isnan(r[key])]
         return statistics.median(values) if values else None
 
     def rps(self):
@@ -578,15 +666,20 @@ class Track:
 
 
 class Contender:
-    def __init__(self, name, binary, version_argv, config, argv, error_log=None):
+    def __init__(self, name, binary, version_argv, config, argv, error_log=None,
+                 unsupported=None):
         self.name = name
         self.binary = binary
         self.version_argv = version_argv
         self.config = config      # template in bench/conf/, rendered into the temp dir
         self.argv = argv          # command line; {conf} is the rendered file
         self.error_log = error_log
+        self.unsupported = unsupported or {}  # listener -> why it has none
         self.version = ""
-        self.ports = {}           # scenario -> port
+        self.ports = {}           # listener (plain, tls, h2, gzip) -> port
+        self.listeners = []       # the extra listeners it runs with
+        self.down = {}            # listener -> why it does not serve
+        self.detail = {}          # listener -> what its check found (TLS version, ...)
         self.server = None
         self.tracks = {s: Track() for s in SCENARIOS}
 
@@ -595,6 +688,14 @@ class Contender:
         for track in self.tracks.values():
             if track.status == "ok":
                 track.status = status
+
+    def apply_listeners(self):
+        """Mark each scenario whose listener does not serve with the reason."""
+        for s, track in self.tracks.items():
+            if s in self.down:
+                track.status = self.down[s]
+            else:
+                track.detail = self.detail.get(s, "")
 
 
 def as_current_user():
@@ -625,7 +726,9 @@ def contenders(tmp):
                   error_log=nginx_log),
         Contender("haproxy", "/usr/sbin/haproxy", ["/usr/sbin/haproxy", "-v"],
                   "haproxy.cfg",
-                  ["/usr/sbin/haproxy", "-db", "-f", "{conf}"]),
+                  ["/usr/sbin/haproxy", "-db", "-f", "{conf}"],
+                  unsupported={"gzip": "skipped: this HAProxy compresses with libslz"
+                               " (USE_SLZ), not zlib, so it has no zlib level 1 to match"}),
         Contender("h2o", "/usr/bin/h2o", ["/usr/bin/h2o", "-v"], "h2o.conf",
                   ["/usr/bin/h2o", "-c", "{conf}"],
                   error_log=os.path.join(tmp, "h2o.error.log")),
@@ -634,8 +737,12 @@ def contenders(tmp):
 
 def start_backend(tmp, port):
     os.makedirs(os.path.join(tmp, "backend-tmp"), exist_ok=True)
+    os.makedirs(os.path.join(tmp, "www"), exist_ok=True)
+    with open(os.path.join(tmp, "www", GZIP_PATH.lstrip("/")), "wb") as f:
+        f.write(GZIP_BODY)
     conf = render("backend.conf", os.path.join(tmp, "backend.conf"),
-                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n")},
+                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n"),
+                   "GZIP_PATH": GZIP_PATH},
                   listeners=())
     error_log = os.path.join(tmp, "backend.error.log")
     server = Server("backend", ["/usr/sbin/nginx", "-p", tmp, "-e", error_log, "-c", conf,
@@ -674,16 +781,14 @@ def make_certificate(tmp):
 
 
 def launch(c, tmp, backend_port, tls_files, listeners):
-    """Render c's config (with the TLS listeners of the scenarios in listeners: tls,
-    h2) and start it; None once its plain port listens, or why it does not."""
+    """Render c's config (with the extra listeners in listeners: tls, h2, gzip) and
+    start it; None once its plain port listens, or why it does not."""
     values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
-              "H2O_USER": H2O_USER}
-    if listeners:
+              "H2O_USER": H2O_USER, "GZIP_PATH": GZIP_PATH}
+    if set(listeners) & set(SSL_LISTENERS):
         values.update(tls_files)
-    if "tls" in listeners:
-        values["TLS_PORT"] = c.ports["tls"]
-    if "h2" in listeners:
-        values["H2_PORT"] = c.ports["h2"]
+    for name in listeners:
+        values[f"{name.upper()}_PORT"] = c.ports[name]
     conf = render(c.config, os.path.join(tmp, c.config), values, listeners)
     c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
     c.server.start()
@@ -696,53 +801,54 @@ def failed_start(c, why):
     return f"failed to start: {why}" + (f": {detail}" if detail else "")
 
 
+def check_listener(c, name):
+    """None and what was found, if one request through c's listener name (plain, tls,
+    h2, gzip) returns the backend's answer; else why not and None."""
+    port = c.ports[name]
+    why, detail = c.server.wait_listening(port), None
+    if why is None:
+        try:
+            if name == "plain":
+                status, body = fetch(port)
+                if status != 200 or body != BODY:
+                    why = f"proxied wrong answer: {status} {body[:120]!r}"
+            else:
+                check = {"tls": check_tls, "h2": check_h2, "gzip": check_gzip}[name]
+                why, detail = check(port)
+        except (OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+            why = f"{'' if name == 'plain' else name + ' '}request through it failed: {e}"
+    if why is None and not c.server.alive():
+        why = f"exited with status {c.server.proc.returncode}"
+    return why, detail
+
+
 def start_contender(c, tmp, backend_port, tls_files):
-    """Start c and check that one request through it, per scenario, returns the
-    backend's body; a scenario that fails is marked, the others may still run."""
+    """Start c and check that one request through each of its listeners returns the
+    backend's answer; a listener that fails is marked, and with it the scenarios that
+    use it, while the others still run."""
     if not (os.path.isfile(c.binary) and os.access(c.binary, os.X_OK)):
         c.set_status(f"skipped: {c.binary} not found")
         return
     c.version = version_of(c.version_argv)
     os.makedirs(os.path.join(tmp, f"{c.name}-tmp"), exist_ok=True)
-    listeners = [s for s in SSL_SCENARIOS if s in SCENARIOS]
+    listeners = [name for name in LISTENERS if name not in c.unsupported]
+    c.down.update({name: why for name, why in c.unsupported.items() if name in LISTENERS})
     why = launch(c, tmp, backend_port, tls_files, listeners)
-    # Perhaps only the settings of a TLS listener keep it from starting: drop them,
-    # the h2 one first, while another scenario is left to run.
-    while why and listeners and (len(listeners) > 1 or "plain" in SCENARIOS):
+    # Perhaps only the settings of an extra listener keep it from starting (a TLS
+    # setting, a directive it lacks): drop them, the last added first (gzip, h2, tls).
+    while why and listeners:
         dropped = listeners.pop()
-        c.tracks[dropped].status = failed_start(c, why + f" (with its {dropped} listener)")
+        c.down[dropped] = failed_start(c, why + f" (with its {dropped} listener)")
         c.server.stop()
         why = launch(c, tmp, backend_port, tls_files, listeners)
-    if why:
-        for track in c.tracks.values():
-            if track.status == "ok":
-                track.status = failed_start(c, why)
-        return
-    if "plain" in SCENARIOS:
-        try:
-            status, body = fetch(c.ports["plain"])
-            if status != 200 or body != BODY:
-                why = f"proxied wrong answer: {status} {body[:120]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            why = f"request through it failed: {e}"
-        if why is None and not c.server.alive():
-            why = f"exited with status {c.server.proc.returncode}"
-        if why:
-            c.tracks["plain"].status = failed_start(c, why)
-    for s in listeners:
-        why = c.server.wait_listening(c.ports[s])
-        detail = None
-        if why is None:
-            try:
-                why, detail = (check_tls if s == "tls" else check_h2)(c.ports[s])
-            except (OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
-                why = f"{s} request through it failed: {e}"
-        if why is None and not c.server.alive():
-            why = f"exited with status {c.server.proc.returncode}"
-        if why:
-            c.tracks[s].status = failed_start(c, why)
+    c.listeners = listeners
+    for name in ["plain"] + listeners:
+        failed, detail = (why, None) if why else check_listener(c, name)
+        if failed:
+            c.down[name] = failed_start(c, failed)
         else:
-            c.tracks[s].detail = detail
+            c.detail[name] = detail
+    c.apply_listeners()
 
 
 def fmt_ratio(x):
@@ -768,6 +874,10 @@ def load_line(scenario):
                 f" --duration={DURATION} https://...: HTTP/2 by ALPN, {H2_CONNECTIONS}"
                 f" connections kept open, {H2_STREAMS} streams in flight on each; the tls"
                 f" scenario's certificate and TLS settings")
+    if scenario == "gzip":
+        return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency -H 'Accept-Encoding:"
+                f" gzip' http://...{GZIP_PATH}: HTTP/1.1 keep-alive, {len(GZIP_BODY)} bytes of"
+                f" JSON from the backend, compressed by the proxy at gzip level 1")
     return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
             f" HTTP/1.1 keep-alive")
 
@@ -783,8 +893,10 @@ def section(cs, scenario):
     add(f"== {TITLES[scenario]}")
     add(load_line(scenario))
     add("")
+    gz = scenario == "gzip"
     head = (f"{'contender':10} {'req/s':>10} {'spread':>7}" + (f" {'mean':>9}" if h2 else "")
-            + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}  {'errors':<24}")
+            + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}" + (f" {'B/resp':>7}" if gz else "")
+            + f"  {'errors':<24}")
     add(head.rstrip())
     add("-" * len(head))
     for c, t in tracks:
@@ -807,8 +919,10 @@ def section(cs, scenario):
         cpu = t.cpu_per_request()
         cpu_text = "?" if cpu is None else f"{cpu:.0f}us"
         mean_text = f" {fmt_ms(t.mean()):>9}" if h2 else ""
+        size = t.median("bytes_per_response") if gz else None
+        size_text = (f" {'?' if size is None else f'{size:.0f}':>7}") if gz else ""
         add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}%{mean_text}"
-            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}  {err_text}")
+            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}{size_text}  {err_text}")
     add("")
     if h2:
         add("req/s, mean and p99 are medians over the valid rounds; mean is h2load's mean")
@@ -824,7 +938,19 @@ def section(cs, scenario):
     if h2:
         add(f"cpu/req and conn/req cover h2load's measured {DURATION}s only, read when h2load")
         add("announces its start and end; the warm-up and the TLS handshakes are outside it.")
+    if gz:
+        add("B/resp = wrk's bytes read / responses (headers included), median: the responses")
+        add(f"stayed compressed under load (uncompressed, the body alone is {len(GZIP_BODY)}"
+            " bytes).")
     negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
+    if gz:
+        if negotiated:
+            add("gzip checked before load (Accept-Encoding: gzip; the body must decompress to the")
+            add("backend's bytes):")
+            for text in negotiated:
+                add(f"  {text}")
+        add("The same compressor settings for all: zlib level 1, 32 KB window, memLevel 8")
+        add("(nginx: gzip_comp_level 1 and its defaults; h2o: compress: {gzip: 1}).")
     if scenario == "tls":
         if negotiated:
             add("TLS checked before load (second connection offered the first's session):")
@@ -916,7 +1042,7 @@ def report(cs, started_at, load_at_start):
     add("")
     for c in cs:
         add(f"  {c.name:8} {c.version or '-'}")
-    if "tls" in SCENARIOS or "h2" in SCENARIOS:
+    if set(LISTENERS) & set(SSL_LISTENERS):
         add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (the system's; wrk uses it)")
     if "h2" in SCENARIOS:
         add(f"  {'h2load':8} {version_of([H2LOAD, '--version'])}")
@@ -974,11 +1100,11 @@ def main():
     started_at = time.time()
     load_at_start = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="rampart-bench-")
-    servers = []
+    backend = None
     clear_logs()
     cs = contenders(tmp)
     try:
-        listeners = ["plain"] + [s for s in SSL_SCENARIOS if s in SCENARIOS]
+        listeners = ["plain"] + LISTENERS
         ports = free_ports(1 + len(cs) * len(listeners))
         backend_port = ports.pop(0)
         for c in cs:
@@ -986,13 +1112,11 @@ def main():
                 c.ports[s] = ports.pop(0)
         log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port};"
             f" scenarios {', '.join(SCENARIOS)}")
-        tls_files = make_certificate(tmp) if len(listeners) > 1 else {}
-        servers.append(start_backend(tmp, backend_port))
-        BACKEND_PGID = servers[-1].proc.pid
+        tls_files = make_certificate(tmp) if set(LISTENERS) & set(SSL_LISTENERS) else {}
+        backend = start_backend(tmp, backend_port)
+        BACKEND_PGID = backend.proc.pid
         for c in cs:
             start_contender(c, tmp, backend_port, tls_files)
-            if c.server:
-                servers.append(c.server)
             for s, t in c.tracks.items():
                 shown = f"127.0.0.1:{c.ports[s]}" if t.status == "ok" else t.status
                 log(f"bench: {c.name:8} {s:5} {shown}")
@@ -1054,8 +1178,9 @@ def main():
         log("")
         log(f"bench: written to {RESULTS} (took {time.time() - started_at:.0f}s)")
     finally:
-        for server in reversed(servers):
-            server.stop()
+        for server in [c.server for c in reversed(cs)] + [backend]:
+            if server:
+                server.stop()
         keep_logs(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
