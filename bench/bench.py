@@ -2,33 +2,44 @@
 """Benchmark rampart, nginx, HAProxy and h2o side by side as reverse proxies.
 
 Every contender runs with one worker (or one thread) and upstream keep-alive
-(HTTP/1.1), in front of the same nginx backend on loopback. Three scenarios:
+(HTTP/1.1), in front of the same nginx backend on loopback. Five scenarios:
 "plain" (keep-alive HTTP/1.1 over TCP), "tls" (a new TLS connection for every
-request, the same ECDSA P-256 certificate for all, no session resumption) and "h2"
+request, the same ECDSA P-256 certificate for all, no session resumption), "h2"
 (HTTP/2 over TLS, negotiated by ALPN, a few long-lived connections with several
-streams each). wrk (plain, tls) or h2load (h2) loads each contender in turn, over
-several rounds whose order rotates, so that drift of a shared machine hits all
-alike. The report gives, per scenario, the median requests/s and latency of each,
-and rampart's ratio to each peer. See bench/README.md.
+streams each), "gzip" (plain, with a 24 KB JSON body compressed on the fly at gzip
+level 1) and "idle" (the worker's memory per idle connection: thousands of
+connections that each completed one request, over HTTP/1.1, TLS and HTTP/2).
+wrk (plain, tls, gzip) or h2load (h2) loads each contender in turn, over several
+rounds whose order rotates, so that drift of a shared machine hits all alike. The
+report gives, per scenario, the median requests/s and latency (or bytes per idle
+connection) of each, and rampart's ratio to each peer. See bench/README.md.
 
 Environment:
-  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2 (default all)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, idle (default all)
   BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
-  BENCH_CONNECTIONS  wrk connections, plain scenario (default 64)
+  BENCH_CONNECTIONS  wrk connections, plain and gzip scenarios (default 64)
   BENCH_TLS_CONNECTIONS  wrk connections, tls scenario (default 16)
   BENCH_H2_CONNECTIONS   h2load connections, h2 scenario (default 16)
   BENCH_H2_STREAMS   h2load concurrent streams per connection, h2 scenario (default 10)
+  BENCH_IDLE_CONNECTIONS idle connections held open per measurement, idle scenario (default 3000)
+  BENCH_IDLE_ROUNDS  rounds of the idle scenario (default 1)
   BENCH_WARMUP       seconds of unmeasured load per contender before round 1 (default 1)
   BENCH_RESULTS      report file (default bench/results/latest.txt)
   RAMPART_BIN        the rampart binary (default ./rampart beside bench/)
 """
+import errno
+import gzip
 import http.client
+import json
 import math
 import os
 import pwd
+import random
 import re
 import resource
+import select
+import selectors
 import shutil
 import signal
 import socket
@@ -39,6 +50,14 @@ import sys
 import tempfile
 import threading
 import time
+
+try:  # python3-h2, for the idle scenario's HTTP/2 connections
+    import h2.events
+    import h2.exceptions
+    from h2.config import H2Configuration
+    from h2.connection import H2Connection
+except ImportError:
+    h2 = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BODY = "rampart bench backend says hello\n"
@@ -72,8 +91,17 @@ NOISY = 0.20  # req/s spread across rounds above which the report warns
 OPENSSL = shutil.which("openssl") or "/usr/bin/openssl"
 H2LOAD = shutil.which("h2load") or "/usr/bin/h2load"
 NGHTTP = shutil.which("nghttp") or "/usr/bin/nghttp"
-ALL_SCENARIOS = ("plain", "tls", "h2")
-SSL_SCENARIOS = ("tls", "h2")  # scenarios with a TLS listener of their own
+IDLE_CONNECTIONS = env_int("BENCH_IDLE_CONNECTIONS", 3000)
+IDLE_ROUNDS = env_int("BENCH_IDLE_ROUNDS", 1)
+IDLE_WARMUP = 300       # connections opened, then closed, before the baseline is read
+IDLE_WINDOW = 100       # connections being set up at once (connect, handshake, request)
+IDLE_TIMEOUT = 300      # seconds every contender keeps an idle connection open
+IDLE_KINDS = ("plain", "tls", "h2")  # each kind connects to the listener of that name
+IDLE_GOALS = {"plain": 1024, "tls": 4096}  # rampart's goal, bytes of RSS per idle connection
+GZIP_PATH = "/bench.json"  # the backend's compressible body
+ALL_SCENARIOS = ("plain", "tls", "h2", "gzip", "idle")
+LOAD_SCENARIOS = ("plain", "tls", "h2", "gzip")  # the ones wrk or h2load loads
+SSL_LISTENERS = ("tls", "h2")  # listeners with TLS; the certificate lines serve both
 
 
 def scenarios_from_env():
@@ -89,10 +117,25 @@ def scenarios_from_env():
 
 
 SCENARIOS = scenarios_from_env()
+
+
+def extra_listeners():
+    """The listeners beside the plain one that the chosen scenarios need, in the order
+    they are added to a contender's config (and dropped from it, last first, when it
+    does not start with them): the idle scenario needs the tls and h2 ones too."""
+    need = set(SCENARIOS)
+    if "idle" in need:
+        need |= {"tls", "h2"}
+    return [name for name in ("tls", "h2", "gzip") if name in need]
+
+
+LISTENERS = extra_listeners()
 TITLES = {
     "plain": "plain: HTTP/1.1 keep-alive",
     "tls": "tls: new TLS connection per request (one request each, Connection: close)",
     "h2": "h2: HTTP/2 over TLS (ALPN h2), long-lived connections, several streams each",
+    "gzip": "gzip: HTTP/1.1 keep-alive, JSON body compressed on the fly (gzip level 1)",
+    "idle": "idle: worker memory per idle connection (one request each, then idle)",
 }
 
 
@@ -115,14 +158,15 @@ def free_ports(n):
 
 
 def render(template, out_path, values, listeners):
-    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls scenario's
-    listener) or @H2@ (the h2 scenario's) are kept, unmarked, when "tls" or "h2" is
-    in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
-    settings both share) are kept when either is."""
+    """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls listener),
+    @H2@ (the h2 one) or @GZIP@ (the gzip one) are kept, unmarked, when that listener
+    is in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
+    settings the tls and h2 listeners share) are kept when either is."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
     wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
-              "@SSL@": bool(set(listeners) & set(SSL_SCENARIOS))}
+              "@GZIP@": "gzip" in listeners,
+              "@SSL@": bool(set(listeners) & set(SSL_LISTENERS))}
     kept = []
     for line in text.splitlines(keepends=True):
         marks = [m for m in wanted if m in line]
@@ -303,6 +347,64 @@ def check_h2(port):
     return None, f"{version} {cipher}, ALPN h2"
 
 
+def make_gzip_body():
+    """About 24 KB of JSON shaped like an API's list response (the same bytes every
+    run): what an edge gateway compresses in practice, about 5:1 at level 1."""
+    rng = random.Random(1822)
+    words = ("steel", "walnut", "linen", "copper", "garden", "travel", "classic", "compact",
+             "outdoor", "kitchen", "studio", "ceramic", "bamboo", "wool", "solar", "urban")
+    tags = ("new", "sale", "eco", "bestseller", "limited", "gift", "bundle", "clearance")
+    regions = ("eu-west", "eu-central", "us-east", "us-west", "ap-south")
+    items = []
+    for i in range(88):
+        items.append({
+            "id": 100000 + i * 7,
+            "sku": f"SKU-{rng.randrange(10 ** 6):06d}",
+            "name": " ".join(rng.choice(words) for _ in range(3)).title(),
+            "price": {"amount": round(rng.uniform(1, 500), 2), "currency": "EUR"},
+            "in_stock": rng.random() < 0.8,
+            "quantity": rng.randrange(0, 1000),
+            "tags": rng.sample(tags, 3),
+            "warehouse": {"id": rng.randrange(1, 40), "region": rng.choice(regions)},
+            "updated_at": f"2024-05-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:"
+                          f"{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z",
+        })
+    doc = {"items": items, "page": 1, "per_page": len(items), "total": 4817,
+           "next": "/v1/products?page=2"}
+    return (json.dumps(doc) + "\n").encode()
+
+
+GZIP_BODY = make_gzip_body()
+
+
+def check_gzip(port):
+    """None and a description of the compressed answer, or why it is wrong: GET
+    GZIP_PATH with Accept-Encoding: gzip must come back with Content-Encoding: gzip
+    and a body that decompresses to the backend's bytes."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("GET", GZIP_PATH, headers={"Host": "bench.test",
+                                                "Accept-Encoding": "gzip"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        encoding = resp.getheader("Content-Encoding", "")
+    finally:
+        conn.close()
+    if resp.status != 200:
+        return f"proxied wrong answer: {resp.status} {raw[:120]!r}", None
+    if encoding.lower() != "gzip":
+        return (f"did not compress: Content-Encoding {encoding or 'absent'},"
+                f" {len(raw)} bytes"), None
+    try:
+        body = gzip.decompress(raw)
+    except (OSError, EOFError, gzip.zlib.error) as e:
+        return f"sent a gzip body that does not decompress: {e}", None
+    if body != GZIP_BODY:
+        return (f"gzip body decompresses to {len(body)} bytes, not the backend's"
+                f" {len(GZIP_BODY)}"), None
+    return None, f"Content-Encoding: gzip, {len(raw)} bytes for {len(GZIP_BODY)}"
+
+
 def passive_opens():
     """TCP connections accepted so far on this machine (network namespace)."""
     try:
@@ -354,8 +456,14 @@ def wrk_argv(scenario, port, seconds):
     if scenario == "tls":
         return [WRK, "-t1", f"-c{TLS_CONNECTIONS}", f"-d{seconds}s", "--latency",
                 "-H", "Connection: close", f"https://127.0.0.1:{port}/"]
+    if scenario == "gzip":
+        return [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
+                "-H", "Accept-Encoding: gzip", f"http://127.0.0.1:{port}{GZIP_PATH}"]
     return [WRK, "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency",
             f"http://127.0.0.1:{port}/"]
+
+
+UNITS_BYTES = {"B": 1, "KB": 1024, "MB": 1024 ** 2, "GB": 1024 ** 3}
 
 
 def run_wrk(scenario, port, seconds, pgid):
@@ -385,7 +493,13 @@ def run_wrk(scenario, port, seconds, pgid):
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if non2xx and int(non2xx.group(1)):
         errors["non-2xx"] = int(non2xx.group(1))
+    # wrk's bytes read per second (headers included) over its requests per second: in
+    # the gzip scenario, whether the responses stayed compressed under load.
+    transfer = re.search(r"^Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)\s*$", out, re.M)
+    per_response = (float(transfer.group(1)) * UNITS_BYTES[transfer.group(2)]
+                    / float(rps.group(1)) if transfer and float(rps.group(1)) else None)
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
+            "bytes_per_response": per_response,
             "requests": int(total.group(1)), "errors": errors,
             "conns": after - opens if opens is not None and after is not None else None,
             "cpu_s": cpu, "client_cpu": client / seconds, "backend_cpu": backend / seconds}
@@ -518,6 +632,320 @@ def run_h2load(port, seconds, pgid, tmp, warm_up=H2_WARMUP):
             "client_cpu": client / (seconds + warm_up)}
 
 
+class IdleError(Exception):
+    """Why a measurement of the idle scenario has no figure."""
+
+
+def parse_http1(buf):
+    """Status, headers and body of the HTTP/1.1 response at the start of buf, or None
+    while it is incomplete. Raises IdleError for an answer whose end cannot be told."""
+    end = buf.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    lines = bytes(buf[:end]).decode("latin-1").split("\r\n")
+    try:
+        status = int(lines[0].split()[1])
+    except (IndexError, ValueError):
+        raise IdleError(f"not an HTTP response: {lines[0][:80]!r}")
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    rest = bytes(buf[end + 4:])
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = b""
+        while True:
+            eol = rest.find(b"\r\n")
+            if eol < 0:
+                return None
+            size = int(rest[:eol].split(b";")[0], 16)
+            if len(rest) < eol + 2 + size + 2:
+                return None
+            body += rest[eol + 2:eol + 2 + size]
+            rest = rest[eol + 2 + size + 2:]
+            if size == 0:
+                return status, headers, body
+    if "content-length" not in headers:
+        raise IdleError("response without Content-Length or chunked encoding")
+    length = int(headers["content-length"])
+    return (status, headers, rest[:length]) if len(rest) >= length else None
+
+
+class IdleConn:
+    """One client connection of the idle scenario: connect, TLS handshake (kinds tls
+    and h2), one GET / (HTTP/1.1, or a stream of HTTP/2 with the h2 package), check that
+    the answer is a 200 with the backend's body, then nothing. Non-blocking: step()
+    advances it as far as it can and returns the selector events it waits for, or 0
+    once it is idle; it raises IdleError (or OSError, ssl.SSLError) when it fails."""
+
+    def __init__(self, kind, port, ctx):
+        self.kind = kind
+        self.ctx = ctx
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setblocking(False)
+        self.fd = self.sock.fileno()
+        self.state = "connect"
+        self.out = b""
+        self.inp = bytearray()
+        self.h2 = None
+        self.status = None
+        self.body = b""
+        err = self.sock.connect_ex(("127.0.0.1", port))
+        if err not in (0, errno.EINPROGRESS):
+            self.sock.close()
+            raise IdleError(f"connect: {os.strerror(err)}")
+
+    def step(self):
+        if self.state == "connect":
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if err:
+                raise IdleError(f"connect: {os.strerror(err)}")
+            if self.kind == "plain":
+                self.out = b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n"
+                self.state = "exchange"
+            else:
+                self.sock = self.ctx.wrap_socket(self.sock, server_hostname="bench.test",
+                                                 do_handshake_on_connect=False)
+                self.state = "handshake"
+        if self.state == "handshake":
+            try:
+                self.sock.do_handshake()
+            except ssl.SSLWantReadError:
+                return selectors.EVENT_READ
+            except ssl.SSLWantWriteError:
+                return selectors.EVENT_WRITE
+            alpn = self.sock.selected_alpn_protocol()
+            if self.kind == "h2":
+                if alpn != "h2":
+                    raise IdleError(f"ALPN selected {alpn or 'nothing'}, not h2")
+                self.h2 = H2Connection(H2Configuration(client_side=True,
+                                                       header_encoding="utf-8"))
+                self.h2.initiate_connection()
+                self.h2.send_headers(1, [(":method", "GET"), (":scheme", "https"),
+                                         (":authority", "bench.test"), (":path", "/")],
+                                     end_stream=True)
+                self.out = self.h2.data_to_send()
+            else:
+                self.out = b"GET / HTTP/1.1\r\nHost: bench.test\r\n\r\n"
+            self.state = "exchange"
+        # exchange: write what is pending, read until the response is complete; then
+        # flush what is left (h2: acknowledgements), and the connection is idle.
+        while self.out:
+            try:
+                n = self.sock.send(self.out)
+            except (BlockingIOError, ssl.SSLWantWriteError):
+                return selectors.EVENT_WRITE
+            except ssl.SSLWantReadError:
+                return selectors.EVENT_READ
+            self.out = self.out[n:]
+        while self.state == "exchange":
+            try:
+                data = self.sock.recv(65536)
+            except (BlockingIOError, ssl.SSLWantReadError):
+                return selectors.EVENT_READ
+            except ssl.SSLWantWriteError:
+                return selectors.EVENT_WRITE
+            if not data:
+                raise IdleError("closed by the server before the response ended")
+            if self.h2:
+                self.receive_h2(data)
+            else:
+                self.inp += data
+                done = parse_http1(self.inp)
+                if done:
+                    self.status, headers, self.body = done
+                    if "close" in headers.get("connection", "").lower():
+                        raise IdleError("answered with Connection: close")
+                    self.state = "done"
+            if self.state == "done":
+                if self.status != 200 or self.body != BODY.encode():
+                    raise IdleError(f"wrong answer: {self.status} {self.body[:80]!r}")
+                return self.step() if self.out else 0
+        return 0
+
+    def receive_h2(self, data):
+        for event in self.h2.receive_data(data):
+            if isinstance(event, h2.events.ResponseReceived):
+                self.status = int(dict(event.headers).get(":status", 0))
+            elif isinstance(event, h2.events.DataReceived):
+                self.body += event.data
+                self.h2.acknowledge_received_data(event.flow_controlled_length,
+                                                  event.stream_id)
+            elif isinstance(event, h2.events.StreamEnded):
+                self.state = "done"
+            elif isinstance(event, h2.events.StreamReset):
+                raise IdleError(f"stream reset, error code {event.error_code}")
+            elif isinstance(event, h2.events.ConnectionTerminated):
+                raise IdleError(f"GOAWAY, error code {event.error_code}")
+        self.out += self.h2.data_to_send()
+
+    def close(self):
+        self.sock.close()
+
+
+def idle_context(kind):
+    """The client TLS context of kind: ALPN http/1.1 for tls, h2 for h2."""
+    ctx = client_context()
+    ctx.set_alpn_protocols(["h2"] if kind == "h2" else ["http/1.1"])
+    return ctx
+
+
+def open_idle(kind, port, n, timeout):
+    """n connections of kind to port, each idle after one verified request. At most
+    IDLE_WINDOW are being set up at once, so thousands of TLS handshakes neither
+    overflow a listen backlog nor wait on each other. Raises IdleError (after
+    closing them all) when one fails or the lot takes longer than timeout."""
+    ctx = None if kind == "plain" else idle_context(kind)
+    sel = selectors.DefaultSelector()
+    busy, idle = {}, []
+    started = 0
+    deadline = time.monotonic() + timeout
+    try:
+        while len(idle) < n:
+            while started < n and len(busy) < IDLE_WINDOW:
+                conn = IdleConn(kind, port, ctx)
+                started += 1
+                busy[conn.fd] = conn
+                sel.register(conn.fd, selectors.EVENT_WRITE, conn)
+            if time.monotonic() > deadline:
+                raise IdleError(f"{n - len(idle)} of {n} connections not through their request"
+                                f" after {timeout:.0f}s")
+            for key, _ in sel.select(timeout=1.0):
+                conn = key.data
+                try:
+                    wants = conn.step()
+                except (IdleError, OSError, h2.exceptions.ProtocolError) as e:
+                    raise IdleError(f"a {kind} connection failed ({len(idle)} of {n} were"
+                                    f" idle): {e}")
+                if wants:
+                    sel.modify(conn.fd, wants, conn)
+                else:
+                    sel.unregister(conn.fd)
+                    del busy[conn.fd]
+                    idle.append(conn)
+        return idle
+    except BaseException:
+        close_all(idle + list(busy.values()))
+        raise
+    finally:
+        sel.close()
+
+
+def close_all(conns):
+    for conn in conns:
+        conn.close()
+
+
+def closed_by_peer(conns):
+    """How many of conns the server has closed (or reset) since they went idle."""
+    poller = select.poll()
+    for conn in conns:
+        poller.register(conn.fd, select.POLLRDHUP)
+    return sum(1 for _, ev in poller.poll(0)
+               if ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR))
+
+
+def socket_holder(pgid, port, conn):
+    """The pid of the process in group pgid that holds the server end of conn's
+    connection to port (found through its socket's inode in /proc/net/tcp), or None:
+    the worker, whatever the contender's process layout (master, helper, threads)."""
+    mine = conn.sock.getsockname()[1]
+    server_end = (f"0100007F:{port:04X}", f"0100007F:{mine:04X}")
+    inode = None
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            fields = line.split()
+            if (fields[1], fields[2]) == server_end:
+                inode = fields[9]
+                break
+    if inode is None:
+        return None
+    target = f"socket:[{inode}]"
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            for fd in os.listdir(f"/proc/{pid}/fd"):
+                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
+                    return int(pid)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def memory(pid):
+    """pid's Rss, Pss and Private_Dirty in bytes (/proc/PID/smaps_rollup), and its
+    number of open files."""
+    figures = {}
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        for line in f:
+            name, _, rest = line.partition(":")
+            if name in ("Rss", "Pss", "Private_Dirty"):
+                figures[name.lower()] = int(rest.split()[0]) * 1024
+    figures["fds"] = len(os.listdir(f"/proc/{pid}/fd"))
+    return figures
+
+
+def settled_memory(pid, timeout=5.0):
+    """memory(pid) once it has stopped changing (two reads 0.2 s apart agree, the
+    open files included, so the server has handled every close), or the last read."""
+    last = memory(pid)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        now = memory(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def measure_idle(c, kind):
+    """Memory per idle connection of kind in c, just (re)started. IDLE_WARMUP
+    connections are opened and closed (one-time allocations: pools, the first TLS
+    handshake), then as many again are opened and kept (they take the memory the
+    closed ones freed, which would otherwise make the first IDLE_WARMUP measured
+    connections look free); the worker's memory is read, IDLE_CONNECTIONS more are
+    opened and left idle after their request, and the memory is read again. A dict of
+    the growth per connection (rss, pss, private_dirty, in bytes), the worker's pid
+    and seconds taken; raises IdleError."""
+    port = c.ports[kind]
+    pgid = c.server.proc.pid
+    # Generous: a few hundred handshakes a second on a busy two-core machine.
+    timeout = 60 + IDLE_CONNECTIONS / 50
+    warm = open_idle(kind, port, IDLE_WARMUP, timeout)
+    pid = socket_holder(pgid, port, warm[0])
+    close_all(warm)
+    if pid is None:
+        raise IdleError(f"no process of its group holds the connections to port {port}")
+    conns = []
+    try:
+        settled_memory(pid)  # the server has handled the closes
+        conns = open_idle(kind, port, IDLE_WARMUP, timeout)
+        before = settled_memory(pid)
+        started = time.monotonic()
+        conns += open_idle(kind, port, IDLE_CONNECTIONS, timeout)
+        took = time.monotonic() - started
+        after = settled_memory(pid)
+        closed = closed_by_peer(conns)
+        if closed:
+            raise IdleError(f"the server closed {closed} of {len(conns)} idle connections")
+        if socket_holder(pgid, port, conns[-1]) != pid:
+            raise IdleError(f"the connections are not all held by worker {pid}")
+    except OSError as e:  # the worker's /proc entries vanished: it exited
+        raise IdleError(f"worker {pid} gone: {e}")
+    finally:
+        close_all(conns)
+    run = {"kind": kind, "pid": pid, "seconds": took,
+           "fds": after["fds"] - before["fds"]}
+    for key in ("rss", "pss", "private_dirty"):
+        run[key] = (after[key] - before[key]) / IDLE_CONNECTIONS
+    return run
+
+
 class Track:
     """One contender in one scenario: whether it runs, and its rounds.
 
@@ -538,7 +966,8 @@ class Track:
 
     def median(self, key):
         """Median of key over the valid rounds that have it, or None."""
-        values = [r[key] for r in self.valid() if key in r and not math.isnan(r[key])]
+        values = [r[key] for r in self.valid()
+                  if r.get(key) is not None and not math.isnan(r[key])]
         return statistics.median(values) if values else None
 
     def rps(self):
@@ -578,15 +1007,20 @@ class Track:
 
 
 class Contender:
-    def __init__(self, name, binary, version_argv, config, argv, error_log=None):
+    def __init__(self, name, binary, version_argv, config, argv, error_log=None,
+                 unsupported=None):
         self.name = name
         self.binary = binary
         self.version_argv = version_argv
         self.config = config      # template in bench/conf/, rendered into the temp dir
         self.argv = argv          # command line; {conf} is the rendered file
         self.error_log = error_log
+        self.unsupported = unsupported or {}  # listener -> why it has none
         self.version = ""
-        self.ports = {}           # scenario -> port
+        self.ports = {}           # listener (plain, tls, h2, gzip) -> port
+        self.listeners = []       # the extra listeners it runs with
+        self.down = {}            # listener -> why it does not serve
+        self.detail = {}          # listener -> what its check found (TLS version, ...)
         self.server = None
         self.tracks = {s: Track() for s in SCENARIOS}
 
@@ -595,6 +1029,18 @@ class Contender:
         for track in self.tracks.values():
             if track.status == "ok":
                 track.status = status
+
+    def apply_listeners(self):
+        """Mark each scenario whose listener does not serve with the reason; the idle
+        scenario runs while any of its kinds' listeners serves."""
+        for s, track in self.tracks.items():
+            if s == "idle":
+                if all(k in self.down for k in IDLE_KINDS):
+                    track.status = self.down["plain"]
+            elif s in self.down:
+                track.status = self.down[s]
+            else:
+                track.detail = self.detail.get(s, "")
 
 
 def as_current_user():
@@ -625,7 +1071,9 @@ def contenders(tmp):
                   error_log=nginx_log),
         Contender("haproxy", "/usr/sbin/haproxy", ["/usr/sbin/haproxy", "-v"],
                   "haproxy.cfg",
-                  ["/usr/sbin/haproxy", "-db", "-f", "{conf}"]),
+                  ["/usr/sbin/haproxy", "-db", "-f", "{conf}"],
+                  unsupported={"gzip": "skipped: this HAProxy compresses with libslz"
+                               " (USE_SLZ), not zlib, so it has no zlib level 1 to match"}),
         Contender("h2o", "/usr/bin/h2o", ["/usr/bin/h2o", "-v"], "h2o.conf",
                   ["/usr/bin/h2o", "-c", "{conf}"],
                   error_log=os.path.join(tmp, "h2o.error.log")),
@@ -634,8 +1082,12 @@ def contenders(tmp):
 
 def start_backend(tmp, port):
     os.makedirs(os.path.join(tmp, "backend-tmp"), exist_ok=True)
+    os.makedirs(os.path.join(tmp, "www"), exist_ok=True)
+    with open(os.path.join(tmp, "www", GZIP_PATH.lstrip("/")), "wb") as f:
+        f.write(GZIP_BODY)
     conf = render("backend.conf", os.path.join(tmp, "backend.conf"),
-                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n")},
+                  {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n"),
+                   "GZIP_PATH": GZIP_PATH},
                   listeners=())
     error_log = os.path.join(tmp, "backend.error.log")
     server = Server("backend", ["/usr/sbin/nginx", "-p", tmp, "-e", error_log, "-c", conf,
@@ -673,17 +1125,22 @@ def make_certificate(tmp):
     return {"CERT": cert, "KEY": key, "PEM": pem}
 
 
+# Connections a contender must hold at once: the idle scenario's, plus its warm-up
+# (closing), its connections being set up and their upstream ones.
+MAX_CONNECTIONS = max(4096, IDLE_CONNECTIONS + 1024) if "idle" in SCENARIOS else 4096
+
+
 def launch(c, tmp, backend_port, tls_files, listeners):
-    """Render c's config (with the TLS listeners of the scenarios in listeners: tls,
-    h2) and start it; None once its plain port listens, or why it does not."""
+    """Render c's config (with the extra listeners in listeners: tls, h2, gzip) and
+    start it; None once its plain port listens, or why it does not."""
     values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
-              "H2O_USER": H2O_USER}
-    if listeners:
+              "H2O_USER": H2O_USER, "MAX_CONNECTIONS": MAX_CONNECTIONS,
+              "NOFILE": 2 * MAX_CONNECTIONS + 64, "IDLE_TIMEOUT": IDLE_TIMEOUT,
+              "GZIP_PATH": GZIP_PATH}
+    if set(listeners) & set(SSL_LISTENERS):
         values.update(tls_files)
-    if "tls" in listeners:
-        values["TLS_PORT"] = c.ports["tls"]
-    if "h2" in listeners:
-        values["H2_PORT"] = c.ports["h2"]
+    for name in listeners:
+        values[f"{name.upper()}_PORT"] = c.ports[name]
     conf = render(c.config, os.path.join(tmp, c.config), values, listeners)
     c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
     c.server.start()
@@ -696,53 +1153,54 @@ def failed_start(c, why):
     return f"failed to start: {why}" + (f": {detail}" if detail else "")
 
 
+def check_listener(c, name):
+    """None and what was found, if one request through c's listener name (plain, tls,
+    h2, gzip) returns the backend's answer; else why not and None."""
+    port = c.ports[name]
+    why, detail = c.server.wait_listening(port), None
+    if why is None:
+        try:
+            if name == "plain":
+                status, body = fetch(port)
+                if status != 200 or body != BODY:
+                    why = f"proxied wrong answer: {status} {body[:120]!r}"
+            else:
+                check = {"tls": check_tls, "h2": check_h2, "gzip": check_gzip}[name]
+                why, detail = check(port)
+        except (OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
+            why = f"{'' if name == 'plain' else name + ' '}request through it failed: {e}"
+    if why is None and not c.server.alive():
+        why = f"exited with status {c.server.proc.returncode}"
+    return why, detail
+
+
 def start_contender(c, tmp, backend_port, tls_files):
-    """Start c and check that one request through it, per scenario, returns the
-    backend's body; a scenario that fails is marked, the others may still run."""
+    """Start c and check that one request through each of its listeners returns the
+    backend's answer; a listener that fails is marked, and with it the scenarios that
+    use it, while the others still run."""
     if not (os.path.isfile(c.binary) and os.access(c.binary, os.X_OK)):
         c.set_status(f"skipped: {c.binary} not found")
         return
     c.version = version_of(c.version_argv)
     os.makedirs(os.path.join(tmp, f"{c.name}-tmp"), exist_ok=True)
-    listeners = [s for s in SSL_SCENARIOS if s in SCENARIOS]
+    listeners = [name for name in LISTENERS if name not in c.unsupported]
+    c.down.update({name: why for name, why in c.unsupported.items() if name in LISTENERS})
     why = launch(c, tmp, backend_port, tls_files, listeners)
-    # Perhaps only the settings of a TLS listener keep it from starting: drop them,
-    # the h2 one first, while another scenario is left to run.
-    while why and listeners and (len(listeners) > 1 or "plain" in SCENARIOS):
+    # Perhaps only the settings of an extra listener keep it from starting (a TLS
+    # setting, a directive it lacks): drop them, the last added first (gzip, h2, tls).
+    while why and listeners:
         dropped = listeners.pop()
-        c.tracks[dropped].status = failed_start(c, why + f" (with its {dropped} listener)")
+        c.down[dropped] = failed_start(c, why + f" (with its {dropped} listener)")
         c.server.stop()
         why = launch(c, tmp, backend_port, tls_files, listeners)
-    if why:
-        for track in c.tracks.values():
-            if track.status == "ok":
-                track.status = failed_start(c, why)
-        return
-    if "plain" in SCENARIOS:
-        try:
-            status, body = fetch(c.ports["plain"])
-            if status != 200 or body != BODY:
-                why = f"proxied wrong answer: {status} {body[:120]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            why = f"request through it failed: {e}"
-        if why is None and not c.server.alive():
-            why = f"exited with status {c.server.proc.returncode}"
-        if why:
-            c.tracks["plain"].status = failed_start(c, why)
-    for s in listeners:
-        why = c.server.wait_listening(c.ports[s])
-        detail = None
-        if why is None:
-            try:
-                why, detail = (check_tls if s == "tls" else check_h2)(c.ports[s])
-            except (OSError, http.client.HTTPException, subprocess.TimeoutExpired) as e:
-                why = f"{s} request through it failed: {e}"
-        if why is None and not c.server.alive():
-            why = f"exited with status {c.server.proc.returncode}"
-        if why:
-            c.tracks[s].status = failed_start(c, why)
+    c.listeners = listeners
+    for name in ["plain"] + listeners:
+        failed, detail = (why, None) if why else check_listener(c, name)
+        if failed:
+            c.down[name] = failed_start(c, failed)
         else:
-            c.tracks[s].detail = detail
+            c.detail[name] = detail
+    c.apply_listeners()
 
 
 def fmt_ratio(x):
@@ -768,8 +1226,109 @@ def load_line(scenario):
                 f" --duration={DURATION} https://...: HTTP/2 by ALPN, {H2_CONNECTIONS}"
                 f" connections kept open, {H2_STREAMS} streams in flight on each; the tls"
                 f" scenario's certificate and TLS settings")
+    if scenario == "gzip":
+        return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency -H 'Accept-Encoding:"
+                f" gzip' http://...{GZIP_PATH}: HTTP/1.1 keep-alive, {len(GZIP_BODY)} bytes of"
+                f" JSON from the backend, compressed by the proxy at gzip level 1")
     return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
             f" HTTP/1.1 keep-alive")
+
+
+IDLE_TITLES = {
+    "plain": "plain: HTTP/1.1 keep-alive over TCP",
+    "tls": "tls: HTTP/1.1 over TLS 1.3 (ALPN http/1.1), the tls scenario's listener",
+    "h2": "h2: HTTP/2 over TLS 1.3 (ALPN h2), the h2 scenario's listener",
+}
+
+
+def fmt_bytes(x):
+    return "?" if x is None else f"{x:.0f}"
+
+
+def idle_median(runs, kind, key):
+    values = [r[key] for r in runs if r["kind"] == kind and "error" not in r]
+    return statistics.median(values) if values else None
+
+
+def idle_section(cs):
+    """The idle scenario's tables: per kind, each contender's memory per idle
+    connection, rampart's ratio to each and rampart's goal."""
+    lines = []
+    add = lines.append
+    add(f"== {TITLES['idle']}")
+    add(f"method: per contender and kind, a fresh start; {IDLE_WARMUP} connections opened,"
+        f" one request")
+    add(f"each, and closed (warm-up); {IDLE_WARMUP} more opened and kept (they reuse what the"
+        f" closed ones")
+    add(f"freed); the worker's memory read; {IDLE_CONNECTIONS} more opened ({IDLE_WINDOW} at a"
+        f" time), each through")
+    add("one GET / (a 200 with the backend's body, checked), then all held open and idle; the")
+    add(f"memory read again. Figures: (after - before) / {IDLE_CONNECTIONS}, in bytes, from the"
+        f" worker's")
+    add(f"/proc/PID/smaps_rollup; keep-alive timeout {IDLE_TIMEOUT}s for all; {IDLE_ROUNDS}"
+        f" round(s), medians.")
+    for kind in IDLE_KINDS:
+        add("")
+        add(f"-- {IDLE_TITLES[kind]}")
+        head = (f"{'contender':10} {'RSS B/conn':>11} {'Private_Dirty':>14} {'Pss B/conn':>11}"
+                f"  {'rounds':<20}")
+        add(head.rstrip())
+        add("-" * len(head))
+        figures = {}
+        for c in cs:
+            t = c.tracks["idle"]
+            runs = [r for r in t.runs if r["kind"] == kind]
+            failed = [r for r in runs if "error" in r]
+            if t.status != "ok" or kind in c.down:
+                add(f"{c.name:10} {c.down.get(kind) or t.status}")
+                continue
+            if not runs:
+                add(f"{c.name:10} no rounds ran")
+                continue
+            if len(failed) == len(runs):
+                add(f"{c.name:10} !! failed: {failed[-1]['error']}")
+                continue
+            rss, pd, pss = (idle_median(runs, kind, k) for k in ("rss", "private_dirty", "pss"))
+            figures[c.name] = (rss, pd)
+            note = f"{len(runs) - len(failed)}/{len(runs)} ok"
+            if failed:
+                note += f"; !! failed: {failed[-1]['error']}"
+            add(f"{c.name:10} {fmt_bytes(rss):>11} {fmt_bytes(pd):>14} {fmt_bytes(pss):>11}"
+                f"  {note}")
+        add("")
+        ramp = figures.get("rampart")
+        peers = [(name, f) for name, f in figures.items() if name != "rampart"]
+        if ramp is None:
+            add("rampart ratios: n/a (rampart has no figure)")
+        elif not peers:
+            add("rampart ratios: n/a (no peer has a figure)")
+        else:
+            add(f"{'rampart vs':14} {'RSS ratio':>10} {'Private_Dirty ratio':>20}")
+            for name, (rss, pd) in peers:
+                add(f"  {name:12} {ratio(ramp[0], rss if rss and rss > 0 else None):>10}"
+                    f" {ratio(ramp[1], pd if pd and pd > 0 else None):>20}")
+        goal = IDLE_GOALS.get(kind)
+        if ramp is None:
+            pass
+        elif goal is None:
+            add("goal: none set for HTTP/2 idle connections (the issue's: 1024 B plain,"
+                " 4096 B TLS).")
+        else:
+            met = "met" if ramp[0] <= goal else "NOT MET"
+            add(f"goal: rampart at most {goal} B of RSS per idle connection: {met}"
+                f" ({fmt_bytes(ramp[0])} B; Private_Dirty {fmt_bytes(ramp[1])} B).")
+    add("")
+    add("ratio = rampart/peer, below 1 means rampart holds an idle connection in less memory.")
+    add("per round (RSS / Private_Dirty / Pss in bytes per connection, seconds to open them all):")
+    for c in cs:
+        for kind in IDLE_KINDS:
+            runs = [r for r in c.tracks["idle"].runs if r["kind"] == kind]
+            if runs:
+                shown = ["failed" if "error" in r else
+                         f"{r['rss']:.0f}/{r['private_dirty']:.0f}/{r['pss']:.0f}"
+                         f"/{r['seconds']:.1f}s" for r in runs]
+                add(f"  {c.name:8} {kind:5} {'  '.join(shown)}")
+    return lines
 
 
 def section(cs, scenario):
@@ -783,8 +1342,10 @@ def section(cs, scenario):
     add(f"== {TITLES[scenario]}")
     add(load_line(scenario))
     add("")
+    gz = scenario == "gzip"
     head = (f"{'contender':10} {'req/s':>10} {'spread':>7}" + (f" {'mean':>9}" if h2 else "")
-            + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}  {'errors':<24}")
+            + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}" + (f" {'B/resp':>7}" if gz else "")
+            + f"  {'errors':<24}")
     add(head.rstrip())
     add("-" * len(head))
     for c, t in tracks:
@@ -807,8 +1368,10 @@ def section(cs, scenario):
         cpu = t.cpu_per_request()
         cpu_text = "?" if cpu is None else f"{cpu:.0f}us"
         mean_text = f" {fmt_ms(t.mean()):>9}" if h2 else ""
+        size = t.median("bytes_per_response") if gz else None
+        size_text = (f" {'?' if size is None else f'{size:.0f}':>7}") if gz else ""
         add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}%{mean_text}"
-            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}  {err_text}")
+            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}{size_text}  {err_text}")
     add("")
     if h2:
         add("req/s, mean and p99 are medians over the valid rounds; mean is h2load's mean")
@@ -824,7 +1387,19 @@ def section(cs, scenario):
     if h2:
         add(f"cpu/req and conn/req cover h2load's measured {DURATION}s only, read when h2load")
         add("announces its start and end; the warm-up and the TLS handshakes are outside it.")
+    if gz:
+        add("B/resp = wrk's bytes read / responses (headers included), median: the responses")
+        add(f"stayed compressed under load (uncompressed, the body alone is {len(GZIP_BODY)}"
+            " bytes).")
     negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
+    if gz:
+        if negotiated:
+            add("gzip checked before load (Accept-Encoding: gzip; the body must decompress to the")
+            add("backend's bytes):")
+            for text in negotiated:
+                add(f"  {text}")
+        add("The same compressor settings for all: zlib level 1, 32 KB window, memLevel 8")
+        add("(nginx: gzip_comp_level 1 and its defaults; h2o: compress: {gzip: 1}).")
     if scenario == "tls":
         if negotiated:
             add("TLS checked before load (second connection offered the first's session):")
@@ -910,19 +1485,24 @@ def report(cs, started_at, load_at_start):
     add(f"date: {time.strftime('%Y-%m-%d %H:%M:%S %z', time.localtime(started_at))}"
         f"   host: {os.uname().nodename} ({os.uname().sysname} {os.uname().release}),"
         f" {os.cpu_count()} cpus, load avg at start {load_at_start:.2f}")
-    add(f"scenarios: {', '.join(SCENARIOS)}; {ROUNDS} round(s) in rotating order, each"
-        f" running every scenario for every contender; {WARMUP}s warm-up per contender and"
-        f" scenario; backend: nginx, 1 worker, return 200 ({len(BODY)}-byte body)")
+    loaded = [s for s in SCENARIOS if s in LOAD_SCENARIOS]
+    if loaded:
+        add(f"scenarios: {', '.join(SCENARIOS)}; {ROUNDS} round(s) in rotating order, each"
+            f" running every load scenario for every contender; {WARMUP}s warm-up per contender"
+            f" and scenario; backend: nginx, 1 worker, return 200 ({len(BODY)}-byte body)")
+    if "idle" in SCENARIOS:
+        add(f"idle: {IDLE_ROUNDS} round(s) after the load rounds, each contender restarted for"
+            f" every measurement, {IDLE_CONNECTIONS} connections per measurement")
     add("")
     for c in cs:
         add(f"  {c.name:8} {c.version or '-'}")
-    if "tls" in SCENARIOS or "h2" in SCENARIOS:
+    if set(LISTENERS) & set(SSL_LISTENERS):
         add(f"  {'openssl':8} {version_of([OPENSSL, 'version'])} (the system's; wrk uses it)")
     if "h2" in SCENARIOS:
         add(f"  {'h2load':8} {version_of([H2LOAD, '--version'])}")
     for scenario in SCENARIOS:
         add("")
-        lines += section(cs, scenario)
+        lines += idle_section(cs) if scenario == "idle" else section(cs, scenario)
     add("")
     add("Read the ratios, not the absolute numbers: the load generator, the proxy and the")
     add("backend share this machine's cores, so only figures from one run, measured side by")
@@ -962,6 +1542,28 @@ def keep_logs(tmp):
         log(f"bench: could not keep the logs in {LOGS}: {e}")
 
 
+def raise_nofile(need):
+    """Raise this script's open-files limit, which the servers inherit, to need."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= need:
+        return
+    if hard != resource.RLIM_INFINITY and hard < need:
+        if os.geteuid() != 0:
+            sys.exit(f"bench: the idle scenario needs {need} open files, above the hard limit"
+                     f" ({hard}, ulimit -Hn); lower BENCH_IDLE_CONNECTIONS or raise it")
+        hard = need
+    resource.setrlimit(resource.RLIMIT_NOFILE, (need, hard))
+
+
+def log_idle(what, c, run):
+    if "error" in run:
+        log(f"bench: {what} {c.name:8} {run['kind']:5} failed: {run['error']}")
+        return
+    log(f"bench: {what} {c.name:8} {run['kind']:5} RSS {run['rss']:6.0f} B/conn"
+        f"  Private_Dirty {run['private_dirty']:6.0f} B/conn  Pss {run['pss']:6.0f} B/conn"
+        f"  (worker {run['pid']}, {IDLE_CONNECTIONS} opened in {run['seconds']:.1f}s)")
+
+
 def main():
     global BACKEND_PGID
     if not os.access(WRK, os.X_OK):
@@ -971,14 +1573,20 @@ def main():
     if "h2" in SCENARIOS and not os.access(H2LOAD, os.X_OK):
         sys.exit(f"bench: h2load not found ({H2LOAD}); install the Debian package"
                  " nghttp2-client, or leave h2 out of BENCH_SCENARIOS")
+    if "idle" in SCENARIOS:
+        if h2 is None:
+            sys.exit("bench: the idle scenario's HTTP/2 client needs the Python h2 package;"
+                     " install the Debian package python3-h2, or leave idle out of"
+                     " BENCH_SCENARIOS")
+        raise_nofile(2 * MAX_CONNECTIONS + 64)
     started_at = time.time()
     load_at_start = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="rampart-bench-")
-    servers = []
+    backend = None
     clear_logs()
     cs = contenders(tmp)
     try:
-        listeners = ["plain"] + [s for s in SSL_SCENARIOS if s in SCENARIOS]
+        listeners = ["plain"] + LISTENERS
         ports = free_ports(1 + len(cs) * len(listeners))
         backend_port = ports.pop(0)
         for c in cs:
@@ -986,15 +1594,17 @@ def main():
                 c.ports[s] = ports.pop(0)
         log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port};"
             f" scenarios {', '.join(SCENARIOS)}")
-        tls_files = make_certificate(tmp) if len(listeners) > 1 else {}
-        servers.append(start_backend(tmp, backend_port))
-        BACKEND_PGID = servers[-1].proc.pid
+        tls_files = make_certificate(tmp) if set(LISTENERS) & set(SSL_LISTENERS) else {}
+        backend = start_backend(tmp, backend_port)
+        BACKEND_PGID = backend.proc.pid
         for c in cs:
             start_contender(c, tmp, backend_port, tls_files)
-            if c.server:
-                servers.append(c.server)
             for s, t in c.tracks.items():
-                shown = f"127.0.0.1:{c.ports[s]}" if t.status == "ok" else t.status
+                if s == "idle":
+                    shown = ", ".join(f"{k} {'ok' if k not in c.down else 'down'}"
+                                      for k in IDLE_KINDS) if t.status == "ok" else t.status
+                else:
+                    shown = f"127.0.0.1:{c.ports[s]}" if t.status == "ok" else t.status
                 log(f"bench: {c.name:8} {s:5} {shown}")
         live = [c for c in cs if any(t.status == "ok" for t in c.tracks.values())]
         if not live:
@@ -1020,14 +1630,29 @@ def main():
                 log(f"bench: {what} {c.name:8} {s:5} {t.status}")
                 return None
 
+        def measure(c, kind):
+            """One idle measurement of c in kind, in a freshly started c, so that no
+            memory freed by an earlier scenario or measurement is reused by this one."""
+            c.server.stop()
+            why = launch(c, tmp, backend_port, tls_files, c.listeners)
+            if why is None:
+                why = c.server.wait_listening(c.ports[kind])
+            if why:
+                return {"kind": kind, "error": failed_start(c, f"restart: {why}")}
+            try:
+                return measure_idle(c, kind)
+            except IdleError as e:
+                return {"kind": kind, "error": str(e)}
+
+        loaded = [s for s in SCENARIOS if s in LOAD_SCENARIOS]
         if WARMUP:
             for c in live:
-                for s in SCENARIOS:
+                for s in loaded:
                     load(c, s, WARMUP, "warm-up", warm_up=True)
-        for rnd in range(ROUNDS):
+        for rnd in range(ROUNDS if loaded else 0):
             k = rnd % len(live)
             for c in live[k:] + live[:k]:
-                for s in SCENARIOS:
+                for s in loaded:
                     run = load(c, s, DURATION, f"round {rnd + 1}/{ROUNDS}")
                     if run is None:
                         continue
@@ -1045,6 +1670,15 @@ def main():
                         f" client {run['client_cpu'] * 100:.0f}%{cpr}{errs}{invalid}")
                     if run["errors"] and "output" in run:
                         keep(f"{s}-{c.name}-round{rnd + 1}.txt", run["output"])
+        idle = [c for c in live if "idle" in c.tracks and c.tracks["idle"].status == "ok"]
+        for rnd in range(IDLE_ROUNDS if idle else 0):
+            k = rnd % len(idle)
+            for c in idle[k:] + idle[:k]:
+                for kind in IDLE_KINDS:
+                    if kind not in c.down:
+                        run = measure(c, kind)
+                        c.tracks["idle"].runs.append(run)
+                        log_idle(f"idle {rnd + 1}/{IDLE_ROUNDS}", c, run)
         text = report(cs, started_at, load_at_start)
         log("")
         log(text.rstrip())
@@ -1054,8 +1688,9 @@ def main():
         log("")
         log(f"bench: written to {RESULTS} (took {time.time() - started_at:.0f}s)")
     finally:
-        for server in reversed(servers):
-            server.stop()
+        for server in [c.server for c in reversed(cs)] + [backend]:
+            if server:
+                server.stop()
         keep_logs(tmp)
         shutil.rmtree(tmp, ignore_errors=True)
 
