@@ -153,6 +153,10 @@ struct rp_conf_s {
     const char *file;
     unsigned line;
 
+    /* Inside a block of entries (rp_conf_parse_entries): reads every entry. */
+    const char *(*handler)(rp_conf_t *cf, void *data);
+    void *handler_data;
+
     rp_lexer_t *lexer;     /* the file being read */
     rp_include_t *include; /* stack of files, for cycles and messages */
     unsigned depth;
@@ -191,6 +195,14 @@ int rp_conf_parse_file(rp_conf_t *cf, const char *path, unsigned ctx);
  * up to its closing "}". Returns RP_CONF_OK or RP_CONF_ERROR.
  */
 const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx);
+
+/*
+ * Parses the block of a block directive whose body holds entries rather than
+ * directives (map's "key value;" lines): handler gets each one in cf->argv, with
+ * file:line set; `include` still works and its file's entries go to handler too.
+ */
+const char *rp_conf_parse_entries(rp_conf_t *cf, unsigned ctx,
+                                  const char *(*handler)(rp_conf_t *cf, void *data), void *data);
 
 /* Words a command's accepted argument count ("1 argument", "2 or more arguments") into buf. */
 const char *rp_conf_arity_text(const rp_command_t *cmd, char *buf, size_t len);

@@ -146,6 +146,20 @@ static int dispatch(rp_conf_t *cf, int opens_block)
     const char *name = cf->argv[0];
     int known = 0;
 
+    if (cf->handler && strcmp(name, "include") != 0) {
+        /* a block of entries, not directives (map's): its owner reads each one */
+        if (opens_block) {
+            rp_conf_error(cf, "unexpected \"{\"");
+            return -1;
+        }
+        const char *rv = cf->handler(cf, cf->handler_data);
+        if (rv == RP_CONF_OK)
+            return 0;
+        if (rv != RP_CONF_ERROR)
+            rp_conf_error(cf, "%s", rv);
+        return -1;
+    }
+
     for (size_t m = 0; m < rp_nmodules; m++) {
         const rp_module_t *mod = rp_modules[m];
         if (mod->commands == NULL)
@@ -256,6 +270,19 @@ static int parse(rp_conf_t *cf, const block_t *block)
         if (dispatch(cf, opens_block) != 0)
             return -1;
     }
+}
+
+const char *rp_conf_parse_entries(rp_conf_t *cf, unsigned ctx,
+                                  const char *(*handler)(rp_conf_t *cf, void *data), void *data)
+{
+    const char *(*saved)(rp_conf_t *, void *) = cf->handler;
+    void *saved_data = cf->handler_data;
+    cf->handler = handler;
+    cf->handler_data = data;
+    const char *rv = rp_conf_parse_block(cf, ctx);
+    cf->handler = saved;
+    cf->handler_data = saved_data;
+    return rv;
 }
 
 const char *rp_conf_parse_block(rp_conf_t *cf, unsigned ctx)

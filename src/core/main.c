@@ -232,6 +232,7 @@ int main(int argc, char **argv)
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);
+        unlink(ccf->pid); /* ours: it is locked */
         return 1;
     }
     if (ccf->daemon && daemonize() != 0) {

@@ -6,6 +6,7 @@
  */
 #include "http/variables.h"
 #include "core/cycle.h"
+#include "core/random.h"
 #include "core/time.h"
 
 #include <arpa/inet.h>
@@ -311,53 +312,11 @@ static int get_request_time(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return 0;
 }
 
-/* xoshiro256** seeded from the kernel once per process: request ids need to be unique,
- * not secret, and this costs no syscall per request. */
-static uint64_t rng_s[4];
-static int rng_seeded;
-
-static void rng_forked(void)
-{
-    rng_seeded = 0;
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static uint64_t rng_next(void)
-{
-    if (!rng_seeded) {
-        /* a forked worker must not repeat its parent's sequence */
-        static int hooked;
-        if (!hooked && pthread_atfork(NULL, NULL, rng_forked) == 0)
-            hooked = 1;
-        if (getentropy(rng_s, sizeof(rng_s)) != 0) {
-            struct timeval tv;
-            gettimeofday(&tv, NULL);
-            rng_s[0] = (uint64_t)tv.tv_sec * 1000003u ^ (uint64_t)tv.tv_usec;
-            rng_s[1] = (uint64_t)getpid() * 0x9e3779b97f4a7c15ull;
-            rng_s[2] = rng_s[0] ^ 0xda942042e4dd58b5ull;
-            rng_s[3] = rng_s[1] ^ 0x2545f4914f6cdd1dull;
-        }
-        rng_seeded = hooked;
-    }
-    uint64_t result = rotl(rng_s[1] * 5, 7) * 9, t = rng_s[1] << 17;
-    rng_s[2] ^= rng_s[0];
-    rng_s[3] ^= rng_s[1];
-    rng_s[1] ^= rng_s[2];
-    rng_s[0] ^= rng_s[3];
-    rng_s[2] ^= t;
-    rng_s[3] = rotl(rng_s[3], 45);
-    return result;
-}
-
 rp_str_t rp_request_id(rp_request_t *r)
 {
     if (r->request_id[0] == '\0') {
         static const char hex[] = "0123456789abcdef";
-        uint64_t v[2] = {rng_next(), rng_next()};
+        uint64_t v[2] = {rp_random(), rp_random()};
         for (int k = 0; k < 32; k++)
             r->request_id[k] = hex[(v[k / 16] >> (60 - 4 * (k % 16))) & 15];
         r->request_id[32] = '\0';

@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "http/h1.h"
 #include "http/http.h"
+#include "http/variables.h"
 #include "http/ssl.h"
 #include "net/listen.h"
 #include "route/route.h"
@@ -219,6 +220,9 @@ static const char *set_http(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     cf->http_ctx = ctx;
     const char *rv = rp_conf_parse_block(cf, RP_CTX_HTTP);
     cf->http_ctx = saved;
+    if (rv != RP_CONF_OK)
+        return rv;
+    rv = rp_var_check_declared(cf);
     if (rv != RP_CONF_OK)
         return rv;
 

@@ -85,7 +85,8 @@ static int64_t allowance(const limit_rate_ctx_t *ctx)
 
 static void on_timer(rp_request_t *r, void *data);
 
-/* Lets go what the rate allows, arms the timer for the rest; 0, or -1 (client gone). */
+/* Lets go what the rate allows and arms the timer for the rest: 0, 1 when the end went
+ * too (the request may be gone), or -1 when the client is gone. */
 static int pump(rp_request_t *r, limit_rate_ctx_t *ctx)
 {
     size_t held = evbuffer_get_length(ctx->held);
@@ -118,8 +119,10 @@ static int pump(rp_request_t *r, limit_rate_ctx_t *ctx)
     r->held = 0;
     ctx->flush = 0;
     if (ctx->last) {
+        /* the end: the request may be gone once it returns, so nothing of it is touched */
         ctx->last = 0;
-        return rp_http_next_body(r, ctx->self, NULL, 0, RP_BODY_LAST);
+        rp_http_next_body(r, ctx->self, NULL, 0, RP_BODY_LAST);
+        return 1;
     }
     return 0;
 }
@@ -127,13 +130,15 @@ static int pump(rp_request_t *r, limit_rate_ctx_t *ctx)
 static void on_timer(rp_request_t *r, void *data)
 {
     limit_rate_ctx_t *ctx = data;
-    int last = ctx->last;
-    if (pump(r, ctx) != 0) {
+    int rc = pump(r, ctx);
+    if (rc > 0)
+        return; /* the response ended */
+    if (rc < 0) {
         ctx->failed = 1;
         rp_http_abort(r);
         return;
     }
-    if (r->held == 0 && !last)
+    if (r->held == 0)
         rp_http_filter_drained(r); /* the producer may go on */
 }
 
@@ -177,7 +182,7 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self, const
         r->held = evbuffer_get_length(ctx->held);
         return 0; /* the timer lets it go */
     }
-    return pump(r, ctx);
+    return pump(r, ctx) < 0 ? -1 : 0;
 }
 
 /* $limit_rate: the request's rate, which `set $limit_rate` changes. */

@@ -77,6 +77,10 @@ rp_var_t *rp_var_find(rp_conf_t *cf, const char *name, size_t len)
 rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned flags)
 {
     rp_var_t *v = rp_var_find(cf, name, len);
+    if (v && (v->flags & RP_VAR_UNKNOWN)) {
+        v->flags = flags | RP_VAR_CHANGEABLE; /* used further up, declared here */
+        return v;
+    }
     if (v) {
         if (!(v->flags & RP_VAR_CHANGEABLE)) {
             rp_conf_error(cf, "the variable \"$%.*s\" cannot be assigned", (int)len, name);
@@ -87,6 +91,20 @@ rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned f
     v = add(cf, name, len);
     v->flags = flags | RP_VAR_CHANGEABLE;
     return v;
+}
+
+const char *rp_var_check_declared(rp_conf_t *cf)
+{
+    rp_var_t **v = cf->cycle->vars.elts;
+    for (size_t i = 0; i < cf->cycle->vars.nelts; i++) {
+        if (v[i]->flags & RP_VAR_UNKNOWN) {
+            snprintf(cf->error, sizeof(cf->error), "%s:%u: \"%s\": unknown variable \"$%.*s\"",
+                     v[i]->file, v[i]->line, v[i]->directive, (int)v[i]->name.len,
+                     v[i]->name.data);
+            return RP_CONF_ERROR;
+        }
+    }
+    return RP_CONF_OK;
 }
 
 void rp_var_use(rp_conf_t *cf, rp_var_t *v)
@@ -225,8 +243,15 @@ const char *rp_cv_compile(rp_conf_t *cf, const char *src, rp_cv_t *cv)
             vp->capture = capture ? capture : 10; /* $0: the whole match */
         } else {
             rp_var_t *v = rp_var_find(cf, name, nlen);
-            if (v == NULL)
-                return rp_arena_sprintf(cf->arena, "unknown variable \"$%.*s\"", (int)nlen, name);
+            if (v == NULL) {
+                /* as nginx: a map or set further on may declare it; if nothing does,
+                 * the configuration fails at its end, naming this place */
+                v = add(cf, name, nlen);
+                v->flags = RP_VAR_UNKNOWN;
+                v->file = cf->file;
+                v->line = cf->line;
+                v->directive = cf->argv ? rp_arena_strdup(cf->arena, cf->argv[0]) : "";
+            }
             rp_var_use(cf, v);
             vp->var = v;
         }

@@ -33,6 +33,7 @@ typedef void (*rp_var_set_pt)(rp_request_t *r, const rp_var_t *v, rp_str_t value
 #define RP_VAR_CHANGEABLE 0x02u /* `set` may assign it */
 #define RP_VAR_NOCACHE    0x04u /* evaluated at every use */
 #define RP_VAR_SLOT       0x08u /* the value lives in the request (set, captures): no getter */
+#define RP_VAR_UNKNOWN    0x10u /* used before a directive declared it (a map further on) */
 
 /* A module's table entry; a table ends with an entry whose name is NULL. */
 typedef struct rp_var_def_s {
@@ -52,6 +53,9 @@ struct rp_var_s {
     rp_str_t arg; /* a prefix family's member: the rest of its name ("user_agent") */
     int index;    /* its slot in the request's values; -1 until a value refers to it */
     const rp_var_t *prefix; /* the family a member belongs to */
+    /* RP_VAR_UNKNOWN: where it was first used, for the error if nothing declares it */
+    const char *file, *directive;
+    unsigned line;
 };
 
 /* Registers a module's variables (call from its preconfiguration). Returns NULL or the
@@ -71,6 +75,10 @@ rp_var_t *rp_var_find(rp_conf_t *cf, const char *name, size_t len);
  * variable that may not be assigned.
  */
 rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned flags);
+
+/* Fails (with file, line and directive of the first use) if a value refers to a variable
+ * that nothing declared by the end of the configuration. RP_CONF_OK or RP_CONF_ERROR. */
+const char *rp_var_check_declared(rp_conf_t *cf);
 
 /* Gives v a slot in the request's values (for a variable used in a value). */
 void rp_var_use(rp_conf_t *cf, rp_var_t *v);

@@ -61,6 +61,7 @@ typedef struct {
     unsigned last_timeout : 1;  /* the last failed attempt timed out */
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
+    unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
     int send_errno;
     rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
@@ -746,6 +747,7 @@ static int to_client(proxy_t *p, const char *data, size_t n)
     rp_request_t *r = p->r;
     if (n == 0 || r->head)
         return 0;
+    p->forwarded = 1;
     struct iovec iov = {(void *)data, n};
     return rp_http_write(r, &iov, 1);
 }
@@ -1007,6 +1009,16 @@ static void read_upstream(proxy_t *p)
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, uc->cap - uc->len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, p->plcf->read_timeout);
+            /* nothing more for now: what a filter holds (a compressor) goes out, so a
+             * stream of events is not held back until the end */
+            if (p->state == P_BODY && p->forwarded) {
+                p->forwarded = 0;
+                if (rp_http_flush(r) != 0) {
+                    p->finished = 1;
+                    drop_uc(p, 0);
+                    rp_http_abort(r);
+                }
+            }
             return;
         }
         if (n <= 0) {

@@ -514,10 +514,18 @@ static int pump_response(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
+    int wrote = 0;
     for (;;) {
         size_t avail = evbuffer_get_length(st->in);
-        if (avail == 0)
+        if (avail == 0) {
+            /* nothing more for now: what a filter holds (a compressor) goes out */
+            if (wrote && !st->eof && rp_http_flush(r) != 0) {
+                done(x);
+                rp_http_abort(r);
+                return -1;
+            }
             break;
+        }
         if (rp_http_pending(r)) {
             r->on_drain = on_client_drained;
             return 1;
@@ -543,6 +551,7 @@ static int pump_response(xchg_t *x)
                 rp_http_abort(r);
                 return -1;
             }
+            wrote = 1;
         }
         evbuffer_drain(st->in, n);
         rp_h2u_consume(st, n);

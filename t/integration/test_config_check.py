@@ -46,6 +46,7 @@ def test_quiet_test_of_good_file_prints_nothing(conf_dir):
 
 def test_absolute_configuration_path_ignores_prefix(conf_dir, tmp_path):
     (conf_dir / "abs.conf").write_text(GOOD)
+    (tmp_path / "elsewhere").mkdir()  # -t opens the logs there, as a start would
     p = run("-t", "-p", tmp_path / "elsewhere", "-c", conf_dir / "abs.conf")
     assert p.returncode == 0
     assert f"the configuration file {conf_dir / 'abs.conf'} syntax is ok" in p.stderr

@@ -3,8 +3,8 @@ The manual and the code stay together.
 
 Every directive declared in a `rp_command_t` table under src/ has an entry in
 man/rampart.conf.5 with the contexts the table allows, every entry names a
-directive the code knows, every variable of src/http/variables.c is listed under
-VARIABLES (and nothing else is), the man pages render without warnings, the
+directive the code knows, every variable a module registers (its rp_var_def_t table)
+is listed under VARIABLES (and nothing else is), the man pages render without warnings, the
 configurations the manual shows pass `rampart -t`, and no sentence of the pages
 calls a directive, or a parameter of `listen`, missing ("not supported yet", "not
 implemented", "later", ...) when the code has it.
@@ -163,22 +163,24 @@ def code_directives():
 
 
 def code_variables():
-    """[(name, is_prefix)] from the variable table of src/http/variables.c."""
-    text = strip_c_comments((SRC / "src/http/variables.c").read_text())
-    m = re.search(r"\bvar_t\s+\w+\s*\[\s*\]\s*=\s*\{", text)
-    assert m, "the variable table of src/http/variables.c was not found"
-    body = braced_body(text, m.end() - 1)
+    """[(name, is_prefix)] from every rp_var_def_t table under src/ (modules register
+    their variables in such tables)."""
     out = []
-    for entry in split_top(body, ","):
-        if not entry.startswith("{"):
-            continue
-        fields = split_top(entry[1:-1], ",")
-        if fields[0] == "NULL":
-            continue
-        name = re.fullmatch(r'"([^"]+)"', fields[0])
-        assert name and fields[2] in ("0", "1"), f"unreadable variable entry: {entry}"
-        out.append((name.group(1), fields[2] == "1"))
-    assert out, "no variables found in src/http/variables.c"
+    for path in sorted(SRC.glob("src/**/*.c")):
+        text = strip_c_comments(path.read_text())
+        rel = path.relative_to(SRC)
+        for m in re.finditer(r"\brp_var_def_t\s+\w+\s*\[\s*\]\s*=\s*\{", text):
+            body = braced_body(text, m.end() - 1)
+            for entry in split_top(body, ","):
+                if not entry.startswith("{"):
+                    continue
+                fields = split_top(entry[1:-1], ",")
+                if fields[0] == "NULL":
+                    continue
+                name = re.fullmatch(r'"([^"]+)"', fields[0])
+                assert name and len(fields) >= 4, f"{rel}: unreadable variable entry: {entry}"
+                out.append((name.group(1), "RP_VAR_PREFIX" in fields[3]))
+    assert out, "no variable tables found under src/"
     return out
 
 

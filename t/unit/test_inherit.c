@@ -65,7 +65,6 @@ static void assert_http_level(const rp_http_core_loc_conf_t *l)
     ck_assert_int_eq(l->keepalive_timeout, SEC(10));
     ck_assert_int_eq(l->send_timeout, SEC(20));
     ck_assert_str_eq(l->default_type, "application/json");
-    ck_assert_uint_eq(l->limit_rate, 100 * 1024);
     ck_assert_int_eq(l->server_tokens, 0);
 }
 
@@ -74,7 +73,6 @@ static void assert_location_c_level(const rp_http_core_loc_conf_t *l)
     ck_assert_int_eq(l->keepalive_timeout, SEC(1));
     ck_assert_int_eq(l->send_timeout, SEC(2));
     ck_assert_str_eq(l->default_type, "text/html");
-    ck_assert_uint_eq(l->limit_rate, 1024);
     ck_assert_int_eq(l->server_tokens, 1);
 }
 
@@ -175,7 +173,6 @@ START_TEST(test_location_defaults_apply_when_set_nowhere)
         ck_assert_int_eq(l->send_timeout, SEC(60));
         ck_assert_int_eq(l->client_body_timeout, SEC(60));
         ck_assert_str_eq(l->default_type, "text/plain");
-        ck_assert_uint_eq(l->limit_rate, 0);
         ck_assert_int_eq(l->server_tokens, 1);
     }
     rp_cycle_destroy(c);
