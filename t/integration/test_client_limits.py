@@ -112,3 +112,41 @@ def test_limit_rate_paces_the_response_body(rampart, port):
     took = time.monotonic() - started
     assert r.text == body
     assert took > 1.5  # about 6000 bytes at 2048 a second, after a one-second allowance
+
+
+def test_limit_rate_paces_each_http2_stream(rampart, port):
+    from h2client import H2Client
+    body = "s" * 6000
+    rampart.configure(f'server {{ listen 127.0.0.1:{port} http2; limit_rate 2k; '
+                      f'return 200 "{body}"; }}')
+    rampart.start()
+    started = time.monotonic()
+    with H2Client(port) as c:
+        r = c.request(path="/")
+    took = time.monotonic() - started
+    assert r.status == 200 and bytes(r.body) == body.encode()
+    assert took > 1.5  # a per-request limit, now over HTTP/2 too (nginx's rule)
+
+
+def test_limit_rate_after_sends_the_first_bytes_at_full_speed(rampart, port):
+    body = "a" * 6000
+    serve(rampart, port, "limit_rate 1k; limit_rate_after 5500;", body=f'"{body}"')
+    started = time.monotonic()
+    r = get(port)
+    took = time.monotonic() - started
+    assert r.text == body
+    # 500 bytes past limit_rate_after fit in the first second's allowance
+    assert took < 3  # without limit_rate_after: about 5 s
+
+
+def test_set_limit_rate_changes_one_requests_pace(rampart, port):
+    body = "v" * 6000
+    rampart.configure(f'server {{ listen 127.0.0.1:{port};\n'
+                      f'  location /slow {{ set $limit_rate 2k; return 200 "{body}"; }}\n'
+                      f'  location /rate {{ set $limit_rate 3k; return 200 "$limit_rate"; }}\n'
+                      f'  location / {{ return 200 "{body}"; }}\n}}')
+    rampart.start()
+    started = time.monotonic()
+    assert get(port, "/slow").text == body
+    assert time.monotonic() - started > 1.5
+    assert get(port, "/rate").text == "3072"

@@ -287,3 +287,26 @@ def test_shipped_configuration_passes_the_test(tmp_path):
     import harness
     p = run("-t", "-q", "-p", harness.SRC, "-c", "conf/rampart.conf")
     assert (p.returncode, p.stderr) == (0, "")
+
+
+def test_check_opens_the_access_logs_a_start_opens_and_names_the_line(conf_dir):
+    (conf_dir / "rampart.conf").write_text(
+        "http {\n"
+        "  server {\n"
+        "    listen 127.0.0.1:8080;\n"
+        "    access_log no/such/folder/a.log;\n"
+        "  }\n"
+        "}\n")
+    p = run("-t", "-p", conf_dir, "-c", "rampart.conf")
+    assert p.returncode == 1
+    assert (f'rampart: {conf_dir}/rampart.conf:4: "access_log": cannot open '
+            f'"{conf_dir}/no/such/folder/a.log": No such file or directory') in p.stderr
+    assert "test failed" in p.stderr
+
+
+def test_check_reports_an_error_log_that_cannot_be_opened_with_its_line(conf_dir):
+    (conf_dir / "rampart.conf").write_text("error_log no/such/e.log;\nhttp { }\n")
+    p = run("-t", "-p", conf_dir, "-c", "rampart.conf")
+    assert p.returncode == 1
+    assert (f'rampart: {conf_dir}/rampart.conf:1: "error_log": cannot open '
+            f'"{conf_dir}/no/such/e.log": No such file or directory') in p.stderr

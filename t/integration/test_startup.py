@@ -134,3 +134,32 @@ def test_single_process_reload_lets_a_keepalive_connection_of_the_old_configurat
     old.request("GET", "/")
     assert old.getresponse().read() == b"one"
     old.close()
+
+
+def test_second_instance_on_the_same_pid_file_refuses_to_start(rampart_factory, port, free_port):
+    first = rampart_factory("first")
+    first.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "first"; }}')
+    first.start()
+    # the same pid file (and logs); another port, so the bind alone would succeed
+    second = harness.Rampart(first.prefix)
+    second.conf_path = first.prefix / "second.conf"
+    second.stderr_path = first.prefix / "second-stderr.txt"
+    second.configure(f'server {{ listen 127.0.0.1:{free_port()}; return 200 "second"; }}')
+    second.start(wait=False)
+    assert second.wait_exit(timeout=10) == 1
+    assert (f'rampart is already running (pid {first.pid}, pid file "{first.pid_file}")'
+            in second.stderr_text())
+    # the first one is untouched: its pid file still names it and it still answers
+    assert first.pid_file.read_text().strip() == str(first.pid)
+    assert get(port).text == "first"
+    first.stop()
+    assert not first.pid_file.exists()
+
+
+def test_pid_file_that_cannot_be_written_stops_the_start(rampart, port):
+    text = rampart.render(f'server {{ listen 127.0.0.1:{port}; return 200 "ok"; }}')
+    rampart.configure(text=text.replace("pid logs/rampart.pid;", "pid a/b/rampart.pid;"))
+    rampart.start(wait=False)
+    assert rampart.wait_exit(timeout=5) == 1
+    path = rampart.prefix / "a" / "b" / "rampart.pid"
+    assert f'cannot open pid file "{path}": No such file or directory' in rampart.stderr_text()
