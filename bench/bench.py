@@ -24,6 +24,7 @@ Environment:
   BENCH_H2_STREAMS   h2load concurrent streams per connection, h2 scenario (default 10)
   BENCH_IDLE_CONNECTIONS idle connections held open per measurement, idle scenario (default 3000)
   BENCH_IDLE_ROUNDS  rounds of the idle scenario (default 1)
+  BENCH_CONTENDERS   only these contenders, comma-separated (default: all)
   BENCH_WARMUP       seconds of unmeasured load per contender before round 1 (default 1)
   BENCH_RESULTS      report file (default bench/results/latest.txt)
   RAMPART_BIN        the rampart binary (default ./rampart beside bench/)
@@ -1059,7 +1060,13 @@ NGINX_USER, H2O_USER = as_current_user()
 
 
 def contenders(tmp):
-    """The proxies under test, rampart first; each listed with how to start it."""
+    """The proxies under test, rampart first; each listed with how to start it.
+    BENCH_CONTENDERS (comma-separated names) keeps only some of them."""
+    wanted = [n for n in os.environ.get("BENCH_CONTENDERS", "").split(",") if n]
+    return [c for c in all_contenders(tmp) if not wanted or c.name in wanted]
+
+
+def all_contenders(tmp):
     nginx_log = os.path.join(tmp, "nginx.error.log")
     return [
         Contender("rampart", RAMPART, [RAMPART, "-v"], "rampart.conf",

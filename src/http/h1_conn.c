@@ -424,7 +424,8 @@ static void next_request(rp_h1_t *h)
         rp_conn_free(c);
         return;
     }
-    /* Idle: the connection keeps nothing but itself until the next request. */
+    /* Idle: the connection keeps nothing but itself until the next request (TLS lets go
+     * of its record buffers by itself: SSL_MODE_RELEASE_BUFFERS). */
     c->data = NULL;
     state_put(h);
     event_add(&c->rev, NULL);
