@@ -595,6 +595,9 @@ static void init_library(void)
     nghttp2_session_callbacks_set_on_frame_send_callback(callbacks, on_frame_send);
     nghttp2_option_new(&options);
     nghttp2_option_set_no_auto_window_update(options, 1);
+    /* closed streams are kept only for the priority tree RFC 9113 retired: an idle
+     * session need not hold its last streams */
+    nghttp2_option_set_no_closed_streams(options, 1);
     /* our budgets trip first and answer ENHANCE_YOUR_CALM; nghttp2's stay as a backstop */
     nghttp2_option_set_stream_reset_rate_limit(options, RESET_BURST * 4, RESET_RATE * 4);
     nghttp2_option_set_max_continuations(options, MAX_CONTINUATIONS * 4);
