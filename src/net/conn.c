@@ -81,52 +81,25 @@ void rp_conn_read_resume(rp_conn_t *c)
 
 /* ---- I/O ---- */
 
-/* Maps a failed SSL_read/SSL_write (k <= 0) to read(2)/write(2) conventions: 0 for
- * the end of a read, or -1 with errno (EAGAIN when it must wait). */
-static ssize_t tls_failed(rp_conn_t *c, int k, int reading)
-{
-    switch (SSL_get_error(c->ssl, k)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        if (reading)
-            return 0;
-        break;
-    case SSL_ERROR_SYSCALL:
-        if (reading && errno == 0)
-            return 0; /* the peer closed without close_notify */
-        if (errno != 0 && errno != EAGAIN)
-            return -1;
-        break;
-    }
-    errno = reading ? EPROTO : EPIPE;
-    return -1;
-}
-
 ssize_t rp_conn_read(rp_conn_t *c, void *buf, size_t n)
 {
     if (c->ssl == NULL)
         return read(c->fd, buf, n);
-    ERR_clear_error();
-    int k = SSL_read(c->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    return k > 0 ? k : tls_failed(c, k, 1);
+    unsigned sound = 1;
+    ssize_t k = rp_tls_read(c->ssl, buf, n, &sound);
+    if (!sound)
+        c->tls_broken = 1;
+    return k;
 }
 
 static ssize_t tls_write(void *arg, const void *buf, size_t n)
 {
     rp_conn_t *c = arg;
-    ERR_clear_error();
-    int k = SSL_write(c->ssl, buf, (int)n);
-    if (k > 0) {
-        c->tls_retry = 0;
-        return k;
-    }
-    ssize_t rc = tls_failed(c, k, 0);
-    if (errno == EAGAIN)
-        c->tls_retry = (uint32_t)n; /* OpenSSL wants the retry no shorter than this */
-    return rc;
+    unsigned sound = 1;
+    ssize_t k = rp_tls_write(c->ssl, buf, n, &c->tls_retry, &sound);
+    if (!sound)
+        c->tls_broken = 1;
+    return k;
 }
 
 ssize_t rp_conn_writev(rp_conn_t *c, const struct iovec *iov, int iovcnt)
@@ -175,7 +148,7 @@ void rp_conn_free(rp_conn_t *c)
     }
     c->data = NULL;
     if (c->ssl) {
-        if (c->tls_ready && !c->reset && !c->failed)
+        if (c->tls_ready && !c->reset && !c->failed && !c->tls_broken)
             SSL_shutdown(c->ssl); /* close_notify, best effort: never waits */
         SSL_free(c->ssl);
         c->ssl = NULL;
@@ -226,7 +199,7 @@ static const rp_conn_proto_t linger_proto = {
 
 void rp_conn_linger(rp_conn_t *c)
 {
-    if (c->ssl && c->tls_ready && !c->failed)
+    if (c->ssl && c->tls_ready && !c->failed && !c->tls_broken)
         SSL_shutdown(c->ssl);
     rp_conn_set_proto(c, &linger_proto, NULL);
     if (shutdown(c->fd, SHUT_WR) != 0) {

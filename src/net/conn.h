@@ -65,6 +65,7 @@ struct rp_conn_s {
     unsigned reset : 1;    /* close with an RST: a close-delimited body was cut short */
     unsigned failed : 1;   /* the peer is gone or a write failed: no close_notify */
     unsigned tls_ready : 1; /* the TLS handshake completed */
+    unsigned tls_broken : 1; /* a fatal TLS error: OpenSSL forbids close_notify now */
     const char *plain_reply; /* the TLS handshake: what to answer a plain HTTP client */
     rp_conn_t *prev, *next;
 };

@@ -3,6 +3,9 @@
  */
 #include "net/tls.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <openssl/err.h>
 #include <string.h>
 
 const char *rp_tls_parse_protocols(rp_conf_t *cf, int *mask)
@@ -83,4 +86,57 @@ ssize_t rp_tls_writev(void *io, ssize_t (*write)(void *io, const void *buf, size
         }
     }
     return (ssize_t)total;
+}
+
+ssize_t rp_tls_failed(SSL *ssl, int k, int reading, unsigned *sound)
+{
+    int saved = errno;
+    switch (SSL_get_error(ssl, k)) {
+    case SSL_ERROR_WANT_READ:
+    case SSL_ERROR_WANT_WRITE:
+        errno = EAGAIN;
+        return -1;
+    case SSL_ERROR_ZERO_RETURN:
+        if (reading)
+            return 0; /* close_notify: the session ended soundly */
+        break;
+    case SSL_ERROR_SYSCALL:
+        /* OpenSSL forbids a close_notify after these */
+        *sound = 0;
+        ERR_clear_error();
+        if (reading && saved == 0)
+            return 0; /* closed without close_notify */
+        if (saved != 0 && saved != EAGAIN) {
+            errno = saved;
+            return -1;
+        }
+        break;
+    }
+    *sound = 0;
+    ERR_clear_error();
+    errno = reading ? EPROTO : EPIPE;
+    return -1;
+}
+
+ssize_t rp_tls_read(SSL *ssl, void *buf, size_t n, unsigned *sound)
+{
+    ERR_clear_error();
+    errno = 0;
+    int k = SSL_read(ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
+    return k > 0 ? k : rp_tls_failed(ssl, k, 1, sound);
+}
+
+ssize_t rp_tls_write(SSL *ssl, const void *buf, size_t n, uint32_t *retry, unsigned *sound)
+{
+    ERR_clear_error();
+    errno = 0;
+    int k = SSL_write(ssl, buf, (int)n);
+    if (k > 0) {
+        *retry = 0;
+        return k;
+    }
+    ssize_t rc = rp_tls_failed(ssl, k, 0, sound);
+    if (errno == EAGAIN)
+        *retry = (uint32_t)n; /* OpenSSL wants the retry at least this long */
+    return rc;
 }

@@ -33,4 +33,22 @@ void rp_tls_set_protocols(SSL_CTX *ctx, int mask);
 ssize_t rp_tls_writev(void *io, ssize_t (*write)(void *io, const void *buf, size_t n),
                       const struct iovec *iov, int iovcnt);
 
+/*
+ * Maps a failed SSL_read/SSL_write (k <= 0) to read(2)/write(2) conventions: 0 for
+ * the end of a read, else -1 with errno, EAGAIN when TLS must wait. Clears *sound
+ * when the session may no longer send close_notify (OpenSSL forbids it after a
+ * fatal error). The caller sets errno to 0 before the SSL call.
+ */
+ssize_t rp_tls_failed(SSL *ssl, int k, int reading, unsigned *sound);
+
+/* SSL_read into buf, like read(2), with rp_tls_failed's conventions. */
+ssize_t rp_tls_read(SSL *ssl, void *buf, size_t n, unsigned *sound);
+
+/*
+ * SSL_write of buf[0..n), like write(2). After -1/EAGAIN, *retry holds n: OpenSSL
+ * wants the retried write no shorter (the caller keeps the bytes queued); a write
+ * that went through clears it.
+ */
+ssize_t rp_tls_write(SSL *ssl, const void *buf, size_t n, uint32_t *retry, unsigned *sound);
+
 #endif

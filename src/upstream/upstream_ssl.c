@@ -349,44 +349,12 @@ int rp_uconn_handshake(rp_uconn_t *uc, char *why, size_t whylen, int *err)
     return -1;
 }
 
-/* Maps a failed SSL_read/SSL_write (k <= 0) to read(2)/write(2) conventions: 0 for the
- * end of a read, else -1 with errno, EAGAIN when TLS must wait. */
-static ssize_t tls_failed(rp_uconn_t *uc, int k, int reading)
-{
-    int saved = errno;
-    switch (SSL_get_error(uc->ssl, k)) {
-    case SSL_ERROR_WANT_READ:
-    case SSL_ERROR_WANT_WRITE:
-        errno = EAGAIN;
-        return -1;
-    case SSL_ERROR_ZERO_RETURN:
-        if (reading)
-            return 0; /* close_notify: the session ended soundly */
-        break;
-    case SSL_ERROR_SYSCALL:
-        /* OpenSSL forbids a close_notify after these */
-        uc->tls_sound = 0;
-        ERR_clear_error();
-        if (reading && saved == 0)
-            return 0; /* closed without close_notify */
-        if (saved != 0 && saved != EAGAIN) {
-            errno = saved;
-            return -1;
-        }
-        break;
-    }
-    uc->tls_sound = 0;
-    ERR_clear_error();
-    errno = reading ? EPROTO : EPIPE;
-    return -1;
-}
-
 ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n)
 {
-    ERR_clear_error();
-    errno = 0;
-    int k = SSL_read(uc->ssl, buf, n > INT_MAX ? INT_MAX : (int)n);
-    return k > 0 ? k : tls_failed(uc, k, 1);
+    unsigned sound = uc->tls_sound;
+    ssize_t k = rp_tls_read(uc->ssl, buf, n, &sound);
+    uc->tls_sound = sound;
+    return k;
 }
 
 /* One TLS record's worth of plaintext: writes are cut to it, so a retried write is
@@ -395,17 +363,10 @@ ssize_t rp_uconn_tls_read(rp_uconn_t *uc, void *buf, size_t n)
 
 static ssize_t tls_write(rp_uconn_t *uc, const void *buf, size_t n)
 {
-    ERR_clear_error();
-    errno = 0;
-    int k = SSL_write(uc->ssl, buf, (int)n);
-    if (k > 0) {
-        uc->tls_retry = 0;
-        return k;
-    }
-    ssize_t rc = tls_failed(uc, k, 0);
-    if (errno == EAGAIN)
-        uc->tls_retry = (uint32_t)n; /* OpenSSL wants the retry at least this long */
-    return rc;
+    unsigned sound = uc->tls_sound;
+    ssize_t k = rp_tls_write(uc->ssl, buf, n, &uc->tls_retry, &sound);
+    uc->tls_sound = sound;
+    return k;
 }
 
 static ssize_t write_one(void *uc, const void *buf, size_t n)
