@@ -18,6 +18,7 @@
  */
 #include "core/log.h"
 #include "http/ssl.h"
+#include "core/time.h"
 #include "http/ssl_cache.h"
 
 #include <openssl/err.h>
@@ -253,7 +254,7 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
         return 0;
     rp_ssl_cache_key_t key = key_of(sc, id, id_len);
     int64_t expires = (int64_t)SSL_SESSION_get_time(sess) + timeout;
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = rp_time_ms() / 1000;
     rp_shm_zone_t *z = sc->cache_zone;
     lock_cache(z);
     rp_ssl_cache_put(z->addr, z->avail, &key, der, (size_t)len, expires, now);
@@ -271,7 +272,7 @@ static SSL_SESSION *get_session(SSL *ssl, const unsigned char *id, int id_len, i
         return NULL;
     unsigned char der[RP_SSL_CACHE_MAX_DER];
     rp_ssl_cache_key_t key = key_of(sc, id, (size_t)id_len);
-    int64_t now = (int64_t)time(NULL);
+    int64_t now = rp_time_ms() / 1000;
     rp_shm_zone_t *z = sc->cache_zone;
     lock_cache(z);
     long len = rp_ssl_cache_get(z->addr, z->avail, &key, der, sizeof(der), now);

@@ -37,6 +37,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "core/time.h"
 #include "net/conn.h"
 #include "http/request.h"
 #include "http/variables.h"
@@ -225,7 +226,7 @@ static void write_out(al_file_t *f, const char *p, size_t n)
     return;
 
 fail:;
-    time_t now = time(NULL);
+    time_t now = (time_t)(rp_time_ms() / 1000);
     if (now == f->last_error)
         return;
     f->last_error = now;
