@@ -19,10 +19,18 @@
 #include "http/ssl_cache.h"
 #include "core/shm_hash.h"
 
+#include <openssl/sha.h>
 #include <string.h>
 
-/* A key: the context's length, the context, then the session ID. */
-#define KEY_MAX (1 + RP_SSL_CACHE_MAX_CTX + RP_SSL_CACHE_MAX_ID)
+/*
+ * A key: 128 bits of SHA-256 over the context's length, the context and the session
+ * ID, rather than the 65 bytes themselves. The table's slots are powers of two, and
+ * a TLS 1.3 or 1.2 session (about 190 bytes of DER) with a 40-byte entry head fits a
+ * 256-byte slot with this key and needs a 512-byte one with the other: twice the
+ * sessions per megabyte. A collision of 128-bit digests is out of reach, so two
+ * sessions never share a key (a client cannot aim one ID at another's session).
+ */
+#define KEY_LEN 16
 
 /* Three of the largest sessions fit in a block of this size (test_ssl_cache.c checks),
  * which a 16k zone leaves after its lock. */
@@ -58,16 +66,19 @@ static size_t key_bytes(const rp_ssl_cache_key_t *k, unsigned char *out)
 {
     if (k->id_len == 0 || k->id_len > RP_SSL_CACHE_MAX_ID || k->ctx_len > RP_SSL_CACHE_MAX_CTX)
         return 0;
-    out[0] = (unsigned char)k->ctx_len;
-    memcpy(out + 1, k->ctx, k->ctx_len);
-    memcpy(out + 1 + k->ctx_len, k->id, k->id_len);
-    return 1 + k->ctx_len + k->id_len;
+    unsigned char in[1 + RP_SSL_CACHE_MAX_CTX + RP_SSL_CACHE_MAX_ID], md[SHA256_DIGEST_LENGTH];
+    in[0] = (unsigned char)k->ctx_len;
+    memcpy(in + 1, k->ctx, k->ctx_len);
+    memcpy(in + 1 + k->ctx_len, k->id, k->id_len);
+    SHA256(in, 1 + k->ctx_len + k->id_len, md);
+    memcpy(out, md, KEY_LEN);
+    return KEY_LEN;
 }
 
 int rp_ssl_cache_put(void *mem, size_t size, const rp_ssl_cache_key_t *key,
                      const unsigned char *der, size_t len, int64_t expires, int64_t now)
 {
-    unsigned char kb[KEY_MAX];
+    unsigned char kb[KEY_LEN];
     size_t klen = key_bytes(key, kb);
     if (klen == 0 || len == 0 || len > RP_SSL_CACHE_MAX_DER)
         return -1;
@@ -85,7 +96,7 @@ int rp_ssl_cache_put(void *mem, size_t size, const rp_ssl_cache_key_t *key,
 long rp_ssl_cache_get(void *mem, size_t size, const rp_ssl_cache_key_t *key, unsigned char *out,
                       size_t cap, int64_t now)
 {
-    unsigned char kb[KEY_MAX];
+    unsigned char kb[KEY_LEN];
     size_t klen = key_bytes(key, kb);
     rp_shm_hash_t *h = klen ? table(mem, size) : NULL;
     if (h == NULL)
@@ -102,7 +113,7 @@ long rp_ssl_cache_get(void *mem, size_t size, const rp_ssl_cache_key_t *key, uns
 
 int rp_ssl_cache_remove(void *mem, size_t size, const rp_ssl_cache_key_t *key)
 {
-    unsigned char kb[KEY_MAX];
+    unsigned char kb[KEY_LEN];
     size_t klen = key_bytes(key, kb);
     rp_shm_hash_t *h = klen ? table(mem, size) : NULL;
     if (h == NULL)

@@ -1,8 +1,8 @@
 /*
  * The TLS session cache's data structure, on its own: a block of memory holding
  * serialized sessions keyed by session ID context and session ID, in the shared
- * memory toolkit's hash table. It knows nothing of OpenSSL, locks or zones, so it
- * is tested on ordinary memory; ssl_session.c puts it in a shared zone and takes
+ * memory toolkit's hash table. It knows nothing of OpenSSL's sessions (it hashes a
+ * key with SHA-256), locks or zones, so it is tested on ordinary memory; ssl_session.c puts it in a shared zone and takes
  * the zone's lock around every call. Every call is given the block's size, so a
  * block whose header is damaged is laid out again rather than trusted.
  */
