@@ -108,6 +108,10 @@ typedef struct rp_module_s {
      */
     int (*init_master)(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
                        size_t errlen);
+    /* The master stops serving cycle: a reload replaced it (called before the new
+     * generation forks, so no child inherits what is released here), or the master
+     * stops. Releases what must not outlive that moment (listening sockets). */
+    void (*stop_master)(rp_cycle_t *cycle);
     /* USR1: reopen log files (in the master and in each child). */
     void (*reopen)(rp_cycle_t *cycle);
     /* A worker starts serving cycle (also a single process after an in-place reload). */
@@ -174,6 +178,9 @@ void rp_modules_init(void);
 /* Runs every module's init_master hook; the first failure stops and returns -1 with err. */
 int rp_modules_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
                            size_t errlen);
+
+/* Runs every module's stop_master hook (in reverse order). */
+void rp_modules_stop_master(rp_cycle_t *cycle);
 
 /* Runs every module's reopen hook. */
 void rp_modules_reopen(rp_cycle_t *cycle);

@@ -9,7 +9,6 @@
  */
 #include "core/log.h"
 #include "core/process.h"
-#include "net/listen.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -141,7 +140,6 @@ static void free_finished_generations(void)
     for (size_t i = 0; i < nold;) {
         if (live_count(old_cycles[i]) == 0) {
             rp_log_error(RP_LOG_INFO, 0, "generation %u has drained", old_cycles[i]->generation);
-            rp_listen_close(old_cycles[i]);
             rp_cycle_destroy(old_cycles[i]);
             old_cycles[i] = old_cycles[--nold];
         } else {
@@ -323,7 +321,7 @@ static void reload(void)
      * would otherwise inherit them, keep them in the SO_REUSEPORT group after the old workers
      * exit, and the kernel would queue connections on them that nobody accepts. The old
      * workers hold their own copies until they drain. */
-    rp_listen_close(prev);
+    rp_modules_stop_master(prev);
     start_generation(fresh);
 
     /* The old generation drains; sockets it alone still holds close with it. */
@@ -371,9 +369,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "graceful shutdown requested");
                 stopping = SIGQUIT;
                 signal_generation(NULL, SIGQUIT, 1);
-                /* Refuse new connections now: the master's copies would keep the sockets
-                 * open, and the kernel would queue clients nobody will ever accept. */
-                rp_listen_close(current);
+                rp_modules_stop_master(current); /* refuse new connections now */
                 deadline = now_s() + (double)rp_core_conf(current)->worker_shutdown_timeout / 1000 +
                            5;
             }
@@ -384,7 +380,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
                 rp_log_error(RP_LOG_NOTICE, 0, "fast shutdown requested");
                 stopping = SIGTERM;
                 signal_generation(NULL, SIGTERM, 1);
-                rp_listen_close(current);
+                rp_modules_stop_master(current);
                 deadline = now_s() + 5;
             }
             break;
@@ -424,7 +420,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
         }
     }
 
-    rp_listen_close(current);
+    rp_modules_stop_master(current);
     unlink(rp_core_conf(current)->pid);
     rp_log_error(RP_LOG_NOTICE, 0, "exiting");
     return 0;

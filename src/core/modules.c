@@ -47,6 +47,13 @@ int rp_modules_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned f
     return 0;
 }
 
+void rp_modules_stop_master(rp_cycle_t *cycle)
+{
+    for (size_t i = rp_nmodules; i-- > 0;)
+        if (rp_modules[i]->stop_master)
+            rp_modules[i]->stop_master(cycle);
+}
+
 void rp_modules_reopen(rp_cycle_t *cycle)
 {
     for (size_t i = 0; i < rp_nmodules; i++)

@@ -206,7 +206,7 @@ static void reload_in_place(void)
     for (size_t i = 0; i < nacceptors; i++)
         event_del(&acceptors[i].ev);
     free(acceptors);
-    rp_listen_close(cur_cycle); /* sockets the new configuration no longer listens on */
+    rp_modules_stop_master(cur_cycle); /* sockets the new configuration no longer listens on */
     retired[nretired++] = cur_cycle;
     rp_modules_stop_process(cur_cycle); /* idle upstream connections belong to the old pools */
     cur_cycle = fresh;
@@ -239,9 +239,9 @@ static void add_signals(struct event_base *base, rp_cycle_t *cycle)
     }
 }
 
+/* The cycle's sockets of this worker (its module hook closed the other workers'). */
 static void setup_acceptors(rp_cycle_t *cycle, int index)
 {
-    rp_listen_keep_only(cycle, index);
     nacceptors = cycle->listening.nelts;
     acceptors = rp_xcalloc(nacceptors ? nacceptors : 1, sizeof(acceptor_t));
     rp_listening_t **ls = cycle->listening.elts;

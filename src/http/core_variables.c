@@ -425,6 +425,7 @@ static int get_proxy_add_xff(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 static void set_args(rp_request_t *r, const rp_var_t *v, rp_str_t value)
 {
     r->args = value;
+    r->uri_rewritten = 1; /* a proxy sends these, not the target as sent */
 }
 
 #define NC RP_VAR_NOCACHE

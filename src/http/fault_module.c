@@ -215,6 +215,11 @@ static int handler(rp_request_t *r)
     int status = fc->abort ? abort_of(r, fc->abort) : 0;
     if (status) {
         rp_log_error(RP_LOG_INFO, 0, "fault injection: request aborted with %d", status);
+        if (status == 444) {
+            r->status = 444; /* as `return 444`: no answer, the connection closes */
+            rp_http_close_now(r);
+            return RP_DONE;
+        }
         return rp_http_send_error(r, status);
     }
     return RP_DECLINED;

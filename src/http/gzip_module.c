@@ -25,6 +25,7 @@
  */
 #include "http/request.h"
 #include "core/log.h"
+#include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "http/variables.h"
 #include "route/route.h"
@@ -453,7 +454,10 @@ static void ctx_cleanup(rp_request_t *r, void *data)
 static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
 {
     gzip_conf_t *c = r->loc_conf[rp_http_gzip_module.index];
+    /* a gRPC message is framed by its own protocol (and may be compressed by it):
+     * a client cannot read it compressed again, whatever gzip_types says */
     if (!c->enable || (r->status != 200 && r->status != 403 && r->status != 404) || r->head ||
+        rp_grpc_is_request(r) ||
         r->no_body || (r->out_length >= 0 && (size_t)r->out_length < c->min_length) ||
         !type_listed(c, r))
         return rp_http_next_header(r, self);

@@ -25,9 +25,9 @@ typedef struct {
 } limit_rate_conf_t;
 
 typedef struct {
-    size_t rate, after; /* this request's (set $limit_rate changes rate) */
+    size_t rate, after; /* this request's: the location's, or what `set $limit_rate` said */
+    unsigned rate_set : 1;
     int64_t sent;       /* body bytes let go */
-    struct timeval start;
     struct evbuffer *held;
     rp_http_timer_t *timer;
     unsigned started : 1; /* the body began: the clock runs */
@@ -65,19 +65,26 @@ static limit_rate_ctx_t *get_ctx(rp_request_t *r)
 {
     limit_rate_ctx_t *ctx = rp_http_get_ctx(r, rp_http_limit_rate_module);
     if (ctx == NULL) {
-        limit_rate_conf_t *conf = r->loc_conf[rp_http_limit_rate_module.index];
         ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
-        ctx->rate = conf->rate;
-        ctx->after = conf->after;
         rp_http_set_ctx(r, rp_http_limit_rate_module, ctx);
     }
     return ctx;
 }
 
-/* Bytes the rate allows to go now (may be negative: ahead of the pace). */
-static int64_t allowance(const limit_rate_ctx_t *ctx)
+/* The location's rate, unless `set $limit_rate` gave this request its own. */
+static size_t rate_of(rp_request_t *r, const limit_rate_ctx_t *ctx)
 {
-    int64_t ms = rp_time_ms_since(&ctx->start);
+    limit_rate_conf_t *conf = r->loc_conf[rp_http_limit_rate_module.index];
+    return ctx && ctx->rate_set ? ctx->rate : conf->rate;
+}
+
+/* Bytes the rate allows to go now (may be negative: ahead of the pace). The clock is the
+ * request's, as nginx's: what the response waited for counts as allowance. */
+static int64_t allowance(const rp_request_t *r, const limit_rate_ctx_t *ctx)
+{
+    if (ctx->rate == 0)
+        return INT64_MAX; /* `set $limit_rate 0` lifted it */
+    int64_t ms = rp_time_ms_since(&r->start);
     if (ms < 0)
         ms = 0;
     return (int64_t)ctx->rate * (ms + 1000) / 1000 - (ctx->sent - (int64_t)ctx->after);
@@ -91,7 +98,7 @@ static int pump(rp_request_t *r, limit_rate_ctx_t *ctx)
 {
     size_t held = evbuffer_get_length(ctx->held);
     while (held > 0) {
-        int64_t may = allowance(ctx);
+        int64_t may = allowance(r, ctx);
         if (may <= 0) {
             /* when the next PIECE (or what is left) is allowed */
             int64_t need = (int64_t)(held < PIECE ? held : PIECE) - may;
@@ -146,24 +153,26 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self, const
                        int iovcnt, unsigned flags)
 {
     limit_rate_ctx_t *ctx = rp_http_get_ctx(r, rp_http_limit_rate_module);
-    if (ctx == NULL) {
-        limit_rate_conf_t *conf = r->loc_conf[rp_http_limit_rate_module.index];
-        if (conf->rate == 0 || r->head)
-            return rp_http_next_body(r, self, iov, iovcnt, flags);
-        ctx = get_ctx(r);
-    }
-    if (ctx->rate == 0 || ctx->failed)
-        return ctx->failed ? -1 : rp_http_next_body(r, self, iov, iovcnt, flags);
-    ctx->self = self;
+    if (ctx && ctx->failed)
+        return -1;
+    if (r->head || (ctx == NULL && rate_of(r, NULL) == 0))
+        return rp_http_next_body(r, self, iov, iovcnt, flags);
+    ctx = get_ctx(r);
     if (!ctx->started) {
+        /* the rate and the allowance are the location's as the body begins */
+        limit_rate_conf_t *conf = r->loc_conf[rp_http_limit_rate_module.index];
         ctx->started = 1;
-        rp_time_now(&ctx->start);
+        ctx->rate = rate_of(r, ctx);
+        ctx->after = conf->after;
     }
+    if (ctx->rate == 0 && (ctx->held == NULL || evbuffer_get_length(ctx->held) == 0))
+        return rp_http_next_body(r, self, iov, iovcnt, flags);
+    ctx->self = self;
     size_t n = 0;
     for (int i = 0; i < iovcnt; i++)
         n += iov[i].iov_len;
     size_t held = ctx->held ? evbuffer_get_length(ctx->held) : 0;
-    if (held == 0 && (int64_t)n <= allowance(ctx)) {
+    if (held == 0 && (int64_t)n <= allowance(r, ctx)) {
         /* within the pace: straight through, no copy */
         ctx->sent += (int64_t)n;
         return rp_http_next_body(r, self, iov, iovcnt, flags);
@@ -189,7 +198,7 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self, const
 static int get_limit_rate(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     char buf[24];
-    snprintf(buf, sizeof(buf), "%zu", get_ctx(r)->rate);
+    snprintf(buf, sizeof(buf), "%zu", rate_of(r, rp_http_get_ctx(r, rp_http_limit_rate_module)));
     size_t n = strlen(buf);
     *out = (rp_str_t){rp_arena_strndup(r->arena, buf, n), n};
     return 0;
@@ -203,8 +212,11 @@ static void set_limit_rate(rp_request_t *r, const rp_var_t *v, rp_str_t value)
         return;
     memcpy(buf, value.data, value.len);
     buf[value.len] = '\0';
-    if (rp_parse_size(buf, &rate) == 0)
-        get_ctx(r)->rate = rate;
+    if (rp_parse_size(buf, &rate) == 0) {
+        limit_rate_ctx_t *ctx = get_ctx(r);
+        ctx->rate = rate;
+        ctx->rate_set = 1;
+    }
 }
 
 static const rp_var_def_t variables[] = {

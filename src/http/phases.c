@@ -94,6 +94,7 @@ static int post_rewrite(rp_request_t *r)
     if (!r->uri_changed)
         return RP_OK;
     r->uri_changed = 0;
+    r->uri_rewritten = 1;
     if (--r->uri_changes == 0) {
         rp_log_error(RP_LOG_ERR, 0, "rewrite or internal redirection cycle while processing "
                                     "\"%.*s\"",
@@ -261,6 +262,7 @@ int rp_http_internal_redirect(rp_request_t *r, rp_str_t uri, rp_str_t args)
     r->uri = uri;
     r->args = args;
     r->internal = 1;
+    r->uri_rewritten = 1;
     memset(r->ctx, 0, rp_nmodules * sizeof(void *));
     r->clcf = srv_loc(r->srv);
     r->loc_conf = r->clcf->loc_conf;

@@ -87,6 +87,7 @@ struct rp_request_s {
     unsigned grpc : 1;     /* a grpc_pass request: rampart's own errors are gRPC statuses */
     unsigned internal : 1; /* reached its location by an internal redirect */
     unsigned uri_changed : 1;  /* POST_REWRITE finds the location again */
+    unsigned uri_rewritten : 1; /* the URI or arguments are no longer the ones sent */
     unsigned no_body : 1;      /* the head is the whole response (gRPC trailers-only) */
     unsigned ended : 1;        /* cleanups and log done */
     unsigned posted : 1;       /* on the worker's queue of requests to wake */

@@ -335,11 +335,12 @@ rp_http_regex_t *rp_http_regex_compile(rp_conf_t *cf, const char *pattern, int c
     for (uint32_t i = 0; i < names; i++) {
         const unsigned char *e = table + (size_t)i * entry;
         const char *name = (const char *)e + 2;
-        rp_var_t *v = rp_var_declare(cf, name, strlen(name), RP_VAR_SLOT);
-        if (v == NULL) {
-            snprintf(err, errlen, "%s", cf->error);
+        rp_var_t *have = rp_var_find(cf, name, strlen(name));
+        if (have && !(have->flags & (RP_VAR_CHANGEABLE | RP_VAR_UNKNOWN))) {
+            snprintf(err, errlen, "the variable \"$%s\" cannot be assigned", name);
             return NULL;
         }
+        rp_var_t *v = rp_var_declare(cf, name, strlen(name), RP_VAR_SLOT);
         rp_var_use(cf, v);
         re->named[re->nnamed].group = (unsigned)(e[0] << 8 | e[1]);
         re->named[re->nnamed].var = v;

@@ -3,6 +3,7 @@
  */
 #include "net/listen.h"
 #include "core/log.h"
+#include "core/process.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -273,6 +274,11 @@ void rp_listen_keep_only(rp_cycle_t *cycle, int index)
 
 /* ---- the module: sockets opened by the master, kept by each worker ---- */
 
+static void close_all(void *cycle)
+{
+    rp_listen_close(cycle);
+}
+
 static int listen_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags,
                               char *err, size_t errlen)
 {
@@ -285,6 +291,22 @@ static int listen_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigne
     if (rp_listen_open(cycle, (rp_cycle_t *)prev, n, err, errlen) != 0)
         return -1;
     rp_listen_steer(cycle, n);
+    /* whatever the generation still holds when it is freed goes with it */
+    rp_arena_cleanup(cycle->arena, close_all, cycle);
+    return 0;
+}
+
+static void listen_stop_master(rp_cycle_t *cycle)
+{
+    /* Refuse new connections: the master's copies would keep the sockets open, and the
+     * kernel would queue clients nobody will ever accept. Sockets a new generation
+     * took over are its own now and stay. */
+    rp_listen_close(cycle);
+}
+
+static int listen_init_worker(rp_cycle_t *cycle)
+{
+    rp_listen_keep_only(cycle, rp_process.index); /* the other workers' are theirs */
     return 0;
 }
 
@@ -297,5 +319,7 @@ static int listen_init_helper(rp_cycle_t *cycle)
 rp_module_t rp_listen_module = {
     .name = "listen",
     .init_master = listen_init_master,
+    .stop_master = listen_stop_master,
+    .init_worker = listen_init_worker,
     .init_helper = listen_init_helper,
 };

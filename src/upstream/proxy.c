@@ -1170,8 +1170,7 @@ int rp_proxy_handler(rp_request_t *r)
     p->plcf = plcf;
     p->ups = plcf->upstream;
     p->tried = rp_arena_calloc(r->arena, p->ups->servers.nelts);
-    p->target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri,
-                             r->uri, r->args);
+    p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);
     rp_http_cleanup_add(r, cleanup, p);
     connect_next(p);

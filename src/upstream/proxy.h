@@ -94,6 +94,13 @@ rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t matc
                       rp_str_t raw_target, rp_str_t uri, rp_str_t args);
 
 /*
+ * The target of r's request to the upstream: rp_proxy_uri with the location's
+ * proxy_pass, except that once the URI or the arguments were changed (an internal
+ * redirect, `set $args`), the changed ones go, not the target as sent (as nginx).
+ */
+rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf);
+
+/*
  * Turns an upgraded exchange into a byte tunnel: r's 101 head was built by
  * rp_http_response_begin() and not sent yet; uc is the upstream connection that
  * answered 101, early[0..n) the bytes it sent behind that head. From here the

@@ -769,8 +769,7 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
     x->grpc = rp_grpc_is_request(r);
     x->has_body = r->chunked || r->content_length > 0;
     x->body_done = !x->has_body;
-    x->target = rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri,
-                             r->uri, r->args);
+    x->target = rp_proxy_target(r, plcf);
     evtimer_assign(&x->timer, rp_event_base, on_timer, x);
     evtimer_assign(&x->deadline_ev, rp_event_base, on_deadline, x);
     rp_proxy_ctx_new(r, plcf, x);

@@ -234,6 +234,14 @@ static int must_escape(unsigned char ch)
            ch == '|' || ch == '}';
 }
 
+rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
+{
+    if (!plcf->has_uri && r->uri_rewritten)
+        return rp_proxy_uri(r->arena, 1, RP_STR(""), 0, r->request_uri, r->uri, r->args);
+    return rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri, r->uri,
+                        r->args);
+}
+
 rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
                       rp_str_t raw_target, rp_str_t uri, rp_str_t args)
 {

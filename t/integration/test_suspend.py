@@ -227,3 +227,13 @@ def test_fault_directives_refuse_bad_values_with_file_and_line(rampart, port):
     rampart.configure(conf(port, 1, "fault_abort 503 percent=101;"))
     p = run("-t", "-p", rampart.prefix, "-c", "rampart.conf")
     assert '"fault_abort": invalid percent "101", it must be 0 to 100' in p.stderr
+
+
+def test_fault_abort_444_closes_without_an_answer(rampart, port, backend):
+    rampart.configure(conf(port, backend.port, "fault_abort 444;"))
+    rampart.start()
+    s = open_request(port, "/quiet")
+    s.settimeout(10)
+    assert s.recv(1024) == b""
+    s.close()
+    assert backend_requests(backend) == 0
