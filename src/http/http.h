@@ -54,9 +54,11 @@ typedef int (*rp_phase_handler_pt)(rp_request_t *r);
  * sends it. A filter does its work and passes on with rp_http_next_header() /
  * rp_http_next_body(); it may change the status, the fields and the body, and a
  * body filter may hold data back and pass it on later (it then counts what it
- * holds in r->held and calls rp_http_filter_drained() once it let go).
- * Header filters return 0, or -1 when the response cannot be sent; body filters
- * 0, or -1 when the client is gone.
+ * holds in r->held and calls rp_http_filter_drained() once it let go). A header
+ * filter may wait too: it returns RP_AGAIN and later calls
+ * rp_http_header_resume(); what the producer writes meanwhile is held for it.
+ * Header filters return 0, RP_AGAIN, or -1 when the response cannot be sent;
+ * body filters 0, or -1 when the client is gone.
  */
 typedef struct rp_http_header_filter_s rp_http_header_filter_t;
 typedef struct rp_http_body_filter_s rp_http_body_filter_t;

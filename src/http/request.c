@@ -179,35 +179,100 @@ int rp_http_response_begin(rp_request_t *r, int64_t content_length)
     r->response_started = 1;
     r->header_sent = 1;
     const rp_http_header_filter_t *top = main_conf(r)->header_filters;
-    return top->fn(r, top);
+    int rc = top->fn(r, top);
+    if (rc == RP_AGAIN) {
+        r->head_waiting = 1; /* the filter resumes the head; the body waits for it */
+        return 0;
+    }
+    return rc;
 }
 
 int rp_http_head_sent(const rp_request_t *r)
 {
-    return r->proto->head_sent(r);
+    return !r->head_waiting && r->proto->head_sent(r);
 }
 
 int rp_http_flush_head(rp_request_t *r)
 {
-    return r->proto->flush_head(r);
+    return r->head_waiting ? 0 : r->proto->flush_head(r);
+}
+
+static void pre_cleanup(rp_request_t *r, void *data)
+{
+    evbuffer_free(r->pre);
+    r->pre = NULL;
+}
+
+/* Body the producer sent while the head waits for a header filter: kept, and counted as
+ * held, so the producer waits too. */
+static int hold(rp_request_t *r, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    if (r->pre == NULL) {
+        r->pre = evbuffer_new();
+        rp_http_cleanup_add(r, pre_cleanup, NULL);
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        evbuffer_add(r->pre, iov[i].iov_base, iov[i].iov_len);
+        r->held += iov[i].iov_len;
+    }
+    r->pre_flags |= flags;
+    return 0;
+}
+
+static int body_top(rp_request_t *r, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+    if (r->head_waiting)
+        return hold(r, iov, iovcnt, flags);
+    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+    return top->fn(r, top, iov, iovcnt, flags);
 }
 
 int rp_http_write(rp_request_t *r, const struct iovec *iov, int iovcnt)
 {
-    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
-    return top->fn(r, top, iov, iovcnt, 0);
+    return body_top(r, iov, iovcnt, 0);
 }
 
 int rp_http_flush(rp_request_t *r)
 {
-    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
-    return top->fn(r, top, NULL, 0, RP_BODY_FLUSH);
+    return body_top(r, NULL, 0, RP_BODY_FLUSH);
 }
 
 void rp_http_response_end(rp_request_t *r)
 {
-    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
-    top->fn(r, top, NULL, 0, RP_BODY_LAST);
+    body_top(r, NULL, 0, RP_BODY_LAST);
+}
+
+int rp_http_header_resume(rp_request_t *r, const rp_http_header_filter_t *self)
+{
+    r->head_waiting = 0;
+    int rc = rp_http_next_header(r, self);
+    if (rc == RP_AGAIN) {
+        r->head_waiting = 1; /* a later filter waits in turn */
+        return 0;
+    }
+    if (rc != 0) {
+        rp_http_abort(r); /* the producer was told the head went: it can only be cut */
+        return -1;
+    }
+    size_t n = r->pre ? evbuffer_get_length(r->pre) : 0;
+    unsigned flags = r->pre_flags;
+    r->pre_flags = 0;
+    if (n || flags) {
+        /* what was written meanwhile goes on, in one piece; the end may free r */
+        struct iovec iov = {n ? evbuffer_pullup(r->pre, -1) : NULL, n};
+        r->held -= n;
+        const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+        rc = top->fn(r, top, &iov, n ? 1 : 0, flags);
+        if (flags & RP_BODY_LAST)
+            return rc; /* the request may be gone */
+        evbuffer_drain(r->pre, n);
+        if (rc != 0) {
+            rp_http_abort(r);
+            return -1;
+        }
+    }
+    rp_http_filter_drained(r);
+    return 0;
 }
 
 void rp_http_abort(rp_request_t *r)

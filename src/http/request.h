@@ -120,8 +120,11 @@ struct rp_request_s {
     int64_t out_length;      /* the body's length as the head will say; -1 unknown */
     int64_t body_bytes_sent; /* what reached the protocol, after the filters */
     size_t held;             /* body bytes filters hold back (rp_http_pending counts them) */
+    struct evbuffer *pre;    /* body written while a header filter waits */
+    unsigned pre_flags;
     unsigned response_started : 1;
-    unsigned header_sent : 1; /* the header filters ran */
+    unsigned header_sent : 1;  /* the header filters ran */
+    unsigned head_waiting : 1; /* a header filter returned RP_AGAIN: the head is not out yet */
     unsigned logged : 1;
     struct timeval start;
     char request_id[33]; /* made on first use of $request_id */
@@ -278,6 +281,14 @@ void rp_http_drained(rp_request_t *r);
 /* For a filter that held bytes and let them go: wakes the producer if the output is
  * drained (from the event loop, not the filter's stack). */
 void rp_http_filter_drained(rp_request_t *r);
+
+/*
+ * For a header filter that returned RP_AGAIN (it waits for something before the head
+ * may go on): passes the head on to the filter after self, then what the producer
+ * wrote meanwhile (held until now), and wakes the producer. Returns 0, or -1 when the
+ * response could not be completed (it was aborted).
+ */
+int rp_http_header_resume(rp_request_t *r, const rp_http_header_filter_t *self);
 
 /*
  * Reads decoded request-body bytes into buf[0..cap). Returns 1 when the body is

@@ -568,6 +568,46 @@ START_TEST(test_a_filter_holding_data_makes_the_producer_wait_until_it_lets_go)
 }
 END_TEST
 
+/* A header filter that waits for a timer before the head may go on. */
+static const rp_http_header_filter_t *waiting_self;
+
+static void head_go(evutil_socket_t fd, short what, void *arg)
+{
+    rp_request_t *rq = arg;
+    note("head-go");
+    rp_http_header_resume(rq, waiting_self);
+}
+
+static int hf_wait(rp_request_t *rq, const rp_http_header_filter_t *self)
+{
+    static struct event ev;
+    note("head-wait");
+    waiting_self = self;
+    evtimer_assign(&ev, rp_event_base, head_go, rq);
+    struct timeval tv = {0, 10000};
+    evtimer_add(&ev, &tv);
+    return RP_AGAIN;
+}
+
+START_TEST(test_a_header_filter_may_wait_and_the_body_follows_its_head)
+{
+    rp_http_add_header_filter(&cf, 300, "wait", hf_wait);
+    add(RP_PHASE_CONTENT, h_stream);
+    rp_http_run_phases(r);
+    /* the producer wrote and waits: nothing reached the protocol, not even the head */
+    ck_assert_str_eq(trace, "head-wait waits");
+    ck_assert_int_eq(heads, 0);
+    ck_assert_uint_eq(body_len, 0);
+    ck_assert(!rp_http_head_sent(r));
+    run_loop();
+    ck_assert_str_eq(trace, "head-wait waits head-go drained");
+    ck_assert_int_eq(heads, 1);
+    body[body_len] = '\0';
+    ck_assert_str_eq(body, "abc");
+    ck_assert_int_eq(ends, 1);
+}
+END_TEST
+
 static Suite *phases_suite(void)
 {
     Suite *s = suite_create("phases");
@@ -590,6 +630,7 @@ static Suite *phases_suite(void)
     tcase_add_test(tc, test_changed_uri_finds_the_location_again_after_rewrite);
     tcase_add_test(tc, test_filters_run_in_rank_order_and_may_change_status_and_body);
     tcase_add_test(tc, test_a_filter_holding_data_makes_the_producer_wait_until_it_lets_go);
+    tcase_add_test(tc, test_a_header_filter_may_wait_and_the_body_follows_its_head);
     suite_add_tcase(s, tc);
     return s;
 }
