@@ -351,8 +351,9 @@ rp_http_regex_t *rp_http_regex_compile(rp_conf_t *cf, const char *pattern, int c
 void rp_http_regex_captures(rp_request_t *r, const rp_http_regex_t *re, rp_str_t subject,
                             const size_t *ovector, unsigned pairs)
 {
-    if (re->ncaptures == 0)
-        return; /* as nginx: $1.. stay those of an earlier regex that had groups */
+    /* A match replaces the captures of an earlier one even when this regex has no
+     * groups: nginx then keeps only the whole match, so $1..$9 read empty (a location
+     * `~ \.txt$` hides the groups of the server_name regex that chose the server). */
     if (pairs > re->ncaptures + 1)
         pairs = re->ncaptures + 1;
     size_t *caps = rp_arena_alloc(r->arena, 2 * pairs * sizeof(size_t));
