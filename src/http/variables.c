@@ -14,14 +14,17 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- the registry ---- */
 
+/* Names are compared without regard to case, as nginx does: "$HOST" is $host, and
+ * "set $Foo" then "$foo" is one variable. A name keeps the spelling of its first use. */
 static rp_var_t *lookup(rp_cycle_t *cycle, const char *name, size_t len)
 {
     rp_var_t **v = cycle->vars.elts;
     for (size_t i = 0; i < cycle->vars.nelts; i++)
-        if (v[i]->name.len == len && memcmp(v[i]->name.data, name, len) == 0)
+        if (v[i]->name.len == len && strncasecmp(v[i]->name.data, name, len) == 0)
             return v[i];
     return NULL;
 }
@@ -60,7 +63,7 @@ rp_var_t *rp_var_find(rp_conf_t *cf, const char *name, size_t len)
     for (size_t i = 0; i < cf->cycle->vars.nelts; i++) {
         rp_var_t *p = all[i];
         if (!(p->flags & RP_VAR_PREFIX) || len <= p->name.len ||
-            memcmp(name, p->name.data, p->name.len) != 0)
+            strncasecmp(name, p->name.data, p->name.len) != 0)
             continue;
         v = add(cf, name, len);
         v->get = p->get;
@@ -118,7 +121,7 @@ int rp_var_used(const rp_cycle_t *cycle, const char *prefix)
     size_t n = strlen(prefix);
     rp_var_t **v = cycle->vars.elts;
     for (size_t i = 0; i < cycle->vars.nelts; i++)
-        if (v[i]->index >= 0 && v[i]->name.len >= n && memcmp(v[i]->name.data, prefix, n) == 0)
+        if (v[i]->index >= 0 && v[i]->name.len >= n && strncasecmp(v[i]->name.data, prefix, n) == 0)
             return 1;
     return 0;
 }

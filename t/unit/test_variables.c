@@ -156,6 +156,13 @@ START_TEST(test_unknown_variable_fails_the_check_at_its_first_use)
 }
 END_TEST
 
+START_TEST(test_variable_names_ignore_case)
+{
+    ck_assert_str_eq(eval("$HOST|$Request_Method|$ARG_x|$HTTP_X_FORWARDED_FOR"),
+                     "example.com|GET|1|10.0.0.1");
+}
+END_TEST
+
 START_TEST(test_empty_variable_name_is_an_error)
 {
     ck_assert_str_eq(eval("a$"), "ERROR: invalid variable name in \"a$\"");
@@ -198,6 +205,7 @@ static Suite *variables_suite(void)
     tcase_add_test(tc, test_cookie_variable_takes_the_named_cookie);
     tcase_add_test(tc, test_unknown_variable_is_an_error);
     tcase_add_test(tc, test_unknown_variable_fails_the_check_at_its_first_use);
+    tcase_add_test(tc, test_variable_names_ignore_case);
     tcase_add_test(tc, test_empty_variable_name_is_an_error);
     tcase_add_test(tc, test_unclosed_brace_is_an_error);
     tcase_add_test(tc, test_value_with_many_variables_is_evaluated_whole);
