@@ -84,6 +84,12 @@ rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned f
         v->flags = flags | RP_VAR_CHANGEABLE; /* used further up, declared here */
         return v;
     }
+    if (v && v->prefix) {
+        /* a member of a family ($arg_x, $http_x, $cookie_x): as nginx, a directive may
+         * assign it, and until it does in a request the variable reads as the family's */
+        v->flags |= RP_VAR_CHANGEABLE;
+        return v;
+    }
     if (v) {
         if (!(v->flags & RP_VAR_CHANGEABLE)) {
             rp_conf_error(cf, "the variable \"$%.*s\" cannot be assigned", (int)len, name);
@@ -146,7 +152,7 @@ static rp_var_value_t *slot(rp_request_t *r, int index)
 int rp_var_get(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_var_value_t *s = v->index >= 0 ? slot(r, v->index) : NULL;
-    if (s && s->valid && (!(v->flags & RP_VAR_NOCACHE) || (v->flags & RP_VAR_SLOT))) {
+    if (s && s->valid && (!(v->flags & RP_VAR_NOCACHE) || s->assigned)) {
         *out = s->value;
         return s->not_found ? -1 : 0;
     }
@@ -175,10 +181,13 @@ void rp_var_set(rp_request_t *r, const rp_var_t *v, rp_str_t value)
     }
     if (v->index < 0)
         return; /* nobody reads it */
+    /* as nginx: an assigned value stands for the rest of the request, even for a
+     * variable otherwise evaluated at every use (a volatile map, $arg_x) */
     rp_var_value_t *s = slot(r, v->index);
     s->value = value;
     s->valid = 1;
     s->not_found = 0;
+    s->assigned = 1;
 }
 
 /* ---- compiled values ---- */
