@@ -10,6 +10,7 @@
  */
 #include "http/variables.h"
 #include "core/cycle.h"
+#include "core/log.h"
 #include "route/route.h"
 
 #include <stdio.h>
@@ -149,6 +150,12 @@ static rp_var_value_t *slot(rp_request_t *r, int index)
     return &r->vars[index];
 }
 
+/* As nginx: a value that needs itself (`map $a $b` and `map $b $a`, or `map $m $m`) is
+ * given up, as not found, after this many nested evaluations instead of exhausting the
+ * worker's stack. */
+#define MAX_DEPTH 100
+static unsigned depth;
+
 int rp_var_get(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_var_value_t *s = v->index >= 0 ? slot(r, v->index) : NULL;
@@ -160,7 +167,15 @@ int rp_var_get(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
         *out = RP_STR("");
         return -1;
     }
+    if (depth == MAX_DEPTH) {
+        rp_log_error(RP_LOG_ERR, 0, "cycle while evaluating variable \"%.*s\"",
+                     (int)v->name.len, v->name.data);
+        *out = RP_STR("");
+        return -1;
+    }
+    depth++;
     int rc = v->get(r, v, out);
+    depth--;
     if (rc != 0)
         *out = RP_STR("");
     if (s && !(v->flags & RP_VAR_NOCACHE)) {
