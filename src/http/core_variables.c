@@ -79,17 +79,16 @@ static int get_protocol(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return 0;
 }
 
+/* Reads the address through the union's own members: rp_sockaddr_t is smaller than a
+ * sockaddr_storage, and reading it as one is out of bounds (GCC says so under ASan). */
 static void addr_text(const rp_sockaddr_t *sa, char *buf, size_t len, int *port)
 {
-    const struct sockaddr_storage *ss = (const struct sockaddr_storage *)sa;
-    if (ss->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-        inet_ntop(AF_INET6, &s6->sin6_addr, buf, (socklen_t)len);
-        *port = ntohs(s6->sin6_port);
-    } else if (ss->ss_family == AF_INET) {
-        const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
-        inet_ntop(AF_INET, &s4->sin_addr, buf, (socklen_t)len);
-        *port = ntohs(s4->sin_port);
+    if (sa->sa.sa_family == AF_INET6) {
+        inet_ntop(AF_INET6, &sa->sin6.sin6_addr, buf, (socklen_t)len);
+        *port = ntohs(sa->sin6.sin6_port);
+    } else if (sa->sa.sa_family == AF_INET) {
+        inet_ntop(AF_INET, &sa->sin.sin_addr, buf, (socklen_t)len);
+        *port = ntohs(sa->sin.sin_port);
     } else {
         snprintf(buf, len, "unix:");
         *port = 0;
