@@ -79,6 +79,8 @@ static int get_protocol(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return 0;
 }
 
+/* Reads the address through the union's own members: rp_sockaddr_t is smaller than a
+ * sockaddr_storage, and reading it as one is out of bounds (GCC says so under ASan). */
 static void addr_text(const rp_sockaddr_t *sa, char *buf, size_t len, int *port)
 {
     if (sa->sa.sa_family == AF_INET6) {

@@ -99,25 +99,31 @@ static const char *sort_keys(rp_conf_t *cf, rp_array_t *list)
     return RP_CONF_OK;
 }
 
-/* A key of a `hostnames` map: an exact name or a wildcard, as server_name takes them. */
+/*
+ * A key of a `hostnames` map: an exact name or a wildcard, as server_name takes them and
+ * in nginx's order: ".example.com" (the name and every name under it), "*.example.com",
+ * "www.example.*", else an exact name. A key with two "*", a "*" elsewhere, or ".." is
+ * refused, as nginx refuses it.
+ */
 static const char *add_hostname(rp_conf_t *cf, map_t *m, const char *key, const rp_cv_t *value)
 {
     size_t len = strlen(key);
     char *low = lower_copy(cf->arena, key, len);
     const char *star = strchr(low, '*');
-    if (len >= 2 && low[0] == '*' && low[1] == '.' && strchr(low + 1, '*') == NULL)
-        return add_key(cf, &m->head, low + 1, len - 1, value);
-    if (len >= 2 && low[len - 1] == '*' && low[len - 2] == '.' && star == low + len - 1)
-        return add_key(cf, &m->tail, low, len - 1, value);
-    if (star)
+    if ((star && strchr(star + 1, '*')) || strstr(low, ".."))
         return rp_conf_error(cf, "invalid hostname or wildcard \"%s\"", key);
-    if (len >= 2 && low[0] == '.') {
-        /* ".example.com": the name itself and every name under it */
+    if (len > 1 && low[0] == '.') {
         const char *rv = add_key(cf, &m->exact, low + 1, len - 1, value);
         if (rv != RP_CONF_OK)
             return rv;
         return add_key(cf, &m->head, low, len, value);
     }
+    if (len > 2 && low[0] == '*' && low[1] == '.')
+        return add_key(cf, &m->head, low + 1, len - 1, value);
+    if (len > 2 && low[len - 2] == '.' && low[len - 1] == '*')
+        return add_key(cf, &m->tail, low, len - 1, value);
+    if (star)
+        return rp_conf_error(cf, "invalid hostname or wildcard \"%s\"", key);
     return add_key(cf, &m->exact, low, len, value);
 }
 

@@ -61,6 +61,7 @@ typedef struct {
     rp_str_t value;
     unsigned valid : 1;
     unsigned not_found : 1;
+    unsigned assigned : 1; /* by `set` or a capture: kept even if evaluated at every use */
 } rp_var_value_t;
 
 struct rp_request_s {

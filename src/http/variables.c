@@ -10,18 +10,22 @@
  */
 #include "http/variables.h"
 #include "core/cycle.h"
+#include "core/log.h"
 #include "route/route.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 /* ---- the registry ---- */
 
+/* Names are compared without regard to case, as nginx does: "$HOST" is $host, and
+ * "set $Foo" then "$foo" is one variable. A name keeps the spelling of its first use. */
 static rp_var_t *lookup(rp_cycle_t *cycle, const char *name, size_t len)
 {
     rp_var_t **v = cycle->vars.elts;
     for (size_t i = 0; i < cycle->vars.nelts; i++)
-        if (v[i]->name.len == len && memcmp(v[i]->name.data, name, len) == 0)
+        if (v[i]->name.len == len && strncasecmp(v[i]->name.data, name, len) == 0)
             return v[i];
     return NULL;
 }
@@ -60,7 +64,7 @@ rp_var_t *rp_var_find(rp_conf_t *cf, const char *name, size_t len)
     for (size_t i = 0; i < cf->cycle->vars.nelts; i++) {
         rp_var_t *p = all[i];
         if (!(p->flags & RP_VAR_PREFIX) || len <= p->name.len ||
-            memcmp(name, p->name.data, p->name.len) != 0)
+            strncasecmp(name, p->name.data, p->name.len) != 0)
             continue;
         v = add(cf, name, len);
         v->get = p->get;
@@ -79,6 +83,12 @@ rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned f
     rp_var_t *v = rp_var_find(cf, name, len);
     if (v && (v->flags & RP_VAR_UNKNOWN)) {
         v->flags = flags | RP_VAR_CHANGEABLE; /* used further up, declared here */
+        return v;
+    }
+    if (v && v->prefix) {
+        /* a member of a family ($arg_x, $http_x, $cookie_x): as nginx, a directive may
+         * assign it, and until it does in a request the variable reads as the family's */
+        v->flags |= RP_VAR_CHANGEABLE;
         return v;
     }
     if (v) {
@@ -118,7 +128,7 @@ int rp_var_used(const rp_cycle_t *cycle, const char *prefix)
     size_t n = strlen(prefix);
     rp_var_t **v = cycle->vars.elts;
     for (size_t i = 0; i < cycle->vars.nelts; i++)
-        if (v[i]->index >= 0 && v[i]->name.len >= n && memcmp(v[i]->name.data, prefix, n) == 0)
+        if (v[i]->index >= 0 && v[i]->name.len >= n && strncasecmp(v[i]->name.data, prefix, n) == 0)
             return 1;
     return 0;
 }
@@ -140,10 +150,16 @@ static rp_var_value_t *slot(rp_request_t *r, int index)
     return &r->vars[index];
 }
 
+/* As nginx: a value that needs itself (`map $a $b` and `map $b $a`, or `map $m $m`) is
+ * given up, as not found, after this many nested evaluations instead of exhausting the
+ * worker's stack. */
+#define MAX_DEPTH 100
+static unsigned depth;
+
 int rp_var_get(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_var_value_t *s = v->index >= 0 ? slot(r, v->index) : NULL;
-    if (s && s->valid && (!(v->flags & RP_VAR_NOCACHE) || (v->flags & RP_VAR_SLOT))) {
+    if (s && s->valid && (!(v->flags & RP_VAR_NOCACHE) || s->assigned)) {
         *out = s->value;
         return s->not_found ? -1 : 0;
     }
@@ -151,7 +167,15 @@ int rp_var_get(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
         *out = RP_STR("");
         return -1;
     }
+    if (depth == MAX_DEPTH) {
+        rp_log_error(RP_LOG_ERR, 0, "cycle while evaluating variable \"%.*s\"",
+                     (int)v->name.len, v->name.data);
+        *out = RP_STR("");
+        return -1;
+    }
+    depth++;
     int rc = v->get(r, v, out);
+    depth--;
     if (rc != 0)
         *out = RP_STR("");
     if (s && !(v->flags & RP_VAR_NOCACHE)) {
@@ -172,10 +196,13 @@ void rp_var_set(rp_request_t *r, const rp_var_t *v, rp_str_t value)
     }
     if (v->index < 0)
         return; /* nobody reads it */
+    /* as nginx: an assigned value stands for the rest of the request, even for a
+     * variable otherwise evaluated at every use (a volatile map, $arg_x) */
     rp_var_value_t *s = slot(r, v->index);
     s->value = value;
     s->valid = 1;
     s->not_found = 0;
+    s->assigned = 1;
 }
 
 /* ---- compiled values ---- */
@@ -352,8 +379,9 @@ rp_http_regex_t *rp_http_regex_compile(rp_conf_t *cf, const char *pattern, int c
 void rp_http_regex_captures(rp_request_t *r, const rp_http_regex_t *re, rp_str_t subject,
                             const size_t *ovector, unsigned pairs)
 {
-    if (re->ncaptures == 0)
-        return; /* as nginx: $1.. stay those of an earlier regex that had groups */
+    /* A match replaces the captures of an earlier one even when this regex has no
+     * groups: nginx then keeps only the whole match, so $1..$9 read empty (a location
+     * `~ \.txt$` hides the groups of the server_name regex that chose the server). */
     if (pairs > re->ncaptures + 1)
         pairs = re->ncaptures + 1;
     size_t *caps = rp_arena_alloc(r->arena, 2 * pairs * sizeof(size_t));

@@ -70,8 +70,9 @@ rp_var_t *rp_var_find(rp_conf_t *cf, const char *name, size_t len);
 
 /*
  * Declares a variable a directive creates (`set $x`, `map ... $x`, a named capture):
- * returns the existing one when it may be declared again (a changeable variable), a
- * new one with flags otherwise. NULL with an error in cf->error when the name is a
+ * returns the existing one when it may be declared again (a changeable variable, or a
+ * member of a prefix family such as $arg_x, which reads as its family until assigned),
+ * a new one with flags otherwise. NULL with an error in cf->error when the name is a
  * variable that may not be assigned.
  */
 rp_var_t *rp_var_declare(rp_conf_t *cf, const char *name, size_t len, unsigned flags);

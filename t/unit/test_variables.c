@@ -45,7 +45,9 @@ static void teardown(void)
     ut_teardown_dir();
 }
 
-/* Compiles src and evaluates it against r; the compile error if there is one. */
+/* Compiles src and evaluates it against r; the compile error if there is one. A variable
+ * nothing declared is an error only once the whole configuration is read (a map further
+ * on may declare it): here it is reported as that check would. */
 static const char *eval(const char *src)
 {
     static char buf[8192];
@@ -54,6 +56,14 @@ static const char *eval(const char *src)
     if (err) {
         snprintf(buf, sizeof(buf), "ERROR: %s", err);
         return buf;
+    }
+    for (size_t i = 0; i < cv.nparts; i++) {
+        const rp_var_t *v = cv.parts[i].var;
+        if (v && (v->flags & RP_VAR_UNKNOWN)) {
+            snprintf(buf, sizeof(buf), "ERROR: unknown variable \"$%.*s\"", (int)v->name.len,
+                     v->name.data);
+            return buf;
+        }
     }
     rp_str_t v = rp_cv_eval(&r, &cv);
     snprintf(buf, sizeof(buf), "%.*s", (int)v.len, v.data ? v.data : "");
@@ -131,6 +141,28 @@ START_TEST(test_unknown_variable_is_an_error)
 }
 END_TEST
 
+START_TEST(test_unknown_variable_fails_the_check_at_its_first_use)
+{
+    rp_cv_t cv;
+    char *argv[] = {"return", NULL};
+    cf.file = "x.conf";
+    cf.argv = argv;
+    cf.line = 7;
+    ck_assert_ptr_null(rp_cv_compile(&cf, "a $nosuch", &cv));
+    cf.line = 9;
+    ck_assert_ptr_null(rp_cv_compile(&cf, "b $nosuch", &cv));
+    ck_assert_ptr_eq(rp_var_check_declared(&cf), RP_CONF_ERROR);
+    ck_assert_str_eq(cf.error, "x.conf:7: \"return\": unknown variable \"$nosuch\"");
+}
+END_TEST
+
+START_TEST(test_variable_names_ignore_case)
+{
+    ck_assert_str_eq(eval("$HOST|$Request_Method|$ARG_x|$HTTP_X_FORWARDED_FOR"),
+                     "example.com|GET|1|10.0.0.1");
+}
+END_TEST
+
 START_TEST(test_empty_variable_name_is_an_error)
 {
     ck_assert_str_eq(eval("a$"), "ERROR: invalid variable name in \"a$\"");
@@ -172,6 +204,8 @@ static Suite *variables_suite(void)
     tcase_add_test(tc, test_arg_variable_takes_the_named_argument);
     tcase_add_test(tc, test_cookie_variable_takes_the_named_cookie);
     tcase_add_test(tc, test_unknown_variable_is_an_error);
+    tcase_add_test(tc, test_unknown_variable_fails_the_check_at_its_first_use);
+    tcase_add_test(tc, test_variable_names_ignore_case);
     tcase_add_test(tc, test_empty_variable_name_is_an_error);
     tcase_add_test(tc, test_unclosed_brace_is_an_error);
     tcase_add_test(tc, test_value_with_many_variables_is_evaluated_whole);
