@@ -453,6 +453,16 @@ static void ctx_cleanup(rp_request_t *r, void *data)
 static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
 {
     gzip_conf_t *c = r->loc_conf[rp_http_gzip_module.index];
+    gz_ctx_t *old = rp_http_get_ctx(r, rp_http_gzip_module);
+    if (old) {
+        /* A second head for the same request: the first was made but never sent (the
+         * upstream failed before anything went out, and rampart answers 502 instead).
+         * What was decided for the first head does not hold for this one; left in
+         * place, the body filter would compress a body its fields call plain. */
+        ctx_cleanup(r, old);
+        old->done = 1;
+        rp_http_set_ctx(r, rp_http_gzip_module, NULL);
+    }
     if (!c->enable || (r->status != 200 && r->status != 403 && r->status != 404) || r->head ||
         r->no_body || (r->out_length >= 0 && (size_t)r->out_length < c->min_length) ||
         !type_listed(c, r))

@@ -885,3 +885,23 @@ def test_every_gzip_directive_is_accepted_at_each_level(conf_dir):
     p = run("-t", "-p", conf_dir, "-c", "rampart.conf")
     assert p.returncode == 0, p.stderr
 
+
+
+# -- a response restarted before its head went out --------------------------------------------
+
+# a head that gzip compresses, then a body the proxy refuses before anything was sent
+BAD_BODY = (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"zz\r\nok\r\n0\r\n\r\n")
+
+
+def test_upstream_failing_before_the_head_went_out_gets_a_plain_502(rampart, port, backend):
+    # gzip had chosen to compress the upstream's head, which never went out: the 502 page
+    # that replaces it must go as its fields say, plain
+    start(rampart, port, backend=backend)
+    with Client(port, timeout=20) as c:
+        r = c.request("/?" + q(raw=b64(BAD_BODY)), headers=[("Accept-Encoding", "gzip")])
+        assert r.status == 502, r
+        assert is_plain(r) and b"502 Bad Gateway" in r.body, (r.raw_head, r.body)
+        # the connection's framing held: the next answer on it is whole
+        assert is_gzipped(c.request("/html", headers=[("Accept-Encoding", "gzip")]), TEXT)
+
