@@ -33,7 +33,8 @@ import zlib
 import pytest
 
 from backend import pattern
-from h2raw import H2Conn
+from h2_backend import H2Backend
+from h2raw import H2Conn, rst_stream_frame
 from harness import run, wait_for
 from test_h2 import h2_context
 from test_proxy import Client, RssWatch, b64, q, worker_pid
@@ -368,6 +369,61 @@ def test_response_abandoned_mid_body_leaves_the_next_compressed_answers_intact(
         assert is_gzipped(get1(port, target), original)
 
 
+def test_close_delimited_upstream_body_is_compressed_whole(rampart, port, backend):
+    start(rampart, port, backend=backend)
+    assert is_gzipped(get1(port, be(size=LARGE, no_length=1)), pattern(LARGE))
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_upstream_dying_mid_body_cuts_the_compressed_answer(rampart, port, backend, chunked):
+    # the client must see the answer cut, not a gzip stream that ends well and is short
+    start(rampart, port, backend=backend)
+    with Client(port, timeout=20) as c:
+        c.send_request(be(size=LARGE, chunked=int(chunked), abort=MB),
+                       headers=[("Accept-Encoding", "gzip")])
+        _, status, fields, raw = c.head()
+        assert status == 200 and ("Content-Encoding", "gzip") in fields, raw
+        d = zlib.decompressobj(wbits=31)
+        seen = b""
+        with pytest.raises(EOFError):
+            while (data := next_chunk(c)) is not None:
+                seen += d.decompress(data)
+        assert not d.eof and pattern(len(seen)) == seen
+    rampart.wait_log(r"upstream prematurely closed connection")
+
+
+def test_empty_bodies_follow_gzip_min_length(rampart, port, backend):
+    start(rampart, port, backend=backend)
+    r = get1(port, be(size=0))
+    assert is_plain(r, b"") and r.header("Content-Length") == "0"
+    # a chunked body's length is unknown: compressed, to an empty gzip stream
+    assert is_gzipped(get1(port, be(size=0, chunked=1)), b"")
+
+
+def test_gzip_min_length_0_compresses_an_empty_body(rampart, port, backend):
+    start(rampart, port, gz="gzip on; gzip_min_length 0;", backend=backend)
+    assert is_gzipped(get1(port, be(size=0)), b"")
+
+
+def test_pipelined_requests_get_their_compressed_answers_in_order(rampart, port, backend):
+    start(rampart, port, backend=backend)
+    targets = [("/html", TEXT), (be(size=LARGE, chunked=1), pattern(LARGE)),
+               (be(size=SMALL), pattern(SMALL)), ("/html", TEXT)]
+    with Client(port, timeout=20) as c:
+        c.send(b"".join(b"GET %s HTTP/1.1\r\nHost: a\r\nAccept-Encoding: gzip\r\n\r\n"
+                        % t.encode() for t, _ in targets))
+        for _, original in targets:
+            assert is_gzipped(c.response(), original)
+
+
+def test_small_gzip_buffers_still_give_the_whole_body(rampart, port, origin):
+    start(rampart, port, gz="gzip on; gzip_buffers 4 512;", backend=origin, listen=" http2")
+    assert is_gzipped(get1(port, f"/words?size={LARGE}&chunked=1"), words(LARGE))
+    with H2Conn(port, timeout=20) as c:
+        s = c.get(f"/words?size={LARGE}", headers=[("accept-encoding", "gzip")])
+    assert h2_gzipped(s, words(LARGE))
+
+
 # -- compressed bodies decompress to the original: HTTP/2 ---------------------------------
 
 
@@ -426,6 +482,51 @@ def test_concurrent_h2_streams_are_compressed_independently(rampart, port, origi
                           headers=[("accept-encoding", "gzip")]) for i, n in enumerate(sizes)]
         for sid, n in zip(sids, sizes):
             assert h2_gzipped(c.response(sid, timeout=20), words(n))
+
+
+def test_client_resetting_an_h2_stream_mid_body_leaves_the_other_streams_intact(
+        rampart, port, origin):
+    start(rampart, port, backend=origin, listen=" http2")
+    gz = [("accept-encoding", "gzip")]
+    with H2Conn(port, timeout=20) as c:
+        big = c.request("GET", "/hex?size=33554432", headers=gz)
+        other = c.request("GET", f"/words?size={LARGE}", headers=gz)
+        c.read_until(lambda: len(c.streams[big].body) > 0, what="the first compressed bytes")
+        c.send(rst_stream_frame(big))
+        assert h2_gzipped(c.response(other, timeout=20), words(LARGE))
+        log = rampart.prefix / "logs" / "access.log"
+        wait_for(lambda: log.exists() and "/hex?size" in log.read_text(), timeout=20,
+                 what="the reset stream's access log line")
+        assert h2_gzipped(c.get("/html", headers=gz), TEXT)
+
+
+@pytest.fixture
+def h2_origin():
+    b = H2Backend().start()
+    yield b
+    b.stop()
+
+
+def test_body_from_an_h2_upstream_is_compressed_and_flushed_as_it_comes(
+        rampart, port, h2_origin):
+    rampart.configure(f"upstream be {{ server {h2_origin.addr}; http2; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port};\n gzip on; gzip_types *;\n"
+                      f" location / {{ proxy_pass http://be; }}\n}}")
+    rampart.start()
+    assert is_gzipped(get1(port, f"/?size={LARGE}"), pattern(LARGE))
+    # two 16k blocks three seconds apart: the first decompresses alone, before the second
+    with Client(port, timeout=20) as c:
+        c.send_request("/?size=32768&body_delay=3", headers=[("Accept-Encoding", "gzip")])
+        _, status, fields, raw = c.head()
+        assert status == 200 and ("Content-Encoding", "gzip") in fields, raw
+        d = zlib.decompressobj(wbits=31)
+        seen = b""
+        while len(seen) < 16384:
+            seen += d.decompress(next_chunk(c))
+        assert seen == pattern(16384)
+        while (data := next_chunk(c)) is not None:
+            seen += d.decompress(data)
+        assert d.eof and seen == pattern(32768)
 
 
 # -- the fields of a compressed answer -------------------------------------------------------
