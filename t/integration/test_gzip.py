@@ -18,6 +18,7 @@ compresses like text, text that compresses only about 2:1, and events sent one a
 a time when the test says so.
 """
 
+import email.utils
 import functools
 import hashlib
 import os
@@ -761,6 +762,25 @@ def test_gzip_proxied_auth_compresses_requests_with_authorization(rampart, port,
     assert is_gzipped(get1(port, target, headers=VIA + [("Authorization", "Basic eDp5")]),
                       pattern(SMALL))
     assert is_plain(get1(port, target, headers=VIA), pattern(SMALL))
+
+
+def http_date(offset):
+    """An IMF-fixdate offset seconds from now."""
+    return email.utils.formatdate(time.time() + offset, usegmt=True)
+
+
+@pytest.mark.parametrize("expires,compressed", [
+    (http_date(-3600), True),                        # expired: no cache keeps it
+    ("Sunday, 06-Nov-94 08:49:37 GMT", True),        # RFC 850, long past
+    ("Sun Nov  6 08:49:37 1994", True),              # asctime, long past
+    (http_date(3600), False),                        # a cache may keep it an hour
+    ("0", False),                                    # not a date
+], ids=["past", "rfc850-past", "asctime-past", "future", "not-a-date"])
+def test_gzip_proxied_expired_compresses_only_answers_whose_expires_has_passed(
+        rampart, port, backend, expires, compressed):
+    start(rampart, port, gz="gzip on; gzip_proxied expired;", backend=backend)
+    r = get1(port, be(size=SMALL, headers=[f"Expires:{expires}"]), headers=VIA)
+    assert is_gzipped(r, pattern(SMALL)) if compressed else is_plain(r, pattern(SMALL))
 
 
 def test_gzip_disable_regex_matches_the_user_agent(rampart, port):
