@@ -530,6 +530,17 @@ def test_body_from_an_h2_upstream_is_compressed_and_flushed_as_it_comes(
         assert d.eof and seen == pattern(32768)
 
 
+def test_trailers_from_an_h2_upstream_follow_the_compressed_body(rampart, port, h2_origin):
+    rampart.configure(f"upstream be {{ server {h2_origin.addr}; http2; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port} http2;\n gzip on; gzip_types *;\n"
+                      f" location / {{ proxy_pass http://be; }}\n}}")
+    rampart.start()
+    with H2Conn(port, timeout=20) as c:
+        s = c.get(f"/?size={LARGE}&trailers=1", headers=[("accept-encoding", "gzip")])
+    assert h2_gzipped(s, pattern(LARGE))
+    assert s.trailers == [("x-trailer", "done")], s.trailers
+
+
 # -- the fields of a compressed answer -------------------------------------------------------
 
 
@@ -917,6 +928,38 @@ def test_slow_client_of_a_compressed_body_slows_the_upstream_and_memory_stays_bo
     growth = (during - rss.base) / 1024
     assert growth < 32, f"worker RSS grew by {growth:.1f} MB while the client was not reading"
     assert h.hexdigest() == hex_sha256(total)
+
+
+def test_slow_h2_client_of_a_compressed_body_slows_the_upstream_and_memory_stays_bounded(
+        rampart, port, origin):
+    start(rampart, port, backend=origin, listen=" http2")
+    gz = [("accept-encoding", "gzip")]
+    with H2Conn(port, timeout=20) as warm:
+        assert h2_gzipped(warm.get(f"/words?size={SMALL}", headers=gz), words(SMALL))
+    total = 64 * MB
+    with RssWatch(worker_pid(rampart)) as rss, H2Conn(port, timeout=20) as c:
+        sid = c.request("GET", f"/hex?size={total}", headers=gz)
+        s = c.streams[sid]
+        c.read_until(lambda: len(s.body) >= 4096, what="the first compressed bytes")
+
+        # the client stops reading: what the origin sent stands still, far short of it all
+        def stalled():
+            before = origin.sent
+            time.sleep(0.5)
+            return origin.sent == before and before > 0
+        wait_for(stalled, timeout=20, interval=0, what="the origin to be held back")
+        held_back, during = origin.sent, rss.peak
+        assert held_back < total // 2, f"{held_back / MB:.0f} MB read for a client not reading"
+        s = c.response(sid, timeout=20)
+    growth = (during - rss.base) / 1024
+    assert growth < 32, f"worker RSS grew by {growth:.1f} MB while the client was not reading"
+    assert (s.status, s.all("content-encoding")) == (200, ["gzip"])
+    d = zlib.decompressobj(wbits=31)
+    h = hashlib.sha256()
+    view = memoryview(s.body)
+    for at in range(0, len(view), MB):
+        h.update(d.decompress(view[at:at + MB]))
+    assert d.eof and h.hexdigest() == hex_sha256(total)
 
 
 # -- $gzip_ratio -------------------------------------------------------------------------------
