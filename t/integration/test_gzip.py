@@ -823,6 +823,21 @@ def test_gzip_off_in_a_location_leaves_it_uncompressed(rampart, port):
     assert is_gzipped(get1(port, "/html"), TEXT)
 
 
+def test_directives_of_the_http_level_hold_in_a_location_that_sets_none(rampart, port, backend):
+    start(rampart, port, gz="", backend=backend,
+          http='gzip on; gzip_types application/json; gzip_min_length 500; gzip_vary on;\n'
+               'gzip_proxied any; gzip_disable msie6 "^bot/";',
+          locations=f"location /inner/ {{ proxy_pass http://{backend.addr}/; }}\n")
+    json_ = "application/json"
+    r = get1(port, "/inner" + be(ctype=json_, size=SMALL), headers=VIA)
+    assert is_gzipped(r, pattern(SMALL)) and r.all("Vary") == ["Accept-Encoding"]
+    assert is_plain(get1(port, "/inner" + be(ctype=json_, size=499)), pattern(499))
+    assert is_plain(get1(port, "/inner" + be(ctype="text/css", size=SMALL)), pattern(SMALL))
+    for ua in ("bot/1.0", "Mozilla/4.0 (compatible; MSIE 6.0; Windows NT 5.0)"):
+        r = get1(port, "/inner" + be(ctype=json_, size=SMALL), headers=[("User-Agent", ua)])
+        assert is_plain(r, pattern(SMALL)), ua
+
+
 # -- compression level -----------------------------------------------------------------------
 
 
