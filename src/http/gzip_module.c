@@ -33,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #define STATES_KEPT 8
@@ -310,6 +311,40 @@ static int has_token(rp_header_t *h, const char *token)
     return h && rp_h1_token_list_has(h->value.data, h->value.len, token);
 }
 
+/* Seconds since the epoch of an HTTP date in any of the three forms RFC 9110 asks a
+ * recipient to accept (IMF-fixdate, RFC 850, asctime), or -1. */
+static int64_t http_time(rp_str_t v)
+{
+    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
+                                        "%a %b %e %H:%M:%S %Y"};
+    char buf[64];
+    if (v.len >= sizeof(buf))
+        return -1;
+    memcpy(buf, v.data, v.len);
+    buf[v.len] = '\0';
+    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
+        struct tm tm = {0};
+        const char *end = strptime(buf, forms[i], &tm);
+        if (end && *end == '\0')
+            return (int64_t)timegm(&tm);
+    }
+    return -1;
+}
+
+/* gzip_proxied expired: the answer's Expires has passed, so no cache keeps it (nginx's
+ * test; a mere Expires, often a date to cache until, would not do). An Expires that is
+ * not a date counts as not expired, as in nginx. */
+static int expired(rp_request_t *r)
+{
+    rp_header_t *e = rp_http_out_header(r, "expires");
+    if (e == NULL)
+        return 0;
+    int64_t t = http_time(e->value);
+    struct timeval now;
+    rp_time_now(&now);
+    return t >= 0 && t < (int64_t)now.tv_sec;
+}
+
 /* gzip_proxied for a request that came through a proxy (it has Via). */
 static int proxied_ok(const gzip_conf_t *c, rp_request_t *r)
 {
@@ -320,7 +355,7 @@ static int proxied_ok(const gzip_conf_t *c, rp_request_t *r)
         return 1;
     if ((p & PX_AUTH) && rp_request_header(r, "authorization").data)
         return 1;
-    if ((p & PX_EXPIRED) && rp_http_out_header(r, "expires"))
+    if ((p & PX_EXPIRED) && expired(r))
         return 1;
     rp_header_t *cc = rp_http_out_header(r, "cache-control");
     if ((p & PX_NO_CACHE) && has_token(cc, "no-cache"))
@@ -454,6 +489,16 @@ static void ctx_cleanup(rp_request_t *r, void *data)
 static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
 {
     gzip_conf_t *c = r->loc_conf[rp_http_gzip_module.index];
+    gz_ctx_t *old = rp_http_get_ctx(r, rp_http_gzip_module);
+    if (old) {
+        /* A second head for the same request: the first was made but never sent (the
+         * upstream failed before anything went out, and rampart answers 502 instead).
+         * What was decided for the first head does not hold for this one; left in
+         * place, the body filter would compress a body its fields call plain. */
+        ctx_cleanup(r, old);
+        old->done = 1;
+        rp_http_set_ctx(r, rp_http_gzip_module, NULL);
+    }
     /* a gRPC message is framed by its own protocol (and may be compressed by it):
      * a client cannot read it compressed again, whatever gzip_types says */
     if (!c->enable || (r->status != 200 && r->status != 403 && r->status != 404) || r->head ||
