@@ -501,7 +501,7 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
     }
     /* a gRPC message is framed by its own protocol (and may be compressed by it):
      * a client cannot read it compressed again, whatever gzip_types says */
-    if (!c->enable || (r->status != 200 && r->status != 403 && r->status != 404) || r->head ||
+    if (!c->enable || (r->status != 200 && r->status != 403 && r->status != 404) ||
         rp_grpc_is_request(r) ||
         r->no_body || (r->out_length >= 0 && (size_t)r->out_length < c->min_length) ||
         !type_listed(c, r))
@@ -525,6 +525,13 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
             memlevel = 1;
     }
     gz_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
+    if (r->head) {
+        /* As nginx: a HEAD answer says what the GET would get (its gzip filter runs before
+         * the answer becomes header-only), with no body to compress. */
+        ctx->done = 1;
+        rp_http_set_ctx(r, rp_http_gzip_module, ctx);
+        goto fields;
+    }
     ctx->st = state_get(c->level, wbits, memlevel, c->piece);
     if (ctx->st == NULL) {
         rp_log_error(RP_LOG_ALERT, 0, "deflateInit2() failed: the response goes uncompressed");
@@ -536,6 +543,7 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
     rp_http_cleanup_add(r, ctx_cleanup, ctx);
     rp_http_set_ctx(r, rp_http_gzip_module, ctx);
 
+fields:
     rp_http_add_header(r, RP_STR("Content-Encoding"), RP_STR("gzip"));
     rp_header_t *ar = rp_http_out_header(r, "accept-ranges");
     if (ar)
