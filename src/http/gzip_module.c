@@ -36,7 +36,7 @@
 #include <time.h>
 #include <zlib.h>
 
-#define STATES_KEPT 8
+#define STATES_KEPT 16
 
 /* gzip_proxied flags, as nginx's */
 enum {

@@ -877,8 +877,12 @@ static const rp_http_proto_t h1_http = {
 static void process_head(rp_h1_t *h)
 {
     rp_h1_result_t rc = rp_h1_parse_request(&h->parser, h->in, h->in_len);
-    if (rc == RP_H1_AGAIN)
+    if (rc == RP_H1_AGAIN) {
+        /* TLS may hold decrypted bytes the socket will not signal again */
+        if (rp_conn_tls_pending(h->c))
+            event_active(&h->c->rev, EV_READ, 1);
         return;
+    }
     if (rc == RP_H1_ERROR) {
         head_error(h, h->parser.status, h->parser.reason);
         return;
@@ -1011,10 +1015,7 @@ static void h1_read(rp_conn_t *c)
                 return;
             }
         }
-        process_head(h);
-        /* TLS may hold decrypted bytes the socket will not signal again */
-        if (c->data == h && h->state == RP_H1_HEAD && rp_conn_tls_pending(c))
-            event_active(&c->rev, EV_READ, 1);
+        process_head(h); /* the connection may be gone when it returns */
         break;
     case RP_H1_BUSY:
         if (discard_buffered(h) != 0) {
