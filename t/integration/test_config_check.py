@@ -167,17 +167,16 @@ def test_include_pattern_matching_nothing_is_not_an_error(conf_dir):
     assert p.returncode == 0, p.stderr
 
 
-def test_include_pattern_in_unreadable_folder_is_an_error(conf_dir):
-    import os
-    if os.geteuid() == 0:
-        import pytest
-        pytest.skip("root reads every folder")
-    (conf_dir / "locked").mkdir(mode=0)
-    p = check(conf_dir, GOOD.replace("http {\n", "http {\n    include locked/*.conf;\n"))
+def test_include_pattern_in_a_folder_that_cannot_be_read_is_an_error(conf_dir):
+    # a folder that is a symbolic link to itself: nobody can read it, root included
+    # (a folder with mode 0 would not stop root, who runs CI)
+    (conf_dir / "loop").symlink_to("loop")
+    p = check(conf_dir, GOOD.replace("http {\n", "http {\n    include loop/*.conf;\n"))
     path = conf_dir / "rampart.conf"
     assert p.returncode == 1
     assert p.stderr == failed(
-        path, f'{path}:5: "include": cannot read "{conf_dir}/locked/*.conf": Permission denied')
+        path, f'{path}:5: "include": cannot read "{conf_dir}/loop/*.conf": '
+        "Too many levels of symbolic links")
 
 
 def test_error_inside_included_file_names_that_file(conf_dir):
