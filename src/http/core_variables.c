@@ -95,11 +95,34 @@ static void addr_text(const rp_sockaddr_t *sa, char *buf, size_t len, int *port)
     }
 }
 
+/* "a.b.c.d" without printf (inet_ntop's way): every proxied request formats it. */
+static size_t ipv4_text(const unsigned char *a, char *out)
+{
+    char *p = out;
+    for (int i = 0; i < 4; i++) {
+        unsigned v = a[i];
+        if (v >= 100)
+            *p++ = (char)('0' + v / 100);
+        if (v >= 10)
+            *p++ = (char)('0' + v / 10 % 10);
+        *p++ = (char)('0' + v % 10);
+        *p++ = '.';
+    }
+    return (size_t)(p - out - 1);
+}
+
 rp_str_t rp_http_remote_addr(rp_request_t *r)
 {
+    const rp_sockaddr_t *peer = &r->conn->peer;
+    if (peer->sa.sa_family == AF_INET) {
+        char *b = rp_arena_alloc(r->arena, 16);
+        size_t n = ipv4_text((const unsigned char *)&peer->sin.sin_addr, b);
+        b[n] = '\0';
+        return (rp_str_t){b, n};
+    }
     char buf[INET6_ADDRSTRLEN + 8];
     int port;
-    addr_text(&r->conn->peer, buf, sizeof(buf), &port);
+    addr_text(peer, buf, sizeof(buf), &port);
     return dup_str(r, buf);
 }
 

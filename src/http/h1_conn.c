@@ -407,10 +407,10 @@ static void next_request(rp_h1_t *h)
     end_request(h);
     rp_arena_reset(h->arena);
     rp_http_core_srv_conf_t *srv = default_srv(c);
-    rp_h1_parser_init(&h->parser, (uint32_t)srv->large_header_line,
-                      (uint32_t)srv->large_client_header_buffers);
 
     if (rest) {
+        rp_h1_parser_init(&h->parser, (uint32_t)srv->large_header_line,
+                          (uint32_t)srv->large_client_header_buffers);
         /* Pipelined bytes: parse them from the loop, not from here, so a long pipeline
          * neither deepens the stack nor starves other connections. */
         h->state = RP_H1_HEAD;

@@ -43,9 +43,18 @@ static const unsigned char tchar[256] = {
     ['y'] = 1, ['z'] = 1,
 };
 
+/* Everything but the header table, whose entries are written before they are read: a
+ * parser is made for every request and every upstream response, and the table is
+ * most of its size. */
+static void reset(rp_h1_parser_t *p)
+{
+    memset(p, 0, offsetof(rp_h1_parser_t, headers));
+    memset(&p->nheaders, 0, sizeof(*p) - offsetof(rp_h1_parser_t, nheaders));
+}
+
 void rp_h1_parser_init(rp_h1_parser_t *p, uint32_t max_line, uint32_t max_head)
 {
-    memset(p, 0, sizeof(*p));
+    reset(p);
     p->max_line = max_line;
     p->max_header = max_line;
     p->max_head = max_head;

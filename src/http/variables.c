@@ -321,6 +321,12 @@ rp_str_t rp_cv_eval(rp_request_t *r, const rp_cv_t *cv)
 {
     if (!cv->has_vars)
         return cv->value;
+    if (cv->nparts == 1) {
+        /* "$host": the value itself, already in request memory, needs no copy */
+        rp_str_t v;
+        rp_cv_part_value(r, &cv->parts[0], &v);
+        return v;
+    }
     rp_str_t stack[64];
     size_t total = 0, n = cv->nparts;
     rp_str_t *vals = n <= 64 ? stack : rp_arena_alloc(r->arena, n * sizeof(rp_str_t));
