@@ -48,6 +48,22 @@ def wait_for(predicate, timeout=5.0, interval=POLL, what="condition"):
         time.sleep(interval)
 
 
+def stop_escalating(proc, steps=((signal.SIGQUIT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5))):
+    """Signals proc (a Popen this test run started) with each signal of steps in turn,
+    waiting up to its grace in seconds, until it has exited."""
+    for sig, grace in steps:
+        if proc.poll() is not None:
+            return
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            continue
+
+
 def run(*args, cwd=None, timeout=10):
     """Runs the rampart binary with args (e.g. -t) and returns the CompletedProcess."""
     return subprocess.run([str(BIN), *map(str, args)], cwd=cwd, capture_output=True, text=True,
@@ -272,17 +288,7 @@ class Rampart:
         if self.proc is None:
             return
         self.remember_children()
-        for sig, grace in ((signal.SIGQUIT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
+        stop_escalating(self.proc)
         # Children die with their master (PR_SET_PDEATHSIG); make sure, by pid, and only ours.
         for pid in sorted(self.seen_pids - {self.proc.pid}):
             try:

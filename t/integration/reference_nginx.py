@@ -136,17 +136,7 @@ class Nginx:
             return
         if self.proc.poll() is None:
             self._remember_workers()
-        for sig, grace in ((signal.SIGQUIT, 10), (signal.SIGTERM, 5), (signal.SIGKILL, 5)):
-            if self.proc.poll() is not None:
-                break
-            try:
-                os.kill(self.proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                self.proc.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                continue
+        harness.stop_escalating(self.proc)
         for pid in sorted(self.seen):
             try:
                 wait_for(lambda: not self._is_ours(pid), timeout=5, what=f"nginx {pid} to exit")
