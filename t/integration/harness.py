@@ -64,6 +64,19 @@ def stop_escalating(proc, steps=((signal.SIGQUIT, 10), (signal.SIGTERM, 5), (sig
             continue
 
 
+def sweep(pids, is_ours, what="child"):
+    """Waits for each pid that is_ours(pid) still says is one of ours to exit; one that
+    does not within 5 s gets SIGKILL (by pid: never a process of someone else's)."""
+    for pid in sorted(pids):
+        try:
+            wait_for(lambda: not is_ours(pid), timeout=5, what=f"{what} {pid} to exit")
+        except RampartError:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def run(*args, cwd=None, timeout=10):
     """Runs the rampart binary with args (e.g. -t) and returns the CompletedProcess."""
     return subprocess.run([str(BIN), *map(str, args)], cwd=cwd, capture_output=True, text=True,
@@ -290,14 +303,7 @@ class Rampart:
         self.remember_children()
         stop_escalating(self.proc)
         # Children die with their master (PR_SET_PDEATHSIG); make sure, by pid, and only ours.
-        for pid in sorted(self.seen_pids - {self.proc.pid}):
-            try:
-                wait_for(lambda: not self._is_ours(pid), timeout=5, what=f"child {pid} to exit")
-            except RampartError:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        sweep(self.seen_pids - {self.proc.pid}, self._is_ours)
         self._stderr.close()
 
     def _is_ours(self, pid):

@@ -14,7 +14,6 @@ instead of skipping them.
 
 import os
 import pwd
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import RampartError, wait_for
+from harness import RampartError
 
 BIN = Path("/usr/sbin/nginx")
 START_DEADLINE = 10.0
@@ -137,14 +136,7 @@ class Nginx:
         if self.proc.poll() is None:
             self._remember_workers()
         harness.stop_escalating(self.proc)
-        for pid in sorted(self.seen):
-            try:
-                wait_for(lambda: not self._is_ours(pid), timeout=5, what=f"nginx {pid} to exit")
-            except RampartError:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+        harness.sweep(self.seen, self._is_ours, what="nginx")
         self._stderr.close()
 
     def _remember_workers(self):
