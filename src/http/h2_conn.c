@@ -5,7 +5,7 @@
  *
  * Three rules keep it simple and safe:
  * - nghttp2 is driven only from this file's event handlers (read, write, a
- *   deferred "flush" event). The request API (rp_h2_write, _abort, ...) only
+ *   deferred "flush" event). The request API (h2_write, h2_abort, ...) only
  *   queues and schedules, so a stream is never freed under a handler that is
  *   still running.
  * - Streams start after the bytes that opened them are processed, from a ready

@@ -1,7 +1,8 @@
 /*
- * What TLS toward clients (http/ssl_module.c, http/h1_conn.c) and toward upstream
+ * What TLS toward clients (http/ssl_module.c, net/conn.c) and toward upstream
  * servers (upstream/upstream_ssl.c) have in common: the protocol list of the
- * *_protocols directives, and writing an iovec through a record-sized SSL_write.
+ * *_protocols directives, reads and writes with one error mapping and retry rule,
+ * and writing an iovec through a record-sized SSL_write.
  */
 #ifndef RP_TLS_H
 #define RP_TLS_H
