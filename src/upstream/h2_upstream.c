@@ -539,6 +539,8 @@ static void session_free(rp_h2u_session_t *ss)
         nghttp2_session_del(ss->s);
     ss->s = NULL;
     ss->fd = -1;
+    rp_shm_counter_add(&p->sh->conns, -1);
+    rp_upstream_peer_unref(p);
     evbuffer_free(ss->out);
     ss->out = NULL;
     ss->ready = ss->ready_tail = NULL;
@@ -560,7 +562,7 @@ static void fail_streams(rp_h2u_session_t *ss, int connecting, int timed_out, in
     event_del(&ss->uc.wev);
     event_del(&ss->timer);
     if (connecting)
-        rp_upstream_report(ss->ups, ss->peer, 1); /* once, whatever number of requests waited */
+        rp_upstream_peer_failed(ss->ups, ss->peer); /* once, whatever number of requests waited */
     for (rp_h2u_stream_t *st = ss->streams; st; st = st->next) {
         if (st->closed)
             continue;
@@ -894,7 +896,7 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     if (connect(fd, (struct sockaddr *)&p->sa, p->socklen) != 0 && errno != EINPROGRESS) {
         int err = errno;
         close(fd);
-        rp_upstream_report(u, p, 1);
+        rp_upstream_peer_failed(u, p);
         errno = err;
         return NULL;
     }
@@ -910,9 +912,14 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->uc.ups = u;
     ss->uc.peer = p;
     ss->uc.out = ss->out;
+    rp_shm_counter_add(&p->sh->conns, 1);
+    if (p->dynamic)
+        p->refs++; /* a peer a DNS answer drops stays until its sessions end */
     rp_time_now(&ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {
         close(fd);
+        rp_shm_counter_add(&p->sh->conns, -1);
+        rp_upstream_peer_unref(p);
         evbuffer_free(ss->out);
         free(ss);
         errno = ENOMEM;

@@ -23,6 +23,7 @@
  * any other answer is relayed as usual.
  */
 #include "upstream/proxy.h"
+#include "upstream/attempt.h"
 #include "upstream/proxy_h2.h"
 #include "core/log.h"
 #include "core/wbuf.h"
@@ -50,15 +51,14 @@ typedef struct {
     rp_upstream_conf_t *ups;
     rp_uconn_t *uc;
     int state;
-    unsigned char *tried;
-    unsigned tries, stale_retries;
+    rp_attempt_t at;
+    unsigned stale_retries;
     unsigned reused : 1;        /* uc came from the keep-alive cache */
     unsigned body_sent : 1;     /* the whole request body went upstream */
     unsigned req_chunked : 1;   /* the request body goes upstream chunked */
     unsigned got_bytes : 1;     /* some response byte arrived */
     unsigned keep : 1;          /* the upstream connection may be reused */
     unsigned finished : 1;
-    unsigned last_timeout : 1;  /* the last failed attempt timed out */
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
@@ -68,7 +68,7 @@ typedef struct {
     rp_chunked_t chunked;
     int mode;
     int64_t left;               /* B_LENGTH: bytes still to come */
-    struct timeval t_start, t_connect;
+    struct timeval t_connect;
 } proxy_t;
 
 /* A worker-wide scratch for the request head and client body bytes on their way. */
@@ -157,7 +157,6 @@ static void drop_uc(proxy_t *p, int reusable)
     if (uc == NULL)
         return;
     p->uc = NULL;
-    uc->peer->conns--;
     evbuffer_drain(uc->out, evbuffer_get_length(uc->out));
     rp_upstream_release(uc, reusable);
 }
@@ -165,8 +164,7 @@ static void drop_uc(proxy_t *p, int reusable)
 static void cleanup(rp_request_t *r, void *data)
 {
     proxy_t *p = data;
-    if (p->uc && p->state >= P_SEND && !p->finished)
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
+    rp_attempt_done(&p->at);
     drop_uc(p, 0);
 }
 
@@ -186,8 +184,7 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
 {
     rp_request_t *r = p->r;
     log_upstream(p, RP_LOG_ERR, why, err, where);
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-    rp_upstream_report(p->ups, p->uc->peer, 1);
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, NULL);
     if (!rp_http_head_sent(r)) {
         /* nothing reached the client yet: it can still get a proper 502 */
         r->nout_headers = 0;
@@ -204,8 +201,7 @@ static void finish(proxy_t *p)
 {
     rp_request_t *r = p->r;
     p->finished = 1;
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-    rp_upstream_report(p->ups, p->uc->peer, 0);
+    rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
     if (p->uc && p->mode == B_NONE)
         p->uc->suspect = 1; /* a body where none belongs may still be on its way */
     drop_uc(p, p->keep && p->body_sent);
@@ -551,7 +547,7 @@ static void start_exchange(proxy_t *p)
 /* The connection is ready for the request: connected, and through TLS when it has it. */
 static void established(proxy_t *p)
 {
-    rp_proxy_record_ms(p->r, &rp_proxy_ctx(p->r)->connect_time, rp_time_ms_since(&p->t_connect));
+    rp_attempt_connect_time(&p->at, rp_time_ms_since(&p->t_connect));
     event_del(&p->uc->wev);
     event_del(&p->uc->timer);
     start_exchange(p);
@@ -561,19 +557,16 @@ static void established(proxy_t *p)
  * the next one. */
 static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
 {
-    rp_request_t *r = p->r;
     const char *where = p->state == P_HANDSHAKE ? "while SSL handshaking to upstream"
                                                 : "while connecting to upstream";
     if (timed_out)
         log_upstream(p, RP_LOG_ERR, "upstream timed out (110: Connection timed out)", 0, where);
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, timed_out ? "504" : "502");
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-    rp_upstream_report(p->ups, p->uc->peer, 1);
+    rp_attempt_connect_time(&p->at, -1);
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, timed_out ? "504" : "502");
     drop_uc(p, 0);
-    p->last_timeout = timed_out;
+    p->at.last_timeout = timed_out;
     connect_next(p);
 }
 
@@ -634,26 +627,20 @@ static void on_connect_event(void *arg)
 /* Picks the next server and starts on a cached connection or a new one. */
 static void connect_next(proxy_t *p)
 {
-    rp_request_t *r = p->r;
     rp_upstream_conf_t *u = p->ups;
-    rp_upstream_server_t *s = rp_upstream_pick(u, p->tried);
+    rp_upstream_server_t *s = rp_attempt_next(&p->at);
     if (s == NULL) {
-        if (p->tries == 0)
+        if (p->at.tries == 0)
             log_upstream(p, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0, NULL);
-        fail(p, p->tries && p->last_timeout ? 504 : 502);
+        fail(p, p->at.tries && p->at.last_timeout ? 504 : 502);
         return;
     }
-    p->tried[s - (rp_upstream_server_t *)u->servers.elts] = 1;
-    p->tries++;
-    s->conns++;
-    rp_time_now(&p->t_start);
-    rp_proxy_record(r, &rp_proxy_ctx(r)->addr, s->name);
 
     rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
-        rp_proxy_record(r, &rp_proxy_ctx(r)->connect_time, "0.000");
+        rp_attempt_connect_time(&p->at, 0);
         start_exchange(p);
         return;
     }
@@ -661,7 +648,7 @@ static void connect_next(proxy_t *p)
     uint32_t cap = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     uc = rp_uconn_new(u, s, cap);
     p->uc = uc;
-    p->t_connect = p->t_start;
+    p->t_connect = p->at.t_start;
     p->state = P_CONNECT; /* a failure now is a connect's, not the last try's handshake */
     int fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -700,11 +687,9 @@ static int retry_stale(proxy_t *p)
         p->stale_retries >= MAX_STALE_RETRIES)
         return 0;
     p->stale_retries++;
-    rp_upstream_server_t *s = p->uc->peer;
     drop_uc(p, 0);
     /* same server again: it did not fail, the cached connection did */
-    p->tried[s - (rp_upstream_server_t *)p->ups->servers.elts] = 0;
-    p->tries--;
+    rp_attempt_again(&p->at);
     connect_next(p);
     return 1;
 }
@@ -731,9 +716,7 @@ static void upstream_send_error(proxy_t *p, int err)
         return;
     }
     log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
-    rp_proxy_record(p->r, &rp_proxy_ctx(p->r)->status, "502");
-    rp_proxy_record_ms(p->r, &rp_proxy_ctx(p->r)->response_time, rp_time_ms_since(&p->t_start));
-    rp_upstream_report(p->ups, p->uc->peer, 1);
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
     fail(p, 502);
 }
 
@@ -800,15 +783,12 @@ static int switch_protocols(proxy_t *p)
         /* RFC 9110 7.8: without it nobody knows what the connection now speaks */
         log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                     "Upgrade field", 0, NULL);
-        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-        rp_upstream_report(p->ups, uc->peer, 1);
+        rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "101");
-    rp_upstream_report(p->ups, uc->peer, 0);
+    rp_attempt_header(&p->at, 101); /* the attempt lasts as long as the tunnel */
     r->status = 101;
     r->response_started = 1;
     for (unsigned i = 0; i < ps->nheaders; i++) {
@@ -851,8 +831,7 @@ static int handle_head(proxy_t *p)
         if (code == 101) {
             log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
                                         "upgrade request", 0, NULL);
-            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-            rp_upstream_report(p->ups, uc->peer, 1);
+            rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
             fail(p, 502);
             return -1;
         }
@@ -867,21 +846,18 @@ static int handle_head(proxy_t *p)
 
     rp_h1_framing_t f;
     const char *why = NULL;
-    char code_text[4] = {(char)('0' + code / 100), (char)('0' + code / 10 % 10),
-                         (char)('0' + code % 10), '\0'}; /* the parser allows 100..999 */
     if (rp_h1_framing(ps, b, &f, &why) != 0) {
-        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502"); /* as nginx: what the client got */
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
-        rp_upstream_report(p->ups, uc->peer, 1);
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
+        /* as nginx: $upstream_status says what the client got */
+        rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
         p->finished = 1;
         fail(p, 502);
         return -1;
     }
 
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, code_text);
+    rp_attempt_header(&p->at, code);
     int no_body = r->head || code == 204 || code == 304;
     if (no_body)
         p->mode = B_NONE;
@@ -1001,7 +977,7 @@ static void read_upstream(proxy_t *p)
             /* only a response head can fill the buffer: its limit is below the size */
             log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
                                         "header from upstream", 0, NULL);
-            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
+            rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
             p->finished = 1;
             fail(p, 502);
             return;
@@ -1041,9 +1017,7 @@ static void read_upstream(proxy_t *p)
                 log_upstream(p, RP_LOG_ERR,
                              err ? "recv() failed" : "upstream prematurely closed connection", err,
                              "while reading response header from upstream");
-            rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-            rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-            rp_upstream_report(p->ups, uc->peer, 1);
+            rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
             p->finished = 1;
             fail(p, 502);
             return;
@@ -1070,9 +1044,7 @@ static void read_upstream(proxy_t *p)
                 snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)",
                          p->parser.reason);
                 log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
-                rp_upstream_report(p->ups, uc->peer, 1);
-                rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-                rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
+                rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
                 p->finished = 1;
                 fail(p, 502);
                 return;
@@ -1138,7 +1110,6 @@ static void on_upstream_write(void *arg)
 static void on_upstream_timer(void *arg)
 {
     proxy_t *p = arg;
-    rp_request_t *r = p->r;
     int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
     if (p->state == P_BODY) {
         abort_response(p, "upstream timed out (110: Connection timed out) while reading upstream",
@@ -1151,9 +1122,7 @@ static void on_upstream_timer(void *arg)
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
                  0, NULL);
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "504");
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&p->t_start));
-    rp_upstream_report(p->ups, p->uc->peer, 1);
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "504");
     p->finished = 1;
     fail(p, 504);
 }
@@ -1169,7 +1138,7 @@ int rp_proxy_handler(rp_request_t *r)
     p->r = r;
     p->plcf = plcf;
     p->ups = plcf->upstream;
-    p->tried = rp_arena_calloc(r->arena, p->ups->servers.nelts);
+    rp_attempt_init(&p->at, r, p->ups);
     p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);
     rp_http_cleanup_add(r, cleanup, p);

@@ -25,6 +25,7 @@
  * reached, INTERNAL for the rest; after the head these go as trailers.
  */
 #include "upstream/proxy_h2.h"
+#include "upstream/attempt.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/grpc.h"
@@ -45,10 +46,9 @@ typedef struct {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
-    rp_upstream_server_t *peer; /* the server of the current attempt */
     rp_h2u_stream_t *st;
-    unsigned char *tried;
-    unsigned tries, retries;
+    rp_attempt_t at; /* at.peer: the server of the current attempt */
+    unsigned retries;
     int timer_mode;
     unsigned grpc : 1;
     unsigned has_body : 1;
@@ -58,7 +58,6 @@ typedef struct {
     unsigned head_out : 1;    /* the response began towards the client */
     unsigned finished : 1;
     unsigned connect_recorded : 1;
-    unsigned last_timeout : 1;
     unsigned has_deadline : 1;
     unsigned in_step : 1;
     unsigned step_again : 1;
@@ -67,7 +66,6 @@ typedef struct {
     struct evbuffer *replay; /* the body read so far, while it is small */
     size_t replay_off;       /* how much of it the current stream got */
     struct event timer, deadline_ev;
-    struct timeval t_start;
 } xchg_t;
 
 /* A worker-wide scratch for client body bytes on their way. */
@@ -86,7 +84,7 @@ static void log_upstream(xchg_t *x, int level, const char *what, int err, const 
     const char *scheme =
         x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
     rp_proxy_log_error(x->r, level, what, err, where, scheme,
-                       x->peer ? x->peer->name : x->ups->name, x->target);
+                       x->at.peer ? x->at.peer->name : x->ups->name, x->target);
 }
 
 /* Lets go of the current attempt's stream and server. */
@@ -96,10 +94,7 @@ static void release(xchg_t *x)
         rp_h2u_close(x->st);
         x->st = NULL;
     }
-    if (x->peer) {
-        x->peer->conns--;
-        x->peer = NULL;
-    }
+    rp_attempt_end(&x->at, RP_ATTEMPT_INCOMPLETE, NULL); /* if still open */
 }
 
 /* The exchange is over for rampart; what remains is the client's side. */
@@ -121,9 +116,8 @@ static void done(xchg_t *x)
 static void cleanup(rp_request_t *r, void *data)
 {
     xchg_t *x = data;
-    if (!x->finished && x->st && x->st->connected)
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
     done(x);
+    rp_attempt_done(&x->at);
 }
 
 /* Before the response began: rampart's own answer (a gRPC status for a gRPC call). */
@@ -312,23 +306,17 @@ static void connect_next(xchg_t *x)
     rp_request_t *r = x->r;
     rp_upstream_conf_t *u = x->ups;
     for (;;) {
-        rp_upstream_server_t *s = rp_upstream_pick(u, x->tried);
+        rp_upstream_server_t *s = rp_attempt_next(&x->at);
         if (s == NULL) {
-            if (x->tries == 0)
+            if (x->at.tries == 0)
                 log_upstream(x, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0,
                              NULL);
-            int status = x->tries && x->last_timeout ? 504 : 502;
+            int status = x->at.tries && x->at.last_timeout ? 504 : 502;
             fail(x, status, RP_GRPC_UNAVAILABLE,
-                 x->tries ? "upstream unavailable" : "no live upstreams");
+                 x->at.tries ? "upstream unavailable" : "no live upstreams");
             return;
         }
-        x->tried[s - (rp_upstream_server_t *)u->servers.elts] = 1;
-        x->tries++;
-        s->conns++;
-        x->peer = s;
         x->connect_recorded = 0;
-        rp_time_now(&x->t_start);
-        rp_proxy_record(r, &rp_proxy_ctx(r)->addr, s->name);
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
@@ -345,18 +333,16 @@ static void connect_next(xchg_t *x)
         /* the connection could not even start (counted against the server already) */
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
-        rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
+        rp_attempt_connect_time(&x->at, -1);
+        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED, "502");
         release(x);
-        x->last_timeout = 0;
+        x->at.last_timeout = 0;
     }
 }
 
 /* The stream failed before any response head: try elsewhere or give up. */
 static void failed_before_head(xchg_t *x)
 {
-    rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
     if (st->conn_error && st->connecting) {
         if (st->timed_out)
@@ -372,10 +358,11 @@ static void failed_before_head(xchg_t *x)
         else
             log_upstream(x, RP_LOG_ERR, "connect() failed", st->sys_errno,
                          "while connecting to upstream");
-        rp_proxy_record(r, &rp_proxy_ctx(r)->status, st->timed_out ? "504" : "502");
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, -1);
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-        x->last_timeout = st->timed_out;
+        /* the failed connection was counted once against the server (h2_upstream.c) */
+        rp_attempt_connect_time(&x->at, -1);
+        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED,
+                       st->timed_out ? "504" : "502");
+        x->at.last_timeout = st->timed_out;
         release(x);
         connect_next(x);
         return;
@@ -383,13 +370,11 @@ static void failed_before_head(xchg_t *x)
     if (st->refused && !x->body_read && x->retries < MAX_RETRIES) {
         /* not processed: the same server may take it on another connection, with the
          * body bytes kept so far */
-        rp_upstream_server_t *s = x->peer;
         x->retries++;
         x->body_done = !x->has_body;
         x->replay_off = 0;
+        rp_attempt_again(&x->at);
         release(x);
-        x->tried[s - (rp_upstream_server_t *)x->ups->servers.elts] = 0;
-        x->tries--;
         connect_next(x);
         return;
     }
@@ -414,9 +399,7 @@ static void failed_before_head(xchg_t *x)
         why = st->refused ? "upstream refused the stream" : "upstream reset the stream";
         code = st->refused ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL;
     }
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "502");
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-    rp_upstream_report(x->ups, x->peer, 1);
+    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, "502");
     fail(x, 502, code, why);
 }
 
@@ -441,9 +424,7 @@ static int send_head(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
-    char code[16];
-    snprintf(code, sizeof(code), "%d", st->status);
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, code);
+    rp_attempt_header(&x->at, st->status);
     r->status = st->status;
     r->reason = RP_NULL_STR;
     r->response_started = 1;
@@ -467,8 +448,7 @@ static int send_head(xchg_t *x)
     if (x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0 && !r->head &&
         rp_http_status_has_body(r->status)) {
         /* trailers-only: grpc-status is in this head, and it must end the stream */
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-        rp_upstream_report(x->ups, x->peer, 0);
+        rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
         done(x);
         rp_http_response_trailers_only(r, NULL, 0);
         return -1;
@@ -486,8 +466,7 @@ static void finish(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-    rp_upstream_report(x->ups, x->peer, 0);
+    rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
     if (st->ntrailers)
         rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
     done(x);
@@ -667,7 +646,7 @@ static void step(xchg_t *x)
             return; /* x may be gone already: in_step does not matter any more */
         if (st->connected && !x->connect_recorded) {
             x->connect_recorded = 1;
-            rp_proxy_record_ms(r, &rp_proxy_ctx(r)->connect_time, st->connect_ms);
+            rp_attempt_connect_time(&x->at, st->connect_ms);
         }
         if (!x->head_out && st->closed && !st->eof) {
             /* failed before anything went to the client (even with its head read): a
@@ -699,8 +678,7 @@ static void step(xchg_t *x)
                                   : st->too_large ? "upstream sent too big trailers"
                                                   : "upstream reset the stream";
                 log_upstream(x, RP_LOG_ERR, why, st->sys_errno, "while reading upstream");
-                rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-                rp_upstream_report(x->ups, x->peer, 1);
+                rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, NULL);
                 cut(x, st->conn_error ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL, why);
                 return;
             }
@@ -713,7 +691,6 @@ static void step(xchg_t *x)
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     xchg_t *x = arg;
-    rp_request_t *r = x->r;
     if (x->finished)
         return;
     if (x->head_out) {
@@ -721,8 +698,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      "upstream timed out (110: Connection timed out) while "
                      "reading upstream",
                      0, NULL);
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-        rp_upstream_report(x->ups, x->peer, 1);
+        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, NULL);
         cut(x, RP_GRPC_UNAVAILABLE, "upstream timed out");
         return;
     }
@@ -733,9 +709,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      : "upstream timed out (110: Connection timed out) while reading response "
                        "header from upstream",
                  0, NULL);
-    rp_proxy_record(r, &rp_proxy_ctx(r)->status, "504");
-    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
-    rp_upstream_report(x->ups, x->peer, 1);
+    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, "504");
     fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
 }
 
@@ -747,9 +721,9 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
         return;
     rp_log_error(RP_LOG_INFO, 0, "grpc-timeout of \"%.*s %.*s\" expired, upstream: %s",
                  (int)r->method.len, r->method.data, (int)r->request_uri.len, r->request_uri.data,
-                 x->peer ? x->peer->name : x->ups->name);
-    if (x->st && x->st->connected)
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, rp_time_ms_since(&x->t_start));
+                 x->at.peer ? x->at.peer->name : x->ups->name);
+    /* a deadline is the client's, not the server's failure */
+    rp_attempt_end(&x->at, RP_ATTEMPT_INCOMPLETE, NULL);
     /* release() resets the upstream stream with CANCEL: the server stops working on it */
     if (x->head_out)
         cut(x, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
@@ -763,7 +737,7 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
     x->r = r;
     x->plcf = plcf;
     x->ups = plcf->upstream;
-    x->tried = rp_arena_calloc(r->arena, x->ups->servers.nelts);
+    rp_attempt_init(&x->at, r, x->ups);
     if (grpc)
         r->grpc = 1;
     x->grpc = rp_grpc_is_request(r);

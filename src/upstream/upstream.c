@@ -35,76 +35,6 @@ static rp_upstream_conf_t **pooled; /* pools that have cached a connection */
 static size_t npooled, pooled_cap;
 static rp_uconn_t *spare; /* closed connection objects kept for reuse */
 
-static int usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
-{
-    if (s->down)
-        return 0;
-    if (s->max_conns && s->conns >= s->max_conns)
-        return 0;
-    /* As nginx: only the server of a one-server group never rests (there is nowhere
-     * else to go); a lone primary beside backups rests, so the backups take over
-     * without every request first waiting on it. */
-    int single = u->servers.nelts == 1;
-    if (!single && s->max_fails && s->fails >= s->max_fails) {
-        if (now - s->checked < s->fail_timeout)
-            return 0;
-        /* fail_timeout is over: give it one more chance; a failure counts anew */
-        s->fails = s->max_fails - 1;
-        s->checked = now;
-    }
-    return 1;
-}
-
-static rp_upstream_server_t *rr_pick(rp_upstream_conf_t *u, const unsigned char *tried)
-{
-    rp_upstream_server_t *srv = u->servers.elts;
-    int64_t now = rp_time_ms();
-    for (int backup = 0; backup <= 1; backup++) {
-        rp_upstream_server_t *best = NULL;
-        int total = 0;
-        for (size_t i = 0; i < u->servers.nelts; i++) {
-            rp_upstream_server_t *s = &srv[i];
-            if (s->backup != (unsigned)backup || (tried && tried[i]) || !usable(u, s, now))
-                continue;
-            s->current_weight += s->weight;
-            total += s->weight;
-            if (best == NULL || s->current_weight > best->current_weight)
-                best = s;
-        }
-        if (best) {
-            best->current_weight -= total;
-            return best;
-        }
-    }
-    return NULL;
-}
-
-static void rr_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
-{
-    if (!failed) {
-        s->fails = 0; /* as nginx: a success ends the failure window */
-        return;
-    }
-    if (s->max_fails == 0)
-        return;
-    int64_t now = rp_time_ms();
-    if (s->fails == 0 || now - s->checked >= s->fail_timeout) {
-        s->fails = 0; /* failures count within one fail_timeout window */
-        s->checked = now;
-    }
-    s->fails++;
-    if (s->fails == s->max_fails && u->servers.nelts > 1)
-        rp_log_error(RP_LOG_WARN, 0, "upstream server temporarily disabled: upstream \"%s\", "
-                                     "server %s, %d failures within %lldms",
-                     u->name, s->name, s->fails, (long long)s->fail_timeout);
-}
-
-const rp_upstream_balancer_t rp_upstream_round_robin = {
-    .name = "round_robin",
-    .pick = rr_pick,
-    .report = rr_report,
-};
-
 void rp_upstream_set_live(rp_cycle_t *cycle)
 {
     live_cycle = cycle;
@@ -139,8 +69,22 @@ static void uconn_close(rp_uconn_t *uc)
         close(uc->fd);
     }
     uc->fd = -1;
+    rp_shm_counter_add(&uc->peer->sh->conns, -1);
+    rp_upstream_peer_unref(uc->peer);
+    uc->peer = NULL;
     uc->next = spare;
     spare = uc;
+}
+
+void rp_upstream_close_idle_to(rp_upstream_conf_t *u, rp_upstream_server_t *s)
+{
+    for (rp_uconn_t *uc = u->idle, *next; uc; uc = next) {
+        next = uc->next;
+        if (uc->peer == s) {
+            unlink_idle(uc);
+            uconn_close(uc);
+        }
+    }
 }
 
 /* Readable while idle: the server closed it (or sent what nobody asked for); timed
@@ -210,6 +154,9 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     uc->tls_sound = 0;
     uc->ups = u;
     uc->peer = s;
+    rp_shm_counter_add(&s->sh->conns, 1);
+    if (s->dynamic)
+        s->refs++;
     uc->requests = 0;
     uc->len = uc->pos = 0;
     uc->prev = uc->next = NULL;

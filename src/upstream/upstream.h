@@ -12,6 +12,7 @@
 #define RP_UPSTREAM_H
 
 #include "conf/conf.h"
+#include "upstream/peers.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -24,7 +25,12 @@ typedef struct rp_uconn_s rp_uconn_t;
 typedef struct rp_upstream_tls_s rp_upstream_tls_t; /* upstream_ssl.h */
 struct ssl_st;
 
-typedef struct {
+/*
+ * A peer: one address of a pool. Those of plain server lines are made at
+ * configuration time (a name with several addresses gives one peer each, as nginx);
+ * those of `resolve` lines by the worker from the helper's DNS answers (dynamic).
+ */
+struct rp_upstream_server_s {
     char *name; /* "10.0.0.1:8080", as resolved */
     struct sockaddr_storage sa;
     socklen_t socklen;
@@ -32,45 +38,57 @@ typedef struct {
     int max_conns;
     int max_fails;
     int64_t fail_timeout;
+    int64_t slow_start; /* ms; 0: none */
     unsigned backup : 1;
     unsigned down : 1;
+    unsigned dynamic : 1; /* made from a DNS answer: freed once retired and unreferenced */
+    unsigned retired : 1; /* a DNS answer dropped it: no new requests */
+    unsigned line_index;  /* dynamic: its resolve line in u->resolve */
     const char *file;
     unsigned line;
+    rp_upstream_conf_t *ups;
+    rp_peer_shared_t *sh; /* its entry in the shared peer table */
 
     /* per-worker state */
-    int conns;            /* connections in use by requests */
-    int fails;            /* failures counted since fail_timeout last expired */
-    int64_t checked;      /* ms: when the current failure window began */
     int current_weight;   /* smooth weighted round robin, as nginx */
+    unsigned refs;        /* dynamic: attempts and connections still using it */
     struct rp_h2u_session_s *h2; /* HTTP/2 sessions to this server (h2_upstream.c) */
     unsigned h2_sessions;
-} rp_upstream_server_t;
+};
 
-typedef struct rp_upstream_conf_s rp_upstream_conf_t;
-
-/*
- * How a pool chooses its server: a table a balancing module provides (round robin
- * is the default; least_conn, hash and the others of the next releases each bring
- * theirs and set it from their directive in the upstream block).
- */
+/* A `server NAME resolve` line: the helper resolves NAME; each address is a peer made
+ * from this template. */
 typedef struct {
-    const char *name;
-    /* Chooses a server among those usable now, skipping tried[] (one flag per server);
-     * NULL when none is left. */
-    rp_upstream_server_t *(*pick)(rp_upstream_conf_t *u, const unsigned char *tried);
-    /* How a request went on s (failures count toward max_fails). */
-    void (*report)(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed);
-} rp_upstream_balancer_t;
+    char *host; /* the name as written, without the port */
+    char *hostport;
+    int port;
+    rp_upstream_server_t tmpl;
+} rp_upstream_resolve_t;
 
-/* Smooth weighted round robin, as nginx's. */
-extern const rp_upstream_balancer_t rp_upstream_round_robin;
+/* least_time's measure */
+enum { RP_LT_HEADER = 0, RP_LT_LAST_BYTE = 1 };
 
 struct rp_upstream_conf_s {
     char *name;
     const char *file;
     unsigned line;
     const rp_upstream_balancer_t *balancer;
-    rp_array_t servers; /* rp_upstream_server_t */
+    rp_array_t servers; /* rp_upstream_server_t: the peers of plain server lines */
+    rp_array_t resolve; /* rp_upstream_resolve_t: `server NAME resolve` lines */
+
+    /* the peer table: `zone NAME SIZE`, else the default zone */
+    char *zone_name;
+    size_t zone_size;
+    rp_shm_zone_t *zone;
+    rp_shm_counter_t *gen; /* the pool's generation in the zone (moved by DNS answers) */
+
+    /* balancing directives' settings */
+    void *hash_key;              /* hash KEY: an rp_cv_t */
+    unsigned hash_consistent : 1;
+    unsigned random_two : 1;     /* random two */
+    unsigned lt_inflight : 1;    /* least_time ... inflight */
+    unsigned lt_measure : 1;     /* RP_LT_* */
+    double hash_balance_factor;  /* bounded loads: no peer above factor x the mean; 0 off */
     unsigned implicit : 1; /* made by proxy_pass http://host:port */
     unsigned implicit_tls : 1; /* ... by proxy_pass https://host:port: a pool of its own */
     unsigned http2 : 1;    /* `http2`: requests go over HTTP/2 (h2_upstream.c) */
@@ -80,6 +98,7 @@ struct rp_upstream_conf_s {
     rp_cycle_t *cycle;
 
     /* per-worker state */
+    rp_upstream_peers_t *live; /* the current peer set (peers.c) */
     rp_uconn_t *idle;  /* most recently used first */
     int nidle;
     int h2_idle; /* HTTP/2 sessions without a request */
@@ -136,24 +155,13 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
 const char *rp_upstream_resolve(rp_conf_t *cf, const char *name, int tls,
                                 rp_upstream_conf_t **out);
 
-/* Chooses a server through the pool's balancer, skipping tried[] (one flag per server).
- * Returns NULL when none is left. */
-static inline rp_upstream_server_t *rp_upstream_pick(rp_upstream_conf_t *u,
-                                                     const unsigned char *tried)
-{
-    return u->balancer->pick(u, tried);
-}
-
-/* Records how a request went on a server, for the pool's balancer. */
-static inline void rp_upstream_report(rp_upstream_conf_t *u, rp_upstream_server_t *s, int failed)
-{
-    u->balancer->report(u, s, failed);
-}
-
 /* Takes an idle connection to s from the keep-alive cache, or NULL: only one made with
  * the same TLS settings (tls NULL: a plain connection). */
 rp_uconn_t *rp_upstream_pool_get(rp_upstream_conf_t *u, rp_upstream_server_t *s,
                                  rp_upstream_tls_t *tls);
+
+/* Closes the idle connections to s (a DNS answer dropped it). */
+void rp_upstream_close_idle_to(rp_upstream_conf_t *u, rp_upstream_server_t *s);
 
 /* A new, unconnected connection object (fd -1) with its read buffer of at least cap. */
 rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_t cap);

@@ -26,6 +26,7 @@ static void *create_ups(rp_conf_t *cf)
 {
     rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
     rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
+    rp_array_init(&u->resolve, cf->arena, 1, sizeof(rp_upstream_resolve_t));
     u->keepalive_timeout = RP_CONF_UNSET_MSEC;
     u->keepalive_requests = RP_CONF_UNSET;
     u->cycle = cf->cycle;
@@ -47,9 +48,21 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
         else
             u->nprimary++;
     }
+    rp_upstream_resolve_t *rl = u->resolve.elts;
+    for (size_t i = 0; i < u->resolve.nelts; i++) {
+        if (rl[i].tmpl.backup)
+            u->nbackup++;
+        else
+            u->nprimary++;
+    }
     if (u->nprimary == 0)
         return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
-    return RP_CONF_OK;
+    if (u->balancer->init) {
+        const char *err = u->balancer->init(cf, u);
+        if (err != RP_CONF_OK)
+            return err;
+    }
+    return rp_upstream_zone_attach(cf, u);
 }
 
 /* A new server line of u with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
@@ -182,6 +195,9 @@ static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf
         } else if (strncmp(a, "fail_timeout=", 13) == 0) {
             if (rp_parse_msec(a + 13, &s->fail_timeout) != 0)
                 return rp_conf_error(cf, "invalid fail_timeout \"%s\"", a + 13);
+        } else if (strncmp(a, "slow_start=", 11) == 0) {
+            if (rp_parse_msec(a + 11, &s->slow_start) != 0)
+                return rp_conf_error(cf, "invalid slow_start \"%s\"", a + 11);
         } else if (strcmp(a, "backup") == 0) {
             s->backup = 1;
         } else if (strcmp(a, "down") == 0) {
@@ -238,6 +254,38 @@ static const char *set_http2(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     return RP_CONF_OK;
 }
 
+static const char *set_zone(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    if (u->zone_name)
+        return "is duplicate";
+    u->zone_name = cf->argv[1];
+    u->zone_size = 1u << 20; /* nginx: a zone named without a size is shared with another
+                              * upstream's; here each size must then be given alike */
+    if (cf->argc == 3) {
+        size_t size;
+        if (rp_parse_size(cf->argv[2], &size) != 0 || size < 64 * 1024)
+            return rp_conf_error(cf, "invalid zone size \"%s\" (at least 64k)", cf->argv[2]);
+        u->zone_size = size;
+    }
+    return RP_CONF_OK;
+}
+
+/* A balancing directive: one per upstream block, as nginx. */
+static const char *set_balancer(rp_conf_t *cf, rp_upstream_conf_t *u,
+                                const rp_upstream_balancer_t *b)
+{
+    if (u->balancer != &rp_upstream_round_robin)
+        return rp_conf_error(cf, "load balancing method redefined (was %s)", u->balancer->name);
+    u->balancer = b;
+    return RP_CONF_OK;
+}
+
+static const char *set_least_conn(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    return set_balancer(cf, conf, &rp_upstream_least_conn);
+}
+
 static const rp_command_t commands[] = {
     {"upstream", RP_CTX_HTTP, RP_CMD_BLOCK, 1, 1, set_upstream, RP_CONF_HTTP_MAIN, 0, NULL},
     {"server", RP_CTX_UPSTREAM, 0, 1, RP_ARGS_ANY, set_server, RP_CONF_UPS, 0, NULL},
@@ -245,6 +293,8 @@ static const rp_command_t commands[] = {
     {"keepalive_timeout", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_timeout, RP_CONF_UPS, 0, NULL},
     {"keepalive_requests", RP_CTX_UPSTREAM, 0, 1, 1, set_ka_requests, RP_CONF_UPS, 0, NULL},
     {"http2", RP_CTX_UPSTREAM, 0, 0, 0, set_http2, RP_CONF_UPS, 0, NULL},
+    {"zone", RP_CTX_UPSTREAM, 0, 1, 2, set_zone, RP_CONF_UPS, 0, NULL},
+    {"least_conn", RP_CTX_UPSTREAM, 0, 0, 0, set_least_conn, RP_CONF_UPS, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

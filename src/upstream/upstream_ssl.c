@@ -251,9 +251,13 @@ const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_up
 
 /* ---- per connection ---- */
 
-static size_t server_index(rp_uconn_t *uc)
+/* The slot of the session to offer uc's server, or NULL: peers a DNS answer made are not
+ * in the configuration's array, and their sessions are not kept. */
+static SSL_SESSION **session_slot(rp_uconn_t *uc)
 {
-    return (size_t)(uc->peer - (rp_upstream_server_t *)uc->ups->servers.elts);
+    if (uc->peer->dynamic)
+        return NULL;
+    return &uc->tls->sessions[uc->peer - (rp_upstream_server_t *)uc->ups->servers.elts];
 }
 
 /* A session (TLS 1.2: from the handshake; TLS 1.3: a ticket, after it) to offer next
@@ -263,7 +267,9 @@ static int new_session(SSL *ssl, SSL_SESSION *sess)
     rp_uconn_t *uc = SSL_get_app_data(ssl);
     if (uc == NULL || uc->tls == NULL || !uc->tls->reuse)
         return 0;
-    SSL_SESSION **slot = &uc->tls->sessions[server_index(uc)];
+    SSL_SESSION **slot = session_slot(uc);
+    if (slot == NULL)
+        return 0;
     if (*slot)
         SSL_SESSION_free(*slot);
     *slot = sess;
@@ -287,7 +293,12 @@ int rp_uconn_tls_start(rp_uconn_t *uc, rp_upstream_tls_t *tls)
             goto fail;
         SSL_set_hostflags(ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
     }
-    SSL_SESSION *sess = tls->reuse ? tls->sessions[server_index(uc)] : NULL;
+    SSL_SESSION **slot = NULL;
+    if (tls->reuse) {
+        uc->tls = tls; /* session_slot reads it */
+        slot = session_slot(uc);
+    }
+    SSL_SESSION *sess = slot ? *slot : NULL;
     if (sess)
         SSL_set_session(ssl, sess);
     uc->ssl = ssl;
@@ -341,8 +352,8 @@ int rp_uconn_handshake(rp_uconn_t *uc, char *why, size_t whylen, int *err)
     }
     ERR_clear_error();
     /* a session that led here is not worth offering again */
-    SSL_SESSION **slot = &uc->tls->sessions[server_index(uc)];
-    if (*slot) {
+    SSL_SESSION **slot = session_slot(uc);
+    if (slot && *slot) {
         SSL_SESSION_free(*slot);
         *slot = NULL;
     }

@@ -1,0 +1,93 @@
+/*
+ * The attempt engine (attempt.h).
+ */
+#include "upstream/attempt.h"
+#include "upstream/proxy.h"
+#include "core/time.h"
+
+#include <stdio.h>
+#include <string.h>
+
+void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u)
+{
+    memset(a, 0, sizeof(*a));
+    a->r = r;
+    a->ups = u;
+    a->pick.r = r;
+    a->header_ms = -1;
+}
+
+rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
+{
+    rp_upstream_server_t *s = rp_upstream_get_peer(a->ups, &a->pick);
+    if (s == NULL)
+        return NULL;
+    a->peer = s;
+    a->tries++;
+    a->header_ms = -1;
+    a->status_recorded = 0;
+    rp_time_now(&a->t_start);
+    rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->addr, s->name);
+    return s;
+}
+
+int64_t rp_attempt_elapsed(const rp_attempt_t *a)
+{
+    return rp_time_ms_since(&a->t_start);
+}
+
+void rp_attempt_connect_time(rp_attempt_t *a, int64_t ms)
+{
+    rp_proxy_record_ms(a->r, &rp_proxy_ctx(a->r)->connect_time, ms);
+}
+
+void rp_attempt_header(rp_attempt_t *a, int status)
+{
+    char code[16];
+    snprintf(code, sizeof(code), "%d", status);
+    rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->status, code);
+    a->status_recorded = 1;
+    a->header_ms = rp_attempt_elapsed(a);
+}
+
+void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
+{
+    rp_upstream_server_t *s = a->peer;
+    if (s == NULL)
+        return;
+    a->peer = NULL;
+    rp_request_t *r = a->r;
+    if (status && !a->status_recorded)
+        rp_proxy_record(r, &rp_proxy_ctx(r)->status, status);
+    int64_t ms = rp_attempt_elapsed(a);
+    rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, ms);
+    rp_upstream_outcome_t o = {
+        .failed = (how & RP_ATTEMPT_FAILED) != 0,
+        .incomplete = (how & RP_ATTEMPT_INCOMPLETE) != 0,
+        .counted = (how & RP_ATTEMPT_COUNTED) != 0,
+        .status = r->status,
+        .header_ms = a->header_ms,
+        .last_ms = how == RP_ATTEMPT_OK ? ms : -1,
+    };
+    rp_upstream_free_peer(a->ups, s, &o);
+}
+
+void rp_attempt_again(rp_attempt_t *a)
+{
+    rp_upstream_server_t *s = a->peer;
+    if (s == NULL)
+        return;
+    a->peer = NULL;
+    if (a->pick.ntried && a->pick.tried[a->pick.ntried - 1] == s)
+        a->pick.ntried--;
+    a->tries--;
+    rp_upstream_outcome_t o = {.incomplete = 1, .header_ms = -1, .last_ms = -1};
+    rp_upstream_free_peer(a->ups, s, &o);
+}
+
+void rp_attempt_done(rp_attempt_t *a)
+{
+    if (a->peer)
+        rp_attempt_end(a, RP_ATTEMPT_INCOMPLETE, NULL);
+    rp_upstream_pick_done(&a->pick);
+}

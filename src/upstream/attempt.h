@@ -1,0 +1,66 @@
+/*
+ * The attempt engine: for one proxied request, the peers tried, the current
+ * attempt's peer and clock, the $upstream_addr, $upstream_status,
+ * $upstream_connect_time and $upstream_response_time records (one entry per
+ * attempt, joined by ", " as nginx), and the outcome of each attempt reported to
+ * the peer table and the balancer. The HTTP/1 exchange (proxy.c) and the HTTP/2 and
+ * gRPC one (proxy_h2.c) both drive their attempts through it, so what an attempt is
+ * (and what the next modules, retries and outlier detection, learn from it) is
+ * written once.
+ */
+#ifndef RP_ATTEMPT_H
+#define RP_ATTEMPT_H
+
+#include "http/request.h"
+#include "upstream/upstream.h"
+
+#include <sys/time.h>
+
+/* How an attempt ended (rp_attempt_end). */
+enum {
+    RP_ATTEMPT_OK = 0,         /* the response came whole */
+    RP_ATTEMPT_FAILED = 1,     /* the peer failed it: counts toward max_fails */
+    RP_ATTEMPT_INCOMPLETE = 2, /* it stopped for another reason (client gone) */
+    RP_ATTEMPT_COUNTED = 4,    /* with FAILED: the failure was counted already */
+};
+
+typedef struct {
+    rp_request_t *r;
+    rp_upstream_conf_t *ups;
+    rp_upstream_pick_t pick;
+    rp_upstream_server_t *peer; /* the current attempt's, until it ends */
+    unsigned tries;             /* attempts counted (a stale keep-alive connection is not) */
+    unsigned last_timeout : 1;  /* the last failed attempt timed out */
+    unsigned status_recorded : 1;
+    struct timeval t_start;     /* the current attempt's start */
+    int64_t header_ms;          /* to its response head; -1 before it */
+} rp_attempt_t;
+
+void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u);
+
+/* Starts the next attempt on a peer the balancer picks (one not tried yet, when another
+ * is usable): records $upstream_addr and starts the clock. NULL when none is left. */
+rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a);
+
+/* The attempt's connection: ms to establish it (0 for a kept-alive one, -1 failed). */
+void rp_attempt_connect_time(rp_attempt_t *a, int64_t ms);
+
+/* The response head arrived with this status: $upstream_status and the time to it. */
+void rp_attempt_header(rp_attempt_t *a, int status);
+
+/* Ends the current attempt (how: RP_ATTEMPT_*). status, when not NULL and no head was
+ * recorded, goes to $upstream_status ("502", "504"); $upstream_response_time gets the
+ * attempt's duration; the outcome goes to the peer table and the balancer. */
+void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status);
+
+/* Gives up the current attempt without counting it: the peer did nothing wrong (a kept-
+ * alive connection it had closed, a stream it refused unprocessed); it may be picked again. */
+void rp_attempt_again(rp_attempt_t *a);
+
+/* The request is done with the engine: an attempt still open ends as incomplete. */
+void rp_attempt_done(rp_attempt_t *a);
+
+/* Milliseconds since the current attempt began. */
+int64_t rp_attempt_elapsed(const rp_attempt_t *a);
+
+#endif

@@ -1,0 +1,619 @@
+/*
+ * The runtime peer table (peers.h): entries in shared memory, each worker's peer
+ * sets, what makes a peer usable, and the accounting around every balancer's pick.
+ *
+ * The table is a hash (core/shm_hash.c) in the upstream's zone with three kinds of
+ * entries, all pinned (never evicted, so counters updated without the lock stay
+ * where they are):
+ *   "p" NAME "\0" ADDRESS   a peer's rp_peer_shared_t
+ *   "g" NAME                the pool's generation, moved by every DNS answer
+ *   "r" NAME "\0" LINE      the addresses of a `resolve` line (dns_record_t)
+ * Entries are made in the master when the zone is mapped (rp_shm_open calls the
+ * zone's init), before the workers fork, so a worker's lookups are lock-free
+ * pointer reads; a worker takes the lock only to rebuild a set after a DNS change.
+ *
+ * A peer entry the configuration no longer names is deleted two generations later,
+ * and only while nothing is in flight on it: the workers of the generation before
+ * may still be finishing requests with pointers to it.
+ */
+#include "upstream/peers.h"
+#include "upstream/upstream.h"
+#include "core/log.h"
+#include "core/shm.h"
+#include "core/shm_hash.h"
+#include "core/time.h"
+#include "core/cycle.h"
+
+#include <arpa/inet.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ZONE_TAG "upstream"
+#define ZONE_VERSION 1
+#define DEFAULT_ZONE "rampart_upstreams"
+#define DEFAULT_ZONE_SIZE (4u << 20)
+#define EWMA_TAU_MS 10000.0 /* Finagle's and linkerd's decay time */
+
+typedef struct {
+    uint32_t n;
+    socklen_t lens[RP_UPSTREAM_MAX_ADDRS];
+    struct sockaddr_storage addrs[RP_UPSTREAM_MAX_ADDRS];
+} dns_record_t;
+
+/* What a zone's data holds: the table and the pools using it in this generation. */
+typedef struct {
+    rp_shm_hash_t *h;
+    rp_array_t ups; /* rp_upstream_conf_t * */
+    unsigned epoch;
+} zone_data_t;
+
+/* ---- keys ---- */
+
+static size_t pool_key(char *buf, size_t cap, char kind, const rp_upstream_conf_t *u)
+{
+    /* An https implicit pool and a plain one to the same address are different pools. */
+    int n = snprintf(buf, cap, "%c%s%s", kind, u->implicit_tls ? "https://" : "", u->name);
+    return n < 0 || (size_t)n >= cap ? cap - 1 : (size_t)n;
+}
+
+static size_t peer_key(char *buf, size_t cap, const rp_upstream_conf_t *u, const char *addr)
+{
+    size_t n = pool_key(buf, cap, 'p', u);
+    int k = snprintf(buf + n + 1, cap - n - 1, "%s", addr);
+    buf[n] = '\0';
+    return k < 0 ? n : n + 1 + ((size_t)k >= cap - n - 1 ? cap - n - 2 : (size_t)k);
+}
+
+static size_t record_key(char *buf, size_t cap, const rp_upstream_conf_t *u, unsigned line)
+{
+    size_t n = pool_key(buf, cap, 'r', u);
+    int k = snprintf(buf + n + 1, cap - n - 1, "%u", line);
+    buf[n] = '\0';
+    return n + 1 + (size_t)(k < 0 ? 0 : k);
+}
+
+/* ---- entries (under the zone's lock) ---- */
+
+static int reserve_locked(zone_data_t *zd, const char *key, size_t klen, size_t vlen, void **value)
+{
+    rp_shm_hash_item_t it = {.key = key, .key_len = klen, .value_len = vlen};
+    return rp_shm_hash_reserve_locked(zd->h, &it, RP_SHM_HASH_PIN, 0, value, NULL);
+}
+
+/* Finds or makes s's entry; on a new one the peer is usable from the start. */
+static int attach_peer_locked(zone_data_t *zd, rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                              unsigned epoch)
+{
+    char key[512];
+    size_t klen = peer_key(key, sizeof(key), u, s->name);
+    void *v;
+    int rc = reserve_locked(zd, key, klen, sizeof(rp_peer_shared_t), &v);
+    if (rc < 0)
+        return -1;
+    s->sh = v;
+    s->ups = u;
+    if (epoch)
+        rp_shm_counter_set(&s->sh->epoch, epoch);
+    return 0;
+}
+
+static int lock_zone(rp_shm_zone_t *z, zone_data_t *zd)
+{
+    if (rp_shm_lock(z) == 1 && rp_shm_hash_verify_locked(zd->h) != 0) {
+        /* the holder died mid-update and left the table broken: start it afresh */
+        rp_log_error(RP_LOG_ALERT, 0, "peer table in zone \"%s\" was damaged: it starts empty",
+                     z->name);
+        rp_shm_hash_flush_all_locked(zd->h);
+    }
+    return 0;
+}
+
+/* Attaches every peer of u's plain server lines, and u's generation entry. */
+static int attach_pool_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned epoch)
+{
+    rp_upstream_server_t *srv = u->servers.elts;
+    for (size_t i = 0; i < u->servers.nelts; i++)
+        if (attach_peer_locked(zd, u, &srv[i], epoch) != 0)
+            return -1;
+    char key[300];
+    size_t klen = pool_key(key, sizeof(key), 'g', u);
+    void *v;
+    if (reserve_locked(zd, key, klen, sizeof(rp_shm_counter_t), &v) < 0)
+        return -1;
+    u->gen = v;
+    return 0;
+}
+
+typedef struct {
+    char keys[64][300];
+    size_t lens[64];
+    unsigned n, more;
+    unsigned epoch;
+} sweep_t;
+
+static int sweep_visit(const rp_shm_hash_item_t *it, void *arg)
+{
+    sweep_t *sw = arg;
+    if (it->key_len < 1 || ((const char *)it->key)[0] != 'p' ||
+        it->value_len != sizeof(rp_peer_shared_t))
+        return 0;
+    rp_peer_shared_t *sh = (rp_peer_shared_t *)it->value;
+    int64_t e = rp_shm_counter_get(&sh->epoch);
+    if (e + 2 > (int64_t)sw->epoch || rp_shm_counter_get(&sh->inflight) > 0)
+        return 0;
+    if (sw->n == 64 || it->key_len > sizeof(sw->keys[0])) {
+        sw->more = 1;
+        return sw->n == 64;
+    }
+    memcpy(sw->keys[sw->n], it->key, it->key_len);
+    sw->lens[sw->n++] = it->key_len;
+    return 0;
+}
+
+/* Deletes peer entries no configuration has named for two generations. */
+static void sweep_locked(zone_data_t *zd, unsigned epoch)
+{
+    sweep_t *sw = rp_xmalloc(sizeof(*sw));
+    do {
+        sw->n = sw->more = 0;
+        sw->epoch = epoch;
+        rp_shm_hash_each_locked(zd->h, 0, sweep_visit, sw);
+        for (unsigned i = 0; i < sw->n; i++)
+            rp_shm_hash_delete_locked(zd->h, sw->keys[i], sw->lens[i], 0);
+    } while (sw->more && sw->n == 64);
+    free(sw);
+}
+
+static int zone_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
+{
+    zone_data_t *zd = z->data;
+    zd->h = reused ? rp_shm_hash_attach(z->addr, z->avail) : NULL;
+    if (zd->h == NULL) {
+        rp_shm_hash_conf_t hc = {0};
+        zd->h = rp_shm_hash_init(z->addr, z->avail, &hc);
+        if (zd->h == NULL) {
+            snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for a peer table", z->file,
+                     z->line, z->name);
+            return -1;
+        }
+    }
+    lock_zone(z, zd);
+    rp_upstream_conf_t **u = zd->ups.elts;
+    for (size_t i = 0; i < zd->ups.nelts; i++) {
+        if (attach_pool_locked(zd, u[i], zd->epoch) != 0) {
+            rp_shm_unlock(z);
+            snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for the peers of upstream \"%s\"",
+                     z->file, z->line, z->name, u[i]->name);
+            return -1;
+        }
+    }
+    sweep_locked(zd, zd->epoch);
+    rp_shm_unlock(z);
+    return 0;
+}
+
+const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
+{
+    rp_conf_t *cf = cfp;
+    const char *name = u->zone_name ? u->zone_name : DEFAULT_ZONE;
+    size_t size = u->zone_name ? u->zone_size : DEFAULT_ZONE_SIZE;
+    rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, ZONE_VERSION, zone_init);
+    if (z == NULL)
+        return RP_CONF_ERROR;
+    if (u->zone_name == NULL && z->size != size)
+        return rp_conf_error(cf, "zone \"%s\" is rampart's default peer table", name);
+    zone_data_t *zd = z->data;
+    if (zd == NULL) {
+        zd = rp_arena_calloc(cf->arena, sizeof(*zd));
+        rp_array_init(&zd->ups, cf->arena, 8, sizeof(void *));
+        zd->epoch = cf->cycle->generation + 1;
+        z->data = zd;
+    }
+    *(rp_upstream_conf_t **)rp_array_push(&zd->ups) = u;
+    u->zone = z;
+    return RP_CONF_OK;
+}
+
+int rp_upstream_attach_runtime(rp_upstream_conf_t *u)
+{
+    rp_shm_zone_t *z = u->zone;
+    if (z == NULL || z->data == NULL || ((zone_data_t *)z->data)->h == NULL)
+        return -1;
+    zone_data_t *zd = z->data;
+    lock_zone(z, zd);
+    int rc = attach_pool_locked(zd, u, 0);
+    rp_shm_unlock(z);
+    return rc;
+}
+
+int rp_upstream_publish_addrs(rp_upstream_conf_t *u, unsigned line,
+                              const struct sockaddr_storage *addrs, const socklen_t *lens,
+                              unsigned n)
+{
+    rp_shm_zone_t *z = u->zone;
+    if (z == NULL || z->data == NULL || u->gen == NULL)
+        return -1;
+    zone_data_t *zd = z->data;
+    if (n > RP_UPSTREAM_MAX_ADDRS)
+        n = RP_UPSTREAM_MAX_ADDRS;
+    char key[320];
+    size_t klen = record_key(key, sizeof(key), u, line);
+    lock_zone(z, zd);
+    void *v;
+    int rc = reserve_locked(zd, key, klen, sizeof(dns_record_t), &v);
+    if (rc >= 0) {
+        dns_record_t *rec = v;
+        int same = rec->n == n && rc == RP_SHM_OK;
+        for (unsigned i = 0; same && i < n; i++)
+            same = rec->lens[i] == lens[i] && memcmp(&rec->addrs[i], &addrs[i], lens[i]) == 0;
+        if (!same) {
+            rec->n = n;
+            for (unsigned i = 0; i < n; i++) {
+                rec->lens[i] = lens[i];
+                memcpy(&rec->addrs[i], &addrs[i], lens[i]);
+            }
+            rp_shm_counter_add(u->gen, 1);
+        }
+    }
+    rp_shm_unlock(z);
+    return rc >= 0 ? 0 : -1;
+}
+
+/* ---- a worker's peer sets ---- */
+
+static void peer_free(rp_upstream_server_t *s)
+{
+    free(s->name);
+    free(s);
+}
+
+void rp_upstream_peer_unref(rp_upstream_server_t *s)
+{
+    if (s->dynamic && --s->refs == 0 && s->retired)
+        peer_free(s);
+}
+
+static rp_upstream_server_t *find_dynamic(rp_upstream_peers_t *old, unsigned line,
+                                          const struct sockaddr_storage *sa, socklen_t len)
+{
+    if (old == NULL)
+        return NULL;
+    for (unsigned i = 0; i < old->n; i++) {
+        rp_upstream_server_t *s = old->peer[i];
+        if (s->dynamic && !s->retired && s->line_index == line && s->socklen == len &&
+            memcmp(&s->sa, sa, len) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* A peer for an address of a resolve line, with the line's parameters. */
+static rp_upstream_server_t *dynamic_new(rp_upstream_conf_t *u, unsigned line,
+                                         const struct sockaddr_storage *sa, socklen_t len)
+{
+    rp_upstream_resolve_t *rl = &((rp_upstream_resolve_t *)u->resolve.elts)[line];
+    rp_upstream_server_t *s = rp_xmalloc(sizeof(*s));
+    *s = rl->tmpl;
+    s->dynamic = 1;
+    s->line_index = line;
+    s->refs = 1; /* the set's own */
+    s->sa = *sa;
+    s->socklen = len;
+    s->h2 = NULL;
+    s->h2_sessions = 0;
+    s->current_weight = 0;
+    char host[64] = "?";
+    if (sa->ss_family == AF_INET6) {
+        char a[48];
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
+        snprintf(host, sizeof(host), "[%s]", a);
+    } else if (sa->ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
+    }
+    char name[96];
+    snprintf(name, sizeof(name), "%s:%d", host, rl->port);
+    s->name = rp_xstrdup(name);
+    return s;
+}
+
+static void push_peer(rp_upstream_peers_t *set, unsigned *cap, rp_upstream_server_t *s)
+{
+    if (set->n == *cap) {
+        *cap = *cap ? *cap * 2 : 8;
+        set->peer = rp_xrealloc(set->peer, *cap * sizeof(*set->peer));
+    }
+    set->peer[set->n++] = s;
+}
+
+/* Adds the peers of u's resolve lines whose backup flag is backup, from the zone's records. */
+static void add_dynamic(rp_upstream_conf_t *u, rp_upstream_peers_t *set, unsigned *cap,
+                        rp_upstream_peers_t *old, int backup, int64_t now)
+{
+    if (u->resolve.nelts == 0 || u->zone == NULL || u->zone->data == NULL)
+        return;
+    zone_data_t *zd = u->zone->data;
+    rp_upstream_resolve_t *rl = u->resolve.elts;
+    for (unsigned line = 0; line < u->resolve.nelts; line++) {
+        if (rl[line].tmpl.backup != (unsigned)backup)
+            continue;
+        char key[320];
+        size_t klen = record_key(key, sizeof(key), u, line);
+        dns_record_t rec;
+        rec.n = 0;
+        lock_zone(u->zone, zd);
+        rp_shm_hash_item_t it;
+        if (rp_shm_hash_get_locked(zd->h, key, klen, 0, 0, &it) == RP_SHM_OK &&
+            it.value_len == sizeof(rec))
+            memcpy(&rec, it.value, sizeof(rec));
+        for (unsigned i = 0; i < rec.n; i++) {
+            rp_upstream_server_t *s = find_dynamic(old, line, &rec.addrs[i], rec.lens[i]);
+            if (s == NULL) {
+                s = dynamic_new(u, line, &rec.addrs[i], rec.lens[i]);
+                if (attach_peer_locked(zd, u, s, 0) != 0) {
+                    rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for "
+                                 "peer %s", u->name, u->zone->name, s->name);
+                    peer_free(s);
+                    continue;
+                }
+                if (old && s->slow_start) /* a peer that joins at run time ramps up */
+                    rp_shm_counter_set(&s->sh->usable_since, now);
+            } else {
+                s->refs++; /* the new set's; the old set lets go of its own below */
+            }
+            push_peer(set, cap, s);
+        }
+        rp_shm_unlock(u->zone);
+    }
+}
+
+static rp_upstream_peers_t *rebuild(rp_upstream_conf_t *u)
+{
+    rp_upstream_peers_t *old = u->live;
+    rp_upstream_peers_t *set = rp_xcalloc(1, sizeof(*set));
+    unsigned cap = 0;
+    int64_t now = rp_time_ms();
+    set->generation = u->gen ? rp_shm_counter_get(u->gen) : 0;
+    rp_upstream_server_t *srv = u->servers.elts;
+    for (int backup = 0; backup <= 1; backup++) {
+        for (size_t i = 0; i < u->servers.nelts; i++)
+            if (srv[i].backup == (unsigned)backup)
+                push_peer(set, &cap, &srv[i]);
+        add_dynamic(u, set, &cap, old, backup, now);
+        if (!backup)
+            set->nprimary = set->n;
+    }
+    void *old_data = old ? old->data : NULL;
+    u->live = set;
+    if (u->balancer->update)
+        u->balancer->update(u, set, old_data);
+    if (old) {
+        for (unsigned i = 0; i < old->n; i++) {
+            rp_upstream_server_t *s = old->peer[i];
+            if (!s->dynamic)
+                continue;
+            int kept = 0;
+            for (unsigned j = 0; j < set->n && !kept; j++)
+                kept = set->peer[j] == s;
+            if (!kept) {
+                s->retired = 1;
+                rp_upstream_close_idle_to(u, s);
+            }
+            rp_upstream_peer_unref(s);
+        }
+        free(old->peer);
+        free(old);
+    }
+    return set;
+}
+
+rp_upstream_peers_t *rp_upstream_peers(rp_upstream_conf_t *u)
+{
+    rp_upstream_peers_t *set = u->live;
+    if (set && (u->gen == NULL || rp_shm_counter_get(u->gen) == set->generation))
+        return set;
+    return rebuild(u);
+}
+
+void rp_upstream_peers_free(rp_upstream_conf_t *u)
+{
+    rp_upstream_peers_t *set = u->live;
+    if (set == NULL)
+        return;
+    u->live = NULL;
+    if (u->balancer->update)
+        u->balancer->update(u, NULL, set->data);
+    for (unsigned i = 0; i < set->n; i++) {
+        rp_upstream_server_t *s = set->peer[i];
+        if (s->dynamic) {
+            s->retired = 1;
+            rp_upstream_peer_unref(s);
+        }
+    }
+    free(set->peer);
+    free(set);
+}
+
+/* ---- usability, weight, latency ---- */
+
+static int resting(const rp_upstream_server_t *s, int64_t now, int single)
+{
+    if (single || s->max_fails == 0 || rp_shm_counter_get(&s->sh->fails) < s->max_fails)
+        return 0;
+    return now - rp_shm_counter_get(&s->sh->fail_start) < s->fail_timeout ? 1 : 2;
+}
+
+int rp_upstream_peer_usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
+{
+    if (s->down || s->retired)
+        return 0;
+    int64_t st = rp_shm_counter_get(&s->sh->state);
+    if (st != RP_PEER_USABLE && st != RP_PEER_UNKNOWN)
+        return 0;
+    if (s->max_conns && rp_shm_counter_get(&s->sh->inflight) >= s->max_conns)
+        return 0;
+    /* 2: the rest is over; the pick claims the one probing request (get_peer) */
+    return resting(s, now, u->live && u->live->n == 1) != 1;
+}
+
+int rp_upstream_peer_weight(const rp_upstream_server_t *s, int64_t now)
+{
+    int64_t w = rp_shm_counter_get(&s->sh->weight);
+    if (w <= 0)
+        w = s->weight;
+    w *= 100;
+    if (s->slow_start) {
+        int64_t since = rp_shm_counter_get(&s->sh->usable_since);
+        if (since && now - since < s->slow_start && now >= since) {
+            int64_t floor = w / 10 ? w / 10 : 1;
+            w = floor + (w - floor) * (now - since) / s->slow_start;
+        }
+    }
+    return (int)w;
+}
+
+double rp_upstream_peer_latency(const rp_upstream_server_t *s, int last_byte, int64_t now)
+{
+    double v = rp_shm_double_get(last_byte ? &s->sh->ewma_last : &s->sh->ewma_header);
+    int64_t dt = now - rp_shm_counter_get(&s->sh->ewma_stamp);
+    if (dt > 0)
+        v *= exp(-(double)dt / EWMA_TAU_MS);
+    return v;
+}
+
+/* Folds a latency sample in: a time-based peak EWMA (the weight of a sample grows with
+ * the time since the last one, so the average decays by time, not by request count). */
+static void latency_sample(rp_upstream_server_t *s, rp_shm_double_t *d, double ms, int64_t now)
+{
+    int64_t dt = now - rp_shm_counter_get(&s->sh->ewma_stamp);
+    double w = dt > 0 ? 1.0 - exp(-(double)dt / EWMA_TAU_MS) : 0.0;
+    double cur = rp_shm_double_get(d);
+    if (cur == 0.0)
+        w = 1.0; /* the first sample is the average */
+    rp_shm_double_peak_ewma(d, ms, w);
+}
+
+/* ---- the pick and its end ---- */
+
+static void tried_push(rp_upstream_pick_t *pk, rp_upstream_server_t *s)
+{
+    if (pk->tried == NULL) {
+        pk->tried = pk->tried_inline;
+        pk->tried_cap = RP_UPSTREAM_TRIED_INLINE;
+    }
+    if (pk->ntried == pk->tried_cap) {
+        /* more tries than peers usually have: only then an allocation */
+        unsigned cap = pk->tried_cap * 2;
+        rp_upstream_server_t **t = rp_xmalloc(cap * sizeof(*t));
+        memcpy(t, pk->tried, pk->ntried * sizeof(*t));
+        if (pk->tried != pk->tried_inline)
+            free(pk->tried);
+        pk->tried = t;
+        pk->tried_cap = cap;
+    }
+    pk->tried[pk->ntried++] = s;
+}
+
+void rp_upstream_pick_done(rp_upstream_pick_t *pk)
+{
+    if (pk->tried && pk->tried != pk->tried_inline)
+        free(pk->tried);
+    pk->tried = NULL;
+    pk->ntried = pk->tried_cap = 0;
+}
+
+rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pick_t *pk)
+{
+    rp_upstream_peers_t *set = rp_upstream_peers(u);
+    int64_t now = rp_time_ms();
+    unsigned base = pk->ntried, skipped = 0;
+    rp_upstream_server_t *s;
+    for (;;) {
+        s = set->n ? u->balancer->pick(u, set, pk) : NULL;
+        if (s == NULL)
+            break;
+        if (resting(s, now, set->n == 1) == 2) {
+            /* its rest is over: the first worker to move the window's start gets the
+             * one probing request; to the others it still rests */
+            int64_t start = rp_shm_counter_get(&s->sh->fail_start);
+            if (now - start < s->fail_timeout ||
+                !rp_shm_counter_cas(&s->sh->fail_start, &start, now)) {
+                tried_push(pk, s); /* skipped for this pick only */
+                skipped++;
+                continue;
+            }
+        }
+        break;
+    }
+    pk->ntried = base; /* forget the skipped ones */
+    pk->tries++;
+    if (s == NULL)
+        return NULL;
+    tried_push(pk, s);
+    rp_shm_counter_add(&s->sh->inflight, 1);
+    rp_shm_counter_add(&s->sh->requests, 1);
+    if (s->dynamic)
+        s->refs++;
+    (void)skipped;
+    return s;
+}
+
+/* A failure toward max_fails within fail_timeout, counted across workers. */
+static void count_failure(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
+{
+    rp_peer_shared_t *sh = s->sh;
+    if (s->max_fails == 0)
+        return;
+    int64_t start = rp_shm_counter_get(&sh->fail_start);
+    int64_t fails = rp_shm_counter_get(&sh->fails);
+    if (fails == 0 || (fails < s->max_fails && now - start >= s->fail_timeout)) {
+        /* failures count within one fail_timeout window */
+        rp_shm_counter_set(&sh->fails, 0);
+        rp_shm_counter_set(&sh->fail_start, now);
+    } else if (fails >= s->max_fails) {
+        rp_shm_counter_set(&sh->fail_start, now); /* the probe failed: rest again */
+    }
+    int64_t n = rp_shm_counter_add(&sh->fails, 1);
+    int single = u->live && u->live->n == 1;
+    if (n == s->max_fails && !single)
+        rp_log_error(RP_LOG_WARN, 0,
+                     "upstream server temporarily disabled: upstream \"%s\", server %s, "
+                     "%d failures within %lldms",
+                     u->name, s->name, s->max_fails, (long long)s->fail_timeout);
+}
+
+void rp_upstream_peer_failed(rp_upstream_conf_t *u, rp_upstream_server_t *s)
+{
+    count_failure(u, s, rp_time_ms());
+}
+
+void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                           const rp_upstream_outcome_t *o)
+{
+    rp_peer_shared_t *sh = s->sh;
+    int64_t now = rp_time_ms();
+    if (o->header_ms >= 0 && !o->failed)
+        latency_sample(s, &sh->ewma_header, (double)o->header_ms, now);
+    if (o->last_ms >= 0 && !o->failed)
+        latency_sample(s, &sh->ewma_last, (double)o->last_ms, now);
+    else if (o->incomplete && u->lt_inflight && o->last_ms < 0 && o->header_ms >= 0)
+        latency_sample(s, &sh->ewma_last, (double)o->header_ms, now);
+    if (o->header_ms >= 0 || o->last_ms >= 0)
+        rp_shm_counter_set(&sh->ewma_stamp, now);
+
+    if (o->failed) {
+        rp_shm_counter_add(&sh->failures, 1);
+        if (!o->counted)
+            count_failure(u, s, now);
+    } else if (!o->incomplete && rp_shm_counter_get(&sh->fails) != 0) {
+        /* as nginx: a success ends the failure window; a peer back from a rest ramps up */
+        if (rp_shm_counter_get(&sh->fails) >= s->max_fails && s->slow_start)
+            rp_shm_counter_set(&sh->usable_since, now);
+        rp_shm_counter_set(&sh->fails, 0);
+    }
+    if (u->balancer->report)
+        u->balancer->report(u, s, o);
+    rp_shm_counter_add(&sh->inflight, -1);
+    rp_upstream_peer_unref(s);
+}
