@@ -210,38 +210,6 @@ static void finish(proxy_t *p)
 
 /* ---- sending the request ---- */
 
-static int hop_by_hop(rp_str_t n)
-{
-    switch (n.len) {
-    case 2:
-        return rp_str_ieq(n, "te");
-    case 7:
-        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
-    case 10:
-        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
-    case 17:
-        return rp_str_ieq(n, "transfer-encoding");
-    }
-    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
-}
-
-/* Whether the Connection header(s) of the message name this header. */
-static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
-{
-    char tok[64];
-    if (name.len >= sizeof(tok))
-        return 0;
-    memcpy(tok, name.data, name.len);
-    tok[name.len] = '\0';
-    for (unsigned i = 0; i < n; i++)
-        if (rp_str_ieq(h[i].name, "connection") &&
-            rp_h1_token_list_has(h[i].value.data, h[i].value.len, tok))
-            return 1;
-    return 0;
-}
-
-
-
 /*
  * Whether the client asks to switch protocols and rampart passes that on: over
  * HTTP/1.1 (an HTTP/1.0 client cannot take a 101, and an HTTP/2 stream is not a
@@ -268,69 +236,30 @@ static int wants_upgrade(const rp_request_t *r)
 static size_t build_request(proxy_t *p, char *buf, size_t cap)
 {
     rp_request_t *r = p->r;
-    rp_proxy_loc_conf_t *plcf = p->plcf;
     rp_wbuf_t w = {buf, buf + cap};
-    int has_conn_hdr = 0, client_request_id = 0, has_upgrade = 0, upgrade_set = 0;
+    int has_conn_hdr = 0, has_upgrade = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
         if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
             has_conn_hdr = 1;
-        else if (r->headers[i].name.len == 12 && rp_str_ieq(r->headers[i].name, "x-request-id"))
-            client_request_id = 1;
         else if (r->headers[i].name.len == 7 && rp_str_ieq(r->headers[i].name, "upgrade"))
             has_upgrade = 1;
     }
     /* only a request that has both fields pays for the closer look */
-    p->upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
+    int upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
+    rp_proxy_fields_t fl;
+    rp_proxy_request_fields(r, p->plcf, upgrade ? RP_PROXY_FIELDS_UPGRADE : 0, &fl);
+    p->upgrade = fl.upgrade;
+    int upgrade_set = fl.upgrade_set;
 
     rp_wbuf_put(&w, r->method.data, r->method.len);
     RP_WBUF_LIT(&w, " ");
     rp_wbuf_put(&w, p->target.data, p->target.len);
     RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
-
-    for (size_t i = 0; i < plcf->nheaders; i++) {
-        const rp_proxy_header_t *h = &plcf->headers[i];
-        if (h->request_id && client_request_id)
-            continue; /* the client's own id goes through with its other headers */
-        if (h->upgrade && !p->upgrade)
-            continue; /* Upgrade means nothing without the "Connection: upgrade" we write */
-        rp_str_t v = rp_cv_eval(r, &h->value);
-        if (h->upgrade) {
-            /* an empty value is how a location refuses upgrades */
-            if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len)) {
-                p->upgrade = 0;
-                continue;
-            }
-            upgrade_set = 1;
-        }
-        if (v.len == 0)
-            continue; /* an empty value removes the header, as in nginx */
-        if (memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len))
-            continue;
-        rp_wbuf_put(&w, h->name.data, h->name.len);
+    for (unsigned i = 0; i < fl.n; i++) {
+        rp_wbuf_put(&w, fl.f[i].name.data, fl.f[i].name.len);
         RP_WBUF_LIT(&w, ": ");
-        rp_wbuf_put(&w, v.data, v.len);
-        RP_WBUF_LIT(&w, "\r\n");
-    }
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        rp_str_t n = r->headers[i].name;
-        if (hop_by_hop(n) || rp_str_ieq(n, "host") || rp_str_ieq(n, "content-length") ||
-            rp_str_ieq(n, "expect"))
-            continue;
-        /* As nginx (underscores_in_headers off): a backend that maps "_" to "-" (CGI,
-         * WSGI, PHP-FPM) would read Transfer_Encoding as Transfer-Encoding. */
-        if (memchr(n.data, '_', n.len))
-            continue;
-        int set = 0;
-        for (size_t k = 0; k < plcf->nheaders && !set; k++)
-            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == n.len &&
-                  strncasecmp(plcf->headers[k].name.data, n.data, n.len) == 0;
-        if (set || (has_conn_hdr && named_by_connection(r->headers, r->nheaders, n)))
-            continue;
-        rp_wbuf_put(&w, n.data, n.len);
-        RP_WBUF_LIT(&w, ": ");
-        rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
+        rp_wbuf_put(&w, fl.f[i].value.data, fl.f[i].value.len);
         RP_WBUF_LIT(&w, "\r\n");
     }
 
@@ -738,16 +667,8 @@ static int to_client(proxy_t *p, const char *data, size_t n)
 static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    if (hop_by_hop(n) || rp_str_ieq(n, "content-length") || rp_str_ieq(n, "date") ||
-        rp_str_ieq(n, "server"))
+    if (!rp_proxy_response_field_passes(p->plcf, n))
         return 0;
-    rp_array_t *hide = p->plcf->hide_headers;
-    if (hide) {
-        rp_str_t *hs = hide->elts;
-        for (size_t k = 0; k < hide->nelts; k++)
-            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
-                return 0;
-    }
     for (unsigned k = 0; k < ps->nheaders; k++) {
         if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
             char tok[64];

@@ -80,6 +80,33 @@ const char *rp_proxy_add_header(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const cha
                                 const char *value);
 const char *rp_proxy_set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 
+/* ---- the header policy (proxy_headers.c) ---- */
+
+/* Whether a field describes the connection, not the message (never forwarded). */
+int rp_proxy_hop_by_hop(rp_str_t name);
+
+enum {
+    RP_PROXY_FIELDS_H2 = 1,      /* for an HTTP/2 request (Host as :authority, TE: trailers) */
+    RP_PROXY_FIELDS_UPGRADE = 2, /* HTTP/1: the client asks to switch protocols */
+};
+
+/* The fields of the request going upstream, in order: the location's, then the client's. */
+typedef struct {
+    rp_header_t *f;
+    unsigned n;
+    rp_str_t host;            /* H2: :authority (the location's Host, else the client's) */
+    unsigned upgrade : 1;     /* the upgrade goes on (the location did not refuse it) */
+    unsigned upgrade_set : 1; /* ... with the location's Upgrade value among f */
+    unsigned te_trailers : 1; /* H2: the client's TE names trailers */
+} rp_proxy_fields_t;
+
+void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, unsigned flags,
+                             rp_proxy_fields_t *out);
+
+/* Whether an upstream response field goes to the client (Content-Length never: the
+ * protocol frames the body anew). */
+int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t name);
+
 /* The content handler: runs the exchange for a location with proxy_pass. */
 int rp_proxy_handler(rp_request_t *r);
 

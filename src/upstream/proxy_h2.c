@@ -157,43 +157,6 @@ static void cut(xchg_t *x, int grpc_code, const char *message)
 
 /* ---- the request head ---- */
 
-/* Fields that describe the connection, not the message: never sent over HTTP/2
- * (RFC 9113 8.2.2), and the ones rampart writes itself. */
-static int not_forwarded(rp_str_t n)
-{
-    switch (n.len) {
-    case 2:
-        return rp_str_ieq(n, "te");
-    case 4:
-        return rp_str_ieq(n, "host");
-    case 6:
-        return rp_str_ieq(n, "expect");
-    case 7:
-        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
-    case 10:
-        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
-    case 14:
-        return rp_str_ieq(n, "content-length") || rp_str_ieq(n, "http2-settings");
-    case 17:
-        return rp_str_ieq(n, "transfer-encoding");
-    }
-    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
-}
-
-static int named_by_connection(const rp_request_t *r, rp_str_t name)
-{
-    char tok[64];
-    if (name.len >= sizeof(tok))
-        return 0;
-    memcpy(tok, name.data, name.len);
-    tok[name.len] = '\0';
-    for (unsigned i = 0; i < r->nheaders; i++)
-        if (rp_str_ieq(r->headers[i].name, "connection") &&
-            rp_h1_token_list_has(r->headers[i].value.data, r->headers[i].value.len, tok))
-            return 1;
-    return 0;
-}
-
 static rp_str_t lower(rp_arena_t *a, rp_str_t n)
 {
     size_t i = 0;
@@ -223,56 +186,16 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     rp_arena_t *a = r->arena;
     nghttp2_nv *nva = rp_arena_alloc(a, sizeof(*nva) * (8 + plcf->nheaders + r->nheaders));
     size_t n = 4;
-    int client_request_id = 0, connection = 0, te = 0;
-    rp_str_t authority = RP_NULL_STR;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        if (rp_str_ieq(r->headers[i].name, "x-request-id"))
-            client_request_id = 1;
-        else if (rp_str_ieq(r->headers[i].name, "connection"))
-            connection = 1;
-    }
-    for (size_t i = 0; i < plcf->nheaders; i++) {
-        const rp_proxy_header_t *h = &plcf->headers[i];
-        if (h->request_id && client_request_id)
-            continue;
-        rp_str_t v = rp_cv_eval(r, &h->value);
-        if (rp_str_ieq(h->name, "host")) {
-            authority = v; /* HTTP/2 carries the Host as :authority */
-            continue;
-        }
-        if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len) ||
-            not_forwarded(h->name))
-            continue;
-        nva[n++] = nv(lower(a, h->name), v);
-    }
-    if (authority.len == 0)
-        authority = rp_request_header(r, "host");
-    if (authority.len == 0)
-        authority = plcf->host;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        rp_str_t name = r->headers[i].name, value = r->headers[i].value;
-        if (name.len == 2 && rp_str_ieq(name, "te")) {
-            /* the one TE HTTP/2 allows, which gRPC servers expect */
-            if (!te && rp_h1_token_list_has(value.data, value.len, "trailers")) {
-                nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
-                te = 1;
-            }
-            continue;
-        }
-        if (not_forwarded(name) || memchr(name.data, '_', name.len))
-            continue;
-        if (x->has_deadline && rp_str_ieq(name, "grpc-timeout"))
+    rp_proxy_fields_t fl;
+    rp_proxy_request_fields(r, plcf, RP_PROXY_FIELDS_H2, &fl);
+    for (unsigned i = 0; i < fl.n; i++) {
+        if (x->has_deadline && rp_str_ieq(fl.f[i].name, "grpc-timeout"))
             continue; /* sent below, reduced by the time spent here */
-        int set = 0;
-        for (size_t k = 0; k < plcf->nheaders && !set; k++)
-            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == name.len &&
-                  strncasecmp(plcf->headers[k].name.data, name.data, name.len) == 0;
-        if (set || (connection && named_by_connection(r, name)))
-            continue;
-        nva[n++] = nv(lower(a, name), value);
+        nva[n++] = nv(lower(a, fl.f[i].name), fl.f[i].value);
     }
+    int te = fl.te_trailers;
+    if (te)
+        nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
     if (x->grpc && !te)
         nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
     if (r->content_length >= 0 && !r->chunked) {
@@ -288,7 +211,7 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     nva[0] = nv(RP_STR(":method"), r->method);
     /* as nginx: the scheme of the connection to the server */
     nva[1] = nv(RP_STR(":scheme"), plcf->tls ? RP_STR("https") : RP_STR("http"));
-    nva[2] = nv(RP_STR(":authority"), authority);
+    nva[2] = nv(RP_STR(":authority"), fl.host);
     nva[3] = nv(RP_STR(":path"), x->target);
     *count = n;
     return nva;
@@ -405,20 +328,6 @@ static void failed_before_head(xchg_t *x)
 
 /* ---- the response ---- */
 
-static int response_field_passes(xchg_t *x, rp_str_t n)
-{
-    if (not_forwarded(n) || rp_str_ieq(n, "date") || rp_str_ieq(n, "server"))
-        return 0;
-    rp_array_t *hide = x->plcf->hide_headers;
-    if (hide) {
-        rp_str_t *hs = hide->elts;
-        for (size_t k = 0; k < hide->nelts; k++)
-            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
-                return 0;
-    }
-    return 1;
-}
-
 /* Passes the response head to the client. Returns -1 when the request has ended. */
 static int send_head(xchg_t *x)
 {
@@ -438,7 +347,7 @@ static int send_head(xchg_t *x)
             cl = v;
             continue;
         }
-        if (response_field_passes(x, h->name))
+        if (rp_proxy_response_field_passes(x->plcf, h->name))
             rp_http_add_header(r, h->name, h->value);
     }
     rp_proxy_keep_headers(r, st->headers, st->nheaders);
