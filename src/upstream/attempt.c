@@ -5,6 +5,8 @@
 #include "upstream/proxy.h"
 #include "core/time.h"
 
+#include <event2/buffer.h>
+
 #include <stdio.h>
 #include <string.h>
 
@@ -90,4 +92,50 @@ void rp_attempt_done(rp_attempt_t *a)
     if (a->peer)
         rp_attempt_end(a, RP_ATTEMPT_INCOMPLETE, NULL);
     rp_upstream_pick_done(&a->pick);
+    if (a->kept) {
+        evbuffer_free(a->kept);
+        a->kept = NULL;
+    }
+}
+
+void rp_attempt_body_read(rp_attempt_t *a, const char *data, size_t n, int last)
+{
+    if (last)
+        a->body_complete = 1;
+    if (n == 0 || a->body_lost)
+        return;
+    size_t have = a->kept ? evbuffer_get_length(a->kept) : 0;
+    if (have + n <= RP_ATTEMPT_KEEP_MAX) {
+        if (a->kept == NULL)
+            a->kept = evbuffer_new();
+        if (a->kept && evbuffer_add(a->kept, data, n) == 0)
+            return;
+    }
+    /* too large to keep: this attempt is the only one */
+    a->body_lost = 1;
+    if (a->kept) {
+        evbuffer_free(a->kept);
+        a->kept = NULL;
+    }
+}
+
+size_t rp_attempt_kept_len(const rp_attempt_t *a)
+{
+    return a->kept ? evbuffer_get_length(a->kept) : 0;
+}
+
+void rp_attempt_kept_copy(const rp_attempt_t *a, size_t off, char *buf, size_t n)
+{
+    struct evbuffer_ptr at;
+    evbuffer_ptr_set(a->kept, &at, off, EVBUFFER_PTR_SET);
+    evbuffer_copyout_from(a->kept, &at, buf, n);
+}
+
+int rp_attempt_may_resend(const rp_attempt_t *a)
+{
+    rp_str_t m = a->r->method;
+    if (!rp_attempt_may_replay(a))
+        return 0;
+    return rp_str_eq(m, "GET") || rp_str_eq(m, "HEAD") || rp_str_eq(m, "PUT") ||
+           rp_str_eq(m, "DELETE") || rp_str_eq(m, "OPTIONS") || rp_str_eq(m, "TRACE");
 }

@@ -379,6 +379,7 @@ static void pump_body(proxy_t *p)
             rp_http_send_error(r, status);
             return;
         }
+        rp_attempt_body_read(&p->at, data, n, rc == 1);
         if (n) {
             struct iovec iov[3];
             int k = 0;
@@ -426,6 +427,32 @@ static void pump_body(proxy_t *p)
     }
 }
 
+/* Another attempt: the body bytes the engine kept from the client go first (one chunk
+ * when the body goes chunked), and the end too when the client's body was complete. */
+static int replay_body(proxy_t *p)
+{
+    size_t kept = rp_attempt_kept_len(&p->at);
+    if (kept) {
+        struct evbuffer *out = p->uc->out;
+        if (p->req_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", kept);
+        for (size_t off = 0; off < kept;) {
+            size_t n = kept - off < sizeof(scratch) ? kept - off : sizeof(scratch);
+            rp_attempt_kept_copy(&p->at, off, scratch, n);
+            evbuffer_add(out, scratch, n);
+            off += n;
+        }
+        if (p->req_chunked)
+            evbuffer_add(out, "\r\n", 2);
+    }
+    if (p->at.body_complete) {
+        if (p->req_chunked)
+            evbuffer_add(p->uc->out, "0\r\n\r\n", 5);
+        p->body_sent = 1;
+    }
+    return flush_uout(p) < 0 ? -1 : 0;
+}
+
 static void start_exchange(proxy_t *p)
 {
     rp_request_t *r = p->r;
@@ -464,6 +491,10 @@ static void start_exchange(proxy_t *p)
     }
     struct iovec iov = {buf, hlen};
     if (send_bytes(p, &iov, 1) != 0) {
+        upstream_send_error(p, errno);
+        return;
+    }
+    if (!p->body_sent && replay_body(p) != 0) {
         upstream_send_error(p, errno);
         return;
     }
@@ -611,8 +642,7 @@ static void connect_next(proxy_t *p)
 /* A cached connection failed before any answer: the server closed it meanwhile. */
 static int retry_stale(proxy_t *p)
 {
-    rp_request_t *r = p->r;
-    if (!p->reused || p->got_bytes || r->chunked || r->content_length > 0 ||
+    if (!p->reused || p->got_bytes || !rp_attempt_may_resend(&p->at) ||
         p->stale_retries >= MAX_STALE_RETRIES)
         return 0;
     p->stale_retries++;

@@ -38,7 +38,6 @@
 
 #define MAX_RETRIES 16          /* refused streams sent again: a GOAWAY storm, not a loop */
 #define TAKE_MAX    (64 * 1024) /* response bytes handed to the client per write */
-#define REPLAY_MAX  (64 * 1024) /* request body kept to send again after a refused stream */
 
 enum { T_NONE, T_SEND, T_READ };
 
@@ -52,7 +51,6 @@ typedef struct {
     int timer_mode;
     unsigned grpc : 1;
     unsigned has_body : 1;
-    unsigned body_read : 1;   /* client body bytes were taken and not kept: no second attempt */
     unsigned client_done : 1; /* the client's body was read whole */
     unsigned body_done : 1;   /* ... and went to the current stream */
     unsigned head_out : 1;    /* the response began towards the client */
@@ -63,8 +61,7 @@ typedef struct {
     unsigned step_again : 1;
     int64_t deadline; /* ms since the epoch */
     rp_str_t target;
-    struct evbuffer *replay; /* the body read so far, while it is small */
-    size_t replay_off;       /* how much of it the current stream got */
+    size_t replay_off;       /* how much of the kept body (x->at) the current stream got */
     struct event timer, deadline_ev;
 } xchg_t;
 
@@ -105,10 +102,6 @@ static void done(xchg_t *x)
     release(x);
     event_del(&x->timer);
     event_del(&x->deadline_ev);
-    if (x->replay) {
-        evbuffer_free(x->replay);
-        x->replay = NULL;
-    }
     r->on_body = NULL;
     r->on_drain = NULL;
 }
@@ -290,7 +283,7 @@ static void failed_before_head(xchg_t *x)
         connect_next(x);
         return;
     }
-    if (st->refused && !x->body_read && x->retries < MAX_RETRIES) {
+    if (st->refused && rp_attempt_may_replay(&x->at) && x->retries < MAX_RETRIES) {
         /* not processed: the same server may take it on another connection, with the
          * body bytes kept so far */
         x->retries++;
@@ -458,15 +451,12 @@ static int pump_body(xchg_t *x)
             return 0; /* a notify comes with more room */
         if (room > sizeof(scratch))
             room = sizeof(scratch);
-        size_t kept = x->replay ? evbuffer_get_length(x->replay) : 0;
+        size_t kept = rp_attempt_kept_len(&x->at);
         if (x->replay_off < kept || x->client_done) {
             /* a second attempt: first what the first one took */
             size_t n = kept - x->replay_off < room ? kept - x->replay_off : room;
-            if (n) {
-                struct evbuffer_ptr at;
-                evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
-                evbuffer_copyout_from(x->replay, &at, scratch, n);
-            }
+            if (n)
+                rp_attempt_kept_copy(&x->at, x->replay_off, scratch, n);
             x->replay_off += n;
             int last = x->client_done && x->replay_off == kept;
             rp_h2u_send_body(x->st, scratch, n, last);
@@ -493,20 +483,8 @@ static int pump_body(xchg_t *x)
             fail(x, status, rp_grpc_status_of_http(status), rp_http_reason(status));
             return -1;
         }
-        if (n && !x->body_read) {
-            if (x->replay == NULL)
-                x->replay = evbuffer_new();
-            if (x->replay && kept + n <= REPLAY_MAX) {
-                evbuffer_add(x->replay, scratch, n);
-                x->replay_off += n;
-            } else {
-                x->body_read = 1; /* too large to keep: this attempt is the only one */
-                if (x->replay) {
-                    evbuffer_free(x->replay);
-                    x->replay = NULL;
-                }
-            }
-        }
+        rp_attempt_body_read(&x->at, scratch, n, rc == 1);
+        x->replay_off = rp_attempt_kept_len(&x->at);
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
         if (rc == 1) {
