@@ -6,8 +6,36 @@ import json
 import socket
 import threading
 
+import pytest
+
 import harness
+from h2_backend import H2Backend
 from harness import get
+
+
+@pytest.fixture(params=["http1", "http2"])
+def proto(request):
+    """The same scenario over HTTP/1.1 and HTTP/2 upstreams: one attempt engine."""
+    return request.param
+
+
+@pytest.fixture
+def make_backend(proto, backend_factory):
+    made = []
+
+    def make(name):
+        if proto == "http1":
+            return backend_factory(name).addr
+        b = H2Backend().start()
+        made.append(b)
+        return "127.0.0.1:%d" % b.port
+    yield make
+    for b in made:
+        b.stop()
+
+
+def h2_line(proto):
+    return "http2;" if proto == "http2" else ""
 
 
 def conf(port, servers, upstream="", workers_note=""):
@@ -82,12 +110,12 @@ def test_upstream_status_refuses_other_methods(rampart, port, backend):
     assert r.status == 405
 
 
-def test_failures_count_across_workers(rampart, port, backend_factory):
+def test_failures_count_across_workers(rampart, port, proto, make_backend):
     # max_fails=3 with two workers: per-worker counting (nginx without a zone) would let
     # up to six requests fail on the dead peer before both workers rest it.
-    live, dead = backend_factory("live"), dead_addr()
-    rampart.configure(conf(port, [live.addr, f"{dead} max_fails=3 fail_timeout=60s"]),
-                      workers=2)
+    live, dead = make_backend("live"), dead_addr()
+    rampart.configure(conf(port, [live, f"{dead} max_fails=3 fail_timeout=60s"],
+                           upstream=h2_line(proto)), workers=2)
     rampart.start()
     rampart.wait_processes(2)
     workers = set()
@@ -103,28 +131,31 @@ def test_failures_count_across_workers(rampart, port, backend_factory):
                      + dead.replace(".", r"\.") + r", 3 failures")
 
 
-def test_a_reload_keeps_the_state_of_peers_that_stay(rampart, port, backend_factory):
-    live, dead = backend_factory("live"), dead_addr()
-    rampart.configure(conf(port, [live.addr, f"{dead} max_fails=2 fail_timeout=60s"]))
+def test_a_reload_keeps_the_state_of_peers_that_stay(rampart, port, proto, make_backend):
+    live, dead = make_backend("live"), dead_addr()
+    rampart.configure(conf(port, [live, f"{dead} max_fails=2 fail_timeout=60s"],
+                           upstream=h2_line(proto)))
     rampart.start()
     for _ in range(10):
         assert get(port, "/?delay=0.02", headers={"Connection": "close"}).status == 200
     before = peers(port)
     assert before[dead]["failures"] == 2 and before[dead]["state"] == "unavailable"
-    assert before[live.addr]["latency_last_byte_ms"] > 0
+    assert before[live]["latency_last_byte_ms"] > 0
 
     # a new configuration with one more peer: the two that stay keep what was learnt
-    extra = backend_factory("extra")
-    rampart.configure(conf(port, [live.addr, f"{dead} max_fails=2 fail_timeout=60s",
-                                  extra.addr]))
+    extra = make_backend("extra")
+    rampart.configure(conf(port, [live, f"{dead} max_fails=2 fail_timeout=60s", extra],
+                           upstream=h2_line(proto)))
+    mark = rampart.log_size()
     rampart.reload()
+    rampart.wait_log(r"generation 0 has drained", since=mark)  # the new workers answer
     after = peers(port)
-    assert set(after) == {live.addr, dead, extra.addr}
+    assert set(after) == {live, dead, extra}
     assert after[dead]["failures"] == 2 and after[dead]["fails"] == 2
     assert after[dead]["state"] == "unavailable"  # still resting: no request goes there
-    assert after[live.addr]["requests"] == before[live.addr]["requests"]
-    assert after[live.addr]["latency_last_byte_ms"] > 0
-    assert after[extra.addr]["requests"] == 0
+    assert after[live]["requests"] == before[live]["requests"]
+    assert after[live]["latency_last_byte_ms"] > 0
+    assert after[extra]["requests"] == 0
     for _ in range(10):
         assert get(port, "/", headers={"Connection": "close"}).status == 200
     assert peers(port)[dead]["failures"] == 2
