@@ -40,13 +40,20 @@ int64_t rp_attempt_elapsed(const rp_attempt_t *a)
 
 void rp_attempt_connect_time(rp_attempt_t *a, int64_t ms)
 {
-    rp_proxy_record_ms(a->r, &rp_proxy_ctx(a->r)->connect_time, ms);
+    if (ms == 0) /* a kept-alive connection: the usual case, without formatting */
+        rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->connect_time, "0.000");
+    else
+        rp_proxy_record_ms(a->r, &rp_proxy_ctx(a->r)->connect_time, ms);
 }
 
 void rp_attempt_header(rp_attempt_t *a, int status)
 {
-    char code[16];
-    snprintf(code, sizeof(code), "%d", status);
+    char code[4] = "000"; /* a status is three digits (the parsers allow 100 to 999) */
+    if (status >= 100 && status <= 999) {
+        code[0] = (char)('0' + status / 100);
+        code[1] = (char)('0' + status / 10 % 10);
+        code[2] = (char)('0' + status % 10);
+    }
     rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->status, code);
     a->status_recorded = 1;
     a->header_ms = rp_attempt_elapsed(a);
@@ -61,7 +68,10 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
     rp_request_t *r = a->r;
     if (status && !a->status_recorded)
         rp_proxy_record(r, &rp_proxy_ctx(r)->status, status);
-    int64_t ms = rp_attempt_elapsed(a);
+    struct timeval tv;
+    rp_time_now(&tv);
+    int64_t ms = (int64_t)(tv.tv_sec - a->t_start.tv_sec) * 1000 +
+                 (tv.tv_usec - a->t_start.tv_usec) / 1000;
     rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, ms);
     rp_upstream_outcome_t o = {
         .failed = (how & RP_ATTEMPT_FAILED) != 0,
@@ -70,6 +80,7 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
         .status = r->status,
         .header_ms = a->header_ms,
         .last_ms = how == RP_ATTEMPT_OK ? ms : -1,
+        .now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000,
     };
     rp_upstream_free_peer(a->ups, s, &o);
 }

@@ -16,7 +16,6 @@
  * Backups are considered only when no primary is usable, for both.
  */
 #include "upstream/upstream.h"
-#include "core/time.h"
 
 static rp_upstream_server_t *rr_range(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                       rp_upstream_pick_t *pk, unsigned from, unsigned to,
@@ -42,7 +41,7 @@ static rp_upstream_server_t *rr_range(rp_upstream_conf_t *u, rp_upstream_peers_t
 static rp_upstream_server_t *rr_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                      rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now;
     rp_upstream_server_t *s = rr_range(u, set, pk, 0, set->nprimary, now);
     return s ? s : rr_range(u, set, pk, set->nprimary, set->n, now);
 }
@@ -101,7 +100,7 @@ static rp_upstream_server_t *lc_range(rp_upstream_conf_t *u, rp_upstream_peers_t
 static rp_upstream_server_t *lc_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                      rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now;
     rp_upstream_server_t *s = lc_range(u, set, pk, 0, set->nprimary, now);
     return s ? s : lc_range(u, set, pk, set->nprimary, set->n, now);
 }

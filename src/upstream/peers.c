@@ -527,6 +527,7 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
 {
     rp_upstream_peers_t *set = rp_upstream_peers(u);
     int64_t now = rp_time_ms();
+    pk->now = now;
     unsigned base = pk->ntried, skipped = 0;
     rp_upstream_server_t *s;
     for (;;) {
@@ -592,7 +593,7 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
                            const rp_upstream_outcome_t *o)
 {
     rp_peer_shared_t *sh = s->sh;
-    int64_t now = rp_time_ms();
+    int64_t now = o->now ? o->now : rp_time_ms();
     if (o->header_ms >= 0 && !o->failed)
         latency_sample(s, &sh->ewma_header, (double)o->header_ms, now);
     if (o->last_ms >= 0 && !o->failed)

@@ -82,6 +82,7 @@ typedef struct {
     int status;               /* the response status, 0 when none came */
     int64_t header_ms;        /* to the response head; -1 when none came */
     int64_t last_ms;          /* to the last byte; -1 when it did not end well */
+    int64_t now;              /* ms now, if the caller has it (0: read the clock) */
 } rp_upstream_outcome_t;
 
 #define RP_UPSTREAM_TRIED_INLINE 8
@@ -93,6 +94,7 @@ typedef struct {
     rp_upstream_server_t **tried; /* tried_inline, or allocated beyond it */
     rp_upstream_server_t *tried_inline[RP_UPSTREAM_TRIED_INLINE];
     unsigned ntried, tried_cap;
+    int64_t now;         /* ms, set by rp_upstream_get_peer for the balancer's pick */
     uint32_t hash;       /* for hash balancers: computed on the first pick */
     unsigned hashed : 1;
     unsigned tries : 8;  /* picks so far (a hash balancer rehashes on a repeat) */

@@ -12,6 +12,8 @@
 #include "http/variables.h"
 #include "upstream/upstream.h"
 
+#include <strings.h>
+
 typedef struct {
     rp_str_t name; /* as written */
     rp_cv_t value;
@@ -82,8 +84,24 @@ const char *rp_proxy_set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf
 
 /* ---- the header policy (proxy_headers.c) ---- */
 
-/* Whether a field describes the connection, not the message (never forwarded). */
-int rp_proxy_hop_by_hop(rp_str_t name);
+/* Whether a field describes the connection, not the message (never forwarded). Inline:
+ * every field of every proxied request and response passes through it. */
+static inline int rp_proxy_hop_by_hop(rp_str_t n)
+{
+    switch (n.len) {
+    case 2:
+        return rp_str_ieq(n, "te");
+    case 7:
+        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
+    case 10:
+        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
+    case 14:
+        return rp_str_ieq(n, "http2-settings"); /* h2c's, never passed on */
+    case 17:
+        return rp_str_ieq(n, "transfer-encoding");
+    }
+    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
+}
 
 enum {
     RP_PROXY_FIELDS_H2 = 1,      /* for an HTTP/2 request (Host as :authority, TE: trailers) */

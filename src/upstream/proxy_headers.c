@@ -13,23 +13,6 @@
 #include <string.h>
 #include <strings.h>
 
-int rp_proxy_hop_by_hop(rp_str_t n)
-{
-    switch (n.len) {
-    case 2:
-        return rp_str_ieq(n, "te");
-    case 7:
-        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
-    case 10:
-        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
-    case 14:
-        return rp_str_ieq(n, "http2-settings"); /* h2c's, never passed on */
-    case 17:
-        return rp_str_ieq(n, "transfer-encoding");
-    }
-    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
-}
-
 /* The fields rampart writes itself in a request, whatever the client sent. */
 static int written_by_rampart(rp_str_t n)
 {
@@ -52,9 +35,13 @@ static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
     return 0;
 }
 
+/* A value that would end the field early (one pass: values are short). */
 static int bad_value(rp_str_t v)
 {
-    return memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len);
+    for (size_t i = 0; i < v.len; i++)
+        if (v.data[i] == '\r' || v.data[i] == '\n')
+            return 1;
+    return 0;
 }
 
 static int set_by_location(const rp_proxy_loc_conf_t *plcf, rp_str_t name)
