@@ -61,6 +61,13 @@ void rp_modules_reopen(rp_cycle_t *cycle)
             rp_modules[i]->reopen(cycle);
 }
 
+void rp_modules_child_exited(rp_cycle_t *cycle, int pid, int clean)
+{
+    for (size_t i = 0; i < rp_nmodules; i++)
+        if (rp_modules[i]->child_exited)
+            rp_modules[i]->child_exited(cycle, pid, clean);
+}
+
 int rp_modules_init_process(rp_cycle_t *cycle)
 {
     int helper = rp_process.kind == RP_PROCESS_HELPER;

@@ -200,7 +200,7 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     const char *name = u->zone_name ? u->zone_name : DEFAULT_ZONE;
     size_t size = u->zone_name ? u->zone_size : DEFAULT_ZONE_SIZE;
     rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, ZONE_VERSION, zone_init);
-    if (z == NULL)
+    if (z == NULL || rp_peer_journal_declare(cf) != RP_CONF_OK)
         return RP_CONF_ERROR;
     if (u->zone_name == NULL && z->size != size)
         return rp_conf_error(cf, "zone \"%s\" is rampart's default peer table", name);
@@ -552,7 +552,7 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     if (s == NULL)
         return NULL;
     tried_push(pk, s);
-    rp_shm_counter_add(&s->sh->inflight, 1);
+    rp_peer_inflight_add(s->sh, 1);
     rp_shm_counter_add(&s->sh->requests, 1);
     if (s->dynamic)
         s->refs++;
@@ -615,6 +615,6 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     }
     if (u->balancer->report)
         u->balancer->report(u, s, o);
-    rp_shm_counter_add(&sh->inflight, -1);
+    rp_peer_inflight_add(sh, -1);
     rp_upstream_peer_unref(s);
 }

@@ -28,9 +28,8 @@
  * resting after max_fails, at max_conns or already tried by this request; the
  * shared in-flight count; failure accounting; latency.
  *
- * Departure from DESIGN.md: counters of a worker that dies mid-request are not
- * given back (a crash is a bug with a regression test; in-flight counts heal when
- * the zone is laid out anew).
+ * A worker's part of the in-flight and connection counts is also journalled
+ * (peer_journal.c), so the master gives it back when the worker dies holding it.
  */
 #ifndef RP_PEERS_H
 #define RP_PEERS_H
@@ -188,6 +187,30 @@ int rp_upstream_peer_weight(const rp_upstream_server_t *s, int64_t now);
 /* The peak-EWMA latency of s in ms (header or last byte), decayed toward zero with the
  * time since it last moved, as Finagle's: a peer not picked for a while gets tried again. */
 double rp_upstream_peer_latency(const rp_upstream_server_t *s, int last_byte, int64_t now);
+
+/* ---- what this worker holds (peer_journal.c) ---- */
+
+struct rp_cycle_s;
+
+/* Records this worker's part of a peer's counters, for the master to give back if the
+ * worker dies holding it. */
+void rp_peer_journal_add(rp_peer_shared_t *sh, int inflight, int conns);
+const char *rp_peer_journal_declare(void *cf);
+void rp_peer_journal_start(struct rp_cycle_s *cycle);
+void rp_peer_journal_child_exited(struct rp_cycle_s *cycle, int pid, int clean);
+
+/* A peer's in-flight requests or open connections change by d (shared, and journalled). */
+static inline void rp_peer_inflight_add(rp_peer_shared_t *sh, int d)
+{
+    rp_shm_counter_add(&sh->inflight, d);
+    rp_peer_journal_add(sh, d, 0);
+}
+
+static inline void rp_peer_conns_add(rp_peer_shared_t *sh, int d)
+{
+    rp_shm_counter_add(&sh->conns, d);
+    rp_peer_journal_add(sh, 0, d);
+}
 
 /* ---- the table in shared memory ---- */
 

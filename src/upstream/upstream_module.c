@@ -303,6 +303,7 @@ static const rp_command_t commands[] = {
 static int upstream_init_worker(rp_cycle_t *cycle)
 {
     rp_upstream_set_live(cycle);
+    rp_peer_journal_start(cycle);
     return 0;
 }
 
@@ -318,6 +319,7 @@ rp_module_t rp_upstream_module = {
     .commands = commands,
     .init_worker = upstream_init_worker,
     .stop_worker = upstream_stop_worker,
+    .child_exited = rp_peer_journal_child_exited,
     .create_http_main = create_http_main,
     .create_ups = create_ups,
 };

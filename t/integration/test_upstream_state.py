@@ -186,3 +186,36 @@ def test_max_conns_counts_requests_in_flight_across_workers(rampart, port, backe
         t.join()
     assert (slow["r"].status, slow["r"].text) == (200, "a\n")
     assert peers(port)[a.addr]["state"] == "up"
+
+
+def test_a_worker_killed_mid_request_gives_its_counts_back(rampart, port, backend_factory):
+    # Two requests in flight on `a` (each holding a connection), then their worker dies:
+    # the master gives back what the dead worker held, or least_conn and max_conns would
+    # see `a` busy for ever.
+    a = backend_factory("a")
+    rampart.configure(conf(port, [f"{a.addr} max_conns=2"], upstream="least_conn;"))
+    rampart.start()
+    [worker], _ = rampart.wait_processes(1)
+    results = []
+
+    def hold():
+        try:
+            results.append(get(port, "/?delay=5", headers={"Connection": "close"}, timeout=10))
+        except Exception as e:  # noqa: BLE001 - the worker dies under it
+            results.append(e)
+
+    threads = [threading.Thread(target=hold) for _ in range(2)]
+    for t in threads:
+        t.start()
+    harness.wait_for(lambda: peers(port)[a.addr]["inflight"] == 2, what="two requests in flight")
+    assert peers(port)[a.addr]["state"] == "full"
+    mark = rampart.log_size()
+    rampart.kill(worker)
+    rampart.wait_log(r"worker process %d left 2 requests and 2 connections to upstream peers "
+                     r"counted: given back" % worker, since=mark)
+    for t in threads:
+        t.join()
+    rampart.wait_processes(1, exclude=(worker,))
+    ps = peers(port)
+    assert (ps[a.addr]["inflight"], ps[a.addr]["connections"], ps[a.addr]["state"]) == (0, 0, "up")
+    assert get(port, "/", headers={"Connection": "close"}).status == 200
