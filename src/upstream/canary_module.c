@@ -304,8 +304,8 @@ static const char *postconfiguration(rp_conf_t *cf)
 }
 
 static const rp_command_t commands[] = {
-    {"proxy_canary", RP_CTX_LOCATION, 0, 2, 4, set_canary, RP_CONF_LOC, 0, NULL},
-    {"grpc_canary", RP_CTX_LOCATION, 0, 2, 4, set_canary, RP_CONF_LOC, 0, "grpc"},
+    {"proxy_canary", RP_CTX_LOCATION, 0, 1, 4, set_canary, RP_CONF_LOC, 0, NULL},
+    {"grpc_canary", RP_CTX_LOCATION, 0, 1, 4, set_canary, RP_CONF_LOC, 0, "grpc"},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
