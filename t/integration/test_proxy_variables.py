@@ -9,11 +9,13 @@ Backends are backend.py processes (X-Backend-Name says which one answered,
 X-Backend-Connection which of its connections), gRPC servers are test_grpc.py's."""
 
 import json
+import threading
 
 import grpc
 import pytest
 
 from harness import request, run, wait_for
+from h2_backend import H2Backend
 from h2client import h2_request
 from test_grpc import SVC, Server
 from test_proxy_tls import tls_backend
@@ -204,7 +206,43 @@ def test_least_recently_used_address_pool_gives_way_beyond_max(rampart, port, ba
     assert a.stats()["connections_accepted"] == 2
 
 
+def test_address_pool_in_use_by_a_request_is_not_given_away(rampart, port, backend_factory):
+    a, b = backend_factory("a"), backend_factory("b")
+    serve(rampart, port, "proxy_pass http://$http_x_target;",
+          http="upstream_address_pools max=1;")
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(
+        r=request(port, "/?delay=1.5", headers={"X-Target": a.addr})))
+    t.start()
+    try:
+        wait_for(lambda: a.stats()["open_connections"] == 1, what="the slow request at a")
+        mark = rampart.log_size()
+        assert request(port, "/", headers={"X-Target": b.addr}).status == 502
+        rampart.wait_log(rf"no upstream address pool free for {b.addr}: all 1 are in use",
+                         since=mark)
+    finally:
+        t.join()
+    assert name_of(slow["r"]) == "a"
+    assert name_of(request(port, "/", headers={"X-Target": b.addr})) == "b"
+
+
 # -- HTTP/2 clients, gRPC and TLS --------------------------------------------------
+
+
+def test_http2_upstream_block_chosen_by_variable_is_spoken_to_over_http2(rampart, port,
+                                                                         backend_factory):
+    h1 = backend_factory("h1")
+    h2be = H2Backend().start()
+    try:
+        serve(rampart, port, "proxy_pass http://$arg_pool;",
+              http=f"upstream plain {{ server {h1.addr}; }}\n"
+                   f"upstream multiplexed {{ server {h2be.addr}; http2; }}")
+        e = json.loads(request(port, "/x?pool=multiplexed&echo=1").body)
+        assert e["authority"] == "multiplexed" and e["path"] == "/x?pool=multiplexed&echo=1"
+        assert name_of(request(port, "/x?pool=plain")) == "h1"
+    finally:
+        h2be.stop()
+
 
 
 def test_http2_client_routes_by_variable_too(rampart, port, backend_factory):
