@@ -1167,8 +1167,7 @@ int rp_proxy_handler(rp_request_t *r)
         return RP_DECLINED;
     rp_upstream_conf_t *u;
     rp_upstream_tls_t *tls;
-    rp_str_t host;
-    int rc = rp_proxy_choose(r, plcf, &u, &tls, &host);
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
     if (rc != RP_OK)
         return rp_http_send_error(r, rc);
     if (u->http2)

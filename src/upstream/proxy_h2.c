@@ -764,8 +764,7 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
         r->grpc = 1;
     rp_upstream_conf_t *u;
     rp_upstream_tls_t *tls;
-    rp_str_t host;
-    int rc = rp_proxy_choose(r, plcf, &u, &tls, &host);
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
     if (rc != RP_OK)
         return rp_http_send_error(r, rc);
     xchg_t *x = rp_arena_calloc(r->arena, sizeof(*x));

@@ -252,18 +252,30 @@ static int must_escape(unsigned char ch)
            ch == '|' || ch == '}';
 }
 
-rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
+static rp_str_t configured_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
 {
-    if (plcf->route) {
-        /* proxy_pass with variables and a URI part: that URI, as it is (nginx's rule) */
-        const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
-        if (c && c->has_uri)
-            return c->uri;
-    }
     if (!plcf->has_uri && r->uri_rewritten)
         return rp_proxy_uri(r->arena, 1, RP_STR(""), 0, r->request_uri, r->uri, r->args);
     return rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri, r->uri,
                         r->args);
+}
+
+/* Kept out of the way of a literal proxy_pass, which never gets here. */
+static __attribute__((noinline, cold)) rp_str_t chosen_target(rp_request_t *r,
+                                                              const rp_proxy_loc_conf_t *plcf)
+{
+    /* proxy_pass with variables and a URI part: that URI, as it is (nginx's rule) */
+    const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
+    if (c && c->has_uri)
+        return c->uri;
+    return configured_target(r, plcf);
+}
+
+rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
+{
+    if (plcf->route)
+        return chosen_target(r, plcf);
+    return configured_target(r, plcf);
 }
 
 rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
@@ -327,17 +339,24 @@ rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t matc
 
 /* ---- the per-request context and its variables ---- */
 
+/* $proxy_host of an upstream chosen per request; out of the way of a literal proxy_pass. */
+static __attribute__((noinline, cold)) rp_proxy_ctx_t *
+chosen_host(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_proxy_ctx_t *ctx)
+{
+    const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
+    if (c)
+        ctx->host = c->host;
+    return ctx;
+}
+
 rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, void *exchange)
 {
     rp_proxy_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
     ctx->host = plcf->host;
-    if (plcf->route) {
-        const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
-        if (c)
-            ctx->host = c->host;
-    }
     ctx->exchange = exchange;
     rp_http_set_ctx(r, rp_proxy_module, ctx);
+    if (plcf->route)
+        return chosen_host(r, plcf, ctx);
     return ctx;
 }
 

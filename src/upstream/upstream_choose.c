@@ -546,7 +546,8 @@ int rp_proxy_choose_route(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_u
 chosen:
     *u = c->upstream;
     *tls = c->tls;
-    *host = c->host;
+    if (host)
+        *host = c->host;
     return RP_OK;
 }
 

@@ -75,8 +75,9 @@ int rp_proxy_choose_route(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_u
 
 /*
  * The upstream group r goes to, with the TLS settings to use (NULL: plain) and its
- * $proxy_host: the location's own for a literal proxy_pass or grpc_pass without a canary
- * (nothing else is done then), else chosen by rp_proxy_choose_route. RP_OK or a status.
+ * $proxy_host (host may be NULL: rp_proxy_ctx_new records it anyway): the location's own
+ * for a literal proxy_pass or grpc_pass without a canary (nothing else is done then), else
+ * chosen by rp_proxy_choose_route. RP_OK or a status.
  */
 static inline int rp_proxy_choose(rp_request_t *r, const rp_proxy_loc_conf_t *plcf,
                                   rp_upstream_conf_t **u, rp_upstream_tls_t **tls, rp_str_t *host)
@@ -84,7 +85,8 @@ static inline int rp_proxy_choose(rp_request_t *r, const rp_proxy_loc_conf_t *pl
     if (plcf->route == NULL) {
         *u = plcf->upstream;
         *tls = plcf->tls;
-        *host = plcf->host;
+        if (host)
+            *host = plcf->host;
         return RP_OK;
     }
     return rp_proxy_choose_route(r, plcf, u, tls, host);
