@@ -216,14 +216,37 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     return RP_CONF_OK;
 }
 
+const char *rp_upstream_default_zone(void *cfp)
+{
+    rp_conf_t *cf = cfp;
+    rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, DEFAULT_ZONE, DEFAULT_ZONE_SIZE, ZONE_TAG,
+                                                 ZONE_VERSION, zone_init);
+    if (z == NULL || rp_peer_journal_declare(cf) != RP_CONF_OK)
+        return RP_CONF_ERROR;
+    if (z->data == NULL) {
+        zone_data_t *zd = rp_arena_calloc(cf->arena, sizeof(*zd));
+        rp_array_init(&zd->ups, cf->arena, 8, sizeof(void *));
+        zd->epoch = cf->cycle->generation + 1;
+        z->data = zd;
+    }
+    return RP_CONF_OK;
+}
+
 int rp_upstream_attach_runtime(rp_upstream_conf_t *u)
 {
     rp_shm_zone_t *z = u->zone;
+    for (size_t i = 0; z == NULL && u->cycle && i < u->cycle->shm_zones.nelts; i++) {
+        rp_shm_zone_t *c = RP_ARRAY_AT(&u->cycle->shm_zones, rp_shm_zone_t *, i);
+        if (strcmp(c->name, DEFAULT_ZONE) == 0 && strcmp(c->tag, ZONE_TAG) == 0)
+            z = c;
+    }
     if (z == NULL || z->data == NULL || ((zone_data_t *)z->data)->h == NULL)
         return -1;
+    u->zone = z;
     zone_data_t *zd = z->data;
     lock_zone(z, zd);
-    int rc = attach_pool_locked(zd, u, 0);
+    /* the entries are this generation's: a sweep two reloads on may take them */
+    int rc = attach_pool_locked(zd, u, u->cycle->generation + 1);
     rp_shm_unlock(z);
     return rc;
 }

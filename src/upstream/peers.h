@@ -153,7 +153,12 @@ void rp_upstream_peer_unref(rp_upstream_server_t *s);
 /* Frees this process's peer set of u (worker exit, tests). */
 void rp_upstream_peers_free(rp_upstream_conf_t *u);
 
-/* Attaches u's peers to its zone from a worker (a pool made at run time). 0, or -1. */
+/* Declares the default peer table zone for the http block being read (the pools made
+ * at run time for proxy_pass with variables use it). */
+const char *rp_upstream_default_zone(void *cf);
+
+/* Attaches u's peers to its zone (the default one when u has none) from a worker: a
+ * pool made at run time. 0, or -1 when there is no room. */
 int rp_upstream_attach_runtime(rp_upstream_conf_t *u);
 
 /* Counts one failure of s toward max_fails outside an attempt (a connection that

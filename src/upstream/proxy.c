@@ -25,6 +25,7 @@
 #include "upstream/proxy.h"
 #include "upstream/attempt.h"
 #include "upstream/proxy_h2.h"
+#include "upstream/upstream_choose.h"
 #include "core/log.h"
 #include "core/wbuf.h"
 #include "core/time.h"
@@ -49,6 +50,7 @@ typedef struct {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
+    rp_upstream_tls_t *tls; /* how to talk TLS to ups (rp_proxy_choose); NULL: plain */
     rp_uconn_t *uc;
     int state;
     rp_attempt_t at;
@@ -141,7 +143,7 @@ void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, c
 /* nginx's error-log context: who asked for what, and where it was going. */
 static void log_upstream(proxy_t *p, int level, const char *what, int err, const char *where)
 {
-    rp_proxy_log_error(p->r, level, what, err, where, p->plcf->https ? "https" : "http",
+    rp_proxy_log_error(p->r, level, what, err, where, p->tls ? "https" : "http",
                        p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, p->target);
 }
 
@@ -550,12 +552,12 @@ static void on_handshake_event(void *arg)
 
 static void connected(proxy_t *p)
 {
-    if (p->plcf->tls == NULL) {
+    if (p->tls == NULL) {
         established(p);
         return;
     }
     rp_uconn_t *uc = p->uc;
-    if (rp_uconn_tls_start(uc, p->plcf->tls) != 0) {
+    if (rp_uconn_tls_start(uc, p->tls) != 0) {
         connect_failed(p, "cannot start TLS", 0, 0);
         return;
     }
@@ -596,7 +598,7 @@ static void connect_next(proxy_t *p)
         return;
     }
 
-    rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
+    rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
@@ -1081,14 +1083,20 @@ static void on_upstream_timer(void *arg)
 int rp_proxy_handler(rp_request_t *r)
 {
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
-    if (plcf == NULL || plcf->upstream == NULL)
+    if (plcf == NULL || (plcf->upstream == NULL && plcf->route == NULL))
         return RP_DECLINED;
-    if (plcf->upstream->http2)
+    rp_upstream_conf_t *u;
+    rp_upstream_tls_t *tls;
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
+    if (rc != RP_OK)
+        return rp_http_send_error(r, rc);
+    if (u->http2)
         return rp_proxy_h2_handler(r, plcf, 0);
     proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
     p->r = r;
     p->plcf = plcf;
-    p->ups = plcf->upstream;
+    p->ups = u;
+    p->tls = tls;
     rp_attempt_init(&p->at, r, p->ups);
     p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);

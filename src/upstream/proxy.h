@@ -29,6 +29,9 @@ typedef struct {
     rp_str_t uri;                 /* the URI part of proxy_pass */
     unsigned has_uri : 1;
     size_t match_len; /* length of the location prefix the URI part replaces */
+    /* variables in the URL, or a canary split: the upstream is chosen per request
+     * (upstream_choose.h); NULL: upstream, tls and host above are the answer */
+    struct rp_proxy_route_s *route;
 
     rp_array_t *set_headers;  /* rp_proxy_header_t as configured here; NULL: inherit */
     rp_array_t *hide_headers; /* rp_str_t; NULL: inherit */

@@ -31,6 +31,7 @@
 #include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "upstream/h2_upstream.h"
+#include "upstream/upstream_choose.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -45,6 +46,7 @@ typedef struct {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
+    rp_upstream_tls_t *tls;     /* how to talk TLS to ups (rp_proxy_choose); NULL: cleartext */
     rp_h2u_stream_t *st;
     rp_attempt_t at; /* at.peer: the server of the current attempt */
     unsigned retries;
@@ -78,8 +80,7 @@ static void add_timer(struct event *ev, int64_t ms)
 /* nginx's error-log context: who asked for what, and where it was going. */
 static void log_upstream(xchg_t *x, int level, const char *what, int err, const char *where)
 {
-    const char *scheme =
-        x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
+    const char *scheme = x->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
     rp_proxy_log_error(x->r, level, what, err, where, scheme,
                        x->at.peer ? x->at.peer->name : x->ups->name, x->target);
 }
@@ -203,7 +204,7 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     }
     nva[0] = nv(RP_STR(":method"), r->method);
     /* as nginx: the scheme of the connection to the server */
-    nva[1] = nv(RP_STR(":scheme"), plcf->tls ? RP_STR("https") : RP_STR("http"));
+    nva[1] = nv(RP_STR(":scheme"), x->tls ? RP_STR("https") : RP_STR("http"));
     nva[2] = nv(RP_STR(":authority"), fl.host);
     nva[3] = nv(RP_STR(":path"), x->target);
     *count = n;
@@ -236,7 +237,7 @@ static void connect_next(xchg_t *x)
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
-                              .tls = x->plcf->tls,
+                              .tls = x->tls,
                               .arena = r->arena,
                               .notify = on_notify,
                               .owner = x};
@@ -620,13 +621,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
 {
+    if (grpc)
+        r->grpc = 1;
+    rp_upstream_conf_t *u;
+    rp_upstream_tls_t *tls;
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
+    if (rc != RP_OK)
+        return rp_http_send_error(r, rc);
     xchg_t *x = rp_arena_calloc(r->arena, sizeof(*x));
     x->r = r;
     x->plcf = plcf;
-    x->ups = plcf->upstream;
+    x->ups = u;
+    x->tls = tls;
     rp_attempt_init(&x->at, r, x->ups);
-    if (grpc)
-        r->grpc = 1;
     x->grpc = rp_grpc_is_request(r);
     x->has_body = r->chunked || r->content_length > 0;
     x->body_done = !x->has_body;

@@ -4,7 +4,9 @@
  * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
  * `keepalive_requests`), and `http2` (the group speaks HTTP/2, h2_upstream.c).
  * Also the implicit pools behind proxy_pass host:port, one per scheme, so an
- * https one and a plain one to the same address stay apart.
+ * https one and a plain one to the same address stay apart, and the same kind of
+ * pool made while serving, for an address a proxy_pass with variables named
+ * (upstream_choose.c keeps those).
  */
 #include "upstream/upstream.h"
 #include "http/http.h"
@@ -19,7 +21,18 @@ static void *create_http_main(rp_conf_t *cf)
     rp_array_init(&m->upstreams, cf->arena, 4, sizeof(void *));
     rp_array_init(&m->tls_ctxs, cf->arena, 2, sizeof(void *));
     rp_array_init(&m->tls, cf->arena, 2, sizeof(void *));
+    /* first in the block, so nothing can have taken its name yet: it cannot fail */
+    (void)rp_upstream_default_zone(cf);
     return m;
+}
+
+/* A pool's fields before its directives: what every pool, block or implicit, starts as. */
+static void init_ups(rp_upstream_conf_t *u, rp_cycle_t *cycle)
+{
+    u->keepalive_timeout = RP_CONF_UNSET_MSEC;
+    u->keepalive_requests = RP_CONF_UNSET;
+    u->cycle = cycle;
+    u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
 }
 
 static void *create_ups(rp_conf_t *cf)
@@ -27,21 +40,20 @@ static void *create_ups(rp_conf_t *cf)
     rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
     rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
     rp_array_init(&u->resolve, cf->arena, 1, sizeof(rp_upstream_resolve_t));
-    u->keepalive_timeout = RP_CONF_UNSET_MSEC;
-    u->keepalive_requests = RP_CONF_UNSET;
-    u->cycle = cf->cycle;
-    u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
+    init_ups(u, cf->cycle);
     return u;
 }
 
-/* Counts primary and backup servers once the block is complete, and sets defaults. */
-static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
+/* Counts primary and backup servers once the pool is complete, and sets defaults.
+ * Returns 0, or -1 when no server is a primary one. */
+static int count_servers(rp_upstream_conf_t *u)
 {
     if (u->keepalive_timeout == RP_CONF_UNSET_MSEC)
         u->keepalive_timeout = 60000;
     if (u->keepalive_requests == RP_CONF_UNSET)
         u->keepalive_requests = 1000;
     rp_upstream_server_t *s = u->servers.elts;
+    u->nprimary = u->nbackup = 0;
     for (size_t i = 0; i < u->servers.nelts; i++) {
         if (s[i].backup)
             u->nbackup++;
@@ -55,7 +67,12 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
         else
             u->nprimary++;
     }
-    if (u->nprimary == 0)
+    return u->nprimary ? 0 : -1;
+}
+
+static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    if (count_servers(u) != 0)
         return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
     if (u->balancer->init) {
         const char *err = u->balancer->init(cf, u);
@@ -65,16 +82,22 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
     return rp_upstream_zone_attach(cf, u);
 }
 
-/* A new server line of u with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
-static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+/* A server with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
+static void init_server(rp_upstream_server_t *s, const char *file, unsigned line)
 {
-    rp_upstream_server_t *s = rp_array_push(&u->servers);
     memset(s, 0, sizeof(*s));
     s->weight = 1;
     s->max_fails = 1;
     s->fail_timeout = 10000;
-    s->file = cf->file;
-    s->line = cf->line;
+    s->file = file;
+    s->line = line;
+}
+
+/* A new server line of u. */
+static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    rp_upstream_server_t *s = rp_array_push(&u->servers);
+    init_server(s, cf->file, cf->line);
     return s;
 }
 
@@ -117,6 +140,28 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
     *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
     *out = u;
     return NULL;
+}
+
+void rp_upstream_implicit_make(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                               const rp_upstream_implicit_t *how)
+{
+    memset(u, 0, sizeof(*u));
+    init_ups(u, how->cycle);
+    u->name = how->name;
+    u->implicit = 1;
+    u->implicit_tls = !!how->tls;
+    u->file = how->file;
+    u->line = how->line;
+    u->keepalive = how->keepalive;
+    u->keepalive_timeout = how->keepalive_timeout;
+    u->keepalive_requests = how->keepalive_requests;
+    /* one server, in memory the caller owns: the array never grows */
+    init_server(s, how->file, how->line);
+    s->name = how->name;
+    memcpy(&s->sa, how->sa, how->socklen);
+    s->socklen = how->socklen;
+    u->servers = (rp_array_t){.elts = s, .nelts = 1, .size = sizeof(*s), .nalloc = 1};
+    count_servers(u);
 }
 
 rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name)
