@@ -580,6 +580,10 @@ rp_proxy_route_t *rp_proxy_route_get(rp_conf_t *cf, rp_proxy_loc_conf_t *p)
 
 const char *rp_proxy_route_compile(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const char *url, int grpc)
 {
+    /* the pools this location may make while serving keep their peers in the default
+     * peer table */
+    if (rp_upstream_default_zone(cf) != RP_CONF_OK)
+        return RP_CONF_ERROR;
     const char *plain = grpc ? "grpc://" : "http://", *secure = grpc ? "grpcs://" : "https://";
     size_t plen = strlen(plain), slen = strlen(secure), skip = 0;
     int scheme;

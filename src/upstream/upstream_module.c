@@ -21,8 +21,6 @@ static void *create_http_main(rp_conf_t *cf)
     rp_array_init(&m->upstreams, cf->arena, 4, sizeof(void *));
     rp_array_init(&m->tls_ctxs, cf->arena, 2, sizeof(void *));
     rp_array_init(&m->tls, cf->arena, 2, sizeof(void *));
-    /* first in the block, so nothing can have taken its name yet: it cannot fail */
-    (void)rp_upstream_default_zone(cf);
     return m;
 }
 
