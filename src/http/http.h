@@ -191,6 +191,8 @@ struct rp_http_core_loc_conf_s {
     char *default_type;
     size_t client_max_body_size; /* 0: unlimited */
     int server_tokens;
+    int internal;       /* `internal`: only internal redirects and subrequests reach it */
+    int log_subrequest; /* access_log writes subrequests too */
 };
 
 extern rp_module_t rp_http_module;
