@@ -202,6 +202,7 @@ extern rp_module_t rp_http_map_module;
 extern rp_module_t rp_http_gzip_module;
 extern rp_module_t rp_http_limit_rate_module;
 extern rp_module_t rp_http_fault_module;
+extern rp_module_t rp_http_mirror_module;
 extern rp_module_t rp_http_split_clients_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_proxy_module;
