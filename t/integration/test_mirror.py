@@ -12,6 +12,7 @@ shown by events, not by timing.
 
 import hashlib
 import json
+import re
 import signal
 import socket
 import threading
@@ -19,6 +20,7 @@ import threading
 import pytest
 
 import harness
+import reference_nginx
 from h2client import H2Client
 from harness import request, wait_for
 
@@ -404,3 +406,58 @@ def test_graceful_stop_is_bounded_by_the_mirror_location_timeouts(rampart, port,
     assert "upstream timed out" in rampart.log_text()
     assert not rampart.problems()
     shadow.release()
+
+
+# -- configuration errors -------------------------------------------------------------
+# http-block content, the line of the mistake (the content starts on line 3 in rampart's
+# file and nginx's alike), rampart's message after "FILE:LINE: ", and whether nginx
+# refuses the same file.
+
+def in_location(*lines):
+    return ("server {\n    listen 127.0.0.1:8080;\n    location / {\n"
+            + "".join(f"        {line}\n" for line in lines) + "    }\n}\n")
+
+
+ERRORS = {
+    "mirror_off_then_a_uri": (in_location("mirror off;", "mirror /m;"), 7,
+                              '"mirror": duplicate directive', True),
+    "mirror_uri_then_off": (in_location("mirror /m;", "mirror off;"), 7,
+                            '"mirror": duplicate directive', True),
+    "mirror_two_uris_on_one_line": (in_location("mirror /a /b;"), 6,
+                                    '"mirror": takes 1 argument, got 2', True),
+    "mirror_uri_not_a_path": (in_location("mirror shadow;"), 6,
+                              '"mirror": invalid mirror URI "shadow": it must start with "/"',
+                              False),
+    "mirror_request_body_not_a_flag": (in_location("mirror_request_body yes;"), 6,
+                                       '"mirror_request_body": invalid value "yes", it must be '
+                                       '"on" or "off"', True),
+    "internal_with_an_argument": (in_location("internal on;"), 6,
+                                  '"internal": takes 0 arguments, got 1', True),
+    "internal_twice": (in_location("internal;", "internal;"), 7,
+                       '"internal": duplicate directive', True),
+    "internal_in_a_server": ("server {\n    listen 127.0.0.1:8080;\n    internal;\n}\n", 5,
+                             '"internal": not allowed in the server context', True),
+}
+
+
+@pytest.mark.parametrize("case", ERRORS)
+def test_configuration_error_names_file_and_line(conf_dir, case):
+    http, line, message, _ = ERRORS[case]
+    (conf_dir / "rampart.conf").write_text(reference_nginx.rampart_text(http))
+    p = harness.run("-t", "-p", conf_dir, "-c", "rampart.conf")
+    path = conf_dir / "rampart.conf"
+    assert p.returncode == 1
+    assert p.stderr == (f"rampart: {path}:{line}: {message}\n"
+                        f"rampart: configuration file {path} test failed\n")
+
+
+@pytest.mark.parametrize("case", [c for c in ERRORS if ERRORS[c][3]])
+def test_nginx_refuses_the_same_configuration(tmp_path, case):
+    reference_nginx.require()
+    http, line, _, _ = ERRORS[case]
+    nginx = reference_nginx.Nginx(tmp_path / "nginx")
+    nginx.configure(http)
+    p = nginx.check()
+    assert p.returncode != 0, f"nginx accepts what rampart refuses:\n{p.stderr}"
+    m = re.search(rf"\[emerg\] .* in {re.escape(str(nginx.conf_path))}:(\d+)", p.stderr)
+    assert m and int(m.group(1)) == line, p.stderr
