@@ -17,8 +17,8 @@ static inline uint32_t rp_murmur_hash2(const void *data, size_t len)
     uint32_t h = (uint32_t)len; /* the seed (0) mixed with the length */
 
     for (; len >= 4; p += 4, len -= 4) {
-        uint32_t k = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-                     (uint32_t)p[3] << 24;
+        uint32_t k =
+            (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
         k *= m;
         k ^= k >> 24;
         k *= m;

@@ -96,13 +96,13 @@ static const char *postconfiguration(rp_conf_t *cf)
     return RP_CONF_OK;
 }
 
-#define LOC(f) offsetof(mirror_loc_conf_t, f)
+#define LOC(f)   offsetof(mirror_loc_conf_t, f)
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
 static const rp_command_t commands[] = {
     {"mirror", ANYWHERE, 0, 1, 1, set_mirror, RP_CONF_LOC, 0, NULL},
-    {"mirror_request_body", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
-     LOC(request_body), NULL},
+    {"mirror_request_body", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(request_body),
+     NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

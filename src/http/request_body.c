@@ -85,8 +85,9 @@ static int body_failed(rp_request_t *r)
     int status = r->body_status;
     r->on_body = NULL;
     if (status == 0) {
-        rp_log_error(RP_LOG_INFO, 0, "client prematurely closed connection while reading the "
-                                     "request body");
+        rp_log_error(RP_LOG_INFO, 0,
+                     "client prematurely closed connection while reading the "
+                     "request body");
         if (!r->response_started)
             r->status = 400; /* what nginx logs for it */
         rp_http_abort(r);

@@ -187,8 +187,8 @@ static void copy_fields(rp_request_t *sr, const rp_request_t *parent, int with_l
     }
     if (with_length) {
         char *v = rp_arena_sprintf(a, "%lld", (long long)sr->content_length);
-        sr->headers[sr->nheaders++] = (rp_header_t){RP_STR("content-length"),
-                                                    (rp_str_t){v, strlen(v)}};
+        sr->headers[sr->nheaders++] =
+            (rp_header_t){RP_STR("content-length"), (rp_str_t){v, strlen(v)}};
     }
 }
 
