@@ -49,11 +49,11 @@ typedef struct {
     int (*trailers)(rp_request_t *r, const rp_header_t *h, unsigned n);
 } rp_http_proto_t;
 
-typedef struct rp_http_cleanup_s rp_http_cleanup_t;
-
 /* A request body read whole and kept in memory (request_body.c); shared by reference
  * with subrequests, freed by its last holder. */
 typedef struct rp_http_body_s rp_http_body_t;
+
+typedef struct rp_http_cleanup_s rp_http_cleanup_t;
 struct rp_http_cleanup_s {
     void (*fn)(rp_request_t *r, void *data);
     void *data;
