@@ -19,11 +19,13 @@ rp_process_t rp_process;
 
 rp_module_t *const rp_modules[] = {
     &rp_core_module,        &rp_http_module,        &rp_http_core_module,
-    &rp_http_rewrite_module, &rp_http_map_module, &rp_upstream_module,
+    &rp_http_rewrite_module, &rp_http_map_module, &rp_http_split_clients_module,
+    &rp_upstream_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
     &rp_http_headers_module, &rp_http_gzip_module,
-    &rp_http_limit_rate_module, &rp_http_fault_module, &rp_upstream_status_module,
+    &rp_http_limit_rate_module, &rp_http_mirror_module, &rp_http_fault_module,
+    &rp_upstream_status_module,
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
     &rp_listen_module,

@@ -77,6 +77,7 @@ static void *create_loc(rp_conf_t *cf)
     c->client_body_timeout = RP_CONF_UNSET_MSEC;
     c->client_max_body_size = RP_CONF_UNSET_SIZE;
     c->server_tokens = RP_CONF_UNSET;
+    c->log_subrequest = RP_CONF_UNSET;
     return c;
 }
 
@@ -90,6 +91,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->client_max_body_size, p->client_max_body_size, RP_CONF_UNSET_SIZE,
                   1024 * 1024);
     RP_CONF_MERGE(c->server_tokens, p->server_tokens, RP_CONF_UNSET, 1);
+    RP_CONF_MERGE(c->log_subrequest, p->log_subrequest, RP_CONF_UNSET, 0);
     if (c->default_type == NULL)
         c->default_type = p->default_type ? p->default_type : "text/plain";
     return RP_CONF_OK;
@@ -345,6 +347,16 @@ static const char *set_default_type(rp_conf_t *cf, const rp_command_t *cmd, void
     return rp_conf_set_str(cf, cmd, conf);
 }
 
+/* `internal`: not inherited, as in nginx; a location says it of itself. */
+static const char *set_internal(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_http_core_loc_conf_t *clcf = conf;
+    if (clcf->internal)
+        return "duplicate directive";
+    clcf->internal = 1;
+    return RP_CONF_OK;
+}
+
 static const char *preconfiguration(rp_conf_t *cf)
 {
     return rp_var_register(cf, rp_http_core_variables);
@@ -378,6 +390,9 @@ static const rp_command_t commands[] = {
     {"client_max_body_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      LOC(client_max_body_size), NULL},
     {"server_tokens", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(server_tokens), NULL},
+    {"internal", RP_CTX_LOCATION, 0, 0, 0, set_internal, RP_CONF_LOC, 0, NULL},
+    {"log_subrequest", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(log_subrequest),
+     NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -8,6 +8,7 @@
 #include "core/cycle.h"
 #include "core/random.h"
 #include "core/time.h"
+#include "net/listen.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -145,14 +146,19 @@ static int get_remote_port(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 }
 
 /* The address the connection arrived on: the listening address unless it listens on a
- * wildcard, which only the socket itself can tell. */
+ * wildcard, which only the socket itself can tell. A connection without a socket (a
+ * background subrequest's) has the listening address. */
 static void local_addr(rp_request_t *r, char *buf, size_t len, int *port)
 {
     rp_sockaddr_t local;
     socklen_t n = sizeof(local);
     memset(&local, 0, sizeof(local));
-    if (getsockname(r->conn->fd, &local.sa, &n) != 0)
+    if (r->conn->fd < 0 && r->conn->ls) {
+        size_t k = r->conn->ls->socklen < sizeof(local) ? r->conn->ls->socklen : sizeof(local);
+        memcpy(&local, &r->conn->ls->sa, k);
+    } else if (getsockname(r->conn->fd, &local.sa, &n) != 0) {
         memset(&local, 0, sizeof(local));
+    }
     addr_text(&local, buf, len, port);
 }
 

@@ -191,6 +191,8 @@ struct rp_http_core_loc_conf_s {
     char *default_type;
     size_t client_max_body_size; /* 0: unlimited */
     int server_tokens;
+    int internal;       /* `internal`: only internal redirects and subrequests reach it */
+    int log_subrequest; /* access_log writes subrequests too */
 };
 
 extern rp_module_t rp_http_module;
@@ -200,6 +202,8 @@ extern rp_module_t rp_http_map_module;
 extern rp_module_t rp_http_gzip_module;
 extern rp_module_t rp_http_limit_rate_module;
 extern rp_module_t rp_http_fault_module;
+extern rp_module_t rp_http_mirror_module;
+extern rp_module_t rp_http_split_clients_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_upstream_status_module;
 extern rp_module_t rp_proxy_module;

@@ -75,6 +75,8 @@ static int find_config(rp_request_t *r)
         rp_http_regex_captures(r, clcf->re, r->uri, rp_regex_ovector(), rp_regex_pairs());
     r->clcf = clcf;
     r->loc_conf = clcf->loc_conf;
+    if (clcf->internal && !r->internal)
+        return rp_http_send_error(r, 404); /* as nginx: as if it did not exist */
     /* As nginx: a declared length over the limit is refused before anything reads it.
      * Chunked bodies are counted as they are read. */
     if (clcf->client_max_body_size && r->content_length > 0 &&

@@ -178,7 +178,9 @@ int rp_http_response_begin(rp_request_t *r, int64_t content_length)
     r->out_length = content_length;
     r->response_started = 1;
     r->header_sent = 1;
-    const rp_http_header_filter_t *top = main_conf(r)->header_filters;
+    /* filters shape what a client receives: a subrequest has none */
+    const rp_http_header_filter_t *top =
+        r->subrequest ? &rp_http_header_filter_end : main_conf(r)->header_filters;
     int rc = top->fn(r, top);
     if (rc == RP_AGAIN) {
         r->head_waiting = 1; /* the filter resumes the head; the body waits for it */
@@ -223,7 +225,8 @@ static int body_top(rp_request_t *r, const struct iovec *iov, int iovcnt, unsign
 {
     if (r->head_waiting)
         return hold(r, iov, iovcnt, flags);
-    const rp_http_body_filter_t *top = main_conf(r)->body_filters;
+    const rp_http_body_filter_t *top =
+        r->subrequest ? &rp_http_body_filter_end : main_conf(r)->body_filters;
     return top->fn(r, top, iov, iovcnt, flags);
 }
 
@@ -318,11 +321,6 @@ void rp_http_filter_drained(rp_request_t *r)
     /* From the loop, not from here: the filter may be running inside the producer's
      * own write. */
     rp_http_post(r, 0, 1);
-}
-
-int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
-{
-    return r->proto->read_body(r, buf, cap, n);
 }
 
 void rp_http_close_now(rp_request_t *r)

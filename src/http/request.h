@@ -49,6 +49,10 @@ typedef struct {
     int (*trailers)(rp_request_t *r, const rp_header_t *h, unsigned n);
 } rp_http_proto_t;
 
+/* A request body read whole and kept in memory (request_body.c); shared by reference
+ * with subrequests, freed by its last holder. */
+typedef struct rp_http_body_s rp_http_body_t;
+
 typedef struct rp_http_cleanup_s rp_http_cleanup_t;
 struct rp_http_cleanup_s {
     void (*fn)(rp_request_t *r, void *data);
@@ -86,7 +90,8 @@ struct rp_request_s {
     unsigned expect_continue : 1;
     unsigned head : 1;     /* HEAD: no body in the response */
     unsigned grpc : 1;     /* a grpc_pass request: rampart's own errors are gRPC statuses */
-    unsigned internal : 1; /* reached its location by an internal redirect */
+    unsigned internal : 1; /* reached its location by an internal redirect, or a subrequest */
+    unsigned subrequest : 1; /* made by rp_http_subrequest: no client of its own */
     unsigned uri_changed : 1;  /* POST_REWRITE finds the location again */
     unsigned uri_rewritten : 1; /* the URI or arguments are no longer the ones sent */
     unsigned no_body : 1;      /* the head is the whole response (gRPC trailers-only) */
@@ -135,6 +140,8 @@ struct rp_request_s {
     void (*on_body)(rp_request_t *r);
     void (*on_drain)(rp_request_t *r);
     int body_status; /* after rp_http_read_body failed: 400, 413, or 0 for a client gone */
+    rp_http_body_t *body; /* the body read whole (rp_http_keep_body); NULL: read as it comes */
+    size_t body_read;     /* how much of the kept body rp_http_read_body handed out */
 
     rp_request_t *post_next, *post_prev; /* the resume queue */
 };
@@ -300,9 +307,65 @@ int rp_http_header_resume(rp_request_t *r, const rp_http_header_filter_t *self);
  */
 int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
 
+/*
+ * Reads r's whole request body into memory and keeps it there (client_max_body_size
+ * bounds it, as it bounds any body): from then on rp_http_read_body serves it from its
+ * start, to whichever handler reads it, and subrequests may share it
+ * (RP_HTTP_SUB_BODY). Call from a phase handler and return what it returns unless it
+ * is RP_OK: RP_OK once the body is kept (at once when it already is, or when the
+ * request has none), RP_AGAIN while bytes are still to come (the phases resume, and
+ * call the handler again, when the body is complete), RP_DONE when it could not be
+ * read and the request was answered (400, 413, 408) or cut (the client gone).
+ */
+int rp_http_keep_body(rp_request_t *r);
+
+/* Whether r's body is kept whole (or r has none): rp_http_keep_body returned RP_OK. */
+int rp_http_body_kept(const rp_request_t *r);
+
+/* The kept body's length (0 for none). */
+size_t rp_http_kept_body_length(const rp_request_t *r);
+
 /* Ends the request without a response (return 444): the connection closes, or the
  * stream is reset. */
 void rp_http_close_now(rp_request_t *r);
+
+/* ---- subrequests (subrequest.c) ---- */
+
+/* How a subrequest's response is consumed (one of), and what it takes from its parent. */
+#define RP_HTTP_SUB_BACKGROUND 0x01u /* discarded as it comes; the subrequest is detached */
+#define RP_HTTP_SUB_BODY       0x10u /* it sends the parent's kept body (rp_http_keep_body) */
+
+/*
+ * Makes a subrequest of parent for uri (a normalized path) and args (the query
+ * string, without "?"), both copied: a request with no client connection of its own
+ * that runs the phases of parent's server from SERVER_REWRITE (a location is chosen
+ * for uri; `internal` locations are reachable) to its content and log phases. It is a
+ * GET carrying copies of parent's header fields (but the connection-level ones), its
+ * $request_uri and $request_id; with RP_HTTP_SUB_BODY it sends parent's kept body
+ * (which must be complete), else none. Set (*out)'s method with
+ * rp_http_subrequest_method before returning to the event loop: the subrequest starts
+ * from the loop, never from within the caller.
+ *
+ * RP_HTTP_SUB_BACKGROUND: the response is discarded as it arrives, and the subrequest
+ * is detached from parent and its connection, which it never touches: it has its own
+ * arena and stand-in connection (rp_conn_detached), parent may end, be logged and its
+ * connection reused or closed meanwhile, and the subrequest frees itself when its own
+ * exchange ends (its handlers' timeouts bound it; a fast stop or
+ * worker_shutdown_timeout ends it). Its log phase runs as any request's (access_log
+ * skips it unless log_subrequest is on).
+ *
+ * Returns RP_OK with *out set, or RP_ERROR (logged): parent has no connection to
+ * stand in for, or the flags ask for what is not there.
+ */
+int rp_http_subrequest(rp_request_t *parent, rp_str_t uri, rp_str_t args, unsigned flags,
+                       rp_request_t **out);
+
+/* For subrequest.c: sr holds a reference to parent's complete kept body, which it reads
+ * from the start; the reference goes when sr ends. */
+void rp_http_body_share(rp_request_t *parent, rp_request_t *sr);
+
+/* Sets a subrequest's method (copied; HEAD makes it a HEAD request). */
+void rp_http_subrequest_method(rp_request_t *sr, rp_str_t method);
 
 /* Whether a response with this status carries a body. */
 int rp_http_status_has_body(int status);

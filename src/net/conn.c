@@ -296,7 +296,8 @@ void rp_conn_tls_accept(rp_conn_t *c, SSL_CTX *ctx, int64_t timeout_ms, const ch
     rp_conn_set_timer(c, timeout_ms);
 }
 
-void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listening_s *ls)
+/* A zeroed connection object on the worker's list. */
+static rp_conn_t *conn_get(void)
 {
     rp_conn_t *c = freelist;
     if (c) {
@@ -306,6 +307,37 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listen
         c = rp_xmalloc(sizeof(*c));
     }
     memset(c, 0, sizeof(*c));
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    nconns++;
+    return c;
+}
+
+rp_conn_t *rp_conn_detached(const rp_conn_t *like, const rp_conn_proto_t *proto, void *data)
+{
+    rp_conn_t *c = conn_get();
+    c->fd = -1;
+    c->ls = like->ls;
+    c->peer = like->peer;
+    c->peerlen = like->peerlen;
+    c->number = like->number;
+    c->requests = like->requests;
+    c->draining = like->draining;
+    if (like->sni)
+        c->sni = rp_xstrdup(like->sni);
+    /* rev is assigned (rp_conn_free deletes it) but never added: there is no socket */
+    event_assign(&c->rev, rp_event_base, -1, 0, on_read, c);
+    evtimer_assign(&c->timer, rp_event_base, on_timer, c);
+    rp_conn_set_proto(c, proto, data);
+    count_changed();
+    return c;
+}
+
+void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listening_s *ls)
+{
+    rp_conn_t *c = conn_get();
     c->fd = fd;
     c->ls = ls;
     if (len > sizeof(c->peer))
@@ -313,11 +345,6 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listen
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->number = ++conn_number;
-    c->next = conns;
-    if (conns)
-        conns->prev = c;
-    conns = c;
-    nconns++;
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

@@ -126,6 +126,17 @@ void rp_conn_free(rp_conn_t *c);
  */
 void rp_conn_linger(rp_conn_t *c);
 
+/*
+ * A connection without a socket, standing in for `like` (its listening address, peer
+ * address, number and TLS server name are copied; nothing of `like` is kept) for work
+ * that outlives it: a background subrequest, whose client may be gone long before it
+ * ends. It counts among the worker's connections, so a graceful stop waits for it, a
+ * fast stop or worker_shutdown_timeout ends it through proto->release, and a retired
+ * generation's configuration stays while it runs. It has no read event; its timer
+ * calls proto->timeout. It ends with rp_conn_free, like any connection.
+ */
+rp_conn_t *rp_conn_detached(const rp_conn_t *like, const rp_conn_proto_t *proto, void *data);
+
 /* Begins a graceful stop: every connection's protocol drains; those without one close. */
 void rp_conn_drain_all(void);
 

@@ -339,6 +339,9 @@ static int log_handler(rp_request_t *r)
     const al_loc_conf_t *llcf = lc[rp_access_log_module.index];
     if (llcf->off || llcf->logs == NULL)
         return RP_OK;
+    const rp_http_core_loc_conf_t *clcf = lc[rp_http_core_module.index];
+    if (r->subrequest && !clcf->log_subrequest)
+        return RP_OK; /* as nginx: a mirror's copy is not the client's request */
     const al_log_t *logs = llcf->logs->elts;
     for (size_t i = 0; i < llcf->logs->nelts; i++) {
         if (logs[i].cond) {

@@ -8,7 +8,7 @@ variables it misuses.
 import json
 import re
 
-from harness import get, run
+from harness import get, run, wait_for
 
 
 def test_set_args_changes_the_query_a_proxy_without_uri_sends(rampart, port, backend):
@@ -41,7 +41,12 @@ def test_sent_and_upstream_fields_reach_the_access_log(rampart, port, backend):
     r = get(port, "/x?body=hello")
     assert r.text == "hello"
     log = rampart.prefix / "logs" / "f.log"
-    line = re.search(r"\[(.*)\] \[(.*)\] \[(.*)\]", log.read_text()).groups()
+    # the line is written once the exchange is over, which may be after the client has read
+    # the response
+    found = wait_for(lambda: log.exists() and re.search(r"\[(.*)\] \[(.*)\] \[(.*)\]",
+                                                        log.read_text()),
+                     what="the access log line")
+    line = found.groups()
     assert line == ("here", r.headers["X-Backend-Name"], "5")
 
 
