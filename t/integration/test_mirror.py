@@ -172,6 +172,21 @@ def test_mirror_sends_a_copy_with_the_same_method_fields_and_body(rampart, port,
     assert "connection" not in copy["fields"] or copy["fields"]["connection"] == "close"
 
 
+def test_mirror_to_shadow_with_request_uri_gets_the_clients_target(rampart, port, backend,
+                                                                   shadow):
+    # nginx's usual shadowing idiom: proxy_pass with $request_uri in the mirror location
+    rampart.configure(f"upstream shadow {{ server {shadow.addr}; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port};\n"
+                      f" location / {{ mirror /mirror; proxy_pass http://{backend.addr}; }}\n"
+                      f" location = /mirror {{ internal; proxy_pass http://shadow$request_uri; }}"
+                      f"\n}}")
+    rampart.start()
+    assert request(port, "/api/v2/items?page=3", method="POST", body=b"payload").status == 200
+    copy = shadow.wait_requests(1)[0]
+    assert (copy["method"], copy["target"], copy["body"]) == ("POST", "/api/v2/items?page=3",
+                                                              b"payload")
+
+
 def test_chunked_request_body_reaches_main_and_mirror(rampart, port, backend, shadow):
     serve(rampart, port, backend, shadow.addr)
     chunks = [b"a" * 1000, b"b" * 5000, b"c" * 17]
@@ -384,7 +399,7 @@ def test_graceful_stop_waits_for_a_mirror_in_flight_then_exits(rampart, port, ba
     shadow.hold()
     assert request(port, "/q", method="POST", body=b"last").status == 200
     shadow.wait_requests(1)
-    workers = rampart.children()
+    workers, _ = rampart.wait_processes(1)  # not the helper: it exits at once
     rampart.proc.send_signal(signal.SIGQUIT)
     wait_for(lambda: "gracefully shutting down" in rampart.log_text(), what="the stop")
     # the worker still holds the copy: it has not exited
