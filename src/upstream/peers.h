@@ -96,6 +96,10 @@ typedef struct {
     uint32_t hash;       /* for hash balancers: computed on the first pick */
     unsigned hashed : 1;
     unsigned tries : 8;  /* picks so far (a hash balancer rehashes on a repeat) */
+    /* For hash balancers: what is hashed (hash KEY's value, the client address's bytes
+     * for ip_hash), taken from r at the first pick when NULL; unit tests set it. */
+    const unsigned char *key;
+    size_t key_len;
 } rp_upstream_pick_t;
 
 /* A worker's view of a pool: the peers in principle usable, primaries first. */
