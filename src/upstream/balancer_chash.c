@@ -52,6 +52,11 @@ typedef struct {
     uint32_t *idx;  /* the peer (index in set->peer) of each point */
     unsigned n;
     uint64_t total_weight; /* of the range's peers, base weights */
+    /* A large ring's index by the top `bits` bits of a hash: the first point of each
+     * bucket, so a search is one lookup and a few steps instead of twenty cache
+     * misses over megabytes (NULL for rings small enough to stay in cache). */
+    uint32_t *bucket;
+    unsigned bits;
 } ring_t;
 
 typedef struct {
@@ -150,6 +155,20 @@ static void ring_build(ring_t *r, const rp_upstream_peers_t *set, unsigned from,
         r->idx[r->n++] = (uint32_t)pts[i];
     }
     free(pts);
+    if (r->n >= 4096) {
+        r->bits = 0;
+        while (r->bits < 16 && (r->n >> (r->bits + 1)) >= 8)
+            r->bits++; /* about 8 points per bucket, at most 2^16 buckets (256 KB) */
+        unsigned nb = 1u << r->bits;
+        r->bucket = rp_xmalloc((nb + 1) * sizeof(*r->bucket));
+        unsigned i = 0;
+        for (unsigned b = 0; b < nb; b++) {
+            while (i < r->n && (r->hash[i] >> (32 - r->bits)) < b)
+                i++;
+            r->bucket[b] = i;
+        }
+        r->bucket[nb] = r->n;
+    }
 }
 
 static void chash_update(rp_upstream_conf_t *u, rp_upstream_peers_t *set, void *old_data)
@@ -159,6 +178,7 @@ static void chash_update(rp_upstream_conf_t *u, rp_upstream_peers_t *set, void *
         for (int b = 0; b <= 1; b++) {
             free(old->range[b].hash);
             free(old->range[b].idx);
+            free(old->range[b].bucket);
         }
         free(old);
     }
@@ -176,6 +196,11 @@ static void chash_update(rp_upstream_conf_t *u, rp_upstream_peers_t *set, void *
 static unsigned ring_find(const ring_t *r, uint32_t h)
 {
     unsigned lo = 0, hi = r->n;
+    if (r->bucket) {
+        unsigned b = h >> (32 - r->bits);
+        lo = r->bucket[b];
+        hi = r->bucket[b + 1];
+    }
     while (lo < hi) {
         unsigned mid = lo + (hi - lo) / 2;
         if (r->hash[mid] < h)

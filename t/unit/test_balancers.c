@@ -57,6 +57,21 @@ static rp_upstream_conf_t *load(const char *upstream_body)
     return NULL;
 }
 
+/* Lets go of the loaded configuration: each pool's peer set (this process's), then it. */
+static void unload_cycle(rp_cycle_t *c)
+{
+    rp_upstream_main_conf_t *m = rp_http_main_conf(c, &rp_upstream_module);
+    for (size_t i = 0; i < m->upstreams.nelts; i++)
+        rp_upstream_peers_free(RP_ARRAY_AT(&m->upstreams, rp_upstream_conf_t *, i));
+    rp_cycle_destroy(c);
+}
+
+static void unload(void)
+{
+    unload_cycle(cycle);
+    cycle = NULL;
+}
+
 /* n servers 10.A.B.C:80 with weight weights[i % nweights] (NULL: weight 1), then extra
  * directives; the text is malloc'd. */
 static char *servers(unsigned n, const int *weights, unsigned nweights, const char *params,
@@ -404,7 +419,7 @@ START_TEST(test_least_time_measures_the_response_head_or_the_last_byte)
         unsigned count[2];
         tally(u, 100, count);
         ck_assert_uint_eq(count[m == 0 ? 0 : 1], 100);
-        rp_cycle_destroy(cycle);
+        unload();
     }
 }
 END_TEST
@@ -521,6 +536,7 @@ START_TEST(test_consistent_hash_moves_about_one_nth_of_the_keys_when_a_peer_join
     const char **before = calloc(NKEYS, sizeof(*before)), **after = calloc(NKEYS, sizeof(*after));
     rp_upstream_conf_t *u10 = load_n(10, NULL, 0, "", "hash $arg_user consistent;\n");
     map_keys(u10, NKEYS, before);
+    rp_cycle_t *first = cycle;
     rp_upstream_conf_t *u11 = load_n(11, NULL, 0, "", "hash $arg_user consistent;\n");
     map_keys(u11, NKEYS, after);
     const char *newcomer = peer(u11, 10)->name;
@@ -533,6 +549,7 @@ START_TEST(test_consistent_hash_moves_about_one_nth_of_the_keys_when_a_peer_join
     }
     ck_assert_msg(moved <= NKEYS * 1.5 / 11 && moved >= NKEYS * 0.5 / 11,
                   "%u of %d keys moved", moved, NKEYS);
+    unload_cycle(first);
     free(before);
     free(after);
 }
@@ -587,7 +604,7 @@ START_TEST(test_consistent_hash_of_10000_peers_moves_few_keys_when_one_joins)
     char **keep = calloc(NKEYS, sizeof(*keep));
     for (unsigned i = 0; i < NKEYS; i++)
         keep[i] = strdup(before[i]); /* the first configuration's names go with it */
-    rp_cycle_destroy(cycle);
+    unload();
     u = load_n(10001, NULL, 0, "", "zone big 16m;\nhash $arg_user consistent;\n");
     map_keys(u, NKEYS, after);
     unsigned moved = 0;
@@ -639,12 +656,14 @@ START_TEST(test_hash_balance_factor_keeps_keys_home_while_loads_are_even)
     rp_upstream_conf_t *plain = load_n(10, NULL, 0, "", "hash $arg_user consistent;\n");
     const char *home[200];
     map_keys(plain, 200, home);
+    rp_cycle_t *first = cycle;
     rp_upstream_conf_t *u =
         load_n(10, NULL, 0, "", "hash $arg_user consistent;\nhash_balance_factor 1.5;\n");
     const char *bounded[200];
     map_keys(u, 200, bounded); /* each finished at once: no load builds up */
     for (unsigned i = 0; i < 200; i++)
         ck_assert_str_eq(bounded[i], home[i]);
+    unload_cycle(first);
 }
 END_TEST
 
@@ -670,7 +689,7 @@ static double ramp_share(const char *balancer, int64_t ago, unsigned npeers)
         int len = snprintf(key, sizeof(key), "k%u", i);
         got += pick_key(u, key, (size_t)len) == peer(u, 0);
     }
-    rp_cycle_destroy(cycle);
+    unload();
     return (double)got / n;
 }
 
@@ -750,7 +769,7 @@ START_TEST(test_no_balancer_picks_a_tried_peer_while_another_is_usable)
                     rp_upstream_free_peer(u, pk.tried[i], &ok);
                 rp_upstream_pick_done(&pk);
             }
-            rp_cycle_destroy(cycle);
+            unload();
         }
     }
 }
@@ -785,7 +804,7 @@ START_TEST(test_backups_take_requests_only_when_no_primary_is_usable)
         rp_shm_counter_set(&peer(u, 1)->sh->inflight, 0);
         for (int i = 0; i < 50; i++)
             ck_assert_uint_eq(index_of(u, pick(u)), 1);
-        rp_cycle_destroy(cycle);
+        unload();
     }
 }
 END_TEST
@@ -953,15 +972,15 @@ START_TEST(test_balancing_directives_set_the_upstreams_method)
     ck_assert_ptr_eq(u->balancer, &rp_upstream_least_time);
     ck_assert_uint_eq(u->lt_measure, RP_LT_LAST_BYTE);
     ck_assert_uint_eq(u->lt_inflight, 1);
-    rp_cycle_destroy(cycle);
+    unload();
     u = load("server 10.0.0.1:80;\nrandom two least_conn;\n");
     ck_assert_ptr_eq(u->balancer, &rp_upstream_random);
     ck_assert_uint_eq(u->random_two, 1);
-    rp_cycle_destroy(cycle);
+    unload();
     u = load("hash_balance_factor 1.5;\nserver 10.0.0.1:80;\nhash $uri$arg_x consistent;\n");
     ck_assert(u->hash_consistent);
     ck_assert_double_eq(u->hash_balance_factor, 1.5);
-    rp_cycle_destroy(cycle);
+    unload();
 }
 END_TEST
 
