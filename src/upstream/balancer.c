@@ -9,8 +9,7 @@
 
 #include <stdlib.h>
 
-static void wrange_build(rp_wrange_t *r, const rp_upstream_peers_t *set, unsigned from,
-                         unsigned to)
+static void wrange_build(rp_wrange_t *r, const rp_upstream_peers_t *set, unsigned from, unsigned to)
 {
     r->from = from;
     r->to = to;

@@ -65,8 +65,7 @@ static inline int64_t rp_balancer_base_weight(const rp_upstream_server_t *s)
  * uniform: random for a random draw, a function of the key for a hash). Always yes for
  * a peer without slow_start or past its ramp.
  */
-static inline int rp_balancer_ramp_accept(const rp_upstream_server_t *s, int64_t now,
-                                          uint64_t draw)
+static inline int rp_balancer_ramp_accept(const rp_upstream_server_t *s, int64_t now, uint64_t draw)
 {
     if (s->slow_start == 0)
         return 1;
@@ -131,8 +130,8 @@ void rp_balancer_hash_key(rp_upstream_conf_t *u, rp_upstream_pick_t *pk);
  * nginx's other balancers fall back to after RP_BALANCER_TRIES fruitless draws.
  */
 rp_upstream_server_t *rp_balancer_rr_scan(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                          const rp_upstream_pick_t *pk, unsigned from,
-                                          unsigned to, int64_t now);
+                                          const rp_upstream_pick_t *pk, unsigned from, unsigned to,
+                                          int64_t now);
 
 /*
  * least_conn's exact choice over set->peer[from, to): the candidate with the fewest
@@ -140,7 +139,7 @@ rp_upstream_server_t *rp_balancer_rr_scan(rp_upstream_conf_t *u, rp_upstream_pee
  * the balancers that compare loads fall back to when their draws run out.
  */
 rp_upstream_server_t *rp_balancer_lc_scan(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                          const rp_upstream_pick_t *pk, unsigned from,
-                                          unsigned to, int64_t now);
+                                          const rp_upstream_pick_t *pk, unsigned from, unsigned to,
+                                          int64_t now);
 
 #endif

@@ -43,9 +43,9 @@
 #include <string.h>
 #include <zlib.h>
 
-#define POINTS_PER_WEIGHT 160 /* nginx's and ketama's */
-#define RING_MAX (1u << 20)   /* points per range: 8 MB */
-#define RING_WALK 4096        /* points walked before round robin takes over */
+#define POINTS_PER_WEIGHT 160        /* nginx's and ketama's */
+#define RING_MAX          (1u << 20) /* points per range: 8 MB */
+#define RING_WALK         4096       /* points walked before round robin takes over */
 
 typedef struct {
     uint32_t *hash; /* ascending */
@@ -212,8 +212,7 @@ static unsigned ring_find(const ring_t *r, uint32_t h)
 }
 
 static rp_upstream_server_t *ring_walk(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                       const rp_upstream_pick_t *pk, const ring_t *r,
-                                       int64_t now)
+                                       const rp_upstream_pick_t *pk, const ring_t *r, int64_t now)
 {
     double f = u->hash_balance_factor;
     double pool_load = 0;
@@ -259,8 +258,8 @@ static rp_upstream_server_t *chash_pick(rp_upstream_conf_t *u, rp_upstream_peers
         unsigned from = rp_range_from(set, b), to = rp_range_to(set, b);
         if (from == to)
             continue;
-        rp_upstream_server_t *s = d && d->range[b].n ? ring_walk(u, set, pk, &d->range[b], now)
-                                                     : NULL;
+        rp_upstream_server_t *s =
+            d && d->range[b].n ? ring_walk(u, set, pk, &d->range[b], now) : NULL;
         if (s == NULL)
             s = rp_balancer_rr_scan(u, set, pk, from, to, now);
         if (s)

@@ -28,8 +28,8 @@ static int lighter(int64_t load_a, int64_t w_a, int64_t load_b, int64_t w_b)
 }
 
 rp_upstream_server_t *rp_balancer_lc_scan(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                          const rp_upstream_pick_t *pk, unsigned from,
-                                          unsigned to, int64_t now)
+                                          const rp_upstream_pick_t *pk, unsigned from, unsigned to,
+                                          int64_t now)
 {
     rp_upstream_server_t *best = NULL;
     int64_t best_load = 0, best_w = 1;
@@ -75,8 +75,7 @@ rp_upstream_server_t *rp_balancer_lc_scan(rp_upstream_conf_t *u, rp_upstream_pee
 /* Two distinct candidates drawn by weight, the lighter for its weight; NULL when the
  * draws ran out first. */
 static rp_upstream_server_t *lc_two(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                    const rp_upstream_pick_t *pk, const rp_wrange_t *r,
-                                    int64_t now)
+                                    const rp_upstream_pick_t *pk, const rp_wrange_t *r, int64_t now)
 {
     rp_upstream_server_t *first = NULL;
     for (unsigned tries = 0; tries < RP_BALANCER_TRIES; tries++) {
@@ -89,8 +88,7 @@ static rp_upstream_server_t *lc_two(rp_upstream_conf_t *u, rp_upstream_peers_t *
         }
         int64_t la = rp_shm_counter_get(&first->sh->inflight);
         int64_t lb = rp_shm_counter_get(&s->sh->inflight);
-        return lighter(lb, rp_upstream_peer_weight(s, now), la,
-                       rp_upstream_peer_weight(first, now))
+        return lighter(lb, rp_upstream_peer_weight(s, now), la, rp_upstream_peer_weight(first, now))
                    ? s
                    : first;
     }

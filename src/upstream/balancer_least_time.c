@@ -64,11 +64,11 @@ static rp_upstream_server_t *lt_scan(rp_upstream_conf_t *u, rp_upstream_peers_t 
 /* A uniformly drawn candidate of [from, to) other than not; NULL after LT_DRAWS misses. */
 static rp_upstream_server_t *draw(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                   const rp_upstream_pick_t *pk, unsigned from, unsigned to,
-                                  const rp_upstream_server_t *not, int64_t now)
+                                  const rp_upstream_server_t * not, int64_t now)
 {
     for (unsigned k = 0; k < LT_DRAWS; k++) {
         rp_upstream_server_t *s = set->peer[from + rp_random_below(to - from)];
-        if (s != not && rp_balancer_candidate(u, pk, s, now))
+        if (s != not &&rp_balancer_candidate(u, pk, s, now))
             return s;
     }
     return NULL;

@@ -29,12 +29,12 @@
 
 #include <stdlib.h>
 
-#define EDF_STEP (1ull << 40)   /* a turn is EDF_STEP / weight in hundredths: 2^40/100 at 1 */
+#define EDF_STEP   (1ull << 40) /* a turn is EDF_STEP / weight in hundredths: 2^40/100 at 1 */
 #define EDF_REBASE (1ull << 62) /* deadlines past this are moved back toward zero */
 
 rp_upstream_server_t *rp_balancer_rr_scan(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                          const rp_upstream_pick_t *pk, unsigned from,
-                                          unsigned to, int64_t now)
+                                          const rp_upstream_pick_t *pk, unsigned from, unsigned to,
+                                          int64_t now)
 {
     rp_upstream_server_t *best = NULL;
     int64_t total = 0; /* 10,000 peers of weight 1,000,000 overflow an int */

@@ -143,8 +143,8 @@ static void tally(rp_upstream_conf_t *u, unsigned npicks, unsigned *count)
 
 /* Asserts that count[] over npicks follows the weights of u's servers: within rel of each
  * expected share (relative) plus abs (absolute, for draws that are random). */
-static void assert_shares(rp_upstream_conf_t *u, const unsigned *count, unsigned npicks,
-                          double rel, double abs)
+static void assert_shares(rp_upstream_conf_t *u, const unsigned *count, unsigned npicks, double rel,
+                          double abs)
 {
     double total = 0;
     for (size_t i = 0; i < u->servers.nelts; i++)
@@ -186,7 +186,8 @@ START_TEST(test_round_robin_keeps_nginx_smooth_sequence)
     rp_upstream_conf_t *u = load("server 10.0.0.1:80 weight=5;\n"
                                  "server 10.0.0.2:80;\n"
                                  "server 10.0.0.3:80;\n");
-    const char *want = "aabacaa" "aabacaa";
+    const char *want = "aabacaa"
+                       "aabacaa";
     for (size_t i = 0; want[i]; i++)
         ck_assert_int_eq('a' + (int)index_of(u, pick(u)), want[i]);
 }
@@ -547,8 +548,8 @@ START_TEST(test_consistent_hash_moves_about_one_nth_of_the_keys_when_a_peer_join
         moved++;
         ck_assert_str_eq(after[i], newcomer); /* a key moves only to the new peer */
     }
-    ck_assert_msg(moved <= NKEYS * 1.5 / 11 && moved >= NKEYS * 0.5 / 11,
-                  "%u of %d keys moved", moved, NKEYS);
+    ck_assert_msg(moved <= NKEYS * 1.5 / 11 && moved >= NKEYS * 0.5 / 11, "%u of %d keys moved",
+                  moved, NKEYS);
     unload_cycle(first);
     free(before);
     free(after);
@@ -599,7 +600,8 @@ START_TEST(test_consistent_hash_of_10000_peers_moves_few_keys_when_one_joins)
 {
     enum { NKEYS = 10000 };
     const char **before = calloc(NKEYS, sizeof(*before)), **after = calloc(NKEYS, sizeof(*after));
-    rp_upstream_conf_t *u = load_n(10000, NULL, 0, "", "zone big 16m;\nhash $arg_user consistent;\n");
+    rp_upstream_conf_t *u =
+        load_n(10000, NULL, 0, "", "zone big 16m;\nhash $arg_user consistent;\n");
     map_keys(u, NKEYS, before);
     char **keep = calloc(NKEYS, sizeof(*keep));
     for (unsigned i = 0; i < NKEYS; i++)
@@ -627,7 +629,7 @@ START_TEST(test_hash_balance_factor_keeps_every_peer_within_its_bound)
     /* hot keys: 20 distinct keys, each asked 100 times, none finished */
     enum { N = 2000 };
     rp_upstream_pick_t *pk = calloc(N, sizeof(*pk));
-    char (*keys)[16] = calloc(N, sizeof(*keys));
+    char(*keys)[16] = calloc(N, sizeof(*keys));
     for (unsigned i = 0; i < N; i++) {
         int64_t total = rp_shm_counter_get(u->inflight);
         int n = snprintf(keys[i], sizeof(keys[i]), "hot-%u", i % 20);
@@ -705,8 +707,10 @@ static void assert_ramp(const char *balancer, unsigned npeers, int hashed, doubl
         double w = 0.1 + 0.9 * ago / 10000.0;
         double want = hashed ? w / npeers : w / (w + npeers - 1);
         double got = ramp_share(balancer, ago, npeers);
-        ck_assert_msg(fabs(got - want) <= want * tol, "%s %lld ms into the ramp: share %.4f, "
-                      "expected %.4f", balancer, (long long)ago, got, want);
+        ck_assert_msg(fabs(got - want) <= want * tol,
+                      "%s %lld ms into the ramp: share %.4f, "
+                      "expected %.4f",
+                      balancer, (long long)ago, got, want);
         ck_assert_double_gt(got, last);
         last = got;
     }
@@ -741,8 +745,14 @@ END_TEST
 /* ---- what every pick keeps ---- */
 
 static const char *all_balancers[] = {
-    "", "least_conn;\n", "random;\n", "random two;\n", "least_time header;\n", "ip_hash;\n",
-    "hash $request_uri;\n", "hash $request_uri consistent;\n",
+    "",
+    "least_conn;\n",
+    "random;\n",
+    "random two;\n",
+    "least_time header;\n",
+    "ip_hash;\n",
+    "hash $request_uri;\n",
+    "hash $request_uri consistent;\n",
     "hash $request_uri consistent;\nhash_balance_factor 1.25;\n",
 };
 #define NBALANCERS (sizeof(all_balancers) / sizeof(all_balancers[0]))
@@ -799,8 +809,8 @@ START_TEST(test_backups_take_requests_only_when_no_primary_is_usable)
             int n = snprintf(key, sizeof(key), "%d", i);
             seen[index_of(u, pick_key(u, key, (size_t)n))]++;
         }
-        ck_assert_msg(seen[0] == 0 && seen[1] == 0 && seen[2] > 0 && seen[3] > 0,
-                      "%s: %u %u %u %u", all_balancers[b], seen[0], seen[1], seen[2], seen[3]);
+        ck_assert_msg(seen[0] == 0 && seen[1] == 0 && seen[2] > 0 && seen[3] > 0, "%s: %u %u %u %u",
+                      all_balancers[b], seen[0], seen[1], seen[2], seen[3]);
         rp_shm_counter_set(&peer(u, 1)->sh->inflight, 0);
         for (int i = 0; i < 50; i++)
             ck_assert_uint_eq(index_of(u, pick(u)), 1);
@@ -943,7 +953,8 @@ START_TEST(test_balancing_directives_follow_nginx_grammar)
         {"hash $nosuchvar;", 4, "\"hash\": unknown variable \"$nosuchvar\""},
         {"ip_hash;\n        least_conn;", 5,
          "\"least_conn\": load balancing method redefined (was ip_hash)"},
-        {"hash $uri;\n        random;", 5, "\"random\": load balancing method redefined (was hash)"},
+        {"hash $uri;\n        random;", 5,
+         "\"random\": load balancing method redefined (was hash)"},
         {"hash_balance_factor 1.25;", 4,
          "\"hash_balance_factor\": needs \"hash ... consistent\" in upstream \"u\""},
         {"hash $uri;\n        hash_balance_factor 1.25;", 5,
