@@ -7,18 +7,19 @@ Every contender runs with one worker (or one thread) and upstream keep-alive
 request, the same ECDSA P-256 certificate for all, no session resumption), "h2"
 (HTTP/2 over TLS, negotiated by ALPN, a few long-lived connections with several
 streams each), "gzip" (plain, with a 24 KB JSON body compressed on the fly at gzip
-level 1) and "idle" (the worker's memory per idle connection: thousands of
+level 1), "lc" (plain, balanced by least connections over an upstream group of 4
+servers) and "idle" (the worker's memory per idle connection: thousands of
 connections that each completed one request, over HTTP/1.1, TLS and HTTP/2).
-wrk (plain, tls, gzip) or h2load (h2) loads each contender in turn, over several
+wrk (plain, tls, gzip, lc) or h2load (h2) loads each contender in turn, over several
 rounds whose order rotates, so that drift of a shared machine hits all alike. The
 report gives, per scenario, the median requests/s and latency (or bytes per idle
 connection) of each, and rampart's ratio to each peer. See bench/README.md.
 
 Environment:
-  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, idle (default all)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, lc, idle (default all)
   BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
-  BENCH_CONNECTIONS  wrk connections, plain and gzip scenarios (default 64)
+  BENCH_CONNECTIONS  wrk connections, plain, gzip and lc scenarios (default 64)
   BENCH_TLS_CONNECTIONS  wrk connections, tls scenario (default 16)
   BENCH_H2_CONNECTIONS   h2load connections, h2 scenario (default 16)
   BENCH_H2_STREAMS   h2load concurrent streams per connection, h2 scenario (default 10)
@@ -100,8 +101,9 @@ IDLE_TIMEOUT = 300      # seconds every contender keeps an idle connection open
 IDLE_KINDS = ("plain", "tls", "h2")  # each kind connects to the listener of that name
 IDLE_GOALS = {"plain": 1024, "tls": 4096}  # rampart's goal, bytes of RSS per idle connection
 GZIP_PATH = "/bench.json"  # the backend's compressible body
-ALL_SCENARIOS = ("plain", "tls", "h2", "gzip", "idle")
-LOAD_SCENARIOS = ("plain", "tls", "h2", "gzip")  # the ones wrk or h2load loads
+LC_SERVERS = 4  # servers in the lc scenario's upstream group: the backend on as many ports
+ALL_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc", "idle")
+LOAD_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc")  # the ones wrk or h2load loads
 SSL_LISTENERS = ("tls", "h2")  # listeners with TLS; the certificate lines serve both
 
 
@@ -127,7 +129,7 @@ def extra_listeners():
     need = set(SCENARIOS)
     if "idle" in need:
         need |= {"tls", "h2"}
-    return [name for name in ("tls", "h2", "gzip") if name in need]
+    return [name for name in ("tls", "h2", "gzip", "lc") if name in need]
 
 
 LISTENERS = extra_listeners()
@@ -136,6 +138,7 @@ TITLES = {
     "tls": "tls: new TLS connection per request (one request each, Connection: close)",
     "h2": "h2: HTTP/2 over TLS (ALPN h2), long-lived connections, several streams each",
     "gzip": "gzip: HTTP/1.1 keep-alive, JSON body compressed on the fly (gzip level 1)",
+    "lc": f"lc: HTTP/1.1 keep-alive, least-connections balancing over {LC_SERVERS} servers",
     "idle": "idle: worker memory per idle connection (one request each, then idle)",
 }
 
@@ -160,13 +163,14 @@ def free_ports(n):
 
 def render(template, out_path, values, listeners):
     """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls listener),
-    @H2@ (the h2 one) or @GZIP@ (the gzip one) are kept, unmarked, when that listener
-    is in listeners and dropped otherwise; lines marked @SSL@ (the certificate and TLS
-    settings the tls and h2 listeners share) are kept when either is."""
+    @H2@ (the h2 one), @GZIP@ (the gzip one) or @LC@ (the lc one, and its upstream
+    group) are kept, unmarked, when that listener is in listeners and dropped
+    otherwise; lines marked @SSL@ (the certificate and TLS settings the tls and h2
+    listeners share) are kept when either is."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
     wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
-              "@GZIP@": "gzip" in listeners,
+              "@GZIP@": "gzip" in listeners, "@LC@": "lc" in listeners,
               "@SSL@": bool(set(listeners) & set(SSL_LISTENERS))}
     kept = []
     for line in text.splitlines(keepends=True):
@@ -180,7 +184,7 @@ def render(template, out_path, values, listeners):
     text = "".join(kept)
     for key, value in values.items():
         text = text.replace(f"@{key}@", str(value))
-    left = re.findall(r"@[A-Z_]+@", text)
+    left = re.findall(r"@[A-Z][A-Z0-9_]*@", text)
     if left:
         raise RuntimeError(f"{template}: no value for {', '.join(sorted(set(left)))}")
     with open(out_path, "w") as f:
@@ -406,6 +410,25 @@ def check_gzip(port):
     return None, f"Content-Encoding: gzip, {len(raw)} bytes for {len(GZIP_BODY)}"
 
 
+def check_lc(port, pgid):
+    """None and how the requests spread, or why the answer is wrong: 2 x LC_SERVERS
+    GET / one after another through port must each return the backend's answer and,
+    between them, reach every server of the group. With none in flight all servers tie,
+    and every contender's least-connections balancer takes tied servers in turn, so the
+    proxy (process group pgid) then holds a connection to each."""
+    for _ in range(2 * LC_SERVERS):
+        status, body = fetch(port)
+        if status != 200 or body != BODY:
+            return f"proxied wrong answer: {status} {body[:120]!r}", None
+    counts = upstream_conns(pgid, LC_BACKEND_PORTS)
+    spread = "/".join(map(str, counts))
+    if not all(counts):
+        return (f"did not use every server of its group: {2 * LC_SERVERS} requests left it"
+                f" {spread} connections to the {LC_SERVERS} servers"), None
+    return None, (f"{2 * LC_SERVERS} requests one after another reached all {LC_SERVERS}"
+                  f" servers ({spread} upstream connections)")
+
+
 def passive_opens():
     """TCP connections accepted so far on this machine (network namespace)."""
     try:
@@ -444,6 +467,7 @@ def group_cpu(*pgids):
 
 
 BACKEND_PGID = None  # the backend's process group, once it runs
+LC_BACKEND_PORTS = []  # the backend's ports that are the lc scenario's servers, once picked
 
 
 def snapshot(pgid):
@@ -499,8 +523,11 @@ def run_wrk(scenario, port, seconds, pgid):
     transfer = re.search(r"^Transfer/sec:\s+([\d.]+)(B|KB|MB|GB)\s*$", out, re.M)
     per_response = (float(transfer.group(1)) * UNITS_BYTES[transfer.group(2)]
                     / float(rps.group(1)) if transfer and float(rps.group(1)) else None)
+    # lc: the proxy's connections to each server of its group, read as soon as wrk is
+    # done (the pools keep them): every server carried part of the load.
+    per_server = upstream_conns(pgid, LC_BACKEND_PORTS) if scenario == "lc" else None
     return {"rps": float(rps.group(1)), "p99_ms": float(p99.group(1)) * UNITS_MS[p99.group(2)],
-            "bytes_per_response": per_response,
+            "bytes_per_response": per_response, "per_server": per_server,
             "requests": int(total.group(1)), "errors": errors,
             "conns": after - opens if opens is not None and after is not None else None,
             "cpu_s": cpu, "client_cpu": client / seconds, "backend_cpu": backend / seconds}
@@ -846,6 +873,23 @@ def closed_by_peer(conns):
                if ev & (select.POLLRDHUP | select.POLLHUP | select.POLLERR))
 
 
+def group_sockets(pgid):
+    """pid -> the inodes of the sockets it holds, for every process of group pgid."""
+    held = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
+                    continue
+            links = [os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")]
+        except (OSError, ValueError):
+            continue
+        held[int(pid)] = {link[8:-1] for link in links if link.startswith("socket:[")}
+    return held
+
+
 def socket_holder(pgid, port, conn):
     """The pid of the process in group pgid that holds the server end of conn's
     connection to port (found through its socket's inode in /proc/net/tcp), or None:
@@ -861,20 +905,24 @@ def socket_holder(pgid, port, conn):
                 break
     if inode is None:
         return None
-    target = f"socket:[{inode}]"
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                if int(f.read().rsplit(")", 1)[1].split()[2]) != pgid:
-                    continue
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                if os.readlink(f"/proc/{pid}/fd/{fd}") == target:
-                    return int(pid)
-        except (OSError, ValueError):
-            continue
-    return None
+    return next((pid for pid, inodes in group_sockets(pgid).items() if inode in inodes), None)
+
+
+def upstream_conns(pgid, ports):
+    """How many established connections the processes of group pgid hold to each of
+    ports on loopback, in the order of ports: in the lc scenario, the proxy's
+    connections to each server of its upstream group (other contenders' pools to the
+    same ports are told apart by their sockets' inodes)."""
+    mine = set().union(*group_sockets(pgid).values())
+    index = {f"0100007F:{port:04X}": i for i, port in enumerate(ports)}
+    counts = [0] * len(ports)
+    with open("/proc/net/tcp") as f:
+        for line in f:
+            fields = line.split()
+            # remote address, state 01 (ESTABLISHED), inode
+            if fields[2] in index and fields[3] == "01" and fields[9] in mine:
+                counts[index[fields[2]]] += 1
+    return counts
 
 
 def memory(pid):
@@ -1083,34 +1131,45 @@ def all_contenders(tmp):
                                " (USE_SLZ), not zlib, so it has no zlib level 1 to match"}),
         Contender("h2o", "/usr/bin/h2o", ["/usr/bin/h2o", "-v"], "h2o.conf",
                   ["/usr/bin/h2o", "-c", "{conf}"],
-                  error_log=os.path.join(tmp, "h2o.error.log")),
+                  error_log=os.path.join(tmp, "h2o.error.log"),
+                  unsupported={"lc": "skipped: h2o 2.2 has no least-connections balancer"
+                               " (proxy.reverse.url takes one URL; a list is refused:"
+                               " \"argument cannot be a sequence\")"}),
     ]
 
 
+def lc_backend_ports():
+    """LC_BACKEND_PORT_1.. placeholders: the backend's ports for the lc scenario."""
+    return {f"LC_BACKEND_PORT_{i + 1}": p for i, p in enumerate(LC_BACKEND_PORTS)}
+
+
 def start_backend(tmp, port):
+    """The backend nginx on port, and on the LC_BACKEND_PORTS (the lc scenario's
+    servers) when they are picked."""
     os.makedirs(os.path.join(tmp, "backend-tmp"), exist_ok=True)
     os.makedirs(os.path.join(tmp, "www"), exist_ok=True)
     with open(os.path.join(tmp, "www", GZIP_PATH.lstrip("/")), "wb") as f:
         f.write(GZIP_BODY)
     conf = render("backend.conf", os.path.join(tmp, "backend.conf"),
                   {"TMP": tmp, "BACKEND_PORT": port, "BODY": BODY.replace("\n", "\\n"),
-                   "GZIP_PATH": GZIP_PATH},
-                  listeners=())
+                   "GZIP_PATH": GZIP_PATH, **lc_backend_ports()},
+                  listeners=("lc",) if LC_BACKEND_PORTS else ())
     error_log = os.path.join(tmp, "backend.error.log")
     server = Server("backend", ["/usr/sbin/nginx", "-p", tmp, "-e", error_log, "-c", conf,
                                 *NGINX_USER], tmp)
     server.start()
-    why = server.wait_listening(port)
-    if why is None:
-        try:
-            status, body = fetch(port)
-            if status != 200 or body != BODY:
-                why = f"answered {status} {body[:80]!r}"
-        except (OSError, http.client.HTTPException) as e:
-            why = f"failed a request: {e}"
-    if why:
-        detail = "\n  ".join(server.tail([error_log]))
-        raise RuntimeError(f"backend nginx on 127.0.0.1:{port} {why}\n  {detail}")
+    for p in [port] + LC_BACKEND_PORTS:
+        why = server.wait_listening(p)
+        if why is None:
+            try:
+                status, body = fetch(p)
+                if status != 200 or body != BODY:
+                    why = f"answered {status} {body[:80]!r}"
+            except (OSError, http.client.HTTPException) as e:
+                why = f"failed a request: {e}"
+        if why:
+            detail = "\n  ".join(server.tail([error_log]))
+            raise RuntimeError(f"backend nginx on 127.0.0.1:{p} {why}\n  {detail}")
     return server
 
 
@@ -1138,12 +1197,12 @@ MAX_CONNECTIONS = max(4096, IDLE_CONNECTIONS + 1024) if "idle" in SCENARIOS else
 
 
 def launch(c, tmp, backend_port, tls_files, listeners):
-    """Render c's config (with the extra listeners in listeners: tls, h2, gzip) and
+    """Render c's config (with the extra listeners in listeners: tls, h2, gzip, lc) and
     start it; None once its plain port listens, or why it does not."""
     values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
               "H2O_USER": H2O_USER, "MAX_CONNECTIONS": MAX_CONNECTIONS,
               "NOFILE": 2 * MAX_CONNECTIONS + 64, "IDLE_TIMEOUT": IDLE_TIMEOUT,
-              "GZIP_PATH": GZIP_PATH}
+              "GZIP_PATH": GZIP_PATH, **lc_backend_ports()}
     if set(listeners) & set(SSL_LISTENERS):
         values.update(tls_files)
     for name in listeners:
@@ -1162,7 +1221,7 @@ def failed_start(c, why):
 
 def check_listener(c, name):
     """None and what was found, if one request through c's listener name (plain, tls,
-    h2, gzip) returns the backend's answer; else why not and None."""
+    h2, gzip; lc: several) returns the backend's answer; else why not and None."""
     port = c.ports[name]
     why, detail = c.server.wait_listening(port), None
     if why is None:
@@ -1171,6 +1230,8 @@ def check_listener(c, name):
                 status, body = fetch(port)
                 if status != 200 or body != BODY:
                     why = f"proxied wrong answer: {status} {body[:120]!r}"
+            elif name == "lc":
+                why, detail = check_lc(port, c.server.proc.pid)
             else:
                 check = {"tls": check_tls, "h2": check_h2, "gzip": check_gzip}[name]
                 why, detail = check(port)
@@ -1194,7 +1255,7 @@ def start_contender(c, tmp, backend_port, tls_files):
     c.down.update({name: why for name, why in c.unsupported.items() if name in LISTENERS})
     why = launch(c, tmp, backend_port, tls_files, listeners)
     # Perhaps only the settings of an extra listener keep it from starting (a TLS
-    # setting, a directive it lacks): drop them, the last added first (gzip, h2, tls).
+    # setting, a directive it lacks): drop them, the last added first (lc, gzip, h2, tls).
     while why and listeners:
         dropped = listeners.pop()
         c.down[dropped] = failed_start(c, why + f" (with its {dropped} listener)")
@@ -1237,6 +1298,11 @@ def load_line(scenario):
         return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency -H 'Accept-Encoding:"
                 f" gzip' http://...{GZIP_PATH}: HTTP/1.1 keep-alive, {len(GZIP_BODY)} bytes of"
                 f" JSON from the backend, compressed by the proxy at gzip level 1")
+    if scenario == "lc":
+        return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
+                f" HTTP/1.1 keep-alive, as plain; the proxy balances by least connections"
+                f" over an upstream group of {LC_SERVERS} servers (the backend on"
+                f" {LC_SERVERS} ports)")
     return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
             f" HTTP/1.1 keep-alive")
 
@@ -1350,9 +1416,10 @@ def section(cs, scenario):
     add(load_line(scenario))
     add("")
     gz = scenario == "gzip"
+    lc = scenario == "lc"
     head = (f"{'contender':10} {'req/s':>10} {'spread':>7}" + (f" {'mean':>9}" if h2 else "")
             + f" {'p99':>9} {'cpu/req':>8} {'conn/req':>8}" + (f" {'B/resp':>7}" if gz else "")
-            + f"  {'errors':<24}")
+            + (f" {'conns/server':>15}" if lc else "") + f"  {'errors':<24}")
     add(head.rstrip())
     add("-" * len(head))
     for c, t in tracks:
@@ -1377,8 +1444,11 @@ def section(cs, scenario):
         mean_text = f" {fmt_ms(t.mean()):>9}" if h2 else ""
         size = t.median("bytes_per_response") if gz else None
         size_text = (f" {'?' if size is None else f'{size:.0f}':>7}") if gz else ""
+        per_server = t.valid()[-1].get("per_server") if lc else None
+        servers_text = f" {'/'.join(map(str, per_server)) if per_server else '?':>15}" if lc else ""
         add(f"{c.name:10} {t.rps():>10.0f} {t.spread() * 100:>6.1f}%{mean_text}"
-            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}{size_text}  {err_text}")
+            f" {fmt_ms(t.p99()):>9} {cpu_text:>8} {cpr_text:>8}{size_text}{servers_text}"
+            f"  {err_text}")
     add("")
     if h2:
         add("req/s, mean and p99 are medians over the valid rounds; mean is h2load's mean")
@@ -1398,6 +1468,9 @@ def section(cs, scenario):
         add("B/resp = wrk's bytes read / responses (headers included), median: the responses")
         add(f"stayed compressed under load (uncompressed, the body alone is {len(GZIP_BODY)}"
             " bytes).")
+    if lc:
+        add(f"conns/server = the proxy's connections to each of the {LC_SERVERS} servers of its")
+        add("group when wrk had finished, last round: every server carried part of the load.")
     negotiated = [f"{c.name:8} {t.detail}" for c, t in tracks if t.status == "ok" and t.detail]
     if gz:
         if negotiated:
@@ -1407,6 +1480,15 @@ def section(cs, scenario):
                 add(f"  {text}")
         add("The same compressor settings for all: zlib level 1, 32 KB window, memLevel 8")
         add("(nginx: gzip_comp_level 1 and its defaults; h2o: compress: {gzip: 1}).")
+    if lc:
+        if negotiated:
+            add("Balancing checked before load (one GET after another, none in flight: the tied")
+            add("servers are taken in turn, so every server gets a connection):")
+            for text in negotiated:
+                add(f"  {text}")
+        add("The same balancing for all: the fewest requests in flight wins, ties in turn")
+        add("(rampart least_conn, counts shared by workers; nginx least_conn with a zone, so")
+        add("shared too; HAProxy balance leastconn); the plain scenario's upstream keep-alive.")
     if scenario == "tls":
         if negotiated:
             add("TLS checked before load (second connection offered the first's session):")
@@ -1594,12 +1676,16 @@ def main():
     cs = contenders(tmp)
     try:
         listeners = ["plain"] + LISTENERS
-        ports = free_ports(1 + len(cs) * len(listeners))
+        lc_servers = LC_SERVERS if "lc" in LISTENERS else 0
+        ports = free_ports(1 + lc_servers + len(cs) * len(listeners))
         backend_port = ports.pop(0)
+        LC_BACKEND_PORTS[:] = [ports.pop(0) for _ in range(lc_servers)]
         for c in cs:
             for s in listeners:
                 c.ports[s] = ports.pop(0)
-        log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port};"
+        lc_text = (f" (lc: also {', '.join(map(str, LC_BACKEND_PORTS))})"
+                   if LC_BACKEND_PORTS else "")
+        log(f"bench: temp dir {tmp}; backend nginx on 127.0.0.1:{backend_port}{lc_text};"
             f" scenarios {', '.join(SCENARIOS)}")
         tls_files = make_certificate(tmp) if set(LISTENERS) & set(SSL_LISTENERS) else {}
         backend = start_backend(tmp, backend_port)
@@ -1669,12 +1755,14 @@ def main():
                            if run["conns"] is not None and run["requests"] else "")
                     mean = f"  mean {run['mean_ms']:.2f}ms" if "mean_ms" in run else ""
                     invalid = "  INVALID ROUND" if not run.get("valid", True) else ""
+                    servers = ("  conns/server " + "/".join(map(str, run["per_server"]))
+                               if run.get("per_server") else "")
                     p99 = None if math.isnan(run["p99_ms"]) else run["p99_ms"]
                     log(f"bench: round {rnd + 1}/{ROUNDS} {c.name:8} {s:5}"
                         f" {run['rps']:>9.0f} req/s{mean}  p99 {fmt_ms(p99)}"
                         f"  cpu {run['cpu_s'] * 100 / DURATION:.0f}%"
                         f" backend {run['backend_cpu'] * 100:.0f}%"
-                        f" client {run['client_cpu'] * 100:.0f}%{cpr}{errs}{invalid}")
+                        f" client {run['client_cpu'] * 100:.0f}%{cpr}{servers}{errs}{invalid}")
                     if run["errors"] and "output" in run:
                         keep(f"{s}-{c.name}-round{rnd + 1}.txt", run["output"])
         idle = [c for c in live if "idle" in c.tracks and c.tracks["idle"].status == "ok"]

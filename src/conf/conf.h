@@ -123,6 +123,11 @@ typedef struct rp_module_s {
     /* The helper process starts and exits. */
     int (*init_helper)(rp_cycle_t *cycle);
     void (*exit_helper)(rp_cycle_t *cycle);
+    /* In the master: a child of cycle's generation has exited (clean: exit code 0),
+     * however it ended, before it is replaced. What the child held in shared memory
+     * that nobody else will give back (a crashed worker's in-flight counts) is given
+     * back here. */
+    void (*child_exited)(rp_cycle_t *cycle, int pid, int clean);
 
     size_t index; /* set by rp_modules_init */
 } rp_module_t;
@@ -184,6 +189,9 @@ void rp_modules_stop_master(rp_cycle_t *cycle);
 
 /* Runs every module's reopen hook. */
 void rp_modules_reopen(rp_cycle_t *cycle);
+
+/* The child_exited hooks, in module order. */
+void rp_modules_child_exited(rp_cycle_t *cycle, int pid, int clean);
 
 /* The hooks of a child process, by its kind (rp_process): init_worker/init_helper,
  * stop_worker, exit_worker/exit_helper. init returns -1 when one failed (logged). */

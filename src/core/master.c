@@ -164,6 +164,8 @@ static void reap(int stopping)
 
         char why[64];
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        /* first, while its generation (and the memory it used) is surely still mapped */
+        rp_modules_child_exited(p->cycle, (int)pid, clean);
         if (WIFSIGNALED(status))
             snprintf(why, sizeof(why), "on signal %d%s", WTERMSIG(status),
                      WCOREDUMP(status) ? " (core dumped)" : "");

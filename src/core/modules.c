@@ -21,8 +21,9 @@ rp_module_t *const rp_modules[] = {
     &rp_core_module,        &rp_http_module,        &rp_http_core_module,
     &rp_http_rewrite_module, &rp_http_map_module, &rp_upstream_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
-    &rp_grpc_module,        &rp_http_headers_module, &rp_http_gzip_module,
-    &rp_http_limit_rate_module, &rp_http_fault_module,
+    &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
+    &rp_http_headers_module, &rp_http_gzip_module,
+    &rp_http_limit_rate_module, &rp_http_fault_module, &rp_upstream_status_module,
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
     &rp_listen_module,
@@ -59,6 +60,13 @@ void rp_modules_reopen(rp_cycle_t *cycle)
     for (size_t i = 0; i < rp_nmodules; i++)
         if (rp_modules[i]->reopen)
             rp_modules[i]->reopen(cycle);
+}
+
+void rp_modules_child_exited(rp_cycle_t *cycle, int pid, int clean)
+{
+    for (size_t i = 0; i < rp_nmodules; i++)
+        if (rp_modules[i]->child_exited)
+            rp_modules[i]->child_exited(cycle, pid, clean);
 }
 
 int rp_modules_init_process(rp_cycle_t *cycle)

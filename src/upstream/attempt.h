@@ -34,7 +34,14 @@ typedef struct {
     unsigned status_recorded : 1;
     struct timeval t_start;     /* the current attempt's start */
     int64_t header_ms;          /* to its response head; -1 before it */
+    /* The request body read from the client so far, kept while it fits in
+     * RP_ATTEMPT_KEEP_MAX, so another attempt can carry it again. */
+    struct evbuffer *kept;
+    unsigned body_lost : 1;     /* bytes were read and not kept: no other attempt may go */
+    unsigned body_complete : 1; /* the client's body was read whole */
 } rp_attempt_t;
+
+#define RP_ATTEMPT_KEEP_MAX (64 * 1024)
 
 void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u);
 
@@ -56,6 +63,27 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status);
 /* Gives up the current attempt without counting it: the peer did nothing wrong (a kept-
  * alive connection it had closed, a stream it refused unprocessed); it may be picked again. */
 void rp_attempt_again(rp_attempt_t *a);
+
+/* Body bytes read from the client (last: the body is complete): kept for another
+ * attempt while they fit. */
+void rp_attempt_body_read(rp_attempt_t *a, const char *data, size_t n, int last);
+
+/* Whether another attempt may still be made: no body byte was lost. */
+static inline int rp_attempt_may_replay(const rp_attempt_t *a)
+{
+    return !a->body_lost;
+}
+
+/* Whether a request that may have reached the peer may go again (a kept-alive
+ * connection closed without an answer): its body was kept and its method is idempotent
+ * (RFC 9110 9.2.2), as nginx's proxy_next_upstream without non_idempotent. A request the
+ * peer certainly did not process (connect failed, stream refused) needs only
+ * rp_attempt_may_replay. */
+int rp_attempt_may_resend(const rp_attempt_t *a);
+
+/* How many body bytes are kept, and copies n of them from off into buf. */
+size_t rp_attempt_kept_len(const rp_attempt_t *a);
+void rp_attempt_kept_copy(const rp_attempt_t *a, size_t off, char *buf, size_t n);
 
 /* The request is done with the engine: an attempt still open ends as incomplete. */
 void rp_attempt_done(rp_attempt_t *a);

@@ -36,7 +36,6 @@
  * when no primary can be picked.
  */
 #include "upstream/balancer.h"
-#include "core/time.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -216,8 +215,8 @@ static rp_upstream_server_t *ring_walk(rp_upstream_conf_t *u, rp_upstream_peers_
 {
     double f = u->hash_balance_factor;
     double pool_load = 0;
-    if (f > 0 && u->inflight) {
-        int64_t t = rp_shm_counter_get(u->inflight);
+    if (f > 0 && u->totals) {
+        int64_t t = rp_shm_counter_get(&u->totals->inflight);
         pool_load = f * (double)((t > 0 ? t : 0) + 1) / (double)r->total_weight;
     }
     uint64_t keydraw = rp_balancer_mix(pk->hash);
@@ -247,7 +246,7 @@ static rp_upstream_server_t *ring_walk(rp_upstream_conf_t *u, rp_upstream_peers_
 static rp_upstream_server_t *chash_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                         rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     chash_data_t *d = set->data;
     if (!pk->hashed) {
         rp_balancer_hash_key(u, pk);

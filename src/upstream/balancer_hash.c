@@ -25,7 +25,6 @@
  * configured: they are hashed alike when no primary can be picked.
  */
 #include "upstream/balancer.h"
-#include "core/time.h"
 #include "http/variables.h"
 #include "net/conn.h"
 
@@ -118,7 +117,7 @@ static rp_upstream_server_t *ip_hash_range(rp_upstream_conf_t *u, rp_upstream_pe
 static rp_upstream_server_t *pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                   rp_upstream_pick_t *pk, int ip)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     rp_wtable_t *t = set->data;
     rp_balancer_hash_key(u, pk);
     for (int b = 0; b <= 1; b++) {

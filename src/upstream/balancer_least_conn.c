@@ -17,7 +17,6 @@
  * Backups are considered only when no primary can be picked.
  */
 #include "upstream/balancer.h"
-#include "core/time.h"
 
 #include <stdlib.h>
 
@@ -98,7 +97,7 @@ static rp_upstream_server_t *lc_two(rp_upstream_conf_t *u, rp_upstream_peers_t *
 static rp_upstream_server_t *lc_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                      rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     rp_wtable_t *t = set->data;
     for (int b = 0; b <= 1; b++) {
         unsigned from = rp_range_from(set, b), to = rp_range_to(set, b);

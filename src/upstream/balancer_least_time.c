@@ -25,7 +25,6 @@
  */
 #include "upstream/balancer.h"
 #include "core/random.h"
-#include "core/time.h"
 
 #define LT_DRAWS 8 /* random draws for each of the two before a scan */
 
@@ -90,7 +89,7 @@ static rp_upstream_server_t *lt_range(rp_upstream_conf_t *u, rp_upstream_peers_t
 static rp_upstream_server_t *lt_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                      rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     rp_upstream_server_t *s = lt_range(u, set, pk, 0, set->nprimary, now);
     return s ? s : lt_range(u, set, pk, set->nprimary, set->n, now);
 }

@@ -17,7 +17,6 @@
  * when no primary can be picked.
  */
 #include "upstream/balancer.h"
-#include "core/time.h"
 
 static rp_upstream_server_t *random_one(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                         const rp_upstream_pick_t *pk, const rp_wrange_t *r,
@@ -57,7 +56,7 @@ static rp_upstream_server_t *random_two(rp_upstream_conf_t *u, rp_upstream_peers
 static rp_upstream_server_t *random_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                          rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     rp_wtable_t *t = set->data;
     for (int b = 0; b <= 1; b++) {
         unsigned from = rp_range_from(set, b), to = rp_range_to(set, b);

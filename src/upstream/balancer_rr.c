@@ -160,7 +160,7 @@ static void rr_update(rp_upstream_conf_t *u, rp_upstream_peers_t *set, void *old
 static rp_upstream_server_t *rr_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                      rp_upstream_pick_t *pk)
 {
-    int64_t now = rp_time_ms();
+    int64_t now = pk->now; /* rp_upstream_get_peer read the clock */
     rr_data_t *d = set->data;
     for (int b = 0; b <= 1; b++) {
         rp_upstream_server_t *s =

@@ -12,6 +12,7 @@
  */
 #include "http/http.h"
 #include "upstream/proxy_h2.h"
+#include "upstream/upstream_choose.h"
 #include "upstream/upstream_ssl.h"
 
 #include <string.h>
@@ -69,9 +70,23 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
 static const char *set_grpc_pass(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *g = conf;
-    if (g->host.data)
+    if (g->host.data || (g->route && g->route->dynamic))
         return "is duplicate";
     const char *url = cf->argv[1];
+    grpc_main_conf_t *m = cf->http_ctx->main_conf[rp_grpc_module.index];
+    if (strchr(url, '$')) {
+        /* chosen per request (upstream_choose.c); its TLS settings once they are merged */
+        const char *err = rp_proxy_route_compile(cf, g, url, 1);
+        if (err != RP_CONF_OK)
+            return err;
+        pending_t *pd = rp_array_push(&m->pending);
+        pd->glcf = g;
+        pd->ctx = cf->http_ctx;
+        pd->url = cf->argv[1];
+        pd->file = cf->file;
+        pd->line = cf->line;
+        return RP_CONF_OK;
+    }
     const char *host = url;
     if (strncasecmp(url, "grpcs://", 8) == 0) {
         host = url + 8;
@@ -82,8 +97,6 @@ static const char *set_grpc_pass(rp_conf_t *cf, const rp_command_t *cmd, void *c
         return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected grpc:// or grpcs://)",
                              url);
     }
-    if (strchr(url, '$'))
-        return rp_conf_error(cf, "variables in grpc_pass are not supported in \"%s\"", url);
     size_t hlen = strlen(host);
     if (hlen == 0)
         return rp_conf_error(cf, "no host in \"%s\"", url);
@@ -93,7 +106,6 @@ static const char *set_grpc_pass(rp_conf_t *cf, const rp_command_t *cmd, void *c
         return rp_conf_error(cf, "invalid host in \"%s\"", url);
     g->host = (rp_str_t){rp_arena_strndup(cf->arena, host, hlen), hlen};
 
-    grpc_main_conf_t *m = cf->http_ctx->main_conf[rp_grpc_module.index];
     pending_t *pd = rp_array_push(&m->pending);
     pd->glcf = g;
     pd->ctx = cf->http_ctx;
@@ -116,7 +128,7 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
 static int grpc_handler(rp_request_t *r)
 {
     rp_proxy_loc_conf_t *g = r->loc_conf[rp_grpc_module.index];
-    if (g == NULL || g->upstream == NULL)
+    if (g == NULL || (g->upstream == NULL && g->route == NULL))
         return RP_DECLINED;
     return rp_proxy_h2_handler(r, g, 1);
 }
@@ -137,8 +149,14 @@ static const char *postconfiguration(rp_conf_t *cf)
         cf->argv = argv;
         cf->http_ctx = pd[i].ctx;
         rp_proxy_loc_conf_t *p = pd[i].ctx->loc_conf[rp_proxy_module.index];
-        if (p && p->host.data)
+        if (p && (p->host.data || (p->route && p->route->dynamic)))
             return rp_conf_error(cf, "\"grpc_pass\" and \"proxy_pass\" in the same location");
+        if (g->route && g->route->dynamic) {
+            const char *err = rp_proxy_route_tls(cf, g, pd[i].ctx);
+            if (err != RP_CONF_OK)
+                return err;
+            continue;
+        }
         const char *name = g->host.data;
         const char *rerr = rp_upstream_resolve(cf, name, g->https, &g->upstream);
         if (rerr != RP_CONF_OK)

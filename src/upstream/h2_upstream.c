@@ -539,7 +539,7 @@ static void session_free(rp_h2u_session_t *ss)
         nghttp2_session_del(ss->s);
     ss->s = NULL;
     ss->fd = -1;
-    rp_shm_counter_add(&p->sh->conns, -1);
+    rp_peer_conns_add(p->sh, -1);
     rp_upstream_peer_unref(p);
     evbuffer_free(ss->out);
     ss->out = NULL;
@@ -912,13 +912,13 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->uc.ups = u;
     ss->uc.peer = p;
     ss->uc.out = ss->out;
-    rp_shm_counter_add(&p->sh->conns, 1);
+    rp_peer_conns_add(p->sh, 1);
     if (p->dynamic)
         p->refs++; /* a peer a DNS answer drops stays until its sessions end */
     rp_time_now(&ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {
         close(fd);
-        rp_shm_counter_add(&p->sh->conns, -1);
+        rp_peer_conns_add(p->sh, -1);
         rp_upstream_peer_unref(p);
         evbuffer_free(ss->out);
         free(ss);

@@ -7,7 +7,7 @@
  * where they are):
  *   "p" NAME "\0" ADDRESS   a peer's rp_peer_shared_t
  *   "g" NAME                the pool's entry (pool_shared_t): its generation, moved by
- *                           every DNS answer, and its requests in flight
+ *                           every DNS answer, and its totals (requests in flight)
  *   "r" NAME "\0" LINE      the addresses of a `resolve` line (dns_record_t)
  * Entries are made in the master when the zone is mapped (rp_shm_open calls the
  * zone's init), before the workers fork, so a worker's lookups are lock-free
@@ -43,11 +43,13 @@ typedef struct {
     struct sockaddr_storage addrs[RP_UPSTREAM_MAX_ADDRS];
 } dns_record_t;
 
-/* A pool's entry: what all workers share about the pool as a whole. */
+/* A pool's entry: what all workers share about the pool as a whole. Its totals are
+ * laid out as a peer's entry, so that the in-flight count is journalled and given back
+ * when a worker dies holding it, as a peer's is (peer_journal.c). */
 typedef struct {
-    rp_shm_counter_t gen;      /* moved by every DNS answer: workers rebuild their sets */
-    rp_shm_counter_t inflight; /* requests in flight on all its peers (bounded loads) */
-    rp_shm_counter_t spare[6];
+    rp_peer_shared_t totals;  /* inflight: requests in flight on all its peers */
+    rp_shm_counter_t gen;     /* moved by every DNS answer: workers rebuild their sets */
+    rp_shm_counter_t spare[7];
 } pool_shared_t;
 
 /* What a zone's data holds: the table and the pools using it in this generation. */
@@ -131,7 +133,8 @@ static int attach_pool_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned e
     if (reserve_locked(zd, key, klen, sizeof(pool_shared_t), &v) < 0)
         return -1;
     u->gen = &((pool_shared_t *)v)->gen;
-    u->inflight = &((pool_shared_t *)v)->inflight;
+    u->totals = &((pool_shared_t *)v)->totals;
+    rp_shm_counter_set(&u->totals->state, RP_PEER_POOL);
     return 0;
 }
 
@@ -209,7 +212,7 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     const char *name = u->zone_name ? u->zone_name : DEFAULT_ZONE;
     size_t size = u->zone_name ? u->zone_size : DEFAULT_ZONE_SIZE;
     rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, ZONE_VERSION, zone_init);
-    if (z == NULL)
+    if (z == NULL || rp_peer_journal_declare(cf) != RP_CONF_OK)
         return RP_CONF_ERROR;
     if (u->zone_name == NULL && z->size != size)
         return rp_conf_error(cf, "zone \"%s\" is rampart's default peer table", name);
@@ -225,14 +228,37 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     return RP_CONF_OK;
 }
 
+const char *rp_upstream_default_zone(void *cfp)
+{
+    rp_conf_t *cf = cfp;
+    rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, DEFAULT_ZONE, DEFAULT_ZONE_SIZE, ZONE_TAG,
+                                                 ZONE_VERSION, zone_init);
+    if (z == NULL || rp_peer_journal_declare(cf) != RP_CONF_OK)
+        return RP_CONF_ERROR;
+    if (z->data == NULL) {
+        zone_data_t *zd = rp_arena_calloc(cf->arena, sizeof(*zd));
+        rp_array_init(&zd->ups, cf->arena, 8, sizeof(void *));
+        zd->epoch = cf->cycle->generation + 1;
+        z->data = zd;
+    }
+    return RP_CONF_OK;
+}
+
 int rp_upstream_attach_runtime(rp_upstream_conf_t *u)
 {
     rp_shm_zone_t *z = u->zone;
+    for (size_t i = 0; z == NULL && u->cycle && i < u->cycle->shm_zones.nelts; i++) {
+        rp_shm_zone_t *c = RP_ARRAY_AT(&u->cycle->shm_zones, rp_shm_zone_t *, i);
+        if (strcmp(c->name, DEFAULT_ZONE) == 0 && strcmp(c->tag, ZONE_TAG) == 0)
+            z = c;
+    }
     if (z == NULL || z->data == NULL || ((zone_data_t *)z->data)->h == NULL)
         return -1;
+    u->zone = z;
     zone_data_t *zd = z->data;
     lock_zone(z, zd);
-    int rc = attach_pool_locked(zd, u, 0);
+    /* the entries are this generation's: a sweep two reloads on may take them */
+    int rc = attach_pool_locked(zd, u, u->cycle->generation + 1);
     rp_shm_unlock(z);
     return rc;
 }
@@ -536,6 +562,7 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
 {
     rp_upstream_peers_t *set = rp_upstream_peers(u);
     int64_t now = rp_time_ms();
+    pk->now = now;
     unsigned base = pk->ntried, skipped = 0;
     rp_upstream_server_t *s;
     for (;;) {
@@ -560,9 +587,9 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     if (s == NULL)
         return NULL;
     tried_push(pk, s);
-    rp_shm_counter_add(&s->sh->inflight, 1);
-    if (u->inflight)
-        rp_shm_counter_add(u->inflight, 1);
+    rp_peer_inflight_add(s->sh, 1);
+    if (u->totals)
+        rp_peer_inflight_add(u->totals, 1);
     rp_shm_counter_add(&s->sh->requests, 1);
     if (s->dynamic)
         s->refs++;
@@ -603,7 +630,7 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
                            const rp_upstream_outcome_t *o)
 {
     rp_peer_shared_t *sh = s->sh;
-    int64_t now = rp_time_ms();
+    int64_t now = o->now ? o->now : rp_time_ms();
     if (o->header_ms >= 0 && !o->failed)
         latency_sample(s, &sh->ewma_header, (double)o->header_ms, now);
     if (o->last_ms >= 0 && !o->failed)
@@ -625,8 +652,8 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     }
     if (u->balancer->report)
         u->balancer->report(u, s, o);
-    rp_shm_counter_add(&sh->inflight, -1);
-    if (u->inflight)
-        rp_shm_counter_add(u->inflight, -1);
+    rp_peer_inflight_add(sh, -1);
+    if (u->totals)
+        rp_peer_inflight_add(u->totals, -1);
     rp_upstream_peer_unref(s);
 }

@@ -28,9 +28,8 @@
  * resting after max_fails, at max_conns or already tried by this request; the
  * shared in-flight count; failure accounting; latency.
  *
- * Departure from DESIGN.md: counters of a worker that dies mid-request are not
- * given back (a crash is a bug with a regression test; in-flight counts heal when
- * the zone is laid out anew).
+ * A worker's part of the in-flight and connection counts is also journalled
+ * (peer_journal.c), so the master gives it back when the worker dies holding it.
  */
 #ifndef RP_PEERS_H
 #define RP_PEERS_H
@@ -53,6 +52,7 @@ enum {
     RP_PEER_UNHEALTHY = 3, /* active checks failed (resilience module) */
     RP_PEER_EJECTED = 4,   /* outlier detection ejected it (resilience module) */
     RP_PEER_UNKNOWN = 5,   /* never checked yet, where checks are configured */
+    RP_PEER_POOL = 6,      /* not a peer: a pool's totals, laid out as a peer's entry */
 };
 
 /* One peer's entry in the shared table: counters updated without the zone's lock. */
@@ -82,6 +82,7 @@ typedef struct {
     int status;               /* the response status, 0 when none came */
     int64_t header_ms;        /* to the response head; -1 when none came */
     int64_t last_ms;          /* to the last byte; -1 when it did not end well */
+    int64_t now;              /* ms now, if the caller has it (0: read the clock) */
 } rp_upstream_outcome_t;
 
 #define RP_UPSTREAM_TRIED_INLINE 8
@@ -93,6 +94,7 @@ typedef struct {
     rp_upstream_server_t **tried; /* tried_inline, or allocated beyond it */
     rp_upstream_server_t *tried_inline[RP_UPSTREAM_TRIED_INLINE];
     unsigned ntried, tried_cap;
+    int64_t now;         /* ms, set by rp_upstream_get_peer for the balancer's pick */
     uint32_t hash;       /* for hash balancers: computed on the first pick */
     unsigned hashed : 1;
     unsigned tries : 8;  /* picks so far (a hash balancer rehashes on a repeat) */
@@ -156,7 +158,12 @@ void rp_upstream_peer_unref(rp_upstream_server_t *s);
 /* Frees this process's peer set of u (worker exit, tests). */
 void rp_upstream_peers_free(rp_upstream_conf_t *u);
 
-/* Attaches u's peers to its zone from a worker (a pool made at run time). 0, or -1. */
+/* Declares the default peer table zone for the http block being read (the pools made
+ * at run time for proxy_pass with variables use it). */
+const char *rp_upstream_default_zone(void *cf);
+
+/* Attaches u's peers to its zone (the default one when u has none) from a worker: a
+ * pool made at run time. 0, or -1 when there is no room. */
 int rp_upstream_attach_runtime(rp_upstream_conf_t *u);
 
 /* Counts one failure of s toward max_fails outside an attempt (a connection that
@@ -190,6 +197,30 @@ int rp_upstream_peer_weight(const rp_upstream_server_t *s, int64_t now);
 /* The peak-EWMA latency of s in ms (header or last byte), decayed toward zero with the
  * time since it last moved, as Finagle's: a peer not picked for a while gets tried again. */
 double rp_upstream_peer_latency(const rp_upstream_server_t *s, int last_byte, int64_t now);
+
+/* ---- what this worker holds (peer_journal.c) ---- */
+
+struct rp_cycle_s;
+
+/* Records this worker's part of a peer's counters, for the master to give back if the
+ * worker dies holding it. */
+void rp_peer_journal_add(rp_peer_shared_t *sh, int inflight, int conns);
+const char *rp_peer_journal_declare(void *cf);
+void rp_peer_journal_start(struct rp_cycle_s *cycle);
+void rp_peer_journal_child_exited(struct rp_cycle_s *cycle, int pid, int clean);
+
+/* A peer's in-flight requests or open connections change by d (shared, and journalled). */
+static inline void rp_peer_inflight_add(rp_peer_shared_t *sh, int d)
+{
+    rp_shm_counter_add(&sh->inflight, d);
+    rp_peer_journal_add(sh, d, 0);
+}
+
+static inline void rp_peer_conns_add(rp_peer_shared_t *sh, int d)
+{
+    rp_shm_counter_add(&sh->conns, d);
+    rp_peer_journal_add(sh, 0, d);
+}
 
 /* ---- the table in shared memory ---- */
 

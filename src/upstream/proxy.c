@@ -25,6 +25,7 @@
 #include "upstream/proxy.h"
 #include "upstream/attempt.h"
 #include "upstream/proxy_h2.h"
+#include "upstream/upstream_choose.h"
 #include "core/log.h"
 #include "core/wbuf.h"
 #include "core/time.h"
@@ -49,6 +50,7 @@ typedef struct {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
+    rp_upstream_tls_t *tls; /* how to talk TLS to ups (rp_proxy_choose); NULL: plain */
     rp_uconn_t *uc;
     int state;
     rp_attempt_t at;
@@ -141,7 +143,7 @@ void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, c
 /* nginx's error-log context: who asked for what, and where it was going. */
 static void log_upstream(proxy_t *p, int level, const char *what, int err, const char *where)
 {
-    rp_proxy_log_error(p->r, level, what, err, where, p->plcf->https ? "https" : "http",
+    rp_proxy_log_error(p->r, level, what, err, where, p->tls ? "https" : "http",
                        p->uc && p->uc->peer ? p->uc->peer->name : p->ups->name, p->target);
 }
 
@@ -210,38 +212,6 @@ static void finish(proxy_t *p)
 
 /* ---- sending the request ---- */
 
-static int hop_by_hop(rp_str_t n)
-{
-    switch (n.len) {
-    case 2:
-        return rp_str_ieq(n, "te");
-    case 7:
-        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
-    case 10:
-        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
-    case 17:
-        return rp_str_ieq(n, "transfer-encoding");
-    }
-    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
-}
-
-/* Whether the Connection header(s) of the message name this header. */
-static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
-{
-    char tok[64];
-    if (name.len >= sizeof(tok))
-        return 0;
-    memcpy(tok, name.data, name.len);
-    tok[name.len] = '\0';
-    for (unsigned i = 0; i < n; i++)
-        if (rp_str_ieq(h[i].name, "connection") &&
-            rp_h1_token_list_has(h[i].value.data, h[i].value.len, tok))
-            return 1;
-    return 0;
-}
-
-
-
 /*
  * Whether the client asks to switch protocols and rampart passes that on: over
  * HTTP/1.1 (an HTTP/1.0 client cannot take a 101, and an HTTP/2 stream is not a
@@ -268,69 +238,30 @@ static int wants_upgrade(const rp_request_t *r)
 static size_t build_request(proxy_t *p, char *buf, size_t cap)
 {
     rp_request_t *r = p->r;
-    rp_proxy_loc_conf_t *plcf = p->plcf;
     rp_wbuf_t w = {buf, buf + cap};
-    int has_conn_hdr = 0, client_request_id = 0, has_upgrade = 0, upgrade_set = 0;
+    int has_conn_hdr = 0, has_upgrade = 0;
 
     for (unsigned i = 0; i < r->nheaders; i++) {
         if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
             has_conn_hdr = 1;
-        else if (r->headers[i].name.len == 12 && rp_str_ieq(r->headers[i].name, "x-request-id"))
-            client_request_id = 1;
         else if (r->headers[i].name.len == 7 && rp_str_ieq(r->headers[i].name, "upgrade"))
             has_upgrade = 1;
     }
     /* only a request that has both fields pays for the closer look */
-    p->upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
+    int upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
+    rp_proxy_fields_t fl;
+    rp_proxy_request_fields(r, p->plcf, upgrade ? RP_PROXY_FIELDS_UPGRADE : 0, &fl);
+    p->upgrade = fl.upgrade;
+    int upgrade_set = fl.upgrade_set;
 
     rp_wbuf_put(&w, r->method.data, r->method.len);
     RP_WBUF_LIT(&w, " ");
     rp_wbuf_put(&w, p->target.data, p->target.len);
     RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
-
-    for (size_t i = 0; i < plcf->nheaders; i++) {
-        const rp_proxy_header_t *h = &plcf->headers[i];
-        if (h->request_id && client_request_id)
-            continue; /* the client's own id goes through with its other headers */
-        if (h->upgrade && !p->upgrade)
-            continue; /* Upgrade means nothing without the "Connection: upgrade" we write */
-        rp_str_t v = rp_cv_eval(r, &h->value);
-        if (h->upgrade) {
-            /* an empty value is how a location refuses upgrades */
-            if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len)) {
-                p->upgrade = 0;
-                continue;
-            }
-            upgrade_set = 1;
-        }
-        if (v.len == 0)
-            continue; /* an empty value removes the header, as in nginx */
-        if (memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len))
-            continue;
-        rp_wbuf_put(&w, h->name.data, h->name.len);
+    for (unsigned i = 0; i < fl.n; i++) {
+        rp_wbuf_put(&w, fl.f[i].name.data, fl.f[i].name.len);
         RP_WBUF_LIT(&w, ": ");
-        rp_wbuf_put(&w, v.data, v.len);
-        RP_WBUF_LIT(&w, "\r\n");
-    }
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        rp_str_t n = r->headers[i].name;
-        if (hop_by_hop(n) || rp_str_ieq(n, "host") || rp_str_ieq(n, "content-length") ||
-            rp_str_ieq(n, "expect"))
-            continue;
-        /* As nginx (underscores_in_headers off): a backend that maps "_" to "-" (CGI,
-         * WSGI, PHP-FPM) would read Transfer_Encoding as Transfer-Encoding. */
-        if (memchr(n.data, '_', n.len))
-            continue;
-        int set = 0;
-        for (size_t k = 0; k < plcf->nheaders && !set; k++)
-            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == n.len &&
-                  strncasecmp(plcf->headers[k].name.data, n.data, n.len) == 0;
-        if (set || (has_conn_hdr && named_by_connection(r->headers, r->nheaders, n)))
-            continue;
-        rp_wbuf_put(&w, n.data, n.len);
-        RP_WBUF_LIT(&w, ": ");
-        rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
+        rp_wbuf_put(&w, fl.f[i].value.data, fl.f[i].value.len);
         RP_WBUF_LIT(&w, "\r\n");
     }
 
@@ -450,6 +381,7 @@ static void pump_body(proxy_t *p)
             rp_http_send_error(r, status);
             return;
         }
+        rp_attempt_body_read(&p->at, data, n, rc == 1);
         if (n) {
             struct iovec iov[3];
             int k = 0;
@@ -497,6 +429,32 @@ static void pump_body(proxy_t *p)
     }
 }
 
+/* Another attempt: the body bytes the engine kept from the client go first (one chunk
+ * when the body goes chunked), and the end too when the client's body was complete. */
+static int replay_body(proxy_t *p)
+{
+    size_t kept = rp_attempt_kept_len(&p->at);
+    if (kept) {
+        struct evbuffer *out = p->uc->out;
+        if (p->req_chunked)
+            evbuffer_add_printf(out, "%zx\r\n", kept);
+        for (size_t off = 0; off < kept;) {
+            size_t n = kept - off < sizeof(scratch) ? kept - off : sizeof(scratch);
+            rp_attempt_kept_copy(&p->at, off, scratch, n);
+            evbuffer_add(out, scratch, n);
+            off += n;
+        }
+        if (p->req_chunked)
+            evbuffer_add(out, "\r\n", 2);
+    }
+    if (p->at.body_complete) {
+        if (p->req_chunked)
+            evbuffer_add(p->uc->out, "0\r\n\r\n", 5);
+        p->body_sent = 1;
+    }
+    return flush_uout(p) < 0 ? -1 : 0;
+}
+
 static void start_exchange(proxy_t *p)
 {
     rp_request_t *r = p->r;
@@ -535,6 +493,10 @@ static void start_exchange(proxy_t *p)
     }
     struct iovec iov = {buf, hlen};
     if (send_bytes(p, &iov, 1) != 0) {
+        upstream_send_error(p, errno);
+        return;
+    }
+    if (!p->body_sent && replay_body(p) != 0) {
         upstream_send_error(p, errno);
         return;
     }
@@ -590,12 +552,12 @@ static void on_handshake_event(void *arg)
 
 static void connected(proxy_t *p)
 {
-    if (p->plcf->tls == NULL) {
+    if (p->tls == NULL) {
         established(p);
         return;
     }
     rp_uconn_t *uc = p->uc;
-    if (rp_uconn_tls_start(uc, p->plcf->tls) != 0) {
+    if (rp_uconn_tls_start(uc, p->tls) != 0) {
         connect_failed(p, "cannot start TLS", 0, 0);
         return;
     }
@@ -636,7 +598,7 @@ static void connect_next(proxy_t *p)
         return;
     }
 
-    rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->plcf->tls);
+    rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->tls);
     if (uc) {
         p->uc = uc;
         p->reused = 1;
@@ -682,8 +644,7 @@ static void connect_next(proxy_t *p)
 /* A cached connection failed before any answer: the server closed it meanwhile. */
 static int retry_stale(proxy_t *p)
 {
-    rp_request_t *r = p->r;
-    if (!p->reused || p->got_bytes || r->chunked || r->content_length > 0 ||
+    if (!p->reused || p->got_bytes || !rp_attempt_may_resend(&p->at) ||
         p->stale_retries >= MAX_STALE_RETRIES)
         return 0;
     p->stale_retries++;
@@ -738,16 +699,8 @@ static int to_client(proxy_t *p, const char *data, size_t n)
 static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    if (hop_by_hop(n) || rp_str_ieq(n, "content-length") || rp_str_ieq(n, "date") ||
-        rp_str_ieq(n, "server"))
+    if (!rp_proxy_response_field_passes(p->plcf, n))
         return 0;
-    rp_array_t *hide = p->plcf->hide_headers;
-    if (hide) {
-        rp_str_t *hs = hide->elts;
-        for (size_t k = 0; k < hide->nelts; k++)
-            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
-                return 0;
-    }
     for (unsigned k = 0; k < ps->nheaders; k++) {
         if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
             char tok[64];
@@ -1130,14 +1083,20 @@ static void on_upstream_timer(void *arg)
 int rp_proxy_handler(rp_request_t *r)
 {
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
-    if (plcf == NULL || plcf->upstream == NULL)
+    if (plcf == NULL || (plcf->upstream == NULL && plcf->route == NULL))
         return RP_DECLINED;
-    if (plcf->upstream->http2)
+    rp_upstream_conf_t *u;
+    rp_upstream_tls_t *tls;
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
+    if (rc != RP_OK)
+        return rp_http_send_error(r, rc);
+    if (u->http2)
         return rp_proxy_h2_handler(r, plcf, 0);
     proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
     p->r = r;
     p->plcf = plcf;
-    p->ups = plcf->upstream;
+    p->ups = u;
+    p->tls = tls;
     rp_attempt_init(&p->at, r, p->ups);
     p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);

@@ -12,6 +12,8 @@
 #include "http/variables.h"
 #include "upstream/upstream.h"
 
+#include <strings.h>
+
 typedef struct {
     rp_str_t name; /* as written */
     rp_cv_t value;
@@ -27,6 +29,9 @@ typedef struct {
     rp_str_t uri;                 /* the URI part of proxy_pass */
     unsigned has_uri : 1;
     size_t match_len; /* length of the location prefix the URI part replaces */
+    /* variables in the URL, or a canary split: the upstream is chosen per request
+     * (upstream_choose.h); NULL: upstream, tls and host above are the answer */
+    struct rp_proxy_route_s *route;
 
     rp_array_t *set_headers;  /* rp_proxy_header_t as configured here; NULL: inherit */
     rp_array_t *hide_headers; /* rp_str_t; NULL: inherit */
@@ -79,6 +84,49 @@ void rp_proxy_log_error(rp_request_t *r, int level, const char *what, int err, c
 const char *rp_proxy_add_header(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const char *name,
                                 const char *value);
 const char *rp_proxy_set_hide(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+
+/* ---- the header policy (proxy_headers.c) ---- */
+
+/* Whether a field describes the connection, not the message (never forwarded). Inline:
+ * every field of every proxied request and response passes through it. */
+static inline int rp_proxy_hop_by_hop(rp_str_t n)
+{
+    switch (n.len) {
+    case 2:
+        return rp_str_ieq(n, "te");
+    case 7:
+        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
+    case 10:
+        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
+    case 14:
+        return rp_str_ieq(n, "http2-settings"); /* h2c's, never passed on */
+    case 17:
+        return rp_str_ieq(n, "transfer-encoding");
+    }
+    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
+}
+
+enum {
+    RP_PROXY_FIELDS_H2 = 1,      /* for an HTTP/2 request (Host as :authority, TE: trailers) */
+    RP_PROXY_FIELDS_UPGRADE = 2, /* HTTP/1: the client asks to switch protocols */
+};
+
+/* The fields of the request going upstream, in order: the location's, then the client's. */
+typedef struct {
+    rp_header_t *f;
+    unsigned n;
+    rp_str_t host;            /* H2: :authority (the location's Host, else the client's) */
+    unsigned upgrade : 1;     /* the upgrade goes on (the location did not refuse it) */
+    unsigned upgrade_set : 1; /* ... with the location's Upgrade value among f */
+    unsigned te_trailers : 1; /* H2: the client's TE names trailers */
+} rp_proxy_fields_t;
+
+void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, unsigned flags,
+                             rp_proxy_fields_t *out);
+
+/* Whether an upstream response field goes to the client (Content-Length never: the
+ * protocol frames the body anew). */
+int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t name);
 
 /* The content handler: runs the exchange for a location with proxy_pass. */
 int rp_proxy_handler(rp_request_t *r);

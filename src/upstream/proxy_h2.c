@@ -31,6 +31,7 @@
 #include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "upstream/h2_upstream.h"
+#include "upstream/upstream_choose.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -38,7 +39,6 @@
 
 #define MAX_RETRIES 16          /* refused streams sent again: a GOAWAY storm, not a loop */
 #define TAKE_MAX    (64 * 1024) /* response bytes handed to the client per write */
-#define REPLAY_MAX  (64 * 1024) /* request body kept to send again after a refused stream */
 
 enum { T_NONE, T_SEND, T_READ };
 
@@ -46,13 +46,13 @@ typedef struct {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
+    rp_upstream_tls_t *tls;     /* how to talk TLS to ups (rp_proxy_choose); NULL: cleartext */
     rp_h2u_stream_t *st;
     rp_attempt_t at; /* at.peer: the server of the current attempt */
     unsigned retries;
     int timer_mode;
     unsigned grpc : 1;
     unsigned has_body : 1;
-    unsigned body_read : 1;   /* client body bytes were taken and not kept: no second attempt */
     unsigned client_done : 1; /* the client's body was read whole */
     unsigned body_done : 1;   /* ... and went to the current stream */
     unsigned head_out : 1;    /* the response began towards the client */
@@ -63,8 +63,7 @@ typedef struct {
     unsigned step_again : 1;
     int64_t deadline; /* ms since the epoch */
     rp_str_t target;
-    struct evbuffer *replay; /* the body read so far, while it is small */
-    size_t replay_off;       /* how much of it the current stream got */
+    size_t replay_off;       /* how much of the kept body (x->at) the current stream got */
     struct event timer, deadline_ev;
 } xchg_t;
 
@@ -81,8 +80,7 @@ static void add_timer(struct event *ev, int64_t ms)
 /* nginx's error-log context: who asked for what, and where it was going. */
 static void log_upstream(xchg_t *x, int level, const char *what, int err, const char *where)
 {
-    const char *scheme =
-        x->plcf->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
+    const char *scheme = x->tls ? (x->r->grpc ? "grpcs" : "https") : (x->r->grpc ? "grpc" : "http");
     rp_proxy_log_error(x->r, level, what, err, where, scheme,
                        x->at.peer ? x->at.peer->name : x->ups->name, x->target);
 }
@@ -105,10 +103,6 @@ static void done(xchg_t *x)
     release(x);
     event_del(&x->timer);
     event_del(&x->deadline_ev);
-    if (x->replay) {
-        evbuffer_free(x->replay);
-        x->replay = NULL;
-    }
     r->on_body = NULL;
     r->on_drain = NULL;
 }
@@ -157,43 +151,6 @@ static void cut(xchg_t *x, int grpc_code, const char *message)
 
 /* ---- the request head ---- */
 
-/* Fields that describe the connection, not the message: never sent over HTTP/2
- * (RFC 9113 8.2.2), and the ones rampart writes itself. */
-static int not_forwarded(rp_str_t n)
-{
-    switch (n.len) {
-    case 2:
-        return rp_str_ieq(n, "te");
-    case 4:
-        return rp_str_ieq(n, "host");
-    case 6:
-        return rp_str_ieq(n, "expect");
-    case 7:
-        return rp_str_ieq(n, "trailer") || rp_str_ieq(n, "upgrade");
-    case 10:
-        return rp_str_ieq(n, "connection") || rp_str_ieq(n, "keep-alive");
-    case 14:
-        return rp_str_ieq(n, "content-length") || rp_str_ieq(n, "http2-settings");
-    case 17:
-        return rp_str_ieq(n, "transfer-encoding");
-    }
-    return n.len >= 6 && strncasecmp(n.data, "proxy-", 6) == 0;
-}
-
-static int named_by_connection(const rp_request_t *r, rp_str_t name)
-{
-    char tok[64];
-    if (name.len >= sizeof(tok))
-        return 0;
-    memcpy(tok, name.data, name.len);
-    tok[name.len] = '\0';
-    for (unsigned i = 0; i < r->nheaders; i++)
-        if (rp_str_ieq(r->headers[i].name, "connection") &&
-            rp_h1_token_list_has(r->headers[i].value.data, r->headers[i].value.len, tok))
-            return 1;
-    return 0;
-}
-
 static rp_str_t lower(rp_arena_t *a, rp_str_t n)
 {
     size_t i = 0;
@@ -223,56 +180,16 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     rp_arena_t *a = r->arena;
     nghttp2_nv *nva = rp_arena_alloc(a, sizeof(*nva) * (8 + plcf->nheaders + r->nheaders));
     size_t n = 4;
-    int client_request_id = 0, connection = 0, te = 0;
-    rp_str_t authority = RP_NULL_STR;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        if (rp_str_ieq(r->headers[i].name, "x-request-id"))
-            client_request_id = 1;
-        else if (rp_str_ieq(r->headers[i].name, "connection"))
-            connection = 1;
-    }
-    for (size_t i = 0; i < plcf->nheaders; i++) {
-        const rp_proxy_header_t *h = &plcf->headers[i];
-        if (h->request_id && client_request_id)
-            continue;
-        rp_str_t v = rp_cv_eval(r, &h->value);
-        if (rp_str_ieq(h->name, "host")) {
-            authority = v; /* HTTP/2 carries the Host as :authority */
-            continue;
-        }
-        if (v.len == 0 || memchr(v.data, '\r', v.len) || memchr(v.data, '\n', v.len) ||
-            not_forwarded(h->name))
-            continue;
-        nva[n++] = nv(lower(a, h->name), v);
-    }
-    if (authority.len == 0)
-        authority = rp_request_header(r, "host");
-    if (authority.len == 0)
-        authority = plcf->host;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        rp_str_t name = r->headers[i].name, value = r->headers[i].value;
-        if (name.len == 2 && rp_str_ieq(name, "te")) {
-            /* the one TE HTTP/2 allows, which gRPC servers expect */
-            if (!te && rp_h1_token_list_has(value.data, value.len, "trailers")) {
-                nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
-                te = 1;
-            }
-            continue;
-        }
-        if (not_forwarded(name) || memchr(name.data, '_', name.len))
-            continue;
-        if (x->has_deadline && rp_str_ieq(name, "grpc-timeout"))
+    rp_proxy_fields_t fl;
+    rp_proxy_request_fields(r, plcf, RP_PROXY_FIELDS_H2, &fl);
+    for (unsigned i = 0; i < fl.n; i++) {
+        if (x->has_deadline && rp_str_ieq(fl.f[i].name, "grpc-timeout"))
             continue; /* sent below, reduced by the time spent here */
-        int set = 0;
-        for (size_t k = 0; k < plcf->nheaders && !set; k++)
-            set = !plcf->headers[k].request_id && plcf->headers[k].name.len == name.len &&
-                  strncasecmp(plcf->headers[k].name.data, name.data, name.len) == 0;
-        if (set || (connection && named_by_connection(r, name)))
-            continue;
-        nva[n++] = nv(lower(a, name), value);
+        nva[n++] = nv(lower(a, fl.f[i].name), fl.f[i].value);
     }
+    int te = fl.te_trailers;
+    if (te)
+        nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
     if (x->grpc && !te)
         nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
     if (r->content_length >= 0 && !r->chunked) {
@@ -287,8 +204,8 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
     }
     nva[0] = nv(RP_STR(":method"), r->method);
     /* as nginx: the scheme of the connection to the server */
-    nva[1] = nv(RP_STR(":scheme"), plcf->tls ? RP_STR("https") : RP_STR("http"));
-    nva[2] = nv(RP_STR(":authority"), authority);
+    nva[1] = nv(RP_STR(":scheme"), x->tls ? RP_STR("https") : RP_STR("http"));
+    nva[2] = nv(RP_STR(":authority"), fl.host);
     nva[3] = nv(RP_STR(":path"), x->target);
     *count = n;
     return nva;
@@ -320,7 +237,7 @@ static void connect_next(xchg_t *x)
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout = x->plcf->connect_timeout,
-                              .tls = x->plcf->tls,
+                              .tls = x->tls,
                               .arena = r->arena,
                               .notify = on_notify,
                               .owner = x};
@@ -367,7 +284,7 @@ static void failed_before_head(xchg_t *x)
         connect_next(x);
         return;
     }
-    if (st->refused && !x->body_read && x->retries < MAX_RETRIES) {
+    if (st->refused && rp_attempt_may_replay(&x->at) && x->retries < MAX_RETRIES) {
         /* not processed: the same server may take it on another connection, with the
          * body bytes kept so far */
         x->retries++;
@@ -405,20 +322,6 @@ static void failed_before_head(xchg_t *x)
 
 /* ---- the response ---- */
 
-static int response_field_passes(xchg_t *x, rp_str_t n)
-{
-    if (not_forwarded(n) || rp_str_ieq(n, "date") || rp_str_ieq(n, "server"))
-        return 0;
-    rp_array_t *hide = x->plcf->hide_headers;
-    if (hide) {
-        rp_str_t *hs = hide->elts;
-        for (size_t k = 0; k < hide->nelts; k++)
-            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
-                return 0;
-    }
-    return 1;
-}
-
 /* Passes the response head to the client. Returns -1 when the request has ended. */
 static int send_head(xchg_t *x)
 {
@@ -438,7 +341,7 @@ static int send_head(xchg_t *x)
             cl = v;
             continue;
         }
-        if (response_field_passes(x, h->name))
+        if (rp_proxy_response_field_passes(x->plcf, h->name))
             rp_http_add_header(r, h->name, h->value);
     }
     rp_proxy_keep_headers(r, st->headers, st->nheaders);
@@ -549,15 +452,12 @@ static int pump_body(xchg_t *x)
             return 0; /* a notify comes with more room */
         if (room > sizeof(scratch))
             room = sizeof(scratch);
-        size_t kept = x->replay ? evbuffer_get_length(x->replay) : 0;
+        size_t kept = rp_attempt_kept_len(&x->at);
         if (x->replay_off < kept || x->client_done) {
             /* a second attempt: first what the first one took */
             size_t n = kept - x->replay_off < room ? kept - x->replay_off : room;
-            if (n) {
-                struct evbuffer_ptr at;
-                evbuffer_ptr_set(x->replay, &at, x->replay_off, EVBUFFER_PTR_SET);
-                evbuffer_copyout_from(x->replay, &at, scratch, n);
-            }
+            if (n)
+                rp_attempt_kept_copy(&x->at, x->replay_off, scratch, n);
             x->replay_off += n;
             int last = x->client_done && x->replay_off == kept;
             rp_h2u_send_body(x->st, scratch, n, last);
@@ -584,20 +484,8 @@ static int pump_body(xchg_t *x)
             fail(x, status, rp_grpc_status_of_http(status), rp_http_reason(status));
             return -1;
         }
-        if (n && !x->body_read) {
-            if (x->replay == NULL)
-                x->replay = evbuffer_new();
-            if (x->replay && kept + n <= REPLAY_MAX) {
-                evbuffer_add(x->replay, scratch, n);
-                x->replay_off += n;
-            } else {
-                x->body_read = 1; /* too large to keep: this attempt is the only one */
-                if (x->replay) {
-                    evbuffer_free(x->replay);
-                    x->replay = NULL;
-                }
-            }
-        }
+        rp_attempt_body_read(&x->at, scratch, n, rc == 1);
+        x->replay_off = rp_attempt_kept_len(&x->at);
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
         if (rc == 1) {
@@ -733,13 +621,19 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
 
 int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
 {
+    if (grpc)
+        r->grpc = 1;
+    rp_upstream_conf_t *u;
+    rp_upstream_tls_t *tls;
+    int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
+    if (rc != RP_OK)
+        return rp_http_send_error(r, rc);
     xchg_t *x = rp_arena_calloc(r->arena, sizeof(*x));
     x->r = r;
     x->plcf = plcf;
-    x->ups = plcf->upstream;
+    x->ups = u;
+    x->tls = tls;
     rp_attempt_init(&x->at, r, x->ups);
-    if (grpc)
-        r->grpc = 1;
     x->grpc = rp_grpc_is_request(r);
     x->has_body = r->chunked || r->content_length > 0;
     x->body_done = !x->has_body;

@@ -7,6 +7,7 @@
 #include "upstream/proxy.h"
 #include "http/http.h"
 #include "http/variables.h"
+#include "upstream/upstream_choose.h"
 #include "upstream/upstream_ssl.h"
 
 #include <string.h>
@@ -94,16 +95,28 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
 static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *p = conf;
-    if (p->host.data)
+    if (p->host.data || (p->route && p->route->dynamic))
         return "is duplicate";
     const char *url = cf->argv[1];
+    proxy_main_conf_t *m = cf->http_ctx->main_conf[rp_proxy_module.index];
+    if (strchr(url, '$')) {
+        /* chosen per request (upstream_choose.c); its TLS settings once they are merged */
+        const char *err = rp_proxy_route_compile(cf, p, url, 0);
+        if (err != RP_CONF_OK)
+            return err;
+        pending_t *pd = rp_array_push(&m->pending);
+        pd->plcf = p;
+        pd->ctx = cf->http_ctx;
+        pd->url = cf->argv[1];
+        pd->file = cf->file;
+        pd->line = cf->line;
+        return RP_CONF_OK;
+    }
     if (strncasecmp(url, "https://", 8) == 0)
         p->https = 1;
     else if (strncasecmp(url, "http://", 7) != 0)
         return rp_conf_error(cf, "invalid URL prefix in \"%s\" (expected http:// or https://)",
                              url);
-    if (strchr(url, '$'))
-        return rp_conf_error(cf, "variables in proxy_pass are not supported in \"%s\"", url);
     const char *host = url + (p->https ? 8 : 7);
     const char *slash = strchr(host, '/');
     size_t hlen = slash ? (size_t)(slash - host) : strlen(host);
@@ -114,7 +127,6 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
     char *name = rp_arena_strndup(cf->arena, host, hlen);
     p->host = (rp_str_t){name, hlen};
 
-    proxy_main_conf_t *m = cf->http_ctx->main_conf[rp_proxy_module.index];
     pending_t *pd = rp_array_push(&m->pending);
     pd->plcf = p;
     pd->ctx = cf->http_ctx;
@@ -207,6 +219,12 @@ static const char *postconfiguration(rp_conf_t *cf)
         cf->line = pd[i].line;
         cf->argv = argv;
         cf->http_ctx = pd[i].ctx;
+        if (p->route && p->route->dynamic) {
+            const char *err = rp_proxy_route_tls(cf, p, pd[i].ctx);
+            if (err != RP_CONF_OK)
+                return err;
+            continue;
+        }
         const char *name = p->host.data;
         const char *rerr = rp_upstream_resolve(cf, name, p->https, &p->upstream);
         if (rerr != RP_CONF_OK)
@@ -234,12 +252,30 @@ static int must_escape(unsigned char ch)
            ch == '|' || ch == '}';
 }
 
-rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
+static rp_str_t configured_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
 {
     if (!plcf->has_uri && r->uri_rewritten)
         return rp_proxy_uri(r->arena, 1, RP_STR(""), 0, r->request_uri, r->uri, r->args);
     return rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri, r->uri,
                         r->args);
+}
+
+/* Kept out of the way of a literal proxy_pass, which never gets here. */
+static __attribute__((noinline, cold)) rp_str_t chosen_target(rp_request_t *r,
+                                                              const rp_proxy_loc_conf_t *plcf)
+{
+    /* proxy_pass with variables and a URI part: that URI, as it is (nginx's rule) */
+    const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
+    if (c && c->has_uri)
+        return c->uri;
+    return configured_target(r, plcf);
+}
+
+rp_str_t rp_proxy_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
+{
+    if (plcf->route)
+        return chosen_target(r, plcf);
+    return configured_target(r, plcf);
 }
 
 rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t match_len,
@@ -303,12 +339,24 @@ rp_str_t rp_proxy_uri(rp_arena_t *a, int has_uri, rp_str_t pass_uri, size_t matc
 
 /* ---- the per-request context and its variables ---- */
 
+/* $proxy_host of an upstream chosen per request; out of the way of a literal proxy_pass. */
+static __attribute__((noinline, cold)) rp_proxy_ctx_t *
+chosen_host(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_proxy_ctx_t *ctx)
+{
+    const rp_proxy_choice_t *c = rp_proxy_choice(r, plcf);
+    if (c)
+        ctx->host = c->host;
+    return ctx;
+}
+
 rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, void *exchange)
 {
     rp_proxy_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
     ctx->host = plcf->host;
     ctx->exchange = exchange;
     rp_http_set_ctx(r, rp_proxy_module, ctx);
+    if (plcf->route)
+        return chosen_host(r, plcf, ctx);
     return ctx;
 }
 

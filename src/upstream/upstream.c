@@ -69,7 +69,7 @@ static void uconn_close(rp_uconn_t *uc)
         close(uc->fd);
     }
     uc->fd = -1;
-    rp_shm_counter_add(&uc->peer->sh->conns, -1);
+    rp_peer_conns_add(uc->peer->sh, -1);
     rp_upstream_peer_unref(uc->peer);
     uc->peer = NULL;
     uc->next = spare;
@@ -154,7 +154,7 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     uc->tls_sound = 0;
     uc->ups = u;
     uc->peer = s;
-    rp_shm_counter_add(&s->sh->conns, 1);
+    rp_peer_conns_add(s->sh, 1);
     if (s->dynamic)
         s->refs++;
     uc->requests = 0;

@@ -81,7 +81,7 @@ struct rp_upstream_conf_s {
     size_t zone_size;
     rp_shm_zone_t *zone;
     rp_shm_counter_t *gen; /* the pool's generation in the zone (moved by DNS answers) */
-    rp_shm_counter_t *inflight; /* requests in flight on the pool, all workers (peers.c) */
+    rp_peer_shared_t *totals; /* the pool's: inflight on all its peers, all workers (peers.c) */
 
     /* balancing directives' settings */
     void *hash_key;              /* hash KEY: an rp_cv_t */
@@ -152,6 +152,25 @@ rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name);
  * same scheme: tls says https, whose connections never mix with plain ones). */
 const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
                                  rp_upstream_conf_t **out);
+
+/* An implicit pool made while serving (proxy_pass with variables naming an address). */
+typedef struct {
+    rp_cycle_t *cycle;
+    char *name; /* "10.0.0.1:8080", the server's name too; the caller's memory */
+    const struct sockaddr *sa;
+    socklen_t socklen;
+    int tls;
+    int keepalive, keepalive_requests;
+    int64_t keepalive_timeout;
+    const char *file; /* the proxy_pass that made it */
+    unsigned line;
+} rp_upstream_implicit_t;
+
+/* Makes u, with s its one server (memory the caller owns and may reuse after the pool's
+ * connections are gone), the implicit pool how describes, as rp_upstream_implicit makes
+ * one at load time. */
+void rp_upstream_implicit_make(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                               const rp_upstream_implicit_t *how);
 
 /* What a proxy_pass or grpc_pass names: an upstream block, else the implicit group for
  * host[:port] (port 443 with tls, else 80). For postconfiguration, with cf at the line. */

@@ -6,7 +6,9 @@
  * `zone` (the shared peer table), and the balancing directives, one per block:
  * least_conn, random, least_time, ip_hash, hash (balancer_*.c).
  * Also the implicit pools behind proxy_pass host:port, one per scheme, so an
- * https one and a plain one to the same address stay apart.
+ * https one and a plain one to the same address stay apart, and the same kind of
+ * pool made while serving, for an address a proxy_pass with variables named
+ * (upstream_choose.c keeps those).
  */
 #include "upstream/upstream.h"
 #include "upstream/balancer.h"
@@ -26,26 +28,34 @@ static void *create_http_main(rp_conf_t *cf)
     return m;
 }
 
+/* A pool's fields before its directives: what every pool, block or implicit, starts as. */
+static void init_ups(rp_upstream_conf_t *u, rp_cycle_t *cycle)
+{
+    u->keepalive_timeout = RP_CONF_UNSET_MSEC;
+    u->keepalive_requests = RP_CONF_UNSET;
+    u->cycle = cycle;
+    u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
+}
+
 static void *create_ups(rp_conf_t *cf)
 {
     rp_upstream_conf_t *u = rp_arena_calloc(cf->arena, sizeof(*u));
     rp_array_init(&u->servers, cf->arena, 4, sizeof(rp_upstream_server_t));
     rp_array_init(&u->resolve, cf->arena, 1, sizeof(rp_upstream_resolve_t));
-    u->keepalive_timeout = RP_CONF_UNSET_MSEC;
-    u->keepalive_requests = RP_CONF_UNSET;
-    u->cycle = cf->cycle;
-    u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
+    init_ups(u, cf->cycle);
     return u;
 }
 
-/* Counts primary and backup servers once the block is complete, and sets defaults. */
-static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
+/* Counts primary and backup servers once the pool is complete, and sets defaults.
+ * Returns 0, or -1 when no server is a primary one. */
+static int count_servers(rp_upstream_conf_t *u)
 {
     if (u->keepalive_timeout == RP_CONF_UNSET_MSEC)
         u->keepalive_timeout = 60000;
     if (u->keepalive_requests == RP_CONF_UNSET)
         u->keepalive_requests = 1000;
     rp_upstream_server_t *s = u->servers.elts;
+    u->nprimary = u->nbackup = 0;
     for (size_t i = 0; i < u->servers.nelts; i++) {
         if (s[i].backup)
             u->nbackup++;
@@ -59,7 +69,12 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
         else
             u->nprimary++;
     }
-    if (u->nprimary == 0)
+    return u->nprimary ? 0 : -1;
+}
+
+static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    if (count_servers(u) != 0)
         return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
     if (u->hash_balance_factor > 0 && u->balancer != &rp_upstream_hash_consistent) {
         snprintf(cf->error, sizeof(cf->error),
@@ -76,16 +91,22 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
     return rp_upstream_zone_attach(cf, u);
 }
 
-/* A new server line of u with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
-static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+/* A server with nginx's defaults: weight=1 max_fails=1 fail_timeout=10s. */
+static void init_server(rp_upstream_server_t *s, const char *file, unsigned line)
 {
-    rp_upstream_server_t *s = rp_array_push(&u->servers);
     memset(s, 0, sizeof(*s));
     s->weight = 1;
     s->max_fails = 1;
     s->fail_timeout = 10000;
-    s->file = cf->file;
-    s->line = cf->line;
+    s->file = file;
+    s->line = line;
+}
+
+/* A new server line of u. */
+static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+{
+    rp_upstream_server_t *s = rp_array_push(&u->servers);
+    init_server(s, cf->file, cf->line);
     return s;
 }
 
@@ -128,6 +149,28 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
     *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
     *out = u;
     return NULL;
+}
+
+void rp_upstream_implicit_make(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                               const rp_upstream_implicit_t *how)
+{
+    memset(u, 0, sizeof(*u));
+    init_ups(u, how->cycle);
+    u->name = how->name;
+    u->implicit = 1;
+    u->implicit_tls = !!how->tls;
+    u->file = how->file;
+    u->line = how->line;
+    u->keepalive = how->keepalive;
+    u->keepalive_timeout = how->keepalive_timeout;
+    u->keepalive_requests = how->keepalive_requests;
+    /* one server, in memory the caller owns: the array never grows */
+    init_server(s, how->file, how->line);
+    s->name = how->name;
+    memcpy(&s->sa, how->sa, how->socklen);
+    s->socklen = how->socklen;
+    u->servers = (rp_array_t){.elts = s, .nelts = 1, .size = sizeof(*s), .nalloc = 1};
+    count_servers(u);
 }
 
 rp_upstream_conf_t *rp_upstream_find(rp_conf_t *cf, const char *name)
@@ -407,6 +450,7 @@ static const rp_command_t commands[] = {
 static int upstream_init_worker(rp_cycle_t *cycle)
 {
     rp_upstream_set_live(cycle);
+    rp_peer_journal_start(cycle);
     return 0;
 }
 
@@ -422,6 +466,7 @@ rp_module_t rp_upstream_module = {
     .commands = commands,
     .init_worker = upstream_init_worker,
     .stop_worker = upstream_stop_worker,
+    .child_exited = rp_peer_journal_child_exited,
     .create_http_main = create_http_main,
     .create_ups = create_ups,
 };

@@ -249,6 +249,66 @@ const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_up
     return RP_CONF_OK;
 }
 
+const char *rp_upstream_tls_template(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2,
+                                     rp_upstream_tls_t **out)
+{
+    SSL_CTX *ctx = NULL;
+    const char *err = get_ctx(cf, sc, h2, &ctx);
+    if (err != RP_CONF_OK)
+        return err;
+    rp_upstream_tls_t *t = rp_arena_calloc(cf->arena, sizeof(*t));
+    t->ctx = ctx;
+    t->name = sc->name;         /* NULL: each bound copy takes its host's */
+    t->sni = !!sc->server_name; /* whether to send it, when the name is not an address */
+    t->verify = !!sc->verify;
+    t->reuse = !!sc->session_reuse;
+    *out = t;
+    return RP_CONF_OK;
+}
+
+rp_upstream_tls_t *rp_upstream_tls_bind(const rp_upstream_tls_t *tmpl, rp_upstream_conf_t *u,
+                                        rp_str_t host)
+{
+    rp_upstream_tls_t *t = rp_xcalloc(1, sizeof(*t));
+    t->ctx = tmpl->ctx;
+    t->ups = u;
+    if (tmpl->name) {
+        t->name = rp_xstrdup(tmpl->name);
+    } else {
+        /* the host without its port, an IPv6 address without its brackets */
+        const char *h = host.data;
+        size_t n = host.len;
+        if (n && h[0] == '[') {
+            const char *end = memchr(h, ']', n);
+            n = end ? (size_t)(end - h - 1) : n - 1;
+            h++;
+        } else {
+            const char *colon = memchr(h, ':', n);
+            if (colon)
+                n = (size_t)(colon - h);
+        }
+        t->name = rp_xmalloc(n + 1);
+        memcpy(t->name, h, n);
+        t->name[n] = '\0';
+    }
+    unsigned char addr[16];
+    t->name_is_ip =
+        inet_pton(AF_INET, t->name, addr) == 1 || inet_pton(AF_INET6, t->name, addr) == 1;
+    t->sni = tmpl->sni && !t->name_is_ip;
+    t->verify = tmpl->verify;
+    t->reuse = tmpl->reuse;
+    t->sessions = rp_xcalloc(u->servers.nelts, sizeof(SSL_SESSION *));
+    return t;
+}
+
+void rp_upstream_tls_unbind(rp_upstream_tls_t *t)
+{
+    free_sessions(t);
+    free(t->sessions);
+    free(t->name);
+    free(t);
+}
+
 /* ---- per connection ---- */
 
 /* The slot of the session to offer uc's server, or NULL: peers a DNS answer made are not

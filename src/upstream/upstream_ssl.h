@@ -12,6 +12,7 @@
 #ifndef RP_UPSTREAM_SSL_H
 #define RP_UPSTREAM_SSL_H
 
+#include "core/str.h"
 #include "upstream/upstream.h"
 
 #include <openssl/ssl.h>
@@ -72,6 +73,21 @@ struct rp_upstream_tls_s {
  */
 const char *rp_upstream_tls_get(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, rp_upstream_conf_t *u,
                                 const char *host, int h2, rp_upstream_tls_t **out);
+
+/*
+ * For a proxy_pass https:// (or grpc_pass grpcs://) whose upstream is chosen per request:
+ * the context for sc's settings, built at load time like rp_upstream_tls_get's, in an
+ * object bound to no group yet. RP_CONF_OK, or RP_CONF_ERROR with the message in cf->error.
+ */
+const char *rp_upstream_tls_template(rp_conf_t *cf, rp_upstream_ssl_conf_t *sc, int h2,
+                                     rp_upstream_tls_t **out);
+
+/* A worker's copy of tmpl for the servers of u, reached as host ("10.0.0.1:8443", "pool"):
+ * the name checked and sent is tmpl's proxy_ssl_name, else host without its port. Freed
+ * by rp_upstream_tls_unbind once no connection uses it. */
+rp_upstream_tls_t *rp_upstream_tls_bind(const rp_upstream_tls_t *tmpl, rp_upstream_conf_t *u,
+                                        rp_str_t host);
+void rp_upstream_tls_unbind(rp_upstream_tls_t *t);
 
 /* Begins TLS on a connected uc (client side, name, session to offer). 0, or -1 when
  * OpenSSL could not even make the connection object. */

@@ -596,6 +596,7 @@ class ClosesAfterFirstAnswer:
         self.addr = "127.0.0.1:%d" % self.sock.getsockname()[1]
         self.connections = 0
         self.requests = 0
+        self.bodies = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -624,9 +625,21 @@ class ClosesAfterFirstAnswer:
                     if not data:
                         return
                     buf += data
-                _, _, buf = buf.partition(b"\r\n\r\n")
+                head, _, buf = buf.partition(b"\r\n\r\n")
+                m = re.search(rb"(?i)\r\ncontent-length: *(\d+)", head)
+                size = int(m.group(1)) if m else 0
+                while len(buf) < size:
+                    try:
+                        data = c.recv(65536)
+                    except OSError:
+                        return
+                    if not data:
+                        return
+                    buf += data
+                body, buf = buf[:size], buf[size:]
                 with self.lock:
                     self.requests += 1
+                    self.bodies.append(body)
                 if first and answered == 1:
                     return  # read the request, close without answering
                 body = b"conn %d\n" % (1 if first else 2)
@@ -664,6 +677,23 @@ def test_cached_connection_closed_without_an_answer_is_not_retried_with_a_body(r
         up.close()
     rampart.wait_log(r"upstream prematurely closed connection while reading response header "
                      r"from upstream.*request: \"POST /two HTTP/1\.1\"")
+
+
+def test_cached_connection_closed_without_an_answer_resends_an_idempotent_body(rampart,
+                                                                               port):
+    # The attempt engine keeps a small body: a PUT (idempotent) goes again, whole, on a
+    # new connection, as an HTTP/2 upstream replays a refused stream's body.
+    up = ClosesAfterFirstAnswer()
+    try:
+        front(rampart, port, [up.addr], upstream="keepalive 4;")
+        assert ask(port, "/one").body == b"conn 1\n"
+        reply = ask(port, "/two", method="PUT",
+                    extra="Content-Length: 5\r\nConnection: close\r\n", body=b"hello")
+        assert (reply.status, reply.body) == ("HTTP/1.1 200 OK", b"conn 2\n")
+        assert (up.connections, up.requests) == (2, 3)
+        assert up.bodies[-1] == b"hello"
+    finally:
+        up.close()
 
 
 # -- client-side timeouts on a proxied location --------------------------------

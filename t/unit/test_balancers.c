@@ -631,7 +631,7 @@ START_TEST(test_hash_balance_factor_keeps_every_peer_within_its_bound)
     rp_upstream_pick_t *pk = calloc(N, sizeof(*pk));
     char(*keys)[16] = calloc(N, sizeof(*keys));
     for (unsigned i = 0; i < N; i++) {
-        int64_t total = rp_shm_counter_get(u->inflight);
+        int64_t total = rp_shm_counter_get(&u->totals->inflight);
         int n = snprintf(keys[i], sizeof(keys[i]), "hot-%u", i % 20);
         pk[i].key = (const unsigned char *)keys[i];
         pk[i].key_len = (size_t)n;
@@ -642,12 +642,12 @@ START_TEST(test_hash_balance_factor_keeps_every_peer_within_its_bound)
                       "pick %u: %s has %lld in flight, bound %.0f", i, s->name,
                       (long long)rp_shm_counter_get(&s->sh->inflight), bound);
     }
-    ck_assert_int_eq(rp_shm_counter_get(u->inflight), N);
+    ck_assert_int_eq(rp_shm_counter_get(&u->totals->inflight), N);
     for (unsigned i = 0; i < N; i++) {
         rp_upstream_free_peer(u, pk[i].tried[0], &ok);
         rp_upstream_pick_done(&pk[i]);
     }
-    ck_assert_int_eq(rp_shm_counter_get(u->inflight), 0);
+    ck_assert_int_eq(rp_shm_counter_get(&u->totals->inflight), 0);
     free(pk);
     free(keys);
 }
@@ -926,12 +926,12 @@ START_TEST(test_the_pool_counts_its_requests_in_flight)
     rp_upstream_pick_t pk[5] = {{0}};
     for (int i = 0; i < 5; i++)
         rp_upstream_get_peer(u, &pk[i]);
-    ck_assert_int_eq(rp_shm_counter_get(u->inflight), 5);
+    ck_assert_int_eq(rp_shm_counter_get(&u->totals->inflight), 5);
     for (int i = 0; i < 5; i++) {
         rp_upstream_free_peer(u, pk[i].tried[0], &ok);
         rp_upstream_pick_done(&pk[i]);
     }
-    ck_assert_int_eq(rp_shm_counter_get(u->inflight), 0);
+    ck_assert_int_eq(rp_shm_counter_get(&u->totals->inflight), 0);
 }
 END_TEST
 

@@ -1,0 +1,136 @@
+/*
+ * The proxy's header policy, written once for the HTTP/1 (proxy.c) and the HTTP/2
+ * and gRPC (proxy_h2.c) exchanges: which fields go upstream (the location's
+ * proxy_set_header values, then the client's fields minus those describing the
+ * connection, those the location sets, those named by Connection and those with an
+ * underscore) and which response fields come back to the client (not those
+ * describing the connection, not Date and Server, which rampart writes, not the
+ * proxy_hide_header ones).
+ */
+#include "upstream/proxy.h"
+#include "http/h1_parser.h"
+
+#include <string.h>
+#include <strings.h>
+
+/* The fields rampart writes itself in a request, whatever the client sent. */
+static int written_by_rampart(rp_str_t n)
+{
+    return (n.len == 4 && rp_str_ieq(n, "host")) || (n.len == 6 && rp_str_ieq(n, "expect")) ||
+           (n.len == 14 && rp_str_ieq(n, "content-length"));
+}
+
+/* Whether a Connection field among h[0..n) names this field. */
+static int named_by_connection(const rp_header_t *h, unsigned n, rp_str_t name)
+{
+    char tok[64];
+    if (name.len >= sizeof(tok))
+        return 0;
+    memcpy(tok, name.data, name.len);
+    tok[name.len] = '\0';
+    for (unsigned i = 0; i < n; i++)
+        if (rp_str_ieq(h[i].name, "connection") &&
+            rp_h1_token_list_has(h[i].value.data, h[i].value.len, tok))
+            return 1;
+    return 0;
+}
+
+/* A value that would end the field early (one pass: values are short). */
+static int bad_value(rp_str_t v)
+{
+    for (size_t i = 0; i < v.len; i++)
+        if (v.data[i] == '\r' || v.data[i] == '\n')
+            return 1;
+    return 0;
+}
+
+static int set_by_location(const rp_proxy_loc_conf_t *plcf, rp_str_t name)
+{
+    for (size_t k = 0; k < plcf->nheaders; k++)
+        if (!plcf->headers[k].request_id && plcf->headers[k].name.len == name.len &&
+            strncasecmp(plcf->headers[k].name.data, name.data, name.len) == 0)
+            return 1;
+    return 0;
+}
+
+void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, unsigned flags,
+                             rp_proxy_fields_t *out)
+{
+    int h2 = (flags & RP_PROXY_FIELDS_H2) != 0;
+    int client_request_id = 0, connection = 0;
+    memset(out, 0, sizeof(*out));
+    out->upgrade = !h2 && (flags & RP_PROXY_FIELDS_UPGRADE) != 0;
+    out->f = rp_arena_alloc(r->arena, sizeof(*out->f) * (plcf->nheaders + r->nheaders + 1));
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        rp_str_t n = r->headers[i].name;
+        if (n.len == 12 && rp_str_ieq(n, "x-request-id"))
+            client_request_id = 1;
+        else if (n.len == 10 && rp_str_ieq(n, "connection"))
+            connection = 1;
+    }
+
+    for (size_t i = 0; i < plcf->nheaders; i++) {
+        const rp_proxy_header_t *h = &plcf->headers[i];
+        if (h->request_id && client_request_id)
+            continue; /* the client's own id goes through with its other fields */
+        if (h->upgrade && !out->upgrade)
+            continue; /* Upgrade means nothing without the "Connection: upgrade" we write */
+        rp_str_t v = rp_cv_eval(r, &h->value);
+        if (h->upgrade) {
+            /* an empty value is how a location refuses upgrades */
+            if (v.len == 0 || bad_value(v)) {
+                out->upgrade = 0;
+                continue;
+            }
+            out->upgrade_set = 1;
+        }
+        if (h2 && h->name.len == 4 && rp_str_ieq(h->name, "host")) {
+            out->host = v; /* HTTP/2 carries the Host as :authority */
+            continue;
+        }
+        if (v.len == 0 || bad_value(v))
+            continue; /* an empty value removes the field, as nginx */
+        if (h2 && (rp_proxy_hop_by_hop(h->name) || written_by_rampart(h->name)))
+            continue;
+        out->f[out->n++] = (rp_header_t){h->name, v};
+    }
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        rp_str_t n = r->headers[i].name, v = r->headers[i].value;
+        if (h2 && n.len == 2 && rp_str_ieq(n, "te")) {
+            /* the one TE HTTP/2 allows, which gRPC servers expect */
+            out->te_trailers |= rp_h1_token_list_has(v.data, v.len, "trailers");
+            continue;
+        }
+        if (rp_proxy_hop_by_hop(n) || written_by_rampart(n))
+            continue;
+        /* As nginx (underscores_in_headers off): a backend that maps "_" to "-" (CGI,
+         * WSGI, PHP-FPM) would read Transfer_Encoding as Transfer-Encoding. */
+        if (memchr(n.data, '_', n.len))
+            continue;
+        if (set_by_location(plcf, n) ||
+            (connection && named_by_connection(r->headers, r->nheaders, n)))
+            continue;
+        out->f[out->n++] = r->headers[i];
+    }
+    if (h2 && out->host.len == 0)
+        out->host = rp_request_header(r, "host");
+    if (h2 && out->host.len == 0)
+        out->host = plcf->host;
+}
+
+int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
+{
+    if (rp_proxy_hop_by_hop(n) || (n.len == 14 && rp_str_ieq(n, "content-length")) ||
+        (n.len == 4 && rp_str_ieq(n, "date")) || (n.len == 6 && rp_str_ieq(n, "server")))
+        return 0;
+    rp_array_t *hide = plcf->hide_headers;
+    if (hide) {
+        rp_str_t *hs = hide->elts;
+        for (size_t k = 0; k < hide->nelts; k++)
+            if (hs[k].len == n.len && strncasecmp(hs[k].data, n.data, n.len) == 0)
+                return 0;
+    }
+    return 1;
+}

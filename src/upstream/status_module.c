@@ -1,0 +1,142 @@
+/*
+ * `upstream_status;`: a location that answers with the state of every upstream of
+ * the configuration serving now, as JSON: its balancer and zone, and for each peer
+ * its address, state, configured and effective weight, requests and connections in
+ * flight (all workers), peak-EWMA latencies, the failure window and all-time totals,
+ * read from the shared peer table (so every worker answers alike). Read only: the
+ * operations issue adds changes through an admin API.
+ *
+ *   location = /upstreams { upstream_status; allow 127.0.0.1; }
+ *
+ * Peers of `resolve` lines are those this worker's set holds now.
+ */
+#include "upstream/upstream.h"
+#include "http/http.h"
+#include "http/request.h"
+#include "core/shm.h"
+#include "core/time.h"
+
+#include <event2/buffer.h>
+
+#include <stdio.h>
+#include <string.h>
+
+static void json_str(struct evbuffer *b, const char *s)
+{
+    evbuffer_add(b, "\"", 1);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            evbuffer_add_printf(b, "\\%c", c);
+        else if (c < 0x20)
+            evbuffer_add_printf(b, "\\u%04x", c);
+        else
+            evbuffer_add(b, s, 1);
+    }
+    evbuffer_add(b, "\"", 1);
+}
+
+static const char *state_name(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
+{
+    if (s->down)
+        return "down";
+    switch (rp_shm_counter_get(&s->sh->state)) {
+    case RP_PEER_DOWN:
+        return "down";
+    case RP_PEER_DRAINING:
+        return "draining";
+    case RP_PEER_UNHEALTHY:
+        return "unhealthy";
+    case RP_PEER_EJECTED:
+        return "ejected";
+    case RP_PEER_UNKNOWN:
+        return "unknown";
+    }
+    if (s->max_conns && rp_shm_counter_get(&s->sh->inflight) >= s->max_conns)
+        return "full";
+    if (!rp_upstream_peer_usable(u, s, now))
+        return "unavailable"; /* resting after max_fails within fail_timeout */
+    return "up";
+}
+
+static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                      int64_t now)
+{
+    rp_peer_shared_t *sh = s->sh;
+    evbuffer_add(b, "{\"address\":", 11);
+    json_str(b, s->name);
+    evbuffer_add_printf(b, ",\"state\":\"%s\",\"backup\":%s,\"resolved\":%s", state_name(u, s, now),
+                        s->backup ? "true" : "false", s->dynamic ? "true" : "false");
+    evbuffer_add_printf(b, ",\"weight\":%d,\"effective_weight\":%.2f", s->weight,
+                        rp_upstream_peer_weight(s, now) / 100.0);
+    evbuffer_add_printf(b, ",\"inflight\":%lld,\"connections\":%lld",
+                        (long long)rp_shm_counter_get(&sh->inflight),
+                        (long long)rp_shm_counter_get(&sh->conns));
+    evbuffer_add_printf(b, ",\"latency_header_ms\":%.3f,\"latency_last_byte_ms\":%.3f",
+                        rp_upstream_peer_latency(s, 0, now), rp_upstream_peer_latency(s, 1, now));
+    evbuffer_add_printf(b, ",\"fails\":%lld,\"max_fails\":%d,\"fail_timeout_ms\":%lld",
+                        (long long)rp_shm_counter_get(&sh->fails), s->max_fails,
+                        (long long)s->fail_timeout);
+    evbuffer_add_printf(b, ",\"max_conns\":%d,\"slow_start_ms\":%lld", s->max_conns,
+                        (long long)s->slow_start);
+    evbuffer_add_printf(b, ",\"requests\":%lld,\"failures\":%lld}",
+                        (long long)rp_shm_counter_get(&sh->requests),
+                        (long long)rp_shm_counter_get(&sh->failures));
+}
+
+static int status_handler(rp_request_t *r)
+{
+    if (!rp_str_eq(r->method, "GET") && !rp_str_eq(r->method, "HEAD"))
+        return rp_http_send_response(r, 405, RP_STR("text/plain"), RP_STR("method not allowed\n"));
+    rp_upstream_main_conf_t *m = r->srv->ctx->main_conf[rp_upstream_module.index];
+    struct evbuffer *b = evbuffer_new();
+    if (b == NULL)
+        return rp_http_send_response(r, 500, RP_NULL_STR, RP_STR(""));
+    int64_t now = rp_time_ms();
+    evbuffer_add(b, "{\"upstreams\":[", 14);
+    rp_upstream_conf_t **ups = m->upstreams.elts;
+    for (size_t i = 0; i < m->upstreams.nelts; i++) {
+        rp_upstream_conf_t *u = ups[i];
+        if (i)
+            evbuffer_add(b, ",", 1);
+        evbuffer_add(b, "{\"name\":", 8);
+        json_str(b, u->name);
+        evbuffer_add_printf(b, ",\"implicit\":%s,\"balancer\":\"%s\",\"zone\":",
+                            u->implicit ? "true" : "false", u->balancer->name);
+        json_str(b, u->zone ? u->zone->name : "");
+        evbuffer_add(b, ",\"peers\":[", 10);
+        rp_upstream_peers_t *set = rp_upstream_peers(u);
+        for (unsigned k = 0; k < set->n; k++) {
+            if (k)
+                evbuffer_add(b, ",", 1);
+            peer_json(b, u, set->peer[k], now);
+        }
+        evbuffer_add(b, "]}", 2);
+    }
+    evbuffer_add(b, "]}\n", 3);
+    size_t len = evbuffer_get_length(b);
+    char *body = rp_arena_alloc(r->arena, len);
+    evbuffer_remove(b, body, len);
+    evbuffer_free(b);
+    rp_http_add_header(r, RP_STR("Cache-Control"), RP_STR("no-store"));
+    return rp_http_send_response(r, 200, RP_STR("application/json"), (rp_str_t){body, len});
+}
+
+static const char *set_status(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
+    if (clcf->content)
+        return "is duplicate";
+    clcf->content = status_handler;
+    return RP_CONF_OK;
+}
+
+static const rp_command_t commands[] = {
+    {"upstream_status", RP_CTX_LOCATION, 0, 0, 0, set_status, RP_CONF_LOC, 0, NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_upstream_status_module = {
+    .name = "upstream_status",
+    .commands = commands,
+};
