@@ -172,6 +172,8 @@ void rp_peer_journal_child_exited(rp_cycle_t *cycle, int pid, int clean)
                 continue;
             rp_shm_counter_add(&e->sh->inflight, -e->inflight);
             rp_shm_counter_add(&e->sh->conns, -e->conns);
+            if (rp_shm_counter_get(&e->sh->state) == RP_PEER_POOL)
+                continue; /* a pool's totals: the same requests as its peers' */
             requests += e->inflight;
             conns += e->conns;
         }

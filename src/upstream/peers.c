@@ -6,7 +6,8 @@
  * entries, all pinned (never evicted, so counters updated without the lock stay
  * where they are):
  *   "p" NAME "\0" ADDRESS   a peer's rp_peer_shared_t
- *   "g" NAME                the pool's generation, moved by every DNS answer
+ *   "g" NAME                the pool's entry (pool_shared_t): its generation, moved by
+ *                           every DNS answer, and its totals (requests in flight)
  *   "r" NAME "\0" LINE      the addresses of a `resolve` line (dns_record_t)
  * Entries are made in the master when the zone is mapped (rp_shm_open calls the
  * zone's init), before the workers fork, so a worker's lookups are lock-free
@@ -31,7 +32,7 @@
 #include <string.h>
 
 #define ZONE_TAG "upstream"
-#define ZONE_VERSION 1
+#define ZONE_VERSION 2
 #define DEFAULT_ZONE "rampart_upstreams"
 #define DEFAULT_ZONE_SIZE (4u << 20)
 #define EWMA_TAU_MS 10000.0 /* Finagle's and linkerd's decay time */
@@ -41,6 +42,15 @@ typedef struct {
     socklen_t lens[RP_UPSTREAM_MAX_ADDRS];
     struct sockaddr_storage addrs[RP_UPSTREAM_MAX_ADDRS];
 } dns_record_t;
+
+/* A pool's entry: what all workers share about the pool as a whole. Its totals are
+ * laid out as a peer's entry, so that the in-flight count is journalled and given back
+ * when a worker dies holding it, as a peer's is (peer_journal.c). */
+typedef struct {
+    rp_peer_shared_t totals;  /* inflight: requests in flight on all its peers */
+    rp_shm_counter_t gen;     /* moved by every DNS answer: workers rebuild their sets */
+    rp_shm_counter_t spare[7];
+} pool_shared_t;
 
 /* What a zone's data holds: the table and the pools using it in this generation. */
 typedef struct {
@@ -120,9 +130,11 @@ static int attach_pool_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned e
     char key[300];
     size_t klen = pool_key(key, sizeof(key), 'g', u);
     void *v;
-    if (reserve_locked(zd, key, klen, sizeof(rp_shm_counter_t), &v) < 0)
+    if (reserve_locked(zd, key, klen, sizeof(pool_shared_t), &v) < 0)
         return -1;
-    u->gen = v;
+    u->gen = &((pool_shared_t *)v)->gen;
+    u->totals = &((pool_shared_t *)v)->totals;
+    rp_shm_counter_set(&u->totals->state, RP_PEER_POOL);
     return 0;
 }
 
@@ -576,6 +588,8 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
         return NULL;
     tried_push(pk, s);
     rp_peer_inflight_add(s->sh, 1);
+    if (u->totals)
+        rp_peer_inflight_add(u->totals, 1);
     rp_shm_counter_add(&s->sh->requests, 1);
     if (s->dynamic)
         s->refs++;
@@ -639,5 +653,7 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     if (u->balancer->report)
         u->balancer->report(u, s, o);
     rp_peer_inflight_add(sh, -1);
+    if (u->totals)
+        rp_peer_inflight_add(u->totals, -1);
     rp_upstream_peer_unref(s);
 }

@@ -52,6 +52,7 @@ enum {
     RP_PEER_UNHEALTHY = 3, /* active checks failed (resilience module) */
     RP_PEER_EJECTED = 4,   /* outlier detection ejected it (resilience module) */
     RP_PEER_UNKNOWN = 5,   /* never checked yet, where checks are configured */
+    RP_PEER_POOL = 6,      /* not a peer: a pool's totals, laid out as a peer's entry */
 };
 
 /* One peer's entry in the shared table: counters updated without the zone's lock. */
@@ -97,6 +98,10 @@ typedef struct {
     uint32_t hash;       /* for hash balancers: computed on the first pick */
     unsigned hashed : 1;
     unsigned tries : 8;  /* picks so far (a hash balancer rehashes on a repeat) */
+    /* For hash balancers: what is hashed (hash KEY's value, the client address's bytes
+     * for ip_hash), taken from r at the first pick when NULL; unit tests set it. */
+    const unsigned char *key;
+    size_t key_len;
 } rp_upstream_pick_t;
 
 /* A worker's view of a pool: the peers in principle usable, primaries first. */

@@ -50,7 +50,7 @@ struct rp_upstream_server_s {
     rp_peer_shared_t *sh; /* its entry in the shared peer table */
 
     /* per-worker state */
-    int current_weight;   /* smooth weighted round robin, as nginx */
+    int64_t current_weight; /* smooth weighted round robin, as nginx */
     unsigned refs;        /* dynamic: attempts and connections still using it */
     struct rp_h2u_session_s *h2; /* HTTP/2 sessions to this server (h2_upstream.c) */
     unsigned h2_sessions;
@@ -81,6 +81,7 @@ struct rp_upstream_conf_s {
     size_t zone_size;
     rp_shm_zone_t *zone;
     rp_shm_counter_t *gen; /* the pool's generation in the zone (moved by DNS answers) */
+    rp_peer_shared_t *totals; /* the pool's: inflight on all its peers, all workers (peers.c) */
 
     /* balancing directives' settings */
     void *hash_key;              /* hash KEY: an rp_cv_t */
@@ -89,6 +90,8 @@ struct rp_upstream_conf_s {
     unsigned lt_inflight : 1;    /* least_time ... inflight */
     unsigned lt_measure : 1;     /* RP_LT_* */
     double hash_balance_factor;  /* bounded loads: no peer above factor x the mean; 0 off */
+    const char *hbf_file;        /* where hash_balance_factor was set, for its error */
+    unsigned hbf_line;
     unsigned implicit : 1; /* made by proxy_pass http://host:port */
     unsigned implicit_tls : 1; /* ... by proxy_pass https://host:port: a pool of its own */
     unsigned http2 : 1;    /* `http2`: requests go over HTTP/2 (h2_upstream.c) */

@@ -2,14 +2,18 @@
  * The `upstream` block and its directives: `server` lines with nginx's
  * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down)
  * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
- * `keepalive_requests`), and `http2` (the group speaks HTTP/2, h2_upstream.c).
+ * `keepalive_requests`), and `http2` (the group speaks HTTP/2, h2_upstream.c),
+ * `zone` (the shared peer table), and the balancing directives, one per block:
+ * least_conn, random, least_time, ip_hash, hash (balancer_*.c).
  * Also the implicit pools behind proxy_pass host:port, one per scheme, so an
  * https one and a plain one to the same address stay apart, and the same kind of
  * pool made while serving, for an address a proxy_pass with variables named
  * (upstream_choose.c keeps those).
  */
 #include "upstream/upstream.h"
+#include "upstream/balancer.h"
 #include "http/http.h"
+#include "http/variables.h"
 #include "net/listen.h"
 
 #include <limits.h>
@@ -72,6 +76,13 @@ static const char *finish_ups(rp_conf_t *cf, rp_upstream_conf_t *u)
 {
     if (count_servers(u) != 0)
         return rp_conf_error(cf, "no primary servers in upstream \"%s\"", u->name);
+    if (u->hash_balance_factor > 0 && u->balancer != &rp_upstream_hash_consistent) {
+        snprintf(cf->error, sizeof(cf->error),
+                 "%s:%u: \"hash_balance_factor\": needs \"hash ... consistent\" in upstream "
+                 "\"%s\"",
+                 u->hbf_file, u->hbf_line, u->name);
+        return RP_CONF_ERROR;
+    }
     if (u->balancer->init) {
         const char *err = u->balancer->init(cf, u);
         if (err != RP_CONF_OK)
@@ -329,6 +340,93 @@ static const char *set_least_conn(rp_conf_t *cf, const rp_command_t *cmd, void *
     return set_balancer(cf, conf, &rp_upstream_least_conn);
 }
 
+static const char *set_ip_hash(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    return set_balancer(cf, conf, &rp_upstream_ip_hash);
+}
+
+/* random [two [least_conn]] */
+static const char *set_random(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    if (cf->argc >= 2 && strcmp(cf->argv[1], "two") != 0)
+        return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[1]);
+    if (cf->argc == 3 && strcmp(cf->argv[2], "least_conn") != 0)
+        return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[2]);
+    const char *err = set_balancer(cf, u, &rp_upstream_random);
+    if (err != RP_CONF_OK)
+        return err;
+    u->random_two = cf->argc >= 2;
+    return RP_CONF_OK;
+}
+
+/* least_time header|last_byte [inflight] */
+static const char *set_least_time(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    unsigned measure;
+    if (strcmp(cf->argv[1], "header") == 0)
+        measure = RP_LT_HEADER;
+    else if (strcmp(cf->argv[1], "last_byte") == 0)
+        measure = RP_LT_LAST_BYTE;
+    else
+        return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[1]);
+    if (cf->argc == 3 && strcmp(cf->argv[2], "inflight") != 0)
+        return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[2]);
+    const char *err = set_balancer(cf, u, &rp_upstream_least_time);
+    if (err != RP_CONF_OK)
+        return err;
+    u->lt_measure = measure;
+    u->lt_inflight = cf->argc == 3;
+    return RP_CONF_OK;
+}
+
+/* hash KEY [consistent] */
+static const char *set_hash(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    int consistent = 0;
+    if (cf->argc == 3) {
+        if (strcmp(cf->argv[2], "consistent") != 0)
+            return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[2]);
+        consistent = 1;
+    }
+    if (u->hash_balance_factor > 0 && !consistent)
+        return rp_conf_error(cf, "\"hash_balance_factor\" (%s:%u) needs \"hash ... consistent\"",
+                             u->hbf_file, u->hbf_line);
+    const char *err =
+        set_balancer(cf, u, consistent ? &rp_upstream_hash_consistent : &rp_upstream_hash);
+    if (err != RP_CONF_OK)
+        return err;
+    rp_cv_t *cv = rp_arena_calloc(cf->arena, sizeof(*cv));
+    err = rp_cv_compile(cf, cf->argv[1], cv);
+    if (err)
+        return rp_conf_error(cf, "%s", err);
+    u->hash_key = cv;
+    u->hash_consistent = consistent;
+    return RP_CONF_OK;
+}
+
+/* hash_balance_factor F: bounded loads for `hash ... consistent` (HAProxy's) */
+static const char *set_hash_balance_factor(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_upstream_conf_t *u = conf;
+    if (u->hash_balance_factor > 0)
+        return "is duplicate";
+    char *end;
+    double f = strtod(cf->argv[1], &end);
+    if (end == cf->argv[1] || *end != '\0' || !(f >= 1.0 && f <= 100.0))
+        return rp_conf_error(cf, "invalid value \"%s\" (a number from 1 to 100, such as 1.25)",
+                             cf->argv[1]);
+    if (u->balancer != &rp_upstream_round_robin && u->balancer != &rp_upstream_hash_consistent)
+        return rp_conf_error(cf, "needs \"hash ... consistent\", not \"%s\"",
+                             u->balancer->name);
+    u->hash_balance_factor = f;
+    u->hbf_file = cf->file;
+    u->hbf_line = cf->line;
+    return RP_CONF_OK;
+}
+
 static const rp_command_t commands[] = {
     {"upstream", RP_CTX_HTTP, RP_CMD_BLOCK, 1, 1, set_upstream, RP_CONF_HTTP_MAIN, 0, NULL},
     {"server", RP_CTX_UPSTREAM, 0, 1, RP_ARGS_ANY, set_server, RP_CONF_UPS, 0, NULL},
@@ -338,6 +436,12 @@ static const rp_command_t commands[] = {
     {"http2", RP_CTX_UPSTREAM, 0, 0, 0, set_http2, RP_CONF_UPS, 0, NULL},
     {"zone", RP_CTX_UPSTREAM, 0, 1, 2, set_zone, RP_CONF_UPS, 0, NULL},
     {"least_conn", RP_CTX_UPSTREAM, 0, 0, 0, set_least_conn, RP_CONF_UPS, 0, NULL},
+    {"random", RP_CTX_UPSTREAM, 0, 0, 2, set_random, RP_CONF_UPS, 0, NULL},
+    {"least_time", RP_CTX_UPSTREAM, 0, 1, 2, set_least_time, RP_CONF_UPS, 0, NULL},
+    {"ip_hash", RP_CTX_UPSTREAM, 0, 0, 0, set_ip_hash, RP_CONF_UPS, 0, NULL},
+    {"hash", RP_CTX_UPSTREAM, 0, 1, 2, set_hash, RP_CONF_UPS, 0, NULL},
+    {"hash_balance_factor", RP_CTX_UPSTREAM, 0, 1, 1, set_hash_balance_factor, RP_CONF_UPS, 0,
+     NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -93,7 +93,9 @@ def test_upstream_status_lists_every_peer_with_its_shared_counters(rampart, port
     assert set(ps) == {a.addr, b.addr}
     # fresh connections land on both workers: the totals are theirs together
     assert ps[a.addr]["requests"] + ps[b.addr]["requests"] == 40
-    assert ps[a.addr]["requests"] == 30 and ps[b.addr]["requests"] == 10
+    # each worker's smooth sequence (a a b a ...) holds 3:1 to within one request, so
+    # the sum is 30:10 give or take one, as the connections split between the workers
+    assert abs(ps[a.addr]["requests"] - 30) <= 1, ps
     assert ps[a.addr]["weight"] == 3 and ps[b.addr]["max_fails"] == 2
     assert all(p["state"] == "up" and p["inflight"] == 0 and p["failures"] == 0
                for p in ps.values())

@@ -552,6 +552,12 @@ START_TEST(test_upstream_server_with_a_bad_parameter_is_refused)
                     "@/rampart.conf:3: \"server\": invalid max_fails \"x\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
+                    "        server 127.0.0.1:8081 slow_start=soon;\n"
+                    "    }\n"
+                    "}\n",
+                    "@/rampart.conf:3: \"server\": invalid slow_start \"soon\"");
+    ut_expect_error("http {\n"
+                    "    upstream backend {\n"
                     "        server 127.0.0.1:8081 slow_starts=10s;\n"
                     "    }\n"
                     "}\n",
