@@ -4,9 +4,11 @@
  * that picks a server, the per-worker keep-alive cache of idle connections, and
  * the I/O calls on an upstream connection, which go through TLS when it has it.
  *
- * Every worker has its own copy of the configuration (it forked after loading
- * it), so the per-worker state (connection counts, failures, the balancer's
- * weights, the idle list) lives in these structures directly and needs no lock.
+ * What all workers must agree on about a peer (in flight, failures, latency, state)
+ * lives in the shared peer table (peers.h). Every worker has its own copy of the
+ * configuration (it forked after loading it), so what is each worker's own (its peer
+ * set, round robin's current weights, the idle list, HTTP/2 sessions) lives in these
+ * structures directly and needs no lock.
  */
 #ifndef RP_UPSTREAM_H
 #define RP_UPSTREAM_H
