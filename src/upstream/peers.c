@@ -8,6 +8,7 @@
  *   "p" NAME "\0" ADDRESS              a peer's rp_peer_shared_t
  *   "g" NAME                           the pool's generation, moved by every DNS change
  *   "r" NAME "\0" LINE " " HOST:PORT   the addresses of a `resolve` line (dns_record_t)
+ *   "e"                                the last configuration epoch (below)
  * Entries are made in the master when the zone is mapped (rp_shm_open calls the
  * zone's init), before the workers fork, so a worker's lookups are lock-free
  * pointer reads; a worker takes the lock only to rebuild a set after a DNS change.
@@ -15,12 +16,13 @@
  * line does not inherit the addresses of the name it replaced; one that keeps it
  * keeps its addresses, and the new workers serve them before the new helper asks.
  *
- * Peer entries and records carry the last configuration generation that used them
- * (the master stamps those its configuration names, and the addresses of its
- * records; the helper and the workers stamp the addresses they publish and use).
- * One no generation has used for two is deleted, and a peer entry only while no
- * request or connection is on it: the workers of the generation before may still
- * be finishing requests with pointers to it.
+ * Each configuration that maps the zone counts one epoch. Peer entries and records
+ * carry the last epoch that used them (the master stamps those its configuration
+ * names, and the addresses of its records; the helper and the workers stamp the
+ * addresses they publish and use). One that no configuration has used for two is
+ * deleted, and a peer entry only while no request or connection is on it: the
+ * workers of the generation before may still be finishing requests with pointers
+ * to it.
  */
 #include "upstream/peers.h"
 #include "upstream/upstream.h"
@@ -64,7 +66,7 @@ typedef struct {
 typedef struct {
     rp_shm_hash_t *h;
     rp_array_t ups; /* rp_upstream_conf_t * */
-    unsigned epoch;
+    unsigned epoch; /* this configuration's: counted in the zone by each one mapping it */
 } zone_data_t;
 
 /* ---- keys ---- */
@@ -296,6 +298,16 @@ static int zone_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
         }
     }
     lock_zone(z, zd);
+    /* This configuration's epoch: one more than the last one that mapped the zone (the
+     * generation number is not known yet when a configuration is loaded). */
+    void *v;
+    if (reserve_locked(zd, "e", 1, sizeof(rp_shm_counter_t), &v) < 0) {
+        rp_shm_unlock(z);
+        snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for a peer table", z->file,
+                 z->line, z->name);
+        return -1;
+    }
+    zd->epoch = (unsigned)rp_shm_counter_add(v, 1);
     rp_upstream_conf_t **u = zd->ups.elts;
     for (size_t i = 0; i < zd->ups.nelts; i++) {
         if (attach_pool_locked(zd, u[i], zd->epoch) != 0) {
@@ -329,7 +341,6 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     if (zd == NULL) {
         zd = rp_arena_calloc(cf->arena, sizeof(*zd));
         rp_array_init(&zd->ups, cf->arena, 8, sizeof(void *));
-        zd->epoch = cf->cycle->generation + 1;
         z->data = zd;
     }
     *(rp_upstream_conf_t **)rp_array_push(&zd->ups) = u;
@@ -346,7 +357,7 @@ int rp_upstream_attach_runtime(rp_upstream_conf_t *u)
         return -1;
     zone_data_t *zd = z->data;
     lock_zone(z, zd);
-    int rc = attach_pool_locked(zd, u, 0);
+    int rc = attach_pool_locked(zd, u, zd->epoch);
     rp_shm_unlock(z);
     return rc;
 }
