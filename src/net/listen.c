@@ -123,8 +123,8 @@ const char *rp_addr_split(rp_arena_t *arena, const char *text, int dflt, char *h
     } else {
         const char *colon = strchr(text, ':');
         if (colon && strchr(colon + 1, ':'))
-            return rp_arena_sprintf(arena, "invalid address \"%s\" (an IPv6 address is "
-                                    "written in brackets)", text);
+            return rp_arena_sprintf(
+                arena, "invalid address \"%s\" (an IPv6 address is written in brackets)", text);
         hl = colon ? (size_t)(colon - text) : strlen(text);
         p = colon ? colon + 1 : NULL;
     }

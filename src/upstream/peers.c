@@ -147,8 +147,8 @@ static void stamp(rp_shm_counter_t *c, unsigned epoch)
 }
 
 /* Finds or makes the entry of peer name; on a new one the peer is usable from the start. */
-static rp_peer_shared_t *peer_entry_locked(zone_data_t *zd, rp_upstream_conf_t *u,
-                                           const char *name, unsigned epoch)
+static rp_peer_shared_t *peer_entry_locked(zone_data_t *zd, rp_upstream_conf_t *u, const char *name,
+                                           unsigned epoch)
 {
     char key[512];
     size_t klen = peer_key(key, sizeof(key), u, name);
@@ -303,8 +303,8 @@ static int zone_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
     void *v;
     if (reserve_locked(zd, "e", 1, sizeof(rp_shm_counter_t), &v) < 0) {
         rp_shm_unlock(z);
-        snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for a peer table", z->file,
-                 z->line, z->name);
+        snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for a peer table", z->file, z->line,
+                 z->name);
         return -1;
     }
     zd->epoch = (unsigned)rp_shm_counter_add(v, 1);
@@ -529,8 +529,8 @@ static void add_dynamic(rp_upstream_conf_t *u, rp_upstream_peers_t *set, unsigne
             if (s == NULL) {
                 s = dynamic_new(u, line, &sa, len);
                 if (attach_peer_locked(zd, u, s, zd->epoch) != 0) {
-                    rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for "
-                                 "peer %s", u->name, u->zone->name, s->name);
+                    rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for peer %s",
+                                 u->name, u->zone->name, s->name);
                     peer_free(s);
                     continue;
                 }

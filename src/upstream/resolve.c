@@ -30,9 +30,9 @@
 #include <string.h>
 
 #define RETRY_FIRST_MS 1000
-#define RETRY_MAX_MS 30000
-#define MIN_TTL_MS 1000
-#define MAX_TTL_MS (7 * 86400 * 1000LL) /* an answer is asked again at least weekly */
+#define RETRY_MAX_MS   30000
+#define MIN_TTL_MS     1000
+#define MAX_TTL_MS     (7 * 86400 * 1000LL) /* an answer is asked again at least weekly */
 
 enum { FAM_V4, FAM_V6, NFAM };
 
@@ -63,16 +63,16 @@ struct name_s {
     dns_t *dns;
     struct event timer;
     query_t q[NFAM];
-    unsigned inflight;        /* queries of this round not called back yet */
-    addrs_t fam[NFAM];        /* what each family last answered */
-    addrs_t pub;              /* the union last published */
-    unsigned answered;        /* families answered in this round */
-    unsigned failed;          /* families that failed in this round */
-    int err;                  /* the last failure's DNS_ERR_* */
-    uint32_t ttl;             /* the round's shortest TTL, s */
-    int64_t retry;            /* ms before the next try after a failure */
-    unsigned published : 1;   /* pub holds what the table has */
-    unsigned missing : 1;     /* "not found" was logged and still holds */
+    unsigned inflight;      /* queries of this round not called back yet */
+    addrs_t fam[NFAM];      /* what each family last answered */
+    addrs_t pub;            /* the union last published */
+    unsigned answered;      /* families answered in this round */
+    unsigned failed;        /* families that failed in this round */
+    int err;                /* the last failure's DNS_ERR_* */
+    uint32_t ttl;           /* the round's shortest TTL, s */
+    int64_t retry;          /* ms before the next try after a failure */
+    unsigned published : 1; /* pub holds what the table has */
+    unsigned missing : 1;   /* "not found" was logged and still holds */
 };
 
 struct rp_resolve_runtime_s {
@@ -199,9 +199,10 @@ static void publish(name_t *nm)
     int changed = !nm->published || !addrs_equal(&all, &nm->pub);
     if (rp_upstream_publish_addrs(u, nm->t->line, all.a, lens, all.n) != 0) {
         if (changed)
-            rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for the "
-                         "addresses of \"%s\"", u->name, u->zone ? u->zone->name : "?",
-                         nm->rl->hostport);
+            rp_log_error(RP_LOG_ERR, 0,
+                         "upstream \"%s\": no room in zone \"%s\" for the "
+                         "addresses of \"%s\"",
+                         u->name, u->zone ? u->zone->name : "?", nm->rl->hostport);
         nm->published = 0;
         return;
     }
@@ -222,9 +223,10 @@ static void round_end(name_t *nm)
         publish(nm);
     int64_t next;
     if (nm->failed) {
-        rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": \"%s\" could not be resolved (%d: %s)%s; "
-                     "asking again in %lldms", u->name, nm->rl->host, nm->err,
-                     evdns_err_to_string(nm->err),
+        rp_log_error(RP_LOG_ERR, 0,
+                     "upstream \"%s\": \"%s\" could not be resolved (%d: %s)%s; "
+                     "asking again in %lldms",
+                     u->name, nm->rl->host, nm->err, evdns_err_to_string(nm->err),
                      nm->fam[FAM_V4].n + nm->fam[FAM_V6].n ? ", its last addresses stay" : "",
                      (long long)nm->retry);
         next = nm->retry;
@@ -232,8 +234,10 @@ static void round_end(name_t *nm)
     } else {
         nm->retry = RETRY_FIRST_MS;
         if (nm->pub.n == 0 && !nm->missing)
-            rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": \"%s\" could not be resolved "
-                         "(host not found)", u->name, nm->rl->host);
+            rp_log_error(RP_LOG_ERR, 0,
+                         "upstream \"%s\": \"%s\" could not be resolved "
+                         "(host not found)",
+                         u->name, nm->rl->host);
         nm->missing = nm->pub.n == 0;
         int64_t valid = nm->dns->conf->valid;
         next = valid ? valid : (int64_t)nm->ttl * 1000;
@@ -289,8 +293,7 @@ static void on_answer(int result, char type, int count, int ttl, void *addresses
         type == (q->fam == FAM_V6 ? DNS_IPv6_AAAA : DNS_IPv4_A)) {
         addrs_from_answer(&nm->fam[q->fam], q->fam, addresses, count, nm->rl->port);
         nm->answered++;
-    } else if (result == DNS_ERR_NONE || result == DNS_ERR_NOTEXIST ||
-               result == DNS_ERR_NODATA) {
+    } else if (result == DNS_ERR_NONE || result == DNS_ERR_NOTEXIST || result == DNS_ERR_NODATA) {
         nm->fam[q->fam].n = 0; /* the name has no such address (now) */
         nm->answered++;
     } else {
@@ -319,11 +322,10 @@ static void round_start(name_t *nm)
         query_t *q = &nm->q[f];
         nm->inflight++;
         rt->pending++;
-        q->req = f == FAM_V6
-                     ? evdns_base_resolve_ipv6(nm->dns->base, nm->rl->host, DNS_QUERY_NO_SEARCH,
-                                               on_answer, q)
-                     : evdns_base_resolve_ipv4(nm->dns->base, nm->rl->host, DNS_QUERY_NO_SEARCH,
-                                               on_answer, q);
+        q->req = f == FAM_V6 ? evdns_base_resolve_ipv6(nm->dns->base, nm->rl->host,
+                                                       DNS_QUERY_NO_SEARCH, on_answer, q)
+                             : evdns_base_resolve_ipv4(nm->dns->base, nm->rl->host,
+                                                       DNS_QUERY_NO_SEARCH, on_answer, q);
         if (q->req == NULL) {
             /* refused outright (a name too long for DNS): no callback will come */
             nm->inflight--;
@@ -414,7 +416,8 @@ rp_resolve_runtime_t *rp_resolve_start(const rp_resolve_target_t *targets, unsig
         unsigned nh = rp_upstream_read_addrs(t->u, t->line, had, lens, RP_UPSTREAM_MAX_ADDRS);
         for (unsigned k = 0; k < nh; k++) {
             int f = had[k].ss_family == AF_INET6 ? FAM_V6 : FAM_V4;
-            if ((f == FAM_V6 ? d->conf->ipv6 : d->conf->ipv4) && nm->fam[f].n < RP_UPSTREAM_MAX_ADDRS)
+            if ((f == FAM_V6 ? d->conf->ipv6 : d->conf->ipv4) &&
+                nm->fam[f].n < RP_UPSTREAM_MAX_ADDRS)
                 nm->fam[f].a[nm->fam[f].n++] = had[k];
         }
         for (int f = 0; f < NFAM; f++)

@@ -147,7 +147,7 @@ START_TEST(test_a_dropped_peer_stays_until_its_last_attempt_and_connection_end)
     publish(u, (const char *[]){"127.0.0.3", NULL});
     rp_upstream_peers_t *set = rp_upstream_peers(u);
     ck_assert_uint_eq(set->n, 1);
-    ck_assert(a->retired);          /* no new requests */
+    ck_assert(a->retired);                       /* no new requests */
     ck_assert_str_eq(a->name, "127.0.0.2:8080"); /* still allocated */
     ck_assert(!rp_upstream_peer_usable(u, a, 0));
 
