@@ -169,6 +169,31 @@ def test_pool_follows_added_and_removed_addresses_under_load_without_failures(
     assert load.failures() == []
 
 
+def test_request_in_flight_to_a_removed_address_finishes(rampart, dns, backend_factory, port):
+    b2, b3 = backends_on_one_port(backend_factory, ["127.0.0.2", "127.0.0.3"])
+    dns.set("backend.test", a=["127.0.0.2"], ttl=1)
+    rampart.configure(http_conf(port, f"server backend.test:{b2.port} resolve;\nkeepalive 4;",
+                                f"resolver {dns.addr} ipv6=off;"))
+    rampart.start()
+    answered_by(port, ["127.0.0.2"])
+    slow = {}
+    t = threading.Thread(target=lambda: slow.update(r=harness.get(port, "/?delay=3",
+                                                                   timeout=20)))
+    before = b2.stats()["requests"]
+    t.start()
+    harness.wait_for(lambda: b2.stats()["requests"] > before, what="the slow request upstream")
+    mark = rampart.log_size()
+    dns.set("backend.test", a=["127.0.0.3"], ttl=1)
+    resolved(rampart, mark, rf"127\.0\.0\.3:{b2.port}$")
+    assert {who(port) for _ in range(5)} == {"127.0.0.3"}
+    t.join(timeout=20)
+    assert slow["r"].status == 200
+    assert slow["r"].headers["X-Backend-Name"] == "127.0.0.2"
+    # its connection is not kept: the address has left the pool
+    harness.wait_for(lambda: b2.stats()["open_connections"] == 0, timeout=WAIT,
+                     what="the removed backend's connection to close")
+
+
 def test_name_unknown_at_start_gives_502_until_it_resolves(rampart, dns, backend_factory, port):
     (b2,) = backends_on_one_port(backend_factory, ["127.0.0.2"])
     rampart.configure(http_conf(port, f"server late.test:{b2.port} resolve;",
