@@ -552,10 +552,16 @@ START_TEST(test_upstream_server_with_a_bad_parameter_is_refused)
                     "@/rampart.conf:3: \"server\": invalid max_fails \"x\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
-                    "        server 127.0.0.1:8081 slow_start=10s;\n"
+                    "        server 127.0.0.1:8081 slow_start=soon;\n"
                     "    }\n"
                     "}\n",
-                    "@/rampart.conf:3: \"server\": invalid parameter \"slow_start=10s\"");
+                    "@/rampart.conf:3: \"server\": invalid slow_start \"soon\"");
+    ut_expect_error("http {\n"
+                    "    upstream backend {\n"
+                    "        server 127.0.0.1:8081 resolved;\n"
+                    "    }\n"
+                    "}\n",
+                    "@/rampart.conf:3: \"server\": invalid parameter \"resolved\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
                     "        server 127.0.0.1:0;\n"
