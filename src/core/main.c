@@ -216,6 +216,7 @@ int main(int argc, char **argv)
     if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0) {
         fprintf(stderr, "rampart: cannot open error log \"%s\": %s\n", ccf->error_log,
                 strerror(errno));
+        rp_cycle_destroy(cycle);
         return 1;
     }
     /* Before anything is bound: SO_REUSEPORT would let a second instance bind beside the
@@ -224,6 +225,7 @@ int main(int argc, char **argv)
         rp_log_error(RP_LOG_EMERG, 0, "%s", err);
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);
+        rp_cycle_destroy(cycle);
         return 1;
     }
     rp_cycle_apply_limits(cycle);
@@ -233,6 +235,7 @@ int main(int argc, char **argv)
         if (ccf->error_log)
             fprintf(stderr, "rampart: %s\n", err);
         unlink(ccf->pid); /* ours: it is locked */
+        rp_cycle_destroy(cycle);
         return 1;
     }
     if (ccf->daemon && daemonize() != 0) {

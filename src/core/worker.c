@@ -28,6 +28,7 @@ static int accepting;
 static int draining;
 static int max_conns;
 static struct event resume_timer;
+static struct event shutdown_timer; /* worker_shutdown_timeout, once draining */
 static rp_cycle_t *cur_cycle;
 
 /* master_process off: the process reloads itself, keeping old generations until their
@@ -140,7 +141,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         } else {
             int64_t ms = rp_core_conf(cycle)->worker_shutdown_timeout;
             struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
-            event_add(evtimer_new(rp_event_base, on_shutdown_timeout, NULL), &tv);
+            evtimer_assign(&shutdown_timer, rp_event_base, on_shutdown_timeout, NULL);
+            event_add(&shutdown_timer, &tv);
         }
         break;
     case SIGTERM:
