@@ -68,6 +68,7 @@ struct name_s {
     addrs_t pub;            /* the union last published */
     unsigned answered;      /* families answered in this round */
     unsigned failed;        /* families that failed in this round */
+    unsigned notexist;      /* families answered NXDOMAIN in this round */
     int err;                /* the last failure's DNS_ERR_* */
     uint32_t ttl;           /* the round's shortest TTL, s */
     int64_t retry;          /* ms before the next try after a failure */
@@ -234,10 +235,8 @@ static void round_end(name_t *nm)
     } else {
         nm->retry = RETRY_FIRST_MS;
         if (nm->pub.n == 0 && !nm->missing)
-            rp_log_error(RP_LOG_ERR, 0,
-                         "upstream \"%s\": \"%s\" could not be resolved "
-                         "(host not found)",
-                         u->name, nm->rl->host);
+            rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": \"%s\" could not be resolved (%s)",
+                         u->name, nm->rl->host, nm->notexist ? "host not found" : "no address");
         nm->missing = nm->pub.n == 0;
         int64_t valid = nm->dns->conf->valid;
         next = valid ? valid : (int64_t)nm->ttl * 1000;
@@ -296,6 +295,7 @@ static void on_answer(int result, char type, int count, int ttl, void *addresses
     } else if (result == DNS_ERR_NONE || result == DNS_ERR_NOTEXIST || result == DNS_ERR_NODATA) {
         nm->fam[q->fam].n = 0; /* the name has no such address (now) */
         nm->answered++;
+        nm->notexist += result == DNS_ERR_NOTEXIST;
     } else {
         nm->failed++;
         nm->err = result;
@@ -312,7 +312,7 @@ static void on_answer(int result, char type, int count, int ttl, void *addresses
 static void round_start(name_t *nm)
 {
     rp_resolve_runtime_t *rt = nm->rt;
-    nm->answered = nm->failed = 0;
+    nm->answered = nm->failed = nm->notexist = 0;
     nm->err = DNS_ERR_UNKNOWN;
     nm->ttl = UINT32_MAX;
     int want[NFAM] = {nm->dns->conf->ipv4, nm->dns->conf->ipv6};
