@@ -1,9 +1,10 @@
 /*
  * The helper process: work that must happen once per node rather than once per
  * worker (active health probes, DNS re-resolution, global rate-limit sync) runs
- * here and publishes into shared memory. It serves no traffic. Until those
- * features land it only keeps its loop, so the master's supervision of it (start,
- * restart, reload, stop) is already in place and tested.
+ * here and publishes into shared memory. It serves no traffic. The work belongs to
+ * modules, which start it from their init_helper hook and end it in exit_helper
+ * (upstream/resolve_module.c keeps the names of `server ... resolve` lines
+ * resolved); this file only runs the loop they share.
  */
 #include "core/log.h"
 #include "core/process.h"

@@ -28,7 +28,7 @@ static int accepting;
 static int draining;
 static int max_conns;
 static struct event resume_timer;
-static struct event shutdown_timer;
+static struct event shutdown_timer; /* worker_shutdown_timeout, once draining */
 static rp_cycle_t *cur_cycle;
 
 /* master_process off: the process reloads itself, keeping old generations until their

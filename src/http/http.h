@@ -222,6 +222,10 @@ rp_http_core_main_conf_t *rp_http_core_main_conf(const rp_cycle_t *cycle);
 /* A module's http-level main configuration in a cycle, or NULL without an http block. */
 void *rp_http_main_conf(const rp_cycle_t *cycle, const rp_module_t *module);
 
+/* A module's location-level configuration as the http block itself sets it (what its
+ * servers and locations inherit), or NULL without an http block. */
+void *rp_http_block_loc_conf(const rp_cycle_t *cycle, const rp_module_t *module);
+
 /* Registers a handler for a phase; call from a module's postconfiguration. Handlers of
  * a phase run in the order they were added. FIND_CONFIG and POST_REWRITE take none. */
 void rp_http_add_phase_handler(rp_conf_t *cf, rp_phase_t phase, rp_phase_handler_pt h);

@@ -273,6 +273,14 @@ void *rp_http_main_conf(const rp_cycle_t *cycle, const rp_module_t *module)
     return hm->ctx->main_conf[module->index];
 }
 
+void *rp_http_block_loc_conf(const rp_cycle_t *cycle, const rp_module_t *module)
+{
+    http_main_t *hm = cycle->main_conf[rp_http_module.index];
+    if (hm == NULL || hm->ctx == NULL)
+        return NULL;
+    return hm->ctx->loc_conf[module->index];
+}
+
 void rp_http_add_phase_handler(rp_conf_t *cf, rp_phase_t phase, rp_phase_handler_pt h)
 {
     rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cf->cycle);

@@ -108,6 +108,90 @@ const char *rp_listen_parse_addr(rp_arena_t *arena, const char *text, struct soc
     return NULL;
 }
 
+const char *rp_addr_split(rp_arena_t *arena, const char *text, int dflt, char *host, size_t cap,
+                          int *port)
+{
+    const char *p, *h = text;
+    size_t hl;
+    if (text[0] == '[') {
+        const char *close = strchr(text, ']');
+        if (close == NULL || (close[1] != '\0' && close[1] != ':'))
+            return rp_arena_sprintf(arena, "invalid address \"%s\"", text);
+        h = text + 1;
+        hl = (size_t)(close - h);
+        p = close[1] == ':' ? close + 2 : NULL;
+    } else {
+        const char *colon = strchr(text, ':');
+        if (colon && strchr(colon + 1, ':'))
+            return rp_arena_sprintf(
+                arena, "invalid address \"%s\" (an IPv6 address is written in brackets)", text);
+        hl = colon ? (size_t)(colon - text) : strlen(text);
+        p = colon ? colon + 1 : NULL;
+    }
+    if (hl == 0 || hl >= cap)
+        return rp_arena_sprintf(arena, "invalid address \"%s\"", text);
+    memcpy(host, h, hl);
+    host[hl] = '\0';
+    long v = dflt;
+    if (p && (rp_parse_int(p, 65535, &v) != 0 || v < 1))
+        return rp_arena_sprintf(arena, "invalid port in \"%s\"", text);
+    *port = (int)v;
+    return NULL;
+}
+
+int rp_addr_literal(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len)
+{
+    memset(sa, 0, sizeof(*sa));
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+    if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+        s4->sin_family = AF_INET;
+        s4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*s4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*s6);
+        return 0;
+    }
+    return -1;
+}
+
+unsigned rp_addr_lookup(const char *host, int port, struct sockaddr_storage *sa, socklen_t *lens,
+                        unsigned max)
+{
+    if (max == 0)
+        return 0;
+    if (rp_addr_literal(host, port, &sa[0], &lens[0]) == 0)
+        return 1;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0)
+        return 0;
+    unsigned n = 0;
+    for (struct addrinfo *ai = res; ai && n < max; ai = ai->ai_next) {
+        if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+            ai->ai_addrlen > sizeof(sa[n]))
+            continue;
+        memset(&sa[n], 0, sizeof(sa[n]));
+        memcpy(&sa[n], ai->ai_addr, ai->ai_addrlen);
+        if (sa[n].ss_family == AF_INET)
+            ((struct sockaddr_in *)&sa[n])->sin_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in6 *)&sa[n])->sin6_port = htons((uint16_t)port);
+        int dup = 0;
+        for (unsigned i = 0; i < n && !dup; i++)
+            dup = lens[i] == ai->ai_addrlen && memcmp(&sa[i], &sa[n], ai->ai_addrlen) == 0;
+        if (!dup)
+            lens[n++] = (socklen_t)ai->ai_addrlen;
+    }
+    freeaddrinfo(res);
+    return n;
+}
+
 static void set_buffers(int fd, const rp_listening_t *ls)
 {
     if (ls->rcvbuf > 0)

@@ -40,6 +40,25 @@ const char *rp_listen_parse_addr(rp_arena_t *arena, const char *text, struct soc
 void rp_sockaddr_text(const struct sockaddr *sa, char *buf, size_t len);
 
 /*
+ * Splits "host:port", "[v6]:port", "host" or "[v6]" into host (at most cap bytes with
+ * its NUL, without brackets) and port (dflt when none). NULL, or an error message
+ * (arena-allocated).
+ */
+const char *rp_addr_split(rp_arena_t *arena, const char *text, int dflt, char *host, size_t cap,
+                          int *port);
+
+/* host as an IPv4 or IPv6 literal, with port, in sa and len; 0, or -1 for a name. */
+int rp_addr_literal(const char *host, int port, struct sockaddr_storage *sa, socklen_t *len);
+
+/*
+ * Every address of host with port, each once, up to max: a literal's one, or those a
+ * name has now (getaddrinfo, as nginx at configuration time), in the resolver's order.
+ * Their number; 0 when the name is not found.
+ */
+unsigned rp_addr_lookup(const char *host, int port, struct sockaddr_storage *sa, socklen_t *lens,
+                        unsigned max);
+
+/*
  * Opens every socket the cycle needs for nworkers workers, taking over sockets
  * of the same address and index from old (may be NULL), which are then marked
  * as moved. Returns 0, or -1 with a message in err (nothing of the new cycle is

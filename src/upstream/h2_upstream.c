@@ -458,7 +458,9 @@ static unsigned stream_limit(rp_h2u_session_t *ss)
 
 static int idle_limit(rp_upstream_conf_t *u)
 {
-    return u->keepalive ? u->keepalive : (int)u->servers.nelts;
+    if (u->keepalive)
+        return u->keepalive;
+    return u->live ? (int)u->live->n : (int)u->servers.nelts; /* resolved peers count too */
 }
 
 static void set_idle(rp_h2u_session_t *ss, int idle)
@@ -677,7 +679,7 @@ static void run(rp_h2u_session_t *ss)
         return;
     }
     /* no request uses it */
-    if (ss->goaway || !rp_upstream_is_live(ss->ups) ||
+    if (ss->goaway || !rp_upstream_is_live(ss->ups) || ss->peer->retired ||
         (!nghttp2_session_want_read(ss->s) && !nghttp2_session_want_write(ss->s))) {
         session_close(ss);
         return;
@@ -1075,6 +1077,15 @@ void rp_h2u_close(rp_h2u_stream_t *st)
                                   st->eof ? NGHTTP2_NO_ERROR : NGHTTP2_CANCEL);
     schedule(ss);
     retire_if_unused(ss);
+}
+
+void rp_h2u_close_idle_to(rp_upstream_server_t *s)
+{
+    for (rp_h2u_session_t *ss = s->h2, *next; ss; ss = next) {
+        next = ss->next;
+        if (ss->nowned == 0 && !ss->zombie)
+            session_close(ss);
+    }
 }
 
 void rp_h2u_close_idle(void)

@@ -117,4 +117,8 @@ void rp_h2u_close(rp_h2u_stream_t *st);
 /* Closes the sessions that carry no request (worker stopping or reloading). */
 void rp_h2u_close_idle(void);
 
+/* Closes the sessions to s that no request uses (a DNS answer dropped s); the others
+ * close once their last request is done. */
+void rp_h2u_close_idle_to(rp_upstream_server_t *s);
+
 #endif

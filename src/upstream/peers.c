@@ -5,17 +5,25 @@
  * The table is a hash (core/shm_hash.c) in the upstream's zone with three kinds of
  * entries, all pinned (never evicted, so counters updated without the lock stay
  * where they are):
- *   "p" NAME "\0" ADDRESS   a peer's rp_peer_shared_t
- *   "g" NAME                the pool's entry (pool_shared_t): its generation, moved by
- *                           every DNS answer, and its totals (requests in flight)
- *   "r" NAME "\0" LINE      the addresses of a `resolve` line (dns_record_t)
+ *   "p" NAME "\0" ADDRESS              a peer's rp_peer_shared_t
+ *   "g" NAME                           the pool's entry (pool_shared_t): its generation,
+ *                                      moved by every DNS change, and its totals
+ *   "r" NAME "\0" LINE " " HOST:PORT   the addresses of a `resolve` line (dns_record_t)
+ *   "e"                                the last configuration epoch (below)
  * Entries are made in the master when the zone is mapped (rp_shm_open calls the
  * zone's init), before the workers fork, so a worker's lookups are lock-free
  * pointer reads; a worker takes the lock only to rebuild a set after a DNS change.
+ * A record's key names the host as well as the line, so a reload that edits the
+ * line does not inherit the addresses of the name it replaced; one that keeps it
+ * keeps its addresses, and the new workers serve them before the new helper asks.
  *
- * A peer entry the configuration no longer names is deleted two generations later,
- * and only while nothing is in flight on it: the workers of the generation before
- * may still be finishing requests with pointers to it.
+ * Each configuration that maps the zone counts one epoch. Peer entries and records
+ * carry the last epoch that used them (the master stamps those its configuration
+ * names, and the addresses of its records; the helper and the workers stamp the
+ * addresses they publish and use). One that no configuration has used for two is
+ * deleted, and a peer entry only while no request or connection is on it: the
+ * workers of the generation before may still be finishing requests with pointers
+ * to it.
  */
 #include "upstream/peers.h"
 #include "upstream/upstream.h"
@@ -24,6 +32,7 @@
 #include "core/shm_hash.h"
 #include "core/time.h"
 #include "core/cycle.h"
+#include "net/listen.h"
 
 #include <arpa/inet.h>
 #include <math.h>
@@ -37,10 +46,21 @@
 #define DEFAULT_ZONE_SIZE (4u << 20)
 #define EWMA_TAU_MS 10000.0 /* Finagle's and linkerd's decay time */
 
+/* An address in a record: family, port and address in network order, 20 bytes rather
+ * than a sockaddr_storage's 128. */
+typedef struct {
+    uint8_t family; /* AF_INET, AF_INET6 */
+    uint8_t pad;
+    uint16_t port;
+    uint8_t addr[16];
+} rec_addr_t;
+
 typedef struct {
     uint32_t n;
-    socklen_t lens[RP_UPSTREAM_MAX_ADDRS];
-    struct sockaddr_storage addrs[RP_UPSTREAM_MAX_ADDRS];
+    uint32_t epoch;    /* the last configuration generation with the line */
+    uint32_t answered; /* an answer was published (the first one's peers do not ramp up) */
+    uint32_t spare;
+    rec_addr_t a[RP_UPSTREAM_MAX_ADDRS];
 } dns_record_t;
 
 /* A pool's entry: what all workers share about the pool as a whole. Its totals are
@@ -56,7 +76,7 @@ typedef struct {
 typedef struct {
     rp_shm_hash_t *h;
     rp_array_t ups; /* rp_upstream_conf_t * */
-    unsigned epoch;
+    unsigned epoch; /* this configuration's: counted in the zone by each one mapping it */
 } zone_data_t;
 
 /* ---- keys ---- */
@@ -78,10 +98,45 @@ static size_t peer_key(char *buf, size_t cap, const rp_upstream_conf_t *u, const
 
 static size_t record_key(char *buf, size_t cap, const rp_upstream_conf_t *u, unsigned line)
 {
+    const rp_upstream_resolve_t *rl = &((const rp_upstream_resolve_t *)u->resolve.elts)[line];
     size_t n = pool_key(buf, cap, 'r', u);
-    int k = snprintf(buf + n + 1, cap - n - 1, "%u", line);
+    int k = snprintf(buf + n + 1, cap - n - 1, "%u %s", line, rl->hostport);
     buf[n] = '\0';
-    return n + 1 + (size_t)(k < 0 ? 0 : k);
+    return k < 0 ? n : n + 1 + ((size_t)k >= cap - n - 1 ? cap - n - 2 : (size_t)k);
+}
+
+/* ---- record addresses ---- */
+
+static void rec_pack(rec_addr_t *r, const struct sockaddr_storage *sa)
+{
+    memset(r, 0, sizeof(*r));
+    r->family = (uint8_t)sa->ss_family;
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)sa;
+        r->port = s6->sin6_port;
+        memcpy(r->addr, &s6->sin6_addr, 16);
+    } else {
+        const struct sockaddr_in *s4 = (const struct sockaddr_in *)sa;
+        r->port = s4->sin_port;
+        memcpy(r->addr, &s4->sin_addr, 4);
+    }
+}
+
+static socklen_t rec_unpack(const rec_addr_t *r, struct sockaddr_storage *sa)
+{
+    memset(sa, 0, sizeof(*sa));
+    if (r->family == AF_INET6) {
+        struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)sa;
+        s6->sin6_family = AF_INET6;
+        s6->sin6_port = r->port;
+        memcpy(&s6->sin6_addr, r->addr, 16);
+        return sizeof(*s6);
+    }
+    struct sockaddr_in *s4 = (struct sockaddr_in *)sa;
+    s4->sin_family = AF_INET;
+    s4->sin_port = r->port;
+    memcpy(&s4->sin_addr, r->addr, 4);
+    return sizeof(*s4);
 }
 
 /* ---- entries (under the zone's lock) ---- */
@@ -92,20 +147,70 @@ static int reserve_locked(zone_data_t *zd, const char *key, size_t klen, size_t 
     return rp_shm_hash_reserve_locked(zd->h, &it, RP_SHM_HASH_PIN, 0, value, NULL);
 }
 
-/* Finds or makes s's entry; on a new one the peer is usable from the start. */
+/* Records that generation epoch uses the entry (never moving it back: a helper of the
+ * generation before may still be publishing). */
+static void stamp(rp_shm_counter_t *c, unsigned epoch)
+{
+    int64_t e = rp_shm_counter_get(c);
+    while (e < (int64_t)epoch && !rp_shm_counter_cas(c, &e, epoch))
+        ;
+}
+
+/* Finds or makes the entry of peer name; on a new one the peer is usable from the start. */
+static rp_peer_shared_t *peer_entry_locked(zone_data_t *zd, rp_upstream_conf_t *u, const char *name,
+                                           unsigned epoch)
+{
+    char key[512];
+    size_t klen = peer_key(key, sizeof(key), u, name);
+    void *v;
+    if (reserve_locked(zd, key, klen, sizeof(rp_peer_shared_t), &v) < 0)
+        return NULL;
+    rp_peer_shared_t *sh = v;
+    if (epoch)
+        stamp(&sh->epoch, epoch);
+    return sh;
+}
+
 static int attach_peer_locked(zone_data_t *zd, rp_upstream_conf_t *u, rp_upstream_server_t *s,
                               unsigned epoch)
 {
-    char key[512];
-    size_t klen = peer_key(key, sizeof(key), u, s->name);
-    void *v;
-    int rc = reserve_locked(zd, key, klen, sizeof(rp_peer_shared_t), &v);
-    if (rc < 0)
+    rp_peer_shared_t *sh = peer_entry_locked(zd, u, s->name, epoch);
+    if (sh == NULL)
         return -1;
-    s->sh = v;
+    s->sh = sh;
     s->ups = u;
-    if (epoch)
-        rp_shm_counter_set(&s->sh->epoch, epoch);
+    return 0;
+}
+
+/* Finds or makes (empty) the record of u's resolve line, stamped with epoch. */
+static dns_record_t *record_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned line,
+                                   unsigned epoch)
+{
+    char key[600];
+    size_t klen = record_key(key, sizeof(key), u, line);
+    void *v;
+    if (reserve_locked(zd, key, klen, sizeof(dns_record_t), &v) < 0)
+        return NULL;
+    dns_record_t *rec = v;
+    if (rec->n > RP_UPSTREAM_MAX_ADDRS)
+        rec->n = 0; /* not ours to trust */
+    if (epoch > rec->epoch)
+        rec->epoch = epoch;
+    return rec;
+}
+
+/* Stamps the peer entries of rec's addresses with epoch (made when missing). */
+static int stamp_record_peers_locked(zone_data_t *zd, rp_upstream_conf_t *u,
+                                     const dns_record_t *rec, unsigned epoch)
+{
+    for (uint32_t i = 0; i < rec->n; i++) {
+        struct sockaddr_storage sa;
+        char name[80];
+        rec_unpack(&rec->a[i], &sa);
+        rp_sockaddr_text((struct sockaddr *)&sa, name, sizeof(name));
+        if (peer_entry_locked(zd, u, name, epoch) == NULL)
+            return -1;
+    }
     return 0;
 }
 
@@ -120,13 +225,19 @@ static int lock_zone(rp_shm_zone_t *z, zone_data_t *zd)
     return 0;
 }
 
-/* Attaches every peer of u's plain server lines, and u's generation entry. */
+/* Attaches every peer of u's plain server lines, the records of its resolve lines with
+ * the peers they hold, and u's generation entry. */
 static int attach_pool_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned epoch)
 {
     rp_upstream_server_t *srv = u->servers.elts;
     for (size_t i = 0; i < u->servers.nelts; i++)
         if (attach_peer_locked(zd, u, &srv[i], epoch) != 0)
             return -1;
+    for (unsigned line = 0; line < u->resolve.nelts; line++) {
+        dns_record_t *rec = record_locked(zd, u, line, epoch);
+        if (rec == NULL || stamp_record_peers_locked(zd, u, rec, epoch) != 0)
+            return -1;
+    }
     char key[300];
     size_t klen = pool_key(key, sizeof(key), 'g', u);
     void *v;
@@ -148,13 +259,20 @@ typedef struct {
 static int sweep_visit(const rp_shm_hash_item_t *it, void *arg)
 {
     sweep_t *sw = arg;
-    if (it->key_len < 1 || ((const char *)it->key)[0] != 'p' ||
-        it->value_len != sizeof(rp_peer_shared_t))
+    char kind = it->key_len ? ((const char *)it->key)[0] : 0;
+    if (kind == 'p' && it->value_len == sizeof(rp_peer_shared_t)) {
+        rp_peer_shared_t *sh = (rp_peer_shared_t *)it->value;
+        int64_t e = rp_shm_counter_get(&sh->epoch);
+        if (e + 2 > (int64_t)sw->epoch || rp_shm_counter_get(&sh->inflight) > 0 ||
+            rp_shm_counter_get(&sh->conns) > 0)
+            return 0;
+    } else if (kind == 'r' && it->value_len == sizeof(dns_record_t)) {
+        const dns_record_t *rec = (const dns_record_t *)it->value;
+        if ((int64_t)rec->epoch + 2 > (int64_t)sw->epoch)
+            return 0;
+    } else {
         return 0;
-    rp_peer_shared_t *sh = (rp_peer_shared_t *)it->value;
-    int64_t e = rp_shm_counter_get(&sh->epoch);
-    if (e + 2 > (int64_t)sw->epoch || rp_shm_counter_get(&sh->inflight) > 0)
-        return 0;
+    }
     if (sw->n == 64 || it->key_len > sizeof(sw->keys[0])) {
         sw->more = 1;
         return sw->n == 64;
@@ -164,7 +282,7 @@ static int sweep_visit(const rp_shm_hash_item_t *it, void *arg)
     return 0;
 }
 
-/* Deletes peer entries no configuration has named for two generations. */
+/* Deletes peer entries and records no configuration has used for two generations. */
 static void sweep_locked(zone_data_t *zd, unsigned epoch)
 {
     sweep_t *sw = rp_xmalloc(sizeof(*sw));
@@ -192,6 +310,16 @@ static int zone_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
         }
     }
     lock_zone(z, zd);
+    /* This configuration's epoch: one more than the last one that mapped the zone (the
+     * generation number is not known yet when a configuration is loaded). */
+    void *v;
+    if (reserve_locked(zd, "e", 1, sizeof(rp_shm_counter_t), &v) < 0) {
+        rp_shm_unlock(z);
+        snprintf(err, errlen, "%s:%u: zone \"%s\" is too small for a peer table", z->file, z->line,
+                 z->name);
+        return -1;
+    }
+    zd->epoch = (unsigned)rp_shm_counter_add(v, 1);
     rp_upstream_conf_t **u = zd->ups.elts;
     for (size_t i = 0; i < zd->ups.nelts; i++) {
         if (attach_pool_locked(zd, u[i], zd->epoch) != 0) {
@@ -204,6 +332,11 @@ static int zone_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
     sweep_locked(zd, zd->epoch);
     rp_shm_unlock(z);
     return 0;
+}
+
+static void peers_cleanup(void *data)
+{
+    rp_upstream_peers_free(data);
 }
 
 const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
@@ -220,11 +353,12 @@ const char *rp_upstream_zone_attach(void *cfp, rp_upstream_conf_t *u)
     if (zd == NULL) {
         zd = rp_arena_calloc(cf->arena, sizeof(*zd));
         rp_array_init(&zd->ups, cf->arena, 8, sizeof(void *));
-        zd->epoch = cf->cycle->generation + 1;
         z->data = zd;
     }
     *(rp_upstream_conf_t **)rp_array_push(&zd->ups) = u;
     u->zone = z;
+    /* a process that retires the configuration (master_process off) frees its sets */
+    rp_arena_cleanup(cf->arena, peers_cleanup, u);
     return RP_CONF_OK;
 }
 
@@ -257,10 +391,33 @@ int rp_upstream_attach_runtime(rp_upstream_conf_t *u)
     u->zone = z;
     zone_data_t *zd = z->data;
     lock_zone(z, zd);
-    /* the entries are this generation's: a sweep two reloads on may take them */
-    int rc = attach_pool_locked(zd, u, u->cycle->generation + 1);
+    int rc = attach_pool_locked(zd, u, zd->epoch);
     rp_shm_unlock(z);
     return rc;
+}
+
+/* Addresses of fresh that rec does not have join the pool now: with slow_start, they ramp
+ * up from now (in every worker alike: the moment is in the shared entry). */
+static void ramp_joining_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned line,
+                                const dns_record_t *rec, const dns_record_t *fresh)
+{
+    const rp_upstream_resolve_t *rl = &((const rp_upstream_resolve_t *)u->resolve.elts)[line];
+    if (rl->tmpl.slow_start == 0)
+        return;
+    for (uint32_t i = 0; i < fresh->n; i++) {
+        int had = 0;
+        for (uint32_t j = 0; j < rec->n && !had; j++)
+            had = memcmp(&rec->a[j], &fresh->a[i], sizeof(rec_addr_t)) == 0;
+        if (had)
+            continue;
+        struct sockaddr_storage sa;
+        char name[80];
+        rec_unpack(&fresh->a[i], &sa);
+        rp_sockaddr_text((struct sockaddr *)&sa, name, sizeof(name));
+        rp_peer_shared_t *sh = peer_entry_locked(zd, u, name, 0);
+        if (sh)
+            rp_shm_counter_set(&sh->usable_since, rp_time_ms());
+    }
 }
 
 int rp_upstream_publish_addrs(rp_upstream_conf_t *u, unsigned line,
@@ -268,32 +425,55 @@ int rp_upstream_publish_addrs(rp_upstream_conf_t *u, unsigned line,
                               unsigned n)
 {
     rp_shm_zone_t *z = u->zone;
-    if (z == NULL || z->data == NULL || u->gen == NULL)
+    if (z == NULL || z->data == NULL || u->gen == NULL || line >= u->resolve.nelts)
         return -1;
     zone_data_t *zd = z->data;
     if (n > RP_UPSTREAM_MAX_ADDRS)
         n = RP_UPSTREAM_MAX_ADDRS;
-    char key[320];
-    size_t klen = record_key(key, sizeof(key), u, line);
+    (void)lens; /* the family says */
+    dns_record_t fresh;
+    fresh.n = n;
+    for (unsigned i = 0; i < n; i++)
+        rec_pack(&fresh.a[i], &addrs[i]);
     lock_zone(z, zd);
-    void *v;
-    int rc = reserve_locked(zd, key, klen, sizeof(dns_record_t), &v);
-    if (rc >= 0) {
-        dns_record_t *rec = v;
-        int same = rec->n == n && rc == RP_SHM_OK;
-        for (unsigned i = 0; same && i < n; i++)
-            same = rec->lens[i] == lens[i] && memcmp(&rec->addrs[i], &addrs[i], lens[i]) == 0;
-        if (!same) {
+    int rc = -1;
+    dns_record_t *rec = record_locked(zd, u, line, zd->epoch);
+    if (rec) {
+        /* the peer entries first: a worker that sees the generation move finds them */
+        rc = stamp_record_peers_locked(zd, u, &fresh, zd->epoch);
+        if (rc == 0 && (rec->n != n || memcmp(rec->a, fresh.a, n * sizeof(rec_addr_t)) != 0)) {
+            if (rec->answered)
+                ramp_joining_locked(zd, u, line, rec, &fresh);
             rec->n = n;
-            for (unsigned i = 0; i < n; i++) {
-                rec->lens[i] = lens[i];
-                memcpy(&rec->addrs[i], &addrs[i], lens[i]);
-            }
+            memcpy(rec->a, fresh.a, n * sizeof(rec_addr_t));
             rp_shm_counter_add(u->gen, 1);
         }
+        rec->answered = 1;
     }
     rp_shm_unlock(z);
-    return rc >= 0 ? 0 : -1;
+    return rc;
+}
+
+unsigned rp_upstream_read_addrs(rp_upstream_conf_t *u, unsigned line,
+                                struct sockaddr_storage *addrs, socklen_t *lens, unsigned max)
+{
+    rp_shm_zone_t *z = u->zone;
+    if (z == NULL || z->data == NULL || line >= u->resolve.nelts)
+        return 0;
+    zone_data_t *zd = z->data;
+    char key[600];
+    size_t klen = record_key(key, sizeof(key), u, line);
+    unsigned n = 0;
+    lock_zone(z, zd);
+    rp_shm_hash_item_t it;
+    if (rp_shm_hash_get_locked(zd->h, key, klen, 0, 0, &it) == RP_SHM_OK &&
+        it.value_len == sizeof(dns_record_t)) {
+        const dns_record_t *rec = it.value;
+        for (uint32_t i = 0; i < rec->n && i < RP_UPSTREAM_MAX_ADDRS && n < max; i++, n++)
+            lens[n] = rec_unpack(&rec->a[i], &addrs[n]);
+    }
+    rp_shm_unlock(z);
+    return n;
 }
 
 /* ---- a worker's peer sets ---- */
@@ -332,23 +512,17 @@ static rp_upstream_server_t *dynamic_new(rp_upstream_conf_t *u, unsigned line,
     rp_upstream_server_t *s = rp_xmalloc(sizeof(*s));
     *s = rl->tmpl;
     s->dynamic = 1;
+    s->retired = 0;
     s->line_index = line;
     s->refs = 1; /* the set's own */
     s->sa = *sa;
     s->socklen = len;
+    s->sh = NULL;
     s->h2 = NULL;
     s->h2_sessions = 0;
     s->current_weight = 0;
-    char host[64] = "?";
-    if (sa->ss_family == AF_INET6) {
-        char a[48];
-        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, a, sizeof(a));
-        snprintf(host, sizeof(host), "[%s]", a);
-    } else if (sa->ss_family == AF_INET) {
-        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, host, sizeof(host));
-    }
-    char name[96];
-    snprintf(name, sizeof(name), "%s:%d", host, rl->port);
+    char name[80];
+    rp_sockaddr_text((const struct sockaddr *)sa, name, sizeof(name));
     s->name = rp_xstrdup(name);
     return s;
 }
@@ -362,9 +536,10 @@ static void push_peer(rp_upstream_peers_t *set, unsigned *cap, rp_upstream_serve
     set->peer[set->n++] = s;
 }
 
-/* Adds the peers of u's resolve lines whose backup flag is backup, from the zone's records. */
+/* Adds the peers of u's resolve lines whose backup flag is backup, from the zone's records:
+ * an address the old set had keeps its peer (and its per-worker state). */
 static void add_dynamic(rp_upstream_conf_t *u, rp_upstream_peers_t *set, unsigned *cap,
-                        rp_upstream_peers_t *old, int backup, int64_t now)
+                        rp_upstream_peers_t *old, int backup)
 {
     if (u->resolve.nelts == 0 || u->zone == NULL || u->zone->data == NULL)
         return;
@@ -373,29 +548,29 @@ static void add_dynamic(rp_upstream_conf_t *u, rp_upstream_peers_t *set, unsigne
     for (unsigned line = 0; line < u->resolve.nelts; line++) {
         if (rl[line].tmpl.backup != (unsigned)backup)
             continue;
-        char key[320];
+        char key[600];
         size_t klen = record_key(key, sizeof(key), u, line);
-        dns_record_t rec;
-        rec.n = 0;
         lock_zone(u->zone, zd);
         rp_shm_hash_item_t it;
+        const dns_record_t *rec = NULL;
         if (rp_shm_hash_get_locked(zd->h, key, klen, 0, 0, &it) == RP_SHM_OK &&
-            it.value_len == sizeof(rec))
-            memcpy(&rec, it.value, sizeof(rec));
-        for (unsigned i = 0; i < rec.n; i++) {
-            rp_upstream_server_t *s = find_dynamic(old, line, &rec.addrs[i], rec.lens[i]);
+            it.value_len == sizeof(dns_record_t))
+            rec = it.value;
+        for (uint32_t i = 0; rec && i < rec->n && i < RP_UPSTREAM_MAX_ADDRS; i++) {
+            struct sockaddr_storage sa;
+            socklen_t len = rec_unpack(&rec->a[i], &sa);
+            rp_upstream_server_t *s = find_dynamic(old, line, &sa, len);
             if (s == NULL) {
-                s = dynamic_new(u, line, &rec.addrs[i], rec.lens[i]);
-                if (attach_peer_locked(zd, u, s, 0) != 0) {
-                    rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for "
-                                 "peer %s", u->name, u->zone->name, s->name);
+                s = dynamic_new(u, line, &sa, len);
+                if (attach_peer_locked(zd, u, s, zd->epoch) != 0) {
+                    rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": no room in zone \"%s\" for peer %s",
+                                 u->name, u->zone->name, s->name);
                     peer_free(s);
                     continue;
                 }
-                if (old && s->slow_start) /* a peer that joins at run time ramps up */
-                    rp_shm_counter_set(&s->sh->usable_since, now);
             } else {
                 s->refs++; /* the new set's; the old set lets go of its own below */
+                stamp(&s->sh->epoch, zd->epoch);
             }
             push_peer(set, cap, s);
         }
@@ -408,14 +583,13 @@ static rp_upstream_peers_t *rebuild(rp_upstream_conf_t *u)
     rp_upstream_peers_t *old = u->live;
     rp_upstream_peers_t *set = rp_xcalloc(1, sizeof(*set));
     unsigned cap = 0;
-    int64_t now = rp_time_ms();
     set->generation = u->gen ? rp_shm_counter_get(u->gen) : 0;
     rp_upstream_server_t *srv = u->servers.elts;
     for (int backup = 0; backup <= 1; backup++) {
         for (size_t i = 0; i < u->servers.nelts; i++)
             if (srv[i].backup == (unsigned)backup)
                 push_peer(set, &cap, &srv[i]);
-        add_dynamic(u, set, &cap, old, backup, now);
+        add_dynamic(u, set, &cap, old, backup);
         if (!backup)
             set->nprimary = set->n;
     }

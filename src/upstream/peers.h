@@ -232,13 +232,22 @@ const char *rp_upstream_zone_attach(void *cf, rp_upstream_conf_t *u);
 
 /*
  * A DNS answer for one `resolve` server line of u (index line in u->resolve): the
- * addresses now behind the name (n may be 0). Called by the helper process; workers
- * see the pool's generation move and rebuild their sets. Returns 0, or -1 when the
- * zone is full.
+ * addresses now behind the name, each with the line's port (n may be 0; beyond
+ * RP_UPSTREAM_MAX_ADDRS they are dropped). The caller keeps them in one order (sorted)
+ * so that an answer listing the same addresses differently changes nothing. Makes the
+ * peer entries of the addresses, and moves the pool's generation when the set changed:
+ * workers see it at their next pick and rebuild their sets. Called by the process that
+ * resolves (the helper; the single process with master_process off). Returns 0, or -1
+ * when the zone is full.
  */
 int rp_upstream_publish_addrs(rp_upstream_conf_t *u, unsigned line,
                               const struct sockaddr_storage *addrs, const socklen_t *lens,
                               unsigned n);
+
+/* The addresses last published for u's resolve line (by this generation or one before
+ * whose line named the same host and port), up to max; their number. */
+unsigned rp_upstream_read_addrs(rp_upstream_conf_t *u, unsigned line,
+                                struct sockaddr_storage *addrs, socklen_t *lens, unsigned max);
 
 #define RP_UPSTREAM_MAX_ADDRS 64 /* addresses kept per resolved name */
 

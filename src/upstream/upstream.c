@@ -85,6 +85,7 @@ void rp_upstream_close_idle_to(rp_upstream_conf_t *u, rp_upstream_server_t *s)
             uconn_close(uc);
         }
     }
+    rp_h2u_close_idle_to(s);
 }
 
 /* Readable while idle: the server closed it (or sent what nobody asked for); timed
@@ -207,7 +208,7 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
     event_del(&uc->timer);
     if (uc->ssl && rp_uconn_tls_pending(uc))
         reusable = 0; /* decrypted bytes beyond the response: they belong to nobody */
-    if (!reusable || u->keepalive == 0 || u->cycle != live_cycle ||
+    if (!reusable || u->keepalive == 0 || u->cycle != live_cycle || uc->peer->retired ||
         uc->requests >= (unsigned)u->keepalive_requests) {
         uconn_close(uc);
         return;

@@ -31,6 +31,9 @@ struct ssl_st;
  * A peer: one address of a pool. Those of plain server lines are made at
  * configuration time (a name with several addresses gives one peer each, as nginx);
  * those of `resolve` lines by the worker from the helper's DNS answers (dynamic).
+ * A dynamic peer is allocated on its own and counted (refs): the worker's current
+ * set, every attempt on it, every connection and HTTP/2 session to it hold a
+ * reference, so one that a DNS answer dropped stays valid until the last goes.
  */
 struct rp_upstream_server_s {
     char *name; /* "10.0.0.1:8080", as resolved */
@@ -59,10 +62,10 @@ struct rp_upstream_server_s {
 };
 
 /* A `server NAME resolve` line: the helper resolves NAME; each address is a peer made
- * from this template. */
+ * from this template (its parameters, file and line; name is hostport). */
 typedef struct {
     char *host; /* the name as written, without the port */
-    char *hostport;
+    char *hostport; /* "name:port" */
     int port;
     rp_upstream_server_t tmpl;
 } rp_upstream_resolve_t;
@@ -77,6 +80,8 @@ struct rp_upstream_conf_s {
     const rp_upstream_balancer_t *balancer;
     rp_array_t servers; /* rp_upstream_server_t: the peers of plain server lines */
     rp_array_t resolve; /* rp_upstream_resolve_t: `server NAME resolve` lines */
+    void **module_conf; /* every module's configuration of the block (its create_ups), by
+                         * module index; NULL for the implicit pools of proxy_pass */
 
     /* the peer table: `zone NAME SIZE`, else the default zone */
     char *zone_name;

@@ -1,8 +1,8 @@
 /*
  * The `upstream` block and its directives: `server` lines with nginx's
- * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, backup, down)
- * and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
- * `keepalive_requests`), and `http2` (the group speaks HTTP/2, h2_upstream.c),
+ * parameters (weight=N, max_conns=N, max_fails=N, fail_timeout=T, slow_start=T,
+ * backup, down, resolve) and the keep-alive cache (`keepalive N`, `keepalive_timeout`,
+ * `keepalive_requests`), `http2` (the group speaks HTTP/2, h2_upstream.c),
  * `zone` (the shared peer table), and the balancing directives, one per block:
  * least_conn, random, least_time, ip_hash, hash (balancer_*.c).
  * Also the implicit pools behind proxy_pass host:port, one per scheme, so an
@@ -102,12 +102,35 @@ static void init_server(rp_upstream_server_t *s, const char *file, unsigned line
     s->line = line;
 }
 
-/* A new server line of u. */
-static rp_upstream_server_t *add_server(rp_conf_t *cf, rp_upstream_conf_t *u)
+/* A server line's parameters with nginx's defaults, at the line being read. */
+static void server_defaults(rp_conf_t *cf, rp_upstream_server_t *s)
+{
+    init_server(s, cf->file, cf->line);
+}
+
+static void push_server(rp_conf_t *cf, rp_upstream_conf_t *u, const rp_upstream_server_t *tmpl,
+                        const struct sockaddr *sa, socklen_t len)
 {
     rp_upstream_server_t *s = rp_array_push(&u->servers);
-    init_server(s, cf->file, cf->line);
-    return s;
+    *s = *tmpl;
+    memcpy(&s->sa, sa, len);
+    s->socklen = len;
+    char buf[80];
+    rp_sockaddr_text((const struct sockaddr *)&s->sa, buf, sizeof(buf));
+    s->name = rp_arena_strdup(cf->arena, buf);
+}
+
+/* Adds a peer made from tmpl for every address of host (a literal's one; as nginx, each
+ * address a name has now, at start and at each reload). NULL, or "host not found". */
+static const char *add_addresses(rp_conf_t *cf, rp_upstream_conf_t *u,
+                                 const rp_upstream_server_t *tmpl, const char *host, int port)
+{
+    struct sockaddr_storage sa[RP_UPSTREAM_MAX_ADDRS];
+    socklen_t lens[RP_UPSTREAM_MAX_ADDRS];
+    unsigned n = rp_addr_lookup(host, port, sa, lens, RP_UPSTREAM_MAX_ADDRS);
+    for (unsigned i = 0; i < n; i++)
+        push_server(cf, u, tmpl, (struct sockaddr *)&sa[i], lens[i]);
+    return n ? NULL : "host not found";
 }
 
 const char *rp_upstream_resolve(rp_conf_t *cf, const char *name, int tls,
@@ -142,9 +165,16 @@ const char *rp_upstream_implicit(rp_conf_t *cf, const char *hostport, int tls,
     u->implicit_tls = !!tls;
     u->file = cf->file;
     u->line = cf->line;
-    rp_upstream_server_t *s = add_server(cf, u);
-    const char *err = rp_listen_parse_addr(cf->arena, hostport, &s->sa, &s->socklen, &s->name);
-    if (err || (err = finish_ups(cf, u)) != RP_CONF_OK)
+    rp_upstream_server_t tmpl;
+    server_defaults(cf, &tmpl);
+    char host[256];
+    int port;
+    const char *err = rp_addr_split(cf->arena, hostport, 80, host, sizeof(host), &port);
+    if (err)
+        return err;
+    if (add_addresses(cf, u, &tmpl, host, port) != NULL)
+        return rp_arena_sprintf(cf->arena, "host not found in \"%s\"", hostport);
+    if ((err = finish_ups(cf, u)) != RP_CONF_OK)
         return err;
     *(rp_upstream_conf_t **)rp_array_push(&m->upstreams) = u;
     *out = u;
@@ -198,6 +228,7 @@ static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *co
         if (rp_modules[i]->create_ups)
             ups[i] = rp_modules[i]->create_ups(cf);
     rp_upstream_conf_t *u = ups[rp_upstream_module.index];
+    u->module_conf = ups;
     u->name = cf->argv[1];
     u->file = cf->file;
     u->line = cf->line;
@@ -209,7 +240,7 @@ static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *co
     cf->ups_conf = saved;
     if (rv != RP_CONF_OK)
         return rv;
-    if (u->servers.nelts == 0)
+    if (u->servers.nelts == 0 && u->resolve.nelts == 0)
         return rp_conf_error(cf, "no servers in upstream \"%s\"", u->name);
     return finish_ups(cf, u);
 }
@@ -217,19 +248,14 @@ static const char *set_upstream(rp_conf_t *cf, const rp_command_t *cmd, void *co
 static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_upstream_conf_t *u = conf;
-    rp_upstream_server_t *s = add_server(cf, u);
-    s->name = cf->argv[1];
+    rp_upstream_server_t tmpl;
+    server_defaults(cf, &tmpl);
     const char *addr = cf->argv[1];
     if (strncmp(addr, "unix:", 5) == 0)
         return rp_conf_error(cf, "unix sockets are not supported in \"%s\"", addr);
     if (strchr(addr, '/'))
         return rp_conf_error(cf, "invalid server address \"%s\" (expected HOST:PORT)", addr);
-    /* nginx's default port for an upstream server is 80 */
-    if (addr[0] == '[' ? strstr(addr, "]:") == NULL : strchr(addr, ':') == NULL)
-        addr = rp_arena_sprintf(cf->arena, "%s:80", addr);
-    const char *err = rp_listen_parse_addr(cf->arena, addr, &s->sa, &s->socklen, &s->name);
-    if (err)
-        return err;
+    int resolve = 0;
 
     for (size_t i = 2; i < cf->argc; i++) {
         const char *a = cf->argv[i];
@@ -237,31 +263,54 @@ static const char *set_server(rp_conf_t *cf, const rp_command_t *cmd, void *conf
         if (strncmp(a, "weight=", 7) == 0) {
             if (rp_parse_int(a + 7, 1000000, &v) != 0 || v < 1)
                 return rp_conf_error(cf, "invalid weight \"%s\"", a + 7);
-            s->weight = (int)v;
+            tmpl.weight = (int)v;
         } else if (strncmp(a, "max_conns=", 10) == 0) {
             if (rp_parse_int(a + 10, INT_MAX, &v) != 0)
                 return rp_conf_error(cf, "invalid max_conns \"%s\"", a + 10);
-            s->max_conns = (int)v;
+            tmpl.max_conns = (int)v;
         } else if (strncmp(a, "max_fails=", 10) == 0) {
             if (rp_parse_int(a + 10, INT_MAX, &v) != 0)
                 return rp_conf_error(cf, "invalid max_fails \"%s\"", a + 10);
-            s->max_fails = (int)v;
+            tmpl.max_fails = (int)v;
         } else if (strncmp(a, "fail_timeout=", 13) == 0) {
-            if (rp_parse_msec(a + 13, &s->fail_timeout) != 0)
+            if (rp_parse_msec(a + 13, &tmpl.fail_timeout) != 0)
                 return rp_conf_error(cf, "invalid fail_timeout \"%s\"", a + 13);
         } else if (strncmp(a, "slow_start=", 11) == 0) {
-            if (rp_parse_msec(a + 11, &s->slow_start) != 0)
+            if (rp_parse_msec(a + 11, &tmpl.slow_start) != 0)
                 return rp_conf_error(cf, "invalid slow_start \"%s\"", a + 11);
         } else if (strcmp(a, "backup") == 0) {
-            s->backup = 1;
+            tmpl.backup = 1;
         } else if (strcmp(a, "down") == 0) {
-            s->down = 1;
+            tmpl.down = 1;
+        } else if (strcmp(a, "resolve") == 0) {
+            resolve = 1;
         } else {
             return rp_conf_error(cf, "invalid parameter \"%s\"", a);
         }
     }
-    if (s->backup && s->down)
+    if (tmpl.backup && tmpl.down)
         return rp_conf_error(cf, "a server cannot be both \"backup\" and \"down\"");
+
+    char host[256];
+    int port;
+    const char *err = rp_addr_split(cf->arena, addr, 80, host, sizeof(host), &port);
+    if (err)
+        return err;
+    struct sockaddr_storage sa;
+    socklen_t len;
+    if (resolve && rp_addr_literal(host, port, &sa, &len) != 0) {
+        /* as nginx: not resolved now; the helper resolves it at run time (resolve_module.c) */
+        rp_upstream_resolve_t *rl = rp_array_push(&u->resolve);
+        memset(rl, 0, sizeof(*rl));
+        rl->host = rp_arena_strdup(cf->arena, host);
+        rl->port = port;
+        rl->hostport = rp_arena_sprintf(cf->arena, "%s:%d", host, port);
+        rl->tmpl = tmpl;
+        rl->tmpl.name = rl->hostport;
+        return RP_CONF_OK;
+    }
+    if (add_addresses(cf, u, &tmpl, host, port) != NULL)
+        return rp_conf_error(cf, "host not found in upstream \"%s\"", addr);
     return RP_CONF_OK;
 }
 

@@ -471,9 +471,10 @@ class H2Backend:
     """One h2_backend.py process: start() it, use .port / .addr, stop() it by pid."""
 
     def __init__(self, max_streams=0, goaway_after=0, window=65535, log_dir=None,
-                 tls_cert=None, tls_key=None, alpn="h2"):
+                 tls_cert=None, tls_key=None, alpn="h2", host="127.0.0.1", port=0):
+        self.host = host
         self.args = ["--max-streams", str(max_streams), "--goaway-after", str(goaway_after),
-                     "--window", str(window)]
+                     "--window", str(window), "--host", host, "--port", str(port)]
         if tls_cert:
             self.args += ["--tls-cert", str(tls_cert), "--tls-key", str(tls_key),
                           "--alpn", alpn]
@@ -494,7 +495,7 @@ class H2Backend:
 
     @property
     def addr(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def stop(self):
         if self.proc is None:

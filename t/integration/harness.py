@@ -216,14 +216,16 @@ class Rampart:
 
     # -- lifecycle -----------------------------------------------------
 
-    def start(self, wait=True):
-        """Starts the master in the foreground; by default waits until it serves."""
+    def start(self, wait=True, wrap=()):
+        """Starts the master in the foreground; by default waits until it serves. wrap: a
+        command that execs the rest of its arguments (the same pid goes on as rampart),
+        e.g. to start it in namespaces of its own."""
         assert self.proc is None, "already started"
         (self.prefix / "logs").mkdir(parents=True, exist_ok=True)
         self._stderr = open(self.stderr_path, "wb")
         conf = self.conf_path.relative_to(self.prefix)
         self.proc = subprocess.Popen(
-            [str(BIN), "-p", str(self.prefix), "-c", str(conf)],
+            [*map(str, wrap), str(BIN), "-p", str(self.prefix), "-c", str(conf)],
             cwd=self.prefix, stdin=subprocess.DEVNULL, stdout=self._stderr, stderr=self._stderr)
         self.seen_pids.add(self.proc.pid)
         if wait:

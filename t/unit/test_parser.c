@@ -558,10 +558,10 @@ START_TEST(test_upstream_server_with_a_bad_parameter_is_refused)
                     "@/rampart.conf:3: \"server\": invalid slow_start \"soon\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
-                    "        server 127.0.0.1:8081 slow_starts=10s;\n"
+                    "        server 127.0.0.1:8081 resolved;\n"
                     "    }\n"
                     "}\n",
-                    "@/rampart.conf:3: \"server\": invalid parameter \"slow_starts=10s\"");
+                    "@/rampart.conf:3: \"server\": invalid parameter \"resolved\"");
     ut_expect_error("http {\n"
                     "    upstream backend {\n"
                     "        server 127.0.0.1:0;\n"
