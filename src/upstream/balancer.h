@@ -133,6 +133,13 @@ rp_upstream_server_t *rp_balancer_rr_scan(rp_upstream_conf_t *u, rp_upstream_pee
                                           const rp_upstream_pick_t *pk, unsigned from, unsigned to,
                                           int64_t now);
 
+/* Power of two choices: two distinct usable, untried peers drawn by weight from r, the
+ * one with fewer requests in flight for its weight (random two, least_conn on large
+ * pools); NULL when the draws ran out first. */
+rp_upstream_server_t *rp_balancer_two(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
+                                      const rp_upstream_pick_t *pk, const rp_wrange_t *r,
+                                      int64_t now);
+
 /*
  * least_conn's exact choice over set->peer[from, to): the candidate with the fewest
  * requests in flight for its weight, ties by smooth round robin; O(to - from). What

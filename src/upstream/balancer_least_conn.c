@@ -71,10 +71,9 @@ rp_upstream_server_t *rp_balancer_lc_scan(rp_upstream_conf_t *u, rp_upstream_pee
     return pick;
 }
 
-/* Two distinct candidates drawn by weight, the lighter for its weight; NULL when the
- * draws ran out first. */
-static rp_upstream_server_t *lc_two(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                    const rp_upstream_pick_t *pk, const rp_wrange_t *r, int64_t now)
+rp_upstream_server_t *rp_balancer_two(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
+                                      const rp_upstream_pick_t *pk, const rp_wrange_t *r,
+                                      int64_t now)
 {
     rp_upstream_server_t *first = NULL;
     for (unsigned tries = 0; tries < RP_BALANCER_TRIES; tries++) {
@@ -105,7 +104,7 @@ static rp_upstream_server_t *lc_pick(rp_upstream_conf_t *u, rp_upstream_peers_t 
             continue;
         rp_upstream_server_t *s = NULL;
         if (to - from > RP_BALANCER_SMALL && t && t->range[b].total)
-            s = lc_two(u, set, pk, &t->range[b], now);
+            s = rp_balancer_two(u, set, pk, &t->range[b], now);
         if (s == NULL)
             s = rp_balancer_lc_scan(u, set, pk, from, to, now);
         if (s)

@@ -30,29 +30,6 @@ static rp_upstream_server_t *random_one(rp_upstream_conf_t *u, rp_upstream_peers
     return NULL;
 }
 
-static rp_upstream_server_t *random_two(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
-                                        const rp_upstream_pick_t *pk, const rp_wrange_t *r,
-                                        int64_t now)
-{
-    rp_upstream_server_t *first = NULL;
-    for (unsigned tries = 0; tries < RP_BALANCER_TRIES; tries++) {
-        rp_upstream_server_t *s = rp_wrange_draw(u, set, pk, r, now);
-        if (s == NULL || s == first)
-            continue;
-        if (first == NULL) {
-            first = s;
-            continue;
-        }
-        /* fewer in flight for the weight: a/wa > b/wb as a*wb > b*wa */
-        int64_t a = rp_shm_counter_get(&first->sh->inflight);
-        int64_t b = rp_shm_counter_get(&s->sh->inflight);
-        return a * rp_upstream_peer_weight(s, now) > b * rp_upstream_peer_weight(first, now)
-                   ? s
-                   : first;
-    }
-    return NULL;
-}
-
 static rp_upstream_server_t *random_pick(rp_upstream_conf_t *u, rp_upstream_peers_t *set,
                                          rp_upstream_pick_t *pk)
 {
@@ -65,7 +42,7 @@ static rp_upstream_server_t *random_pick(rp_upstream_conf_t *u, rp_upstream_peer
         rp_upstream_server_t *s = NULL;
         /* nginx: a range of one is round robin's (which also honours tried and usable) */
         if (to - from >= 2 && t && t->range[b].total)
-            s = u->random_two ? random_two(u, set, pk, &t->range[b], now)
+            s = u->random_two ? rp_balancer_two(u, set, pk, &t->range[b], now)
                               : random_one(u, set, pk, &t->range[b], now);
         if (s == NULL) /* the draws ran out: nginx goes round robin; two compares loads */
             s = u->random_two ? rp_balancer_lc_scan(u, set, pk, from, to, now)
