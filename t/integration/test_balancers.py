@@ -191,6 +191,7 @@ def test_a_resting_peer_stays_resting_across_a_reload(rampart, port, backend_fac
     # until both workers have met the dead peer (each request that does is retried)
     for _ in range(20):
         assert harness.get(port).status == 200
+    harness.wait_for(lambda: len(upstream_addrs(rampart)) >= 20, what="20 log lines")
     tried_dead = [a for a in upstream_addrs(rampart) if f":{dead}" in a]
     assert tried_dead, "the dead peer was never tried"
     size = (rampart.prefix / "logs" / "upstream.log").stat().st_size
@@ -199,8 +200,9 @@ def test_a_resting_peer_stays_resting_across_a_reload(rampart, port, backend_fac
     # a fresh table would send each new worker's first pick (round robin) to the dead peer
     for _ in range(40):
         assert harness.get(port).status == 200
+    # a request's log line is written once its response has gone: wait for all of them
+    harness.wait_for(lambda: len(upstream_addrs(rampart, size)) >= 40, what="40 log lines")
     after = upstream_addrs(rampart, size)
-    assert len(after) >= 40
     assert not [a for a in after if f":{dead}" in a], after
 
 
