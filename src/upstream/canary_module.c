@@ -18,6 +18,7 @@
 #include "http/http.h"
 #include "core/random.h"
 #include "upstream/upstream_choose.h"
+#include "core/murmur.h"
 #include "upstream/upstream_ssl.h"
 
 #include <string.h>
@@ -49,19 +50,9 @@ typedef struct {
 
 uint32_t rp_canary_hash(rp_str_t key)
 {
-    /* FNV-1a, then a 64-bit finalizer (splitmix64's) so that keys differing in one
-     * character land far apart; fixed seeds: the same everywhere, always */
-    uint64_t h = 0xcbf29ce484222325ull ^ 0x63616e617279ull; /* "canary" */
-    for (size_t i = 0; i < key.len; i++) {
-        h ^= (unsigned char)key.data[i];
-        h *= 0x100000001b3ull;
-    }
-    h ^= h >> 30;
-    h *= 0xbf58476d1ce4e5b9ull;
-    h ^= h >> 27;
-    h *= 0x94d049bb133111ebull;
-    h ^= h >> 31;
-    return (uint32_t)(h % RP_CANARY_SCALE);
+    /* split_clients's hash (MurmurHash2, fixed seed: the same everywhere, always), scaled
+     * to the weight's units as split_clients scales it to its percentages */
+    return (uint32_t)((uint64_t)rp_murmur_hash2(key.data, key.len) * RP_CANARY_SCALE >> 32);
 }
 
 int rp_canary_forced(rp_str_t v)

@@ -737,7 +737,7 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     rp_upstream_peers_t *set = rp_upstream_peers(u);
     int64_t now = rp_time_ms();
     pk->now = now;
-    unsigned base = pk->ntried, skipped = 0;
+    unsigned base = pk->ntried;
     rp_upstream_server_t *s;
     for (;;) {
         s = set->n ? u->balancer->pick(u, set, pk) : NULL;
@@ -750,7 +750,6 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
             if (now - start < s->fail_timeout ||
                 !rp_shm_counter_cas(&s->sh->fail_start, &start, now)) {
                 tried_push(pk, s); /* skipped for this pick only */
-                skipped++;
                 continue;
             }
         }
@@ -767,7 +766,6 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     rp_shm_counter_add(&s->sh->requests, 1);
     if (s->dynamic)
         s->refs++;
-    (void)skipped;
     return s;
 }
 

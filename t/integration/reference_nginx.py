@@ -14,6 +14,7 @@ instead of skipping them.
 
 import os
 import pwd
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -65,6 +66,28 @@ def rampart_text(http):
     """rampart's file for the same http-block content, also starting it on line 3."""
     return ("worker_processes 1; error_log logs/error.log info; pid logs/rampart.pid;\n"
             f"http {{\n{http.rstrip()}\n}}\n")
+
+
+def assert_rampart_refuses(conf_dir, http, line, message):
+    """`rampart -t` refuses this http-block content with exactly this message at line."""
+    (conf_dir / "rampart.conf").write_text(rampart_text(http))
+    p = harness.run("-t", "-p", conf_dir, "-c", "rampart.conf")
+    path = conf_dir / "rampart.conf"
+    assert p.returncode == 1
+    assert p.stderr == (f"rampart: {path}:{line}: {message}\n"
+                        f"rampart: configuration file {path} test failed\n")
+
+
+def refusal(tmp_path, http):
+    """`nginx -t` on the same content: asserts that nginx refuses it too and returns
+    (the line nginx names or None, nginx's stderr)."""
+    require()
+    nginx = Nginx(tmp_path / "nginx")
+    nginx.configure(http)
+    p = nginx.check()
+    assert p.returncode != 0, f"nginx accepts what rampart refuses:\n{p.stderr}"
+    m = re.search(rf"\[emerg\] .* in {re.escape(str(nginx.conf_path))}:(\d+)", p.stderr)
+    return (int(m.group(1)) if m else None), p.stderr
 
 
 class Nginx:
