@@ -6,7 +6,7 @@
  * entries, all pinned (never evicted, so counters updated without the lock stay
  * where they are):
  *   "p" NAME "\0" ADDRESS              a peer's rp_peer_shared_t
- *   "g" NAME                           the pool's entry (pool_shared_t): its generation,
+ *   "g" NAME                           the pool's entry (rp_pool_shared_t): its generation,
  *                                      moved by every DNS change, and its totals
  *   "r" NAME "\0" LINE " " HOST:PORT   the addresses of a `resolve` line (dns_record_t)
  *   "e"                                the last configuration epoch (below)
@@ -41,7 +41,7 @@
 #include <string.h>
 
 #define ZONE_TAG "upstream"
-#define ZONE_VERSION 2
+#define ZONE_VERSION 3
 #define DEFAULT_ZONE "rampart_upstreams"
 #define DEFAULT_ZONE_SIZE (4u << 20)
 #define EWMA_TAU_MS 10000.0 /* Finagle's and linkerd's decay time */
@@ -63,14 +63,6 @@ typedef struct {
     rec_addr_t a[RP_UPSTREAM_MAX_ADDRS];
 } dns_record_t;
 
-/* A pool's entry: what all workers share about the pool as a whole. Its totals are
- * laid out as a peer's entry, so that the in-flight count is journalled and given back
- * when a worker dies holding it, as a peer's is (peer_journal.c). */
-typedef struct {
-    rp_peer_shared_t totals;  /* inflight: requests in flight on all its peers */
-    rp_shm_counter_t gen;     /* moved by every DNS answer: workers rebuild their sets */
-    rp_shm_counter_t spare[7];
-} pool_shared_t;
 
 /* What a zone's data holds: the table and the pools using it in this generation. */
 typedef struct {
@@ -241,10 +233,12 @@ static int attach_pool_locked(zone_data_t *zd, rp_upstream_conf_t *u, unsigned e
     char key[300];
     size_t klen = pool_key(key, sizeof(key), 'g', u);
     void *v;
-    if (reserve_locked(zd, key, klen, sizeof(pool_shared_t), &v) < 0)
+    if (reserve_locked(zd, key, klen, sizeof(rp_pool_shared_t), &v) < 0)
         return -1;
-    u->gen = &((pool_shared_t *)v)->gen;
-    u->totals = &((pool_shared_t *)v)->totals;
+    u->pool = v;
+    u->gen = &u->pool->gen;
+    u->totals = &u->pool->totals;
+    rp_shm_counter_set(&u->pool->retries.state, RP_PEER_POOL);
     rp_shm_counter_set(&u->totals->state, RP_PEER_POOL);
     return 0;
 }
@@ -653,17 +647,123 @@ static int resting(const rp_upstream_server_t *s, int64_t now, int single)
     return now - rp_shm_counter_get(&s->sh->fail_start) < s->fail_timeout ? 1 : 2;
 }
 
+int rp_upstream_peer_healthy(const rp_upstream_conf_t *u, const rp_upstream_server_t *s,
+                             int64_t now)
+{
+    const rp_peer_shared_t *sh = s->sh;
+    int64_t until = rp_shm_counter_get(&sh->ejected_until);
+    /* with active checks an ejection ends when a check passes (the helper clears it) */
+    if (until && (u->health_checks || now < until))
+        return 0;
+    int64_t h = rp_shm_counter_get(&sh->health);
+    if (h == RP_HEALTH_UNHEALTHY)
+        return 0;
+    return h != RP_HEALTH_UNKNOWN || !u->health_mandatory || !u->health_checks;
+}
+
+/* The panic threshold's percent for u, 0 when u has none. */
+static int panic_threshold(const rp_upstream_conf_t *u)
+{
+    if (!u->health_checks && !u->outlier)
+        return 0; /* nothing makes a peer unhealthy: no panic to have */
+    return u->panic_threshold < 0 ? 50 : u->panic_threshold;
+}
+
+int rp_upstream_in_panic(rp_upstream_conf_t *u, int64_t now)
+{
+    int pct = panic_threshold(u);
+    if (pct == 0 || u->live == NULL)
+        return 0;
+    if (u->panic_checked && now - u->panic_checked < 100 && now >= u->panic_checked)
+        return u->panic;
+    u->panic_checked = now;
+    rp_upstream_peers_t *set = u->live;
+    unsigned n = 0, healthy = 0;
+    for (unsigned i = 0; i < set->nprimary; i++) {
+        rp_upstream_server_t *s = set->peer[i];
+        if (s->down || s->retired)
+            continue;
+        n++;
+        healthy += rp_upstream_peer_healthy(u, s, now);
+    }
+    unsigned panic = n > 0 && healthy * 100 < (unsigned)pct * n;
+    if (panic != u->panic && u->pool) {
+        /* one worker logs the change: the one whose swap moves the shared flag */
+        int64_t expect = !panic;
+        if (rp_shm_counter_cas(&u->pool->panic, &expect, panic)) {
+            if (panic)
+                rp_shm_counter_add(&u->pool->panics, 1);
+            rp_log_error(panic ? RP_LOG_WARN : RP_LOG_NOTICE, 0,
+                         panic ? "upstream \"%s\" in panic: %u of %u peers healthy, below "
+                                 "panic_threshold %d%%; balancing over all of them"
+                               : "upstream \"%s\" out of panic: %u of %u peers healthy "
+                                 "(panic_threshold %d%%)",
+                         u->name, healthy, n, pct);
+        }
+    }
+    u->panic = panic;
+    return panic;
+}
+
 int rp_upstream_peer_usable(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
 {
     if (s->down || s->retired)
         return 0;
     int64_t st = rp_shm_counter_get(&s->sh->state);
-    if (st != RP_PEER_USABLE && st != RP_PEER_UNKNOWN)
+    if (st != RP_PEER_USABLE)
         return 0;
     if (s->max_conns && rp_shm_counter_get(&s->sh->inflight) >= s->max_conns)
         return 0;
+    if (u->panic)
+        return 1; /* in panic, over all peers: health and rests do not count */
+    if ((u->health_checks || u->outlier) && !rp_upstream_peer_healthy(u, s, now))
+        return 0;
     /* 2: the rest is over; the pick claims the one probing request (get_peer) */
     return resting(s, now, u->live && u->live->n == 1) != 1;
+}
+
+int rp_upstream_peer_resting(const rp_upstream_conf_t *u, const rp_upstream_server_t *s,
+                             int64_t now)
+{
+    return resting(s, now, u->live && u->live->n == 1) == 1;
+}
+
+int rp_upstream_peer_state(const rp_upstream_conf_t *u, const rp_upstream_server_t *s, int64_t now)
+{
+    if (s->down)
+        return RP_PEER_DOWN;
+    int64_t st = rp_shm_counter_get(&s->sh->state);
+    if (st == RP_PEER_DOWN || st == RP_PEER_DRAINING)
+        return (int)st;
+    int64_t until = rp_shm_counter_get(&s->sh->ejected_until);
+    if (until && (u->health_checks || now < until))
+        return RP_PEER_EJECTED;
+    if (!u->health_checks)
+        return RP_PEER_USABLE;
+    switch (rp_shm_counter_get(&s->sh->health)) {
+    case RP_HEALTH_HEALTHY:
+        return RP_PEER_HEALTHY;
+    case RP_HEALTH_UNHEALTHY:
+        return RP_PEER_UNHEALTHY;
+    default:
+        return RP_PEER_UNKNOWN;
+    }
+}
+
+const char *rp_upstream_peer_state_name(int state)
+{
+    static const char *const names[] = {"usable",  "down",    "draining", "unhealthy",
+                                        "ejected", "unknown", "pool",     "healthy"};
+    return state >= 0 && state < (int)(sizeof(names) / sizeof(names[0])) ? names[state] : "?";
+}
+
+void rp_upstream_observe(rp_upstream_conf_t *u, rp_upstream_observer_t *ob)
+{
+    rp_upstream_observer_t **p = &u->observers;
+    while (*p)
+        p = &(*p)->next;
+    ob->next = NULL;
+    *p = ob;
 }
 
 int rp_upstream_peer_weight(const rp_upstream_server_t *s, int64_t now)
@@ -737,6 +837,8 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     rp_upstream_peers_t *set = rp_upstream_peers(u);
     int64_t now = rp_time_ms();
     pk->now = now;
+    if (u->health_checks || u->outlier)
+        rp_upstream_in_panic(u, now);
     unsigned base = pk->ntried;
     rp_upstream_server_t *s;
     for (;;) {
@@ -824,6 +926,8 @@ void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     }
     if (u->balancer->report)
         u->balancer->report(u, s, o);
+    for (rp_upstream_observer_t *ob = u->observers; ob; ob = ob->next)
+        ob->report(u, s, o, ob->data);
     rp_peer_inflight_add(sh, -1);
     if (u->totals)
         rp_peer_inflight_add(u->totals, -1);

@@ -44,16 +44,28 @@ typedef struct rp_upstream_server_s rp_upstream_server_t;
 typedef struct rp_request_s rp_request_t;
 typedef struct rp_shm_zone_s rp_shm_zone_t;
 
-/* A peer's administrative and health state, as kept in the table. */
+/*
+ * A peer's state as shown (rp_upstream_peer_state). The table keeps three independent
+ * facts: the administrative state (`state`: USABLE, DOWN, DRAINING; set at run time),
+ * the health from active checks (`health`: RP_HEALTH_*, written by the helper) and an
+ * ejection by outlier detection (`ejected_until`). What a peer is shown as is the first
+ * that applies of: down, draining, ejected, unhealthy, unknown (checks configured, no
+ * verdict yet), healthy (checks passed) or usable (no checks).
+ */
 enum {
-    RP_PEER_USABLE = 0,    /* takes traffic (health unknown or healthy) */
+    RP_PEER_USABLE = 0,    /* takes traffic (no checks configured) */
     RP_PEER_DOWN = 1,      /* marked down at run time: no traffic */
     RP_PEER_DRAINING = 2,  /* no new requests; those in flight finish */
-    RP_PEER_UNHEALTHY = 3, /* active checks failed (resilience module) */
-    RP_PEER_EJECTED = 4,   /* outlier detection ejected it (resilience module) */
-    RP_PEER_UNKNOWN = 5,   /* never checked yet, where checks are configured */
+    RP_PEER_UNHEALTHY = 3, /* active checks failed */
+    RP_PEER_EJECTED = 4,   /* outlier detection ejected it */
+    RP_PEER_UNKNOWN = 5,   /* checks configured, no verdict yet */
     RP_PEER_POOL = 6,      /* not a peer: a pool's totals, laid out as a peer's entry */
+    RP_PEER_HEALTHY = 7,   /* checks configured, and it passes them */
 };
+
+/* A peer's health from active checks (health_check.c, in the helper). A new entry is
+ * zeroed: unknown. */
+enum { RP_HEALTH_UNKNOWN = 0, RP_HEALTH_HEALTHY = 1, RP_HEALTH_UNHEALTHY = 2 };
 
 /* One peer's entry in the shared table: counters updated without the zone's lock. */
 typedef struct {
@@ -64,14 +76,52 @@ typedef struct {
     rp_shm_counter_t ewma_stamp;   /* ms: when the averages last moved */
     rp_shm_counter_t fails;        /* failures in the current window (max_fails) */
     rp_shm_counter_t fail_start;   /* ms: when that window began */
-    rp_shm_counter_t state;        /* RP_PEER_* */
+    rp_shm_counter_t state;        /* RP_PEER_USABLE, _DOWN or _DRAINING (administrative) */
     rp_shm_counter_t usable_since; /* ms: became usable again (slow_start); 0: from the start */
     rp_shm_counter_t requests;     /* attempts made on it, all time */
     rp_shm_counter_t failures;     /* failed attempts, all time */
     rp_shm_counter_t weight;       /* run-time weight override; 0: the configured one */
     rp_shm_counter_t epoch;        /* the last configuration generation that had it */
-    rp_shm_counter_t spare[3];     /* room for the next modules without a new layout */
+    /* active health checks (health_check.c: only the helper writes these) */
+    rp_shm_counter_t health;         /* RP_HEALTH_* */
+    rp_shm_counter_t health_since;   /* ms: when health last changed */
+    rp_shm_counter_t checks;         /* probes sent, all time */
+    rp_shm_counter_t check_fails;    /* probes failed, all time */
+    /* outlier detection (outlier.c) */
+    rp_shm_counter_t ejected_until;  /* ms: ejected until then; 0: not ejected. With
+                                      * active checks, it stays ejected past that until a
+                                      * check passes (the helper clears it) */
+    rp_shm_counter_t ejections;      /* the ejection multiplier: the next one lasts
+                                      * base x (n + 1), capped; decays while it behaves */
+    rp_shm_counter_t ejected_total;  /* times ejected, all time */
+    rp_shm_counter_t consec_5xx;     /* consecutive 5xx responses (and local failures) */
+    rp_shm_counter_t consec_gateway; /* consecutive 502/503/504 and local failures */
+    rp_shm_counter_t consec_connect; /* consecutive failures to connect */
+    rp_shm_counter_t window_requests;/* this interval's attempts (success rate) */
+    rp_shm_counter_t window_failures;/* ... and those that failed */
+    rp_shm_counter_t retries;        /* retries made on it, all time */
+    rp_shm_counter_t spare[7];       /* room for the next modules without a new layout */
 } rp_peer_shared_t;
+
+/*
+ * A pool's entry in the table: what all workers share about an upstream as a whole.
+ * Its counts of requests in flight are laid out as peers' entries, so that they are
+ * journalled and given back when a worker dies holding them, as a peer's are.
+ */
+typedef struct {
+    rp_peer_shared_t totals;  /* inflight: requests in flight on its peers; conns: its
+                               * upstream connections open */
+    rp_peer_shared_t retries; /* inflight: retries (and hedges) in flight; conns:
+                               * requests waiting for a connection (max_pending) */
+    rp_shm_counter_t gen;     /* moved by every DNS answer: workers rebuild their sets */
+    rp_shm_counter_t panic;   /* 1 while fewer than panic_threshold of its peers are
+                               * usable and it balances over all of them */
+    rp_shm_counter_t panics;  /* times it entered panic, all time */
+    rp_shm_counter_t retried; /* retries made, all time */
+    rp_shm_counter_t budget_denied;  /* retries the budget refused, all time */
+    rp_shm_counter_t breaker_tripped;/* requests a breaker answered 503, all time */
+    rp_shm_counter_t spare[26];      /* for the breakers' queue and what comes next */
+} rp_pool_shared_t;
 
 /* How an attempt on a peer went, for rp_upstream_free_peer and balancers. */
 typedef struct {
@@ -79,6 +129,9 @@ typedef struct {
     unsigned incomplete : 1;  /* ended before the last byte (client gone, aborted) */
     unsigned counted : 1;     /* the failure was counted already (rp_upstream_peer_failed:
                                * one failed HTTP/2 connection, however many requests) */
+    unsigned connect : 1;     /* with failed: connecting failed (refused, unreachable,
+                               * connect timeout, TLS handshake) */
+    unsigned timeout : 1;     /* with failed: the peer did not answer in time */
     int status;               /* the response status, 0 when none came */
     int64_t header_ms;        /* to the response head; -1 when none came */
     int64_t last_ms;          /* to the last byte; -1 when it did not end well */
@@ -147,6 +200,38 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
  * and s leaves the in-flight count. */
 void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,
                            const rp_upstream_outcome_t *o);
+
+/*
+ * Something that learns from every attempt's outcome (outlier detection, metrics):
+ * registered on an upstream at configuration time, called by rp_upstream_free_peer
+ * after the generic accounting, in the worker that made the attempt.
+ */
+typedef struct rp_upstream_observer_s {
+    void (*report)(rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                   const rp_upstream_outcome_t *o, void *data);
+    void *data;
+    struct rp_upstream_observer_s *next;
+} rp_upstream_observer_t;
+
+/* Adds an observer to u (configuration time; ob lives in the configuration's arena). */
+void rp_upstream_observe(rp_upstream_conf_t *u, rp_upstream_observer_t *ob);
+
+/* Whether s rests after max_fails failures within fail_timeout (shown "unavailable"). */
+int rp_upstream_peer_resting(const rp_upstream_conf_t *u, const rp_upstream_server_t *s,
+                             int64_t now);
+
+/* s's state as shown (RP_PEER_*), and its name ("usable", "ejected", ...). */
+int rp_upstream_peer_state(const rp_upstream_conf_t *u, const rp_upstream_server_t *s, int64_t now);
+const char *rp_upstream_peer_state_name(int state);
+
+/* Whether s is healthy for the pool: not unhealthy by active checks, not ejected, and
+ * not of unknown health where unknown peers take no traffic (health_check mandatory).
+ * The panic threshold compares the share of such peers with the pool's. */
+int rp_upstream_peer_healthy(const rp_upstream_conf_t *u, const rp_upstream_server_t *s,
+                             int64_t now);
+
+/* Whether u is in panic now (this worker's view, refreshed at most every 100 ms). */
+int rp_upstream_in_panic(rp_upstream_conf_t *u, int64_t now);
 
 /* Frees what the picks of one request allocated (only beyond 8 tries). */
 void rp_upstream_pick_done(rp_upstream_pick_t *pk);

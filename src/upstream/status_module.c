@@ -38,25 +38,14 @@ static void json_str(struct evbuffer *b, const char *s)
 
 static const char *state_name(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
 {
-    if (s->down)
-        return "down";
-    switch (rp_shm_counter_get(&s->sh->state)) {
-    case RP_PEER_DOWN:
-        return "down";
-    case RP_PEER_DRAINING:
-        return "draining";
-    case RP_PEER_UNHEALTHY:
-        return "unhealthy";
-    case RP_PEER_EJECTED:
-        return "ejected";
-    case RP_PEER_UNKNOWN:
-        return "unknown";
-    }
+    int st = rp_upstream_peer_state(u, s, now);
+    if (st != RP_PEER_USABLE && st != RP_PEER_HEALTHY)
+        return rp_upstream_peer_state_name(st);
     if (s->max_conns && rp_shm_counter_get(&s->sh->inflight) >= s->max_conns)
         return "full";
-    if (!rp_upstream_peer_usable(u, s, now))
+    if (!u->panic && rp_upstream_peer_resting(u, s, now))
         return "unavailable"; /* resting after max_fails within fail_timeout */
-    return "up";
+    return st == RP_PEER_HEALTHY ? "healthy" : "up";
 }
 
 static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_server_t *s,
@@ -79,9 +68,28 @@ static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_ser
                         (long long)s->fail_timeout);
     evbuffer_add_printf(b, ",\"max_conns\":%d,\"slow_start_ms\":%lld", s->max_conns,
                         (long long)s->slow_start);
-    evbuffer_add_printf(b, ",\"requests\":%lld,\"failures\":%lld}",
+    evbuffer_add_printf(b, ",\"requests\":%lld,\"failures\":%lld,\"retries\":%lld",
                         (long long)rp_shm_counter_get(&sh->requests),
-                        (long long)rp_shm_counter_get(&sh->failures));
+                        (long long)rp_shm_counter_get(&sh->failures),
+                        (long long)rp_shm_counter_get(&sh->retries));
+    static const char *const health[] = {"unknown", "healthy", "unhealthy"};
+    int64_t h = rp_shm_counter_get(&sh->health);
+    evbuffer_add_printf(b, ",\"health\":\"%s\",\"checks\":%lld,\"check_fails\":%lld",
+                        u->health_checks && h >= 0 && h <= 2 ? health[h] : "unchecked",
+                        (long long)rp_shm_counter_get(&sh->checks),
+                        (long long)rp_shm_counter_get(&sh->check_fails));
+    int64_t until = rp_shm_counter_get(&sh->ejected_until);
+    evbuffer_add_printf(b, ",\"ejected\":%s,\"ejection_left_ms\":%lld,\"ejections\":%lld,"
+                           "\"ejected_total\":%lld",
+                        until && (u->health_checks || now < until) ? "true" : "false",
+                        (long long)(until > now ? until - now : 0),
+                        (long long)rp_shm_counter_get(&sh->ejections),
+                        (long long)rp_shm_counter_get(&sh->ejected_total));
+    evbuffer_add_printf(b, ",\"consecutive_5xx\":%lld,\"consecutive_gateway_failure\":%lld,"
+                           "\"consecutive_connect_failure\":%lld}",
+                        (long long)rp_shm_counter_get(&sh->consec_5xx),
+                        (long long)rp_shm_counter_get(&sh->consec_gateway),
+                        (long long)rp_shm_counter_get(&sh->consec_connect));
 }
 
 static int status_handler(rp_request_t *r)
@@ -104,8 +112,25 @@ static int status_handler(rp_request_t *r)
         evbuffer_add_printf(b, ",\"implicit\":%s,\"balancer\":\"%s\",\"zone\":",
                             u->implicit ? "true" : "false", u->balancer->name);
         json_str(b, u->zone ? u->zone->name : "");
-        evbuffer_add(b, ",\"peers\":[", 10);
         rp_upstream_peers_t *set = rp_upstream_peers(u);
+        if (u->pool) {
+            rp_pool_shared_t *ps = u->pool;
+            rp_upstream_in_panic(u, now);
+            evbuffer_add_printf(
+                b, ",\"inflight\":%lld,\"connections\":%lld,\"retries_inflight\":%lld,"
+                   "\"pending\":%lld,\"panic\":%s,\"panics\":%lld,\"retried\":%lld,"
+                   "\"budget_denied\":%lld,\"breaker_tripped\":%lld",
+                (long long)rp_shm_counter_get(&ps->totals.inflight),
+                (long long)rp_shm_counter_get(&ps->totals.conns),
+                (long long)rp_shm_counter_get(&ps->retries.inflight),
+                (long long)rp_shm_counter_get(&ps->retries.conns),
+                rp_shm_counter_get(&ps->panic) ? "true" : "false",
+                (long long)rp_shm_counter_get(&ps->panics),
+                (long long)rp_shm_counter_get(&ps->retried),
+                (long long)rp_shm_counter_get(&ps->budget_denied),
+                (long long)rp_shm_counter_get(&ps->breaker_tripped));
+        }
+        evbuffer_add(b, ",\"peers\":[", 10);
         for (unsigned k = 0; k < set->n; k++) {
             if (k)
                 evbuffer_add(b, ",", 1);

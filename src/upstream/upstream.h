@@ -89,6 +89,16 @@ struct rp_upstream_conf_s {
     rp_shm_zone_t *zone;
     rp_shm_counter_t *gen; /* the pool's generation in the zone (moved by DNS answers) */
     rp_peer_shared_t *totals; /* the pool's: inflight on all its peers, all workers (peers.c) */
+    rp_pool_shared_t *pool;   /* the pool's whole entry (totals, retries, panic...) */
+
+    /* resilience: set by the modules of the upstream block's directives */
+    unsigned health_checks : 1;    /* health_check: peers' health is known (helper) */
+    unsigned health_mandatory : 1; /* health_check ... mandatory: unknown takes no traffic */
+    unsigned outlier : 1;          /* outlier_detection: peers may be ejected */
+    int panic_threshold;           /* percent of healthy peers below which the pool
+                                    * balances over all; -1: unset (50 when health is
+                                    * tracked); 0: never */
+    rp_upstream_observer_t *observers; /* rp_upstream_observe */
 
     /* balancing directives' settings */
     void *hash_key;              /* hash KEY: an rp_cv_t */
@@ -113,6 +123,8 @@ struct rp_upstream_conf_s {
     int nidle;
     int h2_idle; /* HTTP/2 sessions without a request */
     unsigned nprimary, nbackup;
+    int64_t panic_checked; /* ms: when this worker last counted the healthy peers */
+    unsigned panic : 1;    /* its verdict */
 };
 
 typedef struct {

@@ -34,6 +34,7 @@ static void init_ups(rp_upstream_conf_t *u, rp_cycle_t *cycle)
     u->keepalive_timeout = RP_CONF_UNSET_MSEC;
     u->keepalive_requests = RP_CONF_UNSET;
     u->cycle = cycle;
+    u->panic_threshold = -1;
     u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
 }
 
