@@ -27,6 +27,7 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     a->peer = s;
     a->tries++;
     a->header_ms = -1;
+    a->status = 0;
     a->status_recorded = 0;
     rp_time_now(&a->t_start);
     rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->addr, s->name);
@@ -56,6 +57,7 @@ void rp_attempt_header(rp_attempt_t *a, int status)
     }
     rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->status, code);
     a->status_recorded = 1;
+    a->status = status;
     a->header_ms = rp_attempt_elapsed(a);
 }
 
@@ -77,7 +79,9 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
         .failed = (how & RP_ATTEMPT_FAILED) != 0,
         .incomplete = (how & RP_ATTEMPT_INCOMPLETE) != 0,
         .counted = (how & RP_ATTEMPT_COUNTED) != 0,
-        .status = r->status,
+        .connect = (how & RP_ATTEMPT_CONNECT) != 0,
+        .timeout = (how & RP_ATTEMPT_TIMEOUT) != 0,
+        .status = a->status,
         .header_ms = a->header_ms,
         .last_ms = how == RP_ATTEMPT_OK ? ms : -1,
         .now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000,

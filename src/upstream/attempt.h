@@ -22,6 +22,8 @@ enum {
     RP_ATTEMPT_FAILED = 1,     /* the peer failed it: counts toward max_fails */
     RP_ATTEMPT_INCOMPLETE = 2, /* it stopped for another reason (client gone) */
     RP_ATTEMPT_COUNTED = 4,    /* with FAILED: the failure was counted already */
+    RP_ATTEMPT_CONNECT = 8,    /* with FAILED: connecting failed (or its TLS handshake) */
+    RP_ATTEMPT_TIMEOUT = 16,   /* with FAILED: the peer did not answer in time */
 };
 
 typedef struct {
@@ -34,6 +36,7 @@ typedef struct {
     unsigned status_recorded : 1;
     struct timeval t_start;     /* the current attempt's start */
     int64_t header_ms;          /* to its response head; -1 before it */
+    int status;                 /* its response status; 0 before the head */
     /* The request body read from the client so far, kept while it fits in
      * RP_ATTEMPT_KEEP_MAX, so another attempt can carry it again. */
     struct evbuffer *kept;

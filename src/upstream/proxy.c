@@ -526,7 +526,9 @@ static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
     rp_attempt_connect_time(&p->at, -1);
-    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, timed_out ? "504" : "502");
+    rp_attempt_end(&p->at,
+                   RP_ATTEMPT_FAILED | RP_ATTEMPT_CONNECT | (timed_out ? RP_ATTEMPT_TIMEOUT : 0),
+                   timed_out ? "504" : "502");
     drop_uc(p, 0);
     p->at.last_timeout = timed_out;
     connect_next(p);
@@ -1065,6 +1067,7 @@ static void on_upstream_timer(void *arg)
     proxy_t *p = arg;
     int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
     if (p->state == P_BODY) {
+        p->at.last_timeout = 1;
         abort_response(p, "upstream timed out (110: Connection timed out) while reading upstream",
                        0, NULL);
         return;
@@ -1075,7 +1078,7 @@ static void on_upstream_timer(void *arg)
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
                  0, NULL);
-    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "504");
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_TIMEOUT, "504");
     p->finished = 1;
     fail(p, 504);
 }

@@ -251,7 +251,7 @@ static void connect_next(xchg_t *x)
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
         rp_attempt_connect_time(&x->at, -1);
-        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED, "502");
+        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT, "502");
         release(x);
         x->at.last_timeout = 0;
     }
@@ -277,7 +277,9 @@ static void failed_before_head(xchg_t *x)
                          "while connecting to upstream");
         /* the failed connection was counted once against the server (h2_upstream.c) */
         rp_attempt_connect_time(&x->at, -1);
-        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED,
+        rp_attempt_end(&x->at,
+                       RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT |
+                           (st->timed_out ? RP_ATTEMPT_TIMEOUT : 0),
                        st->timed_out ? "504" : "502");
         x->at.last_timeout = st->timed_out;
         release(x);
@@ -597,7 +599,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      : "upstream timed out (110: Connection timed out) while reading response "
                        "header from upstream",
                  0, NULL);
-    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, "504");
+    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_TIMEOUT, "504");
     fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
 }
 

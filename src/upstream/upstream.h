@@ -99,6 +99,8 @@ struct rp_upstream_conf_s {
                                     * balances over all; -1: unset (50 when health is
                                     * tracked); 0: never */
     rp_upstream_observer_t *observers; /* rp_upstream_observe */
+    /* circuit breakers (breaker_module.c): 0 none */
+    int max_retries;               /* retries (and hedges) in flight, all workers */
 
     /* balancing directives' settings */
     void *hash_key;              /* hash KEY: an rp_cv_t */
