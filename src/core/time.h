@@ -24,6 +24,10 @@ int64_t rp_time_ms(void);
 /* Milliseconds from t to the loop's cached time (negative if t is later). */
 int64_t rp_time_ms_since(const struct timeval *t);
 
+/* Seconds since the epoch of an HTTP date in any of the three forms RFC 9110 asks a
+ * recipient to accept (IMF-fixdate, RFC 850, asctime), or -1. */
+int64_t rp_http_time_parse(const char *s, size_t len);
+
 /* A timeval for an interval of ms milliseconds (event_add's argument). */
 static inline struct timeval rp_time_tv(int64_t ms)
 {

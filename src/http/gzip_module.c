@@ -24,6 +24,7 @@
  * next response, so a warm worker compresses without malloc.
  */
 #include "http/request.h"
+#include "core/time.h"
 #include "core/log.h"
 #include "http/grpc.h"
 #include "http/h1_parser.h"
@@ -311,26 +312,6 @@ static int has_token(rp_header_t *h, const char *token)
     return h && rp_h1_token_list_has(h->value.data, h->value.len, token);
 }
 
-/* Seconds since the epoch of an HTTP date in any of the three forms RFC 9110 asks a
- * recipient to accept (IMF-fixdate, RFC 850, asctime), or -1. */
-static int64_t http_time(rp_str_t v)
-{
-    static const char *const forms[] = {"%a, %d %b %Y %H:%M:%S GMT", "%A, %d-%b-%y %H:%M:%S GMT",
-                                        "%a %b %e %H:%M:%S %Y"};
-    char buf[64];
-    if (v.len >= sizeof(buf))
-        return -1;
-    memcpy(buf, v.data, v.len);
-    buf[v.len] = '\0';
-    for (size_t i = 0; i < sizeof(forms) / sizeof(forms[0]); i++) {
-        struct tm tm = {0};
-        const char *end = strptime(buf, forms[i], &tm);
-        if (end && *end == '\0')
-            return (int64_t)timegm(&tm);
-    }
-    return -1;
-}
-
 /* gzip_proxied expired: the answer's Expires has passed, so no cache keeps it (nginx's
  * test; a mere Expires, often a date to cache until, would not do). An Expires that is
  * not a date counts as not expired, as in nginx. */
@@ -339,7 +320,7 @@ static int expired(rp_request_t *r)
     rp_header_t *e = rp_http_out_header(r, "expires");
     if (e == NULL)
         return 0;
-    int64_t t = http_time(e->value);
+    int64_t t = rp_http_time_parse(e->value.data, e->value.len);
     struct timeval now;
     rp_time_now(&now);
     return t >= 0 && t < (int64_t)now.tv_sec;

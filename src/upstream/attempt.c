@@ -3,6 +3,9 @@
  */
 #include "upstream/attempt.h"
 #include "upstream/proxy.h"
+#include "upstream/retry_module.h"
+#include "core/log.h"
+#include "core/random.h"
 #include "core/time.h"
 
 #include <event2/buffer.h>
@@ -17,6 +20,7 @@ void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u)
     a->ups = u;
     a->pick.r = r;
     a->header_ms = -1;
+    a->policy = rp_retry_conf(r);
 }
 
 rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
@@ -25,6 +29,12 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     if (s == NULL)
         return NULL;
     a->peer = s;
+    if (a->tries == 0)
+        a->t_first = rp_time_ms();
+    if (a->retry_next) {
+        a->retry_next = 0;
+        rp_shm_counter_add(&s->sh->retries, 1);
+    }
     a->tries++;
     a->header_ms = -1;
     a->status = 0;
@@ -102,10 +112,126 @@ void rp_attempt_again(rp_attempt_t *a)
     rp_upstream_free_peer(a->ups, s, &o);
 }
 
+static const char *reason_name(unsigned reason)
+{
+    switch (reason) {
+    case RP_RETRY_CONNECT:
+        return "connect failure";
+    case RP_RETRY_REFUSED:
+        return "refused stream";
+    case RP_RETRY_RESET:
+        return "connection reset or closed";
+    case RP_RETRY_TIMEOUT:
+        return "timeout";
+    case RP_RETRY_INVALID:
+        return "invalid response header";
+    case RP_RETRY_HEDGE:
+        return "hedge";
+    default:
+        return "status";
+    }
+}
+
+/* Whether the method is idempotent (RFC 9110 9.2.2). */
+static int idempotent(const rp_request_t *r)
+{
+    rp_str_t m = r->method;
+    return rp_str_eq(m, "GET") || rp_str_eq(m, "HEAD") || rp_str_eq(m, "PUT") ||
+           rp_str_eq(m, "DELETE") || rp_str_eq(m, "OPTIONS") || rp_str_eq(m, "TRACE");
+}
+
+int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_status,
+                         int not_processed, int64_t retry_after_ms)
+{
+    const rp_retry_conf_t *c = a->policy;
+    rp_upstream_conf_t *u = a->ups;
+    rp_request_t *r = a->r;
+    if (c == NULL || !rp_retry_wants(c, reason, status, grpc_status))
+        return -1;
+    /* a body that was not kept whole cannot go again */
+    if (!rp_attempt_may_replay(a))
+        return -1;
+    if (!rp_retry_unprocessed(reason, status, not_processed) && !idempotent(r) &&
+        c->non_idempotent != 1)
+        return -1; /* it may have reached the peer: POST and PATCH go once (RFC 9110 9.2.2) */
+    unsigned max_tries;
+    if (c->retries >= 0)
+        max_tries = (unsigned)c->retries + 1;
+    else
+        max_tries = rp_upstream_peers(u)->n; /* as nginx: until every peer was tried */
+    if (a->tries >= max_tries)
+        return -1;
+    int64_t now = rp_time_ms();
+    if (c->deadline > 0 && now - a->t_first >= c->deadline)
+        return -1;
+    int64_t wait = rp_retry_backoff(c, a->tries, rp_random());
+    if (retry_after_ms >= 0 && c->retry_after_max > 0) {
+        if (retry_after_ms > c->retry_after_max)
+            return -1; /* the peer asks for longer than we would hold the client */
+        if (retry_after_ms > wait)
+            wait = retry_after_ms;
+    }
+    if (c->deadline > 0 && now + wait - a->t_first >= c->deadline)
+        return -1;
+    rp_pool_shared_t *pool = u->pool;
+    if (!a->retrying && pool) {
+        /* one retry in flight per retrying request, across workers */
+        int64_t retrying = rp_shm_counter_get(&pool->retries.inflight);
+        int64_t inflight = rp_shm_counter_get(&pool->totals.inflight);
+        int over_max = u->max_retries > 0 && retrying >= u->max_retries;
+        if (over_max || !rp_retry_budget_allows(retrying, inflight, u->retry_budget_pct,
+                                                u->retry_budget_min)) {
+            rp_shm_counter_add(&pool->budget_denied, 1);
+            rp_log_error(RP_LOG_WARN, 0,
+                         "upstream \"%s\": no retry of \"%.*s %.*s\" after %s from %s: %s "
+                         "(%lld retries in flight, %lld requests)",
+                         u->name, (int)r->method.len, r->method.data, (int)r->request_uri.len,
+                         r->request_uri.data, reason_name(reason),
+                         a->peer ? a->peer->name : "?",
+                         over_max ? "max_retries reached" : "retry budget exhausted",
+                         (long long)retrying, (long long)inflight);
+            return -1;
+        }
+        a->retrying = 1;
+        rp_peer_inflight_add(&pool->retries, 1);
+    }
+    if (pool)
+        rp_shm_counter_add(&pool->retried, 1);
+    a->retry_next = 1;
+    char what[48] = "";
+    if (reason == RP_RETRY_STATUS && grpc_status > 0)
+        snprintf(what, sizeof(what), "grpc-status %d", grpc_status);
+    else if (reason == RP_RETRY_STATUS)
+        snprintf(what, sizeof(what), "status %d", status);
+    rp_log_error(RP_LOG_WARN, 0,
+                 "upstream \"%s\": retrying \"%.*s %.*s\" after %s from %s (try %u of %u), "
+                 "in %lldms",
+                 u->name, (int)r->method.len, r->method.data, (int)r->request_uri.len,
+                 r->request_uri.data, what[0] ? what : reason_name(reason),
+                 a->peer ? a->peer->name : "?", a->tries + 1, max_tries, (long long)wait);
+    return wait;
+}
+
+int64_t rp_attempt_head_timeout(const rp_attempt_t *a, int64_t dflt)
+{
+    const rp_retry_conf_t *c = a->policy;
+    if (c == NULL || c->per_try_timeout <= 0)
+        return dflt;
+    int64_t left = c->per_try_timeout - rp_attempt_elapsed(a);
+    if (left < 1)
+        left = 1;
+    return left < dflt ? left : dflt;
+}
+
 void rp_attempt_done(rp_attempt_t *a)
 {
     if (a->peer)
         rp_attempt_end(a, RP_ATTEMPT_INCOMPLETE, NULL);
+    if (a->retrying) {
+        a->retrying = 0;
+        if (a->ups->pool)
+            rp_peer_inflight_add(&a->ups->pool->retries, -1);
+    }
     rp_upstream_pick_done(&a->pick);
     if (a->kept) {
         evbuffer_free(a->kept);
@@ -148,9 +274,5 @@ void rp_attempt_kept_copy(const rp_attempt_t *a, size_t off, char *buf, size_t n
 
 int rp_attempt_may_resend(const rp_attempt_t *a)
 {
-    rp_str_t m = a->r->method;
-    if (!rp_attempt_may_replay(a))
-        return 0;
-    return rp_str_eq(m, "GET") || rp_str_eq(m, "HEAD") || rp_str_eq(m, "PUT") ||
-           rp_str_eq(m, "DELETE") || rp_str_eq(m, "OPTIONS") || rp_str_eq(m, "TRACE");
+    return rp_attempt_may_replay(a) && (idempotent(a->r) || a->policy->non_idempotent == 1);
 }

@@ -13,6 +13,7 @@
 
 #include "http/request.h"
 #include "upstream/upstream.h"
+#include "upstream/retry.h"
 
 #include <sys/time.h>
 
@@ -42,6 +43,11 @@ typedef struct {
     struct evbuffer *kept;
     unsigned body_lost : 1;     /* bytes were read and not kept: no other attempt may go */
     unsigned body_complete : 1; /* the client's body was read whole */
+    /* the retry policy (retry_module.c) */
+    const rp_retry_conf_t *policy;
+    int64_t t_first;            /* ms: the first try's start (the deadline counts from it) */
+    unsigned retrying : 1;      /* holds one of the pool's retries in flight (budget) */
+    unsigned retry_next : 1;    /* the next try is a retry (its peer's count moves) */
 } rp_attempt_t;
 
 #define RP_ATTEMPT_KEEP_MAX (64 * 1024)
@@ -87,6 +93,24 @@ int rp_attempt_may_resend(const rp_attempt_t *a);
 /* How many body bytes are kept, and copies n of them from off into buf. */
 size_t rp_attempt_kept_len(const rp_attempt_t *a);
 void rp_attempt_kept_copy(const rp_attempt_t *a, size_t off, char *buf, size_t n);
+
+/*
+ * After the current attempt failed for `reason` (RP_RETRY_*; for RP_RETRY_STATUS the
+ * response's status, grpc_status its grpc-status or -1, not_processed when the peer
+ * marked a 503 as not processed, retry_after_ms its Retry-After or -1), and before
+ * rp_attempt_end: whether the request goes to another try. The policy of the request's
+ * location decides (the condition, the tries left, the deadline, whether the request
+ * may have reached the peer and may be sent again), then the upstream's budget and
+ * max_retries. Returns the wait before the next try in ms (backoff, Retry-After), or -1:
+ * no other try, the caller answers the client (with the peer's own response when it has
+ * one). A retry is logged with its reason and counted.
+ */
+int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_status,
+                         int not_processed, int64_t retry_after_ms);
+
+/* The time the current try may still wait for its response head: dflt (the transport's
+ * read timeout), shortened by per_try_timeout. At least 1 ms. */
+int64_t rp_attempt_head_timeout(const rp_attempt_t *a, int64_t dflt);
 
 /* The request is done with the engine: an attempt still open ends as incomplete. */
 void rp_attempt_done(rp_attempt_t *a);

@@ -55,6 +55,7 @@ typedef struct {
     int state;
     rp_attempt_t at;
     unsigned stale_retries;
+    rp_http_timer_t *backoff;   /* the wait before the next try */
     unsigned reused : 1;        /* uc came from the keep-alive cache */
     unsigned body_sent : 1;     /* the whole request body went upstream */
     unsigned req_chunked : 1;   /* the request body goes upstream chunked */
@@ -80,11 +81,18 @@ static void on_upstream_read(void *arg);
 static void on_upstream_write(void *arg);
 static void on_upstream_timer(void *arg);
 static void connect_next(proxy_t *p);
+static void next_try(proxy_t *p, int64_t wait);
 static void pump_body(proxy_t *p);
 
 static void set_utimer(proxy_t *p, int64_t ms)
 {
     rp_timer_add(&p->uc->timer, ms);
+}
+
+/* The wait for the response head: proxy_read_timeout, or what is left of per_try_timeout. */
+static int64_t head_timeout(proxy_t *p)
+{
+    return rp_attempt_head_timeout(&p->at, p->plcf->read_timeout);
 }
 
 void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text)
@@ -425,7 +433,7 @@ static void pump_body(proxy_t *p)
     if (w == 0 && p->state == P_SEND) {
         p->state = P_HEAD;
         event_del(&p->uc->wev);
-        set_utimer(p, p->plcf->read_timeout);
+        set_utimer(p, head_timeout(p));
     }
 }
 
@@ -462,6 +470,8 @@ static void start_exchange(proxy_t *p)
     uc->requests++;
     p->state = P_SEND;
     p->got_bytes = 0;
+    p->send_failed = 0;
+    p->keep = 0;
     p->body_sent = !(r->chunked || r->content_length > 0);
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
     uint32_t need = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
@@ -500,7 +510,7 @@ static void start_exchange(proxy_t *p)
         upstream_send_error(p, errno);
         return;
     }
-    set_utimer(p, p->plcf->read_timeout);
+    set_utimer(p, head_timeout(p));
     pump_body(p);
 }
 
@@ -526,12 +536,17 @@ static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
     rp_attempt_connect_time(&p->at, -1);
+    int64_t wait = rp_attempt_retry(&p->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
     rp_attempt_end(&p->at,
                    RP_ATTEMPT_FAILED | RP_ATTEMPT_CONNECT | (timed_out ? RP_ATTEMPT_TIMEOUT : 0),
                    timed_out ? "504" : "502");
     drop_uc(p, 0);
     p->at.last_timeout = timed_out;
-    connect_next(p);
+    if (wait < 0) {
+        fail(p, timed_out ? 504 : 502);
+        return;
+    }
+    next_try(p, wait);
 }
 
 static void on_connect_timeout(void *arg)
@@ -638,9 +653,25 @@ static void connect_next(proxy_t *p)
     }
     p->state = P_CONNECT;
     event_add(&uc->wev, NULL);
-    struct timeval tv = {(time_t)(p->plcf->connect_timeout / 1000),
-                         (suseconds_t)((p->plcf->connect_timeout % 1000) * 1000)};
-    event_add(&uc->timer, &tv);
+    rp_timer_add(&uc->timer, rp_attempt_head_timeout(&p->at, p->plcf->connect_timeout));
+}
+
+static void on_backoff(rp_request_t *r, void *data)
+{
+    connect_next(data);
+}
+
+/* Starts the next try now, or after wait ms (backoff, Retry-After): the request waits on
+ * a timer of its own, which its end cancels. */
+static void next_try(proxy_t *p, int64_t wait)
+{
+    if (wait <= 0) {
+        connect_next(p);
+        return;
+    }
+    if (p->backoff == NULL)
+        p->backoff = rp_http_timer_new(p->r, on_backoff, p);
+    rp_http_timer_add(p->backoff, wait);
 }
 
 /* A cached connection failed before any answer: the server closed it meanwhile. */
@@ -658,6 +689,23 @@ static int retry_stale(proxy_t *p)
 }
 
 static void read_upstream(proxy_t *p);
+
+/* The try failed before a response head (reason RP_RETRY_*): another try when the policy
+ * allows one, else the client gets status. */
+static void failed_before_head(proxy_t *p, unsigned reason, unsigned how, const char *upstream_status,
+                               int status)
+{
+    int64_t wait = rp_attempt_retry(&p->at, reason, 0, -1, 0, -1);
+    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED | how, upstream_status);
+    if (wait >= 0) {
+        p->at.last_timeout = reason == RP_RETRY_TIMEOUT;
+        drop_uc(p, 0);
+        next_try(p, wait);
+        return;
+    }
+    p->finished = 1;
+    fail(p, status);
+}
 
 static void upstream_send_error(proxy_t *p, int err)
 {
@@ -679,8 +727,7 @@ static void upstream_send_error(proxy_t *p, int err)
         return;
     }
     log_upstream(p, RP_LOG_ERR, "writev() failed", err, "while sending request to upstream");
-    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
-    fail(p, 502);
+    failed_before_head(p, RP_RETRY_RESET, 0, "502", 502);
 }
 
 /* ---- the response ---- */
@@ -770,6 +817,39 @@ static int switch_protocols(proxy_t *p)
     return -1;
 }
 
+/*
+ * A response head whose status the retry policy may want another try for (a 503, a 502):
+ * when it does, the answer is dropped (with its connection) and the next try is on its
+ * way; returns 1. Otherwise 0, and the answer goes to the client: the last try's
+ * response is the peer's own, not a page of rampart's.
+ */
+static int retry_status(proxy_t *p, int code)
+{
+    const rp_retry_conf_t *c = p->at.policy;
+    if (!c->set)
+        return 0; /* the default policy never retries on a status */
+    rp_h1_parser_t *ps = &p->parser;
+    const char *b = p->uc->buf;
+    int64_t retry_after = -1;
+    int not_processed = 0;
+    for (unsigned i = 0; i < ps->nheaders; i++) {
+        if (rp_span_ieq(b, ps->headers[i].name, "retry-after"))
+            retry_after = rp_retry_after_ms(b + ps->headers[i].value.off,
+                                            ps->headers[i].value.len, rp_time_ms() / 1000);
+        else if (rp_span_ieq(b, ps->headers[i].name, "x-rampart-overloaded") ||
+                 rp_span_ieq(b, ps->headers[i].name, "x-envoy-overloaded"))
+            not_processed = 1;
+    }
+    int64_t wait = rp_attempt_retry(&p->at, RP_RETRY_STATUS, code, -1, not_processed, retry_after);
+    if (wait < 0)
+        return 0;
+    rp_attempt_header(&p->at, code);
+    rp_attempt_end(&p->at, code >= 500 ? RP_ATTEMPT_FAILED : RP_ATTEMPT_INCOMPLETE, NULL);
+    drop_uc(p, 0);
+    next_try(p, wait);
+    return 1;
+}
+
 /* Handles a complete response head at uc->buf[0..parser.pos). Returns 0 to go on with the
  * body, 1 when a 1xx head was skipped, -1 when the request has ended. */
 static int handle_head(proxy_t *p)
@@ -806,11 +886,11 @@ static int handle_head(proxy_t *p)
         snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)", why);
         log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
         /* as nginx: $upstream_status says what the client got */
-        rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
-        p->finished = 1;
-        fail(p, 502);
+        failed_before_head(p, RP_RETRY_INVALID, 0, "502", 502);
         return -1;
     }
+    if (code >= 300 && retry_status(p, code))
+        return -1;
 
     rp_attempt_header(&p->at, code);
     int no_body = r->head || code == 204 || code == 304;
@@ -939,7 +1019,7 @@ static void read_upstream(proxy_t *p)
         }
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, uc->cap - uc->len);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            set_utimer(p, p->plcf->read_timeout);
+            set_utimer(p, p->state == P_BODY ? p->plcf->read_timeout : head_timeout(p));
             /* nothing more for now: what a filter holds (a compressor) goes out, so a
              * stream of events is not held back until the end */
             if (p->state == P_BODY && p->forwarded) {
@@ -972,9 +1052,7 @@ static void read_upstream(proxy_t *p)
                 log_upstream(p, RP_LOG_ERR,
                              err ? "recv() failed" : "upstream prematurely closed connection", err,
                              "while reading response header from upstream");
-            rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
-            p->finished = 1;
-            fail(p, 502);
+            failed_before_head(p, RP_RETRY_RESET, 0, "502", 502);
             return;
         }
         uc->len += (uint32_t)n;
@@ -999,9 +1077,7 @@ static void read_upstream(proxy_t *p)
                 snprintf(msg, sizeof(msg), "upstream sent an invalid response head (%s)",
                          p->parser.reason);
                 log_upstream(p, RP_LOG_ERR, msg, 0, NULL);
-                rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
-                p->finished = 1;
-                fail(p, 502);
+                failed_before_head(p, RP_RETRY_INVALID, 0, "502", 502);
                 return;
             }
         }
@@ -1078,9 +1154,7 @@ static void on_upstream_timer(void *arg)
                          : "upstream timed out (110: Connection timed out) while reading response "
                            "header from upstream",
                  0, NULL);
-    rp_attempt_end(&p->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_TIMEOUT, "504");
-    p->finished = 1;
-    fail(p, 504);
+    failed_before_head(p, RP_RETRY_TIMEOUT, RP_ATTEMPT_TIMEOUT, "504", 504);
 }
 
 int rp_proxy_handler(rp_request_t *r)

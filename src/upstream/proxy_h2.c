@@ -65,6 +65,7 @@ typedef struct {
     rp_str_t target;
     size_t replay_off;       /* how much of the kept body (x->at) the current stream got */
     struct event timer, deadline_ev;
+    rp_http_timer_t *backoff; /* the wait before the next try */
 } xchg_t;
 
 /* A worker-wide scratch for client body bytes on their way. */
@@ -218,6 +219,27 @@ static void on_notify(void *owner)
     step(owner);
 }
 
+static void connect_next(xchg_t *x);
+
+static void on_backoff(rp_request_t *r, void *data)
+{
+    connect_next(data);
+}
+
+/* Another try: the kept body goes again from its start, now or after wait ms. */
+static void next_try(xchg_t *x, int64_t wait)
+{
+    x->body_done = !x->has_body;
+    x->replay_off = 0;
+    if (wait <= 0) {
+        connect_next(x);
+        return;
+    }
+    if (x->backoff == NULL)
+        x->backoff = rp_http_timer_new(x->r, on_backoff, x);
+    rp_http_timer_add(x->backoff, wait);
+}
+
 static void connect_next(xchg_t *x)
 {
     rp_request_t *r = x->r;
@@ -236,7 +258,8 @@ static void connect_next(xchg_t *x)
         x->connect_recorded = 0;
 
         rp_h2u_request_t q = {.has_body = x->has_body,
-                              .connect_timeout = x->plcf->connect_timeout,
+                              .connect_timeout =
+                                  rp_attempt_head_timeout(&x->at, x->plcf->connect_timeout),
                               .tls = x->tls,
                               .arena = r->arena,
                               .notify = on_notify,
@@ -251,10 +274,35 @@ static void connect_next(xchg_t *x)
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
         rp_attempt_connect_time(&x->at, -1);
+        int64_t wait = rp_attempt_retry(&x->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
         rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT, "502");
         release(x);
         x->at.last_timeout = 0;
+        if (wait < 0) {
+            fail(x, 502, RP_GRPC_UNAVAILABLE, "upstream unavailable");
+            return;
+        }
+        if (wait > 0) {
+            next_try(x, wait);
+            return;
+        }
     }
+}
+
+/* The try failed before its response went out (reason RP_RETRY_*): another one when
+ * the policy allows it, else the client gets status (grpc_code for a gRPC call). */
+static void try_failed(xchg_t *x, unsigned reason, unsigned how, const char *upstream_status,
+                       int status, int grpc_code, const char *why)
+{
+    int64_t wait = rp_attempt_retry(&x->at, reason, 0, -1, 0, -1);
+    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | how, upstream_status);
+    if (wait >= 0) {
+        x->at.last_timeout = reason == RP_RETRY_TIMEOUT;
+        release(x);
+        next_try(x, wait);
+        return;
+    }
+    fail(x, status, grpc_code, why);
 }
 
 /* The stream failed before any response head: try elsewhere or give up. */
@@ -277,13 +325,11 @@ static void failed_before_head(xchg_t *x)
                          "while connecting to upstream");
         /* the failed connection was counted once against the server (h2_upstream.c) */
         rp_attempt_connect_time(&x->at, -1);
-        rp_attempt_end(&x->at,
-                       RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT |
-                           (st->timed_out ? RP_ATTEMPT_TIMEOUT : 0),
-                       st->timed_out ? "504" : "502");
         x->at.last_timeout = st->timed_out;
-        release(x);
-        connect_next(x);
+        try_failed(x, RP_RETRY_CONNECT,
+                   RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT | (st->timed_out ? RP_ATTEMPT_TIMEOUT : 0),
+                   st->timed_out ? "504" : "502", st->timed_out ? 504 : 502, RP_GRPC_UNAVAILABLE,
+                   "upstream unavailable");
         return;
     }
     if (st->refused && rp_attempt_may_replay(&x->at) && x->retries < MAX_RETRIES) {
@@ -299,6 +345,7 @@ static void failed_before_head(xchg_t *x)
     }
     const char *why;
     int code;
+    unsigned reason = RP_RETRY_RESET;
     if (st->conn_error) {
         log_upstream(x, RP_LOG_ERR,
                      st->sys_errno ? "recv() failed" : "upstream prematurely closed connection",
@@ -310,6 +357,7 @@ static void failed_before_head(xchg_t *x)
                      "while reading response header from upstream");
         why = "upstream sent too big header";
         code = RP_GRPC_INTERNAL;
+        reason = 0; /* the peer's answer, not a failure to try elsewhere */
     } else {
         char msg[160];
         snprintf(msg, sizeof(msg), "upstream reset the stream (%s)",
@@ -317,18 +365,66 @@ static void failed_before_head(xchg_t *x)
         log_upstream(x, RP_LOG_ERR, msg, 0, "while reading response header from upstream");
         why = st->refused ? "upstream refused the stream" : "upstream reset the stream";
         code = st->refused ? RP_GRPC_UNAVAILABLE : RP_GRPC_INTERNAL;
+        if (st->refused)
+            reason = RP_RETRY_REFUSED;
     }
-    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, "502");
-    fail(x, 502, code, why);
+    try_failed(x, reason, 0, "502", 502, code, why);
 }
 
 /* ---- the response ---- */
 
 /* Passes the response head to the client. Returns -1 when the request has ended. */
+/*
+ * A response head the retry policy may want another try for: a status (503, 502...) or,
+ * for a gRPC call answered trailers-only, its grpc-status (UNAVAILABLE...). When it does,
+ * the stream is cancelled and the next try is on its way: returns 1.
+ */
+static int retry_head(xchg_t *x)
+{
+    rp_h2u_stream_t *st = x->st;
+    const rp_retry_conf_t *c = x->at.policy;
+    if (!c->set)
+        return 0;
+    int trailers_only = x->grpc && st->eof && st->ntrailers == 0 && evbuffer_get_length(st->in) == 0;
+    if (st->status < 300 && !trailers_only)
+        return 0;
+    int64_t retry_after = -1;
+    int not_processed = 0, grpc_status = -1;
+    for (unsigned i = 0; i < st->nheaders; i++) {
+        rp_header_t *h = &st->headers[i];
+        if (rp_str_eq(h->name, "retry-after"))
+            retry_after = rp_retry_after_ms(h->value.data, (unsigned)h->value.len,
+                                            rp_time_ms() / 1000);
+        else if (rp_str_eq(h->name, "x-rampart-overloaded") ||
+                 rp_str_eq(h->name, "x-envoy-overloaded"))
+            not_processed = 1;
+        else if (trailers_only && rp_str_eq(h->name, "grpc-status") && h->value.len &&
+                 h->value.len <= 2) {
+            grpc_status = 0;
+            for (size_t k = 0; k < h->value.len; k++)
+                grpc_status = grpc_status * 10 + (h->value.data[k] - '0');
+        }
+    }
+    int64_t wait = rp_attempt_retry(&x->at, RP_RETRY_STATUS, st->status, grpc_status,
+                                    not_processed, retry_after);
+    if (wait < 0)
+        return 0;
+    rp_attempt_header(&x->at, st->status);
+    rp_attempt_end(&x->at, st->status >= 500 || grpc_status > 0 ? RP_ATTEMPT_FAILED
+                                                                 : RP_ATTEMPT_INCOMPLETE,
+                   NULL);
+    release(x);
+    x->in_step = 0; /* the next try steps anew (its stream may notify at once) */
+    next_try(x, wait);
+    return 1;
+}
+
 static int send_head(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
+    if (retry_head(x))
+        return -1;
     rp_attempt_header(&x->at, st->status);
     r->status = st->status;
     r->reason = RP_NULL_STR;
@@ -517,7 +613,9 @@ static void rearm(xchg_t *x)
     if (mode == T_NONE)
         event_del(&x->timer);
     else
-        add_timer(&x->timer, mode == T_SEND ? x->plcf->send_timeout : x->plcf->read_timeout);
+        add_timer(&x->timer, mode == T_SEND  ? x->plcf->send_timeout
+                             : x->head_out ? x->plcf->read_timeout
+                                           : rp_attempt_head_timeout(&x->at, x->plcf->read_timeout));
 }
 
 /* Does whatever the stream and the client allow now; called for every event. */
@@ -599,8 +697,8 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
                      : "upstream timed out (110: Connection timed out) while reading response "
                        "header from upstream",
                  0, NULL);
-    rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_TIMEOUT, "504");
-    fail(x, 504, RP_GRPC_UNAVAILABLE, "upstream timed out");
+    try_failed(x, RP_RETRY_TIMEOUT, RP_ATTEMPT_TIMEOUT, "504", 504, RP_GRPC_UNAVAILABLE,
+               "upstream timed out");
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)

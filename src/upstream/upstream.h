@@ -101,6 +101,10 @@ struct rp_upstream_conf_s {
     rp_upstream_observer_t *observers; /* rp_upstream_observe */
     /* circuit breakers (breaker_module.c): 0 none */
     int max_retries;               /* retries (and hedges) in flight, all workers */
+    /* retry_budget (retry_module.c): retries in flight below pct% of the requests in
+     * flight, or below min; pct -1: no budget */
+    int retry_budget_pct, retry_budget_min;
+    unsigned retry_budget_set : 1;
 
     /* balancing directives' settings */
     void *hash_key;              /* hash KEY: an rp_cv_t */

@@ -35,6 +35,8 @@ static void init_ups(rp_upstream_conf_t *u, rp_cycle_t *cycle)
     u->keepalive_requests = RP_CONF_UNSET;
     u->cycle = cycle;
     u->panic_threshold = -1;
+    u->retry_budget_pct = 20; /* Envoy's budget when one is set: 20%, at least 3 */
+    u->retry_budget_min = 3;
     u->balancer = &rp_upstream_round_robin; /* a balancing directive replaces it */
 }
 
