@@ -233,14 +233,17 @@ static const char *set_non_idempotent(rp_conf_t *cf, const rp_command_t *cmd, vo
     return RP_CONF_OK;
 }
 
-static const char *param_time(rp_conf_t *cf, const char *a, const char *name, int64_t *f)
+/* "name=TIME" into *f: 1 when a is that parameter (*err set when its value is bad), 0
+ * when it is another. */
+static int param_time(rp_conf_t *cf, const char *a, const char *name, int64_t *f,
+                      const char **err)
 {
     size_t n = strlen(name);
     if (strncmp(a, name, n) != 0 || a[n] != '=')
-        return NULL;
+        return 0;
     if (rp_parse_msec(a + n + 1, f) != 0)
-        return rp_conf_error(cf, "invalid time in \"%s\"", a);
-    return RP_CONF_OK;
+        *err = rp_conf_error(cf, "invalid time in \"%s\"", a);
+    return 1;
 }
 
 static const char *set_backoff(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -255,12 +258,11 @@ static const char *set_backoff(rp_conf_t *cf, const rp_command_t *cmd, void *con
     }
     int64_t base = -1, max = -1, ra = -1;
     for (size_t i = 1; i < cf->argc; i++) {
-        const char *a = cf->argv[i], *e;
-        if ((e = param_time(cf, a, "base", &base)) != NULL ||
-            (e = param_time(cf, a, "max", &max)) != NULL ||
-            (e = param_time(cf, a, "retry_after_max", &ra)) != NULL) {
-            if (e != RP_CONF_OK)
-                return e;
+        const char *a = cf->argv[i], *err = RP_CONF_OK;
+        if (param_time(cf, a, "base", &base, &err) || param_time(cf, a, "max", &max, &err) ||
+            param_time(cf, a, "retry_after_max", &ra, &err)) {
+            if (err != RP_CONF_OK)
+                return err;
             continue;
         }
         return rp_conf_error(cf, "invalid parameter \"%s\"", a);
