@@ -151,7 +151,11 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
     /* a body that was not kept whole cannot go again */
     if (!rp_attempt_may_replay(a))
         return -1;
-    if (!rp_retry_unprocessed(reason, status, not_processed) && !idempotent(r) &&
+    /* A gRPC status the operator named is retried whatever the method (every call is a
+     * POST), as gRPC's own retry policy does: the service declares those codes safe. */
+    int grpc_named = reason == RP_RETRY_STATUS && grpc_status > 0 && grpc_status < 32 &&
+                     ((c->grpc >> grpc_status) & 1);
+    if (!rp_retry_unprocessed(reason, status, not_processed) && !grpc_named && !idempotent(r) &&
         c->non_idempotent != 1)
         return -1; /* it may have reached the peer: POST and PATCH go once (RFC 9110 9.2.2) */
     unsigned max_tries;
