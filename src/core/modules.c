@@ -24,7 +24,7 @@ rp_module_t *const rp_modules[] = {
     &rp_upstream_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
-    &rp_retry_module,
+    &rp_retry_module, &rp_hedge_module,
     &rp_http_headers_module, &rp_http_gzip_module,
     &rp_http_limit_rate_module, &rp_http_mirror_module, &rp_http_fault_module,
     &rp_upstream_status_module,

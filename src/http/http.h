@@ -213,6 +213,7 @@ extern rp_module_t rp_grpc_module;
 extern rp_module_t rp_upstream_choose_module;
 extern rp_module_t rp_canary_module;
 extern rp_module_t rp_retry_module;
+extern rp_module_t rp_hedge_module;
 extern rp_module_t rp_ssl_module;
 extern rp_module_t rp_http_headers_module;
 extern rp_module_t rp_http2_module;

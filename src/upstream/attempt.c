@@ -168,8 +168,9 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
     int64_t now = rp_time_ms();
     if (c->deadline > 0 && now - a->t_first >= c->deadline)
         return -1;
-    int64_t wait = rp_retry_backoff(c, a->tries, rp_random());
-    if (retry_after_ms >= 0 && c->retry_after_max > 0) {
+    int hedge = reason == RP_RETRY_HEDGE;
+    int64_t wait = hedge ? 0 : rp_retry_backoff(c, a->tries, rp_random());
+    if (!hedge && retry_after_ms >= 0 && c->retry_after_max > 0) {
         if (retry_after_ms > c->retry_after_max)
             return -1; /* the peer asks for longer than we would hold the client */
         if (retry_after_ms > wait)
@@ -201,6 +202,15 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
     }
     if (pool)
         rp_shm_counter_add(&pool->retried, 1);
+    if (hedge) {
+        rp_log_error(RP_LOG_NOTICE, 0,
+                     "upstream \"%s\": hedging \"%.*s %.*s\" to another peer: %s has not "
+                     "answered in %lldms",
+                     u->name, (int)r->method.len, r->method.data, (int)r->request_uri.len,
+                     r->request_uri.data, a->peer ? a->peer->name : "?",
+                     (long long)rp_attempt_elapsed(a));
+        return 0;
+    }
     a->retry_next = 1;
     char what[48] = "";
     if (reason == RP_RETRY_STATUS && grpc_status > 0)
@@ -214,6 +224,23 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
                  r->request_uri.data, what[0] ? what : reason_name(reason),
                  a->peer ? a->peer->name : "?", a->tries + 1, max_tries, (long long)wait);
     return wait;
+}
+
+void rp_attempt_hedge_of(rp_attempt_t *hedge, const rp_attempt_t *first)
+{
+    const rp_upstream_pick_t *pk = &first->pick;
+    unsigned n = pk->ntried < RP_UPSTREAM_TRIED_INLINE ? pk->ntried : RP_UPSTREAM_TRIED_INLINE;
+    hedge->pick.tried = hedge->pick.tried_inline;
+    hedge->pick.tried_cap = RP_UPSTREAM_TRIED_INLINE;
+    for (unsigned i = 0; i < n; i++)
+        hedge->pick.tried_inline[i] = pk->tried[i];
+    hedge->pick.ntried = n;
+    hedge->pick.hash = pk->hash;
+    hedge->pick.hashed = pk->hashed;
+    hedge->pick.tries = pk->tries;
+    hedge->t_first = first->t_first;
+    hedge->tries = first->tries;
+    hedge->retry_next = 1;
 }
 
 int64_t rp_attempt_head_timeout(const rp_attempt_t *a, int64_t dflt)

@@ -108,6 +108,10 @@ void rp_attempt_kept_copy(const rp_attempt_t *a, size_t off, char *buf, size_t n
 int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_status,
                          int not_processed, int64_t retry_after_ms);
 
+/* Prepares hedge (rp_attempt_init'ed for the same request) for a hedged try beside
+ * first's: the peers first tried are not picked again, and the try counts as a retry. */
+void rp_attempt_hedge_of(rp_attempt_t *hedge, const rp_attempt_t *first);
+
 /* The time the current try may still wait for its response head: dflt (the transport's
  * read timeout), shortened by per_try_timeout. At least 1 ms. */
 int64_t rp_attempt_head_timeout(const rp_attempt_t *a, int64_t dflt);

@@ -621,6 +621,8 @@ rp_upstream_peers_t *rp_upstream_peers(rp_upstream_conf_t *u)
 
 void rp_upstream_peers_free(rp_upstream_conf_t *u)
 {
+    free(u->hedge_hist);
+    u->hedge_hist = NULL;
     rp_upstream_peers_t *set = u->live;
     if (set == NULL)
         return;

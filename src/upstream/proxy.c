@@ -24,6 +24,7 @@
  */
 #include "upstream/proxy.h"
 #include "upstream/attempt.h"
+#include "upstream/hedge.h"
 #include "upstream/proxy_h2.h"
 #include "upstream/upstream_choose.h"
 #include "core/log.h"
@@ -46,7 +47,7 @@ enum { B_NONE, B_LENGTH, B_CHUNKED, B_CLOSE };
 
 #define MAX_STALE_RETRIES 4
 
-typedef struct {
+typedef struct proxy_s {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
@@ -56,6 +57,9 @@ typedef struct {
     rp_attempt_t at;
     unsigned stale_retries;
     rp_http_timer_t *backoff;   /* the wait before the next try */
+    /* hedging (hedge.h): the other try racing this one, until a response head came */
+    struct proxy_s *sibling;
+    rp_http_timer_t *hedge_timer;
     unsigned reused : 1;        /* uc came from the keep-alive cache */
     unsigned body_sent : 1;     /* the whole request body went upstream */
     unsigned req_chunked : 1;   /* the request body goes upstream chunked */
@@ -178,10 +182,32 @@ static void cleanup(rp_request_t *r, void *data)
     drop_uc(p, 0);
 }
 
+/* Whether another try of the request (a hedge) is still running. */
+static int racing(const proxy_t *p)
+{
+    return p->sibling && !p->sibling->finished;
+}
+
+/* Ends this try quietly: its sibling goes on for the request. */
+static void leave_race(proxy_t *p)
+{
+    rp_attempt_end(&p->at, RP_ATTEMPT_INCOMPLETE, NULL); /* when still open */
+    drop_uc(p, 0);
+    p->finished = 1;
+    p->sibling->sibling = NULL;
+    if (rp_proxy_ctx(p->r)->exchange == p)
+        rp_proxy_ctx(p->r)->exchange = p->sibling;
+    p->sibling = NULL;
+}
+
 /* Ends the request with rampart's own error page; only before the response began. */
 static void fail(proxy_t *p, int status)
 {
     rp_request_t *r = p->r;
+    if (racing(p)) {
+        leave_race(p); /* the client's answer is the other try's */
+        return;
+    }
     drop_uc(p, 0);
     p->finished = 1;
     r->on_body = NULL;
@@ -536,7 +562,7 @@ static void connect_failed(proxy_t *p, const char *what, int err, int timed_out)
     else
         log_upstream(p, RP_LOG_ERR, what, err, where);
     rp_attempt_connect_time(&p->at, -1);
-    int64_t wait = rp_attempt_retry(&p->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
+    int64_t wait = racing(p) ? -1 : rp_attempt_retry(&p->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
     rp_attempt_end(&p->at,
                    RP_ATTEMPT_FAILED | RP_ATTEMPT_CONNECT | (timed_out ? RP_ATTEMPT_TIMEOUT : 0),
                    timed_out ? "504" : "502");
@@ -695,7 +721,7 @@ static void read_upstream(proxy_t *p);
 static void failed_before_head(proxy_t *p, unsigned reason, unsigned how, const char *upstream_status,
                                int status)
 {
-    int64_t wait = rp_attempt_retry(&p->at, reason, 0, -1, 0, -1);
+    int64_t wait = racing(p) ? -1 : rp_attempt_retry(&p->at, reason, 0, -1, 0, -1);
     rp_attempt_end(&p->at, RP_ATTEMPT_FAILED | how, upstream_status);
     if (wait >= 0) {
         p->at.last_timeout = reason == RP_RETRY_TIMEOUT;
@@ -817,6 +843,22 @@ static int switch_protocols(proxy_t *p)
     return -1;
 }
 
+/* This try's response goes to the client: a hedge racing it is cancelled, and a hedge
+ * not started yet will not be. */
+static void won(proxy_t *p)
+{
+    if (p->sibling) {
+        proxy_t *o = p->sibling;
+        leave_race(o);
+        rp_proxy_ctx(p->r)->exchange = p;
+    }
+    proxy_t *first = p->hedge_timer ? p : NULL;
+    if (first && rp_http_timer_pending(first->hedge_timer))
+        rp_http_timer_del(first->hedge_timer);
+    if (p->at.header_ms >= 0 && rp_hedge_conf(p->r))
+        rp_hedge_sample(p->ups, p->at.header_ms);
+}
+
 /*
  * A response head whose status the retry policy may want another try for (a 503, a 502):
  * when it does, the answer is dropped (with its connection) and the next try is on its
@@ -828,6 +870,15 @@ static int retry_status(proxy_t *p, int code)
     const rp_retry_conf_t *c = p->at.policy;
     if (!c->set)
         return 0; /* the default policy never retries on a status */
+    if (racing(p)) {
+        /* an answer the policy would not take while the other try may bring a better one */
+        if (!rp_retry_wants(c, RP_RETRY_STATUS, code, -1))
+            return 0;
+        rp_attempt_header(&p->at, code);
+        rp_attempt_end(&p->at, code >= 500 ? RP_ATTEMPT_FAILED : RP_ATTEMPT_INCOMPLETE, NULL);
+        leave_race(p);
+        return 1;
+    }
     rp_h1_parser_t *ps = &p->parser;
     const char *b = p->uc->buf;
     int64_t retry_after = -1;
@@ -891,6 +942,7 @@ static int handle_head(proxy_t *p)
     }
     if (code >= 300 && retry_status(p, code))
         return -1;
+    won(p);
 
     rp_attempt_header(&p->at, code);
     int no_body = r->head || code == 204 || code == 304;
@@ -1157,6 +1209,30 @@ static void on_upstream_timer(void *arg)
     failed_before_head(p, RP_RETRY_TIMEOUT, RP_ATTEMPT_TIMEOUT, "504", 504);
 }
 
+/* The first try has not answered in the hedging delay: a second one races it on another
+ * peer, when the retry budget has room. */
+static void on_hedge(rp_request_t *r, void *data)
+{
+    proxy_t *p = data;
+    if (p->finished || p->sibling || p->state == P_BODY || p->state == P_TUNNEL ||
+        p->at.peer == NULL)
+        return;
+    if (rp_attempt_retry(&p->at, RP_RETRY_HEDGE, 0, -1, 0, -1) < 0)
+        return;
+    proxy_t *h = rp_arena_calloc(r->arena, sizeof(*h));
+    h->r = r;
+    h->plcf = p->plcf;
+    h->ups = p->ups;
+    h->tls = p->tls;
+    h->target = p->target;
+    rp_attempt_init(&h->at, r, p->ups);
+    rp_attempt_hedge_of(&h->at, &p->at);
+    h->sibling = p;
+    p->sibling = h;
+    rp_http_cleanup_add(r, cleanup, h);
+    connect_next(h);
+}
+
 int rp_proxy_handler(rp_request_t *r)
 {
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
@@ -1179,5 +1255,13 @@ int rp_proxy_handler(rp_request_t *r)
     rp_proxy_ctx_new(r, plcf, p);
     rp_http_cleanup_add(r, cleanup, p);
     connect_next(p);
+    const rp_hedge_conf_t *hc = rp_hedge_conf(r);
+    if (hc && !p->finished && rp_hedge_eligible(r)) {
+        int64_t delay = rp_hedge_delay(hc, u);
+        if (delay > 0) {
+            p->hedge_timer = rp_http_timer_new(r, on_hedge, p);
+            rp_http_timer_add(p->hedge_timer, delay);
+        }
+    }
     return RP_DONE;
 }

@@ -15,6 +15,7 @@
 
 #include "conf/conf.h"
 #include "upstream/peers.h"
+#include "upstream/hedge.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
@@ -129,6 +130,7 @@ struct rp_upstream_conf_s {
     int nidle;
     int h2_idle; /* HTTP/2 sessions without a request */
     unsigned nprimary, nbackup;
+    rp_hedge_hist_t *hedge_hist; /* latency to the head seen by this worker (hedge.c) */
     int64_t panic_checked; /* ms: when this worker last counted the healthy peers */
     unsigned panic : 1;    /* its verdict */
 };

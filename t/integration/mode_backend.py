@@ -3,7 +3,8 @@
 tests: unlike backend.py, whose requests say how to answer, each of these is told by
 its command line, so that peers of one pool behind one proxied request can differ.
 
-    mode_backend.py --mode MODE [--name NAME] [--port 0] [--retry-after S] [--grpc]
+    mode_backend.py --mode MODE [--name NAME] [--port 0] [--retry-after S]
+                    [--delay S [--slow-every N]]
 
 MODE is one of
     ok           200 with the name as body
@@ -14,6 +15,9 @@ MODE is one of
     close        reads the request (and its body), closes without answering
     grpc-unavailable  a trailers-only gRPC answer with grpc-status 14 (over HTTP/1.1,
                  enough to show what a proxy does with the status; not a gRPC server)
+
+--delay S waits S seconds before answering (every request, or with --slow-every N only
+the Nth, 2Nth, ... request: a peer slow on a share of its requests).
 
 It prints "PORT <n>" once it listens. GET /__stats answers {"requests": N, "posts": N,
 "by_path": {...}} (these control requests are not counted); POST /__reset zeroes them.
@@ -66,6 +70,8 @@ class Handler(BaseHTTPRequestHandler):
             n = srv.requests
             srv.posts += self.command == "POST"
             srv.by_path[self.path] = srv.by_path.get(self.path, 0) + 1
+        if srv.delay and (srv.slow_every == 0 or n % srv.slow_every == 0):
+            time.sleep(srv.delay)
         mode = srv.mode
         name = srv.name.encode()
         if mode == "ok" or (mode == "alternate" and n % 2 == 0):
@@ -103,10 +109,13 @@ def main():
     ap.add_argument("--name", default="")
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--retry-after", type=int, default=None)
+    ap.add_argument("--delay", type=float, default=0.0)
+    ap.add_argument("--slow-every", type=int, default=0)
     a = ap.parse_args()
     srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     srv.mode, srv.name, srv.retry_after = a.mode, a.name or a.mode, a.retry_after
+    srv.delay, srv.slow_every = a.delay, a.slow_every
     srv.lock = threading.Lock()
     srv.requests = srv.posts = 0
     srv.by_path = {}

@@ -26,9 +26,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 class ModeBackend:
     """A backend process answering every request one way (mode_backend.py)."""
 
-    def __init__(self, mode, name=None, retry_after=None):
+    def __init__(self, mode, name=None, retry_after=None, delay=0, slow_every=0):
         args = [sys.executable, os.path.join(HERE, "mode_backend.py"), "--mode", mode,
-                "--name", name or mode]
+                "--name", name or mode, "--delay", str(delay), "--slow-every", str(slow_every)]
         if retry_after is not None:
             args += ["--retry-after", str(retry_after)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)

@@ -4,6 +4,7 @@
  */
 #include "unit.h"
 #include "upstream/retry.h"
+#include "upstream/hedge.h"
 
 #include <string.h>
 
@@ -157,6 +158,37 @@ START_TEST(retry_after_seconds_and_dates)
 }
 END_TEST
 
+START_TEST(hedge_percentile_needs_samples_then_tracks_them)
+{
+    rp_hedge_hist_t h;
+    memset(&h, 0, sizeof(h));
+    for (int i = 0; i < RP_HEDGE_MIN_SAMPLES - 1; i++)
+        rp_hedge_hist_add(&h, 10);
+    ck_assert_int_eq(rp_hedge_hist_percentile(&h, 50), -1);
+    memset(&h, 0, sizeof(h));
+    for (int i = 1; i <= 1000; i++)
+        rp_hedge_hist_add(&h, i); /* 1..1000 ms */
+    int64_t p50 = rp_hedge_hist_percentile(&h, 50), p90 = rp_hedge_hist_percentile(&h, 90);
+    /* buckets are at most a quarter wide: the answer is within 25% above the truth */
+    ck_assert(p50 >= 500 && p50 <= 625);
+    ck_assert(p90 >= 900 && p90 <= 1125);
+    ck_assert_int_eq(rp_hedge_hist_percentile(&h, 1) <= 13, 1);
+}
+END_TEST
+
+START_TEST(hedge_histogram_forgets_the_old_past)
+{
+    rp_hedge_hist_t h;
+    memset(&h, 0, sizeof(h));
+    for (int i = 0; i < RP_HEDGE_WINDOW; i++)
+        rp_hedge_hist_add(&h, 1000); /* a slow past */
+    for (int i = 0; i < 4 * RP_HEDGE_WINDOW; i++)
+        rp_hedge_hist_add(&h, 5); /* a fast present */
+    ck_assert_int_eq(rp_hedge_hist_percentile(&h, 95), 5);
+    ck_assert(h.total <= RP_HEDGE_WINDOW + 1);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("retry");
@@ -172,6 +204,8 @@ int main(void)
     tcase_add_test(tc, no_backoff_without_base);
     tcase_add_test(tc, budget_allows_min_then_a_share);
     tcase_add_test(tc, retry_after_seconds_and_dates);
+    tcase_add_test(tc, hedge_percentile_needs_samples_then_tracks_them);
+    tcase_add_test(tc, hedge_histogram_forgets_the_old_past);
     suite_add_tcase(s, tc);
     return ut_run(s);
 }
