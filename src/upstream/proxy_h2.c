@@ -31,6 +31,7 @@
 #include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "upstream/h2_upstream.h"
+#include "upstream/hedge.h"
 #include "upstream/upstream_choose.h"
 
 #include <errno.h>
@@ -42,7 +43,7 @@
 
 enum { T_NONE, T_SEND, T_READ };
 
-typedef struct {
+typedef struct xchg_s {
     rp_request_t *r;
     rp_proxy_loc_conf_t *plcf;
     rp_upstream_conf_t *ups;
@@ -66,6 +67,9 @@ typedef struct {
     size_t replay_off;       /* how much of the kept body (x->at) the current stream got */
     struct event timer, deadline_ev;
     rp_http_timer_t *backoff; /* the wait before the next try */
+    /* hedging (hedge.h): the other try racing this one, until a response head came */
+    struct xchg_s *sibling;
+    rp_http_timer_t *hedge_timer;
 } xchg_t;
 
 /* A worker-wide scratch for client body bytes on their way. */
@@ -115,10 +119,33 @@ static void cleanup(rp_request_t *r, void *data)
     rp_attempt_done(&x->at);
 }
 
+/* Whether another try of the request (a hedge) is still running. */
+static int racing(const xchg_t *x)
+{
+    return x->sibling && !x->sibling->finished;
+}
+
+/* Ends this try quietly: its sibling goes on for the request. */
+static void leave_race(xchg_t *x)
+{
+    xchg_t *o = x->sibling;
+    x->finished = 1;
+    release(x);
+    event_del(&x->timer);
+    o->sibling = NULL;
+    x->sibling = NULL;
+    if (rp_proxy_ctx(x->r)->exchange == x)
+        rp_proxy_ctx(x->r)->exchange = o;
+}
+
 /* Before the response began: rampart's own answer (a gRPC status for a gRPC call). */
 static void fail(xchg_t *x, int status, int grpc_code, const char *message)
 {
     rp_request_t *r = x->r;
+    if (racing(x)) {
+        leave_race(x); /* the client's answer is the other try's */
+        return;
+    }
     done(x);
     r->nout_headers = 0;
     r->response_started = 0;
@@ -274,7 +301,7 @@ static void connect_next(xchg_t *x)
         int err = errno;
         log_upstream(x, RP_LOG_ERR, "connect() failed", err, "while connecting to upstream");
         rp_attempt_connect_time(&x->at, -1);
-        int64_t wait = rp_attempt_retry(&x->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
+        int64_t wait = racing(x) ? -1 : rp_attempt_retry(&x->at, RP_RETRY_CONNECT, 0, -1, 0, -1);
         rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | RP_ATTEMPT_COUNTED | RP_ATTEMPT_CONNECT, "502");
         release(x);
         x->at.last_timeout = 0;
@@ -294,7 +321,7 @@ static void connect_next(xchg_t *x)
 static void try_failed(xchg_t *x, unsigned reason, unsigned how, const char *upstream_status,
                        int status, int grpc_code, const char *why)
 {
-    int64_t wait = rp_attempt_retry(&x->at, reason, 0, -1, 0, -1);
+    int64_t wait = racing(x) ? -1 : rp_attempt_retry(&x->at, reason, 0, -1, 0, -1);
     rp_attempt_end(&x->at, RP_ATTEMPT_FAILED | how, upstream_status);
     if (wait >= 0) {
         x->at.last_timeout = reason == RP_RETRY_TIMEOUT;
@@ -405,6 +432,16 @@ static int retry_head(xchg_t *x)
                 grpc_status = grpc_status * 10 + (h->value.data[k] - '0');
         }
     }
+    if (racing(x)) {
+        /* an answer the policy would not take while the other try may bring a better one */
+        if (!rp_retry_wants(c, RP_RETRY_STATUS, st->status, grpc_status))
+            return 0;
+        rp_attempt_header(&x->at, st->status);
+        rp_attempt_end(&x->at, RP_ATTEMPT_FAILED, NULL);
+        x->in_step = 0;
+        leave_race(x);
+        return 1;
+    }
     int64_t wait = rp_attempt_retry(&x->at, RP_RETRY_STATUS, st->status, grpc_status,
                                     not_processed, retry_after);
     if (wait < 0)
@@ -419,6 +456,20 @@ static int retry_head(xchg_t *x)
     return 1;
 }
 
+/* This try's response goes to the client: a hedge racing it is cancelled, and a hedge
+ * not started yet will not be. */
+static void won(xchg_t *x)
+{
+    if (x->sibling) {
+        leave_race(x->sibling);
+        rp_proxy_ctx(x->r)->exchange = x;
+    }
+    if (x->hedge_timer && rp_http_timer_pending(x->hedge_timer))
+        rp_http_timer_del(x->hedge_timer);
+    if (x->at.header_ms >= 0 && rp_hedge_conf(x->r))
+        rp_hedge_sample(x->ups, x->at.header_ms);
+}
+
 static int send_head(xchg_t *x)
 {
     rp_request_t *r = x->r;
@@ -426,6 +477,7 @@ static int send_head(xchg_t *x)
     if (retry_head(x))
         return -1;
     rp_attempt_header(&x->at, st->status);
+    won(x);
     r->status = st->status;
     r->reason = RP_NULL_STR;
     r->response_started = 1;
@@ -711,12 +763,47 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
                  (int)r->method.len, r->method.data, (int)r->request_uri.len, r->request_uri.data,
                  x->at.peer ? x->at.peer->name : x->ups->name);
     /* a deadline is the client's, not the server's failure */
+    if (x->sibling)
+        leave_race(x->sibling); /* it ends every try */
     rp_attempt_end(&x->at, RP_ATTEMPT_INCOMPLETE, NULL);
     /* release() resets the upstream stream with CANCEL: the server stops working on it */
     if (x->head_out)
         cut(x, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
     else
         fail(x, 504, RP_GRPC_DEADLINE_EXCEEDED, "Deadline Exceeded");
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg);
+static void on_deadline(evutil_socket_t fd, short what, void *arg);
+
+/* The first try has not answered in the hedging delay: a second one races it on another
+ * peer (on another connection), when the retry budget has room. */
+static void on_hedge(rp_request_t *r, void *data)
+{
+    xchg_t *x = data;
+    if (x->finished || x->sibling || x->head_out || x->at.peer == NULL)
+        return;
+    if (rp_attempt_retry(&x->at, RP_RETRY_HEDGE, 0, -1, 0, -1) < 0)
+        return;
+    xchg_t *h = rp_arena_calloc(r->arena, sizeof(*h));
+    h->r = r;
+    h->plcf = x->plcf;
+    h->ups = x->ups;
+    h->tls = x->tls;
+    h->grpc = x->grpc;
+    h->has_body = 0;
+    h->body_done = 1;
+    h->target = x->target;
+    h->deadline = x->deadline; /* the same grpc-timeout goes with it; x's timer ends both */
+    h->has_deadline = x->has_deadline;
+    rp_attempt_init(&h->at, r, x->ups);
+    rp_attempt_hedge_of(&h->at, &x->at);
+    evtimer_assign(&h->timer, rp_event_base, on_timer, h);
+    evtimer_assign(&h->deadline_ev, rp_event_base, on_deadline, h);
+    h->sibling = x;
+    x->sibling = h;
+    rp_http_cleanup_add(r, cleanup, h);
+    connect_next(h);
 }
 
 int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
@@ -754,5 +841,13 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
         }
     }
     connect_next(x);
+    const rp_hedge_conf_t *hc = rp_hedge_conf(r);
+    if (hc && !x->finished && rp_hedge_eligible(r)) {
+        int64_t delay = rp_hedge_delay(hc, u);
+        if (delay > 0) {
+            x->hedge_timer = rp_http_timer_new(r, on_hedge, x);
+            rp_http_timer_add(x->hedge_timer, delay);
+        }
+    }
     return RP_DONE;
 }

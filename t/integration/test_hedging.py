@@ -140,3 +140,28 @@ def test_bad_hedging_is_refused_with_file_and_line(conf_dir, line, message):
     http = ("server {\n listen 127.0.0.1:1;\n location / {\n proxy_pass http://127.0.0.1:1;\n"
             f" {line}\n }}\n}}\n")
     assert_rampart_refuses(conf_dir, http, 7, '"hedging": %s' % message)
+
+
+def test_an_http2_upstream_try_that_hangs_is_raced_by_a_hedge(rampart, port):
+    import os
+    import signal
+    from h2_backend import H2Backend
+    a, b = H2Backend().start(), H2Backend().start()
+    try:
+        rampart.configure(conf(port, [a.addr, b.addr], "hedging 100ms;", upstream="http2;"),
+                          workers=1)
+        rampart.start()
+        assert all(get(port, "/").status == 200 for _ in range(4))  # both connections up
+        os.kill(a.proc.pid, signal.SIGSTOP)  # a hangs: its streams never answer
+        try:
+            for _ in range(6):
+                t0 = time.monotonic()
+                r = get(port, "/", timeout=30)
+                assert r.status == 200
+                assert time.monotonic() - t0 < 5
+            assert pool_status(port)["retried"] >= 3
+        finally:
+            os.kill(a.proc.pid, signal.SIGCONT)
+    finally:
+        a.stop()
+        b.stop()
