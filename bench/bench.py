@@ -13,7 +13,10 @@ connections that each completed one request, over HTTP/1.1, TLS and HTTP/2).
 wrk (plain, tls, gzip, lc) or h2load (h2) loads each contender in turn, over several
 rounds whose order rotates, so that drift of a shared machine hits all alike. The
 report gives, per scenario, the median requests/s and latency (or bytes per idle
-connection) of each, and rampart's ratio to each peer. See bench/README.md.
+connection) of each, and rampart's ratio to each peer. One peer is rampart itself,
+"rampart-hc": the same configuration with active health checks and outlier
+detection in every upstream block, so its ratio is what they cost (plain, h2 and lc
+scenarios). See bench/README.md.
 
 Environment:
   BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, lc, idle (default all)
@@ -161,17 +164,24 @@ def free_ports(n):
             s.close()
 
 
-def render(template, out_path, values, listeners):
+# Marks of lines that only some contenders keep (Contender's marks): @HC@, the
+# health-check and outlier-detection lines of rampart-hc.
+CONTENDER_MARKS = ("@HC@",)
+
+
+def render(template, out_path, values, listeners, marks=()):
     """Fill template's @NAME@ placeholders. Lines marked @TLS@ (the tls listener),
     @H2@ (the h2 one), @GZIP@ (the gzip one) or @LC@ (the lc one, and its upstream
     group) are kept, unmarked, when that listener is in listeners and dropped
     otherwise; lines marked @SSL@ (the certificate and TLS settings the tls and h2
-    listeners share) are kept when either is."""
+    listeners share) are kept when either is; lines marked with one of
+    CONTENDER_MARKS are kept when it is in marks."""
     with open(os.path.join(HERE, "conf", template)) as f:
         text = f.read()
     wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
               "@GZIP@": "gzip" in listeners, "@LC@": "lc" in listeners,
               "@SSL@": bool(set(listeners) & set(SSL_LISTENERS))}
+    wanted.update({m: m in marks for m in CONTENDER_MARKS})
     kept = []
     for line in text.splitlines(keepends=True):
         marks = [m for m in wanted if m in line]
@@ -1057,7 +1067,7 @@ class Track:
 
 class Contender:
     def __init__(self, name, binary, version_argv, config, argv, error_log=None,
-                 unsupported=None):
+                 unsupported=None, marks=(), rendered=None, only=None, refused=None):
         self.name = name
         self.binary = binary
         self.version_argv = version_argv
@@ -1065,6 +1075,13 @@ class Contender:
         self.argv = argv          # command line; {conf} is the rendered file
         self.error_log = error_log
         self.unsupported = unsupported or {}  # listener -> why it has none
+        self.marks = marks        # CONTENDER_MARKS whose lines it keeps
+        self.rendered = rendered or config  # the rendered file's name in the temp dir
+        # (scenarios, why): it runs in these scenarios only, the others say why
+        self.only = only
+        # (test argv, regex, why): when the test of the rendered config fails with output
+        # matching regex, the binary lacks what the contender is about: skipped, with why
+        self.refused = refused
         self.version = ""
         self.ports = {}           # listener (plain, tls, h2, gzip) -> port
         self.listeners = []       # the extra listeners it runs with
@@ -1114,12 +1131,30 @@ def contenders(tmp):
     return [c for c in all_contenders(tmp) if not wanted or c.name in wanted]
 
 
+# rampart-hc: rampart.conf with the lines marked @HC@, active health checks and outlier
+# detection in every upstream block; compared with rampart in these scenarios only (the
+# others proxy the same way: what they measure is not the upstream's).
+HC_SCENARIOS = ("plain", "h2", "lc")
+HC_DIRECTIVES = ("health_check", "outlier_detection")
+
+
 def all_contenders(tmp):
     nginx_log = os.path.join(tmp, "nginx.error.log")
+    hc_only = (HC_SCENARIOS, "skipped: rampart-hc is compared with rampart in"
+               f" {', '.join(HC_SCENARIOS)} only")
     return [
         Contender("rampart", RAMPART, [RAMPART, "-v"], "rampart.conf",
                   [RAMPART, "-p", tmp, "-c", "{conf}"],
                   error_log=os.path.join(tmp, "rampart.error.log")),
+        Contender("rampart-hc", RAMPART, [RAMPART, "-v"], "rampart.conf",
+                  [RAMPART, "-p", tmp, "-c", "{conf}"],
+                  error_log=os.path.join(tmp, "rampart-hc.error.log"),
+                  marks=("@HC@",), rendered="rampart-hc.conf", only=hc_only,
+                  unsupported={s: hc_only[1] for s in ("tls", "gzip")},
+                  refused=([RAMPART, "-t", "-p", tmp, "-c", "{conf}"],
+                           r'unknown directive "(%s)"' % "|".join(HC_DIRECTIVES),
+                           "skipped: this rampart has no health_check or outlier_detection"
+                           " (rampart -t: {detail})")),
         Contender("nginx", "/usr/sbin/nginx", ["/usr/sbin/nginx", "-v"],
                   "nginx.conf",
                   ["/usr/sbin/nginx", "-p", tmp, "-e", nginx_log, "-c", "{conf}", *NGINX_USER],
@@ -1199,7 +1234,8 @@ MAX_CONNECTIONS = max(4096, IDLE_CONNECTIONS + 1024) if "idle" in SCENARIOS else
 def launch(c, tmp, backend_port, tls_files, listeners):
     """Render c's config (with the extra listeners in listeners: tls, h2, gzip, lc) and
     start it; None once its plain port listens, or why it does not."""
-    values = {"TMP": tmp, "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
+    values = {"TMP": tmp, "SELF": os.path.splitext(c.rendered)[0],
+              "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
               "H2O_USER": H2O_USER, "MAX_CONNECTIONS": MAX_CONNECTIONS,
               "NOFILE": 2 * MAX_CONNECTIONS + 64, "IDLE_TIMEOUT": IDLE_TIMEOUT,
               "GZIP_PATH": GZIP_PATH, **lc_backend_ports()}
@@ -1207,10 +1243,21 @@ def launch(c, tmp, backend_port, tls_files, listeners):
         values.update(tls_files)
     for name in listeners:
         values[f"{name.upper()}_PORT"] = c.ports[name]
-    conf = render(c.config, os.path.join(tmp, c.config), values, listeners)
+    conf = render(c.config, os.path.join(tmp, c.rendered), values, listeners, c.marks)
+    if c.refused:
+        argv, pattern, why = c.refused
+        r = subprocess.run([a.replace("{conf}", conf) for a in argv], capture_output=True,
+                           text=True, timeout=30)
+        found = re.search(pattern, r.stdout + r.stderr)
+        if r.returncode != 0 and found:
+            raise Refused(why.replace("{detail}", found.group(0)))
     c.server = Server(c.name, [a.replace("{conf}", conf) for a in c.argv], tmp)
     c.server.start()
     return c.server.wait_listening(c.ports["plain"])
+
+
+class Refused(Exception):
+    """The binary refuses what the contender is there to measure: it is skipped."""
 
 
 def failed_start(c, why):
@@ -1250,10 +1297,19 @@ def start_contender(c, tmp, backend_port, tls_files):
         c.set_status(f"skipped: {c.binary} not found")
         return
     c.version = version_of(c.version_argv)
+    if c.only:
+        scenarios, why = c.only
+        for s, track in c.tracks.items():
+            if s not in scenarios:
+                track.status = why
     os.makedirs(os.path.join(tmp, f"{c.name}-tmp"), exist_ok=True)
     listeners = [name for name in LISTENERS if name not in c.unsupported]
     c.down.update({name: why for name, why in c.unsupported.items() if name in LISTENERS})
-    why = launch(c, tmp, backend_port, tls_files, listeners)
+    try:
+        why = launch(c, tmp, backend_port, tls_files, listeners)
+    except Refused as e:
+        c.set_status(str(e))
+        return
     # Perhaps only the settings of an extra listener keep it from starting (a TLS
     # setting, a directive it lacks): drop them, the last added first (lc, gzip, h2, tls).
     while why and listeners:
@@ -1538,6 +1594,11 @@ def section(cs, scenario):
             add(f"fixed {H2_CONNECTIONS * H2_STREAMS} requests in flight it mirrors the req/s ratio);")
         add("p99 ratio = rampart/peer, below 1 means rampart's tail latency is lower;")
         add("cpu/req ratio = rampart/peer, below 1 means rampart spends less CPU per request.")
+        if any(c.name == "rampart-hc" for c, t in peers):
+            add("rampart-hc is this rampart with `health_check interval=1s uri=/` and")
+            add("`outlier_detection consecutive_5xx=5 interval=10s base_ejection_time=30s` in")
+            add("every upstream block: its ratios are what they cost (1.00x: nothing), to be")
+            add("read against the spread; its conn/req counts the checks' connections too.")
     noisy = [c.name for c, t in ok if t.spread() > NOISY]
     if noisy:
         add("")
