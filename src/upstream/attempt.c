@@ -29,8 +29,12 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     if (s == NULL)
         return NULL;
     a->peer = s;
-    if (a->tries == 0)
+    if (a->t_first == 0) {
         a->t_first = rp_time_ms();
+        if (a->ups->pool && a->ups->retry_budget_pct > 0)
+            /* the request's deposit into the retry budget (retry.h) */
+            rp_shm_counter_add(&a->ups->pool->budget_tokens, a->ups->retry_budget_pct * 10);
+    }
     if (a->retry_next) {
         a->retry_next = 0;
         rp_shm_counter_add(&s->sh->retries, 1);
@@ -112,6 +116,19 @@ void rp_attempt_again(rp_attempt_t *a)
     rp_upstream_free_peer(a->ups, s, &o);
 }
 
+/* The pool's retry budget balance now: leaked at most every 100 ms (by the process whose
+ * swap moves the stamp; the others may see it a moment later: relaxed, as counters are). */
+static int64_t budget_balance(rp_pool_shared_t *pool, int64_t now)
+{
+    int64_t stamp = rp_shm_counter_get(&pool->budget_stamp);
+    if (now - stamp >= 100 && rp_shm_counter_cas(&pool->budget_stamp, &stamp, now)) {
+        int64_t b = rp_shm_counter_get(&pool->budget_tokens);
+        int64_t left = rp_retry_budget_leak(b, stamp ? now - stamp : 0);
+        rp_shm_counter_add(&pool->budget_tokens, left - b);
+    }
+    return rp_shm_counter_get(&pool->budget_tokens);
+}
+
 static const char *reason_name(unsigned reason)
 {
     switch (reason) {
@@ -182,21 +199,24 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
     if (!a->retrying && pool) {
         /* one retry in flight per retrying request, across workers */
         int64_t retrying = rp_shm_counter_get(&pool->retries.inflight);
-        int64_t inflight = rp_shm_counter_get(&pool->totals.inflight);
+        int64_t balance = budget_balance(pool, now);
         int over_max = u->max_retries > 0 && retrying >= u->max_retries;
-        if (over_max || !rp_retry_budget_allows(retrying, inflight, u->retry_budget_pct,
-                                                u->retry_budget_min)) {
+        int take = 0;
+        if (over_max || !rp_retry_budget_allows(retrying, balance, u->retry_budget_pct,
+                                                u->retry_budget_min, &take)) {
             rp_shm_counter_add(&pool->budget_denied, 1);
             rp_log_error(RP_LOG_WARN, 0,
                          "upstream \"%s\": no retry of \"%.*s %.*s\" after %s from %s: %s "
-                         "(%lld retries in flight, %lld requests)",
+                         "(%lld retries in flight, %lld tokens)",
                          u->name, (int)r->method.len, r->method.data, (int)r->request_uri.len,
                          r->request_uri.data, reason_name(reason),
                          a->peer ? a->peer->name : "?",
                          over_max ? "max_retries reached" : "retry budget exhausted",
-                         (long long)retrying, (long long)inflight);
+                         (long long)retrying, (long long)(balance / 1000));
             return -1;
         }
+        if (take)
+            rp_shm_counter_add(&pool->budget_tokens, -1000);
         a->retrying = 1;
         rp_peer_inflight_add(&pool->retries, 1);
     }

@@ -41,7 +41,7 @@
 #include <string.h>
 
 #define ZONE_TAG "upstream"
-#define ZONE_VERSION 3
+#define ZONE_VERSION 4
 #define DEFAULT_ZONE "rampart_upstreams"
 #define DEFAULT_ZONE_SIZE (4u << 20)
 #define EWMA_TAU_MS 10000.0 /* Finagle's and linkerd's decay time */

@@ -120,7 +120,9 @@ typedef struct {
     rp_shm_counter_t retried; /* retries made, all time */
     rp_shm_counter_t budget_denied;  /* retries the budget refused, all time */
     rp_shm_counter_t breaker_tripped;/* requests a breaker answered 503, all time */
-    rp_shm_counter_t spare[26];      /* for the breakers' queue and what comes next */
+    rp_shm_counter_t budget_tokens;  /* the retry budget's balance, in thousandths (retry.h) */
+    rp_shm_counter_t budget_stamp;   /* ms: when the balance last leaked */
+    rp_shm_counter_t spare[24];      /* for the breakers' queue and what comes next */
 } rp_pool_shared_t;
 
 /* How an attempt on a peer went, for rp_upstream_free_peer and balancers. */

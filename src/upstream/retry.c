@@ -4,6 +4,7 @@
 #include "upstream/retry.h"
 #include "core/time.h"
 
+#include <math.h>
 #include <stddef.h>
 
 int rp_retry_wants(const rp_retry_conf_t *c, unsigned reason, int status, int grpc_status)
@@ -62,15 +63,26 @@ int64_t rp_retry_backoff(const rp_retry_conf_t *c, unsigned n, uint64_t r)
     return (int64_t)(r % (uint64_t)(span + 1));
 }
 
-int rp_retry_budget_allows(int64_t retries_inflight, int64_t requests_inflight, int pct,
-                           int min)
+int64_t rp_retry_budget_leak(int64_t balance, int64_t dt_ms)
 {
+    if (dt_ms <= 0 || balance <= 0)
+        return balance;
+    return (int64_t)((double)balance * exp(-(double)dt_ms / RP_RETRY_BUDGET_TAU_MS));
+}
+
+int rp_retry_budget_allows(int64_t retries_inflight, int64_t balance, int pct, int min,
+                           int *take)
+{
+    *take = 0;
     if (pct < 0)
         return 1;
     if (retries_inflight < min)
         return 1;
-    /* retries in flight are requests in flight too: the share is of all of them */
-    return retries_inflight * 100 < requests_inflight * pct;
+    if (balance >= 1000) {
+        *take = 1;
+        return 1;
+    }
+    return 0;
 }
 
 int64_t rp_retry_after_ms(const char *v, unsigned len, int64_t now_s)

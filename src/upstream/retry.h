@@ -84,10 +84,25 @@ int rp_retry_unprocessed(unsigned reason, int status, int not_processed);
  * share (r, 0 to 2^64-1) of min(max, base x 2^(n-1)). 0 when there is no backoff. */
 int64_t rp_retry_backoff(const rp_retry_conf_t *c, unsigned n, uint64_t r);
 
-/* Whether the budget lets one more retry go: retries in flight below pct% of the requests
- * in flight to the upstream, or below min (pct < 0: no budget). */
-int rp_retry_budget_allows(int64_t retries_inflight, int64_t requests_inflight, int pct,
-                           int min);
+/*
+ * The retry budget (retry_budget PERCENT min=N), after Finagle's: every request to the
+ * upstream deposits PERCENT/100 of a token, every retry takes one token, and the balance
+ * leaks away with a time constant of RP_RETRY_BUDGET_TAU_MS, so it holds about PERCENT
+ * of the requests of the last few seconds. A burst of retries after a fault (every
+ * request stuck on a hung peer timing out at once) is paid from what the steady traffic
+ * saved; a storm (every try failing) gets no more than PERCENT extra attempts. Besides,
+ * as Envoy's min_retry_concurrency, fewer than N retries in flight are always allowed,
+ * so a quiet upstream can still retry. Balances are in thousandths of a token.
+ */
+#define RP_RETRY_BUDGET_TAU_MS 10000
+
+/* The balance after dt ms of leaking. */
+int64_t rp_retry_budget_leak(int64_t balance, int64_t dt_ms);
+
+/* Whether a retry may go: fewer than min retries in flight, or a whole token in the
+ * balance (pct < 0: no budget). *take is set when the retry must take its token. */
+int rp_retry_budget_allows(int64_t retries_inflight, int64_t balance, int pct, int min,
+                           int *take);
 
 /* A Retry-After field's value (delay-seconds, or an HTTP date against now_s) in ms; -1
  * when absent or malformed. */

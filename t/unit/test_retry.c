@@ -131,17 +131,46 @@ START_TEST(no_backoff_without_base)
 }
 END_TEST
 
-START_TEST(budget_allows_min_then_a_share)
+START_TEST(budget_allows_min_in_flight_then_whole_tokens)
 {
-    /* 20%, min 3: three retries always, then a fifth of the requests in flight */
-    ck_assert(rp_retry_budget_allows(0, 0, 20, 3));
-    ck_assert(rp_retry_budget_allows(2, 2, 20, 3));
-    ck_assert(!rp_retry_budget_allows(3, 3, 20, 3));
-    ck_assert(!rp_retry_budget_allows(3, 15, 20, 3));
-    ck_assert(rp_retry_budget_allows(3, 16, 20, 3));
-    ck_assert(rp_retry_budget_allows(19, 100, 20, 3));
-    ck_assert(!rp_retry_budget_allows(20, 100, 20, 3));
-    ck_assert(rp_retry_budget_allows(1000, 10, -1, 3)); /* off */
+    int take;
+    /* fewer than min retries in flight: always, and without taking a token */
+    ck_assert(rp_retry_budget_allows(0, 0, 20, 3, &take) && !take);
+    ck_assert(rp_retry_budget_allows(2, 0, 20, 3, &take) && !take);
+    /* beyond: only with a whole token (thousandths), which the retry takes */
+    ck_assert(!rp_retry_budget_allows(3, 999, 20, 3, &take));
+    ck_assert(rp_retry_budget_allows(3, 1000, 20, 3, &take) && take);
+    ck_assert(rp_retry_budget_allows(50, 7000, 20, 3, &take) && take);
+    /* off */
+    ck_assert(rp_retry_budget_allows(1000, 0, -1, 3, &take) && !take);
+}
+END_TEST
+
+START_TEST(budget_balance_leaks_with_its_time_constant)
+{
+    ck_assert_int_eq(rp_retry_budget_leak(100000, 0), 100000);
+    int64_t tau = rp_retry_budget_leak(100000, RP_RETRY_BUDGET_TAU_MS);
+    ck_assert(tau >= 36700 && tau <= 36800); /* 1/e */
+    ck_assert(rp_retry_budget_leak(100000, 10 * RP_RETRY_BUDGET_TAU_MS) < 10);
+    ck_assert_int_eq(rp_retry_budget_leak(-500, 1000), -500); /* a debt is not forgiven */
+}
+END_TEST
+
+START_TEST(budget_storm_is_bounded_by_the_share)
+{
+    /* 10,000 requests at once, every try failing, 20%, min 3: the balance pays for about
+     * 2,000 retries, whatever the order */
+    int64_t balance = 0, retries = 0;
+    int take;
+    for (int i = 0; i < 10000; i++) {
+        balance += 20 * 10;
+        if (rp_retry_budget_allows(3, balance, 20, 3, &take)) {
+            retries++;
+            if (take)
+                balance -= 1000;
+        }
+    }
+    ck_assert_int_eq(retries, 2000);
 }
 END_TEST
 
@@ -202,7 +231,9 @@ int main(void)
     tcase_add_test(tc, backoff_grows_exponentially_within_the_cap);
     tcase_add_test(tc, backoff_full_jitter_spreads_over_the_span);
     tcase_add_test(tc, no_backoff_without_base);
-    tcase_add_test(tc, budget_allows_min_then_a_share);
+    tcase_add_test(tc, budget_allows_min_in_flight_then_whole_tokens);
+    tcase_add_test(tc, budget_balance_leaks_with_its_time_constant);
+    tcase_add_test(tc, budget_storm_is_bounded_by_the_share);
     tcase_add_test(tc, retry_after_seconds_and_dates);
     tcase_add_test(tc, hedge_percentile_needs_samples_then_tracks_them);
     tcase_add_test(tc, hedge_histogram_forgets_the_old_past);
