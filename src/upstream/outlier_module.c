@@ -37,12 +37,15 @@
 #include <string.h>
 
 #define RETURN_CHECK_MS 1000 /* how late a return may be logged, at most */
+#define REFUSAL_LOG_MS 10000 /* a pool at its share logs refusals this often, at most */
 
 typedef struct {
     rp_outlier_conf_t c;
     unsigned on : 1; /* outlier_detection given */
     rp_upstream_observer_t ob;
     int panic_set; /* panic_threshold given */
+    int64_t refusal_logged; /* ms: this process last logged a refusal (a pool held at
+                             * max_ejection_percent would refuse every run of failures) */
 } outlier_ups_t;
 
 static void *create_ups(rp_conf_t *cf)
@@ -106,12 +109,14 @@ static void eject_inline(rp_upstream_conf_t *u, outlier_ups_t *oc, rp_upstream_s
                      u->name, s->name, (long long)ms, rp_outlier_reason_name(reason),
                      threshold_of(&oc->c, reason),
                      (long long)rp_shm_counter_get(&s->sh->ejections));
-    else if (rc == RP_OUTLIER_REFUSED)
+    else if (rc == RP_OUTLIER_REFUSED && now - oc->refusal_logged >= REFUSAL_LOG_MS) {
+        oc->refusal_logged = now;
         rp_log_error(RP_LOG_WARN, 0,
                      "upstream \"%s\": peer %s not ejected for %s: max_ejection_percent %d%% "
                      "of the pool is ejected already",
                      u->name, s->name, rp_outlier_reason_name(reason),
                      oc->c.max_ejection_percent);
+    }
 }
 
 static void observe(rp_upstream_conf_t *u, rp_upstream_server_t *s, const rp_upstream_outcome_t *o,
