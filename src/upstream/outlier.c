@@ -82,7 +82,10 @@ int rp_outlier_record(const rp_outlier_conf_t *c, rp_peer_shared_t *sh,
 {
     if (o->incomplete && !o->failed)
         return RP_OUTLIER_NONE; /* the client went away: nothing learnt about the peer */
-    int bad = o->failed || o->status >= 500;
+    /* a local failure: no answer, or one cut short; an answer with a 5xx status that the
+     * retry policy turned away (failed too) is judged by its status */
+    int local = o->failed && o->status < 500;
+    int bad = local || o->status >= 500;
     if (rp_outlier_windowed(c)) {
         rp_shm_counter_add(&sh->window_requests, 1);
         if (bad)
@@ -97,7 +100,7 @@ int rp_outlier_record(const rp_outlier_conf_t *c, rp_peer_shared_t *sh,
     /* A local failure (no answer, or an answer cut short) counts as a gateway error, as
      * Envoy maps it to one; a failure to connect is the most specific of the three, so
      * when thresholds are met together it is the reason given. */
-    int gateway = o->failed || o->status == 502 || o->status == 503 || o->status == 504;
+    int gateway = local || o->status == 502 || o->status == 503 || o->status == 504;
     int hit = RP_OUTLIER_NONE;
     if (o->failed && o->connect) {
         if (bump(&sh->consec_connect, c->consecutive_connect))

@@ -73,8 +73,9 @@ const char *rp_outlier_reason_name(int reason);
 int rp_outlier_windowed(const rp_outlier_conf_t *c);
 
 /*
- * Folds one attempt's outcome into sh: a 5xx response or a local failure (connect
- * error, timeout, reset: o->failed) counts toward consecutive_5xx; 502, 503, 504 and
+ * Folds one attempt's outcome into sh: a 5xx response (retried or not) or a local
+ * failure (connect error, timeout, reset, an answer cut short: o->failed without a 5xx
+ * status) counts toward consecutive_5xx; 502, 503, 504 and
  * local failures toward consecutive_gateway (another 5xx ends that run); a failure
  * to connect toward consecutive_connect (any other ending ends that run); any other
  * response ends all three. An outcome that ended for another reason (the client went

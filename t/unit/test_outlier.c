@@ -23,6 +23,11 @@ static const rp_upstream_outcome_t REFUSED = {.failed = 1, .connect = 1, .header
                                               .last_ms = -1};
 static const rp_upstream_outcome_t TIMEOUT = {.failed = 1, .timeout = 1, .header_ms = -1,
                                               .last_ms = -1};
+/* a 500 the retry policy turned away: failed, with its status */
+static const rp_upstream_outcome_t R500_RETRIED = {.failed = 1, .status = 500, .header_ms = 1,
+                                                   .last_ms = -1};
+static const rp_upstream_outcome_t CUT = {.failed = 1, .status = 200, .header_ms = 1,
+                                          .last_ms = -1};
 static const rp_upstream_outcome_t GONE = {.incomplete = 1, .status = 502, .header_ms = 1,
                                            .last_ms = -1};
 
@@ -76,6 +81,15 @@ START_TEST(test_gateway_errors_and_local_failures_meet_consecutive_gateway_failu
     ck_assert_int_eq(rp_outlier_record(&c, &sh2, &R500), RP_OUTLIER_NONE);
     ck_assert_int_eq(rp_shm_counter_get(&sh2.consec_gateway), 0);
     ck_assert_int_eq(rp_shm_counter_get(&sh2.consec_5xx), 3);
+
+    /* a retried 500 is still a 500; a body cut short is a local failure */
+    rp_peer_shared_t sh3 = {0};
+    feed(&c, &sh3, &R502, 2);
+    rp_outlier_record(&c, &sh3, &R500_RETRIED);
+    ck_assert_int_eq(rp_shm_counter_get(&sh3.consec_gateway), 0);
+    ck_assert_int_eq(rp_shm_counter_get(&sh3.consec_5xx), 3);
+    feed(&c, &sh3, &CUT, 2);
+    ck_assert_int_eq(rp_outlier_record(&c, &sh3, &CUT), RP_OUTLIER_GATEWAY);
 }
 END_TEST
 
