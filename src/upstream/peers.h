@@ -100,7 +100,9 @@ typedef struct {
     rp_shm_counter_t window_requests;/* this interval's attempts (success rate) */
     rp_shm_counter_t window_failures;/* ... and those that failed */
     rp_shm_counter_t retries;        /* retries made on it, all time */
-    rp_shm_counter_t spare[7];       /* room for the next modules without a new layout */
+    rp_shm_counter_t ejection_ended; /* ms: when its last ejection ended; 0 while ejected
+                                      * (the multiplier decays from then: outlier.c) */
+    rp_shm_counter_t spare[6];       /* room for the next modules without a new layout */
 } rp_peer_shared_t;
 
 /*

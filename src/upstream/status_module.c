@@ -10,6 +10,7 @@
  *
  * Peers of `resolve` lines are those this worker's set holds now.
  */
+#include "upstream/outlier.h"
 #include "upstream/upstream.h"
 #include "http/http.h"
 #include "http/request.h"
@@ -86,10 +87,38 @@ static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_ser
                         (long long)rp_shm_counter_get(&sh->ejections),
                         (long long)rp_shm_counter_get(&sh->ejected_total));
     evbuffer_add_printf(b, ",\"consecutive_5xx\":%lld,\"consecutive_gateway_failure\":%lld,"
-                           "\"consecutive_connect_failure\":%lld}",
+                           "\"consecutive_connect_failure\":%lld,\"window_requests\":%lld,"
+                           "\"window_failures\":%lld}",
                         (long long)rp_shm_counter_get(&sh->consec_5xx),
                         (long long)rp_shm_counter_get(&sh->consec_gateway),
-                        (long long)rp_shm_counter_get(&sh->consec_connect));
+                        (long long)rp_shm_counter_get(&sh->consec_connect),
+                        (long long)rp_shm_counter_get(&sh->window_requests),
+                        (long long)rp_shm_counter_get(&sh->window_failures));
+}
+
+/* The pool's panic threshold in effect (0: none) and its outlier_detection settings
+ * (null without). */
+static void outlier_json(struct evbuffer *b, const rp_upstream_conf_t *u)
+{
+    int pt = !u->health_checks && !u->outlier ? 0 : u->panic_threshold < 0 ? 50 : u->panic_threshold;
+    evbuffer_add_printf(b, ",\"panic_threshold\":%d,\"outlier_detection\":", pt);
+    const rp_outlier_conf_t *c = rp_outlier_conf_of(u);
+    if (c == NULL) {
+        evbuffer_add(b, "null", 4);
+        return;
+    }
+    evbuffer_add_printf(
+        b, "{\"consecutive_5xx\":%d,\"consecutive_gateway_failure\":%d,"
+           "\"consecutive_connect_failure\":%d,\"interval_ms\":%lld,"
+           "\"base_ejection_time_ms\":%lld,\"max_ejection_time_ms\":%lld,"
+           "\"max_ejection_percent\":%d,\"success_rate_minimum_hosts\":%d,"
+           "\"success_rate_request_volume\":%d,\"success_rate_stdev_factor\":%.3g,"
+           "\"failure_percentage_threshold\":%d,\"failure_percentage_minimum_hosts\":%d,"
+           "\"failure_percentage_request_volume\":%d}",
+        c->consecutive_5xx, c->consecutive_gateway, c->consecutive_connect,
+        (long long)c->interval, (long long)c->base_ejection, (long long)c->max_ejection,
+        c->max_ejection_percent, c->sr_minimum_hosts, c->sr_request_volume, c->sr_stdev_factor,
+        c->fp_threshold, c->fp_minimum_hosts, c->fp_request_volume);
 }
 
 static int status_handler(rp_request_t *r)
@@ -130,6 +159,7 @@ static int status_handler(rp_request_t *r)
                 (long long)rp_shm_counter_get(&ps->budget_denied),
                 (long long)rp_shm_counter_get(&ps->breaker_tripped));
         }
+        outlier_json(b, u);
         evbuffer_add(b, ",\"peers\":[", 10);
         for (unsigned k = 0; k < set->n; k++) {
             if (k)
