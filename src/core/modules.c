@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
+#include "upstream/health.h"
 #include "upstream/resolve.h"
 
 #include <stdio.h>
@@ -31,6 +32,7 @@ rp_module_t *const rp_modules[] = {
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
+    &rp_health_module,      /* after shm: it writes into the zones */
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);
