@@ -208,6 +208,27 @@ def test_mandatory_peer_takes_no_traffic_until_its_first_check_passes(rampart, p
     assert "c" in served(port, 30)
 
 
+def test_mandatory_pool_takes_no_traffic_before_its_first_checks_pass(rampart, port, hb):
+    # no peer judged yet is no panic: the pool waits for its checks rather than sending
+    # to every peer
+    a, b = hb("a"), hb("b")
+    a.hold()
+    b.hold()
+    rampart.configure(conf(port, [a.addr, b.addr],
+                           "interval=200ms timeout=20s uri=/healthz mandatory"), workers=2)
+    rampart.start()
+    harness.wait_for(lambda: a.health_hits() and b.health_hits(), timeout=WAIT,
+                     what="the first probes")
+    for _ in range(10):
+        assert get(port, "/", headers={"Connection": "close"}).status == 502
+    assert a.hits() == 0 and b.hits() == 0
+    assert "in panic" not in rampart.log_text()
+    a.release()
+    wait_health(port, {a.addr: "healthy", b.addr: "unknown"})
+    assert set(served(port, 10)) == {"a"}
+    b.release()
+
+
 def test_without_mandatory_a_peer_of_unknown_health_takes_traffic(rampart, port, hb):
     a, b, c = hb("a"), hb("b"), hb("c")
     c.hold()
