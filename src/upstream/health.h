@@ -38,15 +38,15 @@ typedef struct {
 
 /* One line of a match block: every line must hold for a response to match. */
 typedef struct {
-    int kind;            /* RP_HM_* */
-    int op;              /* RP_HM_PRESENT, _EQUAL, _REGEX (headers and bodies) */
-    unsigned negate : 1; /* "!", "!=", "!~": the test holds when the plain one does not */
+    int kind;                  /* RP_HM_* */
+    int op;                    /* RP_HM_PRESENT, _EQUAL, _REGEX (headers and bodies) */
+    unsigned negate : 1;       /* "!", "!=", "!~": the test holds when the plain one does not */
     rp_health_range_t *ranges; /* status: the codes and ranges listed */
     unsigned nranges;
-    char *name;       /* header: its name, lowercase */
-    char *value;      /* header =: the value */
-    pcre2_code *re;   /* header ~, body ~ */
-    char *text;       /* the line as written, for the log */
+    char *name;     /* header: its name, lowercase */
+    char *value;    /* header =: the value */
+    pcre2_code *re; /* header ~, body ~ */
+    char *text;     /* the line as written, for the log */
 } rp_health_test_t;
 
 typedef struct {
@@ -75,8 +75,8 @@ typedef struct {
     uint32_t len, cap;
     uint32_t head_base; /* where the final head starts (after 1xx ones) */
     uint32_t body_off, body_len;
-    int state; /* internal */
-    int64_t remaining;  /* Content-Length still to come; -1: until the close */
+    int state;         /* internal */
+    int64_t remaining; /* Content-Length still to come; -1: until the close */
     unsigned chunked : 1;
     unsigned truncated : 1; /* the body went past the limit: only the start is kept */
     rp_h1_parser_t head;
@@ -147,21 +147,21 @@ typedef struct {
 typedef struct {
     unsigned enabled : 1;
     unsigned tls : 1;
-    unsigned has_host : 1; /* a header= sets Host */
-    int type;              /* RP_HC_* */
+    unsigned has_host : 1;     /* a header= sets Host */
+    int type;                  /* RP_HC_* */
     int64_t interval, timeout; /* ms */
-    int64_t jitter;        /* ms (jitter=TIME), or -1: jitter_pct of the interval */
+    int64_t jitter;            /* ms (jitter=TIME), or -1: jitter_pct of the interval */
     int jitter_pct;
     unsigned rise, fall;
     char *uri;
-    int port;              /* 0: the peer's own */
+    int port; /* 0: the peer's own */
     char *match_name;
     rp_health_match_t *match;
     char *grpc_service;
-    rp_array_t headers;    /* rp_health_header_t */
-    const char *file;      /* where health_check was */
+    rp_array_t headers; /* rp_health_header_t */
+    const char *file;   /* where health_check was */
     unsigned line;
-    SSL_CTX *ssl_ctx;      /* with tls: made at load time, verification off */
+    SSL_CTX *ssl_ctx; /* with tls: made at load time, verification off */
 } rp_health_conf_t;
 
 /* One upstream to check, settled once the configuration is read. */
@@ -185,10 +185,10 @@ typedef struct rp_health_runtime_s rp_health_runtime_t;
 rp_health_runtime_t *rp_health_start(const rp_health_target_t *targets, unsigned n);
 
 /* What rp_health_apply changed. */
-#define RP_HEALTH_BECAME_HEALTHY 0x1
-#define RP_HEALTH_AGAIN 0x2 /* with BECAME_HEALTHY: it was unhealthy before */
+#define RP_HEALTH_BECAME_HEALTHY   0x1
+#define RP_HEALTH_AGAIN            0x2 /* with BECAME_HEALTHY: it was unhealthy before */
 #define RP_HEALTH_BECAME_UNHEALTHY 0x4
-#define RP_HEALTH_EJECTION_ENDED 0x8
+#define RP_HEALTH_EJECTION_ENDED   0x8
 
 /*
  * Applies one probe's outcome (ok: it passed) at time now to a peer's shared entry:

@@ -42,7 +42,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TICK_MS 1000  /* the set of peers is read again at least this often */
+#define TICK_MS    1000 /* the set of peers is read again at least this often */
 #define READ_CHUNK 16384
 #define MIN_GAP_MS 10 /* however the jitter falls, probes of a peer are this far apart */
 
@@ -148,8 +148,8 @@ static void verdict(hc_peer_t *hp, int ok, const char *why)
     int changed = rp_health_apply(hp->hu->hc, s->sh, &hp->passes, &hp->fails, ok, rp_time_ms(),
                                   s->slow_start != 0);
     if (changed & RP_HEALTH_BECAME_HEALTHY)
-        rp_log_error(RP_LOG_NOTICE, 0, "peer %s of upstream \"%s\" is healthy%s", s->name,
-                     u->name, changed & RP_HEALTH_AGAIN ? " again" : "");
+        rp_log_error(RP_LOG_NOTICE, 0, "peer %s of upstream \"%s\" is healthy%s", s->name, u->name,
+                     changed & RP_HEALTH_AGAIN ? " again" : "");
     if (changed & RP_HEALTH_EJECTION_ENDED)
         rp_log_error(RP_LOG_NOTICE, 0,
                      "peer %s of upstream \"%s\" returns from its ejection: its time is over "

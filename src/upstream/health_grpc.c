@@ -28,14 +28,14 @@
 struct rp_health_grpc_s {
     nghttp2_session *s;
     int32_t stream;
-    int http_status;     /* :status; 0 until it came */
-    int grpc_status;     /* grpc-status, -1 until it came */
+    int http_status; /* :status; 0 until it came */
+    int grpc_status; /* grpc-status, -1 until it came */
     char grpc_message[128];
     uint8_t msg[MAX_MESSAGE];
     size_t msg_len;
-    unsigned closed : 1;  /* the stream ended */
-    uint32_t reset_code;  /* its RST_STREAM code, NGHTTP2_NO_ERROR when it ended well */
-    uint8_t *req;         /* the request body: 5-byte prefix and message */
+    unsigned closed : 1; /* the stream ended */
+    uint32_t reset_code; /* its RST_STREAM code, NGHTTP2_NO_ERROR when it ended well */
+    uint8_t *req;        /* the request body: 5-byte prefix and message */
     size_t req_len, req_off;
 };
 
@@ -118,10 +118,9 @@ static void init_callbacks(void)
     nghttp2_session_callbacks_set_on_stream_close_callback(callbacks, on_stream_close);
 }
 
-#define NV(n, v)                                                                               \
-    {                                                                                          \
-        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                              \
-            NGHTTP2_NV_FLAG_NO_COPY_NAME                                                       \
+#define NV(n, v)                                                                                   \
+    {                                                                                              \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v), NGHTTP2_NV_FLAG_NO_COPY_NAME     \
     }
 
 rp_health_grpc_t *rp_health_grpc_new(const char *authority, const char *service, int tls)
@@ -303,12 +302,13 @@ int rp_health_grpc_verdict(rp_health_grpc_t *g, char *why, size_t whylen)
         return 0;
     }
     if (g->msg_len < 5 || g->msg[0] != 0) {
-        snprintf(why, whylen, "%s", g->msg_len < 5 ? "no HealthCheckResponse in the answer"
-                                                   : "a compressed HealthCheckResponse");
+        snprintf(why, whylen, "%s",
+                 g->msg_len < 5 ? "no HealthCheckResponse in the answer"
+                                : "a compressed HealthCheckResponse");
         return 0;
     }
-    size_t mlen = (size_t)g->msg[1] << 24 | (size_t)g->msg[2] << 16 | (size_t)g->msg[3] << 8 |
-                  g->msg[4];
+    size_t mlen =
+        (size_t)g->msg[1] << 24 | (size_t)g->msg[2] << 16 | (size_t)g->msg[3] << 8 | g->msg[4];
     if (mlen > g->msg_len - 5) {
         snprintf(why, whylen, "a truncated HealthCheckResponse");
         return 0;

@@ -76,8 +76,9 @@ static const char *parse_status(rp_arena_t *a, rp_health_test_t *t, char **argv,
         if (dash ? parse_code(s, dash, &r->lo) != 0 || parse_code(dash + 1, end, &r->hi) != 0 ||
                        r->lo > r->hi
                  : parse_code(s, end, &r->lo) != 0)
-            return rp_arena_sprintf(a, "invalid status \"%s\" (a code from 100 to 599, or a "
-                                       "range such as 200-399)",
+            return rp_arena_sprintf(a,
+                                    "invalid status \"%s\" (a code from 100 to 599, or a "
+                                    "range such as 200-399)",
                                     s);
         if (!dash)
             r->hi = r->lo;
@@ -124,8 +125,9 @@ static const char *parse_header(rp_arena_t *a, rp_health_test_t *t, char **argv,
         name = argv[i];
         int caseless;
         if (parse_op(argv[2], t, &caseless) != 0)
-            return rp_arena_sprintf(a, "invalid operator \"%s\" in \"header\" (=, !=, ~, !~, "
-                                       "~* or !~*)",
+            return rp_arena_sprintf(a,
+                                    "invalid operator \"%s\" in \"header\" (=, !=, ~, !~, "
+                                    "~* or !~*)",
                                     argv[2]);
         if (t->op == RP_HM_EQUAL) {
             t->value = rp_arena_strdup(a, argv[3]);

@@ -172,8 +172,7 @@ static const char *set_health_check(rp_conf_t *cf, const rp_command_t *cmd, void
                 memcpy(num, v, n - 1);
                 num[n - 1] = '\0';
                 if (rp_parse_int(num, 100, &pct) != 0)
-                    return rp_conf_error(cf, "invalid jitter \"%s\" (0%% to 100%%, or a time)",
-                                         v);
+                    return rp_conf_error(cf, "invalid jitter \"%s\" (0%% to 100%%, or a time)", v);
                 hc->jitter = -1;
                 hc->jitter_pct = (int)pct;
             } else if (rp_parse_msec(v, &hc->jitter) != 0) {
@@ -272,7 +271,7 @@ static const char *make_ssl_ctx(rp_conf_t *cf, rp_health_conf_t *hc)
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     static const unsigned char alpn_h2[] = {2, 'h', '2'};
     static const unsigned char alpn_h1[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    int rc = hc->type == RP_HC_GRPC ? SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2))
+    int rc = hc->type == RP_HC_GRPC   ? SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2))
              : hc->type == RP_HC_HTTP ? SSL_CTX_set_alpn_protos(ctx, alpn_h1, sizeof(alpn_h1))
                                       : 0;
     if (rc != 0) {

@@ -132,8 +132,8 @@ START_TEST(test_interim_responses_are_skipped)
                      1);
     ck_assert_int_eq(rp_health_response_status(&r), 503);
     char why[200];
-    ck_assert_int_eq(rp_health_match_check(match((const char *const[]){"header X-Final", NULL}),
-                                           &r, why, sizeof(why)),
+    ck_assert_int_eq(rp_health_match_check(match((const char *const[]){"header X-Final", NULL}), &r,
+                                           why, sizeof(why)),
                      1);
     ck_assert_int_eq(rp_health_match_check(match((const char *const[]){"header Link", NULL}), &r,
                                            why, sizeof(why)),
@@ -202,11 +202,10 @@ START_TEST(test_malformed_and_cut_responses_fail)
     rp_health_response_free(&r);
     ck_assert_int_eq(parsed(&r, "garbage\r\n\r\n"), -1);
     rp_health_response_free(&r);
-    ck_assert_int_eq(parsed(&r, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"),
-                     -1);
+    ck_assert_int_eq(
+        parsed(&r, "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n"), -1);
     rp_health_response_free(&r);
-    ck_assert_int_eq(parsed(&r, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-                     -1);
+    ck_assert_int_eq(parsed(&r, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), -1);
     rp_health_response_free(&r);
     /* the close before the promised body ends */
     ck_assert_int_eq(parsed(&r, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc"), 0);
@@ -342,13 +341,18 @@ START_TEST(test_health_check_response_decoding)
     ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x08\x03", 2), 3);
     ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"", 0), 0); /* UNKNOWN */
     /* fields a later version adds are skipped */
-    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x12\x03" "abc\x08\x01", 7), 1);
-    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x08\x01\x1d\x00\x00\x00\x00", 7),
+    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x12\x03"
+                                                             "abc\x08\x01",
+                                            7),
                      1);
+    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x08\x01\x1d\x00\x00\x00\x00", 7), 1);
     ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x08\x81\x00", 3), 1);
     /* malformed: a cut varint, a length past the end, a wire type that does not exist */
     ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x08\x81", 2), -1);
-    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x12\x09" "abc", 5), -1);
+    ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x12\x09"
+                                                             "abc",
+                                            5),
+                     -1);
     ck_assert_int_eq(rp_health_grpc_serving((const uint8_t *)"\x0f\x01", 2), -1);
 }
 END_TEST
