@@ -13,6 +13,7 @@
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
+#include "upstream/health.h"
 #include "upstream/resolve.h"
 
 #include <stdio.h>
@@ -33,6 +34,7 @@ rp_module_t *const rp_modules[] = {
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
     &rp_outlier_module,
+    &rp_health_module,      /* after shm: it writes into the zones */
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);

@@ -685,6 +685,13 @@ int rp_upstream_in_panic(rp_upstream_conf_t *u, int64_t now)
         rp_upstream_server_t *s = set->peer[i];
         if (s->down || s->retired)
             continue;
+        /* a peer no check has judged yet, where such peers wait for one (mandatory), is
+         * neither sick nor well: counting it would put a pool whose checks have not run
+         * yet (a start) in panic, and send it the traffic mandatory holds back */
+        if (u->health_mandatory && u->health_checks &&
+            rp_shm_counter_get(&s->sh->health) == RP_HEALTH_UNKNOWN &&
+            rp_shm_counter_get(&s->sh->ejected_until) == 0)
+            continue;
         n++;
         healthy += rp_upstream_peer_healthy(u, s, now);
     }

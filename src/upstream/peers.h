@@ -230,7 +230,8 @@ const char *rp_upstream_peer_state_name(int state);
 
 /* Whether s is healthy for the pool: not unhealthy by active checks, not ejected, and
  * not of unknown health where unknown peers take no traffic (health_check mandatory).
- * The panic threshold compares the share of such peers with the pool's. */
+ * The panic threshold compares the share of such peers with the pool's (peers of unknown
+ * health under mandatory checks count on neither side: no check has judged them yet). */
 int rp_upstream_peer_healthy(const rp_upstream_conf_t *u, const rp_upstream_server_t *s,
                              int64_t now);
 
