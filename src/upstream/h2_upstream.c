@@ -45,6 +45,7 @@
  */
 #include "upstream/h2_upstream.h"
 #include "upstream/upstream_ssl.h"
+#include "upstream/breaker.h"
 #include "core/log.h"
 #include "core/time.h"
 
@@ -495,6 +496,15 @@ static void submit(rp_h2u_session_t *ss, rp_h2u_stream_t *st)
         ss->goaway = 1; /* retire it once its streams are done */
 }
 
+/* The connection is up (or failed): it no longer counts as being opened (breaker.h). */
+static void connect_over(rp_h2u_session_t *ss)
+{
+    if (ss->uc.connecting) {
+        ss->uc.connecting = 0;
+        rp_breaker_pending_add(ss->ups, -1);
+    }
+}
+
 /* Ends the session: its streams must have no owner left (see fail_streams). Its memory
  * goes too, unless run() is on the stack: then run() frees it, without touching what the
  * session pointed to (a retired configuration may be gone by then). */
@@ -541,7 +551,9 @@ static void session_free(rp_h2u_session_t *ss)
         nghttp2_session_del(ss->s);
     ss->s = NULL;
     ss->fd = -1;
+    connect_over(ss);
     rp_peer_conns_add(p->sh, -1);
+    rp_breaker_conns_add(ss->ups, -1);
     rp_upstream_peer_unref(p);
     evbuffer_free(ss->out);
     ss->out = NULL;
@@ -560,6 +572,7 @@ static void fail_streams(rp_h2u_session_t *ss, int connecting, int timed_out, in
 {
     int handshaking = ss->state == S_HANDSHAKE;
     ss->state = S_DEAD;
+    connect_over(ss);
     event_del(&ss->uc.rev);
     event_del(&ss->uc.wev);
     event_del(&ss->timer);
@@ -768,6 +781,7 @@ static void handshake(rp_h2u_session_t *ss)
 static void connected(rp_h2u_session_t *ss)
 {
     ss->state = S_OPEN;
+    connect_over(ss);
     event_add(&ss->uc.rev, NULL);
 }
 
@@ -915,12 +929,17 @@ static rp_h2u_session_t *session_new(rp_upstream_conf_t *u, rp_upstream_server_t
     ss->uc.peer = p;
     ss->uc.out = ss->out;
     rp_peer_conns_add(p->sh, 1);
+    rp_breaker_conns_add(u, 1);
+    ss->uc.connecting = 1;
+    rp_breaker_pending_add(u, 1);
     if (p->dynamic)
         p->refs++; /* a peer a DNS answer drops stays until its sessions end */
     rp_time_now(&ss->started);
     if (nghttp2_session_client_new2(&ss->s, callbacks, ss, options) != 0) {
         close(fd);
         rp_peer_conns_add(p->sh, -1);
+        rp_breaker_conns_add(u, -1);
+        rp_breaker_pending_add(u, -1);
         rp_upstream_peer_unref(p);
         evbuffer_free(ss->out);
         free(ss);

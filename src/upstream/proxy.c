@@ -24,6 +24,7 @@
  */
 #include "upstream/proxy.h"
 #include "upstream/attempt.h"
+#include "upstream/breaker.h"
 #include "upstream/hedge.h"
 #include "upstream/proxy_h2.h"
 #include "upstream/upstream_choose.h"
@@ -1245,6 +1246,9 @@ int rp_proxy_handler(rp_request_t *r)
         return rp_http_send_error(r, rc);
     if (u->http2)
         return rp_proxy_h2_handler(r, plcf, 0);
+    /* over a circuit breaker: 503, or waiting in the queue (called again when it may go) */
+    if ((rc = rp_breaker_admit(r, u)) != RP_OK)
+        return rc;
     proxy_t *p = rp_arena_calloc(r->arena, sizeof(*p));
     p->r = r;
     p->plcf = plcf;

@@ -26,6 +26,7 @@
  */
 #include "upstream/proxy_h2.h"
 #include "upstream/attempt.h"
+#include "upstream/breaker.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/grpc.h"
@@ -815,6 +816,9 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
     int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
     if (rc != RP_OK)
         return rp_http_send_error(r, rc);
+    /* over a circuit breaker: 503, or waiting in the queue (called again when it may go) */
+    if ((rc = rp_breaker_admit(r, u)) != RP_OK)
+        return rc;
     xchg_t *x = rp_arena_calloc(r->arena, sizeof(*x));
     x->r = r;
     x->plcf = plcf;

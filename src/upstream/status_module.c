@@ -10,6 +10,7 @@
  *
  * Peers of `resolve` lines are those this worker's set holds now.
  */
+#include "upstream/breaker.h"
 #include "upstream/outlier.h"
 #include "upstream/upstream.h"
 #include "http/http.h"
@@ -158,6 +159,7 @@ static int status_handler(rp_request_t *r)
                 (long long)rp_shm_counter_get(&ps->retried),
                 (long long)rp_shm_counter_get(&ps->budget_denied),
                 (long long)rp_shm_counter_get(&ps->breaker_tripped));
+            rp_breaker_status_json(b, u);
         }
         outlier_json(b, u);
         evbuffer_add(b, ",\"peers\":[", 10);

@@ -18,6 +18,7 @@
  */
 #include "upstream/upstream.h"
 #include "upstream/upstream_ssl.h"
+#include "upstream/breaker.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "upstream/h2_upstream.h"
@@ -58,8 +59,18 @@ static void unlink_idle(rp_uconn_t *uc)
     u->nidle--;
 }
 
+/* The connection was established (or failed): it no longer counts as being opened. */
+static void connect_over(rp_uconn_t *uc)
+{
+    if (uc->connecting) {
+        uc->connecting = 0;
+        rp_breaker_pending_add(uc->ups, -1);
+    }
+}
+
 static void uconn_close(rp_uconn_t *uc)
 {
+    connect_over(uc);
     if (uc->ssl)
         rp_uconn_tls_close(uc);
     if (uc->fd >= 0) {
@@ -70,6 +81,7 @@ static void uconn_close(rp_uconn_t *uc)
     }
     uc->fd = -1;
     rp_peer_conns_add(uc->peer->sh, -1);
+    rp_breaker_conns_add(uc->ups, -1);
     rp_upstream_peer_unref(uc->peer);
     uc->peer = NULL;
     uc->next = spare;
@@ -99,6 +111,7 @@ static void idle_end(rp_uconn_t *uc)
 static void on_read_event(evutil_socket_t fd, short what, void *arg)
 {
     rp_uconn_t *uc = arg;
+    connect_over(uc);
     if (uc->owner)
         uc->on_read(uc->owner);
     else if (uc->ssl == NULL || !rp_uconn_tls_idle_ok(uc))
@@ -108,6 +121,7 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
 static void on_write_event(evutil_socket_t fd, short what, void *arg)
 {
     rp_uconn_t *uc = arg;
+    connect_over(uc);
     if (uc->owner)
         uc->on_write(uc->owner);
     else
@@ -156,6 +170,9 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     uc->ups = u;
     uc->peer = s;
     rp_peer_conns_add(s->sh, 1);
+    rp_breaker_conns_add(u, 1);
+    uc->connecting = 1;
+    rp_breaker_pending_add(u, 1);
     if (s->dynamic)
         s->refs++;
     uc->requests = 0;
@@ -200,6 +217,7 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
 {
     rp_upstream_conf_t *u = uc->ups;
     uc->owner = NULL;
+    connect_over(uc);
     if (uc->fd < 0) {
         uconn_close(uc);
         return;

@@ -150,6 +150,7 @@ struct rp_uconn_s {
     struct event rev, wev, timer;
     unsigned requests; /* requests sent on this connection */
     unsigned suspect : 1; /* its last response had no body: check for stray bytes on reuse */
+    unsigned connecting : 1; /* new, not yet writable or readable: counted pending (breaker.h) */
     struct evbuffer *out; /* request bytes the server has not taken yet */
     /* The request using the connection and its handlers; owner is NULL while the
      * connection is idle in the cache. The events stay assigned for the connection's
