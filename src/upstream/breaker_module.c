@@ -44,7 +44,8 @@
 typedef struct waiter_s waiter_t;
 
 typedef struct {
-    rp_breaker_limits_t lim; /* RP_CONF_UNSET while being read, then 0 for none */
+    rp_breaker_limits_t lim; /* first (the unit tests read it); RP_CONF_UNSET while being
+                              * read, then 0 for none */
     int64_t max_retries;
     unsigned any : 1; /* a limit is set: requests are admitted */
     const char *queue_file;

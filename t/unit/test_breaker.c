@@ -247,12 +247,13 @@ START_TEST(test_the_directives_set_the_groups_limits)
     rp_upstream_main_conf_t *m = rp_http_main_conf(cycle, &rp_upstream_module);
     rp_upstream_conf_t *u = *(rp_upstream_conf_t **)m->upstreams.elts;
     ck_assert_int_eq(u->max_retries, 5);
-    rp_breaker_limits_t *l = u->module_conf[rp_breaker_module.index];
+    rp_breaker_limits_t *l = u->module_conf[rp_breaker_module.index]; /* its conf begins so */
     ck_assert_int_eq(l->max_requests, 2);
     ck_assert_int_eq(l->max_connections, 3);
     ck_assert_int_eq(l->max_pending, 4);
     ck_assert_int_eq(l->queue, 10);
     ck_assert_int_eq(l->queue_timeout, 250);
+    rp_cycle_destroy(cycle);
     /* unset: none, and a queue waits 60 s unless told */
     cycle = ut_load_ok(conf_with("        max_requests 1;\n        queue 3;\n"));
     m = rp_http_main_conf(cycle, &rp_upstream_module);
@@ -262,6 +263,7 @@ START_TEST(test_the_directives_set_the_groups_limits)
     ck_assert_int_eq(l->max_pending, 0);
     ck_assert_int_eq(u->max_retries, 0);
     ck_assert_int_eq(l->queue_timeout, 60000);
+    rp_cycle_destroy(cycle);
 }
 END_TEST
 
