@@ -15,8 +15,10 @@ Waits are for events: a count in upstream_status, a request at the backend, a lo
 line. The only time bounds are lower bounds or a wide ceiling on "at once".
 """
 
+import hashlib
 import http.client
 import json
+import signal
 import socket
 import time
 
@@ -212,6 +214,24 @@ def test_the_queue_releases_waiting_requests_in_arrival_order_across_both_worker
     assert p["queued"] == 8
 
 
+def test_a_waiting_request_with_a_body_sends_it_whole_when_its_turn_comes(
+        rampart, port, backend):
+    start(rampart, port, backend.addr, "max_requests 1;\n        queue 5 timeout=25s;")
+    holder = hold(port)
+    wait_inflight(port, 1, "the holder")
+    body = bytes(range(256)) * 1024  # sent while it waits: the client's side holds it
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=25)
+    c.request("POST", "/upload?echo=1", body=body)
+    wait_for(lambda: pool(port)["waiting"] == 1, timeout=10, what="the upload waiting")
+    holder.release()
+    assert holder.response().status == 200
+    r = c.getresponse()
+    echo = json.loads(r.read())
+    assert r.status == 200
+    assert echo["body_length"] == len(body)
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
 def test_a_queued_request_whose_wait_runs_out_gets_503_queue_timeout(rampart, port, backend):
     start(rampart, port, backend.addr, "max_requests 1;\n        queue 5 timeout=300ms;")
     holder = hold(port)
@@ -264,6 +284,64 @@ def test_a_client_that_leaves_the_queue_leaves_no_trace(rampart, port, backend):
     assert arrivals(backend) == ["/hold", "/next0", "/next1", "/next2"]
     p = pool(port)
     assert p["waiting"] == 0 and p["inflight"] == 0 and p["breaker_tripped"] == 0
+
+
+def test_waiters_of_the_old_workers_keep_their_turn_across_a_reload(rampart, port, backend):
+    start(rampart, port, backend.addr, "max_requests 1;\n        queue 5 timeout=25s;")
+    old_workers, _ = rampart.wait_processes(WORKERS)
+    holder = hold(port)
+    wait_inflight(port, 1, "the holder")
+    first = Client(port)
+    first.send("/first")
+    wait_for(lambda: pool(port)["waiting"] == 1, timeout=10, what="the first waiter")
+    rampart.reload()
+    # a request of the new generation queues behind the one the old generation holds
+    def new_client():
+        c = Client(port)
+        if c.worker in old_workers:
+            c.close()  # accepted before that worker stopped accepting
+            return None
+        return c
+    second = wait_for(new_client, timeout=10, what="a connection to a new worker")
+    second.send("/second")
+    wait_for(lambda: pool(port)["waiting"] == 2, timeout=10, what="the second waiter")
+    holder.release()
+    assert [c.response().status for c in (holder, first, second)] == [200, 200, 200]
+    assert arrivals(backend) == ["/hold", "/first", "/second"]
+    assert pool(port)["waiting"] == 0
+
+
+def test_a_fast_stop_ends_waiting_requests_cleanly(rampart, port, backend):
+    start(rampart, port, backend.addr, "max_requests 1;\n        queue 5 timeout=25s;")
+    holder = hold(port)
+    wait_inflight(port, 1, "the holder")
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(b"GET /waits HTTP/1.1\r\nHost: x\r\n\r\n")
+    wait_for(lambda: pool(port)["waiting"] == 1, timeout=10, what="the waiter")
+    rampart.signal(signal.SIGTERM)  # every request ends, the waiting one with them
+    try:
+        assert s.recv(1024) == b""
+    except ConnectionResetError:
+        pass
+    s.close()
+    holder.close()
+    assert rampart.wait_exit(timeout=15) == 0
+    assert "/waits" not in arrivals(backend)
+
+
+def test_a_graceful_stop_lets_waiting_requests_have_their_turn(rampart, port, backend):
+    start(rampart, port, backend.addr, "max_requests 1;\n        queue 5 timeout=25s;")
+    holder = hold(port)
+    wait_inflight(port, 1, "the holder")
+    waiter = Client(port)
+    waiter.send("/waits")
+    wait_for(lambda: pool(port)["waiting"] == 1, timeout=10, what="the waiter")
+    rampart.signal(signal.SIGQUIT)
+    holder.release()
+    assert holder.response().status == 200
+    assert waiter.response().status == 200
+    assert rampart.wait_exit(timeout=15) == 0
+    assert arrivals(backend) == ["/hold", "/waits"]
 
 
 def h2_headers(method, path):
