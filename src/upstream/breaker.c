@@ -12,6 +12,10 @@
  */
 #include "upstream/breaker.h"
 
+_Static_assert(RP_BQ_RING + RP_BQ_RING_WORDS <=
+                   sizeof(((rp_pool_shared_t *)0)->spare) / sizeof(rp_shm_counter_t),
+               "the queue must fit in the pool entry's spare words");
+
 const char *rp_breaker_verdict_name(int verdict)
 {
     switch (verdict) {

@@ -99,9 +99,9 @@ const char *rp_breaker_verdict_name(int verdict);
 #define RP_BQ_QUEUED     5  /* requests that waited in the queue, all time */
 #define RP_BQ_TIMEOUTS   6  /* requests whose wait ran out, all time */
 #define RP_BQ_SILENT     7  /* 503s given since the last warning */
-#define RP_BQ_RING       8  /* 16 words from here: the ring, 4 bits a ticket */
-#define RP_BQ_RING_WORDS 16 /* spare[24] and spare[25] stay free for others */
-#define RP_BREAKER_RING  (RP_BQ_RING_WORDS * 16) /* tickets the ring holds: 256 */
+#define RP_BQ_RING       8  /* 12 words from here: the ring, 4 bits a ticket */
+#define RP_BQ_RING_WORDS 12 /* spare[20] to spare[23] stay free for others */
+#define RP_BREAKER_RING  (RP_BQ_RING_WORDS * 16) /* tickets the ring holds: 192 */
 
 /* Hands out the next ticket into *ticket when fewer than size requests wait and the ring
  * has room; counts it waiting. 0, or -1 when the queue is full. */

@@ -10,7 +10,7 @@
 #include "upstream/breaker.h"
 #include "unit.h"
 
-static rp_shm_counter_t q[26]; /* a pool entry's spare words */
+static rp_shm_counter_t q[24]; /* a pool entry's spare words */
 
 static void fresh_queue(void)
 {
@@ -279,7 +279,7 @@ START_TEST(test_the_directives_refuse_bad_values_with_file_and_line)
         {"max_pending 99999999999;", 4, "\"max_pending\": invalid number \"99999999999\""},
         {"max_retries 1.5;", 4, "\"max_retries\": invalid number \"1.5\""},
         {"max_requests 1;\n        max_requests 2;", 5, "\"max_requests\": is duplicate"},
-        {"max_requests 1;\n        queue 257;", 5, "\"queue\": a queue holds at most 256 requests"},
+        {"max_requests 1;\n        queue 193;", 5, "\"queue\": a queue holds at most 192 requests"},
         {"max_requests 1;\n        queue 5 timeout=0;", 5, "\"queue\": invalid timeout \"0\""},
         {"max_requests 1;\n        queue 5 timeout=soon;", 5,
          "\"queue\": invalid timeout \"soon\""},
