@@ -386,3 +386,23 @@ def test_bad_retry_budgets_are_refused_with_file_and_line(conf_dir, line, messag
     http = (f"upstream pool {{\n server 127.0.0.1:1;\n {line}\n}}\n"
             "server {\n listen 127.0.0.1:1;\n location / { proxy_pass http://pool; }\n}\n")
     assert_rampart_refuses(conf_dir, http, 5, '"%s": %s' % (line.split()[0], message))
+
+
+def test_max_retries_caps_the_retries_in_flight(rampart, port, mode_backend):
+    hang, bad = mode_backend("hang", "hang"), mode_backend("503", "bad")
+    # every first try on bad fails and its retry waits on hang: one retry in flight at most
+    rampart.configure(conf(port, [bad.addr, hang.addr],
+                           "retry_on 503 timeout; per_try_timeout 2s; retry_backoff off;",
+                           upstream="retry_budget off; max_retries 1;"),
+                      workers=1, log_level="warn")
+    rampart.start()
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(get(port, "/", timeout=20).status))
+               for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    u = pool_status(port)
+    assert u["budget_denied"] >= 1 and u["retries_inflight"] == 0
+    rampart.wait_log(r"no retry of \"GET /\" after .*: max_retries reached")
