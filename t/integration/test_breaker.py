@@ -326,7 +326,10 @@ def test_a_fast_stop_ends_waiting_requests_cleanly(rampart, port, backend):
     s.close()
     holder.close()
     assert rampart.wait_exit(timeout=15) == 0
-    assert "/waits" not in arrivals(backend)
+    # (Whether /waits reached the backend is not asserted: the master signals the
+    # workers one after another, and when the holder's worker ends first, the waiter's
+    # worker may admit it in the moment before its own signal comes. Its client got no
+    # answer either way, which is what a fast stop promises.)
 
 
 def test_a_graceful_stop_lets_waiting_requests_have_their_turn(rampart, port, backend):
