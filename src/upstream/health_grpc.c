@@ -212,38 +212,33 @@ int rp_health_grpc_input(rp_health_grpc_t *g, const uint8_t *data, size_t n, cha
     return g->closed;
 }
 
+/* A protobuf varint at msg[*i..len) into *v; -1 when it runs past the end or 64 bits. */
+static int varint(const uint8_t *msg, size_t len, size_t *i, uint64_t *v)
+{
+    *v = 0;
+    for (unsigned shift = 0;; shift += 7) {
+        if (*i == len || shift > 63)
+            return -1;
+        uint8_t b = msg[(*i)++];
+        *v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return 0;
+    }
+}
+
 int rp_health_grpc_serving(const uint8_t *msg, size_t len)
 {
     int status = 0; /* proto3: an absent field is its zero value, UNKNOWN */
     size_t i = 0;
     while (i < len) {
-        /* a key: field number and wire type, as a varint */
-        uint64_t key = 0;
-        unsigned shift = 0;
-        for (;;) {
-            if (i == len || shift > 63)
-                return -1;
-            uint8_t b = msg[i++];
-            key |= (uint64_t)(b & 0x7f) << shift;
-            shift += 7;
-            if (!(b & 0x80))
-                break;
-        }
-        unsigned wire = key & 7;
-        uint64_t field = key >> 3, v = 0;
-        shift = 0;
-        switch (wire) {
+        uint64_t key, v; /* a key: field number and wire type */
+        if (varint(msg, len, &i, &key) != 0)
+            return -1;
+        switch (key & 7) {
         case 0: /* varint */
-            for (;;) {
-                if (i == len || shift > 63)
-                    return -1;
-                uint8_t b = msg[i++];
-                v |= (uint64_t)(b & 0x7f) << shift;
-                shift += 7;
-                if (!(b & 0x80))
-                    break;
-            }
-            if (field == 1)
+            if (varint(msg, len, &i, &v) != 0)
+                return -1;
+            if (key >> 3 == 1)
                 status = v > 3 ? 0 : (int)v;
             break;
         case 1: /* 64-bit */
@@ -252,16 +247,7 @@ int rp_health_grpc_serving(const uint8_t *msg, size_t len)
             i += 8;
             break;
         case 2: /* length-delimited: a field a later version added */
-            for (;;) {
-                if (i == len || shift > 63)
-                    return -1;
-                uint8_t b = msg[i++];
-                v |= (uint64_t)(b & 0x7f) << shift;
-                shift += 7;
-                if (!(b & 0x80))
-                    break;
-            }
-            if (v > len - i)
+            if (varint(msg, len, &i, &v) != 0 || v > len - i)
                 return -1;
             i += (size_t)v;
             break;
