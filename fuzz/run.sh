@@ -7,7 +7,8 @@
 #   fuzz/run.sh fuzz              each target for FUZZ_TIME seconds from its corpus
 #   fuzz/run.sh merge             adds the new inputs that cover more to fuzz/corpus/
 #
-# Environment: FUZZ_CC (clang-14), FUZZ_TIME (60, seconds per target), FUZZ_MAX_LEN (8192),
+# Environment: FUZZ_CC (clang-14), FUZZ_TIME (60, seconds per target), FUZZ_JOBS (targets at
+# once; the number of cores), FUZZ_MAX_LEN (8192),
 # FUZZ_TARGETS (all), FUZZ_SRC (the source tree), FUZZ_BUILD (fuzz/build of the build tree).
 #
 # Fuzzing writes what it discovers to FUZZ_BUILD/corpus/<target>, never to the committed
@@ -89,10 +90,9 @@ replay() {
     say "replayed every corpus, no failure"
 }
 
-fuzz() {
-    failed=""
-    for t in $FUZZ_TARGETS; do
-        need_bin "$t" || return 1
+# One target for FUZZ_TIME seconds; its verdict goes to $FUZZ_BUILD/.rc-<target>.
+fuzz_one() {
+        t=$1
         scratch="$FUZZ_BUILD/corpus/$t"
         artifacts="$FUZZ_BUILD/artifacts/$t"
         log="$FUZZ_BUILD/fuzz-$t.log"
@@ -123,9 +123,36 @@ fuzz() {
                 say "    reproduce: $(bin_of "$t") $c"
             done
             [ -n "$crashes" ] || say "    no input was saved (see the log above)"
-            failed="$failed $t"
         fi
         rm -f "$marker"
+        echo "$rc" >"$FUZZ_BUILD/.rc-$t"
+}
+
+# The targets run FUZZ_JOBS at a time (default: one per core): each is single-threaded,
+# so on a 2-core machine two at once take half the time for the same fuzzing per target.
+# Each one's summary is printed when it ends, whole, so their lines do not interleave.
+fuzz() {
+    failed=""
+    jobs_max=${FUZZ_JOBS:-$(nproc)}
+    for t in $FUZZ_TARGETS; do
+        need_bin "$t" || return 1
+    done
+    running=0
+    for t in $FUZZ_TARGETS; do
+        rm -f "$FUZZ_BUILD/.rc-$t"
+        fuzz_one "$t" >"$FUZZ_BUILD/.out-$t" 2>&1 &
+        running=$((running + 1))
+        if [ "$running" -ge "$jobs_max" ]; then
+            wait -n || true
+            running=$((running - 1))
+        fi
+    done
+    wait || true
+    for t in $FUZZ_TARGETS; do
+        cat "$FUZZ_BUILD/.out-$t"
+        rc=$(cat "$FUZZ_BUILD/.rc-$t" 2>/dev/null || echo "no verdict")
+        [ "$rc" = 0 ] || failed="$failed $t"
+        rm -f "$FUZZ_BUILD/.out-$t" "$FUZZ_BUILD/.rc-$t"
     done
     if [ -n "$failed" ]; then
         say "fuzzing failed for:$failed"
