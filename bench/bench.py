@@ -16,7 +16,9 @@ report gives, per scenario, the median requests/s and latency (or bytes per idle
 connection) of each, and rampart's ratio to each peer. One peer is rampart itself,
 "rampart-hc": the same configuration with active health checks and outlier
 detection in every upstream block, so its ratio is what they cost (plain, h2 and lc
-scenarios). See bench/README.md.
+scenarios); "rampart-lim" and "rampart-sync" add one limit_req and one limit_conn on
+every request (the second sharing its limit_req zone through redis), beside
+"nginx-lim", nginx with the same limits (plain and h2). See bench/README.md.
 
 Environment:
   BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, lc, idle (default all)
@@ -165,8 +167,10 @@ def free_ports(n):
 
 
 # Marks of lines that only some contenders keep (Contender's marks): @HC@, the
-# health-check and outlier-detection lines of rampart-hc.
-CONTENDER_MARKS = ("@HC@",)
+# health-check and outlier-detection lines of rampart-hc; @LIM@, the limit_req and
+# limit_conn lines of rampart-lim, rampart-sync and nginx-lim; @NOSYNC@ and @SYNC@, the
+# node-local or Redis-shared form of rampart's limit_req zone.
+CONTENDER_MARKS = ("@HC@", "@LIM@", "@NOSYNC@", "@SYNC@")
 
 
 def render(template, out_path, values, listeners, marks=()):
@@ -1137,11 +1141,28 @@ def contenders(tmp):
 HC_SCENARIOS = ("plain", "h2", "lc")
 HC_DIRECTIVES = ("health_check", "outlier_detection")
 
+# rampart-lim and nginx-lim: the same configuration with one limit_req and one limit_conn
+# on every request, keyed by the client's address (all of wrk's and h2load's connections
+# share one key: the one record every request updates is the worst case for the zone's
+# lock). The rate and counts are far above what the load reaches, so nothing is refused
+# or delayed: what is measured is the decision's cost. rampart-sync: rampart-lim with its
+# limit_req zone shared through a local redis-server (`sync`, `limit_sync`).
+LIM_SCENARIOS = ("plain", "h2")
+LIM_DIRECTIVES = ("limit_req_zone", "limit_conn_zone", "limit_sync")
+REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
+
 
 def all_contenders(tmp):
     nginx_log = os.path.join(tmp, "nginx.error.log")
     hc_only = (HC_SCENARIOS, "skipped: rampart-hc is compared with rampart in"
                f" {', '.join(HC_SCENARIOS)} only")
+    nginx_lim_log = os.path.join(tmp, "nginx-lim.error.log")
+    lim_only = (LIM_SCENARIOS, "skipped: the limit contenders run in"
+                f" {', '.join(LIM_SCENARIOS)} only")
+    lim_refused = ([RAMPART, "-t", "-p", tmp, "-c", "{conf}"],
+                   r'unknown directive "(%s)"' % "|".join(LIM_DIRECTIVES),
+                   "skipped: this rampart has no limit_req, limit_conn or limit_sync"
+                   " (rampart -t: {detail})")
     return [
         Contender("rampart", RAMPART, [RAMPART, "-v"], "rampart.conf",
                   [RAMPART, "-p", tmp, "-c", "{conf}"],
@@ -1155,10 +1176,28 @@ def all_contenders(tmp):
                            r'unknown directive "(%s)"' % "|".join(HC_DIRECTIVES),
                            "skipped: this rampart has no health_check or outlier_detection"
                            " (rampart -t: {detail})")),
+        Contender("rampart-lim", RAMPART, [RAMPART, "-v"], "rampart.conf",
+                  [RAMPART, "-p", tmp, "-c", "{conf}"],
+                  error_log=os.path.join(tmp, "rampart-lim.error.log"),
+                  marks=("@LIM@", "@NOSYNC@"), rendered="rampart-lim.conf", only=lim_only,
+                  unsupported={s: lim_only[1] for s in ("tls", "gzip", "lc")},
+                  refused=lim_refused),
+        Contender("rampart-sync", RAMPART, [RAMPART, "-v"], "rampart.conf",
+                  [RAMPART, "-p", tmp, "-c", "{conf}"],
+                  error_log=os.path.join(tmp, "rampart-sync.error.log"),
+                  marks=("@LIM@", "@SYNC@"), rendered="rampart-sync.conf", only=lim_only,
+                  unsupported={s: lim_only[1] for s in ("tls", "gzip", "lc")},
+                  refused=lim_refused),
         Contender("nginx", "/usr/sbin/nginx", ["/usr/sbin/nginx", "-v"],
                   "nginx.conf",
                   ["/usr/sbin/nginx", "-p", tmp, "-e", nginx_log, "-c", "{conf}", *NGINX_USER],
                   error_log=nginx_log),
+        Contender("nginx-lim", "/usr/sbin/nginx", ["/usr/sbin/nginx", "-v"],
+                  "nginx.conf",
+                  ["/usr/sbin/nginx", "-p", tmp, "-e", nginx_lim_log, "-c", "{conf}",
+                   *NGINX_USER],
+                  error_log=nginx_lim_log, marks=("@LIM@",), rendered="nginx-lim.conf",
+                  only=lim_only, unsupported={s: lim_only[1] for s in ("tls", "gzip", "lc")}),
         Contender("haproxy", "/usr/sbin/haproxy", ["/usr/sbin/haproxy", "-v"],
                   "haproxy.cfg",
                   ["/usr/sbin/haproxy", "-db", "-f", "{conf}"],
@@ -1208,6 +1247,25 @@ def start_backend(tmp, port):
     return server
 
 
+REDIS_PORT = 0  # the redis-server of rampart-sync, once picked
+
+
+def start_redis(tmp, cs):
+    """The redis-server rampart-sync shares its limit through, on REDIS_PORT (no
+    persistence: it holds counters). Without one, rampart-sync is skipped, saying why."""
+    sync = next(c for c in cs if c.name == "rampart-sync")
+    if not os.access(REDIS, os.X_OK):
+        sync.set_status(f"skipped: {REDIS} not found (install the Debian package redis-server)")
+        return None
+    server = Server("redis", [REDIS, "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"], tmp)
+    server.start()
+    why = server.wait_listening(REDIS_PORT)
+    if why:
+        sync.set_status(f"skipped: redis-server on 127.0.0.1:{REDIS_PORT} {why}")
+    return server
+
+
 def make_certificate(tmp):
     """The one ECDSA P-256 certificate every contender serves: cert, key, cert+key."""
     cert, key, pem = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "cert+key.pem"))
@@ -1238,7 +1296,7 @@ def launch(c, tmp, backend_port, tls_files, listeners):
               "PORT": c.ports["plain"], "BACKEND_PORT": backend_port,
               "H2O_USER": H2O_USER, "MAX_CONNECTIONS": MAX_CONNECTIONS,
               "NOFILE": 2 * MAX_CONNECTIONS + 64, "IDLE_TIMEOUT": IDLE_TIMEOUT,
-              "GZIP_PATH": GZIP_PATH, **lc_backend_ports()}
+              "GZIP_PATH": GZIP_PATH, "REDIS_PORT": REDIS_PORT, **lc_backend_ports()}
     if set(listeners) & set(SSL_LISTENERS):
         values.update(tls_files)
     for name in listeners:
@@ -1599,6 +1657,19 @@ def section(cs, scenario):
             add("`outlier_detection consecutive_5xx=5 interval=10s base_ejection_time=30s` in")
             add("every upstream block: its ratios are what they cost (1.00x: nothing), to be")
             add("read against the spread; its conn/req counts the checks' connections too.")
+        lim = {c.name: t for c, t in ok if c.name in ("rampart-lim", "rampart-sync", "nginx-lim")}
+        if lim:
+            add("rampart-lim is this rampart with one limit_req (rate=100000000r/s burst=100000")
+            add("nodelay) and one limit_conn (60000) per request, keyed by the client's address;")
+            add("rampart-sync the same with the limit_req zone shared through redis (`sync`);")
+            add("nginx-lim is nginx with the same two limits. rampart's ratio to rampart-lim and")
+            add("rampart-sync is what the limits cost it (goal: under 5%, a req/s ratio at most")
+            add("1.05x); the line below sets rampart and nginx side by side with the same limits.")
+        if "rampart-lim" in lim and "nginx-lim" in lim:
+            a, b = lim["rampart-lim"], lim["nginx-lim"]
+            add(f"  {'rampart-lim vs nginx-lim':26} req/s {ratio(a.rps(), b.rps())}"
+                f"  p99 {ratio(a.p99(), b.p99())}"
+                f"  cpu/req {ratio(a.cpu_per_request(), b.cpu_per_request())}")
     noisy = [c.name for c, t in ok if t.spread() > NOISY]
     if noisy:
         add("")
@@ -1732,14 +1803,16 @@ def main():
     started_at = time.time()
     load_at_start = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="rampart-bench-")
-    backend = None
+    backend = redis = None
     clear_logs()
     cs = contenders(tmp)
     try:
         listeners = ["plain"] + LISTENERS
         lc_servers = LC_SERVERS if "lc" in LISTENERS else 0
-        ports = free_ports(1 + lc_servers + len(cs) * len(listeners))
+        global REDIS_PORT
+        ports = free_ports(2 + lc_servers + len(cs) * len(listeners))
         backend_port = ports.pop(0)
+        REDIS_PORT = ports.pop(0)
         LC_BACKEND_PORTS[:] = [ports.pop(0) for _ in range(lc_servers)]
         for c in cs:
             for s in listeners:
@@ -1751,6 +1824,8 @@ def main():
         tls_files = make_certificate(tmp) if set(LISTENERS) & set(SSL_LISTENERS) else {}
         backend = start_backend(tmp, backend_port)
         BACKEND_PGID = backend.proc.pid
+        if any(c.name == "rampart-sync" for c in cs):
+            redis = start_redis(tmp, cs)
         for c in cs:
             start_contender(c, tmp, backend_port, tls_files)
             for s, t in c.tracks.items():
@@ -1844,7 +1919,7 @@ def main():
         log("")
         log(f"bench: written to {RESULTS} (took {time.time() - started_at:.0f}s)")
     finally:
-        for server in [c.server for c in reversed(cs)] + [backend]:
+        for server in [c.server for c in reversed(cs)] + [backend, redis]:
             if server:
                 server.stop()
         keep_logs(tmp)
