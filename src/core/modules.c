@@ -10,6 +10,7 @@
 #include "core/process.h"
 #include "core/shm.h"
 #include "http/http.h"
+#include "limit/limit_count.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
@@ -30,6 +31,7 @@ rp_module_t *const rp_modules[] = {
     &rp_retry_module, &rp_hedge_module,
     &rp_http_headers_module, &rp_http_gzip_module,
     &rp_http_limit_rate_module, &rp_http_mirror_module, &rp_http_fault_module,
+    &rp_limit_count_module,
     &rp_upstream_status_module,
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
