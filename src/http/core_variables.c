@@ -135,6 +135,20 @@ static int get_remote_addr(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return 0;
 }
 
+/* The client's address as its bytes (4 for IPv4, 16 for IPv6), nginx's compact key
+ * for limit zones. */
+static int get_binary_remote_addr(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    const rp_sockaddr_t *peer = &r->conn->peer;
+    if (peer->sa.sa_family == AF_INET)
+        *out = (rp_str_t){(const char *)&peer->sin.sin_addr, 4};
+    else if (peer->sa.sa_family == AF_INET6)
+        *out = (rp_str_t){(const char *)&peer->sin6.sin6_addr, 16};
+    else
+        *out = rp_http_remote_addr(r);
+    return 0;
+}
+
 static int get_remote_port(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     char buf[64];
@@ -470,6 +484,7 @@ const rp_var_def_t rp_http_core_variables[] = {
     {"scheme", get_scheme, NULL, 0, 0},
     {"server_protocol", get_protocol, NULL, 0, 0},
     {"remote_addr", get_remote_addr, NULL, 0, 0},
+    {"binary_remote_addr", get_binary_remote_addr, NULL, 0, 0},
     {"remote_port", get_remote_port, NULL, 0, 0},
     {"server_addr", get_server_addr, NULL, 0, 0},
     {"server_port", get_server_port, NULL, 0, 0},
