@@ -695,7 +695,7 @@ static const char *preconfiguration(rp_conf_t *cf)
 
 static const char *postconfiguration(rp_conf_t *cf)
 {
-    lc_main_conf_t *mc = cf->http_ctx ? main_conf(cf) : NULL;
+    lc_main_conf_t *mc = rp_http_main_conf(cf->cycle, &rp_limit_count_module);
     lc_zone_t **z = mc ? mc->zones.elts : NULL;
     for (size_t i = 0; mc && i < mc->zones.nelts; i++) {
         if (z[i]->shm == NULL) {
