@@ -118,10 +118,8 @@ def test_two_quotas_in_one_location_a_refusal_counts_in_neither(rampart, port, b
     assert statuses(port, 8, "/a") == [200] * 3 + [429] * 5
     # the plan counted 3: two more pass on /b, then it refuses
     assert statuses(port, 3, "/b") == [200, 200, 429]
-    # and a request the plan refuses on /a did not count in burst either (burst already
-    # full, so look at the variables: the smallest remaining is 0)
     lines = log_lines(rampart, 11)
-    assert lines[-1].split()[2:4] == ["REJECTED", "0"]
+    assert [line.split()[2] for line in lines].count("REJECTED") == 6
 
 
 def test_a_location_with_its_own_quota_inherits_none_of_the_servers(rampart, port, backend):
@@ -191,7 +189,7 @@ def test_an_exhausted_window_resets_at_its_end(rampart, port, backend):
     # polling: a refused request is not counted, so knocking does not delay the reset
     harness.wait_for(lambda: get(port).status == 200, timeout=6.0, interval=0.05,
                      what="the next window")
-    assert time.time() - refused_at <= 2.5
+    assert time.time() - refused_at <= 3.5  # the window's end, and a wide margin
 
 
 def wait_window_start(seconds, margin=0.05):
@@ -201,7 +199,7 @@ def wait_window_start(seconds, margin=0.05):
 
 
 def test_sliding_remembers_the_last_window_where_fixed_starts_whole(rampart, port, backend):
-    W, N = 4, 10
+    W, N = 6, 10
     serve(rampart, port, backend,
           f"limit_count_zone $binary_remote_addr zone=fixed:1m limit={N} window={W}s;\n"
           f"limit_count_zone $binary_remote_addr zone=sliding:1m limit={N} window={W}s sliding;",
