@@ -16,6 +16,7 @@
 #include "upstream/outlier.h"
 #include "upstream/health.h"
 #include "upstream/breaker.h"
+#include "upstream/adaptive.h"
 #include "upstream/resolve.h"
 
 #include <stdio.h>
@@ -26,6 +27,7 @@ rp_module_t *const rp_modules[] = {
     &rp_core_module,        &rp_http_module,        &rp_http_core_module,
     &rp_http_rewrite_module, &rp_http_map_module, &rp_http_split_clients_module,
     &rp_upstream_module,    &rp_breaker_module,
+    &rp_adaptive_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
     &rp_retry_module, &rp_hedge_module,

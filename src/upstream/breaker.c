@@ -29,6 +29,8 @@ const char *rp_breaker_verdict_name(int verdict)
         return "queue_full";
     case RP_BREAKER_QUEUE_TIMEOUT:
         return "queue_timeout";
+    case RP_BREAKER_ADAPTIVE:
+        return "adaptive_concurrency";
     default:
         return "";
     }
@@ -38,6 +40,8 @@ int rp_breaker_check(const rp_breaker_limits_t *l, const rp_breaker_counts_t *c)
 {
     if (l->max_requests > 0 && c->inflight >= l->max_requests)
         return RP_BREAKER_MAX_REQUESTS;
+    if (l->adaptive > 0 && c->inflight >= l->adaptive)
+        return RP_BREAKER_ADAPTIVE;
     if (c->idle_here)
         return RP_BREAKER_PASS; /* it opens no connection */
     if (l->max_connections > 0 && c->conns >= l->max_connections)

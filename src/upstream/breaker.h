@@ -9,6 +9,8 @@
  *   max_retries N;      retries in flight (stored in u->max_retries for the retry code)
  *   queue N [timeout=T];  requests past a limit wait, in arrival order across all the
  *                       workers, instead of being refused
+ *   adaptive_concurrency ...;  a max_requests that follows the group's latency
+ *                       (adaptive.h): a dynamic limit beside the fixed ones
  *
  * A request over a limit is answered 503 at once with `X-Rampart-Overloaded: LIMIT`,
  * unless the group has a queue: then it waits (suspended, never blocking the worker)
@@ -40,6 +42,8 @@ typedef struct {
     int64_t max_connections, max_requests, max_pending; /* 0: no limit */
     int64_t queue;         /* requests that may wait; 0: none (a limit answers 503) */
     int64_t queue_timeout; /* ms a request may wait */
+    int64_t adaptive;      /* adaptive concurrency's limit of requests in flight now (a
+                            * dynamic max_requests, read at each admission); 0: none */
 } rp_breaker_limits_t;
 
 /* What the admission of one request looks at. */
@@ -59,11 +63,12 @@ enum {
     RP_BREAKER_MAX_PENDING,
     RP_BREAKER_QUEUE_FULL,
     RP_BREAKER_QUEUE_TIMEOUT,
+    RP_BREAKER_ADAPTIVE, /* "adaptive_concurrency" */
 };
 
 /*
  * Whether one more request may go to the pool now. The rule: it may while fewer than
- * max_requests are in flight, and, unless it can use a connection this worker holds
+ * max_requests, and fewer than the adaptive limit, are in flight, and, unless it can use a connection this worker holds
  * already (idle_here), while fewer than max_connections are open and fewer than
  * max_pending are being opened. Returns RP_BREAKER_PASS or the first limit reached.
  */

@@ -5,6 +5,11 @@
  * group is chosen), the requests waiting in a group's queue in this worker, and the
  * group's limits and queue in upstream_status.
  *
+ * With adaptive_concurrency (adaptive.h) in the block, its limit is one more
+ * max_requests, read from the group's record at each admission: refused requests are
+ * answered `X-Rampart-Overloaded: adaptive_concurrency` (counted as shed in the record),
+ * or wait in the queue as for any other limit.
+ *
  * A request the limits refuse is answered 503 with X-Rampart-Overloaded naming the
  * limit, and counted in the pool's breaker_tripped; the first such answer is logged at
  * warn, then at most one a minute per group, saying how many there were meanwhile.
@@ -25,6 +30,7 @@
  * waiter, in whichever worker, never sees the place free in between.
  */
 #include "upstream/breaker.h"
+#include "upstream/adaptive.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/http.h"
@@ -47,7 +53,8 @@ typedef struct {
     rp_breaker_limits_t lim; /* first (the unit tests read it); RP_CONF_UNSET while being
                               * read, then 0 for none */
     int64_t max_retries;
-    unsigned any : 1; /* a limit is set: requests are admitted */
+    unsigned any : 1;      /* a limit is set: requests are admitted */
+    unsigned adaptive : 1; /* adaptive_concurrency: a dynamic max_requests */
     const char *queue_file;
     unsigned queue_line;
     rp_upstream_conf_t *u;
@@ -104,10 +111,18 @@ static int verdict(breaker_conf_t *bc)
         .conns = rp_shm_counter_get(&ps->totals.conns),
         .pending = rp_shm_counter_get(&ps->retries.conns),
     };
-    int v = rp_breaker_check(&bc->lim, &c);
+    const rp_breaker_limits_t *lim = &bc->lim;
+    rp_breaker_limits_t dyn;
+    rp_adaptive_shared_t *a;
+    if (bc->adaptive && (a = rp_adaptive_of(bc->u)) != NULL) {
+        dyn = bc->lim;
+        dyn.adaptive = rp_adaptive_limit(a);
+        lim = &dyn;
+    }
+    int v = rp_breaker_check(lim, &c);
     if (v == RP_BREAKER_MAX_CONNECTIONS || v == RP_BREAKER_MAX_PENDING) {
         c.idle_here = idle_here(bc->u); /* only worth a look when it decides */
-        v = rp_breaker_check(&bc->lim, &c);
+        v = rp_breaker_check(lim, &c);
     }
     return v;
 }
@@ -141,6 +156,9 @@ static void warn(breaker_conf_t *bc, int v, rp_request_t *r)
 static int trip(rp_request_t *r, breaker_conf_t *bc, int v)
 {
     rp_shm_counter_add(&bc->u->pool->breaker_tripped, 1);
+    rp_adaptive_shared_t *a;
+    if (v == RP_BREAKER_ADAPTIVE && (a = rp_adaptive_of(bc->u)) != NULL)
+        rp_shm_counter_add(&a->shed, 1);
     warn(bc, v, r);
     const char *name = rp_breaker_verdict_name(v);
     rp_http_add_header(r, RP_STR("X-Rampart-Overloaded"), (rp_str_t){name, strlen(name)});
@@ -355,6 +373,7 @@ void rp_breaker_status_json(struct evbuffer *b, rp_upstream_conf_t *u)
                             (long long)rp_shm_counter_get(&q[RP_BQ_QUEUED]),
                             (long long)rp_shm_counter_get(&q[RP_BQ_TIMEOUTS]));
     }
+    rp_adaptive_status_json(b, u);
 }
 
 /* ---- configuration ---- */
@@ -435,7 +454,9 @@ static const char *postconfiguration(rp_conf_t *cf)
             if (*counts[k] == RP_CONF_UNSET)
                 *counts[k] = 0;
         bc->u = u;
-        bc->any = bc->lim.max_connections || bc->lim.max_requests || bc->lim.max_pending;
+        bc->adaptive = rp_adaptive_configured(u) != 0;
+        bc->any = bc->lim.max_connections || bc->lim.max_requests || bc->lim.max_pending ||
+                  bc->adaptive;
         if (bc->lim.queue && !bc->any) {
             char *argv[] = {"queue", NULL};
             cf->file = bc->queue_file;
