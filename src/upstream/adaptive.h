@@ -32,7 +32,8 @@
  *
  * Latency is the time to the response head of each attempt (header_ms: a slow client
  * reading a long body must not read as a slow backend), in the milliseconds the upstream
- * layer measures; B is at least 1 ms, the clock's grain, so that a backend answering
+ * layer measures; attempts without a response head, 502, 503 and 504 answers, and those
+ * the retry policy took as failures give no sample (a fast 503 is not spare capacity); B is at least 1 ms, the clock's grain, so that a backend answering
  * within a millisecond or two is not taken for a loaded one by rounding alone.
  *
  * One limit per group per node. Every worker adds the latencies it sees to a histogram

@@ -66,8 +66,11 @@ static void observe(rp_upstream_conf_t *u, rp_upstream_server_t *s, const rp_ups
 {
     adaptive_ups_t *ac = data;
     rp_adaptive_shared_t *a = ac->zone->addr;
-    if (o->header_ms < 0 || a == NULL)
-        return; /* no response head: no latency (a failed connect says nothing of load) */
+    /* No response head, no latency: a failed connect says nothing of load. Nor does a
+     * 502, 503 or 504 (or an answer the retry policy took as a failure): a backend, or a
+     * proxy behind it, refusing fast must not look like one with room to spare. */
+    if (o->header_ms < 0 || o->failed || (o->status >= 502 && o->status <= 504) || a == NULL)
+        return;
     int64_t now = o->now ? o->now : rp_time_ms();
     int64_t sent = now - (o->last_ms >= 0 ? o->last_ms : o->header_ms);
     if (!rp_adaptive_sample(a, &ac->c, o->header_ms, sent, now, rp_random()))
