@@ -23,6 +23,8 @@ import threading
 
 import pytest
 
+import reference_nginx
+
 from harness import get, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -212,3 +214,51 @@ def test_with_a_queue_requests_over_the_adaptive_limit_wait_instead_of_being_she
     assert not load.statuses(503), set(load.statuses(503))
     assert len(load.statuses(200)) == len(load.answers) >= 200
     assert p["queued"] >= 200
+
+
+def test_upstream_status_shows_the_parameters_and_a_new_group_measuring(rampart, port,
+                                                                         latency_backend):
+    start(rampart, port, latency_backend,
+          "adaptive_concurrency interval=250ms percentile=90 buffer=50% min_rtt_interval=30s "
+          "min_rtt_requests=20 jitter=5 min_concurrency=4 max_concurrency=64;")
+    a = adaptive(port)
+    assert a == {"limit": 4, "phase": "min_rtt", "min_rtt_ms": 0, "sample_rtt_ms": 0,
+                 "gradient": 0, "shed": 0, "updates": 0, "min_rtt_measurements": 0,
+                 "interval_ms": 250, "percentile": 90, "buffer": 50,
+                 "min_rtt_interval_ms": 30000, "min_rtt_requests": 20, "jitter": 5,
+                 "min_concurrency": 4, "max_concurrency": 64}
+    assert get(port, "/work").status == 200
+
+
+def test_a_reload_keeps_the_groups_limit_and_min_rtt(rampart, port, latency_backend):
+    start(rampart, port, latency_backend, "adaptive_concurrency min_rtt_requests=10;")
+    load = Load(port, 10).start()
+    wait_for(lambda: (lambda s: s["min_rtt_measurements"] >= 1 and s["updates"] >= 3)(
+        adaptive(port)), timeout=60, what="a minRTT and 3 windows")
+    load.stop()
+    before = adaptive(port)
+    rampart.reload()
+    rampart.wait_processes(WORKERS)
+    after = adaptive(port)
+    assert after["phase"] == "sampling"
+    assert after["min_rtt_ms"] == before["min_rtt_ms"] >= 20
+    assert after["min_rtt_measurements"] == before["min_rtt_measurements"]
+    assert after["limit"] == before["limit"] > 3
+
+
+def test_bad_adaptive_concurrency_values_are_refused_with_file_and_line(conf_dir):
+    def http(line):
+        return (f"upstream u {{\n    server 127.0.0.1:1;\n    {line}\n}}\n"
+                "server { listen 127.0.0.1:1; location / { proxy_pass http://u; } }")
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, http("adaptive_concurrency interval=never;"), 5,
+        '"adaptive_concurrency": invalid interval "never" (expected a time above 0)')
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, http("adaptive_concurrency percentile=101;"), 5,
+        '"adaptive_concurrency": invalid percentile "101" (expected 1 to 100)')
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, http("adaptive_concurrency min_concurrency=9 max_concurrency=8;"), 5,
+        '"adaptive_concurrency": min_concurrency 9 is above max_concurrency 8')
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, http("adaptive_concurrency gradient=2;"), 5,
+        '"adaptive_concurrency": invalid parameter "gradient=2"')
