@@ -113,7 +113,7 @@ static void start_measurement(rp_adaptive_shared_t *a, const rp_adaptive_conf_t 
     int64_t snap[RP_ADAPTIVE_BUCKETS];
     rp_shm_counter_set(&a->deferred, rp_shm_counter_get(&a->limit));
     rp_shm_counter_set(&a->epoch, now); /* before the phase: a sampler that sees the
-                                          * phase sees the epoch too */
+                                         * phase sees the epoch too */
     rp_shm_counter_set(&a->phase, RP_ADAPTIVE_MIN_RTT);
     rp_shm_counter_set(&a->limit, clamp_limit(c, c->min_concurrency));
     rp_shm_counter_set(&a->at_min, 0);

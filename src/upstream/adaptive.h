@@ -33,8 +33,9 @@
  * Latency is the time to the response head of each attempt (header_ms: a slow client
  * reading a long body must not read as a slow backend), in the milliseconds the upstream
  * layer measures; attempts without a response head, 502, 503 and 504 answers, and those
- * the retry policy took as failures give no sample (a fast 503 is not spare capacity); B is at least 1 ms, the clock's grain, so that a backend answering
- * within a millisecond or two is not taken for a loaded one by rounding alone.
+ * the retry policy took as failures give no sample (a fast 503 is not spare capacity); B is at
+ * least 1 ms, the clock's grain, so that a backend answering within a millisecond or two is not
+ * taken for a loaded one by rounding alone.
  *
  * One limit per group per node. Every worker adds the latencies it sees to a histogram
  * in shared memory (a zone per group, "adaptive_concurrency/NAME"), and the limit is
@@ -62,15 +63,23 @@ extern rp_module_t rp_adaptive_module;
 
 /* The parameters (Envoy's names in brackets). */
 typedef struct {
-    int64_t interval;         /* ms: a sampling window [concurrency_update_interval] */
-    int percentile;           /* sampleRTT and minRTT summarize as it [sample_aggregate_percentile] */
-    int buffer;               /* percent of minRTT latency may grow unpunished [min_rtt_calc_params.buffer] */
-    int64_t min_rtt_interval; /* ms between minRTT measurements [min_rtt_calc_params.interval] */
-    int min_rtt_requests;     /* responses a measurement takes [min_rtt_calc_params.request_count] */
-    int jitter;               /* percent of min_rtt_interval a measurement may be delayed [jitter] */
-    int64_t min_concurrency;  /* the limit's floor, and its value while minRTT is measured
-                               * [min_rtt_calc_params.min_concurrency] */
-    int64_t max_concurrency;  /* the limit's ceiling [concurrency_limit_params.max_concurrency_limit] */
+    /* ms: a sampling window [concurrency_update_interval] */
+    int64_t interval;
+    /* sampleRTT and minRTT are this percentile of their samples [sample_aggregate_percentile] */
+    int percentile;
+    /* percent of minRTT latency may grow unpunished [min_rtt_calc_params.buffer] */
+    int buffer;
+    /* ms between minRTT measurements [min_rtt_calc_params.interval] */
+    int64_t min_rtt_interval;
+    /* responses a measurement takes [min_rtt_calc_params.request_count] */
+    int min_rtt_requests;
+    /* percent of min_rtt_interval a measurement may be delayed [min_rtt_calc_params.jitter] */
+    int jitter;
+    /* the limit's floor, and its value while minRTT is measured
+     * [min_rtt_calc_params.min_concurrency] */
+    int64_t min_concurrency;
+    /* the limit's ceiling [concurrency_limit_params.max_concurrency_limit] */
+    int64_t max_concurrency;
 } rp_adaptive_conf_t;
 
 /* Envoy's defaults. */

@@ -37,8 +37,7 @@ typedef struct {
     int64_t measurements; /* this process's last look at the record's count (for the log) */
 } adaptive_ups_t;
 
-_Static_assert(sizeof(rp_adaptive_shared_t) + 64 <= ZONE_SIZE,
-               "the record must fit in the zone");
+_Static_assert(sizeof(rp_adaptive_shared_t) + 64 <= ZONE_SIZE, "the record must fit in the zone");
 
 static adaptive_ups_t *conf_of(rp_upstream_conf_t *u)
 {

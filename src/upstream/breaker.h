@@ -68,9 +68,9 @@ enum {
 
 /*
  * Whether one more request may go to the pool now. The rule: it may while fewer than
- * max_requests, and fewer than the adaptive limit, are in flight, and, unless it can use a connection this worker holds
- * already (idle_here), while fewer than max_connections are open and fewer than
- * max_pending are being opened. Returns RP_BREAKER_PASS or the first limit reached.
+ * max_requests, and fewer than the adaptive limit, are in flight, and, unless it can use a
+ * connection this worker holds already (idle_here), while fewer than max_connections are open and
+ * fewer than max_pending are being opened. Returns RP_BREAKER_PASS or the first limit reached.
  */
 int rp_breaker_check(const rp_breaker_limits_t *l, const rp_breaker_counts_t *c);
 

@@ -455,8 +455,8 @@ static const char *postconfiguration(rp_conf_t *cf)
                 *counts[k] = 0;
         bc->u = u;
         bc->adaptive = rp_adaptive_configured(u) != 0;
-        bc->any = bc->lim.max_connections || bc->lim.max_requests || bc->lim.max_pending ||
-                  bc->adaptive;
+        bc->any =
+            bc->lim.max_connections || bc->lim.max_requests || bc->lim.max_pending || bc->adaptive;
         if (bc->lim.queue && !bc->any) {
             char *argv[] = {"queue", NULL};
             cf->file = bc->queue_file;

@@ -329,10 +329,10 @@ static rp_adaptive_conf_t *loaded_conf(rp_cycle_t *cycle)
 
 START_TEST(test_the_directive_sets_the_parameters_and_envoys_defaults)
 {
-    rp_cycle_t *cycle = ut_load_ok(conf_with(
-        "        adaptive_concurrency interval=250ms percentile=90 buffer=50%"
-        " min_rtt_interval=30s min_rtt_requests=20 jitter=5 min_concurrency=2"
-        " max_concurrency=64;\n"));
+    rp_cycle_t *cycle =
+        ut_load_ok(conf_with("        adaptive_concurrency interval=250ms percentile=90 buffer=50%"
+                             " min_rtt_interval=30s min_rtt_requests=20 jitter=5 min_concurrency=2"
+                             " max_concurrency=64;\n"));
     rp_adaptive_conf_t *c = loaded_conf(cycle);
     ck_assert_int_eq(c->interval, 250);
     ck_assert_int_eq(c->percentile, 90);
@@ -390,8 +390,9 @@ START_TEST(test_the_directive_refuses_bad_values_with_file_and_line)
         snprintf(want, sizeof(want), "@/rampart.conf:%u: %s", cases[i].line, cases[i].error);
         ut_expect_error(conf_with(body), want);
     }
-    ut_expect_error("http {\n    server {\n        adaptive_concurrency;\n    }\n}\n",
-                    "@/rampart.conf:3: \"adaptive_concurrency\": not allowed in the server context");
+    ut_expect_error(
+        "http {\n    server {\n        adaptive_concurrency;\n    }\n}\n",
+        "@/rampart.conf:3: \"adaptive_concurrency\": not allowed in the server context");
 }
 END_TEST
 
@@ -409,7 +410,8 @@ int main(void)
     tcase_add_test(tc, test_the_limit_shrinks_when_latency_passes_min_rtt_and_buffer);
     tcase_add_test(tc, test_the_limit_stays_at_min_concurrency_under_lasting_overload);
     tcase_add_test(tc, test_five_windows_at_min_concurrency_start_a_new_measurement);
-    tcase_add_test(tc, test_min_rtt_is_measured_again_each_interval_with_the_limit_pinned_meanwhile);
+    tcase_add_test(tc,
+                   test_min_rtt_is_measured_again_each_interval_with_the_limit_pinned_meanwhile);
     tcase_add_test(tc, test_jitter_delays_the_next_measurement_by_up_to_its_share_of_the_interval);
     tcase_add_test(tc, test_no_response_in_a_window_leaves_the_limit_where_it_was);
     tcase_add_test(tc, test_a_stale_update_holder_is_overtaken);
