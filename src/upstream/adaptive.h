@@ -27,7 +27,7 @@
  *         gradient = clamp((minRTT + B) / sampleRTT, 0.5, 2)    B = minRTT x buffer
  *         limit    = gradient x limit;  limit += sqrt(limit)    (the headroom)
  *     kept within [min_concurrency, max_concurrency]. While latency stays near minRTT the
- *     gradient is 1 and the headroom grows the limit; when the window's latency passes
+ *     gradient is 1 or more and the headroom grows the limit; when the window's latency passes
  *     minRTT + B, the limit shrinks in proportion.
  *
  * Latency is the time to the response head of each attempt (header_ms: a slow client

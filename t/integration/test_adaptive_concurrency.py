@@ -24,6 +24,7 @@ import threading
 import pytest
 
 import reference_nginx
+from test_retry import mode_backend  # noqa: F401  (the fixture)
 
 from harness import get, wait_for
 
@@ -262,3 +263,17 @@ def test_bad_adaptive_concurrency_values_are_refused_with_file_and_line(conf_dir
     reference_nginx.assert_rampart_refuses(
         conf_dir, http("adaptive_concurrency gradient=2;"), 5,
         '"adaptive_concurrency": invalid parameter "gradient=2"')
+
+
+def test_fast_503_answers_of_the_backend_give_no_latency_sample(rampart, port, mode_backend):
+    refusing = mode_backend("503")
+    rampart.configure(conf(port, refusing.addr, "adaptive_concurrency min_rtt_requests=5;"),
+                      workers=WORKERS)
+    rampart.start()
+    rampart.wait_processes(WORKERS)
+    for _ in range(20):
+        assert get(port, "/work").status == 503
+    assert refusing.stats()["requests"] == 20
+    # a backend refusing fast has no room to spare: nothing measured, the limit stays low
+    a = adaptive(port)
+    assert a["min_rtt_measurements"] == 0 and a["phase"] == "min_rtt" and a["limit"] == 3
