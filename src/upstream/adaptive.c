@@ -88,6 +88,19 @@ static int64_t take_window(rp_adaptive_shared_t *a, int64_t *snap)
 
 /* ---- the controller ---- */
 
+/* Whether the time due (at most span ahead when it was set) has come. The clock is the
+ * wall clock: one set back would put every due time out of reach, and freeze the limit
+ * where it was, so a due time further ahead than it was ever set counts as come. */
+static int has_come(int64_t now, int64_t due, int64_t span)
+{
+    return now >= due || due - now > span;
+}
+
+static int64_t min_rtt_span(const rp_adaptive_conf_t *c)
+{
+    return c->min_rtt_interval + c->min_rtt_interval * c->jitter / 100;
+}
+
 static int64_t clamp_limit(const rp_adaptive_conf_t *c, int64_t l)
 {
     if (l > c->max_concurrency)
@@ -180,11 +193,11 @@ void rp_adaptive_update(rp_adaptive_shared_t *a, const rp_adaptive_conf_t *c, in
             end_measurement(a, c, now, rnd);
         return;
     }
-    if (now >= rp_shm_counter_get(&a->next_min_rtt)) {
+    if (has_come(now, rp_shm_counter_get(&a->next_min_rtt), min_rtt_span(c))) {
         start_measurement(a, c, now);
         return;
     }
-    if (now >= rp_shm_counter_get(&a->next_update))
+    if (has_come(now, rp_shm_counter_get(&a->next_update), c->interval))
         end_window(a, c, now);
 }
 
@@ -193,7 +206,8 @@ static int take_busy(rp_adaptive_shared_t *a, int64_t now)
     int64_t held = 0, stamp = now > 0 ? now : 1;
     if (rp_shm_counter_cas(&a->busy, &held, stamp))
         return 1;
-    return now - held > BUSY_STALE_MS && rp_shm_counter_cas(&a->busy, &held, stamp);
+    return (now - held > BUSY_STALE_MS || held - now > BUSY_STALE_MS) &&
+           rp_shm_counter_cas(&a->busy, &held, stamp);
 }
 
 int rp_adaptive_sample(rp_adaptive_shared_t *a, const rp_adaptive_conf_t *c, int64_t ms,
@@ -210,8 +224,8 @@ int rp_adaptive_sample(rp_adaptive_shared_t *a, const rp_adaptive_conf_t *c, int
     } else {
         rp_shm_counter_add(&a->hist[rp_adaptive_bucket(ms)], 1);
         rp_shm_counter_add(&a->count, 1);
-        due = now >= rp_shm_counter_get(&a->next_update) ||
-              now >= rp_shm_counter_get(&a->next_min_rtt);
+        due = has_come(now, rp_shm_counter_get(&a->next_update), c->interval) ||
+              has_come(now, rp_shm_counter_get(&a->next_min_rtt), min_rtt_span(c));
     }
     if (!due || !take_busy(a, now))
         return 0;

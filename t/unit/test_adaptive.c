@@ -281,6 +281,26 @@ START_TEST(test_a_stale_update_holder_is_overtaken)
 }
 END_TEST
 
+START_TEST(test_a_clock_set_back_does_not_freeze_the_limit)
+{
+    fresh();
+    measure(20);
+    window(20);
+    int64_t updates = rec.updates.v, l = limit();
+    clock_ms -= 3600000; /* the wall clock is set back an hour */
+    responses(1, 20);
+    /* every due time is out of reach now: minRTT is measured again, and all goes on from
+     * the new time */
+    ck_assert_int_eq(phase(), RP_ADAPTIVE_MIN_RTT);
+    measure(20);
+    ck_assert_int_eq(limit(), l);
+    ck_assert_int_eq(rec.next_update.v, clock_ms + conf.interval);
+    window(20);
+    ck_assert_int_eq(rec.updates.v, updates + 1);
+    ck_assert_int_gt(limit(), l);
+}
+END_TEST
+
 START_TEST(test_the_breakers_refuse_at_the_adaptive_limit)
 {
     rp_breaker_limits_t l = {.adaptive = 4};
@@ -415,6 +435,7 @@ int main(void)
     tcase_add_test(tc, test_jitter_delays_the_next_measurement_by_up_to_its_share_of_the_interval);
     tcase_add_test(tc, test_no_response_in_a_window_leaves_the_limit_where_it_was);
     tcase_add_test(tc, test_a_stale_update_holder_is_overtaken);
+    tcase_add_test(tc, test_a_clock_set_back_does_not_freeze_the_limit);
     tcase_add_test(tc, test_the_breakers_refuse_at_the_adaptive_limit);
     tcase_add_test(tc, test_the_directive_sets_the_parameters_and_envoys_defaults);
     tcase_add_test(tc, test_the_directive_refuses_bad_values_with_file_and_line);
