@@ -60,7 +60,7 @@ typedef struct {
 /* What limit_req decided for a request: found again through its cleanup list after an
  * internal redirect, which clears module contexts. */
 typedef struct {
-    int status; /* RP_LR_* below */
+    int status; /* LR_* below */
 } lr_state_t;
 
 enum {
@@ -72,8 +72,8 @@ enum {
 };
 
 static const rp_str_t status_names[] = {
-    {"PASSED", 6},           {"DELAYED", 7}, {"REJECTED", 8}, {"DELAYED_DRY_RUN", 15},
-    {"REJECTED_DRY_RUN", 16},
+    {"PASSED", 6},           {"DELAYED", 7},           {"REJECTED", 8},
+    {"DELAYED_DRY_RUN", 15}, {"REJECTED_DRY_RUN", 16},
 };
 
 /* ---- configuration ---- */
@@ -292,7 +292,9 @@ static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *c
     static const struct {
         const char *name;
         int level;
-    } levels[] = {{"info", RP_LOG_INFO}, {"notice", RP_LOG_NOTICE}, {"warn", RP_LOG_WARN},
+    } levels[] = {{"info", RP_LOG_INFO},
+                  {"notice", RP_LOG_NOTICE},
+                  {"warn", RP_LOG_WARN},
                   {"error", RP_LOG_ERR}};
     lr_loc_conf_t *c = conf;
     if (c->log_level != RP_CONF_UNSET)
@@ -329,8 +331,8 @@ static lr_state_t *state_of(rp_request_t *r)
     return NULL;
 }
 
-static void log_line(int level, rp_request_t *r, const char *what, int dry_run,
-                     int64_t excess, const char *zone)
+static void log_line(int level, rp_request_t *r, const char *what, int dry_run, int64_t excess,
+                     const char *zone)
 {
     if (!rp_log_enabled(level))
         return;
@@ -408,8 +410,7 @@ static int handler(rp_request_t *r)
         st->status = LR_DELAYED;
         return rp_http_sleep(r, res.delay); /* called again when the time is up */
     case RP_LIMIT_REQ_NOMEM:
-        rp_log_error(RP_LOG_ALERT, 0, "could not allocate a record in limit_req zone \"%s\"",
-                     zone);
+        rp_log_error(RP_LOG_ALERT, 0, "could not allocate a record in limit_req zone \"%s\"", zone);
         break;
     default:
         log_line(c->log_level, r, "limiting requests", c->dry_run, res.excess, zone);

@@ -136,7 +136,7 @@ START_TEST(test_a_rate_per_minute_is_kept_in_thousandths_truncated_as_nginx)
 }
 END_TEST
 
-START_TEST(test_the_leak_is_truncated_per_update_as_nginx_so_frequent_requests_leak_less)
+START_TEST(test_the_leak_is_truncated_per_update_so_frequent_requests_leak_less)
 {
     /* 1r/m leaks 16 * 1 / 1000 = 0 per millisecond: requests every ms never leak */
     rp_limit_req_limit_t l = limit(table(16, 64 * 1024, 0), 5, -1);
@@ -313,7 +313,7 @@ static void on_collect(void *arg, const void *k, size_t len, int64_t window, int
     c->ttl = ttl;
 }
 
-START_TEST(test_collect_hands_out_the_unsent_count_once_and_only_when_something_changed)
+START_TEST(test_collect_hands_out_the_unsent_count_once_and_only_after_a_change)
 {
     rp_limit_req_table_t *t = table(10000, 64 * 1024, 1);
     rp_limit_req_limit_t l = limit(t, 10, -1);
@@ -368,8 +368,8 @@ START_TEST(test_apply_for_the_second_before_uses_what_was_heard_for_it)
     rp_limit_req_table_t *t = table(1000, 64 * 1024, 1);
     rp_limit_req_limit_t l = limit(t, 100, -1);
     int64_t w = T0 / 1000;
-    rp_limit_req_apply(t, "a", 1, w, 3, 0, T0);  /* excess 3 */
-    one(&l, "a", T0 + 1000, NULL);               /* the next second: leaks 1, excess 3 */
+    rp_limit_req_apply(t, "a", 1, w, 3, 0, T0);        /* excess 3 */
+    one(&l, "a", T0 + 1000, NULL);                     /* the next second: leaks 1, excess 3 */
     rp_limit_req_apply(t, "a", 1, w, 5, 0, T0 + 1000); /* late answer: 2 more, not 5 */
     rp_str_t keys[1] = {key("a")};
     rp_limit_req_seen_t s;
@@ -389,7 +389,7 @@ int main(void)
     tcase_add_test(tc, test_nodelay_passes_the_whole_burst_at_once_and_rejects_beyond);
     tcase_add_test(tc, test_delay_n_passes_n_at_once_then_delays_the_rest_of_the_burst);
     tcase_add_test(tc, test_a_rate_per_minute_is_kept_in_thousandths_truncated_as_nginx);
-    tcase_add_test(tc, test_the_leak_is_truncated_per_update_as_nginx_so_frequent_requests_leak_less);
+    tcase_add_test(tc, test_the_leak_is_truncated_per_update_so_frequent_requests_leak_less);
     tcase_add_test(tc, test_a_clock_that_went_back_leaks_nothing_and_far_back_restarts);
     tcase_add_test(tc, test_several_limits_a_rejection_charges_none_of_the_earlier_ones);
     tcase_add_test(tc, test_several_limits_the_first_that_overflows_refuses);
@@ -397,7 +397,7 @@ int main(void)
     tcase_add_test(tc, test_an_empty_key_is_not_limited_and_the_others_still_are);
     tcase_add_test(tc, test_a_full_zone_forces_out_old_keys_and_a_key_too_large_for_it_is_refused);
     tcase_add_test(tc, test_the_report_gives_quota_window_remaining_reset_and_retry_after);
-    tcase_add_test(tc, test_collect_hands_out_the_unsent_count_once_and_only_when_something_changed);
+    tcase_add_test(tc, test_collect_hands_out_the_unsent_count_once_and_only_after_a_change);
     tcase_add_test(tc, test_apply_folds_in_only_what_the_other_nodes_added);
     tcase_add_test(tc, test_apply_for_the_second_before_uses_what_was_heard_for_it);
     suite_add_tcase(s, tc);
