@@ -11,6 +11,7 @@
 #include "core/shm.h"
 #include "http/http.h"
 #include "limit/limit_count.h"
+#include "limit/limit_req.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
@@ -32,7 +33,9 @@ rp_module_t *const rp_modules[] = {
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
     &rp_retry_module, &rp_hedge_module,
     &rp_http_headers_module, &rp_http_gzip_module,
-    &rp_http_limit_rate_module, &rp_http_mirror_module, &rp_http_fault_module,
+    &rp_http_limit_rate_module,
+    &rp_http_limit_req_module,
+    &rp_http_mirror_module, &rp_http_fault_module,
     &rp_limit_count_module,
     &rp_upstream_status_module,
     &rp_access_log_module,
