@@ -290,7 +290,7 @@ def section(cs, scenario):
             add("read against the spread; its conn/req counts the checks' connections too.")
         lim = {c.name: t for c, t in ok if c.name in ("rampart-lim", "rampart-sync", "nginx-lim")}
         if lim:
-            add("rampart-lim is this rampart with one limit_req (rate=100000000r/s burst=100000")
+            add("rampart-lim is this rampart with one limit_req (rate=1000000r/s burst=100000")
             add("nodelay) and one limit_conn (60000) per request, keyed by the client's address;")
             add("rampart-sync the same with the limit_req zone shared through redis (`sync`);")
             add("nginx-lim is nginx with the same two limits. rampart's ratio to rampart-lim and")

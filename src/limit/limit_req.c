@@ -149,31 +149,69 @@ static int64_t account_locked(const rp_limit_req_limit_t *l, rp_str_t key, int64
     return excess;
 }
 
+/*
+ * The locks of the tables whose limits apply (a non-empty key), taken together for the
+ * whole decision, in the order of their zones' names: every worker takes them in the
+ * same order, so two never wait on each other, and the order holds across a reload
+ * (the names are the same, the addresses need not be). Holding them all is what makes
+ * the decision one atomic step: nginx (and lua-resty-limit-traffic) look each limit up
+ * under its own lock and charge the earlier ones afterwards, so two workers racing can
+ * both pass a bucket with room for one. A zone appears at most once per location.
+ */
+static size_t lock_all(const rp_limit_req_limit_t *limits, size_t n, const rp_str_t *keys,
+                       rp_limit_req_table_t **held)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < n && i < RP_LIMIT_REQ_MAX_LIMITS; i++) {
+        rp_limit_req_table_t *t = limits[i].t;
+        if (keys[i].len == 0 || t->zone == NULL)
+            continue;
+        size_t j = k++;
+        while (j > 0 && strcmp(held[j - 1]->zone->name, t->zone->name) > 0) {
+            held[j] = held[j - 1];
+            j--;
+        }
+        held[j] = t;
+    }
+    for (size_t i = 0; i < k; i++)
+        lock(held[i]);
+    return k;
+}
+
+static void unlock_all(rp_limit_req_table_t **held, size_t k)
+{
+    while (k-- > 0)
+        unlock(held[k]);
+}
+
 void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_str_t *keys,
                          int64_t now, rp_limit_req_seen_t *seen, rp_limit_req_result_t *res)
 {
     rp_limit_req_seen_t dummy;
+    rp_limit_req_table_t *held[RP_LIMIT_REQ_MAX_LIMITS];
     memset(res, 0, sizeof(*res));
     if (seen)
         memset(seen, 0, n * sizeof(*seen));
+    if (n > RP_LIMIT_REQ_MAX_LIMITS)
+        n = RP_LIMIT_REQ_MAX_LIMITS; /* the configuration refuses more */
+    size_t nheld = lock_all(limits, n, keys, held);
     int rc = 0;
     int64_t excess = 0;
     size_t i;
     for (i = 0; i < n; i++) {
         if (keys[i].len == 0)
             continue; /* an empty key: this limit does not apply */
-        rp_limit_req_table_t *t = limits[i].t;
-        lock(t);
         rc = lookup_locked(&limits[i], keys[i], now, i == n - 1, &excess);
-        unlock(t);
         rp_limit_req_seen_t *s = seen ? &seen[i] : &dummy;
         s->looked = 1;
         s->excess = excess;
         if (rc != LOOK_AGAIN)
             break;
     }
-    if (rc == 0)
+    if (rc == 0) {
+        unlock_all(held, nheld);
         return; /* RP_LIMIT_REQ_NONE */
+    }
     if (rc == LOOK_BUSY || rc == LOOK_NOMEM) {
         /* the earlier limits were only checked: nothing to give back */
         res->outcome = rc == LOOK_BUSY ? RP_LIMIT_REQ_REJECTED : RP_LIMIT_REQ_NOMEM;
@@ -181,6 +219,7 @@ void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_
         res->excess = excess;
         if (seen)
             seen[i].refused = 1;
+        unlock_all(held, nheld);
         return;
     }
     /* the last limit was charged at its lookup (LOOK_OK at i), or its key was empty
@@ -195,9 +234,7 @@ void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_
         if (seen ? !seen[j].looked : keys[j].len == 0)
             continue;
         rp_limit_req_table_t *t = limits[j].t;
-        lock(t);
         int64_t e = account_locked(&limits[j], keys[j], now);
-        unlock(t);
         if (seen) {
             seen[j].charged = 1;
             seen[j].excess = e;
@@ -213,6 +250,7 @@ void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_
     res->which = which;
     res->excess = excess;
     res->delay = delay;
+    unlock_all(held, nheld);
 }
 
 /* ---- what a limit tells the client ---- */

@@ -60,6 +60,9 @@ typedef struct {
 
 #define RP_LIMIT_REQ_NODELAY (INT64_MAX / 4000)
 
+/* limit_req lines one level may have (their zones' locks are held together). */
+#define RP_LIMIT_REQ_MAX_LIMITS 32
+
 /* What the lookup of one limit answers, and the outcome of a request. */
 enum {
     RP_LIMIT_REQ_NONE = 0, /* every key was empty: not limited, no status */
@@ -96,11 +99,13 @@ int64_t rp_limit_req_delay_ms(int64_t excess, int64_t delay, int64_t rate);
 
 /*
  * Decides on one request: the limits of its location in order, with their keys (an
- * empty key: that limit does not apply). As nginx: each limit is looked up under its
- * zone's lock; the first whose bucket would overflow its burst refuses the request and
- * nothing is charged anywhere; the last limit is charged at its lookup, the earlier
- * ones once all have passed (each under its own lock, from its state at that moment);
- * the delay is the longest of theirs. seen[n] (may be NULL) gets each limit's part.
+ * empty key: that limit does not apply). As nginx: the first limit whose bucket would
+ * overflow its burst refuses the request and nothing is charged anywhere; the last
+ * limit is charged at its lookup, the earlier ones once all have passed; the delay is
+ * the longest of theirs. Unlike nginx, the locks of all the zones involved are held
+ * for the whole decision (taken in the order of the zones' names), so the check and
+ * the charges are one atomic step across workers. seen[n] (may be NULL) gets each
+ * limit's part. At most RP_LIMIT_REQ_MAX_LIMITS limits count.
  */
 void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_str_t *keys,
                          int64_t now, rp_limit_req_seen_t *seen, rp_limit_req_result_t *res);

@@ -262,6 +262,9 @@ static const char *set_limit(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     for (size_t i = 0; i < c->zones->nelts; i++)
         if (RP_ARRAY_AT(c->zones, lr_zone_t *, i) == z)
             return rp_conf_error(cf, "zone \"%s\" is used twice at this level", z->name);
+    if (c->zones->nelts >= RP_LIMIT_REQ_MAX_LIMITS)
+        return rp_conf_error(cf, "more than %d \"limit_req\" at this level",
+                             RP_LIMIT_REQ_MAX_LIMITS);
     if (z->ref_file == NULL) {
         z->ref_file = cf->file;
         z->ref_line = cf->line;
