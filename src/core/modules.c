@@ -12,6 +12,8 @@
 #include "http/http.h"
 #include "limit/limit_count.h"
 #include "limit/limit_req.h"
+#include "limit/limit_conn.h"
+#include "limit/limit_headers.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
@@ -37,6 +39,8 @@ rp_module_t *const rp_modules[] = {
     &rp_http_limit_req_module,
     &rp_http_mirror_module, &rp_http_fault_module,
     &rp_limit_count_module,
+    &rp_limit_conn_module,
+    &rp_limit_headers_module,
     &rp_upstream_status_module,
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
