@@ -37,7 +37,9 @@ typedef struct {
     const char *policy;  /* the policy's name: the zone's name */
     int64_t quota;       /* requests (or connections) the policy allows per window */
     int64_t window;      /* the window, in seconds (>= 1); for limit_req the time the
-                          * burst takes to drain at the rate, at least 1 */
+                          * burst takes to drain at the rate, at least 1; 0 for a
+                          * concurrency limit (limit_conn: quota in requests in progress,
+                          * no window and no reset) */
     int64_t remaining;   /* what the client may still send now (>= 0) */
     int64_t reset;       /* seconds until the quota is whole again (>= 0) */
     int64_t retry_after; /* refused: seconds after which a retry may pass (>= 1); else 0 */
