@@ -10,6 +10,11 @@
  * (counted in r->held, so the producer stops and waits for on_drain, and memory
  * stays at one producer's write) and let go by a timer of the request. A request
  * without a rate costs one comparison per write.
+ *
+ * `map ... $limit_rate { ... }` sets the rate too (nginx before 1.17 documented it
+ * so): the map takes the variable over, and a request whose rate `set` did not
+ * give reads the map's value (a size) as its rate, the location's when the map
+ * gives none or no size.
  */
 #include "http/request.h"
 #include "http/variables.h"
@@ -23,6 +28,10 @@
 typedef struct {
     size_t rate, after;
 } limit_rate_conf_t;
+
+typedef struct {
+    const rp_var_t *mapped; /* $limit_rate when a map defines it, else NULL */
+} limit_rate_main_t;
 
 typedef struct {
     size_t rate, after; /* this request's: the location's, or what `set $limit_rate` said */
@@ -71,11 +80,29 @@ static limit_rate_ctx_t *get_ctx(rp_request_t *r)
     return ctx;
 }
 
-/* The location's rate, unless `set $limit_rate` gave this request its own. */
+static int parse_rate(rp_str_t value, size_t *rate)
+{
+    char buf[32];
+    if (value.len == 0 || value.len >= sizeof(buf))
+        return -1;
+    memcpy(buf, value.data, value.len);
+    buf[value.len] = '\0';
+    return rp_parse_size(buf, rate);
+}
+
+/* The location's rate, unless `set $limit_rate` gave this request its own or a map of
+ * $limit_rate gives one. */
 static size_t rate_of(rp_request_t *r, const limit_rate_ctx_t *ctx)
 {
     limit_rate_conf_t *conf = r->loc_conf[rp_http_limit_rate_module.index];
-    return ctx && ctx->rate_set ? ctx->rate : conf->rate;
+    if (ctx && ctx->rate_set)
+        return ctx->rate;
+    limit_rate_main_t *m = r->srv->ctx->main_conf[rp_http_limit_rate_module.index];
+    rp_str_t value;
+    size_t rate;
+    if (m->mapped && rp_var_get(r, m->mapped, &value) == 0 && parse_rate(value, &rate) == 0)
+        return rate;
+    return conf->rate;
 }
 
 /* Bytes the rate allows to go now (may be negative: ahead of the pace). The clock is the
@@ -206,13 +233,8 @@ static int get_limit_rate(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 
 static void set_limit_rate(rp_request_t *r, const rp_var_t *v, rp_str_t value)
 {
-    char buf[32];
     size_t rate;
-    if (value.len == 0 || value.len >= sizeof(buf))
-        return;
-    memcpy(buf, value.data, value.len);
-    buf[value.len] = '\0';
-    if (rp_parse_size(buf, &rate) == 0) {
+    if (parse_rate(value, &rate) == 0) {
         limit_rate_ctx_t *ctx = get_ctx(r);
         ctx->rate = rate;
         ctx->rate_set = 1;
@@ -229,8 +251,19 @@ static const char *preconfiguration(rp_conf_t *cf)
     return rp_var_register(cf, variables);
 }
 
+static void *create_http_main(rp_conf_t *cf)
+{
+    return rp_arena_calloc(cf->arena, sizeof(limit_rate_main_t));
+}
+
 static const char *postconfiguration(rp_conf_t *cf)
 {
+    limit_rate_main_t *m = rp_http_main_conf(cf->cycle, &rp_http_limit_rate_module);
+    rp_var_t *v = rp_var_find(cf, "limit_rate", 10);
+    if (m && v && v->get != get_limit_rate) {
+        rp_var_use(cf, v); /* a map took it over */
+        m->mapped = v;
+    }
     rp_http_add_body_filter(cf, RP_FILTER_LIMIT_RATE, "limit_rate", body_filter);
     return RP_CONF_OK;
 }
@@ -249,6 +282,7 @@ rp_module_t rp_http_limit_rate_module = {
     .name = "http_limit_rate",
     .commands = commands,
     .preconfiguration = preconfiguration,
+    .create_http_main = create_http_main,
     .create_loc = create_loc,
     .merge_loc = merge_loc,
     .postconfiguration = postconfiguration,

@@ -21,6 +21,11 @@
  * upgrade", so WebSocket works without nginx's proxy_set_header boilerplate. A
  * 101 answer to it goes to the client and hands both connections to tunnel.c;
  * any other answer is relayed as usual.
+ *
+ * proxy_limit_rate paces the reading of the response body as nginx's does: over
+ * the rate, the upstream connection is not read (its socket buffer fills and TCP
+ * slows the server down) until a timer of the request says the next piece is
+ * allowed. Off, it costs one comparison per read.
  */
 #include "upstream/proxy.h"
 #include "upstream/attempt.h"
@@ -77,6 +82,9 @@ typedef struct proxy_s {
     int mode;
     int64_t left;               /* B_LENGTH: bytes still to come */
     struct timeval t_connect;
+    /* proxy_limit_rate: when the body began, what was read of it since, the resume */
+    int64_t rate_start, rate_read;
+    rp_http_timer_t *rate_timer;
 } proxy_t;
 
 /* A worker-wide scratch for the request head and client body bytes on their way. */
@@ -1054,6 +1062,37 @@ client_gone:
     return -1;
 }
 
+static void on_rate_timer(rp_request_t *r, void *data)
+{
+    proxy_t *p = data;
+    (void)r;
+    if (p->finished || p->uc == NULL)
+        return;
+    if (r->on_drain == on_client_drained)
+        return; /* the client is behind too: its drain reads on */
+    rp_uconn_resume_read(p->uc);
+    read_upstream(p);
+}
+
+/* proxy_limit_rate: the body bytes that may be read now. When none may, reading stops
+ * (the read event and its timeout are removed) and a timer of the request reads on. */
+static int64_t rate_allowance(proxy_t *p)
+{
+    int64_t now = rp_time_ms(), wait = 0;
+    if (p->rate_start == 0)
+        p->rate_start = now;
+    int64_t may = rp_proxy_rate_allowance(p->plcf->limit_rate, p->rate_start, now, p->rate_read,
+                                          &wait);
+    if (may > 0)
+        return may;
+    event_del(&p->uc->rev);
+    event_del(&p->uc->timer);
+    if (p->rate_timer == NULL)
+        p->rate_timer = rp_http_timer_new(p->r, on_rate_timer, p);
+    rp_http_timer_add(p->rate_timer, wait);
+    return 0;
+}
+
 /* Reads and handles what the upstream sent; stops when the client must catch up. */
 static void read_upstream(proxy_t *p)
 {
@@ -1070,7 +1109,15 @@ static void read_upstream(proxy_t *p)
             fail(p, 502);
             return;
         }
-        ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, uc->cap - uc->len);
+        size_t room = uc->cap - uc->len;
+        if (p->plcf->limit_rate && p->state == P_BODY) {
+            int64_t may = rate_allowance(p);
+            if (may <= 0)
+                return; /* the rate timer reads on */
+            if ((int64_t)room > may)
+                room = (size_t)may;
+        }
+        ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, room);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, p->state == P_BODY ? p->plcf->read_timeout : head_timeout(p));
             /* nothing more for now: what a filter holds (a compressor) goes out, so a
@@ -1110,6 +1157,8 @@ static void read_upstream(proxy_t *p)
         }
         uc->len += (uint32_t)n;
         p->got_bytes = 1;
+        if (p->state == P_BODY)
+            p->rate_read += n;
 
         if (p->state != P_BODY) {
             rp_h1_result_t rc;

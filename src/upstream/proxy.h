@@ -40,7 +40,24 @@ typedef struct {
 
     int64_t connect_timeout, send_timeout, read_timeout;
     size_t buffer_size; /* largest response head */
+    size_t limit_rate;  /* proxy_limit_rate: response bytes read per second; 0 off */
 } rp_proxy_loc_conf_t;
+
+/*
+ * proxy_limit_rate's pace, shared by the HTTP/1 and HTTP/2 exchanges: with nginx's
+ * one second of allowance, by the time t ms have passed since start, rate * (t + 1000)
+ * / 1000 bytes may have been read. Returns what may be read now (<= 0: none), and
+ * when that is none, in *wait_ms how long until the next piece may.
+ */
+static inline int64_t rp_proxy_rate_allowance(size_t rate, int64_t start, int64_t now,
+                                              int64_t read, int64_t *wait_ms)
+{
+    int64_t elapsed = now - start < 0 ? 0 : now - start;
+    int64_t may = (int64_t)rate * (elapsed + 1000) / 1000 - read;
+    if (may <= 0)
+        *wait_ms = -may * 1000 / (int64_t)rate + 1;
+    return may;
+}
 
 extern rp_module_t rp_proxy_module;
 

@@ -16,7 +16,10 @@
  *
  * Back-pressure both ways: the client body is read only as the server's
  * flow-control windows allow, and the stream's receive window reopens only as
- * the client takes the response.
+ * the client takes the response. proxy_limit_rate paces the response the same way:
+ * over the rate, the stream's bytes are left where they are (its window stays shut,
+ * so the server stops sending on this stream, not on the others of the connection)
+ * until a timer of the request says the next piece is allowed.
  *
  * For a gRPC call the exchange also keeps the client's grpc-timeout (sent on
  * reduced by the time already spent; when it runs out the upstream stream is
@@ -63,6 +66,7 @@ typedef struct xchg_s {
     unsigned has_deadline : 1;
     unsigned in_step : 1;
     unsigned step_again : 1;
+    unsigned paced : 1;       /* over proxy_limit_rate: rate_timer steps on */
     int64_t deadline; /* ms since the epoch */
     rp_str_t target;
     size_t replay_off;       /* how much of the kept body (x->at) the current stream got */
@@ -71,6 +75,9 @@ typedef struct xchg_s {
     /* hedging (hedge.h): the other try racing this one, until a response head came */
     struct xchg_s *sibling;
     rp_http_timer_t *hedge_timer;
+    /* proxy_limit_rate: when the body began, what was taken of it since, the resume */
+    int64_t rate_start, rate_taken;
+    rp_http_timer_t *rate_timer;
 } xchg_t;
 
 /* A worker-wide scratch for client body bytes on their way. */
@@ -541,15 +548,46 @@ static void on_client_body(rp_request_t *r)
         step(x);
 }
 
+static void on_rate_timer(rp_request_t *r, void *data)
+{
+    xchg_t *x = data;
+    (void)r;
+    x->paced = 0;
+    if (!x->finished)
+        step(x);
+}
+
+/* proxy_limit_rate: the response bytes that may be taken now, at most want. When none
+ * may, the exchange is paced and a timer of the request steps on. */
+static size_t rate_allowance(xchg_t *x, size_t want)
+{
+    int64_t now = rp_time_ms(), wait = 0;
+    if (x->rate_start == 0)
+        x->rate_start = now;
+    int64_t may = rp_proxy_rate_allowance(x->plcf->limit_rate, x->rate_start, now, x->rate_taken,
+                                          &wait);
+    if (may > 0)
+        return (int64_t)want > may ? (size_t)may : want;
+    if (x->rate_timer == NULL)
+        x->rate_timer = rp_http_timer_new(x->r, on_rate_timer, x);
+    rp_http_timer_add(x->rate_timer, wait);
+    x->paced = 1;
+    return 0;
+}
+
 /* Moves response body bytes to the client while it keeps up. Returns -1 when the request
- * has ended, 1 when it waits for the client. */
+ * has ended, 1 when it waits for the client or for proxy_limit_rate. */
 static int pump_response(xchg_t *x)
 {
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
     int wrote = 0;
+    if (x->paced)
+        return 1;
     for (;;) {
         size_t avail = evbuffer_get_length(st->in);
+        if (avail && x->plcf->limit_rate && (avail = rate_allowance(x, avail)) == 0)
+            return 1;
         if (avail == 0) {
             /* nothing more for now: what a filter holds (a compressor) goes out */
             if (wrote && !st->eof && rp_http_flush(r) != 0) {
@@ -588,6 +626,7 @@ static int pump_response(xchg_t *x)
         }
         evbuffer_drain(st->in, n);
         rp_h2u_consume(st, n);
+        x->rate_taken += (int64_t)n;
     }
     return 0;
 }
@@ -656,7 +695,7 @@ static void rearm(xchg_t *x)
 {
     rp_request_t *r = x->r;
     int mode = T_NONE;
-    if (!x->st->connected || r->on_drain || r->on_body)
+    if (!x->st->connected || r->on_drain || r->on_body || x->paced)
         mode = T_NONE; /* the connect timeout, send_timeout or client_body_timeout rules */
     else if (!x->body_done)
         mode = T_SEND;

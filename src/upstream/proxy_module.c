@@ -42,6 +42,7 @@ static void *create_loc(rp_conf_t *cf)
     p->send_timeout = RP_CONF_UNSET_MSEC;
     p->read_timeout = RP_CONF_UNSET_MSEC;
     p->buffer_size = RP_CONF_UNSET_SIZE;
+    p->limit_rate = RP_CONF_UNSET_SIZE;
     return p;
 }
 
@@ -63,6 +64,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->send_timeout, p->send_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->read_timeout, p->read_timeout, RP_CONF_UNSET_MSEC, 60000);
     RP_CONF_MERGE(c->buffer_size, p->buffer_size, RP_CONF_UNSET_SIZE, 8192);
+    RP_CONF_MERGE(c->limit_rate, p->limit_rate, RP_CONF_UNSET_SIZE, 0);
     /* As nginx: a level with its own proxy_set_header (or proxy_hide_header) lines
      * replaces the inherited ones. */
     if (c->set_headers == NULL)
@@ -432,6 +434,8 @@ static const rp_command_t commands[] = {
     {"proxy_read_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(read_timeout),
      NULL},
     {"proxy_buffer_size", ANYWHERE, 0, 1, 1, set_buffer_size, RP_CONF_LOC, LOC(buffer_size),
+     NULL},
+    {"proxy_limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(limit_rate),
      NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
