@@ -33,17 +33,23 @@
  * then point into someone else's record.
  *
  * A worker that dies holding counts (a crash, or killed at the end of
- * worker_shutdown_timeout) never gives them back: its keys stay counted until the
- * zone is laid out again (a reload that changes the zone's size, or a restart).
- * nginx leaks them the same way. Giving them back would need a per-worker record of
- * every key held (the peer journal's approach for upstream counts), which costs a
- * write per request for a rare event; the operator's remedy is a restart or a new
- * zone name. A lock held by the dying worker does not wedge the zone: the next
+ * worker_shutdown_timeout) never runs its cleanups; nginx leaks such counts for
+ * good, and the key stays limited below its number until a restart. rampart gives
+ * them back: each worker takes a slot in a small table of its own zone (by pid, at
+ * start), a record keeps beside its count the part each of the first SLOTS slots
+ * holds (16 bits each), and when the master reaps a worker it subtracts that
+ * worker's parts from every record of every limit_conn zone and frees the slot. It
+ * costs 32 bytes per record and nothing per request beyond the two increments; a
+ * worker beyond the first SLOTS slots at once (many workers, or several
+ * generations during reloads) counts without a part, and its counts leak as
+ * nginx's would. A lock held by the dying worker does not wedge the zone: the next
  * locker checks the table and lays it out again if it was left half-updated.
  */
 #include "limit/limit_conn.h"
 #include "limit/limit.h"
+#include "core/cycle.h"
 #include "core/log.h"
+#include "core/process.h"
 #include "core/shm.h"
 #include "core/shm_hash.h"
 #include "core/time.h"
@@ -51,10 +57,15 @@
 #include "http/variables.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ZONE_TAG     "limit_conn_zone"
-#define ZONE_VERSION 1
+#define ZONE_VERSION 2 /* 2: records carry each worker's part */
+#define SLOTS        16
+#define WORKERS_ZONE "rampart_limit_conn_workers"
+#define WORKERS_MAX  128
 #define MIN_ZONE     (32 * 1024) /* nginx's 8 pages */
 #define MAX_KEY      255
 #define MAX_CONN     65535
@@ -95,6 +106,19 @@ typedef struct {
     rp_array_t zones;  /* zone_t * */
     rp_array_t limits; /* loc_conf_t *: the levels with limit_conn, to resolve zones */
 } main_conf_t;
+
+/* A key's record in the zone: requests in progress, and each worker slot's part. */
+typedef struct {
+    int64_t count;
+    uint16_t part[SLOTS];
+} record_t;
+
+/* The workers' slots: a worker's index is where its pid is. */
+typedef struct {
+    int64_t pid[WORKERS_MAX]; /* 0: free */
+} workers_t;
+
+static int my_slot = -1; /* this worker's, or -1: its counts have no part */
 
 /* A count this request holds. */
 typedef struct {
@@ -152,9 +176,11 @@ static void release(zone_t *zone, rp_str_t key)
         return;
     rp_shm_hash_item_t it;
     if (rp_shm_hash_get_locked(h, key.data, key.len, 0, 0, &it) == RP_SHM_OK &&
-        it.value_len == sizeof(int64_t)) {
-        int64_t *count = (int64_t *)it.value;
-        if (--*count <= 0)
+        it.value_len == sizeof(record_t)) {
+        record_t *rec = (record_t *)it.value;
+        if (my_slot >= 0 && my_slot < SLOTS && rec->part[my_slot] > 0)
+            rec->part[my_slot]--;
+        if (--rec->count <= 0)
             rp_shm_hash_delete_locked(h, key.data, key.len, 0);
     }
     rp_shm_unlock(zone->shm);
@@ -167,18 +193,21 @@ static int acquire(zone_t *zone, rp_str_t key, unsigned conn, int64_t *now_count
     rp_shm_hash_t *h = lock_table(zone->shm);
     if (h == NULL)
         return -1;
-    rp_shm_hash_item_t it = {.key = key.data, .key_len = key.len, .value_len = sizeof(int64_t)};
+    rp_shm_hash_item_t it = {.key = key.data, .key_len = key.len, .value_len = sizeof(record_t)};
     void *value;
     int rc = rp_shm_hash_reserve_locked(h, &it, RP_SHM_HASH_SAFE, 0, &value, NULL);
     if (rc != RP_SHM_OK && rc != RP_SHM_CREATED) {
         rp_shm_unlock(zone->shm);
         return -1;
     }
-    int64_t *count = value;
-    int ok = *count < (int64_t)conn;
-    if (ok)
-        ++*count;
-    *now_count = *count;
+    record_t *rec = value;
+    int ok = rec->count < (int64_t)conn;
+    if (ok) {
+        rec->count++;
+        if (my_slot >= 0 && my_slot < SLOTS)
+            rec->part[my_slot]++;
+    }
+    *now_count = rec->count;
     rp_shm_unlock(zone->shm);
     return ok;
 }
@@ -314,6 +343,117 @@ static const rp_var_def_t variables[] = {
     {NULL, NULL, NULL, 0, 0},
 };
 
+/* ---- a worker's slot, and giving back a dead worker's counts ---- */
+
+static int workers_init(rp_shm_zone_t *z, int reused, char *err, size_t errlen)
+{
+    if (z->avail < sizeof(workers_t)) {
+        snprintf(err, errlen, "zone \"%s\" is too small", z->name);
+        return -1;
+    }
+    if (!reused)
+        memset(z->addr, 0, sizeof(workers_t));
+    return 0;
+}
+
+static workers_t *workers_of(const rp_cycle_t *cycle)
+{
+    for (size_t i = 0; i < cycle->shm_zones.nelts; i++) {
+        rp_shm_zone_t *z = RP_ARRAY_AT(&cycle->shm_zones, rp_shm_zone_t *, i);
+        if (strcmp(z->name, WORKERS_ZONE) == 0 && z->addr)
+            return z->addr;
+    }
+    return NULL;
+}
+
+static int init_worker(rp_cycle_t *cycle)
+{
+    my_slot = -1;
+    workers_t *w = workers_of(cycle);
+    if (w == NULL || rp_process.kind != RP_PROCESS_WORKER)
+        return 0; /* a single process has nobody to give its counts back for it */
+    int64_t pid = getpid();
+    for (int i = 0; i < WORKERS_MAX; i++) {
+        int64_t expected = 0;
+        if (__atomic_compare_exchange_n(&w->pid[i], &expected, pid, 0, __ATOMIC_SEQ_CST,
+                                        __ATOMIC_SEQ_CST)) {
+            my_slot = i;
+            break;
+        }
+    }
+    if (my_slot < 0 || my_slot >= SLOTS)
+        rp_log_error(RP_LOG_NOTICE, 0, "limit_conn: %d workers already hold a slot: this "
+                                       "worker's counts are not given back if it crashes",
+                     SLOTS);
+    return 0;
+}
+
+typedef struct {
+    int slot;
+    long given;
+    rp_str_t *dead; /* keys whose count fell to 0, to delete after the walk */
+    size_t ndead, cap;
+} give_back_t;
+
+static int give_back_visit(const rp_shm_hash_item_t *it, void *arg)
+{
+    give_back_t *g = arg;
+    if (it->value_len != sizeof(record_t))
+        return 0;
+    record_t *rec = (record_t *)it->value; /* in place: the walk changes no link */
+    unsigned part = rec->part[g->slot];
+    if (part == 0)
+        return 0;
+    rec->part[g->slot] = 0;
+    rec->count -= part;
+    g->given += part;
+    if (rec->count <= 0) {
+        if (g->ndead == g->cap) {
+            g->cap = g->cap ? g->cap * 2 : 16;
+            g->dead = rp_xrealloc(g->dead, g->cap * sizeof(rp_str_t));
+        }
+        char *k = rp_xmalloc(it->key_len);
+        memcpy(k, it->key, it->key_len);
+        g->dead[g->ndead++] = (rp_str_t){k, it->key_len};
+    }
+    return 0;
+}
+
+/* In the master: worker pid has exited; what its slot holds in every zone goes back. */
+static void child_exited(rp_cycle_t *cycle, int pid, int clean)
+{
+    workers_t *w = workers_of(cycle);
+    if (w == NULL)
+        return;
+    for (int slot = 0; slot < WORKERS_MAX; slot++) {
+        if (w->pid[slot] != pid)
+            continue;
+        long given = 0;
+        for (size_t i = 0; slot < SLOTS && i < cycle->shm_zones.nelts; i++) {
+            rp_shm_zone_t *z = RP_ARRAY_AT(&cycle->shm_zones, rp_shm_zone_t *, i);
+            if (z->addr == NULL || strcmp(z->tag, ZONE_TAG) != 0)
+                continue;
+            rp_shm_hash_t *h = lock_table(z);
+            if (h == NULL)
+                continue;
+            give_back_t g = {.slot = slot};
+            rp_shm_hash_each_locked(h, 0, give_back_visit, &g);
+            for (size_t k = 0; k < g.ndead; k++) {
+                rp_shm_hash_delete_locked(h, g.dead[k].data, g.dead[k].len, 0);
+                free((void *)g.dead[k].data);
+            }
+            rp_shm_unlock(z);
+            free(g.dead);
+            given += g.given;
+        }
+        if (given)
+            rp_log_error(clean ? RP_LOG_INFO : RP_LOG_NOTICE, 0,
+                         "worker process %d left %ld requests counted by limit_conn: given back",
+                         pid, given);
+        __atomic_store_n(&w->pid[slot], 0, __ATOMIC_SEQ_CST);
+    }
+}
+
 /* ---- configuration ---- */
 
 static const char *preconfiguration(rp_conf_t *cf)
@@ -380,6 +520,10 @@ static const char *set_zone(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     rp_shm_zone_t *shm =
         rp_shm_zone_add_versioned(cf, zname, size, ZONE_TAG, ZONE_VERSION, zone_init);
     if (shm == NULL)
+        return RP_CONF_ERROR;
+    /* the mapping also holds the zone's lock and header: leave room for them */
+    if (rp_shm_zone_add_versioned(cf, WORKERS_ZONE, (sizeof(workers_t) + 8192) & ~(size_t)4095,
+                                  "limit_conn workers", 1, workers_init) == NULL)
         return RP_CONF_ERROR;
     if (shm->data) {
         zone_t *z = shm->data;
@@ -511,4 +655,6 @@ rp_module_t rp_limit_conn_module = {
     .create_loc = create_loc,
     .merge_loc = merge_loc,
     .postconfiguration = postconfiguration,
+    .init_worker = init_worker,
+    .child_exited = child_exited,
 };

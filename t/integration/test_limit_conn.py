@@ -8,7 +8,7 @@ stream is reset. Every test runs 2 workers. Releases are waited for by polling a
 probe request until it passes, never by sleeping.
 """
 
-import re
+import signal
 import socket
 
 import h2.config
@@ -322,3 +322,23 @@ def test_bad_limit_conn_directives_are_refused_with_file_and_line(conf_dir):
     ]
     for http, message in cases:
         reference_nginx.assert_rampart_refuses(conf_dir, http, 3, message)
+
+
+def test_a_worker_that_dies_holding_slots_has_them_given_back(rampart, port, backend):
+    rampart.configure(conf(port, backend.port), workers=2)
+    rampart.start()
+    held = Held(rampart, port)
+    try:
+        _, victim = held.open()
+        held.open(path="/other")
+        assert probe(port) == 503
+        since = rampart.log_size()
+        rampart.kill(victim, signal.SIGKILL)
+        m = rampart.wait_log(rf"worker process {victim} left (\d+) requests counted by "
+                             r"limit_conn: given back", since=since)
+        assert int(m.group(1)) in (1, 2)
+        # what the dead worker held is free again (without the give-back the key would
+        # stay at 2 for good: the dead worker's counts plus the other's)
+        pass_eventually(port, what="the dead worker's slots")
+    finally:
+        held.close()
