@@ -8,6 +8,7 @@ stream is reset. Every test runs 2 workers. Releases are waited for by polling a
 probe request until it passes, never by sleeping.
 """
 
+import select
 import signal
 import socket
 
@@ -340,5 +341,35 @@ def test_a_worker_that_dies_holding_slots_has_them_given_back(rampart, port, bac
         # what the dead worker held is free again (without the give-back the key would
         # stay at 2 for good: the dead worker's counts plus the other's)
         pass_eventually(port, what="the dead worker's slots")
+    finally:
+        held.close()
+
+
+def test_a_zone_too_full_for_a_new_key_refuses_with_the_status(rampart, port, backend):
+    # the smallest zone (32k) holds some hundreds of keys: hold requests of new keys
+    # until one finds no room
+    rampart.configure(conf(port, backend.port, limits="limit_conn one 1;",
+                           key="$http_x_key$http_x_pad").replace("zone=one:1m", "zone=one:32k"),
+                      workers=2)
+    rampart.start()
+    held = Held(rampart, port)
+    pad = "p" * 240  # big keys fill the zone sooner (a key over 255 bytes is not limited)
+    try:
+        refused = None
+        for i in range(400):
+            s = socket.create_connection(("127.0.0.1", port), timeout=10)
+            held.socks.append(s)
+            s.sendall(f"GET /k{i} HTTP/1.1\r\nHost: x\r\nX-Key: k{i}\r\nX-Pad: {pad}\r\n"
+                      f"X-Delay: 60000\r\n\r\n".encode())
+            # either it is held (its delay is logged) or it is answered at once
+            wait_for(lambda: select.select([s], [], [], 0)[0] or
+                     rampart.log_text().count("request delayed 60000ms") == i + 1,
+                     timeout=10, what=f"request {i} held or answered")
+            if select.select([s], [], [], 0)[0]:
+                refused = s.recv(65536)
+                break
+        assert refused is not None and refused.startswith(b"HTTP/1.1 503"), refused
+        rampart.wait_log(r'limit_conn_zone "one" has no room for key "k\d+p+", client: 127\.0\.0\.1')
+        assert probe(port, key="k0") == 503  # the keys that found room are still counted
     finally:
         held.close()
