@@ -3,12 +3,14 @@ Telling clients about limits: the RateLimit-Policy and RateLimit fields
 (draft-ietf-httpapi-ratelimit-headers-10) with `limit_headers on`, and Retry-After
 on a 429 or 503 a limit refused (`limit_retry_after`, on by default).
 
-Written against limit_conn, the limit on this branch that reports (limit_req and
-limit_count report through the same rp_limit_report and land separately): its
-policy is a concurrency quota, `"ZONE";q=N;qu="concurrent-requests"` and
-`"ZONE";r=REMAINING`. Requests are held in progress with fault_delay, 2 workers.
+Against limit_conn, a concurrency quota (`"ZONE";q=N;qu="concurrent-requests"` and
+`"ZONE";r=REMAINING`; requests are held in progress with fault_delay), and
+limit_count, a window quota (`"ZONE";q=N;w=WINDOW` and `"ZONE";r=REMAINING;t=RESET`),
+alone and together. limit_req reports through the same rp_limit_report; it is not
+on main yet. 2 workers throughout.
 """
 
+import re
 import socket
 
 from harness import get, wait_for
@@ -189,3 +191,65 @@ def test_limit_headers_directives_refuse_bad_values(conf_dir):
     reference_nginx.assert_rampart_refuses(
         conf_dir, "limit_retry_after on; limit_retry_after off;",
         3, '"limit_retry_after": duplicate directive')
+
+
+# -- with limit_count (window quotas) -------------------------------------------------
+
+
+def quota_conf(port, backend_port, location="limit_headers on;", conn=""):
+    # a day's window: a test never straddles its end (windows are aligned to the epoch)
+    return ("limit_count_zone $http_x_key zone=day:1m limit=3 window=1d;\n"
+            "limit_conn_zone $http_x_key zone=one:1m;\n"
+            f"server {{\n    listen 127.0.0.1:{port};\n"
+            f"    location / {{\n        limit_count zone=day;\n        {conn}\n"
+            f"        {location}\n"
+            f"        proxy_pass http://127.0.0.1:{backend_port};\n    }}\n}}\n")
+
+
+def reset_of(field):
+    m = re.fullmatch(r'"day";r=(\d+);t=(\d+)', field)
+    assert m, field
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_a_window_quota_reports_its_quota_window_remaining_and_reset(rampart, port, backend):
+    rampart.configure(quota_conf(port, backend.port), workers=2)
+    rampart.start()
+    for left in (2, 1, 0):
+        r = probe(port)
+        assert r.status == 200
+        assert r.headers["RateLimit-Policy"] == '"day";q=3;w=86400'
+        remaining, reset = reset_of(r.headers["RateLimit"])
+        assert remaining == left and 0 < reset <= 86400
+        assert r.headers.get("Retry-After") is None
+    r = probe(port)
+    assert r.status == 429
+    remaining, reset = reset_of(r.headers["RateLimit"])
+    assert remaining == 0
+    # the draft: Retry-After not earlier than the reset
+    assert int(r.headers["Retry-After"]) >= reset > 0
+
+
+def test_a_quota_and_a_connection_limit_are_both_listed(rampart, port, backend):
+    rampart.configure(quota_conf(port, backend.port, conn="limit_conn one 2;"), workers=2)
+    rampart.start()
+    r = probe(port)
+    assert r.status == 200
+    assert r.headers["RateLimit-Policy"] == (
+        '"day";q=3;w=86400, "one";q=2;qu="concurrent-requests"')
+    day, conn = r.headers["RateLimit"].split(", ")
+    assert reset_of(day)[0] == 2
+    assert conn == '"one";r=1'
+
+
+def test_a_dry_run_quota_reports_but_refuses_nothing(rampart, port, backend):
+    rampart.configure(quota_conf(port, backend.port,
+                                 location="limit_headers on; limit_count_dry_run on;"),
+                      workers=2)
+    rampart.start()
+    for _ in range(3):
+        assert probe(port).status == 200
+    r = probe(port)
+    assert r.status == 200
+    assert reset_of(r.headers["RateLimit"])[0] == 0
+    assert r.headers.get("Retry-After") is None
