@@ -1112,8 +1112,18 @@ static void read_upstream(proxy_t *p)
         size_t room = uc->cap - uc->len;
         if (p->plcf->limit_rate && p->state == P_BODY) {
             int64_t may = rate_allowance(p);
-            if (may <= 0)
-                return; /* the rate timer reads on */
+            if (may <= 0) {
+                /* the rate timer reads on; what a filter holds goes out meanwhile */
+                if (p->forwarded) {
+                    p->forwarded = 0;
+                    if (rp_http_flush(r) != 0) {
+                        p->finished = 1;
+                        drop_uc(p, 0);
+                        rp_http_abort(r);
+                    }
+                }
+                return;
+            }
             if ((int64_t)room > may)
                 room = (size_t)may;
         }
