@@ -6,8 +6,9 @@ on a 429 or 503 a limit refused (`limit_retry_after`, on by default).
 Against limit_conn, a concurrency quota (`"ZONE";q=N;qu="concurrent-requests"` and
 `"ZONE";r=REMAINING`; requests are held in progress with fault_delay), and
 limit_count, a window quota (`"ZONE";q=N;w=WINDOW` and `"ZONE";r=REMAINING;t=RESET`),
-alone and together. limit_req reports through the same rp_limit_report; it is not
-on main yet. 2 workers throughout.
+and limit_req, a leaky bucket (its quota burst + 1, its window the time those take
+to drain at the rate, its reset when the bucket is empty), alone and together.
+2 workers throughout.
 """
 
 import re
@@ -253,3 +254,59 @@ def test_a_dry_run_quota_reports_but_refuses_nothing(rampart, port, backend):
     assert r.status == 200
     assert reset_of(r.headers["RateLimit"])[0] == 0
     assert r.headers.get("Retry-After") is None
+
+
+# -- with limit_req (leaky buckets) ---------------------------------------------------
+
+
+def req_conf(port, backend_port, extra=""):
+    # 1r/m: 16 thousandths of a request a second, so the test's own pace drains next
+    # to nothing; the bucket admits burst + 1 = 3 at once and drains 3 in 188 s
+    return ("limit_req_zone $http_x_key zone=r:1m rate=1r/m;\n"
+            "limit_count_zone $http_x_key zone=day:1m limit=3 window=1d;\n"
+            "limit_conn_zone $http_x_key zone=one:1m;\n"
+            f"server {{\n    listen 127.0.0.1:{port};\n"
+            f"    location / {{\n        limit_req zone=r burst=2 nodelay;\n        {extra}\n"
+            f"        limit_headers on;\n"
+            f"        proxy_pass http://127.0.0.1:{backend_port};\n    }}\n}}\n")
+
+
+def bucket(field):
+    m = re.fullmatch(r'"r";r=(\d+);t=(\d+)', field)
+    assert m, field
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_a_leaky_bucket_reports_burst_plus_one_per_drain_time(rampart, port, backend):
+    rampart.configure(req_conf(port, backend.port), workers=2)
+    rampart.start()
+    seen = []
+    for _ in range(3):
+        r = probe(port)
+        assert r.status == 200
+        assert r.headers["RateLimit-Policy"] == '"r";q=3;w=188'
+        seen.append(bucket(r.headers["RateLimit"]))
+    # the first makes no excess; each next adds a request that drains in 62.5 s
+    assert seen[0] == (2, 0)
+    assert seen[1] == (1, 63)
+    assert seen[2][0] == 0 and 120 <= seen[2][1] <= 125
+    r = probe(port)
+    assert r.status == 503
+    assert bucket(r.headers["RateLimit"])[0] == 0
+    # one more passes once the bucket leaked what this one overflowed: about 62.5 s
+    assert 55 <= int(r.headers["Retry-After"]) <= 63
+
+
+def test_request_quota_and_connection_limits_are_listed_in_the_order_they_ran(rampart, port,
+                                                                             backend):
+    rampart.configure(req_conf(port, backend.port,
+                               extra="limit_count zone=day; limit_conn one 2;"), workers=2)
+    rampart.start()
+    r = probe(port)
+    assert r.status == 200
+    assert r.headers["RateLimit-Policy"] == (
+        '"r";q=3;w=188, "day";q=3;w=86400, "one";q=2;qu="concurrent-requests"')
+    req, day, conn = r.headers["RateLimit"].split(", ")
+    assert bucket(req) == (2, 0)
+    assert reset_of(day)[0] == 2
+    assert conn == '"one";r=1'
