@@ -300,15 +300,14 @@ static int handler(rp_request_t *r)
             if (rc < 0)
                 rp_log_error(RP_LOG_ERR, 0,
                              "limit_conn_zone \"%s\" has no room for key \"%.*s\", client: %.*s",
-                             l->zone->shm->name, (int)key.len, key.data, (int)addr.len,
-                             addr.data);
+                             l->zone->shm->name, (int)key.len, key.data, (int)addr.len, addr.data);
             else
                 rp_log_error(lc->log_level, 0,
                              "limiting connections%s by zone \"%s\", client: %.*s, "
                              "request: \"%.*s %.*s\"",
                              lc->dry_run ? ", dry run," : "", l->zone->shm->name, (int)addr.len,
-                             addr.data, (int)r->method.len, r->method.data,
-                             (int)r->request_uri.len, r->request_uri.data);
+                             addr.data, (int)r->method.len, r->method.data, (int)r->request_uri.len,
+                             r->request_uri.data);
             release_all(q); /* the counts this request took for the limits before */
             report(r, l, count, !lc->dry_run);
             if (lc->dry_run) {
@@ -382,8 +381,9 @@ static int init_worker(rp_cycle_t *cycle)
         }
     }
     if (my_slot < 0 || my_slot >= SLOTS)
-        rp_log_error(RP_LOG_NOTICE, 0, "limit_conn: %d workers already hold a slot: this "
-                                       "worker's counts are not given back if it crashes",
+        rp_log_error(RP_LOG_NOTICE, 0,
+                     "limit_conn: %d workers already hold a slot: this "
+                     "worker's counts are not given back if it crashes",
                      SLOTS);
     return 0;
 }
@@ -527,8 +527,7 @@ static const char *set_zone(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         return RP_CONF_ERROR;
     if (shm->data) {
         zone_t *z = shm->data;
-        return rp_conf_error(cf, "zone \"%s\" is already bound to key \"%s\"", zname,
-                             z->key_text);
+        return rp_conf_error(cf, "zone \"%s\" is already bound to key \"%s\"", zname, z->key_text);
     }
     zone_t *z = rp_arena_calloc(cf->arena, sizeof(*z));
     const char *err = rp_cv_compile(cf, cf->argv[1], &z->key);
@@ -588,7 +587,9 @@ static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *c
     static const struct {
         const char *name;
         int level;
-    } levels[] = {{"info", RP_LOG_INFO}, {"notice", RP_LOG_NOTICE}, {"warn", RP_LOG_WARN},
+    } levels[] = {{"info", RP_LOG_INFO},
+                  {"notice", RP_LOG_NOTICE},
+                  {"warn", RP_LOG_WARN},
                   {"error", RP_LOG_ERR}};
     for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
         if (strcmp(cf->argv[1], levels[i].name) == 0) {
@@ -596,8 +597,9 @@ static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *c
             return RP_CONF_OK;
         }
     }
-    return rp_conf_error(cf, "invalid value \"%s\", it must be \"info\", \"notice\", \"warn\" or "
-                             "\"error\"",
+    return rp_conf_error(cf,
+                         "invalid value \"%s\", it must be \"info\", \"notice\", \"warn\" or "
+                         "\"error\"",
                          cf->argv[1]);
 }
 

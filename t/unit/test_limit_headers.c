@@ -86,7 +86,7 @@ START_TEST(test_retry_after_is_the_longest_wait_among_the_refusals)
     reps[0].refused = 1;
     reps[0].retry_after = 30;
     reps[1].refused = 1;
-    reps[1].retry_after = 0; /* a refusal always waits at least a second */
+    reps[1].retry_after = 0;   /* a refusal always waits at least a second */
     reps[2].retry_after = 500; /* not refusing: not counted */
     ck_assert_int_eq(rp_limit_retry_after(reps, 3), 30);
     ck_assert_int_eq(rp_limit_retry_after(reps + 1, 1), 1);
