@@ -111,6 +111,10 @@ def test_a_slot_is_given_back_when_its_request_completes(rampart, port, backend)
             data += short.recv(65536)
         assert data.startswith(b"HTTP/1.1 200")
         pass_eventually(port, what="the completed request's slot")
+        # the passing probe's slot is back once its log line is written (cleanups run
+        # before the log phase); then the next probe finds the same room
+        wait_for(lambda: any(line.startswith("200 PASSED /probe") for line in access_lines(rampart)),
+                 what="the passing probe's log line")
         assert probe(port) == 200  # and it stays given back
     finally:
         held.close()
@@ -128,6 +132,11 @@ def test_a_slot_is_given_back_when_the_client_closes_mid_request(rampart, port, 
         pass_eventually(port, what="the aborted request's slot")
         wait_for(lambda: any(line.startswith("499 PASSED /held") for line in access_lines(rampart)),
                  what="the aborted request's 499")
+        # the probe that passed gives its slot back before its log line is written (the
+        # cleanups run before the log phase): once the line is there, only the held
+        # request counts, whichever worker the next connection lands on
+        wait_for(lambda: any(line.startswith("200 PASSED /probe") for line in access_lines(rampart)),
+                 what="the passing probe's log line")
         # exactly one slot came back: the other held request still counts
         held.open(path="/again")
         assert probe(port) == 503
