@@ -98,9 +98,9 @@ static void fail(rp_limit_sync_engine_t *e, const char *why)
     if (!e->reported) {
         e->reported = 1;
         rp_log_error(RP_LOG_WARN, 0,
-                     "limit_sync: redis at %s %s: %s; sync zones count on this node alone "
-                     "until it answers",
-                     e->where, e->ever ? "is unavailable" : "cannot be reached", why);
+                     "limit_sync: redis at %s is unavailable (%s): sync zones count on this "
+                     "node alone until it answers",
+                     e->where, why);
     } else {
         rp_log_error(RP_LOG_DEBUG, 0, "limit_sync: redis at %s: %s", e->where, why);
     }
@@ -116,12 +116,12 @@ static void healthy(rp_limit_sync_engine_t *e, int64_t now)
         return;
     e->healthy = 1;
     e->backoff = 0;
-    if (e->reported)
+    if (e->ever)
         rp_log_error(RP_LOG_NOTICE, 0,
                      "limit_sync: redis at %s answers again: sync zones share their counts "
                      "again",
                      e->where);
-    else if (!e->ever)
+    else
         rp_log_error(RP_LOG_NOTICE, 0,
                      "limit_sync: connected to redis at %s: sync zones share their counts",
                      e->where);

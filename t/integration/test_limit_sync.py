@@ -1,0 +1,373 @@
+"""Sharing limits between nodes through Redis (`limit_sync`): a real redis-server
+started by each test on a free loopback port (no persistence), inspected with raw
+RESP over a socket (Python has no redis module here).
+
+The helper process holds the connection: AUTH (a password, or a Redis 6 ACL user),
+SELECT, TLS with verification and a client certificate; a Redis that goes away,
+refuses the password, or stops answering is logged once and tried again with a
+growing backoff, and its return is logged once. The tests wait for log lines and
+for what Redis itself reports (CLIENT LIST, INFO), never for the clock.
+
+Only processes these tests started are ever signalled, by pid.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+import harness
+import reference_nginx
+from harness import RampartError, get, wait_for
+
+REDIS_BIN = "/usr/bin/redis-server"
+
+UNAVAILABLE = r"limit_sync: redis at [^\n]* is unavailable"
+RECOVERED = r"limit_sync: redis at [^\n]* answers again"
+CONNECTED = r"limit_sync: connected to redis at "
+
+
+# -- a real redis-server -------------------------------------------------------
+
+
+class RedisError(Exception):
+    pass
+
+
+def resp(*args):
+    out = [b"*%d\r\n" % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(out)
+
+
+def read_reply(f):
+    line = f.readline()
+    if not line:
+        raise ConnectionError("redis closed the connection")
+    kind, rest = line[:1], line[1:-2]
+    if kind == b"+":
+        return rest.decode()
+    if kind == b"-":
+        raise RedisError(rest.decode())
+    if kind == b":":
+        return int(rest)
+    if kind == b"$":
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)
+        return data[:-2]
+    if kind == b"*":
+        n = int(rest)
+        return None if n < 0 else [read_reply(f) for _ in range(n)]
+    raise RedisError(f"unreadable reply {line!r}")
+
+
+class Redis:
+    """One redis-server this test started: a plain port (and a TLS one when asked),
+    no persistence, its log in its folder."""
+
+    def __init__(self, folder, port=None, password=None, tls=None):
+        self.dir = folder
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.port = port or harness.free_port()
+        self.password = password
+        self.tls = tls  # None, or (cert, key, ca, auth_clients)
+        self.tls_port = None
+        self.proc = None
+        self.log = self.dir / "redis.log"
+
+    def start(self):
+        args = [REDIS_BIN, "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", str(self.dir),
+                "--logfile", str(self.log)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        if self.tls:
+            cert, key, ca, auth_clients = self.tls
+            self.tls_port = self.tls_port or harness.free_port()
+            args += ["--tls-port", str(self.tls_port), "--tls-cert-file", str(cert),
+                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                     "--tls-auth-clients", "yes" if auth_clients else "no"]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for(self._answers, timeout=10, what=f"redis-server on port {self.port}")
+        return self
+
+    def _answers(self):
+        if self.proc.poll() is not None:
+            raise RampartError(f"redis-server exited: {self.log.read_text(errors='replace')}")
+        try:
+            return self.command("PING") == "PONG"
+        except (OSError, RedisError):
+            return False
+
+    def command(self, *args):
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
+            f = s.makefile("rb")
+            if self.password:
+                s.sendall(resp("AUTH", self.password))
+                read_reply(f)
+            s.sendall(resp(*args))
+            return read_reply(f)
+
+    def clients(self):
+        """CLIENT LIST as dicts, without our own inspecting connection."""
+        text = self.command("CLIENT", "LIST").decode()
+        out = []
+        for line in text.splitlines():
+            fields = dict(kv.split("=", 1) for kv in line.split(" ") if "=" in kv)
+            if fields.get("cmd") != "client|list":
+                out.append(fields)
+        return out
+
+    def sync_clients(self):
+        return [c for c in self.clients() if c.get("name") == "rampart-limit-sync"]
+
+    def connections_received(self):
+        info = self.command("INFO", "stats").decode()
+        return int(re.search(r"total_connections_received:(\d+)", info).group(1))
+
+    def kill(self):
+        """SIGKILL, by pid: this redis-server only."""
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def pause(self):
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        os.kill(self.proc.pid, signal.SIGCONT)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.resume()
+        harness.stop_escalating(self.proc, ((signal.SIGTERM, 5), (signal.SIGKILL, 5)))
+
+
+@pytest.fixture
+def redis_factory(tmp_path):
+    if not os.access(REDIS_BIN, os.X_OK):
+        pytest.fail(f"{REDIS_BIN} not found: install the Debian package redis-server",
+                    pytrace=False)
+    made = []
+
+    def make(name="redis", **kw):
+        r = Redis(tmp_path / name, **kw)
+        made.append(r)
+        return r
+    yield make
+    for r in made:
+        r.stop()
+
+
+# -- rampart -------------------------------------------------------------------
+
+
+def node(rampart, port, sync, workers=1, extra="", main=""):
+    """A rampart with limit_sync lines `sync` and one server answering 200."""
+    rampart.configure(f"{sync}\n{extra}\nserver {{\n listen 127.0.0.1:{port};\n"
+                      f" location / {{ return 200 \"ok\\n\"; }}\n}}", workers=workers,
+                      main=main)
+    return rampart
+
+
+def count(rampart, pattern):
+    return len(re.findall(pattern, rampart.log_text()))
+
+
+# -- configuration refusals ------------------------------------------------------
+
+
+def test_limit_sync_refuses_a_bad_url_with_file_and_line(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync redis://127.0.0.1:6379/db2;", 3,
+        '"limit_sync": invalid database "db2" in "redis://127.0.0.1:6379/db2" '
+        '(a number, as in redis://HOST:PORT/2)')
+
+
+def test_limit_sync_refuses_a_url_that_is_not_redis(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync http://127.0.0.1:6379;", 3,
+        '"limit_sync": invalid URL "http://127.0.0.1:6379" (redis://HOST:PORT or rediss://)')
+
+
+def test_limit_sync_refuses_bad_interval_and_unknown_parameters(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync redis://127.0.0.1:6379 interval=soon;", 3,
+        '"limit_sync": invalid interval "soon" (1ms to 60s)')
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync redis://127.0.0.1:6379 ssl;", 3,
+        '"limit_sync": invalid parameter "ssl"')
+
+
+def test_limit_sync_is_only_allowed_in_the_http_block(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "server {\n limit_sync redis://127.0.0.1:6379;\n}", 4,
+        '"limit_sync": not allowed in the server context')
+
+
+def test_limit_sync_ssl_settings_without_tls_are_refused(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync redis://127.0.0.1:6379;\nlimit_sync_ssl_name a.test;", 4,
+        '"limit_sync_ssl_name": the "limit_sync" connection has no "tls"')
+
+
+def test_limit_sync_ssl_verify_needs_trusted_certificates(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "limit_sync rediss://127.0.0.1:6379;\n\nlimit_sync_ssl_verify on;", 5,
+        '"limit_sync_ssl_verify": no "limit_sync_ssl_trusted_certificate" is defined for it')
+
+
+def test_limit_sync_refuses_a_trusted_certificate_it_cannot_load(tmp_path, certs):
+    http = (f"limit_sync redis://127.0.0.1:6379 tls;\n"
+            f"limit_sync_ssl_trusted_certificate {certs.not_pem};")
+    (tmp_path / "rampart.conf").write_text(reference_nginx.rampart_text(http))
+    p = harness.run("-t", "-p", tmp_path, "-c", "rampart.conf")
+    assert p.returncode == 1
+    assert (f"rampart.conf:4: \"limit_sync_ssl_trusted_certificate\": cannot load "
+            f"\"{certs.not_pem}\"") in p.stderr
+
+
+# -- the connection ---------------------------------------------------------------
+
+
+def test_helper_connects_with_password_and_database(rampart, redis_factory, port):
+    redis = redis_factory(password="s3cret").start()
+    node(rampart, port, f"limit_sync redis://:s3cret@127.0.0.1:{redis.port}/3;").start()
+    rampart.wait_log(CONNECTED + rf"127\.0\.0\.1:{redis.port} \(db 3\)")
+    clients = wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+    assert len(clients) == 1
+    assert clients[0]["db"] == "3"
+    assert clients[0]["user"] == "default"
+    # one per node: the helper's, not the worker's
+    _, helpers = rampart.wait_processes(workers=1)
+    assert get(port).status == 200
+
+
+def test_helper_authenticates_as_an_acl_user(rampart, redis_factory, port):
+    redis = redis_factory().start()
+    redis.command("ACL", "SETUSER", "limiter", "on", ">l1m%t", "~rampart:*", "+@all")
+    node(rampart, port, f"limit_sync redis://limiter:l1m%25t@127.0.0.1:{redis.port};").start()
+    rampart.wait_log(CONNECTED)
+    clients = wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+    assert clients[0]["user"] == "limiter"
+
+
+def test_single_process_connects_too(rampart, redis_factory, port):
+    redis = redis_factory().start()
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.port};",
+         main="master_process off;").start()
+    rampart.wait_log(CONNECTED)
+    wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+
+
+def test_wrong_password_is_logged_once_retried_and_recovers(rampart, redis_factory, port):
+    redis = redis_factory(password="right").start()
+    node(rampart, port, f"limit_sync redis://:wrong@127.0.0.1:{redis.port};").start()
+    rampart.wait_log(UNAVAILABLE + r"[^\n]*authentication failed: WRONGPASS")
+    first = redis.connections_received()
+    # it keeps trying (100 ms, 200 ms, 400 ms...), and says so only once
+    wait_for(lambda: redis.connections_received() >= first + 3, timeout=10,
+             what="three more attempts")
+    assert count(rampart, UNAVAILABLE) == 1
+    assert get(port).status == 200
+    # Redis takes the password rampart has: the next attempt gets in
+    redis.command("CONFIG", "SET", "requirepass", "wrong")
+    redis.password = "wrong"
+    # never connected before: its first connection is the recovery
+    rampart.wait_log(CONNECTED, timeout=10)
+    assert count(rampart, UNAVAILABLE) == 1
+    assert count(rampart, CONNECTED) == 1
+    wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+
+
+def test_redis_killed_is_logged_once_retried_with_backoff_and_back(rampart, redis_factory,
+                                                                    port):
+    redis = redis_factory().start()
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.port};").start()
+    rampart.wait_log(CONNECTED)
+    redis.kill()
+    rampart.wait_log(UNAVAILABLE + r"[^\n]*it closed the connection")
+
+    # something that accepts and hangs up at once stands on the port: each attempt
+    # is one connection, and they come further and further apart
+    stamps = []
+    with socket.socket() as ls:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        ls.bind(("127.0.0.1", redis.port))
+        ls.listen(16)
+        ls.settimeout(10)
+        while len(stamps) < 5:
+            conn, _ = ls.accept()
+            stamps.append(time.monotonic())
+            conn.close()
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert gaps[-1] > gaps[0], gaps  # the backoff grows
+    assert gaps[-1] >= 0.3, gaps  # 100 ms doubled at least twice by then
+    assert count(rampart, UNAVAILABLE) == 1
+    assert get(port).status == 200
+
+    again = redis_factory("redis2", port=redis.port).start()
+    rampart.wait_log(RECOVERED, timeout=10)
+    wait_for(again.sync_clients, what="rampart's connection in CLIENT LIST")
+    assert count(rampart, UNAVAILABLE) == 1
+    assert count(rampart, RECOVERED) == 1
+
+
+def test_redis_that_stops_answering_is_an_outage_until_it_answers(rampart, redis_factory, port):
+    redis = redis_factory().start()
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.port} timeout=300ms;").start()
+    rampart.wait_log(CONNECTED)
+    redis.pause()
+    # with nothing to send, a PING every second checks the connection
+    rampart.wait_log(UNAVAILABLE + r"[^\n]*no answer to a batch within 300 ms", timeout=10)
+    t0 = time.monotonic()
+    assert get(port).status == 200
+    assert time.monotonic() - t0 < 2
+    redis.resume()
+    rampart.wait_log(RECOVERED, timeout=10)
+    assert count(rampart, UNAVAILABLE) == 1
+
+
+def tls_redis(redis_factory, certs, auth_clients=True):
+    return redis_factory(tls=(certs.cert("a.test"), certs.key("a.test"), certs.ca,
+                              auth_clients)).start()
+
+
+def test_tls_with_verification_and_a_client_certificate(rampart, redis_factory, certs, port):
+    redis = tls_redis(redis_factory, certs)
+    cert, key = certs.client("trusted")
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.tls_port}/1 tls;\n"
+                        f"limit_sync_ssl_verify on;\n"
+                        f"limit_sync_ssl_trusted_certificate {certs.ca};\n"
+                        f"limit_sync_ssl_name a.test;\n"
+                        f"limit_sync_ssl_certificate {cert};\n"
+                        f"limit_sync_ssl_certificate_key {key};").start()
+    rampart.wait_log(CONNECTED + rf"127\.0\.0\.1:{redis.tls_port} \(db 1, tls\)")
+    clients = wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+    assert clients[0]["laddr"].endswith(f":{redis.tls_port}")
+    assert clients[0]["db"] == "1"
+
+
+def test_tls_certificate_for_another_name_is_an_outage_logged_once(rampart, redis_factory, certs,
+                                                                   port):
+    redis = tls_redis(redis_factory, certs, auth_clients=False)
+    node(rampart, port, f"limit_sync rediss://127.0.0.1:{redis.tls_port};\n"
+                        f"limit_sync_ssl_verify on;\n"
+                        f"limit_sync_ssl_trusted_certificate {certs.ca};\n"
+                        f"limit_sync_ssl_name b.test;").start()
+    rampart.wait_log(UNAVAILABLE + r"[^\n]*the certificate does not verify: hostname mismatch")
+    first = redis.connections_received()
+    wait_for(lambda: redis.connections_received() >= first + 2, timeout=10,
+             what="two more attempts")
+    assert count(rampart, UNAVAILABLE) == 1
+    assert redis.sync_clients() == []
+    assert get(port).status == 200
