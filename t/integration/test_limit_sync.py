@@ -6,10 +6,16 @@ The helper process holds the connection: AUTH (a password, or a Redis 6 ACL user
 SELECT, TLS with verification and a client certificate; a Redis that goes away,
 refuses the password, or stops answering is logged once and tried again with a
 growing backoff, and its return is logged once. The tests wait for log lines and
-for what Redis itself reports (CLIENT LIST, INFO), never for the clock.
+for what Redis itself reports (CLIENT LIST, its ACL log, its own log), never for
+the clock.
 
-Only processes these tests started are ever signalled, by pid.
-"""
+Two nodes (two rampart instances, 2 workers each, separate prefixes and ports)
+share one `limit_count_zone ... sync`: under h2load against both at once they
+accept the limit within 5%; with Redis killed mid-run no request fails or waits,
+each node counts alone, and once Redis is back on its port they see each other's
+counts again. Quotas have a window of a day, so a run sits in one window.
+
+Only processes these tests started are ever signalled, by pid."""
 
 import os
 import re
@@ -386,3 +392,244 @@ def test_tls_certificate_for_another_name_is_an_outage_logged_once(rampart, redi
     assert redis.sync_clients() == []
     assert get(port).status == 200
 
+
+# -- two nodes sharing a limit_count zone ------------------------------------------------
+
+
+ZONE = "shared"
+
+
+def shared_nodes(rampart_factory, redis, backend, limit, url=None, interval="", workers=2,
+                 extra=""):
+    """Two nodes (separate prefixes and ports, `workers` workers each) sharing one
+    limit_count zone keyed by the X-Client header, through redis, in front of backend.
+    Each logs every request's status; X-Remaining says what the node believes is left."""
+    url = url or f"redis://127.0.0.1:{redis.port}"
+    nodes = []
+    for name in ("node-a", "node-b"):
+        r = rampart_factory(name)
+        port = harness.free_port()
+        r.configure(f"limit_sync {url} {interval};\n{extra}\n"
+                    f"limit_count_zone $http_x_client zone={ZONE}:1m limit={limit} "
+                    f"window=1d sync;\n"
+                    "log_format st '$status';\n"
+                    "access_log logs/status.log st;\n"
+                    f"upstream be {{ server {backend.addr}; keepalive 16; }}\n"
+                    f"server {{\n listen 127.0.0.1:{port};\n"
+                    f" location / {{ limit_count zone={ZONE};\n"
+                    f"  add_header X-Remaining $limit_count_remaining always;\n"
+                    f"  proxy_pass http://be; }}\n}}", workers=workers)
+        nodes.append(r)
+    for r in nodes:
+        r.start()
+    return nodes
+
+
+def clear_of_midnight():
+    """Windows of a day are aligned to the epoch: a run that crosses midnight UTC would
+    count in two windows. Waits it out when it is near (at most a minute)."""
+    left = 86400 - time.time() % 86400
+    if left < 60:
+        time.sleep(left + 1)
+
+
+def h2load(port, n, client, clients=8):
+    return subprocess.Popen(
+        ["h2load", "--h1", "-n", str(n), "-c", str(clients), "-m", "1", "-T", "20",
+         "-H", f"x-client: {client}", f"http://127.0.0.1:{port}/"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def h2load_result(proc):
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, "
+                  r"(\d+) failed, (\d+) errored, (\d+) timeout", out)
+    assert m, out
+    total, done, ok, failed, errored, timeout = map(int, m.groups())
+    codes = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    return {"total": total, "done": done, "failed": failed, "errored": errored,
+            "timeout": timeout, "2xx": int(codes.group(1)), "4xx": int(codes.group(3)),
+            "other": int(codes.group(2)) + int(codes.group(4)),
+            "max_s": seconds(lat.group(2)), "out": out}
+
+
+def only_the_limits_status(res):
+    """Every request was answered, 200 or 429 (h2load counts a 4xx as failed)."""
+    return (res["done"] == res["total"] and res["errored"] == res["timeout"] == 0
+            and res["other"] == 0 and res["failed"] == res["4xx"]
+            and res["2xx"] + res["4xx"] == res["total"])
+
+
+def seconds(text):
+    for unit, f in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * f
+    raise ValueError(text)
+
+
+def redis_total(redis, client, db=0):
+    keys = redis.command_db(db, "KEYS", f"rampart:limit:{ZONE}:*:{client}")
+    return sum(int(redis.command_db(db, "GET", k)) for k in keys), keys
+
+
+def statuses_of(nodes):
+    out = []
+    for r in nodes:
+        path = r.prefix / "logs" / "status.log"
+        out += path.read_text().split() if path.exists() else []
+    return out
+
+
+def test_two_nodes_together_accept_the_limit_within_5_percent(rampart_factory, redis_factory,
+                                                             backend):
+    redis = redis_factory().start()
+    limit = 6000
+    nodes = shared_nodes(rampart_factory, redis, backend, limit)
+    for r in nodes:
+        r.wait_log(CONNECTED)
+    clear_of_midnight()
+    # each node alone would accept `limit`; together, 2 x 6000 offered, 6000 +-5% accepted
+    runs = [h2load(r.port, limit, "k1") for r in nodes]
+    results = [h2load_result(p) for p in runs]
+    for res in results:
+        assert only_the_limits_status(res), res["out"]
+    accepted = sum(res["2xx"] for res in results)
+    assert abs(accepted - limit) <= limit * 0.05, [res["2xx"] for res in results]
+    # both nodes took part (neither starved), and Redis holds the sum of what they sent
+    assert all(res["2xx"] > limit * 0.2 for res in results), [res["2xx"] for res in results]
+    total, keys = wait_for(lambda: (lambda t: t if t[0] == accepted else None)(
+        redis_total(redis, "k1")), what=f"redis to hold {accepted}")
+    assert len(keys) == 1  # one window
+
+
+def sequential(port, client, n):
+    """n requests one after the other with X-Client: client; their statuses."""
+    return [get(port, headers={"x-client": client}).status for _ in range(n)]
+
+
+def test_sync_zone_without_limit_sync_is_refused_at_the_zone(tmp_path):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, "\nlimit_count_zone $binary_remote_addr zone=api:1m limit=5 window=1m sync;", 4,
+        '"limit_count_zone": zone "api" is declared "sync", but no "limit_sync" in the http '
+        'block names the Redis server to share it through')
+
+
+def test_redis_killed_mid_run_requests_neither_fail_nor_wait(rampart_factory, redis_factory,
+                                                             backend):
+    redis = redis_factory().start()
+    limit = 4000
+    nodes = shared_nodes(rampart_factory, redis, backend, limit)
+    for r in nodes:
+        r.wait_log(CONNECTED)
+    clear_of_midnight()
+    # how long requests take with Redis there
+    base = [h2load_result(p) for p in [h2load(r.port, 1000, "warm") for r in nodes]]
+    for res in base:
+        assert only_the_limits_status(res) and res["4xx"] == 0, res["out"]
+    base_max = max(res["max_s"] for res in base)
+
+    runs = [h2load(r.port, 3 * limit, "run") for r in nodes]
+    wait_for(lambda: redis_total(redis, "run")[0] > 0, what="the run's first counts in redis")
+    assert all(p.poll() is None for p in runs), "the run ended before redis was killed"
+    redis.kill()
+    results = [h2load_result(p) for p in runs]
+    for r in nodes:
+        r.wait_log(UNAVAILABLE)
+
+    for res in results:
+        assert only_the_limits_status(res), res["out"]
+    # nothing on a request's path waits for Redis: the slowest request of the run is of
+    # the same order as without an outage (a request that waited for the batch timeout
+    # would take a second); the margin is wide for sanitizer builds on shared cores
+    run_max = max(res["max_s"] for res in results)
+    assert run_max < 3 * base_max + 0.5, (run_max, base_max)
+    # what was shared before the outage still counts; after it each node counts alone
+    accepted = sum(res["2xx"] for res in results)
+    assert limit * 0.95 <= accepted <= 2 * limit, [res["2xx"] for res in results]
+    for r in nodes:
+        assert count(r, UNAVAILABLE) == 1
+
+
+def test_without_redis_each_node_counts_alone_then_they_share_again(rampart_factory,
+                                                                    redis_factory, backend):
+    redis = redis_factory().start()
+    limit = 20
+    a, b = shared_nodes(rampart_factory, redis, backend, limit)
+    for r in (a, b):
+        r.wait_log(CONNECTED)
+    clear_of_midnight()
+    redis.kill()
+    for r in (a, b):
+        r.wait_log(UNAVAILABLE)
+    # fail open: each node allows the whole limit by itself, exactly
+    assert sequential(a.port, "alone", limit + 5) == [200] * limit + [429] * 5
+    assert sequential(b.port, "alone", limit + 5) == [200] * limit + [429] * 5
+
+    again = redis_factory("redis2", port=redis.port).start()
+    for r in (a, b):
+        r.wait_log(RECOVERED, timeout=10)
+    # node a takes 7; node b, on its first request of the key, hears of them
+    assert sequential(a.port, "shared", 7) == [200] * 7
+    wait_for(lambda: redis_total(again, "shared")[0] == 7, what="a's 7 in redis")
+    assert sequential(b.port, "shared", 1) == [200]
+    wait_for(lambda: redis_total(again, "shared")[0] == 8, what="b's first in redis")
+    got = sequential(b.port, "shared", limit)
+    assert got == [200] * (limit - 8) + [429] * 8
+    for r in (a, b):
+        assert count(r, UNAVAILABLE) == 1
+        assert count(r, RECOVERED) == 1
+
+
+def test_wrong_password_nodes_fail_open_and_count_alone(rampart_factory, redis_factory,
+                                                        backend):
+    redis = redis_factory(password="right").start()
+    limit = 10
+    a, b = shared_nodes(rampart_factory, redis, backend, limit,
+                        url=f"redis://:wrong@127.0.0.1:{redis.port}")
+    for r in (a, b):
+        r.wait_log(UNAVAILABLE + r"[^\n]*authentication failed")
+    clear_of_midnight()
+    assert sequential(a.port, "k", limit + 3) == [200] * limit + [429] * 3
+    assert sequential(b.port, "k", limit + 3) == [200] * limit + [429] * 3
+    # both keep trying, and said so once each
+    wait_for(lambda: redis.auth_failures() >= 6, timeout=10,
+             what="more attempts from both nodes")
+    for r in (a, b):
+        assert count(r, UNAVAILABLE) == 1
+    assert redis.command("DBSIZE") == 0
+
+
+def test_counts_land_in_the_database_of_the_url(rampart_factory, redis_factory, backend):
+    redis = redis_factory().start()
+    a, b = shared_nodes(rampart_factory, redis, backend, 100,
+                        url=f"redis://127.0.0.1:{redis.port}/5")
+    for r in (a, b):
+        r.wait_log(CONNECTED + r"[^\n]*\(db 5\)")
+    clear_of_midnight()
+    assert sequential(a.port, "db", 3) == [200] * 3
+    assert sequential(b.port, "db", 2) == [200] * 2
+    total, keys = wait_for(lambda: (lambda t: t if t[0] == 5 else None)(
+        redis_total(redis, "db", db=5)), what="5 counts in db 5")
+    window = int(time.time() * 1000) // 86400000
+    assert keys == [f"rampart:limit:{ZONE}:{window}:db".encode()]
+    assert redis.command_db(0, "DBSIZE") == 0
+    ttl = redis.command_db(5, "PTTL", keys[0])
+    assert 0 < ttl <= 2 * 86400000
+
+
+def test_binary_keys_reach_redis_byte_for_byte(rampart, redis_factory, backend, port):
+    redis = redis_factory().start()
+    rampart.configure(f"limit_sync redis://127.0.0.1:{redis.port};\n"
+                      "limit_count_zone $binary_remote_addr zone=bin:1m limit=50 window=1d sync;\n"
+                      f"upstream be {{ server {backend.addr}; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port};\n"
+                      " location / { limit_count zone=bin; proxy_pass http://be; }\n}")
+    rampart.start()
+    rampart.wait_log(CONNECTED)
+    clear_of_midnight()
+    assert [get(port).status for _ in range(3)] == [200] * 3
+    window = int(time.time() * 1000) // 86400000
+    key = f"rampart:limit:bin:{window}:".encode() + bytes([127, 0, 0, 1])
+    wait_for(lambda: redis.command("GET", key) == b"3", what="3 under the binary key")
