@@ -293,6 +293,20 @@ def test_single_process_connects_too(rampart, redis_factory, port):
     wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
 
 
+def test_reload_replaces_the_connection_with_the_new_helpers(rampart, redis_factory, port):
+    redis = redis_factory().start()
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.port}/1;").start()
+    rampart.wait_log(CONNECTED + r"[^\n]*\(db 1\)")
+    wait_for(redis.sync_clients, what="rampart's connection in CLIENT LIST")
+    mark = rampart.log_size()
+    node(rampart, port, f"limit_sync redis://127.0.0.1:{redis.port}/2;")
+    assert "configuration reloaded" in rampart.reload().group(0)
+    rampart.wait_log(CONNECTED + r"[^\n]*\(db 2\)", since=mark)
+    # the old helper's connection goes with it: one connection per node, in the new db
+    wait_for(lambda: [c["db"] for c in redis.sync_clients()] == ["2"],
+             what="only the new helper's connection")
+
+
 def test_wrong_password_is_logged_once_retried_and_recovers(rampart, redis_factory, port):
     redis = redis_factory(password="right").start()
     node(rampart, port, f"limit_sync redis://:wrong@127.0.0.1:{redis.port};").start()
