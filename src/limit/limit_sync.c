@@ -127,8 +127,7 @@ static const char *set_limit_sync(rp_conf_t *cf, const rp_command_t *cmd, void *
         if (strcmp(a, "tls") == 0) {
             s->tls = 1;
         } else if (strncmp(a, "interval=", 9) == 0) {
-            if (rp_parse_msec(a + 9, &s->interval) != 0 || s->interval < 1 ||
-                s->interval > 60000)
+            if (rp_parse_msec(a + 9, &s->interval) != 0 || s->interval < 1 || s->interval > 60000)
                 return rp_conf_error(cf, "invalid interval \"%s\" (1ms to 60s)", a + 9);
         } else if (strncmp(a, "timeout=", 8) == 0) {
             if (rp_parse_msec(a + 8, &s->timeout) != 0 || s->timeout < 1 || s->timeout > 600000)
@@ -139,8 +138,8 @@ static const char *set_limit_sync(rp_conf_t *cf, const rp_command_t *cmd, void *
     }
     if (s->timeout < 0)
         s->timeout = rp_limit_sync_default_timeout(s->interval);
-    s->naddrs = rp_addr_lookup(s->url.host, s->url.port, s->addrs, s->lens,
-                               RP_LIMIT_SYNC_MAX_ADDRS);
+    s->naddrs =
+        rp_addr_lookup(s->url.host, s->url.port, s->addrs, s->lens, RP_LIMIT_SYNC_MAX_ADDRS);
     if (s->naddrs == 0)
         return rp_conf_error(cf, "host not found in \"%s\"", s->url.host);
     m->set = 1;
@@ -275,8 +274,7 @@ static const char *postconfiguration(rp_conf_t *cf)
                            "limit_sync_ssl_certificate_key"};
     for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++)
         if (tls_only[i]->value && !(m->set && m->sync.tls))
-            return error_at(cf, tls_only[i]->file, tls_only[i]->line,
-                            "\"%s\": %s", names[i],
+            return error_at(cf, tls_only[i]->file, tls_only[i]->line, "\"%s\": %s", names[i],
                             m->set ? "the \"limit_sync\" connection has no \"tls\""
                                    : "there is no \"limit_sync\" with \"tls\"");
     if (!m->set)

@@ -145,8 +145,8 @@ int rp_limit_sync_setup_encode(const rp_redis_url_t *url, struct evbuffer *out);
  * Returns 0 when it is fine, -1 with why when the connection is of no use (AUTH or
  * SELECT refused). A refused CLIENT SETNAME (an ACL user without the right) is fine.
  */
-int rp_limit_sync_setup_reply(const rp_redis_url_t *url, int i, const redisReply *reply,
-                              char *why, size_t whylen);
+int rp_limit_sync_setup_reply(const rp_redis_url_t *url, int i, const redisReply *reply, char *why,
+                              size_t whylen);
 
 /* ---- the engine ---- */
 
@@ -154,10 +154,9 @@ int rp_limit_sync_setup_reply(const rp_redis_url_t *url, int i, const redisReply
 
 /* What `limit_sync` and its TLS directives configure, settled at load time. */
 typedef struct {
-    const char *text;     /* the URL as written, without the password: for messages */
     rp_redis_url_t url;
-    int64_t interval;     /* ms between batches */
-    int64_t timeout;      /* ms a connection or a batch may take before Redis is down */
+    int64_t interval; /* ms between batches */
+    int64_t timeout;  /* ms a connection or a batch may take before Redis is down */
     int tls;
     struct sockaddr_storage addrs[RP_LIMIT_SYNC_MAX_ADDRS];
     socklen_t lens[RP_LIMIT_SYNC_MAX_ADDRS];

@@ -53,10 +53,10 @@ struct rp_limit_sync_engine_s {
     struct bufferevent *bev;
     redisReader *reader;
     int state;
-    int healthy;     /* the last batch was answered: counts are shared */
-    int ever;        /* it has been healthy once: the next loss is an outage, not a failed start */
-    int reported;    /* the current outage was logged */
-    int inflight;    /* a batch waits for its replies */
+    int healthy;  /* the last batch was answered: counts are shared */
+    int ever;     /* it has been healthy once: the next loss is an outage, not a failed start */
+    int reported; /* the current outage was logged */
+    int inflight; /* a batch waits for its replies */
     int setup_expected, setup_got;
     int64_t deadline; /* ms: the connection, its setup or the batch in flight is late after */
     int64_t last_ok;  /* ms: when a batch was last answered */
@@ -173,9 +173,8 @@ static void connect_now(rp_limit_sync_engine_t *e)
             }
         }
         if (ok)
-            e->bev = bufferevent_openssl_socket_new(rp_event_base, -1, ssl,
-                                                    BUFFEREVENT_SSL_CONNECTING,
-                                                    BEV_OPT_CLOSE_ON_FREE);
+            e->bev = bufferevent_openssl_socket_new(
+                rp_event_base, -1, ssl, BUFFEREVENT_SSL_CONNECTING, BEV_OPT_CLOSE_ON_FREE);
         if (e->bev == NULL) {
             SSL_free(ssl);
             ERR_clear_error();
@@ -228,8 +227,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (e->conf->tls)
         why = ssl_why(e, buf, sizeof(buf));
     if (why == NULL && (what & BEV_EVENT_ERROR) && err) {
-        snprintf(buf, sizeof(buf), "%s%s",
-                 e->state == S_CONNECTING ? "connect() failed: " : "", strerror(err));
+        snprintf(buf, sizeof(buf), "%s%s", e->state == S_CONNECTING ? "connect() failed: " : "",
+                 strerror(err));
         why = buf;
     }
     if (why == NULL)

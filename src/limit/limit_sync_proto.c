@@ -62,8 +62,7 @@ const char *rp_limit_sync_parse_url(rp_arena_t *arena, const char *text, rp_redi
         p = text + 9;
         url->tls = 1;
     } else {
-        return rp_arena_sprintf(arena, "invalid URL \"%s\" (redis://HOST:PORT or rediss://)",
-                                text);
+        return rp_arena_sprintf(arena, "invalid URL \"%s\" (redis://HOST:PORT or rediss://)", text);
     }
 
     /* The credentials end at the last "@": a password may hold "/" or "@" unescaped,
@@ -200,8 +199,8 @@ int rp_limit_sync_batch_encode(rp_limit_sync_batch_t *b, const rp_limit_sync_zon
     for (size_t i = 0; i < b->nrecs; i++) {
         const rp_limit_sync_rec_t *r = &b->recs[i];
         const char *k = b->keys + r->key_off;
-        size_t klen = rp_limit_sync_key(b->scratch, b->scratch_cap, zones[r->zone].name,
-                                        r->window, k, r->key_len);
+        size_t klen = rp_limit_sync_key(b->scratch, b->scratch_cap, zones[r->zone].name, r->window,
+                                        k, r->key_len);
         if (klen > b->scratch_cap) {
             b->scratch_cap = klen < 256 ? 256 : klen * 2;
             b->scratch = rp_xrealloc(b->scratch, b->scratch_cap);
@@ -264,8 +263,8 @@ int rp_limit_sync_batch_reply(rp_limit_sync_batch_t *b, const rp_limit_sync_zone
     }
     if (i % 2 == 0) {
         const rp_limit_sync_zone_t *z = &zones[r->zone];
-        z->ops->apply(z->zone, b->keys + r->key_off, r->key_len, r->window,
-                      (int64_t)reply->integer, r->delta, now);
+        z->ops->apply(z->zone, b->keys + r->key_off, r->key_len, r->window, (int64_t)reply->integer,
+                      r->delta, now);
     }
     return b->replies == rp_limit_sync_batch_expected(b) ? 1 : 0;
 }
@@ -318,8 +317,8 @@ int rp_limit_sync_setup_encode(const rp_redis_url_t *url, struct evbuffer *out)
     return n + 1;
 }
 
-int rp_limit_sync_setup_reply(const rp_redis_url_t *url, int i, const redisReply *reply,
-                              char *why, size_t whylen)
+int rp_limit_sync_setup_reply(const rp_redis_url_t *url, int i, const redisReply *reply, char *why,
+                              size_t whylen)
 {
     int ok = reply->type == REDIS_REPLY_STATUS && strcmp(reply->str, "OK") == 0;
     switch (setup_kind(url, i)) {

@@ -468,8 +468,9 @@ START_TEST(limit_sync_refusals_name_file_and_line)
     ut_expect_error("http {\n limit_sync http://127.0.0.1:1;\n}\n",
                     "@/rampart.conf:2: \"limit_sync\": invalid URL \"http://127.0.0.1:1\" "
                     "(redis://HOST:PORT or rediss://)");
-    ut_expect_error("http {\n limit_sync redis://127.0.0.1:1;\n limit_sync redis://127.0.0.1:2;\n}\n",
-                    "@/rampart.conf:3: \"limit_sync\": is duplicate");
+    ut_expect_error(
+        "http {\n limit_sync redis://127.0.0.1:1;\n limit_sync redis://127.0.0.1:2;\n}\n",
+        "@/rampart.conf:3: \"limit_sync\": is duplicate");
     ut_expect_error("http {\n limit_sync redis://127.0.0.1:1;\n limit_sync_ssl_verify on;\n}\n",
                     "@/rampart.conf:3: \"limit_sync_ssl_verify\": the \"limit_sync\" "
                     "connection has no \"tls\"");
