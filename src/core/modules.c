@@ -14,6 +14,7 @@
 #include "limit/limit_req.h"
 #include "limit/limit_conn.h"
 #include "limit/limit_headers.h"
+#include "limit/limit_sync.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
@@ -44,6 +45,7 @@ rp_module_t *const rp_modules[] = {
     &rp_upstream_status_module,
     &rp_access_log_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
+    &rp_limit_sync_module, /* after shm: it runs in the helper and touches the zones */
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
     &rp_outlier_module,
     &rp_health_module,      /* after shm: it writes into the zones */

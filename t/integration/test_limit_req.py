@@ -292,8 +292,8 @@ def test_bad_directives_are_refused_with_file_and_line(conf_dir):
         ("limit_req_zone $binary_remote_addr zone=one:1m rate=1r/s fast;",
          '"limit_req_zone": invalid parameter "fast"'),
         ("limit_req_zone $binary_remote_addr zone=one:1m rate=1r/s sync;",
-         '"limit_req_zone": "sync" needs the limit_sync engine, which this build does not '
-         'have yet'),
+         '"limit_req_zone": zone "one" is declared "sync", but no "limit_sync" in the http '
+         'block names the Redis server to share it through'),
         ("limit_req zone=nope;",
          '"limit_req": unknown zone "nope" (no limit_req_zone declares it)'),
         (zone + "limit_req zone=one burst=0;",
