@@ -18,6 +18,10 @@
 #ifndef RP_LIMIT_COUNT_H
 #define RP_LIMIT_COUNT_H
 
+/* How far apart the workers' cached clocks may be: a record already in the next window
+ * by less than this is counted in, not rolled back (limit_count_module.c). */
+#define RP_LC_CLOCK_SKEW 1000
+
 #include "core/str.h"
 #include "limit/limit.h"
 

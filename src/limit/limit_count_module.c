@@ -169,6 +169,13 @@ static rp_lc_record_t *record_locked(rp_shm_zone_t *z, rp_shm_hash_t **hp, const
     if (rc < 0)
         return NULL;
     rp_lc_record_t *rec = v;
+    /* Each worker reads its own cached loop time, a few ms apart: when a worker whose
+     * clock is a little ahead already opened the next window, this one counts in it too
+     * (the caller decides at that window's start) rather than rolling the record back
+     * and losing the window's count. A window one back by more than a second, or further
+     * back, is a clock set back or a window changed by a reload: the record starts anew. */
+    if (w == rec->window - 1 && rec->window * W - now <= RP_LC_CLOCK_SKEW)
+        return rec;
     if (rec->window != w) {
         rp_lc_roll(rec, w);
         if (rc == RP_SHM_OK) /* an older record: it now lives as long as this window's */
@@ -202,7 +209,9 @@ int rp_limit_count_take(rp_shm_zone_t *const *zones, const rp_str_t *keys, size_
             locked++;
             break;
         }
-        rp_lc_decide(&lz->q, recs[locked], now, &d[locked]);
+        /* the record may be in the next window (another worker's clock is ahead) */
+        int64_t at = recs[locked]->window > w ? recs[locked]->window * lz->q.window_ms : now;
+        rp_lc_decide(&lz->q, recs[locked], at, &d[locked]);
         refused |= !d[locked].admit;
     }
     /* only now, every quota having admitted, is the request counted in each */

@@ -91,6 +91,12 @@ static void count_sync(rp_limit_req_table_t *t, rp_limit_req_rec_t *rec, int64_t
     if (!t->sync)
         return;
     int64_t w = now / 1000;
+    /* Each worker reads its own cached loop time, a few ms apart: a worker whose clock
+     * is a little behind the one that opened this second counts in it too, rather than
+     * rolling the record back (which would forget what Redis said of this second, and
+     * count the other nodes' share twice). Only a clock set far back starts afresh. */
+    if (w == rec->window - 1)
+        w = rec->window;
     if (rec->window != w) {
         rec->prev_window = rec->window;
         rec->prev_heard = rec->heard;

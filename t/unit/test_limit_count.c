@@ -328,6 +328,28 @@ START_TEST(test_a_refusal_by_one_quota_counts_in_none_of_the_others)
 }
 END_TEST
 
+START_TEST(test_a_worker_whose_clock_is_a_little_behind_counts_in_the_window_already_opened)
+{
+    /* one worker's loop time crossed into the next second and counted there; another's,
+     * a few ms behind, still reads the second before: it must not roll the record back
+     * (which would zero the new window's count) but count in the window opened */
+    rp_cycle_t *cycle = load_zones();
+    rp_shm_zone_t *sec = zone_named(cycle, "sec");
+    rp_str_t key = RP_STR("10.0.0.9");
+    rp_lc_decision_t d;
+    int64_t edge = (NOON / S + 1) * S;
+    ck_assert_int_eq(rp_limit_count_take(&sec, &key, 1, edge + 2, &d), 1);
+    ck_assert_int_eq(rp_limit_count_take(&sec, &key, 1, edge - 3, &d), 1);
+    ck_assert_int_eq(d.used, 1); /* what it found before counting itself: the first one */
+    /* limit 2 in that window: a third is refused, whichever clock asks */
+    ck_assert_int_eq(rp_limit_count_take(&sec, &key, 1, edge - 1, &d), 0);
+    ck_assert_int_eq(rp_limit_count_take(&sec, &key, 1, edge + 5, &d), 0);
+    /* the window after admits again */
+    ck_assert_int_eq(rp_limit_count_take(&sec, &key, 1, edge + S, &d), 1);
+    rp_cycle_destroy(cycle);
+}
+END_TEST
+
 typedef struct {
     char key[32];
     int64_t window, delta, ttl_ms;
@@ -447,6 +469,7 @@ int main(void)
     TCase *zc = tcase_create("zones");
     tcase_add_checked_fixture(zc, ut_setup_dir, ut_teardown_dir);
     tcase_add_test(zc, test_a_refusal_by_one_quota_counts_in_none_of_the_others);
+    tcase_add_test(zc, test_a_worker_whose_clock_is_a_little_behind_counts_in_the_window_already_opened);
     tcase_add_test(zc, test_collect_and_apply_share_a_zones_counts_as_the_engine_drives_them);
     tcase_add_test(zc, test_collect_walks_a_zone_of_many_keys_in_batches);
     suite_add_tcase(s, zc);

@@ -379,6 +379,35 @@ START_TEST(test_apply_for_the_second_before_uses_what_was_heard_for_it)
 }
 END_TEST
 
+START_TEST(test_a_worker_whose_clock_is_a_little_behind_counts_in_the_second_already_opened)
+{
+    /* worker A's loop time is in second w + 1 and opens it; worker B's, a few ms behind,
+     * still reads second w: B counts in w + 1 too, so what Redis said of w + 1 stays */
+    rp_limit_req_table_t *t = table(1000000, 64 * 1024, 1);
+    rp_limit_req_limit_t l = limit(t, 1000, -1);
+    int64_t w = T0 / 1000;
+    int64_t edge = (w + 1) * 1000;
+    one(&l, "a", edge + 2, NULL); /* A */
+    collected_t c = {0};
+    rp_limit_req_collect(t, edge + 3, on_collect, &c);
+    ck_assert_int_eq(c.delta, 1);
+    rp_limit_req_apply(t, "a", 1, w + 1, 5, 1, edge + 3); /* 4 from the other nodes */
+    one(&l, "a", edge - 3, NULL);                         /* B, 5 ms behind */
+    rp_limit_req_collect(t, edge + 10, on_collect, &c);
+    ck_assert_int_eq(c.calls, 2);
+    ck_assert_int_eq(c.window, w + 1);
+    ck_assert_int_eq(c.delta, 1); /* B's request, in the second A opened */
+    /* Redis now says 7 of which 1 is ours: 1 more from the others, not 6 again */
+    rp_str_t keys[1] = {key("a")};
+    rp_limit_req_seen_t before, after;
+    rp_limit_req_result_t res;
+    rp_limit_req_decide(&l, 1, keys, edge + 10, &before, &res);
+    rp_limit_req_apply(t, "a", 1, w + 1, 7, 1, edge + 10);
+    rp_limit_req_decide(&l, 1, keys, edge + 10, &after, &res);
+    ck_assert_int_eq(after.excess - before.excess, 1000 + 1000); /* this request + 1 remote */
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("limit_req");
@@ -400,6 +429,7 @@ int main(void)
     tcase_add_test(tc, test_collect_hands_out_the_unsent_count_once_and_only_after_a_change);
     tcase_add_test(tc, test_apply_folds_in_only_what_the_other_nodes_added);
     tcase_add_test(tc, test_apply_for_the_second_before_uses_what_was_heard_for_it);
+    tcase_add_test(tc, test_a_worker_whose_clock_is_a_little_behind_counts_in_the_second_already_opened);
     suite_add_tcase(s, tc);
     return ut_run(s);
 }
