@@ -13,7 +13,10 @@
  *    the process hooks.
  *
  * hiredis's own async client is not used: Debian's hiredis 0.14 has no TLS, and
- * bufferevent_openssl gives TLS and plain connections the same code.
+ * bufferevent_openssl gives TLS and plain connections the same code. This departs
+ * from DESIGN.md, which names "hiredis (with its libevent adapter)": hiredis still
+ * speaks the protocol and libevent still carries it, but the adapter is replaced by a
+ * bufferevent so that `tls` to Redis works with Debian's hiredis.
  */
 #ifndef RP_LIMIT_SYNC_H
 #define RP_LIMIT_SYNC_H
