@@ -16,7 +16,9 @@ def test_worker_rlimit_nofile_is_the_workers_open_files_limit(rampart, port):
     rampart.configure(f'server {{ listen 127.0.0.1:{port}; return 200 "x"; }}',
                       main="worker_rlimit_nofile 4321;")
     rampart.start()
-    workers, _ = rampart.roles()
+    # settled roles: a helper just forked holds the listeners (so looks like a worker)
+    # until it closes them
+    workers, _ = rampart.wait_processes(1)
     assert workers
     for pid in workers:
         assert soft_nofile(pid) == 4321
@@ -26,7 +28,7 @@ def test_worker_rlimit_nofile_change_applies_to_the_next_generation(rampart, por
     http = f'server {{ listen 127.0.0.1:{port}; return 200 "x"; }}'
     rampart.configure(http, main="worker_rlimit_nofile 4321;")
     rampart.start()
-    old_workers, _ = rampart.roles()
+    old_workers, _ = rampart.wait_processes(1)
     rampart.configure(http, main="worker_rlimit_nofile 5432;")
     rampart.reload()
     rampart.wait_log(r"configuration reloaded")

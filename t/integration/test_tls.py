@@ -584,7 +584,9 @@ def test_plain_http_request_to_a_tls_port_gets_400_or_a_close_and_no_200(rampart
 
 def test_garbage_instead_of_a_client_hello_closes_the_connection(rampart, certs, port):
     one_name(rampart, certs, port)
-    workers, _ = rampart.roles()
+    # settled roles: a helper just forked holds the listeners (so looks like a worker)
+    # until it closes them
+    workers, _ = rampart.wait_processes(1)
     # nginx takes a first byte that starts no TLS record for plain HTTP, and answers 400.
     assert_refused(raw_tls_port(port, bytes(range(256)) * 4))
     assert rampart.roles()[0] == workers
@@ -593,7 +595,7 @@ def test_garbage_instead_of_a_client_hello_closes_the_connection(rampart, certs,
 
 def test_malformed_client_hello_in_a_valid_record_closes_the_connection(rampart, certs, port):
     one_name(rampart, certs, port)
-    workers, _ = rampart.roles()
+    workers, _ = rampart.wait_processes(1)
     body = b"\x03\x03" + b"\xff" * 40  # version, then nonsense where random and the rest go
     hello = b"\x01" + len(body).to_bytes(3, "big") + body
     got = raw_tls_port(port, b"\x16\x03\x01" + len(hello).to_bytes(2, "big") + hello)
@@ -604,7 +606,7 @@ def test_malformed_client_hello_in_a_valid_record_closes_the_connection(rampart,
 
 def test_clients_leaving_mid_handshake_leave_the_worker_serving(rampart, certs, port):
     one_name(rampart, certs, port)
-    workers, _ = rampart.roles()
+    workers, _ = rampart.wait_processes(1)
     hello = client_hello(certs)
     for cut, reset in ((len(hello) // 2, False), (len(hello), False), (len(hello), True)):
         for _ in range(10):
