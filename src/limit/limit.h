@@ -90,4 +90,11 @@ typedef struct {
 const char *rp_limit_sync_zone(rp_conf_t *cf, rp_shm_zone_t *zone, const char *name,
                                const rp_limit_sync_ops_t *ops);
 
+/* ---- directives ---- */
+
+/* `limit_*_status CODE` (400-599) and `limit_*_log_level info|notice|warn|error`, into
+ * the int field of the location configuration at cmd->offset (limit_conf.c). */
+const char *rp_limit_set_status(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_limit_set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+
 #endif

@@ -565,44 +565,6 @@ static const char *set_limit(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     return RP_CONF_OK;
 }
 
-static const char *set_status(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    (void)cmd;
-    loc_conf_t *c = conf;
-    if (c->status != RP_CONF_UNSET)
-        return "is duplicate";
-    long n;
-    if (rp_parse_int(cf->argv[1], 999, &n) != 0 || n < 400 || n > 599)
-        return rp_conf_error(cf, "value must be between 400 and 599");
-    c->status = (int)n;
-    return RP_CONF_OK;
-}
-
-static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    (void)cmd;
-    loc_conf_t *c = conf;
-    if (c->log_level != RP_CONF_UNSET)
-        return "is duplicate";
-    static const struct {
-        const char *name;
-        int level;
-    } levels[] = {{"info", RP_LOG_INFO},
-                  {"notice", RP_LOG_NOTICE},
-                  {"warn", RP_LOG_WARN},
-                  {"error", RP_LOG_ERR}};
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (strcmp(cf->argv[1], levels[i].name) == 0) {
-            c->log_level = levels[i].level;
-            return RP_CONF_OK;
-        }
-    }
-    return rp_conf_error(cf,
-                         "invalid value \"%s\", it must be \"info\", \"notice\", \"warn\" or "
-                         "\"error\"",
-                         cf->argv[1]);
-}
-
 static zone_t *find_zone(main_conf_t *m, const char *name)
 {
     for (size_t i = 0; i < m->zones.nelts; i++) {
@@ -642,8 +604,10 @@ static const char *postconfiguration(rp_conf_t *cf)
 static const rp_command_t commands[] = {
     {"limit_conn_zone", RP_CTX_HTTP, 0, 2, 2, set_zone, RP_CONF_HTTP_MAIN, 0, NULL},
     {"limit_conn", ANYWHERE, 0, 2, 2, set_limit, RP_CONF_LOC, 0, NULL},
-    {"limit_conn_status", ANYWHERE, 0, 1, 1, set_status, RP_CONF_LOC, 0, NULL},
-    {"limit_conn_log_level", ANYWHERE, 0, 1, 1, set_log_level, RP_CONF_LOC, 0, NULL},
+    {"limit_conn_status", ANYWHERE, 0, 1, 1, rp_limit_set_status, RP_CONF_LOC,
+     offsetof(loc_conf_t, status), NULL},
+    {"limit_conn_log_level", ANYWHERE, 0, 1, 1, rp_limit_set_log_level, RP_CONF_LOC,
+     offsetof(loc_conf_t, log_level), NULL},
     {"limit_conn_dry_run", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
      offsetof(loc_conf_t, dry_run), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},

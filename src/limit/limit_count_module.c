@@ -518,40 +518,6 @@ static const char *set_limit(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     return RP_CONF_OK;
 }
 
-static const char *set_status(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    (void)cmd;
-    lc_loc_conf_t *lc = conf;
-    long code;
-    if (lc->status != RP_CONF_UNSET)
-        return "duplicate directive";
-    if (rp_parse_int(cf->argv[1], 599, &code) != 0 || code < 400)
-        return rp_conf_error(cf, "value must be between 400 and 599");
-    lc->status = (int)code;
-    return RP_CONF_OK;
-}
-
-static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    (void)cmd;
-    static const struct {
-        const char *name;
-        int level;
-    } levels[] = {{"info", RP_LOG_INFO}, {"notice", RP_LOG_NOTICE}, {"warn", RP_LOG_WARN},
-                  {"error", RP_LOG_ERR}};
-    lc_loc_conf_t *lc = conf;
-    if (lc->log_level != RP_CONF_UNSET)
-        return "duplicate directive";
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (strcmp(cf->argv[1], levels[i].name) == 0) {
-            lc->log_level = levels[i].level;
-            return RP_CONF_OK;
-        }
-    }
-    return rp_conf_error(cf, "invalid value \"%s\", it must be info, notice, warn or error",
-                         cf->argv[1]);
-}
-
 /* ---- requests ---- */
 
 /* Marks a request decided; survives the context reset of an internal redirect, so the
@@ -723,9 +689,11 @@ static const char *postconfiguration(rp_conf_t *cf)
 static const rp_command_t commands[] = {
     {"limit_count_zone", RP_CTX_HTTP, 0, 4, 6, set_zone, RP_CONF_HTTP_MAIN, 0, NULL},
     {"limit_count", ANYWHERE, 0, 1, 1, set_limit, RP_CONF_LOC, 0, NULL},
-    {"limit_count_status", ANYWHERE, 0, 1, 1, set_status, RP_CONF_LOC, 0, NULL},
+    {"limit_count_status", ANYWHERE, 0, 1, 1, rp_limit_set_status, RP_CONF_LOC,
+     offsetof(lc_loc_conf_t, status), NULL},
     {"limit_count_dry_run", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, C(dry_run), NULL},
-    {"limit_count_log_level", ANYWHERE, 0, 1, 1, set_log_level, RP_CONF_LOC, 0, NULL},
+    {"limit_count_log_level", ANYWHERE, 0, 1, 1, rp_limit_set_log_level, RP_CONF_LOC,
+     offsetof(lc_loc_conf_t, log_level), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

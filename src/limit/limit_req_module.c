@@ -277,41 +277,6 @@ static const char *set_limit(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     return RP_CONF_OK;
 }
 
-static const char *set_status(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    lr_loc_conf_t *c = conf;
-    long v;
-    if (c->status != RP_CONF_UNSET)
-        return "duplicate directive";
-    if (rp_parse_int(cf->argv[1], 999, &v) != 0 || v < 400 || v > 599)
-        return rp_conf_error(cf, "invalid value \"%s\", it must be between 400 and 599",
-                             cf->argv[1]);
-    c->status = (int)v;
-    return RP_CONF_OK;
-}
-
-static const char *set_log_level(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
-{
-    static const struct {
-        const char *name;
-        int level;
-    } levels[] = {{"info", RP_LOG_INFO},
-                  {"notice", RP_LOG_NOTICE},
-                  {"warn", RP_LOG_WARN},
-                  {"error", RP_LOG_ERR}};
-    lr_loc_conf_t *c = conf;
-    if (c->log_level != RP_CONF_UNSET)
-        return "duplicate directive";
-    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
-        if (strcmp(cf->argv[1], levels[i].name) == 0) {
-            c->log_level = levels[i].level;
-            return RP_CONF_OK;
-        }
-    }
-    return rp_conf_error(cf, "invalid value \"%s\", it must be info, notice, warn or error",
-                         cf->argv[1]);
-}
-
 /* ---- the request ---- */
 
 static void state_mark(rp_request_t *r, void *data)
@@ -470,8 +435,10 @@ static const char *postconfiguration(rp_conf_t *cf)
 static const rp_command_t commands[] = {
     {"limit_req_zone", RP_CTX_HTTP, 0, 2, 4, set_zone, RP_CONF_HTTP_MAIN, 0, NULL},
     {"limit_req", ANYWHERE, 0, 1, 3, set_limit, RP_CONF_LOC, 0, NULL},
-    {"limit_req_status", ANYWHERE, 0, 1, 1, set_status, RP_CONF_LOC, 0, NULL},
-    {"limit_req_log_level", ANYWHERE, 0, 1, 1, set_log_level, RP_CONF_LOC, 0, NULL},
+    {"limit_req_status", ANYWHERE, 0, 1, 1, rp_limit_set_status, RP_CONF_LOC,
+     offsetof(lr_loc_conf_t, status), NULL},
+    {"limit_req_log_level", ANYWHERE, 0, 1, 1, rp_limit_set_log_level, RP_CONF_LOC,
+     offsetof(lr_loc_conf_t, log_level), NULL},
     {"limit_req_dry_run", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
      offsetof(lr_loc_conf_t, dry_run), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},

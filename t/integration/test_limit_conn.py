@@ -326,7 +326,7 @@ def test_bad_limit_conn_directives_are_refused_with_file_and_line(conf_dir):
         ("limit_conn nosuch 1;", '"limit_conn": unknown limit_conn_zone "nosuch"'),
         ("limit_conn_status 200;", '"limit_conn_status": value must be between 400 and 599'),
         ("limit_conn_log_level debug;", '"limit_conn_log_level": invalid value "debug", '
-                                        'it must be "info", "notice", "warn" or "error"'),
+                                        'it must be info, notice, warn or error'),
         ("limit_conn_dry_run maybe;",
          '"limit_conn_dry_run": invalid value "maybe", it must be "on" or "off"'),
     ]

@@ -305,7 +305,7 @@ def test_bad_directives_are_refused_with_file_and_line(conf_dir):
         (zone + "limit_req zone=one; limit_req zone=one burst=2;",
          '"limit_req": zone "one" is used twice at this level'),
         ("limit_req_status 399;",
-         '"limit_req_status": invalid value "399", it must be between 400 and 599'),
+         '"limit_req_status": value must be between 400 and 599'),
         ("limit_req_log_level debug;",
          '"limit_req_log_level": invalid value "debug", it must be info, notice, warn or '
          'error'),
