@@ -160,8 +160,10 @@ def test_adaptive_concurrency_keeps_the_backend_near_its_unloaded_latency_and_sh
     assert a["phase"] == "min_rtt" and a["limit"] == 3  # a new group measures minRTT first
     load = Load(port, 120).start()
     # two seconds of windows after the first measurement, and load shed meanwhile
-    wait_for(lambda: (lambda s: s["updates"] >= 20 and s["shed"] >= 50)(adaptive(port)),
-             timeout=120, what="the limit to move 20 times and shed 50 requests")
+    # (and 200 answered: under ASan the windows can pass before that many are served)
+    wait_for(lambda: (lambda s: s["updates"] >= 20 and s["shed"] >= 50)(adaptive(port))
+             and len(load.statuses(200)) >= 200,
+             timeout=120, what="the limit to move 20 times, shed 50 and pass 200 requests")
     load.stop()
     seen = latency_backend.stats()
     a = adaptive(port)
