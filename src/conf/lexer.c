@@ -185,3 +185,104 @@ rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
     }
     return RP_TOK_WORD;
 }
+
+/* The level of a long bracket "[==[" starting at p (at '['), or -1 if it is not one. */
+static int long_bracket(const char *p, const char *end)
+{
+    int level = 0;
+    if (p >= end || *p != '[')
+        return -1;
+    p++;
+    while (p < end && *p == '=') {
+        level++;
+        p++;
+    }
+    return p < end && *p == '[' ? level : -1;
+}
+
+int rp_lexer_raw_block(rp_lexer_t *lx, size_t *start, size_t *len, unsigned *line)
+{
+    /* Lua's own lexical rules, as far as braces go: braces inside strings, long
+     * strings and comments do not count. */
+    const char *t = lx->text, *end = lx->text + lx->len;
+    size_t pos = lx->pos;
+    int depth = 0;
+    *start = pos;
+    *line = lx->line;
+    while (t + pos < end) {
+        char c = t[pos];
+        if (c == '\n') {
+            lx->line++;
+            pos++;
+        } else if (c == '{') {
+            depth++;
+            pos++;
+        } else if (c == '}') {
+            if (depth == 0) {
+                *len = pos - *start;
+                lx->pos = pos + 1;
+                return 0;
+            }
+            depth--;
+            pos++;
+        } else if (c == '"' || c == '\'') {
+            pos++;
+            while (t + pos < end && t[pos] != c) {
+                if (t[pos] == '\\' && t + pos + 1 < end) {
+                    if (t[pos + 1] == '\n')
+                        lx->line++;
+                    pos++;
+                } else if (t[pos] == '\n') {
+                    break; /* unfinished string: Lua reports it when it compiles */
+                }
+                pos++;
+            }
+            if (t + pos < end && t[pos] == c)
+                pos++;
+        } else if (c == '-' && t + pos + 1 < end && t[pos + 1] == '-') {
+            pos += 2;
+            int level = long_bracket(t + pos, end);
+            if (level < 0) {
+                while (t + pos < end && t[pos] != '\n')
+                    pos++;
+                continue;
+            }
+            goto long_string_at;
+        } else if (c == '[' && long_bracket(t + pos, end) >= 0) {
+        long_string_at:;
+            int lv = long_bracket(t + pos, end);
+            pos += (size_t)lv + 2;
+            for (;;) {
+                if (t + pos >= end) {
+                    lx->tok_line = *line;
+                    snprintf(lx->errbuf, sizeof(lx->errbuf), "unfinished long string or comment");
+                    lx->error = lx->errbuf;
+                    return -1;
+                }
+                if (t[pos] == '\n')
+                    lx->line++;
+                if (t[pos] == ']') {
+                    int k = 0;
+                    while (t + pos + 1 + k < end && t[pos + 1 + k] == '=')
+                        k++;
+                    if (k == lv && t + pos + 1 + k < end && t[pos + 1 + k] == ']') {
+                        pos += (size_t)k + 2;
+                        break;
+                    }
+                }
+                pos++;
+            }
+        } else if (c == '\0') {
+            lx->tok_line = lx->line;
+            snprintf(lx->errbuf, sizeof(lx->errbuf), "unexpected NUL byte");
+            lx->error = lx->errbuf;
+            return -1;
+        } else {
+            pos++;
+        }
+    }
+    lx->tok_line = *line;
+    snprintf(lx->errbuf, sizeof(lx->errbuf), "unexpected end of file: missing \"}\"");
+    lx->error = lx->errbuf;
+    return -1;
+}

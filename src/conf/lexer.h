@@ -47,4 +47,13 @@ void rp_lexer_free(rp_lexer_t *lx);
  */
 rp_tok_type_t rp_lexer_next(rp_lexer_t *lx);
 
+/*
+ * Reads a block verbatim (Lua code in a `*_by_lua_block { ... }`): from just after
+ * its "{" to the matching "}", counting braces as Lua does (not inside strings,
+ * long strings or comments). Sets *start and *len to the code's place in lx->text
+ * and *line to the line the code starts on, and moves past the "}". Returns 0, or
+ * -1 with lx->error (an unfinished block).
+ */
+int rp_lexer_raw_block(rp_lexer_t *lx, size_t *start, size_t *len, unsigned *line);
+
 #endif

@@ -84,6 +84,7 @@ struct rp_http_body_filter_s {
 /* Filter ranks: lower runs first. The protocol sends the result last of all. */
 enum {
     RP_FILTER_HEADERS = 100,    /* add_header */
+    RP_FILTER_LUA = 150,        /* header_filter_by_lua, body_filter_by_lua */
     RP_FILTER_GZIP = 500,       /* gzip */
     RP_FILTER_LIMIT_RATE = 900, /* limit_rate: paces what the others produced */
 };
@@ -255,6 +256,12 @@ static inline int rp_http_next_body(rp_request_t *r, const rp_http_body_filter_t
 {
     return self->next->fn(r, self->next, iov, iovcnt, flags);
 }
+
+/* Adds another module's step to the rewrite script of the server or location being
+ * read (set_by_lua): it runs in order with `set` and `return`; RP_OK goes on, any
+ * other result ends the script with it. */
+void rp_http_rewrite_add_step(rp_conf_t *cf, int (*step)(rp_request_t *r, const void *data),
+                              const void *data);
 
 /* Per-module configuration of a request's location / server. */
 #define rp_http_loc_conf(r, module) ((r)->loc_conf[(module).index])

@@ -18,7 +18,7 @@
 #include <limits.h>
 #include <string.h>
 
-enum { OP_RETURN, OP_SET };
+enum { OP_RETURN, OP_SET, OP_STEP };
 
 typedef struct {
     int op;
@@ -26,6 +26,8 @@ typedef struct {
     int has_text;
     rp_cv_t value; /* return's text, set's value */
     const rp_var_t *var; /* set */
+    int (*step)(rp_request_t *r, const void *data); /* another module's step */
+    const void *data;
 } op_t;
 
 typedef struct {
@@ -46,6 +48,22 @@ static op_t *add_op(rp_conf_t *cf, rewrite_conf_t *rc, int kind)
     op_t *op = rp_array_push(rc->ops);
     op->op = kind;
     return op;
+}
+
+/*
+ * Another module's step in the script of the level being read (set_by_lua): it runs
+ * in order with `set` and `return`. It returns RP_OK to go on, anything else to end
+ * the script with that result.
+ */
+void rp_http_rewrite_add_step(rp_conf_t *cf, int (*step)(rp_request_t *r, const void *data),
+                              const void *data)
+{
+    rewrite_conf_t *rc = cf->ctx & RP_CTX_LOCATION
+                             ? cf->http_ctx->loc_conf[rp_http_rewrite_module.index]
+                             : cf->http_ctx->srv_conf[rp_http_rewrite_module.index];
+    op_t *op = add_op(cf, rc, OP_STEP);
+    op->step = step;
+    op->data = data;
 }
 
 static int is_redirect(int code)
@@ -161,6 +179,12 @@ static int run(rp_request_t *r, const rewrite_conf_t *rc)
     for (size_t i = 0; i < rc->ops->nelts; i++) {
         if (ops[i].op == OP_RETURN)
             return run_return(r, &ops[i]);
+        if (ops[i].op == OP_STEP) {
+            int step_rc = ops[i].step(r, ops[i].data);
+            if (step_rc != RP_OK)
+                return step_rc;
+            continue;
+        }
         rp_var_set(r, ops[i].var, rp_cv_eval(r, &ops[i].value));
     }
     return RP_DECLINED;

@@ -23,6 +23,7 @@
 #include <lauxlib.h>
 #include <lua.h>
 #include <lualib.h>
+#include <event2/event.h>
 
 #include "conf/conf.h"
 #include "http/request.h"
@@ -52,6 +53,61 @@ typedef enum {
 } rp_lua_phase_t;
 
 extern const char *const rp_lua_phase_names[RP_LUA_NPHASES];
+
+/*
+ * A running hook: its entry coroutine and what it waits for. A request's hooks
+ * (rewrite, access, content) are resumed through the request's phases; a detached
+ * one (init_worker, timers, a log hook that waits) from the event loop.
+ */
+typedef struct rp_lua_co_s rp_lua_co_t;
+struct rp_lua_co_s {
+    lua_State *L;   /* the entry coroutine */
+    int ref;        /* in the registry: keeps it from the collector */
+    rp_request_t *r; /* NULL when detached from any request */
+    rp_lua_phase_t phase;
+    unsigned waiting : 1; /* yielded by rp_lua_yield: a wake will continue it */
+    unsigned woken : 1;   /* rp_lua_wake was called: resume with nresults */
+    unsigned exited : 1;  /* ngx.exit was called */
+    unsigned detached : 1;
+    unsigned sync : 1; /* may not wait: header and body filters, set_by_lua */
+    int exit_code;
+    int nresults; /* what the waker pushed on L */
+    /* What the pending wait holds (a timer, a socket): cancel() lets go of it when the
+     * coroutine is abandoned (the request ended, the worker stops). */
+    void (*cancel)(rp_lua_co_t *co, void *data);
+    void *cancel_data;
+    struct event *timer; /* ngx.sleep's, made on first use */
+    struct event *post;  /* a detached coroutine's wake-up from the loop */
+    void *user;          /* for the hook's owner */
+    void (*on_done)(rp_lua_co_t *co, int status); /* a detached run ended (0 or LUA_ERR*) */
+};
+
+/* The running hook, or NULL when no hook runs (a bare VM in unit tests). */
+rp_lua_co_t *rp_lua_current(lua_State *L);
+
+/*
+ * For a C function that waits: arrange the wake-up (rp_lua_wake from an event), set
+ * co->cancel if the wait holds something, then `return rp_lua_yield(L);`. The values
+ * the waker pushes become the function's results. Raises an error where waiting is
+ * not allowed (header and body filters, set_by_lua).
+ */
+int rp_lua_yield(lua_State *L);
+
+/* Continues a waiting hook: push nresults values on co->L first. Never runs Lua on
+ * the caller's stack: the hook continues from the event loop. */
+void rp_lua_wake(rp_lua_co_t *co, int nresults);
+
+/* Runs fn (on the top of L's stack, with nargs arguments above it) as a detached hook
+ * in phase: now until it waits or ends, then from the loop. on_done (may be NULL) is
+ * told when it ends. Returns the record, or NULL when it ended already. */
+rp_lua_co_t *rp_lua_spawn(lua_State *L, int nargs, rp_lua_phase_t phase,
+                          void (*on_done)(rp_lua_co_t *co, int status), void *user);
+
+/* The worker's VM (NULL when the configuration has no Lua). */
+lua_State *rp_lua_vm(void);
+
+/* Logs a hook's error with its traceback, as "lua entry thread aborted: ...". */
+void rp_lua_log_error(lua_State *co, int status, const char *what);
 
 /* The request the running Lua code serves, or NULL outside a request. */
 rp_request_t *rp_lua_request(lua_State *L);

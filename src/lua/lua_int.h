@@ -1,0 +1,123 @@
+/*
+ * What the Lua module's files share (src/lua/): the configuration structures,
+ * the VM of a generation, and the API parts of the core.
+ */
+#ifndef RP_LUA_INT_H
+#define RP_LUA_INT_H
+
+#include "lua/lua.h"
+
+#include "core/cycle.h"
+
+#ifndef RP_LUA_DIR
+#define RP_LUA_DIR "/usr/local/share/rampart/lua"
+#endif
+
+typedef struct {
+    lua_State *L;
+    size_t used; /* bytes the VM holds */
+    size_t cap;  /* lua_max_memory; 0: no cap */
+} rp_lua_vm_t;
+
+/* One hook: Lua code from a block or a file, compiled in the VM. */
+typedef struct {
+    const char *src; /* a block's code (in the configuration's text) */
+    size_t len;
+    const char *file; /* the configuration file, for Lua's messages */
+    unsigned line;    /* where the block's code starts */
+    const char *path; /* *_by_lua_file: the script */
+    int ref;          /* the compiled chunk in the registry */
+} rp_lua_hook_t;
+
+typedef struct {
+    rp_lua_vm_t *vm;
+    char *package_path, *package_cpath;
+    int code_cache;
+    size_t max_memory;
+    int64_t max_running_time;
+    rp_lua_hook_t *init, *init_worker;
+    int has_hooks;
+    int worker_count;   /* for ngx.worker.count() */
+    const char *prefix; /* for ngx.config.prefix() */
+} rp_lua_main_conf_t;
+
+typedef struct {
+    rp_lua_hook_t *rewrite, *access, *content, *header_filter, *body_filter, *log;
+    /* set by merge: the location (or server) runs a hook of this kind */
+} rp_lua_loc_conf_t;
+
+extern rp_module_t rp_lua_module;
+
+/* The VM of the configuration being read (made on first use). */
+rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
+
+/* Compiles hook in the VM; an error names file and line. */
+const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_t *hook);
+
+/* Pushes a hook's function (reloaded from its file when code_cache is off). 0 or -1 with
+ * the error message pushed. */
+int rp_lua_push_hook(lua_State *L, const rp_lua_hook_t *hook, int code_cache);
+
+/* In init_master: package paths, the ngx table, the prelude. */
+int rp_lua_vm_finish(rp_cycle_t *cycle, rp_lua_main_conf_t *lmcf, char *err, size_t errlen);
+
+void rp_lua_set_vm(lua_State *L);
+
+/* The light userdata a wait yields (the prelude passes it up through coroutines). */
+void *rp_lua_wait_token(void);
+
+/* The core's API parts. */
+void rp_lua_api_core(lua_State *L, rp_cycle_t *cycle);   /* lua_api.c */
+void rp_lua_api_output(lua_State *L, rp_cycle_t *cycle); /* lua_output.c */
+
+/* ---- running hooks in a request (lua_run.c) ---- */
+
+/* Runs (or continues) hook in r for phase: RP_OK (done, next phase), RP_AGAIN
+ * (waiting), RP_DONE (answered), RP_ERROR (failed: answer 500). */
+int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase);
+
+/* Runs hook to its end without waiting (header/body filters, set_by_lua): 0 with its
+ * results on (*out)->L, or -1 (logged). Free *out with rp_lua_co_free either way. */
+int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
+                    rp_lua_co_t **out);
+
+/* Runs a log hook; if it waits it goes on detached from the request. */
+int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook);
+
+void rp_lua_co_free(rp_lua_co_t *co);
+
+/* The request's state of the Lua module. */
+typedef struct {
+    rp_lua_co_t *co;  /* the hook running or waiting */
+    int ctx_ref;      /* ngx.ctx: LUA_NOREF until used */
+    int status;       /* ngx.status set before the head */
+    unsigned eof : 1; /* ngx.eof() called */
+    unsigned cleanup : 1;
+    unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    struct event *drain_wait;
+} rp_lua_req_t;
+
+rp_lua_req_t *rp_lua_req(rp_request_t *r);
+
+/* The running code's request, or a Lua error "no request found". */
+rp_request_t *rp_lua_check_request(lua_State *L);
+
+/* ngx.exit(code): ends the running hook (yields for good); in filters only marks it. */
+int rp_lua_exit(lua_State *L, int code);
+
+/* Sends the response head if it is not out yet (lua_output.c). 0 or -1. */
+int rp_lua_send_head(rp_request_t *r);
+
+/* content_by_lua's content handler (lua_module.c). */
+int rp_lua_content_handler(rp_request_t *r);
+
+/* Pushes ngx.arg (set_by_lua's arguments, body_filter's chunk and eof); 0 when none. */
+int rp_lua_push_arg(lua_State *L);
+
+/* Set when the worker stops: ngx.worker.exiting(). */
+extern int rp_lua_worker_exiting;
+
+/* The main conf of the worker's configuration. */
+extern rp_lua_main_conf_t *rp_lua_main;
+
+#endif
