@@ -16,6 +16,9 @@ from common import (BODY, CONNECTIONS, DURATION, GZIP_PATH, H2_CONNECTIONS, H2_S
 from servers import GZIP_BODY, version_of
 
 
+LUA_NAMES = ("rampart-lua", "nginx-lua", "rampart-luabal", "nginx-luabal")
+
+
 def fmt_ratio(x):
     return f"{x:.2f}x"
 
@@ -301,6 +304,24 @@ def section(cs, scenario):
             add(f"  {'rampart-lim vs nginx-lim':26} req/s {ratio(a.rps(), b.rps())}"
                 f"  p99 {ratio(a.p99(), b.p99())}"
                 f"  cpu/req {ratio(a.cpu_per_request(), b.cpu_per_request())}")
+        lua = {c.name: t for c, t in ok if c.name in LUA_NAMES}
+        if lua:
+            add("rampart-lua is this rampart with a trivial access_by_lua_block on every request")
+            add("(`if ngx.var.http_x_deny then return ngx.exit(403) end`), nginx-lua the same")
+            add("under Debian's nginx with its lua module (OpenResty's); rampart-luabal and")
+            add("nginx-luabal pick the server in a balancer_by_lua_block instead of the built-in")
+            add("balancer. Goals: rampart/rampart-lua at most 1.10x (the hook costs under 10%),")
+            add("rampart-lua and rampart-luabal at least as fast as their nginx twins:")
+        for mine, theirs in (("rampart-lua", "nginx-lua"), ("rampart-luabal", "nginx-luabal")):
+            if mine in lua and theirs in lua:
+                a, b = lua[mine], lua[theirs]
+                add(f"  {mine + ' vs ' + theirs:26} req/s {ratio(a.rps(), b.rps())}"
+                    f"  p99 {ratio(a.p99(), b.p99())}"
+                    f"  cpu/req {ratio(a.cpu_per_request(), b.cpu_per_request())}")
+        if "rampart-lua" in lua:
+            a = lua["rampart-lua"]
+            add(f"  {'rampart-lua vs rampart':26} req/s {ratio(a.rps(), ramp.rps())}"
+                f"  cpu/req {ratio(a.cpu_per_request(), ramp.cpu_per_request())}")
     noisy = [c.name for c, t in ok if t.spread() > NOISY]
     if noisy:
         add("")

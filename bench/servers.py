@@ -34,7 +34,10 @@ from idle import upstream_conns
 # health-check and outlier-detection lines of rampart-hc; @LIM@, the limit_req and
 # limit_conn lines of rampart-lim, rampart-sync and nginx-lim; @NOSYNC@ and @SYNC@, the
 # node-local or Redis-shared form of rampart's limit_req zone.
-CONTENDER_MARKS = ("@HC@", "@LIM@", "@NOSYNC@", "@SYNC@")
+# @LUA@, the access_by_lua line of rampart-lua and nginx-lua; @LUABAL@, the
+# balancer_by_lua block of rampart-luabal and nginx-luabal; @LUAMOD@, nginx's
+# load_module lines for its lua module (Debian's libnginx-mod-http-lua).
+CONTENDER_MARKS = ("@HC@", "@LIM@", "@NOSYNC@", "@SYNC@", "@LUA@", "@LUABAL@", "@LUAMOD@")
 
 
 def render(template, out_path, values, listeners, marks=()):
@@ -442,6 +445,40 @@ LIM_DIRECTIVES = ("limit_req_zone", "limit_conn_zone", "limit_sync")
 REDIS = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
+# rampart-lua and nginx-lua (OpenResty: Debian's nginx with its lua module): the same
+# trivial access_by_lua_block on every request, against rampart and nginx without it
+# (the hook's cost) and against each other. rampart-luabal and nginx-luabal: a
+# balancer_by_lua_block choosing the server instead of the built-in balancer.
+LUA_SCENARIOS = ("plain", "h2")
+LUA_MODULE = "/usr/lib/nginx/modules/ngx_http_lua_module.so"
+
+
+def lua_contenders(tmp):
+    only = (LUA_SCENARIOS, "skipped: the Lua contenders run in"
+            f" {', '.join(LUA_SCENARIOS)} only")
+    unsupported = {s: only[1] for s in ("tls", "gzip", "lc")}
+    out = []
+    for name, marks in (("lua", ("@LUA@",)), ("luabal", ("@LUABAL@",))):
+        refused = ([RAMPART, "-t", "-p", tmp, "-c", "{conf}"],
+                   r'unknown directive "(\w+_by_lua_block)"',
+                   "skipped: this rampart has no Lua hooks (rampart -t: {detail})")
+        out.append(Contender(f"rampart-{name}", RAMPART, [RAMPART, "-v"], "rampart.conf",
+                             [RAMPART, "-p", tmp, "-c", "{conf}"],
+                             error_log=os.path.join(tmp, f"rampart-{name}.error.log"),
+                             marks=marks, rendered=f"rampart-{name}.conf", only=only,
+                             unsupported=unsupported, refused=refused))
+        if os.path.exists(LUA_MODULE):
+            log = os.path.join(tmp, f"nginx-{name}.error.log")
+            out.append(Contender(f"nginx-{name}", "/usr/sbin/nginx",
+                                 ["/usr/sbin/nginx", "-v"], "nginx.conf",
+                                 ["/usr/sbin/nginx", "-p", tmp, "-e", log, "-c", "{conf}",
+                                  *NGINX_USER],
+                                 error_log=log, marks=marks + ("@LUAMOD@",),
+                                 rendered=f"nginx-{name}.conf", only=only,
+                                 unsupported=unsupported))
+    return out
+
+
 def all_contenders(tmp):
     nginx_log = os.path.join(tmp, "nginx.error.log")
     hc_only = (HC_SCENARIOS, "skipped: rampart-hc is compared with rampart in"
@@ -488,6 +525,7 @@ def all_contenders(tmp):
                    *NGINX_USER],
                   error_log=nginx_lim_log, marks=("@LIM@",), rendered="nginx-lim.conf",
                   only=lim_only, unsupported={s: lim_only[1] for s in ("tls", "gzip", "lc")}),
+        *lua_contenders(tmp),
         Contender("haproxy", "/usr/sbin/haproxy", ["/usr/sbin/haproxy", "-v"],
                   "haproxy.cfg",
                   ["/usr/sbin/haproxy", "-db", "-f", "{conf}"],
