@@ -79,6 +79,9 @@ struct rp_lua_co_s {
     struct event *timer; /* ngx.sleep's, made on first use */
     struct event *post;  /* a detached coroutine's wake-up from the loop */
     void *user;          /* for the hook's owner */
+    /* Set when neither the request's phases nor the detached runner continue it (a
+     * header filter that waits): called from the loop once it is woken. */
+    void (*resume)(rp_lua_co_t *co);
     void (*on_done)(rp_lua_co_t *co, int status); /* a detached run ended (0 or LUA_ERR*) */
 };
 

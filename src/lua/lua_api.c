@@ -265,7 +265,7 @@ static int ngx_sleep(lua_State *L)
     rp_lua_check_phase(L, (1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) |
                               (1u << RP_LUA_CONTENT) | (1u << RP_LUA_TIMER) |
                               (1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_LOG) |
-                              (1u << RP_LUA_BALANCER));
+                              (1u << RP_LUA_BALANCER) | (1u << RP_LUA_HEADER_FILTER));
     rp_lua_co_t *co = rp_lua_current(L);
     if (co == NULL || co->sync)
         return rp_lua_yield(L); /* raises the error */

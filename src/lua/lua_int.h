@@ -86,6 +86,10 @@ int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook);
 
 void rp_lua_co_free(rp_lua_co_t *co);
 
+/* A coroutine record for r (or none) in phase, and resuming it with nargs values. */
+rp_lua_co_t *rp_lua_co_new(rp_request_t *r, rp_lua_phase_t phase);
+int rp_lua_co_resume(rp_lua_co_t *co, int nargs);
+
 /* The request's state of the Lua module. */
 typedef struct {
     rp_lua_co_t *co;  /* the hook running or waiting */
@@ -93,7 +97,8 @@ typedef struct {
     int status;       /* ngx.status set before the head */
     unsigned eof : 1; /* ngx.eof() called */
     unsigned cleanup : 1;
-    unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    unsigned body_done : 1;
+    rp_lua_co_t *hf_co; /* header_filter_by_lua waiting */ /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
     struct event *drain_wait;
 } rp_lua_req_t;
 

@@ -310,14 +310,68 @@ static int log_handler(rp_request_t *r)
     return RP_OK;
 }
 
+/* The end of a header_filter_by_lua run: 0 to go on, -1 when it failed (logged). */
+static int header_hook_ended(rp_lua_co_t *co, int rc)
+{
+    if (rc != 0 && rc != LUA_YIELD) {
+        rp_lua_log_error(co->L, rc, "header_filter");
+        return -1;
+    }
+    return 0;
+}
+
+/* A header filter hook that waited (beyond OpenResty: a cosocket or ngx.sleep there)
+ * was woken: it goes on, and once it ends the head goes on down the chain. */
+static void header_filter_continue(rp_lua_co_t *co)
+{
+    rp_request_t *r = co->r;
+    int rc = rp_lua_co_resume(co, co->nresults);
+    if (rc == LUA_YIELD && !co->exited) {
+        lua_settop(co->L, 0);
+        if (!co->waiting) {
+            co->waiting = 1;
+            rp_lua_wake(co, 0);
+        }
+        return;
+    }
+    const rp_http_header_filter_t *self = co->user;
+    rp_lua_req(r)->hf_co = NULL;
+    int failed = header_hook_ended(co, rc);
+    rp_lua_co_free(co);
+    if (failed) {
+        rp_http_abort(r);
+        return;
+    }
+    rp_http_header_resume(r, self);
+}
+
 static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
 {
     rp_lua_loc_conf_t *llcf = rp_http_loc_conf(r, rp_lua_module);
     if (llcf->header_filter) {
-        rp_lua_co_t *co;
-        int rc = rp_lua_run_sync(r, llcf->header_filter, RP_LUA_HEADER_FILTER, &co);
+        rp_lua_co_t *co = rp_lua_co_new(r, RP_LUA_HEADER_FILTER);
+        if (rp_lua_push_hook(co->L, llcf->header_filter, rp_lua_main->code_cache) != 0) {
+            rp_lua_log_error(co->L, LUA_ERRSYNTAX, "header_filter");
+            rp_lua_co_free(co);
+            return -1;
+        }
+        int rc = rp_lua_co_resume(co, 0);
+        if (rc == LUA_YIELD && !co->exited) {
+            /* it waits: the head waits with it (what the producer writes meanwhile is
+             * held by the filter chain) */
+            lua_settop(co->L, 0);
+            co->resume = header_filter_continue;
+            co->user = (void *)self;
+            rp_lua_req(r)->hf_co = co;
+            if (!co->waiting) {
+                co->waiting = 1;
+                rp_lua_wake(co, 0);
+            }
+            return RP_AGAIN;
+        }
+        int failed = header_hook_ended(co, rc);
         rp_lua_co_free(co);
-        if (rc != 0)
+        if (failed)
             return -1;
     }
     return rp_http_next_header(r, self);

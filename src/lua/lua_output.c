@@ -300,7 +300,7 @@ static int header_newindex(lua_State *L)
 {
     rp_request_t *r = rp_lua_check_request(L);
     rp_str_t name = field_name(L, r, 2);
-    if (r->header_sent || (r->response_started && rp_lua_phase(L) != RP_LUA_HEADER_FILTER)) {
+    if (rp_lua_phase(L) != RP_LUA_HEADER_FILTER && r->response_started) {
         rp_log_error(RP_LOG_ERR, 0,
                      "attempt to set ngx.header.%s after sending out response headers",
                      lua_tostring(L, 2));

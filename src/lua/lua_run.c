@@ -59,6 +59,13 @@ void rp_lua_check_phase(lua_State *L, unsigned mask)
 
 static void on_post(evutil_socket_t fd, short what, void *arg);
 
+static rp_lua_co_t *co_new(lua_State *vm, rp_request_t *r, rp_lua_phase_t phase);
+
+rp_lua_co_t *rp_lua_co_new(rp_request_t *r, rp_lua_phase_t phase)
+{
+    return co_new(rp_lua_vm(), r, phase);
+}
+
 static rp_lua_co_t *co_new(lua_State *vm, rp_request_t *r, rp_lua_phase_t phase)
 {
     rp_lua_co_t *co = rp_xcalloc(1, sizeof(*co));
@@ -88,6 +95,13 @@ void rp_lua_co_free(rp_lua_co_t *co)
     free(co);
 }
 
+static int co_resume(rp_lua_co_t *co, int nargs);
+
+int rp_lua_co_resume(rp_lua_co_t *co, int nargs)
+{
+    return co_resume(co, nargs);
+}
+
 static int co_resume(rp_lua_co_t *co, int nargs)
 {
     rp_lua_co_t *saved = cur;
@@ -114,7 +128,7 @@ void rp_lua_wake(rp_lua_co_t *co, int nresults)
 {
     co->woken = 1;
     co->nresults = nresults;
-    if (co->r && !co->detached) {
+    if (co->r && !co->detached && co->resume == NULL) {
         rp_http_resume(co->r);
         return;
     }
@@ -159,8 +173,8 @@ static void on_post(evutil_socket_t fd, short what, void *arg)
     rp_lua_co_t *co = arg;
     (void)fd;
     (void)what;
-    if (co->r && !co->detached) { /* became a request's again: cannot happen */
-        rp_http_resume(co->r);
+    if (co->resume) {
+        co->resume(co);
         return;
     }
     run_detached(co, co->nresults);
@@ -187,6 +201,10 @@ static void req_cleanup(rp_request_t *r, void *data)
     if (ctx->co) {
         rp_lua_co_free(ctx->co);
         ctx->co = NULL;
+    }
+    if (ctx->hf_co) {
+        rp_lua_co_free(ctx->hf_co);
+        ctx->hf_co = NULL;
     }
     lua_State *vm = rp_lua_vm();
     if (vm && ctx->ctx_ref != LUA_NOREF) {
