@@ -7,12 +7,6 @@ void rp_lua_api_re(lua_State *L, rp_cycle_t *cycle)
     (void)cycle;
 }
 
-void rp_lua_api_string(lua_State *L, rp_cycle_t *cycle)
-{
-    (void)L;
-    (void)cycle;
-}
-
 void rp_lua_api_shdict(lua_State *L, rp_cycle_t *cycle)
 {
     (void)L;
