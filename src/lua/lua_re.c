@@ -27,28 +27,28 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RE_CACHE_MAX 1024   /* lua_regex_cache_max_entries' default */
-#define RE_BUCKETS 2048     /* hash buckets of the cache (a power of two) */
-#define RE_DFA_WORKSPACE 100 /* ints, as OpenResty */
-#define RE_SMALL_PAIRS 32   /* captures copied on the C stack up to this many */
+#define RE_CACHE_MAX     1024 /* lua_regex_cache_max_entries' default */
+#define RE_BUCKETS       2048 /* hash buckets of the cache (a power of two) */
+#define RE_DFA_WORKSPACE 100  /* ints, as OpenResty */
+#define RE_SMALL_PAIRS   32   /* captures copied on the C stack up to this many */
 
 /* Option letters that are not compile options. */
-#define RE_ONCE 0x01
-#define RE_JIT 0x02
-#define RE_DFA 0x04
-#define RE_DUPNAMES 0x08
+#define RE_ONCE         0x01
+#define RE_JIT          0x02
+#define RE_DFA          0x04
+#define RE_DUPNAMES     0x08
 #define RE_NO_UTF_CHECK 0x10
 
 typedef struct re_entry_s re_entry_t;
 
 struct re_entry_s {
-    re_entry_t *hnext;      /* the bucket's chain */
+    re_entry_t *hnext;       /* the bucket's chain */
     re_entry_t *prev, *next; /* the LRU list, most recent first */
     pcre2_code *code;
     uint32_t hash, options;
     uint32_t ncaptures, name_count, name_entry_size;
     PCRE2_SPTR name_table;
-    unsigned refs;          /* handles (iterators, running calls) holding it */
+    unsigned refs; /* handles (iterators, running calls) holding it */
     unsigned in_cache : 1;
     unsigned jitted : 1;
     size_t len;
@@ -76,9 +76,9 @@ typedef struct {
     size_t pos;
 } re_iter_t;
 
-#define STATE_NAME "rampart.ngx.re"
+#define STATE_NAME  "rampart.ngx.re"
 #define HANDLE_NAME "rampart.ngx.re.handle"
-#define ITER_NAME "rampart.ngx.re.iterator"
+#define ITER_NAME   "rampart.ngx.re.iterator"
 
 static re_state_t *state_of(lua_State *L)
 {
@@ -346,8 +346,8 @@ static uint32_t ovec_pairs(const re_entry_t *e, int flags)
     return flags & RE_DFA ? 1 : e->ncaptures + 1;
 }
 
-static int re_exec(lua_State *L, re_entry_t *e, int flags, const char *subj, size_t len,
-                   size_t pos, PCRE2_SIZE *ov)
+static int re_exec(lua_State *L, re_entry_t *e, int flags, const char *subj, size_t len, size_t pos,
+                   PCRE2_SIZE *ov)
 {
     re_state_t *st = state_of(L);
     uint32_t pairs = ovec_pairs(e, flags);
@@ -621,8 +621,7 @@ static int l_gmatch(lua_State *L)
 
 /* The group a name in a replacement template stands for: the first of that name
  * that took part in the match (with D there can be several), or -1. */
-static int group_of_name(const re_entry_t *e, const char *name, size_t nlen,
-                         const PCRE2_SIZE *ov)
+static int group_of_name(const re_entry_t *e, const char *name, size_t nlen, const PCRE2_SIZE *ov)
 {
     int found = -1;
     PCRE2_SPTR entry = e->name_table;

@@ -11,9 +11,10 @@
  * at each '&' and returns "truncated" once it reaches the limit, and the error
  * messages for bad arguments.
  *
- * Results are built in a luaL_Buffer (on the C stack up to LUAL_BUFFERSIZE) and
- * the digests reuse per-VM OpenSSL contexts, so no call mallocs beyond the Lua
- * string it returns.
+ * Results are built in a luaL_Buffer (on the C stack up to LUAL_BUFFERSIZE, as
+ * encode_args' up to 2 KB) and the digests reuse a per-VM OpenSSL context, so a
+ * call allocates nothing beyond the Lua string it returns (encode_args of a
+ * larger table writes into a userdata first, as OpenResty does).
  */
 #include "lua/lua.h"
 
@@ -54,8 +55,7 @@ static const uint32_t esc_memcached[8] = {0xffffffff, 0x00000021, 0, 0, 0, 0, 0,
 static const uint32_t *const esc_maps[] = {esc_uri,     esc_args,      esc_component, esc_html,
                                            esc_refresh, esc_memcached, esc_memcached};
 
-static const char b64_chars[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 /* Per-VM digest contexts, reused by every call (freed when the VM closes). */
 typedef struct {
@@ -136,8 +136,7 @@ static int l_encode_base64(lua_State *L)
     int no_padding = 0;
     if (lua_toboolean(L, 2)) {
         if (!lua_isboolean(L, 2))
-            return luaL_error(L, "bad no_padding: boolean expected, got %s",
-                              luaL_typename(L, 2));
+            return luaL_error(L, "bad no_padding: boolean expected, got %s", luaL_typename(L, 2));
         no_padding = 1;
     }
     luaL_Buffer b;
@@ -203,8 +202,7 @@ static int l_decode_base64(lua_State *L)
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (; len > 3; s += 4, len -= 4) {
-        int v0 = b64_value(s[0]), v1 = b64_value(s[1]), v2 = b64_value(s[2]),
-            v3 = b64_value(s[3]);
+        int v0 = b64_value(s[0]), v1 = b64_value(s[1]), v2 = b64_value(s[2]), v3 = b64_value(s[3]);
         luaL_addchar(&b, (char)(v0 << 2 | v1 >> 4));
         luaL_addchar(&b, (char)(v1 << 4 | v2 >> 2));
         luaL_addchar(&b, (char)(v2 << 6 | v3));

@@ -34,13 +34,14 @@ END_TEST
 
 START_TEST(test_option_D_lists_the_values_of_duplicate_names)
 {
-    check("same(ngx.re.match('abab', '(?<n>a)(?<n>b)?', 'D'),\n"
-          "  {[0] = 'ab', 'a', 'b', n = {'a', 'b'}})\n"
-          "same(ngx.re.match('ab', '(?<n>x)|(?<n>a)', 'D'), {[0] = 'a', false, 'a', n = {'a'}})\n"
-          /* a name none of whose groups matched is absent */
-          "same(ngx.re.match('ab', '(?<n>x)|(?<n>y)|b', 'D'), {[0] = 'b', false, false})\n"
-          "local m, err = ngx.re.match('ab', '(?<n>a)(?<n>b)')\n"
-          "eq(m, nil) assert(err:find('two named subpatterns have the same name', 1, true), err)\n");
+    check(
+        "same(ngx.re.match('abab', '(?<n>a)(?<n>b)?', 'D'),\n"
+        "  {[0] = 'ab', 'a', 'b', n = {'a', 'b'}})\n"
+        "same(ngx.re.match('ab', '(?<n>x)|(?<n>a)', 'D'), {[0] = 'a', false, 'a', n = {'a'}})\n"
+        /* a name none of whose groups matched is absent */
+        "same(ngx.re.match('ab', '(?<n>x)|(?<n>y)|b', 'D'), {[0] = 'b', false, false})\n"
+        "local m, err = ngx.re.match('ab', '(?<n>a)(?<n>b)')\n"
+        "eq(m, nil) assert(err:find('two named subpatterns have the same name', 1, true), err)\n");
 }
 END_TEST
 
@@ -92,7 +93,8 @@ START_TEST(test_options_u_and_U_match_utf8_characters)
           "local m, err = ngx.re.match('\\255x', 'x', 'u')\n"
           "eq(m, nil) assert(err:find('^pcre_exec%(%) failed: %-%d+$'), err)\n"
           /* an empty match steps over a whole character */
-          "eq(select(1, ngx.re.gsub(zhong .. zhong, '', '-', 'u')), '-' .. zhong .. '-' .. zhong .. '-')\n");
+          "eq(select(1, ngx.re.gsub(zhong .. zhong, '', '-', 'u')), '-' .. zhong .. '-' .. zhong "
+          ".. '-')\n");
 }
 END_TEST
 
@@ -137,23 +139,24 @@ END_TEST
 
 START_TEST(test_ctx_pos_starts_the_search_and_moves_past_the_match)
 {
-    check("local ctx = {}\n"
-          "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '1'}) eq(ctx.pos, 3)\n"
-          "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '2'}) eq(ctx.pos, 5)\n"
-          "ctx = {pos = 0}\n"
-          "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '1'}) eq(ctx.pos, 3)\n"
-          "ctx = {pos = 7}\n"
-          "same(ngx.re.match('a1b2c3', '', '', ctx), {[0] = ''}) eq(ctx.pos, 7)\n"
-          "ctx = {pos = 4}\n"
-          "same(ngx.re.match('a1b2c3', '[0-9]', 'a', ctx), {[0] = '2'}) eq(ctx.pos, 5)\n"
-          "ctx = {pos = 100}\n"
-          "local m, err = ngx.re.match('a1b2c3', '[0-9]', '', ctx)\n"
-          "eq(m, nil) assert(err:find('^pcre_exec'), err) eq(ctx.pos, 100)\n"
-          "ctx = {}\n"
-          "local from, to = ngx.re.find('a1b2', '[0-9]', '', ctx)\n"
-          "eq(from, 2) eq(to, 2) eq(ctx.pos, 3)\n"
-          "ctx = {pos = 2}\n"
-          "eq(ngx.re.match('abc', 'a', '', ctx), nil) eq(ctx.pos, 2, 'unchanged without a match')\n");
+    check(
+        "local ctx = {}\n"
+        "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '1'}) eq(ctx.pos, 3)\n"
+        "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '2'}) eq(ctx.pos, 5)\n"
+        "ctx = {pos = 0}\n"
+        "same(ngx.re.match('a1b2c3', '[0-9]', '', ctx), {[0] = '1'}) eq(ctx.pos, 3)\n"
+        "ctx = {pos = 7}\n"
+        "same(ngx.re.match('a1b2c3', '', '', ctx), {[0] = ''}) eq(ctx.pos, 7)\n"
+        "ctx = {pos = 4}\n"
+        "same(ngx.re.match('a1b2c3', '[0-9]', 'a', ctx), {[0] = '2'}) eq(ctx.pos, 5)\n"
+        "ctx = {pos = 100}\n"
+        "local m, err = ngx.re.match('a1b2c3', '[0-9]', '', ctx)\n"
+        "eq(m, nil) assert(err:find('^pcre_exec'), err) eq(ctx.pos, 100)\n"
+        "ctx = {}\n"
+        "local from, to = ngx.re.find('a1b2', '[0-9]', '', ctx)\n"
+        "eq(from, 2) eq(to, 2) eq(ctx.pos, 3)\n"
+        "ctx = {pos = 2}\n"
+        "eq(ngx.re.match('abc', 'a', '', ctx), nil) eq(ctx.pos, 2, 'unchanged without a match')\n");
 }
 END_TEST
 
@@ -234,7 +237,8 @@ START_TEST(test_a_bad_template_is_an_error_returned)
           "  eq(err, 'failed to compile the replacement template', tpl)\n"
           "end\n"
           /* even when nothing matches */
-          "eq(select(3, ngx.re.gsub('abc', 'x', '$')), 'failed to compile the replacement template')\n");
+          "eq(select(3, ngx.re.gsub('abc', 'x', '$')), 'failed to compile the replacement "
+          "template')\n");
 }
 END_TEST
 
@@ -327,15 +331,16 @@ START_TEST(test_an_iterator_keeps_its_pattern_when_the_cache_evicts_it)
 {
     lua_State *L = vm_with_re();
     rp_lua_re_set_cache_max(L, -1, 1);
-    lu_run(L, "local it = ngx.re.gmatch('a1b2c3', '[0-9]', 'o')\n"
-              "eq(it()[0], '1')\n"
-              "for i = 1, 5 do ngx.re.match('z', 'z' .. i, 'o') end\n"
-              "collectgarbage() collectgarbage()\n"
-              "eq(it()[0], '2') eq(it()[0], '3') eq(it(), nil)\n"
-              /* and a running gsub's pattern, evicted by its own callback */
-              "local s = ngx.re.gsub('abc', '[a-z]', function(m)\n"
-              "  ngx.re.match('q', 'q' .. m[0], 'o') collectgarbage() return m[0]:upper() end, 'o')\n"
-              "eq(s, 'ABC')\n");
+    lu_run(L,
+           "local it = ngx.re.gmatch('a1b2c3', '[0-9]', 'o')\n"
+           "eq(it()[0], '1')\n"
+           "for i = 1, 5 do ngx.re.match('z', 'z' .. i, 'o') end\n"
+           "collectgarbage() collectgarbage()\n"
+           "eq(it()[0], '2') eq(it()[0], '3') eq(it(), nil)\n"
+           /* and a running gsub's pattern, evicted by its own callback */
+           "local s = ngx.re.gsub('abc', '[a-z]', function(m)\n"
+           "  ngx.re.match('q', 'q' .. m[0], 'o') collectgarbage() return m[0]:upper() end, 'o')\n"
+           "eq(s, 'ABC')\n");
     ck_assert_uint_eq(rp_lua_re_cache_count(L, -1), 1);
     lua_close(L);
 }
