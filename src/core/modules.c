@@ -16,6 +16,7 @@
 #include "limit/limit_conn.h"
 #include "limit/limit_headers.h"
 #include "limit/limit_sync.h"
+#include "lua/lua_shdict.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "upstream/outlier.h"
@@ -45,6 +46,7 @@ rp_module_t *const rp_modules[] = {
     &rp_limit_headers_module,
     &rp_upstream_status_module,
     &rp_access_log_module,
+    &rp_lua_shdict_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
     &rp_limit_sync_module, /* after shm: it runs in the helper and touches the zones */
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
