@@ -224,7 +224,9 @@ static int get_helper(lua_State *L, int stale)
         }
         if (it.kind == RP_LUA_SHDICT_LIST) {
             unlock(d);
-            return luaL_error(L, "value is a list");
+            lua_pushnil(L);
+            lua_pushliteral(L, "value is a list");
+            return 2;
         }
         if (it.value_len > scratch_cap) {
             unlock(d);
@@ -331,24 +333,18 @@ static int store(lua_State *L, unsigned mode)
         return 2;
     }
 
+    if (it.kind == 0 && (mode & 3u) != RP_SHM_HASH_SET)
+        return store_result(L, "attempt to add or replace nil values", 0);
     int64_t now = clock_ms();
     it.expires = expiry(now, exptime);
     unsigned forced = 0;
     const char *err = NULL;
     rp_shm_hash_t *h = lock(d);
     int rc;
-    if (it.kind == 0) {
-        /* nil: set and replace delete, add stores nothing, as OpenResty */
-        unsigned op = mode & 3u;
-        rp_shm_hash_item_t cur;
-        if (op == RP_SHM_HASH_ADD) {
-            rc = rp_shm_hash_get_locked(h, key, klen, now, 0, &cur);
-            rc = rc == RP_SHM_OK ? RP_SHM_EXISTS : rc == RP_SHM_NOT_FOUND ? RP_SHM_OK : rc;
-        } else {
-            rc = rp_shm_hash_delete_locked(h, key, klen, now);
-            if (rc == RP_SHM_NOT_FOUND && op == RP_SHM_HASH_SET)
-                rc = RP_SHM_OK;
-        }
+    if (it.kind == 0) { /* set and safe_set: delete */
+        rc = rp_shm_hash_delete_locked(h, key, klen, now);
+        if (rc == RP_SHM_NOT_FOUND)
+            rc = RP_SHM_OK;
     } else {
         rc = rp_shm_hash_store_locked(h, &it, mode, now, &forced);
     }
@@ -411,8 +407,8 @@ static int d_incr(lua_State *L)
     if (n)
         return n;
     lua_Number by, init = 0, init_ttl = 0;
-    if (to_number(L, 3, &by) != 0)
-        return luaL_error(L, "cannot convert '%s' to 'double'", luaL_typename(L, 3));
+    if (to_number(L, 3, &by) != 0) /* OpenResty's words: tonumber() gave it nil */
+        return luaL_error(L, "cannot convert 'nil' to 'double'");
     int has_init = lua_toboolean(L, 4);
     if (has_init && to_number(L, 4, &init) != 0)
         return luaL_error(L, "bad init arg: number expected, got %s", luaL_typename(L, 4));
@@ -542,7 +538,7 @@ static int d_get_keys(lua_State *L)
     dict_t *d = check_dict(L);
     lua_Integer max = luaL_optinteger(L, 2, 1024);
     if (max < 0)
-        return luaL_error(L, "bad \"max_count\" argument");
+        max = 0; /* all, as OpenResty */
     int64_t now = clock_ms();
     keys_t k;
     for (;;) {
@@ -939,8 +935,6 @@ void rp_lua_shdict_push(lua_State *L, rp_shm_zone_t *zone)
         lua_setfield(L, -2, "__index");
         lua_pushcfunction(L, d_tostring);
         lua_setfield(L, -2, "__tostring");
-        lua_pushliteral(L, "lua_shared_dict");
-        lua_setfield(L, -2, "__metatable");
     }
     lua_setmetatable(L, -2);
 }

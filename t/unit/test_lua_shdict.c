@@ -154,10 +154,15 @@ START_TEST(test_add_replace_and_nil_values_answer_as_openresty)
         "ok, err, forcible = dogs:replace('nope', 1)\n"
         "eq(ok, false) eq(err, 'not found') eq(forcible, false) eq(dogs:get('nope'), nil)\n"
         "ok, err = dogs:replace('k', 'two') eq(ok, true) eq(dogs:get('k'), 'two')\n"
-        "ok, err = dogs:add('k', nil) eq(ok, false) eq(err, 'exists')\n"
-        "ok, err = dogs:add('new', nil) eq(ok, true) eq(dogs:get('new'), nil)\n"
-        "ok, err = dogs:replace('new', nil) eq(ok, false) eq(err, 'not found')\n"
-        "ok, err = dogs:replace('k', nil) eq(ok, true) eq(dogs:get('k'), nil)\n"
+        "for _, m in ipairs{'add', 'safe_add', 'replace'} do\n"
+        "  for _, k in ipairs{'k', 'new'} do\n"
+        "    ok, err, forcible = dogs[m](dogs, k, nil)\n"
+        "    eq(ok, false, m) eq(err, 'attempt to add or replace nil values', m)\n"
+        "    eq(forcible, false)\n"
+        "  end\n"
+        "end\n"
+        "eq(dogs:get('k'), 'two') eq(dogs:get('new'), nil)\n"
+        "ok, err = dogs:safe_set('k', nil) eq(ok, true) eq(dogs:get('k'), nil)\n"
         "dogs:set('k', 1) ok = dogs:set('k', nil) eq(ok, true) eq(dogs:get('k'), nil)\n"
         "dogs:set('k', 1) eq(dogs:delete('k'), true) eq(dogs:get('k'), nil)\n"
         "eq(dogs:delete('never'), true)\n"
@@ -184,7 +189,7 @@ START_TEST(test_bad_keys_and_arguments_are_refused_as_openresty)
         "assert(not ok and err:find('bad \"exptime\" argument'), err)\n"
         "ok, err = pcall(dogs.expire, dogs, 'k')\n"
         "assert(not ok and err:find('bad \"exptime\" argument'), err)\n"
-        "eq(getmetatable(dogs), 'lua_shared_dict')\n");
+        "eq(type(getmetatable(dogs)), 'table') eq(tostring(dogs), 'lua_shared_dict: dogs')\n");
 }
 END_TEST
 
@@ -237,7 +242,8 @@ START_TEST(test_incr_counts_creates_from_init_and_refuses_what_is_no_number)
         "assert(not ok and e:find('bad \"init_ttl\" argument'), e)\n"
         "ok, e = pcall(dogs.incr, dogs, 'x', 1, {})\n"
         "assert(not ok and e:find('bad init arg: number expected, got table'), e)\n"
-        "ok, e = pcall(dogs.incr, dogs, 'x', nil, 0) assert(not ok, 'a nil step')\n");
+        "ok, e = pcall(dogs.incr, dogs, 'x', 'abc', 0)\n"
+        "assert(not ok and e:find(\"cannot convert 'nil' to 'double'\"), e)\n");
 }
 END_TEST
 
@@ -269,6 +275,7 @@ START_TEST(test_get_keys_flush_all_capacity_and_free_space)
     run("for i = 1, 2000 do dogs:set('k' .. i, i) end\n"
         "eq(#dogs:get_keys(), 1024, 'default max_count')\n"
         "eq(#dogs:get_keys(0), 2000, '0: all') eq(#dogs:get_keys(3), 3)\n"
+        "eq(#dogs:get_keys(-1), 2000, 'negative: all')\n"
         "local seen = {} for _, k in ipairs(dogs:get_keys(0)) do seen[k] = true end\n"
         "for i = 1, 2000 do assert(seen['k' .. i], i) end\n"
         "dogs:set('x', 1, 1) advance(1000) eq(#dogs:get_keys(0), 2000, 'expired keys left out')\n"
@@ -301,7 +308,8 @@ START_TEST(test_lists_push_pop_from_both_ends_and_refuse_other_values)
         "local v, err = dogs:lpush('l', {}) eq(v, nil) eq(err, 'bad value type')\n"
         "v, err = dogs:lpush('l', true) eq(err, 'bad value type')\n"
         "dogs:rpush('l', 'x')\n"
-        "local ok, e = pcall(dogs.get, dogs, 'l') assert(not ok and e:find('value is a list'), e)\n"
+        "v, err = dogs:get('l') eq(v, nil) eq(err, 'value is a list')\n"
+        "v, err = dogs:get_stale('l') eq(v, nil) eq(err, 'value is a list')\n"
         "v, err = dogs:incr('l', 1) eq(err, 'not a number')\n"
         "eq(dogs:expire('l', 1), true) advance(1000) eq(dogs:llen('l'), 0)\n"
         "eq(dogs:rpush('l', 'y'), 1, 'an expired list starts afresh')\n"
