@@ -209,8 +209,10 @@ static int get_helper(lua_State *L, int stale)
     rp_shm_hash_item_t it;
     for (;;) {
         rp_shm_hash_t *h = lock(d);
-        int rc = rp_shm_hash_get_locked(h, key, klen, now, stale ? RP_SHM_HASH_STALE : 0, &it);
-        if (rc == RP_SHM_NOT_FOUND) {
+        /* get too reads with STALE, so that an expired entry stays for get_stale (the
+         * hash drops what a plain read finds expired; OpenResty leaves it) */
+        int rc = rp_shm_hash_get_locked(h, key, klen, now, RP_SHM_HASH_STALE, &it);
+        if (rc == RP_SHM_NOT_FOUND || (rc == RP_SHM_OK && it.stale && !stale)) {
             unlock(d);
             lua_pushnil(L);
             return 1;
@@ -453,7 +455,12 @@ static int d_ttl(lua_State *L)
         return n;
     int64_t now = clock_ms(), ttl = 0;
     rp_shm_hash_t *h = lock(d);
-    int rc = rp_shm_hash_ttl_locked(h, key, klen, now, &ttl);
+    /* as OpenResty: an expired entry not yet dropped has a negative ttl (and stays for
+     * get_stale) */
+    rp_shm_hash_item_t it;
+    int rc = rp_shm_hash_get_locked(h, key, klen, now, RP_SHM_HASH_STALE, &it);
+    if (rc == RP_SHM_OK)
+        ttl = it.expires ? it.expires - now : 0;
     const char *err = rc == RP_SHM_OK ? NULL : rc_text(d, rc);
     unlock(d);
     if (err != NULL) {
@@ -646,8 +653,16 @@ static int list_layout(rp_shm_hash_t *h, const char *key, size_t klen, size_t us
     return RP_SHM_OK;
 }
 
+/* OpenResty's list methods are C functions that count their arguments. */
+static void check_args(lua_State *L, int n)
+{
+    if (lua_gettop(L) != n)
+        luaL_error(L, "expecting %d arguments, but only seen %d", n, lua_gettop(L));
+}
+
 static int push(lua_State *L, int left)
 {
+    check_args(L, 3);
     dict_t *d = check_dict(L);
     const char *key;
     size_t klen;
@@ -763,6 +778,7 @@ static int d_rpush(lua_State *L)
 
 static int pop(lua_State *L, int left)
 {
+    check_args(L, 2);
     dict_t *d = check_dict(L);
     const char *key;
     size_t klen;
@@ -860,6 +876,7 @@ static int d_rpop(lua_State *L)
 
 static int d_llen(lua_State *L)
 {
+    check_args(L, 2);
     dict_t *d = check_dict(L);
     const char *key;
     size_t klen;
