@@ -233,3 +233,78 @@ def test_every_method_answers_as_openresty(tmp_path):
     assert len(want) > 100, outputs["nginx"]
     diff = [f"nginx:   {w}\nrampart: {g}" for w, g in zip(want, got) if w != g]
     assert not diff and len(want) == len(got), "\n".join(diff)
+
+
+def dict_locations(names):
+    """/set/NAME stores k (the worker's pid) in dictionary NAME; /get/NAME reads it:
+    "PID VALUE" (VALUE nil when k is not there)."""
+    text = ""
+    for n in names:
+        text += (f"    location = /set/{n} {{ content_by_lua_block {{\n"
+                 f"        ngx.shared.{n}:set('k', 'v' .. ngx.worker.pid())\n"
+                 f"        ngx.say(ngx.worker.pid())\n"
+                 f"    }} }}\n"
+                 f"    location = /get/{n} {{ content_by_lua_block {{\n"
+                 f"        ngx.say(ngx.worker.pid(), ' ', tostring(ngx.shared.{n}:get('k')))\n"
+                 f"    }} }}\n")
+    return text
+
+
+def test_a_reload_keeps_a_dictionary_whose_size_stays(rampart, port):
+    def conf(cats_size):
+        return (f"lua_shared_dict dogs 1m;\n"
+                f"lua_shared_dict cats {cats_size};\n"
+                f"server {{\n    listen 127.0.0.1:{port};\n"
+                f"{dict_locations(['dogs', 'cats'])}}}\n")
+    rampart.configure(conf("1m"))
+    rampart.start()
+    old = {answer(port, "/set/dogs"), answer(port, "/set/cats")}
+    assert answer(port, "/get/cats").split(" ")[1].startswith("v")
+    rampart.configure(conf("2m"))
+    rampart.reload()
+    pid, dogs = harness.wait_for(
+        lambda: (lambda a: a if a[0] not in old else None)(answer(port, "/get/dogs").split(" ")),
+        timeout=30, interval=0.05, what="an answer from a new worker")
+    assert dogs in {f"v{p}" for p in old}, "dogs (same size) keeps its entries"
+    assert answer(port, "/get/cats").split(" ")[1] == "nil", "cats (new size) starts empty"
+
+
+def test_init_by_lua_fills_a_dictionary_the_workers_read(rampart, port):
+    rampart.configure("lua_shared_dict dogs 1m;\n"
+                      "init_by_lua_block { ngx.shared.dogs:set('k', 'from init', 0, 3) }\n"
+                      f"server {{\n    listen 127.0.0.1:{port};\n"
+                      f"{dict_locations(['dogs'])}}}\n", workers=2)
+    rampart.start()
+    assert answer(port, "/get/dogs").split(" ", 1)[1] == "from init"
+
+
+# http-block content, the line rampart and nginx name, rampart's message
+REFUSALS = {
+    "duplicate": ("lua_shared_dict dogs 1m;\nlua_shared_dict dogs 1m;", 4,
+                  '"lua_shared_dict": lua_shared_dict "dogs" is already defined as "dogs"'),
+    "too small": ("lua_shared_dict dogs 8191;", 3,
+                  '"lua_shared_dict": invalid lua shared dict size "8191"'),
+    "not a size": ("lua_shared_dict dogs lots;", 3,
+                   '"lua_shared_dict": invalid lua shared dict size "lots"'),
+    "no size": ("lua_shared_dict dogs;", 3,
+                '"lua_shared_dict": takes 2 arguments, got 1'),
+}
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_bad_declarations_are_refused_with_file_and_line(conf_dir, case):
+    http, line, message = REFUSALS[case]
+    reference_nginx.assert_rampart_refuses(conf_dir, http, line, message)
+
+
+@pytest.mark.parametrize("case", REFUSALS)
+def test_nginx_refuses_the_same_declarations_at_the_same_line(tmp_path, case):
+    reference_nginx.require()
+    http, line, _ = REFUSALS[case]
+    nginx = reference_nginx.Nginx(tmp_path / "nginx")
+    nginx.configure(http)
+    # on the first line, so that the http block's lines keep their numbers
+    nginx.conf_path.write_text(NGINX_MODULES + nginx.conf_text)
+    p = nginx.check()
+    assert p.returncode != 0, p.stderr
+    assert f"{nginx.conf_path}:{line}" in p.stderr, p.stderr
