@@ -640,9 +640,11 @@ static int list_layout(rp_shm_hash_t *h, const char *key, size_t klen, size_t us
     size_t start = (cap - used - esz) / 2;
     if (elem && left) {
         memcpy(data + start, elem, esz);
-        memcpy(data + start + esz, scratch, used);
+        if (used) /* scratch may not exist yet */
+            memcpy(data + start + esz, scratch, used);
     } else {
-        memcpy(data + start, scratch, used);
+        if (used)
+            memcpy(data + start, scratch, used);
         if (elem)
             memcpy(data + start + used, elem, esz);
     }
