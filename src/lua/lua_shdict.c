@@ -393,7 +393,8 @@ static int d_delete(lua_State *L)
 /* The number at idx, or a string that reads as one, as tonumber() would. */
 static int to_number(lua_State *L, int idx, lua_Number *out)
 {
-    if (lua_type(L, idx) == LUA_TNUMBER || (lua_type(L, idx) == LUA_TSTRING && lua_isnumber(L, idx))) {
+    if (lua_type(L, idx) == LUA_TNUMBER ||
+        (lua_type(L, idx) == LUA_TSTRING && lua_isnumber(L, idx))) {
         *out = lua_tonumber(L, idx);
         return 0;
     }
@@ -853,8 +854,8 @@ static int pop(lua_State *L, int left)
                 memmove(scratch + used, scratch, len);
                 memcpy(scratch, data + lh->start, used);
                 unsigned forced;
-                list_layout(h, key, klen, used, lh->count, NULL, 0, 0, 2 * used + 32,
-                            it.expires, it.flags, now, &forced);
+                list_layout(h, key, klen, used, lh->count, NULL, 0, 0, 2 * used + 32, it.expires,
+                            it.flags, now, &forced);
                 memmove(scratch, scratch + used, len);
             }
         }

@@ -26,8 +26,8 @@ static int zone_init(rp_shm_zone_t *zone, int reused, char *err, size_t errlen)
     if (reused && rp_shm_hash_attach(zone->addr, zone->avail) != NULL)
         return 0; /* a reload keeps the entries */
     if (rp_shm_hash_init(zone->addr, zone->avail, &rp_lua_shdict_table_conf) == NULL) {
-        snprintf(err, errlen, "%s:%u: lua_shared_dict \"%s\" is too small", zone->file,
-                 zone->line, zone->name);
+        snprintf(err, errlen, "%s:%u: lua_shared_dict \"%s\" is too small", zone->file, zone->line,
+                 zone->name);
         return -1;
     }
     return 0;
@@ -55,8 +55,7 @@ static const char *set_dict(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
             return rp_conf_error(cf, "%s \"%s\" is already defined as \"%s\"", cmd->name, name,
                                  d->name);
     }
-    rp_shm_zone_t *z =
-        rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, ZONE_VERSION, zone_init);
+    rp_shm_zone_t *z = rp_shm_zone_add_versioned(cf, name, size, ZONE_TAG, ZONE_VERSION, zone_init);
     if (z == NULL)
         return RP_CONF_ERROR;
     rp_lua_shdict_t *d = rp_arena_calloc(cf->arena, sizeof(*d));
