@@ -394,6 +394,33 @@ END_TEST
 
 /* ---- processes ---- */
 
+static rp_shm_zone_t *zone_named(const char *name)
+{
+    for (size_t i = 0; i < cycle->shm_zones.nelts; i++) {
+        rp_shm_zone_t *z = RP_ARRAY_AT(&cycle->shm_zones, rp_shm_zone_t *, i);
+        if (strcmp(z->name, name) == 0)
+            return z;
+    }
+    ck_abort_msg("no zone %s", name);
+    return NULL;
+}
+
+START_TEST(test_a_process_dying_with_the_lock_leaves_the_dictionary_usable)
+{
+    run("dogs:set('k', 'before')\n");
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        rp_shm_lock(zone_named("dogs"));
+        _exit(0); /* holding it */
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    run("eq(dogs:get('k'), 'before', 'the table was checked and kept')\n"
+        "eq(dogs:set('k', 'after'), true) eq(dogs:get('k'), 'after')\n");
+}
+END_TEST
+
 enum { CHILDREN = 4, INCRS = 5000 };
 
 START_TEST(test_forked_processes_count_exactly_and_one_add_wins)
@@ -456,6 +483,7 @@ int main(void)
     tcase_add_test(tc, test_a_push_on_a_full_zone_answers_no_memory_and_keeps_the_list);
     tcase_add_test(tc, test_a_reload_keeping_name_and_size_keeps_the_dictionary);
     tcase_add_test(tc, test_the_directive_refuses_bad_declarations_with_file_and_line);
+    tcase_add_test(tc, test_a_process_dying_with_the_lock_leaves_the_dictionary_usable);
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_forked_processes_count_exactly_and_one_add_wins);
     suite_add_tcase(s, tc);
