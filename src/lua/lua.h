@@ -35,6 +35,8 @@ typedef void (*rp_lua_api_pt)(lua_State *L, rp_cycle_t *cycle);
 void rp_lua_api_re(lua_State *L, rp_cycle_t *cycle);     /* ngx.re.* (lua_re.c) */
 void rp_lua_api_string(lua_State *L, rp_cycle_t *cycle); /* encoders, digests (lua_string.c) */
 void rp_lua_api_shdict(lua_State *L, rp_cycle_t *cycle); /* ngx.shared (lua_shdict.c) */
+void rp_lua_api_var(lua_State *L, rp_cycle_t *cycle);    /* ngx.var (lua_var.c) */
+void rp_lua_api_req(lua_State *L, rp_cycle_t *cycle);    /* ngx.req, ngx.exec (lua_req.c) */
 
 /* OpenResty's phase names, as ngx.get_phase() returns them. */
 typedef enum {

@@ -110,6 +110,10 @@ rp_request_t *rp_lua_check_request(lua_State *L);
 /* ngx.exit(code): ends the running hook (yields for good); in filters only marks it. */
 int rp_lua_exit(lua_State *L, int code);
 
+/* The exit code of a hook that moved its request elsewhere (ngx.exec): the request's
+ * phases go on from the loop, so the hook's handler returns RP_AGAIN. */
+#define RP_LUA_EXIT_MOVED (-1000)
+
 /* Sends the response head if it is not out yet (lua_output.c). 0 or -1. */
 int rp_lua_send_head(rp_request_t *r);
 

@@ -231,6 +231,8 @@ static int exit_result(rp_request_t *r, int code)
 {
     if (code == 0)
         return RP_OK;
+    if (code == RP_LUA_EXIT_MOVED)
+        return RP_AGAIN; /* ngx.exec: the phases restart from the loop */
     if (code == -1) /* ngx.ERROR */
         return RP_ERROR;
     if (r->response_started) {
