@@ -398,6 +398,7 @@ static void set_header(lua_State *L, rp_request_t *r, int ni, int vi)
 static int req_set_header(lua_State *L)
 {
     rp_request_t *r = rp_lua_check_request(L);
+    lua_settop(L, 2);
     set_header(L, r, 1, 2);
     return 0;
 }
@@ -406,6 +407,7 @@ static int req_clear_header(lua_State *L)
 {
     rp_request_t *r = rp_lua_check_request(L);
     lua_settop(L, 1);
+    lua_pushnil(L);
     set_header(L, r, 1, 2);
     return 0;
 }
@@ -595,6 +597,7 @@ static int req_set_uri(lua_State *L)
     /* as the rewrite module's `rewrite ... last`: the location is found again for the
      * new URI (POST_REWRITE, at most 10 times), and this hook ends here */
     r->uri_changed = 1;
+    r->internal = 1; /* as OpenResty: the request now runs where the client did not ask */
     return rp_lua_exit(L, 0);
 }
 
@@ -607,9 +610,8 @@ static int req_get_post_args(lua_State *L)
             lua_newtable(L);
             return 1;
         }
-        lua_pushnil(L);
-        lua_pushliteral(L, "request body not read yet");
-        return 2;
+        return luaL_error(L, "no request body found; maybe you should turn on "
+                             "lua_need_request_body?");
     }
     size_t len = rp_http_kept_body_length(r);
     char *data = rp_arena_alloc(r->arena, len + 1);

@@ -119,6 +119,18 @@ static int var_index(lua_State *L)
     return 1;
 }
 
+/* The members of $http_ that nginx registers by name (a write to them is "not
+ * changeable" there; to any other member, "not found for writing"). */
+static int nginx_builtin_member(const char *name, size_t len)
+{
+    static const char *const names[] = {"http_host", "http_user_agent", "http_referer",
+                                        "http_via", "http_x_forwarded_for", "http_cookie"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
+            return 1;
+    return 0;
+}
+
 static int var_newindex(lua_State *L)
 {
     rp_request_t *r = rp_lua_check_request(L);
@@ -129,6 +141,10 @@ static int var_newindex(lua_State *L)
     char name[MAX_NAME];
     size_t n = lower_name(key, len, name);
     const rp_var_t *v = n ? find_registered(L, name, n) : NULL;
+    if (v == NULL && n && nginx_builtin_member(name, n))
+        return luaL_error(L, "variable \"%s\" not changeable", key);
+    if (v && v->prefix && !(v->flags & RP_VAR_CHANGEABLE) && nginx_builtin_member(name, n))
+        return luaL_error(L, "variable \"%s\" not changeable", key);
     if (v == NULL || (v->prefix && !(v->flags & RP_VAR_CHANGEABLE)))
         return luaL_error(L,
                           "variable \"%s\" not found for writing; maybe it is a built-in "
