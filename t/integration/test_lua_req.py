@@ -546,3 +546,71 @@ server {{
     rampart.start()
     assert request(port, "/", method="POST", body=b"abc").body == b"ok\n"
     rampart.wait_log("read_body: .*API disabled in the context of header_filter")
+
+
+def test_read_body_from_a_slow_h2_client_waits_for_the_rest(rampart, port):
+    rampart.configure(body_conf(port, "content"))
+    rampart.start()
+    from h2client import H2Response
+    with H2Client(port) as c:
+        sid = c.h2.get_next_available_stream_id()
+        c.h2.send_headers(sid, [(":method", "POST"), (":scheme", "http"),
+                                (":authority", "localhost"), (":path", "/")])
+        c.h2.send_data(sid, b"0123456789")
+        c.flush()
+        # other requests are answered meanwhile, on another connection
+        for _ in range(3):
+            assert bytes(h2_request(port, "POST", "/", body=b"other").body) == \
+                b"5 other other\n"
+        c.h2.send_data(sid, b"abcdefghij", end_stream=True)
+        c.flush()
+        r = H2Response()
+        streams = {sid: r}
+        while not r.ended:
+            c._read(streams)
+    assert r.status == 200
+    assert bytes(r.body) == b"20 0123456789 abcdefghij\n"
+
+
+def test_var_reads_in_log_and_set_by_lua(rampart, port):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        set_by_lua_block $from_set {{ return ngx.var.arg_v .. "-" .. ngx.var.request_method }}
+        content_by_lua_block {{ ngx.say(ngx.var.from_set) }}
+        log_by_lua_block {{
+            ngx.log(ngx.ERR, "logged ", ngx.var.status, " ", ngx.var.from_set, " ",
+                    ngx.var.sent_http_content_type)
+        }}
+    }}
+}}
+""")
+    rampart.start()
+    assert request(port, "/?v=7").body == b"7-GET\n"
+    rampart.wait_log("logged 200 7-GET text/plain")
+
+
+def test_read_body_twice_and_exec_keep_the_body(rampart, port, backend):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port} http2;
+    location /first {{
+        access_by_lua_block {{
+            ngx.req.read_body()
+            ngx.req.read_body()
+            ngx.exec("/second")
+        }}
+    }}
+    location /second {{
+        proxy_set_header X-Backend-Echo 1;
+        proxy_pass http://{backend.addr};
+    }}
+}}
+""")
+    rampart.start()
+    body = pattern(100000)
+    for send in (h1, h2):
+        e = echo(send(port, "/first", "POST", [], body))
+        assert e["path"] == "/second"
+        assert e["body_sha256"] == hashlib.sha256(body).hexdigest()
