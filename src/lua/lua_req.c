@@ -15,6 +15,7 @@
 #include "lua/lua_int.h"
 
 #include "core/log.h"
+#include "http/h1.h"
 #include "http/request.h"
 
 #include <ctype.h>
@@ -483,51 +484,33 @@ static int req_is_internal(lua_State *L)
     return 1;
 }
 
-/* The head as received (HTTP/1, fields not changed since), else rebuilt from the
- * request line and the fields: "METHOD target HTTP/x.y\r\n" and "Name: value\r\n". */
+/* The head as received (HTTP/1: it stays at the start of the connection's input
+ * while its request runs), else rebuilt from the request line and the fields:
+ * "METHOD target HTTP/x.y\r\n" and "Name: value\r\n" (HTTP/2, subrequests). */
 static int req_raw_header(lua_State *L)
 {
     rp_request_t *r = rp_lua_check_request(L);
     int no_line = lua_toboolean(L, 1);
-    rp_lua_req_t *ctx = rp_lua_req(r);
-    (void)ctx;
-    if (r->version < 20 && r->method.data && r->request_uri.data &&
-        r->request_uri.data > r->method.data) {
-        /* HTTP/1: the head is still in the connection's buffer, from the method on, and
-         * r->headers point into it while nobody changed them */
-        const char *start = r->method.data, *last = r->request_uri.data + r->request_uri.len;
-        int original = 1;
-        for (unsigned i = 0; i < r->nheaders; i++) {
-            const char *v = r->headers[i].value.data;
-            if (v < start || v > start + 65536 * 16) {
-                original = 0;
-                break;
-            }
-            if (v + r->headers[i].value.len > last)
-                last = v + r->headers[i].value.len;
+    if (r->proto && strcmp(r->proto->name, "HTTP/1.1") == 0 && r->conn && r->conn->data) {
+        const rp_h1_t *h = r->conn->data;
+        const char *in = h->in;
+        size_t len = h->in_len, from = 0, end = 0;
+        while (from < len && (in[from] == '\r' || in[from] == '\n'))
+            from++; /* blank lines before a request line are allowed, and not the head */
+        for (size_t i = from; i + 1 < len && !end; i++) {
+            if (in[i] != '\n')
+                continue;
+            if (in[i + 1] == '\n')
+                end = i + 2;
+            else if (in[i + 1] == '\r' && i + 2 < len && in[i + 2] == '\n')
+                end = i + 3;
         }
-        /* the end: the blank line after the last field (at most a few bytes of
-         * trailing blanks and line ends further) */
-        const char *end = NULL;
-        for (const char *p = last; original && p < last + 64; p++) {
-            if (p[0] == '\n' && p[1] == '\n') {
-                end = p + 2;
-                break;
-            }
-            if (p[0] == '\n' && p[1] == '\r' && p[2] == '\n') {
-                end = p + 3;
-                break;
-            }
-            if (p[0] != '\r' && p[0] != ' ' && p[0] != '\t' && p[0] != '\n')
-                break;
-        }
-        if (original && end) {
-            const char *from = start;
+        if (end) {
             if (no_line) {
-                const char *nl = memchr(start, '\n', (size_t)(end - start));
-                from = nl ? nl + 1 : start;
+                const char *nl = memchr(in + from, '\n', end - from);
+                from = (size_t)(nl - in) + 1;
             }
-            lua_pushlstring(L, from, (size_t)(end - from));
+            lua_pushlstring(L, in + from, end - from);
             return 1;
         }
     }

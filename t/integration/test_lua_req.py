@@ -71,10 +71,17 @@ server {
     location /target { TARGET }
     location /setargs { SETARGS }
     location /setheader { SETHEADER }
+    location /raw { RAW }
 }
 """
 
 PARTS = {
+    "RAW": block(r"""
+        ngx.req.read_body()
+        ngx.req.set_header("X-Added", "1")
+        ngx.req.set_method(ngx.HTTP_PUT)
+        ngx.print(ngx.req.raw_header())
+        ngx.print(ngx.req.raw_header(true))"""),
     "VAR": block(r"""
         ngx.say(ngx.var.foo, "|", ngx.var.uri, "|", ngx.var.args, "|", ngx.var.arg_a, "|",
                 tostring(ngx.var.arg_missing), "|", ngx.var.http_x_custom_thing, "|",
@@ -198,7 +205,10 @@ CASES = {
     "set_uri jump": ("/jump?j=1", "GET", [], b""),
     "set_uri_args": ("/setargs", "GET", [], b""),
     "set_header": ("/setheader", "GET", [("x-old", "o")], b""),
+    # HTTP/1 only: over HTTP/2 the head is rebuilt (OpenResty refuses it there)
+    "raw header": ("/raw?a=1", "POST", [("X-Spaced", "  v"), ("x-lower", "l")], b"body"),
 }
+H1_ONLY = {"raw header"}
 
 
 def h1(port, path, method, headers, body):
@@ -255,8 +265,8 @@ def nginx_answers(tmp_path_factory):
         ng.stop()
 
 
-@pytest.mark.parametrize("proto", ["h1", "h2"])
-@pytest.mark.parametrize("case", list(CASES))
+@pytest.mark.parametrize("case,proto", [(c, p) for c in CASES for p in ("h1", "h2")
+                                        if p == "h1" or c not in H1_ONLY])
 def test_answers_as_openresty(lua_rampart, nginx_answers, proto, case):
     send = h1 if proto == "h1" else h2
     got = send(lua_rampart.port, *CASES[case])
