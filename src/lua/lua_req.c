@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_ARGS    100 /* OpenResty's default for get_uri_args/get_post_args */
 #define MAX_HEADERS 100 /* ... and for get_headers */
@@ -329,6 +330,11 @@ static void set_host(rp_request_t *r, rp_str_t value)
     r->host = (rp_str_t){h, len};
 }
 
+static int same_name(rp_str_t a, rp_str_t b)
+{
+    return a.len == b.len && strncasecmp(a.data, b.data, a.len) == 0;
+}
+
 /* Replaces every field named name with the values at index vi (nil: none, a string or
  * number, or a list of them), as ngx.req.set_header. */
 static void set_header(lua_State *L, rp_request_t *r, int ni, int vi)
@@ -361,12 +367,12 @@ static void set_header(lua_State *L, rp_request_t *r, int ni, int vi)
     /* a new array: the old one may be the protocol's (HTTP/1's points into the head) */
     unsigned keep = 0;
     for (unsigned i = 0; i < r->nheaders; i++)
-        if (!rp_str_ieq(r->headers[i].name, n.data) || r->headers[i].name.len != n.len)
+        if (!same_name(r->headers[i].name, n))
             keep++;
     rp_header_t *h = rp_arena_alloc(r->arena, sizeof(*h) * (keep + (unsigned)nvals + 1));
     unsigned k = 0;
     for (unsigned i = 0; i < r->nheaders; i++)
-        if (!rp_str_ieq(r->headers[i].name, n.data) || r->headers[i].name.len != n.len)
+        if (!same_name(r->headers[i].name, n))
             h[k++] = r->headers[i];
     for (int j = 1; j <= nvals; j++) {
         if (lua_type(L, vi) == LUA_TTABLE)
@@ -388,12 +394,9 @@ static void set_header(lua_State *L, rp_request_t *r, int ni, int vi)
     }
     r->headers = h;
     r->nheaders = k;
-    rp_lua_req(r); /* make sure the module's state exists */
+    /* as OpenResty: a new Host is the request's host ($host, server_name's view) */
     if (n.len == 4 && rp_str_ieq(n, "host") && nvals)
         set_host(r, h[k - 1].value);
-    if (n.len == 14 && rp_str_ieq(n, "content-length")) {
-        /* the framing of a body not read yet stays the client's; only the field changes */
-    }
 }
 
 static int req_set_header(lua_State *L)

@@ -170,6 +170,8 @@ PARTS = {
         ngx.req.set_header("X-Num", 7)
         ngx.req.clear_header("X-Old")
         ngx.req.set_header("X-Gone", nil)
+        ngx.req.set_header("Host", "Other.Example:81")
+        ngx.say(ngx.var.host, "|", ngx.var.http_host)
         local h = ngx.req.get_headers()
         ngx.say(dump({n = h.x_new, l = h.x_list, num = h.x_num, old = h.x_old,
                       gone = h.x_gone}), "|", ngx.var.http_x_new, "|",
