@@ -772,10 +772,18 @@ static int ngx_exec(lua_State *L)
             args = (rp_str_t){a, args.len + 1 + extra.len};
         }
     }
-    int rc = rp_http_internal_redirect(r, u, args);
-    /* the request goes on at uri (RP_AGAIN: the phases resume from the loop), or it was
-     * answered (RP_DONE: a redirect cycle): either way this hook ends here */
-    (void)rc;
+    if (r->uri_changes <= 1) {
+        /* the core would answer 500 at once, ending the request (and this hook's
+         * record) under our feet: the hook ends with 500 instead, answered by its
+         * handler */
+        rp_log_error(RP_LOG_ERR, 0,
+                     "rewrite or internal redirection cycle while internally redirecting "
+                     "to \"%.*s\"",
+                     (int)u.len, u.data);
+        return rp_lua_exit(L, 500);
+    }
+    /* the request goes on at uri: the phases resume from the loop; this hook ends */
+    rp_http_internal_redirect(r, u, args);
     return rp_lua_exit(L, RP_LUA_EXIT_MOVED);
 }
 

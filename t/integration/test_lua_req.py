@@ -626,3 +626,63 @@ server {{
         e = echo(send(port, "/first", "POST", [], body))
         assert e["path"] == "/second"
         assert e["body_sha256"] == hashlib.sha256(body).hexdigest()
+
+
+def test_read_body_answers_expect_100_continue(rampart, port):
+    rampart.configure(body_conf(port, "content"))
+    rampart.start()
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.settimeout(10)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n"
+                  b"Expect: 100-continue\r\nConnection: close\r\n\r\n")
+        interim = b""
+        while b"\r\n\r\n" not in interim:
+            interim += s.recv(1)
+        assert interim == b"HTTP/1.1 100 Continue\r\n\r\n"
+        s.sendall(b"hello, world")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 200")
+    assert b"12 hello, wor llo, world\n" in data
+
+
+def test_discard_body_keeps_the_connection_usable(rampart, port):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ content_by_lua_block {{
+        if ngx.req.get_method() == "POST" then ngx.req.discard_body() end
+        ngx.say(ngx.req.get_method(), " ", tostring(ngx.req.get_body_data()))
+    }} }}
+}}
+""")
+    rampart.start()
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        c.request("POST", "/", body=b"x" * 100000)
+        r = c.getresponse()
+        assert r.read() == b"POST nil\n"
+        c.request("GET", "/")
+        assert c.getresponse().read() == b"GET nil\n"
+    finally:
+        c.close()
+
+
+def test_exec_to_itself_ends_after_ten_redirects_with_500(rampart, port):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location /again {{ content_by_lua_block {{ ngx.exec("/again") }} }}
+}}
+""")
+    rampart.start()
+    assert request(port, "/again").status == 500
+    rampart.wait_log("rewrite or internal redirection cycle while internally redirecting")
