@@ -422,10 +422,10 @@ static const struct {
     int id;
     const char *name;
 } methods[] = {
-    {0x0002, "GET"},      {0x0004, "HEAD"},      {0x0008, "POST"},   {0x0010, "PUT"},
-    {0x0020, "DELETE"},   {0x0040, "MKCOL"},     {0x0080, "COPY"},   {0x0100, "MOVE"},
-    {0x0200, "OPTIONS"},  {0x0400, "PROPFIND"},  {0x0800, "PROPPATCH"}, {0x1000, "LOCK"},
-    {0x2000, "UNLOCK"},   {0x4000, "PATCH"},     {0x8000, "TRACE"},
+    {0x0002, "GET"},     {0x0004, "HEAD"},     {0x0008, "POST"},      {0x0010, "PUT"},
+    {0x0020, "DELETE"},  {0x0040, "MKCOL"},    {0x0080, "COPY"},      {0x0100, "MOVE"},
+    {0x0200, "OPTIONS"}, {0x0400, "PROPFIND"}, {0x0800, "PROPPATCH"}, {0x1000, "LOCK"},
+    {0x2000, "UNLOCK"},  {0x4000, "PATCH"},    {0x8000, "TRACE"},
 };
 
 static int req_get_method(lua_State *L)

@@ -123,8 +123,8 @@ static int var_index(lua_State *L)
  * changeable" there; to any other member, "not found for writing"). */
 static int nginx_builtin_member(const char *name, size_t len)
 {
-    static const char *const names[] = {"http_host", "http_user_agent", "http_referer",
-                                        "http_via", "http_x_forwarded_for", "http_cookie"};
+    static const char *const names[] = {"http_host", "http_user_agent",      "http_referer",
+                                        "http_via",  "http_x_forwarded_for", "http_cookie"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0)
             return 1;

@@ -686,3 +686,37 @@ server {{
     rampart.start()
     assert request(port, "/again").status == 500
     rampart.wait_log("rewrite or internal redirection cycle while internally redirecting")
+
+
+@pytest.mark.parametrize("phase", ["access", "content"])
+def test_read_body_from_a_client_that_stops_ends_with_408(rampart, port, phase):
+    read = 'ngx.req.read_body() ngx.log(ngx.ERR, "read_body returned for ", ngx.var.request_method)'
+    hooks = (f"access_by_lua_block {{ {read} }} content_by_lua_block {{ ngx.say('ok') }}"
+             if phase == "access" else f"content_by_lua_block {{ {read} ngx.say('ok') }}")
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    client_body_timeout 1s;
+    location / {{
+        {hooks}
+    }}
+}}
+""")
+    rampart.start()
+    s = socket.create_connection(("127.0.0.1", port))
+    try:
+        s.settimeout(15)
+        s.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20\r\n\r\n0123456789")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    assert data.startswith(b"HTTP/1.1 408")
+    # the worker goes on serving
+    assert request(port, "/").body == b"ok\n"
+    assert "read_body returned for GET" in rampart.log_text()
+    assert "read_body returned for POST" not in rampart.log_text()
