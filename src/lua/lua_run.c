@@ -66,11 +66,35 @@ rp_lua_co_t *rp_lua_co_new(rp_request_t *r, rp_lua_phase_t phase)
     return co_new(rp_lua_vm(), r, phase);
 }
 
+/*
+ * Threads that ran a hook to its end, kept for the next hook: a coroutine whose
+ * function returned is as good as new once its stack is emptied (LuaJIT resumes it
+ * from a fresh function), and making one (lua_newthread and its registry reference)
+ * was a fifth of a trivial hook's cost. Threads that failed or were abandoned while
+ * suspended are never reused.
+ */
+#define THREAD_POOL 64
+static struct {
+    lua_State *L;
+    int ref;
+} pool[THREAD_POOL];
+static unsigned npool;
+static lua_State *pool_vm; /* the VM the pooled threads belong to */
+
 static rp_lua_co_t *co_new(lua_State *vm, rp_request_t *r, rp_lua_phase_t phase)
 {
     rp_lua_co_t *co = rp_xcalloc(1, sizeof(*co));
-    co->L = lua_newthread(vm);
-    co->ref = luaL_ref(vm, LUA_REGISTRYINDEX);
+    if (pool_vm != vm)
+        npool = 0; /* another generation's VM: its threads went with it */
+    if (npool) {
+        npool--;
+        co->L = pool[npool].L;
+        co->ref = pool[npool].ref;
+    } else {
+        pool_vm = vm;
+        co->L = lua_newthread(vm);
+        co->ref = luaL_ref(vm, LUA_REGISTRYINDEX);
+    }
     co->r = r;
     co->phase = phase;
     return co;
@@ -90,8 +114,15 @@ void rp_lua_co_free(rp_lua_co_t *co)
     if (co->post)
         event_free(co->post);
     lua_State *vm = rp_lua_vm();
-    if (vm)
+    if (vm && vm == pool_vm && npool < THREAD_POOL && lua_status(co->L) == 0 && !co->waiting) {
+        lua_settop(co->L, 0);
+        lua_sethook(co->L, NULL, 0, 0);
+        pool[npool].L = co->L;
+        pool[npool].ref = co->ref;
+        npool++;
+    } else if (vm) {
         luaL_unref(vm, LUA_REGISTRYINDEX, co->ref);
+    }
     free(co);
 }
 

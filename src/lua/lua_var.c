@@ -63,6 +63,45 @@ static const rp_var_t *find_family(lua_State *L, const char *name, size_t len)
     return best;
 }
 
+/*
+ * A member of a prefix family nothing in the configuration named ($http_x_deny read
+ * only from Lua): made once and kept in the name table (a userdata, so the VM frees
+ * it), up to MEMBERS_KEPT of them; past that, made in the request for this read.
+ */
+#define MEMBERS_KEPT 1024
+static unsigned members_kept;
+
+static const rp_var_t *make_member(lua_State *L, rp_request_t *r, const rp_var_t *family,
+                                   const char *name, size_t len)
+{
+    rp_var_t *m;
+    char *copy;
+    int keep = members_kept < MEMBERS_KEPT;
+    if (keep) {
+        m = lua_newuserdata(L, sizeof(*m) + len);
+        memset(m, 0, sizeof(*m));
+        copy = (char *)(m + 1);
+    } else {
+        m = rp_arena_calloc(r->arena, sizeof(*m));
+        copy = rp_arena_alloc(r->arena, len);
+    }
+    memcpy(copy, name, len);
+    m->name = (rp_str_t){copy, len};
+    m->get = family->get;
+    m->flags = family->flags & ~RP_VAR_PREFIX;
+    m->data = family->data;
+    m->arg = (rp_str_t){copy + family->name.len, len - family->name.len};
+    m->index = -1;
+    m->prefix = family;
+    if (keep) {
+        members_kept++;
+        lua_pushlstring(L, name, len);
+        lua_insert(L, -2);
+        lua_rawset(L, lua_upvalueindex(1));
+    }
+    return m;
+}
+
 /* ngx.var[n]: capture n of the last regex match, nil without one. */
 static int push_capture(lua_State *L, rp_request_t *r, lua_Integer n)
 {
@@ -83,33 +122,29 @@ static int var_index(lua_State *L)
     rp_request_t *r = rp_lua_check_request(L);
     if (lua_type(L, 2) == LUA_TNUMBER)
         return push_capture(L, r, lua_tointeger(L, 2));
-    size_t len;
-    const char *key = luaL_checklstring(L, 2, &len);
-    char name[MAX_NAME];
-    len = lower_name(key, len, name);
-    if (len == 0) {
-        lua_pushnil(L);
-        return 1;
-    }
-    const rp_var_t *v = find_registered(L, name, len);
+    /* the name as written first: a lowercase name is found without copying it */
+    lua_pushvalue(L, 2);
+    lua_rawget(L, lua_upvalueindex(1));
+    const rp_var_t *v = lua_touserdata(L, -1);
+    lua_pop(L, 1);
     if (v == NULL) {
-        const rp_var_t *family = find_family(L, name, len);
-        if (family == NULL) {
+        size_t len;
+        const char *key = luaL_checklstring(L, 2, &len);
+        char name[MAX_NAME];
+        len = lower_name(key, len, name);
+        if (len == 0) {
             lua_pushnil(L);
             return 1;
         }
-        /* a member nothing in the configuration named: made for this read only */
-        rp_var_t *m = rp_arena_calloc(r->arena, sizeof(*m));
-        char *copy = rp_arena_alloc(r->arena, len);
-        memcpy(copy, name, len);
-        m->name = (rp_str_t){copy, len};
-        m->get = family->get;
-        m->flags = family->flags & ~RP_VAR_PREFIX;
-        m->data = family->data;
-        m->arg = (rp_str_t){copy + family->name.len, len - family->name.len};
-        m->index = -1;
-        m->prefix = family;
-        v = m;
+        v = find_registered(L, name, len);
+        if (v == NULL) {
+            const rp_var_t *family = find_family(L, name, len);
+            if (family == NULL) {
+                lua_pushnil(L);
+                return 1;
+            }
+            v = make_member(L, r, family, name, len);
+        }
     }
     rp_str_t value;
     if (rp_var_get(r, v, &value) != 0)
