@@ -116,7 +116,6 @@ void rp_lua_co_free(rp_lua_co_t *co)
     lua_State *vm = rp_lua_vm();
     if (vm && vm == pool_vm && npool < THREAD_POOL && lua_status(co->L) == 0 && !co->waiting) {
         lua_settop(co->L, 0);
-        lua_sethook(co->L, NULL, 0, 0);
         pool[npool].L = co->L;
         pool[npool].ref = co->ref;
         npool++;
