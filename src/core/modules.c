@@ -12,6 +12,7 @@
 #include "http/http.h"
 #include "limit/limit_count.h"
 #include "lua/lua_int.h"
+#include "lua/lua_socket.h"
 #include "limit/limit_req.h"
 #include "limit/limit_conn.h"
 #include "limit/limit_headers.h"
@@ -53,6 +54,7 @@ rp_module_t *const rp_modules[] = {
     &rp_outlier_module,
     &rp_health_module,      /* after shm: it writes into the zones */
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
+    &rp_lua_socket_module,
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);

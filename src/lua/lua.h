@@ -37,6 +37,7 @@ void rp_lua_api_string(lua_State *L, rp_cycle_t *cycle); /* encoders, digests (l
 void rp_lua_api_shdict(lua_State *L, rp_cycle_t *cycle); /* ngx.shared (lua_shdict.c) */
 void rp_lua_api_var(lua_State *L, rp_cycle_t *cycle);    /* ngx.var (lua_var.c) */
 void rp_lua_api_req(lua_State *L, rp_cycle_t *cycle);    /* ngx.req, ngx.exec (lua_req.c) */
+void rp_lua_api_socket(lua_State *L, rp_cycle_t *cycle); /* ngx.socket (lua_socket.c) */
 
 /* OpenResty's phase names, as ngx.get_phase() returns them. */
 typedef enum {

@@ -35,7 +35,7 @@ const char *const rp_lua_phase_names[RP_LUA_NPHASES] = {
 /* The API parts, in the order they are installed. */
 static const rp_lua_api_pt api_parts[] = {
     rp_lua_api_core, rp_lua_api_output, rp_lua_api_re, rp_lua_api_string, rp_lua_api_shdict,
-    rp_lua_api_var,  rp_lua_api_req,
+    rp_lua_api_var,  rp_lua_api_req, rp_lua_api_socket,
 };
 
 static lua_State *worker_vm;

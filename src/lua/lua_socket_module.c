@@ -1,0 +1,325 @@
+/*
+ * The cosockets' settings and what they share in a worker: OpenResty's
+ * lua_socket_* and lua_ssl_* directives, the TLS client context built from them,
+ * and the name resolver.
+ *
+ * Names are resolved with libevent's evdns (the name servers of /etc/resolv.conf,
+ * and /etc/hosts first), one resolver per worker made on first use: a lookup never
+ * blocks the worker. Numeric addresses and names of /etc/hosts ("localhost") are
+ * answered at once, without a query.
+ */
+#include "lua/lua_socket.h"
+
+#include "core/log.h"
+#include "core/time.h"
+#include "http/http.h"
+
+#include <event2/dns.h>
+#include <openssl/err.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* OpenResty's defaults */
+#define DEFAULT_TIMEOUT 60000
+#define DEFAULT_POOL_SIZE 30
+#define DEFAULT_VERIFY_DEPTH 1
+
+static rp_lua_socket_conf_t *block_conf; /* the http block's: for code outside requests */
+
+/* ---- configuration ---- */
+
+static void conf_free_ctx(void *data)
+{
+    rp_lua_socket_conf_t *c = data;
+    if (c->ctx) {
+        SSL_CTX_free(c->ctx);
+        c->ctx = NULL;
+    }
+}
+
+static void *create_loc(rp_conf_t *cf)
+{
+    rp_lua_socket_conf_t *c = rp_arena_calloc(cf->arena, sizeof(*c));
+    c->connect_timeout = RP_CONF_UNSET_MSEC;
+    c->send_timeout = RP_CONF_UNSET_MSEC;
+    c->read_timeout = RP_CONF_UNSET_MSEC;
+    c->keepalive_timeout = RP_CONF_UNSET_MSEC;
+    c->pool_size = RP_CONF_UNSET;
+    c->verify_depth = RP_CONF_UNSET;
+    rp_arena_cleanup(cf->arena, conf_free_ctx, c);
+    return c;
+}
+
+#define MERGE(field, unset, def)                                                               \
+    do {                                                                                       \
+        if (c->field == (unset))                                                               \
+            c->field = p->field == (unset) ? (def) : p->field;                                 \
+    } while (0)
+
+static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
+{
+    rp_lua_socket_conf_t *p = parent, *c = child;
+    (void)cf;
+    MERGE(connect_timeout, RP_CONF_UNSET_MSEC, DEFAULT_TIMEOUT);
+    MERGE(send_timeout, RP_CONF_UNSET_MSEC, DEFAULT_TIMEOUT);
+    MERGE(read_timeout, RP_CONF_UNSET_MSEC, DEFAULT_TIMEOUT);
+    MERGE(keepalive_timeout, RP_CONF_UNSET_MSEC, DEFAULT_TIMEOUT);
+    MERGE(pool_size, RP_CONF_UNSET, DEFAULT_POOL_SIZE);
+    MERGE(verify_depth, RP_CONF_UNSET, DEFAULT_VERIFY_DEPTH);
+    if (c->trusted == NULL)
+        c->trusted = p->trusted;
+    return RP_CONF_OK;
+}
+
+/* The http block's own values are merged into nothing: settle them for code that runs
+ * outside requests (timers, init_worker). */
+static void settle(rp_lua_socket_conf_t *c)
+{
+    if (c->connect_timeout == RP_CONF_UNSET_MSEC)
+        c->connect_timeout = DEFAULT_TIMEOUT;
+    if (c->send_timeout == RP_CONF_UNSET_MSEC)
+        c->send_timeout = DEFAULT_TIMEOUT;
+    if (c->read_timeout == RP_CONF_UNSET_MSEC)
+        c->read_timeout = DEFAULT_TIMEOUT;
+    if (c->keepalive_timeout == RP_CONF_UNSET_MSEC)
+        c->keepalive_timeout = DEFAULT_TIMEOUT;
+    if (c->pool_size == RP_CONF_UNSET)
+        c->pool_size = DEFAULT_POOL_SIZE;
+    if (c->verify_depth == RP_CONF_UNSET)
+        c->verify_depth = DEFAULT_VERIFY_DEPTH;
+}
+
+static const char *set_pool_size(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_lua_socket_conf_t *c = conf;
+    long n;
+    (void)cmd;
+    if (c->pool_size != RP_CONF_UNSET)
+        return "duplicate directive";
+    if (rp_parse_int(cf->argv[1], 1L << 30, &n) != 0 || n <= 0)
+        return rp_conf_error(cf, "invalid value \"%s\" in \"%s\" directive", cf->argv[1],
+                             cf->argv[0]);
+    c->pool_size = (int)n;
+    return RP_CONF_OK;
+}
+
+static const char *set_trusted(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_lua_socket_conf_t *c = conf;
+    (void)cmd;
+    if (c->trusted)
+        return "duplicate directive";
+    char *path = rp_conf_conf_path(cf, cf->argv[1]);
+    if (access(path, R_OK) != 0)
+        return rp_conf_error(cf, "\"%s\": cannot read \"%s\": %s", cf->argv[0], path,
+                             strerror(errno));
+    c->trusted = path;
+    return RP_CONF_OK;
+}
+
+SSL_CTX *rp_lua_socket_ssl_ctx(rp_lua_socket_conf_t *c)
+{
+    if (c->ctx)
+        return c->ctx;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (ctx == NULL) {
+        rp_log_error(RP_LOG_ERR, 0, "lua ssl: SSL_CTX_new failed");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    /* the chain is always checked and its verdict kept; sslhandshake's ssl_verify says
+     * whether a bad verdict fails the handshake, as OpenResty */
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+    SSL_CTX_set_verify_depth(ctx, c->verify_depth);
+    SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL);
+    if (c->trusted && SSL_CTX_load_verify_locations(ctx, c->trusted, NULL) != 1) {
+        unsigned long e = ERR_get_error();
+        rp_log_error(RP_LOG_ERR, 0, "lua ssl: cannot load \"%s\": %s", c->trusted,
+                     ERR_reason_error_string(e) ? ERR_reason_error_string(e) : "error");
+        ERR_clear_error();
+    }
+    c->ctx = ctx;
+    return ctx;
+}
+
+const rp_lua_socket_conf_t *rp_lua_socket_conf(lua_State *L)
+{
+    rp_request_t *r = rp_lua_request(L);
+    if (r && r->loc_conf)
+        return rp_http_loc_conf(r, rp_lua_socket_module);
+    return block_conf;
+}
+
+void *rp_lua_socket_owner(lua_State *L)
+{
+    rp_request_t *r = rp_lua_request(L);
+    if (r)
+        return r;
+    return rp_lua_current(L);
+}
+
+/* ---- process hooks ---- */
+
+static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags, char *err,
+                       size_t errlen)
+{
+    (void)prev;
+    (void)flags;
+    (void)err;
+    (void)errlen;
+    block_conf = rp_http_block_loc_conf(cycle, &rp_lua_socket_module);
+    if (block_conf)
+        settle(block_conf);
+    return 0;
+}
+
+static int init_worker(rp_cycle_t *cycle)
+{
+    block_conf = rp_http_block_loc_conf(cycle, &rp_lua_socket_module);
+    if (block_conf)
+        settle(block_conf);
+    return 0;
+}
+
+static void stop_worker(rp_cycle_t *cycle)
+{
+    (void)cycle;
+    rp_lua_pool_close_all(); /* idle connections must not keep the worker */
+}
+
+/* ---- names ---- */
+
+static struct evdns_base *dns;
+static pid_t dns_pid;
+
+struct rp_lua_resolve_s {
+    struct evdns_getaddrinfo_request *req;
+    rp_lua_resolve_cb cb;
+    void *arg;
+    char *host;
+    unsigned cancelled : 1;
+    unsigned returned : 1; /* evdns_getaddrinfo returned: q is the caller's to cancel */
+    unsigned done : 1;
+};
+
+static struct evdns_base *dns_base(void)
+{
+    if (dns && dns_pid == getpid())
+        return dns;
+    /* a fork does not share the parent's: the worker makes its own */
+    dns = evdns_base_new(rp_event_base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (dns == NULL) {
+        dns = evdns_base_new(rp_event_base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+        if (dns)
+            evdns_base_load_hosts(dns, NULL);
+    }
+    dns_pid = getpid();
+    return dns;
+}
+
+static void on_addrinfo(int result, struct evutil_addrinfo *res, void *arg)
+{
+    rp_lua_resolve_t *q = arg;
+    q->req = NULL;
+    q->done = 1;
+    if (q->cancelled) {
+        if (res)
+            evutil_freeaddrinfo(res);
+        free(q->host);
+        free(q);
+        return;
+    }
+    if (result != 0 || res == NULL) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s could not be resolved (%d: %s)", q->host,
+                 result == EVUTIL_EAI_NONAME ? 3 : 2,
+                 result == EVUTIL_EAI_NONAME ? "Host not found" : evutil_gai_strerror(result));
+        if (res)
+            evutil_freeaddrinfo(res);
+        q->cb(q->arg, NULL, 0, msg);
+    } else {
+        q->cb(q->arg, res->ai_addr, (socklen_t)res->ai_addrlen, NULL);
+        evutil_freeaddrinfo(res);
+    }
+    if (q->returned) {
+        free(q->host);
+        free(q);
+    }
+}
+
+rp_lua_resolve_t *rp_lua_resolve(const char *host, int port, int socktype, rp_lua_resolve_cb cb,
+                                 void *arg)
+{
+    struct evdns_base *base = dns_base();
+    if (base == NULL) {
+        cb(arg, NULL, 0, "no resolver defined to resolve");
+        return NULL;
+    }
+    rp_lua_resolve_t *q = rp_xcalloc(1, sizeof(*q));
+    q->cb = cb;
+    q->arg = arg;
+    q->host = rp_xstrdup(host);
+    char serv[16];
+    snprintf(serv, sizeof(serv), "%d", port);
+    struct evutil_addrinfo hints;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = socktype;
+    hints.ai_flags = EVUTIL_AI_NUMERICSERV | EVUTIL_AI_ADDRCONFIG;
+    q->req = evdns_getaddrinfo(base, host, serv, &hints, on_addrinfo, q);
+    if (q->done) { /* answered at once (an address, /etc/hosts): already called back */
+        free(q->host);
+        free(q);
+        return NULL;
+    }
+    q->returned = 1;
+    return q;
+}
+
+void rp_lua_resolve_cancel(rp_lua_resolve_t *q)
+{
+    if (q == NULL)
+        return;
+    q->cancelled = 1;
+    if (q->req) {
+        /* evdns calls on_addrinfo back with EVUTIL_EAI_CANCEL, which frees q */
+        q->returned = 0;
+        evdns_getaddrinfo_cancel(q->req);
+    } else if (q->done) {
+        free(q->host);
+        free(q);
+    }
+}
+
+/* ---- directives ---- */
+
+#define LOC_CTX (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+
+static const rp_command_t commands[] = {
+    {"lua_socket_connect_timeout", LOC_CTX, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
+     offsetof(rp_lua_socket_conf_t, connect_timeout), NULL},
+    {"lua_socket_send_timeout", LOC_CTX, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
+     offsetof(rp_lua_socket_conf_t, send_timeout), NULL},
+    {"lua_socket_read_timeout", LOC_CTX, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
+     offsetof(rp_lua_socket_conf_t, read_timeout), NULL},
+    {"lua_socket_keepalive_timeout", LOC_CTX, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,
+     offsetof(rp_lua_socket_conf_t, keepalive_timeout), NULL},
+    {"lua_socket_pool_size", LOC_CTX, 0, 1, 1, set_pool_size, RP_CONF_LOC, 0, NULL},
+    {"lua_ssl_trusted_certificate", LOC_CTX, 0, 1, 1, set_trusted, RP_CONF_LOC, 0, NULL},
+    {"lua_ssl_verify_depth", LOC_CTX, 0, 1, 1, rp_conf_set_num, RP_CONF_LOC,
+     offsetof(rp_lua_socket_conf_t, verify_depth), NULL},
+    {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
+};
+
+rp_module_t rp_lua_socket_module = {
+    .name = "lua_socket",
+    .commands = commands,
+    .create_loc = create_loc,
+    .merge_loc = merge_loc,
+    .init_master = init_master,
+    .init_worker = init_worker,
+    .stop_worker = stop_worker,
+};
