@@ -101,6 +101,11 @@ static void sock_reset_op(lsock_t *s)
     s->pat = NULL;
     free(s->hs_name);
     s->hs_name = NULL;
+}
+
+/* Forgets the hook waiting on s (it is being torn down, or s is). */
+static void detach_co(lsock_t *s)
+{
     if (s->co && s->co->cancel_data == s)
         s->co->cancel = NULL;
     s->co = NULL;
@@ -131,6 +136,7 @@ static void on_request_end(rp_request_t *r, void *data)
     lsock_t *s = data;
     (void)r;
     s->cln = NULL;
+    detach_co(s);
     sock_close(s);
     s->owner = DEAD_OWNER;
     s->r = NULL;
@@ -143,6 +149,7 @@ static int sock_gc(lua_State *L)
     if (s == NULL)
         return 0;
     u->s = NULL;
+    detach_co(s);
     sock_close(s);
     if (s->cln)
         s->cln->fn = NULL;

@@ -211,7 +211,7 @@ REDIS_ANSWER = "OK,hello,1,11,11,true sent=true"
 
 def redis_location(redis_port):
     return (f"    location /redis {{\n        content_by_lua_block {{\n{REDIS_CLIENT}\n"
-            f"            ngx.say(redis_script({redis_port}, ngx.var and ngx.var.arg_k or 'k'))\n"
+            f"            ngx.say(redis_script({redis_port}, 'k'))\n"
             f"        }}\n    }}\n")
 
 
@@ -275,3 +275,373 @@ def test_http_get_to_a_backend_from_an_access_hook(rampart, backend):
     r = harness.get(port, "/")
     assert (r.status, r.text) == (200, "from-backend then content\n")
     assert h2_get(port, "/") == (200, "from-backend then content\n")
+
+
+# -- keepalive pools -------------------------------------------------------------
+
+
+def test_setkeepalive_reuses_the_connection_across_requests(rampart, redis):
+    loc = f"""    location /reuse {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port}))
+            local n = sock:getreusedtimes()
+            sock:send("PING\\r\\n")
+            local line = sock:receive()
+            local ok, err = sock:setkeepalive(10000, 5)
+            ngx.say(n, " ", line, " ", ok)
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    got = [harness.get(port, "/reuse").text for _ in range(3)]
+    got.append(h2_get(port, "/reuse")[1])
+    assert got == ["0 +PONG 1\n", "1 +PONG 1\n", "2 +PONG 1\n", "3 +PONG 1\n"]
+
+
+def test_a_named_pool_is_not_shared_with_another_name(rampart, redis):
+    loc = "".join(f"""    location /{p} {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port}, {{pool = "{p}"}}))
+            ngx.say(sock:getreusedtimes())
+            sock:setkeepalive()
+        }}
+    }}
+""" for p in ("a", "b"))
+    port = serve(rampart, loc)
+    got = [harness.get(port, f"/{p}").text for p in ("a", "a", "b", "a")]
+    assert got == ["0\n", "1\n", "0\n", "2\n"]
+
+
+def test_setkeepalive_with_unread_bytes_refuses_and_closes(rampart, redis):
+    loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port}))
+            sock:send("PING\\r\\nPING\\r\\n")
+            sock:receive()
+            sock:receive(1)
+            ngx.say(sock:setkeepalive())
+            ngx.say(sock:send("x"))
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/").text == "nilunread data in buffer\nnilclosed\n"
+
+
+def test_backlog_full_fails_the_extra_connect(rampart, redis):
+    loc = f"""    location / {{
+        content_by_lua_block {{
+            local opts = {{pool = "capped", pool_size = 1, backlog = 0}}
+            local a = ngx.socket.tcp()
+            ngx.say(a:connect("127.0.0.1", {redis.port}, opts))
+            local b = ngx.socket.tcp()
+            ngx.say(b:connect("127.0.0.1", {redis.port}, opts))
+            a:close()
+            ngx.say(b:connect("127.0.0.1", {redis.port}, opts))
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/").text == ("1\nniltoo many waiting connect operations\n1\n")
+
+
+def test_a_connect_waiting_in_the_backlog_takes_the_connection_kept_alive(rampart, redis):
+    loc = f"""    location /hold {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port},
+                                {{pool = "one", pool_size = 1, backlog = 5}}))
+            ngx.log(ngx.NOTICE, "holding the pool's connection")
+            ngx.sleep(0.5)
+            sock:setkeepalive()
+            ngx.say("held")
+        }}
+    }}
+    location /wait {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            local ok, err = sock:connect("127.0.0.1", {redis.port},
+                                         {{pool = "one", pool_size = 1, backlog = 5}})
+            ngx.say(ok, err, " reused ", sock:getreusedtimes())
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    held = {}
+    t = threading.Thread(target=lambda: held.setdefault("r", harness.get(port, "/hold")))
+    t.start()
+    rampart.wait_log("holding the pool's connection")
+    r = harness.get(port, "/wait")
+    t.join()
+    assert held["r"].text == "held\n"
+    assert r.text == "1nil reused 1\n"
+
+
+# -- timeouts and errors ------------------------------------------------------------
+
+
+def test_a_peer_that_never_answers_times_out_the_receive(rampart):
+    srv = Server(silent)
+    try:
+        loc = f"""    lua_socket_read_timeout 300ms;
+    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {srv.port}))
+            sock:send("hello\\n")
+            local t0 = ngx.now()
+            local data, err, partial = sock:receive()
+            ngx.update_time()
+            local took = ngx.now() - t0
+            ngx.say(data, " ", err, " [", partial, "] ", took >= 0.25)
+            -- a read timeout leaves the connection open
+            sock:settimeout(100)
+            ngx.say(sock:send("again\\n"))
+            ngx.say(sock:receive(10))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        t0 = time.monotonic()
+        r = harness.get(port, "/")
+        assert r.text == "nil timeout [] true\n6\nniltimeout\n"
+        assert time.monotonic() - t0 < 10
+    finally:
+        srv.stop()
+
+
+def test_partial_data_comes_with_the_timeout(rampart):
+    def half(c):
+        c.recv(100)
+        c.sendall(b"abc")
+        silent(c)
+    srv = Server(half)
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            sock:settimeouts(1000, 1000, 200)
+            assert(sock:connect("127.0.0.1", {srv.port}))
+            sock:send("go")
+            ngx.say(sock:receive(10))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == "niltimeoutabc\n"
+    finally:
+        srv.stop()
+
+
+def test_a_closed_port_refuses_the_connect(rampart):
+    closed = harness.free_port()
+    loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("127.0.0.1", {closed}))
+            ngx.say(ngx.socket.connect("localhost", {closed}))
+            ngx.say(sock:send("x"))
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/").text == ("nilconnection refused\nnilconnection refused\n"
+                                           "nilclosed\n")
+
+
+def test_an_unknown_name_fails_to_resolve(rampart):
+    loc = """    location / {
+        content_by_lua_block {
+            local sock = ngx.socket.tcp()
+            local ok, err = sock:connect("no-such-host.invalid", 80)
+            ngx.say(ok, " ", err:match("could not be resolved") ~= nil)
+        }
+    }
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/").text == "nil true\n"
+
+
+def test_the_connect_timeout_directive_ends_a_connect_nobody_accepts(rampart):
+    # a listener whose accept queue is full: the kernel drops further SYNs
+    lsn = socket.socket()
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(0)
+    fillers = []
+    try:
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            f.connect_ex(lsn.getsockname())
+            fillers.append(f)
+        time.sleep(0.2)
+        loc = f"""    lua_socket_connect_timeout 300ms;
+    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            ngx.say(sock:connect("127.0.0.1", {lsn.getsockname()[1]}))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        t0 = time.monotonic()
+        assert harness.get(port, "/").text == "niltimeout\n"
+        assert time.monotonic() - t0 < 10
+    finally:
+        for f in fillers:
+            f.close()
+        lsn.close()
+
+
+def test_the_send_timeout_directive_ends_a_send_the_peer_does_not_take(rampart):
+    lsn = socket.socket()  # accepted by the kernel, never read
+    lsn.bind(("127.0.0.1", 0))
+    lsn.listen(8)
+    try:
+        loc = f"""    lua_socket_send_timeout 300ms;
+    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {lsn.getsockname()[1]}))
+            ngx.say(sock:send(string.rep("x", 64 * 1024 * 1024)))
+            ngx.say(sock:send("more"))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == "niltimeout\nnilclosed\n"
+    finally:
+        lsn.close()
+
+
+# -- reading patterns, unix sockets, coroutines ------------------------------------
+
+
+def test_receive_patterns_over_a_unix_socket(rampart, tmp_path):
+    path = tmp_path / "echo.sock"
+
+    def feed(c):
+        c.recv(100)
+        c.sendall(b"line one\r\nline two\nABCDEFGHIJ--end--tail bytes")
+        c.shutdown(socket.SHUT_WR)
+        silent(c)
+    srv = Server(feed, unix=path)
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("unix:{path}"))
+            sock:send("go")
+            ngx.say("[", sock:receive("*l"), "]")
+            ngx.say("[", sock:receive(), "]")
+            ngx.say("[", sock:receive(3), "]")
+            ngx.say("[", sock:receiveany(2), "]")
+            local it = sock:receiveuntil("--end--")
+            ngx.say("[", it(2), "][", it(2), "][", it(2), "][", tostring(it(2)), "]")
+            ngx.say("[", sock:receive("*a"), "]")
+            ngx.say(sock:receive())
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == ("[line one]\n[line two]\n[ABC]\n[DE]\n"
+                                               "[FG][HI][J][nil]\n[tail bytes]\n"
+                                               "nilclosed\n")
+    finally:
+        srv.stop()
+
+
+def test_receiveuntil_inclusive_and_a_closed_peer_give_the_partial(rampart):
+    def feed(c):
+        c.recv(100)
+        c.sendall(b"head\r\n\r\nbody-without-end")
+        c.close()
+    srv = Server(feed)
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {srv.port}))
+            sock:send("go")
+            local it = sock:receiveuntil("\\r\\n\\r\\n", {{inclusive = true}})
+            ngx.say(#it())
+            local rest = sock:receiveuntil("END")
+            ngx.say(rest())
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == "8\nnilclosedbody-without-end\n"
+    finally:
+        srv.stop()
+
+
+def test_a_cosocket_waits_inside_a_user_coroutine(rampart):
+    srv = Server(line_echo)
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local co = coroutine.create(function(a)
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", {srv.port}))
+                sock:send(a .. "\\n")
+                local got = sock:receive()
+                local b = coroutine.yield(got)
+                sock:send(b .. "\\n")
+                return sock:receive()
+            end)
+            local ok1, r1 = coroutine.resume(co, "first")
+            local ok2, r2 = coroutine.resume(co, "second")
+            local w = coroutine.wrap(function()
+                local sock = ngx.socket.tcp()
+                assert(sock:connect("127.0.0.1", {srv.port}))
+                sock:send("wrapped\\n")
+                return sock:receive()
+            end)
+            ngx.say(ok1, " ", r1, "|", ok2, " ", r2, "|", w())
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == ("true echo: first|true echo: second|"
+                                               "echo: wrapped\n")
+    finally:
+        srv.stop()
+
+
+def test_a_socket_of_another_request_is_a_bad_request(rampart):
+    srv = Server(line_echo)
+    try:
+        loc = f"""    location /make {{
+        content_by_lua_block {{
+            kept = ngx.socket.tcp()
+            assert(kept:connect("127.0.0.1", {srv.port}))
+            ngx.say("made")
+        }}
+    }}
+    location /use {{
+        content_by_lua_block {{
+            local ok, err = pcall(kept.send, kept, "x\\n")
+            ngx.say(ok, " ", err)
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/make").text == "made\n"
+        r = harness.get(port, "/use")
+        assert r.text.startswith("false ") and r.text.rstrip().endswith("bad request"), r.text
+    finally:
+        srv.stop()
+
+
+def test_cosockets_are_disabled_where_a_hook_may_not_wait(rampart):
+    loc = """    location / {
+        set_by_lua_block $x { local ok, err = pcall(ngx.socket.tcp) return tostring(err) }
+        return 200 "$x";
+    }
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/").text == "API disabled in the context of set"
