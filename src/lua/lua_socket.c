@@ -274,7 +274,7 @@ static int sock_new(lua_State *L)
     s->fd = -1;
     s->owner = rp_lua_socket_owner(L);
     s->conf = (rp_lua_socket_conf_t *)rp_lua_socket_conf(L);
-    s->r = rp_lua_request(L);
+    s->r = rp_lua_socket_request(L);
     u->s = s;
     return 1;
 }
@@ -571,7 +571,7 @@ static int sock_connect(lua_State *L)
     s->pool_size = pool_size;
     s->backlog = backlog;
     s->port = port;
-    s->r = rp_lua_request(L);
+    s->r = rp_lua_socket_request(L);
     rp_lua_pool_t *pool = rp_lua_pool_get(key, pool_size, backlog);
     if (take_idle(s, pool)) {
         lua_pushinteger(L, 1);

@@ -46,6 +46,10 @@ SSL_CTX *rp_lua_socket_ssl_ctx(rp_lua_socket_conf_t *conf);
  * socket used by another owner raises "bad request", as OpenResty. */
 void *rp_lua_socket_owner(lua_State *L);
 
+/* The request whose end closes the sockets the running code makes: its request, unless
+ * that request's cleanups ran already (a log hook); else NULL. */
+rp_request_t *rp_lua_socket_request(lua_State *L);
+
 /* ---- names (lua_socket_module.c) ---- */
 
 /* An asynchronous lookup of host (a name or an address) for a stream or datagram

@@ -98,8 +98,7 @@ static const char *set_pool_size(rp_conf_t *cf, const rp_command_t *cmd, void *c
     if (c->pool_size != RP_CONF_UNSET)
         return "duplicate directive";
     if (rp_parse_int(cf->argv[1], 1L << 30, &n) != 0 || n <= 0)
-        return rp_conf_error(cf, "invalid value \"%s\" in \"%s\" directive", cf->argv[1],
-                             cf->argv[0]);
+        return rp_conf_error(cf, "invalid value \"%s\"", cf->argv[1]);
     c->pool_size = (int)n;
     return RP_CONF_OK;
 }
@@ -112,8 +111,7 @@ static const char *set_trusted(rp_conf_t *cf, const rp_command_t *cmd, void *con
         return "duplicate directive";
     char *path = rp_conf_conf_path(cf, cf->argv[1]);
     if (access(path, R_OK) != 0)
-        return rp_conf_error(cf, "\"%s\": cannot read \"%s\": %s", cf->argv[0], path,
-                             strerror(errno));
+        return rp_conf_error(cf, "cannot read \"%s\": %s", path, strerror(errno));
     c->trusted = path;
     return RP_CONF_OK;
 }
@@ -154,10 +152,18 @@ const rp_lua_socket_conf_t *rp_lua_socket_conf(lua_State *L)
 
 void *rp_lua_socket_owner(lua_State *L)
 {
-    rp_request_t *r = rp_lua_request(L);
+    rp_request_t *r = rp_lua_socket_request(L);
     if (r)
         return r;
     return rp_lua_current(L);
+}
+
+rp_request_t *rp_lua_socket_request(lua_State *L)
+{
+    rp_request_t *r = rp_lua_request(L);
+    /* a log hook runs after the request's cleanups: its sockets are the hook's own (it
+     * may go on detached), closed when collected */
+    return r && !r->ended ? r : NULL;
 }
 
 /* ---- process hooks ---- */

@@ -102,7 +102,7 @@ int rp_lua_udp_new(lua_State *L)
     udp_t *u = rp_xcalloc(1, sizeof(*u));
     u->fd = -1;
     u->owner = rp_lua_socket_owner(L);
-    u->r = rp_lua_request(L);
+    u->r = rp_lua_socket_request(L);
     u->conf = rp_lua_socket_conf(L);
     ud->u = u;
     return 1;

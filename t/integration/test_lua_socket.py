@@ -25,6 +25,7 @@ import pytest
 import harness
 import reference_nginx
 from h2client import H2Client
+from test_proxy_tls import intermediate_leaf
 
 REDIS_BIN = "/usr/bin/redis-server"
 
@@ -645,3 +646,239 @@ def test_cosockets_are_disabled_where_a_hook_may_not_wait(rampart):
 """
     port = serve(rampart, loc)
     assert harness.get(port, "/").text == "API disabled in the context of set"
+
+
+# -- TLS -----------------------------------------------------------------------------
+
+
+def tls_server(certs, chain=None, key=None):
+    """A TLS line server for a.test (the test CA's, or the chain given), answering each
+    line with the SNI name it was given."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(chain or certs.cert("a.test"), key or certs.key("a.test"))
+    names = {}
+
+    def sni(sslsock, name, _ctx):
+        names[id(sslsock)] = name
+
+    ctx.sni_callback = sni
+
+    def handler(c):
+        f = c.makefile("rb")
+        for line in f:
+            c.sendall(b"sni=%s %s" % (str(names.get(id(c))).encode(), line))
+    return Server(handler, tls=ctx)
+
+
+TLS_SCRIPT = r"""
+local function try(name, verify)
+    local sock = ngx.socket.tcp()
+    sock:settimeout(5000)
+    assert(sock:connect("127.0.0.1", %d))
+    local sess, err = sock:sslhandshake(nil, name, verify)
+    if not sess then return "nil " .. err end
+    sock:send("ping\n")
+    local line, err = sock:receive()
+    sock:close()
+    return type(sess) .. " " .. tostring(line)
+end
+"""
+
+
+def test_sslhandshake_verifies_the_certificate_and_its_name(rampart, certs):
+    srv = tls_server(certs)
+    try:
+        script = TLS_SCRIPT % srv.port
+        loc = f"""    location /trusted {{
+        lua_ssl_trusted_certificate {certs.ca};
+        content_by_lua_block {{
+{script}
+            ngx.say(try("a.test", true))
+            ngx.say(try("b.test", true))
+            ngx.say(try("b.test", false))
+        }}
+    }}
+    location /untrusted {{
+        content_by_lua_block {{
+{script}
+            ngx.say(try("a.test", true))
+            ngx.say(try(nil, false))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/trusted").text == (
+            "userdata sni=a.test ping\n"
+            "nil certificate host mismatch\n"
+            "userdata sni=b.test ping\n")
+        assert h2_get(port, "/untrusted") == (
+            200, "nil 20: unable to get local issuer certificate\nuserdata sni=None ping\n")
+        rampart.wait_log(r"lua ssl certificate verify error: \(20: unable to get local issuer")
+    finally:
+        srv.stop()
+
+
+def test_the_verify_depth_directive_counts_intermediate_cas(rampart, certs, tmp_path):
+    chain, key = intermediate_leaf(certs, tmp_path)
+    srv = tls_server(certs, chain, key)
+    try:
+        script = TLS_SCRIPT % srv.port
+        loc = "".join(f"""    location /{name} {{
+        lua_ssl_trusted_certificate {certs.ca};
+        {extra}
+        content_by_lua_block {{
+{script}
+            ngx.say(try("depth.test", true))
+        }}
+    }}
+""" for name, extra in (("shallow", "lua_ssl_verify_depth 0;"), ("default", "")))
+        port = serve(rampart, loc)
+        assert harness.get(port, "/shallow").text == "nil 22: certificate chain too long\n"
+        assert harness.get(port, "/default").text == "userdata sni=depth.test ping\n"
+    finally:
+        srv.stop()
+
+
+def test_a_tls_connection_kept_alive_is_reused_with_its_session(rampart, certs):
+    srv = tls_server(certs)
+    try:
+        loc = f"""    lua_ssl_trusted_certificate {certs.ca};
+    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {srv.port}))
+            local n = sock:getreusedtimes()
+            local ok, err = sock:sslhandshake(false, "a.test", true)
+            sock:send({{"re", "use", "\\n"}})
+            ngx.say(n, " ", ok, " ", sock:receive())
+            sock:setkeepalive()
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        got = [harness.get(port, "/").text for _ in range(3)]
+        assert got == ["0 true sni=a.test reuse\n", "1 true sni=a.test reuse\n",
+                       "2 true sni=a.test reuse\n"]
+        assert srv.accepted == 1
+    finally:
+        srv.stop()
+
+
+# -- UDP ------------------------------------------------------------------------------
+
+
+def test_udp_send_and_receive_with_a_python_echo_server(rampart):
+    us = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    us.bind(("127.0.0.1", 0))
+
+    def echo():
+        while True:
+            try:
+                data, addr = us.recvfrom(65536)
+            except OSError:
+                return
+            if data != b"quiet":
+                us.sendto(b"echo:" + data, addr)
+    threading.Thread(target=echo, daemon=True).start()
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local u = ngx.socket.udp()
+            ngx.say(u:setpeername("localhost", {us.getsockname()[1]}))
+            ngx.say(u:send({{"da", "ta"}}))
+            ngx.say(u:receive())
+            u:send("0123456789")
+            ngx.say(u:receive(8))
+            u:settimeout(200)
+            u:send("quiet")
+            ngx.say(u:receive())
+            ngx.say(u:close())
+            ngx.say(u:send("x"))
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        expected = "1\n1\necho:data\necho:012\nniltimeout\n1\nnilclosed\n"
+        assert harness.get(port, "/").text == expected
+        assert h2_get(port, "/") == (200, expected)
+    finally:
+        us.close()
+
+
+# -- where cosockets run ------------------------------------------------------------
+
+
+def test_init_worker_and_log_hooks_use_cosockets(rampart, redis):
+    http = f"""init_worker_by_lua_block {{
+    local sock = ngx.socket.tcp()
+    assert(sock:connect("127.0.0.1", {redis.port}))
+    sock:send("SET from:init_worker yes\\r\\n")
+    ngx.log(ngx.NOTICE, "init_worker redis said ", sock:receive())
+    sock:close()
+}}"""
+    loc = f"""    location / {{
+        content_by_lua_block {{ ngx.say("logged later") }}
+        log_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port}))
+            sock:send("INCR from:log\\r\\n")
+            ngx.log(ngx.NOTICE, "log hook redis said ", sock:receive())
+            sock:setkeepalive()
+        }}
+    }}
+"""
+    port = serve(rampart, loc, http_extra=http)
+    rampart.wait_log(r"init_worker redis said \+OK")
+    assert harness.get(port, "/").text == "logged later\n"
+    rampart.wait_log(r"log hook redis said :1")
+    assert h2_get(port, "/") == (200, "logged later\n")
+    rampart.wait_log(r"log hook redis said :2")
+
+
+# -- directives -------------------------------------------------------------------------
+
+
+def test_the_pool_size_and_keepalive_timeout_directives(rampart, redis):
+    loc = f"""    lua_socket_pool_size 1;
+    lua_socket_keepalive_timeout 200ms;
+    location /two {{
+        content_by_lua_block {{
+            local a, b = ngx.socket.tcp(), ngx.socket.tcp()
+            assert(a:connect("127.0.0.1", {redis.port}))
+            assert(b:connect("127.0.0.1", {redis.port}))
+            a:setkeepalive()
+            b:setkeepalive()    -- the pool holds one: a's connection is closed
+            local c, d = ngx.socket.tcp(), ngx.socket.tcp()
+            assert(c:connect("127.0.0.1", {redis.port}))
+            assert(d:connect("127.0.0.1", {redis.port}))
+            ngx.say(c:getreusedtimes(), d:getreusedtimes())
+            c:setkeepalive()
+            ngx.sleep(0.6)      -- longer than the keepalive timeout
+            local e = ngx.socket.tcp()
+            assert(e:connect("127.0.0.1", {redis.port}))
+            ngx.say(e:getreusedtimes())
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    assert harness.get(port, "/two").text == "10\n0\n"
+
+
+@pytest.mark.parametrize("line, message", [
+    ("lua_socket_read_timeout soon;", 'invalid time "soon"'),
+    ("lua_socket_connect_timeout -1;", 'invalid time "-1"'),
+    ("lua_socket_send_timeout 1x;", 'invalid time "1x"'),
+    ("lua_socket_keepalive_timeout forever;", 'invalid time "forever"'),
+    ("lua_socket_pool_size 0;", 'invalid value "0"'),
+    ("lua_ssl_verify_depth deep;", 'invalid number "deep"'),
+])
+def test_bad_values_are_refused_with_file_and_line(tmp_path, line, message):
+    name = line.split()[0]
+    reference_nginx.assert_rampart_refuses(tmp_path, f"{line}\n", 3, f'"{name}": {message}')
+
+
+def test_an_unreadable_trusted_certificate_file_is_refused(tmp_path, certs):
+    reference_nginx.assert_rampart_refuses(
+        tmp_path, f"lua_ssl_trusted_certificate {certs.missing};\n", 3,
+        f'"lua_ssl_trusted_certificate": cannot read "{certs.missing}": '
+        f'No such file or directory')
