@@ -63,6 +63,7 @@ typedef struct {
     char *pool_key;
     rp_lua_pool_t *pool; /* with a backlog: whose slot it holds */
     int pool_size, backlog;
+    rp_lua_dns_t dns; /* who resolves the connect's name */
     /* the pending operation */
     int op;
     rp_lua_co_t *co;
@@ -408,7 +409,7 @@ static int do_connect(lua_State *L, lsock_t *s, const char *host)
     sync_answer_t now;
     now.done = 0;
     sync_answer = &now;
-    rp_lua_resolve_t *q = rp_lua_resolve(host, s->port, SOCK_STREAM, on_resolved, s);
+    rp_lua_resolve_t *q = rp_lua_resolve(&s->dns, host, s->port, SOCK_STREAM, on_resolved, s);
     sync_answer = NULL;
     if (now.done) {
         if (now.err[0]) {
@@ -493,7 +494,7 @@ static void on_pool_wake(rp_lua_pool_waiter_t *w, int how)
     sync_answer_t now;
     now.done = 0;
     sync_answer = &now;
-    rp_lua_resolve_t *q = rp_lua_resolve(host, s->port, SOCK_STREAM, on_resolved, s);
+    rp_lua_resolve_t *q = rp_lua_resolve(&s->dns, host, s->port, SOCK_STREAM, on_resolved, s);
     sync_answer = NULL;
     free(host);
     if (!now.done) {
@@ -571,7 +572,7 @@ static int sock_connect(lua_State *L)
     s->pool_size = pool_size;
     s->backlog = backlog;
     s->port = port;
-    s->r = rp_lua_socket_request(L);
+    rp_lua_socket_dns(L, &s->dns);
     rp_lua_pool_t *pool = rp_lua_pool_get(key, pool_size, backlog);
     if (take_idle(s, pool)) {
         lua_pushinteger(L, 1);

@@ -11,6 +11,7 @@
 #define RP_LUA_SOCKET_H
 
 #include "lua/lua_int.h"
+#include "upstream/resolve.h"
 
 #include <event2/util.h>
 #include <openssl/ssl.h>
@@ -60,8 +61,17 @@ rp_request_t *rp_lua_socket_request(lua_State *L);
 typedef void (*rp_lua_resolve_cb)(void *arg, const struct sockaddr *addr, socklen_t len,
                                   const char *err);
 typedef struct rp_lua_resolve_s rp_lua_resolve_t;
-rp_lua_resolve_t *rp_lua_resolve(const char *host, int port, int socktype, rp_lua_resolve_cb cb,
-                                 void *arg);
+
+/* Who answers: the `resolver` of the running code's location (or of the http block),
+ * with its resolver_timeout; none set: the name servers of /etc/resolv.conf. */
+typedef struct {
+    const rp_resolver_t *resolver;
+    int64_t timeout; /* ms; 0: evdns's own */
+} rp_lua_dns_t;
+void rp_lua_socket_dns(lua_State *L, rp_lua_dns_t *out);
+
+rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *dns, const char *host, int port,
+                                 int socktype, rp_lua_resolve_cb cb, void *arg);
 void rp_lua_resolve_cancel(rp_lua_resolve_t *q);
 
 /* ---- the pool of idle connections (lua_socket_pool.c) ---- */

@@ -3,10 +3,11 @@
  * lua_socket_* and lua_ssl_* directives, the TLS client context built from them,
  * and the name resolver.
  *
- * Names are resolved with libevent's evdns (the name servers of /etc/resolv.conf,
- * and /etc/hosts first), one resolver per worker made on first use: a lookup never
- * blocks the worker. Numeric addresses and names of /etc/hosts ("localhost") are
- * answered at once, without a query.
+ * Names are resolved with libevent's evdns, made in the worker on first use: by the
+ * name servers of the `resolver` in effect (as OpenResty), else by those of
+ * /etc/resolv.conf; /etc/hosts first either way. A lookup never blocks the worker;
+ * numeric addresses and names of /etc/hosts ("localhost") are answered at once,
+ * without a query.
  */
 #include "lua/lua_socket.h"
 
@@ -26,6 +27,7 @@
 #define DEFAULT_VERIFY_DEPTH 1
 
 static rp_lua_socket_conf_t *block_conf; /* the http block's: for code outside requests */
+static rp_resolver_conf_t *block_dns;     /* the http block's resolver settings */
 
 /* ---- configuration ---- */
 
@@ -178,6 +180,7 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
     block_conf = rp_http_block_loc_conf(cycle, &rp_lua_socket_module);
     if (block_conf)
         settle(block_conf);
+    block_dns = rp_http_block_loc_conf(cycle, &rp_resolve_module);
     return 0;
 }
 
@@ -186,6 +189,7 @@ static int init_worker(rp_cycle_t *cycle)
     block_conf = rp_http_block_loc_conf(cycle, &rp_lua_socket_module);
     if (block_conf)
         settle(block_conf);
+    block_dns = rp_http_block_loc_conf(cycle, &rp_resolve_module);
     return 0;
 }
 
@@ -197,8 +201,75 @@ static void stop_worker(rp_cycle_t *cycle)
 
 /* ---- names ---- */
 
-static struct evdns_base *dns;
-static pid_t dns_pid;
+/* The worker's evdns bases: one for /etc/resolv.conf, one per `resolver` line used. */
+typedef struct dns_base_s {
+    const rp_resolver_t *resolver; /* NULL: /etc/resolv.conf's */
+    int64_t timeout;
+    struct evdns_base *base;
+    struct dns_base_s *next;
+} dns_base_t;
+
+static dns_base_t *bases;
+static pid_t bases_pid;
+
+void rp_lua_socket_dns(lua_State *L, rp_lua_dns_t *out)
+{
+    rp_request_t *r = rp_lua_request(L);
+    const rp_resolver_conf_t *rc = r && r->loc_conf ? rp_http_loc_conf(r, rp_resolve_module)
+                                                    : block_dns;
+    out->resolver = NULL;
+    out->timeout = 0;
+    if (rc && rc->resolver != RP_CONF_UNSET_PTR && rc->resolver) {
+        out->resolver = rc->resolver;
+        out->timeout = rc->timeout != RP_CONF_UNSET_MSEC ? rc->timeout : RP_RESOLVER_TIMEOUT;
+    }
+}
+
+static struct evdns_base *dns_base(const rp_lua_dns_t *d)
+{
+    if (bases_pid != getpid()) { /* a fork does not share the parent's */
+        bases = NULL;
+        bases_pid = getpid();
+    }
+    for (dns_base_t *b = bases; b; b = b->next) {
+        if (b->resolver == d->resolver && b->timeout == d->timeout)
+            return b->base;
+    }
+    struct evdns_base *base;
+    int opts = EVDNS_BASE_DISABLE_WHEN_INACTIVE;
+    if (d->resolver == NULL) {
+        base = evdns_base_new(rp_event_base, opts | EVDNS_BASE_INITIALIZE_NAMESERVERS);
+        if (base == NULL) {
+            base = evdns_base_new(rp_event_base, opts);
+            if (base)
+                evdns_base_load_hosts(base, NULL);
+        }
+    } else {
+        base = evdns_base_new(rp_event_base, opts);
+        if (base) {
+            for (unsigned i = 0; i < d->resolver->naddrs; i++)
+                evdns_base_nameserver_sockaddr_add(base,
+                                                   (struct sockaddr *)&d->resolver->addrs[i],
+                                                   d->resolver->lens[i], 0);
+            evdns_base_load_hosts(base, NULL); /* localhost without a query */
+            char t[32];
+            snprintf(t, sizeof(t), "%.3f", (double)d->timeout / 1000.0);
+            evdns_base_set_option(base, "timeout:", t);
+            evdns_base_set_option(base, "attempts:", "2");
+        }
+    }
+    if (base == NULL) {
+        rp_log_error(RP_LOG_ERR, 0, "lua socket: cannot make a DNS resolver");
+        return NULL;
+    }
+    dns_base_t *b = rp_xcalloc(1, sizeof(*b));
+    b->resolver = d->resolver;
+    b->timeout = d->timeout;
+    b->base = base;
+    b->next = bases;
+    bases = b;
+    return base;
+}
 
 struct rp_lua_resolve_s {
     struct evdns_getaddrinfo_request *req;
@@ -209,22 +280,6 @@ struct rp_lua_resolve_s {
     unsigned returned : 1; /* evdns_getaddrinfo returned: q is the caller's to cancel */
     unsigned done : 1;
 };
-
-static struct evdns_base *dns_base(void)
-{
-    if (dns && dns_pid == getpid())
-        return dns;
-    /* a fork does not share the parent's: the worker makes its own */
-    dns = evdns_base_new(rp_event_base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-    if (dns == NULL) {
-        dns = evdns_base_new(rp_event_base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
-        if (dns)
-            evdns_base_load_hosts(dns, NULL);
-    }
-    dns_pid = getpid();
-    return dns;
-}
 
 static void on_addrinfo(int result, struct evutil_addrinfo *res, void *arg)
 {
@@ -256,10 +311,10 @@ static void on_addrinfo(int result, struct evutil_addrinfo *res, void *arg)
     }
 }
 
-rp_lua_resolve_t *rp_lua_resolve(const char *host, int port, int socktype, rp_lua_resolve_cb cb,
-                                 void *arg)
+rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *d, const char *host, int port,
+                                 int socktype, rp_lua_resolve_cb cb, void *arg)
 {
-    struct evdns_base *base = dns_base();
+    struct evdns_base *base = dns_base(d);
     if (base == NULL) {
         cb(arg, NULL, 0, "no resolver defined to resolve");
         return NULL;
@@ -273,6 +328,10 @@ rp_lua_resolve_t *rp_lua_resolve(const char *host, int port, int socktype, rp_lu
     struct evutil_addrinfo hints;
     memset(&hints, 0, sizeof(hints));
     hints.ai_family = AF_UNSPEC;
+    if (d->resolver && !d->resolver->ipv6)
+        hints.ai_family = AF_INET;
+    else if (d->resolver && !d->resolver->ipv4)
+        hints.ai_family = AF_INET6;
     hints.ai_socktype = socktype;
     hints.ai_flags = EVUTIL_AI_NUMERICSERV | EVUTIL_AI_ADDRCONFIG;
     q->req = evdns_getaddrinfo(base, host, serv, &hints, on_addrinfo, q);

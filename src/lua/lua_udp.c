@@ -228,7 +228,9 @@ static int udp_setpeername(lua_State *L)
         return push_err(L, "bad port number");
     answer.done = 0;
     resolving_now = 1;
-    rp_lua_resolve_t *q = rp_lua_resolve(host, (int)port, SOCK_DGRAM, on_resolved, u);
+    rp_lua_dns_t dns;
+    rp_lua_socket_dns(L, &dns);
+    rp_lua_resolve_t *q = rp_lua_resolve(&dns, host, (int)port, SOCK_DGRAM, on_resolved, u);
     resolving_now = 0;
     if (answer.done) {
         if (answer.err[0])

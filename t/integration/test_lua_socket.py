@@ -24,6 +24,7 @@ import pytest
 
 import harness
 import reference_nginx
+from dns_server import DnsServer
 from h2client import H2Client
 from test_proxy_tls import intermediate_leaf
 
@@ -453,17 +454,30 @@ def test_a_closed_port_refuses_the_connect(rampart):
                                            "nilclosed\n")
 
 
-def test_an_unknown_name_fails_to_resolve(rampart):
-    loc = """    location / {
-        content_by_lua_block {
+def test_names_are_resolved_by_the_resolver_in_effect(rampart, redis):
+    dns = DnsServer().start()
+    try:
+        dns.set("redis.test", a=["127.0.0.1"])
+        loc = f"""    resolver {dns.addr} ipv6=off;
+    resolver_timeout 5s;
+    location / {{
+        content_by_lua_block {{
             local sock = ngx.socket.tcp()
-            local ok, err = sock:connect("no-such-host.invalid", 80)
-            ngx.say(ok, " ", err:match("could not be resolved") ~= nil)
-        }
-    }
+            ngx.say(sock:connect("redis.test", {redis.port}))
+            sock:send("PING\\r\\n")
+            ngx.say(sock:receive())
+            ngx.say(sock:connect("missing.test", {redis.port}))
+            local u = ngx.socket.udp()
+            ngx.say(u:setpeername("redis.test", 9))
+        }}
+    }}
 """
-    port = serve(rampart, loc)
-    assert harness.get(port, "/").text == "nil true\n"
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == (
+            "1\n+PONG\nnilmissing.test could not be resolved (3: Host not found)\n1\n")
+        assert dns.queries("redis.test", "A") >= 1
+    finally:
+        dns.stop()
 
 
 def test_the_connect_timeout_directive_ends_a_connect_nobody_accepts(rampart):
