@@ -264,6 +264,12 @@ static lsock_t *check_sock(lua_State *L)
     return u->s;
 }
 
+static void watch_request(lsock_t *s)
+{
+    if (s->r && s->cln == NULL)
+        s->cln = rp_http_cleanup_add(s->r, on_request_end, s);
+}
+
 static int sock_new(lua_State *L)
 {
     rp_lua_check_phase(L, RP_LUA_SOCKET_PHASES);
@@ -276,6 +282,7 @@ static int sock_new(lua_State *L)
     s->owner = rp_lua_socket_owner(L);
     s->conf = (rp_lua_socket_conf_t *)rp_lua_socket_conf(L);
     s->r = rp_lua_socket_request(L);
+    watch_request(s); /* even before it connects: the owner ends with the request */
     u->s = s;
     return 1;
 }
@@ -287,11 +294,6 @@ static int connected(lsock_t *s)
     return s->fd >= 0;
 }
 
-static void watch_request(lsock_t *s)
-{
-    if (s->r && s->cln == NULL)
-        s->cln = rp_http_cleanup_add(s->r, on_request_end, s);
-}
 
 /* Starts connecting to addr: 1 connected, 0 in progress (event armed), -1 failed (err). */
 static int start_connect(lsock_t *s, const struct sockaddr *addr, socklen_t len, char *err,

@@ -896,3 +896,32 @@ def test_an_unreadable_trusted_certificate_file_is_refused(tmp_path, certs):
         tmp_path, f"lua_ssl_trusted_certificate {certs.missing};\n", 3,
         f'"lua_ssl_trusted_certificate": cannot read "{certs.missing}": '
         f'No such file or directory')
+
+
+def test_a_client_leaving_closes_the_socket_its_request_waits_on(rampart):
+    closed = threading.Event()
+
+    def wait_then_note(c):
+        silent(c)  # until rampart closes its end
+        closed.set()
+    srv = Server(wait_then_note)
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {srv.port}))
+            ngx.log(ngx.NOTICE, "waiting on the peer")
+            ngx.say(sock:receive())
+        }}
+    }}
+    location /ok {{ content_by_lua_block {{ ngx.say("still serving") }} }}
+"""
+        port = serve(rampart, loc)
+        c = socket.create_connection(("127.0.0.1", port))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        rampart.wait_log("waiting on the peer")
+        c.close()
+        assert closed.wait(10), "the cosocket stayed open after its request ended"
+        assert harness.get(port, "/ok").text == "still serving\n"
+    finally:
+        srv.stop()
