@@ -737,6 +737,7 @@ void rp_lua_socket_flatten(lua_State *L, int idx)
             sp--;
             continue;
         }
+        luaL_checkstack(L, 2, "table too deep");
         lua_rawgeti(L, f->t, f->i);
         int ty = lua_type(L, -1);
         if (ty == LUA_TSTRING || ty == LUA_TNUMBER) {
