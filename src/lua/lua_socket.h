@@ -37,11 +37,11 @@ const rp_lua_socket_conf_t *rp_lua_socket_conf(lua_State *L);
  * OpenSSL fails (logged). */
 SSL_CTX *rp_lua_socket_ssl_ctx(rp_lua_socket_conf_t *conf);
 
-/* The phases where a cosocket may wait. */
+/* The phases where a cosocket may wait: ngx.sleep's. */
 #define RP_LUA_SOCKET_PHASES                                                                   \
     ((1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) |                 \
      (1u << RP_LUA_TIMER) | (1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_LOG) |                  \
-     (1u << RP_LUA_BALANCER))
+     (1u << RP_LUA_BALANCER) | (1u << RP_LUA_HEADER_FILTER))
 
 /* Who owns a socket: the running hook's request, or the detached hook itself. A
  * socket used by another owner raises "bad request", as OpenResty. */

@@ -513,6 +513,7 @@ def test_the_connect_timeout_directive_ends_a_connect_nobody_accepts(rampart):
 
 def test_the_send_timeout_directive_ends_a_send_the_peer_does_not_take(rampart):
     lsn = socket.socket()  # accepted by the kernel, never read
+    lsn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     lsn.bind(("127.0.0.1", 0))
     lsn.listen(8)
     try:
@@ -521,13 +522,14 @@ def test_the_send_timeout_directive_ends_a_send_the_peer_does_not_take(rampart):
         content_by_lua_block {{
             local sock = ngx.socket.tcp()
             assert(sock:connect("127.0.0.1", {lsn.getsockname()[1]}))
-            ngx.say(sock:send(string.rep("x", 64 * 1024 * 1024)))
+            ngx.say(sock:setoption("sndbuf", 4096))
+            ngx.say(sock:send(string.rep("x", 8 * 1024 * 1024)))
             ngx.say(sock:send("more"))
         }}
     }}
 """
         port = serve(rampart, loc)
-        assert harness.get(port, "/").text == "niltimeout\nnilclosed\n"
+        assert harness.get(port, "/").text == "true\nniltimeout\nnilclosed\n"
     finally:
         lsn.close()
 
@@ -925,3 +927,23 @@ def test_a_client_leaving_closes_the_socket_its_request_waits_on(rampart):
         assert harness.get(port, "/ok").text == "still serving\n"
     finally:
         srv.stop()
+
+
+def test_a_header_filter_asks_redis_for_a_response_header(rampart, redis):
+    loc = f"""    location / {{
+        content_by_lua_block {{ ngx.say("body") }}
+        header_filter_by_lua_block {{
+            local sock = ngx.socket.tcp()
+            assert(sock:connect("127.0.0.1", {redis.port}))
+            sock:send("INCR hf\\r\\n")
+            ngx.header["X-Count"] = sock:receive():sub(2)
+            sock:setkeepalive()
+        }}
+    }}
+"""
+    port = serve(rampart, loc)
+    r = harness.get(port, "/")
+    assert (r.status, r.headers.get("X-Count"), r.text) == (200, "1", "body\n")
+    with H2Client(port) as c:
+        (r2,) = c.exchange([("GET", "/", [], b"")])
+    assert (r2.status, r2.header("x-count"), bytes(r2.body)) == (200, "2", b"body\n")
