@@ -361,6 +361,10 @@ static void on_resolved(void *arg, const struct sockaddr *addr, socklen_t len, c
         }
         return;
     }
+    if (s->co == NULL) { /* nobody waits for it any more */
+        sock_close(s);
+        return;
+    }
     if (addr == NULL) {
         connect_failed(s, err);
         return;
@@ -453,6 +457,11 @@ static char *pending_host(lsock_t *s)
 static void on_pool_wake(rp_lua_pool_waiter_t *w, int how)
 {
     lsock_t *s = (lsock_t *)((char *)w - offsetof(lsock_t, waiter));
+    if (s->co == NULL) {
+        if (how == 2) /* the slot it was given goes back */
+            rp_lua_pool_release(rp_lua_pool_get(s->pool_key, s->pool_size, s->backlog));
+        return;
+    }
     rp_lua_pool_t *pool = rp_lua_pool_get(s->pool_key, s->pool_size, s->backlog);
     if (how == 0) {
         finish_err(s, "timeout", 0);
