@@ -35,7 +35,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MT "rampart.socket.tcp"
+#define MT         "rampart.socket.tcp"
 #define SESSION_MT "rampart.ssl.session"
 #define READ_CHUNK 16384
 
@@ -50,10 +50,10 @@ typedef struct {
     struct event *ev;
     char *buf; /* read buffer: bytes start..end */
     size_t start, end, cap;
-    unsigned eof : 1;         /* the peer closed its side */
-    unsigned want_write : 1;  /* TLS must write before it can read (or the reverse) */
-    unsigned counted : 1;     /* holds a slot of pool's backlog */
-    unsigned until_done : 1;  /* receiveuntil with a size returned the last chunk */
+    unsigned eof : 1;        /* the peer closed its side */
+    unsigned want_write : 1; /* TLS must write before it can read (or the reverse) */
+    unsigned counted : 1;    /* holds a slot of pool's backlog */
+    unsigned until_done : 1; /* receiveuntil with a size returned the last chunk */
     void *owner;
     rp_request_t *r;
     rp_http_cleanup_t *cln;
@@ -247,8 +247,8 @@ static int64_t tmo(lsock_t *s, int64_t own, int64_t conf)
     return own > 0 ? own : conf;
 }
 #define CONNECT_TMO(s) tmo(s, (s)->connect_timeout, (s)->conf->connect_timeout)
-#define SEND_TMO(s) tmo(s, (s)->send_timeout, (s)->conf->send_timeout)
-#define READ_TMO(s) tmo(s, (s)->read_timeout, (s)->conf->read_timeout)
+#define SEND_TMO(s)    tmo(s, (s)->send_timeout, (s)->conf->send_timeout)
+#define READ_TMO(s)    tmo(s, (s)->read_timeout, (s)->conf->read_timeout)
 
 /* ---- the object ---- */
 
@@ -293,7 +293,6 @@ static int connected(lsock_t *s)
 {
     return s->fd >= 0;
 }
-
 
 /* Starts connecting to addr: 1 connected, 0 in progress (event armed), -1 failed (err). */
 static int start_connect(lsock_t *s, const struct sockaddr *addr, socklen_t len, char *err,
@@ -726,8 +725,10 @@ void rp_lua_socket_flatten(lua_State *L, int idx)
         return;
     }
     if (lua_type(L, idx) != LUA_TTABLE)
-        luaL_error(L, "bad argument #1 to 'send' (string, number, boolean, nil, or array "
-                      "table expected, got %s)", luaL_typename(L, idx));
+        luaL_error(L,
+                   "bad argument #1 to 'send' (string, number, boolean, nil, or array "
+                   "table expected, got %s)",
+                   luaL_typename(L, idx));
     /* a Lua table concat, recursively, through a scratch table */
     lua_newtable(L);
     int out = lua_gettop(L), n = 0;
@@ -895,8 +896,7 @@ static int recv_match(lsock_t *s, lua_State *L)
             if (m == NULL)
                 return 0;
             size_t k = (size_t)(m - p);
-            consume_push(s, L, k + (s->inclusive ? s->patlen : 0),
-                         s->inclusive ? 0 : s->patlen);
+            consume_push(s, L, k + (s->inclusive ? s->patlen : 0), s->inclusive ? 0 : s->patlen);
             return 1;
         }
         if (m) {
@@ -910,8 +910,7 @@ static int recv_match(lsock_t *s, lua_State *L)
                 lua_pushnil(L);
                 return 1;
             }
-            consume_push(s, L, k + (s->inclusive ? s->patlen : 0),
-                         s->inclusive ? 0 : s->patlen);
+            consume_push(s, L, k + (s->inclusive ? s->patlen : 0), s->inclusive ? 0 : s->patlen);
             s->until_done = 1;
             return 1;
         }
@@ -1062,8 +1061,7 @@ static int sock_receiveuntil(lua_State *L)
     if (lua_gettop(L) >= 3 && lua_istable(L, 3)) {
         lua_getfield(L, 3, "inclusive");
         if (!lua_isnil(L, -1) && !lua_isboolean(L, -1))
-            return luaL_error(L, "bad \"inclusive\" option value type: %s",
-                              luaL_typename(L, -1));
+            return luaL_error(L, "bad \"inclusive\" option value type: %s", luaL_typename(L, -1));
         inclusive = lua_toboolean(L, -1);
         lua_pop(L, 1);
     }
@@ -1105,9 +1103,8 @@ static int hs_results(lsock_t *s, lua_State *L)
             snprintf(err, sizeof(err), "%ld: %s", v, X509_verify_cert_error_string(v));
             rp_log_error(RP_LOG_ERR, 0, "lua ssl certificate verify error: (%s)", err);
         } else if (s->hs_name &&
-                   (is_address(s->hs_name)
-                        ? X509_check_ip_asc(cert, s->hs_name, 0)
-                        : X509_check_host(cert, s->hs_name, 0, 0, NULL)) != 1) {
+                   (is_address(s->hs_name) ? X509_check_ip_asc(cert, s->hs_name, 0)
+                                           : X509_check_host(cert, s->hs_name, 0, 0, NULL)) != 1) {
             snprintf(err, sizeof(err), "certificate host mismatch");
             rp_log_error(RP_LOG_ERR, 0, "lua ssl certificate does not match host \"%s\"",
                          s->hs_name);
@@ -1367,8 +1364,10 @@ static int sock_setkeepalive(lua_State *L)
     if (!lua_isnoneornil(L, 3)) {
         lua_Integer v = luaL_checkinteger(L, 3);
         if (v <= 0)
-            return luaL_error(L, "bad argument #3 to 'setkeepalive' (bad \"pool_size\" "
-                                 "option value: %d)", (int)v);
+            return luaL_error(L,
+                              "bad argument #3 to 'setkeepalive' (bad \"pool_size\" "
+                              "option value: %d)",
+                              (int)v);
         size = (int)v;
     }
     if (s->eof || s->pool_key == NULL) { /* the peer is gone: nothing to keep */
@@ -1402,14 +1401,13 @@ static int sock_tostring(lua_State *L)
 }
 
 /* ngx.socket.connect(host, port | "unix:path", opts?): tcp() then connect. */
-static const char connect_lua[] =
-    "local tcp = ...\n"
-    "return function(...)\n"
-    "  local sock = tcp()\n"
-    "  local ok, err = sock:connect(...)\n"
-    "  if not ok then return nil, err end\n"
-    "  return sock\n"
-    "end\n";
+static const char connect_lua[] = "local tcp = ...\n"
+                                  "return function(...)\n"
+                                  "  local sock = tcp()\n"
+                                  "  local ok, err = sock:connect(...)\n"
+                                  "  if not ok then return nil, err end\n"
+                                  "  return sock\n"
+                                  "end\n";
 
 static const luaL_Reg methods[] = {
     {"connect", sock_connect},

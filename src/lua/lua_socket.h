@@ -20,8 +20,8 @@
 /* The settings of one level (http, server, location), inherited by merging. */
 typedef struct {
     int64_t connect_timeout, send_timeout, read_timeout; /* ms */
-    int64_t keepalive_timeout;                            /* lua_socket_keepalive_timeout */
-    int pool_size;                                        /* lua_socket_pool_size */
+    int64_t keepalive_timeout;                           /* lua_socket_keepalive_timeout */
+    int pool_size;                                       /* lua_socket_pool_size */
     char *trusted;    /* lua_ssl_trusted_certificate: a PEM file of CAs */
     int verify_depth; /* lua_ssl_verify_depth */
     SSL_CTX *ctx;     /* made on first sslhandshake in the worker */
@@ -38,9 +38,9 @@ const rp_lua_socket_conf_t *rp_lua_socket_conf(lua_State *L);
 SSL_CTX *rp_lua_socket_ssl_ctx(rp_lua_socket_conf_t *conf);
 
 /* The phases where a cosocket may wait: ngx.sleep's. */
-#define RP_LUA_SOCKET_PHASES                                                                   \
-    ((1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) |                 \
-     (1u << RP_LUA_TIMER) | (1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_LOG) |                  \
+#define RP_LUA_SOCKET_PHASES                                                                       \
+    ((1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) |                     \
+     (1u << RP_LUA_TIMER) | (1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_LOG) |                      \
      (1u << RP_LUA_BALANCER) | (1u << RP_LUA_HEADER_FILTER))
 
 /* Who owns a socket: the running hook's request, or the detached hook itself. A
@@ -70,8 +70,8 @@ typedef struct {
 } rp_lua_dns_t;
 void rp_lua_socket_dns(lua_State *L, rp_lua_dns_t *out);
 
-rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *dns, const char *host, int port,
-                                 int socktype, rp_lua_resolve_cb cb, void *arg);
+rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *dns, const char *host, int port, int socktype,
+                                 rp_lua_resolve_cb cb, void *arg);
 void rp_lua_resolve_cancel(rp_lua_resolve_t *q);
 
 /* ---- the pool of idle connections (lua_socket_pool.c) ---- */
@@ -103,7 +103,8 @@ void rp_lua_pool_put(rp_lua_pool_t *pool, const rp_lua_idle_t *idle, int64_t tim
  * its connections from rp_lua_pool_acquire until rp_lua_pool_release (closed, or
  * turned idle). acquire returns 1 when the connect may go on now, 0 when it must wait
  * (wake is called with 1 when an idle connection may be taken, 2 when a slot was
- * acquired for it, 0 on timeout_ms), -1 when the queue is full. rp_lua_pool_unwait drops a waiter (its wait was cancelled).
+ * acquired for it, 0 on timeout_ms), -1 when the queue is full. rp_lua_pool_unwait drops a waiter
+ * (its wait was cancelled).
  */
 typedef struct rp_lua_pool_waiter_s rp_lua_pool_waiter_t;
 struct rp_lua_pool_waiter_s {

@@ -22,12 +22,12 @@
 #include <unistd.h>
 
 /* OpenResty's defaults */
-#define DEFAULT_TIMEOUT 60000
-#define DEFAULT_POOL_SIZE 30
+#define DEFAULT_TIMEOUT      60000
+#define DEFAULT_POOL_SIZE    30
 #define DEFAULT_VERIFY_DEPTH 1
 
 static rp_lua_socket_conf_t *block_conf; /* the http block's: for code outside requests */
-static rp_resolver_conf_t *block_dns;     /* the http block's resolver settings */
+static rp_resolver_conf_t *block_dns;    /* the http block's resolver settings */
 
 /* ---- configuration ---- */
 
@@ -53,10 +53,10 @@ static void *create_loc(rp_conf_t *cf)
     return c;
 }
 
-#define MERGE(field, unset, def)                                                               \
-    do {                                                                                       \
-        if (c->field == (unset))                                                               \
-            c->field = p->field == (unset) ? (def) : p->field;                                 \
+#define MERGE(field, unset, def)                                                                   \
+    do {                                                                                           \
+        if (c->field == (unset))                                                                   \
+            c->field = p->field == (unset) ? (def) : p->field;                                     \
     } while (0)
 
 static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
@@ -215,8 +215,8 @@ static pid_t bases_pid;
 void rp_lua_socket_dns(lua_State *L, rp_lua_dns_t *out)
 {
     rp_request_t *r = rp_lua_request(L);
-    const rp_resolver_conf_t *rc = r && r->loc_conf ? rp_http_loc_conf(r, rp_resolve_module)
-                                                    : block_dns;
+    const rp_resolver_conf_t *rc =
+        r && r->loc_conf ? rp_http_loc_conf(r, rp_resolve_module) : block_dns;
     out->resolver = NULL;
     out->timeout = 0;
     if (rc && rc->resolver != RP_CONF_UNSET_PTR && rc->resolver) {
@@ -248,8 +248,7 @@ static struct evdns_base *dns_base(const rp_lua_dns_t *d)
         base = evdns_base_new(rp_event_base, opts);
         if (base) {
             for (unsigned i = 0; i < d->resolver->naddrs; i++)
-                evdns_base_nameserver_sockaddr_add(base,
-                                                   (struct sockaddr *)&d->resolver->addrs[i],
+                evdns_base_nameserver_sockaddr_add(base, (struct sockaddr *)&d->resolver->addrs[i],
                                                    d->resolver->lens[i], 0);
             evdns_base_load_hosts(base, NULL); /* localhost without a query */
             char t[32];
@@ -311,8 +310,8 @@ static void on_addrinfo(int result, struct evutil_addrinfo *res, void *arg)
     }
 }
 
-rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *d, const char *host, int port,
-                                 int socktype, rp_lua_resolve_cb cb, void *arg)
+rp_lua_resolve_t *rp_lua_resolve(const rp_lua_dns_t *d, const char *host, int port, int socktype,
+                                 rp_lua_resolve_cb cb, void *arg)
 {
     struct evdns_base *base = dns_base(d);
     if (base == NULL) {

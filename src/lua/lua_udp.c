@@ -17,7 +17,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define MT "rampart.socket.udp"
+#define MT           "rampart.socket.udp"
 #define MAX_DATAGRAM 8192 /* OpenResty's receive buffer, and its cap */
 
 static void *const DEAD_OWNER = (void *)&DEAD_OWNER;
@@ -235,8 +235,8 @@ static int udp_setpeername(lua_State *L)
     if (answer.done) {
         if (answer.err[0])
             return push_err(L, answer.err);
-        const char *e = peer_connect(u, (struct sockaddr *)&answer.ss, answer.len, err,
-                                     sizeof(err));
+        const char *e =
+            peer_connect(u, (struct sockaddr *)&answer.ss, answer.len, err, sizeof(err));
         if (e)
             return push_err(L, e);
         lua_pushinteger(L, 1);
@@ -355,12 +355,8 @@ static int udp_close(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-    {"setpeername", udp_setpeername},
-    {"send", udp_send},
-    {"receive", udp_receive},
-    {"settimeout", udp_settimeout},
-    {"close", udp_close},
-    {NULL, NULL},
+    {"setpeername", udp_setpeername}, {"send", udp_send},   {"receive", udp_receive},
+    {"settimeout", udp_settimeout},   {"close", udp_close}, {NULL, NULL},
 };
 
 void rp_lua_udp_register(lua_State *L)
