@@ -900,17 +900,15 @@ static int recv_match(lsock_t *s, lua_State *L)
             return 1;
         }
         if (m) {
+            /* as OpenResty: chunks of size while the data before the pattern lasts,
+             * then the rest (maybe "") with the pattern consumed; the next call ends */
             size_t k = (size_t)(m - p);
-            if (k > s->rsize) {
+            if (k >= s->rsize) {
                 consume_push(s, L, s->rsize, 0);
                 return 1;
             }
-            if (k == 0 && !s->inclusive) { /* the last chunk ended at the pattern */
-                s->start += s->patlen;
-                lua_pushnil(L);
-                return 1;
-            }
-            consume_push(s, L, k + (s->inclusive ? s->patlen : 0), s->inclusive ? 0 : s->patlen);
+            consume_push(s, L, k + (s->inclusive ? s->patlen : 0),
+                         s->inclusive ? 0 : s->patlen);
             s->until_done = 1;
             return 1;
         }
@@ -1349,10 +1347,8 @@ static int sock_setkeepalive(lua_State *L)
     lsock_t *s = check_sock(L);
     if (!connected(s))
         return push_err(L, "closed");
-    if (s->end > s->start) {
-        sock_close(s);
+    if (s->end > s->start) /* refused; the connection stays usable, as OpenResty's */
         return push_err(L, "unread data in buffer");
-    }
     int64_t timeout = s->conf->keepalive_timeout;
     if (!lua_isnoneornil(L, 2)) {
         lua_Number v = luaL_checknumber(L, 2);
