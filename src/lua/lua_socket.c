@@ -54,6 +54,7 @@ typedef struct {
     unsigned want_write : 1; /* TLS must write before it can read (or the reverse) */
     unsigned counted : 1;    /* holds a slot of pool's backlog */
     unsigned until_done : 1; /* receiveuntil with a size returned the last chunk */
+    unsigned tried : 1;      /* connect was called once */
     void *owner;
     rp_request_t *r;
     rp_http_cleanup_t *cln;
@@ -543,8 +544,11 @@ static int sock_connect(lua_State *L)
             return luaL_error(L, "bad argument #2 to 'connect' (number expected, got %s)",
                               luaL_typename(L, 3));
         lua_Integer p = lua_tointeger(L, 3);
-        if (p < 0 || p > 65535)
-            return push_err(L, "bad port number");
+        if (p < 0 || p > 65535) {
+            lua_pushnil(L);
+            lua_pushfstring(L, "bad port number: %d", (int)p);
+            return 2;
+        }
         port = (int)p;
         if (n >= 4 && lua_istable(L, 4))
             opts = 4;
@@ -577,6 +581,7 @@ static int sock_connect(lua_State *L)
     }
     if (connected(s))
         sock_close(s); /* a connect on a connected socket closes it first, as OpenResty */
+    s->tried = 1;
     free(s->pool_key);
     s->pool_key = rp_xstrdup(key);
     s->pool_size = pool_size;
@@ -724,9 +729,17 @@ void rp_lua_socket_flatten(lua_State *L, int idx)
         lua_pushstring(L, lua_tostring(L, idx));
         return;
     }
+    if (lua_isnoneornil(L, idx)) { /* OpenResty sends these spelled out */
+        lua_pushliteral(L, "nil");
+        return;
+    }
+    if (lua_type(L, idx) == LUA_TBOOLEAN) {
+        lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+        return;
+    }
     if (lua_type(L, idx) != LUA_TTABLE)
         luaL_error(L,
-                   "bad argument #1 to 'send' (string, number, boolean, nil, or array "
+                   "bad argument #2 to '?' (string, number, boolean, nil, or array "
                    "table expected, got %s)",
                    luaL_typename(L, idx));
     /* a Lua table concat, recursively, through a scratch table */
@@ -760,8 +773,7 @@ void rp_lua_socket_flatten(lua_State *L, int idx)
             st[sp].i = 0;
             st[sp].len = (int)lua_objlen(L, st[sp].t);
         } else {
-            luaL_error(L, "bad argument #1 to 'send' (bad data type %s found)",
-                       luaL_typename(L, -1));
+            luaL_error(L, "bad argument #2 to '?' (bad data type %s found)", luaL_typename(L, -1));
         }
     }
     /* table.concat(out) */
@@ -907,8 +919,7 @@ static int recv_match(lsock_t *s, lua_State *L)
                 consume_push(s, L, s->rsize, 0);
                 return 1;
             }
-            consume_push(s, L, k + (s->inclusive ? s->patlen : 0),
-                         s->inclusive ? 0 : s->patlen);
+            consume_push(s, L, k + (s->inclusive ? s->patlen : 0), s->inclusive ? 0 : s->patlen);
             s->until_done = 1;
             return 1;
         }
@@ -1162,6 +1173,8 @@ static int sock_sslhandshake(lua_State *L)
 {
     lsock_t *s = check_sock(L);
     rp_lua_check_phase(L, RP_LUA_SOCKET_PHASES);
+    if (!s->tried)
+        return luaL_error(L, "socket is never created nor connected");
     if (!connected(s))
         return push_err(L, "closed");
     int n = lua_gettop(L);
@@ -1313,8 +1326,11 @@ static int sock_setoption(lua_State *L)
         name = SO_SNDBUF;
     else if (strcmp(opt, "rcvbuf") == 0)
         name = SO_RCVBUF;
-    else
-        return push_err(L, "unsupported option");
+    else {
+        lua_pushnil(L);
+        lua_pushfstring(L, "unsupported option %s", opt);
+        return 2;
+    }
     if (setsockopt(s->fd, level, name, &v, sizeof(v)) != 0) {
         char err[128];
         return push_err(L, errtext(errno, err, sizeof(err)));

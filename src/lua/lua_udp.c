@@ -224,8 +224,11 @@ static int udp_setpeername(lua_State *L)
         return 1;
     }
     lua_Integer port = luaL_checkinteger(L, 3);
-    if (port < 0 || port > 65535)
-        return push_err(L, "bad port number");
+    if (port < 0 || port > 65535) {
+        lua_pushnil(L);
+        lua_pushfstring(L, "bad port number: %d", (int)port);
+        return 2;
+    }
     answer.done = 0;
     resolving_now = 1;
     rp_lua_dns_t dns;
