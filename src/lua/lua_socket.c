@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #define MT         "rampart.socket.tcp"
+#define OBJ_MT     "rampart.socket.tcp.object"
 #define SESSION_MT "rampart.ssl.session"
 #define READ_CHUNK 16384
 
@@ -253,9 +254,32 @@ static int64_t tmo(lsock_t *s, int64_t own, int64_t conf)
 
 /* ---- the object ---- */
 
+/* The object is a table, as OpenResty's (the script may add fields to it); its state is
+ * the userdata at [1], which the collector finalizes. */
+static lsock_ud_t *object_ud(lua_State *L, int idx, const char *mt)
+{
+    luaL_checktype(L, idx, LUA_TTABLE);
+    lua_rawgeti(L, idx, 1);
+    void *u = luaL_checkudata(L, -1, mt);
+    lua_pop(L, 1); /* the table keeps it */
+    return u;
+}
+
+static void push_object(lua_State *L, const char *mt, const char *obj_mt)
+{
+    /* the userdata is on the top: wrap it */
+    luaL_getmetatable(L, mt);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 1, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    luaL_getmetatable(L, obj_mt);
+    lua_setmetatable(L, -2);
+}
+
 static lsock_t *check_sock(lua_State *L)
 {
-    lsock_ud_t *u = luaL_checkudata(L, 1, MT);
+    lsock_ud_t *u = object_ud(L, 1, MT);
     if (u->s == NULL)
         luaL_error(L, "attempt to use a closed socket");
     if (u->s->owner != rp_lua_socket_owner(L))
@@ -276,8 +300,7 @@ static int sock_new(lua_State *L)
     rp_lua_check_phase(L, RP_LUA_SOCKET_PHASES);
     lsock_ud_t *u = lua_newuserdata(L, sizeof(*u));
     u->s = NULL;
-    luaL_getmetatable(L, MT);
-    lua_setmetatable(L, -2);
+    push_object(L, MT, OBJ_MT);
     lsock_t *s = rp_xcalloc(1, sizeof(*s));
     s->fd = -1;
     s->owner = rp_lua_socket_owner(L);
@@ -540,6 +563,8 @@ static int sock_connect(lua_State *L)
             opts = 3;
         snprintf(key, sizeof(key), "%s", host);
     } else {
+        if (lua_isnoneornil(L, 3))
+            return push_err(L, "missing the port number");
         if (!lua_isnumber(L, 3))
             return luaL_error(L, "bad argument #2 to 'connect' (number expected, got %s)",
                               luaL_typename(L, 3));
@@ -1368,9 +1393,8 @@ static int sock_setkeepalive(lua_State *L)
     int64_t timeout = s->conf->keepalive_timeout;
     if (!lua_isnoneornil(L, 2)) {
         lua_Number v = luaL_checknumber(L, 2);
-        if (v < 0)
-            return luaL_error(L, "bad argument #2 to 'setkeepalive' (invalid timeout)");
-        timeout = (int64_t)v;
+        if (v >= 0) /* a negative one keeps lua_socket_keepalive_timeout, as OpenResty */
+            timeout = (int64_t)v;
     }
     int size = s->pool_size;
     if (!lua_isnoneornil(L, 3)) {
@@ -1403,12 +1427,6 @@ static int sock_setkeepalive(lua_State *L)
     s->counted = 0; /* pool_put moves its slot from busy to idle */
     rp_lua_pool_put(pool, &idle, timeout, counted);
     lua_pushinteger(L, 1);
-    return 1;
-}
-
-static int sock_tostring(lua_State *L)
-{
-    lua_pushfstring(L, "tcp socket: %p", lua_touserdata(L, 1));
     return 1;
 }
 
@@ -1445,17 +1463,17 @@ void rp_lua_api_socket(lua_State *L, rp_cycle_t *cycle)
     lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 
-    luaL_newmetatable(L, MT);
+    luaL_newmetatable(L, MT); /* the state */
+    lua_pushcfunction(L, sock_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, OBJ_MT); /* the object */
     lua_newtable(L);
     for (const luaL_Reg *m = methods; m->name; m++) {
         lua_pushcfunction(L, m->func);
         lua_setfield(L, -2, m->name);
     }
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, sock_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pushcfunction(L, sock_tostring);
-    lua_setfield(L, -2, "__tostring");
     lua_pop(L, 1);
 
     rp_lua_udp_register(L);

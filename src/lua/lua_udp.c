@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #define MT           "rampart.socket.udp"
+#define OBJ_MT       "rampart.socket.udp.object"
 #define MAX_DATAGRAM 8192 /* OpenResty's receive buffer, and its cap */
 
 static void *const DEAD_OWNER = (void *)&DEAD_OWNER;
@@ -80,9 +81,13 @@ static int udp_gc(lua_State *L)
     return 0;
 }
 
+/* The object is a table holding the state's userdata at [1], as OpenResty's. */
 static udp_t *check_udp(lua_State *L)
 {
-    udp_ud_t *ud = luaL_checkudata(L, 1, MT);
+    luaL_checktype(L, 1, LUA_TTABLE);
+    lua_rawgeti(L, 1, 1);
+    udp_ud_t *ud = luaL_checkudata(L, -1, MT);
+    lua_pop(L, 1);
     if (ud->u == NULL)
         luaL_error(L, "attempt to use a closed socket");
     if (ud->u->owner != rp_lua_socket_owner(L))
@@ -98,6 +103,11 @@ int rp_lua_udp_new(lua_State *L)
     udp_ud_t *ud = lua_newuserdata(L, sizeof(*ud));
     ud->u = NULL;
     luaL_getmetatable(L, MT);
+    lua_setmetatable(L, -2);
+    lua_createtable(L, 1, 0);
+    lua_insert(L, -2);
+    lua_rawseti(L, -2, 1);
+    luaL_getmetatable(L, OBJ_MT);
     lua_setmetatable(L, -2);
     udp_t *u = rp_xcalloc(1, sizeof(*u));
     u->fd = -1;
@@ -365,13 +375,15 @@ static const luaL_Reg methods[] = {
 void rp_lua_udp_register(lua_State *L)
 {
     luaL_newmetatable(L, MT);
+    lua_pushcfunction(L, udp_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    luaL_newmetatable(L, OBJ_MT);
     lua_newtable(L);
     for (const luaL_Reg *m = methods; m->name; m++) {
         lua_pushcfunction(L, m->func);
         lua_setfield(L, -2, m->name);
     }
     lua_setfield(L, -2, "__index");
-    lua_pushcfunction(L, udp_gc);
-    lua_setfield(L, -2, "__gc");
     lua_pop(L, 1);
 }
