@@ -1,7 +1,8 @@
 /*
  * The cosockets' settings and what they share in a worker: OpenResty's
  * lua_socket_* and lua_ssl_* directives, the TLS client context built from them,
- * and the name resolver.
+ * the name resolver, and the helpers of TCP and UDP sockets (send's argument,
+ * errno's wording).
  *
  * Names are resolved with libevent's evdns, made in the worker on first use: by the
  * name servers of the `resolver` in effect (as OpenResty), else by those of
@@ -356,6 +357,82 @@ void rp_lua_resolve_cancel(rp_lua_resolve_t *q)
         free(q->host);
         free(q);
     }
+}
+
+/* ---- what TCP and UDP sockets share ---- */
+
+const char *rp_lua_errtext(int e, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z')
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+void rp_lua_socket_flatten(lua_State *L, int idx)
+{
+    if (lua_type(L, idx) == LUA_TSTRING) {
+        lua_pushvalue(L, idx);
+        return;
+    }
+    if (lua_type(L, idx) == LUA_TNUMBER) {
+        lua_pushstring(L, lua_tostring(L, idx));
+        return;
+    }
+    if (lua_isnoneornil(L, idx)) { /* OpenResty sends these spelled out */
+        lua_pushliteral(L, "nil");
+        return;
+    }
+    if (lua_type(L, idx) == LUA_TBOOLEAN) {
+        lua_pushstring(L, lua_toboolean(L, idx) ? "true" : "false");
+        return;
+    }
+    if (lua_type(L, idx) != LUA_TTABLE)
+        luaL_error(L,
+                   "bad argument #2 to '?' (string, number, boolean, nil, or array "
+                   "table expected, got %s)",
+                   luaL_typename(L, idx));
+    /* a Lua table concat, recursively, through a scratch table */
+    lua_newtable(L);
+    int out = lua_gettop(L), n = 0;
+    struct frame {
+        int t, i, len;
+    } st[64];
+    int sp = 0;
+    lua_pushvalue(L, idx);
+    st[0].t = lua_gettop(L);
+    st[0].i = 0;
+    st[0].len = (int)lua_objlen(L, st[0].t);
+    while (sp >= 0) {
+        struct frame *f = &st[sp];
+        if (++f->i > f->len) {
+            lua_remove(L, f->t);
+            sp--;
+            continue;
+        }
+        luaL_checkstack(L, 2, "table too deep");
+        lua_rawgeti(L, f->t, f->i);
+        int ty = lua_type(L, -1);
+        if (ty == LUA_TSTRING || ty == LUA_TNUMBER) {
+            lua_rawseti(L, out, ++n);
+        } else if (ty == LUA_TTABLE) {
+            if (sp + 1 >= 64)
+                luaL_error(L, "table too deep");
+            sp++;
+            st[sp].t = lua_gettop(L);
+            st[sp].i = 0;
+            st[sp].len = (int)lua_objlen(L, st[sp].t);
+        } else {
+            luaL_error(L, "bad argument #2 to '?' (bad data type %s found)", luaL_typename(L, -1));
+        }
+    }
+    /* table.concat(out) */
+    lua_getglobal(L, "table");
+    lua_getfield(L, -1, "concat");
+    lua_remove(L, -2);
+    lua_pushvalue(L, out);
+    lua_call(L, 1, 1);
+    lua_remove(L, out);
 }
 
 /* ---- directives ---- */
