@@ -965,3 +965,33 @@ def test_a_header_filter_asks_redis_for_a_response_header(rampart, redis):
     with H2Client(port) as c:
         (r2,) = c.exchange([("GET", "/", [], b"")])
     assert (r2.status, r2.header("x-count"), bytes(r2.body)) == (200, "2", b"body\n")
+
+
+def test_udp_over_a_unix_datagram_socket(rampart, tmp_path):
+    path = tmp_path / "dgram.sock"
+    us = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    us.bind(str(path))
+
+    def echo():
+        while True:
+            try:
+                data, addr = us.recvfrom(65536)
+                us.sendto(b"unix:" + data, addr)
+            except OSError:
+                return
+    threading.Thread(target=echo, daemon=True).start()
+    try:
+        loc = f"""    location / {{
+        content_by_lua_block {{
+            local u = ngx.socket.udp()
+            u:settimeout(5000)
+            ngx.say(u:setpeername("unix:{path}"))
+            ngx.say(u:send("hello"))
+            ngx.say(u:receive())
+        }}
+    }}
+"""
+        port = serve(rampart, loc)
+        assert harness.get(port, "/").text == "1\n1\nunix:hello\n"
+    finally:
+        us.close()
