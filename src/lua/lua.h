@@ -86,6 +86,10 @@ struct rp_lua_co_s {
      * header filter that waits): called from the loop once it is woken. */
     void (*resume)(rp_lua_co_t *co);
     void (*on_done)(rp_lua_co_t *co, int status); /* a detached run ended (0 or LUA_ERR*) */
+    /* Called when the record is freed (the hook ended or was abandoned): the cosockets
+     * of a detached hook (timer, init_worker, a log hook gone on) close then, as
+     * OpenResty's do when such a hook ends. */
+    void (*on_free)(rp_lua_co_t *co);
 };
 
 /* The running hook, or NULL when no hook runs (a bare VM in unit tests). */

@@ -109,6 +109,8 @@ void rp_lua_co_free(rp_lua_co_t *co)
         co->cancel = NULL;
         cancel(co, co->cancel_data);
     }
+    if (co->on_free)
+        co->on_free(co);
     if (co->timer)
         event_free(co->timer);
     if (co->post)

@@ -65,7 +65,9 @@ typedef struct {
     char *pool_key;
     rp_lua_pool_t *pool; /* with a backlog: whose slot it holds */
     int pool_size, backlog;
-    rp_lua_dns_t dns; /* who resolves the connect's name */
+    rp_lua_dns_t dns;  /* who resolves the connect's name */
+    rp_lua_co_t *hook; /* made by a detached hook: closed when it ends */
+    void *next, *prev; /* in the list of such sockets */
     /* the pending operation */
     int op;
     rp_lua_co_t *co;
@@ -134,6 +136,52 @@ static void sock_close(lsock_t *s)
     s->eof = 0;
 }
 
+/* ---- the sockets of detached hooks ---- */
+
+static lsock_t *hook_socks; /* made by detached hooks still running */
+
+static void hook_unlink(lsock_t *s)
+{
+    if (s->hook == NULL)
+        return;
+    lsock_t *prev = s->prev, *next = s->next;
+    if (prev)
+        prev->next = next;
+    else
+        hook_socks = next;
+    if (next)
+        next->prev = prev;
+    s->next = s->prev = NULL;
+    s->hook = NULL;
+}
+
+void rp_lua_socket_hook_free(rp_lua_co_t *co)
+{
+    lsock_t *s = hook_socks;
+    while (s) {
+        lsock_t *next = s->next;
+        if (s->hook == co) {
+            hook_unlink(s);
+            detach_co(s);
+            sock_close(s);
+            s->owner = DEAD_OWNER;
+        }
+        s = next;
+    }
+    rp_lua_udp_hook_free(co);
+}
+
+static void hook_link(lsock_t *s, rp_lua_co_t *co)
+{
+    s->hook = co;
+    s->prev = NULL;
+    s->next = hook_socks;
+    if (hook_socks)
+        hook_socks->prev = s;
+    hook_socks = s;
+    co->on_free = rp_lua_socket_hook_free;
+}
+
 static void on_request_end(rp_request_t *r, void *data)
 {
     lsock_t *s = data;
@@ -152,6 +200,7 @@ static int sock_gc(lua_State *L)
     if (s == NULL)
         return 0;
     u->s = NULL;
+    hook_unlink(s);
     detach_co(s);
     sock_close(s);
     if (s->cln)
@@ -299,6 +348,8 @@ static int sock_new(lua_State *L)
     s->conf = (rp_lua_socket_conf_t *)rp_lua_socket_conf(L);
     s->r = rp_lua_socket_request(L);
     watch_request(s); /* even before it connects: the owner ends with the request */
+    if (s->r == NULL && rp_lua_current(L))
+        hook_link(s, rp_lua_current(L));
     u->s = s;
     return 1;
 }

@@ -132,6 +132,11 @@ const char *rp_lua_errtext(int e, char *buf, size_t len);
 int rp_lua_udp_new(lua_State *L);
 void rp_lua_udp_register(lua_State *L);
 
+/* A detached hook ended (co->on_free): closes the TCP sockets it made (lua_socket.c),
+ * then its UDP ones (rp_lua_udp_hook_free, lua_udp.c). */
+void rp_lua_socket_hook_free(rp_lua_co_t *co);
+void rp_lua_udp_hook_free(rp_lua_co_t *co);
+
 /* Closes a connection (TLS alert if any, no waiting). */
 void rp_lua_close_conn(int fd, SSL *ssl);
 

@@ -34,7 +34,26 @@ typedef struct {
     rp_lua_co_t *co; /* waiting: resolving (rq) or receiving */
     rp_lua_resolve_t *rq;
     size_t rsize;
+    rp_lua_co_t *hook; /* made by a detached hook: closed when it ends */
+    void *next, *prev;
 } udp_t;
+
+static udp_t *hook_udps;
+
+static void hook_unlink(udp_t *u)
+{
+    if (u->hook == NULL)
+        return;
+    udp_t *prev = u->prev, *next = u->next;
+    if (prev)
+        prev->next = next;
+    else
+        hook_udps = next;
+    if (next)
+        next->prev = prev;
+    u->next = u->prev = NULL;
+    u->hook = NULL;
+}
 
 typedef struct {
     udp_t *u;
@@ -67,6 +86,20 @@ static void on_request_end(rp_request_t *r, void *data)
     u->owner = DEAD_OWNER;
 }
 
+void rp_lua_udp_hook_free(rp_lua_co_t *co)
+{
+    udp_t *u = hook_udps;
+    while (u) {
+        udp_t *next = u->next;
+        if (u->hook == co) {
+            hook_unlink(u);
+            udp_reset(u);
+            u->owner = DEAD_OWNER;
+        }
+        u = next;
+    }
+}
+
 static int udp_gc(lua_State *L)
 {
     udp_ud_t *ud = luaL_checkudata(L, 1, MT);
@@ -74,6 +107,7 @@ static int udp_gc(lua_State *L)
     if (u == NULL)
         return 0;
     ud->u = NULL;
+    hook_unlink(u);
     udp_reset(u);
     if (u->cln)
         u->cln->fn = NULL;
@@ -114,6 +148,15 @@ int rp_lua_udp_new(lua_State *L)
     u->owner = rp_lua_socket_owner(L);
     u->r = rp_lua_socket_request(L);
     u->conf = rp_lua_socket_conf(L);
+    rp_lua_co_t *co = rp_lua_current(L);
+    if (u->r == NULL && co) { /* a detached hook's: closed when the hook ends */
+        u->hook = co;
+        u->next = hook_udps;
+        if (hook_udps)
+            hook_udps->prev = u;
+        hook_udps = u;
+        co->on_free = rp_lua_socket_hook_free;
+    }
     ud->u = u;
     return 1;
 }

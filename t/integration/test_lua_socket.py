@@ -995,3 +995,33 @@ def test_udp_over_a_unix_datagram_socket(rampart, tmp_path):
         assert harness.get(port, "/").text == "1\n1\nunix:hello\n"
     finally:
         us.close()
+
+
+def test_the_sockets_of_init_worker_close_when_the_hook_ends(rampart):
+    closed = threading.Event()
+
+    def note_close(c):
+        silent(c)
+        closed.set()
+    srv = Server(note_close)
+    try:
+        http = f"""init_worker_by_lua_block {{
+    kept = ngx.socket.tcp()
+    assert(kept:connect("127.0.0.1", {srv.port}))
+    kept_udp = ngx.socket.udp()
+    assert(kept_udp:setpeername("127.0.0.1", {srv.port}))
+    ngx.log(ngx.NOTICE, "init_worker connected")
+}}"""
+        loc = """    location / {
+        content_by_lua_block {
+            ngx.say(pcall(kept.send, kept, "x"))
+            ngx.say(pcall(kept_udp.send, kept_udp, "x"))
+        }
+    }
+"""
+        port = serve(rampart, loc, http_extra=http)
+        rampart.wait_log("init_worker connected")
+        assert closed.wait(10), "init_worker's socket stayed open after the hook ended"
+        assert harness.get(port, "/").text == "falsebad request\nfalsebad request\n"
+    finally:
+        srv.stop()
