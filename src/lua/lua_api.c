@@ -102,7 +102,7 @@ static int ngx_log(lua_State *L)
 
 static int lua_print(lua_State *L)
 {
-    return do_log(L, 7 /* ngx.NOTICE */, 1);
+    return do_log(L, 6 /* ngx.NOTICE, as OpenResty's print */, 1);
 }
 
 /* ---- time ---- */
@@ -347,7 +347,7 @@ static int ngx_newindex(lua_State *L)
     }
     if (key && strcmp(key, "status") == 0) {
         rp_request_t *r = rp_lua_check_request(L);
-        if (r->response_started) {
+        if (r->response_started && rp_lua_phase(L) != RP_LUA_HEADER_FILTER) {
             rp_log_error(RP_LOG_ERR, 0,
                          "attempt to set ngx.status after sending out response headers");
             return 0;

@@ -384,8 +384,11 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
     if (llcf->body_filter == NULL)
         return rp_http_next_body(r, self, iov, iovcnt, flags);
     rp_lua_req_t *ctx = rp_lua_req(r);
-    if (ctx->body_done) /* the script ended the body early (ngx.arg[2] = true) */
+    if (ctx->body_done) { /* the script ended the body early (ngx.arg[2] = true) */
+        if (flags & RP_BODY_LAST)
+            return rp_http_next_body(r, self, NULL, 0, flags);
         return 0;
+    }
     lua_State *L = rp_lua_vm();
     lua_createtable(L, 2, 0);
     luaL_Buffer b;
@@ -412,7 +415,9 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
     const char *data = lua_tolstring(L, -2, &len);
     int eof = lua_toboolean(L, -1);
     if (eof && !(flags & RP_BODY_LAST)) {
-        flags |= RP_BODY_LAST;
+        /* the rest of the body is dropped; the end itself goes out when the producer
+         * ends it: ending the response here would free the request under a producer
+         * that still writes (content_by_lua going on after ngx.say) */
         ctx->body_done = 1;
     }
     struct iovec out = {(void *)data, data ? len : 0};

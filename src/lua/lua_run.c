@@ -228,6 +228,7 @@ rp_lua_co_t *rp_lua_spawn(lua_State *L, int nargs, rp_lua_phase_t phase,
 static void req_cleanup(rp_request_t *r, void *data)
 {
     rp_lua_req_t *ctx = data;
+    (void)r;
     if (ctx->co) {
         rp_lua_co_free(ctx->co);
         ctx->co = NULL;
@@ -236,13 +237,19 @@ static void req_cleanup(rp_request_t *r, void *data)
         rp_lua_co_free(ctx->hf_co);
         ctx->hf_co = NULL;
     }
-    lua_State *vm = rp_lua_vm();
-    if (vm && ctx->ctx_ref != LUA_NOREF) {
-        luaL_unref(vm, LUA_REGISTRYINDEX, ctx->ctx_ref);
-        ctx->ctx_ref = LUA_NOREF;
-    }
     if (ctx->drain_wait)
         ctx->drain_wait = NULL;
+}
+
+/* ngx.ctx lives until the request's memory goes: the request's cleanups run before its
+ * log phase, and log_by_lua reads ngx.ctx too. */
+static void ctx_release(void *data)
+{
+    rp_lua_req_t *ctx = data;
+    lua_State *vm = rp_lua_vm();
+    if (vm && ctx->ctx_ref != LUA_NOREF)
+        luaL_unref(vm, LUA_REGISTRYINDEX, ctx->ctx_ref);
+    ctx->ctx_ref = LUA_NOREF;
 }
 
 rp_lua_req_t *rp_lua_req(rp_request_t *r)
@@ -254,6 +261,7 @@ rp_lua_req_t *rp_lua_req(rp_request_t *r)
     ctx->ctx_ref = LUA_NOREF;
     rp_http_set_ctx(r, rp_lua_module, ctx);
     rp_http_cleanup_add(r, req_cleanup, ctx);
+    rp_arena_cleanup(r->arena, ctx_release, ctx);
     return ctx;
 }
 
@@ -301,6 +309,24 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
         }
     }
     int rc = co_resume(co, nargs);
+    if (co->detached) {
+        /* ngx.eof() ended the response and let the hook go on without the request
+         * (lua_output.c): it runs from the loop now; the request is answered */
+        if (rc == LUA_YIELD && !co->exited) {
+            lua_settop(co->L, 0);
+            if (!co->waiting) {
+                co->waiting = 1;
+                rp_lua_wake(co, 0);
+            } else if (co->woken) {
+                rp_lua_wake(co, co->nresults);
+            }
+            return RP_DONE;
+        }
+        if (rc != 0 && rc != LUA_YIELD)
+            rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
+        rp_lua_co_free(co);
+        return RP_DONE;
+    }
     if (rc == LUA_YIELD && !co->exited) {
         lua_settop(co->L, 0);
         if (!co->waiting) { /* a bare coroutine.yield() in the entry coroutine */
