@@ -80,7 +80,9 @@ static int do_log(lua_State *L, int level, int from)
     lua_Debug ar;
     luaL_buffinit(L, &b);
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-        lua_pushfstring(L, "[lua] %s:%d: ", ar.short_src, ar.currentline);
+        /* the whole file name (short_src keeps only the end of a long one) */
+        lua_pushfstring(L, "[lua] %s:%d: ", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                        ar.currentline);
         luaL_addvalue(&b);
     } else {
         luaL_addstring(&b, "[lua] ");

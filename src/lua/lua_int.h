@@ -54,6 +54,10 @@ rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
 /* Compiles hook in the VM; an error names file and line. */
 const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_t *hook);
 
+/* Pushes msg with the chunk name Lua shortened ("...end/of/name:LINE: ...") put back
+ * whole when it is the end of full; returns the pushed string. */
+const char *rp_lua_full_place(lua_State *L, const char *msg, const char *full);
+
 /* Pushes a hook's function (reloaded from its file when code_cache is off). 0 or -1 with
  * the error message pushed. */
 int rp_lua_push_hook(lua_State *L, const rp_lua_hook_t *hook, int code_cache);

@@ -90,7 +90,7 @@ static const char *read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out)
         size_t start, len;
         unsigned line;
         if (rp_lexer_raw_block(cf->lexer, &start, &len, &line) != 0)
-            return rp_conf_error(cf, "\"%s\": %s", cf->argv[0], cf->lexer->error);
+            return rp_conf_error(cf, "%s", cf->lexer->error);
         hook->src = rp_arena_strndup(cf->arena, cf->lexer->text + start, len);
         hook->len = len;
         hook->line = line;
@@ -470,9 +470,10 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
     if (lm->m.init) {
         rp_lua_co_t *co;
         if (rp_lua_run_sync(NULL, lm->m.init, RP_LUA_INIT, &co) != 0) {
-            const char *msg = lua_tostring(co->L, -1);
-            snprintf(err, errlen, "%s:%u: init_by_lua failed: %s", lm->m.init->file,
-                     lm->m.init->line, msg ? msg : "error");
+            const rp_lua_hook_t *h = lm->m.init;
+            const char *msg =
+                rp_lua_full_place(co->L, lua_tostring(co->L, -1), h->path ? h->path : h->file);
+            snprintf(err, errlen, "%s:%u: init_by_lua failed: %s", h->file, h->line, msg);
             rp_lua_co_free(co);
             return -1;
         }

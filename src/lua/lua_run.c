@@ -178,6 +178,15 @@ void rp_lua_log_error(lua_State *co, int status, const char *what)
     lua_pop(co, 1);
 }
 
+/* A hook's error message with its file name whole (Lua keeps only the end of a long one). */
+static void full_error_place(rp_lua_co_t *co, const rp_lua_hook_t *hook)
+{
+    if (lua_type(co->L, -1) != LUA_TSTRING)
+        return;
+    rp_lua_full_place(co->L, lua_tostring(co->L, -1), hook->path ? hook->path : hook->file);
+    lua_replace(co->L, -2);
+}
+
 /* ---- detached hooks ---- */
 
 static void run_detached(rp_lua_co_t *co, int nargs)
@@ -337,6 +346,7 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
     }
     ctx->co = NULL;
     if (rc != 0 && rc != LUA_YIELD) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
         rp_lua_co_free(co);
         return RP_ERROR;
@@ -373,8 +383,10 @@ int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook)
         }
         return RP_OK;
     }
-    if (rc != 0 && rc != LUA_YIELD)
+    if (rc != 0 && rc != LUA_YIELD) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, "log");
+    }
     rp_lua_co_free(co);
     return RP_OK;
 }
@@ -398,6 +410,7 @@ int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t p
         return -1;
     }
     if (rc != 0) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
         return -1;
     }
