@@ -17,6 +17,7 @@ typedef struct {
     lua_State *L;
     size_t used; /* bytes the VM holds */
     size_t cap;  /* lua_max_memory; 0: no cap */
+    int running; /* hooks running now: the cap applies only then (lua_vm.c) */
 } rp_lua_vm_t;
 
 /* One hook: Lua code from a block or a file, compiled in the VM. */

@@ -523,13 +523,10 @@ static void stop_worker(rp_cycle_t *cycle)
     rp_lua_worker_exiting = 1;
 }
 
-#define HOOK(name, ctx, conf, field, kind)                                                     \
-    {name "_by_lua_block", ctx, RP_CMD_BLOCK, 0, 0, set_hook, conf,                            \
-     offsetof(rp_lua_loc_conf_t, field), (const void *)(intptr_t)(kind)},                      \
-        {name "_by_lua_file", ctx, 0, 1, 1, set_hook, conf, offsetof(rp_lua_loc_conf_t, field), \
-         (const void *)(intptr_t)(kind)}
-
 #define LOC_CTX (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+/* the kind of hook a directive sets (cmd->post); one entry per directive, spelled out so
+ * t/integration/test_docs.py reads every name */
+#define KIND(k) ((const void *)(intptr_t)(k))
 
 static const rp_command_t commands[] = {
     {"lua_package_path", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_str, RP_CONF_HTTP_MAIN,
@@ -541,19 +538,37 @@ static const rp_command_t commands[] = {
     {"lua_max_memory", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_size, RP_CONF_HTTP_MAIN,
      offsetof(rp_lua_main_conf_t, max_memory), NULL},
     {"init_by_lua_block", RP_CTX_HTTP, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init), KIND(-1)},
     {"init_by_lua_file", RP_CTX_HTTP, 0, 1, 1, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init), KIND(-1)},
     {"init_worker_by_lua_block", RP_CTX_HTTP, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init_worker), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init_worker), KIND(-1)},
     {"init_worker_by_lua_file", RP_CTX_HTTP, 0, 1, 1, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init_worker), (const void *)(intptr_t)-1},
-    HOOK("rewrite", LOC_CTX, RP_CONF_LOC, rewrite, H_REWRITE),
-    HOOK("access", LOC_CTX, RP_CONF_LOC, access, H_ACCESS),
-    HOOK("content", RP_CTX_LOCATION, RP_CONF_LOC, content, H_CONTENT),
-    HOOK("header_filter", LOC_CTX, RP_CONF_LOC, header_filter, H_HEADER),
-    HOOK("body_filter", LOC_CTX, RP_CONF_LOC, body_filter, H_BODY),
-    HOOK("log", LOC_CTX, RP_CONF_LOC, log, H_LOG),
+     offsetof(rp_lua_main_conf_t, init_worker), KIND(-1)},
+    {"rewrite_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, rewrite), KIND(H_REWRITE)},
+    {"rewrite_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, rewrite), KIND(H_REWRITE)},
+    {"access_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
+    {"access_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
+    {"content_by_lua_block", RP_CTX_LOCATION, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
+    {"content_by_lua_file", RP_CTX_LOCATION, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
+    {"header_filter_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, header_filter), KIND(H_HEADER)},
+    {"header_filter_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, header_filter), KIND(H_HEADER)},
+    {"body_filter_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, body_filter), KIND(H_BODY)},
+    {"body_filter_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, body_filter), KIND(H_BODY)},
+    {"log_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
+    {"log_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
     {"set_by_lua_block", RP_CTX_SERVER | RP_CTX_LOCATION, RP_CMD_BLOCK, 1, 1, set_set_by_lua,
      RP_CONF_LOC, 0, NULL},
     {"set_by_lua_file", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_set_by_lua,

@@ -138,9 +138,22 @@ static int co_resume(rp_lua_co_t *co, int nargs)
     cur = co;
     co->waiting = 0;
     co->woken = 0;
+    rp_lua_vm_t *vm = rp_lua_main ? rp_lua_main->vm : NULL;
+    if (vm)
+        vm->running++;
     int rc = lua_resume(co->L, nargs);
+    if (vm)
+        vm->running--;
     cur = saved;
     return rc;
+}
+
+/* After a hook ran out of memory (lua_max_memory) and was freed: collect now, so what it
+ * held is not counted against the next hooks (Lua 5.1 has no emergency collection). */
+static void collect_after(int rc)
+{
+    if (rc == LUA_ERRMEM && rp_lua_vm())
+        lua_gc(rp_lua_vm(), LUA_GCCOLLECT, 0);
 }
 
 int rp_lua_yield(lua_State *L)
@@ -205,6 +218,7 @@ static void run_detached(rp_lua_co_t *co, int nargs)
     if (co->on_done)
         co->on_done(co, rc == LUA_YIELD ? 0 : rc);
     rp_lua_co_free(co);
+    collect_after(rc);
 }
 
 static void on_post(evutil_socket_t fd, short what, void *arg)
@@ -349,6 +363,7 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
         full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
         rp_lua_co_free(co);
+        collect_after(rc);
         return RP_ERROR;
     }
     int exited = co->exited, code = co->exit_code;
@@ -388,6 +403,7 @@ int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook)
         rp_lua_log_error(co->L, rc, "log");
     }
     rp_lua_co_free(co);
+    collect_after(rc);
     return RP_OK;
 }
 

@@ -59,8 +59,11 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     size_t old = ptr ? osize : 0;
-    if (nsize > old && vm->cap && vm->used + (nsize - old) > vm->cap)
-        return NULL; /* Lua raises "not enough memory" in the script */
+    /* Only while a hook runs: there Lua raises "not enough memory" in the script. The
+     * C side between runs (making a coroutine, a traceback for the log) calls Lua
+     * unprotected, where a failed allocation is a panic that ends the worker. */
+    if (nsize > old && vm->cap && vm->running && vm->used + (nsize - old) > vm->cap)
+        return NULL;
     void *p = realloc(ptr, nsize);
     if (p)
         vm->used = vm->used - old + nsize;

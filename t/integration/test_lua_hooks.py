@@ -77,6 +77,7 @@ server {
         content_by_lua_file LIB/content.lua;
         header_filter_by_lua_file LIB/header_filter.lua;
         body_filter_by_lua_file LIB/body_filter.lua;
+        log_by_lua_file LIB/log.lua;
     }
     location = /say {
         content_by_lua_block {
@@ -312,6 +313,7 @@ FILES = {
                    "ngx.say(table.concat(ngx.ctx.trail, ','))\n",
     "header_filter.lua": "ngx.header['X-File'] = 'header-filter-file'\n",
     "body_filter.lua": "ngx.arg[1] = string.gsub(ngx.arg[1], 'file', 'FILE')\n",
+    "log.lua": "ngx.log(ngx.NOTICE, 'log file hook after ', table.concat(ngx.ctx.trail, ','))\n",
 }
 
 
@@ -437,10 +439,13 @@ def test_ctx_is_shared_by_the_phases_of_one_request_only(ask):
         assert a.get("x-trail") == "rewrite,access,content,header_filter"
 
 
-def test_file_hooks_run_in_every_phase(ask):
+def test_file_hooks_run_in_every_phase(node, ask):
+    mark = node.rampart.log_size()
     a = ask("/files")
     assert a.text == "rewrite-FILE,access-FILE,content-FILE\n"
     assert a.get("x-file") == "header-filter-file"
+    node.rampart.wait_log(r"log\.lua:1: log file hook after rewrite-file,access-file,"
+                          r"content-file", since=mark)
 
 
 def test_ctx_reaches_the_log_hook(node, ask):
@@ -823,3 +828,63 @@ def test_same_answers_as_openresty(tmp_path, node):
     finally:
         nginx.stop()
     assert not differences, "\n".join(differences)
+
+
+def test_package_path_double_semicolon_adds_the_defaults_after_the_own_lua_dir(rampart, port):
+    rampart.configure(f"""
+        lua_package_path "/nowhere/?.lua;;";
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{ content_by_lua_block {{ ngx.say(package.path) }} }}
+        }}
+    """)
+    rampart.start()
+    path = harness.get(port).text.strip().split(";")
+    prefix = str(rampart.prefix)
+    assert path[:3] == ["/nowhere/?.lua", f"{prefix}/lua/?.lua", f"{prefix}/lua/?/init.lua"]
+    assert "/usr/share/lua/5.1/?.lua" in path  # LuaJIT's defaults follow
+
+
+def test_package_cpath_without_double_semicolon_is_the_only_cpath(rampart, port, tmp_path):
+    mods = tmp_path / "cmods"
+    mods.mkdir()
+    (mods / "cjson.so").symlink_to(CJSON_CPATH.replace("?", "cjson"))
+    rampart.configure(f"""
+        lua_package_cpath "{mods}/?.so";
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{
+                content_by_lua_block {{
+                    local cjson = require "cjson"
+                    ngx.say(package.cpath, " ", cjson.encode({{a = {{1, 2}}}}),
+                            " ", package.searchpath("cjson", package.cpath))
+                }}
+            }}
+        }}
+    """)
+    rampart.start()
+    assert harness.get(port).text == f'{mods}/?.so {{"a":[1,2]}} {mods}/cjson.so\n'
+
+
+def test_memory_cap_fails_the_hook_not_the_worker(rampart, port):
+    rampart.configure(f"""
+        lua_max_memory 32m;
+        server {{
+            listen 127.0.0.1:{port};
+            location /bomb {{
+                content_by_lua_block {{
+                    local t = {{}}
+                    for i = 1, 1e7 do t[i] = string.rep("x", 100) .. i end
+                    ngx.say(#t)
+                }}
+            }}
+            location /pid {{ content_by_lua_block {{ ngx.say(ngx.worker.pid()) }} }}
+        }}
+    """)
+    rampart.start()
+    pid = harness.get(port, "/pid").text
+    for _ in range(3):  # what a bomb held is collected: the next one fails the same way
+        assert harness.get(port, "/bomb").status == 500
+        assert harness.get(port, "/pid").text == pid
+    rampart.wait_log(r"\[error\] .*lua entry thread aborted: memory error in content: "
+                     r"not enough memory")
