@@ -231,7 +231,13 @@ static int worker_exiting(lua_State *L)
 
 static int config_prefix(lua_State *L)
 {
-    lua_pushstring(L, rp_lua_main && rp_lua_main->prefix ? rp_lua_main->prefix : "");
+    /* with a trailing slash, as nginx's prefix: scripts write prefix() .. "logs/x" */
+    const char *p = rp_lua_main && rp_lua_main->prefix ? rp_lua_main->prefix : "";
+    size_t n = strlen(p);
+    if (n && p[n - 1] == '/')
+        lua_pushstring(L, p);
+    else
+        lua_pushfstring(L, "%s/", p);
     return 1;
 }
 
