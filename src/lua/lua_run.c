@@ -294,8 +294,11 @@ static int exit_result(rp_request_t *r, int code)
         return RP_OK;
     if (code == RP_LUA_EXIT_MOVED)
         return RP_AGAIN; /* ngx.exec: the phases restart from the loop */
-    if (code == -1) /* ngx.ERROR */
-        return RP_ERROR;
+    if (code == -1 && !r->response_started) {
+        /* ngx.ERROR: the request is abandoned, as nginx's NGX_ERROR: no answer */
+        rp_http_close_now(r);
+        return RP_DONE;
+    }
     if (r->response_started) {
         if (!r->ended)
             rp_http_response_end(r);
@@ -308,7 +311,15 @@ static int exit_result(rp_request_t *r, int code)
     }
     if (code >= 300 || code < 200)
         return rp_http_send_error(r, code);
-    return rp_http_send_response(r, code, RP_NULL_STR, RP_STR(""));
+    /* a 2xx without output: the head as the first ngx.say would send it, and the end
+     * (OpenResty's answer: default_type, no body) */
+    r->status = code;
+    if (rp_lua_send_head(r) != 0) {
+        rp_http_abort(r);
+        return RP_DONE;
+    }
+    rp_http_response_end(r);
+    return RP_DONE;
 }
 
 int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase)
