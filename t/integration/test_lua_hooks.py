@@ -282,19 +282,19 @@ server {
     }
     location = /sleep_co {
         rewrite_by_lua_block {
-            local f = coroutine.wrap(function() ngx.sleep(0.3) return "rw" end)
+            local f = coroutine.wrap(function() ngx.sleep(0.6) return "rw" end)
             ngx.ctx.rw = f()
         }
         access_by_lua_block {
-            local co = coroutine.create(function() ngx.sleep(0.3) return "ac" end)
+            local co = coroutine.create(function() ngx.sleep(0.6) return "ac" end)
             local ok, v = coroutine.resume(co)
             ngx.ctx.ac = v
         }
         content_by_lua_block {
             local f = coroutine.wrap(function()
-                ngx.sleep(0.3)
+                ngx.sleep(0.6)
                 coroutine.yield("y")
-                ngx.sleep(0.1)
+                ngx.sleep(0.2)
                 return "c"
             end)
             local a = f()
@@ -724,7 +724,8 @@ def test_sleep_inside_coroutines_blocks_neither_the_worker_nor_other_requests(no
         t.join()
     took = time.monotonic() - start
     assert not errors and results == ["rwacyc\n"] * 2
-    assert 1.0 <= took < 1.8, f"two requests of 1 s of sleep each took {took:.2f} s"
+    # one after the other they would take 4 s
+    assert 2.0 <= took < 3.5, f"two requests of 2 s of sleep each took {took:.2f} s"
 
 
 def test_sleep_inside_coroutines_over_http2_streams_at_once(node):
@@ -733,7 +734,7 @@ def test_sleep_inside_coroutines_over_http2_streams_at_once(node):
         rs = c.exchange([("GET", "/sleep_co", [], b"")] * 2)
     took = time.monotonic() - start
     assert [bytes(r.body) for r in rs] == [b"rwacyc\n"] * 2
-    assert 1.0 <= took < 1.8, f"two streams of 1 s of sleep each took {took:.2f} s"
+    assert 2.0 <= took < 3.5, f"two streams of 2 s of sleep each took {took:.2f} s"
 
 
 # ---- errors at run time -----------------------------------------------------------------
@@ -956,3 +957,27 @@ def test_memory_cap_fails_the_hook_not_the_worker(rampart, port):
         assert harness.get(port, "/pid").text == pid
     rampart.wait_log(r"\[error\] .*lua entry thread aborted: memory error in content: "
                      r"not enough memory")
+
+
+def test_worker_exiting_is_true_while_an_old_worker_drains(rampart, port):
+    rampart.configure(f"""
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{
+                content_by_lua_block {{
+                    local before = ngx.worker.exiting()
+                    ngx.log(ngx.NOTICE, "request asleep")
+                    ngx.sleep(1)
+                    ngx.say(before, " ", ngx.worker.exiting())
+                }}
+            }}
+        }}
+    """)
+    rampart.start()
+    answer = []
+    t = threading.Thread(target=lambda: answer.append(harness.get(port, timeout=10).text))
+    t.start()
+    rampart.wait_log(r"request asleep")
+    rampart.reload()  # the old generation's worker drains its request
+    t.join()
+    assert answer == ["false true\n"]
