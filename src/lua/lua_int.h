@@ -102,8 +102,9 @@ typedef struct {
     int status;       /* ngx.status set before the head */
     unsigned eof : 1; /* ngx.eof() called */
     unsigned cleanup : 1;
-    unsigned body_done : 1;
-    rp_lua_co_t *hf_co; /* header_filter_by_lua waiting */ /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    unsigned drop_body : 1; /* header_filter_by_lua failed: a bare 500 went instead */
+    rp_lua_co_t *hf_co;     /* header_filter_by_lua waiting */
     struct event *drain_wait;
 } rp_lua_req_t;
 

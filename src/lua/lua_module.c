@@ -320,6 +320,18 @@ static int header_hook_ended(rp_lua_co_t *co, int rc)
     return 0;
 }
 
+/* header_filter_by_lua failed (logged) before the head went out: the client gets a bare
+ * 500 instead of the response, whose body the body filter drops (OpenResty leaves the
+ * request hanging until the client gives up). */
+static void fail_head(rp_request_t *r)
+{
+    rp_lua_req(r)->drop_body = 1;
+    r->status = 500;
+    r->reason = RP_NULL_STR;
+    r->nout_headers = 0;
+    r->out_length = 0;
+}
+
 /* A header filter hook that waited (beyond OpenResty: a cosocket or ngx.sleep there)
  * was woken: it goes on, and once it ends the head goes on down the chain. */
 static void header_filter_continue(rp_lua_co_t *co)
@@ -338,10 +350,8 @@ static void header_filter_continue(rp_lua_co_t *co)
     rp_lua_req(r)->hf_co = NULL;
     int failed = header_hook_ended(co, rc);
     rp_lua_co_free(co);
-    if (failed) {
-        rp_http_abort(r);
-        return;
-    }
+    if (failed)
+        fail_head(r);
     rp_http_header_resume(r, self);
 }
 
@@ -353,7 +363,8 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
         if (rp_lua_push_hook(co->L, llcf->header_filter, rp_lua_main->code_cache) != 0) {
             rp_lua_log_error(co->L, LUA_ERRSYNTAX, "header_filter");
             rp_lua_co_free(co);
-            return -1;
+            fail_head(r);
+            return rp_http_next_header(r, self);
         }
         int rc = rp_lua_co_resume(co, 0);
         if (rc == LUA_YIELD && !co->exited) {
@@ -372,7 +383,7 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
         int failed = header_hook_ended(co, rc);
         rp_lua_co_free(co);
         if (failed)
-            return -1;
+            fail_head(r);
     }
     return rp_http_next_header(r, self);
 }
@@ -381,6 +392,9 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
                        const struct iovec *iov, int iovcnt, unsigned flags)
 {
     rp_lua_loc_conf_t *llcf = rp_http_loc_conf(r, rp_lua_module);
+    rp_lua_req_t *failed = rp_http_get_ctx(r, rp_lua_module);
+    if (failed && failed->drop_body) /* header_filter_by_lua failed: a bare 500 */
+        return (flags & RP_BODY_LAST) ? rp_http_next_body(r, self, NULL, 0, flags) : 0;
     if (llcf->body_filter == NULL)
         return rp_http_next_body(r, self, iov, iovcnt, flags);
     rp_lua_req_t *ctx = rp_lua_req(r);
@@ -440,7 +454,7 @@ static const char *postconfiguration(rp_conf_t *cf)
         rp_http_add_phase_handler(cf, RP_PHASE_LOG, log_handler);
     if (lm->has[H_HEADER])
         rp_http_add_header_filter(cf, RP_FILTER_LUA, "lua", header_filter);
-    if (lm->has[H_BODY])
+    if (lm->has[H_BODY] || lm->has[H_HEADER]) /* the header filter's failure drops the body */
         rp_http_add_body_filter(cf, RP_FILTER_LUA, "lua", body_filter);
     return RP_CONF_OK;
 }

@@ -762,10 +762,9 @@ def test_error_in_access_answers_500_with_file_and_line(node, ask):
 
 def test_sleep_in_header_filter_is_refused_and_logged(node, ask):
     mark = node.rampart.log_size()
-    with pytest.raises(Exception):
-        a = ask("/forbidden_sleep")
-        assert a.status == 500  # the head could not be made: an error, or a reset
-        raise RuntimeError("answered 500")
+    # OpenResty leaves such a request hanging; rampart answers a bare 500
+    a = ask("/forbidden_sleep")
+    assert a.status == 500 and a.body == b""
     node.rampart.wait_log(r"API disabled in the context of header_filter", since=mark)
     assert ask("/init").status == 200
 
