@@ -299,8 +299,8 @@ int rp_lua_exit(lua_State *L, int code)
         co->r->status = code >= 200 ? code : co->r->status;
     co->exited = 1;
     co->exit_code = code;
-    if (co->sync && co->phase != RP_LUA_SET)
-        return 0; /* filters: OpenResty's ngx.exit there only stops the output */
+    if (co->phase == RP_LUA_HEADER_FILTER || co->phase == RP_LUA_BODY_FILTER)
+        return 0; /* filters: OpenResty's ngx.exit there only marks, the code goes on */
     lua_pushlightuserdata(L, rp_lua_wait_token());
     return lua_yield(L, 1);
 }

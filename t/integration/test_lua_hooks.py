@@ -240,8 +240,12 @@ server {
         }
         content_by_lua_block { ngx.say("must not run") }
     }
-    location = /forbidden_sleep {
-        header_filter_by_lua_block { ngx.sleep(0.1) }
+    location = /header_filter_error {
+        header_filter_by_lua_block { error("header filter broke") }
+        content_by_lua_block { ngx.say("body") }
+    }
+    location = /body_filter_sleep {
+        body_filter_by_lua_block { ngx.sleep(0.1) }
         content_by_lua_block { ngx.say("body") }
     }
     location = /log {
@@ -760,13 +764,26 @@ def test_error_in_access_answers_500_with_file_and_line(node, ask):
     assert f"{node.rampart.conf_path}:{line}: denied by a bug" in m.group(0)
 
 
-def test_sleep_in_header_filter_is_refused_and_logged(node, ask):
+def test_error_in_header_filter_gives_a_bare_500(node, ask):
     mark = node.rampart.log_size()
     # OpenResty leaves such a request hanging; rampart answers a bare 500
-    a = ask("/forbidden_sleep")
+    a = ask("/header_filter_error")
     assert a.status == 500 and a.body == b""
-    node.rampart.wait_log(r"API disabled in the context of header_filter", since=mark)
+    node.rampart.wait_log(r"\[error\] .*header filter broke", since=mark)
     assert ask("/init").status == 200
+
+
+def test_sleep_in_body_filter_is_refused_and_logged(node, ask):
+    mark = node.rampart.log_size()
+    before = ask("/worker", node.port2).text
+    try:
+        a = ask("/body_filter_sleep")
+        got = (a.status, a.body)
+    except Exception as e:  # the head went out: the answer can only be cut
+        got = type(e).__name__
+    assert got != (200, b"body\n")
+    node.rampart.wait_log(r"API disabled in the context of body_filter", since=mark)
+    assert ask("/worker", node.port2).text == before
 
 
 # ---- configurations of their own ------------------------------------------------------
