@@ -131,8 +131,8 @@ const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_
         free(code);
     }
     if (rc != 0) {
-        const char *msg = rp_lua_full_place(L, lua_tostring(L, -1),
-                                            hook->path ? hook->path : hook->file);
+        const char *msg =
+            rp_lua_full_place(L, lua_tostring(L, -1), hook->path ? hook->path : hook->file);
         const char *err = rp_conf_error(cf, "%s", msg);
         lua_pop(L, 2);
         return err;
