@@ -80,7 +80,9 @@ static int do_log(lua_State *L, int level, int from)
     lua_Debug ar;
     luaL_buffinit(L, &b);
     if (lua_getstack(L, 1, &ar) && lua_getinfo(L, "Sl", &ar)) {
-        lua_pushfstring(L, "[lua] %s:%d: ", ar.short_src, ar.currentline);
+        /* the whole file name (short_src keeps only the end of a long one) */
+        lua_pushfstring(L, "[lua] %s:%d: ", ar.source[0] == '@' ? ar.source + 1 : ar.short_src,
+                        ar.currentline);
         luaL_addvalue(&b);
     } else {
         luaL_addstring(&b, "[lua] ");
@@ -102,7 +104,7 @@ static int ngx_log(lua_State *L)
 
 static int lua_print(lua_State *L)
 {
-    return do_log(L, 7 /* ngx.NOTICE */, 1);
+    return do_log(L, 6 /* ngx.NOTICE, as OpenResty's print */, 1);
 }
 
 /* ---- time ---- */
@@ -229,7 +231,13 @@ static int worker_exiting(lua_State *L)
 
 static int config_prefix(lua_State *L)
 {
-    lua_pushstring(L, rp_lua_main && rp_lua_main->prefix ? rp_lua_main->prefix : "");
+    /* with a trailing slash, as nginx's prefix: scripts write prefix() .. "logs/x" */
+    const char *p = rp_lua_main && rp_lua_main->prefix ? rp_lua_main->prefix : "";
+    size_t n = strlen(p);
+    if (n && p[n - 1] == '/')
+        lua_pushstring(L, p);
+    else
+        lua_pushfstring(L, "%s/", p);
     return 1;
 }
 
@@ -291,8 +299,8 @@ int rp_lua_exit(lua_State *L, int code)
         co->r->status = code >= 200 ? code : co->r->status;
     co->exited = 1;
     co->exit_code = code;
-    if (co->sync && co->phase != RP_LUA_SET)
-        return 0; /* filters: OpenResty's ngx.exit there only stops the output */
+    if (co->phase == RP_LUA_HEADER_FILTER || co->phase == RP_LUA_BODY_FILTER)
+        return 0; /* filters: OpenResty's ngx.exit there only marks, the code goes on */
     lua_pushlightuserdata(L, rp_lua_wait_token());
     return lua_yield(L, 1);
 }
@@ -347,7 +355,7 @@ static int ngx_newindex(lua_State *L)
     }
     if (key && strcmp(key, "status") == 0) {
         rp_request_t *r = rp_lua_check_request(L);
-        if (r->response_started) {
+        if (r->response_started && rp_lua_phase(L) != RP_LUA_HEADER_FILTER) {
             rp_log_error(RP_LOG_ERR, 0,
                          "attempt to set ngx.status after sending out response headers");
             return 0;

@@ -17,6 +17,7 @@ typedef struct {
     lua_State *L;
     size_t used; /* bytes the VM holds */
     size_t cap;  /* lua_max_memory; 0: no cap */
+    int running; /* hooks running now: the cap applies only then (lua_vm.c) */
 } rp_lua_vm_t;
 
 /* One hook: Lua code from a block or a file, compiled in the VM. */
@@ -53,6 +54,10 @@ rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
 
 /* Compiles hook in the VM; an error names file and line. */
 const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_t *hook);
+
+/* Pushes msg with the chunk name Lua shortened ("...end/of/name:LINE: ...") put back
+ * whole when it is the end of full; returns the pushed string. */
+const char *rp_lua_full_place(lua_State *L, const char *msg, const char *full);
 
 /* Pushes a hook's function (reloaded from its file when code_cache is off). 0 or -1 with
  * the error message pushed. */
@@ -97,8 +102,9 @@ typedef struct {
     int status;       /* ngx.status set before the head */
     unsigned eof : 1; /* ngx.eof() called */
     unsigned cleanup : 1;
-    unsigned body_done : 1;
-    rp_lua_co_t *hf_co; /* header_filter_by_lua waiting */ /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
+    unsigned drop_body : 1; /* header_filter_by_lua failed: a bare 500 went instead */
+    rp_lua_co_t *hf_co;     /* header_filter_by_lua waiting */
     struct event *drain_wait;
 } rp_lua_req_t;
 

@@ -90,7 +90,7 @@ static const char *read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out)
         size_t start, len;
         unsigned line;
         if (rp_lexer_raw_block(cf->lexer, &start, &len, &line) != 0)
-            return rp_conf_error(cf, "\"%s\": %s", cf->argv[0], cf->lexer->error);
+            return rp_conf_error(cf, "%s", cf->lexer->error);
         hook->src = rp_arena_strndup(cf->arena, cf->lexer->text + start, len);
         hook->len = len;
         hook->line = line;
@@ -320,6 +320,18 @@ static int header_hook_ended(rp_lua_co_t *co, int rc)
     return 0;
 }
 
+/* header_filter_by_lua failed (logged) before the head went out: the client gets a bare
+ * 500 instead of the response, whose body the body filter drops (OpenResty leaves the
+ * request hanging until the client gives up). */
+static void fail_head(rp_request_t *r)
+{
+    rp_lua_req(r)->drop_body = 1;
+    r->status = 500;
+    r->reason = RP_NULL_STR;
+    r->nout_headers = 0;
+    r->out_length = 0;
+}
+
 /* A header filter hook that waited (beyond OpenResty: a cosocket or ngx.sleep there)
  * was woken: it goes on, and once it ends the head goes on down the chain. */
 static void header_filter_continue(rp_lua_co_t *co)
@@ -338,10 +350,8 @@ static void header_filter_continue(rp_lua_co_t *co)
     rp_lua_req(r)->hf_co = NULL;
     int failed = header_hook_ended(co, rc);
     rp_lua_co_free(co);
-    if (failed) {
-        rp_http_abort(r);
-        return;
-    }
+    if (failed)
+        fail_head(r);
     rp_http_header_resume(r, self);
 }
 
@@ -353,7 +363,8 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
         if (rp_lua_push_hook(co->L, llcf->header_filter, rp_lua_main->code_cache) != 0) {
             rp_lua_log_error(co->L, LUA_ERRSYNTAX, "header_filter");
             rp_lua_co_free(co);
-            return -1;
+            fail_head(r);
+            return rp_http_next_header(r, self);
         }
         int rc = rp_lua_co_resume(co, 0);
         if (rc == LUA_YIELD && !co->exited) {
@@ -372,7 +383,7 @@ static int header_filter(rp_request_t *r, const rp_http_header_filter_t *self)
         int failed = header_hook_ended(co, rc);
         rp_lua_co_free(co);
         if (failed)
-            return -1;
+            fail_head(r);
     }
     return rp_http_next_header(r, self);
 }
@@ -381,11 +392,17 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
                        const struct iovec *iov, int iovcnt, unsigned flags)
 {
     rp_lua_loc_conf_t *llcf = rp_http_loc_conf(r, rp_lua_module);
+    rp_lua_req_t *failed = rp_http_get_ctx(r, rp_lua_module);
+    if (failed && failed->drop_body) /* header_filter_by_lua failed: a bare 500 */
+        return (flags & RP_BODY_LAST) ? rp_http_next_body(r, self, NULL, 0, flags) : 0;
     if (llcf->body_filter == NULL)
         return rp_http_next_body(r, self, iov, iovcnt, flags);
     rp_lua_req_t *ctx = rp_lua_req(r);
-    if (ctx->body_done) /* the script ended the body early (ngx.arg[2] = true) */
+    if (ctx->body_done) { /* the script ended the body early (ngx.arg[2] = true) */
+        if (flags & RP_BODY_LAST)
+            return rp_http_next_body(r, self, NULL, 0, flags);
         return 0;
+    }
     lua_State *L = rp_lua_vm();
     lua_createtable(L, 2, 0);
     luaL_Buffer b;
@@ -412,7 +429,9 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
     const char *data = lua_tolstring(L, -2, &len);
     int eof = lua_toboolean(L, -1);
     if (eof && !(flags & RP_BODY_LAST)) {
-        flags |= RP_BODY_LAST;
+        /* the rest of the body is dropped; the end itself goes out when the producer
+         * ends it: ending the response here would free the request under a producer
+         * that still writes (content_by_lua going on after ngx.say) */
         ctx->body_done = 1;
     }
     struct iovec out = {(void *)data, data ? len : 0};
@@ -435,7 +454,7 @@ static const char *postconfiguration(rp_conf_t *cf)
         rp_http_add_phase_handler(cf, RP_PHASE_LOG, log_handler);
     if (lm->has[H_HEADER])
         rp_http_add_header_filter(cf, RP_FILTER_LUA, "lua", header_filter);
-    if (lm->has[H_BODY])
+    if (lm->has[H_BODY] || lm->has[H_HEADER]) /* the header filter's failure drops the body */
         rp_http_add_body_filter(cf, RP_FILTER_LUA, "lua", body_filter);
     return RP_CONF_OK;
 }
@@ -465,9 +484,10 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
     if (lm->m.init) {
         rp_lua_co_t *co;
         if (rp_lua_run_sync(NULL, lm->m.init, RP_LUA_INIT, &co) != 0) {
-            const char *msg = lua_tostring(co->L, -1);
-            snprintf(err, errlen, "%s:%u: init_by_lua failed: %s", lm->m.init->file,
-                     lm->m.init->line, msg ? msg : "error");
+            const rp_lua_hook_t *h = lm->m.init;
+            const char *msg =
+                rp_lua_full_place(co->L, lua_tostring(co->L, -1), h->path ? h->path : h->file);
+            snprintf(err, errlen, "%s:%u: init_by_lua failed: %s", h->file, h->line, msg);
             rp_lua_co_free(co);
             return -1;
         }
@@ -517,13 +537,10 @@ static void stop_worker(rp_cycle_t *cycle)
     rp_lua_worker_exiting = 1;
 }
 
-#define HOOK(name, ctx, conf, field, kind)                                                     \
-    {name "_by_lua_block", ctx, RP_CMD_BLOCK, 0, 0, set_hook, conf,                            \
-     offsetof(rp_lua_loc_conf_t, field), (const void *)(intptr_t)(kind)},                      \
-        {name "_by_lua_file", ctx, 0, 1, 1, set_hook, conf, offsetof(rp_lua_loc_conf_t, field), \
-         (const void *)(intptr_t)(kind)}
-
 #define LOC_CTX (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+/* the kind of hook a directive sets (cmd->post); one entry per directive, spelled out so
+ * t/integration/test_docs.py reads every name */
+#define KIND(k) ((const void *)(intptr_t)(k))
 
 static const rp_command_t commands[] = {
     {"lua_package_path", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_str, RP_CONF_HTTP_MAIN,
@@ -535,19 +552,37 @@ static const rp_command_t commands[] = {
     {"lua_max_memory", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_size, RP_CONF_HTTP_MAIN,
      offsetof(rp_lua_main_conf_t, max_memory), NULL},
     {"init_by_lua_block", RP_CTX_HTTP, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init), KIND(-1)},
     {"init_by_lua_file", RP_CTX_HTTP, 0, 1, 1, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init), KIND(-1)},
     {"init_worker_by_lua_block", RP_CTX_HTTP, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init_worker), (const void *)(intptr_t)-1},
+     offsetof(rp_lua_main_conf_t, init_worker), KIND(-1)},
     {"init_worker_by_lua_file", RP_CTX_HTTP, 0, 1, 1, set_hook, RP_CONF_HTTP_MAIN,
-     offsetof(rp_lua_main_conf_t, init_worker), (const void *)(intptr_t)-1},
-    HOOK("rewrite", LOC_CTX, RP_CONF_LOC, rewrite, H_REWRITE),
-    HOOK("access", LOC_CTX, RP_CONF_LOC, access, H_ACCESS),
-    HOOK("content", RP_CTX_LOCATION, RP_CONF_LOC, content, H_CONTENT),
-    HOOK("header_filter", LOC_CTX, RP_CONF_LOC, header_filter, H_HEADER),
-    HOOK("body_filter", LOC_CTX, RP_CONF_LOC, body_filter, H_BODY),
-    HOOK("log", LOC_CTX, RP_CONF_LOC, log, H_LOG),
+     offsetof(rp_lua_main_conf_t, init_worker), KIND(-1)},
+    {"rewrite_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, rewrite), KIND(H_REWRITE)},
+    {"rewrite_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, rewrite), KIND(H_REWRITE)},
+    {"access_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
+    {"access_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
+    {"content_by_lua_block", RP_CTX_LOCATION, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
+    {"content_by_lua_file", RP_CTX_LOCATION, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
+    {"header_filter_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, header_filter), KIND(H_HEADER)},
+    {"header_filter_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, header_filter), KIND(H_HEADER)},
+    {"body_filter_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, body_filter), KIND(H_BODY)},
+    {"body_filter_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, body_filter), KIND(H_BODY)},
+    {"log_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
+    {"log_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
+     offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
     {"set_by_lua_block", RP_CTX_SERVER | RP_CTX_LOCATION, RP_CMD_BLOCK, 1, 1, set_set_by_lua,
      RP_CONF_LOC, 0, NULL},
     {"set_by_lua_file", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_set_by_lua,

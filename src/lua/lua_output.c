@@ -125,8 +125,20 @@ static int wait_drain(lua_State *L, rp_request_t *r)
     return rp_lua_yield(L);
 }
 
+/* The running hook went on after ngx.eof() (detached from its request). */
+static int after_eof(lua_State *L)
+{
+    rp_lua_co_t *co = rp_lua_current(L);
+    return co && co->detached && co->r == NULL && (OUTPUT_PHASES & (1u << co->phase));
+}
+
 static int output(lua_State *L, int newline)
 {
+    if (after_eof(L)) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "seen eof");
+        return 2;
+    }
     rp_request_t *r = rp_lua_check_request(L);
     rp_lua_check_phase(L, OUTPUT_PHASES);
     rp_lua_req_t *ctx = rp_lua_req(r);
@@ -186,18 +198,42 @@ static int ngx_flush(lua_State *L)
     return 1;
 }
 
+/*
+ * ngx.eof(): the client gets the end of the answer now (the last chunk, END_STREAM) and
+ * the hook goes on. The request ends with its answer (its log phase runs, a keep-alive
+ * connection takes the next request), so the hook is detached from it as a log hook
+ * that waits is: what follows may sleep or log, but output gives "seen eof" and
+ * request APIs "no request found". (OpenResty keeps the request, and the connection,
+ * until the handler returns.)
+ */
 static int ngx_eof(lua_State *L)
 {
+    if (after_eof(L)) {
+        lua_pushinteger(L, 1);
+        return 1;
+    }
     rp_request_t *r = rp_lua_check_request(L);
     rp_lua_check_phase(L, OUTPUT_PHASES);
     rp_lua_req_t *ctx = rp_lua_req(r);
+    if (ctx->eof || r->ended) {
+        lua_pushinteger(L, 1);
+        return 1;
+    }
     if (rp_lua_send_head(r) != 0) {
         lua_pushnil(L);
         lua_pushliteral(L, "cannot send the response head");
         return 2;
     }
-    rp_http_flush(r);
     ctx->eof = 1;
+    rp_lua_co_t *co = rp_lua_current(L);
+    if (co && ctx->co == co) {
+        /* the request's cleanups must not free the running hook */
+        ctx->co = NULL;
+        co->detached = 1;
+        co->r = NULL;
+    }
+    if (!r->ended)
+        rp_http_response_end(r);
     lua_pushinteger(L, 1);
     return 1;
 }

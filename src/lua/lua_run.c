@@ -140,9 +140,22 @@ static int co_resume(rp_lua_co_t *co, int nargs)
     cur = co;
     co->waiting = 0;
     co->woken = 0;
+    rp_lua_vm_t *vm = rp_lua_main ? rp_lua_main->vm : NULL;
+    if (vm)
+        vm->running++;
     int rc = lua_resume(co->L, nargs);
+    if (vm)
+        vm->running--;
     cur = saved;
     return rc;
+}
+
+/* After a hook ran out of memory (lua_max_memory) and was freed: collect now, so what it
+ * held is not counted against the next hooks (Lua 5.1 has no emergency collection). */
+static void collect_after(int rc)
+{
+    if (rc == LUA_ERRMEM && rp_lua_vm())
+        lua_gc(rp_lua_vm(), LUA_GCCOLLECT, 0);
 }
 
 int rp_lua_yield(lua_State *L)
@@ -180,6 +193,15 @@ void rp_lua_log_error(lua_State *co, int status, const char *what)
     lua_pop(co, 1);
 }
 
+/* A hook's error message with its file name whole (Lua keeps only the end of a long one). */
+static void full_error_place(rp_lua_co_t *co, const rp_lua_hook_t *hook)
+{
+    if (lua_type(co->L, -1) != LUA_TSTRING)
+        return;
+    rp_lua_full_place(co->L, lua_tostring(co->L, -1), hook->path ? hook->path : hook->file);
+    lua_replace(co->L, -2);
+}
+
 /* ---- detached hooks ---- */
 
 static void run_detached(rp_lua_co_t *co, int nargs)
@@ -198,6 +220,7 @@ static void run_detached(rp_lua_co_t *co, int nargs)
     if (co->on_done)
         co->on_done(co, rc == LUA_YIELD ? 0 : rc);
     rp_lua_co_free(co);
+    collect_after(rc);
 }
 
 static void on_post(evutil_socket_t fd, short what, void *arg)
@@ -230,6 +253,7 @@ rp_lua_co_t *rp_lua_spawn(lua_State *L, int nargs, rp_lua_phase_t phase,
 static void req_cleanup(rp_request_t *r, void *data)
 {
     rp_lua_req_t *ctx = data;
+    (void)r;
     if (ctx->co) {
         rp_lua_co_free(ctx->co);
         ctx->co = NULL;
@@ -238,13 +262,19 @@ static void req_cleanup(rp_request_t *r, void *data)
         rp_lua_co_free(ctx->hf_co);
         ctx->hf_co = NULL;
     }
-    lua_State *vm = rp_lua_vm();
-    if (vm && ctx->ctx_ref != LUA_NOREF) {
-        luaL_unref(vm, LUA_REGISTRYINDEX, ctx->ctx_ref);
-        ctx->ctx_ref = LUA_NOREF;
-    }
     if (ctx->drain_wait)
         ctx->drain_wait = NULL;
+}
+
+/* ngx.ctx lives until the request's memory goes: the request's cleanups run before its
+ * log phase, and log_by_lua reads ngx.ctx too. */
+static void ctx_release(void *data)
+{
+    rp_lua_req_t *ctx = data;
+    lua_State *vm = rp_lua_vm();
+    if (vm && ctx->ctx_ref != LUA_NOREF)
+        luaL_unref(vm, LUA_REGISTRYINDEX, ctx->ctx_ref);
+    ctx->ctx_ref = LUA_NOREF;
 }
 
 rp_lua_req_t *rp_lua_req(rp_request_t *r)
@@ -256,6 +286,7 @@ rp_lua_req_t *rp_lua_req(rp_request_t *r)
     ctx->ctx_ref = LUA_NOREF;
     rp_http_set_ctx(r, rp_lua_module, ctx);
     rp_http_cleanup_add(r, req_cleanup, ctx);
+    rp_arena_cleanup(r->arena, ctx_release, ctx);
     return ctx;
 }
 
@@ -265,8 +296,11 @@ static int exit_result(rp_request_t *r, int code)
         return RP_OK;
     if (code == RP_LUA_EXIT_MOVED)
         return RP_AGAIN; /* ngx.exec: the phases restart from the loop */
-    if (code == -1) /* ngx.ERROR */
-        return RP_ERROR;
+    if (code == -1 && !r->response_started) {
+        /* ngx.ERROR: the request is abandoned, as nginx's NGX_ERROR: no answer */
+        rp_http_close_now(r);
+        return RP_DONE;
+    }
     if (r->response_started) {
         if (!r->ended)
             rp_http_response_end(r);
@@ -279,7 +313,15 @@ static int exit_result(rp_request_t *r, int code)
     }
     if (code >= 300 || code < 200)
         return rp_http_send_error(r, code);
-    return rp_http_send_response(r, code, RP_NULL_STR, RP_STR(""));
+    /* a 2xx without output: the head as the first ngx.say would send it, and the end
+     * (OpenResty's answer: default_type, no body) */
+    r->status = code;
+    if (rp_lua_send_head(r) != 0) {
+        rp_http_abort(r);
+        return RP_DONE;
+    }
+    rp_http_response_end(r);
+    return RP_DONE;
 }
 
 int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase)
@@ -303,6 +345,24 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
         }
     }
     int rc = co_resume(co, nargs);
+    if (co->detached) {
+        /* ngx.eof() ended the response and let the hook go on without the request
+         * (lua_output.c): it runs from the loop now; the request is answered */
+        if (rc == LUA_YIELD && !co->exited) {
+            lua_settop(co->L, 0);
+            if (!co->waiting) {
+                co->waiting = 1;
+                rp_lua_wake(co, 0);
+            } else if (co->woken) {
+                rp_lua_wake(co, co->nresults);
+            }
+            return RP_DONE;
+        }
+        if (rc != 0 && rc != LUA_YIELD)
+            rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
+        rp_lua_co_free(co);
+        return RP_DONE;
+    }
     if (rc == LUA_YIELD && !co->exited) {
         lua_settop(co->L, 0);
         if (!co->waiting) { /* a bare coroutine.yield() in the entry coroutine */
@@ -313,8 +373,10 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
     }
     ctx->co = NULL;
     if (rc != 0 && rc != LUA_YIELD) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
         rp_lua_co_free(co);
+        collect_after(rc);
         return RP_ERROR;
     }
     int exited = co->exited, code = co->exit_code;
@@ -349,9 +411,12 @@ int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook)
         }
         return RP_OK;
     }
-    if (rc != 0 && rc != LUA_YIELD)
+    if (rc != 0 && rc != LUA_YIELD) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, "log");
+    }
     rp_lua_co_free(co);
+    collect_after(rc);
     return RP_OK;
 }
 
@@ -374,6 +439,7 @@ int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t p
         return -1;
     }
     if (rc != 0) {
+        full_error_place(co, hook);
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
         return -1;
     }

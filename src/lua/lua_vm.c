@@ -59,8 +59,11 @@ static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
         return NULL;
     }
     size_t old = ptr ? osize : 0;
-    if (nsize > old && vm->cap && vm->used + (nsize - old) > vm->cap)
-        return NULL; /* Lua raises "not enough memory" in the script */
+    /* Only while a hook runs: there Lua raises "not enough memory" in the script. The
+     * C side between runs (making a coroutine, a traceback for the log) calls Lua
+     * unprotected, where a failed allocation is a panic that ends the worker. */
+    if (nsize > old && vm->cap && vm->running && vm->used + (nsize - old) > vm->cap)
+        return NULL;
     void *p = realloc(ptr, nsize);
     if (p)
         vm->used = vm->used - old + nsize;
@@ -94,6 +97,19 @@ rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf)
 
 /* ---- compiling hooks ---- */
 
+const char *rp_lua_full_place(lua_State *L, const char *msg, const char *full)
+{
+    /* Lua names a chunk by at most 59 bytes, "..." and the end of a longer name: a
+     * message about a script deep in a tree would lose its folder */
+    if (msg && full && strncmp(msg, "...", 3) == 0) {
+        const char *colon = strchr(msg + 3, ':');
+        size_t n = colon ? (size_t)(colon - (msg + 3)) : 0, fl = strlen(full);
+        if (colon && n <= fl && memcmp(full + fl - n, msg + 3, n) == 0)
+            return lua_pushfstring(L, "%s%s", full, colon);
+    }
+    return lua_pushstring(L, msg ? msg : "?"), lua_tostring(L, -1);
+}
+
 const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_t *hook)
 {
     rp_lua_vm_t *vm = rp_lua_vm_get(cf, lmcf);
@@ -115,9 +131,10 @@ const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_
         free(code);
     }
     if (rc != 0) {
-        const char *msg = lua_tostring(L, -1);
-        const char *err = rp_conf_error(cf, "\"%s\": %s", cf->argv[0], msg ? msg : "?");
-        lua_pop(L, 1);
+        const char *msg =
+            rp_lua_full_place(L, lua_tostring(L, -1), hook->path ? hook->path : hook->file);
+        const char *err = rp_conf_error(cf, "%s", msg);
+        lua_pop(L, 2);
         return err;
     }
     hook->ref = luaL_ref(L, LUA_REGISTRYINDEX);

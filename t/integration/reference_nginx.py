@@ -36,15 +36,17 @@ def require():
                     pytrace=False)
 
 
-def process_lines(prefix):
+def process_lines(prefix, modules=()):
     """nginx's main-context lines keeping every file it writes under prefix, on ONE line
-    (so that the http block can start on the same line as in rampart's file)."""
+    (so that the http block can start on the same line as in rampart's file); modules:
+    dynamic modules to load first (the lua module's .so files)."""
     p = Path(prefix)
+    load = "".join(f"load_module {m}; " for m in modules)
     user = ""
     if os.geteuid() == 0:
         # started by root, nginx would switch its workers to "nobody"
         user = f" user {pwd.getpwuid(os.geteuid()).pw_name};"
-    return (f"worker_processes 1; error_log {p}/logs/error.log info; pid {p}/logs/nginx.pid; "
+    return (f"{load}worker_processes 1; error_log {p}/logs/error.log info; pid {p}/logs/nginx.pid; "
             f"lock_file {p}/logs/nginx.lock;{user} events {{ worker_connections 256; }}")
 
 
@@ -56,10 +58,10 @@ def http_lines(prefix):
             f"scgi_temp_path {t}/scgi;")
 
 
-def render(prefix, http):
+def render(prefix, http, modules=()):
     """A whole nginx.conf around http-block content. The content starts on line 3, as in
     rampart_text(), so both name the same line for the same mistake."""
-    return f"{process_lines(prefix)}\nhttp {{ {http_lines(prefix)}\n{http.rstrip()}\n}}\n"
+    return f"{process_lines(prefix, modules)}\nhttp {{ {http_lines(prefix)}\n{http.rstrip()}\n}}\n"
 
 
 def rampart_text(http):
@@ -104,11 +106,12 @@ class Nginx:
         self.seen = {}  # pid -> start time, for every process of ours seen
         self.conf_text = ""
 
-    def configure(self, http):
-        """Writes nginx.conf around http-block content; makes the folders nginx needs."""
+    def configure(self, http, modules=()):
+        """Writes nginx.conf around http-block content; makes the folders nginx needs.
+        modules: dynamic modules to load (paths of .so files)."""
         for d in ("logs", "temp"):
             (self.prefix / d).mkdir(parents=True, exist_ok=True)
-        self.conf_text = render(self.prefix, http)
+        self.conf_text = render(self.prefix, http, modules)
         self.conf_path.write_text(self.conf_text)
         return self.conf_path
 
