@@ -53,6 +53,7 @@ rp_module_t *const rp_modules[] = {
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
     &rp_outlier_module,
     &rp_health_module,      /* after shm: it writes into the zones */
+    &rp_lua_timer_module, /* before lua: its limits are set when init_worker_by_lua runs */
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,
 };

@@ -29,6 +29,13 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master) __attribute__((no
  */
 void rp_worker_enable_reload(const char *prefix, const char *conf_file);
 
+/*
+ * Work other than connections that a graceful stop lets finish (a Lua timer's callback
+ * still running): +1 when it starts, -1 when it ends. A draining worker exits once no
+ * connection and no hold is left, or when worker_shutdown_timeout passes.
+ */
+void rp_worker_hold(int delta);
+
 /* Runs the helper's event loop until told to stop; never returns. */
 void rp_helper_run(rp_cycle_t *cycle, pid_t master) __attribute__((noreturn));
 

@@ -30,6 +30,7 @@ static int max_conns;
 static struct event resume_timer;
 static struct event shutdown_timer; /* worker_shutdown_timeout, once draining */
 static rp_cycle_t *cur_cycle;
+static unsigned holds; /* rp_worker_hold: work a graceful stop waits for */
 
 /* master_process off: the process reloads itself, keeping old generations until their
  * last connection ends. */
@@ -60,7 +61,7 @@ static void conn_count_changed(void)
     if (nretired)
         retire_drained();
     if (draining) {
-        if (n == 0)
+        if (n == 0 && holds == 0)
             event_base_loopexit(rp_event_base, NULL);
         return;
     }
@@ -68,6 +69,13 @@ static void conn_count_changed(void)
         accept_enable(0);
     else if (!accepting && !evtimer_pending(&resume_timer, NULL))
         accept_enable(1);
+}
+
+void rp_worker_hold(int delta)
+{
+    holds += (unsigned)delta;
+    if (delta < 0 && draining)
+        conn_count_changed(); /* the last hold may have been what kept us */
 }
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
@@ -136,7 +144,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         rp_log_error(RP_LOG_NOTICE, 0, "gracefully shutting down");
         rp_modules_stop_process(cycle);
         rp_conn_drain_all();
-        if (rp_conn_count() == 0) {
+        if (rp_conn_count() == 0 && holds == 0) {
             event_base_loopexit(rp_event_base, NULL);
         } else {
             int64_t ms = rp_core_conf(cycle)->worker_shutdown_timeout;

@@ -38,6 +38,9 @@ void rp_lua_api_shdict(lua_State *L, rp_cycle_t *cycle); /* ngx.shared (lua_shdi
 void rp_lua_api_var(lua_State *L, rp_cycle_t *cycle);    /* ngx.var (lua_var.c) */
 void rp_lua_api_req(lua_State *L, rp_cycle_t *cycle);    /* ngx.req, ngx.exec (lua_req.c) */
 void rp_lua_api_socket(lua_State *L, rp_cycle_t *cycle); /* ngx.socket (lua_socket.c) */
+void rp_lua_api_timer(lua_State *L, rp_cycle_t *cycle);  /* ngx.timer (lua_timer.c) */
+void rp_lua_api_thread(lua_State *L, rp_cycle_t *cycle); /* ngx.thread (lua_thread.c) */
+void rp_lua_api_sema(lua_State *L, rp_cycle_t *cycle);   /* ngx.semaphore (lua_sema.c) */
 
 /* OpenResty's phase names, as ngx.get_phase() returns them. */
 typedef enum {

@@ -48,6 +48,7 @@ typedef struct {
 } rp_lua_loc_conf_t;
 
 extern rp_module_t rp_lua_module;
+extern rp_module_t rp_lua_timer_module; /* lua_timer.c: the timers' limits and their stop */
 
 /* The VM of the configuration being read (made on first use). */
 rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
