@@ -154,10 +154,11 @@ static int timer_add(lua_State *L, int every)
 {
     double delay = luaL_checknumber(L, 1);
     luaL_checktype(L, 2, LUA_TFUNCTION);
+    if (rp_lua_phase(L) == RP_LUA_INIT)
+        return luaL_error(L, "no request"); /* OpenResty's word in init_by_lua */
     rp_lua_check_phase(L, TIMER_PHASES);
-    if (delay < 0)
-        return luaL_error(L, "invalid delay: %f", delay);
-    int64_t ms = (int64_t)(delay * 1000 + 0.5);
+    /* OpenResty takes a negative delay without a word; here it means "now" */
+    int64_t ms = delay > 0 ? (int64_t)(delay * 1000 + 0.5) : 0;
     if (every && ms == 0)
         return luaL_error(L, "delay cannot be zero");
     if (rp_lua_worker_exiting && (every || ms > 0)) {
