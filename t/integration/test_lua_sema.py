@@ -8,6 +8,7 @@ lua-resty-core gives the same answers.
 One worker: the semaphore lives in the worker's VM (made in init_worker_by_lua).
 """
 
+import socket
 import threading
 
 import harness
@@ -186,3 +187,11 @@ def test_a_waiter_whose_stream_is_reset_leaves_the_queue(rampart, port):
     assert harness.get(port, "/produce").text == "true\n"
     assert harness.get(port, "/count").text == "1\n"
     assert harness.get(port, "/short").text == "short true nil 0\n"
+
+
+def test_a_waiter_whose_client_leaves_over_http1_leaves_the_queue(rampart, port):
+    start(rampart, port)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET /consume HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        wait_count(port, -1)
+    wait_count(port, 0)
