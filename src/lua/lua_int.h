@@ -96,6 +96,15 @@ void rp_lua_co_free(rp_lua_co_t *co);
 rp_lua_co_t *rp_lua_co_new(rp_request_t *r, rp_lua_phase_t phase);
 int rp_lua_co_resume(rp_lua_co_t *co, int nargs);
 
+/* ---- light threads (lua_thread.c) ---- */
+
+/* The request's light threads still running (not ended). */
+int rp_lua_threads_live(rp_request_t *r);
+/* Ends every light thread of r (ngx.exit, the entry thread's error, the request's end). */
+void rp_lua_threads_kill(rp_request_t *r);
+/* The request ends: its light threads and their records go. */
+void rp_lua_threads_cleanup(rp_request_t *r);
+
 /* The request's state of the Lua module. */
 typedef struct {
     rp_lua_co_t *co;  /* the hook running or waiting */
@@ -106,6 +115,7 @@ typedef struct {
     unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
     unsigned drop_body : 1; /* header_filter_by_lua failed: a bare 500 went instead */
     rp_lua_co_t *hf_co;     /* header_filter_by_lua waiting */
+    struct rp_lua_threads_s *threads; /* lua_thread.c: light threads; NULL until a spawn */
     struct event *drain_wait;
 } rp_lua_req_t;
 

@@ -253,7 +253,6 @@ rp_lua_co_t *rp_lua_spawn(lua_State *L, int nargs, rp_lua_phase_t phase,
 static void req_cleanup(rp_request_t *r, void *data)
 {
     rp_lua_req_t *ctx = data;
-    (void)r;
     if (ctx->co) {
         rp_lua_co_free(ctx->co);
         ctx->co = NULL;
@@ -262,6 +261,7 @@ static void req_cleanup(rp_request_t *r, void *data)
         rp_lua_co_free(ctx->hf_co);
         ctx->hf_co = NULL;
     }
+    rp_lua_threads_cleanup(r); /* after the entry: its wait on a thread is cancelled first */
     if (ctx->drain_wait)
         ctx->drain_wait = NULL;
 }
@@ -329,6 +329,13 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
     rp_lua_req_t *ctx = rp_lua_req(r);
     rp_lua_co_t *co = ctx->co;
     int nargs = 0;
+    if (co && co->phase == phase && co->done) {
+        /* the entry coroutine ended before its light threads: the phase waits for the
+         * last one (which resumes the request), or for a light thread's ngx.exit */
+        if (!co->exited && rp_lua_threads_live(r))
+            return RP_AGAIN;
+        goto ended;
+    }
     if (co && co->phase == phase && co->waiting) {
         if (!co->woken)
             return RP_AGAIN; /* resumed by something else: still waiting */
@@ -371,14 +378,23 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
         }
         return RP_AGAIN;
     }
-    ctx->co = NULL;
     if (rc != 0 && rc != LUA_YIELD) {
         full_error_place(co, hook);
+        ctx->co = NULL;
         rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
+        rp_lua_threads_kill(r); /* the entry thread's error ends its light threads */
         rp_lua_co_free(co);
         collect_after(rc);
         return RP_ERROR;
     }
+    if (co->exited) {
+        rp_lua_threads_kill(r); /* ngx.exit ends every thread of the request */
+    } else if (rp_lua_threads_live(r)) {
+        co->done = 1; /* OpenResty: the phase ends after the last light thread */
+        return RP_AGAIN;
+    }
+ended:
+    ctx->co = NULL;
     int exited = co->exited, code = co->exit_code;
     rp_lua_co_free(co);
     if (r->ended)
