@@ -18,8 +18,9 @@
  *   - ngx.exit in any thread ends them all and the phase with that code; so does an
  *     error in the entry coroutine (lua_run.c calls rp_lua_threads_kill);
  *   - the request ending (client gone) ends them (rp_lua_threads_cleanup).
- * A thread that ended keeps its results (true, values... or false, error) on its own
- * stack until its parent waits for it or kills it, or the request ends.
+ * A thread that ended keeps its results (true, values... or false, error) in a table
+ * (off its stack: coroutine.status says "dead", as OpenResty's) until its parent waits
+ * for it or kills it, or the request ends.
  *
  * Light threads of a timer (no request) run in a group of the worker: nothing waits
  * for them but ngx.thread.wait, and the timer's end does not wait for them.
@@ -37,7 +38,8 @@ struct lthread_s {
     rp_lua_co_t *parent;    /* only the parent may wait or kill; NULL if it is gone */
     rp_lua_co_t *waited_by; /* the parent, while it waits in ngx.thread.wait */
     struct rp_lua_threads_s *group;
-    unsigned ended : 1;     /* a zombie: results on co->L */
+    unsigned ended : 1;     /* a zombie: its results kept in `results` */
+    int results;            /* registry: {true, values...} or {false, error}, with n */
     unsigned in_spawn : 1;  /* being run by spawn, inside its parent's call */
     lthread_t *next;
 };
@@ -91,6 +93,9 @@ static void remove_thread(lthread_t *t)
     }
     if (!t->ended)
         g->live--;
+    lua_State *vm = rp_lua_vm();
+    if (vm && t->results != LUA_NOREF)
+        luaL_unref(vm, LUA_REGISTRYINDEX, t->results);
     rp_lua_co_free(t->co);
     free(t);
 }
@@ -100,10 +105,14 @@ static void remove_thread(lthread_t *t)
 /* Moves t's results (true, values... or false, error) onto L; returns their count. */
 static int take_results(lthread_t *t, lua_State *L)
 {
-    lua_State *from = t->co->L;
-    int n = lua_gettop(from);
-    lua_checkstack(L, n + 1);
-    lua_xmove(from, L, n);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, t->results);
+    lua_getfield(L, -1, "n");
+    int n = (int)lua_tointeger(L, -1);
+    lua_pop(L, 1);
+    luaL_checkstack(L, n + 1, "too many results");
+    for (int i = 1; i <= n; i++)
+        lua_rawgeti(L, -i, i);
+    lua_remove(L, -n - 1);
     remove_thread(t);
     return n;
 }
@@ -146,6 +155,15 @@ static void ended(lthread_t *t, int rc)
         lua_pushboolean(co->L, 1);
         lua_insert(co->L, 1);
     }
+    /* the results go to a table, so the coroutine is dead to coroutine.status */
+    int nres = lua_gettop(co->L);
+    lua_createtable(co->L, nres, 1);
+    lua_insert(co->L, 1);
+    for (int i = nres; i >= 1; i--)
+        lua_rawseti(co->L, 1, i);
+    lua_pushinteger(co->L, nres);
+    lua_setfield(co->L, 1, "n");
+    t->results = luaL_ref(co->L, LUA_REGISTRYINDEX);
     if (co->exited && g->r) {
         if (t->in_spawn) { /* the parent is running: spawn passes the exit on */
             g->exit_pending = 1;
@@ -235,6 +253,7 @@ static int thread_spawn(lua_State *L)
     co->resume = resumed; /* woken: continued from the loop, here */
     lthread_t *t = rp_xcalloc(1, sizeof(*t));
     t->co = co;
+    t->results = LUA_NOREF;
     t->parent = parent;
     t->group = g;
     t->next = g->head;
@@ -262,24 +281,29 @@ static int thread_wait(lua_State *L)
     rp_lua_check_phase(L, THREAD_PHASES);
     rp_lua_co_t *self = rp_lua_current(L);
     group_t *g = group_of(self ? self->r : NULL, 0);
-    lthread_t *ts[n];
+    /* OpenResty's order: a thread waited for or killed already is passed over unless it
+     * is the last argument; the first that ended gives its results; else all are
+     * waited for (marked only once it is sure this call waits) */
     for (int i = 1; i <= n; i++) {
         luaL_checktype(L, i, LUA_TTHREAD);
         lthread_t *t = find(g, lua_tothread(L, i));
-        if (t == NULL) { /* waited, killed, or never a light thread */
+        if (t == NULL) {
+            if (i < n)
+                continue;
             lua_pushnil(L);
             lua_pushliteral(L, "already waited or killed");
             return 2;
         }
         if (t->parent != self)
             return luaL_error(L, "only the parent coroutine can wait on the thread");
-        ts[i - 1] = t;
+        if (t->ended)
+            return take_results(t, L);
     }
-    for (int i = 0; i < n; i++)
-        if (ts[i]->ended)
-            return take_results(ts[i], L);
-    for (int i = 0; i < n; i++)
-        ts[i]->waited_by = self;
+    for (int i = 1; i <= n; i++) {
+        lthread_t *t = find(g, lua_tothread(L, i));
+        if (t)
+            t->waited_by = self;
+    }
     self->cancel = wait_cancel;
     self->cancel_data = g;
     return rp_lua_yield(L);
@@ -341,9 +365,33 @@ void rp_lua_threads_cleanup(rp_request_t *r)
     ctx->threads = NULL;
 }
 
+/* coroutine.status: "zombie" for a light thread that ended and was not waited for, as
+ * OpenResty's; the library's answer otherwise */
+static int co_status(lua_State *L)
+{
+    if (lua_type(L, 1) == LUA_TTHREAD) {
+        rp_lua_co_t *self = rp_lua_current(L);
+        lthread_t *t = find(group_of(self ? self->r : NULL, 0), lua_tothread(L, 1));
+        if (t && t->ended) {
+            lua_pushliteral(L, "zombie");
+            return 1;
+        }
+    }
+    lua_pushvalue(L, lua_upvalueindex(1));
+    lua_insert(L, 1);
+    lua_call(L, lua_gettop(L) - 1, 1);
+    return 1;
+}
+
 void rp_lua_api_thread(lua_State *L, rp_cycle_t *cycle)
 {
     (void)cycle;
+    lua_getglobal(L, "coroutine");
+    lua_getfield(L, -1, "status");
+    lua_pushcclosure(L, co_status, 1);
+    lua_setfield(L, -2, "status");
+    lua_pop(L, 1);
+
     lua_createtable(L, 0, 3);
     lua_pushcfunction(L, thread_spawn);
     lua_setfield(L, -2, "spawn");
