@@ -78,6 +78,7 @@ struct rp_lua_co_s {
     unsigned sync : 1; /* may not wait: header and body filters, set_by_lua */
     unsigned done : 1;  /* a request's entry coroutine ended, its light threads still run:
                          * the phase waits for them */
+    rp_lua_co_t *drain_next; /* lua_output.c: the next coroutine waiting for a drain */
     int exit_code;
     int nresults; /* what the waker pushed on L */
     /* What the pending wait holds (a timer, a socket): cancel() lets go of it when the

@@ -116,6 +116,7 @@ typedef struct {
     unsigned drop_body : 1; /* header_filter_by_lua failed: a bare 500 went instead */
     rp_lua_co_t *hf_co;     /* header_filter_by_lua waiting */
     struct rp_lua_threads_s *threads; /* lua_thread.c: light threads; NULL until a spawn */
+    rp_lua_co_t *drain_waiters; /* coroutines (entry, light threads) waiting for a drain */
     struct event *drain_wait;
 } rp_lua_req_t;
 

@@ -105,13 +105,35 @@ int rp_lua_send_head(rp_request_t *r)
     return rp_http_response_begin(r, r->out_length >= 0 ? r->out_length : -1);
 }
 
+/* The entry coroutine and light threads may all wait for the output to drain: they
+ * are woken together. */
 static void drained(rp_request_t *r)
 {
     rp_lua_req_t *ctx = rp_lua_req(r);
-    if (ctx->co && ctx->co->waiting && !ctx->co->woken) {
-        lua_pushinteger(ctx->co->L, 1);
-        rp_lua_wake(ctx->co, 1);
+    rp_lua_co_t *co = ctx->drain_waiters;
+    ctx->drain_waiters = NULL;
+    while (co) {
+        rp_lua_co_t *next = co->drain_next;
+        co->drain_next = NULL;
+        co->cancel = NULL;
+        if (co->waiting && !co->woken) {
+            lua_pushinteger(co->L, 1);
+            rp_lua_wake(co, 1);
+        }
+        co = next;
     }
+}
+
+static void drain_cancel(rp_lua_co_t *co, void *data)
+{
+    rp_lua_req_t *ctx = data;
+    for (rp_lua_co_t **pp = &ctx->drain_waiters; *pp; pp = &(*pp)->drain_next) {
+        if (*pp == co) {
+            *pp = co->drain_next;
+            break;
+        }
+    }
+    co->drain_next = NULL;
 }
 
 static int wait_drain(lua_State *L, rp_request_t *r)
@@ -121,6 +143,11 @@ static int wait_drain(lua_State *L, rp_request_t *r)
         lua_pushinteger(L, 1);
         return 1;
     }
+    rp_lua_req_t *ctx = rp_lua_req(r);
+    co->drain_next = ctx->drain_waiters;
+    ctx->drain_waiters = co;
+    co->cancel = drain_cancel;
+    co->cancel_data = ctx;
     r->on_drain = drained;
     return rp_lua_yield(L);
 }

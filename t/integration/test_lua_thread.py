@@ -91,6 +91,20 @@ BODY = """
             ngx.flush()
         }
     }
+    location /big {
+        content_by_lua_block {
+            local chunk = string.rep("x", 16383)
+            local function write(tag)
+                for i = 1, 200 do ngx.say(chunk) end
+                return tag
+            end
+            local a = ngx.thread.spawn(write, "a")
+            local b = ngx.thread.spawn(write, "b")
+            local _, ra = ngx.thread.wait(a)
+            local _, rb = ngx.thread.wait(b)
+            ngx.say(ra, rb)
+        }
+    }
     location /count {
         content_by_lua_block { ngx.say(SEMA:count()) }
     }
@@ -225,3 +239,12 @@ def test_the_client_resetting_an_http2_stream_ends_the_threads(rampart, port):
         c.h2.reset_stream(sid)
         c.flush()
         wait_count(port, 0)
+
+
+def test_threads_writing_more_than_the_output_buffer_all_finish(tmp_path, rampart, free_port):
+    def script(port):
+        r = harness.get(port, "/big", timeout=30)
+        return r.status, len(r.body), r.body[-3:]
+    got, want = both(tmp_path, rampart, free_port, script)
+    assert got == (200, 2 * 200 * 16384 + 3, b"ab\n")
+    assert got == want
