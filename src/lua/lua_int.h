@@ -104,6 +104,9 @@ int rp_lua_threads_live(rp_request_t *r);
 void rp_lua_threads_kill(rp_request_t *r);
 /* The request ends: its light threads and their records go. */
 void rp_lua_threads_cleanup(rp_request_t *r);
+/* A coroutine record goes (rp_lua_co_free): a timer's light threads it spawned lose
+ * their parent, those that ended go with it. */
+void rp_lua_threads_orphan(rp_lua_co_t *co);
 
 /* The request's state of the Lua module. */
 typedef struct {

@@ -23,7 +23,9 @@
  * for it or kills it, or the request ends.
  *
  * Light threads of a timer (no request) run in a group of the worker: nothing waits
- * for them but ngx.thread.wait, and the timer's end does not wait for them.
+ * for them but ngx.thread.wait, and the timer's end does not wait for them (unlike
+ * OpenResty's, where the timer waits); when the timer's coroutine goes, its threads
+ * that ended go too, and the others run on as orphans.
  */
 #include "lua/lua_int.h"
 
@@ -171,6 +173,10 @@ static void ended(lthread_t *t, int rc)
             return;
         }
         exit_request(g, co->exit_code);
+        return;
+    }
+    if (g->r == NULL && t->parent == NULL) {
+        remove_thread(t); /* a timer's thread whose parent is gone: nobody can wait */
         return;
     }
     rp_lua_co_t *waiter = t->waited_by;
@@ -335,6 +341,25 @@ static int thread_kill(lua_State *L)
     remove_thread(t);
     lua_pushinteger(L, 1);
     return 1;
+}
+
+/* ---- the timers' side ---- */
+
+void rp_lua_threads_orphan(rp_lua_co_t *co)
+{
+    group_t *g = &detached_group;
+again:
+    for (lthread_t *t = g->head; t; t = t->next) {
+        if (t->waited_by == co)
+            t->waited_by = NULL;
+        if (t->parent != co)
+            continue;
+        t->parent = NULL;
+        if (t->ended) {
+            remove_thread(t); /* may free others (its own zombies): scan again */
+            goto again;
+        }
+    }
 }
 
 /* ---- the request's side ---- */

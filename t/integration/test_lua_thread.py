@@ -105,13 +105,27 @@ BODY = """
             ngx.say(ra, rb)
         }
     }
+    location /timer_threads {
+        content_by_lua_block { ngx.say(TIMER_THREADS) }
+    }
     location /count {
         content_by_lua_block { ngx.say(SEMA:count()) }
     }
 """
 
 INIT = """
-    init_worker_by_lua_block { SEMA = require("ngx.semaphore").new(0) }
+    init_worker_by_lua_block {
+        SEMA = require("ngx.semaphore").new(0)
+        TIMER_THREADS = "none"
+        ngx.timer.at(0, function()
+            local function nap(n) ngx.sleep(0.2) return n end
+            local t1, t2 = ngx.thread.spawn(nap, 1), ngx.thread.spawn(nap, 2)
+            local _, a = ngx.thread.wait(t1)
+            local _, b = ngx.thread.wait(t2)
+            ngx.thread.spawn(function() return "never waited for" end)
+            TIMER_THREADS = a .. " " .. b
+        end)
+    }
 """
 
 
@@ -243,8 +257,18 @@ def test_the_client_resetting_an_http2_stream_ends_the_threads(rampart, port):
 
 def test_threads_writing_more_than_the_output_buffer_all_finish(tmp_path, rampart, free_port):
     def script(port):
-        r = harness.get(port, "/big", timeout=30)
+        r = harness.get(port, "/big", timeout=20)
         return r.status, len(r.body), r.body[-3:]
     got, want = both(tmp_path, rampart, free_port, script)
     assert got == (200, 2 * 200 * 16384 + 3, b"ab\n")
+    assert got == want
+
+
+def test_a_timer_runs_light_threads(tmp_path, rampart, free_port):
+    def script(port):
+        harness.wait_for(lambda: harness.get(port, "/timer_threads").text != "none\n",
+                         what="the timer's threads")
+        return harness.get(port, "/timer_threads").text
+    got, want = both(tmp_path, rampart, free_port, script)
+    assert got == "1 2\n"
     assert got == want
