@@ -105,6 +105,19 @@ BODY = """
             ngx.say(ra, rb)
         }
     }
+    location /entry_error {
+        content_by_lua_block {
+            ngx.thread.spawn(function() ngx.sleep(0.3) ngx.log(ngx.ERR, "thread outlived the entry") end)
+            error("entry fails")
+        }
+    }
+    location /entry_exit {
+        content_by_lua_block {
+            ngx.thread.spawn(function() ngx.sleep(0.3) ngx.log(ngx.ERR, "thread outlived the exit") end)
+            ngx.say("bye")
+            ngx.exit(200)
+        }
+    }
     location /timer_threads {
         content_by_lua_block { ngx.say(TIMER_THREADS) }
     }
@@ -272,3 +285,20 @@ def test_a_timer_runs_light_threads(tmp_path, rampart, free_port):
     got, want = both(tmp_path, rampart, free_port, script)
     assert got == "1 2\n"
     assert got == want
+
+
+def test_an_error_in_the_entry_thread_ends_its_threads(tmp_path, rampart, free_port):
+    got, want = both(tmp_path, rampart, free_port, lambda port: harness.get(port, "/entry_error").status)
+    assert got == 500
+    assert got == want
+    # a later request that outlasts the thread's sleep
+    assert text(rampart.port, "/parallel") == (200, "true1\ntrue2\n")
+    assert "thread outlived the entry" not in rampart.log_text()
+
+
+def test_exit_in_the_entry_thread_ends_its_threads(tmp_path, rampart, free_port):
+    got, want = both(tmp_path, rampart, free_port, lambda port: text(port, "/entry_exit"))
+    assert got == (200, "bye\n")
+    assert got == want
+    assert text(rampart.port, "/parallel") == (200, "true1\ntrue2\n")
+    assert "thread outlived the exit" not in rampart.log_text()
