@@ -130,8 +130,10 @@ LONG = """
     location /long {
         content_by_lua_block {
             ngx.timer.at(1000, function(premature, tag)
+                local ok, err = ngx.timer.at(1, function() end)
                 ngx.log(ngx.NOTICE, "callback ", tag, " premature=", tostring(premature),
-                        " exiting=", tostring(ngx.worker.exiting()))
+                        " exiting=", tostring(ngx.worker.exiting()), " new timer: ",
+                        tostring(ok), " ", err)
             end, "long")
             ngx.timer.every(1000, function(premature)
                 ngx.log(ngx.NOTICE, "every premature=", tostring(premature))
@@ -147,7 +149,8 @@ def test_pending_timers_fire_prematurely_when_a_reload_replaces_the_worker(rampa
     assert harness.get(port, "/long").text == "2\n"
     mark = rampart.log_size()
     rampart.reload()
-    rampart.wait_log(r"callback long premature=true exiting=true", since=mark)
+    rampart.wait_log(r"callback long premature=true exiting=true "
+                     r"new timer: nil process exiting", since=mark)
     rampart.wait_log(r"every premature=true", since=mark)
 
 
