@@ -40,19 +40,22 @@ typedef struct {
     int max_running;
 } timer_conf_t;
 
-static lua_timer_t *pending_list;
+static lua_timer_t *pending_list, *pending_tail;
 static int npending, nrunning;
 static int max_pending = 1024, max_running = 256;
 
 /* ---- the pending list ---- */
 
+/* at the tail: a stop fires the timers it found, not those their callbacks add */
 static void link_timer(lua_timer_t *t)
 {
-    t->prev = NULL;
-    t->next = pending_list;
-    if (pending_list)
-        pending_list->prev = t;
-    pending_list = t;
+    t->next = NULL;
+    t->prev = pending_tail;
+    if (pending_tail)
+        pending_tail->next = t;
+    else
+        pending_list = t;
+    pending_tail = t;
     npending++;
 }
 
@@ -64,6 +67,8 @@ static void unlink_timer(lua_timer_t *t)
         pending_list = t->next;
     if (t->next)
         t->next->prev = t->prev;
+    else
+        pending_tail = t->prev;
     t->prev = t->next = NULL;
     npending--;
 }
@@ -261,9 +266,9 @@ static void stop_worker(rp_cycle_t *cycle)
 {
     (void)cycle;
     rp_lua_worker_exiting = 1;
-    /* every pending timer now, with premature = true (a callback may add more: those
-     * with no delay land on the list and fire here too) */
-    while (pending_list) {
+    /* every pending timer now, with premature = true; those their callbacks add (with
+     * no delay: a delay is refused now) fire from the loop, premature too */
+    for (int n = npending; n > 0 && pending_list; n--) {
         lua_timer_t *t = pending_list;
         event_del(t->ev);
         fire(t, 1);
