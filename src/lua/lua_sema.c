@@ -205,7 +205,10 @@ void rp_lua_api_sema(lua_State *L, rp_cycle_t *cycle)
 {
     (void)cycle;
     static const luaL_Reg methods[] = {
-        {"wait", sema_wait}, {"post", sema_post}, {"count", sema_count}, {NULL, NULL},
+        {"wait", sema_wait},
+        {"post", sema_post},
+        {"count", sema_count},
+        {NULL, NULL},
     };
     /* the module: new() and the methods, as lua-resty-core's */
     lua_newtable(L);

@@ -40,16 +40,16 @@ struct lthread_s {
     rp_lua_co_t *parent;    /* only the parent may wait or kill; NULL if it is gone */
     rp_lua_co_t *waited_by; /* the parent, while it waits in ngx.thread.wait */
     struct rp_lua_threads_s *group;
-    unsigned ended : 1;     /* a zombie: its results kept in `results` */
-    int results;            /* registry: {true, values...} or {false, error}, with n */
-    unsigned in_spawn : 1;  /* being run by spawn, inside its parent's call */
+    unsigned ended : 1;    /* a zombie: its results kept in `results` */
+    int results;           /* registry: {true, values...} or {false, error}, with n */
+    unsigned in_spawn : 1; /* being run by spawn, inside its parent's call */
     lthread_t *next;
 };
 
 typedef struct rp_lua_threads_s {
     rp_request_t *r; /* NULL for the timers' group */
     lthread_t *head;
-    int live;        /* not ended */
+    int live;                  /* not ended */
     unsigned exit_pending : 1; /* a thread run inside spawn called ngx.exit */
     int exit_code;
 } group_t;
@@ -241,9 +241,8 @@ static void exit_request(group_t *g, int code)
 
 /* ---- the API ---- */
 
-#define THREAD_PHASES                                                                          \
-    ((1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) |               \
-     (1u << RP_LUA_TIMER))
+#define THREAD_PHASES                                                                              \
+    ((1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) | (1u << RP_LUA_TIMER))
 
 static int thread_spawn(lua_State *L)
 {

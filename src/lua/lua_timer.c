@@ -29,9 +29,9 @@
 typedef struct lua_timer_s lua_timer_t;
 struct lua_timer_s {
     struct event *ev;
-    int ref;         /* registry: {callback, arg1, ..., argN} */
-    int nargs;       /* N */
-    int64_t every;   /* ms; 0 for ngx.timer.at */
+    int ref;                  /* registry: {callback, arg1, ..., argN} */
+    int nargs;                /* N */
+    int64_t every;            /* ms; 0 for ngx.timer.at */
     lua_timer_t *prev, *next; /* the pending timers, to fire them at a stop */
 };
 
@@ -149,10 +149,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the API ---- */
 
-#define TIMER_PHASES                                                                           \
-    ((1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_SET) | (1u << RP_LUA_REWRITE) |               \
-     (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) | (1u << RP_LUA_BALANCER) |               \
-     (1u << RP_LUA_HEADER_FILTER) | (1u << RP_LUA_BODY_FILTER) | (1u << RP_LUA_LOG) |         \
+#define TIMER_PHASES                                                                               \
+    ((1u << RP_LUA_INIT_WORKER) | (1u << RP_LUA_SET) | (1u << RP_LUA_REWRITE) |                    \
+     (1u << RP_LUA_ACCESS) | (1u << RP_LUA_CONTENT) | (1u << RP_LUA_BALANCER) |                    \
+     (1u << RP_LUA_HEADER_FILTER) | (1u << RP_LUA_BODY_FILTER) | (1u << RP_LUA_LOG) |              \
      (1u << RP_LUA_TIMER))
 
 static int timer_add(lua_State *L, int every)
