@@ -78,6 +78,8 @@ struct rp_lua_co_s {
     unsigned sync : 1; /* may not wait: header and body filters, set_by_lua */
     unsigned done : 1;  /* a request's entry coroutine ended, its light threads still run:
                          * the phase waits for them */
+    unsigned no_pool : 1; /* Lua code holds its lua_State (a light thread's handle):
+                           * rp_lua_co_free must not reuse it for another hook */
     rp_lua_co_t *drain_next; /* lua_output.c: the next coroutine waiting for a drain */
     int exit_code;
     int nresults; /* what the waker pushed on L */

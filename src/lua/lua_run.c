@@ -117,7 +117,8 @@ void rp_lua_co_free(rp_lua_co_t *co)
         event_free(co->post);
     rp_lua_threads_orphan(co); /* a timer's light threads outlive it (lua_thread.c) */
     lua_State *vm = rp_lua_vm();
-    if (vm && vm == pool_vm && npool < THREAD_POOL && lua_status(co->L) == 0 && !co->waiting) {
+    if (vm && vm == pool_vm && npool < THREAD_POOL && lua_status(co->L) == 0 && !co->waiting &&
+        !co->no_pool) {
         lua_settop(co->L, 0);
         pool[npool].L = co->L;
         pool[npool].ref = co->ref;

@@ -256,6 +256,7 @@ static int thread_spawn(lua_State *L)
     group_t *g = group_of(parent->r, 1);
     rp_lua_co_t *co = rp_lua_co_new(parent->r, parent->phase);
     co->resume = resumed; /* woken: continued from the loop, here */
+    co->no_pool = 1;      /* the coroutine is the handle Lua keeps: never reused */
     lthread_t *t = rp_xcalloc(1, sizeof(*t));
     t->co = co;
     t->results = LUA_NOREF;

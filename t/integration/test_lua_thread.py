@@ -119,6 +119,19 @@ BODY = """
             ngx.exit(200)
         }
     }
+    location /reuse {
+        content_by_lua_block {
+            local t = ngx.thread.spawn(function() return "first" end)
+            ngx.say(ngx.thread.wait(t))
+            local others = {}
+            for i = 1, 5 do
+                others[i] = ngx.thread.spawn(function() ngx.sleep(0.01) return i end)
+            end
+            ngx.say(ngx.thread.wait(t))
+            ngx.say(ngx.thread.kill(t))
+            ngx.say(ngx.thread.wait(others[5]))
+        }
+    }
     location /timer_threads {
         content_by_lua_block { ngx.say(TIMER_THREADS) }
     }
@@ -303,3 +316,10 @@ def test_exit_in_the_entry_thread_ends_its_threads(tmp_path, rampart, free_port)
     assert got == want
     assert text(rampart.port, "/parallel") == (200, "true1\ntrue2\n")
     assert "thread outlived the exit" not in rampart.log_text()
+
+
+def test_a_thread_waited_for_stays_waited_while_others_are_spawned(tmp_path, rampart, free_port):
+    got, want = both(tmp_path, rampart, free_port, lambda port: text(port, "/reuse"))
+    assert got == (200, "truefirst\nnilalready waited or killed\n"
+                        "nilalready waited or killed\ntrue5\n")
+    assert got == want
