@@ -132,6 +132,19 @@ BODY = """
             ngx.say(ngx.thread.wait(others[5]))
         }
     }
+    location /coroutines {
+        content_by_lua_block {
+            local t = ngx.thread.spawn(function()
+                local gen = coroutine.wrap(function()
+                    for i = 1, 2 do ngx.sleep(0.01) coroutine.yield(i) end
+                end)
+                return gen() + gen()
+            end)
+            local co = coroutine.create(function() ngx.sleep(0.02) return "entry's own" end)
+            ngx.say(coroutine.resume(co))
+            ngx.say(ngx.thread.wait(t))
+        }
+    }
     location /timer_threads {
         content_by_lua_block { ngx.say(TIMER_THREADS) }
     }
@@ -322,4 +335,10 @@ def test_a_thread_waited_for_stays_waited_while_others_are_spawned(tmp_path, ram
     got, want = both(tmp_path, rampart, free_port, lambda port: text(port, "/reuse"))
     assert got == (200, "truefirst\nnilalready waited or killed\n"
                         "nilalready waited or killed\ntrue5\n")
+    assert got == want
+
+
+def test_coroutines_that_wait_inside_threads_and_beside_them(tmp_path, rampart, free_port):
+    got, want = both(tmp_path, rampart, free_port, lambda port: text(port, "/coroutines"))
+    assert got == (200, "trueentry's own\ntrue3\n")
     assert got == want
