@@ -55,6 +55,7 @@ rp_module_t *const rp_modules[] = {
     &rp_health_module,      /* after shm: it writes into the zones */
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,
+    &rp_lua_balancer_module,
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);

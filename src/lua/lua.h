@@ -38,6 +38,10 @@ void rp_lua_api_shdict(lua_State *L, rp_cycle_t *cycle); /* ngx.shared (lua_shdi
 void rp_lua_api_var(lua_State *L, rp_cycle_t *cycle);    /* ngx.var (lua_var.c) */
 void rp_lua_api_req(lua_State *L, rp_cycle_t *cycle);    /* ngx.req, ngx.exec (lua_req.c) */
 void rp_lua_api_socket(lua_State *L, rp_cycle_t *cycle); /* ngx.socket (lua_socket.c) */
+/* package.preload["ngx.balancer"] (lua_balancer.c) */
+void rp_lua_api_balancer(lua_State *L, rp_cycle_t *cycle);
+/* package.preload["rampart"] (lua_rampart.c) */
+void rp_lua_api_rampart(lua_State *L, rp_cycle_t *cycle);
 
 /* OpenResty's phase names, as ngx.get_phase() returns them. */
 typedef enum {

@@ -48,6 +48,7 @@ typedef struct {
 } rp_lua_loc_conf_t;
 
 extern rp_module_t rp_lua_module;
+extern rp_module_t rp_lua_balancer_module; /* balancer_by_lua (lua_balancer.c) */
 
 /* The VM of the configuration being read (made on first use). */
 rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
@@ -58,6 +59,10 @@ const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_
 /* Pushes msg with the chunk name Lua shortened ("...end/of/name:LINE: ...") put back
  * whole when it is the end of full; returns the pushed string. */
 const char *rp_lua_full_place(lua_State *L, const char *msg, const char *full);
+
+/* Reads the hook of the directive being handled (a block, or the file its last argument
+ * names) and compiles it: for directives of other files (balancer_by_lua). */
+const char *rp_lua_read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out);
 
 /* Pushes a hook's function (reloaded from its file when code_cache is off). 0 or -1 with
  * the error message pushed. */
