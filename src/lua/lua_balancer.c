@@ -455,6 +455,20 @@ static int choose(rp_attempt_t *a, void *data, rp_upstream_server_t **peer)
 
 /* ---- configuration ---- */
 
+/* The configuration is let go of (a worker exits, a single process reloads): so are its
+ * ad hoc peers, each once the last connection to it closes. */
+static void adhoc_free(void *data)
+{
+    lb_conf_t *lc = data;
+    for (unsigned i = 0; i < lc->nadhoc; i++) {
+        lc->adhoc[i]->retired = 1;
+        rp_upstream_peer_unref(lc->adhoc[i]);
+    }
+    free(lc->adhoc);
+    lc->adhoc = NULL;
+    lc->nadhoc = lc->adhoc_cap = 0;
+}
+
 static void *create_ups(rp_conf_t *cf)
 {
     return rp_arena_calloc(cf->arena, sizeof(lb_conf_t));
@@ -472,6 +486,7 @@ static const char *set_balancer(rp_conf_t *cf, const rp_command_t *cmd, void *co
     lc->u = u;
     u->chooser = choose;
     u->chooser_data = lc;
+    rp_arena_cleanup(cf->arena, adhoc_free, lc);
     return RP_CONF_OK;
 }
 
