@@ -433,3 +433,36 @@ def test_balancer_by_lua_outside_an_upstream_block_is_refused(tmp_path):
     reference_nginx.assert_rampart_refuses(
         tmp_path, 'server { listen 127.0.0.1:1; balancer_by_lua_block { return } }', 3,
         '"balancer_by_lua_block": not allowed in the server context')
+
+
+def test_an_http2_upstream_takes_the_peer_the_script_picks(rampart, free_port):
+    from h2_backend import H2Backend
+    import json
+    be = H2Backend().start()
+    try:
+        port = free_port()
+        rampart.configure(f"""
+upstream pool {{
+    server 0.0.0.1;
+    http2;
+    balancer_by_lua_block {{
+        local balancer = require "ngx.balancer"
+        if ngx.ctx.want == "boom" then error("no h2 peer") end
+        assert(balancer.set_current_peer("127.0.0.1", {be.port}))
+    }}
+}}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{
+        set_by_lua $pick 'ngx.ctx.want = ngx.arg[1]; return ""' $http_x_pick;
+        proxy_pass http://pool;
+    }}
+}}
+""")
+        rampart.start()
+        r = request(port, "/x?echo=1")
+        assert r.status == 200 and json.loads(r.body)["path"] == "/x?echo=1"
+        assert request(port, headers={"X-Pick": "boom"}).status == 500
+        rampart.wait_log(r"runtime error in balancer: .*no h2 peer")
+    finally:
+        be.stop()
