@@ -442,8 +442,8 @@ static int choose(rp_attempt_t *a, void *data, rp_upstream_server_t **peer)
     }
     if (exited && code != 0) {
         /* ngx.exit(status) from the hook: the request ends (nginx answers 500 for any) */
-        rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": balancer_by_lua exited with %d",
-                     lc->u->name, code);
+        rp_log_error(RP_LOG_ERR, 0, "upstream \"%s\": balancer_by_lua exited with %d", lc->u->name,
+                     code);
         a->hook_status = 500;
         return RP_ERROR;
     }

@@ -39,8 +39,8 @@ static rp_cycle_t *vm_cycle; /* the generation whose VM this is */
 
 static rp_upstream_conf_t *find_upstream(const char *name)
 {
-    rp_upstream_main_conf_t *um = vm_cycle ? rp_http_main_conf(vm_cycle, &rp_upstream_module)
-                                           : NULL;
+    rp_upstream_main_conf_t *um =
+        vm_cycle ? rp_http_main_conf(vm_cycle, &rp_upstream_module) : NULL;
     if (um == NULL)
         return NULL;
     rp_upstream_conf_t **v = um->upstreams.elts;
@@ -113,10 +113,11 @@ static int ups_peers(lua_State *L)
         set_num(L, "requests", (double)rp_shm_counter_get(&sh->requests));
         set_num(L, "failures", (double)rp_shm_counter_get(&sh->failures));
         int64_t h = rp_shm_counter_get(&sh->health);
-        set_str(L, "health", !u->health_checks         ? "unchecked"
-                             : h == RP_HEALTH_HEALTHY   ? "healthy"
-                             : h == RP_HEALTH_UNHEALTHY ? "unhealthy"
-                                                        : "unknown");
+        set_str(L, "health",
+                !u->health_checks          ? "unchecked"
+                : h == RP_HEALTH_HEALTHY   ? "healthy"
+                : h == RP_HEALTH_UNHEALTHY ? "unhealthy"
+                                           : "unknown");
         lua_pushboolean(L, s->backup);
         lua_setfield(L, -2, "backup");
         lua_pushboolean(L, rp_upstream_peer_resting(u, s, now));
@@ -351,12 +352,9 @@ static void methods(lua_State *L, const char *mt, const luaL_Reg *fns)
 static int open_rampart(lua_State *L)
 {
     static const luaL_Reg fns[] = {
-        {"upstream", rampart_upstream},
-        {"limit", rampart_limit},
-        {"request_id", rampart_request_id},
-        {"trace_id", rampart_no_trace},
-        {"span_id", rampart_no_trace},
-        {NULL, NULL},
+        {"upstream", rampart_upstream},     {"limit", rampart_limit},
+        {"request_id", rampart_request_id}, {"trace_id", rampart_no_trace},
+        {"span_id", rampart_no_trace},      {NULL, NULL},
     };
     lua_createtable(L, 0, 6);
     for (const luaL_Reg *f = fns; f->name; f++) {
