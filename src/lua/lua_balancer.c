@@ -13,9 +13,12 @@
  * keep-alive for the connection), may name an address the pool does not have, and an
  * error in it must end the request with a 500.
  *
- * The hook may not wait (ngx.sleep, cosockets), as in OpenResty: the attempt engine's
- * callers (proxy.c, proxy_h2.c) pick the peer and connect in one step, and a suspended
- * pick would need every caller to resume from the middle of a try.
+ * Waiting. OpenResty forbids waits (ngx.sleep, cosockets) in the balancer. Here a hook
+ * of an HTTP/1 upstream may wait: its coroutine goes on from the loop (serving the same
+ * request, ngx.ctx and all), the attempt engine answers RP_AGAIN meanwhile, and the
+ * proxy resumes the try when the hook ends (attempt.h: a->resume). The HTTP/2 exchange
+ * (proxy_h2.c) and hedged tries pick and connect in one step: there a wait is refused as
+ * OpenResty refuses it.
  *
  * Addresses outside the pool. set_current_peer takes an IP address (with the port as its
  * second argument or after a colon), "unix:/path", or a name the pool knows (a peer's
@@ -53,13 +56,22 @@ typedef struct {
     unsigned nadhoc, adhoc_cap;
 } lb_conf_t;
 
-/* The hook running now (the chooser runs one at a time, to its end). */
+/* A request's run of the hook, for one try at a time (in the request's arena). */
 typedef struct {
     rp_attempt_t *a;
     lb_conf_t *lc;
     rp_upstream_server_t *peer; /* set_current_peer's */
+    rp_lua_co_t *co;            /* while it waits */
+    int state;                  /* RUN_* */
+    int status;                 /* RUN_DONE: 0, or LUA_ERR* */
+    int exited, exit_code;
+    unsigned cleanup : 1;
 } lb_run_t;
 
+enum { RUN_IDLE, RUN_WAITING, RUN_DONE };
+
+/* The run whose hook is on the C stack now (its first stretch, before any wait); a
+ * run resumed from the loop is found as its coroutine's user data. */
 static lb_run_t *running;
 
 extern rp_module_t rp_lua_balancer_module;
@@ -239,9 +251,11 @@ static lb_run_t *check(lua_State *L)
     if (rp_lua_request(L) == NULL)
         luaL_error(L, "no request found");
     rp_lua_check_phase(L, 1u << RP_LUA_BALANCER);
-    if (running == NULL)
+    rp_lua_co_t *co = rp_lua_current(L);
+    lb_run_t *run = co && co->user ? co->user : running;
+    if (run == NULL)
         luaL_error(L, "no upstream found");
-    return running;
+    return run;
 }
 
 static int fail2(lua_State *L, const char *err)
@@ -423,20 +437,14 @@ void rp_lua_api_balancer(lua_State *L, rp_cycle_t *cycle)
 
 /* ---- the chooser ---- */
 
-static int choose(rp_attempt_t *a, void *data, rp_upstream_server_t **peer)
+/* What a run that ended gives the attempt engine. */
+static int run_result(lb_run_t *run, int failed, int exited, int code,
+                      rp_upstream_server_t **peer)
 {
-    lb_conf_t *lc = data;
-    if (rp_lua_vm() == NULL || a->r == NULL)
-        return RP_DECLINED;
-    lb_run_t run = {.a = a, .lc = lc};
-    lb_run_t *saved = running;
-    running = &run;
-    rp_lua_co_t *co;
-    int rc = rp_lua_run_sync(a->r, lc->hook, RP_LUA_BALANCER, &co);
-    running = saved;
-    int exited = co->exited, code = co->exit_code;
-    rp_lua_co_free(co);
-    if (rc != 0) { /* logged with the script's file and line */
+    rp_attempt_t *a = run->a;
+    lb_conf_t *lc = run->lc;
+    run->state = RUN_IDLE;
+    if (failed) { /* logged with the script's file and line */
         a->hook_status = 500;
         return RP_ERROR;
     }
@@ -447,10 +455,82 @@ static int choose(rp_attempt_t *a, void *data, rp_upstream_server_t **peer)
         a->hook_status = 500;
         return RP_ERROR;
     }
-    if (run.peer == NULL)
+    if (run->peer == NULL)
         return RP_DECLINED;
-    *peer = run.peer;
+    *peer = run->peer;
     return RP_OK;
+}
+
+/* The request ended while its hook waited: the hook goes with it. */
+static void run_cleanup(rp_request_t *r, void *data)
+{
+    lb_run_t *run = data;
+    (void)r;
+    if (run->co) {
+        rp_lua_co_t *co = run->co;
+        run->co = NULL;
+        rp_lua_co_free(co);
+    }
+}
+
+/* A hook that waited has ended (from the loop): the try goes on with its answer. */
+static void run_done(rp_lua_co_t *co, int status)
+{
+    lb_run_t *run = co->user;
+    run->co = NULL; /* the runner frees it */
+    run->state = RUN_DONE;
+    run->status = status;
+    run->exited = co->exited;
+    run->exit_code = co->exit_code;
+    run->a->resume(run->a->resume_data);
+}
+
+/*
+ * The chooser. The hook runs at once; where the caller can wait (a->resume), a hook
+ * that waits (ngx.sleep, beyond OpenResty, which forbids it there) leaves the try
+ * suspended until it ends, and its answer is given to the call that resume makes.
+ * Elsewhere (an HTTP/2 upstream, a hedged try) it runs as OpenResty's, to its end.
+ */
+static int choose(rp_attempt_t *a, void *data, rp_upstream_server_t **peer)
+{
+    lb_conf_t *lc = data;
+    if (rp_lua_vm() == NULL || a->r == NULL)
+        return RP_DECLINED;
+    lb_run_t *run = a->chooser_state;
+    if (run && run->state == RUN_DONE)
+        return run_result(run, run->status != 0, run->exited, run->exit_code, peer);
+    if (run && run->state == RUN_WAITING)
+        return RP_AGAIN;
+    if (run == NULL) {
+        run = rp_arena_calloc(a->r->arena, sizeof(*run));
+        run->a = a;
+        run->lc = lc;
+        a->chooser_state = run;
+    }
+    run->peer = NULL;
+    lb_run_t *saved = running;
+    running = run;
+    rp_lua_co_t *co;
+    int rc;
+    if (a->resume == NULL) {
+        rc = rp_lua_run_sync(a->r, lc->hook, RP_LUA_BALANCER, &co);
+    } else {
+        rc = rp_lua_run_attached(a->r, lc->hook, RP_LUA_BALANCER, run_done, run, &co);
+        if (rc == 1) {
+            running = saved;
+            run->co = co;
+            run->state = RUN_WAITING;
+            if (!run->cleanup) {
+                run->cleanup = 1;
+                rp_http_cleanup_add(a->r, run_cleanup, run);
+            }
+            return RP_AGAIN;
+        }
+    }
+    running = saved;
+    int exited = co->exited, code = co->exit_code;
+    rp_lua_co_free(co);
+    return run_result(run, rc != 0, exited, code, peer);
 }
 
 /* ---- configuration ---- */

@@ -91,6 +91,16 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
 int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
                     rp_lua_co_t **out);
 
+/* Runs hook for r in phase in a coroutine that may wait outside the request's phases
+ * (balancer_by_lua: the attempt engine resumes the request itself). 0: it ended (its
+ * results on (*out)->L; free *out); -1: it failed (logged; free *out); 1: it waits:
+ * the coroutine (whose `user` is user) goes on from the loop, serving r, and
+ * on_done(co, 0 or LUA_ERR*) is called at its end, after which the runner frees it;
+ * the caller frees *out itself only if r ends before that. */
+int rp_lua_run_attached(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
+                        void (*on_done)(rp_lua_co_t *co, int status), void *user,
+                        rp_lua_co_t **out);
+
 /* Runs a log hook; if it waits it goes on detached from the request. */
 int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook);
 

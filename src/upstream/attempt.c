@@ -30,6 +30,9 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     if (a->ups->chooser) {
         a->hooked = 1;
         int rc = a->ups->chooser(a, a->ups->chooser_data, &s);
+        a->choosing = rc == RP_AGAIN;
+        if (a->choosing)
+            return NULL;
         if (rc == RP_ERROR) {
             if (a->hook_status == 0)
                 a->hook_status = 500;

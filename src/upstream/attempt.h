@@ -61,6 +61,14 @@ typedef struct rp_attempt_s {
      * RP_ATTEMPT_LAST_NEXT or RP_ATTEMPT_LAST_FAILED (nginx's peer states), and its status. */
     unsigned last_state;
     int last_status;
+    /* A chooser that waits (ngx.sleep in balancer_by_lua): rp_attempt_next answered NULL
+     * with choosing set, and the chooser calls resume(resume_data) from the loop when it
+     * is done; the caller then calls rp_attempt_next again. A caller that cannot wait
+     * leaves resume NULL, and the chooser then may not wait. */
+    unsigned choosing : 1;
+    void (*resume)(void *data);
+    void *resume_data;
+    void *chooser_state; /* the chooser's, for the request */
 } rp_attempt_t;
 
 /* nginx's peer states, as balancer.get_last_failure() names them. */
@@ -72,7 +80,9 @@ enum { RP_ATTEMPT_LAST_NEXT = 2, RP_ATTEMPT_LAST_FAILED = 4 };
  * balancer, for the first try and every retry, and returns RP_OK with *peer set (a peer
  * of the pool, or one made for an address outside it: rp_upstream_peer_entry), RP_DECLINED
  * to let the pool's balancer pick (as OpenResty falls back to round robin when no peer was
- * set), or RP_ERROR after setting a->hook_status: the request ends with that status.
+ * set), RP_ERROR after setting a->hook_status (the request ends with that status), or
+ * RP_AGAIN when it waits (only where a->resume is set): it calls a->resume later, and
+ * gives its answer to the next call.
  *
  * Why here rather than as a balancer (rp_upstream_balancer_t): a balancer sees the pool's
  * peer set and a pick record, while the chooser needs the request's attempt (the last
@@ -87,8 +97,8 @@ void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u);
 
 /* Starts the next attempt on a peer the balancer picks (one not tried yet, when another
  * is usable), or the pool's chooser names: records $upstream_addr and starts the clock.
- * NULL when none is left, or when the chooser failed (a->hook_status is then the status
- * to answer with). */
+ * NULL when none is left, when the chooser failed (a->hook_status is then the status to
+ * answer with), or when it waits (a->choosing: a->resume is called when it is done). */
 rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a);
 
 /* The current timeouts (ms): the chooser's when it set them, else dflt (the location's). */

@@ -649,6 +649,8 @@ static void connect_next(proxy_t *p)
     rp_upstream_conf_t *u = p->ups;
     rp_upstream_server_t *s = rp_attempt_next(&p->at);
     if (s == NULL) {
+        if (p->at.choosing)
+            return; /* balancer_by_lua waits: resume_try goes on */
         if (p->at.hook_status) { /* balancer_by_lua failed: logged with its file and line */
             fail(p, p->at.hook_status);
             return;
@@ -702,6 +704,14 @@ static void connect_next(proxy_t *p)
     p->state = P_CONNECT;
     event_add(&uc->wev, NULL);
     rp_timer_add(&uc->timer, rp_attempt_head_timeout(&p->at, CONNECT_TIMEOUT(p)));
+}
+
+/* balancer_by_lua waited and has chosen: the try goes on. */
+static void resume_try(void *data)
+{
+    proxy_t *p = data;
+    p->at.choosing = 0;
+    connect_next(p);
 }
 
 static void on_backoff(rp_request_t *r, void *data)
@@ -1327,6 +1337,8 @@ int rp_proxy_handler(rp_request_t *r)
     p->ups = u;
     p->tls = tls;
     rp_attempt_init(&p->at, r, p->ups);
+    p->at.resume = resume_try; /* a hedged try (below) cannot wait for its chooser */
+    p->at.resume_data = p;
     p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);
     rp_http_cleanup_add(r, cleanup, p);
