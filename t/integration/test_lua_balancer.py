@@ -4,9 +4,9 @@ picks the peer of every try of a request, as in OpenResty.
 The scripts are written as an OpenResty user writes them (a placeholder server in the
 upstream block, the peer chosen from ngx.ctx), and the ones OpenResty 0.10.23 supports
 run under Debian's nginx with libnginx-mod-http-lua as well: the same backend answers
-in both. The request's choice reaches ngx.ctx from a request header through
-set_by_lua's argument ($http_x_pick) and an access_by_lua_block, so the balancer sees
-one ngx.ctx across the request's phases.
+in both. The request's choice reaches ngx.ctx from a request header read in an
+access_by_lua_block (ngx.req.get_headers), so the balancer sees the ngx.ctx of the
+request's other phases.
 """
 
 import os
@@ -87,9 +87,9 @@ server {{
     listen 127.0.0.1:{port};
     {listen_h2}
     location / {{
-        set_by_lua $pick 'ngx.ctx.want = ngx.arg[1]; return ngx.arg[1]' $http_x_pick;
         access_by_lua_block {{
             local ports = {{ {ports} }}
+            ngx.ctx.want = ngx.req.get_headers()["x-pick"]
             ngx.ctx.port = ports[ngx.ctx.want] or ports.a
         }}
         proxy_pass http://pool;
