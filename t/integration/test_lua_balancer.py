@@ -494,3 +494,35 @@ server {{
                          r"balancer")
     finally:
         be.stop()
+
+
+def test_the_hook_may_ask_a_service_through_a_cosocket(rampart, backend_factory, free_port):
+    # beyond OpenResty: the script asks a directory (here a backend answering its name)
+    # which peer to use, through a cosocket, while the try waits
+    directory, chosen = backend_factory("b"), backend_factory("b-peer")
+    port = free_port()
+    rampart.configure(f"""
+upstream pool {{
+    server 0.0.0.1;
+    balancer_by_lua_block {{
+        local balancer = require "ngx.balancer"
+        local sock = ngx.socket.tcp()
+        assert(sock:connect("127.0.0.1", {directory.port}))
+        assert(sock:send("GET /where HTTP/1.0\\r\\n\\r\\n"))
+        local body = assert(sock:receive("*a"))
+        sock:close()
+        local name = body:match("\\r\\n\\r\\n(%S+)")
+        ngx.log(ngx.WARN, "directory says ", name)
+        assert(balancer.set_current_peer("127.0.0.1", {chosen.port}))
+    }}
+}}
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://pool; }}
+}}
+""")
+    rampart.start()
+    r = request(port)
+    assert (r.status, r.text) == (200, "b-peer\n")
+    rampart.wait_log(r"directory says b\b")
+    assert directory.stats()["requests"] == 1
