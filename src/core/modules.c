@@ -56,6 +56,7 @@ rp_module_t *const rp_modules[] = {
     &rp_lua_timer_module, /* before lua: its limits are set when init_worker_by_lua runs */
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,
+    &rp_lua_balancer_module,
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);

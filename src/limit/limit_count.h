@@ -143,6 +143,10 @@ extern rp_module_t rp_limit_count_module;
 int rp_limit_count_take(rp_shm_zone_t *const *zones, const rp_str_t *keys, size_t n,
                         int64_t now, rp_lc_decision_t *d);
 
+/* What rp_limit_count_take would decide for key in zone (a limit_count_zone's) at now,
+ * without counting the request: 0 with *d set, -1 when the zone's table is damaged. */
+int rp_limit_count_peek(rp_shm_zone_t *zone, rp_str_t key, int64_t now, rp_lc_decision_t *d);
+
 /* The operations a `sync` zone gives the sync engine. */
 const rp_limit_sync_ops_t *rp_limit_count_sync_ops(void);
 

@@ -234,6 +234,32 @@ int rp_limit_count_take(rp_shm_zone_t *const *zones, const rp_str_t *keys, size_
     return !refused;
 }
 
+int rp_limit_count_peek(rp_shm_zone_t *zone, rp_str_t key, int64_t now, rp_lc_decision_t *d)
+{
+    const lc_zone_t *lz = zone->data;
+    rp_shm_hash_t *h = lock_table(zone, NULL);
+    if (h == NULL) {
+        rp_shm_unlock(zone);
+        return -1;
+    }
+    int64_t w = rp_lc_window_of(now, lz->q.window_ms);
+    rp_lc_record_t rec = {.window = w};
+    rp_shm_hash_item_t it;
+    if (rp_shm_hash_get_locked(h, key.data, key.len, now, 0, &it) == RP_SHM_OK &&
+        it.value_len == sizeof(rec))
+        memcpy(&rec, it.value, sizeof(rec));
+    rp_shm_unlock(zone);
+    /* a copy rolled to now's window, as record_locked rolls the stored one */
+    int64_t at = now;
+    if (rec.window == w + 1 && rec.window * lz->q.window_ms - now <= RP_LC_CLOCK_SKEW)
+        at = rec.window * lz->q.window_ms;
+    else if (rec.window != w)
+        rp_lc_roll(&rec, w);
+    rp_lc_decide(&lz->q, &rec, at, d);
+    d->decided = 1;
+    return 0;
+}
+
 /* ---- the sync engine's operations (run in the helper) ---- */
 
 #define COLLECT_BATCH 64

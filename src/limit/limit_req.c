@@ -259,6 +259,18 @@ void rp_limit_req_decide(const rp_limit_req_limit_t *limits, size_t n, const rp_
     unlock_all(held, nheld);
 }
 
+int64_t rp_limit_req_peek(rp_limit_req_table_t *t, rp_str_t key, int64_t now)
+{
+    lock(t);
+    rp_shm_hash_item_t it;
+    int64_t excess = 0, ms;
+    if (rp_shm_hash_get_locked(t->h, key.data, key.len, now, 0, &it) == RP_SHM_OK &&
+        it.value_len == sizeof(rp_limit_req_rec_t))
+        excess = rp_limit_req_excess(it.value, t->rate, now, &ms);
+    unlock(t);
+    return excess;
+}
+
 /* ---- what a limit tells the client ---- */
 
 static int64_t ceil_div(int64_t a, int64_t b)

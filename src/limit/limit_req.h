@@ -128,6 +128,14 @@ void rp_limit_req_apply(rp_limit_req_table_t *t, const void *key, size_t key_len
 /* The module: directives, zones, the preaccess handler (limit_req_module.c). */
 extern rp_module_t rp_http_limit_req_module;
 
+/* The table of a limit_req_zone's shared memory zone (its tag is "limit_req"), for
+ * callers outside the module (the Lua `rampart.limit` objects). */
+rp_limit_req_table_t *rp_limit_req_zone_table(rp_shm_zone_t *zone);
+
+/* What a request arriving at now would make of key's bucket in t, without charging it:
+ * the excess (thousandths; 0 for a key never seen). Takes the zone's lock. */
+int64_t rp_limit_req_peek(rp_limit_req_table_t *t, rp_str_t key, int64_t now);
+
 /* How long Redis keeps a one-second counter: long enough for a late answer. */
 #define RP_LIMIT_REQ_SYNC_TTL 5000
 

@@ -137,6 +137,12 @@ static int zone_init(rp_shm_zone_t *shm, int reused, char *err, size_t errlen)
     return 0;
 }
 
+rp_limit_req_table_t *rp_limit_req_zone_table(rp_shm_zone_t *zone)
+{
+    lr_zone_t *z = zone->data;
+    return z && z->table.h ? &z->table : NULL;
+}
+
 static void sync_collect(rp_shm_zone_t *shm, int64_t now, rp_limit_sync_collect_pt fn, void *arg)
 {
     lr_zone_t *z = shm->data;

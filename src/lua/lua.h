@@ -41,6 +41,10 @@ void rp_lua_api_socket(lua_State *L, rp_cycle_t *cycle); /* ngx.socket (lua_sock
 void rp_lua_api_timer(lua_State *L, rp_cycle_t *cycle);  /* ngx.timer (lua_timer.c) */
 void rp_lua_api_thread(lua_State *L, rp_cycle_t *cycle); /* ngx.thread (lua_thread.c) */
 void rp_lua_api_sema(lua_State *L, rp_cycle_t *cycle);   /* ngx.semaphore (lua_sema.c) */
+/* package.preload["ngx.balancer"] (lua_balancer.c) */
+void rp_lua_api_balancer(lua_State *L, rp_cycle_t *cycle);
+/* package.preload["rampart"] (lua_rampart.c) */
+void rp_lua_api_rampart(lua_State *L, rp_cycle_t *cycle);
 
 /* OpenResty's phase names, as ngx.get_phase() returns them. */
 typedef enum {

@@ -49,6 +49,7 @@ typedef struct {
 
 extern rp_module_t rp_lua_module;
 extern rp_module_t rp_lua_timer_module; /* lua_timer.c: the timers' limits and their stop */
+extern rp_module_t rp_lua_balancer_module; /* balancer_by_lua (lua_balancer.c) */
 
 /* The VM of the configuration being read (made on first use). */
 rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf);
@@ -59,6 +60,10 @@ const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_
 /* Pushes msg with the chunk name Lua shortened ("...end/of/name:LINE: ...") put back
  * whole when it is the end of full; returns the pushed string. */
 const char *rp_lua_full_place(lua_State *L, const char *msg, const char *full);
+
+/* Reads the hook of the directive being handled (a block, or the file its last argument
+ * names) and compiles it: for directives of other files (balancer_by_lua). */
+const char *rp_lua_read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out);
 
 /* Pushes a hook's function (reloaded from its file when code_cache is off). 0 or -1 with
  * the error message pushed. */
@@ -86,6 +91,16 @@ int rp_lua_run_request_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_p
  * results on (*out)->L, or -1 (logged). Free *out with rp_lua_co_free either way. */
 int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
                     rp_lua_co_t **out);
+
+/* Runs hook for r in phase in a coroutine that may wait outside the request's phases
+ * (balancer_by_lua: the attempt engine resumes the request itself). 0: it ended (its
+ * results on (*out)->L; free *out); -1: it failed (logged; free *out); 1: it waits:
+ * the coroutine (whose `user` is user) goes on from the loop, serving r, and
+ * on_done(co, 0 or LUA_ERR*) is called at its end, after which the runner frees it;
+ * the caller frees *out itself only if r ends before that. */
+int rp_lua_run_attached(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
+                        void (*on_done)(rp_lua_co_t *co, int status), void *user,
+                        rp_lua_co_t **out);
 
 /* Runs a log hook; if it waits it goes on detached from the request. */
 int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook);

@@ -105,6 +105,11 @@ static const char *read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out)
     return RP_CONF_OK;
 }
 
+const char *rp_lua_read_hook(rp_conf_t *cf, int block, rp_lua_hook_t **out)
+{
+    return read_hook(cf, block, out);
+}
+
 static int kind_of(const rp_command_t *cmd)
 {
     return (int)(intptr_t)cmd->post;

@@ -438,6 +438,37 @@ int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook)
     return RP_OK;
 }
 
+int rp_lua_run_attached(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
+                        void (*on_done)(rp_lua_co_t *co, int status), void *user,
+                        rp_lua_co_t **out)
+{
+    rp_lua_co_t *co = co_new(rp_lua_vm(), r, phase);
+    co->user = user;
+    *out = co;
+    if (rp_lua_push_hook(co->L, hook, rp_lua_main->code_cache) != 0) {
+        rp_lua_log_error(co->L, LUA_ERRSYNTAX, rp_lua_phase_names[phase]);
+        return -1;
+    }
+    int rc = co_resume(co, 0);
+    if (rc == LUA_YIELD && !co->exited) {
+        /* it waits: it goes on from the loop (detached from the phases, still serving
+         * r), and on_done tells its end; the caller frees it if r ends first */
+        lua_settop(co->L, 0);
+        co->detached = 1;
+        co->on_done = on_done;
+        if (!co->waiting) {
+            co->waiting = 1;
+            rp_lua_wake(co, 0);
+        }
+        return 1;
+    }
+    if (rc != 0 && rc != LUA_YIELD) {
+        rp_lua_log_error(co->L, rc, rp_lua_phase_names[phase]);
+        return -1;
+    }
+    return 0;
+}
+
 int rp_lua_run_sync(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t phase,
                     rp_lua_co_t **out)
 {

@@ -37,6 +37,7 @@ static const rp_lua_api_pt api_parts[] = {
     rp_lua_api_core, rp_lua_api_output, rp_lua_api_re, rp_lua_api_string, rp_lua_api_shdict,
     rp_lua_api_var,  rp_lua_api_req, rp_lua_api_socket,
     rp_lua_api_timer, rp_lua_api_thread, rp_lua_api_sema,
+    rp_lua_api_balancer, rp_lua_api_rampart,
 };
 
 static lua_State *worker_vm;

@@ -11,6 +11,7 @@
 #include <event2/buffer.h>
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u)
@@ -25,7 +26,25 @@ void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u)
 
 rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
 {
-    rp_upstream_server_t *s = rp_upstream_get_peer(a->ups, &a->pick);
+    rp_upstream_server_t *s = NULL;
+    if (a->ups->chooser) {
+        a->hooked = 1;
+        int rc = a->ups->chooser(a, a->ups->chooser_data, &s);
+        a->choosing = rc == RP_AGAIN;
+        if (a->choosing)
+            return NULL;
+        if (rc == RP_ERROR) {
+            if (a->hook_status == 0)
+                a->hook_status = 500;
+            return NULL;
+        }
+        if (rc == RP_OK && s)
+            rp_upstream_take_peer(a->ups, &a->pick, s);
+        else
+            s = NULL;
+    }
+    if (s == NULL)
+        s = rp_upstream_get_peer(a->ups, &a->pick);
     if (s == NULL)
         return NULL;
     a->peer = s;
@@ -100,7 +119,23 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
         .last_ms = how == RP_ATTEMPT_OK ? ms : -1,
         .now = (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000,
     };
+    if (o.failed || (o.incomplete && a->status >= 400)) {
+        /* what the next try's chooser learns (get_last_failure): as nginx, a 403 or 404
+         * that sent the request on is "next", anything else "failed" */
+        int code = a->status;
+        if (code == 0)
+            code = status && status[0] >= '1' && status[0] <= '9' ? atoi(status) : 502;
+        a->last_status = code;
+        a->last_state = code == 403 || code == 404 ? RP_ATTEMPT_LAST_NEXT : RP_ATTEMPT_LAST_FAILED;
+    }
     rp_upstream_free_peer(a->ups, s, &o);
+}
+
+void rp_attempt_keepalive_to(const rp_attempt_t *a, rp_uconn_t *uc)
+{
+    uc->keep_asked = a->keepalive_set;
+    uc->keepalive_timeout = a->keepalive_set ? a->keepalive_timeout : 0;
+    uc->keepalive_requests = a->keepalive_set ? a->keepalive_requests : 0;
 }
 
 void rp_attempt_again(rp_attempt_t *a)
@@ -176,10 +211,17 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
         c->non_idempotent != 1)
         return -1; /* it may have reached the peer: POST and PATCH go once (RFC 9110 9.2.2) */
     unsigned max_tries;
-    if (c->retries >= 0)
+    if (a->hooked) {
+        /* as nginx under balancer_by_lua: one try per peer of the pool and the chooser's
+         * set_more_tries, within proxy_next_upstream_tries */
+        max_tries = rp_upstream_peers(u)->n + a->more_tries;
+        if (c->retries >= 0 && max_tries > (unsigned)c->retries + 1)
+            max_tries = (unsigned)c->retries + 1;
+    } else if (c->retries >= 0) {
         max_tries = (unsigned)c->retries + 1;
-    else
+    } else {
         max_tries = rp_upstream_peers(u)->n; /* as nginx: until every peer was tried */
+    }
     if (a->tries >= max_tries)
         return -1;
     int64_t now = rp_time_ms();
@@ -261,6 +303,11 @@ void rp_attempt_hedge_of(rp_attempt_t *hedge, const rp_attempt_t *first)
     hedge->t_first = first->t_first;
     hedge->tries = first->tries;
     hedge->retry_next = 1;
+    /* what the chooser set for the request holds for its hedged try too */
+    hedge->more_tries = first->more_tries;
+    hedge->connect_timeout = first->connect_timeout;
+    hedge->send_timeout = first->send_timeout;
+    hedge->read_timeout = first->read_timeout;
 }
 
 int64_t rp_attempt_head_timeout(const rp_attempt_t *a, int64_t dflt)

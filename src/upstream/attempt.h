@@ -27,7 +27,7 @@ enum {
     RP_ATTEMPT_TIMEOUT = 16,   /* with FAILED: the peer did not answer in time */
 };
 
-typedef struct {
+typedef struct rp_attempt_s {
     rp_request_t *r;
     rp_upstream_conf_t *ups;
     rp_upstream_pick_t pick;
@@ -48,15 +48,79 @@ typedef struct {
     int64_t t_first;            /* ms: the first try's start (the deadline counts from it) */
     unsigned retrying : 1;      /* holds one of the pool's retries in flight (budget) */
     unsigned retry_next : 1;    /* the next try is a retry (its peer's count moves) */
+    /* What the pool's chooser (rp_attempt_chooser_t: balancer_by_lua) set for this request;
+     * it lasts for the tries after the one it was set in, as OpenResty's do. */
+    unsigned hooked : 1;        /* a chooser ran: tries are counted as nginx counts them */
+    unsigned keepalive_set : 1; /* the chooser asked for keep-alive (enable_keepalive) */
+    unsigned more_tries;        /* tries allowed beyond one per peer (set_more_tries) */
+    int hook_status;            /* the chooser failed: the client gets this status (500) */
+    int64_t connect_timeout, send_timeout, read_timeout; /* ms; 0: the location's */
+    int64_t keepalive_timeout;  /* ms, for the connection of this try; 0: the pool's */
+    unsigned keepalive_requests;/* 0: the pool's */
+    /* The last failed try, for the chooser of the next one (get_last_failure): 0 none,
+     * RP_ATTEMPT_LAST_NEXT or RP_ATTEMPT_LAST_FAILED (nginx's peer states), and its status. */
+    unsigned last_state;
+    int last_status;
+    /* A chooser that waits (ngx.sleep in balancer_by_lua): rp_attempt_next answered NULL
+     * with choosing set, and the chooser calls resume(resume_data) from the loop when it
+     * is done; the caller then calls rp_attempt_next again. A caller that cannot wait
+     * leaves resume NULL, and the chooser then may not wait. */
+    unsigned choosing : 1;
+    void (*resume)(void *data);
+    void *resume_data;
+    void *chooser_state; /* the chooser's, for the request */
 } rp_attempt_t;
+
+/* nginx's peer states, as balancer.get_last_failure() names them. */
+enum { RP_ATTEMPT_LAST_NEXT = 2, RP_ATTEMPT_LAST_FAILED = 4 };
+
+/*
+ * A pool's chooser: code that picks the peer of each try itself (balancer_by_lua), set on
+ * the upstream block at configuration time. It runs in rp_attempt_next before the
+ * balancer, for the first try and every retry, and returns RP_OK with *peer set (a peer
+ * of the pool, or one made for an address outside it: rp_upstream_peer_entry), RP_DECLINED
+ * to let the pool's balancer pick (as OpenResty falls back to round robin when no peer was
+ * set), RP_ERROR after setting a->hook_status (the request ends with that status), or
+ * RP_AGAIN when it waits (only where a->resume is set): it calls a->resume later, and
+ * gives its answer to the next call.
+ *
+ * Why here rather than as a balancer (rp_upstream_balancer_t): a balancer sees the pool's
+ * peer set and a pick record, while the chooser needs the request's attempt (the last
+ * failure, the tries left, the timeouts and keep-alive of the next connection), may name
+ * an address that is not in the set, and must be able to fail the request with a 500.
+ */
+typedef int (*rp_attempt_chooser_t)(rp_attempt_t *a, void *data, rp_upstream_server_t **peer);
 
 #define RP_ATTEMPT_KEEP_MAX (64 * 1024)
 
 void rp_attempt_init(rp_attempt_t *a, rp_request_t *r, rp_upstream_conf_t *u);
 
 /* Starts the next attempt on a peer the balancer picks (one not tried yet, when another
- * is usable): records $upstream_addr and starts the clock. NULL when none is left. */
+ * is usable), or the pool's chooser names: records $upstream_addr and starts the clock.
+ * NULL when none is left, when the chooser failed (a->hook_status is then the status to
+ * answer with), or when it waits (a->choosing: a->resume is called when it is done). */
 rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a);
+
+/* The current timeouts (ms): the chooser's when it set them, else dflt (the location's). */
+static inline int64_t rp_attempt_connect_timeout(const rp_attempt_t *a, int64_t dflt)
+{
+    return a->connect_timeout > 0 ? a->connect_timeout : dflt;
+}
+
+static inline int64_t rp_attempt_send_timeout(const rp_attempt_t *a, int64_t dflt)
+{
+    return a->send_timeout > 0 ? a->send_timeout : dflt;
+}
+
+static inline int64_t rp_attempt_read_timeout(const rp_attempt_t *a, int64_t dflt)
+{
+    return a->read_timeout > 0 ? a->read_timeout : dflt;
+}
+
+/* The try's connection (new or from the cache) takes the keep-alive settings the chooser
+ * gave (enable_keepalive); where the pool keeps connections only on request, one without
+ * them is closed after the try. */
+void rp_attempt_keepalive_to(const rp_attempt_t *a, rp_uconn_t *uc);
 
 /* The attempt's connection: ms to establish it (0 for a kept-alive one, -1 failed). */
 void rp_attempt_connect_time(rp_attempt_t *a, int64_t ms);

@@ -880,6 +880,31 @@ rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pi
     return s;
 }
 
+void rp_upstream_take_peer(rp_upstream_conf_t *u, rp_upstream_pick_t *pk, rp_upstream_server_t *s)
+{
+    pk->now = rp_time_ms();
+    pk->tries++;
+    tried_push(pk, s);
+    rp_peer_inflight_add(s->sh, 1);
+    if (u->totals)
+        rp_peer_inflight_add(u->totals, 1);
+    rp_shm_counter_add(&s->sh->requests, 1);
+    if (s->dynamic)
+        s->refs++;
+}
+
+rp_peer_shared_t *rp_upstream_peer_entry(rp_upstream_conf_t *u, const char *name)
+{
+    rp_shm_zone_t *z = u->zone;
+    if (z == NULL || z->data == NULL || ((zone_data_t *)z->data)->h == NULL)
+        return NULL;
+    zone_data_t *zd = z->data;
+    lock_zone(z, zd);
+    rp_peer_shared_t *sh = peer_entry_locked(zd, u, name, zd->epoch);
+    rp_shm_unlock(z);
+    return sh;
+}
+
 /* A failure toward max_fails within fail_timeout, counted across workers. */
 static void count_failure(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
 {

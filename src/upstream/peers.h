@@ -200,6 +200,21 @@ rp_upstream_peers_t *rp_upstream_peers(rp_upstream_conf_t *u);
  */
 rp_upstream_server_t *rp_upstream_get_peer(rp_upstream_conf_t *u, rp_upstream_pick_t *pk);
 
+/*
+ * Counts a peer chosen outside the balancer (balancer_by_lua's set_current_peer) as
+ * rp_upstream_get_peer counts its pick: in flight, tried by pk, referenced.
+ */
+void rp_upstream_take_peer(rp_upstream_conf_t *u, rp_upstream_pick_t *pk, rp_upstream_server_t *s);
+
+/*
+ * The shared entry of address name (rp_sockaddr_text's form, or "unix:PATH") in u's peer
+ * table, made when missing: for a peer outside u's configuration (an address a
+ * balancer_by_lua script names), so that its requests and connections are counted and
+ * journalled as any peer's. Kept while a configuration uses it, as DNS peers' are. NULL
+ * when the zone is full.
+ */
+rp_peer_shared_t *rp_upstream_peer_entry(rp_upstream_conf_t *u, const char *name);
+
 /* Ends an attempt on s: failure accounting, latency, totals, the balancer's report,
  * and s leaves the in-flight count. */
 void rp_upstream_free_peer(rp_upstream_conf_t *u, rp_upstream_server_t *s,

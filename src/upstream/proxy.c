@@ -105,8 +105,13 @@ static void set_utimer(proxy_t *p, int64_t ms)
 /* The wait for the response head: proxy_read_timeout, or what is left of per_try_timeout. */
 static int64_t head_timeout(proxy_t *p)
 {
-    return rp_attempt_head_timeout(&p->at, p->plcf->read_timeout);
+    return rp_attempt_head_timeout(&p->at, rp_attempt_read_timeout(&p->at, p->plcf->read_timeout));
 }
+
+/* proxy_*_timeout, or what balancer_by_lua set for the request (attempt.h) */
+#define CONNECT_TIMEOUT(p) rp_attempt_connect_timeout(&(p)->at, (p)->plcf->connect_timeout)
+#define SEND_TIMEOUT(p)    rp_attempt_send_timeout(&(p)->at, (p)->plcf->send_timeout)
+#define READ_TIMEOUT(p)    rp_attempt_read_timeout(&(p)->at, (p)->plcf->read_timeout)
 
 void rp_proxy_record(rp_request_t *r, rp_str_t *field, const char *text)
 {
@@ -345,7 +350,7 @@ static int flush_uout(proxy_t *p)
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 event_add(&p->uc->wev, NULL);
-                set_utimer(p, p->plcf->send_timeout);
+                set_utimer(p, SEND_TIMEOUT(p));
                 return 1;
             }
             return -1;
@@ -617,8 +622,8 @@ static void connected(proxy_t *p)
     uc->on_read = on_handshake_event;
     uc->on_write = on_handshake_event;
     if (!evtimer_pending(&uc->timer, NULL)) {
-        struct timeval tv = {(time_t)(p->plcf->connect_timeout / 1000),
-                             (suseconds_t)((p->plcf->connect_timeout % 1000) * 1000)};
+        int64_t ms = CONNECT_TIMEOUT(p);
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)((ms % 1000) * 1000)};
         evtimer_add(&uc->timer, &tv); /* the connect was immediate */
     }
     on_handshake_event(p);
@@ -644,6 +649,12 @@ static void connect_next(proxy_t *p)
     rp_upstream_conf_t *u = p->ups;
     rp_upstream_server_t *s = rp_attempt_next(&p->at);
     if (s == NULL) {
+        if (p->at.choosing)
+            return; /* balancer_by_lua waits: resume_try goes on */
+        if (p->at.hook_status) { /* balancer_by_lua failed: logged with its file and line */
+            fail(p, p->at.hook_status);
+            return;
+        }
         if (p->at.tries == 0)
             log_upstream(p, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0, NULL);
         fail(p, p->at.tries && p->at.last_timeout ? 504 : 502);
@@ -652,6 +663,8 @@ static void connect_next(proxy_t *p)
 
     rp_uconn_t *uc = rp_upstream_pool_get(u, s, p->tls);
     if (uc) {
+        if (p->at.hooked)
+            rp_attempt_keepalive_to(&p->at, uc);
         p->uc = uc;
         p->reused = 1;
         rp_attempt_connect_time(&p->at, 0);
@@ -661,6 +674,8 @@ static void connect_next(proxy_t *p)
     p->reused = 0;
     uint32_t cap = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     uc = rp_uconn_new(u, s, cap);
+    if (p->at.hooked)
+        rp_attempt_keepalive_to(&p->at, uc);
     p->uc = uc;
     p->t_connect = p->at.t_start;
     p->state = P_CONNECT; /* a failure now is a connect's, not the last try's handshake */
@@ -688,7 +703,15 @@ static void connect_next(proxy_t *p)
     }
     p->state = P_CONNECT;
     event_add(&uc->wev, NULL);
-    rp_timer_add(&uc->timer, rp_attempt_head_timeout(&p->at, p->plcf->connect_timeout));
+    rp_timer_add(&uc->timer, rp_attempt_head_timeout(&p->at, CONNECT_TIMEOUT(p)));
+}
+
+/* balancer_by_lua waited and has chosen: the try goes on. */
+static void resume_try(void *data)
+{
+    proxy_t *p = data;
+    p->at.choosing = 0;
+    connect_next(p);
 }
 
 static void on_backoff(rp_request_t *r, void *data)
@@ -1129,7 +1152,7 @@ static void read_upstream(proxy_t *p)
         }
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, room);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            set_utimer(p, p->state == P_BODY ? p->plcf->read_timeout : head_timeout(p));
+            set_utimer(p, p->state == P_BODY ? READ_TIMEOUT(p) : head_timeout(p));
             /* nothing more for now: what a filter holds (a compressor) goes out, so a
              * stream of events is not held back until the end */
             if (p->state == P_BODY && p->forwarded) {
@@ -1228,7 +1251,7 @@ static void on_client_drained(rp_request_t *r)
     if (p == NULL || p->uc == NULL)
         return;
     rp_uconn_resume_read(p->uc);
-    set_utimer(p, p->plcf->read_timeout);
+    set_utimer(p, READ_TIMEOUT(p));
 }
 
 static void on_upstream_read(void *arg)
@@ -1314,6 +1337,8 @@ int rp_proxy_handler(rp_request_t *r)
     p->ups = u;
     p->tls = tls;
     rp_attempt_init(&p->at, r, p->ups);
+    p->at.resume = resume_try; /* a hedged try (below) cannot wait for its chooser */
+    p->at.resume_data = p;
     p->target = rp_proxy_target(r, plcf);
     rp_proxy_ctx_new(r, plcf, p);
     rp_http_cleanup_add(r, cleanup, p);

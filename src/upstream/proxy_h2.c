@@ -281,6 +281,10 @@ static void connect_next(xchg_t *x)
     rp_upstream_conf_t *u = x->ups;
     for (;;) {
         rp_upstream_server_t *s = rp_attempt_next(&x->at);
+        if (s == NULL && x->at.hook_status) { /* balancer_by_lua failed (logged) */
+            fail(x, x->at.hook_status, RP_GRPC_INTERNAL, "balancer failed");
+            return;
+        }
         if (s == NULL) {
             if (x->at.tries == 0)
                 log_upstream(x, RP_LOG_ERR, "no live upstreams while connecting to upstream", 0,
@@ -294,7 +298,8 @@ static void connect_next(xchg_t *x)
 
         rp_h2u_request_t q = {.has_body = x->has_body,
                               .connect_timeout =
-                                  rp_attempt_head_timeout(&x->at, x->plcf->connect_timeout),
+                                  rp_attempt_head_timeout(
+                                  &x->at, rp_attempt_connect_timeout(&x->at, x->plcf->connect_timeout)),
                               .tls = x->tls,
                               .arena = r->arena,
                               .notify = on_notify,
@@ -705,9 +710,11 @@ static void rearm(xchg_t *x)
     if (mode == T_NONE)
         event_del(&x->timer);
     else
-        add_timer(&x->timer, mode == T_SEND  ? x->plcf->send_timeout
-                             : x->head_out ? x->plcf->read_timeout
-                                           : rp_attempt_head_timeout(&x->at, x->plcf->read_timeout));
+        add_timer(&x->timer,
+                  mode == T_SEND ? rp_attempt_send_timeout(&x->at, x->plcf->send_timeout)
+                  : x->head_out  ? rp_attempt_read_timeout(&x->at, x->plcf->read_timeout)
+                                 : rp_attempt_head_timeout(
+                                       &x->at, rp_attempt_read_timeout(&x->at, x->plcf->read_timeout)));
 }
 
 /* Does whatever the stream and the client allow now; called for every event. */

@@ -163,6 +163,9 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
     uc->fd = -1;
     uc->owner = NULL;
     uc->suspect = 0;
+    uc->keep_asked = 0;
+    uc->keepalive_timeout = 0;
+    uc->keepalive_requests = 0;
     uc->ssl = NULL;
     uc->tls = NULL;
     uc->tls_retry = 0;
@@ -226,8 +229,11 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
     event_del(&uc->timer);
     if (uc->ssl && rp_uconn_tls_pending(uc))
         reusable = 0; /* decrypted bytes beyond the response: they belong to nobody */
+    /* a connection's own settings (balancer_by_lua's enable_keepalive) before the pool's */
+    unsigned max_requests = uc->keepalive_requests ? uc->keepalive_requests
+                                                   : (unsigned)u->keepalive_requests;
     if (!reusable || u->keepalive == 0 || u->cycle != live_cycle || uc->peer->retired ||
-        uc->requests >= (unsigned)u->keepalive_requests) {
+        uc->requests >= max_requests || (u->keepalive_on_request && !uc->keep_asked)) {
         uconn_close(uc);
         return;
     }
@@ -259,8 +265,8 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
     u->idle = uc;
     u->nidle++;
     event_add(&uc->rev, NULL); /* normally still armed: then this changes nothing */
-    struct timeval tv = {(time_t)(u->keepalive_timeout / 1000),
-                         (suseconds_t)((u->keepalive_timeout % 1000) * 1000)};
+    int64_t idle = uc->keepalive_timeout ? uc->keepalive_timeout : u->keepalive_timeout;
+    struct timeval tv = {(time_t)(idle / 1000), (suseconds_t)((idle % 1000) * 1000)};
     event_add(&uc->timer, &tv);
 }
 

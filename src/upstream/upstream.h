@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 typedef struct rp_uconn_s rp_uconn_t;
+struct rp_attempt_s; /* attempt.h */
 typedef struct rp_upstream_tls_s rp_upstream_tls_t; /* upstream_ssl.h */
 struct ssl_st;
 
@@ -123,6 +124,13 @@ struct rp_upstream_conf_s {
     int64_t keepalive_timeout;  /* an idle connection closes after this */
     int keepalive_requests;     /* a connection closes after this many requests */
     rp_cycle_t *cycle;
+    /* balancer_by_lua (src/lua/lua_balancer.c): picks each try's peer (attempt.h); NULL:
+     * the balancer alone does */
+    int (*chooser)(struct rp_attempt_s *a, void *data, rp_upstream_server_t **peer);
+    void *chooser_data;
+    /* the idle cache keeps only connections whose try asked for it (the chooser's
+     * enable_keepalive), in a pool without a keepalive directive */
+    unsigned keepalive_on_request : 1;
 
     /* per-worker state */
     rp_upstream_peers_t *live; /* the current peer set (peers.c) */
@@ -150,6 +158,9 @@ struct rp_uconn_s {
     struct event rev, wev, timer;
     unsigned requests; /* requests sent on this connection */
     unsigned suspect : 1; /* its last response had no body: check for stray bytes on reuse */
+    unsigned keep_asked : 1; /* its try asked to keep it (keepalive_on_request) */
+    int64_t keepalive_timeout;   /* ms: its own idle timeout; 0: the pool's */
+    unsigned keepalive_requests; /* its own request cap; 0: the pool's */
     unsigned connecting : 1; /* new, not yet writable or readable: counted pending (breaker.h) */
     struct evbuffer *out; /* request bytes the server has not taken yet */
     /* The request using the connection and its handlers; owner is NULL while the
