@@ -100,20 +100,51 @@ static void adhoc_trim(lb_conf_t *lc)
 }
 
 /* The peer for address name (sa): the pool's own, else this worker's ad hoc one. */
+/* Whether two socket addresses are the same peer (family, address, port; a path). */
+static int same_addr(const struct sockaddr_storage *a, socklen_t alen,
+                     const struct sockaddr_storage *b, socklen_t blen)
+{
+    if (a->ss_family != b->ss_family)
+        return 0;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    if (a->ss_family == AF_UNIX) {
+        const struct sockaddr_un *x = (const void *)a, *y = (const void *)b;
+        return strncmp(x->sun_path, y->sun_path, sizeof(x->sun_path)) == 0;
+    }
+    (void)alen;
+    (void)blen;
+    return 0;
+}
+
 static rp_upstream_server_t *peer_for(lb_conf_t *lc, const char *name,
                                       const struct sockaddr_storage *sa, socklen_t len,
                                       const char **err)
 {
     rp_upstream_conf_t *u = lc->u;
     rp_upstream_peers_t *set = rp_upstream_peers(u);
+    /* by address, not by name: formatting the address as text cost more than the
+     * rest of a trivial balancer hook */
     for (unsigned i = 0; i < set->n; i++)
-        if (strcmp(set->peer[i]->name, name) == 0)
+        if (same_addr(&set->peer[i]->sa, set->peer[i]->socklen, sa, len))
             return set->peer[i];
     for (unsigned i = 0; i < lc->nadhoc; i++) {
-        if (strcmp(lc->adhoc[i]->name, name) == 0) {
+        if (same_addr(&lc->adhoc[i]->sa, lc->adhoc[i]->socklen, sa, len)) {
             adhoc_front(lc, i);
             return lc->adhoc[0];
         }
+    }
+    char text[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
+    if (sa->ss_family != AF_UNIX) {
+        rp_sockaddr_text((const struct sockaddr *)sa, text, sizeof(text));
+        name = text;
     }
     rp_peer_shared_t *sh = rp_upstream_peer_entry(u, name);
     if (sh == NULL) {
@@ -240,7 +271,7 @@ static int parse_addr(const char *a, size_t n, int port, struct sockaddr_storage
     }
     if (port <= 0 || port > 65535)
         return -2;
-    rp_sockaddr_text((const struct sockaddr *)sa, name, namecap);
+    name[0] = '\0'; /* peer_for makes the text when it needs it */
     return 0;
 }
 
