@@ -9,6 +9,8 @@
 
 #include "core/cycle.h"
 
+#include <stdint.h>
+
 #ifndef RP_LUA_DIR
 #define RP_LUA_DIR "/usr/local/share/rampart/lua"
 #endif
@@ -18,6 +20,9 @@ typedef struct {
     size_t used; /* bytes the VM holds */
     size_t cap;  /* lua_max_memory; 0: no cap */
     int running; /* hooks running now: the cap applies only then (lua_vm.c) */
+    int *hook_refs; /* every compiled hook, for lua_max_running_time's jit.off */
+    size_t nhooks;
+    int jit_off;    /* hooks run interpreted (lua_max_running_time is set) */
 } rp_lua_vm_t;
 
 /* One hook: Lua code from a block or a file, compiled in the VM. */
@@ -161,6 +166,22 @@ int rp_lua_push_arg(lua_State *L);
 
 /* Set when the worker stops: ngx.worker.exiting(). */
 extern int rp_lua_worker_exiting;
+
+/* ---- safety (lua_watchdog.c) ---- */
+
+/* The outermost run of Lua code the worker is in (numbered by lua_run.c), 0 between
+ * runs; rp_lua_depth: how deep resumes nest now (0: no Lua runs). */
+extern _Atomic uint64_t rp_lua_running_run;
+extern unsigned rp_lua_depth;
+
+/* lua_max_running_time: starts the worker's watchdog (ms > 0), or sets its new limit. */
+void rp_lua_watchdog_start(int64_t ms);
+
+/* After a run ended: removes the stop hook if the watchdog set one. */
+void rp_lua_watchdog_run_ended(lua_State *L);
+
+/* Installs the atpanic handler: logs, and the worker exits for the master to replace. */
+void rp_lua_set_panic(lua_State *L);
 
 /* The main conf of the worker's configuration. */
 extern rp_lua_main_conf_t *rp_lua_main;

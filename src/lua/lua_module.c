@@ -39,6 +39,7 @@ static void *create_http_main(rp_conf_t *cf)
     lua_main_t *lm = rp_arena_calloc(cf->arena, sizeof(*lm));
     lm->m.code_cache = RP_CONF_UNSET;
     lm->m.max_memory = RP_CONF_UNSET_SIZE;
+    lm->m.max_running_time = RP_CONF_UNSET_MSEC;
     return lm;
 }
 
@@ -49,6 +50,8 @@ static const char *init_http_main(rp_conf_t *cf, void *conf)
         lm->m.code_cache = 1;
     if (lm->m.max_memory == RP_CONF_UNSET_SIZE)
         lm->m.max_memory = 0;
+    if (lm->m.max_running_time == RP_CONF_UNSET_MSEC)
+        lm->m.max_running_time = 0; /* off, as OpenResty: see rampart-lua(7) */
     return RP_CONF_OK;
 }
 
@@ -509,6 +512,7 @@ static int init_worker(rp_cycle_t *cycle)
     rp_lua_main = &lm->m;
     rp_lua_set_vm(lm->m.vm->L);
     rp_lua_worker_exiting = 0;
+    rp_lua_watchdog_start(lm->m.max_running_time);
     if (lm->m.init_worker) {
         lua_State *L = lm->m.vm->L;
         if (rp_lua_push_hook(L, lm->m.init_worker, lm->m.code_cache) != 0) {
@@ -556,6 +560,8 @@ static const rp_command_t commands[] = {
      offsetof(rp_lua_main_conf_t, code_cache), NULL},
     {"lua_max_memory", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_size, RP_CONF_HTTP_MAIN,
      offsetof(rp_lua_main_conf_t, max_memory), NULL},
+    {"lua_max_running_time", RP_CTX_HTTP, 0, 1, 1, rp_conf_set_msec, RP_CONF_HTTP_MAIN,
+     offsetof(rp_lua_main_conf_t, max_running_time), NULL},
     {"init_by_lua_block", RP_CTX_HTTP, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_HTTP_MAIN,
      offsetof(rp_lua_main_conf_t, init), KIND(-1)},
     {"init_by_lua_file", RP_CTX_HTTP, 0, 1, 1, set_hook, RP_CONF_HTTP_MAIN,

@@ -18,6 +18,7 @@
 #include "core/time.h"
 #include "http/request.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,12 @@ void rp_lua_co_free(rp_lua_co_t *co)
     free(co);
 }
 
+/* How deep resumes nest (a hook that spawns a thread or a timer resumes it at once),
+ * and the number of the outermost run, published for the watchdog (lua_watchdog.c):
+ * the worker is "in Lua" from the outermost resume to its return. */
+unsigned rp_lua_depth;
+static uint64_t last_run;
+
 static int co_resume(rp_lua_co_t *co, int nargs);
 
 int rp_lua_co_resume(rp_lua_co_t *co, int nargs)
@@ -145,9 +152,20 @@ static int co_resume(rp_lua_co_t *co, int nargs)
     rp_lua_vm_t *vm = rp_lua_main ? rp_lua_main->vm : NULL;
     if (vm)
         vm->running++;
+    if (rp_lua_depth++ == 0)
+        atomic_store_explicit(&rp_lua_running_run, ++last_run, memory_order_relaxed);
     int rc = lua_resume(co->L, nargs);
     if (vm)
         vm->running--;
+    if (--rp_lua_depth == 0) {
+        atomic_store_explicit(&rp_lua_running_run, 0, memory_order_relaxed);
+        rp_lua_watchdog_run_ended(co->L);
+        /* LuaJIT has no emergency collection: after a script hit lua_max_memory, collect
+         * now what it left, so the next allocations (the core's, outside any protected
+         * call) find room */
+        if (rc == LUA_ERRMEM)
+            lua_gc(co->L, LUA_GCCOLLECT, 0);
+    }
     cur = saved;
     return rc;
 }

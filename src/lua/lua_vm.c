@@ -23,6 +23,8 @@
 #include "core/log.h"
 #include "core/process.h"
 
+#include <luajit.h>
+
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,6 +94,7 @@ rp_lua_vm_t *rp_lua_vm_get(rp_conf_t *cf, rp_lua_main_conf_t *lmcf)
     if (vm->L == NULL)
         return NULL;
     rp_arena_cleanup(cf->arena, vm_close, vm);
+    rp_lua_set_panic(vm->L);
     luaL_openlibs(vm->L);
     lmcf->vm = vm;
     return vm;
@@ -140,6 +143,12 @@ const char *rp_lua_compile(rp_conf_t *cf, rp_lua_main_conf_t *lmcf, rp_lua_hook_
         return err;
     }
     hook->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+    /* remembered for rp_lua_vm_finish (lua_max_running_time may come later in the file) */
+    int *refs = rp_arena_alloc(cf->arena, (vm->nhooks + 1) * sizeof(int));
+    if (vm->nhooks)
+        memcpy(refs, vm->hook_refs, vm->nhooks * sizeof(int));
+    refs[vm->nhooks++] = hook->ref;
+    vm->hook_refs = refs;
     return RP_CONF_OK;
 }
 
@@ -149,6 +158,8 @@ int rp_lua_push_hook(lua_State *L, const rp_lua_hook_t *hook, int code_cache)
         /* lua_code_cache off: the file as it is now, for development */
         if (luaL_loadfile(L, hook->path) != 0)
             return -1;
+        if (rp_lua_main && rp_lua_main->vm->jit_off)
+            luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
         return 0;
     }
     lua_rawgeti(L, LUA_REGISTRYINDEX, hook->ref);
@@ -224,6 +235,21 @@ int rp_lua_vm_finish(rp_cycle_t *cycle, rp_lua_main_conf_t *lmcf, char *err, siz
 {
     lua_State *L = lmcf->vm->L;
     lmcf->vm->cap = lmcf->max_memory;
+
+    /* lua_max_running_time stops a run through a count hook, and LuaJIT runs no hook
+     * inside a compiled trace: a loop in a hook compiled by the JIT (even one calling
+     * string.gsub or a C function: LuaJIT stitches those into traces) could never be
+     * stopped. So, with the limit, the hooks' own code (each chunk and the functions
+     * defined in it) runs in LuaJIT's interpreter, where the hook fires; modules they
+     * require keep the JIT. A hook turns it back on with jit.on(true, true). */
+    if (lmcf->max_running_time > 0) {
+        lmcf->vm->jit_off = 1;
+        for (size_t i = 0; i < lmcf->vm->nhooks; i++) {
+            lua_rawgeti(L, LUA_REGISTRYINDEX, lmcf->vm->hook_refs[i]);
+            luaJIT_setmode(L, -1, LUAJIT_MODE_ALLFUNC | LUAJIT_MODE_OFF);
+            lua_pop(L, 1);
+        }
+    }
 
     /* the project's own lua/ (under the prefix, then where it is installed) */
     const char *own = rp_arena_sprintf(cycle->arena, "%s/lua/?.lua;%s/lua/?/init.lua;"
