@@ -255,6 +255,10 @@ static int phase_hook(rp_request_t *r, const rp_lua_hook_t *hook, rp_lua_phase_t
     if (hook == NULL)
         return RP_DECLINED;
     int rc = rp_lua_run_request_hook(r, hook, phase);
+    if (rc != RP_AGAIN && r->response_started && !r->ended && rp_lua_req(r)->failed) {
+        rp_http_abort(r); /* a header or body filter failed: the response is cut */
+        return RP_DONE;
+    }
     if (rc == RP_DECLINED && r->response_started) {
         /* it answered (ngx.say) without ngx.exit: the answer is complete */
         if (!r->ended)
@@ -411,6 +415,8 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
             return rp_http_next_body(r, self, NULL, 0, flags);
         return 0;
     }
+    if (ctx->failed) /* it failed on an earlier chunk: the response is being cut */
+        return -1;
     lua_State *L = rp_lua_vm();
     lua_createtable(L, 2, 0);
     luaL_Buffer b;
@@ -428,6 +434,7 @@ static int body_filter(rp_request_t *r, const rp_http_body_filter_t *self,
     rp_lua_co_free(co);
     arg_clear(L);
     if (rc != 0) {
+        ctx->failed = 1;
         lua_pop(L, 1);
         return -1;
     }

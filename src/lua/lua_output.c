@@ -86,7 +86,7 @@ static void add_value(lua_State *L, int idx, int depth)
 int rp_lua_send_head(rp_request_t *r)
 {
     if (r->response_started)
-        return 0;
+        return rp_lua_req(r)->failed ? -1 : 0;
     if (r->status == 0)
         r->status = 200;
     if (rp_http_out_header(r, "content-type") == NULL && rp_http_status_has_body(r->status)) {
@@ -102,7 +102,12 @@ int rp_lua_send_head(rp_request_t *r)
             rp_http_add_header(r, old[i].name, old[i].value);
     }
     r->response_started = 1;
-    return rp_http_response_begin(r, r->out_length >= 0 ? r->out_length : -1);
+    if (rp_http_response_begin(r, r->out_length >= 0 ? r->out_length : -1) != 0) {
+        /* a header filter failed: the hook's end cuts the response (rp_lua_finish_cut) */
+        rp_lua_req(r)->failed = 1;
+        return -1;
+    }
+    return 0;
 }
 
 /* The entry coroutine and light threads may all wait for the output to drain: they
@@ -188,6 +193,7 @@ static int output(lua_State *L, int newline)
     if (olen && !r->head) {
         struct iovec iov = {obuf, olen};
         if (rp_http_write(r, &iov, 1) != 0) {
+            rp_lua_req(r)->failed = 1; /* a body filter failed: cut at the hook's end */
             lua_pushnil(L);
             lua_pushliteral(L, "closed");
             return 2;
@@ -218,7 +224,8 @@ static int ngx_flush(lua_State *L)
         lua_pushinteger(L, 1);
         return 1;
     }
-    rp_http_flush(r);
+    if (rp_http_flush(r) != 0)
+        rp_lua_req(r)->failed = 1;
     if (wait)
         return wait_drain(L, r);
     lua_pushinteger(L, 1);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 static rp_lua_co_t *cur;
+static int collect_pending; /* a run failed for lack of memory (see co_resume) */
 static char wait_token;
 rp_lua_main_conf_t *rp_lua_main;
 
@@ -128,6 +129,10 @@ void rp_lua_co_free(rp_lua_co_t *co)
         luaL_unref(vm, LUA_REGISTRYINDEX, co->ref);
     }
     free(co);
+    if (vm && collect_pending && rp_lua_depth == 0) {
+        collect_pending = 0;
+        lua_gc(vm, LUA_GCCOLLECT, 0);
+    }
 }
 
 /* How deep resumes nest (a hook that spawns a thread or a timer resumes it at once),
@@ -160,11 +165,11 @@ static int co_resume(rp_lua_co_t *co, int nargs)
     if (--rp_lua_depth == 0) {
         atomic_store_explicit(&rp_lua_running_run, 0, memory_order_relaxed);
         rp_lua_watchdog_run_ended(co->L);
-        /* LuaJIT has no emergency collection: after a script hit lua_max_memory, collect
-         * now what it left, so the next allocations (the core's, outside any protected
-         * call) find room */
+        /* LuaJIT has no emergency collection: after a script hit lua_max_memory, what
+         * it left is collected as soon as its coroutine is let go (rp_lua_co_free), so
+         * the next run finds room */
         if (rc == LUA_ERRMEM)
-            lua_gc(co->L, LUA_GCCOLLECT, 0);
+            collect_pending = 1;
     }
     cur = saved;
     return rc;
@@ -322,7 +327,9 @@ static int exit_result(rp_request_t *r, int code)
         return RP_DONE;
     }
     if (r->response_started) {
-        if (!r->ended)
+        if (rp_lua_req(r)->failed) /* a filter failed: the response is cut */
+            rp_http_abort(r);
+        else if (!r->ended)
             rp_http_response_end(r);
         return RP_DONE;
     }
