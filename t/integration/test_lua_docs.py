@@ -12,12 +12,14 @@ The page marks its examples with a roff comment before the .EX block:
 127.0.0.1:9000 or :9001), '.\\" example-file: PATH' for a file under the prefix.
 """
 import base64
+import concurrent.futures
 import hashlib
 import hmac
 import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
 
@@ -76,7 +78,7 @@ def examples(kind):
     return out
 
 
-def setup_example(rampart, name, port, backend_port=9000, canary_port=9001):
+def setup_example(rampart, name, port, backend_port=9000, canary_port=9001, udp_port=5140):
     """Writes the example files and the configuration `name`, on our ports."""
     for path, text in examples("file").items():
         target = rampart.prefix / path
@@ -87,6 +89,7 @@ def setup_example(rampart, name, port, backend_port=9000, canary_port=9001):
     conf = conf.replace("listen 8080;", f"listen 127.0.0.1:{port} http2;")
     conf = conf.replace("127.0.0.1:9000", f"127.0.0.1:{backend_port}")
     conf = conf.replace("127.0.0.1:9001", f"127.0.0.1:{canary_port}")
+    conf = conf.replace('"127.0.0.1", 5140', f'"127.0.0.1", {udp_port}')
     rampart.configure(text="worker_processes 1;\nerror_log logs/error.log info;\n"
                            "pid logs/rampart.pid;\n" + conf)
     return rampart
@@ -197,3 +200,81 @@ def test_jwt_example_refuses_a_request_without_a_token(jwt_gateway, port, proto)
     status, _, _ = ask(proto, port, {})
     assert status == 401
     jwt_gateway.wait_log(r"token refused: none")
+
+
+# --- the other examples, for real -----------------------------------------------
+
+
+def echoed_headers(body):
+    return {k.lower(): v for k, v in json.loads(body)["headers"]}
+
+
+@pytest.mark.parametrize("proto", ["h1", "h2"])
+def test_routing_example_sends_canary_requests_to_the_canary_group(
+        rampart, port, backend_factory, proto):
+    stable, canary = backend_factory(name="stable"), backend_factory(name="canary")
+    setup_example(rampart, "routing", port, backend_port=stable.port,
+                  canary_port=canary.port).start()
+
+    def body(headers):
+        if proto == "h1":
+            return harness.get(port, "/", headers=headers).text
+        return bytes(h2_request(port, "GET", "/", headers=list(headers.items())).body).decode()
+    assert body({}) == "stable\n"
+    assert body({"X-Canary": "1"}) == "canary\n"
+    assert body({"Cookie": "canary=1"}) == "canary\n"
+    assert body({"X-Canary": "0"}) == "stable\n"
+
+
+@pytest.mark.parametrize("proto", ["h1", "h2"])
+def test_api_key_example_checks_keys_against_the_shared_dictionary(
+        rampart, port, backend, proto):
+    setup_example(rampart, "apikey", port, backend_port=backend.port).start()
+
+    def ask_key(key):
+        headers = {"X-Backend-Echo": "1"}
+        if key:
+            headers["X-Api-Key"] = key
+        if proto == "h1":
+            r = harness.get(port, "/", headers=headers)
+            return r.status, r.body
+        r = h2_request(port, "GET", "/", headers=[(k.lower(), v) for k, v in headers.items()])
+        return r.status, bytes(r.body)
+    status, body = ask_key("k-3f9a2c71")
+    assert status == 200
+    seen = echoed_headers(body)
+    assert seen["x-tenant"] == "acme" and "x-api-key" not in seen
+    assert ask_key("k-00000000")[0] == 403
+    assert ask_key(None)[0] == 403
+
+
+def test_per_tenant_limit_example_rejects_a_free_tenant_over_its_burst(rampart, port, backend):
+    setup_example(rampart, "limits", port, backend_port=backend.port).start()
+
+    def burst(tenant, n):
+        with concurrent.futures.ThreadPoolExecutor(n) as pool:
+            return sorted(pool.map(
+                lambda _: harness.get(port, "/api/x", headers={"X-Tenant": tenant},
+                                      timeout=20).status, range(n)))
+    # free: 10 r/s, burst 5: of 30 requests at once, the ones past the burst get 429
+    free = burst("initech", 30)
+    assert free.count(429) >= 10 and free.count(200) >= 1, free
+    # paid (acme): 200 r/s, burst 100: all pass
+    assert burst("acme", 30) == [200] * 30
+
+
+def test_udp_log_example_sends_a_json_line_per_request(rampart, port, backend):
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(10)
+    try:
+        setup_example(rampart, "udplog", port, backend_port=backend.port,
+                      udp_port=sink.getsockname()[1]).start()
+        assert harness.get(port, "/some/path?x=1").status == 200
+        line = json.loads(sink.recv(8192))
+        assert line["uri"] == "/some/path" and line["status"] == 200
+        assert line["host"] == "localhost" and isinstance(line["request_time"], (int, float))
+        assert h2_request(port, "GET", "/other").status == 200
+        assert json.loads(sink.recv(8192))["uri"] == "/other"
+    finally:
+        sink.close()
