@@ -102,6 +102,12 @@ static rp_lua_co_t *co_new(lua_State *vm, rp_request_t *r, rp_lua_phase_t phase)
     return co;
 }
 
+static int collect(lua_State *L)
+{
+    lua_gc(L, LUA_GCCOLLECT, 0);
+    return 0;
+}
+
 void rp_lua_co_free(rp_lua_co_t *co)
 {
     if (co == NULL)
@@ -131,7 +137,11 @@ void rp_lua_co_free(rp_lua_co_t *co)
     free(co);
     if (vm && collect_pending && rp_lua_depth == 0) {
         collect_pending = 0;
-        lua_gc(vm, LUA_GCCOLLECT, 0);
+        /* protected: a finalizer (__gc) that raises would otherwise panic the VM */
+        if (lua_cpcall(vm, collect, NULL) != 0) {
+            rp_log_error(RP_LOG_ERR, 0, "lua: a finalizer failed: %s", lua_tostring(vm, -1));
+            lua_pop(vm, 1);
+        }
     }
 }
 
