@@ -103,7 +103,7 @@ int rp_lua_send_head(rp_request_t *r)
     }
     r->response_started = 1;
     if (rp_http_response_begin(r, r->out_length >= 0 ? r->out_length : -1) != 0) {
-        /* a header filter failed: the hook's end cuts the response (rp_lua_finish_cut) */
+        /* the head could not go (a filter failed): the hook's end cuts the response */
         rp_lua_req(r)->failed = 1;
         return -1;
     }
