@@ -172,9 +172,8 @@ extern int rp_lua_worker_exiting;
 /* ---- safety (lua_watchdog.c) ---- */
 
 /* The outermost run of Lua code the worker is in (numbered by lua_run.c), 0 between
- * runs; rp_lua_depth: how deep resumes nest now (0: no Lua runs). */
+ * runs. */
 extern _Atomic uint64_t rp_lua_running_run;
-extern unsigned rp_lua_depth;
 
 /* lua_max_running_time: starts the worker's watchdog (ms > 0), or sets its new limit. */
 void rp_lua_watchdog_start(int64_t ms);

@@ -23,7 +23,6 @@
 #include <string.h>
 
 static rp_lua_co_t *cur;
-static int collect_pending; /* a run failed for lack of memory (see co_resume) */
 static char wait_token;
 rp_lua_main_conf_t *rp_lua_main;
 
@@ -135,20 +134,12 @@ void rp_lua_co_free(rp_lua_co_t *co)
         luaL_unref(vm, LUA_REGISTRYINDEX, co->ref);
     }
     free(co);
-    if (vm && collect_pending && rp_lua_depth == 0) {
-        collect_pending = 0;
-        /* protected: a finalizer (__gc) that raises would otherwise panic the VM */
-        if (lua_cpcall(vm, collect, NULL) != 0) {
-            rp_log_error(RP_LOG_ERR, 0, "lua: a finalizer failed: %s", lua_tostring(vm, -1));
-            lua_pop(vm, 1);
-        }
-    }
 }
 
 /* How deep resumes nest (a hook that spawns a thread or a timer resumes it at once),
  * and the number of the outermost run, published for the watchdog (lua_watchdog.c):
  * the worker is "in Lua" from the outermost resume to its return. */
-unsigned rp_lua_depth;
+static unsigned depth;
 static uint64_t last_run;
 
 static int co_resume(rp_lua_co_t *co, int nargs);
@@ -167,19 +158,14 @@ static int co_resume(rp_lua_co_t *co, int nargs)
     rp_lua_vm_t *vm = rp_lua_main ? rp_lua_main->vm : NULL;
     if (vm)
         vm->running++;
-    if (rp_lua_depth++ == 0)
+    if (depth++ == 0)
         atomic_store_explicit(&rp_lua_running_run, ++last_run, memory_order_relaxed);
     int rc = lua_resume(co->L, nargs);
     if (vm)
         vm->running--;
-    if (--rp_lua_depth == 0) {
+    if (--depth == 0) {
         atomic_store_explicit(&rp_lua_running_run, 0, memory_order_relaxed);
         rp_lua_watchdog_run_ended(co->L);
-        /* LuaJIT has no emergency collection: after a script hit lua_max_memory, what
-         * it left is collected as soon as its coroutine is let go (rp_lua_co_free), so
-         * the next run finds room */
-        if (rc == LUA_ERRMEM)
-            collect_pending = 1;
     }
     cur = saved;
     return rc;
@@ -189,8 +175,12 @@ static int co_resume(rp_lua_co_t *co, int nargs)
  * held is not counted against the next hooks (Lua 5.1 has no emergency collection). */
 static void collect_after(int rc)
 {
-    if (rc == LUA_ERRMEM && rp_lua_vm())
-        lua_gc(rp_lua_vm(), LUA_GCCOLLECT, 0);
+    lua_State *vm = rp_lua_vm();
+    /* protected: a script's finalizer (__gc) that raises would otherwise panic the VM */
+    if (rc == LUA_ERRMEM && vm && lua_cpcall(vm, collect, NULL) != 0) {
+        rp_log_error(RP_LOG_ERR, 0, "lua: a finalizer failed: %s", lua_tostring(vm, -1));
+        lua_pop(vm, 1);
+    }
 }
 
 int rp_lua_yield(lua_State *L)
