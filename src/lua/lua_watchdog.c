@@ -42,8 +42,8 @@
 
 _Atomic uint64_t rp_lua_running_run;
 
-static _Atomic int64_t limit_ms;   /* lua_max_running_time; 0: off */
-static _Atomic uint64_t overdue;   /* the run the watchdog found over the limit */
+static _Atomic int64_t limit_ms; /* lua_max_running_time; 0: off */
+static _Atomic uint64_t overdue; /* the run the watchdog found over the limit */
 static volatile sig_atomic_t hook_set;
 static pthread_t main_thread, watchdog;
 static int started;
@@ -148,8 +148,10 @@ static int on_panic(lua_State *L)
      * returns. Say why, then exit on our own terms (exit code 2): the master logs the
      * exit and starts a new worker. */
     const char *msg = lua_tostring(L, -1);
-    rp_log_error(RP_LOG_ALERT, 0, "lua atpanic: unprotected error in call to Lua API (%s); "
-                 "the worker exits", msg ? msg : "?");
+    rp_log_error(RP_LOG_ALERT, 0,
+                 "lua atpanic: unprotected error in call to Lua API (%s); "
+                 "the worker exits",
+                 msg ? msg : "?");
     _exit(2);
     return 0;
 }
