@@ -14,11 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define ALL_REQUEST                                                                            \
-    ((1u << RP_LUA_SET) | (1u << RP_LUA_REWRITE) | (1u << RP_LUA_ACCESS) |                     \
-     (1u << RP_LUA_CONTENT) | (1u << RP_LUA_BALANCER) | (1u << RP_LUA_HEADER_FILTER) |         \
-     (1u << RP_LUA_BODY_FILTER) | (1u << RP_LUA_LOG))
-
 rp_request_t *rp_lua_check_request(lua_State *L)
 {
     rp_request_t *r = rp_lua_request(L);
@@ -461,5 +456,4 @@ void rp_lua_api_core(lua_State *L, rp_cycle_t *cycle)
 
     lua_pushcfunction(L, lua_print);
     lua_setglobal(L, "print");
-    (void)ALL_REQUEST;
 }

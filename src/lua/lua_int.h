@@ -134,7 +134,6 @@ typedef struct {
     int ctx_ref;      /* ngx.ctx: LUA_NOREF until used */
     int status;       /* ngx.status set before the head */
     unsigned eof : 1; /* ngx.eof() called */
-    unsigned cleanup : 1;
     unsigned body_done : 1; /* body_filter_by_lua set ngx.arg[2]: the rest is dropped */
     unsigned drop_body : 1; /* header_filter_by_lua failed: a bare 500 went instead */
     unsigned failed : 1;    /* a filter refused the head or the body (a header or body
@@ -142,7 +141,6 @@ typedef struct {
     rp_lua_co_t *hf_co;     /* header_filter_by_lua waiting */
     struct rp_lua_threads_s *threads; /* lua_thread.c: light threads; NULL until a spawn */
     rp_lua_co_t *drain_waiters; /* coroutines (entry, light threads) waiting for a drain */
-    struct event *drain_wait;
 } rp_lua_req_t;
 
 rp_lua_req_t *rp_lua_req(rp_request_t *r);

@@ -287,8 +287,6 @@ static void req_cleanup(rp_request_t *r, void *data)
         ctx->hf_co = NULL;
     }
     rp_lua_threads_cleanup(r); /* after the entry: its wait on a thread is cancelled first */
-    if (ctx->drain_wait)
-        ctx->drain_wait = NULL;
 }
 
 /* ngx.ctx lives until the request's memory goes: the request's cleanups run before its

@@ -194,7 +194,7 @@ static const char prelude[] =
     "package.preload['resty.core'] = function() return true end\n"
     "package.preload['resty.core.base'] = function() return { version = 1 } end\n";
 
-static const char *set_paths(lua_State *L, const char *which, const char *conf,
+static void set_paths(lua_State *L, const char *which, const char *conf,
                              const char *own)
 {
     /* ";;" in the directive stands for the default path, as in OpenResty */
@@ -228,7 +228,6 @@ static const char *set_paths(lua_State *L, const char *which, const char *conf,
     luaL_pushresult(&b);
     lua_setfield(L, -3, which);
     lua_pop(L, 2);
-    return NULL;
 }
 
 int rp_lua_vm_finish(rp_cycle_t *cycle, rp_lua_main_conf_t *lmcf, char *err, size_t errlen)
