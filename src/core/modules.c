@@ -25,6 +25,7 @@
 #include "upstream/breaker.h"
 #include "upstream/adaptive.h"
 #include "upstream/resolve.h"
+#include "upstream/admin.h"
 
 #include <stdio.h>
 
@@ -42,6 +43,7 @@ rp_module_t *const rp_modules[] = {
     &rp_http_limit_rate_module,
     &rp_http_limit_req_module,
     &rp_http_mirror_module, &rp_http_fault_module,
+    &rp_http_access_module, /* before lua: allow/deny run first in the access phase */
     &rp_limit_count_module,
     &rp_limit_conn_module,
     &rp_limit_headers_module,
@@ -53,6 +55,7 @@ rp_module_t *const rp_modules[] = {
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
     &rp_outlier_module,
     &rp_health_module,      /* after shm: it writes into the zones */
+    &rp_admin_api_module,   /* after shm: it applies the admin overrides to the peer table */
     &rp_lua_timer_module, /* before lua: its limits are set when init_worker_by_lua runs */
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,

@@ -205,6 +205,7 @@ extern rp_module_t rp_http_limit_rate_module;
 extern rp_module_t rp_http_fault_module;
 extern rp_module_t rp_http_mirror_module;
 extern rp_module_t rp_http_split_clients_module;
+extern rp_module_t rp_http_access_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_upstream_status_module;
 extern rp_module_t rp_proxy_module;

@@ -4,7 +4,7 @@
  * its address, state, configured and effective weight, requests and connections in
  * flight (all workers), peak-EWMA latencies, the failure window and all-time totals,
  * read from the shared peer table (so every worker answers alike). Read only: the
- * operations issue adds changes through an admin API.
+ * admin API (admin_api.c) shows the same fields of each peer and changes them.
  *
  *   location = /upstreams { upstream_status; allow 127.0.0.1; }
  *
@@ -12,6 +12,7 @@
  */
 #include "upstream/breaker.h"
 #include "upstream/outlier.h"
+#include "upstream/status.h"
 #include "upstream/upstream.h"
 #include "http/http.h"
 #include "http/request.h"
@@ -38,7 +39,7 @@ static void json_str(struct evbuffer *b, const char *s)
     evbuffer_add(b, "\"", 1);
 }
 
-static const char *state_name(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
+const char *rp_upstream_status_state(rp_upstream_conf_t *u, rp_upstream_server_t *s, int64_t now)
 {
     int st = rp_upstream_peer_state(u, s, now);
     if (st != RP_PEER_USABLE && st != RP_PEER_HEALTHY)
@@ -50,13 +51,13 @@ static const char *state_name(rp_upstream_conf_t *u, rp_upstream_server_t *s, in
     return st == RP_PEER_HEALTHY ? "healthy" : "up";
 }
 
-static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_server_t *s,
-                      int64_t now)
+void rp_upstream_status_peer_fields(struct evbuffer *b, rp_upstream_conf_t *u,
+                                    rp_upstream_server_t *s, int64_t now)
 {
     rp_peer_shared_t *sh = s->sh;
-    evbuffer_add(b, "{\"address\":", 11);
+    evbuffer_add(b, "\"address\":", 10);
     json_str(b, s->name);
-    evbuffer_add_printf(b, ",\"state\":\"%s\",\"backup\":%s,\"resolved\":%s", state_name(u, s, now),
+    evbuffer_add_printf(b, ",\"state\":\"%s\",\"backup\":%s,\"resolved\":%s", rp_upstream_status_state(u, s, now),
                         s->backup ? "true" : "false", s->dynamic ? "true" : "false");
     evbuffer_add_printf(b, ",\"weight\":%d,\"effective_weight\":%.2f", s->weight,
                         rp_upstream_peer_weight(s, now) / 100.0);
@@ -89,12 +90,20 @@ static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_ser
                         (long long)rp_shm_counter_get(&sh->ejected_total));
     evbuffer_add_printf(b, ",\"consecutive_5xx\":%lld,\"consecutive_gateway_failure\":%lld,"
                            "\"consecutive_connect_failure\":%lld,\"window_requests\":%lld,"
-                           "\"window_failures\":%lld}",
+                           "\"window_failures\":%lld",
                         (long long)rp_shm_counter_get(&sh->consec_5xx),
                         (long long)rp_shm_counter_get(&sh->consec_gateway),
                         (long long)rp_shm_counter_get(&sh->consec_connect),
                         (long long)rp_shm_counter_get(&sh->window_requests),
                         (long long)rp_shm_counter_get(&sh->window_failures));
+}
+
+static void peer_json(struct evbuffer *b, rp_upstream_conf_t *u, rp_upstream_server_t *s,
+                      int64_t now)
+{
+    evbuffer_add(b, "{", 1);
+    rp_upstream_status_peer_fields(b, u, s, now);
+    evbuffer_add(b, "}", 1);
 }
 
 /* The pool's panic threshold in effect (0: none) and its outlier_detection settings
