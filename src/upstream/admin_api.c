@@ -45,6 +45,7 @@
 #include <event2/buffer.h>
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,9 +56,8 @@
 #define TOKEN_MAX  4096
 
 typedef struct {
-    int write;              /* admin_api write=on; RP_CONF_UNSET where admin_api is not set */
-    rp_str_t *token;        /* admin_api_token; RP_CONF_UNSET_PTR: inherit; NULL: none */
-    const char *token_file; /* where it came from, for messages */
+    int write;       /* admin_api write=on; RP_CONF_UNSET where admin_api is not set */
+    rp_str_t *token; /* admin_api_token; RP_CONF_UNSET_PTR: inherit; NULL: none */
 } admin_loc_conf_t;
 
 typedef struct {
@@ -243,7 +243,7 @@ static int parse_string(jparse_t *j, char *out, size_t cap)
         if ((unsigned char)c < 0x20)
             return -1;
         if (c == '\\') {
-            if (j->p >= j->end || !strchr("\"\\/", *j->p))
+            if (j->p >= j->end || *j->p == '\0' || !strchr("\"\\/", *j->p))
                 return -1;
             c = *j->p++;
         }
@@ -287,7 +287,7 @@ static int parse_value(jparse_t *j, char *str, size_t cap, int64_t *num)
         v = v * 10 + (*j->p++ - '0');
         digits++;
     }
-    if (!digits || (j->p < j->end && strchr(".eE", *j->p)))
+    if (!digits || (j->p < j->end && (*j->p == '.' || *j->p == 'e' || *j->p == 'E')))
         return JV_NONE; /* weights are integers */
     *num = *s == '-' ? -v : v;
     return JV_INT;
@@ -462,9 +462,14 @@ static rp_upstream_server_t *find_peer(rp_upstream_conf_t *u, const char *name, 
             return set->peer[i];
         }
     }
-    if (len == 0 || len > 6 || strspn(name, "0123456789") < len)
+    if (len == 0 || len > 6)
         return NULL;
-    unsigned long n = strtoul(name, NULL, 10);
+    unsigned long n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (name[i] < '0' || name[i] > '9')
+            return NULL;
+        n = n * 10 + (unsigned long)(name[i] - '0');
+    }
     if (n >= set->n)
         return NULL;
     *id = (unsigned)n;

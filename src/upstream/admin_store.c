@@ -182,6 +182,10 @@ void rp_admin_store_apply(rp_shm_zone_t *z, rp_cycle_t *cycle, const rp_cycle_t 
         record_t *rec = &st->rec[i];
         if (!rec->used)
             continue;
+        if (rec->key_len > KEY_MAX) {
+            memset(rec, 0, sizeof(*rec));
+            continue;
+        }
         char key[KEY_MAX + 1];
         memcpy(key, rec->key, rec->key_len);
         key[rec->key_len] = '\0';
