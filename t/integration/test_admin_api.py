@@ -8,6 +8,7 @@ backends themselves, never guessed from what the API says."""
 import http.client
 import json
 import re
+import threading
 
 import pytest
 
@@ -120,6 +121,26 @@ def test_drain_stops_new_requests_and_undrain_brings_traffic_back(started):
     assert r["state"] == "up" and r["override"] is None
     got = traffic(port, 20, a, b)
     assert got[0] >= 8, got  # round robin 1:1 again, each worker's share
+
+
+def test_drained_peer_finishes_the_requests_in_flight(started):
+    rampart, port, api_port, a, b = started
+    done = {}
+
+    def slow():
+        done["r"] = harness.get(port, "/?delay=1.5", headers={"Connection": "close"}, timeout=20)
+    t = threading.Thread(target=slow)
+    t.start()
+
+    def busy():
+        ps = doc(api(api_port, "/upstreams/pool"))["peers"]
+        return [p["address"] for p in ps if p["inflight"] == 1]
+    [addr] = wait_for(busy, what="a request in flight")
+    doc(api(api_port, f"/upstreams/pool/peers/{addr}/drain", method="POST"))
+    t.join(20)
+    assert done["r"].status == 200
+    p = peer(api_port, addr)
+    assert (p["state"], p["inflight"]) == ("draining", 0)
 
 
 def test_mark_down_and_up_with_patch(started):
