@@ -698,6 +698,8 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
 {
     (void)cf;
     admin_loc_conf_t *p = parent, *c = child;
+    if (c->write == RP_CONF_UNSET)
+        c->write = 0; /* read only, wherever admin_api did not say write=on */
     if (c->token == RP_CONF_UNSET_PTR)
         c->token = p->token == RP_CONF_UNSET_PTR ? NULL : p->token;
     return RP_CONF_OK; /* admin_api itself is not inherited: it is a location's handler */
