@@ -45,6 +45,15 @@ def conf(port, api_port, servers, api="admin_api write=on;", api_extra="", pool_
     """
 
 
+def reload(rampart):
+    """HUP, then waits until the old generation's workers are gone: every answer after
+    comes from the new configuration's workers."""
+    mark = rampart.log_size()
+    rampart.reload()
+    rampart.wait_log(r"generation \d+ has drained", since=mark)
+    return mark
+
+
 def api(port, path, method="GET", body=None, headers=AUTH):
     hdrs = {"Connection": "close"}
     hdrs.update(headers or {})
@@ -177,19 +186,36 @@ def test_change_holds_across_reload_until_deleted(started):
     rampart, port, api_port, a, b = started
     doc(api(api_port, f"/upstreams/pool/peers/{a.addr}", method="PATCH",
             body={"state": "draining", "weight": 4}))
-    rampart.reload()
-    assert "reloaded" in rampart.log_text()
+    reload(rampart)
     p = peer(api_port, a.addr)
     assert (p["state"], p["current_weight"]) == ("draining", 4)
     assert traffic(port, 12, a, b) == [0, 12]
     r = doc(api(api_port, f"/upstreams/pool/peers/{a.addr}", method="DELETE"))
     assert (r["state"], r["current_weight"], r["override"]) == ("up", 1, None)
-    mark = rampart.log_size()
-    rampart.reload()
-    rampart.wait_log(r"configuration reloaded", since=mark)
+    reload(rampart)
     p = peer(api_port, a.addr)
     assert (p["state"], p["current_weight"], p["override"]) == ("up", 1, None)
     assert traffic(port, 12, a, b)[0] >= 4
+
+
+def test_change_holds_when_the_peer_table_starts_afresh(rampart, free_port, two):
+    # A reload that resizes the upstream's zone maps a new, empty peer table: the
+    # override record (a zone of its own) is what brings the operator's change back.
+    a, b = two
+    port, api_port = free_port(), free_port()
+    rampart.configure(conf(port, api_port, [a.addr, b.addr], pool_extra="zone pool 64k;"),
+                      workers=2)
+    rampart.start()
+    traffic(port, 4, a, b)
+    doc(api(api_port, f"/upstreams/pool/peers/{a.addr}", method="PATCH",
+            body={"state": "down", "weight": 3}))
+    rampart.configure(conf(port, api_port, [a.addr, b.addr], pool_extra="zone pool 128k;"),
+                      workers=2)
+    reload(rampart)
+    p = peer(api_port, a.addr)
+    assert p["requests"] == 0  # a fresh table indeed
+    assert (p["state"], p["current_weight"], p["override"]["state"]) == ("down", 3, "down")
+    assert traffic(port, 10, a, b) == [0, 10]
 
 
 def test_override_of_a_peer_removed_from_the_configuration_is_dropped(rampart, free_port, two):
@@ -199,12 +225,11 @@ def test_override_of_a_peer_removed_from_the_configuration_is_dropped(rampart, f
     rampart.start()
     doc(api(api_port, f"/upstreams/pool/peers/{b.addr}/down", method="POST"))
     rampart.configure(conf(port, api_port, [a.addr]), workers=2)
-    mark = rampart.log_size()
-    rampart.reload()
+    mark = reload(rampart)
     rampart.wait_log(r'override of peer "%s" of upstream "pool" is dropped' % re.escape(b.addr),
                      since=mark)
     rampart.configure(conf(port, api_port, [a.addr, b.addr]), workers=2)
-    rampart.reload()
+    reload(rampart)
     # added back, it is a new peer: up, taking its share
     p = peer(api_port, b.addr)
     assert (p["state"], p["override"]) == ("up", None)
