@@ -10,7 +10,9 @@
 #include "conf/conf.h"
 #include "core/arena.h"
 
+#include <sched.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct rp_cycle_s {
     rp_arena_t *arena;
@@ -40,6 +42,14 @@ typedef struct {
     int worker_rlimit_nofile;
     int master_process; /* off: one process serves (debugging) */
     int events_seen;    /* the events block was parsed: a second one is an error */
+    /* user: who the workers and the helper run as (user_name NULL: who the master is) */
+    const char *user_name;
+    uid_t user_uid;
+    gid_t user_gid;
+    int worker_priority;     /* nice value of the workers and the helper; UNSET: unchanged */
+    int cpu_affinity_auto;   /* worker_cpu_affinity auto [MASK] */
+    int cpu_affinity_n;      /* masks given (auto: 1, the CPUs to spread over) */
+    cpu_set_t *cpu_affinity; /* NULL: workers not pinned */
 } rp_core_conf_t;
 
 /*

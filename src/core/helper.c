@@ -40,6 +40,7 @@ void rp_helper_run(rp_cycle_t *cycle, pid_t master)
     if (base == NULL)
         exit(2);
     rp_event_base = base;
+    rp_process_setup(cycle, RP_PROCESS_HELPER, -1);
     /* what the modules find out goes into their generation's zones */
     if (rp_modules_init_process(cycle) != 0)
         exit(2);

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -32,9 +33,33 @@ int rp_log_level_parse(const char *name, int *level)
     return -1;
 }
 
+static uid_t log_owner = (uid_t)-1;
+
+void rp_log_give(int fd);
+
+void rp_log_set_owner(uid_t uid)
+{
+    log_owner = uid;
+    if (log_fd > 2)
+        rp_log_give(log_fd); /* opened by main() before the configuration was applied */
+}
+
+void rp_log_give(int fd)
+{
+    struct stat st;
+    if (log_owner == (uid_t)-1 || geteuid() != 0 || fstat(fd, &st) != 0 || st.st_uid == log_owner)
+        return;
+    if (fchown(fd, log_owner, (gid_t)-1) != 0)
+        rp_log_error(RP_LOG_WARN, errno, "fchown() of a log file to uid %u failed",
+                     (unsigned)log_owner);
+}
+
 static int open_path(const char *path)
 {
-    return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0)
+        rp_log_give(fd);
+    return fd;
 }
 
 int rp_log_open(const char *path, int level)

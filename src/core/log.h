@@ -9,6 +9,7 @@
 #define RP_LOG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 enum {
     RP_LOG_EMERG = 0,
@@ -32,6 +33,14 @@ int rp_log_reopen(void);
 
 /* Sets the tag printed after the pid, e.g. the worker index. */
 void rp_log_set_ident(int ident);
+
+/*
+ * The user the workers run as (the "user" directive), or (uid_t)-1. A master running
+ * as root gives that user every log file it opens or reopens (rp_log_give, also for
+ * the access logs), so that the workers can reopen them after a rotation.
+ */
+void rp_log_set_owner(uid_t uid);
+void rp_log_give(int fd);
 
 /* Logs at level; err, when non-zero, appends strerror(err) the way nginx does. */
 void rp_log_error(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -6,6 +6,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "rp_paths.h" /* RP_CONF_PATH: written by make from the configured paths */
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,7 +38,7 @@ static void usage(FILE *out)
             "  -s signal     send a signal to the master: stop, quit, reload, reopen\n"
             "  -p prefix     set the prefix path (default: the current directory)\n"
             "  -c filename   set the configuration file (default: %s)\n",
-            RP_DEFAULT_CONF);
+            RP_CONF_PATH);
 }
 
 static int send_signal(rp_cycle_t *cycle, const char *name)
@@ -76,13 +77,31 @@ static int send_signal(rp_cycle_t *cycle, const char *name)
     return 0;
 }
 
+/*
+ * Goes into the background. The first process exits only once the daemon has written
+ * its pid file (daemon_ready): a service manager following the pid file (systemd's
+ * Type=forking) reads it as soon as the first process exits.
+ */
+static int ready_fd = -1;
+
 static int daemonize(void)
 {
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -1;
     pid_t pid = fork();
     if (pid < 0)
         return -1;
-    if (pid > 0)
-        _exit(0);
+    if (pid > 0) {
+        close(p[1]);
+        char c;
+        ssize_t n;
+        while ((n = read(p[0], &c, 1)) < 0 && errno == EINTR)
+            ;
+        _exit(n == 1 ? 0 : 1);
+    }
+    close(p[0]);
+    ready_fd = p[1];
     if (setsid() < 0)
         return -1;
     int fd = open("/dev/null", O_RDWR);
@@ -94,6 +113,17 @@ static int daemonize(void)
     if (fd > 2)
         close(fd);
     return 0;
+}
+
+/* The daemon's pid file holds its pid: the first process may exit (0). */
+static void daemon_ready(const char *pid_path)
+{
+    if (ready_fd < 0)
+        return;
+    if (rp_pid_write(pid_path) == 0 && write(ready_fd, "1", 1) != 1)
+        rp_log_error(RP_LOG_ALERT, errno, "cannot tell the starting process rampart runs");
+    close(ready_fd);
+    ready_fd = -1;
 }
 
 static const char *single_pid_path;
@@ -120,7 +150,7 @@ static int run_single(rp_cycle_t *cycle)
 
 int main(int argc, char **argv)
 {
-    const char *prefix = NULL, *conf = RP_DEFAULT_CONF, *sig = NULL;
+    const char *prefix = NULL, *conf = RP_CONF_PATH, *sig = NULL;
     int test = 0, dump = 0, quiet = 0;
     int opt;
 
@@ -136,7 +166,7 @@ int main(int argc, char **argv)
             printf("rampart version: rampart/%s\n", PACKAGE_VERSION);
             printf("built with libevent %s, nghttp2 %s, %s\n", event_get_version(),
                    NGHTTP2_VERSION, OPENSSL_VERSION_TEXT);
-            printf("default configuration: %s (relative to the prefix)\n", RP_DEFAULT_CONF);
+            printf("default configuration: %s\n", RP_CONF_PATH);
             return 0;
         case 't':
             test = 1;
@@ -242,6 +272,7 @@ int main(int argc, char **argv)
         rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
         return 1;
     }
+    daemon_ready(ccf->pid);
     if (!ccf->master_process) {
         rp_worker_enable_reload(prefix, conf);
         return run_single(cycle);

@@ -61,6 +61,13 @@ void rp_pid_release(void);
 /* Creates the folder that path is in, one level deep, if it is missing. */
 void rp_mkdir_parent(const char *path);
 
+/*
+ * A worker's (kind RP_PROCESS_WORKER, number index) or the helper's own settings, before
+ * its modules start: worker_priority, worker_cpu_affinity (workers), then the user
+ * directive's user, for good. Exits (2) if the user cannot be taken.
+ */
+void rp_process_setup(const rp_cycle_t *cycle, int kind, int index);
+
 /* Common start of a child process: unblocks signals, ties its life to the master's. */
 void rp_child_init(pid_t master);
 

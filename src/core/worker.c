@@ -287,6 +287,8 @@ void rp_worker_run(rp_cycle_t *cycle, int index, pid_t master)
     rp_process.kind = master ? RP_PROCESS_WORKER : RP_PROCESS_SINGLE;
     rp_process.index = index;
     rp_process.master = master;
+    if (master)
+        rp_process_setup(cycle, RP_PROCESS_WORKER, index);
     if (rp_modules_init_process(cycle) != 0)
         exit(2);
     setup_acceptors(cycle, index);

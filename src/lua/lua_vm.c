@@ -18,6 +18,7 @@
  * OpenResty: a wait yields a sentinel, and every resume on the way passes it up,
  * then passes the results back down when the hook is woken.
  */
+#include "rp_paths.h" /* RP_LUA_DIR: written by make from the configured paths */
 #include "lua/lua_int.h"
 
 #include "core/log.h"

@@ -405,6 +405,8 @@ static int open_path(const char *path)
     struct stat st;
     if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    else
+        rp_log_give(fd); /* the workers reopen it after a rotation */
     return fd;
 }
 
