@@ -161,6 +161,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     case SIGUSR1:
         rp_log_reopen();
         rp_modules_reopen(cycle);
+        /* in the new error log: tells logrotate's user (and the tests) this one follows */
+        rp_log_error(RP_LOG_NOTICE, 0, "logs reopened");
         break;
     case SIGHUP:
         if (reload_conf && !draining)
