@@ -190,3 +190,28 @@ def test_user_is_ignored_with_a_warning_when_the_master_is_not_root():
                 in p.stderr)
     finally:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_tls_key_only_root_may_read_serves_through_unprivileged_workers(open_prefix, certs):
+    r = open_prefix()
+    key = r.prefix / "a.key"
+    shutil.copy(certs.key("a.test"), key)
+    key.chmod(0o600)  # root's: the master reads it, the workers never need to
+    port = harness.free_port()
+    r.configure(workers=2, main="user nobody;", http=f"""
+        server {{
+            listen 127.0.0.1:{port} ssl;
+            server_name a.test;
+            ssl_certificate {certs.cert("a.test")};
+            ssl_certificate_key {key};
+            location / {{ return 200 "tls by $pid\\n"; }}
+        }}""")
+    r.start()
+    workers, _ = r.wait_processes(2, 1)
+    for pid in workers:
+        assert_unprivileged(pid, NOBODY.pw_uid, NOBODY.pw_gid)
+    p = subprocess.run(["curl", "-sS", "--cacert", str(certs.ca), "--resolve",
+                        f"a.test:{port}:127.0.0.1", f"https://a.test:{port}/"],
+                       capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith("tls by ") and int(p.stdout.split()[-1]) in workers
