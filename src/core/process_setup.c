@@ -65,6 +65,12 @@ static void drop_user(const rp_core_conf_t *c)
     }
     /* nor regained through a set-user-ID program a Lua script might run */
     prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+#if defined(__SANITIZE_ADDRESS__)
+    /* Changing the uid made the process undumpable, which also keeps other processes of
+     * the user from reading its memory (the keys). LeakSanitizer's exit check ptraces
+     * the process from a helper task, so only a sanitizer build is made dumpable again. */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+#endif
 }
 
 void rp_process_setup(const rp_cycle_t *cycle, int kind, int index)
