@@ -78,6 +78,10 @@ def inst():
         for generated in ("rp_paths.h", "contrib/rampart.service", "contrib/rampart.conf",
                           "contrib/rampart.logrotate"):
             (i.tree / generated).unlink(missing_ok=True)
+        # a Lua module shipped in lua/ (none is yet): installed where package.path looks
+        (i.tree / "lua" / "rpinstall").mkdir(parents=True)
+        (i.tree / "lua" / "rpinstall" / "probe.lua").write_text(
+            'return { answer = "installed lua module" }\n')
         i.make("install", f"DESTDIR={i.stage}")
         i.first_staged = files_under(i.stage)
         i.prefix_after_stage = i.prefix.exists() or i.etc.exists() or i.var.exists()
@@ -128,6 +132,12 @@ def daemon(inst):
         text = text.replace(f"127.0.0.1:{backend}", f"127.0.0.1:{harness.free_port()}")
     front = harness.free_port()
     text = re.sub(r"^\s*listen \[::1\]:8080;\n", "", text, flags=re.M)
+    # the shipped Lua module, found through the compiled-in package.path
+    text = text.replace("location = /health {", """location = /lua-probe {
+            content_by_lua_block { ngx.say(require("rpinstall.probe").answer) }
+        }
+
+        location = /health {""", 1)
     assert "listen 8080 default_server;" in text
     text = text.replace("listen 8080 default_server;", f"listen 127.0.0.1:{front} default_server;")
     inst.conf.write_text(text)
@@ -153,7 +163,7 @@ def test_destdir_install_stages_every_file_and_writes_nothing_outside(inst):
     want = {f"{p}/sbin/rampart", f"{e}/rampart/rampart.conf", f"{e}/rampart/rampart.conf.default",
             f"{e}/logrotate.d/rampart", f"{p}/lib/systemd/system/rampart.service",
             f"{p}/share/man/man8/rampart.8", f"{p}/share/man/man5/rampart.conf.5",
-            f"{p}/share/man/man7/rampart-lua.7"}
+            f"{p}/share/man/man7/rampart-lua.7", f"{p}/share/rampart/lua/rpinstall/probe.lua"}
     assert want <= set(inst.first_staged), inst.first_staged
     assert inst.staged(inst.logdir).is_dir()
     assert not inst.prefix_after_stage
@@ -214,6 +224,12 @@ def test_installed_configuration_serves_as_a_daemon_with_unprivileged_workers(in
     harness.wait_for(lambda: "GET /hello" in (inst.logdir / "access.log").read_text(),
                      what="the request in the installed access log")
     assert (inst.logdir / "error.log").exists()
+
+
+def test_installed_lua_modules_are_found_by_the_installed_binary(inst, daemon):
+    front, _ = daemon
+    r = harness.get(front, "/lua-probe")
+    assert (r.status, r.body) == (200, b"installed lua module\n")
 
 
 def test_logrotate_snippet_rotates_and_rampart_writes_to_the_new_file(inst, daemon):
