@@ -218,9 +218,12 @@ def test_installed_configuration_serves_as_a_daemon_with_unprivileged_workers(in
     assert r.status == 200 and re.match(rb"backend [AB] answered GET /hello", r.body)
     kids = harness.children_of(pid)
     assert kids
-    for kid in kids:
-        with open(f"/proc/{kid}/status") as f:
-            assert re.search(rf"^Uid:\s+{NOBODY.pw_uid}\s", f.read(), re.M)
+    def uid(pid):
+        with open(f"/proc/{pid}/status") as f:
+            return int(re.search(r"^Uid:\s+(\d+)", f.read(), re.M).group(1))
+    # counted as soon as forked, a child changes its user a moment later
+    harness.wait_for(lambda: all(uid(kid) == NOBODY.pw_uid for kid in kids), timeout=10,
+                     what="every child running as nobody")
     harness.wait_for(lambda: "GET /hello" in (inst.logdir / "access.log").read_text(),
                      what="the request in the installed access log")
     assert (inst.logdir / "error.log").exists()

@@ -71,6 +71,13 @@ def start(r, user="nobody", workers=2, extra_http=""):
 
 
 def assert_unprivileged(pid, uid, gid):
+    # a child is counted as soon as it is forked: wait until it has changed its user
+    # (which it does before anything else), then look at everything
+    try:
+        harness.wait_for(lambda: ids(pid, "Uid")[0] != 0, timeout=10,
+                         what=f"{pid} to change its user")
+    except harness.RampartError:
+        pass  # the assertions below say what is wrong
     st = status(pid)
     assert ids(pid, "Uid") == [uid] * 4, st["Uid"]
     assert ids(pid, "Gid") == [gid] * 4, st["Gid"]

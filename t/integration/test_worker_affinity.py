@@ -26,6 +26,16 @@ def cpus(pid):
     raise AssertionError(f"no Cpus_allowed_list for {pid}")
 
 
+def settled(get, want, timeout=10):
+    """get() once it equals want, or its last value: a child is counted as soon as it is
+    forked, and sets its priority and CPUs a moment later."""
+    try:
+        return harness.wait_for(lambda: (lambda v: v if v == want else None)(get()),
+                                timeout=timeout, what=f"{want}")
+    except harness.RampartError:
+        return get()
+
+
 def nice(pid):
     with open(f"/proc/{pid}/stat") as f:
         stat = f.read()
@@ -48,9 +58,8 @@ def mask(*cpu_list):
 
 def test_auto_binds_worker_i_to_cpu_i_mod_n(rampart):
     workers, helpers = start(rampart, "worker_cpu_affinity auto;", len(ALLOWED) + 1)
-    got = sorted(tuple(cpus(pid)) for pid in workers)
     want = sorted((ALLOWED[i % len(ALLOWED)],) for i in range(len(ALLOWED) + 1))
-    assert got == want
+    assert settled(lambda: sorted(tuple(cpus(pid)) for pid in workers), want) == want
     # the helper and the master are not pinned
     assert cpus(helpers[0]) == ALLOWED
     assert cpus(rampart.pid) == ALLOWED
@@ -59,14 +68,15 @@ def test_auto_binds_worker_i_to_cpu_i_mod_n(rampart):
 def test_auto_with_a_mask_spreads_over_that_mask_only(rampart):
     last = ALLOWED[-1]
     workers, _ = start(rampart, f"worker_cpu_affinity auto {mask(last)};", 2)
-    assert [cpus(pid) for pid in workers] == [[last], [last]]
+    want = [[last], [last]]
+    assert settled(lambda: [cpus(pid) for pid in workers], want) == want
 
 
 def test_masks_bind_each_worker_and_the_last_serves_the_rest(rampart):
     first, last = ALLOWED[0], ALLOWED[-1]
     workers, _ = start(rampart, f"worker_cpu_affinity {mask(first)} {mask(last)};", 3)
-    got = sorted(tuple(cpus(pid)) for pid in workers)
-    assert got == sorted([(first,), (last,), (last,)])
+    want = sorted([(first,), (last,), (last,)])
+    assert settled(lambda: sorted(tuple(cpus(pid)) for pid in workers), want) == want
 
 
 def test_workers_started_by_a_reload_are_pinned_too(rampart):
@@ -74,8 +84,8 @@ def test_workers_started_by_a_reload_are_pinned_too(rampart):
     rampart.configure(text=rampart.conf_text.replace('"ok', '"reloaded'))
     assert "configuration reloaded" in rampart.reload().group(0)
     new, _ = rampart.wait_processes(2, 1, exclude=workers)
-    got = sorted(tuple(cpus(pid)) for pid in new)
-    assert got == sorted((ALLOWED[i % len(ALLOWED)],) for i in range(2))
+    want = sorted((ALLOWED[i % len(ALLOWED)],) for i in range(2))
+    assert settled(lambda: sorted(tuple(cpus(pid)) for pid in new), want) == want
 
 
 def test_without_affinity_workers_run_anywhere(rampart):
@@ -85,13 +95,13 @@ def test_without_affinity_workers_run_anywhere(rampart):
 
 def test_worker_priority_sets_workers_and_helper_nice_not_the_masters(rampart):
     workers, helpers = start(rampart, "worker_priority 7;", 2)
-    assert [nice(pid) for pid in workers + helpers] == [7, 7, 7]
+    assert settled(lambda: [nice(pid) for pid in workers + helpers], [7, 7, 7]) == [7, 7, 7]
     assert nice(rampart.pid) == 0
 
 
 def test_negative_worker_priority_as_root(rampart):
     workers, _ = start(rampart, "worker_priority -5;", 1)
-    assert nice(workers[0]) == -5
+    assert settled(lambda: nice(workers[0]), -5) == -5
 
 
 def refused(tmp_path, line, message, at=2):
