@@ -134,6 +134,17 @@ struct rp_request_s {
     unsigned logged : 1;
     struct timeval start;
     char request_id[33]; /* made on first use of $request_id */
+    /* The W3C trace context of rampart's hop (observe/trace_context.c), made on first
+     * use: "00-<trace-id>-<span-id>-<flags>" as sent upstream, the client's parent-id,
+     * and the client's tracestate to pass on. */
+    struct {
+        uint8_t state;      /* RP_TRACE_UNSET, RP_TRACE_OFF or RP_TRACE_MADE */
+        uint8_t mode;       /* the location's trace_context when it was made */
+        uint8_t has_parent; /* the client sent a valid traceparent */
+        char traceparent[56];
+        char parent[16];
+        rp_str_t tracestate; /* empty: none to pass on */
+    } trace;
 
     /* Set by a content handler that waits: for body bytes from the client, or for the
      * response to drain (back-pressure). Each is cleared before it is called. */

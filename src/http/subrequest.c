@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "http/request.h"
 #include "http/variables.h"
+#include "observe/trace_context.h"
 
 #include <string.h>
 
@@ -237,6 +238,7 @@ int rp_http_subrequest(rp_request_t *parent, rp_str_t uri, rp_str_t args, unsign
     /* one id for a request and its copies: the logs of both sides can be joined on it */
     memcpy(r->request_id, rp_request_id(parent).data, 32);
     r->request_id[32] = '\0';
+    rp_trace_inherit(r, parent); /* a child span of the parent's */
 
     if (with_body) {
         rp_http_body_share(parent, r);

@@ -14,7 +14,8 @@
  *                                 modules' functions, under their locks): what a script
  *                                 takes, the zone's limit_req or limit_count lines see
  *   rampart.request_id()          $request_id of the running request
- *   rampart.trace_id(), span_id() nil: the core keeps no trace context yet
+ *   rampart.trace_id(), span_id() $trace_id and $span_id (W3C trace context of rampart's
+ *                                 span); nil where trace_context is off
  *
  * The configuration is the one of the VM's generation (the cycle the API part was
  * given): the objects point into it and stay valid as long as the VM does.
@@ -26,6 +27,7 @@
 #include "http/variables.h"
 #include "limit/limit_count.h"
 #include "limit/limit_req.h"
+#include "observe/trace_context.h"
 #include "upstream/upstream.h"
 
 #include <string.h>
@@ -327,12 +329,29 @@ static int rampart_request_id(lua_State *L)
     return 1;
 }
 
-/* No trace context in the core yet (no traceparent is parsed or made): nil, as a
- * script must handle for a request that carries none. */
-static int rampart_no_trace(lua_State *L)
+/* The W3C trace context of the running request (observe/trace_context.c): nil outside
+ * a request, or where trace_context is off. */
+static int push_trace(lua_State *L, int span)
 {
-    lua_pushnil(L);
+    rp_request_t *r = rp_lua_request(L);
+    rp_str_t id = RP_NULL_STR;
+    if (r)
+        id = span ? rp_trace_span_id(r) : rp_trace_id(r);
+    if (id.data == NULL)
+        lua_pushnil(L);
+    else
+        lua_pushlstring(L, id.data, id.len);
     return 1;
+}
+
+static int rampart_trace_id(lua_State *L)
+{
+    return push_trace(L, 0);
+}
+
+static int rampart_span_id(lua_State *L)
+{
+    return push_trace(L, 1);
 }
 
 /* ---- the module ---- */
@@ -353,8 +372,8 @@ static int open_rampart(lua_State *L)
 {
     static const luaL_Reg fns[] = {
         {"upstream", rampart_upstream},     {"limit", rampart_limit},
-        {"request_id", rampart_request_id}, {"trace_id", rampart_no_trace},
-        {"span_id", rampart_no_trace},      {NULL, NULL},
+        {"request_id", rampart_request_id}, {"trace_id", rampart_trace_id},
+        {"span_id", rampart_span_id},      {NULL, NULL},
     };
     lua_createtable(L, 0, 6);
     for (const luaL_Reg *f = fns; f->name; f++) {

@@ -9,6 +9,7 @@
  */
 #include "upstream/proxy.h"
 #include "http/h1_parser.h"
+#include "observe/trace_context.h"
 
 #include <string.h>
 #include <strings.h>
@@ -60,7 +61,11 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
     int client_request_id = 0, connection = 0;
     memset(out, 0, sizeof(*out));
     out->upgrade = !h2 && (flags & RP_PROXY_FIELDS_UPGRADE) != 0;
-    out->f = rp_arena_alloc(r->arena, sizeof(*out->f) * (plcf->nheaders + r->nheaders + 1));
+    out->f = rp_arena_alloc(r->arena, sizeof(*out->f) * (plcf->nheaders + r->nheaders + 2));
+    /* W3C trace context: rampart's span replaces the client's traceparent (and the
+     * tracestate goes on only with a valid one), unless the location sets the field. */
+    rp_str_t traceparent, tracestate;
+    int trace = rp_trace_upstream(r, &traceparent, &tracestate);
 
     for (unsigned i = 0; i < r->nheaders; i++) {
         rp_str_t n = r->headers[i].name;
@@ -96,8 +101,16 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
         out->f[out->n++] = (rp_header_t){h->name, v};
     }
 
+    if (trace && !set_by_location(plcf, RP_STR("traceparent")))
+        out->f[out->n++] = (rp_header_t){RP_STR("traceparent"), traceparent};
+    if (trace && tracestate.len && !set_by_location(plcf, RP_STR("tracestate")))
+        out->f[out->n++] = (rp_header_t){RP_STR("tracestate"), tracestate};
+
     for (unsigned i = 0; i < r->nheaders; i++) {
         rp_str_t n = r->headers[i].name, v = r->headers[i].value;
+        if (trace && ((n.len == 11 && rp_str_ieq(n, "traceparent")) ||
+                      (n.len == 10 && rp_str_ieq(n, "tracestate"))))
+            continue;
         if (h2 && n.len == 2 && rp_str_ieq(n, "te")) {
             /* the one TE HTTP/2 allows, which gRPC servers expect */
             out->te_trailers |= rp_h1_token_list_has(v.data, v.len, "trailers");
