@@ -218,6 +218,7 @@ def test_request_id_is_the_request_id_variable(rampart, backend, free_port):
     rampart.configure(conf(port, [backend], extra_server="""
     location = /ids {
         add_header X-Request-Id $request_id;
+        add_header X-Trace $trace_id-$span_id;
         content_by_lua_block {
             local rampart = require "rampart"
             ngx.say(rampart.request_id(), " ", tostring(rampart.trace_id()), " ",
@@ -228,6 +229,7 @@ def test_request_id_is_the_request_id_variable(rampart, backend, free_port):
     r = request(port, "/ids")
     rid, trace, span, global_ = r.text.split()
     assert len(rid) == 32 and rid == r.headers["X-Request-Id"]
-    # no trace context in the core yet; and the module sets no global
-    assert (trace, span, global_) == ("nil", "nil", "false")
+    # $trace_id and $span_id (W3C trace context); and the module sets no global
+    assert len(trace) == 32 and len(span) == 16 and f"{trace}-{span}" == r.headers["X-Trace"]
+    assert global_ == "false"
     assert request(port, "/ids").text.split()[0] != rid
