@@ -6,6 +6,7 @@
  * worker's process (user, worker_priority, worker_cpu_affinity) are parsed here and
  * applied by process_setup.c.
  */
+#include "core/syslog.h"
 #include "core/cycle.h"
 #include "core/log.h"
 
@@ -195,7 +196,15 @@ static const char *set_error_log(rp_conf_t *cf, const rp_command_t *cmd, void *c
     if (c->error_log_level != RP_CONF_UNSET)
         return "duplicate directive";
     const char *path = cf->argv[1];
-    c->error_log = strcmp(path, "stderr") == 0 ? NULL : rp_conf_full_path(cf, path);
+    if (strncmp(path, "syslog:", 7) == 0) {
+        rp_syslog_t s;
+        char err[256];
+        if (rp_syslog_parse(path + 7, &s, err, sizeof(err)) != 0)
+            return rp_conf_error(cf, "%s", err);
+        c->error_log = rp_arena_strndup(cf->arena, path, strlen(path)); /* no prefix */
+    } else {
+        c->error_log = strcmp(path, "stderr") == 0 ? NULL : rp_conf_full_path(cf, path);
+    }
     c->error_log_level = RP_LOG_ERR;
     c->error_log_file = cf->file;
     c->error_log_line = cf->line;
@@ -258,7 +267,8 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
     rp_core_conf_t *c = rp_core_conf(cycle);
     if (!(flags & RP_INIT_TEST)) /* the logs this generation opens go to its workers' user */
         rp_log_set_owner(c->user_name && c->user_name[0] ? c->user_uid : (uid_t)-1);
-    if (!(flags & RP_INIT_TEST) || c->error_log == NULL)
+    if (!(flags & RP_INIT_TEST) || c->error_log == NULL ||
+        strncmp(c->error_log, "syslog:", 7) == 0)
         return 0;
     rp_mkdir_parent(c->error_log);
     int fd = open(c->error_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);

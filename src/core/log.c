@@ -4,6 +4,7 @@
  * into a deleted file.
  */
 #include "core/log.h"
+#include "core/syslog.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 static int log_fd = 2;
@@ -18,6 +20,9 @@ static int log_fd = 2;
 static int log_level = RP_LOG_WARN;
 static char log_path[4096];
 static int log_ident;
+/* error_log syslog:...: messages go there instead of log_fd */
+static rp_syslog_t log_syslog;
+static int use_syslog;
 
 static const char *const level_names[] = {"emerg", "alert", "crit", "error",
                                           "warn",  "notice", "info", "debug"};
@@ -65,6 +70,24 @@ static int open_path(const char *path)
 int rp_log_open(const char *path, int level)
 {
     int fd = 2;
+    if (path && strncmp(path, "syslog:", 7) == 0) {
+        char err[256];
+        rp_syslog_t s;
+        if (rp_syslog_parse(path + 7, &s, err, sizeof(err)) != 0) {
+            errno = EINVAL; /* checked when the configuration was read */
+            return -1;
+        }
+        if (use_syslog)
+            rp_syslog_close(&log_syslog);
+        if (log_fd > 2)
+            close(log_fd);
+        log_fd = 2;
+        log_syslog = s;
+        use_syslog = 1;
+        log_path[0] = '\0';
+        log_level = level;
+        return 0;
+    }
     if (path && strcmp(path, "stderr") != 0) {
         fd = open_path(path);
         if (fd < 0)
@@ -77,6 +100,9 @@ int rp_log_open(const char *path, int level)
         close(log_fd);
     log_fd = fd;
     log_level = level;
+    if (use_syslog)
+        rp_syslog_close(&log_syslog);
+    use_syslog = 0;
     return 0;
 }
 
@@ -106,10 +132,35 @@ int rp_log_enabled(int level)
     return level <= log_level;
 }
 
+/* The line nginx writes without its date, which the RFC 5424 header carries:
+ * "[error] 1234#0: message". The syslog severity is the level (the same numbers). */
+static void syslog_error(int level, int err, const char *fmt, va_list ap)
+{
+    char buf[2048 + RP_SYSLOG_HEADER_MAX];
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    size_t n = rp_syslog_header(&log_syslog, level,
+                                (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, buf);
+    n += (size_t)snprintf(buf + n, sizeof(buf) - n, "[%s] %d#%d: ", level_names[level],
+                          (int)getpid(), log_ident);
+    int w = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
+    if (w > 0)
+        n += (size_t)w;
+    if (n > sizeof(buf) - 64)
+        n = sizeof(buf) - 64;
+    if (err)
+        n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (%d: %s)", err, strerror(err));
+    rp_syslog_send(&log_syslog, buf, n); /* a lost message cannot be reported anywhere */
+}
+
 void rp_log_verror(int level, int err, const char *fmt, va_list ap)
 {
     if (level > log_level)
         return;
+    if (use_syslog) {
+        syslog_error(level, err, fmt, ap);
+        return;
+    }
     char buf[2048];
     time_t now = time(NULL);
     struct tm tm;

@@ -241,7 +241,7 @@ int main(int argc, char **argv)
     }
 
     rp_core_conf_t *ccf = rp_core_conf(cycle);
-    if (ccf->error_log)
+    if (ccf->error_log && strncmp(ccf->error_log, "syslog:", 7) != 0)
         rp_mkdir_parent(ccf->error_log);
     if (rp_log_open(ccf->error_log, ccf->error_log_level) != 0) {
         fprintf(stderr, "rampart: cannot open error log \"%s\": %s\n", ccf->error_log,

@@ -37,6 +37,7 @@
 #include "core/cycle.h"
 #include "core/log.h"
 #include "core/process.h"
+#include "core/syslog.h"
 #include "core/time.h"
 #include "net/conn.h"
 #include "http/request.h"
@@ -78,7 +79,8 @@ struct al_file_s {
 };
 
 typedef struct {
-    al_file_t *file;
+    al_file_t *file;     /* NULL for syslog */
+    rp_syslog_t *syslog; /* access_log syslog:...; NULL for a file */
     const log_fmt_t *fmt;
     rp_cv_t *cond; /* if=: no line when it is empty or "0" */
 } al_log_t;
@@ -278,7 +280,48 @@ static char *buffer_space(al_file_t *f, size_t len)
     return p;
 }
 
-/* Formats the line of one log for r and hands it to its file. */
+/* Writes the parts of a line (vals, as log_line gathered them) at p; returns the end. */
+static char *format_parts(const log_fmt_t *fmt, const rp_str_t *vals, char *p)
+{
+    const rp_cv_t *cv = &fmt->cv;
+    for (size_t i = 0; i < cv->nparts; i++) {
+        if (rp_cv_part_literal(&cv->parts[i])) {
+            if (vals[i].len)
+                memcpy(p, vals[i].data, vals[i].len);
+            p += vals[i].len;
+        } else if (vals[i].data == NULL) {
+            if (fmt->escape == RP_LOG_ESCAPE_DEFAULT)
+                *p++ = '-';
+        } else {
+            p += rp_access_log_escape(fmt->escape, vals[i].data, vals[i].len, p);
+        }
+    }
+    return p;
+}
+
+/* One datagram per line: the RFC 5424 header, then the line without its newline. */
+static void syslog_line(rp_request_t *r, const al_log_t *log, const rp_str_t *vals, size_t len)
+{
+    char head[RP_SYSLOG_HEADER_MAX];
+    size_t hl = rp_syslog_header(log->syslog, -1, rp_time_ms(), head);
+    size_t total = hl + len - 1;
+    char *msg = total <= sizeof(line_buf) ? line_buf : rp_arena_alloc(r->arena, total + 1);
+    memcpy(msg, head, hl);
+    format_parts(log->fmt, vals, msg + hl);
+    int err = rp_syslog_send(log->syslog, msg, total);
+    if (err == 0)
+        return;
+    time_t now = (time_t)(rp_time_ms() / 1000);
+    if (now == log->syslog->last_error)
+        return;
+    log->syslog->last_error = now;
+    rp_log_error(RP_LOG_ALERT, err,
+                 "sendto() to syslog server \"%s\" failed, a line of access "
+                 "log dropped",
+                 log->syslog->server);
+}
+
+/* Formats the line of one log for r and hands it to its file or syslog server. */
 static void log_line(rp_request_t *r, const al_log_t *log)
 {
     const log_fmt_t *fmt = log->fmt;
@@ -295,12 +338,19 @@ static void log_line(rp_request_t *r, const al_log_t *log)
             len += part->literal.len;
             continue;
         }
-        if (rp_cv_part_value(r, part, &vals[i]) != 0 || vals[i].data == NULL)
-            vals[i] = RP_STR("");
-        if (vals[i].len == 0)
+        /* "-" (default escaping) for a value not found; rampart's getters do not all
+         * tell it from an empty one, so an empty value counts as not found (data NULL) */
+        if (rp_cv_part_value(r, part, &vals[i]) != 0 || vals[i].len == 0)
+            vals[i] = RP_NULL_STR;
+        if (vals[i].data == NULL)
             len += fmt->escape == RP_LOG_ESCAPE_DEFAULT; /* "-" */
         else
             len += rp_access_log_escape(fmt->escape, vals[i].data, vals[i].len, NULL);
+    }
+
+    if (log->syslog) {
+        syslog_line(r, log, vals, len);
+        return;
     }
 
     al_file_t *f = log->file;
@@ -315,19 +365,7 @@ static void log_line(rp_request_t *r, const al_log_t *log)
     if (line == NULL)
         line = rp_arena_alloc(r->arena, len);
 
-    char *p = line;
-    for (size_t i = 0; i < cv->nparts; i++) {
-        if (rp_cv_part_literal(&cv->parts[i])) {
-            if (vals[i].len)
-                memcpy(p, vals[i].data, vals[i].len);
-            p += vals[i].len;
-        } else if (vals[i].len == 0) {
-            if (fmt->escape == RP_LOG_ESCAPE_DEFAULT)
-                *p++ = '-';
-        } else {
-            p += rp_access_log_escape(fmt->escape, vals[i].data, vals[i].len, p);
-        }
-    }
+    char *p = format_parts(fmt, vals, line);
     *p = '\n';
     if (direct)
         write_out(f, line, len);
@@ -562,6 +600,22 @@ static const char *set_log_format(rp_conf_t *cf, const rp_command_t *cmd, void *
     return RP_CONF_OK;
 }
 
+static al_log_t *push_log(rp_conf_t *cf, al_loc_conf_t *lc)
+{
+    if (lc->logs == NULL) {
+        lc->logs = rp_arena_calloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(lc->logs, cf->arena, 2, sizeof(al_log_t));
+    }
+    al_log_t *log = rp_array_push(lc->logs);
+    memset(log, 0, sizeof(*log));
+    return log;
+}
+
+static void syslog_cleanup(void *data)
+{
+    rp_syslog_close(data);
+}
+
 static const char *set_access_log(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     al_loc_conf_t *lc = conf;
@@ -574,8 +628,14 @@ static const char *set_access_log(rp_conf_t *cf, const rp_command_t *cmd, void *
         lc->off = 1;
         return RP_CONF_OK;
     }
-    if (strncmp(path, "syslog:", 7) == 0)
-        return rp_conf_error(cf, "logging to syslog is not supported yet");
+    rp_syslog_t *syslog = NULL;
+    if (strncmp(path, "syslog:", 7) == 0) {
+        char err[256];
+        syslog = rp_arena_calloc(cf->arena, sizeof(*syslog));
+        if (rp_syslog_parse(path + 7, syslog, err, sizeof(err)) != 0)
+            return rp_conf_error(cf, "%s", err);
+        rp_arena_cleanup(cf->arena, syslog_cleanup, syslog);
+    }
     if (strchr(path, '$'))
         return rp_conf_error(cf, "variables in the file name are not supported yet");
 
@@ -610,6 +670,15 @@ static const char *set_access_log(rp_conf_t *cf, const rp_command_t *cmd, void *
     }
     if (flush && size == 0)
         return rp_conf_error(cf, "no buffer is defined for access_log \"%s\"", path);
+    if (syslog && size)
+        return rp_conf_error(cf, "logs to syslog cannot be buffered");
+    if (syslog) {
+        al_log_t *log = push_log(cf, lc);
+        log->syslog = syslog;
+        log->fmt = fmt;
+        log->cond = cond;
+        return RP_CONF_OK;
+    }
 
     al_file_t *f = get_file(cf, mc, rp_conf_full_path(cf, path));
     if (size) {
@@ -626,11 +695,7 @@ static const char *set_access_log(rp_conf_t *cf, const rp_command_t *cmd, void *
         }
     }
 
-    if (lc->logs == NULL) {
-        lc->logs = rp_arena_calloc(cf->arena, sizeof(rp_array_t));
-        rp_array_init(lc->logs, cf->arena, 2, sizeof(al_log_t));
-    }
-    al_log_t *log = rp_array_push(lc->logs);
+    al_log_t *log = push_log(cf, lc);
     log->file = f;
     log->fmt = fmt;
     log->cond = cond;
