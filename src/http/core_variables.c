@@ -377,10 +377,8 @@ static int get_request_line(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_str_t proto;
     get_protocol(r, v, &proto);
-    if (r->method.len == 0) {
-        *out = RP_STR("");
-        return 0;
-    }
+    if (r->method.len == 0)
+        return -1; /* no request line parsed: "-" in a log, as nginx */
     size_t n = r->method.len + 1 + r->request_uri.len + 1 + proto.len;
     char *b = rp_arena_alloc(r->arena, n + 1);
     snprintf(b, n + 1, "%.*s %.*s %.*s", (int)r->method.len, r->method.data,

@@ -117,11 +117,12 @@ static al_main_conf_t *main_conf(const rp_cycle_t *cycle)
  * found, a hyphen ('-') will be logged. For json escaping, all characters not
  * allowed in JSON strings will be escaped: characters '"' and '\' are escaped as
  * '\"' and '\\', characters with values less than 32 are escaped as '\n', '\r',
- * '\t', '\b', '\f', or '\u00XX'." nginx prints the \xXX digits in upper case and
- * the \u00XX ones in lower case; so does rampart. With json and none, a value
+ * '\t', '\b', '\f', or '\u00XX'." nginx prints both the \xXX and the \u00XX
+ * digits in upper case; so does rampart. With json and none, a value
  * that is not found logs nothing. Only variables are escaped, never the literal
- * text of the format. rampart's variables do not tell a missing value from an
- * empty one, so every empty value counts as not found.
+ * text of the format. A value found empty (a field sent empty) logs nothing in
+ * every mode, as in nginx; t/integration/test_log_escape_vs_nginx.py compares the
+ * lines of both for the same requests.
  */
 static int needs_default_escape(unsigned char c)
 {
@@ -130,7 +131,7 @@ static int needs_default_escape(unsigned char c)
 
 size_t rp_access_log_escape(int mode, const char *src, size_t len, char *dst)
 {
-    static const char upper[] = "0123456789ABCDEF", lower[] = "0123456789abcdef";
+    static const char upper[] = "0123456789ABCDEF";
     const unsigned char *s = (const unsigned char *)src;
     size_t n = 0;
 
@@ -191,8 +192,8 @@ size_t rp_access_log_escape(int mode, const char *src, size_t len, char *dst)
         } else if (c < 0x20) {
             if (dst) {
                 memcpy(dst + n, "\\u00", 4);
-                dst[n + 4] = lower[c >> 4];
-                dst[n + 5] = lower[c & 0xf];
+                dst[n + 4] = upper[c >> 4];
+                dst[n + 5] = upper[c & 0xf];
             }
             n += 6;
         } else {
@@ -338,9 +339,9 @@ static void log_line(rp_request_t *r, const al_log_t *log)
             len += part->literal.len;
             continue;
         }
-        /* "-" (default escaping) for a value not found; rampart's getters do not all
-         * tell it from an empty one, so an empty value counts as not found (data NULL) */
-        if (rp_cv_part_value(r, part, &vals[i]) != 0 || vals[i].len == 0)
+        /* As nginx: "-" (default escaping) for a value not found, nothing for an empty
+         * value found (a field sent empty); data NULL marks the former */
+        if (rp_cv_part_value(r, part, &vals[i]) != 0 || vals[i].data == NULL)
             vals[i] = RP_NULL_STR;
         if (vals[i].data == NULL)
             len += fmt->escape == RP_LOG_ESCAPE_DEFAULT; /* "-" */

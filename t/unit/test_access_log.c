@@ -56,10 +56,10 @@ START_TEST(test_json_uses_short_escapes_where_json_has_them)
 }
 END_TEST
 
-START_TEST(test_json_writes_other_control_bytes_as_lower_unicode_escapes)
+START_TEST(test_json_writes_other_control_bytes_as_upper_unicode_escapes)
 {
     ck_assert_str_eq(esc(RP_LOG_ESCAPE_JSON, "\x00\x01\x1f\x0b", 4),
-                     "\\u0000\\u0001\\u001f\\u000b");
+                     "\\u0000\\u0001\\u001F\\u000B");
 }
 END_TEST
 
@@ -92,7 +92,7 @@ static Suite *access_log_suite(void)
     tcase_add_test(tc, test_default_writes_del_and_high_bytes_as_hex);
     tcase_add_test(tc, test_default_writes_a_nul_byte_as_hex);
     tcase_add_test(tc, test_json_uses_short_escapes_where_json_has_them);
-    tcase_add_test(tc, test_json_writes_other_control_bytes_as_lower_unicode_escapes);
+    tcase_add_test(tc, test_json_writes_other_control_bytes_as_upper_unicode_escapes);
     tcase_add_test(tc, test_json_keeps_del_and_utf8_as_they_are);
     tcase_add_test(tc, test_none_changes_nothing);
     tcase_add_test(tc, test_empty_value_is_empty_in_every_mode);
