@@ -1,7 +1,8 @@
 /*
  * Error log implementation. The descriptor is inherited across fork, and each
  * process reopens on USR1 itself, so rotation never leaves one process writing
- * into a deleted file.
+ * into a deleted file. With `error_log syslog:...` each message is instead an RFC
+ * 5424 datagram (core/syslog.c), its severity the message's level.
  */
 #include "core/log.h"
 #include "core/syslog.h"

@@ -25,7 +25,8 @@ enum {
 /* Parses "error", "warn", ... into *level; returns 0 or -1 for an unknown name. */
 int rp_log_level_parse(const char *name, int *level);
 
-/* Points the log at path (NULL or "stderr" for standard error). Returns 0 or -1 with errno. */
+/* Points the log at path (NULL or "stderr" for standard error, "syslog:..." for a syslog
+ * server). Returns 0 or -1 with errno. */
 int rp_log_open(const char *path, int level);
 
 /* Reopens the current file (USR1): the old descriptor is kept if the open fails. */
