@@ -214,3 +214,27 @@ def test_bad_trace_context_value_is_refused_at_its_line(conf_dir):
     assert p.stderr.splitlines()[0] == (
         f'rampart: {conf_dir}/rampart.conf:3: "trace_context": invalid value "maybe", it must '
         f'be off, extract, inject or propagate')
+
+
+def test_a_mirror_copy_is_a_child_span_of_the_request(rampart, port, backend_factory):
+    main, shadow = backend_factory(name="main"), backend_factory(name="shadow")
+    rampart.configure(f"upstream shadow {{ server {shadow.addr}; }}\n"
+                      f"server {{\n listen 127.0.0.1:{port};\n"
+                      f" location / {{ mirror /m; proxy_pass http://{main.addr}; }}\n"
+                      f" location = /m {{ internal; proxy_pass http://shadow$request_uri; }}\n}}")
+    rampart.start()
+    assert request(port, "/x", headers={
+        "traceparent": f"00-{CLIENT_TRACE}-{CLIENT_PARENT}-01", "tracestate": "a=1"}).status == 200
+    wait_for(lambda: shadow.log(), what="the mirror's request")
+
+    def tp(be):
+        hdrs = be.log()[-1]["headers"]
+        return ([v for n, v in hdrs if n.lower() == "traceparent"],
+                [v for n, v in hdrs if n.lower() == "tracestate"])
+    (main_tp,), main_ts = tp(main)
+    (shadow_tp,), shadow_ts = tp(shadow)
+    m_trace, m_span, _ = TP.match(main_tp).groups()
+    s_trace, s_span, _ = TP.match(shadow_tp).groups()
+    assert m_trace == s_trace == CLIENT_TRACE
+    assert s_span != m_span  # its own span, child of the request's
+    assert main_ts == shadow_ts == ["a=1"]
