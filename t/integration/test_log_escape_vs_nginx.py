@@ -18,7 +18,7 @@ import reference_nginx
 from test_access_log import wait_lines
 
 FIELDS = ('"$http_x_test" "$http_user_agent" "$arg_q" "$request_uri" "$uri" "$http_x_empty" '
-          '"$http_x_absent" "$cookie_c"')
+          '"$http_x_absent" "$cookie_c" "$args" "$is_args" "$arg_r" "$remote_user" "$query_string"')
 
 # (X-Test value, User-Agent value, target): bytes as they go on the wire
 REQUESTS = [
