@@ -172,10 +172,22 @@ int rp_trace_tracestate_valid(const char *s, size_t len)
 
 /* ---- the request's context --------------------------------------------------------------- */
 
-static void hex64(char *out, uint64_t v)
+/* 16 lower-case hex digits of v, 8 at a time without a loop over digits (SWAR): every
+ * nibble spread into a byte of its own, then '0' or 'a' - 10 added to all 8 at once. */
+void rp_trace_hex64(char *out, uint64_t v)
 {
-    for (int k = 0; k < 16; k++)
-        out[k] = hex[(v >> (60 - 4 * k)) & 15];
+    for (int half = 0; half < 2; half++) {
+        uint64_t x = (uint32_t)(v >> (32 - 32 * half));
+        x = ((x & 0xFFFF0000ull) << 16) | (x & 0xFFFFull);
+        x = ((x & 0x0000FF000000FF00ull) << 8) | (x & 0x000000FF000000FFull);
+        x = ((x & 0x00F000F000F000F0ull) << 4) | (x & 0x000F000F000F000Full);
+        uint64_t letters = ((x + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+        x += 0x3030303030303030ull + letters * 0x27; /* 'a' - '0' - 10 */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        x = __builtin_bswap64(x); /* the first digit is the most significant */
+#endif
+        memcpy(out + 8 * half, &x, 8);
+    }
 }
 
 static uint64_t nonzero_random(void)
@@ -265,12 +277,12 @@ static void make(rp_request_t *r)
     if (!r->trace.has_parent) {
         /* 16 random bytes; not all zero, which the spec forbids */
         uint64_t a = rp_random(), b = a ? rp_random() : nonzero_random();
-        hex64(tp + 3, a);
-        hex64(tp + 19, b);
+        rp_trace_hex64(tp + 3, a);
+        rp_trace_hex64(tp + 19, b);
     }
     memcpy(tp, "00-", 3);
     tp[35] = '-';
-    hex64(tp + 36, nonzero_random());
+    rp_trace_hex64(tp + 36, nonzero_random());
     tp[52] = '-';
     tp[53] = '0';
     tp[54] = hex[flags & 15];
@@ -301,7 +313,7 @@ void rp_trace_inherit(rp_request_t *sub, rp_request_t *parent)
     sub->trace = parent->trace;
     memcpy(sub->trace.parent, parent->trace.traceparent + 36, 16);
     sub->trace.has_parent = 1;
-    hex64(sub->trace.traceparent + 36, nonzero_random());
+    rp_trace_hex64(sub->trace.traceparent + 36, nonzero_random());
     rp_str_t ts = parent->trace.tracestate;
     if (ts.len) {
         char *p = rp_arena_alloc(sub->arena, ts.len); /* the parent may end first */

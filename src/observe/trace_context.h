@@ -11,6 +11,7 @@
 #include "http/request.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* r->trace.state */
 enum { RP_TRACE_UNSET = 0, RP_TRACE_OFF, RP_TRACE_MADE };
@@ -31,6 +32,9 @@ int rp_trace_parse_traceparent(const char *s, size_t len, char *trace_id, char *
  * a valid key=value, no key twice. Empty list-members and spaces around them are
  * allowed, as the spec says. */
 int rp_trace_tracestate_valid(const char *s, size_t len);
+
+/* Writes v as 16 lower-case hexadecimal digits (no terminator). */
+void rp_trace_hex64(char *out, uint64_t v);
 
 /* r's trace context, made on first use; 0, or -1 when trace_context is off for it. */
 int rp_trace_get(rp_request_t *r);

@@ -109,6 +109,19 @@ START_TEST(test_tracestate_of_more_than_32_members_is_refused)
 }
 END_TEST
 
+START_TEST(test_hex64_writes_16_lowercase_digits_most_significant_first)
+{
+    static const uint64_t vs[] = {
+        0, 1, 0x0123456789abcdefull, 0xfedcba9876543210ull, 0xa0b0c0d0e0f00909ull, UINT64_MAX};
+    for (size_t i = 0; i < sizeof(vs) / sizeof(vs[0]); i++) {
+        char got[17] = {0}, want[17];
+        rp_trace_hex64(got, vs[i]);
+        snprintf(want, sizeof(want), "%016llx", (unsigned long long)vs[i]);
+        ck_assert_str_eq(got, want);
+    }
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("trace_context");
@@ -123,6 +136,7 @@ static Suite *trace_suite(void)
     tcase_add_test(tc, test_tracestate_valid_lists);
     tcase_add_test(tc, test_tracestate_invalid_lists);
     tcase_add_test(tc, test_tracestate_of_more_than_32_members_is_refused);
+    tcase_add_test(tc, test_hex64_writes_16_lowercase_digits_most_significant_first);
     suite_add_tcase(s, tc);
     return s;
 }
