@@ -5,6 +5,7 @@
  * the response can change) is RP_VAR_NOCACHE here too.
  */
 #include "http/variables.h"
+#include "observe/trace_context.h"
 #include "core/cycle.h"
 #include "core/random.h"
 #include "core/time.h"
@@ -357,10 +358,8 @@ static int get_request_time(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 rp_str_t rp_request_id(rp_request_t *r)
 {
     if (r->request_id[0] == '\0') {
-        static const char hex[] = "0123456789abcdef";
-        uint64_t v[2] = {rp_random(), rp_random()};
-        for (int k = 0; k < 32; k++)
-            r->request_id[k] = hex[(v[k / 16] >> (60 - 4 * (k % 16))) & 15];
+        rp_trace_hex64(r->request_id, rp_random());
+        rp_trace_hex64(r->request_id + 16, rp_random());
         r->request_id[32] = '\0';
     }
     return (rp_str_t){r->request_id, 32};
