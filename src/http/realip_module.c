@@ -319,8 +319,7 @@ static int realip_handler(rp_request_t *r)
 
 /* ---- variables ---- */
 
-static int text_of(rp_request_t *r, const struct sockaddr_storage *sa, int want_port,
-                   rp_str_t *out)
+static int text_of(rp_request_t *r, const struct sockaddr_storage *sa, int want_port, rp_str_t *out)
 {
     char buf[sizeof(((struct sockaddr_un *)0)->sun_path) + 8];
     int port;

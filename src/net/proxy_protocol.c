@@ -25,7 +25,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define V1_MAX 107 /* "PROXY TCP6 " + two full IPv6 addresses + two ports + CRLF */
+#define V1_MAX  107 /* "PROXY TCP6 " + two full IPv6 addresses + two ports + CRLF */
 #define V2_HEAD 16
 
 static const unsigned char v1_sig[] = "PROXY ";
@@ -35,8 +35,7 @@ static const unsigned char v2_sig[12] = {0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d,
 /* ---- the parser ---- */
 
 /* An address of a v1 line (up to the next space) into sa; -1 when it is none. */
-static int v1_addr(const char *s, size_t n, int family, struct sockaddr_storage *sa,
-                   socklen_t *len)
+static int v1_addr(const char *s, size_t n, int family, struct sockaddr_storage *sa, socklen_t *len)
 {
     char text[INET6_ADDRSTRLEN];
     if (n == 0 || n >= sizeof(text))
@@ -85,8 +84,14 @@ static void set_port(struct sockaddr_storage *sa, int port)
 static int parse_v1(const unsigned char *buf, size_t len, rp_proxy_addrs_t *out, const char **why)
 {
     const unsigned char *crlf = NULL;
-    for (size_t i = 0; i + 1 < len && i + 1 < V1_MAX; i++) {
-        if (buf[i] == '\r' && buf[i + 1] == '\n') {
+    for (size_t i = 0; i < len && i < V1_MAX; i++) {
+        if (buf[i] == '\r') {
+            if (i + 1 == len)
+                break; /* the LF may be on its way */
+            if (buf[i + 1] != '\n') {
+                *why = "a CR without LF in the v1 line";
+                return -1;
+            }
             crlf = buf + i;
             break;
         }
@@ -105,8 +110,7 @@ static int parse_v1(const unsigned char *buf, size_t len, rp_proxy_addrs_t *out,
     size_t hlen = (size_t)(crlf - buf) + 2;
     const char *p = (const char *)buf + 6, *end = (const char *)crlf;
     out->version = 1;
-    if ((size_t)(end - p) >= 7 && memcmp(p, "UNKNOWN", 7) == 0 &&
-        (end - p == 7 || p[7] == ' ')) {
+    if ((size_t)(end - p) >= 7 && memcmp(p, "UNKNOWN", 7) == 0 && (end - p == 7 || p[7] == ' ')) {
         /* the spec: the rest of the line is ignored, the connection's addresses stand */
         out->family = AF_UNSPEC;
         return (int)hlen;
@@ -296,8 +300,8 @@ static void refuse(rp_conn_t *c, int level, const char *what)
         inet_ntop(AF_INET, &c->peer.sin.sin_addr, client, sizeof(client));
     else if (c->peer.sa.sa_family == AF_INET6)
         inet_ntop(AF_INET6, &c->peer.sin6.sin6_addr, client, sizeof(client));
-    rp_log_error(level, 0, "%s while reading PROXY protocol, client: %s, server: %s", what,
-                 client, c->ls->text);
+    rp_log_error(level, 0, "%s while reading PROXY protocol, client: %s, server: %s", what, client,
+                 c->ls->text);
     c->failed = 1;
     rp_conn_free(c);
 }
