@@ -13,6 +13,7 @@ import pytest
 
 import harness
 import reference_nginx
+from h2client import H2Client
 from haproxy_lb import Haproxy
 from harness import get, wait_for
 
@@ -224,3 +225,23 @@ def test_limit_req_by_binary_remote_addr_limits_each_real_client(behind_haproxy)
     assert via(behind_haproxy, "/limited", "127.0.0.2")[0] == 503
     assert via(behind_haproxy, "/limited", "127.0.0.3")[0] == 200
     assert via(behind_haproxy, "/limited", "127.0.0.3")[0] == 503
+
+
+def test_each_http2_stream_of_one_connection_has_its_own_client(rampart, port):
+    """A proxy in front multiplexes clients on one HTTP/2 connection: the address is the
+    request's, not the connection's."""
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port} http2;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header X-Forwarded-For;
+    location / {{ return 200 "$remote_addr $connection\\n"; }}
+}}""")
+    rampart.start()
+    with H2Client(port) as c:
+        got = c.exchange([("GET", "/", [("x-forwarded-for", "192.0.2.1")], b""),
+                          ("GET", "/", [("x-forwarded-for", "192.0.2.2")], b""),
+                          ("GET", "/", [], b"")])
+    lines = [bytes(r.body).decode() for r in got]
+    assert [line.split()[0] for line in lines] == ["192.0.2.1", "192.0.2.2", "127.0.0.1"]
+    assert len({line.split()[1] for line in lines}) == 1  # one connection
