@@ -20,6 +20,7 @@
 #include "http/request.h"
 #include "http/variables.h"
 #include "net/conn.h"
+#include "net/listen.h"
 #include "net/proxy_protocol.h"
 
 #include <arpa/inet.h>
@@ -95,6 +96,26 @@ static const char *set_from(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     } else if (inet_pton(AF_INET6, host, v.addr) == 1) {
         v.family = AF_INET6;
         alen = 16;
+    } else if (slash == NULL) {
+        /* a host name: its addresses now, as nginx resolves it at configuration time */
+        struct sockaddr_storage sa[16];
+        socklen_t lens[16];
+        unsigned n = rp_addr_lookup(host, 0, sa, lens, 16);
+        if (n == 0)
+            return rp_conf_error(cf, "host not found in set_real_ip_from \"%s\"", a);
+        for (unsigned i = 0; i < n; i++) {
+            cidr_t h;
+            memset(&h, 0, sizeof(h));
+            h.family = sa[i].ss_family;
+            size_t k = h.family == AF_INET ? 4 : 16;
+            if (h.family == AF_INET)
+                memcpy(h.addr, &((struct sockaddr_in *)&sa[i])->sin_addr, 4);
+            else
+                memcpy(h.addr, &((struct sockaddr_in6 *)&sa[i])->sin6_addr, 16);
+            memset(h.mask, 0xff, k);
+            *(cidr_t *)rp_array_push(c->from) = h;
+        }
+        return RP_CONF_OK;
     } else {
         return rp_conf_error(cf, "invalid parameter \"%s\"", a);
     }

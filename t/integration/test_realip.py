@@ -124,7 +124,7 @@ def test_a_field_of_any_name(both):
     assert mine.startswith("192.0.2.44|")
 
 
-def test_an_untrusted_source_is_not_believed(rampart, port):
+def test_an_untrusted_source_is_not_believed_and_a_trusted_name_is(rampart, port):
     rampart.configure(f"""
 server {{
     listen 127.0.0.1:{port};
@@ -132,10 +132,19 @@ server {{
     set_real_ip_from unix:;
     real_ip_header X-Forwarded-For;
     location / {{ return 200 "$remote_addr|$realip_remote_addr"; }}
+}}
+server {{
+    listen 127.0.0.2:{port};
+    set_real_ip_from localhost;
+    real_ip_header X-Forwarded-For;
+    location / {{ return 200 "$remote_addr|$realip_remote_addr"; }}
 }}""")
     rampart.start()
     r = get(port, headers={"X-Forwarded-For": "203.0.113.1"})
     assert r.text == "127.0.0.1|127.0.0.1"
+    # a trusted host name, resolved when the configuration is read: 127.0.0.1 is trusted
+    r = get(port, addr="127.0.0.2", headers={"X-Forwarded-For": "203.0.113.1"})
+    assert r.text == "203.0.113.1|127.0.0.1"
 
 
 def test_a_location_of_its_own_applies_before_the_limits_and_the_proxy(rampart, port, backend):
@@ -166,8 +175,11 @@ def test_bad_set_real_ip_from_is_refused_with_file_and_line(conf_dir):
         conf_dir, "set_real_ip_from 10.0.0.0/33;", 3,
         '"set_real_ip_from": invalid mask in "10.0.0.0/33"')
     reference_nginx.assert_rampart_refuses(
-        conf_dir, "set_real_ip_from example;", 3,
-        '"set_real_ip_from": invalid parameter "example"')
+        conf_dir, "set_real_ip_from no-such-host.invalid;", 3,
+        '"set_real_ip_from": host not found in set_real_ip_from "no-such-host.invalid"')
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, "set_real_ip_from example/8;", 3,
+        '"set_real_ip_from": invalid parameter "example/8"')
     reference_nginx.assert_rampart_refuses(
         conf_dir, "real_ip_recursive maybe;", 3,
         '"real_ip_recursive": invalid value "maybe", it must be "on" or "off"')
