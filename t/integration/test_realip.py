@@ -257,3 +257,28 @@ server {{
     lines = [bytes(r.body).decode() for r in got]
     assert [line.split()[0] for line in lines] == ["192.0.2.1", "192.0.2.2", "127.0.0.1"]
     assert len({line.split()[1] for line in lines}) == 1  # one connection
+
+
+def test_a_proxy_protocol_header_from_an_untrusted_source_is_not_the_client(rampart, port):
+    """The header is read (the socket expects it) and its variables are set, but only a
+    trusted sender makes its address $remote_addr."""
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port} proxy_protocol;
+    set_real_ip_from 10.0.0.0/8;
+    real_ip_header proxy_protocol;
+    location / {{ return 200 "$remote_addr|$proxy_protocol_addr|$realip_remote_addr"; }}
+}}
+server {{
+    listen 127.0.0.2:{port} proxy_protocol;
+    set_real_ip_from 127.0.0.1;
+    real_ip_header proxy_protocol;
+    location / {{ return 200 "$remote_addr|$remote_port|$realip_remote_addr"; }}
+}}""")
+    rampart.start()
+    head = b"PROXY TCP4 192.0.2.9 192.0.2.10 4321 443\r\n"
+    req = b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    resp = harness.raw_exchange(port, head + req)
+    assert resp.endswith(b"\r\n\r\n127.0.0.1|192.0.2.9|127.0.0.1"), resp
+    resp = harness.raw_exchange(port, head + req, addr="127.0.0.2")
+    assert resp.endswith(b"\r\n\r\n192.0.2.9|4321|127.0.0.1"), resp
