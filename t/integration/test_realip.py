@@ -282,3 +282,20 @@ server {{
     assert resp.endswith(b"\r\n\r\n127.0.0.1|192.0.2.9|127.0.0.1"), resp
     resp = harness.raw_exchange(port, head + req, addr="127.0.0.2")
     assert resp.endswith(b"\r\n\r\n192.0.2.9|4321|127.0.0.1"), resp
+
+
+def test_allow_and_deny_see_the_real_client(rampart, port, backend):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    set_real_ip_from 127.0.0.1;
+    location / {{
+        allow 192.0.2.0/24;
+        deny all;
+        proxy_pass http://127.0.0.1:{backend.port};
+    }}
+}}""")
+    rampart.start()
+    assert get(port, headers={"X-Real-IP": "192.0.2.77"}).status == 200
+    assert get(port, headers={"X-Real-IP": "198.51.100.77"}).status == 403
+    assert get(port).status == 403
