@@ -8,7 +8,9 @@ request, the same ECDSA P-256 certificate for all, no session resumption), "h2"
 (HTTP/2 over TLS, negotiated by ALPN, a few long-lived connections with several
 streams each), "gzip" (plain, with a 24 KB JSON body compressed on the fly at gzip
 level 1), "lc" (plain, balanced by least connections over an upstream group of 4
-servers) and "idle" (the worker's memory per idle connection: thousands of
+servers), "pp" (plain, through an L4 balancer, HAProxy in mode tcp, that sends each
+connection's PROXY protocol v2 header; the proxies take the client address from it) and
+"idle" (the worker's memory per idle connection: thousands of
 connections that each completed one request, over HTTP/1.1, TLS and HTTP/2).
 wrk (plain, tls, gzip, lc) or h2load (h2) loads each contender in turn, over several
 rounds whose order rotates, so that drift of a shared machine hits all alike. The
@@ -21,7 +23,7 @@ every request (the second sharing its limit_req zone through redis), beside
 "nginx-lim", nginx with the same limits (plain and h2). See bench/README.md.
 
 Environment:
-  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, lc, idle (default all)
+  BENCH_SCENARIOS    which scenarios, comma-separated: plain, tls, h2, gzip, lc, pp, idle (default all)
   BENCH_ROUNDS       rounds, each loading every contender once per scenario (default 5)
   BENCH_DURATION     seconds of load per contender per round (default 5)
   BENCH_CONNECTIONS  wrk connections, plain, gzip and lc scenarios (default 64)
@@ -57,7 +59,7 @@ from idle import IdleError, h2, measure_idle
 from load import run_h2load, run_wrk
 from report import fmt_ms, report
 from servers import (MAX_CONNECTIONS, contenders, failed_start, launch, make_certificate,
-                     start_backend, start_contender, start_redis)
+                     start_backend, start_contender, start_front, start_redis)
 
 
 LOGS = os.path.join(os.path.dirname(os.path.abspath(RESULTS)), "logs")
@@ -131,11 +133,11 @@ def main():
     started_at = time.time()
     load_at_start = os.getloadavg()[0]
     tmp = tempfile.mkdtemp(prefix="rampart-bench-")
-    backend = redis = None
+    backend = redis = front = None
     clear_logs()
     cs = contenders(tmp)
     try:
-        listeners = ["plain"] + LISTENERS
+        listeners = ["plain"] + LISTENERS + (["pp_back"] if "pp" in LISTENERS else [])
         lc_servers = LC_SERVERS if "lc" in LISTENERS else 0
         ports = free_ports(2 + lc_servers + len(cs) * len(listeners))
         backend_port = ports.pop(0)
@@ -151,6 +153,8 @@ def main():
         tls_files = make_certificate(tmp) if set(LISTENERS) & set(SSL_LISTENERS) else {}
         backend = start_backend(tmp, backend_port)
         common.BACKEND_PGID = backend.proc.pid
+        if "pp" in LISTENERS:
+            front = start_front(tmp, cs)
         if any(c.name == "rampart-sync" for c in cs):
             redis = start_redis(tmp, cs)
         for c in cs:
@@ -246,7 +250,7 @@ def main():
         log("")
         log(f"bench: written to {RESULTS} (took {time.time() - started_at:.0f}s)")
     finally:
-        for server in [c.server for c in reversed(cs)] + [backend, redis]:
+        for server in [c.server for c in reversed(cs)] + [front, backend, redis]:
             if server:
                 server.stop()
         keep_logs(tmp)

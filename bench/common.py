@@ -55,8 +55,8 @@ IDLE_KINDS = ("plain", "tls", "h2")  # each kind connects to the listener of tha
 IDLE_GOALS = {"plain": 1024, "tls": 4096}  # rampart's goal, bytes of RSS per idle connection
 GZIP_PATH = "/bench.json"  # the backend's compressible body
 LC_SERVERS = 4  # servers in the lc scenario's upstream group: the backend on as many ports
-ALL_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc", "idle")
-LOAD_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc")  # the ones wrk or h2load loads
+ALL_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc", "pp", "idle")
+LOAD_SCENARIOS = ("plain", "tls", "h2", "gzip", "lc", "pp")  # the ones wrk or h2load loads
 SSL_LISTENERS = ("tls", "h2")  # listeners with TLS; the certificate lines serve both
 
 
@@ -82,7 +82,7 @@ def extra_listeners():
     need = set(SCENARIOS)
     if "idle" in need:
         need |= {"tls", "h2"}
-    return [name for name in ("tls", "h2", "gzip", "lc") if name in need]
+    return [name for name in ("tls", "h2", "gzip", "lc", "pp") if name in need]
 
 
 LISTENERS = extra_listeners()
@@ -92,6 +92,7 @@ TITLES = {
     "h2": "h2: HTTP/2 over TLS (ALPN h2), long-lived connections, several streams each",
     "gzip": "gzip: HTTP/1.1 keep-alive, JSON body compressed on the fly (gzip level 1)",
     "lc": f"lc: HTTP/1.1 keep-alive, least-connections balancing over {LC_SERVERS} servers",
+    "pp": "pp: HTTP/1.1 keep-alive through an L4 balancer (HAProxy, mode tcp, send-proxy-v2)",
     "idle": "idle: worker memory per idle connection (one request each, then idle)",
 }
 

@@ -51,6 +51,13 @@ def load_line(scenario):
                 f" HTTP/1.1 keep-alive, as plain; the proxy balances by least connections"
                 f" over an upstream group of {LC_SERVERS} servers (the backend on"
                 f" {LC_SERVERS} ports)")
+    if scenario == "pp":
+        return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...: HTTP/1.1"
+                f" keep-alive to one HAProxy (mode tcp, 1 thread, the same for all) that opens"
+                f" a connection to the proxy per client connection and sends it a PROXY"
+                f" protocol v2 header first; the proxy takes the client address from it"
+                f" (rampart and nginx: listen ... proxy_protocol, set_real_ip_from,"
+                f" real_ip_header proxy_protocol; HAProxy: accept-proxy; h2o: proxy-protocol)")
     return (f"load: wrk -t1 -c{CONNECTIONS} -d{DURATION}s --latency http://...:"
             f" HTTP/1.1 keep-alive")
 

@@ -51,6 +51,7 @@ def render(template, out_path, values, listeners, marks=()):
         text = f.read()
     wanted = {"@TLS@": "tls" in listeners, "@H2@": "h2" in listeners,
               "@GZIP@": "gzip" in listeners, "@LC@": "lc" in listeners,
+              "@PP@": "pp" in listeners,
               "@SSL@": bool(set(listeners) & set(SSL_LISTENERS))}
     wanted.update({m: m in marks for m in CONTENDER_MARKS})
     kept = []
@@ -536,7 +537,10 @@ def all_contenders(tmp):
                   error_log=os.path.join(tmp, "h2o.error.log"),
                   unsupported={"lc": "skipped: h2o 2.2 has no least-connections balancer"
                                " (proxy.reverse.url takes one URL; a list is refused:"
-                               " \"argument cannot be a sequence\")"}),
+                               " \"argument cannot be a sequence\")",
+                               "pp": "skipped: h2o 2.2 reads version 1 of the PROXY protocol"
+                               " only (its proxy-protocol listener answers a v2 header with"
+                               " 400), and the balancer sends v2 to every contender"}),
     ]
 
 
@@ -591,6 +595,39 @@ def start_redis(tmp, cs):
     return server
 
 
+HAPROXY = "/usr/sbin/haproxy"
+
+
+def start_front(tmp, cs):
+    """The pp scenario's L4 balancer: one HAProxy (mode tcp, one thread) with a listener
+    per contender, each forwarding to that contender's pp port with a PROXY protocol v2
+    header (send-proxy-v2), the same hop for all. Without HAProxy the pp scenario is
+    skipped for every contender, saying why."""
+    if not os.access(HAPROXY, os.X_OK):
+        for c in cs:
+            if "pp" in c.tracks:
+                c.tracks["pp"].status = (f"skipped: {HAPROXY} not found (the pp scenario's"
+                                         " balancer; install the Debian package haproxy)")
+        return None
+    lines = ["global", "    nbthread 1", f"    maxconn {MAX_CONNECTIONS}", "defaults",
+             "    mode tcp", "    timeout connect 5s", f"    timeout client {IDLE_TIMEOUT}s",
+             f"    timeout server {IDLE_TIMEOUT}s"]
+    for c in cs:
+        lines += [f"listen front_{c.name}", f"    bind 127.0.0.1:{c.ports['pp']}",
+                  f"    server {c.name} 127.0.0.1:{c.ports['pp_back']} send-proxy-v2"]
+    conf = os.path.join(tmp, "front.cfg")
+    with open(conf, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    server = Server("front", [HAPROXY, "-db", "-f", conf], tmp)
+    server.start()
+    for c in cs:
+        why = server.wait_listening(c.ports["pp"])
+        if why:
+            raise RuntimeError(f"the pp scenario's HAProxy {why}: "
+                               + " | ".join(server.tail()))
+    return server
+
+
 def make_certificate(tmp):
     """The one ECDSA P-256 certificate every contender serves: cert, key, cert+key."""
     cert, key, pem = (os.path.join(tmp, n) for n in ("cert.pem", "key.pem", "cert+key.pem"))
@@ -625,7 +662,8 @@ def launch(c, tmp, backend_port, tls_files, listeners):
     if set(listeners) & set(SSL_LISTENERS):
         values.update(tls_files)
     for name in listeners:
-        values[f"{name.upper()}_PORT"] = c.ports[name]
+        # pp: the contender listens on its own port behind the front balancer's
+        values[f"{name.upper()}_PORT"] = c.ports.get(f"{name}_back", c.ports[name])
     conf = render(c.config, os.path.join(tmp, c.rendered), values, listeners, c.marks)
     if c.refused:
         argv, pattern, why = c.refused
@@ -656,7 +694,7 @@ def check_listener(c, name):
     why, detail = c.server.wait_listening(port), None
     if why is None:
         try:
-            if name == "plain":
+            if name in ("plain", "pp"):
                 status, body = fetch(port)
                 if status != 200 or body != BODY:
                     why = f"proxied wrong answer: {status} {body[:120]!r}"

@@ -94,7 +94,7 @@ static int access_handler(rp_request_t *r)
         return RP_DECLINED;
     const access_rule_t *rule = lc->rules->elts;
     for (size_t i = 0; i < lc->rules->nelts; i++) {
-        if (!rule_matches(&rule[i], &r->conn->peer))
+        if (!rule_matches(&rule[i], r->peer)) /* the client realip found, as nginx */
             continue;
         if (!rule[i].deny)
             return RP_DECLINED; /* allowed: the phase's other handlers run */

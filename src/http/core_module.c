@@ -251,6 +251,8 @@ static const char *set_listen(rp_conf_t *cf, const rp_command_t *cmd, void *conf
             lo.ssl = 1;
         } else if (strcmp(a, "http2") == 0) {
             lo.http2 = 1;
+        } else if (strcmp(a, "proxy_protocol") == 0) {
+            lo.proxy_protocol = 1;
         } else {
             return rp_conf_error(cf, "invalid parameter \"%s\"", a);
         }

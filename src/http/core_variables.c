@@ -115,7 +115,7 @@ static size_t ipv4_text(const unsigned char *a, char *out)
 
 rp_str_t rp_http_remote_addr(rp_request_t *r)
 {
-    const rp_sockaddr_t *peer = &r->conn->peer;
+    const rp_sockaddr_t *peer = r->peer;
     if (peer->sa.sa_family == AF_INET) {
         char *b = rp_arena_alloc(r->arena, 16);
         size_t n = ipv4_text((const unsigned char *)&peer->sin.sin_addr, b);
@@ -140,7 +140,7 @@ static int get_remote_addr(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
  * for limit zones. */
 static int get_binary_remote_addr(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
-    const rp_sockaddr_t *peer = &r->conn->peer;
+    const rp_sockaddr_t *peer = r->peer;
     if (peer->sa.sa_family == AF_INET)
         *out = (rp_str_t){(const char *)&peer->sin.sin_addr, 4};
     else if (peer->sa.sa_family == AF_INET6)
@@ -154,7 +154,12 @@ static int get_remote_port(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     char buf[64];
     int port;
-    addr_text(&r->conn->peer, buf, sizeof(buf), &port);
+    addr_text(r->peer, buf, sizeof(buf), &port);
+    /* as nginx: an address realip took without a port has none */
+    if (port <= 0) {
+        *out = RP_STR("");
+        return 0;
+    }
     snprintf(buf, sizeof(buf), "%d", port);
     *out = dup_str(r, buf);
     return 0;

@@ -15,6 +15,7 @@
 #include "http/h2.h"
 #include "http/ssl.h"
 #include "net/listen.h"
+#include "net/proxy_protocol.h"
 #include "route/route.h"
 
 #include <errno.h>
@@ -174,6 +175,12 @@ static const char plain_on_tls[] =
 void rp_http_init_connection(rp_conn_t *c)
 {
     rp_http_addr_t *addr = addr_of(c);
+    if (addr->proxy_protocol && !c->proxy_read) {
+        /* before TLS and before either HTTP: the balancer's header comes first */
+        rp_proxy_protocol_read(c, default_srv(c)->client_header_timeout,
+                               rp_http_init_connection);
+        return;
+    }
     if (addr->ssl && !c->tls_ready) {
         rp_conn_tls_accept(c, rp_ssl_default_ctx(addr), rp_ssl_handshake_timeout(addr),
                            plain_on_tls);

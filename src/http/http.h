@@ -131,6 +131,7 @@ typedef struct {
     int has_opts; /* backlog=, rcvbuf=, sndbuf= or ipv6only= was given */
     int ssl;      /* connections on this address speak TLS first */
     int http2;    /* HTTP/2: by ALPN with ssl, else by prior knowledge beside HTTP/1 */
+    int proxy_protocol; /* a PROXY protocol header comes first on every connection */
     const char *file;
     unsigned line;
 } rp_listen_opt_t;
@@ -143,6 +144,8 @@ typedef struct {
     int explicit_default; /* set by a `listen ... default_server` */
     int ssl;              /* some listen of this address said ssl: all of it is TLS */
     int http2;            /* some listen of this address said http2 */
+    int proxy_protocol;   /* some listen of this address said proxy_protocol: all of it
+                           * expects the header (nginx's rule: the socket has it or not) */
     rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
 } rp_http_addr_t;
 
@@ -199,6 +202,7 @@ struct rp_http_core_loc_conf_s {
 extern rp_module_t rp_http_module;
 extern rp_module_t rp_http_core_module;
 extern rp_module_t rp_http_rewrite_module;
+extern rp_module_t rp_http_realip_module;
 extern rp_module_t rp_http_map_module;
 extern rp_module_t rp_http_gzip_module;
 extern rp_module_t rp_http_limit_rate_module;

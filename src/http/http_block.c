@@ -139,6 +139,8 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
                 addr->ssl = 1;
             if (lo->http2)
                 addr->http2 = 1;
+            if (lo->proxy_protocol)
+                addr->proxy_protocol = 1;
             if (lo->default_server) {
                 if (addr->explicit_default && addr->default_server != srv) {
                     cf->file = lo->file;

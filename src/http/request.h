@@ -70,6 +70,9 @@ typedef struct {
 
 struct rp_request_s {
     rp_conn_t *conn;
+    /* The client's address: the connection's, or the one the realip module found
+     * (set_real_ip_from ...), which $remote_addr, limits and logs then see. */
+    const rp_sockaddr_t *peer;
     rp_arena_t *arena;
     const rp_http_proto_t *proto;
     void *pdata; /* the protocol's per-request state (an HTTP/2 stream) */

@@ -222,6 +222,12 @@ int rp_http_subrequest(rp_request_t *parent, rp_str_t uri, rp_str_t args, unsign
     rp_request_t *r = rp_http_request_new(s->c, a, &background_proto);
     r->pdata = s;
     s->r = r;
+    if (parent->peer != &parent->conn->peer) {
+        /* the client realip found, as nginx's subrequests share their connection's */
+        rp_sockaddr_t *peer = rp_arena_alloc(a, sizeof(*peer));
+        *peer = *parent->peer;
+        r->peer = peer;
+    }
 
     r->subrequest = 1;
     r->internal = 1;

@@ -14,6 +14,7 @@
 #include "net/conn.h"
 #include "core/log.h"
 #include "net/listen.h"
+#include "net/proxy_protocol.h"
 #include "net/tls.h"
 
 #include <errno.h>
@@ -155,6 +156,8 @@ void rp_conn_free(rp_conn_t *c)
     }
     free(c->sni);
     c->sni = NULL;
+    free(c->proxy);
+    c->proxy = NULL;
     if (c->fd >= 0) {
         if (c->reset) {
             /* A close-delimited body cut short must not look complete: reset instead. */
@@ -327,6 +330,11 @@ rp_conn_t *rp_conn_detached(const rp_conn_t *like, const rp_conn_proto_t *proto,
     c->draining = like->draining;
     if (like->sni)
         c->sni = rp_xstrdup(like->sni);
+    if (like->proxy) {
+        c->proxy = rp_xmalloc(sizeof(*c->proxy));
+        *c->proxy = *like->proxy;
+    }
+    c->proxy_read = like->proxy_read;
     /* rev is assigned (rp_conn_free deletes it) but never added: there is no socket */
     event_assign(&c->rev, rp_event_base, -1, 0, on_read, c);
     evtimer_assign(&c->timer, rp_event_base, on_timer, c);

@@ -34,6 +34,7 @@
 typedef struct rp_conn_s rp_conn_t;
 typedef struct rp_cycle_s rp_cycle_t;
 struct rp_listening_s;
+struct rp_proxy_addrs_s;
 
 /* A protocol's handlers for the connection's events. */
 typedef struct {
@@ -65,6 +66,9 @@ struct rp_conn_s {
     struct rp_listening_s *ls; /* the address it arrived on (and through it, its servers) */
     rp_sockaddr_t peer;
     socklen_t peerlen;
+    /* what a PROXY protocol header said (proxy_protocol.h); NULL when none came or it
+     * carried no addresses */
+    struct rp_proxy_addrs_s *proxy;
     unsigned requests; /* requests started on it */
     uint64_t number;   /* $connection */
     unsigned draining : 1; /* the worker is stopping: no keep-alive after this */
@@ -72,6 +76,7 @@ struct rp_conn_s {
     unsigned failed : 1;   /* the peer is gone or a write failed: no close_notify */
     unsigned tls_ready : 1; /* the TLS handshake completed */
     unsigned tls_broken : 1; /* a fatal TLS error: OpenSSL forbids close_notify now */
+    unsigned proxy_read : 1; /* the PROXY protocol header was read */
     const char *plain_reply; /* the TLS handshake: what to answer a plain HTTP client */
     rp_conn_t *prev, *next;
 };

@@ -42,7 +42,7 @@ void rp_balancer_hash_key(rp_upstream_conf_t *u, rp_upstream_pick_t *pk)
     if (pk->r == NULL)
         return;
     if (u->balancer == &rp_upstream_ip_hash) {
-        const rp_sockaddr_t *a = &pk->r->conn->peer;
+        const rp_sockaddr_t *a = pk->r->peer; /* the client realip found, as nginx */
         if (a->sa.sa_family == AF_INET) {
             pk->key = (const unsigned char *)&a->sin.sin_addr;
             pk->key_len = 3;
