@@ -6,7 +6,10 @@ h2spec is not a Debian package; its cases are written here with raw frames (h2ra
 hyperframe over a socket), each named after the h2spec case it stands for:
 - http2/5.1.1/2: HEADERS on a stream id lower than one the client opened already
   ends the connection with GOAWAY(PROTOCOL_ERROR);
-- http2/5.1/2 and http2/6.4/2: RST_STREAM on an idle stream does too.
+- http2/5.1/2 and http2/6.4/2: RST_STREAM on an idle stream does too;
+- http2/5.1/8, 9, 11, 12: DATA or HEADERS on a stream the client had ended (by
+  END_STREAM or its own RST_STREAM) ends it with GOAWAY(STREAM_CLOSED), even once
+  nghttp2 has forgotten the stream.
 
 grpc-core's pattern was recorded with h2relay.py (a TCP relay between python3-grpcio
 and rampart) during cancellation storms: RST_STREAM(CANCEL) on the next ids after the
@@ -21,9 +24,10 @@ import json
 import random
 
 import grpc
+import pytest
 
-from h2raw import (CANCEL, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR, H2Conn, data_frame,
-                   error_name, headers_frame, request_fields, rst_stream_frame)
+from h2raw import (CANCEL, INTERNAL_ERROR, NO_ERROR, PROTOCOL_ERROR, STREAM_CLOSED, H2Conn,
+                   data_frame, error_name, headers_frame, request_fields, rst_stream_frame)
 from h2relay import Relay, classify_resets, frames
 from test_grpc import MB, channel, gserver, method, serve  # noqa: F401 (gserver: a fixture)
 from test_h2 import cleartext
@@ -86,15 +90,56 @@ def test_trailers_on_an_open_stream_below_the_highest_are_accepted(rampart, port
         expect_served(c, "/ok")
 
 
-def test_headers_again_on_a_closed_lower_stream_does_not_end_the_connection(rampart, port):
-    # a stream that was opened and has ended: nghttp2 ignores what comes late for it
-    # (rampart keeps no closed streams), which RFC 9113 5.1 allows after a reset
+# -- closed streams (h2spec http2/5.1/8, 9, 11, 12) ------------------------------------------
+
+
+def test_data_after_the_clients_own_rst_stream_gets_goaway_stream_closed(rampart, port):
+    # h2spec http2/5.1/8
     cleartext(rampart, port)
     with H2Conn(port) as c:
-        expect_served(c, "/ok")  # 1
-        expect_served(c, "/ok")  # 3
-        c.send(headers_frame(1, [("x-late", "1")], end_stream=True))
-        expect_served(c, "/ok")
+        c.send(headers_frame(1, request_fields("POST", "/ok"), end_stream=False),
+               rst_stream_frame(1, CANCEL), data_frame(1, b"test", end_stream=True))
+        ending = c.read_until_goaway(timeout=10)
+    assert ending.code == STREAM_CLOSED and ending.closed, ending
+    rampart.wait_log("client sent a frame on a stream it had ended")
+
+
+def test_headers_after_the_clients_own_rst_stream_gets_goaway_stream_closed(rampart, port):
+    # h2spec http2/5.1/9
+    cleartext(rampart, port)
+    with H2Conn(port) as c:
+        c.send(headers_frame(1, request_fields("POST", "/ok"), end_stream=False),
+               rst_stream_frame(1, CANCEL), headers_frame(1, [("x-trailer", "1")]))
+        ending = c.read_until_goaway(timeout=10)
+    assert ending.code == STREAM_CLOSED and ending.closed, ending
+
+
+@pytest.mark.parametrize("frame", ["data", "headers"])
+def test_frame_on_a_stream_closed_both_ways_gets_goaway_stream_closed(rampart, port, frame):
+    # h2spec http2/5.1/11 and 12: the request ended with END_STREAM and was answered;
+    # the stream is gone from nghttp2, but the client's END_STREAM is remembered
+    cleartext(rampart, port)
+    with H2Conn(port) as c:
+        expect_served(c)  # 1
+        expect_served(c)  # 3
+        late = (data_frame(1, b"test", end_stream=True) if frame == "data"
+                else headers_frame(1, request_fields(path="/ok")))
+        c.send(late)
+        ending = c.read_until_goaway(timeout=10)
+    assert ending.code == STREAM_CLOSED and ending.closed, ending
+
+
+def test_data_in_flight_on_a_stream_the_server_reset_is_ignored(rampart, port, backend):
+    # RFC 9113 5.1: after the server's RST_STREAM the client may still have frames on
+    # the way, and they are ignored: the malformed upload is reset, its DATA comes after
+    cleartext(rampart, port, backend)
+    with H2Conn(port) as c:
+        sid = c.new_stream_id()
+        c.send_headers(sid, request_fields("POST", "/up", headers=[("Bad", "x")]),
+                       end_stream=False)
+        assert c.response(sid).reset == PROTOCOL_ERROR
+        c.send(data_frame(sid, b"late", end_stream=True))
+        expect_served(c)
 
 
 # -- RST_STREAM on an idle stream (h2spec http2/5.1/2, http2/6.4/2) -------------------------
@@ -167,6 +212,20 @@ def test_grpc_core_cancel_then_the_lower_allocated_stream_opens(rampart, port):
         expect_served(c)
 
 
+def frames_after_own_end(client_frames):
+    """(type, stream id) of DATA and HEADERS a client sent on a stream it had ended
+    before (END_STREAM, or its own RST_STREAM)."""
+    ended, late = set(), []
+    for f in client_frames:
+        kind = type(f).__name__
+        if kind in ("DataFrame", "HeadersFrame") and f.stream_id in ended:
+            late.append((kind, f.stream_id))
+        if kind == "RstStreamFrame" or (kind in ("DataFrame", "HeadersFrame")
+                                        and "END_STREAM" in f.flags):
+            ended.add(f.stream_id)
+    return late
+
+
 # -- real grpc-core ----------------------------------------------------------------------------
 
 
@@ -176,7 +235,8 @@ def test_grpcio_cancellation_storm_through_a_recording_relay_fails_no_other_call
     over one grpcio channel through h2relay: every call ends OK, CANCELLED or
     DEADLINE_EXCEEDED (none UNAVAILABLE or INTERNAL, which a connection error would give),
     rampart sent no GOAWAY, a call afterwards works, and every RST_STREAM grpc-core sent
-    on an idle stream is of the kind rampart accepts."""
+    on an idle stream is of the kind rampart accepts, and none sent DATA or HEADERS on a
+    stream it had ended."""
     serve(rampart, port, f"127.0.0.1:{gserver.port}")
     relay = Relay(port).start()
     rng = random.Random(14)
@@ -207,12 +267,16 @@ def test_grpcio_cancellation_storm_through_a_recording_relay_fails_no_other_call
             assert method(ch, "Unary")(b"after", timeout=5) == b"echo:after"
     finally:
         relay.stop()
-    assert set(outcomes) <= {"OK", "CANCELLED", "DEADLINE_EXCEEDED"}, outcomes
-    idle = []
+    idle, late, goaways = [], [], []
     for conn in relay.connections:
-        server_frames = frames(conn.server_bytes, client=False)
-        goaways = [f for f in server_frames if type(f).__name__ == "GoAwayFrame"]
-        assert not goaways, [(error_name(g.error_code), g.last_stream_id) for g in goaways]
-        idle += [r for r in classify_resets(frames(conn.client_bytes)) if r[0] == "idle"]
+        goaways += [(error_name(f.error_code), f.last_stream_id, bytes(f.additional_data))
+                    for f in frames(conn.server_bytes, client=False)
+                    if type(f).__name__ == "GoAwayFrame"]
+        sent = frames(conn.client_bytes)
+        idle += [r for r in classify_resets(sent) if r[0] == "idle"]
+        late += frames_after_own_end(sent)
+    assert set(outcomes) <= {"OK", "CANCELLED", "DEADLINE_EXCEEDED"}, (outcomes, goaways)
+    assert not goaways, goaways
+    assert not late, late  # what rampart's STREAM_CLOSED rule relies on
     for kind, sid, code, top in idle:
         assert code == CANCEL and sid % 2 == 1 and top > 0 and sid <= top + 2 * STREAMS, idle
