@@ -65,9 +65,28 @@ static void conn_count_changed(void)
             event_base_loopexit(rp_event_base, NULL);
         return;
     }
-    if (n >= (unsigned)max_conns)
+    if (n >= (unsigned)max_conns) {
+        /*
+         * Every slot is taken: new clients wait in this worker's listen backlog until one
+         * frees, as with HAProxy's maxconn, instead of being accepted and closed (nginx's
+         * "worker_connections are not enough") or answered 503: a waiting client is
+         * served, not refused, as soon as any connection ends; no descriptor is spent
+         * beyond the limit; and it is the same for TLS and HTTP/2, where a plain-text
+         * answer is impossible before a handshake. The kernel bounds the wait (the
+         * listen backlog), client_header_timeout and keepalive_timeout bound how long a
+         * slot stays with a client that sends nothing. Said once a minute at most.
+         */
+        static int64_t warned;
+        int64_t now = rp_time_ms();
+        if (accepting && (warned == 0 || now - warned >= 60000)) {
+            warned = now;
+            rp_log_error(RP_LOG_WARN, 0,
+                         "worker_connections are not enough (%u): new clients wait in the "
+                         "listen backlog until a connection ends",
+                         n);
+        }
         accept_enable(0);
-    else if (!accepting && !evtimer_pending(&resume_timer, NULL))
+    } else if (!accepting && !evtimer_pending(&resume_timer, NULL))
         accept_enable(1);
 }
 

@@ -586,8 +586,12 @@ static int h1_send_head(rp_request_t *r)
         return -1;
     char *buf = rp_arena_alloc(r->arena, need), *p = buf;
 
-    p = PUT_LIT(p, "HTTP/1.");
-    p = put(p, r->version == 10 ? "0 " : "1 ", 2);
+    /* RFC 9110 2.5: a server answers with the highest version it conforms to whose major
+     * version the client's request had, HTTP/1.1 for an HTTP/1.0 request too (as nginx,
+     * HAProxy and Apache do), and for a request refused before its version was read. What
+     * an HTTP/1.0 client cannot take (chunked coding, persistence by default) still
+     * follows r->version. */
+    p = PUT_LIT(p, "HTTP/1.1 ");
     p = put_uint(p, (uint64_t)status);
     p = put(p, " ", 1);
     p = put(p, reason, reason_len);

@@ -48,6 +48,7 @@
 #define IDLE_FRAME_BURST 1000
 #define IDLE_FRAME_RATE 100
 #define MAX_CONTINUATIONS 16
+#define SID_WINDOW        1024 /* client stream ids (512 streams) whose opening is remembered */
 
 typedef struct rp_h2_stream_s stream_t;
 
@@ -96,6 +97,9 @@ typedef struct rp_h2_conn_s {
     unsigned preface_left;          /* client preface bytes the scanner still skips */
     uint8_t scan_hd[13];            /* the start of a frame split across reads */
     uint32_t max_client_sid;        /* the highest stream the client opened with HEADERS */
+    uint32_t idle_reset_sid;        /* the highest idle stream grpc-core reset (grpc_cancel) */
+    uint64_t opened[SID_WINDOW / 128]; /* which of the last client ids HEADERS opened */
+    uint64_t ended[SID_WINDOW / 128];  /* ... and which of those the client ended */
     unsigned scan_len;
     uint32_t scan_skip;             /* payload bytes of the current frame still to come */
     size_t block_size; /* the decoded size of the header block being received */
@@ -316,6 +320,115 @@ static int account(h2_t *h2, const uint8_t *hd)
     return 0;
 }
 
+/* A connection error the scanner found (nghttp2 would not). */
+static void refuse(h2_t *h2, uint32_t code, const char *why)
+{
+    if (h2->fatal == 0) {
+        h2->fatal = code;
+        h2->fatal_why = why;
+    }
+}
+
+/* Sets of the last SID_WINDOW / 2 odd stream ids, as rings of bits. */
+static unsigned sid_bit(uint32_t sid)
+{
+    return (sid >> 1) % (SID_WINDOW / 2);
+}
+
+static int sid_get(const uint64_t *set, uint32_t sid)
+{
+    return set[sid_bit(sid) / 64] >> sid_bit(sid) % 64 & 1;
+}
+
+static void sid_put(uint64_t *set, uint32_t sid, int on)
+{
+    if (on)
+        set[sid_bit(sid) / 64] |= UINT64_C(1) << sid_bit(sid) % 64;
+    else
+        set[sid_bit(sid) / 64] &= ~(UINT64_C(1) << sid_bit(sid) % 64);
+}
+
+/*
+ * A client's HEADERS on odd stream sid: 0 when it breaks RFC 9113 5.1.1 (an id lower
+ * than one the client opened already, and never opened itself: a stream the first
+ * use of a higher id closed). nghttp2 cannot tell, as it forgets closed streams, and
+ * ignores such a HEADERS, where h2spec (5.1.1/2) and the RFC want a connection error.
+ * HEADERS on a stream that was opened (trailers, or a stream already closed) stay
+ * nghttp2's to judge (and client_ended's), and so do ids older than the window.
+ */
+static int headers_sid_ok(h2_t *h2, uint32_t sid)
+{
+    if (sid > h2->max_client_sid) {
+        if (sid - h2->max_client_sid >= SID_WINDOW) {
+            memset(h2->opened, 0, sizeof(h2->opened));
+            memset(h2->ended, 0, sizeof(h2->ended));
+        } else {
+            for (uint32_t i = h2->max_client_sid + 2; i < sid; i += 2) { /* skipped */
+                sid_put(h2->opened, i, 0);
+                sid_put(h2->ended, i, 0);
+            }
+        }
+        sid_put(h2->opened, sid, 1);
+        sid_put(h2->ended, sid, 0);
+        h2->max_client_sid = sid;
+        return 1;
+    }
+    return h2->max_client_sid - sid >= SID_WINDOW || sid_get(h2->opened, sid);
+}
+
+/*
+ * RFC 9113 5.1: once the client has ended its side of a stream (END_STREAM, or its own
+ * RST_STREAM), DATA or HEADERS from it on that stream is an error of type
+ * STREAM_CLOSED, whatever the server did meanwhile: the client knows what it sent.
+ * nghttp2 answers it while it holds the stream (a connection error), not once it has
+ * forgotten the stream (rampart keeps no closed streams): this remembers the client's
+ * ends over the same window as headers_sid_ok (h2spec 5.1/8, 9, 11, 12). Returns 1
+ * for such a frame. A stream the server reset is not ended by that: frames the client
+ * had in flight then are ignored, as RFC 9113 5.1 wants.
+ */
+static int client_ended(h2_t *h2, const uint8_t *hd, uint32_t sid)
+{
+    uint8_t type = hd[3];
+    int data = type == NGHTTP2_DATA || type == NGHTTP2_HEADERS;
+    if (!(sid & 1) || sid > h2->max_client_sid || h2->max_client_sid - sid >= SID_WINDOW ||
+        !(data || type == NGHTTP2_RST_STREAM))
+        return 0;
+    if (data && sid_get(h2->ended, sid))
+        return 1;
+    if (type == NGHTTP2_RST_STREAM || (hd[4] & NGHTTP2_FLAG_END_STREAM))
+        sid_put(h2->ended, sid, 1);
+    return 0;
+}
+
+/*
+ * A RST_STREAM on an idle client stream: RFC 9113 5.1 and 6.4 make it a connection
+ * error PROTOCOL_ERROR (nghttp2 answers it so), but grpc-core sends one when a call
+ * is cancelled after its stream id was allocated and before its HEADERS were
+ * written, and ending every other call of the connection for it helps no one. What
+ * it sends was recorded between python3-grpcio (grpc-core 1.51) and rampart during
+ * cancellation storms (t/integration/h2relay.py, test_h2_conformance.py): RST_STREAM
+ * with CANCEL, on the next ids after the highest stream it had opened (top + 2,
+ * top + 4), HEADERS on that connection before it, and never HEADERS for that id
+ * after. Only that is ignored here (1): CANCEL, an odd id above every stream opened,
+ * after at least one HEADERS, and no further ahead than the ids a client could have
+ * allocated within SETTINGS_MAX_CONCURRENT_STREAMS (counted from the highest id
+ * opened or so reset). Anything else on an idle stream goes to nghttp2 and ends the
+ * connection (h2spec 5.1/3 resets stream 1 before any HEADERS).
+ */
+static int grpc_cancel(h2_t *h2, uint32_t sid, const uint8_t *payload)
+{
+    uint32_t code = (uint32_t)payload[0] << 24 | (uint32_t)payload[1] << 16 |
+                    (uint32_t)payload[2] << 8 | payload[3];
+    uint64_t base =
+        h2->max_client_sid > h2->idle_reset_sid ? h2->max_client_sid : h2->idle_reset_sid;
+    if (code != NGHTTP2_CANCEL || !(sid & 1) || h2->max_client_sid == 0 ||
+        sid <= h2->max_client_sid || sid > base + 2 * (uint64_t)h2->conf->max_concurrent_streams)
+        return 0;
+    if (sid > h2->idle_reset_sid)
+        h2->idle_reset_sid = sid;
+    return 1;
+}
+
 /*
  * Runs the accounting over received bytes and passes them to nghttp2, holding back
  * a frame header split across reads, and leaving out the client's SETTINGS
@@ -372,17 +485,20 @@ static int receive(h2_t *h2, uint8_t *p, size_t n, ssize_t *rv)
                        (uint32_t)hd[7] << 8 | hd[8];
         if (account(h2, hd) != 0)
             return -1;
-        if (hd[3] == NGHTTP2_HEADERS && (sid & 1) && sid > h2->max_client_sid)
-            h2->max_client_sid = sid;
+        if (hd[3] == NGHTTP2_HEADERS && (sid & 1) && !headers_sid_ok(h2, sid)) {
+            refuse(h2, NGHTTP2_PROTOCOL_ERROR,
+                   "client sent HEADERS on a stream lower than one it opened");
+            return -1;
+        }
+        if (client_ended(h2, hd, sid)) {
+            refuse(h2, NGHTTP2_STREAM_CLOSED, "client sent a frame on a stream it had ended");
+            return -1;
+        }
         size_t drop = 0;
         if (hd[3] == NGHTTP2_SETTINGS && (hd[4] & NGHTTP2_FLAG_ACK) && length == 0)
             drop = 9;
-        else if (rst && (sid & 1) && sid > h2->max_client_sid)
-            /* a reset of a stream the client never opened: RFC 9113 5.1 makes it a
-             * connection error, but gRPC clients send it when a call is cancelled
-             * before its HEADERS left, and ending every other call for it helps no
-             * one. Ignored, as nginx does (it still counts against the budget). */
-            drop = 13;
+        else if (rst && grpc_cancel(h2, sid, hd + 9))
+            drop = 13; /* ignored (it still counted against the reset budget) */
         if (drop) {
             memmove(p + pos, p + pos + drop, n - pos - drop);
             n -= drop;

@@ -29,7 +29,7 @@ import pytest
 from backend import pattern, pattern_sha256
 from h2raw import (INITIAL_WINDOW_SIZE, MAX_CONCURRENT_STREAMS, MAX_HEADER_LIST_SIZE, NO_ERROR,
                    PROTOCOL_ERROR, REFUSED_STREAM, H2Conn, data_frame, error_name,
-                   headers_frame, request_fields, rst_stream_frame)
+                   headers_frame, request_fields)
 from harness import get, wait_for
 from test_proxy import RssWatch, sent, worker_pid
 from test_tls import context
@@ -430,16 +430,6 @@ def test_cleartext_client_claiming_https_scheme_is_forwarded_as_http(rampart, po
     with H2Conn(port) as c:
         e = echo(c.get("/p?echo=1", scheme="https"))
     assert sent(e, "X-Forwarded-Proto") == ["http"]
-
-
-def test_reset_of_a_stream_never_opened_is_ignored(rampart, port, backend):
-    # RFC 9113 5.1 calls it a connection error; gRPC clients send it when a call is
-    # cancelled before its HEADERS went out, so rampart ignores it, as nginx does
-    cleartext(rampart, port, backend)
-    with H2Conn(port) as c:
-        c.send(rst_stream_frame(101, 8))
-        r = c.get("/ok")
-        assert r.status == 200 and not c.goaways, (r, c.goaways)
 
 
 def test_te_trailers_is_accepted_and_not_passed_upstream(rampart, port, backend):

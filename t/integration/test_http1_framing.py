@@ -58,7 +58,7 @@ def test_bare_lf_line_endings_are_accepted(port_served):
     (b"POST / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: gzip\r\n\r\n",
      "HTTP/1.1 501 Not Implemented"),
     (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-     "HTTP/1.0 400 Bad Request"),
+     "HTTP/1.1 400 Bad Request"),
     (b"GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: -1\r\n\r\n", "HTTP/1.1 400 Bad Request"),
     (b"GET / HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n", "HTTP/1.1 400 Bad Request"),
     (b"GET / HTTP/1.1\r\nHost: a.test\r\nX: a\r\n folded\r\n\r\n", "HTTP/1.1 400 Bad Request"),
@@ -89,3 +89,40 @@ def test_header_too_large_gets_431(port_served):
     status, _, _ = only_response(port_served, b"GET / HTTP/1.1\r\nHost: a.test\r\nX-Big: " +
                                               b"b" * 9000 + b"\r\n\r\n")
     assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+
+
+# -- the status line's version (RFC 9110 2.5) ---------------------------------------------
+
+LIMITS = """
+server {{ listen 127.0.0.1:{port}; client_max_body_size 10; large_client_header_buffers 2 1k;
+         location / {{ return 200 "ok"; }}
+         location /teapot {{ return 418; }} }}
+"""
+
+HTTP10 = {
+    "400-te-in-http10": (b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400),
+    "400-bad-field": (b"GET / HTTP/1.0\r\nBad Field: x\r\n\r\n", 400),
+    "400-two-lengths": (b"POST / HTTP/1.0\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nx",
+                        400),
+    "405-connect": (b"CONNECT a.test:443 HTTP/1.0\r\n\r\n", 405),
+    "413-declared-length": (b"POST / HTTP/1.0\r\nContent-Length: 11\r\n\r\n" + b"x" * 11, 413),
+    "414-long-target": (b"GET /" + b"a" * 4096 + b" HTTP/1.0\r\n\r\n", 414),
+    "431-long-field": (b"GET / HTTP/1.0\r\nX: " + b"a" * 2048 + b"\r\n\r\n", 431),
+    "505-http-2-on-h1": (b"GET / HTTP/2.0\r\n\r\n", 505),
+    "418-from-a-location": (b"GET /teapot HTTP/1.0\r\n\r\n", 418),
+    "200": (b"GET / HTTP/1.0\r\n\r\n", 200),
+}
+
+
+@pytest.mark.parametrize("case", list(HTTP10))
+def test_http10_request_is_answered_with_an_http11_status_line(rampart, port, case):
+    # RFC 9110 2.5: a server sends its own highest version with the client's major
+    # version, whether the request was refused before its version was read, refused
+    # after, or served; the close still follows HTTP/1.0's rules
+    rampart.configure(LIMITS.format(port=port))
+    rampart.start()
+    head, code = HTTP10[case]
+    status, headers, _ = only_response(port, head)
+    assert status.split(" ", 2)[:2] == ["HTTP/1.1", str(code)], status
+    assert headers.get("connection") == "close", headers
+    assert "transfer-encoding" not in headers, headers

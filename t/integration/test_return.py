@@ -179,11 +179,13 @@ def test_head_response_has_headers_but_no_body(rampart, port):
     assert rest.endswith(b"\r\n\r\ntwelve bytes")
 
 
-def test_http10_request_gets_http10_answer_and_close(rampart, port):
+def test_http10_request_gets_an_http11_status_line_and_close(rampart, port):
+    # RFC 9110 2.5: the server's own version in the status line; the request's version
+    # still decides persistence (close) and is what $server_protocol says
     serve(rampart, port, 'location / { return 200 "$server_protocol"; }')
     data = raw_exchange(port, b"GET / HTTP/1.0\r\n\r\n")
     (status, headers, body), = split_responses(data)
-    assert status == "HTTP/1.0 200 OK"
+    assert status == "HTTP/1.1 200 OK"
     assert headers["connection"] == "close"
     assert body == b"HTTP/1.0"
 
