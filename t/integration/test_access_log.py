@@ -30,13 +30,13 @@ def log_lines(path):
     return data.split(b"\n")[:-1]
 
 
-def wait_lines(path, n, timeout=5.0):
+def wait_lines(path, n, timeout=15.0):
     """Waits until path holds at least n lines; returns them (bytes)."""
     return wait_for(lambda: len(log_lines(path)) >= n and log_lines(path), timeout=timeout,
                     what=f"{n} line(s) in {path}")
 
 
-def text_lines(path, n, timeout=5.0):
+def text_lines(path, n, timeout=15.0):
     return [line.decode() for line in wait_lines(path, n, timeout)]
 
 
