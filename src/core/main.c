@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/process.h"
 #include "rp_paths.h" /* RP_CONF_PATH: written by make from the configured paths */
+#include "core/upgrade.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -197,6 +198,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* before the configuration is loaded: inherited segments go back to their addresses */
+    if (!test && !sig)
+        rp_upgrade_init(argc, argv);
+
     char cwd[PATH_MAX];
     if (prefix == NULL) {
         if (getcwd(cwd, sizeof(cwd)) == NULL) {
@@ -268,7 +273,9 @@ int main(int argc, char **argv)
         rp_cycle_destroy(cycle);
         return 1;
     }
-    if (ccf->daemon && daemonize() != 0) {
+    /* a master started by a binary upgrade stays the old master's child, as nginx's: the
+     * old one learns of its exit */
+    if (ccf->daemon && rp_upgrade_parent() == 0 && daemonize() != 0) {
         rp_log_error(RP_LOG_EMERG, errno, "daemon() failed");
         return 1;
     }

@@ -6,9 +6,16 @@
  *
  * Signals are blocked and taken synchronously with sigtimedwait, so every
  * handler runs in the main flow and may allocate, log and fork freely.
+ *
+ * The binary upgrade (core/upgrade.c), as nginx's: USR2 starts a new master
+ * from the binary's path with this one's sockets and zones; WINCH stops this
+ * master's workers gracefully but keeps its sockets, so that HUP can start them
+ * again (a rollback); QUIT retires it. If the new master exits, this one takes
+ * its pid file back and, if WINCH had stopped its workers, serves again.
  */
 #include "core/log.h"
 #include "core/process.h"
+#include "core/upgrade.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -44,6 +51,9 @@ static rp_cycle_t *old_cycles[64];
 static size_t nold;
 static const char *conf_prefix, *conf_path;
 static pid_t master_pid;
+static pid_t new_binary; /* the master USR2 started, while it runs */
+static int winched;      /* WINCH stopped the workers: HUP starts them again */
+static int pid_oldbin;   /* the pid file is renamed PID.oldbin while new_binary runs */
 
 static double now_s(void)
 {
@@ -148,6 +158,8 @@ static void free_finished_generations(void)
     }
 }
 
+static void upgrade_ended(int status, int stopping);
+
 static void reap(int stopping)
 {
     for (;;) {
@@ -159,8 +171,11 @@ static void reap(int stopping)
         for (int i = 0; i < MAX_PROCS; i++)
             if (procs[i].pid == pid)
                 p = &procs[i];
-        if (p == NULL)
+        if (p == NULL) {
+            if (pid == new_binary && new_binary)
+                upgrade_ended(status, stopping);
             continue;
+        }
 
         char why[64];
         int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -332,6 +347,88 @@ static void reload(void)
     rp_log_error(RP_LOG_NOTICE, 0, "configuration reloaded (generation %u)", fresh->generation);
 }
 
+static void oldbin_path(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s.oldbin", rp_core_conf(current)->pid);
+}
+
+/* USR2: a new master from the binary's path, with our sockets and zones. */
+static void upgrade_binary(void)
+{
+    if (new_binary) {
+        rp_log_error(RP_LOG_ERR, 0,
+                     "binary upgrade refused: the new master %d started by the last one still "
+                     "runs (QUIT it, or QUIT this one)",
+                     (int)new_binary);
+        return;
+    }
+    pid_t parent = rp_upgrade_parent();
+    if (parent > 1 && getppid() == parent) {
+        rp_log_error(RP_LOG_ERR, 0,
+                     "binary upgrade refused: the old master %d still runs (QUIT it first)",
+                     (int)parent);
+        return;
+    }
+    const char *pid = rp_core_conf(current)->pid;
+    char oldbin[4200];
+    oldbin_path(oldbin, sizeof(oldbin));
+    if (rename(pid, oldbin) != 0) {
+        rp_log_error(RP_LOG_ALERT, errno, "binary upgrade refused: rename(\"%s\", \"%s\") failed",
+                     pid, oldbin);
+        return;
+    }
+    pid_t child = rp_upgrade_start(current);
+    if (child < 0) {
+        rename(oldbin, pid);
+        return;
+    }
+    new_binary = child;
+    pid_oldbin = 1;
+}
+
+/* The master USR2 started has exited: ours again, the pid file and, after WINCH, the
+ * traffic. */
+static void upgrade_ended(int status, int stopping)
+{
+    int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    rp_log_error(clean ? RP_LOG_NOTICE : RP_LOG_ALERT, 0,
+                 "the new binary's master %d exited %s %d: this one goes on", (int)new_binary, WIFSIGNALED(status) ? "on signal" : "with code",
+                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+    new_binary = 0;
+    if (pid_oldbin) {
+        char oldbin[4200];
+        oldbin_path(oldbin, sizeof(oldbin));
+        if (rename(oldbin, rp_core_conf(current)->pid) != 0)
+            rp_log_error(RP_LOG_ALERT, errno, "rename(\"%s\", \"%s\") failed", oldbin,
+                         rp_core_conf(current)->pid);
+        pid_oldbin = 0;
+    }
+    if (winched && !stopping) {
+        winched = 0;
+        start_generation(current);
+    }
+}
+
+/* WINCH: the workers stop gracefully; the sockets stay open here for a rollback. */
+static void winch(void)
+{
+    if (winched)
+        return;
+    if (new_binary == 0)
+        rp_log_error(RP_LOG_WARN, 0, "WINCH without a new binary: nothing serves until HUP");
+    rp_log_error(RP_LOG_NOTICE, 0, "gracefully shutting down the worker processes");
+    winched = 1;
+    signal_generation(NULL, SIGQUIT, 1);
+}
+
+/* HUP after WINCH: the workers of the current configuration again, without a reload. */
+static void unwinch(void)
+{
+    winched = 0;
+    rp_log_error(RP_LOG_NOTICE, 0, "starting the worker processes again");
+    start_generation(current);
+}
+
 int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
 {
     master_pid = getpid();
@@ -363,8 +460,18 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
         case SIGCHLD:
             break; /* reaped below */
         case SIGHUP:
-            if (!stopping)
+            if (!stopping && winched)
+                unwinch();
+            else if (!stopping)
                 reload();
+            break;
+        case SIGUSR2:
+            if (!stopping)
+                upgrade_binary();
+            break;
+        case SIGWINCH:
+            if (!stopping)
+                winch();
             break;
         case SIGQUIT:
             if (!stopping) {
@@ -396,7 +503,7 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
         }
 
         reap(stopping);
-        if (!stopping)
+        if (!stopping && !winched)
             run_pending_respawns();
         free_finished_generations();
 
@@ -423,7 +530,13 @@ int rp_master_run(rp_cycle_t *cycle, const char *prefix, const char *conf_file)
     }
 
     rp_modules_stop_master(current);
-    unlink(rp_core_conf(current)->pid);
+    if (pid_oldbin) {
+        char oldbin[4200];
+        oldbin_path(oldbin, sizeof(oldbin));
+        unlink(oldbin); /* the pid file is the new master's */
+    } else {
+        unlink(rp_core_conf(current)->pid);
+    }
     rp_log_error(RP_LOG_NOTICE, 0, "exiting");
     return 0;
 }

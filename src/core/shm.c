@@ -2,8 +2,22 @@
  * Shared memory zones: the registry a configuration fills while it is parsed, the
  * mappings the master makes before forking, and the lock inside every zone.
  *
- * A mapping (a segment) is anonymous and shared, so it needs no file and no name
- * in the system, and only the master's children ever see it. Segments are counted:
+ * A mapping (a segment) is a memfd (memfd_create) mapped shared: it needs no file
+ * and no name in the file system, and only the master's children, which inherit
+ * the mapping, ever see it. It is a memfd rather than an anonymous mapping only
+ * for the binary upgrade (USR2, core/upgrade.c): exec drops every mapping, but a
+ * descriptor survives it, so the master hands its segments' descriptors to the new
+ * master (RAMPART_SHM="fd:address:name:tag;...", name and tag in hex), which maps
+ * each one back at the address it had (the structures in a zone hold plain
+ * pointers) and gives it to the zone of the same name, user, size and layout
+ * version: limit counters, health and ejection state, the peer table carry on
+ * counting in both binaries' workers. A segment that cannot go back to its address
+ * (taken in the new process), or whose layout changed, is not used: the zone starts
+ * empty and a notice says so. The master keeps each descriptor (close-on-exec) for
+ * that hand-over; children close theirs. DESIGN.md describes zones as anonymous
+ * shared mappings: this is the one departure, and it changes nothing else.
+ *
+ * Segments are counted:
  * each generation that uses one holds a reference, released when the generation's
  * arena is destroyed, so a zone kept by a reload stays mapped until both the old
  * and the new generation are gone, and one that a reload dropped goes with the
@@ -26,7 +40,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SEG_MAGIC 0x72707a6eu /* "rpzn" */
 
@@ -45,6 +62,9 @@ struct rp_shm_seg_s {
     size_t size;
     const char *tag; /* a string constant of the user's module */
     void *base;
+    int fd;       /* the memfd, kept by the master for a binary upgrade; -1 in a child */
+    int inherited; /* mapped from the old master's descriptor, not yet claimed by a zone */
+    char *itag;    /* an inherited segment's user, as the old master named it */
     unsigned refs;
     rp_shm_seg_t *next;
 };
@@ -119,7 +139,10 @@ static void seg_unmap(rp_shm_seg_t *s)
         }
     }
     munmap(s->base, s->size);
+    if (s->fd >= 0)
+        close(s->fd);
     free(s->name);
+    free(s->itag);
     free(s);
 }
 
@@ -133,10 +156,21 @@ static void seg_release(void *data)
 
 static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen)
 {
-    void *base = mmap(NULL, z->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    char mname[64];
+    snprintf(mname, sizeof(mname), "rampart:%s", z->name);
+    int fd = memfd_create(mname, MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)z->size) != 0) {
+        snprintf(err, errlen, "%s:%u: cannot create zone \"%s\" of %zu bytes: %s", z->file,
+                 z->line, z->name, z->size, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    void *base = mmap(NULL, z->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
     if (base == MAP_FAILED) {
         snprintf(err, errlen, "%s:%u: cannot map zone \"%s\" of %zu bytes: %s", z->file, z->line,
                  z->name, z->size, strerror(errno));
+        close(fd);
         return NULL;
     }
     seg_head_t *h = base;
@@ -152,6 +186,7 @@ static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen
         snprintf(err, errlen, "%s:%u: cannot create the lock of zone \"%s\": %s", z->file, z->line,
                  z->name, strerror(rc));
         munmap(base, z->size);
+        close(fd);
         return NULL;
     }
     h->magic = SEG_MAGIC;
@@ -162,9 +197,172 @@ static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen
     s->size = z->size;
     s->tag = z->tag;
     s->base = base;
+    s->fd = fd;
     s->next = segs;
     segs = s;
     return s;
+}
+
+/* ---- the binary upgrade: segments handed to, and taken from, another master ---- */
+
+static void hex_put(char *out, const char *in)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (; *in; in++) {
+        *out++ = digits[(unsigned char)*in >> 4];
+        *out++ = digits[(unsigned char)*in & 15];
+    }
+    *out = '\0';
+}
+
+/* Decodes n hex digits at in; NULL when they are not hex. */
+static char *hex_get(const char *in, size_t n)
+{
+    char *out = rp_xcalloc(1, n / 2 + 1);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        int v = 0;
+        for (int j = 0; j < 2; j++) {
+            char c = in[i + (size_t)j];
+            int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+            if (d < 0) {
+                free(out);
+                return NULL;
+            }
+            v = v * 16 + d;
+        }
+        out[i / 2] = (char)v;
+    }
+    return out;
+}
+
+int rp_shm_export(char *buf, size_t cap, int *fds, int maxfds)
+{
+    size_t len = 0;
+    int n = 0;
+    buf[0] = '\0';
+    for (rp_shm_seg_t *s = segs; s; s = s->next) {
+        if (s->fd < 0 || s->inherited)
+            continue;
+        const char *tag = s->itag ? s->itag : s->tag;
+        size_t need = 64 + 2 * strlen(s->name) + 2 * strlen(tag);
+        if (n == maxfds || len + need >= cap)
+            return -1;
+        len += (size_t)snprintf(buf + len, cap - len, "%d:%lx:", s->fd, (unsigned long)s->base);
+        hex_put(buf + len, s->name);
+        len += strlen(buf + len);
+        buf[len++] = ':';
+        hex_put(buf + len, tag);
+        len += strlen(buf + len);
+        buf[len++] = ';';
+        buf[len] = '\0';
+        fds[n++] = s->fd;
+    }
+    return n;
+}
+
+/* What went wrong while mapping inherited segments, said once the log is open. */
+static char inherit_notes[1024];
+
+static void inherit_note(const char *name, const char *why)
+{
+    size_t len = strlen(inherit_notes);
+    snprintf(inherit_notes + len, sizeof(inherit_notes) - len, "%s\"%s\" (%s)", len ? ", " : "",
+             name ? name : "?", why);
+}
+
+static void inherit_one(int fd, void *addr, char *name, char *tag)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < (off_t)HEAD_SIZE) {
+        inherit_note(name, "not a segment");
+        goto fail;
+    }
+    size_t size = (size_t)st.st_size;
+    /* MAP_FIXED_NOREPLACE: at that address or nowhere, never over a mapping of ours */
+    void *base = mmap(addr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE, fd, 0);
+    if (base == MAP_FAILED || base != addr) {
+        if (base != MAP_FAILED)
+            munmap(base, size);
+        inherit_note(name, "its address is taken");
+        goto fail;
+    }
+    const seg_head_t *h = base;
+    if (h->magic != SEG_MAGIC || h->size != size) {
+        munmap(base, size);
+        inherit_note(name, "not a segment");
+        goto fail;
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC); /* cleared only for the exec that brought it */
+    rp_shm_seg_t *s = rp_xcalloc(1, sizeof(*s));
+    s->name = name;
+    s->itag = tag;
+    s->tag = tag;
+    s->size = size;
+    s->base = base;
+    s->fd = fd;
+    s->inherited = 1;
+    s->next = segs;
+    segs = s;
+    return;
+fail:
+    close(fd);
+    free(name);
+    free(tag);
+}
+
+void rp_shm_inherit(const char *value)
+{
+    for (const char *p = value; *p;) {
+        const char *semi = strchr(p, ';');
+        size_t n = semi ? (size_t)(semi - p) : strlen(p);
+        char item[4096];
+        snprintf(item, sizeof(item), "%.*s", (int)n, p);
+        char *end, *c1, *c2;
+        long fd = strtol(item, &end, 10);
+        if (*end == ':' && (c1 = strchr(end + 1, ':')) != NULL &&
+            (c2 = strchr(c1 + 1, ':')) != NULL && fd > 2) {
+            void *addr = (void *)strtoul(end + 1, NULL, 16);
+            char *name = hex_get(c1 + 1, (size_t)(c2 - c1 - 1));
+            char *tag = hex_get(c2 + 1, strlen(c2 + 1));
+            if (name && tag)
+                inherit_one((int)fd, addr, name, tag);
+            else {
+                free(name);
+                free(tag);
+            }
+        }
+        if (semi == NULL)
+            break;
+        p = semi + 1;
+    }
+}
+
+/* An inherited segment the old master used for a zone like z, if any. */
+static rp_shm_seg_t *seg_inherited(const rp_shm_zone_t *z)
+{
+    for (rp_shm_seg_t *s = segs; s; s = s->next)
+        if (s->inherited && s->size == z->size && strcmp(s->name, z->name) == 0 &&
+            strcmp(s->itag, z->tag) == 0)
+            return s;
+    return NULL;
+}
+
+/* After the first generation mapped its zones: inherited segments it did not take go. */
+static void inherited_done(void)
+{
+    if (inherit_notes[0])
+        rp_log_error(RP_LOG_NOTICE, 0, "zones not carried over from the old master: %s",
+                     inherit_notes);
+    inherit_notes[0] = '\0';
+    rp_shm_seg_t *s = segs;
+    while (s) {
+        rp_shm_seg_t *next = s->next;
+        if (s->inherited) {
+            rp_log_error(RP_LOG_NOTICE, 0, "zone \"%s\" of the old master is not used", s->name);
+            seg_unmap(s);
+        }
+        s = next;
+    }
 }
 
 /* The segment prev maps for a zone like z, if any. */
@@ -205,9 +403,16 @@ int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t err
         if (z->seg)
             continue;
         rp_shm_seg_t *s = seg_of_prev(prev, z);
+        int carried = 0;
+        if (s == NULL && prev == NULL && (s = seg_inherited(z)) != NULL)
+            carried = 1;
         if (s && !seg_fits(s, z))
             s = NULL;
         int reused = s != NULL;
+        if (s && carried) {
+            s->inherited = 0;
+            s->tag = z->tag;
+        }
         if (s == NULL && (s = seg_create(z, err, errlen)) == NULL)
             return -1;
         s->refs++;
@@ -217,7 +422,10 @@ int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t err
         z->avail = z->size > HEAD_SIZE ? z->size - HEAD_SIZE : 0;
         if (z->init && z->init(z, reused, err, errlen) != 0)
             return -1;
-        if (reused)
+        if (carried && reused)
+            rp_log_error(RP_LOG_NOTICE, 0, "zone \"%s\" is carried over from the old master",
+                         z->name);
+        else if (reused)
             rp_log_error(RP_LOG_INFO, 0, "zone \"%s\" is kept from the previous configuration",
                          z->name);
     }
@@ -271,14 +479,23 @@ static int shm_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned f
 {
     if (flags & RP_INIT_TEST)
         return 0; /* rampart -t maps nothing */
-    return rp_shm_open(cycle, prev, err, errlen);
+    int rc = rp_shm_open(cycle, prev, err, errlen);
+    if (prev == NULL)
+        inherited_done();
+    return rc;
 }
 
 static int shm_init_child(rp_cycle_t *cycle)
 {
     /* alone (master_process off) it maps only its own generations anyway */
-    if (rp_process.kind != RP_PROCESS_SINGLE)
+    if (rp_process.kind != RP_PROCESS_SINGLE) {
         rp_shm_keep_only(cycle);
+        for (rp_shm_seg_t *s = segs; s; s = s->next) {
+            if (s->fd >= 0)
+                close(s->fd); /* a child never hands segments on */
+            s->fd = -1;
+        }
+    }
     return 0;
 }
 

@@ -75,6 +75,17 @@ rp_shm_zone_t *rp_shm_zone_add_versioned(rp_conf_t *cf, const char *name, size_t
  */
 int rp_shm_open(rp_cycle_t *cycle, const rp_cycle_t *prev, char *err, size_t errlen);
 
+/*
+ * The binary upgrade. rp_shm_export writes this master's segments as
+ * "fd:address:name:tag;..." (name and tag in hex) into buf (cap bytes) and their
+ * descriptors into fds; their number, or -1 when either is too small.
+ * rp_shm_inherit, in the new master before anything else is mapped, maps each
+ * segment named in value at its old address; rp_shm_open then gives it to the zone
+ * of the same name, user, size and layout version, and drops those left over.
+ */
+int rp_shm_export(char *buf, size_t cap, int *fds, int maxfds);
+void rp_shm_inherit(const char *value);
+
 /* In a child after fork: unmaps the zones inherited from other generations than cycle. */
 void rp_shm_keep_only(const rp_cycle_t *cycle);
 

@@ -1,5 +1,7 @@
 /*
- * Listening socket creation, reuse across reloads, and address parsing.
+ * Listening socket creation, reuse across reloads and across a binary upgrade
+ * (sockets inherited from the old master, see core/upgrade.c), and address
+ * parsing.
  */
 #include "net/listen.h"
 #include "core/log.h"
@@ -273,6 +275,102 @@ int rp_listen_steer(rp_cycle_t *cycle, int nworkers)
     return rc;
 }
 
+/* ---- sockets inherited from the master that exec'd this one (USR2) ---- */
+
+typedef struct {
+    rp_listening_t addr; /* only sa, socklen and ipv6only are set */
+    int fd;
+    int index;
+} inherited_t;
+
+static inherited_t *inherited;
+static size_t ninherited;
+
+void rp_listen_inherit(const char *value)
+{
+    for (const char *p = value; *p;) {
+        char *end;
+        long fd = strtol(p, &end, 10);
+        long k = -1;
+        if (*end == ':')
+            k = strtol(end + 1, &end, 10);
+        int acc = 0;
+        socklen_t alen = sizeof(acc);
+        inherited_t in = {.fd = (int)fd, .index = (int)k};
+        in.addr.socklen = sizeof(in.addr.sa);
+        /* only a listening TCP socket is taken: the variable could be stale or forged */
+        if (fd > 2 && k >= 0 &&
+            getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 && acc &&
+            getsockname((int)fd, (struct sockaddr *)&in.addr.sa, &in.addr.socklen) == 0) {
+            if (in.addr.sa.ss_family == AF_INET6) {
+                socklen_t ol = sizeof(in.addr.ipv6only);
+                getsockopt((int)fd, IPPROTO_IPV6, IPV6_V6ONLY, &in.addr.ipv6only, &ol);
+            }
+            fcntl((int)fd, F_SETFD, FD_CLOEXEC); /* cleared only for the exec that brought it */
+            inherited = rp_xrealloc(inherited, (ninherited + 1) * sizeof(*inherited));
+            inherited[ninherited++] = in;
+        }
+        const char *semi = strchr(end, ';');
+        if (semi == NULL)
+            break;
+        p = semi + 1;
+    }
+}
+
+static int same_addr(const rp_listening_t *a, const rp_listening_t *b);
+
+/* The inherited socket for address ls, worker slot k, or -1; it is then the caller's. */
+static int inherited_take(const rp_listening_t *ls, int k)
+{
+    for (size_t i = 0; i < ninherited; i++) {
+        if (inherited[i].fd >= 0 && inherited[i].index == k && same_addr(&inherited[i].addr, ls)) {
+            int fd = inherited[i].fd;
+            inherited[i].fd = -1;
+            return fd;
+        }
+    }
+    return -1;
+}
+
+/* After the first generation opened its sockets: those it did not claim are closed (the
+ * old master keeps its own copies for as long as it runs). */
+static void inherited_done(void)
+{
+    size_t taken = 0;
+    for (size_t i = 0; i < ninherited; i++) {
+        if (inherited[i].fd >= 0)
+            close(inherited[i].fd);
+        else
+            taken++;
+    }
+    if (ninherited)
+        rp_log_error(RP_LOG_NOTICE, 0, "took over %zu of %zu listening sockets from the old master",
+                     taken, ninherited);
+    free(inherited);
+    inherited = NULL;
+    ninherited = 0;
+}
+
+int rp_listen_export(const rp_cycle_t *cycle, char *buf, size_t cap, int *fds, int maxfds)
+{
+    size_t len = 0;
+    int n = 0;
+    buf[0] = '\0';
+    rp_listening_t **ls = cycle->listening.elts;
+    for (size_t i = 0; i < cycle->listening.nelts; i++) {
+        for (int k = 0; k < ls[i]->nfds; k++) {
+            if (ls[i]->fds[k] < 0)
+                continue;
+            int w = snprintf(buf + len, cap - len, "%d:%d;", ls[i]->fds[k], k);
+            if (n == maxfds || w < 0 || (size_t)w >= cap - len)
+                return -1;
+            len += (size_t)w;
+            fds[n++] = ls[i]->fds[k];
+        }
+    }
+    return n;
+}
+
 int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, size_t errlen)
 {
     rp_listening_t **ls = cycle->listening.elts;
@@ -297,7 +395,13 @@ int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, 
                 apply_live_opts(oldls->fds[k], ls[i]);
                 continue;
             }
-            int fd = open_one(ls[i], err, errlen);
+            int fd = old ? -1 : inherited_take(ls[i], k);
+            if (fd >= 0) {
+                apply_live_opts(fd, ls[i]);
+                ls[i]->fds[k] = fd;
+                continue;
+            }
+            fd = open_one(ls[i], err, errlen);
             if (fd < 0)
                 goto fail;
             ls[i]->fds[k] = fd;
@@ -372,7 +476,10 @@ static int listen_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigne
     int n = (flags & RP_INIT_SINGLE) || !ccf->master_process ? 1 : ccf->worker_processes;
     /* sockets of the same address and index are taken over from prev, which then no
      * longer owns them */
-    if (rp_listen_open(cycle, (rp_cycle_t *)prev, n, err, errlen) != 0)
+    int rc = rp_listen_open(cycle, (rp_cycle_t *)prev, n, err, errlen);
+    if (prev == NULL)
+        inherited_done();
+    if (rc != 0)
         return -1;
     rp_listen_steer(cycle, n);
     /* whatever the generation still holds when it is freed goes with it */

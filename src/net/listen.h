@@ -74,6 +74,20 @@ int rp_listen_open(rp_cycle_t *cycle, rp_cycle_t *old, int nworkers, char *err, 
  */
 int rp_listen_steer(rp_cycle_t *cycle, int nworkers);
 
+/*
+ * In a master started by a binary upgrade, before its first generation opens its
+ * sockets: notes the sockets named in value ("fd:index;...", RAMPART_LISTEN), so that
+ * rp_listen_open takes them over instead of binding again. Those the configuration
+ * does not use are closed once it has opened its own.
+ */
+void rp_listen_inherit(const char *value);
+
+/*
+ * Writes the open sockets of cycle as "fd:index;..." into buf (cap bytes) and their
+ * descriptors into fds. Returns their number, or -1 when buf or fds is too small.
+ */
+int rp_listen_export(const rp_cycle_t *cycle, char *buf, size_t cap, int *fds, int maxfds);
+
 /* Closes the sockets a cycle still owns. */
 void rp_listen_close(rp_cycle_t *cycle);
 
