@@ -207,3 +207,164 @@ def remaining(port, path):
 
 def log_pids(text, pattern):
     return [int(m.group(1)) for m in re.finditer(pattern, text)]
+
+
+def _goaway_aware_client():
+    import struct
+
+    import h2.events
+    from h2client import H2Client
+
+    class Client(H2Client):
+        """python3-h2 closes its state machine at a GOAWAY and then refuses the answers
+        of the streams the GOAWAY lets finish; this client keeps GOAWAY frames from it,
+        noting the last stream id, and reads on."""
+
+        def __init__(self, *a, **kw):
+            self.pending = b""
+            super().__init__(*a, **kw)
+
+        def _read(self, streams):
+            data = self.sock.recv(65536)
+            if not data:
+                raise EOFError("connection closed by rampart")
+            buf = self.pending + data
+            keep, pos = bytearray(), 0
+            while len(buf) - pos >= 9:
+                length = int.from_bytes(buf[pos:pos + 3], "big")
+                if len(buf) - pos < 9 + length:
+                    break
+                ftype = buf[pos + 3]
+                frame = buf[pos:pos + 9 + length]
+                if ftype == 7:  # GOAWAY
+                    last = struct.unpack("!I", frame[9:13])[0] & 0x7FFFFFFF
+                    ev = h2.events.ConnectionTerminated()
+                    ev.last_stream_id = last
+                    ev.error_code = struct.unpack("!I", frame[13:17])[0]
+                    self.goaway = ev
+                else:
+                    keep += frame
+                pos += 9 + length
+            self.pending = buf[pos:]
+            if keep:
+                self._events(bytes(keep), streams)
+
+        def _events(self, data, streams):
+            """What H2Client._read does with the bytes it received."""
+            for ev in self.h2.receive_data(data):
+                sid = getattr(ev, "stream_id", None)
+                r = streams.get(sid)
+                if isinstance(ev, h2.events.ResponseReceived) and r is not None:
+                    r.headers = list(ev.headers)
+                    r.status = int(dict(r.headers)[":status"])
+                elif isinstance(ev, h2.events.DataReceived):
+                    if r is not None:
+                        r.body += ev.data
+                    if ev.flow_controlled_length:
+                        self.h2.acknowledge_received_data(ev.flow_controlled_length, sid)
+                elif isinstance(ev, h2.events.StreamEnded) and r is not None:
+                    r.ended = True
+                elif isinstance(ev, h2.events.StreamReset) and r is not None:
+                    r.reset = ev.error_code
+                    r.ended = True
+            self.flush()
+    return Client
+
+
+def GoawayAwareClient(*a, **kw):
+    return _goaway_aware_client()(*a, **kw)
+
+
+class H2Load:
+    """HTTP/2 (python3-h2, h2c prior knowledge) from `threads` threads until stopped, each
+    with `streams` requests at once on its connection. A GOAWAY ends a connection the
+    way RFC 9113 6.8 says: streams above its last stream id were not processed, and are
+    sent again on a new connection (counted in retried); every other stream must end
+    with a 200. h2load does not reconnect after a GOAWAY in its timed mode, so it could
+    not load a run that spans reloads."""
+
+    def __init__(self, port, path="/", threads=2, streams=4):
+        self.port, self.path, self.streams = port, path, streams
+        self.ok = 0
+        self.retried = 0
+        self.connections = 0
+        self.failures = []
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def _batch(self, conn, n):
+        """Sends n requests at once; returns (ok, refused, failures)."""
+        from h2client import H2Response
+        streams = {}
+        hdrs = [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"),
+                (":path", self.path)]
+        broken = None
+        try:
+            for _ in range(n):
+                sid = conn.h2.get_next_available_stream_id()
+                conn.h2.send_headers(sid, hdrs, end_stream=True)
+                streams[sid] = H2Response()
+            conn.flush()
+            deadline = time.monotonic() + 20
+            while not all(r.ended for r in streams.values()):
+                if time.monotonic() > deadline:
+                    raise TimeoutError("responses incomplete")
+                conn._read(streams)
+        except (EOFError, OSError) as e:
+            broken = e
+        last = conn.goaway.last_stream_id if conn.goaway is not None else None
+        ok, refused, failures = 0, 0, []
+        for sid, r in streams.items():
+            if r.ended and r.reset is None and r.status == 200:
+                ok += 1
+            elif r.reset == 7 or (last is not None and sid > last and r.status is None):
+                refused += 1  # REFUSED_STREAM, or above the GOAWAY's last id: not processed
+            else:
+                failures.append(f"h2 stream {sid}: {r!r} last={last} {broken!r}")
+        if len(streams) < n:  # never sent: the connection was done
+            refused += n - len(streams)
+        return ok, refused, failures, broken is not None or conn.goaway is not None
+
+    def _run(self):
+        import select
+        conn, carry = None, 0
+        while not self.stopping.is_set() or carry:
+            try:
+                if conn is None:
+                    conn = GoawayAwareClient(self.port, timeout=20)
+                    with self.lock:
+                        self.connections += 1
+                # a GOAWAY that came while the connection was idle is read first
+                while select.select([conn.sock], [], [], 0)[0]:
+                    conn._read({})
+                if conn.goaway is not None:
+                    raise EOFError("GOAWAY while idle")
+            except (EOFError, OSError):
+                if conn:
+                    conn.close()
+                conn = None
+                continue
+            n = carry or self.streams
+            ok, refused, failures, done = self._batch(conn, n)
+            with self.lock:
+                self.ok += ok
+                self.retried += refused
+                self.failures += failures
+            carry = refused
+            if done:
+                conn.close()
+                conn = None
+            time.sleep(0.002)
+        if conn:
+            conn.close()
