@@ -14,6 +14,7 @@ import threading
 import time
 
 import grpc
+import websockets
 import pytest
 
 import harness
@@ -240,4 +241,64 @@ def test_reload_during_a_grpc_stream_lets_it_finish(rampart, port):
         rampart.wait_log(r"generation 0 has drained", timeout=15)
         assert "worker_shutdown_timeout reached" not in rampart.log_text()
     finally:
+        g.stop()
+
+
+def test_worker_shutdown_timeout_ends_a_websocket_and_a_grpc_stream_that_outlive_it(
+        rampart, port, free_port, tmp_path):
+    """Streams still open when worker_shutdown_timeout expires are closed: the gRPC
+    client (which had the GOAWAY when the drain began) sees UNAVAILABLE, which it may
+    retry, and the WebSocket client sees its connection end; nothing hangs."""
+    ws = WsBackend(tmp_path / "ws")
+    g = GrpcServer()
+    h2port = free_port()
+    try:
+        rampart.configure(f"""
+        server {{ listen 127.0.0.1:{port};
+                  location / {{ proxy_pass http://{ws.addr}; proxy_read_timeout 60s; }} }}
+        server {{ listen 127.0.0.1:{h2port} http2;
+                  location / {{ grpc_pass grpc://127.0.0.1:{g.port}; grpc_read_timeout 60s; }} }}
+        """, workers=1, main="worker_shutdown_timeout 1s;")
+        rampart.start()
+        release = threading.Event()
+        first = threading.Event()
+        outcome = {}
+
+        def messages():
+            yield b"hello"
+            first.set()
+            release.wait(30)  # the client sends nothing more: the stream stays open
+
+        def stream():
+            with grpc.insecure_channel(f"127.0.0.1:{h2port}") as ch:
+                bidi = ch.stream_stream(f"/{SVC}/Bidi")
+                try:
+                    outcome["got"] = list(bidi(messages(), timeout=30))
+                except grpc.RpcError as e:
+                    outcome["code"] = e.code()
+        t = threading.Thread(target=stream, daemon=True)
+        t.start()
+
+        async def session():
+            async with connect(port) as c:
+                await c.send("x")
+                assert await c.recv() == "x"
+                await asyncio.to_thread(first.wait, 10)
+                mark = rampart.log_size()
+                rampart.reload()
+                await asyncio.to_thread(
+                    rampart.wait_log,
+                    r"worker_shutdown_timeout reached with 2 connections open", mark, 15)
+                try:
+                    await asyncio.wait_for(c.recv(), 15)
+                except websockets.ConnectionClosed:
+                    return "closed"
+                return "still open"
+        assert asyncio.run(asyncio.wait_for(session(), 40)) == "closed"
+        t.join(timeout=20)
+        release.set()
+        assert outcome.get("code") == grpc.StatusCode.UNAVAILABLE, outcome
+    finally:
+        release.set()
+        ws.stop()
         g.stop()
