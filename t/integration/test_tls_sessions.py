@@ -192,12 +192,13 @@ def who_series(port, n, session=None, tls12=False, sni="a.test"):
 
 
 def zone_mappings(pid):
-    """Sizes of the anonymous shared mappings (shared memory zones) of a process."""
+    """Sizes of the shared memory zones a process maps (memfd segments named
+    "rampart:ZONE", kept as descriptors for the binary upgrade)."""
     sizes = []
     with open(f"/proc/{pid}/maps") as f:
         for line in f:
             fields = line.split()
-            if len(fields) >= 6 and fields[5] == "/dev/zero" and "s" in fields[1]:
+            if len(fields) >= 6 and fields[5].startswith("/memfd:rampart:") and "s" in fields[1]:
                 lo, hi = (int(x, 16) for x in fields[0].split("-"))
                 sizes.append(hi - lo)
     return sorted(sizes)
