@@ -164,6 +164,33 @@ def test_usr2_with_a_broken_configuration_keeps_the_old_master_serving(
     assert up.pid_in(rampart.pid_file) == new
 
 
+def test_a_new_master_that_dies_after_winch_gives_the_old_one_its_pid_file_and_traffic(
+        rampart, masters, binpath, port, backend):
+    start(rampart, port, backend)
+    old = rampart.pid
+    load = up.H1Load(port).start()
+    try:
+        new = masters.usr2(old, workers=2)
+        masters.winch(old, new)
+        mark = rampart.log_size()
+        orphans = harness.children_of(new)
+        os.kill(new, signal.SIGKILL)  # the new binary crashes
+        rampart.wait_log(rf"{old}#0: the new binary's master {new} exited on signal 9: this "
+                         r"one goes on", since=mark)
+        rampart.wait_log(rf"{old}#0: started 2 worker processes", since=mark)
+        wait_for(lambda: up.pid_in(rampart.pid_file) == old and not masters.oldbin.exists(),
+                 what="the pid file back")
+        # the crashed master's workers drain and go (PR_SET_PDEATHSIG)
+        wait_for(lambda: not any(up.alive(k) for k in orphans), timeout=15,
+                 what="the new master's workers gone")
+        n = load.ok
+        wait_for(lambda: load.ok > n + 20, what="load on the old master's new workers")
+    finally:
+        load.stop()
+    assert load.failures == [], load.failures[:5]
+    assert rampart.running()
+
+
 def test_a_second_usr2_while_an_upgrade_is_pending_is_refused(
         rampart, masters, binpath, port, backend):
     start(rampart, port, backend, workers=1)
