@@ -392,7 +392,8 @@ static void upgrade_ended(int status, int stopping)
 {
     int clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     rp_log_error(clean ? RP_LOG_NOTICE : RP_LOG_ALERT, 0,
-                 "the new binary's master %d exited %s %d: this one goes on", (int)new_binary, WIFSIGNALED(status) ? "on signal" : "with code",
+                 "the new binary's master %d exited %s %d: this one goes on", (int)new_binary,
+                 WIFSIGNALED(status) ? "on signal" : "with code",
                  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
     new_binary = 0;
     if (pid_oldbin) {

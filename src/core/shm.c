@@ -62,7 +62,7 @@ struct rp_shm_seg_s {
     size_t size;
     const char *tag; /* a string constant of the user's module */
     void *base;
-    int fd;       /* the memfd, kept by the master for a binary upgrade; -1 in a child */
+    int fd;        /* the memfd, kept by the master for a binary upgrade; -1 in a child */
     int inherited; /* mapped from the old master's descriptor, not yet claimed by a zone */
     char *itag;    /* an inherited segment's user, as the old master named it */
     unsigned refs;
@@ -160,8 +160,8 @@ static rp_shm_seg_t *seg_create(const rp_shm_zone_t *z, char *err, size_t errlen
     snprintf(mname, sizeof(mname), "rampart:%s", z->name);
     int fd = memfd_create(mname, MFD_CLOEXEC);
     if (fd < 0 || ftruncate(fd, (off_t)z->size) != 0) {
-        snprintf(err, errlen, "%s:%u: cannot create zone \"%s\" of %zu bytes: %s", z->file,
-                 z->line, z->name, z->size, strerror(errno));
+        snprintf(err, errlen, "%s:%u: cannot create zone \"%s\" of %zu bytes: %s", z->file, z->line,
+                 z->name, z->size, strerror(errno));
         if (fd >= 0)
             close(fd);
         return NULL;

@@ -299,9 +299,8 @@ void rp_listen_inherit(const char *value)
         inherited_t in = {.fd = (int)fd, .index = (int)k};
         in.addr.socklen = sizeof(in.addr.sa);
         /* only a listening TCP socket is taken: the variable could be stale or forged */
-        if (fd > 2 && k >= 0 &&
-            getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 && acc &&
-            getsockname((int)fd, (struct sockaddr *)&in.addr.sa, &in.addr.socklen) == 0) {
+        if (fd > 2 && k >= 0 && getsockopt((int)fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &alen) == 0 &&
+            acc && getsockname((int)fd, (struct sockaddr *)&in.addr.sa, &in.addr.socklen) == 0) {
             if (in.addr.sa.ss_family == AF_INET6) {
                 socklen_t ol = sizeof(in.addr.ipv6only);
                 getsockopt((int)fd, IPPROTO_IPV6, IPV6_V6ONLY, &in.addr.ipv6only, &ol);
