@@ -14,8 +14,9 @@
  * counting in both binaries' workers. A segment that cannot go back to its address
  * (taken in the new process), or whose layout changed, is not used: the zone starts
  * empty and a notice says so. The master keeps each descriptor (close-on-exec) for
- * that hand-over; children close theirs. DESIGN.md describes zones as anonymous
- * shared mappings: this is the one departure, and it changes nothing else.
+ * that hand-over; children close theirs. DESIGN.md says zones are kept across
+ * reloads; with this they are kept across a binary upgrade as well, under the same
+ * rule (name, user, size and layout version), and nothing else changes.
  *
  * Segments are counted:
  * each generation that uses one holds a reference, released when the generation's

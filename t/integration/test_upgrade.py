@@ -79,7 +79,8 @@ def test_usr2_then_winch_and_quit_hands_over_without_a_failed_request(
     before = peers(port)[dead]
     assert before["state"] == "unavailable" and before["failures"] == 1
 
-    load = up.H1Load(port).start()
+    # three clients open a connection per request: their SYNs land all through the switch
+    load = up.H1Load(port, keepalive=2, fresh=3).start()
     try:
         wait_for(lambda: load.ok > 20, what="load before the upgrade")
         up.replace_binary(binpath)
