@@ -106,6 +106,8 @@ def test_usr2_then_winch_and_quit_hands_over_without_a_failed_request(
     after = peers(port)[dead]
     assert after["state"] == "unavailable" and after["failures"] == 1  # still resting
     rampart.wait_log(rf"{new}#0: zone \"quota\" is carried over from the old master")
+    # the same sockets (no bind of its own beside them, whose backlog would die with it)
+    rampart.wait_log(rf"{new}#0: took over 2 of 2 listening sockets from the old master")
 
 
 def test_usr2_then_rollback_hup_to_the_old_master_and_quit_the_new(
