@@ -79,6 +79,10 @@ void rp_h1_on_write(evutil_socket_t fd, short what, void *arg);
 
 extern const rp_conn_proto_t rp_h1_tunnel_proto;
 
+/* The `what` of the tunnel's callback when the worker is about to close every
+ * connection (rp_conn_proto_t.goodbye): last words, written at once or not at all. */
+#define RP_TUNNEL_GOODBYE 0x4000
+
 /*
  * The byte tunnel after a 101 Switching Protocols (the proxy's tunnel.c drives it).
  * tunnel_start sends the 101 head that rp_http_response_begin() built and stops

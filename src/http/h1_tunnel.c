@@ -33,7 +33,14 @@ static void tunnel_timeout(rp_conn_t *c)
 static void tunnel_drain(rp_conn_t *c)
 {
     /* an upgraded connection has no request boundary to stop at: it runs until its
-     * ends close it, or worker_shutdown_timeout */
+     * ends close it, or worker_shutdown_timeout (then tunnel_goodbye) */
+}
+
+static void tunnel_goodbye(rp_conn_t *c)
+{
+    rp_h1_t *h = c->data;
+    if (h && h->tunnel)
+        h->tunnel(h->tunnel_arg, RP_TUNNEL_GOODBYE);
 }
 
 static void tunnel_release(rp_conn_t *c)
@@ -59,6 +66,7 @@ const rp_conn_proto_t rp_h1_tunnel_proto = {
     .timeout = tunnel_timeout,
     .drain = tunnel_drain,
     .release = tunnel_release,
+    .goodbye = tunnel_goodbye,
 };
 
 int rp_conn_tunnel_start(rp_conn_t *c, void (*fn)(void *arg, short what), void *arg)

@@ -379,6 +379,9 @@ void rp_conn_drain_all(void)
 
 void rp_conn_close_all(void)
 {
+    for (rp_conn_t *c = conns; c; c = c->next)
+        if (c->proto && c->proto->goodbye)
+            c->proto->goodbye(c); /* writes at most, frees nothing */
     while (conns)
         rp_conn_free(conns);
 }

@@ -46,6 +46,10 @@ typedef struct {
     /* The connection is being freed: end every request on it and free the protocol's
      * state. Called once, before the socket and TLS session go. */
     void (*release)(rp_conn_t *c);
+    /* The worker closes every connection now (worker_shutdown_timeout, a fast stop):
+     * what the protocol can still say at once, without waiting, before the close (a
+     * WebSocket close frame). May be NULL. */
+    void (*goodbye)(rp_conn_t *c);
 } rp_conn_proto_t;
 
 typedef union {

@@ -18,12 +18,23 @@
  * client) closes it too. Closing the client connection ends the request: its
  * cleanup (proxy.c) closes the upstream connection and the request is logged
  * once, with status 101 and the bytes the client was sent.
+ *
+ * A WebSocket tunnel also follows the frame headers going by in each direction
+ * (only their lengths: payloads are skipped, never looked at), so that when the
+ * worker closes it at worker_shutdown_timeout it can say goodbye as a server going
+ * away does: a close frame with code 1001 to the client and, masked, to the
+ * upstream, each only when its direction is between two frames and nothing waits
+ * in its queue (a frame cannot be cut), and only if the socket takes the frame at
+ * once. Otherwise the connection just closes, as before.
  */
 #include "core/log.h"
 #include "http/h1.h"
 #include "upstream/proxy.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <string.h>
+#include <strings.h>
 #include <openssl/ssl.h>
 #include <event2/buffer.h>
 #include <sys/socket.h>
@@ -31,6 +42,13 @@
 
 /* Reads per event and direction before the loop serves other connections. */
 #define ROUNDS 8
+
+/* Where a direction of a WebSocket stands in its framing (RFC 6455 5.2). */
+typedef struct {
+    uint8_t head[14]; /* a frame header being gathered */
+    unsigned have;    /* its bytes so far */
+    uint64_t left;    /* payload bytes of the current frame still to pass */
+} ws_track_t;
 
 typedef struct {
     rp_request_t *r;
@@ -43,6 +61,8 @@ typedef struct {
     unsigned up_eof : 1;      /* the upstream ended its direction */
     unsigned up_shut : 1;     /* ... and the upstream was told (after its queue drained) */
     unsigned client_shut : 1; /* ... and the client was told */
+    unsigned websocket : 1;   /* Upgrade: websocket: the framing is followed */
+    ws_track_t down, up;      /* upstream to client, client to upstream */
 } tunnel_t;
 
 /* One piece of either direction on its way; 64k, as the proxy's request scratch. */
@@ -56,6 +76,61 @@ static void set_timer(tunnel_t *t, int64_t ms)
 static void moved(tunnel_t *t)
 {
     rp_time_now(&t->active);
+}
+
+/* ---- WebSocket framing, followed for a clean goodbye ---- */
+
+static void ws_feed(ws_track_t *w, const uint8_t *p, size_t n)
+{
+    while (n) {
+        if (w->left) {
+            size_t k = n < w->left ? n : (size_t)w->left;
+            w->left -= k;
+            p += k;
+            n -= k;
+            continue;
+        }
+        w->head[w->have++] = *p++;
+        n--;
+        if (w->have < 2)
+            continue;
+        unsigned len7 = w->head[1] & 0x7f;
+        unsigned need = 2 + (w->head[1] & 0x80 ? 4 : 0) + (len7 == 126 ? 2 : len7 == 127 ? 8 : 0);
+        if (w->have < need)
+            continue;
+        uint64_t len = len7;
+        if (len7 == 126)
+            len = (uint64_t)w->head[2] << 8 | w->head[3];
+        else if (len7 == 127) {
+            len = 0;
+            for (int i = 2; i < 10; i++)
+                len = len << 8 | w->head[i];
+        }
+        w->left = len;
+        w->have = 0;
+    }
+}
+
+static int ws_between_frames(const ws_track_t *w)
+{
+    return w->have == 0 && w->left == 0;
+}
+
+/* Close frames with code 1001 ("going away") both ways, where they fit (see above). */
+static void ws_goodbye(tunnel_t *t)
+{
+    if (!t->websocket)
+        return;
+    if (!t->client_shut && ws_between_frames(&t->down) && !rp_conn_tunnel_pending(t->c)) {
+        static const uint8_t frame[] = {0x88, 0x02, 0x03, 0xe9};
+        rp_conn_tunnel_write(t->c, frame, sizeof(frame)); /* what it could not send is lost */
+    }
+    if (!t->up_shut && ws_between_frames(&t->up) && evbuffer_get_length(t->uc->out) == 0) {
+        /* a client's frame is masked; a zero mask is as valid as any other */
+        static const uint8_t frame[] = {0x88, 0x82, 0, 0, 0, 0, 0x03, 0xe9};
+        struct iovec iov = {(void *)frame, sizeof(frame)};
+        rp_uconn_writev(t->uc, &iov, 1);
+    }
 }
 
 /* Ends the tunnel; t is gone afterwards. Always returns -1 for the caller to pass on. */
@@ -158,6 +233,8 @@ static int pump_up(tunnel_t *t)
             break;
         }
         moved(t);
+        if (t->websocket)
+            ws_feed(&t->up, (const uint8_t *)scratch, (size_t)n);
         if (to_upstream(t, scratch, (size_t)n) != 0)
             return fail(t, RP_LOG_ERR, "writev() failed", errno);
     }
@@ -207,6 +284,8 @@ static int pump_down(tunnel_t *t)
             break;
         }
         moved(t);
+        if (t->websocket)
+            ws_feed(&t->down, (const uint8_t *)scratch, (size_t)n);
         t->r->body_bytes_sent += n;
         if (rp_conn_tunnel_write(t->c, scratch, (size_t)n) != 0)
             return fail(t, RP_LOG_INFO, "client connection failed", errno);
@@ -219,6 +298,10 @@ static int pump_down(tunnel_t *t)
 static void on_client(void *arg, short what)
 {
     tunnel_t *t = arg;
+    if (what & RP_TUNNEL_GOODBYE) {
+        ws_goodbye(t);
+        return;
+    }
     if (what & EV_READ) {
         pump_up(t);
         return;
@@ -296,6 +379,8 @@ void rp_tunnel_start(rp_request_t *r, rp_uconn_t *uc, const rp_proxy_loc_conf_t 
     t->uc = uc;
     t->read_timeout = plcf->read_timeout;
     t->send_timeout = plcf->send_timeout;
+    rp_str_t proto = rp_request_header(r, "upgrade");
+    t->websocket = proto.len == 9 && strncasecmp(proto.data, "websocket", 9) == 0;
     moved(t);
     t->up_moved = t->active;
 
@@ -319,6 +404,8 @@ void rp_tunnel_start(rp_request_t *r, rp_uconn_t *uc, const rp_proxy_loc_conf_t 
     if (n) {
         /* the first bytes of the new protocol came with the 101 */
         r->body_bytes_sent += (int64_t)n;
+        if (t->websocket)
+            ws_feed(&t->down, (const uint8_t *)early, n);
         if (rp_conn_tunnel_write(c, early, n) != 0) {
             fail(t, RP_LOG_INFO, "client connection failed", errno);
             return;

@@ -274,11 +274,11 @@ def test_reload_during_a_grpc_stream_lets_it_finish(rampart, port):
         g.stop()
 
 
-def test_worker_shutdown_timeout_ends_a_websocket_and_a_grpc_stream_that_outlive_it(
+def test_worker_shutdown_timeout_closes_a_websocket_with_1001_and_ends_a_grpc_stream(
         rampart, port, free_port, tmp_path):
     """Streams still open when worker_shutdown_timeout expires are closed: the gRPC
     client (which had the GOAWAY when the drain began) sees UNAVAILABLE, which it may
-    retry, and the WebSocket client sees its connection end; nothing hangs."""
+    retry, and both ends of the WebSocket get a close frame 1001 (going away)."""
     ws = WsBackend(tmp_path / "ws")
     g = GrpcServer()
     h2port = free_port()
@@ -322,9 +322,11 @@ def test_worker_shutdown_timeout_ends_a_websocket_and_a_grpc_stream_that_outlive
                 try:
                     await asyncio.wait_for(c.recv(), 15)
                 except websockets.ConnectionClosed:
-                    return "closed"
+                    return c.close_code
                 return "still open"
-        assert asyncio.run(asyncio.wait_for(session(), 40)) == "closed"
+        # a close frame 1001 ("going away") between two frames, to each end
+        assert asyncio.run(asyncio.wait_for(session(), 40)) == 1001
+        ws.wait_event("closed /echo 1001")
         t.join(timeout=20)
         release.set()
         assert outcome.get("code") == grpc.StatusCode.UNAVAILABLE, outcome
