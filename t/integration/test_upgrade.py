@@ -334,3 +334,24 @@ def test_worker_shutdown_timeout_closes_a_websocket_with_1001_and_ends_a_grpc_st
         release.set()
         ws.stop()
         g.stop()
+
+
+def test_a_peer_marked_down_with_the_admin_api_stays_down_across_the_upgrade(
+        rampart, masters, binpath, free_port, backend_factory):
+    from test_admin_api import api, conf as admin_conf, doc, peer, traffic
+    a, b = backend_factory("a"), backend_factory("b")
+    port, api_port = free_port(), free_port()
+    rampart.configure(admin_conf(port, api_port, [a.addr, b.addr]), workers=2)
+    rampart.start()
+    r = doc(api(api_port, f"/upstreams/pool/peers/{b.addr}", method="PATCH",
+                body={"state": "down"}))
+    assert r["state"] == "down"
+    assert traffic(port, 12, a, b) == [12, 0]
+    old = rampart.pid
+    new = masters.usr2(old, workers=2)
+    masters.winch(old, new)
+    masters.quit(old)
+    # only the new binary's workers answer now, from the carried zones
+    assert peer(api_port, b.addr)["state"] == "down"
+    assert traffic(port, 12, a, b) == [12, 0]
+    rampart.wait_log(rf"{new}#0: zone \"rampart_admin\" is carried over from the old master")
