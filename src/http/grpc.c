@@ -112,8 +112,10 @@ size_t rp_grpc_timeout_format(int64_t ms, char *buf)
         k = snprintf(buf, 16, "%lldm", (long long)ms);
     else if (ms / 1000 <= 99999999)
         k = snprintf(buf, 16, "%lldS", (long long)((ms + 999) / 1000));
-    else
-        k = snprintf(buf, 16, "%lldH",
-                     (long long)(ms / 3600000 > 99999999 ? 99999999 : ms / 3600000));
+    else {
+        /* rounded up, as the seconds are: a deadline passed on is never shorter */
+        int64_t h = ms / 3600000 + (ms % 3600000 != 0);
+        k = snprintf(buf, 16, "%lldH", (long long)(h > 99999999 ? 99999999 : h));
+    }
     return (size_t)k;
 }
