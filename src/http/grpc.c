@@ -110,7 +110,7 @@ size_t rp_grpc_timeout_format(int64_t ms, char *buf)
     int k;
     if (ms <= 99999999)
         k = snprintf(buf, 16, "%lldm", (long long)ms);
-    else if (ms / 1000 <= 99999999)
+    else if ((ms + 999) / 1000 <= 99999999) /* rounded up, it still has 8 digits */
         k = snprintf(buf, 16, "%lldS", (long long)((ms + 999) / 1000));
     else {
         /* rounded up, as the seconds are: a deadline passed on is never shorter */

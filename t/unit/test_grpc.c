@@ -87,6 +87,16 @@ START_TEST(test_timeout_written_in_hours_rounds_up)
 }
 END_TEST
 
+/* found by fuzzing (fuzz_grpc_timeout): just past 99999999 seconds, rounding up made a
+ * ninth digit, a value gRPC servers refuse (TimeoutValue is at most 8 digits) */
+START_TEST(test_timeout_rounded_up_keeps_eight_digits)
+{
+    ck_assert_str_eq(format(99999999000LL), "99999999S");
+    ck_assert_str_eq(format(99999999001LL), "27778H");
+    ck_assert_int_ge(parse(format(99999999001LL)), 99999999001LL);
+}
+END_TEST
+
 START_TEST(test_http_errors_map_to_grpc_statuses)
 {
     ck_assert_int_eq(rp_grpc_status_of_http(502), RP_GRPC_UNAVAILABLE);
@@ -199,6 +209,7 @@ static Suite *grpc_suite(void)
     tcase_add_test(tc, test_malformed_timeouts_are_refused);
     tcase_add_test(tc, test_timeout_is_written_in_milliseconds_while_it_fits);
     tcase_add_test(tc, test_timeout_written_in_hours_rounds_up);
+    tcase_add_test(tc, test_timeout_rounded_up_keeps_eight_digits);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("statuses");
