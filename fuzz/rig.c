@@ -247,3 +247,30 @@ void rig_finish(int client_fd)
     rp_h2u_close_idle();
     rig_run(-1, NULL, 0, NULL);
 }
+
+/* ---- name resolution: numeric only ---- */
+
+/*
+ * Every getaddrinfo of the process (`server name`, `listen name:port` resolve at load
+ * time, as in nginx) answers numeric hosts and "localhost" alone: a fuzzed
+ * configuration must not send DNS queries, and a run must not depend on the network.
+ */
+#include <dlfcn.h>
+#include <netdb.h>
+
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    static int (*real)(const char *, const char *, const struct addrinfo *,
+                       struct addrinfo **);
+    if (real == NULL)
+        real = (int (*)(const char *, const char *, const struct addrinfo *,
+                        struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
+    struct addrinfo h = {0};
+    if (hints)
+        h = *hints;
+    h.ai_flags |= AI_NUMERICHOST;
+    if (node && strcmp(node, "localhost") == 0)
+        node = "127.0.0.1";
+    return real(node, service, &h, res);
+}
