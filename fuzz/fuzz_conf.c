@@ -25,6 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[2048];
     err[0] = '\0';
     rp_cycle_t *cycle = rig_load("rampart.conf", (const char *)data, size, err, sizeof(err));
+    if (getenv("FUZZ_DEBUG"))
+        fprintf(stderr, "fuzz_conf: %s\n", cycle ? "loaded" : err);
     if (cycle == NULL) {
         FUZZ_CHECK(err[0] != '\0');
         return 0;

@@ -124,6 +124,9 @@ int rig_client(rp_cycle_t *cycle)
 typedef struct {
     int fd;
     struct event ev;
+    int sent;      /* the script went out */
+    size_t nseen;  /* bytes of what rampart sent, kept in seen[] for the trigger */
+    uint8_t seen[16384];
 } bconn_t;
 
 static int backend_fd = -1, backend_port;
@@ -133,15 +136,48 @@ static unsigned nbconns, accepted;
 static const uint8_t *script;
 static size_t script_len;
 static size_t moved; /* bytes the backend read: progress for rig_run */
+static int (*trigger)(const uint8_t *seen, size_t n);
+static const uint8_t *greeting;
+static size_t greeting_len;
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+}
+
+static void send_script(bconn_t *b)
+{
+    /* the whole script at once: it is smaller than a loopback socket's buffer */
+    b->sent = 1;
+    write_all(b->fd, script, script_len);
+}
 
 static void bconn_read(evutil_socket_t fd, short what, void *arg)
 {
+    bconn_t *b = arg;
     char buf[16384];
     ssize_t n = read(fd, buf, sizeof(buf));
-    if (n > 0)
+    if (n > 0) {
         moved += (size_t)n;
-    else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-        event_del(&((bconn_t *)arg)->ev); /* rampart closed: wait for close_all */
+        if (getenv("RIG_LOG"))
+            { fprintf(stderr, "rig: backend read %zd bytes (script %s):", n, b->sent ? "sent" : "not sent"); for (ssize_t i = 0; i < n && i < 64; i++) fprintf(stderr, " %02x", (uint8_t)buf[i]); fprintf(stderr, "\n"); }
+        if (!b->sent) {
+            size_t k = (size_t)n < sizeof(b->seen) - b->nseen ? (size_t)n
+                                                              : sizeof(b->seen) - b->nseen;
+            memcpy(b->seen + b->nseen, buf, k);
+            b->nseen += k;
+            if (trigger(b->seen, b->nseen))
+                send_script(b);
+        }
+    } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        event_del(&b->ev); /* rampart closed: wait for close_all */
+    }
 }
 
 static void backend_accept(evutil_socket_t fd, short what, void *arg)
@@ -156,16 +192,13 @@ static void backend_accept(evutil_socket_t fd, short what, void *arg)
             close(c);
             continue;
         }
-        /* the whole script at once: it is smaller than a loopback socket's buffer */
-        size_t off = 0;
-        while (off < script_len) {
-            ssize_t w = write(c, script + off, script_len - off);
-            if (w <= 0)
-                break;
-            off += (size_t)w;
-        }
         bconn_t *b = &bconns[nbconns++];
         b->fd = c;
+        b->sent = 0;
+        b->nseen = 0;
+        write_all(c, greeting, greeting_len);
+        if (trigger == NULL)
+            send_script(b);
         event_assign(&b->ev, rp_event_base, c, EV_READ | EV_PERSIST, bconn_read, b);
         event_add(&b->ev, NULL);
     }
@@ -180,15 +213,44 @@ int rig_backend_port(void)
     return backend_port;
 }
 
-void rig_backend_script(const uint8_t *data, size_t len)
+void rig_backend_script(const uint8_t *data, size_t len,
+                        int (*when)(const uint8_t *seen, size_t n))
 {
     script = data;
     script_len = len;
+    trigger = when;
     if (rp_event_base && !event_initialized(&backend_ev)) {
-        event_assign(&backend_ev, rp_event_base, rig_backend_port(), EV_READ | EV_PERSIST,
+        rig_backend_port();
+        event_assign(&backend_ev, rp_event_base, backend_fd, EV_READ | EV_PERSIST,
                      backend_accept, NULL);
         event_add(&backend_ev, NULL);
     }
+}
+
+int rig_seen_h2_headers(const uint8_t *p, size_t n)
+{
+    /* after the 24-byte client preface: frame headers, 9 bytes each, then the payload */
+    size_t off = 24;
+    while (n >= off + 9) {
+        if (p[off + 3] == 1)
+            return 1;
+        off += 9 + ((size_t)p[off] << 16 | (size_t)p[off + 1] << 8 | p[off + 2]);
+    }
+    return 0;
+}
+
+int rig_seen_h1_head(const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i + 3 < n; i++)
+        if (memcmp(p + i, "\r\n\r\n", 4) == 0)
+            return 1;
+    return 0;
+}
+
+void rig_backend_greeting(const uint8_t *data, size_t len)
+{
+    greeting = data;
+    greeting_len = len;
 }
 
 unsigned rig_backend_accepted(void)
@@ -212,7 +274,7 @@ void rig_run(int client_fd, uint8_t *out, size_t cap, size_t *outlen)
     /* Quiet: an iteration that ran nothing that moved bytes and left nothing active.
      * Three in a row, since a write in one iteration is seen by the next one's poll. */
     unsigned quiet = 0;
-    for (unsigned i = 0; i < 100000 && quiet < 3; i++) {
+    for (unsigned i = 0; i < 100000 && quiet < (getenv("RIG_QUIET") ? (unsigned)atoi(getenv("RIG_QUIET")) : 3); i++) {
         size_t before = moved;
         event_base_loop(rp_event_base, EVLOOP_NONBLOCK);
         if (client_fd >= 0) {

@@ -36,10 +36,19 @@ void rig_serve(rp_cycle_t *cycle);
 int rig_client(rp_cycle_t *cycle);
 
 /* The scripted backend: listens on a loopback port (returned) and answers each connection
- * it accepts with the script's bytes (the script as set when it connects), then reads and
- * drops what it is sent until rig_backend_close_all. */
+ * it accepts with the script's bytes: at once when `when` is NULL, else as soon as
+ * when(what it has read so far) says so (rampart's request has arrived); then it reads
+ * and drops what it is sent until rig_backend_close_all. The script must stay valid
+ * until then. */
 int rig_backend_port(void);
-void rig_backend_script(const uint8_t *data, size_t len);
+void rig_backend_script(const uint8_t *data, size_t len,
+                        int (*when)(const uint8_t *seen, size_t n));
+/* Bytes the backend sends as soon as it accepts, before the script (an HTTP/2 server's
+ * SETTINGS, which a client may wait for before it sends its request). */
+void rig_backend_greeting(const uint8_t *data, size_t len);
+/* Triggers: an HTTP/2 HEADERS frame after the client preface; an HTTP/1 head's end. */
+int rig_seen_h2_headers(const uint8_t *seen, size_t n);
+int rig_seen_h1_head(const uint8_t *seen, size_t n);
 /* How many connections the backend accepted since the process started. */
 unsigned rig_backend_accepted(void);
 /* Closes the backend's connections (EOF to rampart's upstream side). */
