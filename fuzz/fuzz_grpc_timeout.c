@@ -28,12 +28,18 @@ static int64_t reference(const uint8_t *v, size_t n)
         x = x * 10 + (v[i] - '0');
     }
     switch (v[n - 1]) {
-    case 'H': return x * 3600000;
-    case 'M': return x * 60000;
-    case 'S': return x * 1000;
-    case 'm': return x;
-    case 'u': return x / 1000 + (x % 1000 != 0);
-    case 'n': return x / 1000000 + (x % 1000000 != 0);
+    case 'H':
+        return x * 3600000;
+    case 'M':
+        return x * 60000;
+    case 'S':
+        return x * 1000;
+    case 'm':
+        return x;
+    case 'u':
+        return x / 1000 + (x % 1000 != 0);
+    case 'n':
+        return x / 1000000 + (x % 1000000 != 0);
     }
     return -1;
 }

@@ -16,8 +16,8 @@
  * reached by short inputs. Then the client goes away and everything is freed.
  *
  * Beyond ASan and UBSan, what rampart sent after a whole client preface must be HTTP/2:
- * whole frames, the first one SETTINGS on stream 0 when it answered at all, and nothing after a GOAWAY but frames
- * nghttp2 may still send on streams the GOAWAY covered (no new stream past it).
+ * whole frames, the first one SETTINGS on stream 0 when it answered at all, and nothing after a
+ * GOAWAY but frames nghttp2 may still send on streams the GOAWAY covered (no new stream past it).
  */
 #include "fuzz.h"
 #include "rig.h"
@@ -88,7 +88,8 @@ static void check_output(const uint8_t *p, size_t n)
         uint32_t len = be24(p + off);
         uint8_t type = p[off + 3];
         uint32_t id = ((uint32_t)p[off + 5] << 24 | (uint32_t)p[off + 6] << 16 |
-                       (uint32_t)p[off + 7] << 8 | p[off + 8]) & 0x7fffffffu;
+                       (uint32_t)p[off + 7] << 8 | p[off + 8]) &
+                      0x7fffffffu;
         FUZZ_CHECK(n - off - 9 >= len);
         if (first)
             FUZZ_CHECK(type == 4 && id == 0);

@@ -134,8 +134,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     FUZZ_CHECK(rig_backend_accepted() > before);
     rig_finish(fd);
     if (getenv("FUZZ_DEBUG"))
-        fprintf(stderr, "fuzz_h2_upstream: request %u, %zu bytes from the backend, %zu to the "
-                        "client%s%.*s\n",
+        fprintf(stderr,
+                "fuzz_h2_upstream: request %u, %zu bytes from the backend, %zu to the "
+                "client%s%.*s\n",
                 sel, size - 1, outlen, sel < 2 ? ":\n" : "", sel < 2 ? (int)outlen : 0, out);
     return 0;
 }

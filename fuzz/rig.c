@@ -33,6 +33,7 @@
     } while (0)
 
 static char dir[64];
+static int rig_log; /* RIG_LOG is set: rampart's error log and the backend's reads shown */
 
 static void remove_dir(void)
 {
@@ -89,8 +90,9 @@ void rig_serve(rp_cycle_t *cycle)
     signal(SIGPIPE, SIG_IGN);
     /* RIG_LOG=1 shows rampart's error log (debugging a target); otherwise it would
      * cost more than the work it describes */
-    RIG_CHECK(rp_log_open(getenv("RIG_LOG") ? NULL : "/dev/null",
-                          getenv("RIG_LOG") ? RP_LOG_DEBUG : RP_LOG_EMERG) == 0);
+    rig_log = getenv("RIG_LOG") != NULL;
+    RIG_CHECK(rp_log_open(rig_log ? NULL : "/dev/null", rig_log ? RP_LOG_DEBUG : RP_LOG_EMERG) ==
+              0);
     rp_event_base = event_base_new();
     RIG_CHECK(rp_event_base != NULL);
     rp_process.kind = RP_PROCESS_SINGLE;
@@ -110,9 +112,8 @@ int rig_client(rp_cycle_t *cycle)
     RIG_CHECK(cycle->listening.nelts > 0);
     rp_listening_t *ls = RP_ARRAY_AT(&cycle->listening, rp_listening_t *, 0);
     /* the peer rampart sees: a loopback client, as on the real port */
-    struct sockaddr_in peer = {.sin_family = AF_INET,
-                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                               .sin_port = htons(40000)};
+    struct sockaddr_in peer = {
+        .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK), .sin_port = htons(40000)};
     rp_conn_accept(sv[1], (struct sockaddr *)&peer, sizeof(peer), ls);
     return sv[0];
 }
@@ -124,8 +125,8 @@ int rig_client(rp_cycle_t *cycle)
 typedef struct {
     int fd;
     struct event ev;
-    int sent;      /* the script went out */
-    size_t nseen;  /* bytes of what rampart sent, kept in seen[] for the trigger */
+    int sent;     /* the script went out */
+    size_t nseen; /* bytes of what rampart sent, kept in seen[] for the trigger */
     uint8_t seen[16384];
 } bconn_t;
 
@@ -165,11 +166,16 @@ static void bconn_read(evutil_socket_t fd, short what, void *arg)
     ssize_t n = read(fd, buf, sizeof(buf));
     if (n > 0) {
         moved += (size_t)n;
-        if (getenv("RIG_LOG"))
-            { fprintf(stderr, "rig: backend read %zd bytes (script %s):", n, b->sent ? "sent" : "not sent"); for (ssize_t i = 0; i < n && i < 64; i++) fprintf(stderr, " %02x", (uint8_t)buf[i]); fprintf(stderr, "\n"); }
+        if (rig_log) {
+            fprintf(stderr, "rig: backend read %zd bytes (script %s):", n,
+                    b->sent ? "sent" : "not sent");
+            for (ssize_t i = 0; i < n && i < 64; i++)
+                fprintf(stderr, " %02x", (uint8_t)buf[i]);
+            fprintf(stderr, "\n");
+        }
         if (!b->sent) {
-            size_t k = (size_t)n < sizeof(b->seen) - b->nseen ? (size_t)n
-                                                              : sizeof(b->seen) - b->nseen;
+            size_t k =
+                (size_t)n < sizeof(b->seen) - b->nseen ? (size_t)n : sizeof(b->seen) - b->nseen;
             memcpy(b->seen + b->nseen, buf, k);
             b->nseen += k;
             if (trigger(b->seen, b->nseen))
@@ -213,16 +219,15 @@ int rig_backend_port(void)
     return backend_port;
 }
 
-void rig_backend_script(const uint8_t *data, size_t len,
-                        int (*when)(const uint8_t *seen, size_t n))
+void rig_backend_script(const uint8_t *data, size_t len, int (*when)(const uint8_t *seen, size_t n))
 {
     script = data;
     script_len = len;
     trigger = when;
     if (rp_event_base && !event_initialized(&backend_ev)) {
         rig_backend_port();
-        event_assign(&backend_ev, rp_event_base, backend_fd, EV_READ | EV_PERSIST,
-                     backend_accept, NULL);
+        event_assign(&backend_ev, rp_event_base, backend_fd, EV_READ | EV_PERSIST, backend_accept,
+                     NULL);
         event_add(&backend_ev, NULL);
     }
 }
@@ -274,7 +279,7 @@ void rig_run(int client_fd, uint8_t *out, size_t cap, size_t *outlen)
     /* Quiet: an iteration that ran nothing that moved bytes and left nothing active.
      * Three in a row, since a write in one iteration is seen by the next one's poll. */
     unsigned quiet = 0;
-    for (unsigned i = 0; i < 100000 && quiet < (getenv("RIG_QUIET") ? (unsigned)atoi(getenv("RIG_QUIET")) : 3); i++) {
+    for (unsigned i = 0; i < 100000 && quiet < 3; i++) {
         size_t before = moved;
         event_base_loop(rp_event_base, EVLOOP_NONBLOCK);
         if (client_fd >= 0) {
@@ -323,8 +328,7 @@ void rig_finish(int client_fd)
 int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
                 struct addrinfo **res)
 {
-    static int (*real)(const char *, const char *, const struct addrinfo *,
-                       struct addrinfo **);
+    static int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **);
     if (real == NULL)
         real = (int (*)(const char *, const char *, const struct addrinfo *,
                         struct addrinfo **))dlsym(RTLD_NEXT, "getaddrinfo");
