@@ -23,7 +23,7 @@ FUZZ_BUILD=${FUZZ_BUILD:-fuzz/build}
 FUZZ_CC=${FUZZ_CC:-clang-14}
 FUZZ_TIME=${FUZZ_TIME:-60}
 FUZZ_MAX_LEN=${FUZZ_MAX_LEN:-8192}
-FUZZ_TARGETS=${FUZZ_TARGETS:-"h1_request h1_response chunked h2_request"}
+FUZZ_TARGETS=${FUZZ_TARGETS:-"h1_request h1_response chunked h2_request conf h2_conn h2_upstream grpc_timeout websocket"}
 
 say() { echo "fuzz: $*"; }
 

@@ -107,13 +107,16 @@ size_t rp_grpc_timeout_format(int64_t ms, char *buf)
 {
     if (ms < 0)
         ms = 0;
+    /* rounded up to the unit it needs, so a deadline passed on is never shorter (and
+     * without ms + 999, which overflows near INT64_MAX) */
+    int64_t s = ms / 1000 + (ms % 1000 != 0);
+    int64_t h = ms / 3600000 + (ms % 3600000 != 0);
     int k;
     if (ms <= 99999999)
         k = snprintf(buf, 16, "%lldm", (long long)ms);
-    else if (ms / 1000 <= 99999999)
-        k = snprintf(buf, 16, "%lldS", (long long)((ms + 999) / 1000));
+    else if (s <= 99999999) /* 8 digits at most, rounded up */
+        k = snprintf(buf, 16, "%lldS", (long long)s);
     else
-        k = snprintf(buf, 16, "%lldH",
-                     (long long)(ms / 3600000 > 99999999 ? 99999999 : ms / 3600000));
+        k = snprintf(buf, 16, "%lldH", (long long)(h > 99999999 ? 99999999 : h));
     return (size_t)k;
 }

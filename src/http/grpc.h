@@ -47,7 +47,8 @@ void rp_grpc_status_fields(rp_request_t *r, int code, const char *message, rp_he
  * milliseconds, rounded up; -1 when malformed. */
 int64_t rp_grpc_timeout_parse(rp_str_t v);
 
-/* Writes ms as a grpc-timeout value into buf (at least 16 bytes); returns its length. */
+/* Writes ms as a grpc-timeout value into buf (at least 16 bytes), rounded up to the unit
+ * it needs (never a shorter deadline); returns its length. */
 size_t rp_grpc_timeout_format(int64_t ms, char *buf);
 
 #endif

@@ -74,6 +74,29 @@ END_TEST
 
 /* ---- statuses ---- */
 
+/* found by fuzzing (fuzz_grpc_timeout): past 99999999 seconds the value is written in
+ * hours, and was rounded down, so the upstream got a deadline up to an hour shorter than
+ * the client's */
+START_TEST(test_timeout_written_in_hours_rounds_up)
+{
+    ck_assert_str_eq(format(100000000000LL), "27778H"); /* 27777.8 hours */
+    ck_assert_int_ge(parse(format(105690555228469LL)), 105690555228469LL);
+    ck_assert_str_eq(format(27778LL * 3600000), "27778H"); /* exact: unchanged */
+    ck_assert_str_eq(format(99999999LL * 3600000), "99999999H");
+    ck_assert_str_eq(format(INT64_MAX), "99999999H"); /* the most the format holds */
+}
+END_TEST
+
+/* found by fuzzing (fuzz_grpc_timeout): just past 99999999 seconds, rounding up made a
+ * ninth digit, a value gRPC servers refuse (TimeoutValue is at most 8 digits) */
+START_TEST(test_timeout_rounded_up_keeps_eight_digits)
+{
+    ck_assert_str_eq(format(99999999000LL), "99999999S");
+    ck_assert_str_eq(format(99999999001LL), "27778H");
+    ck_assert_int_ge(parse(format(99999999001LL)), 99999999001LL);
+}
+END_TEST
+
 START_TEST(test_http_errors_map_to_grpc_statuses)
 {
     ck_assert_int_eq(rp_grpc_status_of_http(502), RP_GRPC_UNAVAILABLE);
@@ -185,6 +208,8 @@ static Suite *grpc_suite(void)
     tcase_add_test(tc, test_timeout_below_a_millisecond_rounds_up);
     tcase_add_test(tc, test_malformed_timeouts_are_refused);
     tcase_add_test(tc, test_timeout_is_written_in_milliseconds_while_it_fits);
+    tcase_add_test(tc, test_timeout_written_in_hours_rounds_up);
+    tcase_add_test(tc, test_timeout_rounded_up_keeps_eight_digits);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("statuses");
