@@ -21,6 +21,7 @@
 #include "net/listen.h"
 #include "observe/access_log.h"
 #include "observe/trace_context.h"
+#include "observe/metrics.h"
 #include "upstream/outlier.h"
 #include "upstream/health.h"
 #include "upstream/breaker.h"
@@ -54,6 +55,8 @@ rp_module_t *const rp_modules[] = {
     &rp_trace_context_module,
     &rp_lua_shdict_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,
+    &rp_metrics_module, /* after shm: its init_master numbers the series in the zone */
+    &rp_stub_status_module,
     &rp_limit_sync_module, /* after shm: it runs in the helper and touches the zones */
     &rp_listen_module,      &rp_resolve_module, /* after shm: it writes into the zones */
     &rp_outlier_module,

@@ -12,6 +12,7 @@
  */
 #include "http/h1.h"
 #include "core/log.h"
+#include "observe/metrics.h"
 #include "http/h2.h"
 #include "http/ssl.h"
 #include "net/listen.h"
@@ -222,6 +223,7 @@ static void head_error(rp_h1_t *h, int status, const char *reason)
 {
     rp_conn_t *c = h->c;
     rp_request_t *r = h->r;
+    rp_metrics_conn_reading(c, 0);
     if (r == NULL) {
         /* $request_time counts from here for a head that never parsed */
         r = rp_http_request_new(c, h->arena, &h1_http);
@@ -332,6 +334,7 @@ static void start_request(rp_h1_t *h)
     rp_request_t *r = rp_http_request_new(c, h->arena, &h1_http);
     h->r = r;
     c->requests++;
+    rp_metrics_conn_reading(c, 0);
 
     const char *why = NULL;
     int status = setup_request(h, r, &why);
@@ -1026,6 +1029,7 @@ static void h1_read(rp_conn_t *c)
                 return;
             }
         }
+        rp_metrics_conn_reading(c, 1); /* until the head is complete or refused */
         process_head(h); /* the connection may be gone when it returns */
         break;
     case RP_H1_BUSY:

@@ -27,6 +27,7 @@
  */
 #include "http/h2.h"
 #include "core/log.h"
+#include "observe/metrics.h"
 #include "http/ssl.h"
 #include "net/listen.h"
 #include "route/route.h"
@@ -160,6 +161,7 @@ static void trip(h2_t *h2, const char *why)
     if (h2->fatal == 0) {
         h2->fatal = NGHTTP2_ENHANCE_YOUR_CALM;
         h2->fatal_why = why;
+        rp_metrics_h2_flood(why);
     }
 }
 
@@ -827,6 +829,8 @@ static void fail(rp_conn_t *c, int lib_error)
         return;
     }
     uint32_t code = h2->fatal;
+    if (code == 0 && lib_error == NGHTTP2_ERR_FLOODED)
+        rp_metrics_h2_flood(NULL);
     if (code == 0)
         code = lib_error == NGHTTP2_ERR_FLOODED ? NGHTTP2_ENHANCE_YOUR_CALM : NGHTTP2_PROTOCOL_ERROR;
     if (h2->fatal)

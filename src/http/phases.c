@@ -11,6 +11,7 @@
  */
 #include "http/request.h"
 #include "core/log.h"
+#include "observe/metrics.h"
 #include "http/ssl.h"
 #include "http/variables.h"
 #include "net/listen.h"
@@ -47,6 +48,7 @@ void rp_http_process_request(rp_request_t *r, int status, const char *why)
     rp_conn_t *c = r->conn;
     rp_http_addr_t *addr = c->ls->http;
     const rp_server_name_t *name = NULL;
+    rp_metrics_request_begin(r);
     /* a head refused while parsing is answered by the address's default server */
     r->srv = status ? addr->default_server
                     : rp_route_server_match(addr, r->host.data, r->host.len, &name);
@@ -315,6 +317,7 @@ void rp_http_request_end(rp_request_t *r)
     if (r->ended)
         return;
     r->ended = 1;
+    rp_metrics_request_end(r);
     r->on_body = NULL;
     r->on_drain = NULL;
     post_unlink(r);

@@ -135,6 +135,7 @@ struct rp_request_s {
     unsigned header_sent : 1;  /* the header filters ran */
     unsigned head_waiting : 1; /* a header filter returned RP_AGAIN: the head is not out yet */
     unsigned logged : 1;
+    unsigned metrics_writing : 1; /* counted as being processed (metrics.h) */
     struct timeval start;
     char request_id[33]; /* made on first use of $request_id */
     /* The W3C trace context of rampart's hop (observe/trace_context.c), made on first

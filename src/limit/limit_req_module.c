@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "http/request.h"
 #include "http/variables.h"
+#include "observe/metrics.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -382,6 +383,7 @@ static int handler(rp_request_t *r)
             return RP_DECLINED;
         }
         st->status = LR_DELAYED;
+        rp_metrics_limit(zone, RP_METRICS_LIMIT_DELAYED);
         return rp_http_sleep(r, res.delay); /* called again when the time is up */
     case RP_LIMIT_REQ_NOMEM:
         rp_log_error(RP_LOG_ALERT, 0, "could not allocate a record in limit_req zone \"%s\"", zone);

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/time.h"
 #include "http/request.h"
+#include "observe/metrics.h"
 
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -213,6 +214,7 @@ void rp_lua_log_error(lua_State *co, int status, const char *what)
     if (msg == NULL)
         msg = status == LUA_ERRMEM ? "not enough memory" : "(error object is not a string)";
     luaL_traceback(co, co, msg, 0);
+    rp_metrics_lua_error();
     rp_log_error(RP_LOG_ERR, 0, "lua entry thread aborted: %s error in %s: %s",
                  status == LUA_ERRMEM ? "memory" : "runtime", what, lua_tostring(co, -1));
     lua_pop(co, 1);

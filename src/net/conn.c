@@ -12,6 +12,7 @@
  * allocates nothing per connection.
  */
 #include "net/conn.h"
+#include "observe/metrics.h"
 #include "core/log.h"
 #include "net/listen.h"
 #include "net/proxy_protocol.h"
@@ -84,12 +85,17 @@ void rp_conn_read_resume(rp_conn_t *c)
 
 ssize_t rp_conn_read(rp_conn_t *c, void *buf, size_t n)
 {
-    if (c->ssl == NULL)
-        return read(c->fd, buf, n);
-    unsigned sound = 1;
-    ssize_t k = rp_tls_read(c->ssl, buf, n, &sound);
-    if (!sound)
-        c->tls_broken = 1;
+    ssize_t k;
+    if (c->ssl == NULL) {
+        k = read(c->fd, buf, n);
+    } else {
+        unsigned sound = 1;
+        k = rp_tls_read(c->ssl, buf, n, &sound);
+        if (!sound)
+            c->tls_broken = 1;
+    }
+    if (k > 0)
+        rp_metrics_add(RP_MG_BYTES_IN, k);
     return k;
 }
 
@@ -105,15 +111,21 @@ static ssize_t tls_write(void *arg, const void *buf, size_t n)
 
 ssize_t rp_conn_writev(rp_conn_t *c, const struct iovec *iov, int iovcnt)
 {
-    if (c->ssl == NULL)
-        return writev(c->fd, iov, iovcnt);
-    return rp_tls_writev(c, tls_write, iov, iovcnt);
+    ssize_t k = c->ssl == NULL ? writev(c->fd, iov, iovcnt)
+                               : rp_tls_writev(c, tls_write, iov, iovcnt);
+    if (k > 0)
+        rp_metrics_add(RP_MG_BYTES_OUT, k);
+    return k;
 }
 
 int rp_conn_write_buffer(rp_conn_t *c, struct evbuffer *out, ssize_t max)
 {
-    if (c->ssl == NULL)
-        return evbuffer_write_atmost(out, c->fd, max);
+    if (c->ssl == NULL) {
+        int k = evbuffer_write_atmost(out, c->fd, max);
+        if (k > 0)
+            rp_metrics_add(RP_MG_BYTES_OUT, k);
+        return k;
+    }
     /* One record at a time; a retried SSL_write is never shorter than the one that
      * wanted to wait (a pacing limit yields to that). */
     size_t pending = evbuffer_get_length(out), n = pending;
@@ -141,6 +153,7 @@ void rp_conn_free(rp_conn_t *c)
 {
     event_del(&c->rev);
     event_del(&c->timer);
+    rp_metrics_conn_closed(c);
     /* First: a request's log may read the TLS state. */
     if (c->proto && c->proto->release) {
         const rp_conn_proto_t *p = c->proto;
@@ -235,6 +248,7 @@ static void handshake(rp_conn_t *c)
         event_del(&c->timer);
         c->tls_ready = 1;
         c->plain_reply = NULL;
+        rp_metrics_tls_handshake(c, 1);
         rp_conn_set_proto(c, NULL, NULL);
         c->ls->handler(c);
         return;
@@ -254,6 +268,7 @@ static void handshake(rp_conn_t *c)
         ERR_error_string_n(e, why, sizeof(why));
     ERR_clear_error();
     rp_log_error(RP_LOG_INFO, 0, "TLS handshake failed (%s), client: fd %d", why, c->fd);
+    rp_metrics_tls_handshake(c, 0);
     if (e && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST && c->plain_reply) {
         /* As nginx: a plain HTTP request on a TLS port gets a plain answer saying so. */
         SSL_free(c->ssl);
@@ -271,6 +286,7 @@ static void handshake(rp_conn_t *c)
 static void handshake_timeout(rp_conn_t *c)
 {
     rp_log_error(RP_LOG_INFO, 0, "TLS handshake timed out, client: fd %d", c->fd);
+    rp_metrics_tls_handshake(c, 0);
     c->failed = 1;
     rp_conn_free(c);
 }
@@ -353,6 +369,8 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listen
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->number = ++conn_number;
+    c->metrics_open = 1;
+    rp_metrics_conn_open();
 
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));

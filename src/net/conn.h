@@ -81,6 +81,8 @@ struct rp_conn_s {
     unsigned tls_ready : 1; /* the TLS handshake completed */
     unsigned tls_broken : 1; /* a fatal TLS error: OpenSSL forbids close_notify now */
     unsigned proxy_read : 1; /* the PROXY protocol header was read */
+    unsigned metrics_open : 1;    /* counted among the active connections (metrics.h) */
+    unsigned metrics_reading : 1; /* counted as reading a request head (metrics.h) */
     const char *plain_reply; /* the TLS handshake: what to answer a plain HTTP client */
     rp_conn_t *prev, *next;
 };

@@ -2,6 +2,7 @@
  * The attempt engine (attempt.h).
  */
 #include "upstream/attempt.h"
+#include "observe/metrics.h"
 #include "upstream/proxy.h"
 #include "upstream/retry_module.h"
 #include "core/log.h"
@@ -264,6 +265,7 @@ int64_t rp_attempt_retry(rp_attempt_t *a, unsigned reason, int status, int grpc_
     }
     if (pool)
         rp_shm_counter_add(&pool->retried, 1);
+    rp_metrics_upstream_retry(u, (unsigned)reason);
     if (hedge) {
         rp_log_error(RP_LOG_NOTICE, 0,
                      "upstream \"%s\": hedging \"%.*s %.*s\" to another peer: %s has not "
