@@ -7,9 +7,12 @@
 #
 # Contenders: rampart and nginx, each plain, with a trivial access_by_lua_block
 # (-lua), and with a balancer_by_lua_block choosing the server (-luabal); nginx's
-# Lua ones need Debian's libnginx-mod-http-lua.
+# Lua ones need Debian's libnginx-mod-http-lua. rampart-metrics is rampart plain with
+# metrics enabled (a `metrics` location, and a metrics_name on the proxied one): the
+# cost of counting (issue 14's goal: under 2% over plain).
 #
 # usage: bench/instructions.sh [N1 N2]   (default 1000 3000; takes a few minutes)
+#   KINDS="rampart" VARIANTS="plain metrics" bench/instructions.sh   runs a subset
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 rampart=${RAMPART_BIN:-$here/../rampart}
@@ -32,8 +35,9 @@ CONF
 backend=$!
 
 write_conf() { # kind variant file
-    local kind=$1 v=$2 out=$3 lua="" bal="" head="" extra="" temps=""
+    local kind=$1 v=$2 out=$3 lua="" bal="" head="" extra="" temps="" mloc=""
     [ "$v" = lua ] && lua='access_by_lua_block { if ngx.var.http_x_deny then return ngx.exit(403) end }'
+    [ "$v" = metrics ] && { lua="metrics_name api;"; mloc="location = /metrics { metrics; }"; }
     [ "$v" = luabal ] && bal="balancer_by_lua_block { require(\"ngx.balancer\").set_current_peer(\"127.0.0.1\", $bport) }"
     if [ "$kind" = nginx ]; then
         head="load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -49,7 +53,7 @@ worker_processes 1; master_process off; daemon off; pid $tmp/logs/p.pid; error_l
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 100000000; $temps
 upstream backend { server 127.0.0.1:$bport; keepalive 64; $bal }
-server { listen 127.0.0.1:$pport; location / { $lua proxy_pass http://backend; $extra } } }
+server { listen 127.0.0.1:$pport; location / { $lua proxy_pass http://backend; $extra } $mloc } }
 CONF
 }
 
@@ -67,8 +71,9 @@ count() { # n argv... -> total instructions
 }
 
 printf '%-16s %12s\n' contender "instr/req"
-for kind in rampart nginx; do
-    for v in plain lua luabal; do
+for kind in ${KINDS:-rampart nginx}; do
+    for v in ${VARIANTS:-plain lua luabal metrics}; do
+        [ "$kind" = nginx ] && [ "$v" = metrics ] && continue
         conf=$tmp/$kind-$v.conf
         write_conf "$kind" "$v" "$conf"
         if [ "$kind" = rampart ]; then

@@ -219,3 +219,63 @@ def test_metrics_name_longer_than_60_characters_is_refused_with_file_and_line(tm
     p = harness.run("-t", "-p", tmp_path, "-c", "rampart.conf")
     assert p.returncode == 1
     assert f'{tmp_path / "rampart.conf"}:5: "metrics_name": invalid metrics name "{name}"' in p.stderr
+
+
+def test_tls_handshakes_resumptions_and_failures_are_counted(rampart, certs):
+    import socket
+    import ssl
+    port, mport = harness.free_port(), harness.free_port()
+    rampart.configure(f"""
+    server {{
+        listen 127.0.0.1:{port} ssl;
+        server_name a.test;
+        {certs.directives("a.test")}
+        location / {{ return 200 "$ssl_session_reused"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{mport};
+        location = /metrics {{ metrics; }}
+    }}
+    """, workers=1)
+    rampart.start()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    session, reused = None, []
+    for _ in range(3):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        with ctx.wrap_socket(raw, server_hostname="a.test", session=session) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+            data = b""
+            while chunk := s.recv(4096):
+                data += chunk
+            reused.append(data.endswith(b"r"))
+            session = s.session
+    assert reused == [False, True, True]
+    s = settled(mport, lambda s: value(s, "rampart_tls_handshakes_total") == 3)
+    assert value(s, "rampart_tls_session_resumptions_total") == 2
+    # (the harness's readiness probe, a connect without a handshake, failed already)
+    failed = value(s, "rampart_tls_handshake_failures_total")
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as bad:
+        bad.sendall(b"\x16\x03\x01\x00\x05hello")  # a record that is no ClientHello
+        bad.recv(100)
+    settled(mport, lambda s: value(s, "rampart_tls_handshake_failures_total") == failed + 1)
+
+
+def test_an_http2_flood_tripping_a_defence_is_counted(rampart, backend):
+    from h2raw import (ENHANCE_YOUR_CALM, H2Conn, continuation_frame, headers_frame, literal,
+                       request_fields, serialize)
+    port, mport = start(rampart, backend)
+    with H2Conn(port) as conn:
+        conn.respond = False
+        block = [headers_frame(1, request_fields(path="/api/x"), end_headers=False)]
+        block += [continuation_frame(1, literal("x-c", "v")) for _ in range(2000)]
+        try:
+            conn.sock.sendall(serialize(*block))
+        except OSError:
+            pass  # closed before the end of the flood: what a defence does
+        ending = conn.read_until_goaway()
+        assert ending.code == ENHANCE_YOUR_CALM, ending
+    s = settled(mport, lambda s: value(s, "rampart_http2_flood_defences_tripped_total",
+                                       defence="continuation") == 1)
+    assert value(s, "rampart_http2_flood_defences_tripped_total", defence="rst_stream") == 0
