@@ -25,8 +25,10 @@
  * only by the master before it forks a generation). A worker that exits or crashes
  * loses nothing: what it counted stays in its slot, which its successor (same index)
  * goes on adding to, so counters only ever grow, as Prometheus expects. The gauges
- * (connections active, reading, writing) are +1/-1 pairs in the same slot; a worker
- * that crashes leaves its part of them behind, as nginx's stub_status does.
+ * (connections active, reading, writing) are +1/-1 pairs kept per process instead, in
+ * an entry the worker claims when it starts; the master zeroes and frees the entry when
+ * the worker exits (child_exited), so a worker that crashes with connections open does
+ * not leave them counted for ever (nginx's stub_status does).
  *
  * Labels. A location's requests are counted under {server, location}: server is the
  * server's first server_name, else its first listen address; location is the
@@ -52,6 +54,7 @@
 #include <openssl/ssl.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #define ZONE_NAME "rampart:metrics"
 #define ZONE_TAG  "metrics"
@@ -66,6 +69,13 @@ const char *const rp_metrics_bucket_text[RP_METRICS_NBUCKETS] = {
 /* Where this process counts before (or without) a zone: its own memory. */
 static int64_t local_words[RP_METRICS_WORDS];
 int64_t *rp_metrics_g = local_words;
+/* Where this process's gauges are: its entry's words, or (no entry) rp_metrics_g's. */
+static int64_t *gauges = local_words + RP_MG_CONN_ACTIVE;
+
+static inline void gauge_add(unsigned word, int64_t n)
+{
+    __atomic_add_fetch(&gauges[word - RP_MG_CONN_ACTIVE], n, __ATOMIC_RELAXED);
+}
 
 rp_metrics_shm_t *rp_metrics_shm;
 rp_metrics_main_conf_t *rp_metrics_conf;
@@ -79,10 +89,17 @@ int64_t rp_metrics_sum(const rp_metrics_shm_t *m, int series, unsigned word)
     return t;
 }
 
+int64_t rp_metrics_gauge(const rp_metrics_shm_t *m, unsigned word)
+{
+    int64_t t = rp_metrics_sum(m, 0, word);
+    for (unsigned i = 0; i < RP_METRICS_PROCS; i++)
+        t += __atomic_load_n(&m->procs[i].g[word - RP_MG_CONN_ACTIVE], __ATOMIC_RELAXED);
+    return t;
+}
+
 static inline void add_word(int series, unsigned word, int64_t n)
 {
-    __atomic_add_fetch(&slot_base[(size_t)series * RP_METRICS_WORDS + word], n,
-                       __ATOMIC_RELAXED);
+    __atomic_add_fetch(&slot_base[(size_t)series * RP_METRICS_WORDS + word], n, __ATOMIC_RELAXED);
 }
 
 static unsigned bucket_of(int64_t us)
@@ -99,7 +116,7 @@ void rp_metrics_conn_open(void)
 {
     rp_metrics_add(RP_MG_CONN_ACCEPTED, 1);
     rp_metrics_add(RP_MG_CONN_HANDLED, 1);
-    rp_metrics_add(RP_MG_CONN_ACTIVE, 1);
+    gauge_add(RP_MG_CONN_ACTIVE, 1);
 }
 
 void rp_metrics_conn_closed(rp_conn_t *c)
@@ -108,7 +125,7 @@ void rp_metrics_conn_closed(rp_conn_t *c)
         rp_metrics_conn_reading(c, 0);
     if (c->metrics_open) {
         c->metrics_open = 0;
-        rp_metrics_add(RP_MG_CONN_ACTIVE, -1);
+        gauge_add(RP_MG_CONN_ACTIVE, -1);
     }
 }
 
@@ -117,7 +134,7 @@ void rp_metrics_conn_reading(rp_conn_t *c, int on)
     if (c->metrics_reading == (unsigned)(on != 0))
         return;
     c->metrics_reading = on != 0;
-    rp_metrics_add(RP_MG_CONN_READING, on ? 1 : -1);
+    gauge_add(RP_MG_CONN_READING, on ? 1 : -1);
 }
 
 void rp_metrics_tls_handshake(rp_conn_t *c, int ok)
@@ -153,7 +170,7 @@ void rp_metrics_request_begin(rp_request_t *r)
     if (r->subrequest || r->metrics_writing)
         return;
     r->metrics_writing = 1;
-    rp_metrics_add(RP_MG_CONN_WRITING, 1);
+    gauge_add(RP_MG_CONN_WRITING, 1);
     rp_metrics_add(RP_MG_REQUESTS, 1);
     if (r->version == 20)
         rp_metrics_add(RP_MG_H2_STREAMS, 1);
@@ -163,7 +180,7 @@ void rp_metrics_request_end(rp_request_t *r)
 {
     if (r->metrics_writing) {
         r->metrics_writing = 0;
-        rp_metrics_add(RP_MG_CONN_WRITING, -1);
+        gauge_add(RP_MG_CONN_WRITING, -1);
     }
 }
 
@@ -217,8 +234,7 @@ static int log_handler(rp_request_t *r)
     int series = lc->series;
     if (series < 0) {
         /* a location the walk did not see (named ones): its server's series */
-        rp_metrics_loc_conf_t *sc =
-            r->srv->ctx->loc_conf[rp_metrics_module.index];
+        rp_metrics_loc_conf_t *sc = r->srv->ctx->loc_conf[rp_metrics_module.index];
         series = sc->series;
         if (series < 0)
             return RP_OK;
@@ -233,8 +249,8 @@ static int log_handler(rp_request_t *r)
 
     struct timeval now;
     rp_time_now(&now);
-    int64_t us = (int64_t)(now.tv_sec - r->start.tv_sec) * 1000000 +
-                 (now.tv_usec - r->start.tv_usec);
+    int64_t us =
+        (int64_t)(now.tv_sec - r->start.tv_sec) * 1000000 + (now.tv_usec - r->start.tv_usec);
     if (us < 0)
         us = 0;
     add_word(series, RP_ML_HIST + bucket_of(us), 1);
@@ -353,8 +369,8 @@ static const char *postconfiguration(rp_conf_t *cf)
     if (mc == NULL || !mc->enabled)
         return RP_CONF_OK;
     size_t size = (sizeof(rp_metrics_shm_t) + 65535) & ~(size_t)65535;
-    mc->zone = rp_shm_zone_add_versioned(cf, ZONE_NAME, size + 65536, ZONE_TAG,
-                                         RP_METRICS_VERSION, zone_init);
+    mc->zone = rp_shm_zone_add_versioned(cf, ZONE_NAME, size + 65536, ZONE_TAG, RP_METRICS_VERSION,
+                                         zone_init);
     if (mc->zone == NULL)
         return RP_CONF_ERROR;
 
@@ -409,8 +425,7 @@ static int series_of(rp_metrics_shm_t *m, unsigned kind, const char *a, const ch
         if (m->keys[i].kind == kind && strcmp(m->keys[i].key, key) == 0)
             return (int)i;
     if (n >= RP_METRICS_SERIES) {
-        rp_log_error(RP_LOG_WARN, 0, "metrics: no room for more series: \"%s\" not counted",
-                     key);
+        rp_log_error(RP_LOG_WARN, 0, "metrics: no room for more series: \"%s\" not counted", key);
         return -1;
     }
     m->keys[n].kind = kind;
@@ -444,17 +459,37 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
     return 0;
 }
 
-/* Counts the process-wide words into g from now; the gauges this process holds go
+/* This process's entry for its gauges in m, claimed if it has none there yet; NULL
+ * when all are taken (then its gauges go to its slot, as counters do). */
+static int64_t *claim_gauges(rp_metrics_shm_t *m)
+{
+    int64_t pid = (int64_t)getpid();
+    for (unsigned i = 0; i < RP_METRICS_PROCS; i++)
+        if (__atomic_load_n(&m->procs[i].pid, __ATOMIC_ACQUIRE) == pid)
+            return m->procs[i].g;
+    for (unsigned i = 0; i < RP_METRICS_PROCS; i++) {
+        int64_t free_pid = 0;
+        if (__atomic_compare_exchange_n(&m->procs[i].pid, &free_pid, pid, 0, __ATOMIC_ACQ_REL,
+                                        __ATOMIC_RELAXED))
+            return m->procs[i].g;
+    }
+    rp_log_error(RP_LOG_WARN, 0,
+                 "metrics: no room for this process's gauges: a crash would "
+                 "leave its connections counted");
+    return NULL;
+}
+
+/* Counts into words g (and gauges into gs) from now; the gauges this process holds go
  * with it (a single process reloading in place keeps its connections, and may go from
  * its own memory to a zone, or back: the old zone may be unmapped soon). */
-static void count_into(int64_t *g)
+static void count_into(int64_t *g, int64_t *gs)
 {
-    if (rp_metrics_g == g)
-        return;
-    for (unsigned w = RP_MG_CONN_ACTIVE; w <= RP_MG_CONN_WRITING; w++) {
-        int64_t v = __atomic_exchange_n(&rp_metrics_g[w], 0, __ATOMIC_RELAXED);
-        __atomic_add_fetch(&g[w], v, __ATOMIC_RELAXED);
-    }
+    if (gauges != gs)
+        for (unsigned k = 0; k < RP_METRICS_GAUGES; k++) {
+            int64_t v = __atomic_exchange_n(&gauges[k], 0, __ATOMIC_RELAXED);
+            __atomic_add_fetch(&gs[k], v, __ATOMIC_RELAXED);
+        }
+    gauges = gs;
     rp_metrics_g = g;
 }
 
@@ -465,7 +500,7 @@ static int init_worker(rp_cycle_t *cycle)
         rp_metrics_shm = NULL;
         rp_metrics_conf = NULL;
         slot_base = NULL;
-        count_into(local_words);
+        count_into(local_words, local_words + RP_MG_CONN_ACTIVE);
         return 0;
     }
     rp_metrics_shm_t *m = mc->zone->addr;
@@ -473,14 +508,31 @@ static int init_worker(rp_cycle_t *cycle)
     rp_metrics_shm = m;
     rp_metrics_conf = mc;
     slot_base = &m->w[slot][0][0];
-    count_into(slot_base);
+    int64_t *gs = claim_gauges(m);
+    count_into(slot_base, gs ? gs : slot_base + RP_MG_CONN_ACTIVE);
     return 0;
+}
+
+/* In the master: a worker of cycle exited; its gauges go (its connections are closed). */
+static void child_exited(rp_cycle_t *cycle, int pid, int clean)
+{
+    (void)clean;
+    rp_metrics_main_conf_t *mc = rp_http_main_conf(cycle, &rp_metrics_module);
+    if (mc == NULL || !mc->enabled || mc->zone == NULL || mc->zone->addr == NULL)
+        return;
+    rp_metrics_shm_t *m = mc->zone->addr;
+    for (unsigned i = 0; i < RP_METRICS_PROCS; i++)
+        if (__atomic_load_n(&m->procs[i].pid, __ATOMIC_ACQUIRE) == pid) {
+            for (unsigned k = 0; k < RP_METRICS_GAUGES; k++)
+                __atomic_store_n(&m->procs[i].g[k], 0, __ATOMIC_RELAXED);
+            __atomic_store_n(&m->procs[i].pid, 0, __ATOMIC_RELEASE);
+        }
 }
 
 static const rp_command_t commands[] = {
     {"metrics", RP_CTX_LOCATION, 0, 0, 0, set_metrics, RP_CONF_LOC, 0, NULL},
-    {"metrics_name", RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION, 0, 1, 1, set_name,
-     RP_CONF_LOC, 0, NULL},
+    {"metrics_name", RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION, 0, 1, 1, set_name, RP_CONF_LOC,
+     0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
@@ -493,4 +545,5 @@ rp_module_t rp_metrics_module = {
     .postconfiguration = postconfiguration,
     .init_master = init_master,
     .init_worker = init_worker,
+    .child_exited = child_exited,
 };

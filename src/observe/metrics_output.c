@@ -147,20 +147,20 @@ static void global_families(out_t *o, const rp_metrics_shm_t *m)
     };
     int64_t v[RP_MG_NWORDS];
     for (unsigned w = 0; w < RP_MG_NWORDS; w++)
-        v[w] = rp_metrics_sum(m, 0, w);
+        v[w] = w >= RP_MG_CONN_ACTIVE && w <= RP_MG_CONN_WRITING ? rp_metrics_gauge(m, w)
+                                                                 : rp_metrics_sum(m, 0, w);
     for (size_t i = 0; i < sizeof(g) / sizeof(g[0]); i++) {
         family(o, g[i].name, g[i].type, g[i].help);
         sample_i(o, g[i].name, NULL, v[g[i].word]);
         if (g[i].word == RP_MG_CONN_WRITING) {
-            int64_t waiting =
-                v[RP_MG_CONN_ACTIVE] - v[RP_MG_CONN_READING] - v[RP_MG_CONN_WRITING];
+            int64_t waiting = v[RP_MG_CONN_ACTIVE] - v[RP_MG_CONN_READING] - v[RP_MG_CONN_WRITING];
             family(o, "rampart_connections_waiting", "gauge",
                    "Idle client connections (active - reading - writing, at least 0).");
             sample_i(o, "rampart_connections_waiting", NULL, waiting < 0 ? 0 : waiting);
         }
     }
-    static const char *const defences[RP_METRICS_NFLOOD] = {
-        "continuation", "rst_stream", "idle_frames", "nghttp2", "other"};
+    static const char *const defences[RP_METRICS_NFLOOD] = {"continuation", "rst_stream",
+                                                            "idle_frames", "nghttp2", "other"};
     family(o, "rampart_http2_flood_defences_tripped_total", "counter",
            "HTTP/2 connections closed with ENHANCE_YOUR_CALM, by defence.");
     for (unsigned k = 0; k < RP_METRICS_NFLOOD; k++) {
@@ -196,8 +196,8 @@ static void location_families(out_t *o, const rp_metrics_shm_t *m, rp_metrics_ma
                         int64_t n = rp_metrics_sum(m, s, RP_ML_REQ + c * 3 + p);
                         if (n == 0 && c != 1)
                             continue; /* 2xx always shown: the series exists */
-                        const char *l[] = {"server",   server,   "location", loc, "status_class",
-                                           cls[c],     "protocol", proto[p],  NULL};
+                        const char *l[] = {"server", server,     "location", loc, "status_class",
+                                           cls[c],   "protocol", proto[p],   NULL};
                         sample_i(o, "rampart_http_requests_total", l, n);
                     }
             } else if (pass == 1) {
@@ -265,9 +265,8 @@ static void peer_families(out_t *o, rp_upstream_main_conf_t *um)
         {"rampart_upstream_peer_connections", "gauge", "Connections open to the peer.",
          offsetof(rp_peer_shared_t, conns)},
     };
-    static const char *const states[] = {"up",        "healthy", "unhealthy", "unknown",
-                                         "down",      "draining", "ejected",  "unavailable",
-                                         "full"};
+    static const char *const states[] = {"up",       "healthy", "unhealthy",   "unknown", "down",
+                                         "draining", "ejected", "unavailable", "full"};
     rp_upstream_conf_t **ups = um->upstreams.elts;
     int64_t now = rp_time_ms();
     for (size_t k = 0; k < sizeof(f) / sizeof(f[0]) + 2; k++) {
@@ -294,7 +293,7 @@ static void peer_families(out_t *o, rp_upstream_main_conf_t *um)
                 } else if (k == sizeof(f) / sizeof(f[0])) {
                     const char *cur = peer_state(u, s, now);
                     for (size_t j = 0; j < sizeof(states) / sizeof(states[0]); j++) {
-                        const char *l[] = {"upstream", u->name, "peer", s->name,
+                        const char *l[] = {"upstream", u->name,   "peer", s->name,
                                            "state",    states[j], NULL};
                         sample_i(o, "rampart_upstream_peer_state", l, strcmp(cur, states[j]) == 0);
                     }
@@ -302,8 +301,8 @@ static void peer_families(out_t *o, rp_upstream_main_conf_t *um)
                     const char *lh[] = {"upstream", u->name, "peer", s->name, "to", "header", NULL};
                     sample_f(o, "rampart_upstream_peer_latency_seconds", lh,
                              rp_upstream_peer_latency(s, 0, now) / 1000.0);
-                    const char *ll[] = {"upstream", u->name, "peer", s->name, "to", "last_byte",
-                                        NULL};
+                    const char *ll[] = {"upstream", u->name,     "peer", s->name,
+                                        "to",       "last_byte", NULL};
                     sample_f(o, "rampart_upstream_peer_latency_seconds", ll,
                              rp_upstream_peer_latency(s, 1, now) / 1000.0);
                 }
@@ -335,9 +334,9 @@ static void upstream_families(out_t *o, const rp_metrics_shm_t *m, rp_metrics_ma
             rp_pool_shared_t *ps = ups[i]->pool;
             if (ps == NULL)
                 continue;
-            const rp_shm_counter_t *c[] = {&ps->retried, &ps->budget_denied,
-                                           &ps->breaker_tripped, &ps->panics};
-            int64_t v = k < 4   ? rp_shm_counter_get(c[k])
+            const rp_shm_counter_t *c[] = {&ps->retried, &ps->budget_denied, &ps->breaker_tripped,
+                                           &ps->panics};
+            int64_t v = k < 4    ? rp_shm_counter_get(c[k])
                         : k == 4 ? rp_breaker_queue_waiting(ps->spare)
                                  : rp_shm_counter_get(&ps->totals.inflight);
             const char *l[] = {"upstream", ups[i]->name, NULL};

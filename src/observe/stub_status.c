@@ -6,10 +6,10 @@
  * answers, byte for byte in nginx's format (trailing spaces included, as scripts
  * written for nginx split on them):
  *
- *   Active connections: 2 
+ *   Active connections: 2
  *   server accepts handled requests
- *    16 16 31 
- *   Reading: 0 Writing: 1 Waiting: 1 
+ *    16 16 31
+ *   Reading: 0 Writing: 1 Waiting: 1
  *
  * The numbers are the whole node's (every worker's slot of the metrics zone, which a
  * stub_status location declares as a metrics location does). $connections_active,
@@ -35,8 +35,10 @@ static void read_status(status_t *s)
 {
     int64_t v[RP_MG_NWORDS];
     for (unsigned w = 0; w < RP_MG_NWORDS; w++)
-        v[w] = rp_metrics_shm ? rp_metrics_sum(rp_metrics_shm, 0, w)
-                              : __atomic_load_n(&rp_metrics_g[w], __ATOMIC_RELAXED);
+        v[w] = rp_metrics_shm == NULL ? __atomic_load_n(&rp_metrics_g[w], __ATOMIC_RELAXED)
+               : w >= RP_MG_CONN_ACTIVE && w <= RP_MG_CONN_WRITING
+                   ? rp_metrics_gauge(rp_metrics_shm, w)
+                   : rp_metrics_sum(rp_metrics_shm, 0, w);
     s->active = v[RP_MG_CONN_ACTIVE];
     s->reading = v[RP_MG_CONN_READING];
     s->writing = v[RP_MG_CONN_WRITING];

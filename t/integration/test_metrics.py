@@ -279,3 +279,28 @@ def test_an_http2_flood_tripping_a_defence_is_counted(rampart, backend):
     s = settled(mport, lambda s: value(s, "rampart_http2_flood_defences_tripped_total",
                                        defence="continuation") == 1)
     assert value(s, "rampart_http2_flood_defences_tripped_total", defence="rst_stream") == 0
+
+
+def test_a_crashed_worker_loses_no_count_and_leaves_no_connection_counted(rampart, backend):
+    import socket
+    port, mport = start(rampart, backend, workers=1)
+    for _ in range(5):
+        assert get(port, "/api/x").status == 200
+    # a keep-alive connection left open and a head half sent, both on the worker
+    idle = socket.create_connection(("127.0.0.1", port))
+    idle.sendall(b"GET /api/y HTTP/1.1\r\nHost: api.test\r\n\r\n")
+    assert b"200 OK" in idle.recv(4096)
+    partial = socket.create_connection(("127.0.0.1", port))
+    partial.sendall(b"GET /api/z HTTP/1.1\r\nHo")
+    s = settled(mport, lambda s: value(s, "rampart_connections_reading") == 1
+                and value(s, "rampart_connections_active") == 3)
+    assert requests(s, "api", "2xx") == 6
+    (worker,), _ = rampart.wait_processes(1)
+    rampart.kill(worker)
+    rampart.wait_processes(1, exclude=[worker])
+    s = settled(mport, lambda s: value(s, "rampart_connections_active") == 1)
+    assert value(s, "rampart_connections_reading") == 0
+    assert value(s, "rampart_connections_writing") == 1  # this scrape
+    assert requests(s, "api", "2xx") == 6
+    idle.close()
+    partial.close()
