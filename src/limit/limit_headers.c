@@ -159,7 +159,8 @@ static loc_conf_t *loc_conf(rp_request_t *r)
 
 void rp_limit_report(struct rp_request_s *r, const rp_limit_report_t *rep)
 {
-    rp_metrics_limit(rep->policy, rep->refused ? RP_METRICS_LIMIT_REJECTED : RP_METRICS_LIMIT_PASSED);
+    rp_metrics_limit(rep->policy,
+                     rep->refused ? RP_METRICS_LIMIT_REJECTED : RP_METRICS_LIMIT_PASSED);
     loc_conf_t *lc = loc_conf(r);
     if (lc == NULL || r->srv == NULL)
         return;

@@ -111,8 +111,8 @@ static ssize_t tls_write(void *arg, const void *buf, size_t n)
 
 ssize_t rp_conn_writev(rp_conn_t *c, const struct iovec *iov, int iovcnt)
 {
-    ssize_t k = c->ssl == NULL ? writev(c->fd, iov, iovcnt)
-                               : rp_tls_writev(c, tls_write, iov, iovcnt);
+    ssize_t k =
+        c->ssl == NULL ? writev(c->fd, iov, iovcnt) : rp_tls_writev(c, tls_write, iov, iovcnt);
     if (k > 0)
         rp_metrics_add(RP_MG_BYTES_OUT, k);
     return k;
