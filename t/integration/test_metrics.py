@@ -304,3 +304,32 @@ def test_a_crashed_worker_loses_no_count_and_leaves_no_connection_counted(rampar
     assert requests(s, "api", "2xx") == 6
     idle.close()
     partial.close()
+
+
+def test_a_retry_after_a_connect_failure_is_counted_by_reason_and_peer(rampart, backend):
+    port, mport = harness.free_port(), harness.free_port()
+    dead = f"127.0.0.1:{harness.free_port()}"
+    rampart.configure(f"""
+    upstream two {{ server {dead}; server {backend.addr}; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ metrics_name r; proxy_pass http://two; }}
+    }}
+    server {{
+        listen 127.0.0.1:{mport};
+        location = /metrics {{ metrics; }}
+    }}
+    """, workers=1)
+    rampart.start()
+    for _ in range(4):
+        assert get(port, "/x").status == 200
+    s = settled(mport, lambda s: requests(s, "r", "2xx", server=f"127.0.0.1:{port}") == 4)
+    retries = value(s, "rampart_upstream_retries_by_reason_total", upstream="two",
+                    reason="connect_failure")
+    assert retries >= 1
+    assert value(s, "rampart_upstream_retries_total", upstream="two") == retries
+    assert value(s, "rampart_upstream_peer_retries_total", upstream="two",
+                 peer=backend.addr) == retries
+    assert value(s, "rampart_upstream_peer_failures_total", upstream="two", peer=dead) == retries
+    assert value(s, "rampart_upstream_peer_state", upstream="two", peer=dead,
+                 state="unavailable") == 1
