@@ -355,7 +355,8 @@ static int zone_init(rp_shm_zone_t *zone, int reused, char *err, size_t errlen)
     }
     rp_metrics_shm_t *m = zone->addr;
     if (!reused || m->magic != RP_METRICS_MAGIC) {
-        memset(m, 0, sizeof(*m));
+        if (reused) /* a new zone is zero-filled: its pages stay untouched until counted */
+            memset(m, 0, sizeof(*m));
         m->keys[0].kind = RP_MK_GLOBAL;
         m->nseries = 1;
         m->magic = RP_METRICS_MAGIC;

@@ -333,3 +333,14 @@ def test_a_retry_after_a_connect_failure_is_counted_by_reason_and_peer(rampart, 
     assert value(s, "rampart_upstream_peer_failures_total", upstream="two", peer=dead) == retries
     assert value(s, "rampart_upstream_peer_state", upstream="two", peer=dead,
                  state="unavailable") == 1
+
+
+def test_a_delayed_request_is_counted_as_delayed(rampart, backend):
+    port, mport = start(rampart, backend, extra_http="""
+    limit_req_zone $binary_remote_addr zone=slow:1m rate=5r/s;""", extra_server="""
+    location /slow { metrics_name slow; limit_req zone=slow burst=5; proxy_pass http://pool; }""")
+    assert [get(port, "/slow").status for _ in range(2)] == [200, 200]
+    s = settled(mport, lambda s: requests(s, "slow", "2xx") == 2)
+    assert value(s, "rampart_limit_requests_total", zone="slow", outcome="delayed") == 1
+    assert value(s, "rampart_limit_requests_total", zone="slow", outcome="passed") == 2
+    assert value(s, "rampart_limit_requests_total", zone="slow", outcome="rejected") == 0
