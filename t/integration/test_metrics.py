@@ -178,13 +178,13 @@ def test_counters_keep_counting_across_a_reload(rampart, backend):
 def test_openmetrics_is_answered_when_asked_and_parses(rampart, backend):
     port, mport = start(rampart, backend)
     assert get(port, "/api/x").status == 200
+    settled(mport, lambda s: requests(s, "api", "2xx") == 1, openmetrics=True)
     r = scrape(mport, openmetrics=True)
     assert r.headers["Content-Type"] == \
         "application/openmetrics-text; version=1.0.0; charset=utf-8"
     assert r.text.endswith("# EOF\n")
     assert "# TYPE rampart_http_requests counter\n" in r.text
-    s = samples(r.text, openmetrics_families)
-    assert requests(s, "api", "2xx") == 1
+    assert requests(samples(r.text, openmetrics_families), "api", "2xx") == 1
     plain = scrape(mport)
     assert plain.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
     assert "# EOF" not in plain.text
