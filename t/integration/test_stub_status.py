@@ -67,10 +67,10 @@ def test_idle_keepalive_connections_wait_and_a_partial_head_reads(rampart):
 
     def both():
         got["v"] = status(port)
-        return got["v"][4] == 1 and got["v"][0] == 3
-    harness.wait_for(both, what="one reading and one idle connection")
-    active, _, _, _, reading, writing, waiting = got["v"]
-    assert (active, reading, writing, waiting) == (3, 1, 1, 1)
+        # (the idle connection's request ends, its log phase run, just after its answer)
+        active, _, _, _, reading, writing, waiting = got["v"]
+        return (active, reading, writing, waiting) == (3, 1, 1, 1)
+    harness.wait_for(both, what="one reading, one idle and one busy connection")
     partial.close()
     idle.close()
 
