@@ -344,3 +344,27 @@ def test_a_delayed_request_is_counted_as_delayed(rampart, backend):
     assert value(s, "rampart_limit_requests_total", zone="slow", outcome="delayed") == 1
     assert value(s, "rampart_limit_requests_total", zone="slow", outcome="passed") == 2
     assert value(s, "rampart_limit_requests_total", zone="slow", outcome="rejected") == 0
+
+
+def test_counters_keep_counting_across_a_binary_upgrade(rampart, backend, tmp_path,
+                                                        monkeypatch):
+    import upgrade_util as up
+    binpath = up.copy_binary(tmp_path / "bin")
+    monkeypatch.setattr(harness, "BIN", binpath)
+    masters = up.Masters(rampart)
+    try:
+        port, mport = start(rampart, backend)
+        for _ in range(7):
+            assert get(port, "/api/a").status == 200
+        settled(mport, lambda s: requests(s, "api", "2xx") == 7)
+        old = rampart.pid
+        up.replace_binary(binpath)
+        new = masters.usr2(old, workers=2)
+        masters.winch(old, new)
+        masters.quit(old)
+        for _ in range(3):
+            assert get(port, "/api/b").status == 200
+        s = settled(mport, lambda s: requests(s, "api", "2xx") >= 10)
+        assert requests(s, "api", "2xx") == 10
+    finally:
+        masters.cleanup()
