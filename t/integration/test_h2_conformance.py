@@ -13,7 +13,9 @@ hyperframe over a socket), each named after the h2spec case it stands for:
 
 grpc-core's pattern was recorded with h2relay.py (a TCP relay between python3-grpcio
 and rampart) during cancellation storms: RST_STREAM(CANCEL) on the next ids after the
-highest stream it opened, never followed by HEADERS for those ids. Only that is
+highest stream it opened, never followed by HEADERS for those ids (and, when the first
+call of a fresh connection is cancelled at once, the same on stream 1 before any HEADERS:
+h2spec's own idle case, where the spec's connection error wins). Only the first is
 ignored (see grpc_cancel in src/http/h2_conn.c); the storm test below replays a real
 grpcio storm through the relay and checks both that no call failed for it and that
 every idle reset grpc-core sent fits the pattern rampart accepts.
@@ -234,7 +236,7 @@ def test_grpcio_cancellation_storm_through_a_recording_relay_fails_no_other_call
     """600 calls of three kinds, most cancelled at once or given deadlines of 1 to 20 ms,
     over one grpcio channel through h2relay: every call ends OK, CANCELLED or
     DEADLINE_EXCEEDED (none UNAVAILABLE or INTERNAL, which a connection error would give),
-    rampart sent no GOAWAY, a call afterwards works, and every RST_STREAM grpc-core sent
+    rampart sent no GOAWAY but on a connection where no stream was processed yet, a call afterwards works, and every RST_STREAM grpc-core sent
     on an idle stream is of the kind rampart accepts, and none sent DATA or HEADERS on a
     stream it had ended."""
     serve(rampart, port, f"127.0.0.1:{gserver.port}")
@@ -276,7 +278,13 @@ def test_grpcio_cancellation_storm_through_a_recording_relay_fails_no_other_call
         idle += [r for r in classify_resets(sent) if r[0] == "idle"]
         late += frames_after_own_end(sent)
     assert set(outcomes) <= {"OK", "CANCELLED", "DEADLINE_EXCEEDED"}, (outcomes, goaways)
-    assert not goaways, goaways
+    # The one GOAWAY allowed: grpc-core may cancel the first call of a fresh connection
+    # before its HEADERS and still reset stream 1, the very frame h2spec 5.1/2 sends, and
+    # the spec's rule wins there. Its last-stream-id is 0: no stream was processed, so
+    # grpc-core sends what followed again on a new connection and no call fails (the
+    # outcomes above show it).
+    assert all(g[:2] == ("PROTOCOL_ERROR", 0) for g in goaways), goaways
     assert not late, late  # what rampart's STREAM_CLOSED rule relies on
     for kind, sid, code, top in idle:
-        assert code == CANCEL and sid % 2 == 1 and top > 0 and sid <= top + 2 * STREAMS, idle
+        assert code == CANCEL and sid % 2 == 1 and sid <= top + 2 * STREAMS, idle
+        assert top > 0 or goaways, idle  # before any HEADERS: answered by the GOAWAY above
