@@ -27,7 +27,7 @@ rp_request_t *rp_http_request_new(rp_conn_t *c, rp_arena_t *a, const rp_http_pro
 {
     rp_request_t *r = rp_arena_calloc(a, sizeof(*r));
     r->conn = c;
-    r->peer = &c->peer;
+    r->peer = c ? &c->peer : NULL; /* no connection: a unit test's request */
     r->arena = a;
     r->proto = proto;
     r->ctx = rp_arena_calloc(a, rp_nmodules * sizeof(void *));
