@@ -47,6 +47,15 @@ rp_module_t rp_http_realip_module;
 
 /* ---- configuration ---- */
 
+typedef struct {
+    int used; /* some set_real_ip_from exists: the phase handlers are added */
+} realip_main_conf_t;
+
+static void *create_http_main(rp_conf_t *cf)
+{
+    return rp_arena_calloc(cf->arena, sizeof(realip_main_conf_t));
+}
+
 static void *create_loc(rp_conf_t *cf)
 {
     realip_conf_t *c = rp_arena_calloc(cf->arena, sizeof(*c));
@@ -71,6 +80,8 @@ static const char *set_from(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     realip_conf_t *c = conf;
     const char *a = cf->argv[1];
+    realip_main_conf_t *m = cf->http_ctx->main_conf[rp_http_realip_module.index];
+    m->used = 1;
     if (c->from == NULL) {
         c->from = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
         rp_array_init(c->from, cf->arena, 4, sizeof(cidr_t));
@@ -308,11 +319,11 @@ static rp_str_t field_value(rp_request_t *r, const char *name, size_t len)
 
 static int realip_handler(rp_request_t *r)
 {
+    realip_conf_t *c = rp_http_loc_conf(r, rp_http_realip_module);
+    if (c == NULL || c->from == NULL || r->conn == NULL)
+        return RP_DECLINED;
     if (r->peer != &r->conn->peer)
         return RP_DECLINED; /* found already (the server's pass, or before a redirect) */
-    realip_conf_t *c = rp_http_loc_conf(r, rp_http_realip_module);
-    if (c == NULL || c->from == NULL)
-        return RP_DECLINED;
     rp_sockaddr_t addr = r->conn->peer;
     if (c->type == HDR_PROXY_PROTOCOL) {
         const rp_proxy_addrs_t *pp = r->conn->proxy;
@@ -406,9 +417,13 @@ static const char *preconfiguration(rp_conf_t *cf)
 
 static const char *postconfiguration(rp_conf_t *cf)
 {
-    /* first in both phases: this module comes right after the core in the module list */
-    rp_http_add_phase_handler(cf, RP_PHASE_SERVER_REWRITE, realip_handler);
-    rp_http_add_phase_handler(cf, RP_PHASE_PREACCESS, realip_handler);
+    /* first in both phases: this module comes right after the core in the module list;
+     * a configuration without set_real_ip_from pays nothing per request */
+    realip_main_conf_t *m = rp_http_main_conf(cf->cycle, &rp_http_realip_module);
+    if (m && m->used) {
+        rp_http_add_phase_handler(cf, RP_PHASE_SERVER_REWRITE, realip_handler);
+        rp_http_add_phase_handler(cf, RP_PHASE_PREACCESS, realip_handler);
+    }
     return RP_CONF_OK;
 }
 
@@ -426,6 +441,7 @@ rp_module_t rp_http_realip_module = {
     .name = "http_realip",
     .commands = commands,
     .preconfiguration = preconfiguration,
+    .create_http_main = create_http_main,
     .create_loc = create_loc,
     .merge_loc = merge_loc,
     .postconfiguration = postconfiguration,
