@@ -28,12 +28,35 @@ class RampartError(AssertionError):
     pass
 
 
+# Under pytest-xdist (PYTEST_JOBS=2) two test processes pick ports at once, and the
+# kernel's pick for port 0 can hand both the same free port; rampart's listeners use
+# SO_REUSEPORT, so both servers would then share it and answer each other's clients.
+# Each xdist worker therefore takes its ports from its own range below the ephemeral
+# ones (10000 + 2000 x worker number, wrapping), skipping any in use.
+_XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
+_next_port = 0
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the kernel's pick for port 0)."""
+    """A TCP port nobody listens on right now (the kernel's pick for port 0, or the next
+    free one of this xdist worker's range)."""
+    global _next_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    if not _XDIST.startswith("gw"):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            return s.getsockname()[1]
+    base = 10000 + 2000 * int(_XDIST[2:])
+    for _ in range(2000):
+        port = base + _next_port % 2000
+        _next_port += 1
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {base}..{base + 1999}")
 
 
 def wait_for(predicate, timeout=5.0, interval=POLL, what="condition"):
