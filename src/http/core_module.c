@@ -71,6 +71,7 @@ static void *create_loc(rp_conf_t *cf)
     rp_array_init(&c->exact, cf->arena, 2, sizeof(void *));
     rp_array_init(&c->prefix, cf->arena, 2, sizeof(void *));
     rp_array_init(&c->regex, cf->arena, 2, sizeof(void *));
+    rp_array_init(&c->named, cf->arena, 1, sizeof(void *));
     c->keepalive_timeout = RP_CONF_UNSET_MSEC;
     c->keepalive_requests = RP_CONF_UNSET;
     c->send_timeout = RP_CONF_UNSET_MSEC;
@@ -145,6 +146,9 @@ static const char *set_location(rp_conf_t *cf, const rp_command_t *cmd, void *co
     if (parent->kind == RP_LOC_EXACT)
         return rp_conf_error(cf, "location \"%s\" cannot be inside the exact location \"%s\"",
                              cf->argv[cf->argc - 1], parent->name);
+    if (parent->kind == RP_LOC_NAMED)
+        return rp_conf_error(cf, "location \"%s\" could not be inside the named location \"%s\"",
+                             cf->argv[cf->argc - 1], parent->name);
 
     const char *mod = cf->argc == 3 ? cf->argv[1] : NULL;
     const char *name = cf->argv[cf->argc - 1];
@@ -159,7 +163,13 @@ static const char *set_location(rp_conf_t *cf, const rp_command_t *cmd, void *co
         } else if (name[0] == '^' && name[1] == '~' && name[2] != '\0') {
             kind = RP_LOC_PREFIX_NOREGEX, name += 2;
         } else if (name[0] == '@') {
-            return rp_conf_error(cf, "named locations are not supported yet");
+            /* as nginx: only in a server, and nothing nested in one */
+            if (parent->kind != RP_LOC_SERVER)
+                return rp_conf_error(cf, "location \"%s\" could not be inside location \"%s\"",
+                                     name, parent->name);
+            if (name[1] == '\0')
+                return rp_conf_error(cf, "invalid location name \"%s\"", name);
+            kind = RP_LOC_NAMED;
         }
     } else if (strcmp(mod, "=") == 0) {
         kind = RP_LOC_EXACT;
@@ -182,7 +192,20 @@ static const char *set_location(rp_conf_t *cf, const rp_command_t *cmd, void *co
     loc->file = cf->file;
     loc->line = cf->line;
 
-    if (kind == RP_LOC_REGEX || kind == RP_LOC_REGEX_CASELESS) {
+    if (kind == RP_LOC_NAMED) {
+        rp_http_core_loc_conf_t **v = parent->named.elts;
+        for (size_t i = 0; i < parent->named.nelts; i++)
+            if (strcmp(v[i]->name, name) == 0)
+                return rp_conf_error(cf, "duplicate location \"%s\"", name);
+        *(rp_http_core_loc_conf_t **)rp_array_push(&parent->named) = loc;
+        loc->parent = parent;
+        loc->internal = 1;
+        rp_http_conf_ctx_t *saved = cf->http_ctx;
+        cf->http_ctx = ctx;
+        const char *rv = rp_conf_parse_block(cf, RP_CTX_LOCATION);
+        cf->http_ctx = saved;
+        return rv;
+    } else if (kind == RP_LOC_REGEX || kind == RP_LOC_REGEX_CASELESS) {
         char err[512];
         loc->re = rp_http_regex_compile(cf, name, kind == RP_LOC_REGEX_CASELESS, err, sizeof(err));
         if (loc->re == NULL)

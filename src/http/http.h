@@ -97,6 +97,7 @@ enum {
     RP_LOC_EXACT,          /* location = /path */
     RP_LOC_REGEX,          /* location ~ re */
     RP_LOC_REGEX_CASELESS, /* location ~* re */
+    RP_LOC_NAMED,          /* location @name: reached only by rp_http_named_redirect() */
 };
 
 /* server_name kinds */
@@ -187,6 +188,7 @@ struct rp_http_core_loc_conf_s {
 
     /* Children, split by kind for matching; prefixes sorted longest first. */
     rp_array_t exact, prefix, regex; /* rp_http_core_loc_conf_t * */
+    rp_array_t named;                /* a server's `location @name`s */
 
     int64_t keepalive_timeout;
     int keepalive_requests;

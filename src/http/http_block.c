@@ -19,8 +19,8 @@
 static const char *merge_locations(rp_conf_t *cf, rp_http_core_loc_conf_t *parent,
                                    rp_http_conf_ctx_t *srv_ctx)
 {
-    rp_array_t *lists[] = {&parent->exact, &parent->prefix, &parent->regex};
-    for (size_t l = 0; l < 3; l++) {
+    rp_array_t *lists[] = {&parent->exact, &parent->prefix, &parent->regex, &parent->named};
+    for (size_t l = 0; l < 4; l++) {
         rp_http_core_loc_conf_t **v = lists[l]->elts;
         for (size_t i = 0; i < lists[l]->nelts; i++) {
             rp_http_core_loc_conf_t *child = v[i];

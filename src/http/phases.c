@@ -277,6 +277,42 @@ int rp_http_internal_redirect(rp_request_t *r, rp_str_t uri, rp_str_t args)
     return RP_AGAIN;
 }
 
+rp_http_core_loc_conf_t *rp_http_named_location(rp_request_t *r, rp_str_t name)
+{
+    rp_http_core_loc_conf_t *server = srv_loc(r->srv);
+    rp_http_core_loc_conf_t **v = server->named.elts;
+    for (size_t i = 0; i < server->named.nelts; i++)
+        if (v[i]->name_len == name.len && memcmp(v[i]->name, name.data, name.len) == 0)
+            return v[i];
+    return NULL;
+}
+
+int rp_http_named_redirect(rp_request_t *r, rp_str_t name)
+{
+    rp_http_core_loc_conf_t *named = rp_http_named_location(r, name);
+    if (named == NULL) {
+        rp_log_error(RP_LOG_ERR, 0, "could not find named location \"%.*s\"", (int)name.len,
+                     name.data);
+        rp_http_send_error(r, 500);
+        return RP_DONE;
+    }
+    if (--r->uri_changes == 0) {
+        rp_log_error(RP_LOG_ERR, 0, "rewrite or internal redirection cycle while redirect to named "
+                                    "location \"%.*s\"",
+                     (int)name.len, name.data);
+        rp_http_send_error(r, 500);
+        return RP_DONE;
+    }
+    r->internal = 1;
+    memset(r->ctx, 0, rp_nmodules * sizeof(void *));
+    r->clcf = named;
+    r->loc_conf = named->loc_conf;
+    r->phase = RP_PHASE_REWRITE;
+    r->handler = 0;
+    rp_http_resume(r);
+    return RP_AGAIN;
+}
+
 /* ---- cleanups and the end ---- */
 
 rp_http_cleanup_t *rp_http_cleanup_add(rp_request_t *r, void (*fn)(rp_request_t *r, void *data),

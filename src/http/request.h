@@ -193,6 +193,18 @@ void rp_http_post(rp_request_t *r, int run, int drain);
  */
 int rp_http_internal_redirect(rp_request_t *r, rp_str_t uri, rp_str_t args);
 
+/*
+ * Continues r in the server's `location @name` (name with its "@"), as nginx: the URI,
+ * the arguments and the method stay, module contexts are cleared, the phases run again
+ * from REWRITE in that location, and it counts against the 10 redirects. Returns
+ * RP_AGAIN for the calling handler to return, or RP_DONE when r was answered (500: no
+ * such location, or too many redirects).
+ */
+int rp_http_named_redirect(rp_request_t *r, rp_str_t name);
+
+/* The server's `location @name` (name with its "@"), or NULL. */
+rp_http_core_loc_conf_t *rp_http_named_location(rp_request_t *r, rp_str_t name);
+
 /* Registers fn(r, data) to run once when r ends, before its log phase; the most
  * recently added runs first. The result may be disarmed by setting its fn to NULL. */
 rp_http_cleanup_t *rp_http_cleanup_add(rp_request_t *r, void (*fn)(rp_request_t *r, void *data),

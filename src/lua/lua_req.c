@@ -741,10 +741,24 @@ static int ngx_exec(lua_State *L)
     const char *uri = luaL_checklstring(L, 1, &len);
     if (len == 0)
         return luaL_error(L, "The uri argument is empty");
-    if (uri[0] == '@')
-        return luaL_error(L, "named locations are not supported");
     if (r->response_started)
         return luaL_error(L, "attempt to call ngx.exec after sending out response headers");
+    if (uri[0] == '@') {
+        /* as OpenResty: a named location, with the arguments left as they are */
+        rp_str_t name = {arena_copy(r, uri, len), len};
+        if (rp_http_named_location(r, name) == NULL) {
+            rp_log_error(RP_LOG_ERR, 0, "could not find named location \"%.*s\"", (int)len, uri);
+            return rp_lua_exit(L, 500);
+        }
+        if (r->uri_changes <= 1) {
+            rp_log_error(RP_LOG_ERR, 0, "rewrite or internal redirection cycle while redirect to "
+                                        "named location \"%.*s\"",
+                         (int)len, uri);
+            return rp_lua_exit(L, 500);
+        }
+        rp_http_named_redirect(r, name);
+        return rp_lua_exit(L, RP_LUA_EXIT_MOVED);
+    }
     rp_str_t u = {arena_copy(r, uri, len), len}, args = RP_STR("");
     const char *q = memchr(u.data, '?', len);
     if (q) {

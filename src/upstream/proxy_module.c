@@ -140,9 +140,10 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
     if (slash) {
         p->has_uri = 1;
         p->uri = (rp_str_t){rp_arena_strdup(cf->arena, slash), strlen(slash)};
-        if (clcf->kind == RP_LOC_REGEX || clcf->kind == RP_LOC_REGEX_CASELESS)
+        if (clcf->kind == RP_LOC_REGEX || clcf->kind == RP_LOC_REGEX_CASELESS ||
+            clcf->kind == RP_LOC_NAMED)
             return rp_conf_error(cf, "\"proxy_pass\" cannot have URI part in location given by "
-                                     "regular expression");
+                                     "regular expression, or inside named location");
         p->match_len = clcf->name_len;
     }
     return RP_CONF_OK;

@@ -310,3 +310,27 @@ def test_check_reports_an_error_log_that_cannot_be_opened_with_its_line(conf_dir
     assert p.returncode == 1
     assert (f'rampart: {conf_dir}/rampart.conf:1: "error_log": cannot open '
             f'"{conf_dir}/no/such/e.log": No such file or directory') in p.stderr
+
+
+def test_named_location_inside_a_location_is_rejected_as_nginx_does(conf_dir):
+    p = check(conf_dir, GOOD.replace('            return 200 "ok";',
+                                     '            location @inner { return 200; }'))
+    path = conf_dir / "rampart.conf"
+    assert p.stderr == failed(path, f'{path}:8: "location": location "@inner" could not be inside '
+                                    f'location "/"')
+
+
+def test_location_nested_in_a_named_location_is_rejected(conf_dir):
+    p = check(conf_dir, GOOD.replace('        location / {',
+                                     '        location @n {\n            location /x { }'))
+    path = conf_dir / "rampart.conf"
+    assert p.stderr == failed(path, f'{path}:8: "location": location "/x" could not be inside the named '
+                                    f'location "@n"')
+
+
+def test_duplicate_named_location_is_rejected(conf_dir):
+    p = check(conf_dir, GOOD.replace('        location / {',
+                                     '        location @n { }\n        location @n { }\n'
+                                     '        location / {'))
+    path = conf_dir / "rampart.conf"
+    assert p.stderr == failed(path, f'{path}:8: "location": duplicate location "@n"')

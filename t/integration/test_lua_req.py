@@ -431,16 +431,42 @@ server {{
     rampart.wait_log("rewrite or internal redirection cycle")
 
 
-def test_exec_to_named_location_is_an_error(rampart, port):
+def test_exec_to_named_location_continues_there_with_uri_and_args_kept(rampart, port):
     rampart.configure(f"""
 server {{
     listen 127.0.0.1:{port};
-    location / {{ content_by_lua_block {{ ngx.exec("@named") }} }}
+    location / {{ rewrite_by_lua_block {{ ngx.exec("@named") }} }}
+    location @named {{ return 200 "named $uri $args"; }}
+}}
+""")
+    rampart.start()
+    r = request(port, "/some/path?a=1")
+    assert (r.status, r.body) == (200, b"named /some/path a=1")
+
+
+def test_exec_to_a_missing_named_location_is_a_500(rampart, port):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ content_by_lua_block {{ ngx.exec("@nowhere") }} }}
 }}
 """)
     rampart.start()
     assert request(port, "/").status == 500
-    rampart.wait_log("named locations are not supported")
+    rampart.wait_log('could not find named location "@nowhere"')
+
+
+def test_named_location_is_not_reachable_by_path(rampart, port):
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "prefix"; }}
+    location @x {{ return 200 "named"; }}
+}}
+""")
+    rampart.start()
+    r = request(port, "/@x")
+    assert (r.status, r.body) == (200, b"prefix")
 
 
 # -- the body ------------------------------------------------------------------------
