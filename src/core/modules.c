@@ -47,6 +47,8 @@ rp_module_t *const rp_modules[] = {
     &rp_http_limit_req_module,
     &rp_http_mirror_module, &rp_http_fault_module,
     &rp_http_access_module, /* before lua: allow/deny run first in the access phase */
+    &rp_http_auth_basic_module, /* after allow/deny, as nginx orders its access phase */
+    &rp_http_auth_request_module, /* after auth_basic, before lua */
     &rp_limit_count_module,
     &rp_limit_conn_module,
     &rp_limit_headers_module,

@@ -11,7 +11,9 @@
  *
  * The admin API relies on it, and it is as useful in front of any location. The
  * handler joins the phase only when some rule exists, so a configuration without any
- * pays nothing per request. Subrequests are not checked (their parent was).
+ * pays nothing per request. Subrequests are not checked (their parent was), and
+ * `satisfy` decides how a grant or denial here combines with the phase's other
+ * handlers (phases.c).
  */
 #include "core/log.h"
 #include "http/request.h"
@@ -87,8 +89,6 @@ static int rule_matches(const access_rule_t *rule, const rp_sockaddr_t *peer)
 
 static int access_handler(rp_request_t *r)
 {
-    if (r->subrequest)
-        return RP_DECLINED;
     const access_loc_conf_t *lc = rp_http_loc_conf(r, rp_http_access_module);
     if (lc->rules == NULL)
         return RP_DECLINED;
@@ -97,13 +97,13 @@ static int access_handler(rp_request_t *r)
         if (!rule_matches(&rule[i], r->peer)) /* the client realip found, as nginx */
             continue;
         if (!rule[i].deny)
-            return RP_DECLINED; /* allowed: the phase's other handlers run */
+            return RP_OK; /* granted: the phase's other handlers run, unless satisfy any */
         rp_str_t who = rp_http_remote_addr(r);
         rp_log_error(RP_LOG_ERR, 0,
                      "access forbidden by rule, client: %.*s, request: \"%.*s %.*s\"", (int)who.len,
                      who.data, (int)r->method.len, r->method.data, (int)r->request_uri.len,
                      r->request_uri.data);
-        return rp_http_send_error(r, 403);
+        return 403; /* the runner answers it, or keeps it under satisfy any */
     }
     return RP_DECLINED;
 }

@@ -79,6 +79,7 @@ static void *create_loc(rp_conf_t *cf)
     c->client_max_body_size = RP_CONF_UNSET_SIZE;
     c->server_tokens = RP_CONF_UNSET;
     c->log_subrequest = RP_CONF_UNSET;
+    c->satisfy = RP_CONF_UNSET;
     return c;
 }
 
@@ -93,6 +94,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
                   1024 * 1024);
     RP_CONF_MERGE(c->server_tokens, p->server_tokens, RP_CONF_UNSET, 1);
     RP_CONF_MERGE(c->log_subrequest, p->log_subrequest, RP_CONF_UNSET, 0);
+    RP_CONF_MERGE(c->satisfy, p->satisfy, RP_CONF_UNSET, 0);
     if (c->default_type == NULL)
         c->default_type = p->default_type ? p->default_type : "text/plain";
     return RP_CONF_OK;
@@ -390,6 +392,21 @@ static const char *preconfiguration(rp_conf_t *cf)
 #define SRV(f) offsetof(rp_http_core_srv_conf_t, f)
 #define LOC(f) offsetof(rp_http_core_loc_conf_t, f)
 #define IN_HTTP (RP_CTX_HTTP | RP_CTX_SERVER)
+/* `satisfy all|any`: how the access phase's handlers combine (phases.c). */
+static const char *set_satisfy(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_http_core_loc_conf_t *c = conf;
+    if (c->satisfy != RP_CONF_UNSET)
+        return "is duplicate";
+    if (strcmp(cf->argv[1], "all") == 0)
+        c->satisfy = 0;
+    else if (strcmp(cf->argv[1], "any") == 0)
+        c->satisfy = 1;
+    else
+        return rp_conf_error(cf, "invalid value \"%s\": \"all\" or \"any\"", cf->argv[1]);
+    return RP_CONF_OK;
+}
+
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
 static const rp_command_t commands[] = {
@@ -418,6 +435,7 @@ static const rp_command_t commands[] = {
     {"internal", RP_CTX_LOCATION, 0, 0, 0, set_internal, RP_CONF_LOC, 0, NULL},
     {"log_subrequest", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(log_subrequest),
      NULL},
+    {"satisfy", ANYWHERE, 0, 1, 1, set_satisfy, RP_CONF_LOC, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

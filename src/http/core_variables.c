@@ -391,10 +391,11 @@ static int get_request_line(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return 0;
 }
 
-/* No authentication exists yet; combined-format logs print "-" as nginx does. */
+/* The user of a Basic Authorization field, checked or not, as nginx's. */
 static int get_remote_user(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
-    return -1;
+    rp_str_t pw;
+    return rp_http_basic_credentials(r, out, &pw);
 }
 
 static int get_time(rp_request_t *r, rp_str_t *out, int iso)

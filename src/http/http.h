@@ -49,6 +49,15 @@ typedef enum {
 typedef int (*rp_phase_handler_pt)(rp_request_t *r);
 
 /*
+ * The ACCESS phase is nginx's: its handlers grant (RP_OK), decline (RP_DECLINED), or
+ * deny by returning 401 or 403 without answering (a 401 adds its WWW-Authenticate
+ * field first). The runner combines them by the location's `satisfy`: with `all`
+ * every handler runs and the first denial answers; with `any` the first grant ends
+ * the phase, and when none grants the denial answers (401 before 403). Any other
+ * status a handler returns is answered at once. Subrequests skip the phase.
+ */
+
+/*
  * Filter chains. A response's head passes through the header filters and each
  * piece of its body through the body filters, in rank order, before the protocol
  * sends it. A filter does its work and passes on with rp_http_next_header() /
@@ -199,6 +208,7 @@ struct rp_http_core_loc_conf_s {
     int server_tokens;
     int internal;       /* `internal`: only internal redirects and subrequests reach it */
     int log_subrequest; /* access_log writes subrequests too */
+    int satisfy;        /* 0: all access handlers must grant; 1: any one (phases.c) */
 };
 
 extern rp_module_t rp_http_module;
@@ -212,6 +222,8 @@ extern rp_module_t rp_http_fault_module;
 extern rp_module_t rp_http_mirror_module;
 extern rp_module_t rp_http_split_clients_module;
 extern rp_module_t rp_http_access_module;
+extern rp_module_t rp_http_auth_basic_module;
+extern rp_module_t rp_http_auth_request_module;
 extern rp_module_t rp_upstream_module;
 extern rp_module_t rp_upstream_status_module;
 extern rp_module_t rp_proxy_module;

@@ -112,6 +112,53 @@ static int post_rewrite(rp_request_t *r)
     return MOVED;
 }
 
+/*
+ * ACCESS: nginx's access checker. A handler's result rc becomes the runner's next
+ * step: RP_OK to go on with the next handler (or the next phase, for a grant under
+ * `satisfy any`), or what the runner returns (RP_AGAIN, RP_DONE). The denials (401,
+ * 403) are answered at once under `satisfy all`; under `any` they are kept in
+ * r->access_code (a 401 over a 403) until a grant forgets them or the phase ends.
+ */
+static int access_step(rp_request_t *r, int rc)
+{
+    int any = r->clcf->satisfy;
+    switch (rc) {
+    case RP_DECLINED:
+        r->handler++;
+        return RP_OK;
+    case RP_OK:
+        if (!any) {
+            r->handler++;
+            return RP_OK;
+        }
+        /* granted: the denials of the handlers before are forgotten, with the
+         * challenge a 401 added */
+        r->access_code = 0;
+        for (unsigned i = 0; i < r->nout_headers; i++)
+            if (rp_str_ieq(r->out_headers[i].name, "www-authenticate"))
+                r->out_headers[i].name.len = 0;
+        r->phase++;
+        r->handler = 0;
+        return RP_OK;
+    case RP_AGAIN:
+    case RP_DONE:
+        return rc;
+    case 401:
+    case 403:
+        if (any) {
+            if (r->access_code != 401)
+                r->access_code = (int16_t)rc;
+            r->handler++;
+            return RP_OK;
+        }
+        rp_http_send_error(r, rc);
+        return RP_DONE;
+    default:
+        rp_http_send_error(r, rc > 0 ? rc : 500);
+        return RP_DONE;
+    }
+}
+
 void rp_http_run_phases(rp_request_t *r)
 {
     rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
@@ -135,6 +182,13 @@ void rp_http_run_phases(rp_request_t *r)
             r->phase++;
             r->handler = 0;
             continue;
+        case RP_PHASE_ACCESS:
+            if (r->subrequest) { /* its parent was checked, as nginx skips them */
+                r->phase++;
+                r->handler = 0;
+                continue;
+            }
+            break;
         case RP_PHASE_CONTENT:
             if (r->handler == 0 && r->clcf->content) {
                 /* the location's own handler: the request is its, whatever it returns */
@@ -156,12 +210,21 @@ void rp_http_run_phases(rp_request_t *r)
         if (i >= handlers->nelts) {
             if (r->phase == RP_PHASE_CONTENT)
                 break; /* nobody produced a response */
+            if (r->phase == RP_PHASE_ACCESS && r->access_code) {
+                rp_http_send_error(r, r->access_code); /* satisfy any: nobody granted */
+                return;
+            }
             r->phase++;
             r->handler = 0;
             continue;
         }
         rp_phase_handler_pt h = RP_ARRAY_AT(handlers, rp_phase_handler_pt, i);
         rc = h(r);
+        if (r->phase == RP_PHASE_ACCESS) {
+            if (access_step(r, rc) != RP_OK)
+                return;
+            continue;
+        }
         switch (rc) {
         case RP_DECLINED:
             r->handler++;
@@ -268,6 +331,7 @@ int rp_http_internal_redirect(rp_request_t *r, rp_str_t uri, rp_str_t args)
     r->args = args;
     r->internal = 1;
     r->uri_rewritten = 1;
+    r->access_code = 0;
     memset(r->ctx, 0, rp_nmodules * sizeof(void *));
     r->clcf = srv_loc(r->srv);
     r->loc_conf = r->clcf->loc_conf;

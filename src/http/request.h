@@ -103,6 +103,7 @@ struct rp_request_s {
     unsigned post_run : 1;     /* ... to run its phases */
     unsigned post_drain : 1;   /* ... to tell its producer the output drained */
     uint8_t uri_changes;       /* internal redirects left before a cycle is assumed */
+    int16_t access_code;       /* satisfy any: the denial kept while the phase goes on */
 
     rp_http_core_srv_conf_t *srv;
     rp_http_core_loc_conf_t *clcf;
@@ -242,6 +243,10 @@ int rp_http_sleep(rp_request_t *r, int64_t ms);
 
 /* Looks up a request header (case-insensitive); returns its value or a NULL string. */
 rp_str_t rp_request_header(const rp_request_t *r, const char *lower_name);
+
+/* The user and password of an "Authorization: Basic" field (auth_basic_module.c), in
+ * request memory: 0, or -1 when there is none or it is malformed. */
+int rp_http_basic_credentials(rp_request_t *r, rp_str_t *user, rp_str_t *pw);
 
 /* Adds a response header; name and value must live until the head is built. */
 void rp_http_add_header(rp_request_t *r, rp_str_t name, rp_str_t value);
@@ -390,6 +395,15 @@ int rp_http_subrequest(rp_request_t *parent, rp_str_t uri, rp_str_t args, unsign
 /* For subrequest.c: sr holds a reference to parent's complete kept body, which it reads
  * from the start; the reference goes when sr ends. */
 void rp_http_body_share(rp_request_t *parent, rp_request_t *sr);
+
+/*
+ * Has fn(sr, data) called once when sr's exchange is over (its response ended, failed,
+ * or the worker's stop ended it): sr's status (0 when no response began), out_headers
+ * and variables can be read then, not later (copy what is needed). A NULL fn takes a
+ * callback back: a parent that ends first must do so from its cleanup.
+ */
+void rp_http_subrequest_on_done(rp_request_t *sr, void (*fn)(rp_request_t *sr, void *data),
+                                void *data);
 
 /* Sets a subrequest's method (copied; HEAD makes it a HEAD request). */
 void rp_http_subrequest_method(rp_request_t *sr, rp_str_t method);

@@ -1,6 +1,6 @@
 /*
- * Subrequests: requests a module makes on behalf of another (mirror; auth_request
- * next), which run the phases like any request but have no client of their own.
+ * Subrequests: requests a module makes on behalf of another (mirror, auth_request),
+ * which run the phases like any request but have no client of their own.
  * What becomes of a subrequest's response is its protocol, a table of functions as
  * HTTP/1 and HTTP/2 have theirs, chosen by the flags: a background subrequest's
  * protocol discards the response as it arrives. (An in-memory one, whose response
@@ -18,6 +18,11 @@
  * worker_shutdown_timeout), and what keeps a retired generation's configuration
  * alive under it. When its exchange is over the subrequest is ended (cleanups, log)
  * at once and freed from the event loop, never under the handler that ended it.
+ *
+ * A parent that waits for the outcome (auth_request) asks to be told when the
+ * exchange is over (rp_http_subrequest_on_done): it reads the status, fields and
+ * variables it needs then, into its own memory, and wakes itself; if it ends first,
+ * its cleanup takes its callback back. The response body is still discarded.
  */
 #include "core/log.h"
 #include "http/request.h"
@@ -31,6 +36,8 @@ typedef struct {
     rp_conn_t *c; /* the stand-in connection */
     rp_arena_t *arena;
     unsigned flags;
+    void (*done)(rp_request_t *sr, void *data); /* rp_http_subrequest_on_done */
+    void *done_data;
     unsigned head_sent : 1;
     unsigned finished : 1; /* its exchange is over: it frees itself from the loop */
 } sub_t;
@@ -39,12 +46,23 @@ typedef struct {
 
 /* ---- the life of the stand-in connection ---- */
 
+/* Tells whoever waits for the subrequest that its exchange is over, once, while the
+ * subrequest (its status, fields, variables) can still be read. */
+static void notify(sub_t *s)
+{
+    void (*fn)(rp_request_t *, void *) = s->done;
+    s->done = NULL;
+    if (fn)
+        fn(s->r, s->done_data);
+}
+
 /* The exchange is over: end the request now, free it from the loop. */
 static void finish(sub_t *s)
 {
     if (s->finished)
         return;
     s->finished = 1;
+    notify(s);
     rp_http_request_end(s->r);
     rp_conn_set_timer(s->c, 0); /* -> conn_timeout -> rp_conn_free -> conn_release */
 }
@@ -68,6 +86,7 @@ static void conn_release(rp_conn_t *c)
         s->finished = 1;
         rp_log_error(RP_LOG_INFO, 0, "subrequest \"%.*s\" ended by the worker's stop",
                      (int)s->r->uri.len, s->r->uri.data);
+        notify(s);
         rp_http_request_end(s->r);
     }
     rp_arena_destroy(s->arena);
@@ -262,6 +281,13 @@ int rp_http_subrequest(rp_request_t *parent, rp_str_t uri, rp_str_t args, unsign
     rp_http_resume(r); /* from the loop: the caller may still set its method */
     *out = r;
     return RP_OK;
+}
+
+void rp_http_subrequest_on_done(rp_request_t *sr, void (*fn)(rp_request_t *sr, void *data),
+                                void *data)
+{
+    SUB(sr)->done = fn;
+    SUB(sr)->done_data = data;
 }
 
 void rp_http_subrequest_method(rp_request_t *sr, rp_str_t method)

@@ -315,10 +315,10 @@ rp_lua_req_t *rp_lua_req(rp_request_t *r)
     return ctx;
 }
 
-static int exit_result(rp_request_t *r, int code)
+static int exit_result(rp_request_t *r, int code, rp_lua_phase_t phase)
 {
     if (code == 0)
-        return RP_OK;
+        return RP_OK; /* in access_by_lua: a grant (satisfy any ends the phase) */
     if (code == RP_LUA_EXIT_MOVED)
         return RP_AGAIN; /* ngx.exec: the phases restart from the loop */
     if (code == -1 && !r->response_started) {
@@ -338,6 +338,8 @@ static int exit_result(rp_request_t *r, int code)
         rp_http_close_now(r);
         return RP_DONE;
     }
+    if (phase == RP_LUA_ACCESS && (code == 401 || code == 403))
+        return code; /* a denial: the phase runner answers it, or keeps it (satisfy any) */
     if (code >= 300 || code < 200)
         return rp_http_send_error(r, code);
     /* a 2xx without output: the head as the first ngx.say would send it, and the end
@@ -426,9 +428,9 @@ ended:
     rp_lua_co_free(co);
     if (r->ended)
         return RP_DONE;
-    if (!exited)
-        return RP_OK;
-    return exit_result(r, code);
+    if (!exited) /* access_by_lua that just ends neither grants nor denies, as OpenResty */
+        return phase == RP_LUA_ACCESS ? RP_DECLINED : RP_OK;
+    return exit_result(r, code, phase);
 }
 
 int rp_lua_run_log_hook(rp_request_t *r, const rp_lua_hook_t *hook)

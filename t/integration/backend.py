@@ -55,6 +55,11 @@ both are given the header wins. Flags are on when "1", "true", "yes" or "on".
   force_body=1    send the body even for HEAD, 204 and 304 (a framing error)
   bad=KIND        send one of the invalid responses in BAD_RESPONSES, then close
   raw=BASE64      send exactly these bytes (base64 or base64url), then close
+  auth=1          an authorization service (auth_request's tests): the status comes
+                  from the request's "Authorization: Bearer TOKEN" field: no such
+                  field gives 401 with `WWW-Authenticate: Bearer realm="backend"`,
+                  TOKEN "deny" 403, "error" 500, "teapot" 418, any other 200 with
+                  `X-Auth-User: TOKEN` (the user the service vouches for)
 
 HEAD gets the head a GET would (Content-Length or chunked) and no body; 204 and
 304 get no body and no Content-Length. Keep-alive follows HTTP/1.1 rules (1.0
@@ -534,6 +539,19 @@ class Conn:
             self.send(f"HTTP/1.1 {code} {reason_of(code)}\r\n{extra}\r\n".encode())
 
         status = num("status", 200)
+        auth_lines = []
+        if flag("auth"):
+            token = None
+            for v in req.header_all("authorization"):
+                if v.lower().startswith("bearer "):
+                    token = v[7:].strip()
+            if not token:
+                status = 401
+                auth_lines.append('WWW-Authenticate: Bearer realm="backend"')
+            else:
+                status = {"deny": 403, "error": 500, "teapot": 418}.get(token, 200)
+                if status == 200:
+                    auth_lines.append(f"X-Auth-User: {token}")
         reason = val("reason", reason_of(status))
         chunk_size = max(1, num("chunk_size", 16384))
         body_delay = num("body_delay", 0.0, float)
@@ -579,6 +597,7 @@ class Conn:
             lines.append(f"X-Backend-TLS-Resumed: {int(self.tls['resumed'])}")
             lines.append(f"X-Backend-TLS-SNI: {self.tls['sni'] or '-'}")
             lines.append(f"X-Backend-TLS-Client: {self.tls['client']}")
+        lines.extend(auth_lines)
         for h in p.get("header", []):
             name, sep, value = h.partition(":")
             if sep:
