@@ -154,7 +154,12 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
     rp_proxy_loc_conf_t *p = conf;
     const char *hname = cf->argv[1];
     /* The body's framing and the connection are rampart's to state (use keepalive in
-     * the upstream block); only an empty Connection, nginx's keep-alive idiom, passes. */
+     * the upstream block); only an empty Connection, nginx's keep-alive idiom, passes,
+     * and an empty Content-Length, the idiom of nginx's auth_request locations (a
+     * subrequest has no body, and rampart sends no length for none): both change
+     * nothing. */
+    if (strcasecmp(hname, "content-length") == 0 && cf->argv[2][0] == '\0')
+        return RP_CONF_OK;
     if (strcasecmp(hname, "content-length") == 0 || strcasecmp(hname, "transfer-encoding") == 0 ||
         (strcasecmp(hname, "connection") == 0 && cf->argv[2][0] != '\0'))
         return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself%s", hname,
