@@ -24,7 +24,7 @@
 #include <string.h>
 
 typedef struct {
-    rp_cv_t *realm;     /* NULL: unset; realm_off: "off" */
+    rp_cv_t *realm; /* NULL: unset; realm_off: "off" */
     int realm_off;
     rp_cv_t *user_file; /* NULL: unset */
     char *conf_dir;     /* prefix of a relative file path computed per request */
@@ -126,8 +126,9 @@ static int auth_basic_handler(rp_request_t *r)
         if (rp_request_header(r, "authorization").data)
             rp_log_error(RP_LOG_INFO, 0, "client sent invalid Basic credentials");
         else
-            rp_log_error(RP_LOG_INFO, 0, "no user/password was provided for basic "
-                                         "authentication");
+            rp_log_error(RP_LOG_INFO, 0,
+                         "no user/password was provided for basic "
+                         "authentication");
         return challenge(r, realm);
     }
 
@@ -140,8 +141,7 @@ static int auth_basic_handler(rp_request_t *r)
     int err;
     const rp_htpasswd_t *f = rp_htpasswd_get(path, &err);
     if (f == NULL) {
-        rp_log_error(err == ENOENT ? RP_LOG_ERR : RP_LOG_CRIT, err, "open() \"%s\" failed",
-                     path);
+        rp_log_error(err == ENOENT ? RP_LOG_ERR : RP_LOG_CRIT, err, "open() \"%s\" failed", path);
         return err == ENOENT ? 403 : RP_ERROR; /* as nginx */
     }
     rp_str_t hash = rp_htpasswd_find(f, user);
@@ -158,12 +158,12 @@ static int auth_basic_handler(rp_request_t *r)
         return RP_OK;
     }
     if (rc == RP_PW_UNSUPPORTED)
-        rp_log_error(RP_LOG_ERR, 0, "user \"%.*s\": the hash in \"%s\" is of an unknown "
-                                    "scheme",
+        rp_log_error(RP_LOG_ERR, 0,
+                     "user \"%.*s\": the hash in \"%s\" is of an unknown "
+                     "scheme",
                      (int)user.len, user.data, path);
     else
-        rp_log_error(RP_LOG_ERR, 0, "user \"%.*s\": password mismatch", (int)user.len,
-                     user.data);
+        rp_log_error(RP_LOG_ERR, 0, "user \"%.*s\": password mismatch", (int)user.len, user.data);
     return challenge(r, realm);
 }
 

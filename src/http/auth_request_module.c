@@ -42,6 +42,7 @@ typedef struct {
 
 /* A request's wait for its subrequest. */
 typedef struct {
+    rp_request_t *r;
     rp_request_t *sr; /* while it runs */
     int done;
     int status;
@@ -59,8 +60,8 @@ static rp_str_t copy(rp_arena_t *a, rp_str_t s)
 /* The subrequest is over: keep what the parent needs, wake it. */
 static void on_done(rp_request_t *sr, void *data)
 {
-    rp_request_t *r = data;
-    auth_ctx_t *ctx = rp_http_get_ctx(r, rp_http_auth_request_module);
+    auth_ctx_t *ctx = data;
+    rp_request_t *r = ctx->r;
     const auth_request_loc_conf_t *lc = rp_http_loc_conf(r, rp_http_auth_request_module);
     ctx->sr = NULL;
     ctx->done = 1;
@@ -94,12 +95,13 @@ static int auth_request_handler(rp_request_t *r)
     auth_ctx_t *ctx = rp_http_get_ctx(r, rp_http_auth_request_module);
     if (ctx == NULL) {
         ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
+        ctx->r = r;
         rp_request_t *sr;
         if (rp_http_subrequest(r, lc->uri, lc->args, RP_HTTP_SUB_BACKGROUND, &sr) != RP_OK)
             return RP_ERROR;
         ctx->sr = sr;
         rp_http_set_ctx(r, rp_http_auth_request_module, ctx);
-        rp_http_subrequest_on_done(sr, on_done, r);
+        rp_http_subrequest_on_done(sr, on_done, ctx);
         rp_http_cleanup_add(r, ctx_cleanup, ctx);
         return RP_AGAIN;
     }
@@ -163,8 +165,8 @@ static const char *set_auth_request(rp_conf_t *cf, const rp_command_t *cmd, void
     const char *q = strchr(v, '?');
     size_t len = q ? (size_t)(q - v) : strlen(v);
     lc->uri = (rp_str_t){rp_arena_strndup(cf->arena, v, len), len};
-    lc->args = q ? (rp_str_t){rp_arena_strdup(cf->arena, q + 1), strlen(q + 1)}
-                 : (rp_str_t){NULL, 0};
+    lc->args =
+        q ? (rp_str_t){rp_arena_strdup(cf->arena, q + 1), strlen(q + 1)} : (rp_str_t){NULL, 0};
     auth_request_main_conf_t *m = cf->http_ctx->main_conf[rp_http_auth_request_module.index];
     m->used = 1;
     return RP_CONF_OK;

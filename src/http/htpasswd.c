@@ -118,9 +118,8 @@ static int apr1_check(rp_str_t hash, rp_str_t pw)
         return RP_PW_MISMATCH;
     unsigned char alt[16], fin[16];
     int ok = md5(ctx, pw.data, pw.len, salt, slen, pw.data, pw.len, "", 0, alt);
-    ok = ok && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) &&
-         EVP_DigestUpdate(ctx, pw.data, pw.len) && EVP_DigestUpdate(ctx, magic, 6) &&
-         EVP_DigestUpdate(ctx, salt, slen);
+    ok = ok && EVP_DigestInit_ex(ctx, EVP_md5(), NULL) && EVP_DigestUpdate(ctx, pw.data, pw.len) &&
+         EVP_DigestUpdate(ctx, magic, 6) && EVP_DigestUpdate(ctx, salt, slen);
     for (size_t left = pw.len; ok && left > 0; left -= left > 16 ? 16 : left)
         ok = EVP_DigestUpdate(ctx, alt, left > 16 ? 16 : left);
     for (size_t bits = pw.len; ok && bits; bits >>= 1)
@@ -132,8 +131,8 @@ static int apr1_check(rp_str_t hash, rp_str_t pw)
         size_t flen = (i & 1) ? pw.len : 16;
         const void *last = (i & 1) ? (const void *)fin : pw.data;
         size_t llen = (i & 1) ? 16 : pw.len;
-        ok = md5(ctx, first, flen, salt, (i % 3) ? slen : 0, pw.data, (i % 7) ? pw.len : 0,
-                 last, llen, fin);
+        ok = md5(ctx, first, flen, salt, (i % 3) ? slen : 0, pw.data, (i % 7) ? pw.len : 0, last,
+                 llen, fin);
     }
     EVP_MD_CTX_free(ctx);
     if (!ok)
@@ -148,8 +147,8 @@ static int apr1_check(rp_str_t hash, rp_str_t pw)
         {0, 6, 12}, {1, 7, 13}, {2, 8, 14}, {3, 9, 15}, {4, 10, 5}};
     for (int i = 0; i < 5; i++)
         p = to64(p,
-                 ((unsigned long)fin[order[i][0]] << 16) |
-                     ((unsigned long)fin[order[i][1]] << 8) | fin[order[i][2]],
+                 ((unsigned long)fin[order[i][0]] << 16) | ((unsigned long)fin[order[i][1]] << 8) |
+                     fin[order[i][2]],
                  4);
     p = to64(p, fin[11], 2);
     return same(out, (size_t)(p - out), hash.data, hash.len) ? RP_PW_MATCH : RP_PW_MISMATCH;
@@ -160,8 +159,7 @@ static int crypt_check(rp_str_t hash, rp_str_t pw)
     /* crypt_rn takes C strings; its state is large, so one per worker (one thread) */
     static struct crypt_data cd;
     char setting[CRYPT_OUTPUT_SIZE], phrase[CRYPT_MAX_PASSPHRASE_SIZE];
-    if (hash.len >= sizeof(setting) || pw.len >= sizeof(phrase) ||
-        memchr(pw.data, '\0', pw.len))
+    if (hash.len >= sizeof(setting) || pw.len >= sizeof(phrase) || memchr(pw.data, '\0', pw.len))
         return RP_PW_MISMATCH;
     memcpy(setting, hash.data, hash.len);
     setting[hash.len] = '\0';
@@ -183,8 +181,7 @@ static int has_prefix(rp_str_t s, const char *p, size_t n)
 int rp_htpasswd_check(rp_str_t hash, rp_str_t pw)
 {
     if (has_prefix(hash, "{PLAIN}", 7))
-        return same(hash.data + 7, hash.len - 7, pw.data, pw.len) ? RP_PW_MATCH
-                                                                   : RP_PW_MISMATCH;
+        return same(hash.data + 7, hash.len - 7, pw.data, pw.len) ? RP_PW_MATCH : RP_PW_MISMATCH;
     if (has_prefix(hash, "{SHA}", 5))
         return sha1_check((rp_str_t){hash.data + 5, hash.len - 5}, pw, 0);
     if (has_prefix(hash, "{SSHA}", 6))
@@ -205,13 +202,13 @@ struct rp_htpasswd_s {
     char *text; /* the file's bytes; the entries point into it */
     entry_t *entries;
     size_t nentries;
-    struct stat st;   /* as last read */
-    int64_t checked;  /* when the file was last looked at (ms) */
-    int64_t used;     /* for the choice of the file to forget */
-    int err;          /* the errno of the last failed read, 0 when read */
+    struct stat st;  /* as last read */
+    int64_t checked; /* when the file was last looked at (ms) */
+    int64_t used;    /* for the choice of the file to forget */
+    int err;         /* the errno of the last failed read, 0 when read */
 };
 
-#define MAX_FILES 64
+#define MAX_FILES  64
 #define RECHECK_MS 1000
 
 static rp_htpasswd_t *files[MAX_FILES];
@@ -364,7 +361,7 @@ rp_str_t rp_htpasswd_find(const rp_htpasswd_t *f, rp_str_t user)
 /* ---- the cache of verified credentials ---- */
 
 #define CACHE_BUCKETS 128
-#define CACHE_WAYS 4
+#define CACHE_WAYS    4
 
 static unsigned char cache[CACHE_BUCKETS][CACHE_WAYS][32];
 static unsigned char secret[32];
@@ -385,8 +382,7 @@ static int cache_key(rp_str_t user, rp_str_t pw, rp_str_t hash, unsigned char ke
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
              EVP_DigestUpdate(ctx, secret, sizeof(secret)) &&
              EVP_DigestUpdate(ctx, lens, sizeof(lens)) &&
-             EVP_DigestUpdate(ctx, user.data, user.len) &&
-             EVP_DigestUpdate(ctx, pw.data, pw.len) &&
+             EVP_DigestUpdate(ctx, user.data, user.len) && EVP_DigestUpdate(ctx, pw.data, pw.len) &&
              EVP_DigestUpdate(ctx, hash.data, hash.len) && EVP_DigestFinal_ex(ctx, key, &n);
     EVP_MD_CTX_free(ctx);
     return ok && n == 32 ? 0 : -1;

@@ -368,6 +368,7 @@ int rp_http_named_redirect(rp_request_t *r, rp_str_t name)
         return RP_DONE;
     }
     r->internal = 1;
+    r->access_code = 0;
     memset(r->ctx, 0, rp_nmodules * sizeof(void *));
     r->clcf = named;
     r->loc_conf = named->loc_conf;

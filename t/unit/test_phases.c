@@ -215,11 +215,88 @@ END_TEST
 
 START_TEST(test_ok_skips_the_rest_of_the_phase)
 {
+    add(RP_PHASE_PREACCESS, h_ok_b);
+    add(RP_PHASE_PREACCESS, h_never);
+    add(RP_PHASE_CONTENT, h_content);
+    rp_http_run_phases(r);
+    ck_assert_str_eq(trace, "B content");
+}
+END_TEST
+
+/* ---- the access phase's checker (satisfy) ---- */
+
+static int h_deny_403(rp_request_t *rq)
+{
+    note("403");
+    return 403;
+}
+
+static int h_deny_401(rp_request_t *rq)
+{
+    note("401");
+    rp_http_add_header(rq, RP_STR("WWW-Authenticate"), RP_STR("Basic realm=\"t\""));
+    return 401;
+}
+
+START_TEST(test_access_grant_under_all_asks_the_next_check)
+{
+    add(RP_PHASE_ACCESS, h_ok_b);
+    add(RP_PHASE_ACCESS, h_declined_a);
+    add(RP_PHASE_CONTENT, h_content);
+    rp_http_run_phases(r);
+    ck_assert_str_eq(trace, "B A content");
+}
+END_TEST
+
+START_TEST(test_access_first_denial_under_all_answers)
+{
+    add(RP_PHASE_ACCESS, h_ok_b);
+    add(RP_PHASE_ACCESS, h_deny_403);
+    add(RP_PHASE_ACCESS, h_never);
+    add(RP_PHASE_CONTENT, h_never);
+    rp_http_run_phases(r);
+    ck_assert_str_eq(trace, "B 403");
+    ck_assert_int_eq(status_sent, 403);
+}
+END_TEST
+
+START_TEST(test_access_grant_under_any_ends_the_phase_and_drops_the_challenge)
+{
+    r->clcf->satisfy = 1;
+    r->phase = RP_PHASE_ACCESS; /* in the location made `satisfy any` */
+    add(RP_PHASE_ACCESS, h_deny_401);
     add(RP_PHASE_ACCESS, h_ok_b);
     add(RP_PHASE_ACCESS, h_never);
     add(RP_PHASE_CONTENT, h_content);
     rp_http_run_phases(r);
-    ck_assert_str_eq(trace, "B content");
+    ck_assert_str_eq(trace, "401 B content");
+    ck_assert_int_eq(status_sent, 200);
+    ck_assert_ptr_null(rp_http_out_header(r, "www-authenticate"));
+}
+END_TEST
+
+START_TEST(test_access_without_a_grant_under_any_prefers_401)
+{
+    r->clcf->satisfy = 1;
+    r->phase = RP_PHASE_ACCESS; /* in the location made `satisfy any` */
+    add(RP_PHASE_ACCESS, h_deny_401);
+    add(RP_PHASE_ACCESS, h_deny_403);
+    add(RP_PHASE_ACCESS, h_declined_a);
+    add(RP_PHASE_CONTENT, h_never);
+    rp_http_run_phases(r);
+    ck_assert_str_eq(trace, "401 403 A");
+    ck_assert_int_eq(status_sent, 401);
+    ck_assert_ptr_nonnull(rp_http_out_header(r, "www-authenticate"));
+}
+END_TEST
+
+START_TEST(test_access_is_skipped_by_subrequests)
+{
+    r->subrequest = 1;
+    add(RP_PHASE_ACCESS, h_never);
+    add(RP_PHASE_CONTENT, h_content);
+    rp_http_run_phases(r);
+    ck_assert_str_eq(trace, "content");
 }
 END_TEST
 
@@ -615,6 +692,11 @@ static Suite *phases_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_declined_tries_the_next_handler_of_the_same_phase);
     tcase_add_test(tc, test_ok_skips_the_rest_of_the_phase);
+    tcase_add_test(tc, test_access_grant_under_all_asks_the_next_check);
+    tcase_add_test(tc, test_access_first_denial_under_all_answers);
+    tcase_add_test(tc, test_access_grant_under_any_ends_the_phase_and_drops_the_challenge);
+    tcase_add_test(tc, test_access_without_a_grant_under_any_prefers_401);
+    tcase_add_test(tc, test_access_is_skipped_by_subrequests);
     tcase_add_test(tc, test_done_stops_the_phases);
     tcase_add_test(tc, test_error_answers_500_and_stops);
     tcase_add_test(tc, test_no_content_handler_answers_404);
