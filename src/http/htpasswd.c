@@ -365,26 +365,28 @@ rp_str_t rp_htpasswd_find(const rp_htpasswd_t *f, rp_str_t user)
 
 static unsigned char cache[CACHE_BUCKETS][CACHE_WAYS][32];
 static unsigned char secret[32];
-static pid_t secret_pid;
+static int secret_made; /* made in the worker on first use: the master checks nothing */
 
 static int cache_key(rp_str_t user, rp_str_t pw, rp_str_t hash, unsigned char key[32])
 {
-    if (secret_pid != getpid()) {
-        /* a fresh secret in each process; what a parent remembered is forgotten */
+    if (!secret_made) {
+        /* each worker makes its own (the master, which forks them, never checks a
+         * password, so it has none to share) */
         if (RAND_bytes(secret, sizeof(secret)) != 1)
             return -1;
         memset(cache, 0, sizeof(cache));
-        secret_pid = getpid();
+        secret_made = 1;
     }
     uint32_t lens[3] = {(uint32_t)user.len, (uint32_t)pw.len, (uint32_t)hash.len};
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    static EVP_MD_CTX *ctx; /* one for the worker's life: no allocation per request */
+    if (ctx == NULL && (ctx = EVP_MD_CTX_new()) == NULL)
+        return -1;
     unsigned n = 0;
     int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) &&
              EVP_DigestUpdate(ctx, secret, sizeof(secret)) &&
              EVP_DigestUpdate(ctx, lens, sizeof(lens)) &&
              EVP_DigestUpdate(ctx, user.data, user.len) && EVP_DigestUpdate(ctx, pw.data, pw.len) &&
              EVP_DigestUpdate(ctx, hash.data, hash.len) && EVP_DigestFinal_ex(ctx, key, &n);
-    EVP_MD_CTX_free(ctx);
     return ok && n == 32 ? 0 : -1;
 }
 
