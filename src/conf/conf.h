@@ -222,6 +222,10 @@ const char *rp_conf_parse_entries(rp_conf_t *cf, unsigned ctx,
 /* Words a command's accepted argument count ("1 argument", "2 or more arguments") into buf. */
 const char *rp_conf_arity_text(const rp_command_t *cmd, char *buf, size_t len);
 
+/* Whether name is one of nginx's directives (nginx_directives.c), for the message
+ * refusing a directive no module registered. */
+int rp_conf_nginx_directive(const char *name);
+
 /* Formats an error for the current directive into cf->error; returns RP_CONF_ERROR. */
 const char *rp_conf_error(rp_conf_t *cf, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

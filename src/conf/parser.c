@@ -197,6 +197,11 @@ static int dispatch(rp_conf_t *cf, int opens_block)
     if (known) {
         place_error(cf, cf->file, cf->line, "\"%s\": not allowed in the %s context", name,
                     context_name(cf->ctx));
+    } else if (rp_conf_nginx_directive(name)) {
+        place_error(cf, cf->file, cf->line,
+                    "\"%s\": nginx directive not supported by rampart (see rampart.conf(5), "
+                    "DIFFERENCES)",
+                    name);
     } else {
         place_error(cf, cf->file, cf->line, "unknown directive \"%s\"", name);
     }

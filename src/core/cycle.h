@@ -75,5 +75,6 @@ void rp_cycle_apply_log(const rp_cycle_t *old, const rp_cycle_t *fresh);
 void rp_cycle_dump(const rp_cycle_t *cycle, int fd);
 
 extern rp_module_t rp_core_module;
+extern rp_module_t rp_compat_module; /* nginx's tuning directives, accepted as no-ops */
 
 #endif

@@ -68,6 +68,7 @@ rp_module_t *const rp_modules[] = {
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,
     &rp_lua_balancer_module,
+    &rp_compat_module, /* last: only nginx's no-op tuning directives */
 };
 
 const size_t rp_nmodules = sizeof(rp_modules) / sizeof(rp_modules[0]);
