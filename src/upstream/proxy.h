@@ -19,6 +19,7 @@ typedef struct {
     rp_cv_t value;
     unsigned request_id : 1; /* the default X-Request-Id: only when the client sent none */
     unsigned upgrade : 1;    /* names Upgrade: replaces the client's token, "" refuses */
+    unsigned connection : 1; /* names Connection: read for "upgrade", never sent as is */
 } rp_proxy_header_t;
 
 typedef struct {

@@ -75,8 +75,22 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
             connection = 1;
     }
 
+    /* A Connection the location sets (nginx's "proxy_set_header Connection
+     * $connection_upgrade") lets an upgrade go on only when it says "upgrade", as the
+     * field nginx would send; rampart writes the field itself. */
+    for (size_t i = 0; i < plcf->nheaders && out->upgrade; i++) {
+        const rp_proxy_header_t *h = &plcf->headers[i];
+        if (h->connection) {
+            rp_str_t v = rp_cv_eval(r, &h->value);
+            if (!rp_h1_token_list_has(v.data, v.len, "upgrade"))
+                out->upgrade = 0;
+        }
+    }
+
     for (size_t i = 0; i < plcf->nheaders; i++) {
         const rp_proxy_header_t *h = &plcf->headers[i];
+        if (h->connection)
+            continue;
         if (h->request_id && client_request_id)
             continue; /* the client's own id goes through with its other fields */
         if (h->upgrade && !out->upgrade)

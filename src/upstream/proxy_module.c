@@ -153,20 +153,15 @@ static const char *set_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf
 {
     rp_proxy_loc_conf_t *p = conf;
     const char *hname = cf->argv[1];
-    /* The body's framing and the connection are rampart's to state (use keepalive in
-     * the upstream block); only an empty Connection, nginx's keep-alive idiom, passes,
-     * and an empty Content-Length, the idiom of nginx's auth_request locations (a
-     * subrequest has no body, and rampart sends no length for none): both change
-     * nothing. */
+    /* The body's framing is rampart's to state; an empty Content-Length, the idiom of
+     * nginx's auth_request locations (a subrequest has no body, and rampart sends no
+     * length for none), changes nothing. Connection is rampart's too (use keepalive in
+     * the upstream block), but nginx's WebSocket idiom sets it, "upgrade" or "close" by
+     * a map of $http_upgrade: its value is read for the upgrade token only. */
     if (strcasecmp(hname, "content-length") == 0 && cf->argv[2][0] == '\0')
         return RP_CONF_OK;
-    if (strcasecmp(hname, "content-length") == 0 || strcasecmp(hname, "transfer-encoding") == 0 ||
-        (strcasecmp(hname, "connection") == 0 && cf->argv[2][0] != '\0'))
-        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself%s", hname,
-                             strcasecmp(hname, "connection") == 0
-                                 ? " (and asks for the client's upgrade, such as WebSocket, "
-                                   "on its own)"
-                                 : "");
+    if (strcasecmp(hname, "content-length") == 0 || strcasecmp(hname, "transfer-encoding") == 0)
+        return rp_conf_error(cf, "\"%s\" cannot be set: rampart writes it itself", hname);
     return rp_proxy_add_header(cf, p, hname, cf->argv[2]);
 }
 
@@ -184,6 +179,7 @@ const char *rp_proxy_add_header(rp_conf_t *cf, rp_proxy_loc_conf_t *p, const cha
     memset(h, 0, sizeof(*h));
     h->name = (rp_str_t){name, strlen(name)};
     h->upgrade = strcasecmp(name, "upgrade") == 0;
+    h->connection = strcasecmp(name, "connection") == 0 && value[0] != '\0';
     return rp_cv_compile(cf, value, &h->value);
 }
 
