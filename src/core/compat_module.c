@@ -104,55 +104,43 @@ static const char *set_noop_any(rp_conf_t *cf, const rp_command_t *cmd, void *co
 #define HTTP_SRV (RP_CTX_HTTP | RP_CTX_SERVER)
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
-#define NOOP(name, ctx, kind)                                                                      \
-    {                                                                                              \
-        name, ctx, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &kind                                       \
-    }
-#define NOOP_WORD(name, ctx, ws)                                                                   \
-    {                                                                                              \
-        name, ctx, 0, 1, 1, set_noop_words, RP_CONF_MAIN, 0, &ws                                   \
-    }
-#define NOOP_WORDS(name, ctx, ws)                                                                  \
-    {                                                                                              \
-        name, ctx, 0, 1, RP_ARGS_ANY, set_noop_words, RP_CONF_MAIN, 0, &ws                         \
-    }
-
 static const rp_command_t commands[] = {
     /* main */
-    NOOP("worker_rlimit_core", RP_CTX_MAIN, v_size),
-    NOOP("timer_resolution", RP_CTX_MAIN, v_msec),
-    NOOP("pcre_jit", RP_CTX_MAIN, v_flag),
+    {"worker_rlimit_core", RP_CTX_MAIN, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"timer_resolution", RP_CTX_MAIN, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_msec},
+    {"pcre_jit", RP_CTX_MAIN, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
     {"lock_file", RP_CTX_MAIN, 0, 1, 1, set_noop_any, RP_CONF_MAIN, 0, NULL},
     /* events */
-    NOOP("multi_accept", RP_CTX_EVENTS, v_flag),
-    NOOP("accept_mutex", RP_CTX_EVENTS, v_flag),
-    NOOP("accept_mutex_delay", RP_CTX_EVENTS, v_msec),
-    NOOP_WORD("use", RP_CTX_EVENTS, use_values),
+    {"multi_accept", RP_CTX_EVENTS, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
+    {"accept_mutex", RP_CTX_EVENTS, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
+    {"accept_mutex_delay", RP_CTX_EVENTS, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_msec},
+    {"use", RP_CTX_EVENTS, 0, 1, 1, set_noop_words, RP_CONF_MAIN, 0, &use_values},
     /* hash table sizes */
-    NOOP("types_hash_max_size", ANYWHERE, v_num),
-    NOOP("types_hash_bucket_size", ANYWHERE, v_size),
-    NOOP("server_names_hash_max_size", HTTP, v_num),
-    NOOP("server_names_hash_bucket_size", HTTP, v_size),
-    NOOP("variables_hash_max_size", HTTP, v_num),
-    NOOP("variables_hash_bucket_size", HTTP, v_size),
-    NOOP("map_hash_max_size", HTTP, v_num),
-    NOOP("map_hash_bucket_size", HTTP, v_size),
-    NOOP("proxy_headers_hash_max_size", ANYWHERE, v_num),
-    NOOP("proxy_headers_hash_bucket_size", ANYWHERE, v_size),
+    {"types_hash_max_size", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_num},
+    {"types_hash_bucket_size", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"server_names_hash_max_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_num},
+    {"server_names_hash_bucket_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"variables_hash_max_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_num},
+    {"variables_hash_bucket_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"map_hash_max_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_num},
+    {"map_hash_bucket_size", HTTP, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"proxy_headers_hash_max_size", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_num},
+    {"proxy_headers_hash_bucket_size", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
     /* memory and output */
-    NOOP("connection_pool_size", HTTP_SRV, v_size),
-    NOOP("request_pool_size", HTTP_SRV, v_size),
+    {"connection_pool_size", HTTP_SRV, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"request_pool_size", HTTP_SRV, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
     {"output_buffers", ANYWHERE, 0, 2, 2, set_noop, RP_CONF_MAIN, 0, &v_num_size},
-    NOOP("postpone_output", ANYWHERE, v_size),
-    NOOP("ssl_buffer_size", HTTP_SRV, v_size),
+    {"postpone_output", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
+    {"ssl_buffer_size", HTTP_SRV, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_size},
     /* connections */
-    NOOP("reset_timedout_connection", ANYWHERE, v_flag),
-    NOOP_WORD("lingering_close", ANYWHERE, lingering_values),
-    NOOP("lingering_time", ANYWHERE, v_msec),
-    NOOP("lingering_timeout", ANYWHERE, v_msec),
-    NOOP_WORDS("keepalive_disable", ANYWHERE, keepalive_disable_values),
-    NOOP("msie_padding", ANYWHERE, v_flag),
-    NOOP("msie_refresh", ANYWHERE, v_flag),
+    {"reset_timedout_connection", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
+    {"lingering_close", ANYWHERE, 0, 1, 1, set_noop_words, RP_CONF_MAIN, 0, &lingering_values},
+    {"lingering_time", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_msec},
+    {"lingering_timeout", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_msec},
+    {"keepalive_disable", ANYWHERE, 0, 1, RP_ARGS_ANY, set_noop_words, RP_CONF_MAIN, 0,
+     &keepalive_disable_values},
+    {"msie_padding", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
+    {"msie_refresh", ANYWHERE, 0, 1, 1, set_noop, RP_CONF_MAIN, 0, &v_flag},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
