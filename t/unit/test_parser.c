@@ -1218,12 +1218,25 @@ START_TEST(test_proxy_set_header_transfer_encoding_is_refused)
 }
 END_TEST
 
-START_TEST(test_proxy_set_header_connection_with_a_value_is_refused)
+START_TEST(test_proxy_set_header_connection_with_a_value_is_accepted)
 {
-    ut_expect_error(proxy_conf("proxy_set_header Connection close;"),
-                    "@/rampart.conf:9: \"proxy_set_header\": \"Connection\" cannot be set: "
-                    "rampart writes it itself (and asks for the client's upgrade, such as "
-                    "WebSocket, on its own)");
+    /* nginx's WebSocket snippet: the value is read for the upgrade token */
+    rp_cycle_destroy(ut_load_ok(proxy_conf("proxy_set_header Connection $http_connection;")));
+}
+END_TEST
+
+START_TEST(test_nginx_directive_rampart_lacks_is_refused_as_unsupported)
+{
+    ut_expect_error(proxy_conf("proxy_cache_valid 200 1m;"),
+                    "@/rampart.conf:9: \"proxy_cache_valid\": nginx directive not supported by "
+                    "rampart (see rampart.conf(5), DIFFERENCES)");
+}
+END_TEST
+
+START_TEST(test_name_nginx_does_not_have_is_an_unknown_directive)
+{
+    ut_expect_error(proxy_conf("proxy_cache_validity 200 1m;"),
+                    "@/rampart.conf:9: unknown directive \"proxy_cache_validity\"");
 }
 END_TEST
 
@@ -1386,7 +1399,9 @@ static Suite *parser_suite(void)
     tcase_add_checked_fixture(tc, ut_setup_dir, ut_teardown_dir);
     tcase_add_test(tc, test_proxy_set_header_content_length_is_refused);
     tcase_add_test(tc, test_proxy_set_header_transfer_encoding_is_refused);
-    tcase_add_test(tc, test_proxy_set_header_connection_with_a_value_is_refused);
+    tcase_add_test(tc, test_proxy_set_header_connection_with_a_value_is_accepted);
+    tcase_add_test(tc, test_nginx_directive_rampart_lacks_is_refused_as_unsupported);
+    tcase_add_test(tc, test_name_nginx_does_not_have_is_an_unknown_directive);
     tcase_add_test(tc, test_proxy_set_header_empty_connection_is_accepted);
     tcase_add_test(tc, test_proxy_buffer_size_above_128k_is_refused);
     tcase_add_test(tc, test_proxy_buffer_size_below_1k_is_refused);
