@@ -215,6 +215,7 @@ extern rp_module_t rp_http_module;
 extern rp_module_t rp_http_core_module;
 extern rp_module_t rp_http_rewrite_module;
 extern rp_module_t rp_http_realip_module;
+extern rp_module_t rp_http_compat_module; /* underscores_in_headers, http2 on, ... */
 extern rp_module_t rp_http_map_module;
 extern rp_module_t rp_http_gzip_module;
 extern rp_module_t rp_http_limit_rate_module;

@@ -132,10 +132,9 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
         }
         if (rp_proxy_hop_by_hop(n) || written_by_rampart(n))
             continue;
-        /* As nginx (underscores_in_headers off): a backend that maps "_" to "-" (CGI,
-         * WSGI, PHP-FPM) would read Transfer_Encoding as Transfer-Encoding. */
-        if (memchr(n.data, '_', n.len))
-            continue;
+        /* A name with "_" is gone already unless underscores_in_headers or
+         * ignore_invalid_headers off let it in (http/compat_http_module.c): then it
+         * goes on, as in nginx. */
         if (set_by_location(plcf, n) ||
             (connection && named_by_connection(r->headers, r->nheaders, n)))
             continue;

@@ -30,7 +30,6 @@ PENDING = {
     "etag", "if_modified_since",
     "proxy_redirect", "proxy_cookie_domain", "proxy_cookie_path", "proxy_pass_request_headers",
     "proxy_pass_request_body", "proxy_ignore_headers",
-    "underscores_in_headers", "ignore_invalid_headers",
 }
 
 UNSUPPORTED = ("nginx directive not supported by rampart (see rampart.conf(5), "
