@@ -13,6 +13,10 @@
  *   http2 on|off                    (nginx 1.25.1's form)
  *       on: HTTP/2 on the server's listen addresses, as `listen ... http2`.
  *
+ * And two variables of nginx's: $hostname (the machine's name) and $nginx_version,
+ * which answers rampart's own version (a configuration that logs or sends it keeps
+ * working, and tells the truth).
+ *
  * The check runs first in SERVER_REWRITE, when the server is known (nginx takes
  * the switches from the server the request reached). A header set without any odd
  * name costs one table lookup per name byte.
@@ -23,7 +27,10 @@
 #include "http/request.h"
 #include "net/listen.h"
 
+#include "http/variables.h"
+
 #include <string.h>
+#include <unistd.h>
 
 typedef struct {
     int underscores; /* underscores_in_headers */
@@ -108,14 +115,38 @@ static const char *postconfiguration(rp_conf_t *cf)
     return RP_CONF_OK;
 }
 
+/* Read once per process: the name does not change under a running server. */
+static char hostname[256];
+
+static int get_hostname(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    (void)r, (void)v;
+    if (hostname[0] == '\0' && gethostname(hostname, sizeof(hostname) - 1) != 0)
+        hostname[0] = '\0';
+    *out = (rp_str_t){hostname, strlen(hostname)};
+    return 0;
+}
+
+static int get_nginx_version(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    (void)r, (void)v;
+    *out = RP_STR(PACKAGE_VERSION);
+    return 0;
+}
+
+static const rp_var_def_t variables[] = {
+    {"hostname", get_hostname, NULL, 0, 0},
+    {"nginx_version", get_nginx_version, NULL, 0, 0},
+    {NULL, NULL, NULL, 0, 0},
+};
+
 static const char *preconfiguration(rp_conf_t *cf)
 {
-    (void)cf;
     for (int ch = 0; ch < 256; ch++)
         name_char[ch] = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
                         (ch >= '0' && ch <= '9') || ch == '-';
     name_char['_'] = 2;
-    return RP_CONF_OK;
+    return rp_var_register(cf, variables);
 }
 
 #define HTTP_SRV (RP_CTX_HTTP | RP_CTX_SERVER)

@@ -134,3 +134,16 @@ def test_switch_with_a_bad_value_is_refused_at_its_line(conf_dir):
     reference_nginx.assert_rampart_refuses(
         conf_dir, "server {\n listen 127.0.0.1:9;\n location / { http2 on; }\n}", 5,
         '"http2": not allowed in the location context')
+
+
+def test_hostname_and_nginx_version_variables(rampart):
+    port = free_port()
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    location / {{ return 200 "$hostname|$nginx_version|$rampart_version"; }}
+}}""")
+    rampart.start()
+    host, nginx_version, version = harness.get(port, "/").body.decode().split("|")
+    assert host == socket.gethostname()
+    assert nginx_version == version != ""
