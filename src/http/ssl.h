@@ -25,6 +25,8 @@ typedef struct {
     rp_array_t certs, keys; /* rp_ssl_file_t, paired in order */
     int protocols; /* bit set */
     char *ciphers;
+    char *ecdh_curve; /* ssl_ecdh_curve: OpenSSL's group list; NULL: "auto" */
+    int ecdh_set;     /* ssl_ecdh_curve was given here (auto included) */
     int prefer_server_ciphers;
     int reject_handshake;
     int64_t handshake_timeout;

@@ -70,6 +70,10 @@ static const char *merge_srv(rp_conf_t *cf, void *parent, void *child)
     RP_CONF_MERGE(c->handshake_timeout, p->handshake_timeout, RP_CONF_UNSET_MSEC, 60000);
     if (c->ciphers == NULL)
         c->ciphers = p->ciphers ? p->ciphers : "HIGH:!aNULL:!MD5";
+    if (!c->ecdh_set) {
+        c->ecdh_curve = p->ecdh_curve;
+        c->ecdh_set = p->ecdh_set;
+    }
     if (c->verify_client == RP_CONF_UNSET) {
         c->verify_client = p->verify_client == RP_CONF_UNSET ? RP_SSL_VERIFY_OFF
                                                               : p->verify_client;
@@ -307,6 +311,27 @@ static int verify_keep_going(int ok, X509_STORE_CTX *store)
     return 1;
 }
 
+/* ssl_ecdh_curve auto | GROUP[:GROUP...]: the key exchange groups offered, in order
+ * (nginx's name; X25519, prime256v1, secp384r1, ...); auto is OpenSSL's list. */
+static const char *set_ecdh_curve(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_ssl_srv_conf_t *s = conf;
+    if (s->ecdh_set)
+        return "is duplicate";
+    s->ecdh_set = 1;
+    if (strcmp(cf->argv[1], "auto") == 0)
+        return RP_CONF_OK;
+    SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+    int ok = probe && SSL_CTX_set1_groups_list(probe, cf->argv[1]) == 1;
+    SSL_CTX_free(probe);
+    if (!ok) {
+        ERR_clear_error();
+        return rp_conf_error(cf, "invalid curve list \"%s\"", cf->argv[1]);
+    }
+    s->ecdh_curve = cf->argv[1];
+    return RP_CONF_OK;
+}
+
 static const char *set_ciphers(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_ssl_srv_conf_t *s = conf;
@@ -400,6 +425,8 @@ static int client_hello(SSL *ssl, int *alert, void *arg)
         SSL_set_min_proto_version(ssl, SSL_CTX_get_min_proto_version(sc->ctx));
         SSL_set_max_proto_version(ssl, SSL_CTX_get_max_proto_version(sc->ctx));
         SSL_set_cipher_list(ssl, sc->ciphers);
+        if (sc->ecdh_curve)
+            SSL_set1_groups_list(ssl, sc->ecdh_curve); /* checked when configured */
     }
     return SSL_CLIENT_HELLO_SUCCESS;
 }
@@ -448,6 +475,8 @@ static const char *build_ctx(rp_conf_t *cf, rp_http_core_srv_conf_t *srv, rp_ssl
     if (SSL_CTX_set_cipher_list(ctx, sc->ciphers) != 1)
         return rp_arena_sprintf(cf->arena, "%s:%u: \"ssl_ciphers\": no usable cipher in \"%s\"",
                                 srv->file, srv->line, sc->ciphers);
+    if (sc->ecdh_curve)
+        SSL_CTX_set1_groups_list(ctx, sc->ecdh_curve); /* checked when configured */
 
     for (size_t i = 0; i < sc->certs.nelts; i++) {
         if (SSL_CTX_use_certificate_chain_file(ctx, certs[i].path) != 1)
@@ -626,6 +655,7 @@ static const rp_command_t commands[] = {
     {"ssl_certificate_key", SRV, 0, 1, 1, set_key, RP_CONF_SRV, 0, NULL},
     {"ssl_protocols", SRV, 0, 1, 4, set_protocols, RP_CONF_SRV, 0, NULL},
     {"ssl_ciphers", SRV, 0, 1, 1, set_ciphers, RP_CONF_SRV, 0, NULL},
+    {"ssl_ecdh_curve", SRV, 0, 1, 1, set_ecdh_curve, RP_CONF_SRV, 0, NULL},
     {"ssl_prefer_server_ciphers", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV,
      S(prefer_server_ciphers), NULL},
     {"ssl_reject_handshake", SRV, 0, 1, 1, rp_conf_set_flag, RP_CONF_SRV, S(reject_handshake),

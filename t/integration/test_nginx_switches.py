@@ -147,3 +147,33 @@ server {{
     host, nginx_version, version = harness.get(port, "/").body.decode().split("|")
     assert host == socket.gethostname()
     assert nginx_version == version != ""
+
+
+def s_client_groups(port, groups):
+    p = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}",
+                        "-servername", "a.test", "-groups", groups, "-brief"],
+                       input="", capture_output=True, text=True, timeout=20)
+    return p.returncode, p.stdout + p.stderr
+
+
+def test_ssl_ecdh_curve_limits_the_key_exchange_groups(rampart, certs):
+    port = free_port()
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port} ssl;
+    server_name a.test;
+    {certs.directives("a.test")}
+    ssl_ecdh_curve secp384r1:prime256v1;
+    return 200 "ok";
+}}""")
+    rampart.start()
+    rc, out = s_client_groups(port, "X25519")
+    assert rc != 0, out  # a group the server does not offer: no handshake
+    rc, out = s_client_groups(port, "X25519:secp384r1")
+    assert rc == 0 and "secp384r1" in out, out
+
+
+def test_ssl_ecdh_curve_with_an_unknown_group_is_refused_at_its_line(conf_dir):
+    reference_nginx.assert_rampart_refuses(
+        conf_dir, "ssl_ecdh_curve prime256v1:nosuchcurve;", 3,
+        '"ssl_ecdh_curve": invalid curve list "prime256v1:nosuchcurve"')
