@@ -173,3 +173,13 @@ def test_tuning_directive_outside_its_context_is_refused_as_nginx_does(tmp_path,
     reference_nginx.assert_rampart_refuses(conf_dir, http, 5,
                                            '"map_hash_max_size": not allowed in the location '
                                            'context')
+
+
+def test_the_table_is_not_consulted_for_a_directive_rampart_has(conf_dir):
+    # proxy_pass is in the table (it is nginx's) but registered: out of its context it
+    # is "not allowed", never "not supported"
+    assert "proxy_pass" in table_names()
+    p = check(conf_dir, "proxy_pass http://127.0.0.1:9;\nevents {}\n")
+    assert p.returncode == 1
+    assert (f'{conf_dir / "rampart.conf"}:1: "proxy_pass": not allowed in the main context'
+            in p.stderr)
