@@ -71,10 +71,10 @@ static int valid_name(rp_str_t n, int underscores)
 static int drop_invalid_headers(rp_request_t *r)
 {
     if (r->subrequest)
-        return RP_OK; /* its fields were its parent's, checked then */
+        return RP_DECLINED; /* its fields were its parent's, checked then */
     const compat_srv_conf_t *c = rp_http_srv_conf(r, rp_http_compat_module);
     if (!c->ignore)
-        return RP_OK;
+        return RP_DECLINED;
     unsigned kept = 0;
     for (unsigned i = 0; i < r->nheaders; i++) {
         if (valid_name(r->headers[i].name, c->underscores)) {
@@ -85,7 +85,7 @@ static int drop_invalid_headers(rp_request_t *r)
                      (int)r->headers[i].name.len, r->headers[i].name.data);
     }
     r->nheaders = kept;
-    return RP_OK;
+    return RP_DECLINED; /* the phase's other handlers (realip, server-level rewrite) go on */
 }
 
 /* http2 on: as `listen ... http2` on each of the server's addresses. The address
