@@ -22,7 +22,6 @@ from test_docs import CONF_MAN, SRC, code_directives, man_sections
 PENDING = {
     "rewrite", "if", "break", "rewrite_log", "uninitialized_variable_warn",
     "error_page", "proxy_intercept_errors", "recursive_error_pages",
-    "auth_basic", "auth_basic_user_file", "auth_request", "auth_request_set", "satisfy",
     "proxy_buffering", "proxy_buffers", "proxy_busy_buffers_size", "proxy_max_temp_file_size",
     "proxy_temp_path", "proxy_request_buffering", "client_body_buffer_size",
     "client_body_temp_path", "proxy_http_version", "proxy_temp_file_write_size",
