@@ -499,11 +499,13 @@ START_TEST(test_unknown_location_modifier_is_refused)
 }
 END_TEST
 
-START_TEST(test_named_location_is_refused_as_unsupported)
+START_TEST(test_location_nested_in_a_named_location_is_refused)
 {
     ut_expect_error(location_conf("        location @fallback {\n"
+                                  "            location /x { }\n"
                                   "        }\n"),
-                    "@/rampart.conf:4: \"location\": named locations are not supported yet");
+                    "@/rampart.conf:5: \"location\": location \"/x\" could not be inside the "
+                    "named location \"@fallback\"");
 }
 END_TEST
 
@@ -1385,7 +1387,7 @@ static Suite *parser_suite(void)
     tcase_add_test(tc, test_nested_location_must_be_inside_its_parent);
     tcase_add_test(tc, test_exact_location_cannot_have_nested_locations);
     tcase_add_test(tc, test_unknown_location_modifier_is_refused);
-    tcase_add_test(tc, test_named_location_is_refused_as_unsupported);
+    tcase_add_test(tc, test_location_nested_in_a_named_location_is_refused);
     tcase_add_test(tc, test_upstream_without_servers_is_refused_at_its_line);
     tcase_add_test(tc, test_upstream_server_with_a_bad_parameter_is_refused);
     tcase_add_test(tc, test_header_buffers_above_the_limit_are_refused_at_the_directive);

@@ -82,7 +82,8 @@ static inline const char *ut_path(const char *rel)
     return b;
 }
 
-/* Replaces every "@" of fmt by the scratch folder; the result stays valid for 7 more calls. */
+/* Replaces every "@/" of fmt by the scratch folder and "/" (a lone "@", as in a named
+ * location, stays); the result stays valid for 7 more calls. */
 static inline const char *ut_expand(const char *fmt)
 {
     static char bufs[8][8192];
@@ -90,7 +91,7 @@ static inline const char *ut_expand(const char *fmt)
     char *b = bufs[next++ % 8];
     size_t n = 0, dl = strlen(ut_dir);
     for (const char *p = fmt; *p && n + dl + 1 < sizeof(bufs[0]); p++) {
-        if (*p == '@') {
+        if (*p == '@' && p[1] == '/') {
             memcpy(b + n, ut_dir, dl);
             n += dl;
         } else {
