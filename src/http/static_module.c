@@ -153,9 +153,8 @@ static const char *set_root(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     int alias = strcmp(cmd->name, "alias") == 0;
     if (c->root)
         return c->alias == alias ? "duplicate directive"
-                                 : rp_conf_error(cf, "\"%s\" directive is duplicate, \"%s\" "
-                                                     "directive was specified earlier",
-                                                 cmd->name, c->alias ? "alias" : "root");
+                                 : rp_conf_error(cf, "\"%s\" directive was specified earlier",
+                                                 c->alias ? "alias" : "root");
     const char *v = cf->argv[1];
     if (*v == '\0')
         return rp_conf_error(cf, "\"%s\" needs a path", cmd->name);
@@ -216,11 +215,10 @@ static const char *types_entry(rp_conf_t *cf, void *data)
 {
     static_loc_t *c = data;
     if (cf->argc < 2)
-        return rp_conf_error(cf, "invalid number of arguments in \"types\" entry \"%s\"",
-                             cf->argv[0]);
+        return rp_conf_error(cf, "a \"types\" entry needs a MIME type and extensions");
     const char *type = rp_arena_strdup(cf->arena, cf->argv[0]);
     if (strchr(type, '/') == NULL)
-        return rp_conf_error(cf, "invalid MIME type \"%s\"", type);
+        return rp_conf_error(cf, "is not a MIME type (TYPE/SUBTYPE) in \"types\"");
     for (size_t i = 1; i < cf->argc; i++) {
         char *ext = rp_arena_strdup(cf->arena, cf->argv[i]);
         if (*ext == '\0' || strchr(ext, '/') || strchr(ext, '.'))
@@ -259,8 +257,7 @@ static const char *set_ims(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
             c->ims = i;
             return RP_CONF_OK;
         }
-    return rp_conf_error(cf, "invalid value \"%s\" in \"if_modified_since\" (off, exact or "
-                             "before)",
+    return rp_conf_error(cf, "invalid value \"%s\", it must be \"off\", \"exact\" or \"before\"",
                          cf->argv[1]);
 }
 
@@ -763,10 +760,10 @@ static void open_done(rp_file_t *f)
             rp_http_add_header(r, RP_STR("ETag"), etag);
         rp_http_add_header(r, RP_STR("Content-Range"), (rp_str_t){cr, (size_t)n});
     } else if (status == 206) {
-        /* multipart/byteranges: a boundary of ten digits, as nginx's */
-        static uint32_t counter;
-        char *b = rp_arena_alloc(r->arena, 16);
-        int bn = snprintf(b, 16, "%010" PRIu32, ++counter + (uint32_t)rp_time_ms() % 1000000u);
+        /* multipart/byteranges: a boundary of twenty digits, as nginx's */
+        static uint64_t counter;
+        char *b = rp_arena_alloc(r->arena, 24);
+        int bn = snprintf(b, 24, "%020" PRIu64, (uint64_t)++counter + (uint64_t)rp_time_ms() % 1000000000u);
         ctx->boundary = (rp_str_t){b, (size_t)bn};
         ctx->part_type = type;
         ctx->multipart = 1;
@@ -791,7 +788,8 @@ static void open_done(rp_file_t *f)
         rp_http_add_header(r, RP_STR("Last-Modified"), lm);
         if (etag.len)
             rp_http_add_header(r, RP_STR("ETag"), etag);
-        rp_http_add_header(r, RP_STR("Accept-Ranges"), RP_STR("bytes"));
+        if (c->max_ranges > 0) /* max_ranges 0: nginx offers no ranges */
+            rp_http_add_header(r, RP_STR("Accept-Ranges"), RP_STR("bytes"));
     }
     r->status = status;
     r->response_started = 1;

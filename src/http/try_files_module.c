@@ -30,9 +30,6 @@ typedef struct {
     int done;
 } tf_ctx_t;
 
-/* nginx's named redirect arrives in the http core; until then a named fallback fails. */
-int rp_http_named_redirect(rp_request_t *r, rp_str_t name) __attribute__((weak));
-
 static void *create_loc(rp_conf_t *cf)
 {
     return rp_arena_calloc(cf->arena, sizeof(tf_loc_t));
@@ -97,14 +94,8 @@ static int fallback(rp_request_t *r, const tf_loc_t *t)
         return RP_DONE;
     }
     rp_str_t v = t->fallback.has_vars ? rp_cv_eval(r, &t->fallback) : t->fallback.value;
-    if (v.len && v.data[0] == '@') {
-        if (rp_http_named_redirect == NULL) {
-            rp_log_error(RP_LOG_ERR, 0, "named locations are not supported yet");
-            rp_http_send_error(r, 500);
-            return RP_DONE;
-        }
+    if (v.len && v.data[0] == '@')
         return rp_http_named_redirect(r, v);
-    }
     rp_str_t args = RP_NULL_STR;
     const char *q = memchr(v.data, '?', v.len);
     if (q) {
