@@ -101,9 +101,7 @@ static int fallback(rp_request_t *r, const tf_loc_t *t)
     if (q) {
         args = (rp_str_t){q + 1, (size_t)(v.data + v.len - q - 1)};
         v.len = (size_t)(q - v.data);
-    } else {
-        args = r->args; /* nginx keeps the request's arguments when the URI has none */
-    }
+    } /* else none: nginx drops the request's arguments (say $args to keep them) */
     return rp_http_internal_redirect(r, v, args);
 }
 
