@@ -61,6 +61,7 @@ typedef struct {
     const char *prefix; /* for a relative root with variables */
     rp_array_t *types;  /* mime_t; NULL: unset */
     rp_array_t *index;  /* rp_cv_t; NULL: unset */
+    int root_default;   /* root is nginx's default "html", not said anywhere */
     int enabled;        /* root, alias, index or try_files said here or above */
     int etag, ims, max_ranges, sendfile, tcp_nopush, tcp_nodelay;
 } static_loc_t;
@@ -112,6 +113,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
     static_loc_t *p = parent, *c = child;
     if (c->root == NULL) {
         c->root = p->root;
+        c->root_default = p->root_default;
         c->alias = p->alias;
         c->whole_alias = p->whole_alias;
         c->loc_len = p->loc_len;
@@ -123,7 +125,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
         c->index = p->index;
     if (c->enabled == RP_CONF_UNSET)
         c->enabled = p->enabled;
-    if (c->root || c->index)
+    if ((c->root && !c->root_default) || c->index)
         c->enabled = 1;
     RP_CONF_MERGE(c->etag, p->etag, RP_CONF_UNSET, 1);
     RP_CONF_MERGE(c->ims, p->ims, RP_CONF_UNSET, IMS_EXACT);
@@ -136,6 +138,7 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
         c->root = rp_arena_calloc(cf->arena, sizeof(*c->root));
         char *html = rp_conf_full_path(cf, "html");
         c->root->value = (rp_str_t){html, strlen(html)};
+        c->root_default = 1;
     }
     if (c->enabled == RP_CONF_UNSET)
         c->enabled = 0;

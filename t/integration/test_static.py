@@ -8,6 +8,7 @@ file byte for byte over HTTP/1, TLS and HTTP/2, and a client that does not read 
 large file stalls no other client of the same worker.
 """
 
+import gzip
 import hashlib
 import http.client
 import os
@@ -325,3 +326,30 @@ def test_a_client_that_does_not_read_stalls_no_other_client(rampart, port, tmp_p
     finally:
         for s in stalled:
             s.close()
+
+
+def test_gzip_compresses_a_file_through_the_filters(rampart, port, tmp_path):
+    root = tmp_path / "www"
+    make_root(root)
+    (root / "api.json").write_text('{"paths": {}}' * 2000)
+    rampart.configure(f"include {MIME};\n"
+                      f"server {{ listen 127.0.0.1:{port}; root {root};\n"
+                      f"    gzip on; gzip_types application/json; }}\n")
+    rampart.start()
+    status, fields, body = fetch(port, "GET", "/api.json", {"Accept-Encoding": "gzip"})
+    assert status == 200 and fields["content-encoding"] == "gzip"
+    assert gzip.decompress(body) == (root / "api.json").read_bytes()
+    assert len(body) < 2000
+
+
+def test_limit_rate_paces_a_file(rampart, port, tmp_path):
+    root = tmp_path / "www"
+    make_root(root)
+    (root / "paced.bin").write_bytes(os.urandom(96 * 1024))
+    rampart.configure(f"server {{ listen 127.0.0.1:{port}; root {root}; limit_rate 32k; }}\n")
+    rampart.start()
+    start = time.monotonic()
+    status, _, body = fetch(port, "GET", "/paced.bin")
+    took = time.monotonic() - start
+    assert status == 200 and body == (root / "paced.bin").read_bytes()
+    assert took >= 1.5  # 96 KB at 32 KB/s: about 3 s (the first second's worth goes at once)
