@@ -353,3 +353,27 @@ def test_limit_rate_paces_a_file(rampart, port, tmp_path):
     took = time.monotonic() - start
     assert status == 200 and body == (root / "paced.bin").read_bytes()
     assert took >= 1.5  # 96 KB at 32 KB/s: about 3 s (the first second's worth goes at once)
+
+
+def raw_get(port, target):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET " + target + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def test_no_uri_reaches_a_file_outside_the_root_and_a_nul_is_refused(rampart, port, tmp_path):
+    root = tmp_path / "www"
+    make_root(root)
+    (tmp_path / "secret.txt").write_text("SECRET\n")
+    rampart.configure(f"server {{ listen 127.0.0.1:{port}; root {root}; }}\n")
+    rampart.start()
+    assert raw_get(port, b"/dir/../index.html") == (200, b"<h1>home</h1>\n")
+    for target in (b"/../secret.txt", b"/%2e%2e/secret.txt", b"/dir/..%2f..%2fsecret.txt",
+                   b"/dir/%2E%2E/%2e%2E/secret.txt", b"/./../../secret.txt"):
+        status, body = raw_get(port, target)
+        assert status in (400, 404) and b"SECRET" not in body, target
+    assert raw_get(port, b"/index.html%00.txt")[0] == 400
