@@ -71,6 +71,15 @@ static void run_job(rp_file_t *f)
             f->err = errno;
             close(f->fd);
             f->fd = -1;
+        } else if (f->cap && S_ISREG(f->st.st_mode)) {
+            /* the first bytes while we are here: a small file is then answered with
+             * one trip through the pool */
+            size_t want = (off_t)f->cap < f->st.st_size ? f->cap : (size_t)f->st.st_size;
+            do {
+                f->n = want ? pread(f->fd, f->buf, want, 0) : 0;
+            } while (f->n < 0 && errno == EINTR);
+            if (f->n < 0)
+                f->n = 0;
         }
         break;
     case RP_FILE_READ:

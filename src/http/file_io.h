@@ -17,7 +17,8 @@
 #include <sys/types.h>
 
 enum {
-    RP_FILE_OPEN,  /* open path read-only and fstat it: fd, st, err */
+    RP_FILE_OPEN,  /* open path read-only and fstat it: fd, st, err; with a buf, its first
+                    * cap bytes too: n */
     RP_FILE_READ,  /* pread len bytes at off into buf: n (-1 with err) */
     RP_FILE_PROBE, /* stat each of npaths paths in turn: found (-1: none), st, err */
 };

@@ -45,7 +45,8 @@
 #include <sys/socket.h>
 #include <time.h>
 
-#define CHUNK (128 * 1024) /* one read of the pool, one write to the filters */
+#define CHUNK   (64 * 1024) /* one read of the pool, one write to the filters */
+#define PREREAD (16 * 1024) /* read with the open: a small file takes one trip */
 
 enum { IMS_OFF, IMS_EXACT, IMS_BEFORE };
 
@@ -77,6 +78,8 @@ typedef struct {
     range_t *ranges;
     int nranges, cur;
     off_t pos;
+    off_t pre_n; /* bytes [0, pre_n) are in the opening job's buffer */
+    int big;     /* the job now has a CHUNK buffer for reads */
     int multipart;
     rp_str_t boundary, part_type;
     /* index: the URIs of the candidates */
@@ -543,7 +546,38 @@ static void send_next(rp_request_t *r)
     static_ctx_t *ctx = rp_http_get_ctx(r, rp_http_static_module);
     for (;;) {
         range_t *rg = &ctx->ranges[ctx->cur];
+        if (ctx->pos < rg->end && ctx->pos < ctx->pre_n) {
+            off_t upto = rg->end < ctx->pre_n ? rg->end : ctx->pre_n;
+            struct iovec iov = {ctx->file->buf + ctx->pos, (size_t)(upto - ctx->pos)};
+            ctx->pos = upto;
+            if (rp_http_write(r, &iov, 1) != 0) {
+                rp_http_abort(r);
+                return;
+            }
+            if (rp_http_pending(r)) {
+                r->on_drain = send_next;
+                return;
+            }
+            continue;
+        }
         if (ctx->pos < rg->end) {
+            if (!ctx->big) {
+                /* past what the open read: a job with a reading buffer takes the file */
+                rp_file_t *old = ctx->file, *f = rp_file_new(CHUNK);
+                if (f == NULL) {
+                    rp_http_abort(r);
+                    return;
+                }
+                f->fd = old->fd;
+                f->st = old->st;
+                f->buf = (char *)(f + 1);
+                f->cap = CHUNK;
+                old->fd = -1;
+                rp_file_free(old);
+                ctx->file = f;
+                ctx->pre_n = 0;
+                ctx->big = 1;
+            }
             rp_file_t *f = ctx->file;
             f->op = RP_FILE_READ;
             f->off = ctx->pos;
@@ -664,6 +698,7 @@ static void open_done(rp_file_t *f)
 
     off_t len = f->st.st_size;
     time_t mtime = f->st.st_mtime;
+    ctx->pre_n = f->n > 0 ? f->n : 0;
     rp_str_t etag = RP_NULL_STR;
     if (c->etag) {
         char *e = rp_arena_alloc(r->arena, 48);
@@ -926,14 +961,15 @@ static int static_handler(rp_request_t *r)
 
     size_t root_len;
     rp_str_t path = rp_http_static_map(r, r->uri, &root_len);
-    static_ctx_t *ctx = new_ctx(r, path.len + 1 + CHUNK);
+    size_t pre = r->head ? 0 : PREREAD;
+    static_ctx_t *ctx = new_ctx(r, path.len + 1 + pre);
     if (ctx == NULL)
         return RP_ERROR;
     rp_file_t *f = ctx->file;
     f->path = (char *)(f + 1);
     memcpy(f->path, path.data, path.len + 1);
     f->buf = f->path + path.len + 1;
-    f->cap = CHUNK;
+    f->cap = pre;
     f->op = RP_FILE_OPEN;
     f->done = open_done;
     f->data = ctx;
