@@ -377,3 +377,22 @@ def test_no_uri_reaches_a_file_outside_the_root_and_a_nul_is_refused(rampart, po
         status, body = raw_get(port, target)
         assert status in (400, 404) and b"SECRET" not in body, target
     assert raw_get(port, b"/index.html%00.txt")[0] == 400
+
+
+def test_include_mime_types_beside_the_configuration_as_shipped(rampart, port, tmp_path):
+    root = tmp_path / "www"
+    make_root(root)
+    for name in ("font.woff2", "app.wasm", "logo.svg", "feed.atom", "clip.mp4"):
+        (root / name).write_bytes(b"x")
+    rampart.prefix.mkdir(parents=True, exist_ok=True)
+    (rampart.prefix / "mime.types").write_bytes(MIME.read_bytes())
+    rampart.configure(f"include mime.types;\n"
+                      f"server {{ listen 127.0.0.1:{port}; root {root}; }}\n")
+    rampart.start()
+    want = {"/font.woff2": "font/woff2", "/app.wasm": "application/wasm",
+            "/logo.svg": "image/svg+xml", "/feed.atom": "application/atom+xml",
+            "/clip.mp4": "video/mp4", "/openapi.json": "application/json",
+            "/spec.yaml": "text/yaml", "/noext": "text/plain"}
+    for path, ctype in want.items():
+        status, fields, _ = fetch(port, "GET", path)
+        assert status == 200 and fields["content-type"] == ctype, path
