@@ -30,7 +30,7 @@ struct rp_file_s {
     rp_file_t *next;
     int op;
     unsigned in_flight : 1;
-    unsigned orphan : 1; /* the request ended while a thread had it */
+    unsigned orphan : 1;        /* the request ended while a thread had it */
     void (*done)(rp_file_t *f); /* in the loop, unless orphaned */
     void *data;
 

@@ -57,8 +57,8 @@ typedef struct {
 typedef struct {
     rp_cv_t *root; /* root or alias; NULL: unset */
     int alias;
-    int whole_alias;  /* alias in a regex location, with captures: the path itself */
-    size_t loc_len;   /* alias: the location prefix it replaces */
+    int whole_alias;    /* alias in a regex location, with captures: the path itself */
+    size_t loc_len;     /* alias: the location prefix it replaces */
     const char *prefix; /* for a relative root with variables */
     rp_array_t *types;  /* mime_t; NULL: unset */
     rp_array_t *index;  /* rp_cv_t; NULL: unset */
@@ -203,11 +203,9 @@ static const char *set_index(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     }
     for (size_t i = 1; i < cf->argc; i++) {
         if (cf->argv[i][0] == '\0')
-            return rp_conf_error(cf, "index \"%s\" in \"index\" directive is invalid",
-                                 cf->argv[i]);
+            return rp_conf_error(cf, "index \"%s\" in \"index\" directive is invalid", cf->argv[i]);
         if (c->index->nelts >= RP_FILE_MAX_PROBES - 1)
-            return rp_conf_error(cf, "too many index files (at most %d)",
-                                 RP_FILE_MAX_PROBES - 1);
+            return rp_conf_error(cf, "too many index files (at most %d)", RP_FILE_MAX_PROBES - 1);
         rp_cv_t *cv = rp_array_push(c->index);
         const char *err = rp_cv_compile(cf, cf->argv[i], cv);
         if (err)
@@ -596,8 +594,8 @@ static void send_next(rp_request_t *r)
                                  "\r\n--%.*s\r\nContent-Type: %.*s\r\nContent-Range: bytes "
                                  "%" PRId64 "-%" PRId64 "/%" PRId64 "\r\n\r\n",
                                  (int)ctx->boundary.len, ctx->boundary.data,
-                                 (int)ctx->part_type.len, ctx->part_type.data,
-                                 (int64_t)ctx->pos, (int64_t)ctx->ranges[ctx->cur].end - 1,
+                                 (int)ctx->part_type.len, ctx->part_type.data, (int64_t)ctx->pos,
+                                 (int64_t)ctx->ranges[ctx->cur].end - 1,
                                  (int64_t)ctx->file->st.st_size);
                 struct iovec iov = {h, (size_t)n};
                 if (rp_http_write(r, &iov, 1) != 0) {
@@ -609,8 +607,7 @@ static void send_next(rp_request_t *r)
         }
         if (ctx->multipart) {
             char *h = rp_arena_alloc(r->arena, 64);
-            int n = snprintf(h, 64, "\r\n--%.*s--\r\n", (int)ctx->boundary.len,
-                             ctx->boundary.data);
+            int n = snprintf(h, 64, "\r\n--%.*s--\r\n", (int)ctx->boundary.len, ctx->boundary.data);
             struct iovec iov = {h, (size_t)n};
             if (rp_http_write(r, &iov, 1) != 0) {
                 rp_http_abort(r);
@@ -678,8 +675,7 @@ static void open_done(rp_file_t *f)
 
     if (f->fd < 0) {
         int st = errno_status(f->err);
-        rp_log_error(st == 500 ? RP_LOG_CRIT : RP_LOG_ERR, f->err, "open() \"%s\" failed",
-                     f->path);
+        rp_log_error(st == 500 ? RP_LOG_CRIT : RP_LOG_ERR, f->err, "open() \"%s\" failed", f->path);
         rp_http_send_error(r, st);
         return;
     }
@@ -758,8 +754,8 @@ static void open_done(rp_file_t *f)
     ctx->nranges = 1;
     int status = 200;
     rp_str_t range = rp_request_header(r, "range");
-    int use_range = range.len >= 7 && strncasecmp(range.data, "bytes=", 6) == 0 &&
-                    c->max_ranges > 0;
+    int use_range =
+        range.len >= 7 && strncasecmp(range.data, "bytes=", 6) == 0 && c->max_ranges > 0;
     rp_str_t ifr = rp_request_header(r, "if-range");
     if (use_range && ifr.data) {
         if (ifr.len >= 2 && ifr.data[ifr.len - 1] == '"')
@@ -789,9 +785,9 @@ static void open_done(rp_file_t *f)
     rp_http_add_header(r, RP_STR("Content-Type"), type);
     if (status == 206 && ctx->nranges == 1) {
         char *cr = rp_arena_alloc(r->arena, 64);
-        int n = snprintf(cr, 64, "bytes %" PRId64 "-%" PRId64 "/%" PRId64,
-                         (int64_t)ctx->ranges[0].start, (int64_t)ctx->ranges[0].end - 1,
-                         (int64_t)len);
+        int n =
+            snprintf(cr, 64, "bytes %" PRId64 "-%" PRId64 "/%" PRId64,
+                     (int64_t)ctx->ranges[0].start, (int64_t)ctx->ranges[0].end - 1, (int64_t)len);
         body_len = ctx->ranges[0].end - ctx->ranges[0].start;
         rp_http_add_header(r, RP_STR("Last-Modified"), lm);
         if (etag.len)
@@ -801,7 +797,8 @@ static void open_done(rp_file_t *f)
         /* multipart/byteranges: a boundary of twenty digits, as nginx's */
         static uint64_t counter;
         char *b = rp_arena_alloc(r->arena, 24);
-        int bn = snprintf(b, 24, "%020" PRIu64, (uint64_t)++counter + (uint64_t)rp_time_ms() % 1000000000u);
+        int bn = snprintf(b, 24, "%020" PRIu64,
+                          (uint64_t)++counter + (uint64_t)rp_time_ms() % 1000000000u);
         ctx->boundary = (rp_str_t){b, (size_t)bn};
         ctx->part_type = type;
         ctx->multipart = 1;
@@ -901,8 +898,8 @@ static int index_handler(rp_request_t *r, static_loc_t *c)
     rp_str_t *paths = rp_arena_alloc(r->arena, (n + 1) * sizeof(rp_str_t));
     size_t total = 0;
     for (size_t i = 0; i < n; i++) {
-        rp_str_t name = idx ? (idx[i].has_vars ? rp_cv_eval(r, &idx[i]) : idx[i].value)
-                            : default_index;
+        rp_str_t name =
+            idx ? (idx[i].has_vars ? rp_cv_eval(r, &idx[i]) : idx[i].value) : default_index;
         if (name.len && name.data[0] == '/') {
             uris[i] = name;
             if (i == n - 1) /* nginx: a last absolute index is redirected to untested */

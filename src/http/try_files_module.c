@@ -121,7 +121,7 @@ static void probe_done(rp_file_t *f)
     ctx->done = 1;
     if (f->found >= 0) {
         r->uri = ctx->uris[f->found];
-        rp_http_run_phases(r); /* the handler is called again and lets the phase go on */
+        rp_http_resume(r); /* the handler is called again and lets the phase go on */
         return;
     }
     int rc = fallback(r, t);
@@ -194,8 +194,8 @@ static const char *postconfiguration(rp_conf_t *cf)
 }
 
 static const rp_command_t commands[] = {
-    {"try_files", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_try_files, RP_CONF_LOC,
-     0, NULL},
+    {"try_files", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_try_files, RP_CONF_LOC, 0,
+     NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
