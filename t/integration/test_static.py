@@ -396,3 +396,30 @@ def test_include_mime_types_beside_the_configuration_as_shipped(rampart, port, t
     for path, ctype in want.items():
         status, fields, _ = fetch(port, "GET", path)
         assert status == 200 and fields["content-type"] == ctype, path
+
+
+def test_an_http2_client_that_does_not_read_stalls_no_other_client(rampart, port, free_port,
+                                                                   tmp_path):
+    import h2.config
+    import h2.connection
+    root = tmp_path / "www"
+    make_root(root)
+    h2port = free_port()
+    rampart.configure(f"server {{ listen 127.0.0.1:{port}; listen 127.0.0.1:{h2port} http2;\n"
+                      f"    root {root}; }}\n", workers=1)
+    rampart.start()
+    s = socket.create_connection(("127.0.0.1", h2port), timeout=10)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    for sid in (1, 3, 5):  # three streams of the large file that nobody reads
+        conn.send_headers(sid, [(":method", "GET"), (":path", "/big.bin"), (":scheme", "http"),
+                                (":authority", "x")], end_stream=True)
+    s.sendall(conn.data_to_send())
+    s.recv(1)  # the worker answers
+    try:
+        for _ in range(20):
+            status, _, body = fetch(port, "GET", "/index.html")
+            assert status == 200 and body == b"<h1>home</h1>\n"
+    finally:
+        s.close()
