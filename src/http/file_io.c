@@ -39,9 +39,11 @@ static pid_t pool_pid; /* the process the threads run in */
 
 rp_file_t *rp_file_new(size_t extra)
 {
-    rp_file_t *f = calloc(1, sizeof(*f) + extra);
+    /* only the job is zeroed: its room (a read buffer) is written before it is read */
+    rp_file_t *f = malloc(sizeof(*f) + extra);
     if (f == NULL)
         return NULL;
+    memset(f, 0, sizeof(*f));
     f->fd = -1;
     f->found = -1;
     return f;

@@ -374,13 +374,19 @@ static rp_str_t content_type(rp_request_t *r, const static_loc_t *c)
     size_t i = uri.len;
     while (i > 0 && uri.data[i - 1] != '.' && uri.data[i - 1] != '/')
         i--;
-    if (i > 0 && uri.data[i - 1] == '.' && i < uri.len) {
-        rp_str_t ext = {uri.data + i, uri.len - i};
+    if (i > 0 && uri.data[i - 1] == '.' && i < uri.len && uri.len - i <= 32) {
+        char ext[32]; /* lowercase, as the table is */
+        size_t len = uri.len - i;
+        for (size_t k = 0; k < len; k++) {
+            char ch = uri.data[i + k];
+            ext[k] = (char)(ch >= 'A' && ch <= 'Z' ? ch - 'A' + 'a' : ch);
+        }
         const mime_t *m = c->types ? c->types->elts : default_types;
         size_t n = c->types ? c->types->nelts : sizeof(default_types) / sizeof(default_types[0]);
         /* the last mention of an extension wins, as nginx's later line replaces */
         for (size_t k = n; k-- > 0;)
-            if (m[k].ext.len == ext.len && strncasecmp(m[k].ext.data, ext.data, ext.len) == 0)
+            if (m[k].ext.len == len && m[k].ext.data[0] == ext[0] &&
+                memcmp(m[k].ext.data, ext, len) == 0)
                 return m[k].type;
     }
     rp_http_core_loc_conf_t *clcf = r->clcf;
@@ -393,12 +399,47 @@ static rp_str_t http_time(rp_request_t *r, time_t t)
     static const char *days[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
     static const char *months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    char *p = rp_arena_alloc(r->arena, 32);
-    int n = snprintf(p, 32, "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday], tm.tm_mday,
-                     months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
-    return (rp_str_t){p, (size_t)n};
+    /* the same files are served again and again: the last date formatted is kept */
+    static time_t last = -1;
+    static char text[32];
+    static int len;
+    if (t != last) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        len = snprintf(text, sizeof(text), "%s, %02d %s %04d %02d:%02d:%02d GMT", days[tm.tm_wday],
+                       tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                       tm.tm_sec);
+        last = t;
+    }
+    char *p = rp_arena_alloc(r->arena, (size_t)len);
+    memcpy(p, text, (size_t)len);
+    return (rp_str_t){p, (size_t)len};
+}
+
+static size_t put_hex(char *p, uint64_t v)
+{
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = "0123456789abcdef"[v & 15];
+        v >>= 4;
+    } while (v);
+    for (size_t k = 0; k < n; k++)
+        p[k] = tmp[n - 1 - k];
+    return n;
+}
+
+/* nginx's entity tag: "mtime-size" in hexadecimal */
+static rp_str_t make_etag(rp_request_t *r, uint64_t mtime, uint64_t size)
+{
+    char *e = rp_arena_alloc(r->arena, 40);
+    size_t n = 0;
+    e[n++] = '"';
+    n += put_hex(e + n, mtime);
+    e[n++] = '-';
+    n += put_hex(e + n, size);
+    e[n++] = '"';
+    return (rp_str_t){e, n};
 }
 
 /* Whether an If-Match / If-None-Match list names etag (weak: W/ ignored on both). */
@@ -697,9 +738,7 @@ static void open_done(rp_file_t *f)
     ctx->pre_n = f->n > 0 ? f->n : 0;
     rp_str_t etag = RP_NULL_STR;
     if (c->etag) {
-        char *e = rp_arena_alloc(r->arena, 48);
-        int n = snprintf(e, 48, "\"%" PRIx64 "-%" PRIx64 "\"", (uint64_t)mtime, (uint64_t)len);
-        etag = (rp_str_t){e, (size_t)n};
+        etag = make_etag(r, (uint64_t)mtime, (uint64_t)len);
     }
     rp_str_t lm = http_time(r, mtime);
     rp_str_t type = content_type(r, c);
