@@ -28,4 +28,8 @@ rp_str_t rp_http_static_map(rp_request_t *r, rp_str_t uri, size_t *root_len);
 /* Whether the alias of r's location is a whole path (a regex location with captures). */
 int rp_http_static_whole_alias(rp_request_t *r);
 
+/* try_files found r's file under such an alias: from now on the path is alias + URI, as
+ * nginx's add_uri_to_alias. */
+void rp_http_static_add_uri_to_alias(rp_request_t *r);
+
 #endif

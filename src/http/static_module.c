@@ -82,6 +82,7 @@ typedef struct {
     int big;     /* the job now has a CHUNK buffer for reads */
     int multipart;
     rp_str_t boundary, part_type;
+    int add_uri_to_alias; /* try_files found a file under an alias with captures */
     /* index: the URIs of the candidates */
     rp_str_t *index_uris;
     int nindex;
@@ -181,9 +182,8 @@ static const char *set_root(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
         if (clcf->kind == RP_LOC_SERVER)
             return rp_conf_error(cf, "\"alias\" directive is not allowed here");
         if (clcf->kind == RP_LOC_REGEX || clcf->kind == RP_LOC_REGEX_CASELESS) {
-            if (!c->root->has_vars)
-                return rp_conf_error(cf, "the \"alias\" directive must use captures inside "
-                                         "the location given by regular expression");
+            /* nginx: in a regex location the alias is the whole path (it should use the
+             * captures; without them every URI names the same path) */
             c->whole_alias = 1;
         } else {
             c->loc_len = clcf->name_len;
@@ -303,7 +303,8 @@ rp_str_t rp_http_static_map(rp_request_t *r, rp_str_t uri, size_t *root_len)
     const static_loc_t *c = loc_of(r);
     rp_str_t root = document_root(r, c);
     rp_str_t tail = uri;
-    if (c->whole_alias) {
+    static_ctx_t *ctx = rp_http_get_ctx(r, rp_http_static_module);
+    if (c->whole_alias && !(ctx && ctx->add_uri_to_alias)) {
         tail = RP_NULL_STR;
     } else if (c->alias) {
         size_t skip = c->loc_len < uri.len ? c->loc_len : uri.len;
@@ -898,9 +899,19 @@ static void ctx_cleanup(rp_request_t *r, void *data)
     ctx->file = NULL;
 }
 
-static static_ctx_t *new_ctx(rp_request_t *r, size_t extra)
+void rp_http_static_add_uri_to_alias(rp_request_t *r)
 {
     static_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
+    ctx->r = r;
+    ctx->add_uri_to_alias = 1;
+    rp_http_set_ctx(r, rp_http_static_module, ctx);
+}
+
+static static_ctx_t *new_ctx(rp_request_t *r, size_t extra)
+{
+    static_ctx_t *old = rp_http_get_ctx(r, rp_http_static_module);
+    static_ctx_t *ctx = rp_arena_calloc(r->arena, sizeof(*ctx));
+    ctx->add_uri_to_alias = old && old->add_uri_to_alias;
     ctx->r = r;
     ctx->file = rp_file_new(extra);
     if (ctx->file == NULL)

@@ -120,6 +120,13 @@ static void probe_done(rp_file_t *f)
     const tf_loc_t *t = rp_http_loc_conf(r, rp_http_try_files_module);
     ctx->done = 1;
     if (f->found >= 0) {
+        if (rp_http_static_whole_alias(r)) {
+            if (f->dir[f->found]) { /* nginx leaves the URI alone for a directory there */
+                rp_http_resume(r);
+                return;
+            }
+            rp_http_static_add_uri_to_alias(r);
+        }
         r->uri = ctx->uris[f->found];
         rp_http_resume(r); /* the handler is called again and lets the phase go on */
         return;

@@ -258,9 +258,6 @@ def test_static_directives_refuse_bad_values(conf_dir):
            '"root": duplicate directive')
     refuse(conf_dir, "server { listen 127.0.0.1:1;\nlocation / { root /a; alias /b; } }", 4,
            '"alias": "root" directive was specified earlier')
-    refuse(conf_dir, "server { listen 127.0.0.1:1;\nlocation ~ ^/x { alias /b; } }", 4,
-           '"alias": the "alias" directive must use captures inside the location given by '
-           'regular expression')
     refuse(conf_dir, "etag maybe;", 3, '"etag": invalid value "maybe", it must be "on" or "off"')
     refuse(conf_dir, "if_modified_since later;", 3,
            '"if_modified_since": invalid value "later", it must be "off", "exact" or "before"')

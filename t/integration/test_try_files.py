@@ -24,6 +24,7 @@ def http_block(port, root):
             f"    location = /echo {{ return 200 \"echo $uri $args\"; }}\n"
             f"    location /al/ {{ alias {root}/dir/; try_files $uri $uri.html =404; }}\n"
             f"    location /keep/ {{ try_files $uri /echo; }}\n"
+            f"    location ~ ^/rx(/.*)$ {{ alias {root}/dir; try_files $1 $1.html =404; }}\n"
             f"}}\n"
             f"server {{\n"
             f"    listen 127.0.0.1:{port};\n"
@@ -88,6 +89,12 @@ def test_try_files_with_alias_tests_under_the_alias(pair):
     assert same(pair, "GET", "/al/page")[2] == b"<p>page</p>\n"
     assert same(pair, "GET", "/al/page.html")[2] == b"<p>page</p>\n"
     assert same(pair, "GET", "/al/none")[0] == 404
+
+
+def test_try_files_under_an_alias_of_a_regex_location_tests_alias_plus_name(pair):
+    assert same(pair, "GET", "/rx/page.html")[2] == b"<p>page</p>\n"
+    assert same(pair, "GET", "/rx/page")[2] == b"<p>page</p>\n"
+    assert same(pair, "GET", "/rx/none")[0] == 404
 
 
 def test_try_files_at_server_level(pair):
