@@ -10,6 +10,7 @@
 #include "core/process.h"
 #include "core/shm.h"
 #include "http/http.h"
+#include "http/static.h"
 #include "limit/limit_count.h"
 #include "lua/lua_int.h"
 #include "lua/lua_socket.h"
@@ -69,6 +70,8 @@ rp_module_t *const rp_modules[] = {
     &rp_lua_module, /* after shm: init_by_lua may use the shared dictionaries */
     &rp_lua_socket_module,
     &rp_lua_balancer_module,
+    &rp_http_static_module, /* last content handler: after proxy, grpc and lua */
+    &rp_http_try_files_module,
     &rp_compat_module, /* last: only nginx's no-op tuning directives */
 };
 
