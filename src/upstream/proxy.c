@@ -37,6 +37,7 @@
 #include "core/wbuf.h"
 #include "core/time.h"
 #include "http/variables.h"
+#include "http/error_page.h"
 #include "http/h1_parser.h"
 #include "upstream/upstream_ssl.h"
 
@@ -75,6 +76,7 @@ typedef struct proxy_s {
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
+    unsigned intercepted : 1;   /* an error page replaces the answer: its body is dropped */
     int send_errno;
     rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
@@ -933,6 +935,99 @@ static int retry_status(proxy_t *p, int code)
     return 1;
 }
 
+/* ---- proxy_intercept_errors ---- */
+
+/* Drops the intercepted answer's body bytes in uc->buf[pos..len). Returns 1 when the body
+ * ended where the response does (the connection may be reused), 0 to read on, -1 when
+ * the connection cannot be reused. */
+static int discard_body(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    char *data = uc->buf + uc->pos;
+    size_t avail = uc->len - uc->pos;
+    uc->pos = uc->len = 0;
+    switch (p->mode) {
+    case B_NONE:
+        return avail ? -1 : 1;
+    case B_LENGTH:
+        if ((int64_t)avail > p->left)
+            return -1;
+        p->left -= (int64_t)avail;
+        return p->left == 0;
+    case B_CHUNKED: {
+        size_t n = avail, consumed = 0;
+        int rc = rp_chunked_decode(&p->chunked, data, &n, &consumed);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            return consumed == avail ? 1 : -1;
+        return 0;
+    }
+    default:
+        return -1; /* a body the close ends leaves no connection to reuse */
+    }
+}
+
+static void discard_done(proxy_t *p, int rc)
+{
+    p->finished = 1;
+    drop_uc(p, rc == 1 && p->keep && p->body_sent);
+}
+
+/* Reads on through an intercepted answer's body, while the client gets the error page. */
+static void discard_more(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    for (;;) {
+        ssize_t n = rp_uconn_read(uc, uc->buf, uc->cap);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            set_utimer(p, READ_TIMEOUT(p));
+            return;
+        }
+        if (n <= 0) {
+            discard_done(p, -1);
+            return;
+        }
+        uc->pos = 0;
+        uc->len = (uint32_t)n;
+        int rc = discard_body(p);
+        if (rc != 0) {
+            discard_done(p, rc);
+            return;
+        }
+    }
+}
+
+/*
+ * proxy_intercept_errors: the upstream answered code and the location has an error page
+ * for it. The upstream's head goes nowhere; its body is read and dropped (the
+ * connection goes back to the keep-alive cache when it ends cleanly, as a forwarded
+ * answer's would); the client gets the error page. Returns -1: the exchange is over
+ * for the request.
+ */
+static int intercept(proxy_t *p, int code)
+{
+    rp_request_t *r = p->r;
+    p->intercepted = 1;
+    p->state = P_BODY;
+    p->uc->pos = p->parser.pos;
+    rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
+    r->on_body = NULL;
+    r->on_drain = NULL;
+    if (!p->body_sent) {
+        discard_done(p, -1); /* the request body is not all upstream: nothing to reuse */
+    } else {
+        event_del(&p->uc->wev);
+        int rc = discard_body(p);
+        if (rc != 0)
+            discard_done(p, rc);
+        else
+            discard_more(p);
+    }
+    rp_http_send_error(r, code);
+    return -1;
+}
+
 /* Handles a complete response head at uc->buf[0..parser.pos). Returns 0 to go on with the
  * body, 1 when a 1xx head was skipped, -1 when the request has ended. */
 static int handle_head(proxy_t *p)
@@ -990,6 +1085,8 @@ static int handle_head(proxy_t *p)
     if (p->mode == B_CHUNKED)
         rp_chunked_init(&p->chunked);
     p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive);
+    if (code >= 300 && rp_http_error_page_intercept(r, code, 0))
+        return intercept(p, code);
 
     r->status = code;
     if (ps->phrase.len && *rp_http_reason(code) == '\0')
@@ -1256,7 +1353,11 @@ static void on_client_drained(rp_request_t *r)
 
 static void on_upstream_read(void *arg)
 {
-    read_upstream(arg);
+    proxy_t *p = arg;
+    if (p->intercepted)
+        discard_more(p);
+    else
+        read_upstream(p);
 }
 
 static void on_upstream_write(void *arg)
@@ -1276,6 +1377,10 @@ static void on_upstream_write(void *arg)
 static void on_upstream_timer(void *arg)
 {
     proxy_t *p = arg;
+    if (p->intercepted) {
+        discard_done(p, -1); /* the dropped body stalled: the connection is not worth it */
+        return;
+    }
     int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
     if (p->state == P_BODY) {
         p->at.last_timeout = 1;
