@@ -76,8 +76,9 @@ typedef struct proxy_s {
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
-    unsigned intercepted : 1;   /* an error page replaces the answer: its body is dropped */
     int send_errno;
+    int intercepted;            /* the status an error page replaces: its body is dropped */
+    int64_t discarded;          /* ... the bytes of it read so far */
     rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
     rp_chunked_t chunked;
@@ -968,17 +969,29 @@ static int discard_body(proxy_t *p)
     }
 }
 
+/* The intercepted answer's body is over (rc 1: cleanly; else the connection goes): the
+ * client gets the error page now. */
 static void discard_done(proxy_t *p, int rc)
 {
     p->finished = 1;
     drop_uc(p, rc == 1 && p->keep && p->body_sent);
+    rp_http_send_error(p->r, p->intercepted);
 }
 
-/* Reads on through an intercepted answer's body, while the client gets the error page. */
+/* At most this much of an intercepted body is read through to keep its connection; past
+ * it, closing the connection is cheaper than reading on. */
+#define DISCARD_MAX (1024 * 1024)
+
+/* Reads on through an intercepted answer's body; the client's page waits for its end, so
+ * that the request's end never finds the connection half-read. */
 static void discard_more(proxy_t *p)
 {
     rp_uconn_t *uc = p->uc;
     for (;;) {
+        if (p->discarded > DISCARD_MAX) {
+            discard_done(p, -1);
+            return;
+        }
         ssize_t n = rp_uconn_read(uc, uc->buf, uc->cap);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, READ_TIMEOUT(p));
@@ -988,6 +1001,7 @@ static void discard_more(proxy_t *p)
             discard_done(p, -1);
             return;
         }
+        p->discarded += n;
         uc->pos = 0;
         uc->len = (uint32_t)n;
         int rc = discard_body(p);
@@ -1000,15 +1014,15 @@ static void discard_more(proxy_t *p)
 
 /*
  * proxy_intercept_errors: the upstream answered code and the location has an error page
- * for it. The upstream's head goes nowhere; its body is read and dropped (the
- * connection goes back to the keep-alive cache when it ends cleanly, as a forwarded
- * answer's would); the client gets the error page. Returns -1: the exchange is over
+ * for it. The upstream's head goes nowhere; its body is read and dropped (up to
+ * DISCARD_MAX), so that the connection goes back to the keep-alive cache as a forwarded
+ * answer's would; then the client gets the error page. Returns -1: the exchange is over
  * for the request.
  */
 static int intercept(proxy_t *p, int code)
 {
     rp_request_t *r = p->r;
-    p->intercepted = 1;
+    p->intercepted = code;
     p->state = P_BODY;
     p->uc->pos = p->parser.pos;
     rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
@@ -1016,15 +1030,14 @@ static int intercept(proxy_t *p, int code)
     r->on_drain = NULL;
     if (!p->body_sent) {
         discard_done(p, -1); /* the request body is not all upstream: nothing to reuse */
-    } else {
-        event_del(&p->uc->wev);
-        int rc = discard_body(p);
-        if (rc != 0)
-            discard_done(p, rc);
-        else
-            discard_more(p);
+        return -1;
     }
-    rp_http_send_error(r, code);
+    event_del(&p->uc->wev);
+    int rc = discard_body(p);
+    if (rc != 0)
+        discard_done(p, rc);
+    else
+        discard_more(p);
     return -1;
 }
 
