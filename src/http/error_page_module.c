@@ -49,14 +49,6 @@ typedef struct {
 
 extern rp_module_t rp_http_error_page_module;
 
-/* TEMP until the lead's named locations land */
-int rp_http_named_redirect(rp_request_t *r, rp_str_t name);
-__attribute__((weak)) int rp_http_named_redirect(rp_request_t *r, rp_str_t name)
-{
-    (void)name;
-    return rp_http_send_error_page(r, 500);
-}
-
 static void *create_loc(rp_conf_t *cf)
 {
     error_page_conf_t *c = rp_arena_calloc(cf->arena, sizeof(*c));
