@@ -193,6 +193,10 @@ static int send_page(rp_request_t *r, const error_page_t *ep)
         }
         if (!r->head)
             r->method = RP_STR("GET"); /* as nginx: the page is fetched, whatever was asked */
+        /* ... and without the request's body, which a proxied page could not send again
+         * (it streamed to the first upstream); the protocol discards what is unread */
+        r->content_length = -1;
+        r->chunked = 0;
         return rp_http_internal_redirect(r, uri, args);
     }
     if (uri.len && uri.data[0] == '@')
@@ -211,7 +215,8 @@ static int send_page(rp_request_t *r, const error_page_t *ep)
 static int error_hook(rp_request_t *r, int status)
 {
     r->err_status = status; /* as nginx: whatever came before, this error is the answer */
-    if (r->error_page || r->uri_changes == 0)
+    /* a subrequest's status is its parent's to read (auth_request): it gets no page */
+    if (r->error_page || r->uri_changes == 0 || r->subrequest)
         return RP_DECLINED;
     const error_page_conf_t *c = rp_http_loc_conf(r, rp_http_error_page_module);
     if (c == NULL || c->pages == NULL)

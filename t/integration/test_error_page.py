@@ -7,6 +7,8 @@ and its /__stats to show the upstream connection is reused after an intercepted
 error, over HTTP/1.1 and from an HTTP/2 client.
 """
 
+import http.client
+import json
 import subprocess
 
 import pytest
@@ -315,3 +317,30 @@ def test_bad_values_are_refused_with_file_and_line_as_nginx(conf_dir, tmp_path, 
     reference_nginx.assert_rampart_refuses(conf_dir, http, line, message)
     named, stderr = reference_nginx.refusal(tmp_path, http)
     assert named == line, stderr
+
+
+def test_a_proxied_page_after_a_post_is_a_bodiless_get_on_the_same_client_connection(
+        rampart, backend):
+    rampart.configure(http=f"""
+upstream be {{ server {backend.addr}; keepalive 4; }}
+server {{
+    listen 127.0.0.1:{harness.free_port()};
+    location /api/ {{ proxy_pass http://be; proxy_intercept_errors on;
+                     error_page 503 /fallback/page?echo=1; }}
+    location /fallback/ {{ internal; proxy_pass http://be; }}
+}}
+""")
+    rampart.start()
+    c = http.client.HTTPConnection("127.0.0.1", rampart.port, timeout=10)
+    try:
+        c.request("POST", "/api/x?status=503&body=SECRET", body=b"payload" * 100)
+        r = c.getresponse()
+        seen = json.loads(r.read())
+        assert r.status == 503
+        assert (seen["method"], seen["path"], seen["body_length"]) == ("GET", "/fallback/page", 0)
+        # the client's connection carries on: its unread body was discarded, not framed
+        c.request("GET", "/api/x?status=200&body=next")
+        r = c.getresponse()
+        assert (r.status, r.read()) == (200, b"next")
+    finally:
+        c.close()
