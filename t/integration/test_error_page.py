@@ -14,6 +14,8 @@ import subprocess
 import pytest
 
 import harness
+from h2_backend import H2Backend
+from h2client import H2Client
 import reference_nginx
 
 
@@ -344,3 +346,33 @@ server {{
         assert (r.status, r.read()) == (200, b"next")
     finally:
         c.close()
+
+
+@pytest.fixture
+def h2_origin():
+    b = H2Backend().start()
+    yield b
+    b.stop()
+
+
+def test_intercepted_error_from_an_http2_upstream_keeps_its_connection(rampart, h2_origin):
+    rampart.configure(http=f"""
+upstream be {{ server {h2_origin.addr}; http2; }}
+server {{
+    listen 127.0.0.1:{harness.free_port()};
+    location / {{ proxy_pass http://be; proxy_intercept_errors on;
+                 error_page 503 /errors/down.json; }}
+    location /errors/ {{ internal; default_type application/json;
+                        return 200 '{{"error":"down"}}'; }}
+}}
+""")
+    rampart.start()
+    for _ in range(2):
+        r = harness.get(rampart.port, "/x?status=503&size=100000")
+        assert (r.status, r.body) == (503, b'{"error":"down"}')
+        assert r.headers["Content-Type"] == "application/json"
+    r = harness.get(rampart.port, "/x?status=200")
+    assert (r.status, r.body) == (200, b"ok\n")
+    stats = json.loads(H2Client(h2_origin.port).request("GET", "/__stats").body)
+    # one connection carried the three requests (a control query is not counted)
+    assert (stats["requests"], stats["connections"]) == (3, 1)
