@@ -376,3 +376,22 @@ server {{
     stats = json.loads(H2Client(h2_origin.port).request("GET", "/__stats").body)
     # one connection carried the three requests (a control query is not counted)
     assert (stats["requests"], stats["connections"]) == (3, 1)
+
+
+def test_grpc_intercept_errors_is_grpc_pass_own_switch(rampart, h2_origin):
+    rampart.configure(http=f"""
+server {{
+    listen 127.0.0.1:{harness.free_port()};
+    error_page 503 /errors/down.json;
+    location /g/ {{ grpc_pass grpc://{h2_origin.addr}; grpc_intercept_errors on; }}
+    location /p/ {{ grpc_pass grpc://{h2_origin.addr}; proxy_intercept_errors on; }}
+    location /errors/ {{ internal; default_type application/json;
+                        return 200 '{{"error":"down"}}'; }}
+}}
+""")
+    rampart.start()
+    r = harness.get(rampart.port, "/g/x?status=503&echo=1")
+    assert (r.status, r.body) == (503, b'{"error":"down"}')
+    # proxy_intercept_errors is proxy_pass's: the upstream's own answer goes through
+    r = harness.get(rampart.port, "/p/x?status=503&echo=1")
+    assert r.status == 503 and b'"method": "GET"' in r.body
