@@ -231,12 +231,20 @@ static int error_hook(rp_request_t *r, int status)
 
 int rp_http_error_page_intercept(rp_request_t *r, int status, int grpc)
 {
-    if (status < 300 || r->error_page || r->uri_changes == 0)
+    if (status < 300)
         return 0;
     const error_page_conf_t *c = rp_http_loc_conf(r, rp_http_error_page_module);
     if (c == NULL || !(grpc ? c->grpc_intercept : c->proxy_intercept))
         return 0;
     return find_page(c, status) != NULL;
+}
+
+void rp_http_error_page_keep_field(rp_request_t *r, int status, rp_str_t name, rp_str_t value)
+{
+    if (status != 401 || !rp_str_ieq(name, "www-authenticate"))
+        return;
+    rp_http_add_header(r, RP_STR("WWW-Authenticate"),
+                       (rp_str_t){rp_arena_strndup(r->arena, value.data, value.len), value.len});
 }
 
 static const char *postconfiguration(rp_conf_t *cf)

@@ -1022,6 +1022,11 @@ static void discard_more(proxy_t *p)
 static int intercept(proxy_t *p, int code)
 {
     rp_request_t *r = p->r;
+    const rp_h1_parser_t *ps = &p->parser;
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        rp_http_error_page_keep_field(
+            r, code, (rp_str_t){p->uc->buf + ps->headers[i].name.off, ps->headers[i].name.len},
+            (rp_str_t){p->uc->buf + ps->headers[i].value.off, ps->headers[i].value.len});
     p->intercepted = code;
     p->state = P_BODY;
     p->uc->pos = p->parser.pos;

@@ -495,9 +495,13 @@ static int send_head(xchg_t *x)
     if (st->status >= 300 && rp_http_error_page_intercept(r, st->status, x->grpc)) {
         /* proxy_intercept_errors, grpc_intercept_errors: the location's error page answers;
          * the stream is let go (its connection serves others) */
+        for (unsigned i = 0; i < st->nheaders; i++)
+            rp_http_error_page_keep_field(r, st->status, st->headers[i].name,
+                                          st->headers[i].value);
+        int status = st->status;
         rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
         done(x);
-        rp_http_send_error(r, st->status);
+        rp_http_send_error(r, status);
         return -1;
     }
     r->status = st->status;

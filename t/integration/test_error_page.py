@@ -265,6 +265,21 @@ def test_upstream_errors_pass_without_interception_or_without_a_page(servers, ba
     assert (r.status, r.body) == (503, b'{"error":"upstream unavailable"}')
 
 
+def test_an_intercepted_401_keeps_its_www_authenticate(servers, backend):
+    nginx, rampart = servers(server(f"""
+    location /api/ {{ proxy_pass http://{backend.addr}; proxy_intercept_errors on;
+                     error_page 401 /errors/auth.json; }}
+    location /errors/ {{ internal; default_type application/json;
+                        return 200 '{{"error":"unauthorized"}}'; }}
+"""))
+    path = "/api/x?status=401&header=WWW-Authenticate:Bearer%20realm%3Dapi&header=X-Other:1"
+    r = same(nginx, rampart, path)
+    a = ask(nginx.port, path)
+    assert (r.status, r.body) == (401, b'{"error":"unauthorized"}')
+    assert r.headers["WWW-Authenticate"] == a.headers["WWW-Authenticate"] == "Bearer realm=api"
+    assert "X-Other" not in r.headers and "X-Other" not in a.headers
+
+
 def test_intercepted_error_over_http2(rampart, backend):
     port = harness.free_port()
     rampart.configure(http=intercepting(backend).replace(
