@@ -216,7 +216,7 @@ static int error_hook(rp_request_t *r, int status)
 {
     r->err_status = status; /* as nginx: whatever came before, this error is the answer */
     /* a subrequest's status is its parent's to read (auth_request): it gets no page */
-    if (r->error_page || r->uri_changes == 0 || r->subrequest)
+    if (r->error_page || r->uri_changes == 0 || r->subrequest || r->loc_conf == NULL)
         return RP_DECLINED;
     const error_page_conf_t *c = rp_http_loc_conf(r, rp_http_error_page_module);
     if (c == NULL || c->pages == NULL)
