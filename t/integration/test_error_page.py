@@ -280,14 +280,18 @@ def test_an_intercepted_401_keeps_its_www_authenticate(servers, backend):
     assert "X-Other" not in r.headers and "X-Other" not in a.headers
 
 
-def test_intercepted_error_over_http2(rampart, backend):
+def test_intercepted_error_over_http2(rampart, backend, tmp_path):
     port = harness.free_port()
     rampart.configure(http=intercepting(backend).replace(
         "listen 127.0.0.1:@PORT@;", f"listen 127.0.0.1:{port} http2;"))
     rampart.start()
-    for query in ("status=503&body=SECRET", "status=200&body=fine"):
+    body = tmp_path / "body"
+    body.write_bytes(b"b" * 200000)
+    for query, post in (("status=503&body=SECRET", False), ("status=503&body=SECRET", True),
+                        ("status=200&body=fine", False)):
         p = subprocess.run(["curl", "-s", "--http2-prior-knowledge", "-o", "-",
                             "-w", "\\n%{http_version} %{http_code}",
+                            *(["--data-binary", f"@{body}"] if post else []),
                             f"http://127.0.0.1:{port}/api/x?{query}"],
                            capture_output=True, text=True, timeout=30)
         body, _, tail = p.stdout.rpartition("\n")
