@@ -414,3 +414,18 @@ server {{
     # proxy_intercept_errors is proxy_pass's: the upstream's own answer goes through
     r = harness.get(rampart.port, "/p/x?status=503&echo=1")
     assert r.status == 503 and b'"method": "GET"' in r.body
+
+
+def test_auth_basic_401_page_keeps_the_challenge(servers, tmp_path):
+    users = tmp_path / "users"
+    users.write_text("alice:{PLAIN}secret\n")
+    nginx, rampart = servers(server(f"""
+    error_page 401 /errors/auth.json;
+    location /private/ {{ auth_basic "Private"; auth_basic_user_file {users}; }}
+    location /errors/ {{ internal; default_type application/json;
+                        return 200 '{{"error":"unauthorized"}}'; }}
+"""))
+    r = same(nginx, rampart, "/private/x")
+    assert (r.status, r.body) == (401, b'{"error":"unauthorized"}')
+    assert r.headers["WWW-Authenticate"] == ask(nginx.port, "/private/x").headers[
+        "WWW-Authenticate"] == 'Basic realm="Private"'
