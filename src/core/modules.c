@@ -45,6 +45,7 @@ rp_module_t *const rp_modules[] = {
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
     &rp_retry_module, &rp_hedge_module,
     &rp_http_headers_module, &rp_http_gzip_module,
+    &rp_http_error_page_module,
     &rp_http_limit_rate_module,
     &rp_http_limit_req_module,
     &rp_http_mirror_module, &rp_http_fault_module,

@@ -215,8 +215,9 @@ static int get_server_name(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 static int get_status(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     char buf[16];
-    snprintf(buf, sizeof(buf), "%03d", r->status);
-    *out = r->status ? dup_str(r, buf) : RP_STR("000");
+    int status = r->err_status ? r->err_status : r->status; /* an error page: its answer's */
+    snprintf(buf, sizeof(buf), "%03d", status);
+    *out = status ? dup_str(r, buf) : RP_STR("000");
     return 0;
 }
 

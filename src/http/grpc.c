@@ -66,6 +66,7 @@ void rp_grpc_status_fields(rp_request_t *r, int code, const char *message, rp_he
 int rp_grpc_send_error(rp_request_t *r, int code, const char *message)
 {
     r->status = 200;
+    r->err_status = 0; /* a gRPC status always rides a 200, whatever error_page said */
     r->reason = RP_NULL_STR;
     r->response_started = 1;
     r->nout_headers = 0; /* a half-made response's fields would describe something else */

@@ -237,6 +237,7 @@ extern rp_module_t rp_retry_module;
 extern rp_module_t rp_hedge_module;
 extern rp_module_t rp_ssl_module;
 extern rp_module_t rp_http_headers_module;
+extern rp_module_t rp_http_error_page_module;
 extern rp_module_t rp_http2_module;
 
 /* The http block's core configuration of a cycle, or NULL when there is no http block. */

@@ -82,10 +82,13 @@ static int find_config(rp_request_t *r)
         return rp_http_send_error(r, 404); /* as nginx: as if it did not exist */
     /* As nginx: a declared length over the limit is refused before anything reads it.
      * Chunked bodies are counted as they are read. */
-    if (clcf->client_max_body_size && r->content_length > 0 &&
+    if (clcf->client_max_body_size && r->content_length > 0 && r->body_status != 413 &&
         (uint64_t)r->content_length > clcf->client_max_body_size) {
         rp_log_error(RP_LOG_ERR, 0, "client intended to send too large body: %lld bytes",
                      (long long)r->content_length);
+        /* refused once: an error page's location does not refuse it again (nginx
+         * discards the body then) */
+        r->body_status = 413;
         return rp_http_send_error(r, 413);
     }
     return RP_OK;

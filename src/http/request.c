@@ -175,6 +175,10 @@ static rp_http_core_main_conf_t *main_conf(const rp_request_t *r)
 
 int rp_http_response_begin(rp_request_t *r, int64_t content_length)
 {
+    if (r->err_status) {
+        r->status = r->err_status; /* error_page's answer code, whatever the page said */
+        r->reason = RP_NULL_STR;
+    }
     r->out_length = content_length;
     r->response_started = 1;
     r->header_sent = 1;
@@ -370,18 +374,10 @@ const char *rp_conf_check_header(rp_conf_t *cf, const char *name, const char *va
     return NULL;
 }
 
-int rp_http_send_error(rp_request_t *r, int status)
+int (*rp_http_error_hook)(rp_request_t *r, int status);
+
+static void error_ends_keepalive(rp_request_t *r, int status)
 {
-    char page[512];
-    const char *reason = rp_http_reason(status);
-    /* nginx's pages say more for some errors ("400 No required SSL certificate was sent")
-     * while the status line keeps the standard reason */
-    const char *title = r->error_title ? r->error_title : reason;
-    int n = snprintf(page, sizeof(page),
-                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
-                     "<center><h1>%d %s</h1></center>\r\n<hr><center>rampart</center>\r\n"
-                     "</body>\r\n</html>\r\n",
-                     status, title, status, reason);
     switch (status) {
     case 400: /* nginx's set: after these the connection's state is not trusted */
     case 408:
@@ -394,6 +390,32 @@ int rp_http_send_error(rp_request_t *r, int status)
         r->keepalive = 0;
         break;
     }
+}
+
+int rp_http_send_error(rp_request_t *r, int status)
+{
+    error_ends_keepalive(r, status); /* before an error page too, as nginx */
+    if (rp_http_error_hook) {
+        int rc = rp_http_error_hook(r, status);
+        if (rc != RP_DECLINED)
+            return rc;
+    }
+    return rp_http_send_error_page(r, status);
+}
+
+int rp_http_send_error_page(rp_request_t *r, int status)
+{
+    error_ends_keepalive(r, status);
+    char page[512];
+    const char *reason = rp_http_reason(status);
+    /* nginx's pages say more for some errors ("400 No required SSL certificate was sent")
+     * while the status line keeps the standard reason */
+    const char *title = r->error_title ? r->error_title : reason;
+    int n = snprintf(page, sizeof(page),
+                     "<html>\r\n<head><title>%d %s</title></head>\r\n<body>\r\n"
+                     "<center><h1>%d %s</h1></center>\r\n<hr><center>rampart</center>\r\n"
+                     "</body>\r\n</html>\r\n",
+                     status, title, status, reason);
     if (rp_grpc_is_request(r)) /* a gRPC client understands no page, only a status */
         return rp_grpc_send_error(r, rp_grpc_status_of_http(status), rp_http_reason(status));
     return rp_http_send_response(r, status, RP_STR("text/html"), (rp_str_t){page, (size_t)n});

@@ -123,6 +123,10 @@ struct rp_request_s {
 
     /* response */
     int status;
+    /* The status the response goes out with whatever its producer sets (error_page's
+     * answer code, as nginx's err_status); 0: the producer's own. */
+    int err_status;
+    unsigned error_page : 1;  /* an error page was looked for: later errors are plain */
     rp_str_t reason;          /* the reason phrase, when not rampart's own for status */
     const char *error_title;  /* the title of rampart's error page, when not the reason */
     rp_header_t *out_headers; /* in the request arena, grown as needed */
@@ -417,8 +421,20 @@ int rp_http_status_has_body(int status);
  */
 int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp_str_t body);
 
-/* Sends rampart's own page for an error status (or a redirect's bare page). */
+/* Sends rampart's own page for an error status (or a redirect's bare page), unless the
+ * error hook answers in its place. Returns RP_DONE, or what the hook returned (RP_AGAIN
+ * after an internal redirect: a phase handler returns it as it would RP_DONE). */
 int rp_http_send_error(rp_request_t *r, int status);
+
+/*
+ * The error hook: a module (error_page) that may answer an error status its own way
+ * (an internal redirect, a redirect). It returns RP_DECLINED for rampart's own page,
+ * else what rp_http_send_error returns. NULL: none.
+ */
+extern int (*rp_http_error_hook)(rp_request_t *r, int status);
+
+/* rampart's own page for status, the error hook bypassed. */
+int rp_http_send_error_page(rp_request_t *r, int status);
 
 /* For directives that add header fields: NULL when name is a valid field name and the
  * value holds no line break, else the error to return. */

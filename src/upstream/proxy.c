@@ -37,6 +37,7 @@
 #include "core/wbuf.h"
 #include "core/time.h"
 #include "http/variables.h"
+#include "http/error_page.h"
 #include "http/h1_parser.h"
 #include "upstream/upstream_ssl.h"
 
@@ -76,6 +77,8 @@ typedef struct proxy_s {
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
     int send_errno;
+    int intercepted;            /* the status an error page replaces: its body is dropped */
+    int64_t discarded;          /* ... the bytes of it read so far */
     rp_str_t target;            /* the request target sent upstream */
     rp_h1_parser_t parser;
     rp_chunked_t chunked;
@@ -933,6 +936,116 @@ static int retry_status(proxy_t *p, int code)
     return 1;
 }
 
+/* ---- proxy_intercept_errors ---- */
+
+/* Drops the intercepted answer's body bytes in uc->buf[pos..len). Returns 1 when the body
+ * ended where the response does (the connection may be reused), 0 to read on, -1 when
+ * the connection cannot be reused. */
+static int discard_body(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    char *data = uc->buf + uc->pos;
+    size_t avail = uc->len - uc->pos;
+    uc->pos = uc->len = 0;
+    switch (p->mode) {
+    case B_NONE:
+        return avail ? -1 : 1;
+    case B_LENGTH:
+        if ((int64_t)avail > p->left)
+            return -1;
+        p->left -= (int64_t)avail;
+        return p->left == 0;
+    case B_CHUNKED: {
+        size_t n = avail, consumed = 0;
+        int rc = rp_chunked_decode(&p->chunked, data, &n, &consumed);
+        if (rc < 0)
+            return -1;
+        if (rc == 1)
+            return consumed == avail ? 1 : -1;
+        return 0;
+    }
+    default:
+        return -1; /* a body the close ends leaves no connection to reuse */
+    }
+}
+
+/* The intercepted answer's body is over (rc 1: cleanly; else the connection goes): the
+ * client gets the error page now. */
+static void discard_done(proxy_t *p, int rc)
+{
+    p->finished = 1;
+    drop_uc(p, rc == 1 && p->keep && p->body_sent);
+    rp_http_send_error(p->r, p->intercepted);
+}
+
+/* At most this much of an intercepted body is read through to keep its connection; past
+ * it, closing the connection is cheaper than reading on. */
+#define DISCARD_MAX (1024 * 1024)
+
+/* Reads on through an intercepted answer's body; the client's page waits for its end, so
+ * that the request's end never finds the connection half-read. */
+static void discard_more(proxy_t *p)
+{
+    rp_uconn_t *uc = p->uc;
+    for (;;) {
+        if (p->discarded > DISCARD_MAX) {
+            discard_done(p, -1);
+            return;
+        }
+        ssize_t n = rp_uconn_read(uc, uc->buf, uc->cap);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            set_utimer(p, READ_TIMEOUT(p));
+            return;
+        }
+        if (n <= 0) {
+            discard_done(p, -1);
+            return;
+        }
+        p->discarded += n;
+        uc->pos = 0;
+        uc->len = (uint32_t)n;
+        int rc = discard_body(p);
+        if (rc != 0) {
+            discard_done(p, rc);
+            return;
+        }
+    }
+}
+
+/*
+ * proxy_intercept_errors: the upstream answered code and the location has an error page
+ * for it. The upstream's head goes nowhere; its body is read and dropped (up to
+ * DISCARD_MAX), so that the connection goes back to the keep-alive cache as a forwarded
+ * answer's would; then the client gets the error page. Returns -1: the exchange is over
+ * for the request.
+ */
+static int intercept(proxy_t *p, int code)
+{
+    rp_request_t *r = p->r;
+    const rp_h1_parser_t *ps = &p->parser;
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        rp_http_error_page_keep_field(
+            r, code, (rp_str_t){p->uc->buf + ps->headers[i].name.off, ps->headers[i].name.len},
+            (rp_str_t){p->uc->buf + ps->headers[i].value.off, ps->headers[i].value.len});
+    p->intercepted = code;
+    p->state = P_BODY;
+    p->uc->pos = p->parser.pos;
+    rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
+    r->on_body = NULL;
+    r->on_drain = NULL;
+    if (!p->body_sent) {
+        discard_done(p, -1); /* the request body is not all upstream: nothing to reuse */
+        return -1;
+    }
+    event_del(&p->uc->wev);
+    int rc = discard_body(p);
+    if (rc != 0)
+        discard_done(p, rc);
+    else
+        discard_more(p);
+    return -1;
+}
+
 /* Handles a complete response head at uc->buf[0..parser.pos). Returns 0 to go on with the
  * body, 1 when a 1xx head was skipped, -1 when the request has ended. */
 static int handle_head(proxy_t *p)
@@ -990,6 +1103,8 @@ static int handle_head(proxy_t *p)
     if (p->mode == B_CHUNKED)
         rp_chunked_init(&p->chunked);
     p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive);
+    if (code >= 300 && rp_http_error_page_intercept(r, code, 0))
+        return intercept(p, code);
 
     r->status = code;
     if (ps->phrase.len && *rp_http_reason(code) == '\0')
@@ -1256,7 +1371,11 @@ static void on_client_drained(rp_request_t *r)
 
 static void on_upstream_read(void *arg)
 {
-    read_upstream(arg);
+    proxy_t *p = arg;
+    if (p->intercepted)
+        discard_more(p);
+    else
+        read_upstream(p);
 }
 
 static void on_upstream_write(void *arg)
@@ -1276,6 +1395,10 @@ static void on_upstream_write(void *arg)
 static void on_upstream_timer(void *arg)
 {
     proxy_t *p = arg;
+    if (p->intercepted) {
+        discard_done(p, -1); /* the dropped body stalled: the connection is not worth it */
+        return;
+    }
     int sending = event_pending(&p->uc->wev, EV_WRITE, NULL);
     if (p->state == P_BODY) {
         p->at.last_timeout = 1;

@@ -32,6 +32,7 @@
 #include "upstream/breaker.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "http/error_page.h"
 #include "http/grpc.h"
 #include "http/h1_parser.h"
 #include "upstream/h2_upstream.h"
@@ -491,6 +492,18 @@ static int send_head(xchg_t *x)
         return -1;
     rp_attempt_header(&x->at, st->status);
     won(x);
+    if (st->status >= 300 && rp_http_error_page_intercept(r, st->status, x->grpc)) {
+        /* proxy_intercept_errors, grpc_intercept_errors: the location's error page answers;
+         * the stream is let go (its connection serves others) */
+        for (unsigned i = 0; i < st->nheaders; i++)
+            rp_http_error_page_keep_field(r, st->status, st->headers[i].name,
+                                          st->headers[i].value);
+        int status = st->status;
+        rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
+        done(x);
+        rp_http_send_error(r, status);
+        return -1;
+    }
     r->status = st->status;
     r->reason = RP_NULL_STR;
     r->response_started = 1;
