@@ -299,3 +299,19 @@ def test_refusals_name_the_place_and_nginx_refuses_too(tmp_path, conf_dir, body,
     reference_nginx.assert_rampart_refuses(conf_dir, http, line + 1, message)
     nline, nerr = reference_nginx.refusal(tmp_path, http)
     assert nline == line + 1, nerr
+
+
+def test_lua_handlers_in_an_if_block_serve_the_requests_that_enter_it(rampart, port, backend):
+    rampart.configure(f"""server {{ listen 127.0.0.1:{port};
+ location / {{
+  proxy_pass http://{backend.addr};
+  if ($arg_lua) {{
+   set_by_lua_block $greeting {{ return "hi " .. ngx.var.arg_lua }}
+   content_by_lua_block {{ ngx.say(ngx.var.greeting) }}
+  }}
+ }} }}""")
+    rampart.start()
+    r = harness.get(port, "/x?lua=bob")
+    assert r.status == 200 and r.text == "hi bob\n" and r.headers.get("X-Backend-Name") is None
+    r = harness.get(port, "/x")
+    assert r.status == 200 and r.headers.get("X-Backend-Name") == backend.name
