@@ -283,9 +283,10 @@ static inline int rp_http_next_body(rp_request_t *r, const rp_http_body_filter_t
 void rp_http_rewrite_add_step(rp_conf_t *cf, int (*step)(rp_request_t *r, const void *data),
                               const void *data);
 
-/* Makes a Location starting with "/" absolute, as nginx (absolute_redirect,
- * server_name_in_redirect, port_in_redirect); the protocol's head calls it. */
-void rp_http_absolute_location(rp_request_t *r);
+/* A redirect's target starting with "/" made absolute as nginx writes rampart's own
+ * redirects (absolute_redirect, server_name_in_redirect, port_in_redirect); any other
+ * target as it is. */
+rp_str_t rp_http_absolute_location(rp_request_t *r, rp_str_t loc);
 
 /* Merges the `if` levels of a location once the location is merged (http_block.c). */
 const char *rp_http_rewrite_merge_ifs(rp_conf_t *cf, void **loc_conf);

@@ -4,9 +4,10 @@
  * absolute URL, built from the scheme, the request's host (or the server's first
  * name, with server_name_in_redirect) and the port it arrived on (left out when it
  * is the scheme's own, or with port_in_redirect off). absolute_redirect off keeps
- * it relative. As in nginx, this applies to the answers rampart makes itself
- * (return, rewrite, ngx.redirect, error pages): a proxied answer's Location is the
- * backend's, as proxy_redirect left it.
+ * it relative. As in nginx, this applies to the redirects rampart makes itself
+ * (return, rewrite; error_page and a folder's trailing slash should call it too):
+ * a proxied answer's Location is the backend's, and OpenResty's ngx.redirect keeps
+ * a relative target as it is.
  */
 #include "http/request.h"
 #include "net/conn.h"
@@ -49,22 +50,13 @@ static unsigned port_of(const struct sockaddr_storage *ss)
     return 0;
 }
 
-void rp_http_absolute_location(rp_request_t *r)
+rp_str_t rp_http_absolute_location(rp_request_t *r, rp_str_t loc)
 {
-    rp_header_t *h = NULL;
-    for (unsigned i = 0; i < r->nout_headers; i++) {
-        rp_header_t *o = &r->out_headers[i];
-        if (o->name.len == 8 && rp_str_ieq(o->name, "location")) {
-            h = o;
-            break;
-        }
-    }
-    if (h == NULL || h->value.len == 0 || h->value.data[0] != '/' || r->loc_conf == NULL ||
-        r->conn == NULL)
-        return;
+    if (loc.len == 0 || loc.data[0] != '/' || r->loc_conf == NULL || r->conn == NULL)
+        return loc;
     const redirect_conf_t *rc = r->loc_conf[rp_http_redirect_module.index];
     if (rc == NULL || rc->absolute == 0)
-        return;
+        return loc;
     rp_conn_t *c = r->conn;
 
     char local[INET6_ADDRSTRLEN + 2] = "";
@@ -92,15 +84,15 @@ void rp_http_absolute_location(rp_request_t *r)
         if ((c->ssl && port == 443) || (!c->ssl && port == 80))
             port = 0;
     }
-    size_t cap = 8 + host.len + 6 + h->value.len + 1;
+    size_t cap = 8 + host.len + 6 + loc.len + 1;
     char *d = rp_arena_alloc(r->arena, cap);
     int n = snprintf(d, cap, "%s://%.*s", c->ssl ? "https" : "http", (int)host.len, host.data);
     if (port)
         n += snprintf(d + n, cap - (size_t)n, ":%u", port);
-    memcpy(d + n, h->value.data, h->value.len);
-    n += (int)h->value.len;
+    memcpy(d + n, loc.data, loc.len);
+    n += (int)loc.len;
     d[n] = '\0';
-    h->value = (rp_str_t){d, (size_t)n};
+    return (rp_str_t){d, (size_t)n};
 }
 
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)

@@ -333,9 +333,6 @@ int rp_http_send_response(rp_request_t *r, int status, rp_str_t content_type, rp
     r->status = status;
     r->reason = RP_NULL_STR; /* rampart's own response: its own reason phrase */
     r->response_started = 1;
-    /* as nginx: its own redirects only; a proxied Location is the backend's */
-    if (!r->subrequest)
-        rp_http_absolute_location(r);
 
     if (content_type.len && status_has_body(status)) {
         /* Content-Type goes first, as nginx writes it. */

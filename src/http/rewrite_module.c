@@ -244,6 +244,7 @@ static int run_return(rp_request_t *r, const op_t *op)
     if (is_redirect(op->code)) {
         if (op->has_text) {
             rp_str_t loc = safe_location(r, rp_cv_eval(r, &op->value));
+            loc = rp_http_absolute_location(r, loc);
             rp_http_add_header(r, RP_STR("Location"), loc);
         }
         return rp_http_send_error(r, op->code);
@@ -365,7 +366,8 @@ static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
         if (logging(r))
             rp_log_error(RP_LOG_NOTICE, 0, "rewritten redirect: \"%.*s\"", (int)loc.len,
                          loc.data);
-        rp_http_add_header(r, RP_STR("Location"), safe_location(r, loc));
+        loc = rp_http_absolute_location(r, safe_location(r, loc));
+        rp_http_add_header(r, RP_STR("Location"), loc);
         *stop = 1;
         return rp_http_send_error(r, op->code);
     }
