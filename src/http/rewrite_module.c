@@ -340,6 +340,98 @@ static rp_str_t concat(rp_request_t *r, rp_str_t a, const char *sep, rp_str_t b)
     return (rp_str_t){d, a.len + sl + b.len};
 }
 
+/* nginx's NGX_ESCAPE_ARGS: space # % & + ; ? and bytes outside 0x21..0x7e */
+static int args_escape(unsigned char ch)
+{
+    return ch <= 0x20 || ch >= 0x7f || ch == '#' || ch == '%' || ch == '&' || ch == '+' ||
+           ch == ';' || ch == '?';
+}
+
+/*
+ * The replacement's value. As nginx: when the request's path was percent-encoded
+ * (or had a "+"), the captures, taken from the decoded URI, are encoded again where
+ * they land in a redirect or in arguments, so "/old/a%20b" redirects to ".../a%20b".
+ */
+static rp_str_t eval_replacement(rp_request_t *r, const rp_cv_t *cv, int escape)
+{
+    if (!escape || !cv->has_vars)
+        return rp_cv_eval(r, cv);
+    size_t total = 0;
+    for (size_t i = 0; i < cv->nparts; i++) {
+        rp_str_t v;
+        rp_cv_part_value(r, &cv->parts[i], &v);
+        total += cv->parts[i].capture ? 3 * v.len : v.len;
+    }
+    char *d = rp_arena_alloc(r->arena, total + 1);
+    size_t k = 0;
+    for (size_t i = 0; i < cv->nparts; i++) {
+        rp_str_t v;
+        rp_cv_part_value(r, &cv->parts[i], &v);
+        for (size_t j = 0; j < v.len; j++) {
+            unsigned char ch = (unsigned char)v.data[j];
+            if (cv->parts[i].capture && args_escape(ch)) {
+                d[k++] = '%';
+                d[k++] = "0123456789ABCDEF"[ch >> 4];
+                d[k++] = "0123456789ABCDEF"[ch & 15];
+            } else {
+                d[k++] = (char)ch;
+            }
+        }
+    }
+    d[k] = '\0';
+    return (rp_str_t){d, k};
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    c = (char)(c | 0x20);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/*
+ * nginx's last touch on a rewrite's redirect (NGX_UNESCAPE_REDIRECT): up to the first
+ * "?", an encoded byte between "%" and DEL exclusive is decoded, the others (space,
+ * controls, "%" itself, bytes over 0x7e) stay encoded.
+ */
+static rp_str_t redirect_unescape(rp_request_t *r, rp_str_t v)
+{
+    if (memchr(v.data, '%', v.len) == NULL)
+        return v;
+    char *d = rp_arena_alloc(r->arena, v.len + 1);
+    size_t k = 0, i = 0;
+    for (; i < v.len && v.data[i] != '?'; i++) {
+        int hi, lo;
+        if (v.data[i] == '%' && i + 2 < v.len && (hi = hexval(v.data[i + 1])) >= 0 &&
+            (lo = hexval(v.data[i + 2])) >= 0) {
+            int ch = hi * 16 + lo;
+            if (ch > '%' && ch < 0x7f) {
+                d[k++] = (char)ch;
+                i += 2;
+                continue;
+            }
+        }
+        d[k++] = v.data[i];
+    }
+    memcpy(d + k, v.data + i, v.len - i);
+    k += v.len - i;
+    d[k] = '\0';
+    return (rp_str_t){d, k};
+}
+
+/* Whether the request's path, as sent, was percent-encoded or had a "+" (nginx's
+ * quoted_uri and plus_in_uri). */
+static int quoted_path(const rp_request_t *r)
+{
+    const char *p = r->request_uri.data;
+    size_t n = r->request_uri.len;
+    const char *q = p ? memchr(p, '?', n) : NULL;
+    if (q)
+        n = (size_t)(q - p);
+    return p && (memchr(p, '%', n) || memchr(p, '+', n));
+}
+
 /* RP_OK: no match, go on; RP_DECLINED: the script ends; RP_DONE: answered. *stop set
  * when the script ends. */
 static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
@@ -354,13 +446,15 @@ static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
     if (logging(r))
         rp_log_error(RP_LOG_NOTICE, 0, "\"%s\" matches \"%.*s\"", op->pattern, (int)uri.len,
                      uri.data);
-    rp_str_t path = rp_cv_eval(r, &op->value);
-    rp_str_t args = op->has_args ? rp_cv_eval(r, &op->args) : RP_NULL_STR;
+    int quoted = quoted_path(r);
+    rp_str_t path = eval_replacement(r, &op->value, quoted && op->code);
+    rp_str_t args = op->has_args ? eval_replacement(r, &op->args, quoted) : RP_NULL_STR;
 
     if (op->code) {
         rp_str_t loc = path;
         if (op->has_args)
             loc = concat(r, loc, "?", args);
+        loc = redirect_unescape(r, loc);
         if (op->add_args && r->args.len)
             loc = concat(r, loc, op->has_args ? "&" : "?", r->args);
         if (logging(r))

@@ -315,3 +315,14 @@ def test_lua_handlers_in_an_if_block_serve_the_requests_that_enter_it(rampart, p
     assert r.status == 200 and r.text == "hi bob\n" and r.headers.get("X-Backend-Name") is None
     r = harness.get(port, "/x")
     assert r.status == 200 and r.headers.get("X-Backend-Name") == backend.name
+
+
+def test_captures_of_an_encoded_path_stay_encoded_in_redirects_as_nginx(tmp_path):
+    got, _ = compare(tmp_path, """
+ rewrite ^/old/(.*)$ /new/$1 permanent;
+ rewrite ^/x/(.*)$ https://h.test/$1?q=$1;""", [
+        ("GET", "/old/a%20b%3Fc?x=%20", None),
+        ("GET", "/old/a+b", None),
+        ("GET", "/x/a%26b", None),
+    ])
+    assert got[0][1] == "http://example.test:PORT/new/a%20b?c?x=%20"
