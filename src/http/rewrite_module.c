@@ -46,10 +46,10 @@ enum { C_VAR, C_EQ, C_NE, C_RE, C_FILE };
 
 /* A location's `if` block as a configuration level. */
 typedef struct if_level_s {
-    struct if_level_s *parent;  /* the enclosing `if` level, or NULL: the location */
-    rp_http_conf_ctx_t *ctx;    /* the block's own configurations */
-    unsigned char *touched;     /* modules with a directive in the block */
-    void **loc_conf;            /* what a request uses: ctx's or the enclosing level's */
+    struct if_level_s *parent; /* the enclosing `if` level, or NULL: the location */
+    rp_http_conf_ctx_t *ctx;   /* the block's own configurations */
+    unsigned char *touched;    /* modules with a directive in the block */
+    void **loc_conf;           /* what a request uses: ctx's or the enclosing level's */
     rp_http_core_loc_conf_t *clcf;
 } if_level_t;
 
@@ -57,7 +57,7 @@ typedef struct {
     int op;
     int code; /* return; rewrite: the redirect's status, or 0 */
     int has_text;
-    rp_cv_t value; /* return's text, set's value, rewrite's URI part, if's left side */
+    rp_cv_t value;       /* return's text, set's value, rewrite's URI part, if's left side */
     const rp_var_t *var; /* set */
     int (*step)(rp_request_t *r, const void *data); /* another module's step */
     const void *data;
@@ -65,24 +65,24 @@ typedef struct {
     rp_http_regex_t *re;
     const char *pattern;
     int flag;
-    int has_args;  /* the replacement has its own "?args": in args */
-    int add_args;  /* the request's arguments follow (no final "?") */
+    int has_args; /* the replacement has its own "?args": in args */
+    int add_args; /* the request's arguments follow (no final "?") */
     rp_cv_t args;
     /* if */
     int cond;
     int negate;
     char test; /* -f, -d, -e, -x: 'f', 'd', 'e', 'x' */
     rp_cv_t right;
-    size_t next;        /* the op after the block */
-    if_level_t *level;  /* in a location; NULL at the server level */
+    size_t next;       /* the op after the block */
+    if_level_t *level; /* in a location; NULL at the server level */
 } op_t;
 
 typedef struct {
-    rp_array_t *ops;  /* op_t; NULL when the level has none; an if block shares its level's */
-    rp_array_t *ifs;  /* if_level_t *, in the order written: a location's if blocks */
+    rp_array_t *ops;   /* op_t; NULL when the level has none; an if block shares its level's */
+    rp_array_t *ifs;   /* if_level_t *, in the order written: a location's if blocks */
     if_level_t *level; /* in an if block's level: that block */
-    int log;          /* rewrite_log */
-    int uninit_warn;  /* uninitialized_variable_warn */
+    int log;           /* rewrite_log */
+    int uninit_warn;   /* uninitialized_variable_warn */
 } rewrite_conf_t;
 
 static void *create_conf(rp_conf_t *cf)
@@ -155,9 +155,9 @@ static const char *set_return(rp_conf_t *cf, const rp_command_t *cmd, void *conf
             return rp_conf_error(cf, "invalid return code \"%s\"", first);
         if (cf->argc == 3)
             text = cf->argv[2];
-    } else if (cf->argc == 2 && (strncmp(first, "http://", 7) == 0 ||
-                                 strncmp(first, "https://", 8) == 0 ||
-                                 strncmp(first, "$scheme", 7) == 0)) {
+    } else if (cf->argc == 2 &&
+               (strncmp(first, "http://", 7) == 0 || strncmp(first, "https://", 8) == 0 ||
+                strncmp(first, "$scheme", 7) == 0)) {
         code = 302;
         text = first;
     } else {
@@ -458,8 +458,7 @@ static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
         if (op->add_args && r->args.len)
             loc = concat(r, loc, op->has_args ? "&" : "?", r->args);
         if (logging(r))
-            rp_log_error(RP_LOG_NOTICE, 0, "rewritten redirect: \"%.*s\"", (int)loc.len,
-                         loc.data);
+            rp_log_error(RP_LOG_NOTICE, 0, "rewritten redirect: \"%.*s\"", (int)loc.len, loc.data);
         loc = rp_http_absolute_location(r, safe_location(r, loc));
         rp_http_add_header(r, RP_STR("Location"), loc);
         *stop = 1;
@@ -474,8 +473,8 @@ static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
         r->args = RP_STR("");
     }
     if (logging(r))
-        rp_log_error(RP_LOG_NOTICE, 0, "rewritten data: \"%.*s\", args: \"%.*s\"",
-                     (int)path.len, path.data, (int)r->args.len, r->args.data);
+        rp_log_error(RP_LOG_NOTICE, 0, "rewritten data: \"%.*s\", args: \"%.*s\"", (int)path.len,
+                     path.data, (int)r->args.len, r->args.data);
     if (path.len == 0) {
         rp_log_error(RP_LOG_ERR, 0, "the rewritten URI has a zero length");
         *stop = 1;
@@ -554,8 +553,8 @@ static const char *set_if(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
                 op->cond = C_RE;
                 op->negate = o[0] == '!';
                 op->pattern = v[last];
-                op->re = rp_http_regex_compile(cf, v[last], o[strlen(o) - 1] == '*', err,
-                                               sizeof(err));
+                op->re =
+                    rp_http_regex_compile(cf, v[last], o[strlen(o) - 1] == '*', err, sizeof(err));
                 if (op->re == NULL)
                     return rp_conf_error(cf, "%s", err);
             } else {
@@ -789,8 +788,8 @@ static const char *postconfiguration(rp_conf_t *cf)
     return RP_CONF_OK;
 }
 
-#define SRV_LEVEL (RP_CTX_SERVER | RP_CTX_SIF)
-#define LOC_LEVEL (RP_CTX_LOCATION | RP_CTX_LIF)
+#define SRV_LEVEL   (RP_CTX_SERVER | RP_CTX_SIF)
+#define LOC_LEVEL   (RP_CTX_LOCATION | RP_CTX_LIF)
 #define FLAG_LEVELS (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_SIF | RP_CTX_LOCATION | RP_CTX_LIF)
 
 static const rp_command_t commands[] = {
