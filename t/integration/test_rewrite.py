@@ -326,3 +326,17 @@ def test_captures_of_an_encoded_path_stay_encoded_in_redirects_as_nginx(tmp_path
         ("GET", "/x/a%26b", None),
     ])
     assert got[0][1] == "http://example.test:PORT/new/a%20b?c?x=%20"
+
+
+def test_rewrite_last_inside_a_location_if_searches_again(tmp_path):
+    got, _ = compare(tmp_path, """
+ if ($http_x_mobile) { set $m "mobile"; }
+ location / {
+  if ($m) { rewrite ^/(.*)$ /m/$1 last; }
+  return 200 "desktop $uri";
+ }
+ location /m/ { return 200 "$m $uri"; }""", [
+        ("GET", "/page", {"X-Mobile": "1"}),
+        ("GET", "/page", None),
+    ])
+    assert [g[4] for g in got] == ["mobile /m/page", "desktop /page"]
