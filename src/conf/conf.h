@@ -23,7 +23,11 @@
 #define RP_CTX_SERVER   0x08u
 #define RP_CTX_LOCATION 0x10u
 #define RP_CTX_UPSTREAM 0x20u
-#define RP_CTX_ANY      0x3fu
+#define RP_CTX_ANY      0xffu
+/* Inside an `if` block of a server (SIF) or of a location (LIF), as nginx's
+ * NGX_HTTP_SIF_CONF / NGX_HTTP_LIF_CONF: only directives that name these run there. */
+#define RP_CTX_SIF 0x40u
+#define RP_CTX_LIF 0x80u
 
 /* Which configuration structure a directive's offset points into. */
 enum {
@@ -169,6 +173,10 @@ struct rp_conf_s {
     rp_lexer_t *lexer;     /* the file being read */
     rp_include_t *include; /* stack of files, for cycles and messages */
     unsigned depth;
+
+    /* While an `if` block is read: touched[m] is set for every module whose directive
+     * appears in it (the block's level then keeps its own configuration of m). */
+    unsigned char *touched;
 
     char error[2048];
 };

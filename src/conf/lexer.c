@@ -149,7 +149,8 @@ rp_tok_type_t rp_lexer_next(rp_lexer_t *lx)
                 lx->line++;
             put(lx, d);
         }
-        if (lx->pos < lx->len && !ends_word(lx->text[lx->pos])) {
+        /* as nginx: ")" may follow a quoted string, closing an `if` condition */
+        if (lx->pos < lx->len && !ends_word(lx->text[lx->pos]) && lx->text[lx->pos] != ')') {
             return fail(lx, "unexpected \"%c\" after a quoted string", lx->text[lx->pos]);
         }
         return RP_TOK_WORD;

@@ -109,6 +109,9 @@ static const char *context_name(unsigned ctx)
         return "location";
     case RP_CTX_UPSTREAM:
         return "upstream";
+    case RP_CTX_SIF:
+    case RP_CTX_LIF:
+        return "if";
     }
     return "unknown";
 }
@@ -186,6 +189,8 @@ static int dispatch(rp_conf_t *cf, int opens_block)
                 return -1;
             }
             void *conf = conf_for(cf, cmd, mod->index);
+            if (cf->touched)
+                cf->touched[mod->index] = 1;
             const char *rv = cmd->set(cf, cmd, conf);
             if (rv == RP_CONF_OK)
                 return 0;
@@ -194,7 +199,10 @@ static int dispatch(rp_conf_t *cf, int opens_block)
             return -1;
         }
     }
-    if (known) {
+    if (known && (cf->ctx & (RP_CTX_SIF | RP_CTX_LIF))) {
+        /* nginx's words for what an `if` block cannot hold */
+        place_error(cf, cf->file, cf->line, "\"%s\" directive is not allowed here", name);
+    } else if (known) {
         place_error(cf, cf->file, cf->line, "\"%s\": not allowed in the %s context", name,
                     context_name(cf->ctx));
     } else if (rp_conf_nginx_directive(name)) {

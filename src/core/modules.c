@@ -38,7 +38,7 @@ rp_module_t *const rp_modules[] = {
     &rp_core_module,        &rp_http_module,        &rp_http_core_module,
     &rp_http_compat_module, /* before realip: a header nginx ignores is gone for all */
     &rp_http_realip_module, /* first of the phase handlers: every later one sees the client */
-    &rp_http_rewrite_module, &rp_http_map_module, &rp_http_split_clients_module,
+    &rp_http_rewrite_module, &rp_http_redirect_module, &rp_http_map_module, &rp_http_split_clients_module,
     &rp_upstream_module,    &rp_breaker_module,
     &rp_adaptive_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,

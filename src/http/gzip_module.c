@@ -635,7 +635,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define C(f) offsetof(gzip_conf_t, f)
 
 static const rp_command_t commands[] = {
-    {"gzip", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, C(enable), NULL},
+    {"gzip", ANYWHERE | RP_CTX_LIF, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, C(enable), NULL},
     {"gzip_types", ANYWHERE, 0, 1, RP_ARGS_ANY, set_types, RP_CONF_LOC, 0, NULL},
     {"gzip_min_length", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, C(min_length), NULL},
     {"gzip_comp_level", ANYWHERE, 0, 1, 1, set_comp_level, RP_CONF_LOC, 0, NULL},

@@ -100,7 +100,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
 static const rp_command_t commands[] = {
-    {"add_header", ANYWHERE, 0, 2, 3, set_add_header, RP_CONF_LOC, 0, NULL},
+    {"add_header", ANYWHERE | RP_CTX_LIF, 0, 2, 3, set_add_header, RP_CONF_LOC, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -214,6 +214,7 @@ struct rp_http_core_loc_conf_s {
 extern rp_module_t rp_http_module;
 extern rp_module_t rp_http_core_module;
 extern rp_module_t rp_http_rewrite_module;
+extern rp_module_t rp_http_redirect_module;
 extern rp_module_t rp_http_realip_module;
 extern rp_module_t rp_http_compat_module; /* underscores_in_headers, http2 on, ... */
 extern rp_module_t rp_http_map_module;
@@ -283,6 +284,14 @@ static inline int rp_http_next_body(rp_request_t *r, const rp_http_body_filter_t
  * other result ends the script with it. */
 void rp_http_rewrite_add_step(rp_conf_t *cf, int (*step)(rp_request_t *r, const void *data),
                               const void *data);
+
+/* A redirect's target starting with "/" made absolute as nginx writes rampart's own
+ * redirects (absolute_redirect, server_name_in_redirect, port_in_redirect); any other
+ * target as it is. */
+rp_str_t rp_http_absolute_location(rp_request_t *r, rp_str_t loc);
+
+/* Merges the `if` levels of a location once the location is merged (http_block.c). */
+const char *rp_http_rewrite_merge_ifs(rp_conf_t *cf, void **loc_conf);
 
 /* Per-module configuration of a request's location / server. */
 #define rp_http_loc_conf(r, module) ((r)->loc_conf[(module).index])

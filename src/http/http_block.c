@@ -34,7 +34,10 @@ static const char *merge_locations(rp_conf_t *cf, rp_http_core_loc_conf_t *paren
                         return rv;
                 }
             }
-            const char *rv = merge_locations(cf, child, srv_ctx);
+            const char *rv = rp_http_rewrite_merge_ifs(cf, child->loc_conf);
+            if (rv != RP_CONF_OK)
+                return rv;
+            rv = merge_locations(cf, child, srv_ctx);
             if (rv != RP_CONF_OK)
                 return rv;
         }

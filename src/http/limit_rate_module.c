@@ -271,9 +271,9 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
 static const rp_command_t commands[] = {
-    {"limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
+    {"limit_rate", ANYWHERE | RP_CTX_LIF, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      offsetof(limit_rate_conf_t, rate), NULL},
-    {"limit_rate_after", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
+    {"limit_rate_after", ANYWHERE | RP_CTX_LIF, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      offsetof(limit_rate_conf_t, after), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };

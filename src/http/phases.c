@@ -78,6 +78,8 @@ static int find_config(rp_request_t *r)
         rp_http_regex_captures(r, clcf->re, r->uri, rp_regex_ovector(), rp_regex_pairs());
     r->clcf = clcf;
     r->loc_conf = clcf->loc_conf;
+    r->uri_changed = 0; /* a server-level rewrite's change is this search */
+    r->location_rewritten = 0;
     if (clcf->internal && !r->internal)
         return rp_http_send_error(r, 404); /* as nginx: as if it did not exist */
     /* As nginx: a declared length over the limit is refused before anything reads it.

@@ -97,6 +97,8 @@ struct rp_request_s {
     unsigned subrequest : 1; /* made by rp_http_subrequest: no client of its own */
     unsigned uri_changed : 1;  /* POST_REWRITE finds the location again */
     unsigned uri_rewritten : 1; /* the URI or arguments are no longer the ones sent */
+    unsigned location_rewritten : 1; /* `rewrite ... break` changed the URI inside its
+                                      * location: a proxy_pass URI part no longer applies */
     unsigned no_body : 1;      /* the head is the whole response (gRPC trailers-only) */
     unsigned ended : 1;        /* cleanups and log done */
     unsigned posted : 1;       /* on the worker's queue of requests to wake */

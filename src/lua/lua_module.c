@@ -553,7 +553,8 @@ static void stop_worker(rp_cycle_t *cycle)
     rp_lua_worker_exiting = 1;
 }
 
-#define LOC_CTX (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
+/* also in a location's if, as OpenResty */
+#define LOC_CTX (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION | RP_CTX_LIF)
 /* the kind of hook a directive sets (cmd->post); one entry per directive, spelled out so
  * t/integration/test_docs.py reads every name */
 #define KIND(k) ((const void *)(intptr_t)(k))
@@ -585,9 +586,9 @@ static const rp_command_t commands[] = {
      offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
     {"access_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
      offsetof(rp_lua_loc_conf_t, access), KIND(H_ACCESS)},
-    {"content_by_lua_block", RP_CTX_LOCATION, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
+    {"content_by_lua_block", RP_CTX_LOCATION | RP_CTX_LIF, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
      offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
-    {"content_by_lua_file", RP_CTX_LOCATION, 0, 1, 1, set_hook, RP_CONF_LOC,
+    {"content_by_lua_file", RP_CTX_LOCATION | RP_CTX_LIF, 0, 1, 1, set_hook, RP_CONF_LOC,
      offsetof(rp_lua_loc_conf_t, content), KIND(H_CONTENT)},
     {"header_filter_by_lua_block", LOC_CTX, RP_CMD_BLOCK, 0, 0, set_hook, RP_CONF_LOC,
      offsetof(rp_lua_loc_conf_t, header_filter), KIND(H_HEADER)},
@@ -601,11 +602,11 @@ static const rp_command_t commands[] = {
      offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
     {"log_by_lua_file", LOC_CTX, 0, 1, 1, set_hook, RP_CONF_LOC,
      offsetof(rp_lua_loc_conf_t, log), KIND(H_LOG)},
-    {"set_by_lua_block", RP_CTX_SERVER | RP_CTX_LOCATION, RP_CMD_BLOCK, 1, 1, set_set_by_lua,
+    {"set_by_lua_block", RP_CTX_SERVER | RP_CTX_LOCATION | RP_CTX_SIF | RP_CTX_LIF, RP_CMD_BLOCK, 1, 1, set_set_by_lua,
      RP_CONF_LOC, 0, NULL},
-    {"set_by_lua_file", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_set_by_lua,
+    {"set_by_lua_file", RP_CTX_SERVER | RP_CTX_LOCATION | RP_CTX_SIF | RP_CTX_LIF, 0, 2, RP_ARGS_ANY, set_set_by_lua,
      RP_CONF_LOC, 0, NULL},
-    {"set_by_lua", RP_CTX_SERVER | RP_CTX_LOCATION, 0, 2, RP_ARGS_ANY, set_set_by_lua,
+    {"set_by_lua", RP_CTX_SERVER | RP_CTX_LOCATION | RP_CTX_SIF | RP_CTX_LIF, 0, 2, RP_ARGS_ANY, set_set_by_lua,
      RP_CONF_LOC, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };

@@ -736,7 +736,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 
 static const rp_command_t commands[] = {
     {"log_format", RP_CTX_HTTP, 0, 2, RP_ARGS_ANY, set_log_format, RP_CONF_MAIN, 0, NULL},
-    {"access_log", ANYWHERE, 0, 1, RP_ARGS_ANY, set_access_log, RP_CONF_LOC, 0, NULL},
+    {"access_log", ANYWHERE | RP_CTX_LIF, 0, 1, RP_ARGS_ANY, set_access_log, RP_CONF_LOC, 0, NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 

@@ -178,7 +178,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define LOC(f)   offsetof(rp_proxy_loc_conf_t, f)
 
 static const rp_command_t commands[] = {
-    {"grpc_pass", RP_CTX_LOCATION, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
+    {"grpc_pass", RP_CTX_LOCATION | RP_CTX_LIF, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
     {"grpc_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
     {"grpc_hide_header", ANYWHERE, 0, 1, 1, rp_proxy_set_hide, RP_CONF_LOC, 0, NULL},
     {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(connect_timeout),

@@ -258,7 +258,9 @@ static int must_escape(unsigned char ch)
 
 static rp_str_t configured_target(rp_request_t *r, const rp_proxy_loc_conf_t *plcf)
 {
-    if (!plcf->has_uri && r->uri_rewritten)
+    /* as nginx: after `rewrite ... break` the whole changed URI is sent, even when
+     * proxy_pass has a URI part */
+    if ((!plcf->has_uri || r->location_rewritten) && r->uri_rewritten)
         return rp_proxy_uri(r->arena, 1, RP_STR(""), 0, r->request_uri, r->uri, r->args);
     return rp_proxy_uri(r->arena, plcf->has_uri, plcf->uri, plcf->match_len, r->request_uri, r->uri,
                         r->args);
@@ -426,7 +428,7 @@ static const char *preconfiguration(rp_conf_t *cf)
 #define LOC(f) offsetof(rp_proxy_loc_conf_t, f)
 
 static const rp_command_t commands[] = {
-    {"proxy_pass", RP_CTX_LOCATION, 0, 1, 1, set_proxy_pass, RP_CONF_LOC, 0, NULL},
+    {"proxy_pass", RP_CTX_LOCATION | RP_CTX_LIF, 0, 1, 1, set_proxy_pass, RP_CONF_LOC, 0, NULL},
     {"proxy_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
     {"proxy_hide_header", ANYWHERE, 0, 1, 1, rp_proxy_set_hide, RP_CONF_LOC, 0, NULL},
     {"proxy_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC,

@@ -139,6 +139,15 @@ START_TEST(test_double_quotes_keep_spaces_and_punctuation)
 }
 END_TEST
 
+START_TEST(test_a_closing_parenthesis_may_follow_a_quoted_string)
+{
+    /* nginx's `if ($ua ~* "(bot|spider)")`: the ")" is a word of its own */
+    ck_assert_str_eq(lex("if ($ua ~* \"(bot|spider)\") {"),
+                     "[if] [($ua] [~*] q[(bot|spider)] [)] { EOF");
+    ck_assert_str_eq(lex("if ($a = \"\")"), "[if] [($a] [=] q[] [)] EOF");
+}
+END_TEST
+
 START_TEST(test_single_quotes_keep_double_quotes)
 {
     ck_assert_str_eq(lex("'say \"hi\"; {'"), "q[say \"hi\"; {] EOF");
@@ -328,6 +337,7 @@ static Suite *lexer_suite(void)
 
     tc = tcase_create("quotes and escapes");
     tcase_add_test(tc, test_double_quotes_keep_spaces_and_punctuation);
+    tcase_add_test(tc, test_a_closing_parenthesis_may_follow_a_quoted_string);
     tcase_add_test(tc, test_single_quotes_keep_double_quotes);
     tcase_add_test(tc, test_empty_quotes_make_an_empty_word);
     tcase_add_test(tc, test_quoted_escapes_are_decoded);
