@@ -327,7 +327,9 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
     } else if (p->ups->keepalive == 0) {
         RP_WBUF_LIT(&w, "Connection: close\r\n");
     }
-    if (r->chunked) {
+    if (!p->plcf->pass_request_body) {
+        /* proxy_pass_request_body off: the request goes without its body */
+    } else if (r->chunked) {
         p->req_chunked = 1;
         RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (r->content_length >= 0 &&
@@ -512,7 +514,7 @@ static void start_exchange(proxy_t *p)
     p->got_bytes = 0;
     p->send_failed = 0;
     p->keep = 0;
-    p->body_sent = !(r->chunked || r->content_length > 0);
+    p->body_sent = !(r->chunked || r->content_length > 0) || !p->plcf->pass_request_body;
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
     uint32_t need = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     if (uc->cap < need) {
@@ -995,16 +997,31 @@ static int handle_head(proxy_t *p)
     if (ps->phrase.len && *rp_http_reason(code) == '\0')
         r->reason = (rp_str_t){b + ps->phrase.off, ps->phrase.len}; /* a code we do not name */
     r->response_started = 1;
+    rp_str_t accel = RP_NULL_STR;
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        if (rp_proxy_accel_redirect_field(p->plcf, (rp_str_t){b + ps->headers[i].name.off,
+                                                              ps->headers[i].name.len}))
+            accel = (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len};
     for (unsigned i = 0; i < ps->nheaders; i++)
         if (response_header_passes(p, ps, b, i))
-            rp_http_add_header(r, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
-                               (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len});
+            rp_proxy_response_field(
+                r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
+                (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);
     if (rp_proxy_keeps_headers(r)) {
         rp_header_t *all = rp_arena_alloc(r->arena, (ps->nheaders + 1) * sizeof(*all));
         for (unsigned i = 0; i < ps->nheaders; i++)
             all[i] = (rp_header_t){{b + ps->headers[i].name.off, ps->headers[i].name.len},
                                    {b + ps->headers[i].value.off, ps->headers[i].value.len}};
         rp_proxy_keep_headers(r, all, ps->nheaders);
+    }
+    if (accel.len) {
+        /* X-Accel-Redirect: the upstream's answer is dropped, the request goes on there */
+        rp_str_t target = {rp_arena_strndup(r->arena, accel.data, accel.len), accel.len};
+        rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
+        p->finished = 1;
+        drop_uc(p, 0);
+        rp_proxy_accel_redirect(r, target);
+        return -1;
     }
 
     int64_t cl = -1;

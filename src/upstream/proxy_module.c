@@ -43,6 +43,9 @@ static void *create_loc(rp_conf_t *cf)
     p->read_timeout = RP_CONF_UNSET_MSEC;
     p->buffer_size = RP_CONF_UNSET_SIZE;
     p->limit_rate = RP_CONF_UNSET_SIZE;
+    p->redirect = -1;
+    p->cookie_domains = p->cookie_paths = RP_CONF_UNSET_PTR;
+    p->pass_request_headers = p->pass_request_body = -1;
     return p;
 }
 
@@ -69,8 +72,14 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
      * replaces the inherited ones. */
     if (c->set_headers == NULL)
         c->set_headers = p->set_headers;
-    if (c->hide_headers == NULL)
+    /* proxy_hide_header and proxy_pass_header are inherited together, as nginx */
+    if (c->hide_headers == NULL && c->pass_headers == NULL) {
         c->hide_headers = p->hide_headers;
+        c->pass_headers = p->pass_headers;
+    }
+    const char *rerr = rp_proxy_merge_response(cf, p, c);
+    if (rerr != RP_CONF_OK)
+        return rerr;
 
     size_t nset = c->set_headers ? c->set_headers->nelts : 0;
     size_t ndef = sizeof(defaults) / sizeof(defaults[0]);
@@ -128,6 +137,7 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
         return rp_conf_error(cf, "invalid host in \"%s\"", url);
     char *name = rp_arena_strndup(cf->arena, host, hlen);
     p->host = (rp_str_t){name, hlen};
+    p->url = cf->argv[1];
 
     pending_t *pd = rp_array_push(&m->pending);
     pd->plcf = p;
@@ -137,6 +147,7 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
     pd->line = cf->line;
 
     rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
+    p->loc_name = clcf->name;
     if (slash) {
         p->has_uri = 1;
         p->uri = (rp_str_t){rp_arena_strdup(cf->arena, slash), strlen(slash)};
@@ -443,6 +454,16 @@ static const rp_command_t commands[] = {
      NULL},
     {"proxy_limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(limit_rate),
      NULL},
+    {"proxy_redirect", ANYWHERE, 0, 1, 2, rp_proxy_set_redirect, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_domain", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_path", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
+    {"proxy_pass_header", ANYWHERE, 0, 1, 1, rp_proxy_set_pass_header, RP_CONF_LOC, 0, NULL},
+    {"proxy_ignore_headers", ANYWHERE, 0, 1, 9, rp_proxy_set_ignore_headers, RP_CONF_LOC, 0,
+     NULL},
+    {"proxy_pass_request_headers", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
+     LOC(pass_request_headers), NULL},
+    {"proxy_pass_request_body", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
+     LOC(pass_request_body), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
