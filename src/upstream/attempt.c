@@ -61,6 +61,7 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     }
     a->tries++;
     a->header_ms = -1;
+    a->bytes_in = a->bytes_out = 0;
     a->status = 0;
     a->status_recorded = 0;
     rp_time_now(&a->t_start);
@@ -109,6 +110,16 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
     int64_t ms = (int64_t)(tv.tv_sec - a->t_start.tv_sec) * 1000 +
                  (tv.tv_usec - a->t_start.tv_usec) / 1000;
     rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, ms);
+    unsigned extra = rp_proxy_records(r);
+    if (extra & RP_PROXY_REC_HEADER_TIME)
+        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->header_time, a->header_ms);
+    if (extra & RP_PROXY_REC_BYTES) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)a->bytes_in);
+        rp_proxy_record(r, &rp_proxy_ctx(r)->bytes_received, num);
+        snprintf(num, sizeof(num), "%lld", (long long)a->bytes_out);
+        rp_proxy_record(r, &rp_proxy_ctx(r)->bytes_sent, num);
+    }
     rp_upstream_outcome_t o = {
         .failed = (how & RP_ATTEMPT_FAILED) != 0,
         .incomplete = (how & RP_ATTEMPT_INCOMPLETE) != 0,

@@ -349,6 +349,8 @@ static int flush_uout(proxy_t *p)
 {
     while (evbuffer_get_length(p->uc->out)) {
         int n = rp_uconn_flush(p->uc);
+        if (n > 0)
+            p->at.bytes_out += n;
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 event_add(&p->uc->wev, NULL);
@@ -373,6 +375,7 @@ static int send_bytes(proxy_t *p, const struct iovec *iov, int n)
             k = 0;
         }
         skip = (size_t)k;
+        p->at.bytes_out += k;
     }
     for (int i = 0; i < n; i++) {
         if (skip >= iov[i].iov_len) {
@@ -1168,6 +1171,8 @@ static void read_upstream(proxy_t *p)
                 room = (size_t)may;
         }
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, room);
+        if (n > 0)
+            p->at.bytes_in += n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, p->state == P_BODY ? READ_TIMEOUT(p) : head_timeout(p));
             /* nothing more for now: what a filter holds (a compressor) goes out, so a

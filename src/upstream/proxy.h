@@ -108,9 +108,12 @@ int rp_proxy_ignores(const rp_request_t *r, unsigned bit);
  */
 typedef struct {
     rp_str_t addr, status, connect_time, response_time;
+    rp_str_t header_time, bytes_received, bytes_sent; /* kept when a variable reads them */
     rp_str_t host;
     rp_header_t *headers;
     unsigned nheaders;
+    rp_header_t *trailers; /* an HTTP/2 upstream's, for $upstream_trailer_NAME */
+    unsigned ntrailers;
     void *exchange;
 } rp_proxy_ctx_t;
 
@@ -123,6 +126,12 @@ rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plc
  * configuration reads any (the bytes they point into go back to the connection). */
 void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n);
 int rp_proxy_keeps_headers(const rp_request_t *r);
+/* ... and of its trailer fields, for $upstream_trailer_NAME. */
+void rp_proxy_keep_trailers(rp_request_t *r, const rp_header_t *h, unsigned n);
+
+/* Which of the records only some configurations read are kept (RP_PROXY_REC_*). */
+enum { RP_PROXY_REC_HEADER_TIME = 1, RP_PROXY_REC_BYTES = 2 };
+unsigned rp_proxy_records(const rp_request_t *r);
 
 /* The proxy's bookkeeping: an entry appended to one of the ", "-joined $upstream_*
  * records (a time as "0.004", or "-" when negative); an error-log line in nginx's

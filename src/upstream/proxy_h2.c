@@ -546,8 +546,10 @@ static void finish(xchg_t *x)
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
     rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
-    if (st->ntrailers)
+    if (st->ntrailers) {
+        rp_proxy_keep_trailers(r, st->trailers, st->ntrailers);
         rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
+    }
     done(x);
     rp_http_response_end(r);
 }
@@ -644,6 +646,7 @@ static int pump_response(xchg_t *x)
         }
         evbuffer_drain(st->in, n);
         rp_h2u_consume(st, n);
+        x->at.bytes_in += (int64_t)n; /* over HTTP/2: the body's bytes */
         x->rate_taken += (int64_t)n;
     }
     return 0;
@@ -669,6 +672,7 @@ static int pump_body(xchg_t *x)
             x->replay_off += n;
             int last = x->client_done && x->replay_off == kept;
             rp_h2u_send_body(x->st, scratch, n, last);
+            x->at.bytes_out += (int64_t)n;
             x->body_done = (unsigned)last;
             continue;
         }
@@ -696,6 +700,7 @@ static int pump_body(xchg_t *x)
         x->replay_off = rp_attempt_kept_len(&x->at);
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
+            x->at.bytes_out += (int64_t)n;
         if (rc == 1) {
             x->client_done = 1;
             x->body_done = 1;

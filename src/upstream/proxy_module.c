@@ -25,7 +25,9 @@ typedef struct {
 
 typedef struct {
     rp_array_t pending; /* pending_t */
-    int keep_headers;   /* some value reads $upstream_http_NAME */
+    int keep_headers;   /* some value reads $upstream_http_NAME or $upstream_cookie_NAME */
+    int keep_trailers;  /* ... $upstream_trailer_NAME */
+    unsigned records;   /* RP_PROXY_REC_*: $upstream_header_time, $upstream_bytes_* */
 } proxy_main_conf_t;
 
 static void *create_main(rp_conf_t *cf)
@@ -258,7 +260,11 @@ static const char *postconfiguration(rp_conf_t *cf)
         }
     }
     cf->argv = NULL;
-    m->keep_headers = rp_var_used(cf->cycle, "upstream_http_");
+    m->keep_headers = rp_var_used(cf->cycle, "upstream_http_") ||
+                      rp_var_used(cf->cycle, "upstream_cookie_");
+    m->keep_trailers = rp_var_used(cf->cycle, "upstream_trailer_");
+    m->records = (rp_var_used(cf->cycle, "upstream_header_time") ? RP_PROXY_REC_HEADER_TIME : 0) |
+                 (rp_var_used(cf->cycle, "upstream_bytes_") ? RP_PROXY_REC_BYTES : 0);
     cf->http_ctx = NULL;
     return RP_CONF_OK;
 }
@@ -385,11 +391,14 @@ int rp_proxy_keeps_headers(const rp_request_t *r)
     return m->keep_headers;
 }
 
-void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
+unsigned rp_proxy_records(const rp_request_t *r)
 {
-    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
-    if (!rp_proxy_keeps_headers(r) || ctx == NULL)
-        return;
+    proxy_main_conf_t *m = r->srv->ctx->main_conf[rp_proxy_module.index];
+    return m->records;
+}
+
+static rp_header_t *copy_fields(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
     rp_header_t *copy = rp_arena_alloc(r->arena, (n ? n : 1) * sizeof(*copy));
     for (unsigned i = 0; i < n; i++) {
         copy[i].name = (rp_str_t){rp_arena_strndup(r->arena, h[i].name.data, h[i].name.len),
@@ -397,7 +406,25 @@ void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
         copy[i].value = (rp_str_t){rp_arena_strndup(r->arena, h[i].value.data, h[i].value.len),
                                    h[i].value.len};
     }
-    ctx->headers = copy;
+    return copy;
+}
+
+void rp_proxy_keep_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    proxy_main_conf_t *m = r->srv->ctx->main_conf[rp_proxy_module.index];
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (!m->keep_trailers || ctx == NULL)
+        return;
+    ctx->trailers = copy_fields(r, h, n);
+    ctx->ntrailers = n;
+}
+
+void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (!rp_proxy_keeps_headers(r) || ctx == NULL)
+        return;
+    ctx->headers = copy_fields(r, h, n);
     ctx->nheaders = n;
 }
 
@@ -419,6 +446,44 @@ static int get_upstream_http(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return rp_http_find_field(ctx->headers, ctx->nheaders, v->arg, out);
 }
 
+static int get_upstream_trailer(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    return rp_http_find_field(ctx->trailers, ctx->ntrailers, v->arg, out);
+}
+
+/* $upstream_cookie_NAME: the value of the cookie NAME the upstream set (its first
+ * Set-Cookie of that name; the value ends at ';'), as nginx. */
+static int get_upstream_cookie(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    for (unsigned i = 0; i < ctx->nheaders; i++) {
+        rp_str_t n = ctx->headers[i].name, val = ctx->headers[i].value;
+        if (n.len != 10 || !rp_str_ieq(n, "set-cookie"))
+            continue;
+        const char *p = val.data, *end = val.data + val.len;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        if (eq == NULL || (semi && semi < eq))
+            continue;
+        const char *ne = eq;
+        while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+            ne--;
+        if ((size_t)(ne - p) != v->arg.len || strncasecmp(p, v->arg.data, v->arg.len) != 0)
+            continue;
+        const char *vs = eq + 1, *ve = semi ? semi : end;
+        *out = (rp_str_t){vs, (size_t)(ve - vs)};
+        return 0;
+    }
+    return -1;
+}
+
 #define REC(f) offsetof(rp_proxy_ctx_t, f)
 #define NC RP_VAR_NOCACHE
 
@@ -429,6 +494,11 @@ static const rp_var_def_t variables[] = {
     {"upstream_response_time", get_record, NULL, NC, REC(response_time)},
     {"proxy_host", get_record, NULL, 0, REC(host)},
     {"upstream_http_", get_upstream_http, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_cookie_", get_upstream_cookie, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_trailer_", get_upstream_trailer, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_header_time", get_record, NULL, NC, REC(header_time)},
+    {"upstream_bytes_received", get_record, NULL, NC, REC(bytes_received)},
+    {"upstream_bytes_sent", get_record, NULL, NC, REC(bytes_sent)},
     {NULL, NULL, NULL, 0, 0},
 };
 

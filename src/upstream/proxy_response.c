@@ -189,7 +189,7 @@ static int kept_across_redirect(rp_str_t n)
 {
     return rp_str_ieq(n, "set-cookie") || rp_str_ieq(n, "content-disposition") ||
            rp_str_ieq(n, "cache-control") || rp_str_ieq(n, "expires") ||
-           rp_str_ieq(n, "accept-ranges") || rp_str_ieq(n, "etag");
+           rp_str_ieq(n, "accept-ranges");
 }
 
 void rp_proxy_response_field(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_str_t n,
