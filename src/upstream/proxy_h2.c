@@ -700,7 +700,7 @@ static int pump_body(xchg_t *x)
         x->replay_off = rp_attempt_kept_len(&x->at);
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
-            x->at.bytes_out += (int64_t)n;
+        x->at.bytes_out += (int64_t)n;
         if (rc == 1) {
             x->client_done = 1;
             x->body_done = 1;
