@@ -356,7 +356,7 @@ const char *rp_proxy_set_redirect(rp_conf_t *cf, const rp_command_t *cmd, void *
     const char *a = cf->argv[1];
     if (n == 1 && strcmp(a, "off") == 0) {
         if (p->redirects)
-            return "\"off\" cannot be used with other \"proxy_redirect\" directives";
+            return "is duplicate"; /* nginx's word for "off" after rules */
         p->redirect = 0;
         return RP_CONF_OK;
     }
@@ -386,8 +386,7 @@ const char *rp_proxy_set_cookie_rule(rp_conf_t *cf, const rp_command_t *cmd, voi
         if (strcmp(cf->argv[1], "off") != 0)
             return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[1]);
         if (*rules != RP_CONF_UNSET_PTR)
-            return rp_conf_error(cf, "\"off\" cannot be used with other \"%s\" directives",
-                                 cmd->name);
+            return "is duplicate"; /* nginx's word for "off" after rules */
         *rules = NULL;
         return RP_CONF_OK;
     }
