@@ -808,11 +808,10 @@ static int to_client(proxy_t *p, const char *data, size_t n)
     return rp_http_write(r, &iov, 1);
 }
 
-static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
+/* Whether the upstream's Connection field names field i (then it is not passed on). */
+static int named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned i)
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    if (!rp_proxy_response_field_passes(p->plcf, n))
-        return 0;
     for (unsigned k = 0; k < ps->nheaders; k++) {
         if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
             char tok[64];
@@ -821,11 +820,17 @@ static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const ch
                 tok[n.len] = '\0';
                 if (rp_h1_token_list_has(b + ps->headers[k].value.off, ps->headers[k].value.len,
                                          tok))
-                    return 0;
+                    return 1;
             }
         }
     }
-    return 1;
+    return 0;
+}
+
+static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
+{
+    rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
+    return rp_proxy_response_field_passes(p->plcf, n) && !named_by_connection(ps, b, i);
 }
 
 /*
@@ -1006,7 +1011,7 @@ static int handle_head(proxy_t *p)
                                                               ps->headers[i].name.len}))
             accel = (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len};
     for (unsigned i = 0; i < ps->nheaders; i++)
-        if (response_header_passes(p, ps, b, i))
+        if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
             rp_proxy_response_field(
                 r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
                 (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);

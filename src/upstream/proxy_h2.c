@@ -508,8 +508,7 @@ static int send_head(xchg_t *x)
             cl = v;
             continue;
         }
-        if (rp_proxy_response_field_passes(x->plcf, h->name))
-            rp_proxy_response_field(r, x->plcf, h->name, h->value, accel.len != 0);
+        rp_proxy_response_field(r, x->plcf, h->name, h->value, accel.len != 0);
     }
     rp_proxy_keep_headers(r, st->headers, st->nheaders);
     if (accel.len && !x->grpc) {
