@@ -66,6 +66,7 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     a->status_recorded = 0;
     rp_time_now(&a->t_start);
     rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->addr, s->name);
+    rp_proxy_ctx(a->r)->live = a;
     return s;
 }
 
@@ -94,6 +95,8 @@ void rp_attempt_header(rp_attempt_t *a, int status)
     a->status_recorded = 1;
     a->status = status;
     a->header_ms = rp_attempt_elapsed(a);
+    if (rp_proxy_records(a->r) & RP_PROXY_REC_HEADER_TIME)
+        rp_proxy_record_ms(a->r, &rp_proxy_ctx(a->r)->header_time, a->header_ms);
 }
 
 void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
@@ -111,8 +114,10 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
                  (tv.tv_usec - a->t_start.tv_usec) / 1000;
     rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, ms);
     unsigned extra = rp_proxy_records(r);
-    if (extra & RP_PROXY_REC_HEADER_TIME)
-        rp_proxy_record_ms(r, &rp_proxy_ctx(r)->header_time, a->header_ms);
+    if (rp_proxy_ctx(r)->live == a)
+        rp_proxy_ctx(r)->live = NULL;
+    if ((extra & RP_PROXY_REC_HEADER_TIME) && a->header_ms < 0)
+        rp_proxy_record(r, &rp_proxy_ctx(r)->header_time, "-"); /* no head came */
     if (extra & RP_PROXY_REC_BYTES) {
         char num[24];
         snprintf(num, sizeof(num), "%lld", (long long)a->bytes_in);

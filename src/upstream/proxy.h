@@ -109,6 +109,7 @@ int rp_proxy_ignores(const rp_request_t *r, unsigned bit);
 typedef struct {
     rp_str_t addr, status, connect_time, response_time;
     rp_str_t header_time, bytes_received, bytes_sent; /* kept when a variable reads them */
+    struct rp_attempt_s *live; /* the attempt under way: its byte counts so far follow */
     rp_str_t host;
     rp_header_t *headers;
     unsigned nheaders;

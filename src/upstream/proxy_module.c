@@ -9,7 +9,9 @@
 #include "http/variables.h"
 #include "upstream/upstream_choose.h"
 #include "upstream/upstream_ssl.h"
+#include "upstream/attempt.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -438,6 +440,27 @@ static int get_record(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return out->len ? 0 : -1;
 }
 
+/* $upstream_bytes_received and _sent: the ended attempts' counts, then the count so far
+ * of the one under way (nginx's are counted as the bytes go). v->data: which. */
+static int get_bytes(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    rp_str_t done = v->data ? ctx->bytes_sent : ctx->bytes_received;
+    if (ctx->live == NULL) {
+        *out = done;
+        return done.len ? 0 : -1;
+    }
+    long long now = (long long)(v->data ? ctx->live->bytes_out : ctx->live->bytes_in);
+    size_t cap = done.len + 32;
+    char *b = rp_arena_alloc(r->arena, cap);
+    int k = done.len ? snprintf(b, cap, "%.*s, %lld", (int)done.len, done.data, now)
+                     : snprintf(b, cap, "%lld", now);
+    *out = (rp_str_t){b, (size_t)k};
+    return 0;
+}
+
 static int get_upstream_http(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
@@ -497,8 +520,8 @@ static const rp_var_def_t variables[] = {
     {"upstream_cookie_", get_upstream_cookie, NULL, RP_VAR_PREFIX | NC, 0},
     {"upstream_trailer_", get_upstream_trailer, NULL, RP_VAR_PREFIX | NC, 0},
     {"upstream_header_time", get_record, NULL, NC, REC(header_time)},
-    {"upstream_bytes_received", get_record, NULL, NC, REC(bytes_received)},
-    {"upstream_bytes_sent", get_record, NULL, NC, REC(bytes_sent)},
+    {"upstream_bytes_received", get_bytes, NULL, NC, 0},
+    {"upstream_bytes_sent", get_bytes, NULL, NC, 1},
     {NULL, NULL, NULL, 0, 0},
 };
 
