@@ -212,7 +212,7 @@ static inline int rp_proxy_accel_redirect_field(const rp_proxy_loc_conf_t *plcf,
 
 /*
  * Follows an upstream's X-Accel-Redirect (a URI, with arguments after '?', or
- * @name): the exchange has been let go; the method becomes GET (HEAD stays) and the
+ * @name): the exchange has been let go; for a URI the method becomes GET (HEAD stays); the
  * request restarts there, with the fields rp_proxy_response_field(accel) kept.
  */
 void rp_proxy_accel_redirect(rp_request_t *r, rp_str_t target);

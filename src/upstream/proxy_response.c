@@ -249,12 +249,12 @@ void rp_proxy_accel_redirect(rp_request_t *r, rp_str_t target)
     r->reason = RP_NULL_STR;
     r->on_body = NULL;
     r->on_drain = NULL;
-    if (!rp_str_eq(r->method, "HEAD"))
-        r->method = RP_STR("GET");
     if (target.data[0] == '@') {
-        rp_http_send_error(r, 500); /* NAMED_REDIRECT: until main has rp_http_named_redirect */
+        rp_http_named_redirect(r, target); /* the method stays, as nginx */
         return;
     }
+    if (!rp_str_eq(r->method, "HEAD"))
+        r->method = RP_STR("GET");
     /* nginx's ngx_http_parse_unsafe_uri: arguments after '?', %XX decoded in the path,
      * and a path that is not absolute or climbs out with ".." refused (404) */
     const char *q = memchr(target.data, '?', target.len);

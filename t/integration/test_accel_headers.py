@@ -1,6 +1,7 @@
 """The upstream's X-Accel-* controls as nginx obeys them: X-Accel-Redirect restarts the
 request at its URI (arguments after '?', %XX decoded, GET for all but HEAD, a path that
-climbs out with ".." or is not absolute answered 404), the upstream's answer dropped but
+climbs out with ".." or is not absolute answered 404) or in a named location (the
+method kept), the upstream's answer dropped but
 for the fields nginx keeps (Set-Cookie, Cache-Control, Expires, Content-Disposition,
 Accept-Ranges); X-Accel-Limit-Rate paces the response; the controls never reach the
 client unless proxy_pass_header names them; proxy_ignore_headers turns them off. Compared
@@ -32,6 +33,7 @@ server {{
         proxy_ignore_headers X-Accel-Redirect;
     }}
     location /internal/ {{ return 200 "internal $uri [$args] $request_method\\n"; }}
+    location @named {{ return 200 "named $uri [$args] $request_method\\n"; }}
 }}"""
 
 
@@ -44,6 +46,8 @@ def cases():
         ("GET", "/p/a", [("X-Accel-Redirect", "/internal/x%20y?q=1&r=2")] + everything),
         ("POST", "/p/a", [("X-Accel-Redirect", "/internal/post")]),
         ("HEAD", "/p/a", [("X-Accel-Redirect", "/internal/head")]),
+        ("POST", "/p/a", [("X-Accel-Redirect", "@named"), ("Set-Cookie", "n=1")]),
+        ("GET", "/p/a", [("X-Accel-Redirect", "@nosuch")]),
         ("GET", "/p/a", [("X-Accel-Redirect", "/internal/../x")]),
         ("GET", "/p/a", [("X-Accel-Redirect", "internal/x")]),
         ("GET", "/p/a", [("X-Accel-Foo", "1"), ("X-Pad", "p"), ("X-Accel-Limit-Rate", "off")]),
@@ -67,6 +71,8 @@ def test_x_accel_redirect_and_the_hidden_controls_as_nginx(both, backend):
                   method="POST", body="x")
     assert mine.body == b"internal /internal/x y [q=1] GET\n"
     assert values(mine, "Set-Cookie") == ["k=v"] and values(mine, "X-Other") == []
+    mine, _ = ask("/p/a?" + upstream_says(("X-Accel-Redirect", "@named")), method="POST", body="x")
+    assert mine.body.startswith(b"named /p/a [header=") and mine.body.endswith(b"] POST\n")
 
 
 def test_x_accel_limit_rate_paces_the_response_unless_ignored(rampart, backend):
