@@ -47,6 +47,7 @@ typedef struct {
     int redirect;             /* proxy_redirect: -1 unset, 0 off, 1 on (rules below) */
     rp_array_t *redirects;    /* rp_proxy_rewrite_t; NULL: none */
     rp_array_t *cookie_domains, *cookie_paths; /* RP_CONF_UNSET_PTR: inherit; NULL: off */
+    rp_array_t *cookie_flags; /* rp_proxy_cookie_flags_t; as the two above */
     rp_array_t *pass_headers; /* rp_str_t: proxy_pass_header (inherited with hide_headers) */
     unsigned ignore_headers;  /* RP_PROXY_IGN_* bits: proxy_ignore_headers */
     unsigned ignore_set : 1;
@@ -79,6 +80,17 @@ typedef struct {
     rp_cv_t replacement;
     unsigned domain : 1;            /* proxy_cookie_domain: the whole domain, any case */
 } rp_proxy_rewrite_t;
+
+/* One proxy_cookie_flags line: the cookie's name (variables, or a ~ regex) and what
+ * to do to its Secure, HttpOnly and SameSite attributes. */
+typedef struct {
+    rp_cv_t name;
+    struct rp_http_regex_s *regex;
+    unsigned set, clear;   /* RP_COOKIE_SECURE, RP_COOKIE_HTTPONLY, RP_COOKIE_SAMESITE */
+    const char *samesite;  /* with set & RP_COOKIE_SAMESITE: "Strict", "Lax" or "None" */
+} rp_proxy_cookie_flags_t;
+
+enum { RP_COOKIE_SECURE = 1, RP_COOKIE_HTTPONLY = 2, RP_COOKIE_SAMESITE = 4 };
 
 /* proxy_ignore_headers's (and grpc_ignore_headers's) fields, nginx's names. */
 enum {
@@ -220,6 +232,7 @@ void rp_proxy_accel_redirect(rp_request_t *r, rp_str_t target);
 /* The directives of proxy_response.c, shared with grpc_module.c where nginx has twins. */
 const char *rp_proxy_set_redirect(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 const char *rp_proxy_set_cookie_rule(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_proxy_set_cookie_flags(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 const char *rp_proxy_set_pass_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 const char *rp_proxy_set_ignore_headers(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
 /* Merges them (create_loc leaves redirect and pass_request_* at -1, the cookie lists at

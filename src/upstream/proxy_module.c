@@ -48,7 +48,7 @@ static void *create_loc(rp_conf_t *cf)
     p->buffer_size = RP_CONF_UNSET_SIZE;
     p->limit_rate = RP_CONF_UNSET_SIZE;
     p->redirect = -1;
-    p->cookie_domains = p->cookie_paths = RP_CONF_UNSET_PTR;
+    p->cookie_domains = p->cookie_paths = p->cookie_flags = RP_CONF_UNSET_PTR;
     p->pass_request_headers = p->pass_request_body = -1;
     return p;
 }
@@ -550,6 +550,7 @@ static const rp_command_t commands[] = {
     {"proxy_redirect", ANYWHERE, 0, 1, 2, rp_proxy_set_redirect, RP_CONF_LOC, 0, NULL},
     {"proxy_cookie_domain", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
     {"proxy_cookie_path", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_flags", ANYWHERE, 0, 1, 9, rp_proxy_set_cookie_flags, RP_CONF_LOC, 0, NULL},
     {"proxy_pass_header", ANYWHERE, 0, 1, 1, rp_proxy_set_pass_header, RP_CONF_LOC, 0, NULL},
     {"proxy_ignore_headers", ANYWHERE, 0, 1, 9, rp_proxy_set_ignore_headers, RP_CONF_LOC, 0,
      NULL},

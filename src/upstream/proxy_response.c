@@ -98,12 +98,31 @@ static rp_str_t absolute(rp_request_t *r, rp_str_t loc)
     return (rp_str_t){b, (size_t)k + loc.len};
 }
 
-/* Set-Cookie with its Domain and Path attributes rewritten; 0 when no rule matched. */
+/* The first proxy_cookie_flags rule naming the cookie, or NULL. */
+static const rp_proxy_cookie_flags_t *flags_for(rp_request_t *r, const rp_array_t *rules,
+                                                rp_str_t name)
+{
+    const rp_proxy_cookie_flags_t *f = rules->elts;
+    for (size_t i = 0; i < rules->nelts; i++) {
+        if (f[i].regex) {
+            if (rp_http_regex_exec(r, f[i].regex, name))
+                return &f[i];
+            continue;
+        }
+        rp_str_t want = f[i].name.has_vars ? rp_cv_eval(r, &f[i].name) : f[i].name.value;
+        if (want.len == name.len && strncasecmp(want.data, name.data, name.len) == 0)
+            return &f[i];
+    }
+    return NULL;
+}
+
+/* Set-Cookie with its Domain and Path attributes rewritten and its flags set as the
+ * location says; 0 when nothing changed. */
 static int rewrite_cookie(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_str_t v,
                           rp_str_t *out)
 {
     enum { MAX_ATTRS = 32 };
-    rp_str_t key[MAX_ATTRS], val[MAX_ATTRS];
+    rp_str_t key[MAX_ATTRS + 3], val[MAX_ATTRS + 3];
     unsigned n = 0, changed = 0;
     const char *p = v.data, *end = v.data + v.len;
     while (p < end && n < MAX_ATTRS) {
@@ -138,13 +157,46 @@ static int rewrite_cookie(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_s
         n++;
         p = semi ? semi + 1 : end;
     }
-    if (!changed || p < end)
+    if (p < end)
+        return 0;
+    const rp_proxy_cookie_flags_t *fl =
+        plcf->cookie_flags && n ? flags_for(r, plcf->cookie_flags, key[0]) : NULL;
+    if (fl) {
+        /* as nginx: an attribute asked for is added at the end, or has its value set;
+         * one to clear is dropped */
+        unsigned have = 0;
+        for (unsigned i = 1; i < n; i++) {
+            unsigned bit = rp_str_ieq(key[i], "secure")     ? RP_COOKIE_SECURE
+                           : rp_str_ieq(key[i], "httponly") ? RP_COOKIE_HTTPONLY
+                           : rp_str_ieq(key[i], "samesite") ? RP_COOKIE_SAMESITE
+                                                            : 0;
+            if (bit & fl->clear) {
+                key[i].len = 0;
+                key[i].data = NULL;
+                changed = 1;
+            } else if (bit == RP_COOKIE_SAMESITE && (fl->set & bit)) {
+                val[i] = (rp_str_t){fl->samesite, strlen(fl->samesite)};
+                changed = 1;
+            }
+            have |= bit;
+        }
+        if ((fl->set & RP_COOKIE_SECURE) && !(have & RP_COOKIE_SECURE))
+            key[n] = RP_STR("Secure"), val[n++] = (rp_str_t){NULL, 0};
+        if ((fl->set & RP_COOKIE_HTTPONLY) && !(have & RP_COOKIE_HTTPONLY))
+            key[n] = RP_STR("HttpOnly"), val[n++] = (rp_str_t){NULL, 0};
+        if ((fl->set & RP_COOKIE_SAMESITE) && !(have & RP_COOKIE_SAMESITE))
+            key[n] = RP_STR("SameSite"), val[n++] = (rp_str_t){fl->samesite, strlen(fl->samesite)};
+        changed |= (fl->set & ~have) != 0;
+    }
+    if (!changed)
         return 0;
     size_t len = 0;
     for (unsigned i = 0; i < n; i++)
         len += 2 + key[i].len + 1 + val[i].len;
     char *b = rp_arena_alloc(r->arena, len + 1), *o = b;
     for (unsigned i = 0; i < n; i++) {
+        if (key[i].data == NULL)
+            continue; /* a flag cleared */
         if (i) {
             memcpy(o, "; ", 2);
             o += 2;
@@ -221,7 +273,8 @@ void rp_proxy_response_field(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, r
             v = absolute(r, v);
         break;
     case 10:
-        if ((plcf->cookie_domains || plcf->cookie_paths) && rp_str_ieq(n, "set-cookie"))
+        if ((plcf->cookie_domains || plcf->cookie_paths || plcf->cookie_flags) &&
+            rp_str_ieq(n, "set-cookie"))
             rewrite_cookie(r, plcf, v, &v);
         break;
     }
@@ -393,6 +446,71 @@ const char *rp_proxy_set_cookie_rule(rp_conf_t *cf, const rp_command_t *cmd, voi
     return compile_rule(cf, rules, cf->argv[1], cf->argv[2], domain);
 }
 
+const char *rp_proxy_set_cookie_flags(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
+{
+    rp_proxy_loc_conf_t *p = conf;
+    if (p->cookie_flags == NULL)
+        return RP_CONF_OK; /* nginx: lines after "off" are ignored */
+    if (cf->argc == 2) {
+        if (strcmp(cf->argv[1], "off") != 0)
+            return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[1]);
+        if (p->cookie_flags != RP_CONF_UNSET_PTR)
+            return "is duplicate";
+        p->cookie_flags = NULL;
+        return RP_CONF_OK;
+    }
+    if (p->cookie_flags == RP_CONF_UNSET_PTR) {
+        p->cookie_flags = rp_arena_alloc(cf->arena, sizeof(rp_array_t));
+        rp_array_init(p->cookie_flags, cf->arena, 2, sizeof(rp_proxy_cookie_flags_t));
+    }
+    rp_proxy_cookie_flags_t *f = rp_array_push(p->cookie_flags);
+    memset(f, 0, sizeof(*f));
+    const char *name = cf->argv[1];
+    if (name[0] == '~') {
+        char err[256];
+        name++;
+        int caseless = name[0] == '*';
+        f->regex = rp_http_regex_compile(cf, name + caseless, caseless, err, sizeof(err));
+        if (f->regex == NULL)
+            return rp_conf_error(cf, "%s", err);
+    } else {
+        const char *err = rp_cv_compile(cf, name, &f->name);
+        if (err)
+            return err;
+    }
+    static const struct {
+        const char *word;
+        unsigned set, clear;
+        const char *samesite;
+    } words[] = {
+        {"secure", RP_COOKIE_SECURE, 0, NULL},
+        {"httponly", RP_COOKIE_HTTPONLY, 0, NULL},
+        {"samesite=strict", RP_COOKIE_SAMESITE, 0, "Strict"},
+        {"samesite=lax", RP_COOKIE_SAMESITE, 0, "Lax"},
+        {"samesite=none", RP_COOKIE_SAMESITE, 0, "None"},
+        {"nosecure", 0, RP_COOKIE_SECURE, NULL},
+        {"nohttponly", 0, RP_COOKIE_HTTPONLY, NULL},
+        {"nosamesite", 0, RP_COOKIE_SAMESITE, NULL},
+    };
+    for (size_t i = 2; i < cf->argc; i++) {
+        size_t k = 0, n = sizeof(words) / sizeof(words[0]);
+        while (k < n && strcasecmp(cf->argv[i], words[k].word) != 0)
+            k++;
+        /* nginx takes any word here (its flags may hold variables) and ignores those it
+         * does not know at run time: rampart refuses them, a typo being likelier */
+        if (k == n)
+            return rp_conf_error(cf, "invalid parameter \"%s\"", cf->argv[i]);
+        unsigned bits = words[k].set | words[k].clear;
+        if ((f->set | f->clear) & bits)
+            return rp_conf_error(cf, "duplicate parameter \"%s\"", cf->argv[i]);
+        f->set |= words[k].set;
+        f->clear |= words[k].clear;
+        if (words[k].samesite)
+            f->samesite = words[k].samesite;
+    }
+    return RP_CONF_OK;
+}
+
 const char *rp_proxy_set_pass_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
 {
     rp_proxy_loc_conf_t *p = conf;
@@ -458,6 +576,10 @@ const char *rp_proxy_merge_response(rp_conf_t *cf, rp_proxy_loc_conf_t *p, rp_pr
         c->cookie_domains = NULL;
     if (c->cookie_paths == RP_CONF_UNSET_PTR)
         c->cookie_paths = NULL;
+    if (c->cookie_flags == RP_CONF_UNSET_PTR)
+        c->cookie_flags = p->cookie_flags;
+    if (c->cookie_flags == RP_CONF_UNSET_PTR)
+        c->cookie_flags = NULL;
     if (!c->ignore_set) {
         c->ignore_set = p->ignore_set;
         c->ignore_headers = p->ignore_headers;
