@@ -168,7 +168,8 @@ int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
         return 0;
     /* nginx hides the upstream's controls (X-Accel-Redirect, -Limit-Rate, -Buffering,
      * -Expires, -Charset) and X-Pad, unless proxy_pass_header names them */
-    if (n.len >= 5 && (n.data[0] | 0x20) == 'x' && hidden_control(n) && !passed_by_location(plcf, n))
+    if (n.len >= 5 && (n.data[0] | 0x20) == 'x' && hidden_control(n) &&
+        !passed_by_location(plcf, n))
         return 0;
     rp_array_t *hide = plcf->hide_headers;
     if (hide) {
