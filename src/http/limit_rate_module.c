@@ -241,6 +241,16 @@ static void set_limit_rate(rp_request_t *r, const rp_var_t *v, rp_str_t value)
     }
 }
 
+/* An upstream's X-Accel-Limit-Rate (proxy_response.c): this response's rate, as `set
+ * $limit_rate` would; 0 turns the limit off. */
+void rp_http_limit_rate_set(rp_request_t *r, size_t rate);
+void rp_http_limit_rate_set(rp_request_t *r, size_t rate)
+{
+    limit_rate_ctx_t *ctx = get_ctx(r);
+    ctx->rate = rate;
+    ctx->rate_set = 1;
+}
+
 static const rp_var_def_t variables[] = {
     {"limit_rate", get_limit_rate, set_limit_rate, RP_VAR_CHANGEABLE | RP_VAR_NOCACHE, 0},
     {NULL, NULL, NULL, 0, 0},

@@ -61,10 +61,12 @@ rp_upstream_server_t *rp_attempt_next(rp_attempt_t *a)
     }
     a->tries++;
     a->header_ms = -1;
+    a->bytes_in = a->bytes_out = 0;
     a->status = 0;
     a->status_recorded = 0;
     rp_time_now(&a->t_start);
     rp_proxy_record(a->r, &rp_proxy_ctx(a->r)->addr, s->name);
+    rp_proxy_ctx(a->r)->live = a;
     return s;
 }
 
@@ -93,6 +95,8 @@ void rp_attempt_header(rp_attempt_t *a, int status)
     a->status_recorded = 1;
     a->status = status;
     a->header_ms = rp_attempt_elapsed(a);
+    if (rp_proxy_records(a->r) & RP_PROXY_REC_HEADER_TIME)
+        rp_proxy_record_ms(a->r, &rp_proxy_ctx(a->r)->header_time, a->header_ms);
 }
 
 void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
@@ -109,6 +113,18 @@ void rp_attempt_end(rp_attempt_t *a, unsigned how, const char *status)
     int64_t ms = (int64_t)(tv.tv_sec - a->t_start.tv_sec) * 1000 +
                  (tv.tv_usec - a->t_start.tv_usec) / 1000;
     rp_proxy_record_ms(r, &rp_proxy_ctx(r)->response_time, ms);
+    unsigned extra = rp_proxy_records(r);
+    if (rp_proxy_ctx(r)->live == a)
+        rp_proxy_ctx(r)->live = NULL;
+    if ((extra & RP_PROXY_REC_HEADER_TIME) && a->header_ms < 0)
+        rp_proxy_record(r, &rp_proxy_ctx(r)->header_time, "-"); /* no head came */
+    if (extra & RP_PROXY_REC_BYTES) {
+        char num[24];
+        snprintf(num, sizeof(num), "%lld", (long long)a->bytes_in);
+        rp_proxy_record(r, &rp_proxy_ctx(r)->bytes_received, num);
+        snprintf(num, sizeof(num), "%lld", (long long)a->bytes_out);
+        rp_proxy_record(r, &rp_proxy_ctx(r)->bytes_sent, num);
+    }
     rp_upstream_outcome_t o = {
         .failed = (how & RP_ATTEMPT_FAILED) != 0,
         .incomplete = (how & RP_ATTEMPT_INCOMPLETE) != 0,

@@ -37,6 +37,7 @@ typedef struct rp_attempt_s {
     unsigned status_recorded : 1;
     struct timeval t_start;     /* the current attempt's start */
     int64_t header_ms;          /* to its response head; -1 before it */
+    int64_t bytes_in, bytes_out; /* $upstream_bytes_received/_sent of the current attempt */
     int status;                 /* its response status; 0 before the head */
     /* The request body read from the client so far, kept while it fits in
      * RP_ATTEMPT_KEEP_MAX, so another attempt can carry it again. */

@@ -47,6 +47,9 @@ static void *create_loc(rp_conf_t *cf)
     g->connect_timeout = RP_CONF_UNSET_MSEC;
     g->send_timeout = RP_CONF_UNSET_MSEC;
     g->read_timeout = RP_CONF_UNSET_MSEC;
+    /* nginx's grpc module has no proxy_redirect, cookie rules or pass_request_* twins */
+    g->redirect = 0;
+    g->pass_request_headers = g->pass_request_body = 1;
     return g;
 }
 
@@ -60,8 +63,14 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
      * are no default fields (the client's authority goes as :authority) */
     if (c->set_headers == NULL)
         c->set_headers = p->set_headers;
-    if (c->hide_headers == NULL)
+    if (c->hide_headers == NULL && c->pass_headers == NULL) {
         c->hide_headers = p->hide_headers;
+        c->pass_headers = p->pass_headers;
+    }
+    if (!c->ignore_set) {
+        c->ignore_set = p->ignore_set;
+        c->ignore_headers = p->ignore_headers;
+    }
     c->headers = c->set_headers ? c->set_headers->elts : NULL;
     c->nheaders = c->set_headers ? c->set_headers->nelts : 0;
     return RP_CONF_OK;
@@ -181,6 +190,9 @@ static const rp_command_t commands[] = {
     {"grpc_pass", RP_CTX_LOCATION | RP_CTX_LIF, 0, 1, 1, set_grpc_pass, RP_CONF_LOC, 0, NULL},
     {"grpc_set_header", ANYWHERE, 0, 2, 2, set_header, RP_CONF_LOC, 0, NULL},
     {"grpc_hide_header", ANYWHERE, 0, 1, 1, rp_proxy_set_hide, RP_CONF_LOC, 0, NULL},
+    {"grpc_pass_header", ANYWHERE, 0, 1, 1, rp_proxy_set_pass_header, RP_CONF_LOC, 0, NULL},
+    {"grpc_ignore_headers", ANYWHERE, 0, 1, 9, rp_proxy_set_ignore_headers, RP_CONF_LOC, 0,
+     NULL},
     {"grpc_connect_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(connect_timeout),
      NULL},
     {"grpc_send_timeout", ANYWHERE, 0, 1, 1, rp_conf_set_msec, RP_CONF_LOC, LOC(send_timeout),

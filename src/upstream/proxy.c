@@ -330,7 +330,9 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
     } else if (p->ups->keepalive == 0) {
         RP_WBUF_LIT(&w, "Connection: close\r\n");
     }
-    if (r->chunked) {
+    if (!p->plcf->pass_request_body) {
+        /* proxy_pass_request_body off: the request goes without its body */
+    } else if (r->chunked) {
         p->req_chunked = 1;
         RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
     } else if (r->content_length >= 0 &&
@@ -350,6 +352,8 @@ static int flush_uout(proxy_t *p)
 {
     while (evbuffer_get_length(p->uc->out)) {
         int n = rp_uconn_flush(p->uc);
+        if (n > 0)
+            p->at.bytes_out += n;
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR) {
                 event_add(&p->uc->wev, NULL);
@@ -374,6 +378,7 @@ static int send_bytes(proxy_t *p, const struct iovec *iov, int n)
             k = 0;
         }
         skip = (size_t)k;
+        p->at.bytes_out += k;
     }
     for (int i = 0; i < n; i++) {
         if (skip >= iov[i].iov_len) {
@@ -515,7 +520,7 @@ static void start_exchange(proxy_t *p)
     p->got_bytes = 0;
     p->send_failed = 0;
     p->keep = 0;
-    p->body_sent = !(r->chunked || r->content_length > 0);
+    p->body_sent = !(r->chunked || r->content_length > 0) || !p->plcf->pass_request_body;
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
     uint32_t need = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     if (uc->cap < need) {
@@ -806,11 +811,10 @@ static int to_client(proxy_t *p, const char *data, size_t n)
     return rp_http_write(r, &iov, 1);
 }
 
-static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
+/* Whether the upstream's Connection field names field i (then it is not passed on). */
+static int named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned i)
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    if (!rp_proxy_response_field_passes(p->plcf, n))
-        return 0;
     for (unsigned k = 0; k < ps->nheaders; k++) {
         if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
             char tok[64];
@@ -819,11 +823,17 @@ static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const ch
                 tok[n.len] = '\0';
                 if (rp_h1_token_list_has(b + ps->headers[k].value.off, ps->headers[k].value.len,
                                          tok))
-                    return 0;
+                    return 1;
             }
         }
     }
-    return 1;
+    return 0;
+}
+
+static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
+{
+    rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
+    return rp_proxy_response_field_passes(p->plcf, n) && !named_by_connection(ps, b, i);
 }
 
 /*
@@ -1110,16 +1120,31 @@ static int handle_head(proxy_t *p)
     if (ps->phrase.len && *rp_http_reason(code) == '\0')
         r->reason = (rp_str_t){b + ps->phrase.off, ps->phrase.len}; /* a code we do not name */
     r->response_started = 1;
+    rp_str_t accel = RP_NULL_STR;
     for (unsigned i = 0; i < ps->nheaders; i++)
-        if (response_header_passes(p, ps, b, i))
-            rp_http_add_header(r, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
-                               (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len});
+        if (rp_proxy_accel_redirect_field(p->plcf, (rp_str_t){b + ps->headers[i].name.off,
+                                                              ps->headers[i].name.len}))
+            accel = (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len};
+    for (unsigned i = 0; i < ps->nheaders; i++)
+        if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
+            rp_proxy_response_field(
+                r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
+                (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);
     if (rp_proxy_keeps_headers(r)) {
         rp_header_t *all = rp_arena_alloc(r->arena, (ps->nheaders + 1) * sizeof(*all));
         for (unsigned i = 0; i < ps->nheaders; i++)
             all[i] = (rp_header_t){{b + ps->headers[i].name.off, ps->headers[i].name.len},
                                    {b + ps->headers[i].value.off, ps->headers[i].value.len}};
         rp_proxy_keep_headers(r, all, ps->nheaders);
+    }
+    if (accel.len) {
+        /* X-Accel-Redirect: the upstream's answer is dropped, the request goes on there */
+        rp_str_t target = {rp_arena_strndup(r->arena, accel.data, accel.len), accel.len};
+        rp_attempt_end(&p->at, RP_ATTEMPT_OK, NULL);
+        p->finished = 1;
+        drop_uc(p, 0);
+        rp_proxy_accel_redirect(r, target);
+        return -1;
     }
 
     int64_t cl = -1;
@@ -1266,6 +1291,8 @@ static void read_upstream(proxy_t *p)
                 room = (size_t)may;
         }
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, room);
+        if (n > 0)
+            p->at.bytes_in += n;
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             set_utimer(p, p->state == P_BODY ? READ_TIMEOUT(p) : head_timeout(p));
             /* nothing more for now: what a filter holds (a compressor) goes out, so a

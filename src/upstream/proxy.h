@@ -41,6 +41,18 @@ typedef struct {
 
     int64_t connect_timeout, send_timeout, read_timeout;
     size_t buffer_size; /* largest response head */
+
+    /* the response rewriting rules of proxy_response.c */
+    char *url;                /* proxy_pass as written (literal): proxy_redirect default's */
+    const char *loc_name;     /* ... and its location's name */
+    int redirect;             /* proxy_redirect: -1 unset, 0 off, 1 on (rules below) */
+    rp_array_t *redirects;    /* rp_proxy_rewrite_t; NULL: none */
+    rp_array_t *cookie_domains, *cookie_paths; /* RP_CONF_UNSET_PTR: inherit; NULL: off */
+    rp_array_t *cookie_flags; /* rp_proxy_cookie_flags_t; as the two above */
+    rp_array_t *pass_headers; /* rp_str_t: proxy_pass_header (inherited with hide_headers) */
+    unsigned ignore_headers;  /* RP_PROXY_IGN_* bits: proxy_ignore_headers */
+    unsigned ignore_set : 1;
+    int pass_request_headers, pass_request_body; /* -1 unset, else on|off */
     size_t limit_rate;  /* proxy_limit_rate: response bytes read per second; 0 off */
 } rp_proxy_loc_conf_t;
 
@@ -62,6 +74,43 @@ static inline int64_t rp_proxy_rate_allowance(size_t rate, int64_t start, int64_
 
 extern rp_module_t rp_proxy_module;
 
+/* proxy_redirect's, proxy_cookie_domain's and proxy_cookie_path's rules. */
+typedef struct {
+    rp_cv_t pattern;                /* a prefix (a domain), variables allowed */
+    struct rp_http_regex_s *regex;  /* ~ / ~*: matches the whole value, which it replaces */
+    rp_cv_t replacement;
+    unsigned domain : 1;            /* proxy_cookie_domain: the whole domain, any case */
+} rp_proxy_rewrite_t;
+
+/* One proxy_cookie_flags line: the cookie's name (variables, or a ~ regex) and what
+ * to do to its Secure, HttpOnly and SameSite attributes. */
+typedef struct {
+    rp_cv_t name;
+    struct rp_http_regex_s *regex;
+    unsigned set, clear;   /* RP_COOKIE_SECURE, RP_COOKIE_HTTPONLY, RP_COOKIE_SAMESITE */
+    const char *samesite;  /* with set & RP_COOKIE_SAMESITE: "Strict", "Lax" or "None" */
+} rp_proxy_cookie_flags_t;
+
+enum { RP_COOKIE_SECURE = 1, RP_COOKIE_HTTPONLY = 2, RP_COOKIE_SAMESITE = 4 };
+
+/* proxy_ignore_headers's (and grpc_ignore_headers's) fields, nginx's names. */
+enum {
+    RP_PROXY_IGN_XA_REDIRECT = 1 << 0,
+    RP_PROXY_IGN_XA_EXPIRES = 1 << 1,
+    RP_PROXY_IGN_EXPIRES = 1 << 2,
+    RP_PROXY_IGN_CACHE_CONTROL = 1 << 3,
+    RP_PROXY_IGN_SET_COOKIE = 1 << 4,
+    RP_PROXY_IGN_XA_LIMIT_RATE = 1 << 5,
+    RP_PROXY_IGN_XA_BUFFERING = 1 << 6,
+    RP_PROXY_IGN_XA_CHARSET = 1 << 7,
+    RP_PROXY_IGN_VARY = 1 << 8,
+};
+
+/* Whether r's location (proxy_pass or grpc_pass) ignores the upstream's field of that
+ * bit (proxy_ignore_headers): X-Accel-Buffering's reader asks
+ * rp_proxy_ignores(r, RP_PROXY_IGN_XA_BUFFERING) before obeying it. */
+int rp_proxy_ignores(const rp_request_t *r, unsigned bit);
+
 /*
  * The proxy's per-request context (its r->ctx slot), shared by the HTTP/1 (proxy.c)
  * and HTTP/2 (proxy_h2.c) exchanges: the records behind $upstream_addr,
@@ -72,9 +121,13 @@ extern rp_module_t rp_proxy_module;
  */
 typedef struct {
     rp_str_t addr, status, connect_time, response_time;
+    rp_str_t header_time, bytes_received, bytes_sent; /* kept when a variable reads them */
+    struct rp_attempt_s *live; /* the attempt under way: its byte counts so far follow */
     rp_str_t host;
     rp_header_t *headers;
     unsigned nheaders;
+    rp_header_t *trailers; /* an HTTP/2 upstream's, for $upstream_trailer_NAME */
+    unsigned ntrailers;
     void *exchange;
 } rp_proxy_ctx_t;
 
@@ -87,6 +140,12 @@ rp_proxy_ctx_t *rp_proxy_ctx_new(rp_request_t *r, const rp_proxy_loc_conf_t *plc
  * configuration reads any (the bytes they point into go back to the connection). */
 void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n);
 int rp_proxy_keeps_headers(const rp_request_t *r);
+/* ... and of its trailer fields, for $upstream_trailer_NAME. */
+void rp_proxy_keep_trailers(rp_request_t *r, const rp_header_t *h, unsigned n);
+
+/* Which of the records only some configurations read are kept (RP_PROXY_REC_*). */
+enum { RP_PROXY_REC_HEADER_TIME = 1, RP_PROXY_REC_BYTES = 2 };
+unsigned rp_proxy_records(const rp_request_t *r);
 
 /* The proxy's bookkeeping: an entry appended to one of the ", "-joined $upstream_*
  * records (a time as "0.004", or "-" when negative); an error-log line in nginx's
@@ -145,6 +204,41 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
 /* Whether an upstream response field goes to the client (Content-Length never: the
  * protocol frames the body anew). */
 int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t name);
+
+/*
+ * Adds one upstream response field to r's response as the location says: hidden
+ * (rp_proxy_response_field_passes), or passed, Location and Refresh rewritten by
+ * proxy_redirect, Set-Cookie by proxy_cookie_domain/proxy_cookie_path; and
+ * X-Accel-Limit-Rate obeyed. With accel set (an X-Accel-Redirect is followed), only
+ * the fields nginx keeps across that redirect are added, copied out of the upstream's
+ * buffer.
+ */
+void rp_proxy_response_field(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_str_t name,
+                             rp_str_t value, int accel);
+
+/* Whether a field is an X-Accel-Redirect the location obeys (one comparison for most). */
+static inline int rp_proxy_accel_redirect_field(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
+{
+    return n.len == 16 && (n.data[0] | 0x20) == 'x' && rp_str_ieq(n, "x-accel-redirect") &&
+           !(plcf->ignore_headers & RP_PROXY_IGN_XA_REDIRECT);
+}
+
+/*
+ * Follows an upstream's X-Accel-Redirect (a URI, with arguments after '?', or
+ * @name): the exchange has been let go; for a URI the method becomes GET (HEAD stays); the
+ * request restarts there, with the fields rp_proxy_response_field(accel) kept.
+ */
+void rp_proxy_accel_redirect(rp_request_t *r, rp_str_t target);
+
+/* The directives of proxy_response.c, shared with grpc_module.c where nginx has twins. */
+const char *rp_proxy_set_redirect(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_proxy_set_cookie_rule(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_proxy_set_cookie_flags(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_proxy_set_pass_header(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+const char *rp_proxy_set_ignore_headers(rp_conf_t *cf, const rp_command_t *cmd, void *conf);
+/* Merges them (create_loc leaves redirect and pass_request_* at -1, the cookie lists at
+ * RP_CONF_UNSET_PTR); clcf is the location's, for proxy_redirect default. */
+const char *rp_proxy_merge_response(rp_conf_t *cf, rp_proxy_loc_conf_t *p, rp_proxy_loc_conf_t *c);
 
 /* The content handler: runs the exchange for a location with proxy_pass. */
 int rp_proxy_handler(rp_request_t *r);

@@ -229,7 +229,7 @@ static nghttp2_nv *build_head(xchg_t *x, size_t *count)
         nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
     if (x->grpc && !te)
         nva[n++] = nv(RP_STR("te"), RP_STR("trailers"));
-    if (r->content_length >= 0 && !r->chunked) {
+    if (r->content_length >= 0 && !r->chunked && x->plcf->pass_request_body) {
         char *cl = rp_arena_alloc(a, 24);
         int k = snprintf(cl, 24, "%lld", (long long)r->content_length);
         nva[n++] = nv(RP_STR("content-length"), (rp_str_t){cl, (size_t)k});
@@ -508,6 +508,10 @@ static int send_head(xchg_t *x)
     r->reason = RP_NULL_STR;
     r->response_started = 1;
     int64_t cl = -1;
+    rp_str_t accel = RP_NULL_STR;
+    for (unsigned i = 0; i < st->nheaders; i++)
+        if (rp_proxy_accel_redirect_field(x->plcf, st->headers[i].name))
+            accel = st->headers[i].value;
     for (unsigned i = 0; i < st->nheaders; i++) {
         rp_header_t *h = &st->headers[i];
         if (rp_str_eq(h->name, "content-length")) {
@@ -517,10 +521,18 @@ static int send_head(xchg_t *x)
             cl = v;
             continue;
         }
-        if (rp_proxy_response_field_passes(x->plcf, h->name))
-            rp_http_add_header(r, h->name, h->value);
+        rp_proxy_response_field(r, x->plcf, h->name, h->value, accel.len != 0);
     }
     rp_proxy_keep_headers(r, st->headers, st->nheaders);
+    if (accel.len && !x->grpc) {
+        /* X-Accel-Redirect: the upstream's answer is dropped, the request goes on there */
+        rp_str_t target = {rp_arena_strndup(r->arena, accel.data, accel.len), accel.len};
+        x->head_out = 0;
+        rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
+        done(x);
+        rp_proxy_accel_redirect(r, target);
+        return -1;
+    }
     if (r->status == 204 || r->status == 304)
         cl = -1;
     x->head_out = 1;
@@ -546,8 +558,10 @@ static void finish(xchg_t *x)
     rp_request_t *r = x->r;
     rp_h2u_stream_t *st = x->st;
     rp_attempt_end(&x->at, RP_ATTEMPT_OK, NULL);
-    if (st->ntrailers)
+    if (st->ntrailers) {
+        rp_proxy_keep_trailers(r, st->trailers, st->ntrailers);
         rp_http_response_trailers(r, st->trailers, st->ntrailers); /* HTTP/1 drops them */
+    }
     done(x);
     rp_http_response_end(r);
 }
@@ -644,6 +658,7 @@ static int pump_response(xchg_t *x)
         }
         evbuffer_drain(st->in, n);
         rp_h2u_consume(st, n);
+        x->at.bytes_in += (int64_t)n; /* over HTTP/2: the body's bytes */
         x->rate_taken += (int64_t)n;
     }
     return 0;
@@ -669,6 +684,7 @@ static int pump_body(xchg_t *x)
             x->replay_off += n;
             int last = x->client_done && x->replay_off == kept;
             rp_h2u_send_body(x->st, scratch, n, last);
+            x->at.bytes_out += (int64_t)n;
             x->body_done = (unsigned)last;
             continue;
         }
@@ -696,6 +712,7 @@ static int pump_body(xchg_t *x)
         x->replay_off = rp_attempt_kept_len(&x->at);
         if (n || rc == 1)
             rp_h2u_send_body(x->st, scratch, n, rc == 1);
+        x->at.bytes_out += (int64_t)n;
         if (rc == 1) {
             x->client_done = 1;
             x->body_done = 1;
@@ -885,7 +902,7 @@ int rp_proxy_h2_handler(rp_request_t *r, rp_proxy_loc_conf_t *plcf, int grpc)
     x->tls = tls;
     rp_attempt_init(&x->at, r, x->ups);
     x->grpc = rp_grpc_is_request(r);
-    x->has_body = r->chunked || r->content_length > 0;
+    x->has_body = (r->chunked || r->content_length > 0) && plcf->pass_request_body;
     x->body_done = !x->has_body;
     x->target = rp_proxy_target(r, plcf);
     evtimer_assign(&x->timer, rp_event_base, on_timer, x);

@@ -120,7 +120,9 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
     if (trace && tracestate.len && !set_by_location(plcf, RP_STR("tracestate")))
         out->f[out->n++] = (rp_header_t){RP_STR("tracestate"), tracestate};
 
-    for (unsigned i = 0; i < r->nheaders; i++) {
+    /* proxy_pass_request_headers off: the location's fields only */
+    unsigned nclient = plcf->pass_request_headers ? r->nheaders : 0;
+    for (unsigned i = 0; i < nclient; i++) {
         rp_str_t n = r->headers[i].name, v = r->headers[i].value;
         if (trace && ((n.len == 11 && rp_str_ieq(n, "traceparent")) ||
                       (n.len == 10 && rp_str_ieq(n, "tracestate"))))
@@ -146,10 +148,41 @@ void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, u
         out->host = plcf->host;
 }
 
+/* The upstream's controls nginx hides from the client by default (other X-Accel-*
+ * fields pass). */
+static int hidden_control(rp_str_t n)
+{
+    if (n.len == 5)
+        return rp_str_ieq(n, "x-pad");
+    if (n.len < 15 || strncasecmp(n.data, "x-accel-", 8) != 0)
+        return 0;
+    return rp_str_ieq(n, "x-accel-redirect") || rp_str_ieq(n, "x-accel-expires") ||
+           rp_str_ieq(n, "x-accel-limit-rate") || rp_str_ieq(n, "x-accel-buffering") ||
+           rp_str_ieq(n, "x-accel-charset");
+}
+
+/* Whether proxy_pass_header names the field. */
+static int passed_by_location(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
+{
+    rp_array_t *pass = plcf->pass_headers;
+    if (pass == NULL)
+        return 0;
+    rp_str_t *ps = pass->elts;
+    for (size_t k = 0; k < pass->nelts; k++)
+        if (ps[k].len == n.len && strncasecmp(ps[k].data, n.data, n.len) == 0)
+            return 1;
+    return 0;
+}
+
 int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
 {
     if (rp_proxy_hop_by_hop(n) || (n.len == 14 && rp_str_ieq(n, "content-length")) ||
         (n.len == 4 && rp_str_ieq(n, "date")) || (n.len == 6 && rp_str_ieq(n, "server")))
+        return 0;
+    /* nginx hides the upstream's controls (X-Accel-Redirect, -Limit-Rate, -Buffering,
+     * -Expires, -Charset) and X-Pad, unless proxy_pass_header names them */
+    if (n.len >= 5 && (n.data[0] | 0x20) == 'x' && hidden_control(n) &&
+        !passed_by_location(plcf, n))
         return 0;
     rp_array_t *hide = plcf->hide_headers;
     if (hide) {

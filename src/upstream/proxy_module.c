@@ -9,7 +9,9 @@
 #include "http/variables.h"
 #include "upstream/upstream_choose.h"
 #include "upstream/upstream_ssl.h"
+#include "upstream/attempt.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -25,7 +27,9 @@ typedef struct {
 
 typedef struct {
     rp_array_t pending; /* pending_t */
-    int keep_headers;   /* some value reads $upstream_http_NAME */
+    int keep_headers;   /* some value reads $upstream_http_NAME or $upstream_cookie_NAME */
+    int keep_trailers;  /* ... $upstream_trailer_NAME */
+    unsigned records;   /* RP_PROXY_REC_*: $upstream_header_time, $upstream_bytes_* */
 } proxy_main_conf_t;
 
 static void *create_main(rp_conf_t *cf)
@@ -43,6 +47,9 @@ static void *create_loc(rp_conf_t *cf)
     p->read_timeout = RP_CONF_UNSET_MSEC;
     p->buffer_size = RP_CONF_UNSET_SIZE;
     p->limit_rate = RP_CONF_UNSET_SIZE;
+    p->redirect = -1;
+    p->cookie_domains = p->cookie_paths = p->cookie_flags = RP_CONF_UNSET_PTR;
+    p->pass_request_headers = p->pass_request_body = -1;
     return p;
 }
 
@@ -69,8 +76,14 @@ static const char *merge_loc(rp_conf_t *cf, void *parent, void *child)
      * replaces the inherited ones. */
     if (c->set_headers == NULL)
         c->set_headers = p->set_headers;
-    if (c->hide_headers == NULL)
+    /* proxy_hide_header and proxy_pass_header are inherited together, as nginx */
+    if (c->hide_headers == NULL && c->pass_headers == NULL) {
         c->hide_headers = p->hide_headers;
+        c->pass_headers = p->pass_headers;
+    }
+    const char *rerr = rp_proxy_merge_response(cf, p, c);
+    if (rerr != RP_CONF_OK)
+        return rerr;
 
     size_t nset = c->set_headers ? c->set_headers->nelts : 0;
     size_t ndef = sizeof(defaults) / sizeof(defaults[0]);
@@ -128,6 +141,7 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
         return rp_conf_error(cf, "invalid host in \"%s\"", url);
     char *name = rp_arena_strndup(cf->arena, host, hlen);
     p->host = (rp_str_t){name, hlen};
+    p->url = cf->argv[1];
 
     pending_t *pd = rp_array_push(&m->pending);
     pd->plcf = p;
@@ -137,6 +151,7 @@ static const char *set_proxy_pass(rp_conf_t *cf, const rp_command_t *cmd, void *
     pd->line = cf->line;
 
     rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
+    p->loc_name = clcf->name;
     if (slash) {
         p->has_uri = 1;
         p->uri = (rp_str_t){rp_arena_strdup(cf->arena, slash), strlen(slash)};
@@ -243,7 +258,11 @@ static const char *postconfiguration(rp_conf_t *cf)
         }
     }
     cf->argv = NULL;
-    m->keep_headers = rp_var_used(cf->cycle, "upstream_http_");
+    m->keep_headers = rp_var_used(cf->cycle, "upstream_http_") ||
+                      rp_var_used(cf->cycle, "upstream_cookie_");
+    m->keep_trailers = rp_var_used(cf->cycle, "upstream_trailer_");
+    m->records = (rp_var_used(cf->cycle, "upstream_header_time") ? RP_PROXY_REC_HEADER_TIME : 0) |
+                 (rp_var_used(cf->cycle, "upstream_bytes_") ? RP_PROXY_REC_BYTES : 0);
     cf->http_ctx = NULL;
     return RP_CONF_OK;
 }
@@ -372,11 +391,14 @@ int rp_proxy_keeps_headers(const rp_request_t *r)
     return m->keep_headers;
 }
 
-void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
+unsigned rp_proxy_records(const rp_request_t *r)
 {
-    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
-    if (!rp_proxy_keeps_headers(r) || ctx == NULL)
-        return;
+    proxy_main_conf_t *m = r->srv->ctx->main_conf[rp_proxy_module.index];
+    return m->records;
+}
+
+static rp_header_t *copy_fields(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
     rp_header_t *copy = rp_arena_alloc(r->arena, (n ? n : 1) * sizeof(*copy));
     for (unsigned i = 0; i < n; i++) {
         copy[i].name = (rp_str_t){rp_arena_strndup(r->arena, h[i].name.data, h[i].name.len),
@@ -384,7 +406,25 @@ void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
         copy[i].value = (rp_str_t){rp_arena_strndup(r->arena, h[i].value.data, h[i].value.len),
                                    h[i].value.len};
     }
-    ctx->headers = copy;
+    return copy;
+}
+
+void rp_proxy_keep_trailers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    proxy_main_conf_t *m = r->srv->ctx->main_conf[rp_proxy_module.index];
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (!m->keep_trailers || ctx == NULL)
+        return;
+    ctx->trailers = copy_fields(r, h, n);
+    ctx->ntrailers = n;
+}
+
+void rp_proxy_keep_headers(rp_request_t *r, const rp_header_t *h, unsigned n)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (!rp_proxy_keeps_headers(r) || ctx == NULL)
+        return;
+    ctx->headers = copy_fields(r, h, n);
     ctx->nheaders = n;
 }
 
@@ -398,12 +438,71 @@ static int get_record(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
     return out->len ? 0 : -1;
 }
 
+/* $upstream_bytes_received and _sent: the ended attempts' counts, then the count so far
+ * of the one under way (nginx's are counted as the bytes go). v->data: which. */
+static int get_bytes(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    rp_str_t done = v->data ? ctx->bytes_sent : ctx->bytes_received;
+    if (ctx->live == NULL) {
+        *out = done;
+        return done.len ? 0 : -1;
+    }
+    long long now = (long long)(v->data ? ctx->live->bytes_out : ctx->live->bytes_in);
+    size_t cap = done.len + 32;
+    char *b = rp_arena_alloc(r->arena, cap);
+    int k = done.len ? snprintf(b, cap, "%.*s, %lld", (int)done.len, done.data, now)
+                     : snprintf(b, cap, "%lld", now);
+    *out = (rp_str_t){b, (size_t)k};
+    return 0;
+}
+
 static int get_upstream_http(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
     rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
     if (ctx == NULL)
         return -1;
     return rp_http_find_field(ctx->headers, ctx->nheaders, v->arg, out);
+}
+
+static int get_upstream_trailer(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    return rp_http_find_field(ctx->trailers, ctx->ntrailers, v->arg, out);
+}
+
+/* $upstream_cookie_NAME: the value of the cookie NAME the upstream set (its first
+ * Set-Cookie of that name; the value ends at ';'), as nginx. */
+static int get_upstream_cookie(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    rp_proxy_ctx_t *ctx = rp_proxy_ctx(r);
+    if (ctx == NULL)
+        return -1;
+    for (unsigned i = 0; i < ctx->nheaders; i++) {
+        rp_str_t n = ctx->headers[i].name, val = ctx->headers[i].value;
+        if (n.len != 10 || !rp_str_ieq(n, "set-cookie"))
+            continue;
+        const char *p = val.data, *end = val.data + val.len;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            p++;
+        const char *eq = memchr(p, '=', (size_t)(end - p));
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        if (eq == NULL || (semi && semi < eq))
+            continue;
+        const char *ne = eq;
+        while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+            ne--;
+        if ((size_t)(ne - p) != v->arg.len || strncasecmp(p, v->arg.data, v->arg.len) != 0)
+            continue;
+        const char *vs = eq + 1, *ve = semi ? semi : end;
+        *out = (rp_str_t){vs, (size_t)(ve - vs)};
+        return 0;
+    }
+    return -1;
 }
 
 #define REC(f) offsetof(rp_proxy_ctx_t, f)
@@ -416,6 +515,11 @@ static const rp_var_def_t variables[] = {
     {"upstream_response_time", get_record, NULL, NC, REC(response_time)},
     {"proxy_host", get_record, NULL, 0, REC(host)},
     {"upstream_http_", get_upstream_http, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_cookie_", get_upstream_cookie, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_trailer_", get_upstream_trailer, NULL, RP_VAR_PREFIX | NC, 0},
+    {"upstream_header_time", get_record, NULL, NC, REC(header_time)},
+    {"upstream_bytes_received", get_bytes, NULL, NC, 0},
+    {"upstream_bytes_sent", get_bytes, NULL, NC, 1},
     {NULL, NULL, NULL, 0, 0},
 };
 
@@ -441,6 +545,17 @@ static const rp_command_t commands[] = {
      NULL},
     {"proxy_limit_rate", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(limit_rate),
      NULL},
+    {"proxy_redirect", ANYWHERE, 0, 1, 2, rp_proxy_set_redirect, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_domain", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_path", ANYWHERE, 0, 1, 2, rp_proxy_set_cookie_rule, RP_CONF_LOC, 0, NULL},
+    {"proxy_cookie_flags", ANYWHERE, 0, 1, 9, rp_proxy_set_cookie_flags, RP_CONF_LOC, 0, NULL},
+    {"proxy_pass_header", ANYWHERE, 0, 1, 1, rp_proxy_set_pass_header, RP_CONF_LOC, 0, NULL},
+    {"proxy_ignore_headers", ANYWHERE, 0, 1, 9, rp_proxy_set_ignore_headers, RP_CONF_LOC, 0,
+     NULL},
+    {"proxy_pass_request_headers", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
+     LOC(pass_request_headers), NULL},
+    {"proxy_pass_request_body", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
+     LOC(pass_request_body), NULL},
     {NULL, 0, 0, 0, 0, NULL, 0, 0, NULL},
 };
 
