@@ -257,7 +257,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define WHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
 
 static const rp_command_t commands[] = {
-    {"error_page", WHERE, 0, 2, RP_ARGS_ANY, set_error_page, RP_CONF_LOC, 0, NULL},
+    {"error_page", WHERE | RP_CTX_LIF, 0, 2, RP_ARGS_ANY, set_error_page, RP_CONF_LOC, 0, NULL},
     {"recursive_error_pages", WHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
      offsetof(error_page_conf_t, recursive), NULL},
     {"proxy_intercept_errors", WHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,

@@ -59,11 +59,20 @@ rp_str_t rp_http_absolute_location(rp_request_t *r, rp_str_t loc)
         return loc;
     rp_conn_t *c = r->conn;
 
+    /* the local address: the listening socket's, unless it is a wildcard (then the
+     * connection's, by a syscall: only for a request without a Host or a port to name) */
     char local[INET6_ADDRSTRLEN + 2] = "";
     struct sockaddr_storage ss;
     socklen_t sl = sizeof(ss);
-    int have_local = getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0;
+    int have_local = 0;
     rp_str_t host = r->host;
+    int need_addr = !(rc->server_name == 1 && r->srv->names.nelts) && host.len == 0;
+    if (c->ls && !need_addr) {
+        memcpy(&ss, &c->ls->sa, sizeof(ss));
+        have_local = 1;
+    } else {
+        have_local = getsockname(c->fd, (struct sockaddr *)&ss, &sl) == 0;
+    }
     if (rc->server_name == 1 && r->srv->names.nelts) {
         host = ((rp_server_name_t *)r->srv->names.elts)[0].text;
     } else if (host.len == 0 && have_local) {

@@ -38,11 +38,9 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 
 #define CHUNK   (64 * 1024) /* one read of the pool, one write to the filters */
@@ -672,24 +670,13 @@ static int method_ok(rp_request_t *r)
 
 static void redirect_dir(rp_request_t *r)
 {
-    /* nginx's absolute_redirect: scheme, the client's host and the local port */
-    char port[16] = "";
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (r->conn && r->conn->fd >= 0 && getsockname(r->conn->fd, (struct sockaddr *)&ss, &sl) == 0) {
-        unsigned pn = ss.ss_family == AF_INET6 ? ntohs(((struct sockaddr_in6 *)&ss)->sin6_port)
-                                               : ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        int tls = r->conn->ssl != NULL;
-        if (pn != (tls ? 443u : 80u))
-            snprintf(port, sizeof(port), ":%u", pn);
-    }
-    rp_str_t host = r->host;
-    size_t cap = r->scheme.len + host.len + r->uri.len + r->args.len + 32;
+    /* the URI with its slash, made absolute as every redirect (absolute_redirect) */
+    size_t cap = r->uri.len + r->args.len + 3;
     char *loc = rp_arena_alloc(r->arena, cap);
-    int n = snprintf(loc, cap, "%.*s://%.*s%s%.*s/%s%.*s", (int)r->scheme.len, r->scheme.data,
-                     (int)host.len, host.data, port, (int)r->uri.len, r->uri.data,
-                     r->args.len ? "?" : "", (int)r->args.len, r->args.data);
-    rp_http_add_header(r, RP_STR("Location"), (rp_str_t){loc, (size_t)n});
+    int n = snprintf(loc, cap, "%.*s/%s%.*s", (int)r->uri.len, r->uri.data, r->args.len ? "?" : "",
+                     (int)r->args.len, r->args.data);
+    rp_http_add_header(r, RP_STR("Location"),
+                       rp_http_absolute_location(r, (rp_str_t){loc, (size_t)n}));
     rp_http_send_error(r, 301);
 }
 
@@ -744,8 +731,13 @@ static void open_done(rp_file_t *f)
     rp_str_t lm = http_time(r, mtime);
     rp_str_t type = content_type(r, c);
 
+    /* nginx's not_modified and range filters act on a 200 only: not on an error page
+     * (error_page) served from a file, which keeps its status and is sent whole */
+    int cond = r->err_status == 0;
+    static const rp_str_t none;
+
     /* nginx's not_modified filter */
-    rp_str_t ius = rp_request_header(r, "if-unmodified-since");
+    rp_str_t ius = cond ? rp_request_header(r, "if-unmodified-since") : none;
     if (ius.data) {
         int64_t t = rp_http_time_parse(ius.data, ius.len);
         if (t < 0 || t < (int64_t)mtime) {
@@ -753,13 +745,13 @@ static void open_done(rp_file_t *f)
             return;
         }
     }
-    rp_str_t im = rp_request_header(r, "if-match");
+    rp_str_t im = cond ? rp_request_header(r, "if-match") : none;
     if (im.data && !etag_listed(im, etag, 0)) {
         rp_http_send_error(r, 412);
         return;
     }
-    rp_str_t ims = rp_request_header(r, "if-modified-since");
-    rp_str_t inm = rp_request_header(r, "if-none-match");
+    rp_str_t ims = cond ? rp_request_header(r, "if-modified-since") : none;
+    rp_str_t inm = cond ? rp_request_header(r, "if-none-match") : none;
     if (ims.data || inm.data) {
         int modified = 0;
         if (ims.data) {
@@ -793,7 +785,7 @@ static void open_done(rp_file_t *f)
     ctx->ranges[0] = (range_t){0, len};
     ctx->nranges = 1;
     int status = 200;
-    rp_str_t range = rp_request_header(r, "range");
+    rp_str_t range = cond ? rp_request_header(r, "range") : none;
     int use_range =
         range.len >= 7 && strncasecmp(range.data, "bytes=", 6) == 0 && c->max_ranges > 0;
     rp_str_t ifr = rp_request_header(r, "if-range");
@@ -1035,7 +1027,7 @@ static const char *postconfiguration(rp_conf_t *cf)
 #define LOC(f)   offsetof(static_loc_t, f)
 
 static const rp_command_t commands[] = {
-    {"root", ANYWHERE, 0, 1, 1, set_root, RP_CONF_LOC, 0, NULL},
+    {"root", ANYWHERE | RP_CTX_LIF, 0, 1, 1, set_root, RP_CONF_LOC, 0, NULL},
     {"alias", RP_CTX_LOCATION, 0, 1, 1, set_root, RP_CONF_LOC, 0, NULL},
     {"index", ANYWHERE, 0, 1, RP_ARGS_ANY, set_index, RP_CONF_LOC, 0, NULL},
     {"types", ANYWHERE, RP_CMD_BLOCK, 0, 0, set_types, RP_CONF_LOC, 0, NULL},

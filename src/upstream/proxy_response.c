@@ -12,9 +12,7 @@
 #include "http/http.h"
 #include "upstream/upstream_choose.h"
 #include "net/conn.h"
-#include "net/listen.h"
 
-#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -68,34 +66,6 @@ static int rewrite(rp_request_t *r, const rp_array_t *rules, rp_str_t value, siz
         return 1;
     }
     return 0;
-}
-
-/* A rewritten Location that is a path becomes absolute, as nginx's header filter makes
- * it (absolute_redirect on): the client's host, the port it connected to. */
-static rp_str_t absolute(rp_request_t *r, rp_str_t loc)
-{
-    if (loc.len == 0 || loc.data[0] != '/' || r->host.len == 0)
-        return loc;
-    int tls = r->conn && r->conn->ssl;
-    unsigned port = 0;
-    if (r->conn && r->conn->ls) {
-        const struct sockaddr *sa = (const struct sockaddr *)&r->conn->ls->sa;
-        if (sa->sa_family == AF_INET)
-            port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-        else if (sa->sa_family == AF_INET6)
-            port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-    }
-    if (port == (tls ? 443u : 80u))
-        port = 0;
-    size_t n = 8 + r->host.len + 6 + loc.len;
-    char *b = rp_arena_alloc(r->arena, n + 1);
-    int k = port ? snprintf(b, n + 1, "%s://%.*s:%u", tls ? "https" : "http", (int)r->host.len,
-                            r->host.data, port)
-                 : snprintf(b, n + 1, "%s://%.*s", tls ? "https" : "http", (int)r->host.len,
-                            r->host.data);
-    memcpy(b + k, loc.data, loc.len);
-    b[k + loc.len] = '\0';
-    return (rp_str_t){b, (size_t)k + loc.len};
 }
 
 /* The first proxy_cookie_flags rule naming the cookie, or NULL. */
@@ -270,7 +240,7 @@ void rp_proxy_response_field(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, r
     case 8:
         if (plcf->redirects && v.len && rp_str_ieq(n, "location") &&
             rewrite(r, plcf->redirects, v, 0, &v))
-            v = absolute(r, v);
+            v = rp_http_absolute_location(r, v); /* as nginx's header filter */
         break;
     case 10:
         if ((plcf->cookie_domains || plcf->cookie_paths || plcf->cookie_flags) &&

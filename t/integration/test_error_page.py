@@ -429,3 +429,21 @@ def test_auth_basic_401_page_keeps_the_challenge(servers, tmp_path):
     assert (r.status, r.body) == (401, b'{"error":"unauthorized"}')
     assert r.headers["WWW-Authenticate"] == ask(nginx.port, "/private/x").headers[
         "WWW-Authenticate"] == 'Basic realm="Private"'
+
+
+def test_an_error_page_from_a_file_is_sent_whole_whatever_range_or_validators_ask(
+        servers, tmp_path):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "404.html").write_text("<html>not found here</html>\n")
+    nginx, rampart = servers(server(f"""
+    root {pages};
+    error_page 404 /404.html;
+    location / {{ }}
+"""))
+    r = same(nginx, rampart, "/missing", headers={"Range": "bytes=0-3"})
+    assert (r.status, r.body) == (404, b"<html>not found here</html>\n")
+    assert r.headers.get("Content-Range") is None
+    etag = harness.request(rampart.port, "/404.html").headers["ETag"]
+    r = same(nginx, rampart, "/missing", headers={"If-None-Match": etag}, compare_body=False)
+    assert (r.status, r.body) == (404, b"<html>not found here</html>\n")

@@ -340,3 +340,31 @@ def test_rewrite_last_inside_a_location_if_searches_again(tmp_path):
         ("GET", "/page", None),
     ])
     assert [g[4] for g in got] == ["mobile /m/page", "desktop /page"]
+
+
+def test_root_and_error_page_inside_an_if_apply_when_it_holds(rampart, port, tmp_path):
+    """As nginx allows them in "if in location": a beta root chosen by a cookie, with the
+    beta site's own error page."""
+    for site, text in (("stable", "stable home"), ("beta", "beta home")):
+        (tmp_path / site).mkdir()
+        (tmp_path / site / "index.html").write_text(text)
+    (tmp_path / "beta" / "oops.html").write_text("beta oops")
+    rampart.configure(f"""
+server {{
+    listen 127.0.0.1:{port};
+    root {tmp_path}/stable;
+    location / {{
+        if ($cookie_beta = 1) {{
+            root {tmp_path}/beta;
+            error_page 404 /oops.html;
+        }}
+    }}
+}}
+""")
+    rampart.start()
+    assert harness.request(port, "/").body == b"stable home"
+    beta = {"Cookie": "beta=1"}
+    assert harness.request(port, "/", headers=beta).body == b"beta home"
+    r = harness.request(port, "/nothing", headers=beta)
+    assert (r.status, r.body) == (404, b"beta oops")
+    assert harness.request(port, "/nothing").status == 404
