@@ -109,7 +109,7 @@ END_TEST
 START_TEST(test_braced_variable_may_touch_letters)
 {
     ck_assert_str_eq(eval("${host}name"), "example.comname");
-    ck_assert_str_eq(eval("$hostname"), "ERROR: unknown variable \"$hostname\"");
+    ck_assert_str_eq(eval("$hostnames"), "ERROR: unknown variable \"$hostnames\"");
 }
 END_TEST
 
