@@ -195,9 +195,18 @@ struct rp_http_core_loc_conf_s {
     const char *file;
     unsigned line;
 
-    /* Children, split by kind for matching; prefixes sorted longest first. */
+    /* Children, split by kind, in configuration order; rp_route_build compiles them
+     * into tree for lookup. */
     rp_array_t exact, prefix, regex; /* rp_http_core_loc_conf_t * */
     rp_array_t named;                /* a server's `location @name`s */
+    struct rp_route_tree_s *tree;
+    /* Request matchers (match_module.c): NULL when the location has none; match_key is
+     * their canonical text, to refuse a duplicate location with the same ones. */
+    void *match;
+    const char *match_key;
+    /* The locations of the same kind and path (variants with other matchers), in
+     * configuration order: the first of them, and the next after this one. */
+    rp_http_core_loc_conf_t *first_variant, *next_variant;
 
     int64_t keepalive_timeout;
     int keepalive_requests;
