@@ -451,9 +451,10 @@ static long group_variants(rp_conf_t *cf, rp_array_t *list, ordered_t *sorted, c
             if (same) {
                 for (rp_http_core_loc_conf_t *o = prev->first_variant; o; o = o->next_variant) {
                     if (same_matchers(o, loc)) {
-                        cf->file = loc->file;
-                        cf->line = loc->line;
-                        *err = rp_conf_error(cf, "duplicate location \"%s\"", loc->name);
+                        snprintf(cf->error, sizeof(cf->error),
+                                 "%s:%u: \"location\": duplicate location \"%s\"", loc->file,
+                                 loc->line, loc->name);
+                        *err = RP_CONF_ERROR;
                         return -1;
                     }
                 }

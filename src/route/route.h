@@ -73,7 +73,7 @@ void rp_route_add_location(rp_http_core_loc_conf_t *parent, rp_http_core_loc_con
  * Compiles parent's child locations for lookup once all are added and their matchers
  * parsed: a hash of exact names, the prefixes sorted for binary search, the regexes
  * filtered by the literal text their pattern starts with. Links the variants of a
- * path; refuses (with cf's file:line set to the location) a duplicate location, one
+ * path; refuses (cf->error naming its file:line) a duplicate location, one
  * with the same kind, path and matchers as an earlier one.
  */
 const char *rp_route_build(rp_conf_t *cf, rp_http_core_loc_conf_t *parent);
