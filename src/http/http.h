@@ -157,6 +157,7 @@ typedef struct {
     int proxy_protocol;   /* some listen of this address said proxy_protocol: all of it
                            * expects the header (nginx's rule: the socket has it or not) */
     rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
+    struct rp_route_names_s *index; /* names hashed for lookup (rp_route_build_names) */
 } rp_http_addr_t;
 
 typedef struct {

@@ -192,6 +192,7 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
             }
             v[j] = key;
         }
+        rp_route_build_names(cf->arena, addrs[a]);
     }
     return RP_CONF_OK;
 }

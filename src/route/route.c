@@ -114,6 +114,61 @@ int rp_host_normalize(const char *host, size_t len, char *out, size_t *out_len)
     return 0;
 }
 
+/* Exact names, "*.example.com" (as ".example.com") and "www.example.*" (as
+ * "www.example.") in one open-addressing hash keyed by kind and name; regexes after,
+ * in order, as nginx tries them. */
+struct rp_route_names_s {
+    const rp_server_name_t **slots;
+    size_t mask;
+    size_t regex_from; /* the first regex in addr->names */
+};
+
+static uint32_t hash_name(const char *s, size_t len);
+
+static uint32_t name_key(int kind, const char *s, size_t len)
+{
+    return hash_name(s, len) ^ ((uint32_t)kind * 0x9e3779b9u);
+}
+
+static const rp_server_name_t *names_find(const struct rp_route_names_s *ix, int kind,
+                                          const char *s, size_t len)
+{
+    for (size_t i = name_key(kind, s, len) & ix->mask;; i = (i + 1) & ix->mask) {
+        const rp_server_name_t *n = ix->slots[i];
+        if (n == NULL)
+            return NULL;
+        if (n->kind == kind && n->len == len && memcmp(n->name, s, len) == 0)
+            return n;
+    }
+}
+
+void rp_route_build_names(rp_arena_t *arena, rp_http_addr_t *addr)
+{
+    const rp_server_name_t *names = addr->names.elts;
+    struct rp_route_names_s *ix = rp_arena_calloc(arena, sizeof(*ix));
+    size_t slots = 4;
+    while (slots < addr->names.nelts * 2)
+        slots *= 2;
+    ix->slots = rp_arena_calloc(arena, slots * sizeof(void *));
+    ix->mask = slots - 1;
+    ix->regex_from = addr->names.nelts;
+    for (size_t i = 0; i < addr->names.nelts; i++) {
+        const rp_server_name_t *n = &names[i];
+        if (n->kind == RP_NAME_REGEX) {
+            if (ix->regex_from > i)
+                ix->regex_from = i;
+            continue;
+        }
+        if (names_find(ix, n->kind, n->name, n->len))
+            continue; /* the first of equal names counts, as in the linear search */
+        size_t s = name_key(n->kind, n->name, n->len) & ix->mask;
+        while (ix->slots[s])
+            s = (s + 1) & ix->mask;
+        ix->slots[s] = n;
+    }
+    addr->index = ix;
+}
+
 rp_http_core_srv_conf_t *rp_route_server_match(const rp_http_addr_t *addr, const char *host,
                                                size_t len, const rp_server_name_t **matched)
 {
@@ -121,31 +176,49 @@ rp_http_core_srv_conf_t *rp_route_server_match(const rp_http_addr_t *addr, const
     if (matched)
         *matched = NULL;
     const rp_server_name_t *best_head = NULL, *best_tail = NULL;
+    size_t regex_from = 0;
 
-    for (size_t i = 0; i < addr->names.nelts; i++) {
-        const rp_server_name_t *n = &names[i];
-        switch (n->kind) {
-        case RP_NAME_EXACT:
-            if (n->len == len && memcmp(n->name, host, len) == 0)
+    if (addr->index) {
+        const struct rp_route_names_s *ix = addr->index;
+        const rp_server_name_t *n = names_find(ix, RP_NAME_EXACT, host, len);
+        if (n)
+            return n->server;
+        /* the longest "*.rest" first: the leftmost dot with something before it */
+        for (size_t i = 1; i < len; i++)
+            if (host[i] == '.' && (n = names_find(ix, RP_NAME_WILD_HEAD, host + i, len - i)))
                 return n->server;
-            break;
-        case RP_NAME_WILD_HEAD: /* "*.example.com" stored as ".example.com" */
-            if (len > n->len && memcmp(host + len - n->len, n->name, n->len) == 0 &&
-                (best_head == NULL || n->len > best_head->len))
-                best_head = n;
-            break;
-        case RP_NAME_WILD_TAIL: /* "www.example.*" stored as "www.example." */
-            if (len > n->len && memcmp(host, n->name, n->len) == 0 &&
-                (best_tail == NULL || n->len > best_tail->len))
-                best_tail = n;
-            break;
+        /* the longest "start.*": the rightmost dot with something after it */
+        for (size_t i = len; i-- > 0;)
+            if (i + 1 < len && host[i] == '.' &&
+                (n = names_find(ix, RP_NAME_WILD_TAIL, host, i + 1)))
+                return n->server;
+        regex_from = ix->regex_from;
+    } else {
+        for (size_t i = 0; i < addr->names.nelts; i++) {
+            const rp_server_name_t *n = &names[i];
+            switch (n->kind) {
+            case RP_NAME_EXACT:
+                if (n->len == len && memcmp(n->name, host, len) == 0)
+                    return n->server;
+                break;
+            case RP_NAME_WILD_HEAD: /* "*.example.com" stored as ".example.com" */
+                if (len > n->len && memcmp(host + len - n->len, n->name, n->len) == 0 &&
+                    (best_head == NULL || n->len > best_head->len))
+                    best_head = n;
+                break;
+            case RP_NAME_WILD_TAIL: /* "www.example.*" stored as "www.example." */
+                if (len > n->len && memcmp(host, n->name, n->len) == 0 &&
+                    (best_tail == NULL || n->len > best_tail->len))
+                    best_tail = n;
+                break;
+            }
         }
+        if (best_head)
+            return best_head->server;
+        if (best_tail)
+            return best_tail->server;
     }
-    if (best_head)
-        return best_head->server;
-    if (best_tail)
-        return best_tail->server;
-    for (size_t i = 0; i < addr->names.nelts; i++) {
+    for (size_t i = regex_from; i < addr->names.nelts; i++) {
         if (names[i].kind == RP_NAME_REGEX && rp_regex_match(names[i].re->re, host, len)) {
             if (matched)
                 *matched = &names[i];

@@ -25,6 +25,10 @@ int rp_uri_normalize(const char *path, size_t len, char *out, size_t *out_len, i
  */
 int rp_host_normalize(const char *host, size_t len, char *out, size_t *out_len);
 
+/* Hashes addr's exact and wildcard names, so that choosing a server costs the same
+ * with 10 or 10,000 names; call once its names are complete and ordered. */
+void rp_route_build_names(rp_arena_t *arena, rp_http_addr_t *addr);
+
 /* Chooses the server for a normalized host; the address's default when none matches. */
 rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char *host,
                                          size_t len);

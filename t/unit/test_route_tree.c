@@ -231,6 +231,70 @@ START_TEST(test_no_literal_start_without_an_anchor_or_with_a_top_alternative)
 }
 END_TEST
 
+
+/* ---- server names: the hash against the linear search ---- */
+
+static const char *labels[] = {"www", "api", "example", "com", "org", "a", "b", "test", "x"};
+
+static void random_host(char *out, size_t cap)
+{
+    size_t n = 0;
+    unsigned k = 1 + rnd(4);
+    for (unsigned i = 0; i < k; i++)
+        n += (size_t)snprintf(out + n, cap - n, "%s%s", i ? "." : "",
+                              labels[rnd(sizeof(labels) / sizeof(*labels))]);
+}
+
+START_TEST(test_hashed_and_linear_server_names_choose_the_same_server)
+{
+    seed = 2026;
+    gen_t *g = calloc(1, sizeof(*g));
+    put(g, "http {\n", "", "");
+    for (int s = 0; s < 60; s++) {
+        put(g, "server {\nlisten 127.0.0.1:8080;\nserver_name", "", "");
+        for (unsigned k = 0, n = 1 + rnd(4); k < n; k++) {
+            char h[128], name[160];
+            random_host(h, sizeof(h));
+            switch (rnd(5)) {
+            case 0:
+                snprintf(name, sizeof(name), "*.%s", h);
+                break;
+            case 1:
+                snprintf(name, sizeof(name), "%s.*", h);
+                break;
+            case 2:
+                snprintf(name, sizeof(name), ".%s", h);
+                break;
+            case 3:
+                snprintf(name, sizeof(name), "~^%s", labels[rnd(9)]);
+                break;
+            default:
+                snprintf(name, sizeof(name), "%s", h);
+            }
+            put(g, " %s%s", name, "");
+        }
+        put(g, ";\n}\n", "", "");
+    }
+    put(g, "}\n", "", "");
+    rp_cycle_t *cycle = ut_load_ok(g->text);
+    rp_http_core_main_conf_t *cmcf = rp_http_core_main_conf(cycle);
+    rp_http_addr_t *addr = RP_ARRAY_AT(&cmcf->addrs, rp_http_addr_t *, 0);
+    ck_assert_ptr_nonnull(addr->index);
+    rp_http_addr_t linear_addr = *addr;
+    linear_addr.index = NULL;
+    for (int i = 0; i < 20000; i++) {
+        char h[128];
+        random_host(h, sizeof(h));
+        size_t len = rnd(50) == 0 ? 0 : strlen(h);
+        ck_assert_msg(rp_route_server(addr, h, len) == rp_route_server(&linear_addr, h, len),
+                      "host %.*s", (int)len, h);
+    }
+    rp_cycle_destroy(cycle);
+    free(g->text);
+    free(g);
+}
+END_TEST
+
 static Suite *tree_suite(void)
 {
     Suite *s = suite_create("route_tree");
@@ -239,6 +303,7 @@ static Suite *tree_suite(void)
     tcase_add_checked_fixture(tc, ut_setup_dir, ut_teardown_dir);
     tcase_add_test(tc, test_tree_and_linear_search_choose_the_same_location_small_sets);
     tcase_add_test(tc, test_tree_and_linear_search_choose_the_same_location_large_sets);
+    tcase_add_test(tc, test_hashed_and_linear_server_names_choose_the_same_server);
     suite_add_tcase(s, tc);
     tc = tcase_create("regex literal start");
     tcase_add_test(tc, test_literal_start_of_anchored_patterns);
