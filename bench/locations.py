@@ -10,12 +10,19 @@ loads each in turn, over several rounds whose order rotates; the report gives th
 median requests/s of each and the ratios: rampart at each size to rampart at 10, and
 rampart to nginx at each size. See bench/README.md.
 
+With BENCH_INSTRUCTIONS=1 it counts instead, under valgrind's callgrind, the
+instructions one more request costs in each (h2load, HTTP/1.1, 4 connections, the same
+spread of paths; (Ir(N2) - Ir(N1)) / (N2 - N1), N1 = 1000, N2 = 3000): a figure a
+busy machine does not disturb.
+
 Environment: BENCH_ROUNDS (default 3), BENCH_DURATION (seconds, default 4),
 BENCH_CONNECTIONS (default 32), RAMPART_BIN (default ./rampart beside bench/),
 BENCH_RESULTS (default bench/results/locations.txt).
 """
 import os
 import shutil
+import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -71,10 +78,7 @@ http {{
 
 def wrk_script(path, prefixes, regexes):
     """A wrk script sending the paths in turn, spread over every location."""
-    if regexes:
-        paths = [f"/api/v2/svc{i}/item/{i * 7}" for i in range(regexes)]
-    else:
-        paths = [prefix_path(i) + f"x{i}" for i in range(prefixes)]
+    paths = paths_of(prefixes, regexes)
     with open(path, "w") as f:
         f.write("local paths = {\n")
         f.write(",\n".join(f'"{p}"' for p in paths))
@@ -97,7 +101,87 @@ def run_wrk(port, script):
     return rps
 
 
+def paths_of(prefixes, regexes):
+    if regexes:
+        return [f"/api/v2/svc{i}/item/{i * 7}" for i in range(regexes)]
+    return [prefix_path(i) + f"x{i}" for i in range(prefixes)]
+
+
+def count(argv, port, pid_file, uris, n, tmp):
+    """Total instructions of one server process (master_process off) over n requests."""
+    out = os.path.join(tmp, "cg.out")
+    vp = subprocess.Popen(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                           *argv], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                          start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or vp.poll() is not None:
+                    raise RuntimeError(f"{argv[0]} did not start under valgrind")
+                time.sleep(0.2)
+        subprocess.run(["h2load", "--h1", "-n", str(n), "-c", "4", "-i", uris],
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=600)
+        with open(pid_file) as f:
+            os.kill(int(f.read().split()[0]), signal.SIGQUIT)
+        vp.wait(timeout=120)
+    finally:
+        if vp.poll() is None:
+            os.killpg(vp.pid, signal.SIGKILL)
+            vp.wait()
+    with open(out) as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    raise RuntimeError("no callgrind totals")
+
+
+def instructions():
+    n1, n2 = 1000, 3000
+    tmp = tempfile.mkdtemp(prefix="rampart-bench-loc-")
+    per = {}
+    try:
+        for label, prefixes, regexes in SIZES:
+            for name, binary in (("rampart", RAMPART), ("nginx", NGINX)):
+                prefix = os.path.join(tmp, f"{name}-{label}")
+                os.makedirs(os.path.join(prefix, "logs"))
+                port = free_ports(1)[0]
+                text = conf(prefix, port, prefixes, regexes).replace(
+                    "daemon off;", "daemon off;\nmaster_process off;")
+                path = os.path.join(prefix, "nginx.conf")
+                with open(path, "w") as f:
+                    f.write(text)
+                uris = os.path.join(prefix, "uris.txt")
+                with open(uris, "w") as f:
+                    f.write("".join(f"http://127.0.0.1:{port}{p}\n"
+                                    for p in paths_of(prefixes, regexes)))
+                argv = [binary, "-p", prefix, "-c", path]
+                if name == "nginx":
+                    argv[1:1] = ["-e", os.path.join(prefix, "error.log"), *NGINX_USER]
+                pid_file = os.path.join(prefix, "run.pid")
+                a = count(argv, port, pid_file, uris, n1, tmp)
+                b = count(argv, port, pid_file, uris, n2, tmp)
+                per[(name, label)] = (b - a) / (n2 - n1)
+                log(f"bench: {name:8} {label:11} {per[(name, label)]:9.0f} instructions/request")
+        lines = ["locations: instructions per request (callgrind), return 200, one process",
+                 f"{'size':12} {'rampart':>10} {'nginx':>10} {'r/nginx':>8} {'r/r-10':>7}"]
+        base = per[("rampart", "prefix-10")]
+        for label, _, _ in SIZES:
+            r, n = per[("rampart", label)], per[("nginx", label)]
+            lines.append(f"{label:12} {r:10.0f} {n:10.0f} {r / n:8.2f} {r / base:7.2f}")
+        text = "\n".join(lines) + "\n"
+        log("")
+        log(text)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def main():
+    if os.environ.get("BENCH_INSTRUCTIONS"):
+        return instructions()
     if not os.access(WRK, os.X_OK):
         sys.exit("bench: wrk not found; install the Debian package wrk")
     tmp = tempfile.mkdtemp(prefix="rampart-bench-loc-")

@@ -292,16 +292,29 @@ static uint32_t hash_name(const char *s, size_t len)
     return h;
 }
 
-/* The last entry <= path, or -1. */
+/* The last entry <= path, or -1. A binary search that remembers how many bytes the
+ * path shares with the bounds on either side: every entry between them shares at
+ * least the smaller of the two, so each comparison starts there (the names of an API
+ * share long starts, "/api/v1/svc"). */
 static int table_floor(const table_t *t, const char *path, size_t len)
 {
-    size_t lo = 0, hi = t->n;
+    size_t lo = 0, hi = t->n, llcp = 0, rlcp = 0;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (name_cmp(t->v[mid].name, t->v[mid].len, path, len) <= 0)
+        const entry_t *e = &t->v[mid];
+        size_t k = llcp < rlcp ? llcp : rlcp;
+        size_t m = e->len < len ? e->len : len;
+        while (k < m && e->name[k] == path[k])
+            k++;
+        int c = k < m ? (unsigned char)e->name[k] - (unsigned char)path[k]
+                      : (e->len < len ? -1 : e->len > len);
+        if (c <= 0) {
             lo = mid + 1;
-        else
+            llcp = k;
+        } else {
             hi = mid;
+            rlcp = k;
+        }
     }
     return (int)lo - 1;
 }
