@@ -260,6 +260,7 @@ typedef struct {
 typedef struct {
     entry_t *v;
     size_t n;
+    size_t common; /* the bytes every entry starts with (those of the first and last) */
 } table_t;
 
 struct rp_route_tree_s {
@@ -295,10 +296,12 @@ static uint32_t hash_name(const char *s, size_t len)
 /* The last entry <= path, or -1. A binary search that remembers how many bytes the
  * path shares with the bounds on either side: every entry between them shares at
  * least the smaller of the two, so each comparison starts there (the names of an API
- * share long starts, "/api/v1/svc"). */
+ * share long starts, "/api/v1/svc", checked once for all). */
 static int table_floor(const table_t *t, const char *path, size_t len)
 {
     size_t lo = 0, hi = t->n, llcp = 0, rlcp = 0;
+    if (t->n && t->common <= len && memcmp(t->v[0].name, path, t->common) == 0)
+        llcp = rlcp = t->common; /* one memcmp for what all entries share */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const entry_t *e = &t->v[mid];
@@ -557,6 +560,13 @@ static long group_variants(rp_conf_t *cf, rp_array_t *list, ordered_t *sorted, c
 /* Sets each entry's up: the longest entry that is a prefix of it (entries sorted). */
 static void link_up(table_t *t)
 {
+    if (t->n) {
+        const entry_t *a = &t->v[0], *b = &t->v[t->n - 1];
+        size_t c = 0;
+        while (c < a->len && c < b->len && a->name[c] == b->name[c])
+            c++;
+        t->common = c;
+    }
     int *stack = malloc((t->n + 1) * sizeof(int)); /* configuration time */
     int depth = 0;
     if (stack == NULL)
