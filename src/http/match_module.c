@@ -60,7 +60,8 @@ static void attach(rp_conf_t *cf, match_conf_t *m)
     char *key = rp_arena_alloc(cf->arena, len + 2);
     size_t n = (size_t)snprintf(key, len + 2, "%s", clcf->match_key ? clcf->match_key : "");
     for (size_t i = 0; i < cf->argc; i++)
-        n += (size_t)snprintf(key + n, len + 2 - n, "%s%c", cf->argv[i], i + 1 < cf->argc ? ' ' : ';');
+        n += (size_t)snprintf(key + n, len + 2 - n, "%s%c", cf->argv[i],
+                              i + 1 < cf->argc ? ' ' : ';');
     clcf->match_key = key;
 }
 
@@ -80,8 +81,7 @@ static const char *set_method(rp_conf_t *cf, const rp_command_t *cmd, void *conf
         const char *a = cf->argv[i];
         for (const char *p = a; *p; p++)
             if (!token_char((unsigned char)*p) || (*p >= 'a' && *p <= 'z'))
-                return rp_conf_error(cf, "invalid method \"%s\": methods are uppercase tokens",
-                                     a);
+                return rp_conf_error(cf, "invalid method \"%s\": methods are uppercase tokens", a);
         for (unsigned j = 0; j < m->nmethods; j++)
             if (strcmp(m->methods[j].data, a) == 0)
                 return rp_conf_error(cf, "duplicate method \"%s\"", a);
@@ -272,8 +272,7 @@ rp_http_core_loc_conf_t *rp_http_match_location(rp_request_t *r,
      * search would have stopped at it (or an earlier one). Unless the location chosen
      * is a variant of that same path, its path matched and only the method failed. */
     m.ignore_method = 1;
-    rp_http_core_loc_conf_t *any =
-        rp_route_location_match(server_loc, r->uri.data, r->uri.len, &m);
+    rp_http_core_loc_conf_t *any = rp_route_location_match(server_loc, r->uri.data, r->uri.len, &m);
     if (any == clcf || any->first_variant == clcf->first_variant) {
         if (clcf->re) /* the second search left its own captures */
             rp_regex_match(clcf->re->re, r->uri.data, r->uri.len);

@@ -251,16 +251,18 @@ rp_http_core_srv_conf_t *rp_route_server(const rp_http_addr_t *addr, const char 
 typedef struct {
     const char *name;
     size_t len;
-    int up;                          /* the longest entry this one starts with; -1 */
-    rp_http_core_loc_conf_t *first;  /* prefixes: the variants, by next_variant */
-    unsigned *idx;                   /* regex literals: regex indexes, ascending */
+    int up;                         /* the longest entry this one starts with; -1 */
+    rp_http_core_loc_conf_t *first; /* prefixes: the variants, by next_variant */
+    unsigned *idx;                  /* regex literals: regex indexes, ascending */
     unsigned nidx;
 } entry_t;
 
 typedef struct {
     entry_t *v;
     size_t n;
-    size_t common; /* the bytes every entry starts with (those of the first and last) */
+    /* The entries from "from" on all start with "common" bytes (those the entry at
+     * from and the last share); the ones before are prefixes of all the others ("/"). */
+    size_t from, common;
 } table_t;
 
 struct rp_route_tree_s {
@@ -269,8 +271,8 @@ struct rp_route_tree_s {
     table_t prefix;
     rp_http_core_loc_conf_t **regex; /* configuration order */
     size_t nregex;
-    table_t lit, ilit;   /* literal starts of case-sensitive and caseless regexes */
-    unsigned *always;    /* regexes without a literal start, ascending */
+    table_t lit, ilit; /* literal starts of case-sensitive and caseless regexes */
+    unsigned *always;  /* regexes without a literal start, ascending */
     size_t nalways;
 };
 
@@ -300,8 +302,12 @@ static uint32_t hash_name(const char *s, size_t len)
 static int table_floor(const table_t *t, const char *path, size_t len)
 {
     size_t lo = 0, hi = t->n, llcp = 0, rlcp = 0;
-    if (t->n && t->common <= len && memcmp(t->v[0].name, path, t->common) == 0)
-        llcp = rlcp = t->common; /* one memcmp for what all entries share */
+    if (t->n && t->common <= len && memcmp(t->v[t->n - 1].name, path, t->common) == 0) {
+        /* One memcmp for what the entries share; those before "from" are prefixes of
+         * that shared start, so of the path: <= path. */
+        lo = t->from;
+        llcp = rlcp = t->common;
+    }
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const entry_t *e = &t->v[mid];
@@ -461,8 +467,7 @@ static int regex_try(rp_route_match_t *m, rp_http_core_loc_conf_t *loc, const ch
 }
 
 rp_http_core_loc_conf_t *rp_route_location_match(rp_http_core_loc_conf_t *server_loc,
-                                                 const char *path, size_t len,
-                                                 rp_route_match_t *m)
+                                                 const char *path, size_t len, rp_route_match_t *m)
 {
     rp_http_core_loc_conf_t *found = server_loc;
     find(server_loc, path, len, &found, m);
@@ -561,7 +566,13 @@ static long group_variants(rp_conf_t *cf, rp_array_t *list, ordered_t *sorted, c
 static void link_up(table_t *t)
 {
     if (t->n) {
-        const entry_t *a = &t->v[0], *b = &t->v[t->n - 1];
+        const entry_t *b = &t->v[t->n - 1];
+        size_t f = 0;
+        while (f + 1 < t->n && t->v[f].len <= b->len &&
+               memcmp(t->v[f].name, b->name, t->v[f].len) == 0)
+            f++; /* a prefix of the last is a prefix of everything between */
+        const entry_t *a = &t->v[f];
+        t->from = f;
         size_t c = 0;
         while (c < a->len && c < b->len && a->name[c] == b->name[c])
             c++;

@@ -21,8 +21,8 @@ static unsigned rnd(unsigned n)
     return (unsigned)((seed >> 33) % n);
 }
 
-static const char *words[] = {"api", "v1", "v2", "svc1", "svc2", "svc12", "users", "items",
-                              "a",   "ab", "abc", "x.json", "y.php", "IMG.PNG", "Api", "s"};
+static const char *words[] = {"api", "v1", "v2",  "svc1",   "svc2",  "svc12",   "users", "items",
+                              "a",   "ab", "abc", "x.json", "y.php", "IMG.PNG", "Api",   "s"};
 
 /* A random path of 1 to 5 segments, sometimes ending with "/". */
 static void random_path(char *out, size_t cap)
@@ -107,10 +107,21 @@ static int taken(gen_t *g, int level, const char *kind, const char *name)
     return 0;
 }
 
-static const char *regexes[] = {"^/api/v1/svc1/", "\\.json$", "^/api/v2", "^/a(b|c)",
-                                "^/api/v[12]/users", "^/s+/", "^/API/", "^/abc?",
-                                "^/a|/users", "\\.php$", "^/api/v1/svc12/items/", "^/(?i)x",
-                                "^/api/v1/svc1/users$", "^/ab\\.", "^/a[b/]"};
+static const char *regexes[] = {"^/api/v1/svc1/",
+                                "\\.json$",
+                                "^/api/v2",
+                                "^/a(b|c)",
+                                "^/api/v[12]/users",
+                                "^/s+/",
+                                "^/API/",
+                                "^/abc?",
+                                "^/a|/users",
+                                "\\.php$",
+                                "^/api/v1/svc12/items/",
+                                "^/(?i)x",
+                                "^/api/v1/svc1/users$",
+                                "^/ab\\.",
+                                "^/a[b/]"};
 
 /* Adds n locations under a prefix (parent_name, "" for the server), level 1 or 2. */
 static void gen_level(gen_t *g, const char *parent_name, int level, int n, int *serial)
@@ -230,7 +241,6 @@ START_TEST(test_no_literal_start_without_an_anchor_or_with_a_top_alternative)
     ck_assert_str_eq(lit("^\\Q/a|b\\E", 0), "");
 }
 END_TEST
-
 
 /* ---- server names: the hash against the linear search ---- */
 
