@@ -50,9 +50,13 @@ static void *create_loc(rp_conf_t *cf)
 
 /* Ties m to its location and appends the directive to the location's canonical key,
  * by which two locations of one path with the same matchers are refused. */
-static void attach(rp_conf_t *cf, match_conf_t *m)
+static const char *attach(rp_conf_t *cf, match_conf_t *m)
 {
     rp_http_core_loc_conf_t *clcf = cf->http_ctx->loc_conf[rp_http_core_module.index];
+    if (clcf->kind == RP_LOC_NAMED) /* reached by name, never chosen: they would not count */
+        return rp_conf_error(cf, "request matchers are not allowed in the named location "
+                                 "\"%s\"",
+                             clcf->name);
     clcf->match = m;
     size_t len = clcf->match_key ? strlen(clcf->match_key) : 0;
     for (size_t i = 0; i < cf->argc; i++)
@@ -63,6 +67,7 @@ static void attach(rp_conf_t *cf, match_conf_t *m)
         n += (size_t)snprintf(key + n, len + 2 - n, "%s%c", cf->argv[i],
                               i + 1 < cf->argc ? ' ' : ';');
     clcf->match_key = key;
+    return RP_CONF_OK;
 }
 
 static int token_char(unsigned char c)
@@ -87,8 +92,7 @@ static const char *set_method(rp_conf_t *cf, const rp_command_t *cmd, void *conf
                 return rp_conf_error(cf, "duplicate method \"%s\"", a);
         m->methods[m->nmethods++] = (rp_str_t){a, strlen(a)};
     }
-    attach(cf, m);
-    return RP_CONF_OK;
+    return attach(cf, m);
 }
 
 static const char *set_cond(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
@@ -132,8 +136,7 @@ static const char *set_cond(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
             return rp_conf_error(cf, "%s", err);
     }
     *(cond_t *)rp_array_push(*list) = c;
-    attach(cf, m);
-    return RP_CONF_OK;
+    return attach(cf, m);
 }
 
 /* ---- per request ---- */

@@ -138,3 +138,10 @@ def test_matchers_are_refused_outside_a_location(tmp_path):
     rc, err, conf = check(tmp_path, "match_method GET;")
     assert rc != 0
     assert f'{conf}:5: "match_method": not allowed' in err
+
+
+def test_matchers_are_refused_in_a_named_location(tmp_path):
+    rc, err, conf = check(tmp_path, "location @fallback {\nmatch_method GET;\n}")
+    assert rc != 0
+    assert (f'{conf}:6: "match_method": request matchers are not allowed in the named '
+            f'location "@fallback"') in err
