@@ -422,18 +422,20 @@ static int find(rp_http_core_loc_conf_t *parent, const char *path, size_t len,
 
     int rc = FOUND_NONE, noregex = 0;
     const table_t *pt = &t->prefix;
-    for (int i = table_next(pt, table_floor(pt, path, len), path, len); i >= 0 && rc == FOUND_NONE;
+    /* the longest prefix first; one whose variants all refuse leaves the next shorter */
+    for (int i = table_next(pt, table_floor(pt, path, len), path, len); i >= 0;
          i = table_next(pt, pt->v[i].up, path, len)) {
-        for (rp_http_core_loc_conf_t *v = pt->v[i].first; v; v = v->next_variant) {
-            if (!accepts(m, v))
-                continue;
-            *out = v;
-            noregex = v->kind == RP_LOC_PREFIX_NOREGEX;
-            if (find(v, path, len, out, m) == FOUND_FINAL)
-                return FOUND_FINAL;
-            rc = FOUND_PREFIX;
-            break;
-        }
+        rp_http_core_loc_conf_t *v = pt->v[i].first;
+        while (v && !accepts(m, v))
+            v = v->next_variant;
+        if (v == NULL)
+            continue;
+        *out = v;
+        noregex = v->kind == RP_LOC_PREFIX_NOREGEX;
+        if (find(v, path, len, out, m) == FOUND_FINAL)
+            return FOUND_FINAL;
+        rc = FOUND_PREFIX;
+        break;
     }
 
     if (!noregex && t->nregex) {
