@@ -3,8 +3,10 @@
  * prefixes, regexes prefiltered by their literal start) against the plain linear
  * search it replaced: on generated location sets (nested, "^~", "=", regexes with
  * and without a literal start, caseless ones), with a fixed seed, both must choose
- * the same location for every path tried. And the literal start read from patterns,
- * on which the regex prefilter's correctness rests.
+ * the same location for every path tried. The literal start read from patterns, on
+ * which the regex prefilter's correctness rests; hashed server names against the
+ * linear search; and the search with request matchers (a fake check refusing by
+ * line): a refused location is as if its path had not matched.
  */
 #include "http/variables.h"
 #include "route/route.h"
@@ -305,6 +307,105 @@ START_TEST(test_hashed_and_linear_server_names_choose_the_same_server)
 }
 END_TEST
 
+
+/* ---- matchers: a refused location is as if its path had not matched ---- */
+
+static unsigned refused_lines[16];
+static unsigned method_lines[16];
+
+static int in(const unsigned *set, unsigned line)
+{
+    for (int i = 0; i < 16 && set[i]; i++)
+        if (set[i] == line)
+            return 1;
+    return 0;
+}
+
+/* refuses by line number: refused_lines for a header, method_lines for the method */
+static int fake_check(void *arg, const rp_http_core_loc_conf_t *loc, int ignore_method)
+{
+    (void)arg;
+    if (in(refused_lines, loc->line))
+        return RP_ROUTE_REFUSE;
+    if (!ignore_method && in(method_lines, loc->line))
+        return RP_ROUTE_REFUSE_METHOD;
+    return RP_ROUTE_ACCEPT;
+}
+
+static const char *variants_conf = "http {\n"
+                                   "server {\n"
+                                   "listen 127.0.0.1:8080;\n"
+                                   "location /a/ { match_method GET; }\n"      /* 4 */
+                                   "location /a/ { match_method POST; }\n"     /* 5 */
+                                   "location /a/b/ { match_header X; }\n"      /* 6 */
+                                   "location ^~ /a/b/ { match_arg y; }\n"      /* 7 */
+                                   "location = /a/b/c { match_method PUT; }\n" /* 8 */
+                                   "location ~ ^/a/ { match_header Z; }\n"     /* 9 */
+                                   "location ~ ^/a/ { match_arg z; }\n"        /* 10 */
+                                   "}\n"
+                                   "}\n";
+
+static unsigned chosen_line(rp_cycle_t *cycle, const char *path, int *method_refused)
+{
+    rp_route_match_t m = {fake_check, NULL, 0, 0};
+    rp_http_core_loc_conf_t *root = ut_srv_loc(ut_server(cycle, 0));
+    rp_http_core_loc_conf_t *l = rp_route_location_match(root, path, strlen(path), &m);
+    if (method_refused)
+        *method_refused = m.method_refused;
+    return l == root ? 0 : l->line;
+}
+
+static void refuse(const unsigned *header, const unsigned *method)
+{
+    memset(refused_lines, 0, sizeof(refused_lines));
+    memset(method_lines, 0, sizeof(method_lines));
+    for (int i = 0; header && header[i]; i++)
+        refused_lines[i] = header[i];
+    for (int i = 0; method && method[i]; i++)
+        method_lines[i] = method[i];
+}
+
+START_TEST(test_refused_locations_fall_through_in_precedence_order)
+{
+    rp_cycle_t *cycle = ut_load_ok(variants_conf);
+    int mr = 0;
+    /* everything accepts: the exact wins, then the regex beats the prefix */
+    refuse(NULL, NULL);
+    ck_assert_uint_eq(chosen_line(cycle, "/a/b/c", NULL), 8);
+    ck_assert_uint_eq(chosen_line(cycle, "/a/x", NULL), 9);
+    /* the exact refused: the ^~ variant of /a/b/ (the second of its path) stops regexes */
+    refuse((unsigned[]){8, 6, 0}, NULL);
+    ck_assert_uint_eq(chosen_line(cycle, "/a/b/c", NULL), 7);
+    /* both /a/b/ variants refused: the next shorter prefix, then the regexes in order */
+    refuse((unsigned[]){6, 7, 9, 0}, NULL);
+    ck_assert_uint_eq(chosen_line(cycle, "/a/b/x", NULL), 10);
+    refuse((unsigned[]){6, 7, 9, 10, 0}, NULL);
+    ck_assert_uint_eq(chosen_line(cycle, "/a/b/x", NULL), 4);
+    /* the first /a/ variant refused for its method: the second, and the flag is set */
+    refuse((unsigned[]){9, 10, 0}, (unsigned[]){4, 0});
+    ck_assert_uint_eq(chosen_line(cycle, "/a/x", &mr), 5);
+    ck_assert_int_eq(mr, 1);
+    /* every location of the path refused: the server's own */
+    refuse((unsigned[]){5, 9, 10, 0}, (unsigned[]){4, 0});
+    ck_assert_uint_eq(chosen_line(cycle, "/a/x", &mr), 0);
+    ck_assert_int_eq(mr, 1);
+    rp_cycle_destroy(cycle);
+}
+END_TEST
+
+START_TEST(test_variants_are_linked_in_configuration_order)
+{
+    rp_cycle_t *cycle = ut_load_ok(variants_conf);
+    rp_http_core_loc_conf_t *root = ut_srv_loc(ut_server(cycle, 0));
+    rp_http_core_loc_conf_t **p = root->prefix.elts;
+    ck_assert_uint_eq(p[0]->line, 4);
+    ck_assert_ptr_eq(p[0]->next_variant, p[1]);
+    ck_assert_ptr_eq(p[1]->first_variant, p[0]);
+    ck_assert_ptr_eq(p[3]->first_variant, p[2]); /* "/a/b/" and "^~ /a/b/": one path */
+    rp_cycle_destroy(cycle);
+}
+END_TEST
+
 static Suite *tree_suite(void)
 {
     Suite *s = suite_create("route_tree");
@@ -314,6 +415,8 @@ static Suite *tree_suite(void)
     tcase_add_test(tc, test_tree_and_linear_search_choose_the_same_location_small_sets);
     tcase_add_test(tc, test_tree_and_linear_search_choose_the_same_location_large_sets);
     tcase_add_test(tc, test_hashed_and_linear_server_names_choose_the_same_server);
+    tcase_add_test(tc, test_refused_locations_fall_through_in_precedence_order);
+    tcase_add_test(tc, test_variants_are_linked_in_configuration_order);
     suite_add_tcase(s, tc);
     tc = tcase_create("regex literal start");
     tcase_add_test(tc, test_literal_start_of_anchored_patterns);
