@@ -2,8 +2,9 @@
 """Location choice at scale: rampart beside nginx, one worker each, `return 200` in
 the chosen location, so what differs between sizes is the cost of choosing it.
 
-Sizes: 10, 1,000 and 10,000 prefix locations (/api/v1/svcN/resM/, requests spread
-evenly over all of them), and 1,000 regex locations (~ ^/api/v2/svcN/item/(\\d+)$,
+Sizes: 10, 1,000 and 10,000 prefix locations (/api/v1/svcNNNN/resM/, requests spread
+evenly over all of them; numbers zero-padded, so that every size sends paths of the
+same length and only the choice differs), and 1,000 regex locations (~ ^/api/v2/svcN/item/(\\d+)$,
 requests spread over them, beside 10 prefixes). Both servers load the same generated
 configuration file (only the prefix paths in it differ). wrk (one thread, keep-alive)
 loads each in turn, over several rounds whose order rotates; the report gives the
@@ -46,15 +47,15 @@ RESOURCES = 10  # resources per service: /api/v1/svc{i // 10}/res{i % 10}/
 
 
 def prefix_path(i):
-    return f"/api/v1/svc{i // RESOURCES}/res{i % RESOURCES}/"
+    return f"/api/v1/svc{i // RESOURCES:04d}/res{i % RESOURCES}/"
 
 
 def locations(prefixes, regexes):
     out = ['location / { return 200 "root"; }']
     for i in range(prefixes):
-        out.append(f'location {prefix_path(i)} {{ return 200 "p{i}"; }}')
+        out.append(f'location {prefix_path(i)} {{ return 200 "p{i:05d}"; }}')
     for i in range(regexes):
-        out.append(f'location ~ ^/api/v2/svc{i}/item/(\\d+)$ {{ return 200 "r{i}"; }}')
+        out.append(f'location ~ ^/api/v2/svc{i:04d}/item/(\\d+)$ {{ return 200 "r{i:05d}"; }}')
     return "\n        ".join(out)
 
 
@@ -103,8 +104,8 @@ def run_wrk(port, script):
 
 def paths_of(prefixes, regexes):
     if regexes:
-        return [f"/api/v2/svc{i}/item/{i * 7}" for i in range(regexes)]
-    return [prefix_path(i) + f"x{i}" for i in range(prefixes)]
+        return [f"/api/v2/svc{i:04d}/item/{i * 7:05d}" for i in range(regexes)]
+    return [prefix_path(i) + f"x{i:05d}" for i in range(prefixes)]
 
 
 def count(argv, port, pid_file, uris, n, tmp):
