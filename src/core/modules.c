@@ -10,6 +10,7 @@
 #include "core/process.h"
 #include "core/shm.h"
 #include "http/http.h"
+#include "http/match.h"
 #include "http/static.h"
 #include "limit/limit_count.h"
 #include "lua/lua_int.h"
@@ -52,6 +53,7 @@ rp_module_t *const rp_modules[] = {
     &rp_http_access_module, /* before lua: allow/deny run first in the access phase */
     &rp_http_auth_basic_module, /* after allow/deny, as nginx orders its access phase */
     &rp_http_auth_request_module, /* after auth_basic, before lua */
+    &rp_http_match_module, /* no phase handler: find_config asks it about locations */
     &rp_limit_count_module,
     &rp_limit_conn_module,
     &rp_limit_headers_module,

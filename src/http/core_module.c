@@ -221,9 +221,7 @@ static const char *set_location(rp_conf_t *cf, const rp_command_t *cmd, void *co
                              parent->name);
     }
 
-    const char *err = rp_route_add_location(parent, loc);
-    if (err)
-        return rp_conf_error(cf, "duplicate location \"%s\"", name);
+    rp_route_add_location(parent, loc); /* duplicates are refused once matchers are known */
 
     rp_http_conf_ctx_t *saved = cf->http_ctx;
     cf->http_ctx = ctx;

@@ -157,6 +157,7 @@ typedef struct {
     int proxy_protocol;   /* some listen of this address said proxy_protocol: all of it
                            * expects the header (nginx's rule: the socket has it or not) */
     rp_array_t names; /* rp_server_name_t, exact first, then wildcards, then regexes */
+    struct rp_route_names_s *index; /* names hashed for lookup (rp_route_build_names) */
 } rp_http_addr_t;
 
 typedef struct {
@@ -195,9 +196,18 @@ struct rp_http_core_loc_conf_s {
     const char *file;
     unsigned line;
 
-    /* Children, split by kind for matching; prefixes sorted longest first. */
+    /* Children, split by kind, in configuration order; rp_route_build compiles them
+     * into tree for lookup. */
     rp_array_t exact, prefix, regex; /* rp_http_core_loc_conf_t * */
     rp_array_t named;                /* a server's `location @name`s */
+    struct rp_route_tree_s *tree;
+    /* Request matchers (match_module.c): NULL when the location has none; match_key is
+     * their canonical text, to refuse a duplicate location with the same ones. */
+    void *match;
+    const char *match_key;
+    /* The locations of the same kind and path (variants with other matchers), in
+     * configuration order: the first of them, and the next after this one. */
+    rp_http_core_loc_conf_t *first_variant, *next_variant;
 
     int64_t keepalive_timeout;
     int keepalive_requests;

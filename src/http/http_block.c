@@ -42,8 +42,7 @@ static const char *merge_locations(rp_conf_t *cf, rp_http_core_loc_conf_t *paren
                 return rv;
         }
     }
-    rp_route_sort(parent);
-    return RP_CONF_OK;
+    return rp_route_build(cf, parent);
 }
 
 static const char *merge_servers(rp_conf_t *cf, rp_http_conf_ctx_t *http_ctx,
@@ -193,6 +192,7 @@ static const char *build_addrs(rp_conf_t *cf, rp_http_core_main_conf_t *cmcf)
             }
             v[j] = key;
         }
+        rp_route_build_names(cf->arena, addrs[a]);
     }
     return RP_CONF_OK;
 }

@@ -12,6 +12,7 @@
 #include "http/request.h"
 #include "core/log.h"
 #include "observe/metrics.h"
+#include "http/match.h"
 #include "http/ssl.h"
 #include "http/variables.h"
 #include "net/listen.h"
@@ -73,7 +74,9 @@ void rp_http_process_request(rp_request_t *r, int status, const char *why)
 /* FIND_CONFIG: the location for the (possibly rewritten) URI. */
 static int find_config(rp_request_t *r)
 {
-    rp_http_core_loc_conf_t *clcf = rp_route_location(srv_loc(r->srv), r->uri.data, r->uri.len);
+    rp_http_core_loc_conf_t *clcf = rp_http_match_location(r, srv_loc(r->srv));
+    if (clcf == NULL) /* the path's locations refused only the method */
+        return rp_http_send_error(r, 405);
     if (clcf->re)
         rp_http_regex_captures(r, clcf->re, r->uri, rp_regex_ovector(), rp_regex_pairs());
     r->clcf = clcf;
