@@ -79,6 +79,7 @@ typedef struct proxy_s {
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
     unsigned whole : 1;         /* the request body was read whole first (request buffering) */
     unsigned buffering : 1;     /* the response may be read ahead of the client (rb) */
+    unsigned behind : 1;        /* ... the client was behind at the last write: bytes go to rb */
     unsigned paused : 1;        /* ... and reading waits until the client takes some of rb */
     unsigned upstream_done : 1; /* the response was read whole; rb still has some for the client */
     int send_errno;
@@ -836,16 +837,17 @@ static void upstream_send_error(proxy_t *p, int err)
 static void on_client_drained(rp_request_t *r);
 
 /* With proxy_buffering: whether the response's bytes must go to the buffer (the client
- * is behind, or bytes wait there already), which is then made when first needed. */
+ * was behind after the last write, or bytes wait there already), which is then made
+ * when first needed. A client that keeps up costs two bit tests. */
 static rp_rbuf_t *ahead(proxy_t *p)
 {
-    if (p->rb && rp_rbuf_len(p->rb))
-        return p->rb;
-    if (!rp_http_pending(p->r))
+    if (!p->behind && p->rb == NULL)
         return NULL;
     if (p->rb == NULL)
         p->rb = rp_rbuf_new(p->r, p->bc);
-    return p->rb;
+    if (p->behind || rp_rbuf_len(p->rb))
+        return p->rb;
+    return NULL;
 }
 
 /* Sends data bytes to the client, framed as the client's response needs; with
@@ -1189,6 +1191,7 @@ static int handle_head(proxy_t *p)
                 p->buffering = 0;
             else if (rp_str_ieq(v, "yes"))
                 p->buffering = p->mode != B_NONE;
+            continue; /* meant for the proxy: nginx hides it from the client too */
         }
         if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
             rp_proxy_response_field(
@@ -1466,6 +1469,7 @@ static void read_upstream(proxy_t *p)
         if (rp_http_pending(r)) {
             if (p->buffering) {
                 /* the client is slower: read on into the buffer (above) */
+                p->behind = 1;
                 r->on_drain = on_buffer_drained;
                 continue;
             }
@@ -1506,6 +1510,8 @@ static void on_buffer_drained(rp_request_t *r)
     }
     if (rp_http_pending(r))
         r->on_drain = on_buffer_drained;
+    else
+        p->behind = 0; /* caught up: what the upstream sends next goes straight on */
     if (p->paused && p->uc) {
         p->paused = 0;
         rp_uconn_resume_read(p->uc);

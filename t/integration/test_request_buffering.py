@@ -148,3 +148,15 @@ def test_http_version_1_0_upstream(rampart, port, backend):
     r = request(port, "/?echo=1")
     assert r.status == 200
     assert backend.stats()["connections_accepted"] == 2  # no keep-alive over HTTP/1.0
+
+
+def test_client_body_timeout_while_buffering_answers_408_without_an_upstream(rampart, port,
+                                                                            backend):
+    serve(rampart, port, [backend], location="client_body_timeout 1s;")
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100000\r\n\r\n"
+                  b"0123456789")
+        reply = read_response(s)
+    assert reply.startswith(b"HTTP/1.1 408 ")
+    rampart.wait_log(r"client timed out \(client_body_timeout\)")
+    assert backend.stats()["connections_accepted"] == 0  # never connected for it
