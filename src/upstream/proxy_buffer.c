@@ -222,25 +222,24 @@ static int init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned flags
 }
 
 #define ANYWHERE (RP_CTX_HTTP | RP_CTX_SERVER | RP_CTX_LOCATION)
-#define LOC(f) offsetof(rp_proxy_buf_conf_t, f)
+#define LOC(f)   offsetof(rp_proxy_buf_conf_t, f)
 
 static const rp_command_t commands[] = {
     {"proxy_buffering", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC, LOC(buffering), NULL},
     {"proxy_request_buffering", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
      LOC(request_buffering), NULL},
     {"proxy_buffers", ANYWHERE, 0, 2, 2, set_buffers, RP_CONF_LOC, 0, NULL},
-    {"proxy_busy_buffers_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
-     LOC(busy_size), NULL},
-    {"proxy_max_temp_file_size", ANYWHERE, 0, 1, 1, set_max_temp, RP_CONF_LOC, LOC(max_temp),
+    {"proxy_busy_buffers_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC, LOC(busy_size),
      NULL},
+    {"proxy_max_temp_file_size", ANYWHERE, 0, 1, 1, set_max_temp, RP_CONF_LOC, LOC(max_temp), NULL},
     {"proxy_temp_file_write_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      LOC(temp_write_size), NULL},
     {"proxy_temp_path", ANYWHERE, 0, 1, 4, set_temp_path, RP_CONF_LOC, LOC(temp_path), NULL},
     {"proxy_http_version", ANYWHERE, 0, 1, 1, set_http_version, RP_CONF_LOC, 0, NULL},
     {"client_body_buffer_size", ANYWHERE, 0, 1, 1, rp_conf_set_size, RP_CONF_LOC,
      LOC(body_buffer_size), NULL},
-    {"client_body_temp_path", ANYWHERE, 0, 1, 4, set_temp_path, RP_CONF_LOC,
-     LOC(body_temp_path), NULL},
+    {"client_body_temp_path", ANYWHERE, 0, 1, 4, set_temp_path, RP_CONF_LOC, LOC(body_temp_path),
+     NULL},
     {"client_body_in_file_only", ANYWHERE, 0, 1, 1, set_in_file_only, RP_CONF_LOC, 0, NULL},
     {"client_body_in_single_buffer", ANYWHERE, 0, 1, 1, rp_conf_set_flag, RP_CONF_LOC,
      LOC(body_in_single_buffer), NULL},
@@ -263,9 +262,9 @@ struct rp_rbuf_s {
     const rp_proxy_buf_conf_t *c;
     struct evbuffer *mem;
     size_t mem_max;
-    int fd;           /* -1 until the memory is full */
-    off_t w, rd;      /* the file: written up to, sent up to (both 0 again once equal) */
-    size_t written;   /* to the file since rp_rbuf_file_written */
+    int fd;         /* -1 until the memory is full */
+    off_t w, rd;    /* the file: written up to, sent up to (both 0 again once equal) */
+    size_t written; /* to the file since rp_rbuf_file_written */
 };
 
 static void rbuf_free(rp_request_t *r, void *data)
@@ -372,8 +371,8 @@ int rp_rbuf_send(rp_rbuf_t *b)
         }
         if (b->rd == b->w)
             break;
-        size_t want = (size_t)(b->w - b->rd) < sizeof(chunk) ? (size_t)(b->w - b->rd)
-                                                              : sizeof(chunk);
+        size_t want =
+            (size_t)(b->w - b->rd) < sizeof(chunk) ? (size_t)(b->w - b->rd) : sizeof(chunk);
         ssize_t k = pread(b->fd, chunk, want, b->rd);
         if (k < 0 && errno == EINTR)
             continue;

@@ -14,22 +14,22 @@
 #include <sys/types.h>
 
 typedef struct {
-    int buffering;          /* proxy_buffering */
-    int request_buffering;  /* proxy_request_buffering */
-    size_t nbufs, bufsize;  /* proxy_buffers N SIZE: the response's memory is N * SIZE */
-    size_t busy_size;       /* proxy_busy_buffers_size (checked, as nginx) */
-    size_t max_temp;        /* proxy_max_temp_file_size; 0: no temporary file */
-    size_t temp_write_size; /* proxy_temp_file_write_size: written per event at most */
-    const char *temp_path;  /* proxy_temp_path */
-    size_t body_buffer_size; /* client_body_buffer_size */
+    int buffering;              /* proxy_buffering */
+    int request_buffering;      /* proxy_request_buffering */
+    size_t nbufs, bufsize;      /* proxy_buffers N SIZE: the response's memory is N * SIZE */
+    size_t busy_size;           /* proxy_busy_buffers_size (checked, as nginx) */
+    size_t max_temp;            /* proxy_max_temp_file_size; 0: no temporary file */
+    size_t temp_write_size;     /* proxy_temp_file_write_size: written per event at most */
+    const char *temp_path;      /* proxy_temp_path */
+    size_t body_buffer_size;    /* client_body_buffer_size */
     const char *body_temp_path; /* client_body_temp_path */
     int body_in_file_only, body_in_single_buffer;
-    int http_version;       /* proxy_http_version: 10 or 11 */
+    int http_version; /* proxy_http_version: 10 or 11 */
 } rp_proxy_buf_conf_t;
 
 extern rp_module_t rp_proxy_buffer_module;
 
-#define rp_proxy_buf_conf(r) \
+#define rp_proxy_buf_conf(r)                                                                       \
     ((const rp_proxy_buf_conf_t *)(r)->loc_conf[rp_proxy_buffer_module.index])
 
 /*
