@@ -11,13 +11,14 @@ import json
 import socket
 import time
 
+from h2client import h2_request
 from harness import request, wait_for
 
 
-def serve(rampart, port, servers, location="", upstream=""):
+def serve(rampart, port, servers, location="", upstream="", listen=""):
     lines = "".join(f"server {b.addr}; " for b in servers)
     rampart.configure(f"upstream be {{ {lines}{upstream} }}\n"
-                      f"server {{\n listen 127.0.0.1:{port};\n"
+                      f"server {{\n listen 127.0.0.1:{port}{listen};\n"
                       f" location / {{ proxy_pass http://be; {location} }}\n}}")
     rampart.start()
     return rampart
@@ -160,3 +161,14 @@ def test_client_body_timeout_while_buffering_answers_408_without_an_upstream(ram
     assert reply.startswith(b"HTTP/1.1 408 ")
     rampart.wait_log(r"client timed out \(client_body_timeout\)")
     assert backend.stats()["connections_accepted"] == 0  # never connected for it
+
+
+def test_http2_client_body_goes_upstream_with_its_length(rampart, port, backend):
+    serve(rampart, port, [backend], listen=" http2")
+    body = body_bytes(100 * 1024)  # no content-length from the client: buffered, then framed
+    resp = h2_request(port, "POST", "/up?echo=1", body=body)
+    assert resp.status == 200
+    echo = json.loads(bytes(resp.body))
+    assert field(echo, "Content-Length") == str(len(body))
+    assert field(echo, "Transfer-Encoding") is None
+    assert echo["body_sha256"] == hashlib.sha256(body).hexdigest()
