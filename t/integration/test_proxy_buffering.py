@@ -183,6 +183,17 @@ def test_x_accel_buffering_no_streams_that_response(rampart, port, backend):
     assert "temporary file" not in rampart.log_text()
 
 
+def test_x_accel_buffering_yes_buffers_despite_proxy_buffering_off(rampart, port, backend):
+    serve(rampart, port, backend, location="proxy_buffering off;")
+    s = slow_client(port, f"/big?size={10 * MB}&header=X-Accel-Buffering:yes")
+    try:
+        read_head(s)
+        wait_for(lambda: backend.stats()["open_connections"] == 0, timeout=10,
+                 what="the upstream connection released")
+    finally:
+        s.close()
+
+
 def test_proxy_buffering_off_streams(rampart, port, backend):
     serve(rampart, port, backend, location="proxy_buffering off;")
     s = slow_client(port, f"/big?size={10 * MB}")
