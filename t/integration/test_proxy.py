@@ -1293,7 +1293,8 @@ def test_100mb_download_streams_with_bounded_memory(rampart, port, backend):
 
 
 def test_slow_client_download_applies_back_pressure_to_the_upstream(rampart, port, backend):
-    serve(rampart, port, backend)
+    # streamed (proxy_buffering off); buffered, test_proxy_buffering.py
+    serve(rampart, port, backend, location="proxy_pass http://be; proxy_buffering off;")
     warm_up(port)
     total = 300 * MB
     pid = worker_pid(rampart)
