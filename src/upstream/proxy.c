@@ -1191,7 +1191,6 @@ static int handle_head(proxy_t *p)
                 p->buffering = 0;
             else if (rp_str_ieq(v, "yes"))
                 p->buffering = p->mode != B_NONE;
-            continue; /* meant for the proxy: nginx hides it from the client too */
         }
         if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
             rp_proxy_response_field(
