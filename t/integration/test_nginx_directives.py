@@ -19,8 +19,7 @@ from test_docs import CONF_MAN, SRC, code_directives, man_sections
 # static files, proxy headers): neither implemented on this branch nor to be listed
 # as missing. Once they are merged, every name here is in the code; then this set is
 # to be emptied (test_pending_names_are_not_yet_implemented says which).
-PENDING = {
-}
+PENDING = set()
 
 UNSUPPORTED = ("nginx directive not supported by rampart (see rampart.conf(5), "
                "DIFFERENCES)")
