@@ -11,6 +11,10 @@
 # metrics enabled (a `metrics` location, and a metrics_name on the proxied one): the
 # cost of counting (issue 14's goal: under 2% over plain).
 #
+# The -unbuffered variant turns proxy_buffering and proxy_request_buffering off (both
+# are on by default, as in nginx): what buffering costs a small response; BODY=FILE
+# makes every request a POST of that file's bytes (h2load -d).
+#
 # usage: bench/instructions.sh [N1 N2]   (default 1000 3000; takes a few minutes)
 #   KINDS="rampart" VARIANTS="plain metrics" bench/instructions.sh   runs a subset
 set -euo pipefail
@@ -38,6 +42,7 @@ write_conf() { # kind variant file
     local kind=$1 v=$2 out=$3 lua="" bal="" head="" extra="" temps="" mloc=""
     [ "$v" = lua ] && lua='access_by_lua_block { if ngx.var.http_x_deny then return ngx.exit(403) end }'
     [ "$v" = metrics ] && { lua="metrics_name api;"; mloc="location = /metrics { metrics; }"; }
+    [ "$v" = unbuffered ] && lua="proxy_buffering off; proxy_request_buffering off;"
     [ "$v" = luabal ] && bal="balancer_by_lua_block { require(\"ngx.balancer\").set_current_peer(\"127.0.0.1\", $bport) }"
     if [ "$kind" = nginx ]; then
         head="load_module /usr/lib/nginx/modules/ndk_http_module.so;
@@ -63,7 +68,7 @@ count() { # n argv... -> total instructions
     valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >/dev/null 2>&1 &
     local vp=$!
     for _ in $(seq 300); do curl -s -o /dev/null "http://127.0.0.1:$pport/" && break; sleep 0.2; done
-    h2load --h1 -n "$n" -c 4 "http://127.0.0.1:$pport/" >/dev/null 2>&1
+    h2load --h1 -n "$n" -c 4 ${BODY:+-d "$BODY"} "http://127.0.0.1:$pport/" >/dev/null 2>&1
     kill -QUIT "$(cat "$tmp/logs/p.pid")"
     wait "$vp" || true
     awk '/^(summary|totals):/ {print $2; exit}' "$out"

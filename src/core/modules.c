@@ -30,6 +30,7 @@
 #include "upstream/adaptive.h"
 #include "upstream/resolve.h"
 #include "upstream/admin.h"
+#include "upstream/proxy_buffer.h"
 
 #include <stdio.h>
 
@@ -43,6 +44,7 @@ rp_module_t *const rp_modules[] = {
     &rp_upstream_module,    &rp_breaker_module,
     &rp_adaptive_module,
     &rp_proxy_module,       &rp_proxy_ssl_module,   &rp_grpc_ssl_module,
+    &rp_proxy_buffer_module,
     &rp_grpc_module,        &rp_upstream_choose_module, &rp_canary_module,
     &rp_retry_module, &rp_hedge_module,
     &rp_http_headers_module, &rp_http_gzip_module,

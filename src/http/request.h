@@ -357,6 +357,18 @@ int rp_http_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n);
  */
 int rp_http_keep_body(rp_request_t *r);
 
+/*
+ * rp_http_keep_body with a memory bound (proxy_request_buffering): once more than
+ * mem_max bytes are held in memory they move to a temporary file in temp_dir
+ * (mem_max 0: every byte goes to the file). Same returns; a file that cannot be
+ * written answers 500.
+ */
+int rp_http_keep_body_spill(rp_request_t *r, size_t mem_max, const char *temp_dir);
+
+/* A temporary file in dir, unlinked at once (O_TMPFILE where the file system has it):
+ * nothing is left on disk whatever happens to the process. The descriptor, or -1. */
+int rp_temp_file_open(const char *dir);
+
 /* Whether r's body is kept whole (or r has none): rp_http_keep_body returned RP_OK. */
 int rp_http_body_kept(const rp_request_t *r);
 

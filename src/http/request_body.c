@@ -10,20 +10,82 @@
  * it ends, and the last one frees it, so a background subrequest may send a body its
  * parent is long done with. Each holder reads it from its own offset
  * (r->body_read). Requests that never keep a body pay one pointer test per read.
+ *
+ * The proxy keeps a body with a memory bound (rp_http_keep_body_spill, for
+ * proxy_request_buffering): past client_body_buffer_size what was read moves to a
+ * temporary file, unlinked at once, so the body is the file's bytes followed by the
+ * memory's. The worker writes it itself, as nginx does without aio: each write is what
+ * accumulated past the bound (a few reads of the client), and it lands in the page cache.
  */
 #include "core/log.h"
 #include "http/request.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #define READ_CHUNK 16384
 
 struct rp_http_body_s {
-    struct evbuffer *data;
+    struct evbuffer *data; /* what follows the file's bytes */
     unsigned refs;
     unsigned complete : 1;
+    int fd;             /* the temporary file, or -1 */
+    size_t file_len;    /* bytes in it (the body's first ones) */
+    size_t mem_max;     /* beyond this the memory moves to the file (with temp_dir) */
+    const char *temp_dir;
 };
+
+int rp_temp_file_open(const char *dir)
+{
+    int fd;
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd >= 0 || (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL))
+        return fd;
+#endif
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/rpXXXXXX", dir);
+    fd = mkostemp(path, O_CLOEXEC);
+    if (fd >= 0)
+        unlink(path);
+    return fd;
+}
+
+/* Moves the kept memory to the end of the file. 0, or -1 (logged). */
+static int spill(rp_http_body_t *b)
+{
+    if (b->fd < 0) {
+        b->fd = rp_temp_file_open(b->temp_dir);
+        if (b->fd < 0) {
+            rp_log_error(RP_LOG_CRIT, errno, "cannot open a temporary file in \"%s\"",
+                         b->temp_dir);
+            return -1;
+        }
+        rp_log_error(RP_LOG_WARN, 0, "a client request body is buffered to a temporary file");
+    }
+    struct evbuffer_iovec v[8];
+    while (evbuffer_get_length(b->data)) {
+        int nv = evbuffer_peek(b->data, -1, NULL, v, 8);
+        struct iovec iov[8];
+        for (int i = 0; i < nv && i < 8; i++)
+            iov[i] = (struct iovec){v[i].iov_base, v[i].iov_len};
+        ssize_t k = pwritev(b->fd, iov, nv < 8 ? nv : 8, (off_t)b->file_len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            rp_log_error(RP_LOG_CRIT, errno, "pwritev() to a temporary file in \"%s\" failed",
+                         b->temp_dir);
+            return -1;
+        }
+        b->file_len += (size_t)k;
+        evbuffer_drain(b->data, (size_t)k);
+    }
+    return 0;
+}
 
 /* Allocation failure aborts, as everywhere in rampart (core/arena.h). */
 static void out_of_memory(const char *what)
@@ -36,6 +98,8 @@ static void body_unref(rp_http_body_t *b)
 {
     if (--b->refs == 0) {
         evbuffer_free(b->data);
+        if (b->fd >= 0)
+            close(b->fd);
         free(b);
     }
 }
@@ -54,14 +118,26 @@ static void body_release(rp_request_t *r, void *data)
 /* Hands out the kept body from where r stopped reading it. */
 static int read_kept(rp_request_t *r, char *buf, size_t cap, size_t *n)
 {
-    struct evbuffer *data = r->body->data;
-    size_t len = evbuffer_get_length(data), take = len - r->body_read;
+    rp_http_body_t *b = r->body;
+    struct evbuffer *data = b->data;
+    size_t len = b->file_len + evbuffer_get_length(data), take = len - r->body_read;
     if (take > cap)
         take = cap;
     *n = 0;
-    if (take) {
+    if (take && r->body_read < b->file_len) {
+        if (take > b->file_len - r->body_read)
+            take = b->file_len - r->body_read;
+        ssize_t k = pread(b->fd, buf, take, (off_t)r->body_read);
+        if (k < 0) {
+            rp_log_error(RP_LOG_CRIT, errno, "pread() of a request body's temporary file failed");
+            r->body_status = 500;
+            return -1;
+        }
+        r->body_read += (size_t)k;
+        *n = (size_t)k;
+    } else if (take) {
         struct evbuffer_ptr at;
-        evbuffer_ptr_set(data, &at, r->body_read, EVBUFFER_PTR_SET);
+        evbuffer_ptr_set(data, &at, r->body_read - b->file_len, EVBUFFER_PTR_SET);
         ev_ssize_t k = evbuffer_copyout_from(data, &at, buf, take);
         if (k > 0) {
             r->body_read += (size_t)k;
@@ -117,6 +193,10 @@ static int read_more(rp_request_t *r)
         evbuffer_commit_space(b->data, &v, 1);
         if (rc < 0)
             return body_failed(r);
+        if (b->temp_dir && evbuffer_get_length(b->data) > b->mem_max && spill(b) != 0) {
+            r->body_status = 500;
+            return body_failed(r);
+        }
         if (rc == 1) {
             b->complete = 1;
             r->body_read = 0;
@@ -138,6 +218,11 @@ static void on_more_body(rp_request_t *r)
 
 int rp_http_keep_body(rp_request_t *r)
 {
+    return rp_http_keep_body_spill(r, 0, NULL);
+}
+
+int rp_http_keep_body_spill(rp_request_t *r, size_t mem_max, const char *temp_dir)
+{
     rp_http_body_t *b = r->body;
     if (b == NULL) {
         if (!r->chunked && r->content_length <= 0)
@@ -147,6 +232,9 @@ int rp_http_keep_body(rp_request_t *r)
         if (b->data == NULL)
             out_of_memory("making a request body buffer");
         b->refs = 1;
+        b->fd = -1;
+        b->mem_max = mem_max;
+        b->temp_dir = temp_dir;
         r->body = b;
         r->body_read = 0;
         rp_http_cleanup_add(r, body_release, b);
@@ -167,7 +255,7 @@ int rp_http_body_kept(const rp_request_t *r)
 
 size_t rp_http_kept_body_length(const rp_request_t *r)
 {
-    return r->body ? evbuffer_get_length(r->body->data) : 0;
+    return r->body ? r->body->file_len + evbuffer_get_length(r->body->data) : 0;
 }
 
 void rp_http_body_share(rp_request_t *parent, rp_request_t *sr)

@@ -31,6 +31,7 @@
 #include "upstream/attempt.h"
 #include "upstream/breaker.h"
 #include "upstream/hedge.h"
+#include "upstream/proxy_buffer.h"
 #include "upstream/proxy_h2.h"
 #include "upstream/upstream_choose.h"
 #include "core/log.h"
@@ -76,6 +77,11 @@ typedef struct proxy_s {
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
     unsigned forwarded : 1;     /* body bytes went to the client since the last flush */
+    unsigned whole : 1;         /* the request body was read whole first (request buffering) */
+    unsigned buffering : 1;     /* the response may be read ahead of the client (rb) */
+    unsigned behind : 1;        /* ... the client was behind at the last write: bytes go to rb */
+    unsigned paused : 1;        /* ... and reading waits until the client takes some of rb */
+    unsigned upstream_done : 1; /* the response was read whole; rb still has some for the client */
     int send_errno;
     int intercepted;            /* the status an error page replaces: its body is dropped */
     int64_t discarded;          /* ... the bytes of it read so far */
@@ -88,6 +94,8 @@ typedef struct proxy_s {
     /* proxy_limit_rate: when the body began, what was read of it since, the resume */
     int64_t rate_start, rate_read;
     rp_http_timer_t *rate_timer;
+    const rp_proxy_buf_conf_t *bc; /* proxy_buffering and its kin */
+    rp_rbuf_t *rb; /* the response read ahead of the client (made when first needed) */
 } proxy_t;
 
 /* A worker-wide scratch for the request head and client body bytes on their way. */
@@ -250,6 +258,10 @@ static void abort_response(proxy_t *p, const char *why, int err, const char *whe
     rp_http_abort(r);
 }
 
+static void on_buffer_drained(rp_request_t *r);
+
+/* The response was read whole: the upstream connection goes (back to the pool when it
+ * may), and the client gets the end now, or once it took what was read ahead of it. */
 static void finish(proxy_t *p)
 {
     rp_request_t *r = p->r;
@@ -258,6 +270,14 @@ static void finish(proxy_t *p)
     if (p->uc && p->mode == B_NONE)
         p->uc->suspect = 1; /* a body where none belongs may still be on its way */
     drop_uc(p, p->keep && p->body_sent);
+    if (p->rb && rp_rbuf_len(p->rb)) {
+        p->upstream_done = 1;
+        if (rp_http_pending(r))
+            r->on_drain = on_buffer_drained;
+        else
+            on_buffer_drained(r);
+        return;
+    }
     rp_http_response_end(r);
 }
 
@@ -308,7 +328,13 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
     rp_wbuf_put(&w, r->method.data, r->method.len);
     RP_WBUF_LIT(&w, " ");
     rp_wbuf_put(&w, p->target.data, p->target.len);
-    RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
+    if (p->bc->http_version == 10) {
+        /* nginx's proxy_http_version 1.0: no keep-alive, no upgrade, no chunked body */
+        RP_WBUF_LIT(&w, " HTTP/1.0\r\n");
+        p->upgrade = 0;
+    } else {
+        RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
+    }
     for (unsigned i = 0; i < fl.n; i++) {
         rp_wbuf_put(&w, fl.f[i].name.data, fl.f[i].name.len);
         RP_WBUF_LIT(&w, ": ");
@@ -327,11 +353,16 @@ static size_t build_request(proxy_t *p, char *buf, size_t cap)
         /* not "close" even without keepalive: a server may refuse to upgrade a connection
          * it is told to close; a refusal's connection is closed (or cached) as usual */
         RP_WBUF_LIT(&w, "Connection: upgrade\r\n");
-    } else if (p->ups->keepalive == 0) {
+    } else if (p->ups->keepalive == 0 || p->bc->http_version == 10) {
         RP_WBUF_LIT(&w, "Connection: close\r\n");
     }
     if (!p->plcf->pass_request_body) {
         /* proxy_pass_request_body off: the request goes without its body */
+    } else if (r->chunked && r->body && rp_http_body_kept(r)) {
+        /* read whole first: it goes with its length, as nginx sends a buffered body */
+        char cl[40];
+        int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", rp_http_kept_body_length(r));
+        rp_wbuf_put(&w, cl, (size_t)k);
     } else if (r->chunked) {
         p->req_chunked = 1;
         RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
@@ -437,7 +468,10 @@ static void pump_body(proxy_t *p)
             rp_http_send_error(r, status);
             return;
         }
-        rp_attempt_body_read(&p->at, data, n, rc == 1);
+        if (p->whole)
+            rp_attempt_body_read(&p->at, NULL, 0, rc == 1); /* another try reads it again */
+        else
+            rp_attempt_body_read(&p->at, data, n, rc == 1);
         if (n) {
             struct iovec iov[3];
             int k = 0;
@@ -521,6 +555,8 @@ static void start_exchange(proxy_t *p)
     p->send_failed = 0;
     p->keep = 0;
     p->body_sent = !(r->chunked || r->content_length > 0) || !p->plcf->pass_request_body;
+    if (p->whole)
+        r->body_read = 0; /* every try sends the kept body from its start */
     rp_h1_response_parser_init(&p->parser, (uint32_t)p->plcf->buffer_size);
     uint32_t need = p->plcf->buffer_size < 16384 ? 16384 : (uint32_t)p->plcf->buffer_size + 1;
     if (uc->cap < need) {
@@ -554,7 +590,7 @@ static void start_exchange(proxy_t *p)
         upstream_send_error(p, errno);
         return;
     }
-    if (!p->body_sent && replay_body(p) != 0) {
+    if (!p->body_sent && !p->whole && replay_body(p) != 0) {
         upstream_send_error(p, errno);
         return;
     }
@@ -800,12 +836,30 @@ static void upstream_send_error(proxy_t *p, int err)
 
 static void on_client_drained(rp_request_t *r);
 
-/* Sends data bytes to the client, framed as the client's response needs. */
+/* With proxy_buffering: whether the response's bytes must go to the buffer (the client
+ * was behind after the last write, or bytes wait there already), which is then made
+ * when first needed. A client that keeps up costs two bit tests. */
+static rp_rbuf_t *ahead(proxy_t *p)
+{
+    if (!p->behind && p->rb == NULL)
+        return NULL;
+    if (p->rb == NULL)
+        p->rb = rp_rbuf_new(p->r, p->bc);
+    if (p->behind || rp_rbuf_len(p->rb))
+        return p->rb;
+    return NULL;
+}
+
+/* Sends data bytes to the client, framed as the client's response needs; with
+ * proxy_buffering, into the buffer while the client is behind. */
 static int to_client(proxy_t *p, const char *data, size_t n)
 {
     rp_request_t *r = p->r;
     if (n == 0 || r->head)
         return 0;
+    rp_rbuf_t *rb;
+    if (p->buffering && (rb = ahead(p)) != NULL)
+        return rp_rbuf_put(rb, data, n);
     p->forwarded = 1;
     struct iovec iov = {(void *)data, n};
     return rp_http_write(r, &iov, 1);
@@ -1112,7 +1166,9 @@ static int handle_head(proxy_t *p)
     p->left = f.content_length;
     if (p->mode == B_CHUNKED)
         rp_chunked_init(&p->chunked);
-    p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive);
+    p->keep = p->mode != B_CLOSE && !f.conn_close && (ps->version == 11 || f.conn_keepalive) &&
+              p->bc->http_version == 11;
+    p->buffering = p->bc->buffering && p->mode != B_NONE;
     if (code >= 300 && rp_http_error_page_intercept(r, code, 0))
         return intercept(p, code);
 
@@ -1125,11 +1181,22 @@ static int handle_head(proxy_t *p)
         if (rp_proxy_accel_redirect_field(p->plcf, (rp_str_t){b + ps->headers[i].name.off,
                                                               ps->headers[i].name.len}))
             accel = (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len};
-    for (unsigned i = 0; i < ps->nheaders; i++)
+    for (unsigned i = 0; i < ps->nheaders; i++) {
+        if (ps->headers[i].name.len == 17 &&
+            rp_span_ieq(b, ps->headers[i].name, "x-accel-buffering") &&
+            !rp_proxy_ignores(r, RP_PROXY_IGN_XA_BUFFERING)) {
+            /* the upstream turns buffering on or off for this response (as nginx) */
+            rp_str_t v = {b + ps->headers[i].value.off, ps->headers[i].value.len};
+            if (rp_str_ieq(v, "no"))
+                p->buffering = 0;
+            else if (rp_str_ieq(v, "yes"))
+                p->buffering = p->mode != B_NONE;
+        }
         if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
             rp_proxy_response_field(
                 r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
                 (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);
+    }
     if (rp_proxy_keeps_headers(r)) {
         rp_header_t *all = rp_arena_alloc(r->arena, (ps->nheaders + 1) * sizeof(*all));
         for (unsigned i = 0; i < ps->nheaders; i++)
@@ -1261,6 +1328,7 @@ static void read_upstream(proxy_t *p)
 {
     rp_uconn_t *uc = p->uc;
     rp_request_t *r = p->r;
+    size_t to_file = 0; /* written to the temporary file in this event */
 
     for (;;) {
         if (uc->len == uc->cap) {
@@ -1289,6 +1357,26 @@ static void read_upstream(proxy_t *p)
             }
             if ((int64_t)room > may)
                 room = (size_t)may;
+        }
+        rp_rbuf_t *rb;
+        if (p->buffering && p->state == P_BODY && (rb = ahead(p)) != NULL) {
+            /* read ahead of the client, within the buffers and the temporary file */
+            size_t left = rp_rbuf_room(rb);
+            to_file += rp_rbuf_file_written(rb);
+            if (left == 0 || to_file >= p->bc->temp_write_size) {
+                if (left == 0) {
+                    /* full: the upstream waits for the client (as nginx) */
+                    event_del(&uc->rev);
+                    event_del(&uc->timer);
+                    p->paused = 1;
+                } else {
+                    rp_uconn_resume_read(uc); /* the next turn of the loop reads on */
+                }
+                r->on_drain = on_buffer_drained;
+                return;
+            }
+            if (room > left)
+                room = left;
         }
         ssize_t n = rp_uconn_read(uc, uc->buf + uc->len, room);
         if (n > 0)
@@ -1378,6 +1466,12 @@ static void read_upstream(proxy_t *p)
             return;
         }
         if (rp_http_pending(r)) {
+            if (p->buffering) {
+                /* the client is slower: read on into the buffer (above) */
+                p->behind = 1;
+                r->on_drain = on_buffer_drained;
+                continue;
+            }
             /* the client is slower: wait for it before reading more */
             event_del(&uc->rev);
             event_del(&uc->timer);
@@ -1394,6 +1488,34 @@ static void on_client_drained(rp_request_t *r)
         return;
     rp_uconn_resume_read(p->uc);
     set_utimer(p, READ_TIMEOUT(p));
+}
+
+/* The client took what it could of the buffered response: more goes out; reading
+ * resumes if the buffer was full; the response ends once the whole of it went. */
+static void on_buffer_drained(rp_request_t *r)
+{
+    proxy_t *p = rp_proxy_ctx(r)->exchange;
+    if (p == NULL || p->rb == NULL)
+        return;
+    if (rp_rbuf_send(p->rb) != 0) {
+        p->finished = 1;
+        drop_uc(p, 0);
+        rp_http_abort(r);
+        return;
+    }
+    if (rp_rbuf_len(p->rb) == 0 && p->upstream_done) {
+        rp_http_response_end(r);
+        return;
+    }
+    if (rp_http_pending(r))
+        r->on_drain = on_buffer_drained;
+    else
+        p->behind = 0; /* caught up: what the upstream sends next goes straight on */
+    if (p->paused && p->uc) {
+        p->paused = 0;
+        rp_uconn_resume_read(p->uc);
+        set_utimer(p, READ_TIMEOUT(p));
+    }
 }
 
 static void on_upstream_read(void *arg)
@@ -1458,6 +1580,7 @@ static void on_hedge(rp_request_t *r, void *data)
     h->ups = p->ups;
     h->tls = p->tls;
     h->target = p->target;
+    h->bc = p->bc;
     rp_attempt_init(&h->at, r, p->ups);
     rp_attempt_hedge_of(&h->at, &p->at);
     h->sibling = p;
@@ -1471,6 +1594,15 @@ int rp_proxy_handler(rp_request_t *r)
     rp_proxy_loc_conf_t *plcf = r->loc_conf[rp_proxy_module.index];
     if (plcf == NULL || (plcf->upstream == NULL && plcf->route == NULL))
         return RP_DECLINED;
+    const rp_proxy_buf_conf_t *bc = rp_proxy_buf_conf(r);
+    if ((bc->request_buffering || bc->http_version == 10) && (r->chunked || r->content_length > 0)) {
+        /* proxy_request_buffering: the whole body first, before any upstream is chosen
+         * (called again when it is complete) */
+        int krc = rp_http_keep_body_spill(r, bc->body_in_file_only ? 0 : bc->body_buffer_size,
+                                          bc->body_temp_path);
+        if (krc != RP_OK)
+            return krc;
+    }
     rp_upstream_conf_t *u;
     rp_upstream_tls_t *tls;
     int rc = rp_proxy_choose(r, plcf, &u, &tls, NULL);
@@ -1486,6 +1618,8 @@ int rp_proxy_handler(rp_request_t *r)
     p->plcf = plcf;
     p->ups = u;
     p->tls = tls;
+    p->bc = bc;
+    p->whole = r->body && rp_http_body_kept(r) && rp_hedge_conf(r) == NULL;
     rp_attempt_init(&p->at, r, p->ups);
     p->at.resume = resume_try; /* a hedged try (below) cannot wait for its chooser */
     p->at.resume_data = p;

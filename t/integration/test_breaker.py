@@ -47,6 +47,8 @@ def conf(port, backend_addr, limits, upstream_extra="", location_extra=""):
         location / {{
             proxy_pass http://pool;
             proxy_read_timeout 30s;
+            # hold() keeps a request in flight by holding its body back: streamed
+            proxy_request_buffering off;
             {location_extra}
         }}
         location = /pid {{

@@ -914,7 +914,8 @@ class SmallWindowClient(Client):
 
 def test_slow_client_of_a_compressed_body_slows_the_upstream_and_memory_stays_bounded(
         rampart, port, origin):
-    start(rampart, port, backend=origin)
+    # streamed (proxy_buffering off): the upstream feels the client's pace
+    start(rampart, port, backend=origin, server="proxy_buffering off;")
     assert is_gzipped(get1(port, f"/words?size={SMALL}"), words(SMALL))  # warm the worker
     total = 128 * MB
     pid = worker_pid(rampart)
@@ -950,7 +951,7 @@ def test_slow_client_of_a_compressed_body_slows_the_upstream_and_memory_stays_bo
 
 def test_slow_h2_client_of_a_compressed_body_slows_the_upstream_and_memory_stays_bounded(
         rampart, port, origin):
-    start(rampart, port, backend=origin, listen=" http2")
+    start(rampart, port, backend=origin, listen=" http2", server="proxy_buffering off;")
     gz = [("accept-encoding", "gzip")]
     with H2Conn(port, timeout=20) as warm:
         assert h2_gzipped(warm.get(f"/words?size={SMALL}", headers=gz), words(SMALL))

@@ -406,7 +406,8 @@ def test_request_body_with_content_length_goes_upstream_with_it(rampart, port, b
 
 
 def test_request_body_without_content_length_goes_upstream_chunked(rampart, port, backend):
-    cleartext(rampart, port, backend)
+    # streamed (buffered, it goes with its length: test_request_buffering.py)
+    cleartext(rampart, port, backend, server="proxy_request_buffering off;")
     body = os.urandom(300_000)
     with H2Conn(port) as c:
         sid = c.request("POST", "/up?echo=1", body=body)
@@ -649,7 +650,7 @@ class GatedBackend:
 
 def test_upload_is_held_by_flow_control_until_the_backend_reads(rampart, port):
     gated = GatedBackend()
-    cleartext(rampart, port, gated)
+    cleartext(rampart, port, gated, server="proxy_request_buffering off;")  # streamed
     with H2Conn(port, timeout=10) as warm:
         assert warm.get("/ok").status == 200
     total = 20 * MB

@@ -19,11 +19,7 @@ from test_docs import CONF_MAN, SRC, code_directives, man_sections
 # static files, proxy headers): neither implemented on this branch nor to be listed
 # as missing. Once they are merged, every name here is in the code; then this set is
 # to be emptied (test_pending_names_are_not_yet_implemented says which).
-PENDING = {
-    "proxy_buffering", "proxy_buffers", "proxy_busy_buffers_size", "proxy_max_temp_file_size",
-    "proxy_temp_path", "proxy_request_buffering", "client_body_buffer_size",
-    "client_body_temp_path", "proxy_http_version", "proxy_temp_file_write_size",
-}
+PENDING = set()
 
 UNSUPPORTED = ("nginx directive not supported by rampart (see rampart.conf(5), "
                "DIFFERENCES)")

@@ -1099,7 +1099,8 @@ def post_early(port, size, delay=0.0):
 
 
 def test_client_leaving_mid_upload_closes_the_upstream_connection(rampart, port, backend):
-    serve(rampart, port, backend)
+    # a streamed upload (with request buffering the upstream is not connected yet)
+    serve(rampart, port, backend, location="proxy_pass http://be; proxy_request_buffering off;")
     with Client(port) as c:
         c.send(b"POST /?echo=1 HTTP/1.1\r\nHost: a\r\nContent-Length: 500000\r\n\r\n"
                + b"x" * 100_000)
@@ -1292,7 +1293,8 @@ def test_100mb_download_streams_with_bounded_memory(rampart, port, backend):
 
 
 def test_slow_client_download_applies_back_pressure_to_the_upstream(rampart, port, backend):
-    serve(rampart, port, backend)
+    # streamed (proxy_buffering off); buffered, test_proxy_buffering.py
+    serve(rampart, port, backend, location="proxy_pass http://be; proxy_buffering off;")
     warm_up(port)
     total = 300 * MB
     pid = worker_pid(rampart)
@@ -1318,7 +1320,7 @@ def test_slow_client_download_applies_back_pressure_to_the_upstream(rampart, por
 def test_slow_backend_upload_applies_back_pressure_to_the_client(
         rampart, port, backend_factory):
     backend = backend_factory(rcvbuf=65536)
-    serve(rampart, port, backend, server="client_max_body_size 0;")
+    serve(rampart, port, backend, server="client_max_body_size 0; proxy_request_buffering off;")
     warm_up(port)
     total = 200 * MB
     block = os.urandom(MB)

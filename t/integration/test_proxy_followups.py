@@ -202,7 +202,9 @@ def test_client_gone_while_waiting_for_the_response_is_logged_499(rampart, port,
 
 def test_client_body_timeout_while_proxying_answers_408_and_closes_both_connections(
         rampart, port, backend):
-    front(rampart, port, [backend.addr], location="client_body_timeout 1s;")
+    # a streamed body: the upstream connection is open while the client sends
+    front(rampart, port, [backend.addr],
+          location="client_body_timeout 1s; proxy_request_buffering off;")
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(b"POST /up HTTP/1.1\r\nHost: front\r\nContent-Length: 100000\r\n\r\n"
                   b"0123456789")
