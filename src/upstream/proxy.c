@@ -4,16 +4,21 @@
  * stream the response body to the client, then return the connection to the
  * keep-alive cache when both sides ended cleanly.
  *
- * Back-pressure both ways: client body bytes are read only while the upstream
- * accepts them, and upstream response bytes only while the client accepts them,
- * so memory per request is one read buffer plus what one write could not place.
+ * Back-pressure both ways when streaming (proxy_buffering off, proxy_request_buffering
+ * off): client body bytes are read only while the upstream accepts them, and upstream
+ * response bytes only while the client accepts them, so memory per request is one read
+ * buffer plus what one write could not place. With buffering on (nginx's default), the
+ * client's body is read whole before a server is chosen (request_body.c, kept in memory
+ * or a temporary file), and the response is read as fast as the server sends it into
+ * proxy_buffer.c's memory buffers and temporary file, so the upstream connection is
+ * released as soon as the response is in, whatever the client's speed.
  *
  * Failures before the request could be sent (refused, unreachable, connect
  * timeout, a failed TLS handshake, no usable server) move on to the next
  * server, as nginx's default proxy_next_upstream does; once the request was
  * sent it is not repeated, except on a cached connection the server closed
  * before answering (a race every keep-alive client must absorb), and only for
- * requests without a body. The socket I/O goes through rp_uconn_read/_writev/
+ * requests without a body or with one kept whole (request buffering). The socket I/O goes through rp_uconn_read/_writev/
  * _flush, which add TLS for proxy_pass https:// (upstream_ssl.c).
  *
  * An HTTP/1.1 request that asks to switch protocols (Upgrade, "Connection:
