@@ -524,7 +524,7 @@ int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
         }
         skip = (size_t)n;
     }
-    int queued = 0;
+    int queued = 0, was_waiting = evbuffer_get_length(h->out) > 0;
     for (int i = 0; i < iovcnt; i++) {
         if (skip >= iov[i].iov_len) {
             skip -= iov[i].iov_len;
@@ -534,7 +534,9 @@ int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
         skip = 0;
         queued = 1;
     }
-    if (queued) {
+    /* send_timeout counts from the last progress, as nginx's: more bytes queued behind a
+     * client that reads nothing do not start it again */
+    if (queued && !was_waiting) {
         event_add(&h->wev, NULL);
         rp_conn_set_timer(c, h->send_timeout);
     }
