@@ -11,6 +11,7 @@
  * an idle connection costs the connection object alone.
  */
 #include "http/h1.h"
+#include "http/error_log.h"
 #include "core/log.h"
 #include "observe/metrics.h"
 #include "http/h2.h"
@@ -503,7 +504,10 @@ void rp_h1_write_out(rp_h1_t *h)
 
 void rp_h1_on_write(evutil_socket_t fd, short what, void *arg)
 {
-    rp_h1_write_out(arg);
+    rp_h1_t *h = arg;
+    const rp_log_t *saved = rp_log_enter(h->state == RP_H1_BUSY ? h->r : NULL);
+    rp_h1_write_out(h);
+    rp_log_leave(saved);
 }
 
 int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
@@ -944,7 +948,9 @@ static void h1_read(rp_conn_t *c)
         h = state_get(c); /* a request begins: take the state to read it into */
 
     if (h->state == RP_H1_BUSY && !h->response_queued) {
+        const rp_log_t *saved = rp_log_enter(h->r); /* the request's error_log */
         busy_read(h);
+        rp_log_leave(saved);
         return;
     }
 
@@ -1049,7 +1055,18 @@ static void h1_read(rp_conn_t *c)
     }
 }
 
+static void h1_timeout_in(rp_conn_t *c);
+
+/* A busy connection's timeout is its request's: logged to the request's error_log. */
 static void h1_timeout(rp_conn_t *c)
+{
+    rp_h1_t *h = c->data;
+    const rp_log_t *saved = rp_log_enter(h && h->state == RP_H1_BUSY ? h->r : NULL);
+    h1_timeout_in(c);
+    rp_log_leave(saved);
+}
+
+static void h1_timeout_in(rp_conn_t *c)
 {
     rp_h1_t *h = c->data;
     if (h == NULL) {

@@ -5,6 +5,7 @@ that set none."""
 
 import os
 import signal
+import socket
 
 import harness
 from harness import get, wait_for
@@ -147,3 +148,27 @@ def test_a_bad_level_is_refused_with_file_and_line(rampart, port):
     assert 'invalid log level "loud"' in p.stderr
     line = rampart.conf_text.splitlines().index("            location / {{ error_log logs/x.log loud; }}".replace("{{", "{").replace("}}", "}")) + 1
     assert f"rampart.conf:{line}" in p.stderr
+
+
+def test_an_upstream_timeout_event_logs_to_the_locations_log(rampart, port):
+    """The timeout fires from the upstream connection's own event, outside the phases."""
+    loc = rampart.prefix / "logs" / "up.log"
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+    try:
+        rampart.configure(f"""
+            server {{
+                listen 127.0.0.1:{port};
+                location / {{
+                    error_log logs/up.log;
+                    proxy_read_timeout 300ms;
+                    proxy_pass http://127.0.0.1:{silent.getsockname()[1]};
+                }}
+            }}""")
+        rampart.start()
+        assert get(port, "/").status == 504
+        wait_for(lambda: file_has(loc, "upstream timed out"), what="the timeout in the location's log")
+        assert "upstream timed out" not in rampart.log_text()
+    finally:
+        silent.close()
