@@ -334,6 +334,7 @@ static void start_request(rp_h1_t *h)
     rp_conn_t *c = h->c;
     rp_request_t *r = rp_http_request_new(c, h->arena, &h1_http);
     h->r = r;
+    r->request_length = h->in_pos; /* the head starts at 0 */
     c->requests++;
     rp_metrics_conn_reading(c, 0);
 
@@ -389,6 +390,13 @@ static size_t discard_bytes(rp_h1_t *h, char *buf, size_t len)
     return used;
 }
 
+/* $request_length: the body's bytes as they came, framing included (nginx's count). */
+static void count_in(rp_h1_t *h, size_t n)
+{
+    if (h->r && n != (size_t)-1)
+        h->r->request_length += (int64_t)n;
+}
+
 /* Consumes body bytes sitting in the input buffer after the head. Returns -1 on bad framing. */
 static int discard_buffered(rp_h1_t *h)
 {
@@ -396,6 +404,7 @@ static int discard_buffered(rp_h1_t *h)
     if (avail == 0 || !body_pending(h))
         return 0;
     size_t used = discard_bytes(h, h->in + h->in_pos, avail);
+    count_in(h, used);
     if (used == (size_t)-1)
         return -1;
     if (used) {
@@ -516,6 +525,9 @@ int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
     size_t skip = 0;
     if (c->failed)
         return -1;
+    if (h->r)
+        for (int i = 0; i < iovcnt; i++)
+            h->r->bytes_sent += (int64_t)iov[i].iov_len;
     if (evbuffer_get_length(h->out) == 0) {
         /* Nothing queued: hand the bytes to the kernel now, without a copy. */
         ssize_t n = rp_conn_writev(c, iov, iovcnt);
@@ -816,6 +828,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
         }
         memmove(h->in + h->in_pos, h->in + h->in_pos + used, avail - used);
         h->in_len -= (uint32_t)used;
+        count_in(h, used);
     } else {
         size_t want = cap;
         if (!h->body_chunked && (int64_t)want > h->body_left)
@@ -838,6 +851,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
             int rc = rp_chunked_decode(&h->chunked, buf, &got, &consumed);
             if (rc < 0)
                 goto bad;
+            count_in(h, rc == 1 ? consumed : (size_t)k);
             if (rc == 1) {
                 h->body_chunked = 0;
                 size_t rest = (size_t)k - consumed;
@@ -853,6 +867,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
             }
         } else {
             h->body_left -= k;
+            count_in(h, (size_t)k);
         }
     }
     h->body_received += (int64_t)got;
