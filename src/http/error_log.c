@@ -118,8 +118,8 @@ static int el_init_master(rp_cycle_t *cycle, const rp_cycle_t *prev, unsigned fl
         rp_mkdir_parent(f->f.path);
         f->f.fd = open_path(f->f.path);
         if (f->f.fd < 0) {
-            snprintf(err, errlen, "%s:%u: \"error_log\": cannot open \"%s\": %s", f->file,
-                     f->line, f->f.path, strerror(errno));
+            snprintf(err, errlen, "%s:%u: \"error_log\": cannot open \"%s\": %s", f->file, f->line,
+                     f->f.path, strerror(errno));
             return -1;
         }
         link_file(f);

@@ -26,6 +26,7 @@
  * send_timeout for a response that makes no progress (a zero window).
  */
 #include "http/h2.h"
+#include "http/error_log.h"
 #include "core/log.h"
 #include "observe/metrics.h"
 #include "http/ssl.h"
@@ -775,6 +776,7 @@ static void dispatch(rp_conn_t *c)
         rp_request_t *r = st->r;
         if (r == NULL)
             continue;
+        const rp_log_t *saved = rp_log_enter(r); /* the stream's error_log */
         if (st->notify_body) {
             st->notify_body = 0;
             if (r->on_body) {
@@ -788,6 +790,7 @@ static void dispatch(rp_conn_t *c)
             if (r->on_drain && evbuffer_get_length(st->out) <= STREAM_OUT_LOW)
                 rp_http_drained(r);
         }
+        rp_log_leave(saved);
     }
 }
 

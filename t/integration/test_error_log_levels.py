@@ -172,3 +172,18 @@ def test_an_upstream_timeout_event_logs_to_the_locations_log(rampart, port):
         assert "upstream timed out" not in rampart.log_text()
     finally:
         silent.close()
+
+
+def test_an_http2_upstreams_failure_goes_to_the_locations_log(rampart, port):
+    """grpc_pass runs on the HTTP/2 upstream sessions, whose events notify the stream."""
+    loc = rampart.prefix / "logs" / "grpc.log"
+    dead = harness.free_port()
+    rampart.configure(f"""
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{ error_log logs/grpc.log; grpc_pass grpc://127.0.0.1:{dead}; }}
+        }}""")
+    rampart.start()
+    get(port, "/")  # a gRPC answer: 200 with grpc-status 14 (unavailable)
+    wait_for(lambda: file_has(loc, "connect() failed"), what="the failure in the location's log")
+    assert "connect() failed" not in rampart.log_text()
