@@ -187,3 +187,23 @@ def test_an_http2_upstreams_failure_goes_to_the_locations_log(rampart, port):
     get(port, "/")  # a gRPC answer: 200 with grpc-status 14 (unavailable)
     wait_for(lambda: file_has(loc, "connect() failed"), what="the failure in the location's log")
     assert "connect() failed" not in rampart.log_text()
+
+
+def test_a_reload_moves_a_locations_messages_to_the_new_file(rampart, port):
+    old = rampart.prefix / "logs" / "old.log"
+    new = rampart.prefix / "logs" / "new.log"
+    conf = f"""
+        server {{
+            listen 127.0.0.1:{port};
+            location / {{ error_log logs/LOG.log; deny all; }}
+        }}"""
+    rampart.configure(conf.replace("LOG", "old"))
+    rampart.start()
+    assert get(port, "/first").status == 403
+    wait_for(lambda: file_has(old, '"GET /first"'), what="the line in the first file")
+    rampart.configure(conf.replace("LOG", "new"))
+    rampart.reload()
+    wait_for(lambda: new.exists(), what="the new file, opened by the master")
+    assert get(port, "/second").status == 403
+    wait_for(lambda: file_has(new, '"GET /second"'), what="the line in the new file")
+    assert '"GET /second"' not in old.read_text()
