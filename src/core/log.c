@@ -130,18 +130,21 @@ void rp_log_set_ident(int ident)
 
 int rp_log_enabled(int level)
 {
+    if (rp_log_current)
+        return level <= rp_log_current->max_level;
     return level <= log_level;
 }
 
+const rp_log_t *rp_log_current;
+
 /* The line nginx writes without its date, which the RFC 5424 header carries:
  * "[error] 1234#0: message". The syslog severity is the level (the same numbers). */
-static void syslog_error(int level, int err, const char *fmt, va_list ap)
+static void syslog_error(rp_syslog_t *sl, int level, int err, const char *fmt, va_list ap)
 {
     char buf[2048 + RP_SYSLOG_HEADER_MAX];
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    size_t n = rp_syslog_header(&log_syslog, level,
-                                (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, buf);
+    size_t n = rp_syslog_header(sl, level, (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000, buf);
     n += (size_t)snprintf(buf + n, sizeof(buf) - n, "[%s] %d#%d: ", level_names[level],
                           (int)getpid(), log_ident);
     int w = vsnprintf(buf + n, sizeof(buf) - n, fmt, ap);
@@ -151,17 +154,11 @@ static void syslog_error(int level, int err, const char *fmt, va_list ap)
         n = sizeof(buf) - 64;
     if (err)
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (%d: %s)", err, strerror(err));
-    rp_syslog_send(&log_syslog, buf, n); /* a lost message cannot be reported anywhere */
+    rp_syslog_send(sl, buf, n); /* a lost message cannot be reported anywhere */
 }
 
-void rp_log_verror(int level, int err, const char *fmt, va_list ap)
+static void file_error(int fd, int level, int err, const char *fmt, va_list ap)
 {
-    if (level > log_level)
-        return;
-    if (use_syslog) {
-        syslog_error(level, err, fmt, ap);
-        return;
-    }
     char buf[2048];
     time_t now = time(NULL);
     struct tm tm;
@@ -177,8 +174,39 @@ void rp_log_verror(int level, int err, const char *fmt, va_list ap)
     if (err)
         n += (size_t)snprintf(buf + n, sizeof(buf) - n, " (%d: %s)", err, strerror(err));
     buf[n++] = '\n';
-    ssize_t rc = write(log_fd, buf, n);
+    ssize_t rc = write(fd, buf, n);
     (void)rc; /* nothing sensible to do if the log itself cannot be written */
+}
+
+/* A request's log: every sink whose level lets the message through gets it. */
+static void current_error(const rp_log_t *log, int level, int err, const char *fmt, va_list ap)
+{
+    for (unsigned i = 0; i < log->nsinks; i++) {
+        const rp_log_sink_t *k = &log->sinks[i];
+        if (level > k->level)
+            continue;
+        va_list aq;
+        va_copy(aq, ap);
+        if (k->syslog)
+            syslog_error(k->syslog, level, err, fmt, aq);
+        else if (k->file == NULL || k->file->fd >= 0)
+            file_error(k->file ? k->file->fd : 2, level, err, fmt, aq);
+        va_end(aq);
+    }
+}
+
+void rp_log_verror(int level, int err, const char *fmt, va_list ap)
+{
+    if (rp_log_current) {
+        current_error(rp_log_current, level, err, fmt, ap);
+        return;
+    }
+    if (level > log_level)
+        return;
+    if (use_syslog)
+        syslog_error(&log_syslog, level, err, fmt, ap);
+    else
+        file_error(log_fd, level, err, fmt, ap);
 }
 
 void rp_log_error(int level, int err, const char *fmt, ...)

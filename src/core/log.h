@@ -47,7 +47,45 @@ void rp_log_give(int fd);
 void rp_log_error(int level, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 void rp_log_verror(int level, int err, const char *fmt, va_list ap);
 
-/* Whether a message at level would be written. */
+/* Whether a message at level would be written (to the current log, see below). */
 int rp_log_enabled(int level);
+
+/*
+ * The logs of a part of the configuration (`error_log` in http, server, location):
+ * while rp_log_current points at one, messages go to its sinks, each at its own
+ * level, instead of the main log, as nginx logs a request's messages to its
+ * location's error_log. NULL (the default) is the main log. Whoever runs a
+ * request's code from the event loop sets it around that work (rp_log_enter).
+ */
+typedef struct rp_log_file_s {
+    const char *path;
+    int fd; /* -1 until opened */
+} rp_log_file_t;
+
+typedef struct {
+    rp_log_file_t *file;          /* NULL: stderr, or syslog */
+    struct rp_syslog_s *syslog;   /* error_log syslog:... */
+    int level;
+} rp_log_sink_t;
+
+typedef struct rp_log_s {
+    rp_log_sink_t *sinks;
+    unsigned nsinks;
+    int max_level; /* the highest of the sinks' levels, for rp_log_enabled */
+} rp_log_t;
+
+extern const rp_log_t *rp_log_current;
+
+/* Makes log current and returns the previous one, for rp_log_leave. */
+static inline const rp_log_t *rp_log_switch(const rp_log_t *log)
+{
+    const rp_log_t *saved = rp_log_current;
+    rp_log_current = log;
+    return saved;
+}
+static inline void rp_log_leave(const rp_log_t *saved)
+{
+    rp_log_current = saved;
+}
 
 #endif

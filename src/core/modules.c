@@ -22,6 +22,7 @@
 #include "lua/lua_shdict.h"
 #include "net/listen.h"
 #include "observe/access_log.h"
+#include "http/error_log.h"
 #include "observe/trace_context.h"
 #include "observe/metrics.h"
 #include "upstream/outlier.h"
@@ -61,6 +62,7 @@ rp_module_t *const rp_modules[] = {
     &rp_limit_headers_module,
     &rp_upstream_status_module,
     &rp_access_log_module,
+    &rp_http_error_log_module,
     &rp_trace_context_module,
     &rp_lua_shdict_module,
     &rp_ssl_module,         &rp_http2_module,       &rp_shm_module,

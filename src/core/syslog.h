@@ -20,7 +20,7 @@
 /* Room for the header rp_syslog_header writes (a 255-byte host name included). */
 #define RP_SYSLOG_HEADER_MAX 400
 
-typedef struct {
+typedef struct rp_syslog_s {
     struct sockaddr_storage addr;
     socklen_t addrlen;
     int fd; /* -1 until the first message */

@@ -349,6 +349,38 @@ static int get_body_bytes_sent(rp_request_t *r, const rp_var_t *v, rp_str_t *out
     return 0;
 }
 
+static int int_var(rp_request_t *r, int64_t n, rp_str_t *out)
+{
+    char buf[24];
+    snprintf(buf, sizeof(buf), "%lld", (long long)n);
+    *out = dup_str(r, buf);
+    return 0;
+}
+
+static int get_bytes_sent(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    return int_var(r, r->bytes_sent, out);
+}
+
+static int get_request_length(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    return int_var(r, r->request_length, out);
+}
+
+/* Seconds with millisecond resolution since the connection was accepted. */
+static int get_connection_time(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
+{
+    if (r->conn == NULL)
+        return -1;
+    int64_t ms = rp_time_ms_since(&r->conn->accepted);
+    if (ms < 0)
+        ms = 0;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld.%03d", (long long)(ms / 1000), (int)(ms % 1000));
+    *out = dup_str(r, buf);
+    return 0;
+}
+
 /* Seconds with millisecond resolution since the first byte of the request was read. */
 static int get_request_time(rp_request_t *r, const rp_var_t *v, rp_str_t *out)
 {
@@ -501,6 +533,9 @@ const rp_var_def_t rp_http_core_variables[] = {
     {"rampart_version", get_version, NULL, 0, 0},
     {"body_bytes_sent", get_body_bytes_sent, NULL, NC, 0},
     {"request_time", get_request_time, NULL, NC, 0},
+    {"bytes_sent", get_bytes_sent, NULL, NC, 0},
+    {"request_length", get_request_length, NULL, NC, 0},
+    {"connection_time", get_connection_time, NULL, NC, 0},
     {"request_id", get_request_id, NULL, 0, 0},
     {"request", get_request_line, NULL, 0, 0},
     {"remote_user", get_remote_user, NULL, 0, 0},

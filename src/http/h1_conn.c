@@ -11,6 +11,7 @@
  * an idle connection costs the connection object alone.
  */
 #include "http/h1.h"
+#include "http/error_log.h"
 #include "core/log.h"
 #include "observe/metrics.h"
 #include "http/h2.h"
@@ -333,6 +334,7 @@ static void start_request(rp_h1_t *h)
     rp_conn_t *c = h->c;
     rp_request_t *r = rp_http_request_new(c, h->arena, &h1_http);
     h->r = r;
+    r->request_length = h->in_pos; /* the head starts at 0 */
     c->requests++;
     rp_metrics_conn_reading(c, 0);
 
@@ -388,6 +390,13 @@ static size_t discard_bytes(rp_h1_t *h, char *buf, size_t len)
     return used;
 }
 
+/* $request_length: the body's bytes as they came, framing included (nginx's count). */
+static void count_in(rp_h1_t *h, size_t n)
+{
+    if (h->r && n != (size_t)-1)
+        h->r->request_length += (int64_t)n;
+}
+
 /* Consumes body bytes sitting in the input buffer after the head. Returns -1 on bad framing. */
 static int discard_buffered(rp_h1_t *h)
 {
@@ -395,6 +404,7 @@ static int discard_buffered(rp_h1_t *h)
     if (avail == 0 || !body_pending(h))
         return 0;
     size_t used = discard_bytes(h, h->in + h->in_pos, avail);
+    count_in(h, used);
     if (used == (size_t)-1)
         return -1;
     if (used) {
@@ -503,7 +513,10 @@ void rp_h1_write_out(rp_h1_t *h)
 
 void rp_h1_on_write(evutil_socket_t fd, short what, void *arg)
 {
-    rp_h1_write_out(arg);
+    rp_h1_t *h = arg;
+    const rp_log_t *saved = rp_log_enter(h->state == RP_H1_BUSY ? h->r : NULL);
+    rp_h1_write_out(h);
+    rp_log_leave(saved);
 }
 
 int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
@@ -512,6 +525,9 @@ int rp_h1_write_raw(rp_h1_t *h, const struct iovec *iov, int iovcnt)
     size_t skip = 0;
     if (c->failed)
         return -1;
+    if (h->r)
+        for (int i = 0; i < iovcnt; i++)
+            h->r->bytes_sent += (int64_t)iov[i].iov_len;
     if (evbuffer_get_length(h->out) == 0) {
         /* Nothing queued: hand the bytes to the kernel now, without a copy. */
         ssize_t n = rp_conn_writev(c, iov, iovcnt);
@@ -814,6 +830,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
         }
         memmove(h->in + h->in_pos, h->in + h->in_pos + used, avail - used);
         h->in_len -= (uint32_t)used;
+        count_in(h, used);
     } else {
         size_t want = cap;
         if (!h->body_chunked && (int64_t)want > h->body_left)
@@ -836,6 +853,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
             int rc = rp_chunked_decode(&h->chunked, buf, &got, &consumed);
             if (rc < 0)
                 goto bad;
+            count_in(h, rc == 1 ? consumed : (size_t)k);
             if (rc == 1) {
                 h->body_chunked = 0;
                 size_t rest = (size_t)k - consumed;
@@ -851,6 +869,7 @@ static int h1_read_body(rp_request_t *r, char *buf, size_t cap, size_t *n)
             }
         } else {
             h->body_left -= k;
+            count_in(h, (size_t)k);
         }
     }
     h->body_received += (int64_t)got;
@@ -946,7 +965,9 @@ static void h1_read(rp_conn_t *c)
         h = state_get(c); /* a request begins: take the state to read it into */
 
     if (h->state == RP_H1_BUSY && !h->response_queued) {
+        const rp_log_t *saved = rp_log_enter(h->r); /* the request's error_log */
         busy_read(h);
+        rp_log_leave(saved);
         return;
     }
 
@@ -1051,7 +1072,18 @@ static void h1_read(rp_conn_t *c)
     }
 }
 
+static void h1_timeout_in(rp_conn_t *c);
+
+/* A busy connection's timeout is its request's: logged to the request's error_log. */
 static void h1_timeout(rp_conn_t *c)
+{
+    rp_h1_t *h = c->data;
+    const rp_log_t *saved = rp_log_enter(h && h->state == RP_H1_BUSY ? h->r : NULL);
+    h1_timeout_in(c);
+    rp_log_leave(saved);
+}
+
+static void h1_timeout_in(rp_conn_t *c)
 {
     rp_h1_t *h = c->data;
     if (h == NULL) {

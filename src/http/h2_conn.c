@@ -26,6 +26,7 @@
  * send_timeout for a response that makes no progress (a zero window).
  */
 #include "http/h2.h"
+#include "http/error_log.h"
 #include "core/log.h"
 #include "observe/metrics.h"
 #include "http/ssl.h"
@@ -62,6 +63,7 @@ struct rp_h2_stream_s {
     struct evbuffer *in;  /* body bytes received, not yet read by the handler */
     struct evbuffer *out; /* response body bytes not yet framed */
     int64_t received;
+    int64_t head_bytes; /* the HEADERS frames' payloads: $request_length counts them, as nginx */
     unsigned malformed : 1;
     unsigned headers_done : 1;
     unsigned in_eof : 1;
@@ -576,6 +578,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *frame, void *u
             return 0;
         if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
             st->in_eof = 1;
+        st->head_bytes += (int64_t)frame->hd.length;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && !st->headers_done) {
             st->headers_done = 1;
             st->start = 1;
@@ -612,6 +615,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id, const ui
     }
     evbuffer_add(st->in, data, len);
     st->received += (int64_t)len;
+    if (st->r)
+        st->r->request_length += (int64_t)len;
     h2->body_progress = 1;
     if (st->r && st->r->on_body) {
         st->notify_body = 1;
@@ -643,7 +648,12 @@ static int on_frame_send(nghttp2_session *s, const nghttp2_frame *frame, void *u
         h2->goaway = 1;
         break;
     case NGHTTP2_HEADERS:
-    case NGHTTP2_DATA:
+    case NGHTTP2_DATA: {
+        /* $bytes_sent: a stream's frames, their 9-byte headers included (nginx's count) */
+        stream_t *st = get_stream(h2, frame->hd.stream_id);
+        if (st && st->r)
+            st->r->bytes_sent += (int64_t)frame->hd.length + 9;
+    }
         if ((frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
             !nghttp2_session_get_stream_remote_close(s, frame->hd.stream_id)) {
             /* answered before the request body ended: tell the client to stop sending
@@ -729,6 +739,7 @@ static void start_stream(rp_conn_t *c, stream_t *st)
     rp_request_t *r = rp_http_request_new(c, st->arena, &h2_http);
     r->pdata = st;
     r->version = 20;
+    r->request_length = st->head_bytes + st->received;
     st->r = r;
     c->requests++;
 
@@ -765,6 +776,7 @@ static void dispatch(rp_conn_t *c)
         rp_request_t *r = st->r;
         if (r == NULL)
             continue;
+        const rp_log_t *saved = rp_log_enter(r); /* the stream's error_log */
         if (st->notify_body) {
             st->notify_body = 0;
             if (r->on_body) {
@@ -778,6 +790,7 @@ static void dispatch(rp_conn_t *c)
             if (r->on_drain && evbuffer_get_length(st->out) <= STREAM_OUT_LOW)
                 rp_http_drained(r);
         }
+        rp_log_leave(saved);
     }
 }
 

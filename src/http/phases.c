@@ -11,6 +11,7 @@
  */
 #include "http/request.h"
 #include "core/log.h"
+#include "http/error_log.h"
 #include "observe/metrics.h"
 #include "http/match.h"
 #include "http/ssl.h"
@@ -44,8 +45,11 @@ static rp_http_core_loc_conf_t *srv_loc(rp_http_core_srv_conf_t *srv)
     return srv->ctx->loc_conf[rp_http_core_module.index];
 }
 
+static void run_phases(rp_request_t *r);
+
 void rp_http_process_request(rp_request_t *r, int status, const char *why)
 {
+    const rp_log_t *saved = rp_log_current;
     rp_conn_t *c = r->conn;
     rp_http_addr_t *addr = c->ls->http;
     const rp_server_name_t *name = NULL;
@@ -57,6 +61,7 @@ void rp_http_process_request(rp_request_t *r, int status, const char *why)
         rp_http_regex_captures(r, name->re, r->host, rp_regex_ovector(), rp_regex_pairs());
     r->clcf = srv_loc(r->srv);
     r->loc_conf = r->clcf->loc_conf;
+    rp_log_enter(r); /* the server's error_log, until a location is chosen */
     if (status == 0 && c->ssl && (why = rp_ssl_client_refused(c->ssl, &r->error_title)) != NULL)
         status = 400; /* ssl_verify_client: nginx's answer, readable by the client */
     if (status) {
@@ -64,9 +69,11 @@ void rp_http_process_request(rp_request_t *r, int status, const char *why)
                      why ? why : "", c->fd);
         r->keepalive = 0;
         rp_http_send_error(r, status);
+        rp_log_leave(saved);
         return;
     }
-    rp_http_run_phases(r);
+    run_phases(r);
+    rp_log_leave(saved);
 }
 
 /* ---- the runner ---- */
@@ -81,6 +88,7 @@ static int find_config(rp_request_t *r)
         rp_http_regex_captures(r, clcf->re, r->uri, rp_regex_ovector(), rp_regex_pairs());
     r->clcf = clcf;
     r->loc_conf = clcf->loc_conf;
+    rp_log_current = rp_http_error_log(r); /* the runner restores the caller's */
     r->uri_changed = 0; /* a server-level rewrite's change is this search */
     r->location_rewritten = 0;
     if (clcf->internal && !r->internal)
@@ -167,7 +175,15 @@ static int access_step(rp_request_t *r, int rc)
     }
 }
 
+/* The request's messages go to its location's error_log while its phases run. */
 void rp_http_run_phases(rp_request_t *r)
+{
+    const rp_log_t *saved = rp_log_enter(r);
+    run_phases(r);
+    rp_log_leave(saved);
+}
+
+static void run_phases(rp_request_t *r)
 {
     rp_http_core_main_conf_t *cmcf = r->srv->ctx->main_conf[rp_http_core_module.index];
 
@@ -426,12 +442,14 @@ void rp_http_request_end(rp_request_t *r)
     if (r->ended)
         return;
     r->ended = 1;
+    const rp_log_t *saved = rp_log_enter(r);
     rp_metrics_request_end(r);
     r->on_body = NULL;
     r->on_drain = NULL;
     post_unlink(r);
     rp_http_run_cleanups(r);
     rp_http_log_request(r);
+    rp_log_leave(saved);
 }
 
 /* ---- timers ---- */
@@ -446,7 +464,9 @@ struct rp_http_timer_s {
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     rp_http_timer_t *t = arg;
+    const rp_log_t *saved = rp_log_enter(t->r);
     t->fn(t->r, t->data);
+    rp_log_leave(saved);
 }
 
 static void timer_cleanup(rp_request_t *r, void *data)

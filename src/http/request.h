@@ -135,6 +135,8 @@ struct rp_request_s {
     unsigned nout_headers, out_cap;
     int64_t out_length;      /* the body's length as the head will say; -1 unknown */
     int64_t body_bytes_sent; /* what reached the protocol, after the filters */
+    int64_t bytes_sent;      /* $bytes_sent: head, body and framing handed to the connection */
+    int64_t request_length;  /* $request_length: head and body bytes as received */
     size_t held;             /* body bytes filters hold back (rp_http_pending counts them) */
     struct evbuffer *pre;    /* body written while a header filter waits */
     unsigned pre_flags;

@@ -369,6 +369,7 @@ void rp_conn_accept(int fd, struct sockaddr *sa, socklen_t len, struct rp_listen
     memcpy(&c->peer, sa, len);
     c->peerlen = len;
     c->number = ++conn_number;
+    rp_time_now(&c->accepted);
     c->metrics_open = 1;
     rp_metrics_conn_open();
 

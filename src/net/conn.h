@@ -75,6 +75,7 @@ struct rp_conn_s {
     struct rp_proxy_addrs_s *proxy;
     unsigned requests; /* requests started on it */
     uint64_t number;   /* $connection */
+    struct timeval accepted; /* $connection_time */
     unsigned draining : 1; /* the worker is stopping: no keep-alive after this */
     unsigned reset : 1;    /* close with an RST: a close-delimited body was cut short */
     unsigned failed : 1;   /* the peer is gone or a write failed: no close_notify */

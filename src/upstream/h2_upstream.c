@@ -654,8 +654,11 @@ static void dispatch(rp_h2u_session_t *ss)
     rp_h2u_stream_t *st;
     while (!ss->zombie && (st = ss->ready) != NULL) {
         ready_remove(ss, st);
-        if (st->owner && st->notify)
+        if (st->owner && st->notify) {
+            const rp_log_t *saved = rp_log_switch(st->log);
             st->notify(st->owner);
+            rp_log_leave(saved);
+        }
     }
 }
 
@@ -1002,6 +1005,7 @@ rp_h2u_stream_t *rp_h2u_open(rp_upstream_conf_t *u, rp_upstream_server_t *s,
     rp_h2u_stream_t *st = stream_get();
     st->sess = ss;
     st->owner = q->owner;
+    st->log = q->log;
     st->notify = q->notify;
     st->arena = q->arena;
     st->nva = q->nva;
@@ -1083,6 +1087,7 @@ void rp_h2u_close(rp_h2u_stream_t *st)
     }
     /* still open: the server should stop working on it */
     st->owner = NULL;
+    st->log = NULL;
     st->notify = NULL;
     st->arena = NULL;
     ss->nowned--;

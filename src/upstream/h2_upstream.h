@@ -64,6 +64,7 @@ struct rp_h2u_stream_s {
     int32_t id;
     void *owner;
     void (*notify)(void *owner);
+    const struct rp_log_s *log; /* the owner request's error_log, current while notified */
     rp_arena_t *arena;
     const nghttp2_nv *nva; /* the request head until it is submitted */
     size_t nnv;
@@ -90,6 +91,7 @@ typedef struct {
     rp_arena_t *arena;       /* where the response's fields are copied */
     void (*notify)(void *owner);
     void *owner;
+    const struct rp_log_s *log; /* the request's error_log (rp_http_error_log) */
 } rp_h2u_request_t;
 
 /*

@@ -40,6 +40,7 @@
 #include "upstream/proxy_h2.h"
 #include "upstream/upstream_choose.h"
 #include "core/log.h"
+#include "http/error_log.h"
 #include "core/wbuf.h"
 #include "core/time.h"
 #include "http/variables.h"
@@ -572,6 +573,7 @@ static void start_exchange(proxy_t *p)
     }
     uc->len = uc->pos = 0;
     uc->owner = p;
+    uc->log = rp_http_error_log(p->r);
     uc->on_read = on_upstream_read;
     uc->on_write = on_upstream_write;
     uc->on_timeout = on_upstream_timer;
@@ -740,6 +742,7 @@ static void connect_next(proxy_t *p)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     rp_uconn_attach(uc, fd);
     uc->owner = p;
+    uc->log = rp_http_error_log(p->r);
     uc->on_write = on_connect_event;
     uc->on_timeout = on_connect_timeout;
     if (connect(fd, (struct sockaddr *)&s->sa, s->socklen) == 0) {

@@ -30,6 +30,7 @@
 #include "upstream/proxy_h2.h"
 #include "upstream/attempt.h"
 #include "upstream/breaker.h"
+#include "http/error_log.h"
 #include "core/log.h"
 #include "core/time.h"
 #include "http/error_page.h"
@@ -304,7 +305,8 @@ static void connect_next(xchg_t *x)
                               .tls = x->tls,
                               .arena = r->arena,
                               .notify = on_notify,
-                              .owner = x};
+                              .owner = x,
+                              .log = rp_http_error_log(r)};
         q.nva = build_head(x, &q.nnv);
         x->st = rp_h2u_open(u, s, &q);
         if (x->st) {

@@ -112,9 +112,11 @@ static void on_read_event(evutil_socket_t fd, short what, void *arg)
 {
     rp_uconn_t *uc = arg;
     connect_over(uc);
-    if (uc->owner)
+    if (uc->owner) {
+        const rp_log_t *saved = rp_log_switch(uc->log);
         uc->on_read(uc->owner);
-    else if (uc->ssl == NULL || !rp_uconn_tls_idle_ok(uc))
+        rp_log_leave(saved);
+    } else if (uc->ssl == NULL || !rp_uconn_tls_idle_ok(uc))
         idle_end(uc);
 }
 
@@ -122,18 +124,22 @@ static void on_write_event(evutil_socket_t fd, short what, void *arg)
 {
     rp_uconn_t *uc = arg;
     connect_over(uc);
-    if (uc->owner)
+    if (uc->owner) {
+        const rp_log_t *saved = rp_log_switch(uc->log);
         uc->on_write(uc->owner);
-    else
+        rp_log_leave(saved);
+    } else
         event_del(&uc->wev);
 }
 
 static void on_timer_event(evutil_socket_t fd, short what, void *arg)
 {
     rp_uconn_t *uc = arg;
-    if (uc->owner)
+    if (uc->owner) {
+        const rp_log_t *saved = rp_log_switch(uc->log);
         uc->on_timeout(uc->owner);
-    else
+        rp_log_leave(saved);
+    } else
         idle_end(uc);
 }
 
@@ -162,6 +168,7 @@ rp_uconn_t *rp_uconn_new(rp_upstream_conf_t *u, rp_upstream_server_t *s, uint32_
         uc->out = evbuffer_new();
     uc->fd = -1;
     uc->owner = NULL;
+    uc->log = NULL;
     uc->suspect = 0;
     uc->keep_asked = 0;
     uc->keepalive_timeout = 0;
@@ -220,6 +227,7 @@ void rp_upstream_release(rp_uconn_t *uc, int reusable)
 {
     rp_upstream_conf_t *u = uc->ups;
     uc->owner = NULL;
+    uc->log = NULL;
     connect_over(uc);
     if (uc->fd < 0) {
         uconn_close(uc);

@@ -168,6 +168,7 @@ struct rp_uconn_s {
      * life and dispatch through these, so moving between idle and busy costs no
      * epoll_ctl. */
     void *owner;
+    const struct rp_log_s *log; /* the owner request's error_log (rp_log_current), or NULL */
     void (*on_read)(void *owner);
     void (*on_write)(void *owner);
     void (*on_timeout)(void *owner);
