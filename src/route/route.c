@@ -121,6 +121,8 @@ struct rp_route_names_s {
     const rp_server_name_t **slots;
     size_t mask;
     size_t regex_from; /* the first regex in addr->names */
+    size_t nkind[RP_NAME_REGEX]; /* how many names of each hashed kind: a kind with none
+                                  * costs no hashing per request */
 };
 
 static uint32_t hash_name(const char *s, size_t len);
@@ -161,6 +163,7 @@ void rp_route_build_names(rp_arena_t *arena, rp_http_addr_t *addr)
         }
         if (names_find(ix, n->kind, n->name, n->len))
             continue; /* the first of equal names counts, as in the linear search */
+        ix->nkind[n->kind]++;
         size_t s = name_key(n->kind, n->name, n->len) & ix->mask;
         while (ix->slots[s])
             s = (s + 1) & ix->mask;
@@ -180,15 +183,15 @@ rp_http_core_srv_conf_t *rp_route_server_match(const rp_http_addr_t *addr, const
 
     if (addr->index) {
         const struct rp_route_names_s *ix = addr->index;
-        const rp_server_name_t *n = names_find(ix, RP_NAME_EXACT, host, len);
-        if (n)
+        const rp_server_name_t *n;
+        if (ix->nkind[RP_NAME_EXACT] && (n = names_find(ix, RP_NAME_EXACT, host, len)))
             return n->server;
         /* the longest "*.rest" first: the leftmost dot with something before it */
-        for (size_t i = 1; i < len; i++)
+        for (size_t i = 1; ix->nkind[RP_NAME_WILD_HEAD] && i < len; i++)
             if (host[i] == '.' && (n = names_find(ix, RP_NAME_WILD_HEAD, host + i, len - i)))
                 return n->server;
         /* the longest "start.*": the rightmost dot with something after it */
-        for (size_t i = len; i-- > 0;)
+        for (size_t i = len; ix->nkind[RP_NAME_WILD_TAIL] && i-- > 0;)
             if (i + 1 < len && host[i] == '.' &&
                 (n = names_find(ix, RP_NAME_WILD_TAIL, host, i + 1)))
                 return n->server;

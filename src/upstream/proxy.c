@@ -54,6 +54,7 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 enum { P_CONNECT, P_HANDSHAKE, P_SEND, P_HEAD, P_BODY, P_TUNNEL };
@@ -878,7 +879,12 @@ static int named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
     for (unsigned k = 0; k < ps->nheaders; k++) {
-        if (rp_span_ieq(b, ps->headers[k].name, "connection")) {
+        if (ps->headers[k].name.len == 10 && rp_span_ieq(b, ps->headers[k].name, "connection")) {
+            /* the usual values name no field: no token search for each field */
+            rp_span_t cv = ps->headers[k].value;
+            if ((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
+                (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0))
+                continue;
             char tok[64];
             if (n.len < sizeof(tok)) {
                 memcpy(tok, n.data, n.len);
@@ -888,6 +894,21 @@ static int named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned
                     return 1;
             }
         }
+    }
+    return 0;
+}
+
+/* Whether some Connection field names other fields (anything but the usual "keep-alive"
+ * or "close"): only then is each field checked against it. */
+static int connection_lists_fields(const rp_h1_parser_t *ps, const char *b)
+{
+    for (unsigned k = 0; k < ps->nheaders; k++) {
+        if (ps->headers[k].name.len != 10 || !rp_span_ieq(b, ps->headers[k].name, "connection"))
+            continue;
+        rp_span_t cv = ps->headers[k].value;
+        if (!((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
+              (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0)))
+            return 1;
     }
     return 0;
 }
@@ -1185,6 +1206,7 @@ static int handle_head(proxy_t *p)
         r->reason = (rp_str_t){b + ps->phrase.off, ps->phrase.len}; /* a code we do not name */
     r->response_started = 1;
     rp_str_t accel = RP_NULL_STR;
+    int conn_lists = connection_lists_fields(ps, b);
     for (unsigned i = 0; i < ps->nheaders; i++)
         if (rp_proxy_accel_redirect_field(p->plcf, (rp_str_t){b + ps->headers[i].name.off,
                                                               ps->headers[i].name.len}))
@@ -1200,7 +1222,7 @@ static int handle_head(proxy_t *p)
             else if (rp_str_ieq(v, "yes"))
                 p->buffering = p->mode != B_NONE;
         }
-        if (!named_by_connection(ps, b, i)) /* the rest of the policy is the callee's */
+        if (!conn_lists || !named_by_connection(ps, b, i)) /* the rest is the callee's */
             rp_proxy_response_field(
                 r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
                 (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);
