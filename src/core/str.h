@@ -29,4 +29,20 @@ static inline int rp_str_ieq(rp_str_t a, const char *lit)
     return a.len == n && strncasecmp(a.data, lit, n) == 0;
 }
 
+/* The 6-bit value of a base64 character (RFC 4648, standard alphabet), or -1. */
+static inline int rp_base64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
 #endif

@@ -36,21 +36,6 @@ typedef struct {
 
 /* ---- the Authorization field ---- */
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Decodes base64 (padding optional) into out (at least in.len * 3 / 4 bytes). */
 static int b64_decode(rp_str_t in, char *out, size_t *outlen)
 {
@@ -62,7 +47,7 @@ static int b64_decode(rp_str_t in, char *out, size_t *outlen)
     int bits = 0;
     size_t n = 0;
     for (size_t i = 0; i < in.len; i++) {
-        int v = b64_value((unsigned char)in.data[i]);
+        int v = rp_base64_value((unsigned char)in.data[i]);
         if (v < 0)
             return -1;
         acc = (acc << 6) | (unsigned long)v;

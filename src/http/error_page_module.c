@@ -151,31 +151,6 @@ static int is_redirect(int code)
     return code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
 }
 
-/* Control bytes of a target built from variables are percent-encoded: they could split
- * the response head otherwise (as rewrite_module's `return` does). */
-static rp_str_t safe_location(rp_request_t *r, rp_str_t v)
-{
-    size_t bad = 0;
-    for (size_t i = 0; i < v.len; i++)
-        if ((unsigned char)v.data[i] < 0x20 || v.data[i] == 0x7f)
-            bad++;
-    if (bad == 0)
-        return v;
-    char *d = rp_arena_alloc(r->arena, v.len + 2 * bad);
-    size_t k = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char ch = (unsigned char)v.data[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            d[k++] = '%';
-            d[k++] = "0123456789ABCDEF"[ch >> 4];
-            d[k++] = "0123456789ABCDEF"[ch & 15];
-        } else {
-            d[k++] = (char)ch;
-        }
-    }
-    return (rp_str_t){d, k};
-}
-
 static int send_page(rp_request_t *r, const error_page_t *ep)
 {
     if (ep->overwrite >= 0)
@@ -205,7 +180,7 @@ static int send_page(rp_request_t *r, const error_page_t *ep)
     for (unsigned i = 0; i < r->nout_headers; i++)
         if (rp_str_ieq(r->out_headers[i].name, "location"))
             r->out_headers[i].name.len = 0; /* an emptied name is skipped when the head is made */
-    rp_http_add_header(r, RP_STR("Location"), safe_location(r, uri));
+    rp_http_add_header(r, RP_STR("Location"), rp_http_safe_location(r, uri));
     if (!is_redirect(ep->overwrite))
         r->err_status = 302;
     return rp_http_send_error_page(r, r->err_status);

@@ -295,6 +295,14 @@ static inline int rp_http_next_body(rp_request_t *r, const rp_http_body_filter_t
 void rp_http_rewrite_add_step(rp_conf_t *cf, int (*step)(rp_request_t *r, const void *data),
                               const void *data);
 
+/*
+ * A redirect's target may hold variables the client controls ($uri is decoded, so
+ * "%0d%0a" in the request becomes CR LF there): control bytes are percent-encoded
+ * back, so they can never split the response head (nginx's well-known pitfall with
+ * `return 301 https://host$uri`). Returns v itself when it has none.
+ */
+rp_str_t rp_http_safe_location(rp_request_t *r, rp_str_t v);
+
 /* A redirect's target starting with "/" made absolute as nginx writes rampart's own
  * redirects (absolute_redirect, server_name_in_redirect, port_in_redirect); any other
  * target as it is. */

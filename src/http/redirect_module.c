@@ -50,6 +50,29 @@ static unsigned port_of(const struct sockaddr_storage *ss)
     return 0;
 }
 
+rp_str_t rp_http_safe_location(rp_request_t *r, rp_str_t v)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < v.len; i++)
+        if ((unsigned char)v.data[i] < 0x20 || v.data[i] == 0x7f)
+            bad++;
+    if (bad == 0)
+        return v;
+    char *d = rp_arena_alloc(r->arena, v.len + 2 * bad);
+    size_t k = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        unsigned char ch = (unsigned char)v.data[i];
+        if (ch < 0x20 || ch == 0x7f) {
+            d[k++] = '%';
+            d[k++] = "0123456789ABCDEF"[ch >> 4];
+            d[k++] = "0123456789ABCDEF"[ch & 15];
+        } else {
+            d[k++] = (char)ch;
+        }
+    }
+    return (rp_str_t){d, k};
+}
+
 rp_str_t rp_http_absolute_location(rp_request_t *r, rp_str_t loc)
 {
     if (loc.len == 0 || loc.data[0] != '/' || r->loc_conf == NULL || r->conn == NULL)

@@ -205,35 +205,6 @@ static const char *set_set(rp_conf_t *cf, const rp_command_t *cmd, void *conf)
     return RP_CONF_OK;
 }
 
-/*
- * A redirect's target may hold variables the client controls ($uri is decoded, so
- * "%0d%0a" in the request becomes CR LF there): control bytes are percent-encoded
- * back, so they can never split the response head (nginx's well-known pitfall with
- * `return 301 https://host$uri`).
- */
-static rp_str_t safe_location(rp_request_t *r, rp_str_t v)
-{
-    size_t bad = 0;
-    for (size_t i = 0; i < v.len; i++)
-        if ((unsigned char)v.data[i] < 0x20 || v.data[i] == 0x7f)
-            bad++;
-    if (bad == 0)
-        return v;
-    char *d = rp_arena_alloc(r->arena, v.len + 2 * bad);
-    size_t k = 0;
-    for (size_t i = 0; i < v.len; i++) {
-        unsigned char ch = (unsigned char)v.data[i];
-        if (ch < 0x20 || ch == 0x7f) {
-            d[k++] = '%';
-            d[k++] = "0123456789ABCDEF"[ch >> 4];
-            d[k++] = "0123456789ABCDEF"[ch & 15];
-        } else {
-            d[k++] = (char)ch;
-        }
-    }
-    return (rp_str_t){d, k};
-}
-
 static int run_return(rp_request_t *r, const op_t *op)
 {
     if (op->code == 444) {
@@ -243,7 +214,7 @@ static int run_return(rp_request_t *r, const op_t *op)
     }
     if (is_redirect(op->code)) {
         if (op->has_text) {
-            rp_str_t loc = safe_location(r, rp_cv_eval(r, &op->value));
+            rp_str_t loc = rp_http_safe_location(r, rp_cv_eval(r, &op->value));
             loc = rp_http_absolute_location(r, loc);
             rp_http_add_header(r, RP_STR("Location"), loc);
         }
@@ -459,7 +430,7 @@ static int run_rewrite(rp_request_t *r, const op_t *op, int *stop)
             loc = concat(r, loc, op->has_args ? "&" : "?", r->args);
         if (logging(r))
             rp_log_error(RP_LOG_NOTICE, 0, "rewritten redirect: \"%.*s\"", (int)loc.len, loc.data);
-        loc = rp_http_absolute_location(r, safe_location(r, loc));
+        loc = rp_http_absolute_location(r, rp_http_safe_location(r, loc));
         rp_http_add_header(r, RP_STR("Location"), loc);
         *stop = 1;
         return rp_http_send_error(r, op->code);

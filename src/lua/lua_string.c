@@ -164,21 +164,6 @@ static int l_encode_base64(lua_State *L)
     return 1;
 }
 
-static int b64_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /*
  * ngx.decode_base64(str): nil when str is not base64. As nginx decodes: the data
  * ends at the first '=' (what follows is not looked at), padding is optional, a
@@ -191,7 +176,7 @@ static int l_decode_base64(lua_State *L)
     size_t slen, len;
     const unsigned char *s = (const unsigned char *)lua_tolstring(L, 1, &slen);
     for (len = 0; len < slen && s[len] != '='; len++)
-        if (b64_value(s[len]) < 0) {
+        if (rp_base64_value(s[len]) < 0) {
             lua_pushnil(L);
             return 1;
         }
@@ -202,15 +187,15 @@ static int l_decode_base64(lua_State *L)
     luaL_Buffer b;
     luaL_buffinit(L, &b);
     for (; len > 3; s += 4, len -= 4) {
-        int v0 = b64_value(s[0]), v1 = b64_value(s[1]), v2 = b64_value(s[2]), v3 = b64_value(s[3]);
+        int v0 = rp_base64_value(s[0]), v1 = rp_base64_value(s[1]), v2 = rp_base64_value(s[2]), v3 = rp_base64_value(s[3]);
         luaL_addchar(&b, (char)(v0 << 2 | v1 >> 4));
         luaL_addchar(&b, (char)(v1 << 4 | v2 >> 2));
         luaL_addchar(&b, (char)(v2 << 6 | v3));
     }
     if (len > 1)
-        luaL_addchar(&b, (char)(b64_value(s[0]) << 2 | b64_value(s[1]) >> 4));
+        luaL_addchar(&b, (char)(rp_base64_value(s[0]) << 2 | rp_base64_value(s[1]) >> 4));
     if (len > 2)
-        luaL_addchar(&b, (char)(b64_value(s[1]) << 4 | b64_value(s[2]) >> 2));
+        luaL_addchar(&b, (char)(rp_base64_value(s[1]) << 4 | rp_base64_value(s[2]) >> 2));
     luaL_pushresult(&b);
     return 1;
 }
