@@ -18,8 +18,10 @@
  * server, as nginx's default proxy_next_upstream does; once the request was
  * sent it is not repeated, except on a cached connection the server closed
  * before answering (a race every keep-alive client must absorb), and only for
- * requests without a body or with one kept whole (request buffering). The socket I/O goes through rp_uconn_read/_writev/
- * _flush, which add TLS for proxy_pass https:// (upstream_ssl.c).
+ * requests without a body or with one kept whole (request buffering). The
+ * socket I/O goes through rp_uconn_read/_writev/_flush, which add TLS for
+ * proxy_pass https:// (upstream_ssl.c). The request head is written by
+ * proxy_headers.c, the response's fields are judged by proxy_response.c.
  *
  * An HTTP/1.1 request that asks to switch protocols (Upgrade, "Connection:
  * upgrade", no body) is forwarded with its Upgrade field and "Connection:
@@ -54,7 +56,6 @@
 #include <netinet/tcp.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 enum { P_CONNECT, P_HANDSHAKE, P_SEND, P_HEAD, P_BODY, P_TUNNEL };
@@ -71,15 +72,15 @@ typedef struct proxy_s {
     int state;
     rp_attempt_t at;
     unsigned stale_retries;
-    rp_http_timer_t *backoff;   /* the wait before the next try */
+    rp_http_timer_t *backoff; /* the wait before the next try */
     /* hedging (hedge.h): the other try racing this one, until a response head came */
     struct proxy_s *sibling;
     rp_http_timer_t *hedge_timer;
-    unsigned reused : 1;        /* uc came from the keep-alive cache */
-    unsigned body_sent : 1;     /* the whole request body went upstream */
-    unsigned req_chunked : 1;   /* the request body goes upstream chunked */
-    unsigned got_bytes : 1;     /* some response byte arrived */
-    unsigned keep : 1;          /* the upstream connection may be reused */
+    unsigned reused : 1;      /* uc came from the keep-alive cache */
+    unsigned body_sent : 1;   /* the whole request body went upstream */
+    unsigned req_chunked : 1; /* the request body goes upstream chunked */
+    unsigned got_bytes : 1;   /* some response byte arrived */
+    unsigned keep : 1;        /* the upstream connection may be reused */
     unsigned finished : 1;
     unsigned send_failed : 1;   /* writing the request failed; an answer may still be there */
     unsigned upgrade : 1;       /* the request sent upstream asks to switch protocols */
@@ -90,13 +91,13 @@ typedef struct proxy_s {
     unsigned paused : 1;        /* ... and reading waits until the client takes some of rb */
     unsigned upstream_done : 1; /* the response was read whole; rb still has some for the client */
     int send_errno;
-    int intercepted;            /* the status an error page replaces: its body is dropped */
-    int64_t discarded;          /* ... the bytes of it read so far */
-    rp_str_t target;            /* the request target sent upstream */
+    int intercepted;   /* the status an error page replaces: its body is dropped */
+    int64_t discarded; /* ... the bytes of it read so far */
+    rp_str_t target;   /* the request target sent upstream */
     rp_h1_parser_t parser;
     rp_chunked_t chunked;
     int mode;
-    int64_t left;               /* B_LENGTH: bytes still to come */
+    int64_t left; /* B_LENGTH: bytes still to come */
     struct timeval t_connect;
     /* proxy_limit_rate: when the body began, what was read of it since, the resume */
     int64_t rate_start, rate_read;
@@ -290,100 +291,6 @@ static void finish(proxy_t *p)
 
 /* ---- sending the request ---- */
 
-/*
- * Whether the client asks to switch protocols and rampart passes that on: over
- * HTTP/1.1 (an HTTP/1.0 client cannot take a 101, and an HTTP/2 stream is not a
- * connection to hand over), with "Connection: upgrade", and without a body (the
- * body's end would be the tunnel's start, which nobody could frame). h2c is never
- * passed: a backend speaking HTTP/2 behind the tunnel would take requests that
- * rampart's locations never saw ("h2c smuggling").
- */
-static int wants_upgrade(const rp_request_t *r)
-{
-    int listed = 0, h2c = 0;
-    if (r->version != 11 || r->chunked || r->content_length > 0)
-        return 0;
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        const rp_header_t *h = &r->headers[i];
-        if (h->name.len == 10 && rp_str_ieq(h->name, "connection"))
-            listed |= rp_h1_token_list_has(h->value.data, h->value.len, "upgrade");
-        else if (h->name.len == 7 && rp_str_ieq(h->name, "upgrade"))
-            h2c |= rp_h1_token_list_has(h->value.data, h->value.len, "h2c");
-    }
-    return listed && !h2c;
-}
-
-static size_t build_request(proxy_t *p, char *buf, size_t cap)
-{
-    rp_request_t *r = p->r;
-    rp_wbuf_t w = {buf, buf + cap};
-    int has_conn_hdr = 0, has_upgrade = 0;
-
-    for (unsigned i = 0; i < r->nheaders; i++) {
-        if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
-            has_conn_hdr = 1;
-        else if (r->headers[i].name.len == 7 && rp_str_ieq(r->headers[i].name, "upgrade"))
-            has_upgrade = 1;
-    }
-    /* only a request that has both fields pays for the closer look */
-    int upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
-    rp_proxy_fields_t fl;
-    rp_proxy_request_fields(r, p->plcf, upgrade ? RP_PROXY_FIELDS_UPGRADE : 0, &fl);
-    p->upgrade = fl.upgrade;
-    int upgrade_set = fl.upgrade_set;
-
-    rp_wbuf_put(&w, r->method.data, r->method.len);
-    RP_WBUF_LIT(&w, " ");
-    rp_wbuf_put(&w, p->target.data, p->target.len);
-    if (p->bc->http_version == 10) {
-        /* nginx's proxy_http_version 1.0: no keep-alive, no upgrade, no chunked body */
-        RP_WBUF_LIT(&w, " HTTP/1.0\r\n");
-        p->upgrade = 0;
-    } else {
-        RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
-    }
-    for (unsigned i = 0; i < fl.n; i++) {
-        rp_wbuf_put(&w, fl.f[i].name.data, fl.f[i].name.len);
-        RP_WBUF_LIT(&w, ": ");
-        rp_wbuf_put(&w, fl.f[i].value.data, fl.f[i].value.len);
-        RP_WBUF_LIT(&w, "\r\n");
-    }
-
-    if (p->upgrade) {
-        for (unsigned i = 0; i < r->nheaders && !upgrade_set; i++) {
-            if (r->headers[i].name.len != 7 || !rp_str_ieq(r->headers[i].name, "upgrade"))
-                continue;
-            RP_WBUF_LIT(&w, "Upgrade: ");
-            rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
-            RP_WBUF_LIT(&w, "\r\n");
-        }
-        /* not "close" even without keepalive: a server may refuse to upgrade a connection
-         * it is told to close; a refusal's connection is closed (or cached) as usual */
-        RP_WBUF_LIT(&w, "Connection: upgrade\r\n");
-    } else if (p->ups->keepalive == 0 || p->bc->http_version == 10) {
-        RP_WBUF_LIT(&w, "Connection: close\r\n");
-    }
-    if (!p->plcf->pass_request_body) {
-        /* proxy_pass_request_body off: the request goes without its body */
-    } else if (r->chunked && r->body && rp_http_body_kept(r)) {
-        /* read whole first: it goes with its length, as nginx sends a buffered body */
-        char cl[40];
-        int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", rp_http_kept_body_length(r));
-        rp_wbuf_put(&w, cl, (size_t)k);
-    } else if (r->chunked) {
-        p->req_chunked = 1;
-        RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
-    } else if (r->content_length >= 0 &&
-               (r->content_length > 0 || rp_str_eq(r->method, "POST") ||
-                rp_str_eq(r->method, "PUT") || rp_str_eq(r->method, "PATCH"))) {
-        char cl[40];
-        int k = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
-        rp_wbuf_put(&w, cl, (size_t)k);
-    }
-    RP_WBUF_LIT(&w, "\r\n");
-    return w.p ? (size_t)(w.p - buf) : 0;
-}
-
 /* Writes what is queued for the upstream. Returns 0 when all went, 1 when it must wait,
  * -1 on error (errno set). */
 static int flush_uout(proxy_t *p)
@@ -459,8 +366,10 @@ static void pump_body(proxy_t *p)
         if (rc < 0) {
             int status = r->body_status;
             if (status == 0) {
-                log_upstream(p, RP_LOG_INFO, "client closed the connection while sending the "
-                                             "request body to upstream", 0, NULL);
+                log_upstream(p, RP_LOG_INFO,
+                             "client closed the connection while sending the "
+                             "request body to upstream",
+                             0, NULL);
                 p->finished = 1;
                 drop_uc(p, 0);
                 rp_http_abort(r);
@@ -584,7 +493,9 @@ static void start_exchange(proxy_t *p)
      * (large_client_header_buffers) gets a request-sized buffer from its arena. */
     char *buf = scratch;
     size_t cap = sizeof(scratch), hlen;
-    while ((hlen = build_request(p, buf, cap)) == 0) {
+    unsigned head_flags = 0;
+    while ((hlen = rp_proxy_request_head(r, p->plcf, p->target, p->bc->http_version,
+                                         p->ups->keepalive != 0, &head_flags, buf, cap)) == 0) {
         if (cap >= 16 * 1024 * 1024) {
             log_upstream(p, RP_LOG_ERR, "request head too large for the upstream", 0, NULL);
             fail(p, 500);
@@ -593,6 +504,8 @@ static void start_exchange(proxy_t *p)
         cap *= 4;
         buf = rp_arena_alloc(r->arena, cap);
     }
+    p->upgrade = (head_flags & RP_PROXY_HEAD_UPGRADE) != 0;
+    p->req_chunked = (head_flags & RP_PROXY_HEAD_CHUNKED) != 0;
     struct iovec iov = {buf, hlen};
     if (send_bytes(p, &iov, 1) != 0) {
         upstream_send_error(p, errno);
@@ -702,7 +615,7 @@ static void connect_next(proxy_t *p)
     rp_upstream_server_t *s = rp_attempt_next(&p->at);
     if (s == NULL) {
         if (p->at.choosing)
-            return; /* balancer_by_lua waits: resume_try goes on */
+            return;              /* balancer_by_lua waits: resume_try goes on */
         if (p->at.hook_status) { /* balancer_by_lua failed: logged with its file and line */
             fail(p, p->at.hook_status);
             return;
@@ -803,8 +716,8 @@ static void read_upstream(proxy_t *p);
 
 /* The try failed before a response head (reason RP_RETRY_*): another try when the policy
  * allows one, else the client gets status. */
-static void failed_before_head(proxy_t *p, unsigned reason, unsigned how, const char *upstream_status,
-                               int status)
+static void failed_before_head(proxy_t *p, unsigned reason, unsigned how,
+                               const char *upstream_status, int status)
 {
     int64_t wait = racing(p) ? -1 : rp_attempt_retry(&p->at, reason, 0, -1, 0, -1);
     rp_attempt_end(&p->at, RP_ATTEMPT_FAILED | how, upstream_status);
@@ -874,49 +787,10 @@ static int to_client(proxy_t *p, const char *data, size_t n)
     return rp_http_write(r, &iov, 1);
 }
 
-/* Whether the upstream's Connection field names field i (then it is not passed on). */
-static int named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned i)
-{
-    rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    for (unsigned k = 0; k < ps->nheaders; k++) {
-        if (ps->headers[k].name.len == 10 && rp_span_ieq(b, ps->headers[k].name, "connection")) {
-            /* the usual values name no field: no token search for each field */
-            rp_span_t cv = ps->headers[k].value;
-            if ((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
-                (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0))
-                continue;
-            char tok[64];
-            if (n.len < sizeof(tok)) {
-                memcpy(tok, n.data, n.len);
-                tok[n.len] = '\0';
-                if (rp_h1_token_list_has(b + ps->headers[k].value.off, ps->headers[k].value.len,
-                                         tok))
-                    return 1;
-            }
-        }
-    }
-    return 0;
-}
-
-/* Whether some Connection field names other fields (anything but the usual "keep-alive"
- * or "close"): only then is each field checked against it. */
-static int connection_lists_fields(const rp_h1_parser_t *ps, const char *b)
-{
-    for (unsigned k = 0; k < ps->nheaders; k++) {
-        if (ps->headers[k].name.len != 10 || !rp_span_ieq(b, ps->headers[k].name, "connection"))
-            continue;
-        rp_span_t cv = ps->headers[k].value;
-        if (!((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
-              (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0)))
-            return 1;
-    }
-    return 0;
-}
-
 static int response_header_passes(proxy_t *p, const rp_h1_parser_t *ps, const char *b, unsigned i)
 {
     rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
-    return rp_proxy_response_field_passes(p->plcf, n) && !named_by_connection(ps, b, i);
+    return rp_proxy_response_field_passes(p->plcf, n) && !rp_proxy_named_by_connection(ps, b, i);
 }
 
 /*
@@ -937,8 +811,10 @@ static int switch_protocols(proxy_t *p)
         upgrades += rp_span_ieq(b, ps->headers[i].name, "upgrade");
     if (upgrades == 0) {
         /* RFC 9110 7.8: without it nobody knows what the connection now speaks */
-        log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
-                                    "Upgrade field", 0, NULL);
+        log_upstream(p, RP_LOG_ERR,
+                     "upstream sent 101 Switching Protocols without an "
+                     "Upgrade field",
+                     0, NULL);
         rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
         p->finished = 1;
         fail(p, 502);
@@ -1013,8 +889,8 @@ static int retry_status(proxy_t *p, int code)
     int not_processed = 0;
     for (unsigned i = 0; i < ps->nheaders; i++) {
         if (rp_span_ieq(b, ps->headers[i].name, "retry-after"))
-            retry_after = rp_retry_after_ms(b + ps->headers[i].value.off,
-                                            ps->headers[i].value.len, rp_time_ms() / 1000);
+            retry_after = rp_retry_after_ms(b + ps->headers[i].value.off, ps->headers[i].value.len,
+                                            rp_time_ms() / 1000);
         else if (rp_span_ieq(b, ps->headers[i].name, "x-rampart-overloaded") ||
                  rp_span_ieq(b, ps->headers[i].name, "x-envoy-overloaded"))
             not_processed = 1;
@@ -1153,8 +1029,10 @@ static int handle_head(proxy_t *p)
         if (code == 101 && p->upgrade)
             return switch_protocols(p);
         if (code == 101) {
-            log_upstream(p, RP_LOG_ERR, "upstream sent 101 Switching Protocols without an "
-                                        "upgrade request", 0, NULL);
+            log_upstream(p, RP_LOG_ERR,
+                         "upstream sent 101 Switching Protocols without an "
+                         "upgrade request",
+                         0, NULL);
             rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
             fail(p, 502);
             return -1;
@@ -1206,10 +1084,10 @@ static int handle_head(proxy_t *p)
         r->reason = (rp_str_t){b + ps->phrase.off, ps->phrase.len}; /* a code we do not name */
     r->response_started = 1;
     rp_str_t accel = RP_NULL_STR;
-    int conn_lists = connection_lists_fields(ps, b);
+    int conn_lists = rp_proxy_connection_lists_fields(ps, b);
     for (unsigned i = 0; i < ps->nheaders; i++)
-        if (rp_proxy_accel_redirect_field(p->plcf, (rp_str_t){b + ps->headers[i].name.off,
-                                                              ps->headers[i].name.len}))
+        if (rp_proxy_accel_redirect_field(
+                p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len}))
             accel = (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len};
     for (unsigned i = 0; i < ps->nheaders; i++) {
         if (ps->headers[i].name.len == 17 &&
@@ -1222,7 +1100,7 @@ static int handle_head(proxy_t *p)
             else if (rp_str_ieq(v, "yes"))
                 p->buffering = p->mode != B_NONE;
         }
-        if (!conn_lists || !named_by_connection(ps, b, i)) /* the rest is the callee's */
+        if (!conn_lists || !rp_proxy_named_by_connection(ps, b, i)) /* the rest is the callee's */
             rp_proxy_response_field(
                 r, p->plcf, (rp_str_t){b + ps->headers[i].name.off, ps->headers[i].name.len},
                 (rp_str_t){b + ps->headers[i].value.off, ps->headers[i].value.len}, accel.len != 0);
@@ -1341,8 +1219,8 @@ static int64_t rate_allowance(proxy_t *p)
     int64_t now = rp_time_ms(), wait = 0;
     if (p->rate_start == 0)
         p->rate_start = now;
-    int64_t may = rp_proxy_rate_allowance(p->plcf->limit_rate, p->rate_start, now, p->rate_read,
-                                          &wait);
+    int64_t may =
+        rp_proxy_rate_allowance(p->plcf->limit_rate, p->rate_start, now, p->rate_read, &wait);
     if (may > 0)
         return may;
     event_del(&p->uc->rev);
@@ -1363,8 +1241,10 @@ static void read_upstream(proxy_t *p)
     for (;;) {
         if (uc->len == uc->cap) {
             /* only a response head can fill the buffer: its limit is below the size */
-            log_upstream(p, RP_LOG_ERR, "upstream sent too big header while reading response "
-                                        "header from upstream", 0, NULL);
+            log_upstream(p, RP_LOG_ERR,
+                         "upstream sent too big header while reading response "
+                         "header from upstream",
+                         0, NULL);
             rp_attempt_end(&p->at, RP_ATTEMPT_FAILED, "502");
             p->finished = 1;
             fail(p, 502);
@@ -1625,7 +1505,8 @@ int rp_proxy_handler(rp_request_t *r)
     if (plcf == NULL || (plcf->upstream == NULL && plcf->route == NULL))
         return RP_DECLINED;
     const rp_proxy_buf_conf_t *bc = rp_proxy_buf_conf(r);
-    if ((bc->request_buffering || bc->http_version == 10) && (r->chunked || r->content_length > 0)) {
+    if ((bc->request_buffering || bc->http_version == 10) &&
+        (r->chunked || r->content_length > 0)) {
         /* proxy_request_buffering: the whole body first, before any upstream is chosen
          * (called again when it is complete) */
         int krc = rp_http_keep_body_spill(r, bc->body_in_file_only ? 0 : bc->body_buffer_size,

@@ -8,6 +8,7 @@
 #ifndef RP_PROXY_H
 #define RP_PROXY_H
 
+#include "http/h1_parser.h"
 #include "http/request.h"
 #include "http/variables.h"
 #include "upstream/upstream.h"
@@ -26,16 +27,16 @@ typedef struct {
     rp_upstream_conf_t *upstream; /* NULL: no proxy_pass in this location */
     rp_upstream_tls_t *tls;       /* proxy_pass https://: how to talk TLS; NULL: plain */
     unsigned https : 1;
-    rp_str_t host;                /* $proxy_host: the upstream name or host:port */
-    rp_str_t uri;                 /* the URI part of proxy_pass */
+    rp_str_t host; /* $proxy_host: the upstream name or host:port */
+    rp_str_t uri;  /* the URI part of proxy_pass */
     unsigned has_uri : 1;
     size_t match_len; /* length of the location prefix the URI part replaces */
     /* variables in the URL, or a canary split: the upstream is chosen per request
      * (upstream_choose.h); NULL: upstream, tls and host above are the answer */
     struct rp_proxy_route_s *route;
 
-    rp_array_t *set_headers;  /* rp_proxy_header_t as configured here; NULL: inherit */
-    rp_array_t *hide_headers; /* rp_str_t; NULL: inherit */
+    rp_array_t *set_headers;    /* rp_proxy_header_t as configured here; NULL: inherit */
+    rp_array_t *hide_headers;   /* rp_str_t; NULL: inherit */
     rp_proxy_header_t *headers; /* set_headers plus the defaults they do not name */
     size_t nheaders;
 
@@ -43,17 +44,17 @@ typedef struct {
     size_t buffer_size; /* largest response head */
 
     /* the response rewriting rules of proxy_response.c */
-    char *url;                /* proxy_pass as written (literal): proxy_redirect default's */
-    const char *loc_name;     /* ... and its location's name */
-    int redirect;             /* proxy_redirect: -1 unset, 0 off, 1 on (rules below) */
-    rp_array_t *redirects;    /* rp_proxy_rewrite_t; NULL: none */
+    char *url;             /* proxy_pass as written (literal): proxy_redirect default's */
+    const char *loc_name;  /* ... and its location's name */
+    int redirect;          /* proxy_redirect: -1 unset, 0 off, 1 on (rules below) */
+    rp_array_t *redirects; /* rp_proxy_rewrite_t; NULL: none */
     rp_array_t *cookie_domains, *cookie_paths; /* RP_CONF_UNSET_PTR: inherit; NULL: off */
-    rp_array_t *cookie_flags; /* rp_proxy_cookie_flags_t; as the two above */
+    rp_array_t *cookie_flags;                  /* rp_proxy_cookie_flags_t; as the two above */
     rp_array_t *pass_headers; /* rp_str_t: proxy_pass_header (inherited with hide_headers) */
     unsigned ignore_headers;  /* RP_PROXY_IGN_* bits: proxy_ignore_headers */
     unsigned ignore_set : 1;
     int pass_request_headers, pass_request_body; /* -1 unset, else on|off */
-    size_t limit_rate;  /* proxy_limit_rate: response bytes read per second; 0 off */
+    size_t limit_rate; /* proxy_limit_rate: response bytes read per second; 0 off */
 } rp_proxy_loc_conf_t;
 
 /*
@@ -62,8 +63,8 @@ typedef struct {
  * / 1000 bytes may have been read. Returns what may be read now (<= 0: none), and
  * when that is none, in *wait_ms how long until the next piece may.
  */
-static inline int64_t rp_proxy_rate_allowance(size_t rate, int64_t start, int64_t now,
-                                              int64_t read, int64_t *wait_ms)
+static inline int64_t rp_proxy_rate_allowance(size_t rate, int64_t start, int64_t now, int64_t read,
+                                              int64_t *wait_ms)
 {
     int64_t elapsed = now - start < 0 ? 0 : now - start;
     int64_t may = (int64_t)rate * (elapsed + 1000) / 1000 - read;
@@ -76,10 +77,10 @@ extern rp_module_t rp_proxy_module;
 
 /* proxy_redirect's, proxy_cookie_domain's and proxy_cookie_path's rules. */
 typedef struct {
-    rp_cv_t pattern;                /* a prefix (a domain), variables allowed */
-    struct rp_http_regex_s *regex;  /* ~ / ~*: matches the whole value, which it replaces */
+    rp_cv_t pattern;               /* a prefix (a domain), variables allowed */
+    struct rp_http_regex_s *regex; /* ~ / ~*: matches the whole value, which it replaces */
     rp_cv_t replacement;
-    unsigned domain : 1;            /* proxy_cookie_domain: the whole domain, any case */
+    unsigned domain : 1; /* proxy_cookie_domain: the whole domain, any case */
 } rp_proxy_rewrite_t;
 
 /* One proxy_cookie_flags line: the cookie's name (variables, or a ~ regex) and what
@@ -87,8 +88,8 @@ typedef struct {
 typedef struct {
     rp_cv_t name;
     struct rp_http_regex_s *regex;
-    unsigned set, clear;   /* RP_COOKIE_SECURE, RP_COOKIE_HTTPONLY, RP_COOKIE_SAMESITE */
-    const char *samesite;  /* with set & RP_COOKIE_SAMESITE: "Strict", "Lax" or "None" */
+    unsigned set, clear;  /* RP_COOKIE_SECURE, RP_COOKIE_HTTPONLY, RP_COOKIE_SAMESITE */
+    const char *samesite; /* with set & RP_COOKIE_SAMESITE: "Strict", "Lax" or "None" */
 } rp_proxy_cookie_flags_t;
 
 enum { RP_COOKIE_SECURE = 1, RP_COOKIE_HTTPONLY = 2, RP_COOKIE_SAMESITE = 4 };
@@ -200,6 +201,27 @@ typedef struct {
 
 void rp_proxy_request_fields(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, unsigned flags,
                              rp_proxy_fields_t *out);
+
+enum {
+    RP_PROXY_HEAD_UPGRADE = 1, /* the head asks the server to switch protocols */
+    RP_PROXY_HEAD_CHUNKED = 2, /* the body goes chunked */
+};
+
+/*
+ * Writes the HTTP/1 request head for r into buf[0..cap): the request line to target
+ * (HTTP/1.0 or 1.1 as http_version says), the fields, the connection's fields
+ * (upgrade, or close when the connection is not kept) and the body's framing; sets
+ * *flags (RP_PROXY_HEAD_*). Returns its length, or 0 when cap is too small.
+ */
+size_t rp_proxy_request_head(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_str_t target,
+                             int http_version, int keepalive, unsigned *flags, char *buf,
+                             size_t cap);
+
+/* Whether the upstream response field i is named by one of its Connection fields (a
+ * hop-by-hop field, not passed on), and whether any Connection field names fields at
+ * all (anything but "keep-alive" or "close": only then is each field checked). */
+int rp_proxy_named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned i);
+int rp_proxy_connection_lists_fields(const rp_h1_parser_t *ps, const char *b);
 
 /* Whether an upstream response field goes to the client (Content-Length never: the
  * protocol frames the body anew). */

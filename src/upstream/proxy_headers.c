@@ -8,9 +8,11 @@
  * proxy_hide_header ones).
  */
 #include "upstream/proxy.h"
+#include "core/wbuf.h"
 #include "http/h1_parser.h"
 #include "observe/trace_context.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
@@ -192,4 +194,102 @@ int rp_proxy_response_field_passes(const rp_proxy_loc_conf_t *plcf, rp_str_t n)
                 return 0;
     }
     return 1;
+}
+
+/* ---- the request head ---- */
+
+/*
+ * Whether the client asks to switch protocols and rampart passes that on: over
+ * HTTP/1.1 (an HTTP/1.0 client cannot take a 101, and an HTTP/2 stream is not a
+ * connection to hand over), with "Connection: upgrade", and without a body (the
+ * body's end would be the tunnel's start, which nobody could frame). h2c is never
+ * passed: a backend speaking HTTP/2 behind the tunnel would take requests that
+ * rampart's locations never saw ("h2c smuggling").
+ */
+static int wants_upgrade(const rp_request_t *r)
+{
+    int listed = 0, h2c = 0;
+    if (r->version != 11 || r->chunked || r->content_length > 0)
+        return 0;
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        const rp_header_t *h = &r->headers[i];
+        if (h->name.len == 10 && rp_str_ieq(h->name, "connection"))
+            listed |= rp_h1_token_list_has(h->value.data, h->value.len, "upgrade");
+        else if (h->name.len == 7 && rp_str_ieq(h->name, "upgrade"))
+            h2c |= rp_h1_token_list_has(h->value.data, h->value.len, "h2c");
+    }
+    return listed && !h2c;
+}
+
+size_t rp_proxy_request_head(rp_request_t *r, const rp_proxy_loc_conf_t *plcf, rp_str_t target,
+                             int http_version, int keepalive, unsigned *flags, char *buf,
+                             size_t cap)
+{
+    rp_wbuf_t w = {buf, buf + cap};
+    int has_conn_hdr = 0, has_upgrade = 0;
+
+    for (unsigned i = 0; i < r->nheaders; i++) {
+        if (r->headers[i].name.len == 10 && rp_str_ieq(r->headers[i].name, "connection"))
+            has_conn_hdr = 1;
+        else if (r->headers[i].name.len == 7 && rp_str_ieq(r->headers[i].name, "upgrade"))
+            has_upgrade = 1;
+    }
+    /* only a request that has both fields pays for the closer look */
+    int upgrade = has_conn_hdr && has_upgrade && wants_upgrade(r);
+    rp_proxy_fields_t fl;
+    rp_proxy_request_fields(r, plcf, upgrade ? RP_PROXY_FIELDS_UPGRADE : 0, &fl);
+    int up = fl.upgrade;
+    int upgrade_set = fl.upgrade_set, chunked = 0;
+
+    rp_wbuf_put(&w, r->method.data, r->method.len);
+    RP_WBUF_LIT(&w, " ");
+    rp_wbuf_put(&w, target.data, target.len);
+    if (http_version == 10) {
+        /* nginx's proxy_http_version 1.0: no keep-alive, no upgrade, no chunked body */
+        RP_WBUF_LIT(&w, " HTTP/1.0\r\n");
+        up = 0;
+    } else {
+        RP_WBUF_LIT(&w, " HTTP/1.1\r\n");
+    }
+    for (unsigned i = 0; i < fl.n; i++) {
+        rp_wbuf_put(&w, fl.f[i].name.data, fl.f[i].name.len);
+        RP_WBUF_LIT(&w, ": ");
+        rp_wbuf_put(&w, fl.f[i].value.data, fl.f[i].value.len);
+        RP_WBUF_LIT(&w, "\r\n");
+    }
+
+    if (up) {
+        for (unsigned i = 0; i < r->nheaders && !upgrade_set; i++) {
+            if (r->headers[i].name.len != 7 || !rp_str_ieq(r->headers[i].name, "upgrade"))
+                continue;
+            RP_WBUF_LIT(&w, "Upgrade: ");
+            rp_wbuf_put(&w, r->headers[i].value.data, r->headers[i].value.len);
+            RP_WBUF_LIT(&w, "\r\n");
+        }
+        /* not "close" even without keepalive: a server may refuse to upgrade a connection
+         * it is told to close; a refusal's connection is closed (or cached) as usual */
+        RP_WBUF_LIT(&w, "Connection: upgrade\r\n");
+    } else if (!keepalive || http_version == 10) {
+        RP_WBUF_LIT(&w, "Connection: close\r\n");
+    }
+    if (!plcf->pass_request_body) {
+        /* proxy_pass_request_body off: the request goes without its body */
+    } else if (r->chunked && r->body && rp_http_body_kept(r)) {
+        /* read whole first: it goes with its length, as nginx sends a buffered body */
+        char cl[40];
+        int k = snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", rp_http_kept_body_length(r));
+        rp_wbuf_put(&w, cl, (size_t)k);
+    } else if (r->chunked) {
+        chunked = 1;
+        RP_WBUF_LIT(&w, "Transfer-Encoding: chunked\r\n");
+    } else if (r->content_length >= 0 &&
+               (r->content_length > 0 || rp_str_eq(r->method, "POST") ||
+                rp_str_eq(r->method, "PUT") || rp_str_eq(r->method, "PATCH"))) {
+        char cl[40];
+        int k = snprintf(cl, sizeof(cl), "Content-Length: %lld\r\n", (long long)r->content_length);
+        rp_wbuf_put(&w, cl, (size_t)k);
+    }
+    RP_WBUF_LIT(&w, "\r\n");
+    *flags = (up ? RP_PROXY_HEAD_UPGRADE : 0) | (chunked ? RP_PROXY_HEAD_CHUNKED : 0);
+    return w.p ? (size_t)(w.p - buf) : 0;
 }

@@ -9,6 +9,7 @@
  * rp_proxy_response_field once per field, and most fields cost a length switch.
  */
 #include "upstream/proxy.h"
+#include "http/h1_parser.h"
 #include "http/http.h"
 #include "upstream/upstream_choose.h"
 #include "net/conn.h"
@@ -567,4 +568,45 @@ int rp_proxy_ignores(const rp_request_t *r, unsigned bit)
     if (p->upstream == NULL && p->route == NULL)
         p = r->loc_conf[rp_grpc_module.index];
     return (p->ignore_headers & bit) != 0;
+}
+
+/* ---- fields the upstream's Connection field names ---- */
+
+/* Whether the upstream's Connection field names field i (then it is not passed on). */
+int rp_proxy_named_by_connection(const rp_h1_parser_t *ps, const char *b, unsigned i)
+{
+    rp_str_t n = {b + ps->headers[i].name.off, ps->headers[i].name.len};
+    for (unsigned k = 0; k < ps->nheaders; k++) {
+        if (ps->headers[k].name.len == 10 && rp_span_ieq(b, ps->headers[k].name, "connection")) {
+            /* the usual values name no field: no token search for each field */
+            rp_span_t cv = ps->headers[k].value;
+            if ((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
+                (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0))
+                continue;
+            char tok[64];
+            if (n.len < sizeof(tok)) {
+                memcpy(tok, n.data, n.len);
+                tok[n.len] = '\0';
+                if (rp_h1_token_list_has(b + ps->headers[k].value.off, ps->headers[k].value.len,
+                                         tok))
+                    return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Whether some Connection field names other fields (anything but the usual "keep-alive"
+ * or "close"): only then is each field checked against it. */
+int rp_proxy_connection_lists_fields(const rp_h1_parser_t *ps, const char *b)
+{
+    for (unsigned k = 0; k < ps->nheaders; k++) {
+        if (ps->headers[k].name.len != 10 || !rp_span_ieq(b, ps->headers[k].name, "connection"))
+            continue;
+        rp_span_t cv = ps->headers[k].value;
+        if (!((cv.len == 10 && strncasecmp(b + cv.off, "keep-alive", 10) == 0) ||
+              (cv.len == 5 && strncasecmp(b + cv.off, "close", 5) == 0)))
+            return 1;
+    }
+    return 0;
 }
