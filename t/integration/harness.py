@@ -37,18 +37,42 @@ _XDIST = os.environ.get("PYTEST_XDIST_WORKER", "")
 _next_port = 0
 
 
+def _port_range():
+    """This process's own range of ports, below the kernel's ephemeral range: a port the
+    kernel picks for port 0 can be handed out again at once as the local port of some
+    outgoing connection (a readiness probe's, an upstream connection's), and a server
+    started later on it then fails to bind. Each xdist worker takes 2000 ports from
+    10000; a serial run takes the 6000 below the ephemeral range. None when the
+    ephemeral range leaves no room (then the kernel picks)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            low = int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768
+    if _XDIST.startswith("gw"):
+        base, span = 10000 + 2000 * int(_XDIST[2:]), 2000
+    else:
+        base, span = low - 6000, 6000
+    if base < 1024 or base + span > low:
+        return None
+    return base, span
+
+
+_RANGE = _port_range()
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port nobody listens on right now (the kernel's pick for port 0, or the next
-    free one of this xdist worker's range)."""
+    """A TCP port nobody listens on right now: the next free one of this process's range
+    (see _port_range), or the kernel's pick for port 0 when there is none."""
     global _next_port
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    if not _XDIST.startswith("gw"):
+    if _RANGE is None:
         with socket.socket(family, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
             return s.getsockname()[1]
-    base = 10000 + 2000 * int(_XDIST[2:])
-    for _ in range(2000):
-        port = base + _next_port % 2000
+    base, span = _RANGE
+    for _ in range(span):
+        port = base + _next_port % span
         _next_port += 1
         with socket.socket(family, socket.SOCK_STREAM) as s:
             try:
@@ -56,7 +80,7 @@ def free_port(host="127.0.0.1"):
             except OSError:
                 continue
             return port
-    raise RuntimeError(f"no free port in {base}..{base + 1999}")
+    raise RuntimeError(f"no free port in {base}..{base + span - 1}")
 
 
 def wait_for(predicate, timeout=5.0, interval=POLL, what="condition"):
