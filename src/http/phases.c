@@ -244,6 +244,8 @@ static void run_phases(rp_request_t *r)
         }
         rp_phase_handler_pt h = RP_ARRAY_AT(handlers, rp_phase_handler_pt, i);
         rc = h(r);
+        if (rc == RP_AGAIN || rc == RP_DONE)
+            return; /* r may be gone already: an answer sent in full can end it */
         if (r->phase == RP_PHASE_ACCESS) {
             if (access_step(r, rc) != RP_OK)
                 return;

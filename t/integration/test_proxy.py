@@ -1257,7 +1257,7 @@ def warm_up(port):
 
 
 def test_100mb_upload_streams_with_bounded_memory(rampart, port, backend):
-    serve(rampart, port, backend, server="client_max_body_size 0;")
+    serve(rampart, port, backend, server="client_max_body_size 0; proxy_request_buffering off;")
     warm_up(port)
     total = 100 * MB
     block = os.urandom(MB)
